@@ -1,0 +1,508 @@
+//! Cross-field validation of a proxy [`Config`].
+//!
+//! Serde already rejects unknown fields and wrong types; this module checks what a type
+//! cannot say: references resolve, names and ports are unique, regexes compile. It
+//! collects every problem instead of stopping at the first, so an operator fixes a file
+//! in one pass.
+
+use std::collections::HashSet;
+use std::fmt;
+
+use super::{Config, KeyValueMatch, PathMatch, RouteTable, Service, StringMatch};
+
+/// One problem, located by field path.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FieldError {
+    /// Field path, e.g. `routes[0].rules[1].backends[0].service`.
+    pub path: String,
+    /// What is wrong, with the offending value and a hint.
+    pub message: String,
+}
+
+/// Every problem found in a config.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub struct ValidationErrors(pub Vec<FieldError>);
+
+impl fmt::Display for ValidationErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, e) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str("; ")?;
+            }
+            write!(f, "{}: {}", e.path, e.message)?;
+        }
+        Ok(())
+    }
+}
+
+#[derive(Default)]
+struct Errors(Vec<FieldError>);
+
+impl Errors {
+    fn push(&mut self, path: impl Into<String>, message: impl Into<String>) {
+        self.0.push(FieldError {
+            path: path.into(),
+            message: message.into(),
+        });
+    }
+}
+
+pub(super) fn config(config: &Config) -> Result<(), ValidationErrors> {
+    let mut errors = Errors::default();
+    workload(config, &mut errors);
+    listeners(config, &mut errors);
+    services(config, &mut errors);
+    routes(config, &mut errors);
+    settings(config, &mut errors);
+    if errors.0.is_empty() {
+        Ok(())
+    } else {
+        Err(ValidationErrors(errors.0))
+    }
+}
+
+fn workload(config: &Config, errors: &mut Errors) {
+    let w = &config.workload;
+    name("workload.name", &w.name, errors);
+    name("workload.namespace", &w.namespace, errors);
+    name("workload.serviceAccount", &w.service_account, errors);
+    if w.trust_domain.is_empty()
+        || !w
+            .trust_domain
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"-._".contains(&b))
+    {
+        errors.push(
+            "workload.trustDomain",
+            format!(
+                "{:?} is not a valid trust domain (lowercase letters, digits, '-', '.', '_')",
+                w.trust_domain
+            ),
+        );
+    }
+    let mut seen = HashSet::new();
+    for (i, p) in w.ports.iter().enumerate() {
+        if p.port == 0 {
+            errors.push(format!("workload.ports[{i}].port"), "must be 1-65535");
+        } else if !seen.insert(p.port) {
+            errors.push(
+                format!("workload.ports[{i}].port"),
+                format!("port {} is listed twice", p.port),
+            );
+        }
+    }
+}
+
+fn listeners(config: &Config, errors: &mut Errors) {
+    let l = &config.listeners;
+    if !l.admin.ip().is_loopback() {
+        errors.push(
+            "listeners.admin",
+            format!(
+                "{} is not a loopback address; the admin API can change log levels and dump \
+                 config, so it only binds 127.0.0.1 or ::1",
+                l.admin
+            ),
+        );
+    }
+    if l.hbone.is_some() && config.certificates.is_none() {
+        errors.push(
+            "certificates",
+            "required while listeners.hbone is enabled (set listeners.hbone: null to run \
+             without an identity)",
+        );
+    }
+    let mut bound: Vec<(String, std::net::SocketAddr)> = vec![("listeners.admin".into(), l.admin)];
+    bound.extend(l.metrics.map(|a| ("listeners.metrics".into(), a)));
+    bound.extend(l.hbone.map(|a| ("listeners.hbone".into(), a)));
+    bound.extend(l.outbound_capture.map(|a| ("listeners.outboundCapture".into(), a)));
+    for (i, o) in config.outbound.iter().enumerate() {
+        let path = format!("outbound[{i}]");
+        bound.push((format!("{path}.listen"), o.listen));
+        match config.service(&o.service) {
+            None => errors.push(
+                format!("{path}.service"),
+                format!("no service {:?} in services", o.service),
+            ),
+            Some(s) if !s.ports.iter().any(|p| p.port == o.port) => errors.push(
+                format!("{path}.port"),
+                format!("service {:?} has no port {}", o.service, o.port),
+            ),
+            Some(_) => {}
+        }
+    }
+    for (i, (path, addr)) in bound.iter().enumerate() {
+        if let Some((other, _)) = bound[..i].iter().find(|(_, a)| a == addr) {
+            errors.push(path.clone(), format!("{addr} is already used by {other}"));
+        }
+    }
+}
+
+fn services(config: &Config, errors: &mut Errors) {
+    let mut keys = HashSet::new();
+    let mut vips = HashSet::new();
+    for (i, s) in config.services.iter().enumerate() {
+        let path = format!("services[{i}]");
+        name(&format!("{path}.name"), &s.name, errors);
+        name(&format!("{path}.namespace"), &s.namespace, errors);
+        if !keys.insert(s.key()) {
+            errors.push(
+                format!("{path}.name"),
+                format!("service {} is defined twice", s.key()),
+            );
+        }
+        if let Some(vip) = s.vip {
+            if !vips.insert(vip) {
+                errors.push(format!("{path}.vip"), format!("{vip} is used by another service"));
+            }
+        }
+        for (h, host) in s.hostnames.iter().enumerate() {
+            if host.is_empty() || host.contains(['/', ' ', ':']) {
+                errors.push(
+                    format!("{path}.hostnames[{h}]"),
+                    format!("{host:?} is not a host name"),
+                );
+            }
+        }
+        if s.ports.is_empty() {
+            errors.push(format!("{path}.ports"), "a service needs at least one port");
+        }
+        let mut ports = HashSet::new();
+        for (p, port) in s.ports.iter().enumerate() {
+            if port.port == 0 || port.target_port == Some(0) {
+                errors.push(format!("{path}.ports[{p}]"), "ports must be 1-65535");
+            }
+            if !ports.insert(port.port) {
+                errors.push(
+                    format!("{path}.ports[{p}].port"),
+                    format!("port {} is listed twice", port.port),
+                );
+            }
+        }
+        for (e, ep) in s.endpoints.iter().enumerate() {
+            if let Some(id) = &ep.identity {
+                if !looks_like_spiffe(id) {
+                    errors.push(
+                        format!("{path}.endpoints[{e}].identity"),
+                        format!(
+                            "{id:?} is not a SPIFFE ID (expected spiffe://TRUST_DOMAIN/ns/NAMESPACE/sa/ACCOUNT)"
+                        ),
+                    );
+                }
+            } else if ep.hbone.is_some() {
+                errors.push(
+                    format!("{path}.endpoints[{e}].hbone"),
+                    "set identity too: HBONE needs the SPIFFE ID the peer proxy must present",
+                );
+            }
+        }
+    }
+}
+
+fn routes(config: &Config, errors: &mut Errors) {
+    let mut parents = HashSet::new();
+    for (i, table) in config.routes.iter().enumerate() {
+        let path = format!("routes[{i}]");
+        let Some(parent) = config.service(&table.service) else {
+            errors.push(
+                format!("{path}.service"),
+                format!("no service {:?} in services", table.service),
+            );
+            continue;
+        };
+        if let Some(port) = table.port {
+            if !parent.ports.iter().any(|p| p.port == port) {
+                errors.push(
+                    format!("{path}.port"),
+                    format!("service {:?} has no port {port}", table.service),
+                );
+            }
+        }
+        if !parents.insert((parent.key(), table.port)) {
+            errors.push(
+                format!("{path}.service"),
+                "another route table already attaches to this service and port; merge the rules",
+            );
+        }
+        if table.rules.is_empty() {
+            errors.push(format!("{path}.rules"), "a route needs at least one rule");
+        }
+        for (r, rule) in table.rules.iter().enumerate() {
+            let rpath = format!("{path}.rules[{r}]");
+            for (m, mat) in rule.matches.iter().enumerate() {
+                let mpath = format!("{rpath}.matches[{m}]");
+                if let Some(a) = &mat.authority {
+                    string_match(&format!("{mpath}.authority"), a, errors);
+                }
+                if let Some(p) = &mat.path {
+                    path_match(&format!("{mpath}.path"), p, errors);
+                }
+                if let Some(method) = &mat.method {
+                    if method.is_empty() || !method.bytes().all(|b| b.is_ascii_uppercase()) {
+                        errors.push(
+                            format!("{mpath}.method"),
+                            format!("{method:?} is not an HTTP method (uppercase, e.g. \"GET\")"),
+                        );
+                    }
+                }
+                key_values(&format!("{mpath}.headers"), &mat.headers, true, errors);
+                key_values(&format!("{mpath}.query"), &mat.query, false, errors);
+            }
+            backends(config, table, parent, &rpath, rule, errors);
+        }
+    }
+}
+
+fn backends(
+    config: &Config,
+    table: &RouteTable,
+    parent: &Service,
+    rpath: &str,
+    rule: &super::RouteRule,
+    errors: &mut Errors,
+) {
+    if rule.backends.is_empty() {
+        errors.push(format!("{rpath}.backends"), "a rule needs at least one backend");
+    } else if rule.backends.iter().all(|b| b.weight == 0) {
+        errors.push(
+            format!("{rpath}.backends"),
+            "every backend has weight 0, so no request could be served; give one a weight > 0",
+        );
+    }
+    for (b, backend) in rule.backends.iter().enumerate() {
+        let bpath = format!("{rpath}.backends[{b}]");
+        let Some(service) = config.service(&backend.service) else {
+            errors.push(
+                format!("{bpath}.service"),
+                format!("no service {:?} in services", backend.service),
+            );
+            continue;
+        };
+        let wanted: Vec<u16> = match (backend.port, table.port) {
+            (Some(p), _) | (None, Some(p)) => vec![p],
+            (None, None) => parent.ports.iter().map(|p| p.port).collect(),
+        };
+        for port in wanted {
+            if !service.ports.iter().any(|p| p.port == port) {
+                errors.push(
+                    format!("{bpath}.port"),
+                    format!(
+                        "backend service {:?} has no port {port}; set backends[].port",
+                        backend.service
+                    ),
+                );
+            }
+        }
+    }
+}
+
+fn settings(config: &Config, errors: &mut Errors) {
+    let s = &config.settings;
+    for (field, value) in [
+        ("settings.maxHeaderBytes", s.max_header_bytes),
+        ("settings.maxHeaders", u32::from(s.max_headers)),
+        ("settings.maxConcurrentStreams", s.max_concurrent_streams),
+        ("settings.maxHboneStreams", s.max_hbone_streams),
+        ("settings.maxConnections", s.max_connections),
+    ] {
+        if value == 0 {
+            errors.push(field, "must be at least 1");
+        }
+    }
+    if s.max_header_bytes < 1024 {
+        errors.push(
+            "settings.maxHeaderBytes",
+            format!("{} is too small for real clients; use at least 1024", s.max_header_bytes),
+        );
+    }
+    for (field, value) in [
+        ("settings.detectTimeout", s.detect_timeout),
+        ("settings.connectTimeout", s.connect_timeout),
+        ("settings.requestHeaderTimeout", s.request_header_timeout),
+        ("settings.idleTimeout", s.idle_timeout),
+    ] {
+        if value.is_zero() {
+            errors.push(field, "must be greater than 0");
+        }
+    }
+}
+
+fn name(path: &str, value: &str, errors: &mut Errors) {
+    let ok = !value.is_empty()
+        && value.len() <= 63
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !value.starts_with('-')
+        && !value.ends_with('-');
+    if !ok {
+        errors.push(
+            path,
+            format!("{value:?} is not a valid name (lowercase letters, digits and '-', at most 63)"),
+        );
+    }
+}
+
+fn looks_like_spiffe(id: &str) -> bool {
+    id.strip_prefix("spiffe://")
+        .and_then(|rest| rest.split_once('/'))
+        .is_some_and(|(td, path)| !td.is_empty() && !path.is_empty())
+}
+
+fn string_match(path: &str, m: &StringMatch, errors: &mut Errors) {
+    if let StringMatch::Regex(re) = m {
+        regex(path, re, errors);
+    }
+}
+
+fn path_match(path: &str, m: &PathMatch, errors: &mut Errors) {
+    match m {
+        PathMatch::Exact(p) | PathMatch::Prefix(p) if !p.starts_with('/') => errors.push(
+            path,
+            format!("{p:?} must start with '/'"),
+        ),
+        PathMatch::Regex(re) => regex(path, re, errors),
+        _ => {}
+    }
+}
+
+fn key_values(path: &str, items: &[KeyValueMatch], header: bool, errors: &mut Errors) {
+    for (i, kv) in items.iter().enumerate() {
+        let valid_name = !kv.name.is_empty()
+            && (!header
+                || kv
+                    .name
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-_.!#$%&'*+^`|~".contains(&b)));
+        if !valid_name {
+            errors.push(
+                format!("{path}[{i}].name"),
+                format!("{:?} is not a valid name", kv.name),
+            );
+        }
+        string_match(&format!("{path}[{i}].value"), &kv.value, errors);
+    }
+}
+
+fn regex(path: &str, re: &str, errors: &mut Errors) {
+    if let Err(e) = regex::Regex::new(re) {
+        errors.push(path, format!("{re:?} is not a valid regular expression: {e}"));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::proxy::{Config, Error};
+
+    const BASE: &str = r"
+workload: { name: client, address: 10.0.0.1 }
+listeners: { hbone: null }
+outbound:
+  - { listen: 127.0.0.1:18080, service: echo, port: 80 }
+services:
+  - name: echo
+    ports: [{ port: 80, targetPort: 8080, protocol: http }]
+    endpoints: [{ address: 10.0.0.2, identity: spiffe://cluster.local/ns/default/sa/echo }]
+  - name: echo-v2
+    ports: [{ port: 80 }]
+";
+
+    fn errors_of(extra: &str) -> Vec<String> {
+        match Config::from_yaml(&format!("{BASE}{extra}")) {
+            Err(Error::Invalid(e)) => e.0.into_iter().map(|e| format!("{}: {}", e.path, e.message)).collect(),
+            Err(other) => vec![other.to_string()],
+            Ok(_) => vec![],
+        }
+    }
+
+    #[test]
+    fn accepts_a_valid_config() {
+        assert_eq!(errors_of(""), Vec::<String>::new());
+    }
+
+    #[test]
+    fn names_the_unresolved_backend_by_field_path() {
+        let errs = errors_of(
+            "routes:\n  - service: echo\n    rules:\n      - backends: [{ service: echo }, { service: nope, weight: 3 }]\n",
+        );
+        assert_eq!(
+            errs,
+            vec!["routes[0].rules[0].backends[1].service: no service \"nope\" in services"]
+        );
+    }
+
+    #[test]
+    fn rejects_unknown_fields_with_their_path() {
+        let err = Config::from_yaml(&BASE.replace("protocol: http", "protocol: http, colour: red"))
+            .expect_err("unknown field must fail");
+        let text = err.to_string();
+        assert!(text.starts_with("services[0].ports[0]"), "{text}");
+        assert!(text.contains("colour"), "{text}");
+    }
+
+    #[test]
+    fn rejects_negative_weight_with_its_path() {
+        let err = Config::from_yaml(&format!(
+            "{BASE}routes:\n  - service: echo\n    rules:\n      - backends: [{{ service: echo, weight: -1 }}]\n"
+        ))
+        .expect_err("negative weight must fail");
+        assert!(
+            err.to_string().starts_with("routes[0].rules[0].backends[0].weight"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn rejects_invalid_regex() {
+        let errs = errors_of(
+            "routes:\n  - service: echo\n    rules:\n      - matches: [{ path: { regex: '(' } }]\n        backends: [{ service: echo }]\n",
+        );
+        assert_eq!(errs.len(), 1, "{errs:?}");
+        assert!(errs[0].starts_with("routes[0].rules[0].matches[0].path: \"(\" is not a valid regular expression"), "{errs:?}");
+    }
+
+    #[test]
+    fn rejects_admin_off_loopback() {
+        let errs = errors_of("").len();
+        assert_eq!(errs, 0);
+        let err = Config::from_yaml(&BASE.replace("{ hbone: null }", "{ hbone: null, admin: 0.0.0.0:15000 }"))
+            .expect_err("admin on 0.0.0.0 must fail");
+        assert!(err.to_string().starts_with("listeners.admin: 0.0.0.0:15000 is not a loopback"), "{err}");
+    }
+
+    #[test]
+    fn rejects_listener_address_conflicts() {
+        let err = Config::from_yaml(&BASE.replace("127.0.0.1:18080", "127.0.0.1:15000"))
+            .expect_err("conflict must fail");
+        assert!(err.to_string().contains("outbound[0].listen: 127.0.0.1:15000 is already used by listeners.admin"), "{err}");
+    }
+
+    #[test]
+    fn requires_certificates_when_hbone_is_on() {
+        let err = Config::from_yaml(&BASE.replace("listeners: { hbone: null }\n", ""))
+            .expect_err("hbone without certs must fail");
+        assert!(err.to_string().starts_with("certificates: required"), "{err}");
+    }
+
+    #[test]
+    fn rejects_backend_without_the_route_port() {
+        let errs = errors_of(
+            "  - name: other\n    ports: [{ port: 9 }]\nroutes:\n  - service: echo\n    rules:\n      - backends: [{ service: other }]\n",
+        );
+        assert_eq!(errs, vec!["routes[0].rules[0].backends[0].port: backend service \"other\" has no port 80; set backends[].port"]);
+    }
+
+    #[test]
+    fn reports_bad_yaml() {
+        let err = Config::from_yaml("workload: [").expect_err("broken yaml must fail");
+        assert!(matches!(err, Error::Yaml(_)), "{err}");
+    }
+
+    #[test]
+    fn durations_are_human_readable() {
+        let cfg = Config::from_yaml(&format!("{BASE}settings: {{ detectTimeout: 50ms }}\n")).expect("valid");
+        assert_eq!(cfg.settings.detect_timeout, std::time::Duration::from_millis(50));
+        let err = Config::from_yaml(&format!("{BASE}settings: {{ detectTimeout: 50 }}\n")).expect_err("bare number");
+        assert!(err.to_string().starts_with("settings.detectTimeout"), "{err}");
+    }
+}

@@ -1,0 +1,361 @@
+//! Peer certificate checks for HBONE mTLS.
+//!
+//! Two things live here:
+//!
+//! - [`peer_identity`] reads the SPIFFE ID out of a certificate chain's leaf. The HBONE
+//!   server calls it after the handshake (rustls has already verified the chain) to learn
+//!   who is calling; credential loading calls it to learn who we are.
+//! - [`ServerVerifier`], the rustls server-certificate verifier behind
+//!   [`Credentials::client_config`](crate::Credentials::client_config). SPIFFE IDs are not
+//!   DNS names, so instead of matching the TLS server name it verifies the chain against
+//!   the trust bundle (signatures, validity time, EKU serverAuth) with rustls' own WebPKI
+//!   helpers and then requires the leaf's SPIFFE ID to equal the one the caller expects.
+//!
+//! Client certificates are verified by rustls' stock `WebPkiClientVerifier`; nothing here
+//! replaces it.
+
+use std::fmt;
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::crypto::{CryptoProvider, WebPkiSupportedAlgorithms};
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::server::ParsedCertificate;
+use rustls::{CertificateError, DigitallySignedStruct, OtherError, RootCertStore, SignatureScheme};
+use x509_parser::extensions::GeneralName;
+use x509_parser::prelude::{FromDer, X509Certificate, X509Error};
+
+use crate::spiffe::{self, SpiffeId};
+
+/// Why a peer's certificate does not yield an acceptable SPIFFE identity.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The peer sent no certificate at all.
+    #[error("peer presented no certificate; mesh peers must authenticate with a SPIFFE certificate (is mTLS enabled on the caller?)")]
+    NoCertificate,
+
+    /// The leaf is not parseable X.509 DER.
+    #[error("cannot parse the leaf certificate as X.509: {source}")]
+    Parse {
+        /// The parser's complaint.
+        source: x509_parser::nom::Err<X509Error>,
+    },
+
+    /// The leaf's subjectAltName extension is malformed or duplicated.
+    #[error("cannot read the leaf certificate's subjectAltName extension: {source}")]
+    SanExtension {
+        /// The parser's complaint.
+        source: X509Error,
+    },
+
+    /// The leaf has no URI SAN, so it carries no SPIFFE ID.
+    #[error("leaf certificate has no URI SAN (SANs found: {}); a SPIFFE certificate carries exactly one URI SAN spiffe://<trust-domain>/ns/<namespace>/sa/<service-account> (was it issued by the mesh CA?)", list(.sans))]
+    NoUriSan {
+        /// Every SAN found, e.g. `DNS:web.example.com`.
+        sans: Vec<String>,
+    },
+
+    /// The leaf has several URI SANs; the SPIFFE X.509-SVID spec allows exactly one.
+    #[error("leaf certificate has {} URI SANs ({}); a SPIFFE certificate carries exactly one, so its identity is ambiguous", .uris.len(), list(.uris))]
+    MultipleUriSans {
+        /// The URI SANs found.
+        uris: Vec<String>,
+    },
+
+    /// The URI SAN is not a SPIFFE ID of Weft's shape.
+    #[error("leaf certificate's URI SAN {uri:?} is not a mesh identity: {source}")]
+    NotSpiffe {
+        /// The URI SAN found.
+        uri: String,
+        /// What is wrong with it.
+        source: spiffe::Error,
+    },
+
+    /// The peer is authenticated, but as someone else than expected.
+    #[error("server presented SPIFFE ID {found}, expected {expected}; the address may now belong to another workload, or the destination's identity in the mesh config is stale")]
+    Mismatch {
+        /// The identity the caller asked for.
+        expected: SpiffeId,
+        /// The identity the peer's certificate carries.
+        found: SpiffeId,
+    },
+}
+
+/// The SPIFFE ID of a peer from its presented chain (leaf first).
+///
+/// This reads the identity only: call it on chains that rustls has already verified,
+/// e.g. `ServerConnection::peer_certificates()` after the handshake.
+pub fn peer_identity(chain: &[CertificateDer<'_>]) -> Result<SpiffeId, Error> {
+    let leaf = chain.first().ok_or(Error::NoCertificate)?;
+    let (_, cert) = X509Certificate::from_der(leaf).map_err(|source| Error::Parse { source })?;
+    let names = cert
+        .subject_alternative_name()
+        .map_err(|source| Error::SanExtension { source })?
+        .map(|ext| ext.value.general_names.as_slice())
+        .unwrap_or_default();
+    let uris: Vec<&str> = names
+        .iter()
+        .filter_map(|name| match name {
+            GeneralName::URI(uri) => Some(*uri),
+            _ => None,
+        })
+        .collect();
+    match uris.as_slice() {
+        [] => Err(Error::NoUriSan {
+            sans: names.iter().map(describe).collect(),
+        }),
+        [uri] => uri.parse().map_err(|source| Error::NotSpiffe {
+            uri: (*uri).to_owned(),
+            source,
+        }),
+        _ => Err(Error::MultipleUriSans {
+            uris: uris.iter().map(|&uri| uri.to_owned()).collect(),
+        }),
+    }
+}
+
+fn describe(name: &GeneralName<'_>) -> String {
+    match name {
+        GeneralName::DNSName(dns) => format!("DNS:{dns}"),
+        GeneralName::URI(uri) => format!("URI:{uri}"),
+        GeneralName::RFC822Name(email) => format!("email:{email}"),
+        GeneralName::IPAddress(bytes) => match <[u8; 4]>::try_from(*bytes) {
+            Ok(v4) => format!("IP:{}", IpAddr::from(v4)),
+            Err(_) => match <[u8; 16]>::try_from(*bytes) {
+                Ok(v6) => format!("IP:{}", IpAddr::from(v6)),
+                Err(_) => format!("IP:<{} bytes>", bytes.len()),
+            },
+        },
+        other => other.to_string(),
+    }
+}
+
+fn list(items: &[String]) -> String {
+    if items.is_empty() {
+        "none".to_owned()
+    } else {
+        items.join(", ")
+    }
+}
+
+/// Verifies an HBONE server: chain to the trust bundle, then an exact SPIFFE ID match.
+///
+/// The TLS server name the caller dials with is ignored (it may be an IP address or a
+/// placeholder such as `weft.invalid`); the expected SPIFFE ID replaces it.
+pub struct ServerVerifier {
+    roots: Arc<RootCertStore>,
+    expected: SpiffeId,
+    algorithms: WebPkiSupportedAlgorithms,
+}
+
+// === impl ServerVerifier ===
+
+impl ServerVerifier {
+    /// A verifier that trusts `roots` and accepts only a server whose leaf carries `expected`.
+    ///
+    /// Signatures are checked with `provider`'s algorithms (Weft always passes aws-lc-rs).
+    pub fn new(roots: Arc<RootCertStore>, expected: SpiffeId, provider: &CryptoProvider) -> Self {
+        ServerVerifier {
+            roots,
+            expected,
+            algorithms: provider.signature_verification_algorithms,
+        }
+    }
+
+    /// The identity this verifier requires.
+    pub fn expected(&self) -> &SpiffeId {
+        &self.expected
+    }
+}
+
+impl fmt::Debug for ServerVerifier {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ServerVerifier")
+            .field("expected", &self.expected)
+            .field("roots", &self.roots.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl ServerCertVerifier for ServerVerifier {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        let cert = ParsedCertificate::try_from(end_entity)?;
+        rustls::client::verify_server_cert_signed_by_trust_anchor(
+            &cert,
+            &self.roots,
+            intermediates,
+            now,
+            self.algorithms.all,
+        )?;
+        let found = peer_identity(std::slice::from_ref(end_entity)).map_err(certificate_error)?;
+        if found != self.expected {
+            return Err(certificate_error(Error::Mismatch {
+                expected: self.expected.clone(),
+                found,
+            }));
+        }
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.algorithms)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.algorithms)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.algorithms.supported_schemes()
+    }
+}
+
+fn certificate_error(err: Error) -> rustls::Error {
+    rustls::Error::InvalidCertificate(CertificateError::Other(OtherError(Arc::new(err))))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ca::Authority;
+    use rcgen::{CertificateParams, KeyPair, SanType};
+    use rustls::pki_types::pem::PemObject;
+    use std::time::{Duration, SystemTime};
+
+    const DAY: Duration = Duration::from_secs(86_400);
+
+    fn id(sa: &str) -> SpiffeId {
+        SpiffeId::new("cluster.local", "default", sa).unwrap()
+    }
+
+    fn der(pem: &str) -> CertificateDer<'static> {
+        CertificateDer::from_pem_slice(pem.as_bytes()).unwrap()
+    }
+
+    fn self_signed(sans: Vec<SanType>) -> CertificateDer<'static> {
+        let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+        let mut params = CertificateParams::default();
+        params.subject_alt_names = sans;
+        params.self_signed(&key).unwrap().der().clone()
+    }
+
+    fn roots(ca: &Authority) -> Arc<RootCertStore> {
+        let mut roots = RootCertStore::empty();
+        roots.add(der(&ca.cert_pem())).unwrap();
+        Arc::new(roots)
+    }
+
+    fn verify(verifier: &ServerVerifier, leaf: &CertificateDer<'_>, at: SystemTime) -> Result<(), rustls::Error> {
+        let now = UnixTime::since_unix_epoch(at.duration_since(SystemTime::UNIX_EPOCH).unwrap());
+        let name = ServerName::try_from("weft.invalid").unwrap();
+        verifier.verify_server_cert(leaf, &[], &name, &[], now).map(|_| ())
+    }
+
+    #[test]
+    fn peer_identity_reads_the_uri_san() {
+        let ca = Authority::generate("cluster.local", DAY).unwrap();
+        let issued = ca.issue(&id("web"), DAY).unwrap();
+        assert_eq!(peer_identity(&[der(&issued.cert_pem)]).unwrap(), id("web"));
+    }
+
+    #[test]
+    fn peer_identity_rejects_empty_chain() {
+        assert!(matches!(peer_identity(&[]), Err(Error::NoCertificate)));
+    }
+
+    #[test]
+    fn peer_identity_rejects_garbage() {
+        let err = peer_identity(&[CertificateDer::from(vec![1, 2, 3])]).unwrap_err();
+        assert!(matches!(err, Error::Parse { .. }), "{err:?}");
+    }
+
+    #[test]
+    fn peer_identity_rejects_cert_without_uri_san_and_lists_sans() {
+        let leaf = self_signed(vec![
+            SanType::DnsName("web.example.com".try_into().unwrap()),
+            SanType::IpAddress("10.0.0.1".parse().unwrap()),
+        ]);
+        let err = peer_identity(&[leaf]).unwrap_err();
+        let msg = err.to_string();
+        assert!(matches!(err, Error::NoUriSan { .. }), "{err:?}");
+        assert!(msg.contains("DNS:web.example.com, IP:10.0.0.1"), "{msg}");
+
+        let err = peer_identity(&[self_signed(vec![])]).unwrap_err();
+        assert!(err.to_string().contains("SANs found: none"), "{err}");
+    }
+
+    #[test]
+    fn peer_identity_rejects_several_uri_sans() {
+        let leaf = self_signed(vec![
+            SanType::URI("spiffe://cluster.local/ns/a/sa/b".try_into().unwrap()),
+            SanType::URI("spiffe://cluster.local/ns/a/sa/c".try_into().unwrap()),
+        ]);
+        let err = peer_identity(&[leaf]).unwrap_err();
+        assert!(matches!(err, Error::MultipleUriSans { ref uris } if uris.len() == 2), "{err:?}");
+    }
+
+    #[test]
+    fn peer_identity_rejects_non_spiffe_uri() {
+        let leaf = self_signed(vec![SanType::URI("https://example.com/x".try_into().unwrap())]);
+        let err = peer_identity(&[leaf]).unwrap_err();
+        assert!(err.to_string().contains("\"https://example.com/x\""), "{err}");
+    }
+
+    #[test]
+    fn verifier_accepts_expected_identity_and_rejects_others() {
+        let ca = Authority::generate("cluster.local", DAY).unwrap();
+        let leaf = der(&ca.issue(&id("web"), DAY).unwrap().cert_pem);
+        let provider = rustls::crypto::aws_lc_rs::default_provider();
+        let now = SystemTime::now();
+
+        let good = ServerVerifier::new(roots(&ca), id("web"), &provider);
+        verify(&good, &leaf, now).unwrap();
+
+        let wrong = ServerVerifier::new(roots(&ca), id("db"), &provider);
+        let err = verify(&wrong, &leaf, now).unwrap_err().to_string();
+        assert!(err.contains("presented SPIFFE ID spiffe://cluster.local/ns/default/sa/web"), "{err}");
+        assert!(err.contains("expected spiffe://cluster.local/ns/default/sa/db"), "{err}");
+    }
+
+    #[test]
+    fn verifier_checks_validity_time_and_issuer() {
+        let ca = Authority::generate("cluster.local", 10 * DAY).unwrap();
+        let leaf = der(&ca.issue(&id("web"), DAY).unwrap().cert_pem);
+        let provider = rustls::crypto::aws_lc_rs::default_provider();
+        let verifier = ServerVerifier::new(roots(&ca), id("web"), &provider);
+
+        let later = SystemTime::now() + 2 * DAY;
+        let err = verify(&verifier, &leaf, later).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                rustls::Error::InvalidCertificate(CertificateError::Expired | CertificateError::ExpiredContext { .. })
+            ),
+            "{err:?}"
+        );
+
+        let other = Authority::generate("cluster.local", DAY).unwrap();
+        let stranger = ServerVerifier::new(roots(&other), id("web"), &provider);
+        let err = verify(&stranger, &leaf, SystemTime::now()).unwrap_err();
+        assert_eq!(err, rustls::Error::InvalidCertificate(CertificateError::UnknownIssuer));
+    }
+}
