@@ -6,7 +6,16 @@
 //! balances across endpoints and connects; [`hbone`] carries it to the peer proxy over a
 //! pooled mTLS HTTP/2 CONNECT stream; on the other side [`inbound`] terminates HBONE,
 //! learns the caller's SPIFFE identity and forwards to the app on loopback.
-//! [`state`] holds the current config (swapped atomically on reload), [`telemetry`] the
-//! metrics, and [`admin`] the loopback admin API.
+//! [`http`] holds the HTTP plumbing both sides share, [`state`] the current config
+//! (swapped atomically on reload), [`telemetry`] the metrics, and [`admin`] the
+//! loopback admin API. [`run`] wires them together for the `weft proxy` command.
 
+pub mod admin;
 pub mod hbone;
+pub mod http;
+pub mod inbound;
+pub mod outbound;
+pub mod run;
+pub mod state;
+pub mod telemetry;
+pub mod transport;

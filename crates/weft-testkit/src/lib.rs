@@ -15,11 +15,13 @@
 //! It is not a mocking framework: everything talks over real sockets, so the code under
 //! test runs exactly as in production. Nothing here is used by the shipped binary.
 
+pub mod ca;
 pub mod client;
 pub mod echo;
 pub mod grpc;
 pub mod netns;
 pub mod process;
+pub mod websocket;
 
 pub use netns::{e2e_guard, Host, Topology};
 

@@ -147,16 +147,16 @@ impl Topology {
         let n = TOPOLOGY_COUNTER.fetch_add(1, Ordering::Relaxed);
         let prefix = format!("{NAME_PREFIX}{}x{n}", std::process::id());
         let hub = format!("{prefix}-hub");
-        ip(["netns", "add", &hub])?;
+        run_ip(["netns", "add", &hub])?;
         // From here on, Drop cleans up whatever part of the setup succeeded.
         let topology = Self {
             prefix,
             hub,
             hosts: Mutex::new(Vec::new()),
         };
-        ip(["-n", &topology.hub, "link", "add", "br0", "type", "bridge"])?;
-        ip(["-n", &topology.hub, "link", "set", "br0", "up"])?;
-        ip(["-n", &topology.hub, "link", "set", "lo", "up"])?;
+        run_ip(["-n", &topology.hub, "link", "add", "br0", "type", "bridge"])?;
+        run_ip(["-n", &topology.hub, "link", "set", "br0", "up"])?;
+        run_ip(["-n", &topology.hub, "link", "set", "lo", "up"])?;
         Ok(topology)
     }
 
@@ -186,7 +186,7 @@ impl Topology {
             netns: format!("{}-{name}", self.prefix),
             ip,
         };
-        ip(["netns", "add", &host.netns])?;
+        run_ip(["netns", "add", &host.netns])?;
         // Registered before the rest of the setup so that Drop removes it on failure.
         hosts.push(host.clone());
         drop(hosts);
@@ -194,7 +194,7 @@ impl Topology {
         // The veth pair is created inside the hub with its peer moved straight into the
         // host, so interface names only need to be unique within this topology.
         let port = format!("veth{index}");
-        ip([
+        run_ip([
             "-n",
             &self.hub,
             "link",
@@ -208,11 +208,11 @@ impl Topology {
             "netns",
             &host.netns,
         ])?;
-        ip(["-n", &self.hub, "link", "set", &port, "master", "br0", "up"])?;
+        run_ip(["-n", &self.hub, "link", "set", &port, "master", "br0", "up"])?;
         let cidr = format!("{ip}/24");
-        ip(["-n", &host.netns, "addr", "add", &cidr, "dev", "eth0"])?;
-        ip(["-n", &host.netns, "link", "set", "eth0", "up"])?;
-        ip(["-n", &host.netns, "link", "set", "lo", "up"])?;
+        run_ip(["-n", &host.netns, "addr", "add", &cidr, "dev", "eth0"])?;
+        run_ip(["-n", &host.netns, "link", "set", "eth0", "up"])?;
+        run_ip(["-n", &host.netns, "link", "set", "lo", "up"])?;
         Ok(host)
     }
 
@@ -245,7 +245,7 @@ impl fmt::Debug for Topology {
         f.debug_struct("Topology")
             .field("hub", &self.hub)
             .field("hosts", &self.hosts())
-            .finish()
+            .finish_non_exhaustive()
     }
 }
 
@@ -276,7 +276,11 @@ impl Host {
     /// arguments, environment and stdio as usual.
     pub fn command(&self, program: impl AsRef<OsStr>) -> Command {
         let mut command = Command::new("ip");
-        command.arg("netns").arg("exec").arg(&self.netns).arg(program);
+        command
+            .arg("netns")
+            .arg("exec")
+            .arg(&self.netns)
+            .arg(program);
         command
     }
 
@@ -286,9 +290,10 @@ impl Host {
         let mut command = Command::new("ip");
         command.arg("netns").arg("exec").arg(&self.netns).args(args);
         let line = format!("{command:?}");
-        command
-            .output()
-            .map_err(|source| Error::Spawn { command: line, source })
+        command.output().map_err(|source| Error::Spawn {
+            command: line,
+            source,
+        })
     }
 
     /// Runs the future made by `f` to completion on a fresh thread inside the host, on a
@@ -364,7 +369,10 @@ impl Host {
         match entered_rx.recv() {
             Ok(Ok(())) => handle,
             Ok(Err(e)) => panic!("{e}"),
-            Err(_) => panic!("the thread for host {} exited before entering it", self.name),
+            Err(mpsc::RecvError) => panic!(
+                "the thread for host {} exited before entering it",
+                self.name
+            ),
         }
     }
 
@@ -402,17 +410,15 @@ impl Host {
                 std::future::pending::<()>().await;
             }
         });
-        match ready_rx.recv() {
-            Ok(value) => value.map(|value| Hosted {
-                value: Some(value),
-                thread,
-            }),
-            Err(_) => {
-                // The setup panicked; joining re-raises its panic here.
-                thread.join();
-                panic!("setup code in host {} ended without a result", self.name)
-            }
-        }
+        let Ok(value) = ready_rx.recv() else {
+            // The setup panicked; joining re-raises its panic here.
+            thread.join();
+            panic!("setup code in host {} ended without a result", self.name)
+        };
+        value.map(|value| Hosted {
+            value: Some(value),
+            thread,
+        })
     }
 
     /// Moves the current thread into the namespace and builds its runtime.
@@ -559,16 +565,15 @@ pub fn e2e_guard(test: &str) -> bool {
     let message = format!(
         "skipping {test}: needs root for network namespaces (set {E2E_ENV}=required to fail instead)"
     );
-    if std::env::var(E2E_ENV).is_ok_and(|v| v == "required") {
-        panic!("{message}");
-    }
+    let required = std::env::var(E2E_ENV).is_ok_and(|v| v == "required");
+    assert!(!required, "{message}");
     eprintln!("{message}");
     false
 }
 
 // === commands ===
 
-fn ip_cmd<const N: usize>(args: [&str; N]) -> Result<()> {
+fn run_ip<const N: usize>(args: [&str; N]) -> Result<()> {
     let mut command = Command::new("ip");
     command.args(args);
     let line = format!("ip {}", args.join(" "));
@@ -588,7 +593,7 @@ fn ip_cmd<const N: usize>(args: [&str; N]) -> Result<()> {
 }
 
 fn delete_namespace(name: &str) {
-    if let Err(e) = ip(["netns", "delete", name]) {
+    if let Err(e) = run_ip(["netns", "delete", name]) {
         eprintln!("weft-testkit: could not delete network namespace {name}: {e}");
     }
 }
@@ -601,10 +606,12 @@ fn remove_stale_namespaces() {
     for entry in entries.flatten() {
         let name = entry.file_name();
         let Some(name) = name.to_str() else { continue };
-        let Some(pid) = creator_pid(name) else { continue };
+        let Some(pid) = creator_pid(name) else {
+            continue;
+        };
         if pid != std::process::id() && !Path::new(&format!("/proc/{pid}")).exists() {
             // Another process may race us to it; losing that race is fine.
-            let _ = ip(["netns", "delete", name]);
+            let _ = run_ip(["netns", "delete", name]);
         }
     }
 }

@@ -1,1 +1,40 @@
-//! placeholder
+//! Weft's TLS identity layer: SPIFFE IDs, workload credentials, HBONE mTLS
+//! configurations, and a small certificate authority.
+//!
+//! Where it sits: the proxy loads [`Credentials`] from PEM files and asks them for the
+//! rustls configurations of its HBONE listener (`server_config`) and of each connection to
+//! a peer proxy (`client_config`, pinned to the peer's [`SpiffeId`]); after a handshake
+//! the inbound side reads the caller's identity with [`verify::peer_identity`]. Tests,
+//! `weft` operator commands and (later) the control plane mint certificates with
+//! [`ca::Authority`].
+//!
+//! What it is not: a TLS stack or a socket layer. It builds configurations and checks
+//! certificates; `tokio-rustls` in the proxy does the I/O. All cryptography goes through
+//! the aws-lc-rs provider, chosen explicitly rather than through a process-wide default.
+//!
+//! - [`spiffe`]: the `spiffe://<td>/ns/<ns>/sa/<sa>` identity type.
+//! - [`creds`]: loading and validating our chain, key and trust bundle; config builders.
+//! - [`verify`]: reading a peer's identity; the SPIFFE-pinned server verifier.
+//! - [`ca`]: issuing ECDSA P-256 workload certificates.
+
+#![cfg_attr(test, allow(clippy::unwrap_used))]
+
+use std::sync::Arc;
+
+use rustls::crypto::CryptoProvider;
+
+pub mod ca;
+pub mod creds;
+pub mod spiffe;
+pub mod verify;
+
+pub use creds::{Credentials, Error as CredsError};
+pub use spiffe::SpiffeId;
+
+/// The crypto provider every Weft TLS configuration uses: aws-lc-rs with its defaults.
+///
+/// Other crates building rustls configurations (e.g. the control plane's xDS listener)
+/// should take it from here rather than rely on a process-default provider.
+pub fn crypto_provider() -> Arc<CryptoProvider> {
+    Arc::new(rustls::crypto::aws_lc_rs::default_provider())
+}

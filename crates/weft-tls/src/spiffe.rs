@@ -162,7 +162,10 @@ impl fmt::Display for Problem {
         match self {
             Problem::Empty => f.write_str("is empty"),
             Problem::InvalidChar { ch, at } => {
-                write!(f, "has the character {ch:?} at byte {at}, which is not allowed")
+                write!(
+                    f,
+                    "has the character {ch:?} at byte {at}, which is not allowed"
+                )
             }
             Problem::DotSegment => f.write_str("is a '.' or '..' segment"),
             Problem::TooLong { len } => write!(
@@ -191,7 +194,10 @@ impl SpiffeId {
             trust_domain: trust_domain.to_owned(),
             problem,
         })?;
-        for (part, value) in [("namespace", namespace), ("service account", service_account)] {
+        for (part, value) in [
+            ("namespace", namespace),
+            ("service account", service_account),
+        ] {
             check_segment(value).map_err(|problem| Error::InvalidSegment {
                 input: input(),
                 part,
@@ -259,7 +265,10 @@ impl FromStr for SpiffeId {
         ) else {
             return Err(wrong_path());
         };
-        for (part, value) in [("namespace", namespace), ("service account", service_account)] {
+        for (part, value) in [
+            ("namespace", namespace),
+            ("service account", service_account),
+        ] {
             check_segment(value).map_err(|problem| Error::InvalidSegment {
                 input: input.to_owned(),
                 part,
@@ -318,8 +327,18 @@ mod tests {
     #[test]
     fn parses_valid_spiffe_id() {
         let cases = [
-            ("spiffe://cluster.local/ns/default/sa/web", "cluster.local", "default", "web"),
-            ("spiffe://example.org/ns/prod-1/sa/Api_Server.v2", "example.org", "prod-1", "Api_Server.v2"),
+            (
+                "spiffe://cluster.local/ns/default/sa/web",
+                "cluster.local",
+                "default",
+                "web",
+            ),
+            (
+                "spiffe://example.org/ns/prod-1/sa/Api_Server.v2",
+                "example.org",
+                "prod-1",
+                "Api_Server.v2",
+            ),
             ("spiffe://td_1-a/ns/a/sa/b", "td_1-a", "a", "b"),
         ];
         for (input, td, ns, sa) in cases {
@@ -342,7 +361,10 @@ mod tests {
             "spiffe:/cluster.local/ns/a/sa/b",
         ] {
             let err = input.parse::<SpiffeId>().unwrap_err();
-            assert!(matches!(err, Error::MissingScheme { .. }), "{input}: {err:?}");
+            assert!(
+                matches!(err, Error::MissingScheme { .. }),
+                "{input}: {err:?}"
+            );
             let msg = err.to_string();
             assert!(msg.contains(SHAPE), "{msg}");
             assert!(msg.contains(&format!("{input:?}")), "{msg}");
@@ -379,10 +401,22 @@ mod tests {
     fn rejects_invalid_trust_domain() {
         for (input, problem) in [
             ("spiffe:///ns/a/sa/b", Problem::Empty),
-            ("spiffe://Cluster.local/ns/a/sa/b", Problem::InvalidChar { ch: 'C', at: 0 }),
-            ("spiffe://cluster.local:8080/ns/a/sa/b", Problem::InvalidChar { ch: ':', at: 13 }),
-            ("spiffe://user@cluster.local/ns/a/sa/b", Problem::InvalidChar { ch: '@', at: 4 }),
-            ("spiffe://clüster/ns/a/sa/b", Problem::InvalidChar { ch: 'ü', at: 2 }),
+            (
+                "spiffe://Cluster.local/ns/a/sa/b",
+                Problem::InvalidChar { ch: 'C', at: 0 },
+            ),
+            (
+                "spiffe://cluster.local:8080/ns/a/sa/b",
+                Problem::InvalidChar { ch: ':', at: 13 },
+            ),
+            (
+                "spiffe://user@cluster.local/ns/a/sa/b",
+                Problem::InvalidChar { ch: '@', at: 4 },
+            ),
+            (
+                "spiffe://clüster/ns/a/sa/b",
+                Problem::InvalidChar { ch: 'ü', at: 2 },
+            ),
         ] {
             let err = input.parse::<SpiffeId>().unwrap_err();
             let Error::InvalidTrustDomain { problem: found, .. } = &err else {
@@ -391,9 +425,17 @@ mod tests {
             assert_eq!(found, &problem, "{input}");
         }
         let long = "a".repeat(256);
-        let err = format!("spiffe://{long}/ns/a/sa/b").parse::<SpiffeId>().unwrap_err();
+        let err = format!("spiffe://{long}/ns/a/sa/b")
+            .parse::<SpiffeId>()
+            .unwrap_err();
         assert!(
-            matches!(err, Error::InvalidTrustDomain { problem: Problem::TooLong { len: 256 }, .. }),
+            matches!(
+                err,
+                Error::InvalidTrustDomain {
+                    problem: Problem::TooLong { len: 256 },
+                    ..
+                }
+            ),
             "{err:?}"
         );
     }
@@ -404,14 +446,39 @@ mod tests {
             ("spiffe://td/ns//sa/b", "namespace", Problem::Empty),
             ("spiffe://td/ns/a/sa/", "service account", Problem::Empty),
             ("spiffe://td/ns/./sa/b", "namespace", Problem::DotSegment),
-            ("spiffe://td/ns/a/sa/..", "service account", Problem::DotSegment),
-            ("spiffe://td/ns/a b/sa/b", "namespace", Problem::InvalidChar { ch: ' ', at: 1 }),
-            ("spiffe://td/ns/a/sa/b?x=1", "service account", Problem::InvalidChar { ch: '?', at: 1 }),
-            ("spiffe://td/ns/a/sa/b#frag", "service account", Problem::InvalidChar { ch: '#', at: 1 }),
-            ("spiffe://td/ns/a%20/sa/b", "namespace", Problem::InvalidChar { ch: '%', at: 1 }),
+            (
+                "spiffe://td/ns/a/sa/..",
+                "service account",
+                Problem::DotSegment,
+            ),
+            (
+                "spiffe://td/ns/a b/sa/b",
+                "namespace",
+                Problem::InvalidChar { ch: ' ', at: 1 },
+            ),
+            (
+                "spiffe://td/ns/a/sa/b?x=1",
+                "service account",
+                Problem::InvalidChar { ch: '?', at: 1 },
+            ),
+            (
+                "spiffe://td/ns/a/sa/b#frag",
+                "service account",
+                Problem::InvalidChar { ch: '#', at: 1 },
+            ),
+            (
+                "spiffe://td/ns/a%20/sa/b",
+                "namespace",
+                Problem::InvalidChar { ch: '%', at: 1 },
+            ),
         ] {
             let err = input.parse::<SpiffeId>().unwrap_err();
-            let Error::InvalidSegment { part: p, problem: found, .. } = &err else {
+            let Error::InvalidSegment {
+                part: p,
+                problem: found,
+                ..
+            } = &err
+            else {
                 panic!("{input}: {err:?}");
             };
             assert_eq!((*p, found), (part, &problem), "{input}");
@@ -435,7 +502,10 @@ mod tests {
         let err = SpiffeId::new("td", "n/s", "sa").unwrap_err();
         assert!(err.to_string().contains("namespace \"n/s\""), "{err}");
         let err = SpiffeId::new("td", "ns", "").unwrap_err();
-        assert!(err.to_string().contains("service account \"\" is empty"), "{err}");
+        assert!(
+            err.to_string().contains("service account \"\" is empty"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -452,7 +522,11 @@ mod tests {
         assert_eq!(json, "\"spiffe://cluster.local/ns/default/sa/web\"");
         assert_eq!(serde_json::from_str::<SpiffeId>(&json).unwrap(), id);
         let err = serde_json::from_str::<SpiffeId>("\"spiffe://td/ns/a\"").unwrap_err();
-        assert!(err.to_string().contains("/ns/<namespace>/sa/<service-account>"), "{err}");
+        assert!(
+            err.to_string()
+                .contains("/ns/<namespace>/sa/<service-account>"),
+            "{err}"
+        );
         assert!(serde_json::from_str::<SpiffeId>("42").is_err());
     }
 

@@ -17,6 +17,7 @@
 use std::fmt;
 use std::net::IpAddr;
 use std::sync::Arc;
+use std::time::{Duration, SystemTime};
 
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::{CryptoProvider, WebPkiSupportedAlgorithms};
@@ -24,7 +25,7 @@ use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::server::ParsedCertificate;
 use rustls::{CertificateError, DigitallySignedStruct, OtherError, RootCertStore, SignatureScheme};
 use x509_parser::extensions::GeneralName;
-use x509_parser::prelude::{FromDer, X509Certificate, X509Error};
+use x509_parser::prelude::{ASN1Time, FromDer, X509Certificate, X509Error};
 
 use crate::spiffe::{self, SpiffeId};
 
@@ -77,10 +78,27 @@ pub enum Error {
     #[error("server presented SPIFFE ID {found}, expected {expected}; the address may now belong to another workload, or the destination's identity in the mesh config is stale")]
     Mismatch {
         /// The identity the caller asked for.
-        expected: SpiffeId,
+        expected: Box<SpiffeId>,
         /// The identity the peer's certificate carries.
-        found: SpiffeId,
+        found: Box<SpiffeId>,
     },
+}
+
+// === impl Error ===
+
+impl Error {
+    /// The identity error inside a rustls handshake error, if that is what failed it.
+    ///
+    /// rustls prints errors from custom verifiers with `Debug`; callers that log a failed
+    /// HBONE handshake should prefer this error's `Display`, which names both identities.
+    pub fn from_rustls(err: &rustls::Error) -> Option<&Error> {
+        match err {
+            rustls::Error::InvalidCertificate(CertificateError::Other(OtherError(inner))) => {
+                inner.downcast_ref::<Error>()
+            }
+            _ => None,
+        }
+    }
 }
 
 /// The SPIFFE ID of a peer from its presented chain (leaf first).
@@ -113,6 +131,36 @@ pub fn peer_identity(chain: &[CertificateDer<'_>]) -> Result<SpiffeId, Error> {
         _ => Err(Error::MultipleUriSans {
             uris: uris.iter().map(|&uri| uri.to_owned()).collect(),
         }),
+    }
+}
+
+/// Verifies that `leaf` (with `intermediates`) chains to `roots` at `now` and is valid
+/// for TLS server use: signatures with `algorithms`, validity time and EKU.
+pub(crate) fn verify_server_chain(
+    roots: &RootCertStore,
+    leaf: &CertificateDer<'_>,
+    intermediates: &[CertificateDer<'_>],
+    now: UnixTime,
+    algorithms: &WebPkiSupportedAlgorithms,
+) -> Result<(), rustls::Error> {
+    let cert = ParsedCertificate::try_from(leaf)?;
+    rustls::client::verify_server_cert_signed_by_trust_anchor(
+        &cert,
+        roots,
+        intermediates,
+        now,
+        algorithms.all,
+    )
+}
+
+/// An X.509 time as `SystemTime`.
+pub(crate) fn to_system_time(time: &ASN1Time) -> SystemTime {
+    let seconds = time.timestamp();
+    let magnitude = Duration::from_secs(seconds.unsigned_abs());
+    if seconds >= 0 {
+        SystemTime::UNIX_EPOCH + magnitude
+    } else {
+        SystemTime::UNIX_EPOCH - magnitude
     }
 }
 
@@ -188,19 +236,18 @@ impl ServerCertVerifier for ServerVerifier {
         _ocsp_response: &[u8],
         now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
-        let cert = ParsedCertificate::try_from(end_entity)?;
-        rustls::client::verify_server_cert_signed_by_trust_anchor(
-            &cert,
+        verify_server_chain(
             &self.roots,
+            end_entity,
             intermediates,
             now,
-            self.algorithms.all,
+            &self.algorithms,
         )?;
         let found = peer_identity(std::slice::from_ref(end_entity)).map_err(certificate_error)?;
         if found != self.expected {
             return Err(certificate_error(Error::Mismatch {
-                expected: self.expected.clone(),
-                found,
+                expected: Box::new(self.expected.clone()),
+                found: Box::new(found),
             }));
         }
         Ok(ServerCertVerified::assertion())
@@ -239,7 +286,6 @@ mod tests {
     use crate::ca::Authority;
     use rcgen::{CertificateParams, KeyPair, SanType};
     use rustls::pki_types::pem::PemObject;
-    use std::time::{Duration, SystemTime};
 
     const DAY: Duration = Duration::from_secs(86_400);
 
@@ -264,10 +310,16 @@ mod tests {
         Arc::new(roots)
     }
 
-    fn verify(verifier: &ServerVerifier, leaf: &CertificateDer<'_>, at: SystemTime) -> Result<(), rustls::Error> {
+    fn verify(
+        verifier: &ServerVerifier,
+        leaf: &CertificateDer<'_>,
+        at: SystemTime,
+    ) -> Result<(), rustls::Error> {
         let now = UnixTime::since_unix_epoch(at.duration_since(SystemTime::UNIX_EPOCH).unwrap());
         let name = ServerName::try_from("weft.invalid").unwrap();
-        verifier.verify_server_cert(leaf, &[], &name, &[], now).map(|_| ())
+        verifier
+            .verify_server_cert(leaf, &[], &name, &[], now)
+            .map(|_| ())
     }
 
     #[test]
@@ -310,14 +362,22 @@ mod tests {
             SanType::URI("spiffe://cluster.local/ns/a/sa/c".try_into().unwrap()),
         ]);
         let err = peer_identity(&[leaf]).unwrap_err();
-        assert!(matches!(err, Error::MultipleUriSans { ref uris } if uris.len() == 2), "{err:?}");
+        assert!(
+            matches!(err, Error::MultipleUriSans { ref uris } if uris.len() == 2),
+            "{err:?}"
+        );
     }
 
     #[test]
     fn peer_identity_rejects_non_spiffe_uri() {
-        let leaf = self_signed(vec![SanType::URI("https://example.com/x".try_into().unwrap())]);
+        let leaf = self_signed(vec![SanType::URI(
+            "https://example.com/x".try_into().unwrap(),
+        )]);
         let err = peer_identity(&[leaf]).unwrap_err();
-        assert!(err.to_string().contains("\"https://example.com/x\""), "{err}");
+        assert!(
+            err.to_string().contains("\"https://example.com/x\""),
+            "{err}"
+        );
     }
 
     #[test]
@@ -331,9 +391,18 @@ mod tests {
         verify(&good, &leaf, now).unwrap();
 
         let wrong = ServerVerifier::new(roots(&ca), id("db"), &provider);
-        let err = verify(&wrong, &leaf, now).unwrap_err().to_string();
-        assert!(err.contains("presented SPIFFE ID spiffe://cluster.local/ns/default/sa/web"), "{err}");
-        assert!(err.contains("expected spiffe://cluster.local/ns/default/sa/db"), "{err}");
+        let err = verify(&wrong, &leaf, now).unwrap_err();
+        let err = Error::from_rustls(&err)
+            .expect("an identity error")
+            .to_string();
+        assert!(
+            err.contains("presented SPIFFE ID spiffe://cluster.local/ns/default/sa/web"),
+            "{err}"
+        );
+        assert!(
+            err.contains("expected spiffe://cluster.local/ns/default/sa/db"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -348,7 +417,9 @@ mod tests {
         assert!(
             matches!(
                 err,
-                rustls::Error::InvalidCertificate(CertificateError::Expired | CertificateError::ExpiredContext { .. })
+                rustls::Error::InvalidCertificate(
+                    CertificateError::Expired | CertificateError::ExpiredContext { .. }
+                )
             ),
             "{err:?}"
         );
@@ -356,6 +427,9 @@ mod tests {
         let other = Authority::generate("cluster.local", DAY).unwrap();
         let stranger = ServerVerifier::new(roots(&other), id("web"), &provider);
         let err = verify(&stranger, &leaf, SystemTime::now()).unwrap_err();
-        assert_eq!(err, rustls::Error::InvalidCertificate(CertificateError::UnknownIssuer));
+        assert_eq!(
+            err,
+            rustls::Error::InvalidCertificate(CertificateError::UnknownIssuer)
+        );
     }
 }

@@ -1,0 +1,112 @@
+//! Header hygiene: hop-by-hop headers never cross the proxy, and identity headers the
+//! mesh asserts can never be supplied by a client.
+
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+
+/// The header the inbound proxy sets to tell the app who called
+/// (`By=<this workload>;URI=<caller>`), as Envoy and Istio do. Always stripped from input.
+pub const XFCC: HeaderName = HeaderName::from_static("x-forwarded-client-cert");
+
+/// Headers that describe one hop only (RFC 9110 §7.6.1).
+const HOP_BY_HOP: [HeaderName; 6] = [
+    header::CONNECTION,
+    HeaderName::from_static("keep-alive"),
+    HeaderName::from_static("proxy-connection"),
+    header::TRANSFER_ENCODING,
+    header::TE,
+    header::UPGRADE,
+];
+
+/// Removes hop-by-hop headers and those named in `Connection`. With `upgrade`, keeps
+/// `Connection: upgrade` and `Upgrade` so the upgrade reaches the next hop. Keeps
+/// `te: trailers`, which gRPC needs.
+pub fn strip_hop_by_hop(headers: &mut HeaderMap, upgrade: bool) {
+    if headers.contains_key(header::CONNECTION) {
+        let named: Vec<HeaderName> = headers
+            .get_all(header::CONNECTION)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .filter_map(|n| HeaderName::from_bytes(n.trim().as_bytes()).ok())
+            .filter(|n| !(upgrade && *n == header::UPGRADE))
+            .collect();
+        for name in named {
+            headers.remove(name);
+        }
+    }
+    let trailers = headers
+        .get(header::TE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case("trailers")));
+    for name in &HOP_BY_HOP {
+        if upgrade && (*name == header::CONNECTION || *name == header::UPGRADE) {
+            continue;
+        }
+        headers.remove(name);
+    }
+    if upgrade {
+        headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+    }
+    if trailers {
+        headers.insert(header::TE, HeaderValue::from_static("trailers"));
+    }
+}
+
+/// Whether an HTTP/1 request asks for a protocol upgrade (WebSocket and friends).
+pub fn is_upgrade(headers: &HeaderMap) -> bool {
+    headers.contains_key(header::UPGRADE)
+        && headers
+            .get_all(header::CONNECTION)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .any(|t| t.trim().eq_ignore_ascii_case("upgrade"))
+}
+
+/// Removes every identity header a client could use to impersonate a mesh peer.
+pub fn strip_identity(headers: &mut HeaderMap) {
+    headers.remove(XFCC);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn map(pairs: &[(&str, &str)]) -> HeaderMap {
+        pairs
+            .iter()
+            .map(|(k, v)| (HeaderName::from_bytes(k.as_bytes()).expect("name"), v.parse().expect("value")))
+            .collect()
+    }
+
+    #[test]
+    fn strips_hop_by_hop_and_connection_listed_headers() {
+        let mut h = map(&[("connection", "close, x-secret"), ("x-secret", "1"), ("keep-alive", "5"), ("x-app", "1")]);
+        strip_hop_by_hop(&mut h, false);
+        assert_eq!(h.len(), 1);
+        assert!(h.contains_key("x-app"));
+    }
+
+    #[test]
+    fn keeps_te_trailers_for_grpc() {
+        let mut h = map(&[("te", "trailers")]);
+        strip_hop_by_hop(&mut h, false);
+        assert_eq!(h.get("te").map(|v| v.as_bytes()), Some(&b"trailers"[..]));
+    }
+
+    #[test]
+    fn keeps_upgrade_headers_when_upgrading() {
+        let mut h = map(&[("connection", "Upgrade"), ("upgrade", "websocket")]);
+        assert!(is_upgrade(&h));
+        strip_hop_by_hop(&mut h, true);
+        assert_eq!(h.get("upgrade").map(|v| v.as_bytes()), Some(&b"websocket"[..]));
+        assert_eq!(h.get("connection").map(|v| v.as_bytes()), Some(&b"upgrade"[..]));
+    }
+
+    #[test]
+    fn strips_spoofed_client_identity() {
+        let mut h = map(&[("x-forwarded-client-cert", "URI=spiffe://evil/ns/x/sa/admin")]);
+        strip_identity(&mut h);
+        assert!(h.is_empty());
+    }
+}

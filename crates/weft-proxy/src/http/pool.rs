@@ -1,0 +1,213 @@
+//! Upstream HTTP connections to one endpoint, kept and reused.
+//!
+//! HTTP/1.1: a stack of idle connections; a connection goes back on the stack when its
+//! response body ends (see [`Checkin`]), so a request never waits behind another one.
+//! HTTP/2: one multiplexed connection, redialled when it closes. The dialer decides what
+//! a connection is (an HBONE stream to a peer proxy, or plain TCP to a local app), so
+//! the same pool serves the outbound and inbound sides.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, Weak};
+
+use http::{Request, Response};
+use hyper::body::Incoming;
+use hyper::client::conn::{http1, http2};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use tokio::io::{AsyncRead, AsyncWrite};
+
+/// A byte stream to an upstream.
+pub trait Io: AsyncRead + AsyncWrite + Send + Unpin + 'static {}
+impl<T: AsyncRead + AsyncWrite + Send + Unpin + 'static> Io for T {}
+
+/// Boxed dial error.
+pub type DialError = Box<dyn std::error::Error + Send + Sync>;
+/// What a dialer returns.
+pub type DialFuture = Pin<Box<dyn Future<Output = Result<Box<dyn Io>, DialError>> + Send>>;
+/// Opens a new byte stream to the endpoint.
+pub type Dialer = Arc<dyn Fn() -> DialFuture + Send + Sync>;
+
+/// Idle HTTP/1 connections kept per endpoint.
+const MAX_IDLE: usize = 64;
+
+/// HTTP version spoken to the upstream.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Version {
+    /// HTTP/1.1.
+    Http1,
+    /// HTTP/2 (h2c inside the tunnel).
+    Http2,
+}
+
+/// Why a request could not be sent upstream.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// No connection could be opened.
+    #[error("connect failed: {0}")]
+    Connect(#[source] DialError),
+    /// The HTTP exchange failed (connection reset, protocol error).
+    #[error("upstream HTTP error: {0}")]
+    Http(#[from] hyper::Error),
+}
+
+impl Error {
+    /// Whether the failure happened before anything reached the upstream.
+    pub fn is_connect(&self) -> bool {
+        matches!(self, Self::Connect(_))
+    }
+}
+
+/// Connections to one endpoint.
+pub struct Pool {
+    version: Version,
+    dial: Dialer,
+    idle: Mutex<Vec<http1::SendRequest<Incoming>>>,
+    h2: tokio::sync::Mutex<Option<http2::SendRequest<Incoming>>>,
+    max_header_list: u32,
+}
+
+impl std::fmt::Debug for Pool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pool").field("version", &self.version).finish_non_exhaustive()
+    }
+}
+
+/// Returns an HTTP/1 connection to its pool once the response body has been read.
+#[derive(Debug)]
+pub struct Checkin {
+    sender: http1::SendRequest<Incoming>,
+    pool: Weak<Pool>,
+}
+
+impl Checkin {
+    /// The response is complete: the connection may carry another request.
+    pub fn done(self) {
+        if let Some(pool) = self.pool.upgrade() {
+            if !self.sender.is_closed() {
+                let mut idle = pool.idle.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                if idle.len() < MAX_IDLE {
+                    idle.push(self.sender);
+                }
+            }
+        }
+    }
+}
+
+impl Pool {
+    /// A pool speaking `version`, opening connections with `dial`.
+    pub fn new(version: Version, dial: Dialer, max_header_list: u32) -> Arc<Self> {
+        Arc::new(Self {
+            version,
+            dial,
+            idle: Mutex::new(Vec::new()),
+            h2: tokio::sync::Mutex::new(None),
+            max_header_list,
+        })
+    }
+
+    /// Sends `req`. For HTTP/1 the returned [`Checkin`] must be completed when the
+    /// response body ends (the [`super::body::Body`] does it); it is `None` for HTTP/2
+    /// and for upgrades, whose connection is handed over to the upgraded stream.
+    pub async fn send(
+        self: &Arc<Self>,
+        req: Request<Incoming>,
+        upgrade: bool,
+    ) -> Result<(Response<Incoming>, Option<Checkin>), Error> {
+        match self.version {
+            Version::Http1 => self.send_http1(req, upgrade).await,
+            Version::Http2 => {
+                let mut sender = self.h2_sender().await?;
+                let resp = sender.send_request(req).await?;
+                Ok((resp, None))
+            }
+        }
+    }
+
+    async fn send_http1(
+        self: &Arc<Self>,
+        mut req: Request<Incoming>,
+        upgrade: bool,
+    ) -> Result<(Response<Incoming>, Option<Checkin>), Error> {
+        // Reuse an idle connection; if it turns out to be closed before the request was
+        // written, the request comes back and goes out on a fresh connection.
+        while let Some(mut sender) = self.pop_idle() {
+            if sender.ready().await.is_err() {
+                continue;
+            }
+            match sender.try_send_request(req).await {
+                Ok(resp) => return Ok(self.finish(resp, sender, upgrade)),
+                Err(mut e) => match e.take_message() {
+                    Some(back) => req = back,
+                    None => return Err(Error::Http(e.into_error())),
+                },
+            }
+        }
+        let mut sender = self.dial_http1().await?;
+        let resp = sender.send_request(req).await?;
+        Ok(self.finish(resp, sender, upgrade))
+    }
+
+    fn finish(
+        self: &Arc<Self>,
+        resp: Response<Incoming>,
+        sender: http1::SendRequest<Incoming>,
+        upgrade: bool,
+    ) -> (Response<Incoming>, Option<Checkin>) {
+        let checkin = (!upgrade).then(|| Checkin {
+            sender,
+            pool: Arc::downgrade(self),
+        });
+        (resp, checkin)
+    }
+
+    fn pop_idle(&self) -> Option<http1::SendRequest<Incoming>> {
+        let mut idle = self.idle.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        while let Some(sender) = idle.pop() {
+            if !sender.is_closed() {
+                return Some(sender);
+            }
+        }
+        None
+    }
+
+    async fn dial_http1(&self) -> Result<http1::SendRequest<Incoming>, Error> {
+        let io = (self.dial)().await.map_err(Error::Connect)?;
+        let (sender, conn) = http1::Builder::new()
+            .handshake(TokioIo::new(io))
+            .await?;
+        tokio::spawn(async move {
+            if let Err(e) = conn.with_upgrades().await {
+                tracing::debug!(error = %e, "upstream HTTP/1 connection ended with an error");
+            }
+        });
+        Ok(sender)
+    }
+
+    async fn h2_sender(&self) -> Result<http2::SendRequest<Incoming>, Error> {
+        let mut slot = self.h2.lock().await;
+        if let Some(sender) = slot.as_ref() {
+            if !sender.is_closed() {
+                return Ok(sender.clone());
+            }
+        }
+        let io = (self.dial)().await.map_err(Error::Connect)?;
+        let (sender, conn) = http2::Builder::new(TokioExecutor::new())
+            .initial_stream_window_size(1 << 20)
+            .initial_connection_window_size(4 << 20)
+            .max_header_list_size(self.max_header_list)
+            .handshake(TokioIo::new(io))
+            .await?;
+        tokio::spawn(async move {
+            if let Err(e) = conn.await {
+                tracing::debug!(error = %e, "upstream HTTP/2 connection ended with an error");
+            }
+        });
+        *slot = Some(sender.clone());
+        Ok(sender)
+    }
+
+    /// Idle HTTP/1 connections (for tests and metrics).
+    pub fn idle(&self) -> usize {
+        self.idle.lock().unwrap_or_else(std::sync::PoisonError::into_inner).len()
+    }
+}

@@ -1,0 +1,336 @@
+//! The outbound side: from the local app to a service.
+//!
+//! A connection arrives on an explicit listener (which names its service port) or on the
+//! transparent capture listener (the original destination names it, via a service VIP).
+//! Its protocol is detected; HTTP is served and each request is routed
+//! ([`route`]), balanced across endpoints ([`balance`]) and forwarded over a pooled
+//! upstream connection; anything else is balanced once per connection and copied.
+//! Endpoints in the mesh are reached through HBONE, others directly.
+
+pub mod balance;
+pub mod route;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use http::{Request, Response, StatusCode};
+use hyper::body::Incoming;
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
+
+use crate::hbone;
+use crate::http::body::Body;
+use crate::http::pool::{self, DialError, Io, Pool};
+use crate::http::{forward, headers};
+use crate::state::{Dial, EndpointState, Store, Target};
+use crate::telemetry::{ConnectionGuard, ConnectionLabels, Direction, Metrics, Name, RequestLabels};
+use crate::transport::detect::{self, Detected};
+use crate::transport::listen::Drain;
+use crate::transport::rewind::Rewind;
+
+/// Outbound connection handling, shared by every outbound listener.
+#[derive(Debug)]
+pub struct Outbound {
+    store: Arc<Store>,
+    metrics: Arc<Metrics>,
+    hbone: hbone::Pool,
+    drain: Drain,
+}
+
+/// Why a connection could not be opened to an endpoint.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    /// HBONE to the peer proxy failed.
+    #[error(transparent)]
+    Hbone(#[from] hbone::Error),
+    /// Direct TCP failed.
+    #[error("connect to {addr}: {source}")]
+    Tcp {
+        /// Endpoint.
+        addr: SocketAddr,
+        /// I/O error.
+        source: std::io::Error,
+    },
+    /// Direct TCP timed out.
+    #[error("connect to {addr}: timed out")]
+    Timeout {
+        /// Endpoint.
+        addr: SocketAddr,
+    },
+    /// The endpoint is in the mesh but this proxy has no identity to present.
+    #[error("endpoint {addr} needs mTLS but this proxy has no certificates configured")]
+    NoCredentials {
+        /// Endpoint.
+        addr: SocketAddr,
+    },
+}
+
+impl Outbound {
+    /// Outbound handling over `store`, dialling peers through `hbone`.
+    pub fn new(store: Arc<Store>, metrics: Arc<Metrics>, hbone: hbone::Pool, drain: Drain) -> Arc<Self> {
+        Arc::new(Self {
+            store,
+            metrics,
+            hbone,
+            drain,
+        })
+    }
+
+    /// Handles a connection accepted on the explicit listener bound to `listen`.
+    pub async fn explicit(self: Arc<Self>, stream: TcpStream, listen: SocketAddr) {
+        let target = self.store.load().outbound_target(listen).cloned();
+        match target {
+            Some(target) => self.serve(stream, target).await,
+            None => tracing::warn!(%listen, "no service behind this listener any more; closing"),
+        }
+    }
+
+    /// Handles a connection redirected to the capture listener.
+    pub async fn captured(self: Arc<Self>, stream: TcpStream) {
+        let dst = match crate::transport::orig_dst::original_dst(&stream) {
+            Ok(dst) => dst,
+            Err(e) => {
+                tracing::warn!(error = %e, "no original destination (was the connection redirected?)");
+                self.metrics.failure("no_original_dst");
+                return;
+            }
+        };
+        if stream.local_addr().ok() == Some(dst) {
+            tracing::warn!(%dst, "connection addressed to the capture port itself; refusing to loop");
+            return;
+        }
+        let target = self.store.load().vip_target(dst).cloned();
+        match target {
+            Some(target) => self.serve(stream, target).await,
+            None => self.passthrough(stream, dst).await,
+        }
+    }
+
+    async fn serve(self: Arc<Self>, mut stream: TcpStream, target: Target) {
+        let snap = self.store.load();
+        let settings = snap.settings();
+        let plan = detect::plan(
+            target.port.protocol,
+            target.port.port,
+            settings.detect_timeout,
+            settings.request_header_timeout,
+        );
+        let outcome = match detect::detect(&mut stream, plan).await {
+            Ok(Some(o)) => o,
+            Ok(None) => return,
+            Err(e) => {
+                tracing::debug!(error = %e, "connection failed during protocol detection");
+                return;
+            }
+        };
+        let _conn = ConnectionGuard::new(
+            &self.metrics,
+            ConnectionLabels {
+                direction: Direction::Outbound,
+                service: target.service.label.clone(),
+                protocol: outcome.detected.as_str(),
+            },
+        );
+        let io = Rewind::new(outcome.prefix, stream);
+        match outcome.detected {
+            Detected::Http1 | Detected::Http2 => {
+                let http2 = outcome.detected == Detected::Http2;
+                let settings = settings.clone();
+                let key = target.service.key.clone();
+                let port = target.port.port;
+                let this = self.clone();
+                crate::http::server::serve(io, http2, &settings, &self.drain, move |req| {
+                    let this = this.clone();
+                    let key = key.clone();
+                    async move { this.request(req, &key, port, http2).await }
+                })
+                .await;
+            }
+            Detected::Tls { sni } => {
+                tracing::debug!(service = %target.service.key, ?sni, "TLS from the app; forwarding opaque");
+                self.tcp(io, &target, &_conn).await;
+            }
+            Detected::Opaque => self.tcp(io, &target, &_conn).await,
+        }
+    }
+
+    /// Routes and forwards one HTTP request.
+    async fn request(&self, mut req: Request<Incoming>, key: &str, port: u16, http2: bool) -> Response<Body> {
+        let started = Instant::now();
+        let snap = self.store.load();
+        let Some(parent) = snap.target(key, port) else {
+            return forward::local(StatusCode::SERVICE_UNAVAILABLE, "weft: service no longer configured");
+        };
+        let table = snap.routes(&parent);
+        let authority = authority(&req);
+        let view = route::RequestView {
+            method: req.method(),
+            uri: req.uri(),
+            headers: req.headers(),
+            authority: authority.as_ref().map_or("", http::uri::Authority::host),
+        };
+        let Some(rule) = table.find(&view) else {
+            return self.finish(&parent.service.label, started, forward::local(StatusCode::NOT_FOUND, "weft: no route matched"));
+        };
+        let Some(backend) = rule.pick() else {
+            return self.finish(&parent.service.label, started, forward::local(StatusCode::SERVICE_UNAVAILABLE, "weft: no backend with weight"));
+        };
+        let label = backend.service.label.clone();
+        let Some(endpoint) = backend.service.pick().cloned() else {
+            return self.finish(&label, started, forward::local(StatusCode::SERVICE_UNAVAILABLE, &format!("weft: no endpoints for {}", backend.service.key)));
+        };
+        let version = if http2 { pool::Version::Http2 } else { pool::Version::Http1 };
+        let target_port = backend.port.target();
+        let pool = endpoint.pool(target_port, version, || {
+            Pool::new(version, self.dialer(&endpoint, target_port), snap.settings().max_header_bytes)
+        });
+        headers::strip_identity(req.headers_mut());
+        forward::prepare(&mut req, version, authority.as_ref());
+        let timeout = rule.timeout;
+        let in_flight = endpoint.stats.start();
+        let sent = forward::forward(&pool, req);
+        let result = match timeout {
+            Some(t) => tokio::time::timeout(t, sent).await.ok(),
+            None => Some(sent.await),
+        };
+        drop(in_flight);
+        let resp = match result {
+            Some(Ok(resp)) => resp,
+            Some(Err(e)) => {
+                tracing::warn!(service = %backend.service.key, endpoint = %endpoint.address, error = %e, "upstream request failed");
+                let status = if e.is_connect() { StatusCode::SERVICE_UNAVAILABLE } else { StatusCode::BAD_GATEWAY };
+                forward::local(status, &format!("weft: {e}"))
+            }
+            None => forward::local(StatusCode::GATEWAY_TIMEOUT, "weft: request timed out"),
+        };
+        self.finish(&label, started, resp)
+    }
+
+    fn finish(&self, service: &Name, started: Instant, resp: Response<Body>) -> Response<Body> {
+        self.metrics.request(
+            &RequestLabels {
+                direction: Direction::Outbound,
+                service: service.clone(),
+                status: resp.status().as_u16(),
+            },
+            started.elapsed(),
+        );
+        resp
+    }
+
+    /// Opaque TCP: one endpoint per connection, bytes copied both ways.
+    async fn tcp(&self, mut io: Rewind<TcpStream>, target: &Target, conn: &ConnectionGuard) {
+        let snap = self.store.load();
+        let table = snap.routes(target);
+        let Some(backend) = table.find_tcp().and_then(route::Rule::pick) else {
+            return;
+        };
+        let Some(endpoint) = backend.service.pick().cloned() else {
+            tracing::warn!(service = %backend.service.key, "no endpoints; closing connection");
+            return;
+        };
+        let port = backend.port.target();
+        let mut upstream = match self.connect(&endpoint, port).await {
+            Ok(up) => up,
+            Err(e) => {
+                tracing::warn!(service = %backend.service.key, endpoint = %endpoint.address, error = %e, "connect failed");
+                let _ = io.inner().peer_addr();
+                return;
+            }
+        };
+        let in_flight = endpoint.stats.start();
+        match tokio::io::copy_bidirectional(&mut io, &mut upstream).await {
+            Ok((a, b)) => conn.bytes(a + b),
+            Err(e) => tracing::debug!(error = %e, "tcp connection ended with an error"),
+        }
+        drop(in_flight);
+        let _ = upstream.shutdown().await;
+    }
+
+    /// Copies a captured connection whose destination is not a mesh service straight
+    /// to that destination.
+    async fn passthrough(&self, mut stream: TcpStream, dst: SocketAddr) {
+        let _conn = ConnectionGuard::new(
+            &self.metrics,
+            ConnectionLabels {
+                direction: Direction::Outbound,
+                service: Name(Arc::from("passthrough")),
+                protocol: "tcp",
+            },
+        );
+        let timeout = self.store.load().settings().connect_timeout;
+        match tokio::time::timeout(timeout, TcpStream::connect(dst)).await {
+            Ok(Ok(mut upstream)) => {
+                let _ = upstream.set_nodelay(true);
+                if let Ok((a, b)) = tokio::io::copy_bidirectional(&mut stream, &mut upstream).await {
+                    _conn.bytes(a + b);
+                }
+            }
+            Ok(Err(e)) => tracing::debug!(%dst, error = %e, "passthrough connect failed"),
+            Err(_) => tracing::debug!(%dst, "passthrough connect timed out"),
+        }
+    }
+
+    /// Opens a byte stream to `endpoint:port`, through HBONE when it is in the mesh.
+    pub async fn connect(&self, endpoint: &EndpointState, port: u16) -> Result<Box<dyn Io>, ConnectError> {
+        connect(&self.store, &self.hbone, endpoint.address, &endpoint.dial, port).await
+    }
+
+    fn dialer(&self, endpoint: &EndpointState, port: u16) -> pool::Dialer {
+        let store = self.store.clone();
+        let hbone = self.hbone.clone();
+        let address = endpoint.address;
+        let dial = endpoint.dial.clone();
+        Arc::new(move || {
+            let store = store.clone();
+            let hbone = hbone.clone();
+            let dial = dial.clone();
+            Box::pin(async move {
+                connect(&store, &hbone, address, &dial, port)
+                    .await
+                    .map_err(|e| Box::new(e) as DialError)
+            })
+        })
+    }
+}
+
+async fn connect(
+    store: &Store,
+    hbone: &hbone::Pool,
+    address: std::net::IpAddr,
+    dial: &Dial,
+    port: u16,
+) -> Result<Box<dyn Io>, ConnectError> {
+    let addr = SocketAddr::new(address, port);
+    match dial {
+        Dial::Hbone { proxy, identity } => {
+            let creds = store
+                .load()
+                .creds
+                .clone()
+                .ok_or(ConnectError::NoCredentials { addr })?;
+            let stream = hbone.connect(&creds, *proxy, identity, addr).await?;
+            Ok(Box::new(stream))
+        }
+        Dial::Direct => {
+            let timeout = store.load().settings().connect_timeout;
+            let stream = tokio::time::timeout(timeout, TcpStream::connect(addr))
+                .await
+                .map_err(|_| ConnectError::Timeout { addr })?
+                .map_err(|source| ConnectError::Tcp { addr, source })?;
+            let _ = stream.set_nodelay(true);
+            Ok(Box::new(stream))
+        }
+    }
+}
+
+/// The request's authority: `:authority` for HTTP/2, `Host` for HTTP/1.
+pub fn authority<B>(req: &Request<B>) -> Option<http::uri::Authority> {
+    req.uri().authority().cloned().or_else(|| {
+        req.headers()
+            .get(http::header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .and_then(|h| h.parse().ok())
+    })
+}

@@ -1,0 +1,347 @@
+//! The proxy's current configuration, compiled for the data path and swapped atomically.
+//!
+//! A [`Snapshot`] is built from a validated [`Config`]: services with their endpoints
+//! and load-balancer state, compiled route tables, lookup maps for listeners and VIPs,
+//! and the loaded credentials. Connections read the current snapshot with one atomic
+//! load; a reload builds a new one and swaps it in, so in-flight requests finish on the
+//! snapshot they started with and nothing is dropped. Endpoint statistics and upstream
+//! connection pools carry over from the previous snapshot.
+//!
+//! Where config comes from is [`file`] today (a local YAML file, re-read on change);
+//! the control plane's xDS client feeds the same [`Store`] later.
+
+pub mod file;
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::AtomicUsize;
+use std::sync::{Arc, Mutex};
+
+use arc_swap::ArcSwap;
+use weft_api::proxy::{Config, LoadBalancer, Protocol, ServicePort, Settings};
+use weft_tls::{Credentials, SpiffeId};
+
+use crate::http::pool::{self, Pool};
+use crate::outbound::balance::Stats;
+use crate::outbound::route;
+use crate::telemetry::Name;
+
+/// A route table over [`Target`]s.
+pub type RouteTable = route::Table<Target>;
+
+/// A compiled, immutable configuration.
+#[derive(Debug)]
+pub struct Snapshot {
+    /// The config it was built from (for `/config_dump`).
+    pub config: Arc<Config>,
+    /// Content hash of the config and certificate files.
+    pub version: String,
+    /// This workload's credentials, if HBONE is configured.
+    pub creds: Option<Arc<Credentials>>,
+    /// This workload's name, as a metric label.
+    pub workload_label: Name,
+    services: HashMap<String, Arc<ServiceState>>,
+    outbound: HashMap<SocketAddr, Target>,
+    vips: HashMap<SocketAddr, Target>,
+    routes: HashMap<(Arc<str>, u16), Arc<RouteTable>>,
+}
+
+/// A service port as a routing destination.
+#[derive(Clone, Debug)]
+pub struct Target {
+    /// The service.
+    pub service: Arc<ServiceState>,
+    /// The port.
+    pub port: ServicePort,
+}
+
+/// A service with its endpoints.
+#[derive(Debug)]
+pub struct ServiceState {
+    /// `name.namespace`.
+    pub key: Arc<str>,
+    /// The same, as a metric label.
+    pub label: Name,
+    /// Ports.
+    pub ports: Vec<ServicePort>,
+    /// Load-balancing algorithm.
+    pub load_balancer: LoadBalancer,
+    /// Endpoints.
+    pub endpoints: Vec<Arc<EndpointState>>,
+    /// Round-robin position.
+    pub cursor: AtomicUsize,
+}
+
+/// How to reach an endpoint.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Dial {
+    /// Through its proxy over HBONE; the proxy must present `identity`.
+    Hbone {
+        /// The peer proxy's HBONE address.
+        proxy: SocketAddr,
+        /// The SPIFFE ID it must present.
+        identity: SpiffeId,
+    },
+    /// Directly, in plaintext (an endpoint outside the mesh).
+    Direct,
+}
+
+/// One endpoint: where it is, how to reach it, what we learned about it.
+#[derive(Debug)]
+pub struct EndpointState {
+    /// Workload address.
+    pub address: IpAddr,
+    /// How to reach it.
+    pub dial: Dial,
+    /// Load statistics.
+    pub stats: Stats,
+    pools: Mutex<HashMap<(u16, pool::Version), Arc<Pool>>>,
+}
+
+impl AsRef<Stats> for Arc<EndpointState> {
+    fn as_ref(&self) -> &Stats {
+        &self.stats
+    }
+}
+
+impl EndpointState {
+    /// The HTTP pool for `port` and `version`, created with `make` on first use.
+    pub fn pool(
+        &self,
+        port: u16,
+        version: pool::Version,
+        make: impl FnOnce() -> Arc<Pool>,
+    ) -> Arc<Pool> {
+        let mut pools = self.pools.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        pools.entry((port, version)).or_insert_with(make).clone()
+    }
+}
+
+impl ServiceState {
+    /// Picks an endpoint with the service's load balancer.
+    pub fn pick(&self) -> Option<&Arc<EndpointState>> {
+        if self.endpoints.is_empty() {
+            return None;
+        }
+        let i = crate::outbound::balance::pick(self.load_balancer, &self.endpoints, &self.cursor);
+        self.endpoints.get(i)
+    }
+}
+
+/// Why a snapshot could not be built from a (valid) config.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Certificates could not be loaded.
+    #[error("certificates: {0}")]
+    Credentials(#[from] weft_tls::CredsError),
+    /// An endpoint identity is not a SPIFFE ID.
+    #[error("{path}: {source}")]
+    Identity {
+        /// Field path.
+        path: String,
+        /// Parse error.
+        source: weft_tls::spiffe::Error,
+    },
+    /// A route did not compile.
+    #[error("{path}: {source}")]
+    Route {
+        /// Field path.
+        path: String,
+        /// Compile error.
+        source: route::Error,
+    },
+}
+
+impl Snapshot {
+    /// Compiles `config`, reusing endpoint state from `previous` where the endpoint is
+    /// unchanged. `creds` are the already-loaded credentials, `version` the content hash.
+    pub fn build(
+        config: Config,
+        creds: Option<Arc<Credentials>>,
+        version: String,
+        previous: Option<&Snapshot>,
+    ) -> Result<Self, Error> {
+        let mut reuse: HashMap<(IpAddr, Dial), Arc<EndpointState>> = HashMap::new();
+        if let Some(prev) = previous {
+            for svc in prev.services.values() {
+                for ep in &svc.endpoints {
+                    reuse.insert((ep.address, ep.dial.clone()), ep.clone());
+                }
+            }
+        }
+        let mut services = HashMap::new();
+        for (i, s) in config.services.iter().enumerate() {
+            let mut endpoints = Vec::with_capacity(s.endpoints.len());
+            for (e, ep) in s.endpoints.iter().enumerate() {
+                let dial = match (&ep.identity, ep.hbone_address()) {
+                    (Some(id), Some(proxy)) => Dial::Hbone {
+                        proxy,
+                        identity: id.parse().map_err(|source| Error::Identity {
+                            path: format!("services[{i}].endpoints[{e}].identity"),
+                            source,
+                        })?,
+                    },
+                    _ => Dial::Direct,
+                };
+                let state = reuse
+                    .get(&(ep.address, dial.clone()))
+                    .cloned()
+                    .unwrap_or_else(|| {
+                        Arc::new(EndpointState {
+                            address: ep.address,
+                            dial,
+                            stats: Stats::default(),
+                            pools: Mutex::new(HashMap::new()),
+                        })
+                    });
+                endpoints.push(state);
+            }
+            let key: Arc<str> = Arc::from(s.key());
+            services.insert(
+                s.key(),
+                Arc::new(ServiceState {
+                    label: Name(key.clone()),
+                    key,
+                    ports: s.ports.clone(),
+                    load_balancer: s.load_balancer,
+                    endpoints,
+                    cursor: AtomicUsize::new(0),
+                }),
+            );
+        }
+        let target = |reference: &str, port: u16| -> Option<Target> {
+            let svc = config.service(reference)?;
+            let state = services.get(&svc.key())?.clone();
+            let port = *svc.ports.iter().find(|p| p.port == port)?;
+            Some(Target { service: state, port })
+        };
+        let outbound = config
+            .outbound
+            .iter()
+            .filter_map(|o| Some((o.listen, target(&o.service, o.port)?)))
+            .collect();
+        let mut vips = HashMap::new();
+        for s in &config.services {
+            if let Some(vip) = s.vip {
+                for p in &s.ports {
+                    if let Some(t) = target(&s.key(), p.port) {
+                        vips.insert(SocketAddr::new(vip, p.port), t);
+                    }
+                }
+            }
+        }
+        let mut routes = HashMap::new();
+        for (i, table) in config.routes.iter().enumerate() {
+            let Some(parent) = config.service(&table.service) else { continue };
+            let ports: Vec<u16> = match table.port {
+                Some(p) => vec![p],
+                None => parent.ports.iter().map(|p| p.port).collect(),
+            };
+            for port in ports {
+                let rules = table
+                    .rules
+                    .iter()
+                    .enumerate()
+                    .map(|(r, rule)| {
+                        route::Rule::compile(rule, |b| target(&b.service, b.port.unwrap_or(port)))
+                            .map_err(|source| Error::Route {
+                                path: format!("routes[{i}].rules[{r}]"),
+                                source,
+                            })
+                    })
+                    .collect::<Result<Vec<_>, _>>()?;
+                routes.insert(
+                    (Arc::<str>::from(parent.key()), port),
+                    Arc::new(route::Table { rules }),
+                );
+            }
+        }
+        let workload_label = Name(Arc::from(format!(
+            "{}.{}",
+            config.workload.name, config.workload.namespace
+        )));
+        Ok(Self {
+            config: Arc::new(config),
+            version,
+            creds,
+            workload_label,
+            services,
+            outbound,
+            vips,
+            routes,
+        })
+    }
+
+    /// The service port an explicit outbound listener points at.
+    pub fn outbound_target(&self, listen: SocketAddr) -> Option<&Target> {
+        self.outbound.get(&listen)
+    }
+
+    /// The service port behind a VIP (transparent mode).
+    pub fn vip_target(&self, dst: SocketAddr) -> Option<&Target> {
+        self.vips.get(&dst)
+    }
+
+    /// The route table for a service port; a catch-all to the port itself if none.
+    pub fn routes(&self, target: &Target) -> Arc<RouteTable> {
+        self.routes
+            .get(&(target.service.key.clone(), target.port.port))
+            .cloned()
+            .unwrap_or_else(|| Arc::new(route::Table::single(target.clone())))
+    }
+
+    /// A service port by service key, in this snapshot.
+    pub fn target(&self, key: &str, port: u16) -> Option<Target> {
+        let service = self.services.get(key)?;
+        let port = *service.ports.iter().find(|p| p.port == port)?;
+        Some(Target {
+            service: service.clone(),
+            port,
+        })
+    }
+
+    /// A service by `name.namespace`.
+    pub fn service(&self, key: &str) -> Option<&Arc<ServiceState>> {
+        self.services.get(key)
+    }
+
+    /// The declared protocol of an inbound port, or `None` if the port is not served.
+    pub fn inbound_port(&self, port: u16) -> Option<Protocol> {
+        self.config
+            .workload
+            .ports
+            .iter()
+            .find(|p| p.port == port)
+            .map(|p| p.protocol)
+    }
+
+    /// Settings.
+    pub fn settings(&self) -> &Settings {
+        &self.config.settings
+    }
+}
+
+/// The current snapshot, swapped atomically.
+#[derive(Debug)]
+pub struct Store {
+    current: ArcSwap<Snapshot>,
+}
+
+impl Store {
+    /// A store holding `initial`.
+    pub fn new(initial: Snapshot) -> Arc<Self> {
+        Arc::new(Self {
+            current: ArcSwap::from_pointee(initial),
+        })
+    }
+
+    /// The current snapshot.
+    pub fn load(&self) -> Arc<Snapshot> {
+        self.current.load_full()
+    }
+
+    /// Replaces the snapshot.
+    pub fn swap(&self, next: Snapshot) {
+        self.current.store(Arc::new(next));
+    }
+}

@@ -1,0 +1,181 @@
+//! Metrics: request and connection counters and latency histograms, in Prometheus text
+//! format on the metrics listener (`/metrics`).
+//!
+//! Names follow `weft_proxy_<thing>_<unit>`. Label sets are typed; the service label is
+//! a shared `Arc<str>`, so recording a request clones a pointer, not a string.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue, LabelValueEncoder};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+
+/// Which side of the proxy saw the traffic.
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq, EncodeLabelValue)]
+pub enum Direction {
+    /// From the local app to a service.
+    Outbound,
+    /// From a peer proxy to the local app.
+    Inbound,
+}
+
+/// A service name as a cheap-to-clone label value.
+#[derive(Clone, Debug, Hash, PartialEq, Eq)]
+pub struct Name(pub Arc<str>);
+
+impl EncodeLabelValue for Name {
+    fn encode(&self, encoder: &mut LabelValueEncoder<'_>) -> Result<(), std::fmt::Error> {
+        use std::fmt::Write;
+        encoder.write_str(&self.0)
+    }
+}
+
+/// Labels of request metrics.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RequestLabels {
+    /// Direction.
+    pub direction: Direction,
+    /// Destination service (outbound) or this workload (inbound).
+    pub service: Name,
+    /// HTTP status code.
+    pub status: u16,
+}
+
+/// Labels of connection metrics.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ConnectionLabels {
+    /// Direction.
+    pub direction: Direction,
+    /// Destination service, or `passthrough`.
+    pub service: Name,
+    /// `http1`, `http2`, `tls` or `tcp`.
+    pub protocol: &'static str,
+}
+
+/// Labels of failure counters.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReasonLabels {
+    /// Why.
+    pub reason: &'static str,
+}
+
+/// Every metric the proxy records.
+#[derive(Debug)]
+pub struct Metrics {
+    /// Requests by direction, service and status.
+    pub requests: Family<RequestLabels, Counter>,
+    /// Request latency to response headers, seconds.
+    pub request_duration: Family<RequestLabels, Histogram>,
+    /// Connections accepted.
+    pub connections: Family<ConnectionLabels, Counter>,
+    /// Connections open now.
+    pub connections_active: Family<ConnectionLabels, Gauge>,
+    /// Bytes copied on opaque TCP connections (both directions).
+    pub tcp_bytes: Family<ConnectionLabels, Counter>,
+    /// Failures that never became a request: TLS handshakes, refused connections.
+    pub failures: Family<ReasonLabels, Counter>,
+    /// Config reloads by outcome.
+    pub reloads: Family<ReasonLabels, Counter>,
+    registry: Registry,
+}
+
+impl Metrics {
+    /// Creates and registers every metric.
+    pub fn new() -> Arc<Self> {
+        let mut registry = Registry::with_prefix("weft_proxy");
+        let requests = Family::default();
+        registry.register("requests", "HTTP requests handled", requests.clone());
+        let request_duration = Family::<RequestLabels, Histogram>::new_with_constructor(|| {
+            Histogram::new([
+                0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+            ])
+        });
+        registry.register_with_unit(
+            "request_duration",
+            "Time from request to response headers",
+            prometheus_client::registry::Unit::Seconds,
+            request_duration.clone(),
+        );
+        let connections = Family::default();
+        registry.register("connections", "Connections accepted", connections.clone());
+        let connections_active = Family::default();
+        registry.register("connections_active", "Connections open", connections_active.clone());
+        let tcp_bytes = Family::default();
+        registry.register_with_unit(
+            "tcp",
+            "Bytes copied on opaque connections",
+            prometheus_client::registry::Unit::Bytes,
+            tcp_bytes.clone(),
+        );
+        let failures = Family::default();
+        registry.register("failures", "Connections refused or failed before a request", failures.clone());
+        let reloads = Family::default();
+        registry.register("config_reloads", "Config reloads by result", reloads.clone());
+        Arc::new(Self {
+            requests,
+            request_duration,
+            connections,
+            connections_active,
+            tcp_bytes,
+            failures,
+            reloads,
+            registry,
+        })
+    }
+
+    /// Records one finished request.
+    pub fn request(&self, labels: &RequestLabels, elapsed: Duration) {
+        self.requests.get_or_create(labels).inc();
+        self.request_duration
+            .get_or_create(labels)
+            .observe(elapsed.as_secs_f64());
+    }
+
+    /// Counts a failure.
+    pub fn failure(&self, reason: &'static str) {
+        self.failures.get_or_create(&ReasonLabels { reason }).inc();
+    }
+
+    /// Prometheus text exposition.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        if prometheus_client::encoding::text::encode(&mut out, &self.registry).is_err() {
+            out.clear();
+        }
+        out
+    }
+}
+
+/// Marks a connection open until dropped.
+#[derive(Debug)]
+pub struct ConnectionGuard {
+    metrics: Arc<Metrics>,
+    labels: ConnectionLabels,
+}
+
+impl ConnectionGuard {
+    /// Counts a new connection.
+    pub fn new(metrics: &Arc<Metrics>, labels: ConnectionLabels) -> Self {
+        metrics.connections.get_or_create(&labels).inc();
+        metrics.connections_active.get_or_create(&labels).inc();
+        Self {
+            metrics: metrics.clone(),
+            labels,
+        }
+    }
+
+    /// Adds copied bytes.
+    pub fn bytes(&self, n: u64) {
+        self.metrics.tcp_bytes.get_or_create(&self.labels).inc_by(n);
+    }
+}
+
+impl Drop for ConnectionGuard {
+    fn drop(&mut self) {
+        self.metrics.connections_active.get_or_create(&self.labels).dec();
+    }
+}

@@ -1,0 +1,344 @@
+//! Protocol detection from a connection's first bytes.
+//!
+//! Decides between TLS (a ClientHello; the SNI is recorded), HTTP/1.x, HTTP/2 with prior
+//! knowledge, and opaque TCP. Server-speaks-first protocols send nothing until the server
+//! talks, so detection gives up after a short wait and treats the connection as opaque;
+//! ports declared `tcp` (or well-known server-first ports) skip detection entirely.
+
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use tokio::io::{AsyncRead, AsyncReadExt};
+use weft_api::proxy::{Protocol, SERVER_FIRST_PORTS};
+
+/// The HTTP/2 connection preface.
+const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+/// Longest first line of HTTP/1 we wait for before calling the stream opaque.
+const MAX_REQUEST_LINE: usize = 16 * 1024;
+/// Largest ClientHello record we buffer to find the SNI.
+const MAX_CLIENT_HELLO: usize = 16 * 1024 + 5;
+
+/// What a connection carries.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Detected {
+    /// HTTP/1.0 or HTTP/1.1.
+    Http1,
+    /// HTTP/2 with prior knowledge (h2c).
+    Http2,
+    /// TLS; `sni` is the server name the client asked for, if any.
+    Tls {
+        /// Server name indication.
+        sni: Option<String>,
+    },
+    /// Anything else, including server-speaks-first protocols.
+    Opaque,
+}
+
+impl Detected {
+    /// A short name for logs and metric labels.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::Http1 => "http1",
+            Self::Http2 => "http2",
+            Self::Tls { .. } => "tls",
+            Self::Opaque => "tcp",
+        }
+    }
+}
+
+/// Detection outcome: what was found, and the bytes consumed to find it.
+#[derive(Debug)]
+pub struct Outcome {
+    /// The protocol.
+    pub detected: Detected,
+    /// Bytes read during detection; replay them with [`super::rewind::Rewind`].
+    pub prefix: Bytes,
+}
+
+/// How long to wait for the client, given what the port declares.
+pub fn plan(declared: Protocol, port: u16, detect_timeout: Duration, header_timeout: Duration) -> Plan {
+    match declared {
+        Protocol::Tcp => Plan::Skip(Detected::Opaque),
+        Protocol::Http2 | Protocol::Grpc => Plan::Skip(Detected::Http2),
+        Protocol::Http => Plan::Sniff(header_timeout),
+        Protocol::Auto if SERVER_FIRST_PORTS.contains(&port) => Plan::Skip(Detected::Opaque),
+        Protocol::Auto => Plan::Sniff(detect_timeout),
+    }
+}
+
+/// Whether to read the client's bytes, and for how long.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Plan {
+    /// The protocol is known; read nothing.
+    Skip(Detected),
+    /// Read up to this long; opaque if nothing conclusive arrives in time.
+    Sniff(Duration),
+}
+
+/// Runs `plan` on `io`. Returns `None` if the client closed before sending anything.
+pub async fn detect<S: AsyncRead + Unpin>(io: &mut S, plan: Plan) -> std::io::Result<Option<Outcome>> {
+    let wait = match plan {
+        Plan::Skip(detected) => {
+            return Ok(Some(Outcome {
+                detected,
+                prefix: Bytes::new(),
+            }))
+        }
+        Plan::Sniff(wait) => wait,
+    };
+    let deadline = tokio::time::Instant::now() + wait;
+    let mut buf = BytesMut::with_capacity(1024);
+    loop {
+        if let Some(detected) = classify(&buf) {
+            return Ok(Some(Outcome {
+                detected,
+                prefix: buf.freeze(),
+            }));
+        }
+        match tokio::time::timeout_at(deadline, io.read_buf(&mut buf)).await {
+            Ok(Ok(0)) if buf.is_empty() => return Ok(None),
+            // EOF or time up: decide on what we have.
+            Ok(Ok(0)) | Err(_) => {
+                let detected = classify_final(&buf);
+                return Ok(Some(Outcome {
+                    detected,
+                    prefix: buf.freeze(),
+                }));
+            }
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => return Err(e),
+        }
+    }
+}
+
+/// A decision from the bytes so far, or `None` if more bytes could change it.
+fn classify(buf: &[u8]) -> Option<Detected> {
+    if buf.is_empty() {
+        return None;
+    }
+    if buf[0] == 0x16 {
+        return tls(buf);
+    }
+    if buf[0] == b'P' && buf.len() < H2_PREFACE.len() && H2_PREFACE.starts_with(buf) {
+        return None;
+    }
+    if buf.starts_with(H2_PREFACE) {
+        return Some(Detected::Http2);
+    }
+    http1(buf)
+}
+
+/// The decision when no more bytes will come (EOF or timeout).
+fn classify_final(buf: &[u8]) -> Detected {
+    match classify(buf) {
+        Some(d) => d,
+        None if buf.first() == Some(&0x16) => Detected::Tls { sni: None },
+        None => Detected::Opaque,
+    }
+}
+
+fn http1(buf: &[u8]) -> Option<Detected> {
+    // Method: an uppercase token, then a space.
+    let method_len = buf.iter().take_while(|b| b.is_ascii_uppercase()).count();
+    if method_len == buf.len() {
+        return if method_len <= 16 { None } else { Some(Detected::Opaque) };
+    }
+    if method_len == 0 || buf[method_len] != b' ' {
+        return Some(Detected::Opaque);
+    }
+    let Some(end) = buf.windows(2).position(|w| w == b"\r\n") else {
+        return if buf.len() > MAX_REQUEST_LINE || buf.contains(&b'\n') {
+            Some(Detected::Opaque)
+        } else {
+            None
+        };
+    };
+    let line = &buf[..end];
+    if line.ends_with(b" HTTP/1.1") || line.ends_with(b" HTTP/1.0") {
+        Some(Detected::Http1)
+    } else {
+        Some(Detected::Opaque)
+    }
+}
+
+fn tls(buf: &[u8]) -> Option<Detected> {
+    if buf.len() < 5 {
+        return if buf.len() >= 2 && buf[1] != 0x03 { Some(Detected::Opaque) } else { None };
+    }
+    if buf[1] != 0x03 {
+        return Some(Detected::Opaque);
+    }
+    let record_len = usize::from(u16::from_be_bytes([buf[3], buf[4]]));
+    if buf.len() < 5 + record_len && 5 + record_len <= MAX_CLIENT_HELLO {
+        return None;
+    }
+    Some(Detected::Tls {
+        sni: sni(&buf[5..buf.len().min(5 + record_len)]),
+    })
+}
+
+/// Extracts the server_name extension from a ClientHello handshake message.
+fn sni(hello: &[u8]) -> Option<String> {
+    let mut r = Reader(hello);
+    if r.u8()? != 0x01 {
+        return None; // not a ClientHello
+    }
+    r.skip(3)?; // handshake length
+    r.skip(2 + 32)?; // legacy_version, random
+    let session = usize::from(r.u8()?);
+    r.skip(session)?;
+    let suites = usize::from(r.u16()?);
+    r.skip(suites)?;
+    let compression = usize::from(r.u8()?);
+    r.skip(compression)?;
+    let ext_len = usize::from(r.u16()?);
+    let mut exts = Reader(r.take(ext_len)?);
+    while !exts.0.is_empty() {
+        let kind = exts.u16()?;
+        let len = usize::from(exts.u16()?);
+        let mut body = Reader(exts.take(len)?);
+        if kind == 0 {
+            let _list_len = body.u16()?;
+            while !body.0.is_empty() {
+                let name_type = body.u8()?;
+                let name_len = usize::from(body.u16()?);
+                let name = body.take(name_len)?;
+                if name_type == 0 {
+                    return std::str::from_utf8(name).ok().map(str::to_owned);
+                }
+            }
+        }
+    }
+    None
+}
+
+struct Reader<'a>(&'a [u8]);
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
+        if self.0.len() < n {
+            return None;
+        }
+        let (head, rest) = self.0.split_at(n);
+        self.0 = rest;
+        Some(head)
+    }
+    fn skip(&mut self, n: usize) -> Option<()> {
+        self.take(n).map(|_| ())
+    }
+    fn u8(&mut self) -> Option<u8> {
+        self.take(1).map(|b| b[0])
+    }
+    fn u16(&mut self) -> Option<u16> {
+        self.take(2).map(|b| u16::from_be_bytes([b[0], b[1]]))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    async fn run(input: &[u8], wait_ms: u64) -> Detected {
+        let mut io = input;
+        detect(&mut io, Plan::Sniff(Duration::from_millis(wait_ms)))
+            .await
+            .expect("io")
+            .expect("bytes")
+            .detected
+    }
+
+    #[tokio::test]
+    async fn detects_http1_request_line() {
+        assert_eq!(run(b"GET /x HTTP/1.1\r\nHost: a\r\n\r\n", 100).await, Detected::Http1);
+        assert_eq!(run(b"OPTIONS * HTTP/1.0\r\n\r\n", 100).await, Detected::Http1);
+    }
+
+    #[tokio::test]
+    async fn detects_h2_prior_knowledge() {
+        assert_eq!(run(H2_PREFACE, 100).await, Detected::Http2);
+    }
+
+    #[tokio::test]
+    async fn treats_other_bytes_as_opaque() {
+        assert_eq!(run(b"\x00\x00\x00\x08\x04\xd2\x16\x2f", 100).await, Detected::Opaque);
+        assert_eq!(run(b"GET /x SPDY/3\r\n", 100).await, Detected::Opaque);
+        assert_eq!(run(b"hello world\r\n", 100).await, Detected::Opaque);
+    }
+
+    #[tokio::test]
+    async fn server_first_connection_times_out_to_opaque() {
+        let (mut client, _server) = tokio::io::duplex(64);
+        let started = tokio::time::Instant::now();
+        let out = detect(&mut client, Plan::Sniff(Duration::from_millis(50)))
+            .await
+            .expect("io")
+            .expect("no EOF");
+        assert_eq!(out.detected, Detected::Opaque);
+        assert!(out.prefix.is_empty());
+        assert!(started.elapsed() < Duration::from_millis(500));
+    }
+
+    #[tokio::test]
+    async fn partial_request_line_waits_for_more() {
+        let (mut client, mut server) = tokio::io::duplex(64);
+        let task = tokio::spawn(async move {
+            detect(&mut client, Plan::Sniff(Duration::from_secs(5))).await
+        });
+        use tokio::io::AsyncWriteExt;
+        server.write_all(b"GE").await.expect("write");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        server.write_all(b"T / HTTP/1.1\r\n").await.expect("write");
+        let out = task.await.expect("join").expect("io").expect("bytes");
+        assert_eq!(out.detected, Detected::Http1);
+        assert_eq!(&out.prefix[..], b"GET / HTTP/1.1\r\n");
+    }
+
+    #[test]
+    fn declared_ports_skip_detection() {
+        let d = Duration::from_millis(300);
+        assert_eq!(plan(Protocol::Auto, 5432, d, d), Plan::Skip(Detected::Opaque));
+        assert_eq!(plan(Protocol::Tcp, 80, d, d), Plan::Skip(Detected::Opaque));
+        assert_eq!(plan(Protocol::Grpc, 80, d, d), Plan::Skip(Detected::Http2));
+        assert_eq!(plan(Protocol::Auto, 80, d, d), Plan::Sniff(d));
+    }
+
+    #[test]
+    fn extracts_sni_from_client_hello() {
+        let hello = client_hello("echo.default.svc");
+        assert_eq!(
+            classify(&hello),
+            Some(Detected::Tls { sni: Some("echo.default.svc".into()) })
+        );
+        // A truncated record waits for the rest.
+        assert_eq!(classify(&hello[..10]), None);
+    }
+
+    /// A minimal but well-formed TLS 1.2 ClientHello with one SNI entry.
+    fn client_hello(name: &str) -> Vec<u8> {
+        let name = name.as_bytes();
+        let mut sni_ext = Vec::new();
+        sni_ext.extend_from_slice(&((name.len() + 3) as u16).to_be_bytes());
+        sni_ext.push(0);
+        sni_ext.extend_from_slice(&(name.len() as u16).to_be_bytes());
+        sni_ext.extend_from_slice(name);
+        let mut exts = vec![0, 0];
+        exts.extend_from_slice(&(sni_ext.len() as u16).to_be_bytes());
+        exts.extend_from_slice(&sni_ext);
+        let mut body = vec![3, 3];
+        body.extend_from_slice(&[7; 32]);
+        body.push(0); // session id
+        body.extend_from_slice(&[0, 2, 0x13, 0x01]); // one suite
+        body.extend_from_slice(&[1, 0]); // null compression
+        body.extend_from_slice(&(exts.len() as u16).to_be_bytes());
+        body.extend_from_slice(&exts);
+        let mut hs = vec![1];
+        hs.extend_from_slice(&(body.len() as u32).to_be_bytes()[1..]);
+        hs.extend_from_slice(&body);
+        let mut rec = vec![0x16, 3, 1];
+        rec.extend_from_slice(&(hs.len() as u16).to_be_bytes());
+        rec.extend_from_slice(&hs);
+        rec
+    }
+}
