@@ -65,7 +65,10 @@ async fn http_echo_reports_request() {
     assert_eq!(requests[0].body, Bytes::from_static(b"hello"));
     assert_eq!(requests[1].version, Version::HTTP_2);
     assert_eq!(requests[1].method, Method::POST);
-    assert_eq!(requests[1].uri.authority().map(|a| a.as_str()), Some("echo.test"));
+    assert_eq!(
+        requests[1].uri.authority().map(|a| a.as_str()),
+        Some("echo.test")
+    );
 }
 
 #[tokio::test]
@@ -83,8 +86,12 @@ async fn http_echo_reports_chunked_bodies_and_h2_trailers() {
     };
 
     // HTTP/1.1 without a length: sent chunked.
-    let request = Request::post("/chunked").body(frames(None)).expect("request");
-    let response = client::http1_request(server.addr(), request).await.expect("h1");
+    let request = Request::post("/chunked")
+        .body(frames(None))
+        .expect("request");
+    let response = client::http1_request(server.addr(), request)
+        .await
+        .expect("h1");
     let reply = EchoReply::from_body(response.body()).expect("json");
     assert_eq!(reply.header("transfer-encoding"), Some("chunked"));
     assert_eq!(reply.body_len, 7);
@@ -92,14 +99,24 @@ async fn http_echo_reports_chunked_bodies_and_h2_trailers() {
     // HTTP/2 with trailers.
     let mut trailers = HeaderMap::new();
     trailers.insert("x-request-trailer", "done".parse().expect("value"));
-    let request = Request::post("/trailers").body(frames(Some(trailers))).expect("request");
-    let response = client::http2_request(server.addr(), request).await.expect("h2");
+    let request = Request::post("/trailers")
+        .body(frames(Some(trailers)))
+        .expect("request");
+    let response = client::http2_request(server.addr(), request)
+        .await
+        .expect("h2");
     let reply = EchoReply::from_body(response.body()).expect("json");
     assert_eq!(reply.body_len, 7);
-    assert_eq!(reply.trailers.get("x-request-trailer").map(String::as_str), Some("done"));
+    assert_eq!(
+        reply.trailers.get("x-request-trailer").map(String::as_str),
+        Some("done")
+    );
     let recorded = server.recorder().last_request().expect("recorded");
     assert_eq!(
-        recorded.trailers.as_ref().and_then(|t| t.get("x-request-trailer")),
+        recorded
+            .trailers
+            .as_ref()
+            .and_then(|t| t.get("x-request-trailer")),
         Some(&"done".parse().expect("value"))
     );
     assert!(response.extensions().get::<Trailers>().is_none());
@@ -117,7 +134,10 @@ async fn http_echo_special_paths() {
 
     let response = client.send(get("/status/503")).await.expect("status");
     assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
-    assert_eq!(EchoReply::from_body(response.body()).expect("json").path, "/status/503");
+    assert_eq!(
+        EchoReply::from_body(response.body()).expect("json").path,
+        "/status/503"
+    );
 
     let response = client.send(get("/status/204")).await.expect("status 204");
     assert_eq!(response.status(), StatusCode::NO_CONTENT);
@@ -136,12 +156,19 @@ async fn http_echo_special_paths() {
 
     // All on one kept-alive connection.
     assert!(client.is_open());
-    let peers: Vec<_> = server.recorder().requests().iter().map(|r| r.peer).collect();
+    let peers: Vec<_> = server
+        .recorder()
+        .requests()
+        .iter()
+        .map(|r| r.peer)
+        .collect();
     assert_eq!(peers.len(), 5);
     assert!(peers.iter().all(|p| *p == peers[0]), "{peers:?}");
 
     // HTTP/2 streams share one connection too.
-    let h2 = Http2Client::connect(server.addr()).await.expect("h2 connect");
+    let h2 = Http2Client::connect(server.addr())
+        .await
+        .expect("h2 connect");
     let (one, two) = tokio::join!(h2.send(get("/delay/100")), h2.send(get("/status/201")));
     assert_eq!(one.expect("one").status(), StatusCode::OK);
     assert_eq!(two.expect("two").status(), StatusCode::CREATED);
@@ -150,7 +177,9 @@ async fn http_echo_special_paths() {
 #[tokio::test]
 async fn http_echo_answers_expect_100_continue() {
     let server = echo::spawn_http(loopback(), "expect").await.expect("bind");
-    let stream = tokio::net::TcpStream::connect(server.addr()).await.expect("connect");
+    let stream = tokio::net::TcpStream::connect(server.addr())
+        .await
+        .expect("connect");
     let mut stream = BufReader::new(stream);
     stream
         .get_mut()
@@ -165,11 +194,18 @@ async fn http_echo_answers_expect_100_continue() {
     line.clear();
     stream.read_line(&mut line).await.expect("blank line");
     assert_eq!(line, "\r\n");
-    stream.get_mut().write_all(b"data").await.expect("write body");
+    stream
+        .get_mut()
+        .write_all(b"data")
+        .await
+        .expect("write body");
     line.clear();
     stream.read_line(&mut line).await.expect("read 200");
     assert_eq!(line, "HTTP/1.1 200 OK\r\n");
-    assert_eq!(server.recorder().last_request().expect("recorded").body, "data");
+    assert_eq!(
+        server.recorder().last_request().expect("recorded").body,
+        "data"
+    );
 }
 
 #[tokio::test]
@@ -190,17 +226,23 @@ async fn websocket_echo_roundtrip() {
 async fn tcp_echo_roundtrip() {
     let server = echo::spawn_tcp(loopback(), "tcp").await.expect("bind");
     let payload: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
-    let echoed = client::tcp_roundtrip(server.addr(), &payload).await.expect("round trip");
+    let echoed = client::tcp_roundtrip(server.addr(), &payload)
+        .await
+        .expect("round trip");
     assert_eq!(echoed, payload);
     assert_eq!(server.recorder().connections().len(), 1);
 }
 
 #[tokio::test]
 async fn server_first_banner_arrives_before_client_sends() {
-    let server = echo::spawn_server_first(loopback(), "db").await.expect("bind");
+    let server = echo::spawn_server_first(loopback(), "db")
+        .await
+        .expect("bind");
 
     // The banner is readable without writing a byte.
-    let mut stream = tokio::net::TcpStream::connect(server.addr()).await.expect("connect");
+    let mut stream = tokio::net::TcpStream::connect(server.addr())
+        .await
+        .expect("connect");
     let mut banner = [0u8; 14];
     tokio::time::timeout(Duration::from_secs(5), stream.read_exact(&mut banner))
         .await
@@ -209,10 +251,17 @@ async fn server_first_banner_arrives_before_client_sends() {
     assert_eq!(&banner, b"220 db ready\r\n");
     drop(stream);
 
-    let (banner, echo) = client::server_first_roundtrip(server.addr()).await.expect("round trip");
+    let (banner, echo) = client::server_first_roundtrip(server.addr())
+        .await
+        .expect("round trip");
     assert_eq!(banner, "220 db ready");
     assert_eq!(echo, "ping");
-    assert!(server.recorder().wait_for_async(2, Duration::from_secs(5)).await);
+    assert!(
+        server
+            .recorder()
+            .wait_for_async(2, Duration::from_secs(5))
+            .await
+    );
 }
 
 #[tokio::test]
@@ -220,7 +269,12 @@ async fn dropping_the_server_closes_listener_and_connections() {
     let server = echo::spawn_tcp(loopback(), "closing").await.expect("bind");
     let addr = server.addr();
     let mut open = tokio::net::TcpStream::connect(addr).await.expect("connect");
-    assert!(server.recorder().wait_for_async(1, Duration::from_secs(5)).await);
+    assert!(
+        server
+            .recorder()
+            .wait_for_async(1, Duration::from_secs(5))
+            .await
+    );
     drop(server);
     let mut buf = [0u8; 1];
     let read = tokio::time::timeout(Duration::from_secs(5), open.read(&mut buf))
@@ -254,6 +308,11 @@ fn http_echo_across_hosts() {
     assert_eq!(h2.expect("h2").version(), Version::HTTP_2);
     assert_eq!(ws.expect("ws"), ["over", "bridge"]);
     assert!(server.recorder().wait_for(3, Duration::from_secs(5)));
-    let peers: Vec<_> = server.recorder().requests().iter().map(|r| r.peer.ip()).collect();
+    let peers: Vec<_> = server
+        .recorder()
+        .requests()
+        .iter()
+        .map(|r| r.peer.ip())
+        .collect();
     assert!(peers.iter().all(|ip| *ip == a.ip()), "{peers:?}");
 }

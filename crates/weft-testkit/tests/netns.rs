@@ -41,11 +41,14 @@ fn host_addresses_exist_only_inside_their_namespace() {
     let a = topology.add_host("a").expect("host a");
     let ip = a.ip();
     // Binding the host's address works in the host and fails outside it.
-    let inside = a.run(move || async move { tokio::net::TcpListener::bind((ip, 0)).await.map(|_| ()) });
+    let inside =
+        a.run(move || async move { tokio::net::TcpListener::bind((ip, 0)).await.map(|_| ()) });
     assert!(inside.is_ok(), "{inside:?}");
     assert!(std::net::TcpListener::bind((ip, 0)).is_err());
 
-    let output = a.exec(&["ip", "-4", "-o", "addr", "show", "dev", "eth0"]).expect("ip addr");
+    let output = a
+        .exec(&["ip", "-4", "-o", "addr", "show", "dev", "eth0"])
+        .expect("ip addr");
     assert!(output.status.success());
     assert!(String::from_utf8_lossy(&output.stdout).contains("198.18.0.2/24"));
 }
@@ -57,7 +60,10 @@ fn topology_is_removed_on_drop() {
     }
     let topology = Topology::new().expect("topology");
     let host = topology.add_host("gone").expect("host");
-    let paths = [PathBuf::from("/run/netns").join(topology.hub_netns_name()), host.netns_path()];
+    let paths = [
+        PathBuf::from("/run/netns").join(topology.hub_netns_name()),
+        host.netns_path(),
+    ];
     assert!(paths.iter().all(|p| p.exists()), "{paths:?}");
     drop(topology);
     assert!(paths.iter().all(|p| !p.exists()), "{paths:?} still exist");
@@ -130,7 +136,8 @@ fn spawned_future_stops_when_its_handle_drops() {
     assert!(connects);
     assert!(!handle.is_finished());
     assert_eq!(handle.shutdown(), None);
-    let refused = a.run(move || async move { tokio::net::TcpStream::connect(listen).await.is_err() });
+    let refused =
+        a.run(move || async move { tokio::net::TcpStream::connect(listen).await.is_err() });
     assert!(refused, "listener still open after shutdown");
 
     let finished = a.spawn(|| async { 42 });

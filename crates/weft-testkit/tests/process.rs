@@ -54,13 +54,18 @@ fn weft_process_waits_for_ready_inside_the_host() {
         admin,
     )
     .expect("ready");
-    assert!(weft.logs().contains("fake weft starting with MODE=test"), "{}", weft.logs());
+    assert!(
+        weft.logs().contains("fake weft starting with MODE=test"),
+        "{}",
+        weft.logs()
+    );
     assert_eq!(weft.host(), Some(&host));
 
     weft.sigterm().expect("sigterm");
     let status = weft.wait_exit(Duration::from_secs(5)).expect("exits");
     assert!(status.success(), "{status}");
-    weft.wait_for_log("got sigterm", Duration::from_secs(1)).expect("logged");
+    weft.wait_for_log("got sigterm", Duration::from_secs(1))
+        .expect("logged");
 }
 
 #[test]
@@ -82,10 +87,13 @@ fn weft_process_reports_early_exit_with_log_tail() {
 fn weft_process_is_killed_on_drop() {
     let admin = free_local_port();
     let port = admin.port().to_string();
-    let weft = WeftProcess::spawn_local(python(), &["-c", FAKE_WEFT, &port], &[], admin)
-        .expect("ready");
+    let weft =
+        WeftProcess::spawn_local(python(), &["-c", FAKE_WEFT, &port], &[], admin).expect("ready");
     let pid = weft.pid();
     assert!(Path::new(&format!("/proc/{pid}")).exists());
     drop(weft);
-    assert!(!Path::new(&format!("/proc/{pid}")).exists(), "pid {pid} survived");
+    assert!(
+        !Path::new(&format!("/proc/{pid}")).exists(),
+        "pid {pid} survived"
+    );
 }

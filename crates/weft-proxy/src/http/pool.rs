@@ -46,8 +46,20 @@ pub enum Error {
     #[error("connect failed: {0}")]
     Connect(#[source] DialError),
     /// The HTTP exchange failed (connection reset, protocol error).
-    #[error("upstream HTTP error: {0}")]
+    #[error("upstream HTTP error: {}", chain(.0))]
     Http(#[from] hyper::Error),
+}
+
+/// An error with its sources, `outer: inner: innermost`.
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
 }
 
 impl Error {
