@@ -271,7 +271,11 @@ pub struct RouteRule {
     /// Weighted backends.
     pub backends: Vec<Backend>,
     /// Whole-request timeout (until the response headers). Absent: none.
-    #[serde(default, with = "crate::duration::option", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        with = "crate::duration::option",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub timeout: Option<Duration>,
 }
 
@@ -429,7 +433,11 @@ impl Config {
         let config: Config = serde_path_to_error::deserialize(value).map_err(|e| {
             let path = e.path().to_string();
             Error::Shape {
-                path: if path == "." { "(top level)".to_owned() } else { path },
+                path: if path == "." {
+                    "(top level)".to_owned()
+                } else {
+                    path
+                },
                 message: e.into_inner().to_string(),
             }
         })?;

@@ -47,7 +47,9 @@ pub struct Admin {
 
 impl std::fmt::Debug for Admin {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Admin").field("ready", &self.ready).finish_non_exhaustive()
+        f.debug_struct("Admin")
+            .field("ready", &self.ready)
+            .finish_non_exhaustive()
     }
 }
 
@@ -56,8 +58,10 @@ type Resp = Response<Full<Bytes>>;
 fn reply(status: StatusCode, content_type: &'static str, body: impl Into<Bytes>) -> Resp {
     let mut r = Response::new(Full::new(body.into()));
     *r.status_mut() = status;
-    r.headers_mut()
-        .insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static(content_type));
+    r.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static(content_type),
+    );
     r
 }
 
@@ -83,16 +87,25 @@ impl Admin {
                 });
                 match serde_json::to_vec_pretty(&dump) {
                     Ok(body) => reply(StatusCode::OK, "application/json", body),
-                    Err(e) => reply(StatusCode::INTERNAL_SERVER_ERROR, "text/plain", e.to_string()),
+                    Err(e) => reply(
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        "text/plain",
+                        e.to_string(),
+                    ),
                 }
             }
             (&Method::GET, "/logging") => match &self.log {
                 Some(log) => reply(StatusCode::OK, "text/plain", format!("{}\n", log.get())),
-                None => reply(StatusCode::NOT_IMPLEMENTED, "text/plain", "log control not installed\n"),
+                None => reply(
+                    StatusCode::NOT_IMPLEMENTED,
+                    "text/plain",
+                    "log control not installed\n",
+                ),
             },
             (&Method::POST, "/logging") => {
                 let level = req.uri().query().unwrap_or("").split('&').find_map(|kv| {
-                    kv.strip_prefix("level=").or_else(|| kv.strip_prefix("filter="))
+                    kv.strip_prefix("level=")
+                        .or_else(|| kv.strip_prefix("filter="))
                 });
                 match (&self.log, level) {
                     (Some(log), Some(level)) => match log.set(level) {
@@ -136,7 +149,11 @@ impl Admin {
                 self.metrics.encode(),
             ),
             (&Method::GET, "/healthz") => reply(StatusCode::OK, "text/plain", "ok\n"),
-            _ => reply(StatusCode::NOT_FOUND, "text/plain", "endpoints: GET /metrics, GET /healthz\n"),
+            _ => reply(
+                StatusCode::NOT_FOUND,
+                "text/plain",
+                "endpoints: GET /metrics, GET /healthz\n",
+            ),
         }
     }
 }

@@ -82,7 +82,11 @@ pub async fn run(options: Options, initial: Snapshot) -> Result<(), Error> {
         shutdown_enabled: options.admin_shutdown,
     });
     let admin_listener = bind("listeners.admin", listeners.admin)?;
-    tokio::spawn(admin::serve(admin.clone(), admin_listener, admin::Kind::Admin));
+    tokio::spawn(admin::serve(
+        admin.clone(),
+        admin_listener,
+        admin::Kind::Admin,
+    ));
     if let Some(addr) = listeners.metrics {
         let l = bind("listeners.metrics", addr)?;
         tokio::spawn(admin::serve(admin.clone(), l, admin::Kind::Metrics));
@@ -179,7 +183,10 @@ pub async fn run(options: Options, initial: Snapshot) -> Result<(), Error> {
     if drain.wait(deadline).await {
         tracing::info!("drained; exiting");
     } else {
-        tracing::warn!(active = drain.active(), "drain deadline passed; closing remaining connections");
+        tracing::warn!(
+            active = drain.active(),
+            "drain deadline passed; closing remaining connections"
+        );
     }
     Ok(())
 }
@@ -212,7 +219,10 @@ impl Explicit {
     /// Binds listeners new in `snap` and stops those it no longer has. At startup a
     /// bind failure is fatal; on reload it is logged and the rest still apply.
     fn reconcile(&self, snap: &Snapshot, startup: bool) -> Result<(), Error> {
-        let mut running = self.running.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut running = self
+            .running
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let wanted: Vec<SocketAddr> = snap.config.outbound.iter().map(|o| o.listen).collect();
         running.retain(|addr, token| {
             let keep = wanted.contains(addr);

@@ -360,7 +360,17 @@ fn header_map_json(headers: &HeaderMap) -> BTreeMap<String, String> {
 ///   RFC 6455 accept key, then every data frame is echoed back (close is answered and
 ///   ends the connection; ping gets pong).
 pub async fn spawn_http(addr: SocketAddr, name: &str) -> Result<Server, Error> {
-    spawn(addr, name, |stream, peer, context| async move {
+    spawn_http_slow(addr, name, Duration::ZERO).await
+}
+
+/// Like [`spawn_http`], but every answer is delayed by `latency` (a slow endpoint, for
+/// load-balancing tests).
+pub async fn spawn_http_slow(
+    addr: SocketAddr,
+    name: &str,
+    latency: Duration,
+) -> Result<Server, Error> {
+    spawn_with_latency(addr, name, latency, |stream, peer, context| async move {
         let service = service_fn(move |request| {
             let context = context.clone();
             async move { Ok::<_, Infallible>(answer_http(request, peer, &context).await) }
@@ -421,11 +431,26 @@ struct Context {
     name: Arc<str>,
     recorder: Recorder,
     cancel: CancellationToken,
+    /// Added before every HTTP answer (a slow endpoint).
+    latency: Duration,
 }
 
 /// Binds, then accepts on the current runtime, running `handle` per connection until the
 /// server is dropped.
 async fn spawn<H, Fut>(addr: SocketAddr, name: &str, handle: H) -> Result<Server, Error>
+where
+    H: Fn(TcpStream, SocketAddr, Context) -> Fut + Send + 'static,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    spawn_with_latency(addr, name, Duration::ZERO, handle).await
+}
+
+async fn spawn_with_latency<H, Fut>(
+    addr: SocketAddr,
+    name: &str,
+    latency: Duration,
+    handle: H,
+) -> Result<Server, Error>
 where
     H: Fn(TcpStream, SocketAddr, Context) -> Fut + Send + 'static,
     Fut: Future<Output = ()> + Send + 'static,
@@ -441,6 +466,7 @@ where
         name: name.into(),
         recorder: Recorder::new(),
         cancel: CancellationToken::new(),
+        latency,
     };
     let server = Server {
         name: name.to_owned(),
@@ -540,6 +566,9 @@ async fn answer_http(
         .recorder
         .record(Received::Http(Box::new(recorded.clone())));
 
+    if !context.latency.is_zero() {
+        tokio::time::sleep(context.latency).await;
+    }
     let path = recorded.uri.path();
     let mut status = StatusCode::OK;
     if let Some(ms) = path.strip_prefix("/delay/") {

@@ -12,6 +12,37 @@
 //! - [`grpc`]: the Python `grpcio` echo server and client (real gRPC, no generated code).
 //! - [`ca`]: a throw-away PKI (test CA, workload certificates, expired ones, a second CA).
 //!
+//! An end-to-end test reads like this (`weft` flags are illustrative):
+//!
+//! ```no_run
+//! use std::net::SocketAddr;
+//! use std::path::Path;
+//! use weft_testkit::{client, echo, e2e_guard, process::WeftProcess, Topology};
+//!
+//! #[test]
+//! fn forwards_tcp_between_hosts() {
+//!     if !e2e_guard("forwards_tcp_between_hosts") {
+//!         return;
+//!     }
+//!     // Declared first, dropped last: processes and servers go before the namespaces.
+//!     let topology = Topology::new().expect("topology");
+//!     let a = topology.add_host("client").expect("host");
+//!     let b = topology.add_host("server").expect("host");
+//!
+//!     let app = SocketAddr::from(([127, 0, 0, 1], 8080)); // each host has its own loopback
+//!     let server = b.spawn_server(move || echo::spawn_tcp(app, "b")).expect("echo");
+//!     let admin = SocketAddr::from(([127, 0, 0, 1], 15000));
+//!     let bin = Path::new(env!("CARGO_BIN_EXE_weft"));
+//!     let _proxy_b = WeftProcess::spawn(&b, bin, &["proxy"], &[], admin).expect("proxy b");
+//!     let _proxy_a = WeftProcess::spawn(&a, bin, &["proxy"], &[], admin).expect("proxy a");
+//!
+//!     let target = SocketAddr::from(([127, 0, 0, 1], 9000)); // a's outbound listener
+//!     let echoed = a.run(|| client::tcp_roundtrip(target, b"hi")).expect("round trip");
+//!     assert_eq!(echoed, b"hi");
+//!     assert_eq!(server.recorder().connections().len(), 1);
+//! }
+//! ```
+//!
 //! It is not a mocking framework: everything talks over real sockets, so the code under
 //! test runs exactly as in production. Nothing here is used by the shipped binary.
 

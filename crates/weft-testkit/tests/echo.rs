@@ -66,7 +66,10 @@ async fn http_echo_reports_request() {
     assert_eq!(requests[1].version, Version::HTTP_2);
     assert_eq!(requests[1].method, Method::POST);
     assert_eq!(
-        requests[1].uri.authority().map(|a| a.as_str()),
+        requests[1]
+            .uri
+            .authority()
+            .map(http::uri::Authority::as_str),
         Some("echo.test")
     );
 }

@@ -1,6 +1,8 @@
 //! Log setup: `tracing` to stderr, text or JSON, with a filter that the admin API can
 //! change at run time.
 
+use std::io::IsTerminal;
+
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{reload, EnvFilter, Registry};
@@ -42,10 +44,18 @@ pub(crate) fn init(level: &str, format: Format) -> anyhow::Result<Box<dyn LogCon
     let registry = tracing_subscriber::registry().with(filter);
     match format {
         Format::Text => registry
-            .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr))
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .with_ansi(std::io::stderr().is_terminal())
+                    .with_writer(std::io::stderr),
+            )
             .try_init()?,
         Format::Json => registry
-            .with(tracing_subscriber::fmt::layer().json().with_writer(std::io::stderr))
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .json()
+                    .with_writer(std::io::stderr),
+            )
             .try_init()?,
     }
     Ok(Box::new(Control { handle }))

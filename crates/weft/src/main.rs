@@ -9,7 +9,11 @@ use clap::{Parser, Subcommand};
 
 /// Weft service mesh.
 #[derive(Debug, Parser)]
-#[command(name = "weft", version, about = "Weft service mesh: proxy, control plane and CLI")]
+#[command(
+    name = "weft",
+    version,
+    about = "Weft service mesh: proxy, control plane and CLI"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

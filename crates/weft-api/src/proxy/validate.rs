@@ -115,7 +115,10 @@ fn listeners(config: &Config, errors: &mut Errors) {
     let mut bound: Vec<(String, std::net::SocketAddr)> = vec![("listeners.admin".into(), l.admin)];
     bound.extend(l.metrics.map(|a| ("listeners.metrics".into(), a)));
     bound.extend(l.hbone.map(|a| ("listeners.hbone".into(), a)));
-    bound.extend(l.outbound_capture.map(|a| ("listeners.outboundCapture".into(), a)));
+    bound.extend(
+        l.outbound_capture
+            .map(|a| ("listeners.outboundCapture".into(), a)),
+    );
     for (i, o) in config.outbound.iter().enumerate() {
         let path = format!("outbound[{i}]");
         bound.push((format!("{path}.listen"), o.listen));
@@ -153,7 +156,10 @@ fn services(config: &Config, errors: &mut Errors) {
         }
         if let Some(vip) = s.vip {
             if !vips.insert(vip) {
-                errors.push(format!("{path}.vip"), format!("{vip} is used by another service"));
+                errors.push(
+                    format!("{path}.vip"),
+                    format!("{vip} is used by another service"),
+                );
             }
         }
         for (h, host) in s.hostnames.iter().enumerate() {
@@ -262,7 +268,10 @@ fn backends(
     errors: &mut Errors,
 ) {
     if rule.backends.is_empty() {
-        errors.push(format!("{rpath}.backends"), "a rule needs at least one backend");
+        errors.push(
+            format!("{rpath}.backends"),
+            "a rule needs at least one backend",
+        );
     } else if rule.backends.iter().all(|b| b.weight == 0) {
         errors.push(
             format!("{rpath}.backends"),
@@ -312,7 +321,10 @@ fn settings(config: &Config, errors: &mut Errors) {
     if s.max_header_bytes < 1024 {
         errors.push(
             "settings.maxHeaderBytes",
-            format!("{} is too small for real clients; use at least 1024", s.max_header_bytes),
+            format!(
+                "{} is too small for real clients; use at least 1024",
+                s.max_header_bytes
+            ),
         );
     }
     for (field, value) in [
@@ -338,7 +350,9 @@ fn name(path: &str, value: &str, errors: &mut Errors) {
     if !ok {
         errors.push(
             path,
-            format!("{value:?} is not a valid name (lowercase letters, digits and '-', at most 63)"),
+            format!(
+                "{value:?} is not a valid name (lowercase letters, digits and '-', at most 63)"
+            ),
         );
     }
 }
@@ -357,10 +371,9 @@ fn string_match(path: &str, m: &StringMatch, errors: &mut Errors) {
 
 fn path_match(path: &str, m: &PathMatch, errors: &mut Errors) {
     match m {
-        PathMatch::Exact(p) | PathMatch::Prefix(p) if !p.starts_with('/') => errors.push(
-            path,
-            format!("{p:?} must start with '/'"),
-        ),
+        PathMatch::Exact(p) | PathMatch::Prefix(p) if !p.starts_with('/') => {
+            errors.push(path, format!("{p:?} must start with '/'"))
+        }
         PathMatch::Regex(re) => regex(path, re, errors),
         _ => {}
     }
@@ -386,7 +399,10 @@ fn key_values(path: &str, items: &[KeyValueMatch], header: bool, errors: &mut Er
 
 fn regex(path: &str, re: &str, errors: &mut Errors) {
     if let Err(e) = regex::Regex::new(re) {
-        errors.push(path, format!("{re:?} is not a valid regular expression: {e}"));
+        errors.push(
+            path,
+            format!("{re:?} is not a valid regular expression: {e}"),
+        );
     }
 }
 
@@ -409,7 +425,11 @@ services:
 
     fn errors_of(extra: &str) -> Vec<String> {
         match Config::from_yaml(&format!("{BASE}{extra}")) {
-            Err(Error::Invalid(e)) => e.0.into_iter().map(|e| format!("{}: {}", e.path, e.message)).collect(),
+            Err(Error::Invalid(e)) => {
+                e.0.into_iter()
+                    .map(|e| format!("{}: {}", e.path, e.message))
+                    .collect()
+            }
             Err(other) => vec![other.to_string()],
             Ok(_) => vec![],
         }
@@ -447,7 +467,8 @@ services:
         ))
         .expect_err("negative weight must fail");
         assert!(
-            err.to_string().starts_with("routes[0].rules[0].backends[0].weight"),
+            err.to_string()
+                .starts_with("routes[0].rules[0].backends[0].weight"),
             "{err}"
         );
     }
@@ -458,30 +479,48 @@ services:
             "routes:\n  - service: echo\n    rules:\n      - matches: [{ path: { regex: '(' } }]\n        backends: [{ service: echo }]\n",
         );
         assert_eq!(errs.len(), 1, "{errs:?}");
-        assert!(errs[0].starts_with("routes[0].rules[0].matches[0].path: \"(\" is not a valid regular expression"), "{errs:?}");
+        assert!(
+            errs[0].starts_with(
+                "routes[0].rules[0].matches[0].path: \"(\" is not a valid regular expression"
+            ),
+            "{errs:?}"
+        );
     }
 
     #[test]
     fn rejects_admin_off_loopback() {
         let errs = errors_of("").len();
         assert_eq!(errs, 0);
-        let err = Config::from_yaml(&BASE.replace("{ hbone: null }", "{ hbone: null, admin: 0.0.0.0:15000 }"))
-            .expect_err("admin on 0.0.0.0 must fail");
-        assert!(err.to_string().starts_with("listeners.admin: 0.0.0.0:15000 is not a loopback"), "{err}");
+        let err = Config::from_yaml(
+            &BASE.replace("{ hbone: null }", "{ hbone: null, admin: 0.0.0.0:15000 }"),
+        )
+        .expect_err("admin on 0.0.0.0 must fail");
+        assert!(
+            err.to_string()
+                .starts_with("listeners.admin: 0.0.0.0:15000 is not a loopback"),
+            "{err}"
+        );
     }
 
     #[test]
     fn rejects_listener_address_conflicts() {
         let err = Config::from_yaml(&BASE.replace("127.0.0.1:18080", "127.0.0.1:15000"))
             .expect_err("conflict must fail");
-        assert!(err.to_string().contains("outbound[0].listen: 127.0.0.1:15000 is already used by listeners.admin"), "{err}");
+        assert!(
+            err.to_string()
+                .contains("outbound[0].listen: 127.0.0.1:15000 is already used by listeners.admin"),
+            "{err}"
+        );
     }
 
     #[test]
     fn requires_certificates_when_hbone_is_on() {
         let err = Config::from_yaml(&BASE.replace("listeners: { hbone: null }\n", ""))
             .expect_err("hbone without certs must fail");
-        assert!(err.to_string().starts_with("certificates: required"), "{err}");
+        assert!(
+            err.to_string().starts_with("certificates: required"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -500,9 +539,17 @@ services:
 
     #[test]
     fn durations_are_human_readable() {
-        let cfg = Config::from_yaml(&format!("{BASE}settings: {{ detectTimeout: 50ms }}\n")).expect("valid");
-        assert_eq!(cfg.settings.detect_timeout, std::time::Duration::from_millis(50));
-        let err = Config::from_yaml(&format!("{BASE}settings: {{ detectTimeout: 50 }}\n")).expect_err("bare number");
-        assert!(err.to_string().starts_with("settings.detectTimeout"), "{err}");
+        let cfg = Config::from_yaml(&format!("{BASE}settings: {{ detectTimeout: 50ms }}\n"))
+            .expect("valid");
+        assert_eq!(
+            cfg.settings.detect_timeout,
+            std::time::Duration::from_millis(50)
+        );
+        let err = Config::from_yaml(&format!("{BASE}settings: {{ detectTimeout: 50 }}\n"))
+            .expect_err("bare number");
+        assert!(
+            err.to_string().starts_with("settings.detectTimeout"),
+            "{err}"
+        );
     }
 }

@@ -8,10 +8,12 @@
 //! find a dial already in flight for their key wait for it instead of dialing their own,
 //! so a burst of new application connections costs one TLS handshake.
 //!
-//! Each connection is driven by its own task, which also closes it once it has carried
-//! no stream for `idle_timeout` and removes it from the pool when it fails or the peer
-//! sends GOAWAY. A `CONNECT` that fails because the connection died under it is retried
-//! once on another connection: nothing reached the target, so retrying is safe.
+//! Each connection is driven by its own task, which takes it out of the pool once it has
+//! carried no stream for `idle_timeout` (it then closes) or when it closes or fails. A
+//! `CONNECT` that finds its connection gone (GOAWAY, I/O error, stream refused) takes
+//! that connection out too and is retried once on another: the peer never acted on it,
+//! so retrying is safe. A peer refusing our certificate is reported as a TLS error, not
+//! retried.
 //!
 //! What it is not: no load balancing, retries across endpoints, or health checking of
 //! targets; [`outbound`](crate::outbound) decides where to go and what to do on failure.
@@ -20,9 +22,10 @@ use std::collections::HashMap;
 use std::fmt;
 use std::future::Future;
 use std::net::SocketAddr;
-use std::pin::pin;
+use std::pin::{pin, Pin};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError, Weak};
+use std::task::{ready, Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -30,9 +33,11 @@ use futures::future::{BoxFuture, FutureExt, Shared};
 use h2::client::SendRequest;
 use http::{Method, Request};
 use rustls::pki_types::ServerName;
-use tokio::io::{AsyncRead, AsyncWrite};
+use rustls::ClientConfig;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tokio::time::Instant;
+use tokio_rustls::client::TlsStream;
 use tokio_rustls::TlsConnector;
 use weft_tls::{Credentials, SpiffeId};
 
@@ -92,6 +97,8 @@ type Dial = Shared<BoxFuture<'static, Result<(), Arc<Error>>>>;
 struct Conn {
     id: u64,
     send: SendRequest<Bytes>,
+    /// The TLS error that killed the connection, if one did; see [`Recorded`].
+    tls_failure: Arc<OnceLock<rustls::Error>>,
     /// Set once the connection failed, received GOAWAY or closed: no new streams.
     broken: AtomicBool,
     streams: Mutex<Streams>,
@@ -159,22 +166,20 @@ impl Pool {
         let mut attempt = 1;
         loop {
             let lease = self.checkout(creds, &key).await?;
-            match open(lease, hbone_addr, target).await {
+            match open(&self.inner, &key, lease, target).await {
                 Ok(stream) => return Ok(stream),
-                Err(Open::Retry { conn, source }) if attempt < OPEN_ATTEMPTS => {
+                Err(Open::Retry(source)) if attempt < OPEN_ATTEMPTS => {
                     tracing::debug!(
                         peer = %hbone_addr, %target, error = %source,
                         "HBONE connection failed before CONNECT was answered; retrying on another"
                     );
-                    self.inner.evict(&key, &conn);
                     attempt += 1;
                 }
-                Err(Open::Retry { conn, source }) => {
-                    self.inner.evict(&key, &conn);
+                Err(Open::Retry(source)) => {
                     return Err(Error::H2 {
                         addr: hbone_addr,
                         source,
-                    });
+                    })
                 }
                 Err(Open::Fail(err)) => return Err(err),
             }
@@ -192,47 +197,50 @@ impl Pool {
 
     /// A stream slot on a usable connection for `key`, dialing one if there is none.
     async fn checkout(&self, creds: &Arc<Credentials>, key: &Key) -> Result<Lease, Error> {
+        let limit = self.inner.config.max_streams_per_connection as usize;
+        // Built only when a dial is needed, and outside the pool lock: it parses our key.
+        let mut tls = None;
         loop {
             let dial = {
                 let mut slots = self.inner.slots();
                 let slot = slots.entry(key.clone()).or_default();
-                let limit = self.inner.config.max_streams_per_connection as usize;
                 if let Some(conn) = slot.conns.iter().find(|conn| conn.try_reserve(limit)) {
                     return Ok(Lease { conn: conn.clone() });
                 }
-                match &slot.dial {
-                    Some(dial) => dial.clone(),
-                    None => match self.start_dial(creds, key) {
-                        Ok(dial) => {
-                            slot.dial = Some(dial.clone());
-                            dial
-                        }
-                        Err(err) => {
-                            if slot.conns.is_empty() {
-                                slots.remove(key);
-                            }
-                            return Err(err);
-                        }
-                    },
+                match (&slot.dial, tls.take()) {
+                    (Some(dial), _) => Some(dial.clone()),
+                    (None, Some(tls)) => {
+                        let dial = self.start_dial(tls, key);
+                        slot.dial = Some(dial.clone());
+                        Some(dial)
+                    }
+                    (None, None) => None,
                 }
             };
-            // On success the new connection is in the slot: loop to take a stream on it
-            // (or, if other waiters filled it, to dial the next one).
-            dial.await
-                .map_err(|err| Arc::try_unwrap(err).unwrap_or_else(|err| shared_error(&err)))?;
+            match dial {
+                // On success the new connection is in the slot: loop to take a stream on
+                // it (or, if other waiters filled it, to dial the next one).
+                Some(dial) => dial
+                    .await
+                    .map_err(|err| Arc::try_unwrap(err).unwrap_or_else(|err| shared_error(&err)))?,
+                None => match creds.client_config(&key.identity) {
+                    Ok(config) => tls = Some(config),
+                    Err(source) => {
+                        prune(&mut self.inner.slots(), key);
+                        return Err(Error::Credentials {
+                            addr: key.addr,
+                            expected: key.identity.clone(),
+                            source: Box::new(source),
+                        });
+                    }
+                },
+            }
         }
     }
 
     /// Starts dialing `key` in its own task, so that the dial completes (and the
     /// connection joins the pool) even if the callers waiting for it give up.
-    fn start_dial(&self, creds: &Arc<Credentials>, key: &Key) -> Result<Dial, Error> {
-        let tls = creds
-            .client_config(&key.identity)
-            .map_err(|source| Error::Credentials {
-                addr: key.addr,
-                expected: key.identity.clone(),
-                source,
-            })?;
+    fn start_dial(&self, tls: Arc<ClientConfig>, key: &Key) -> Dial {
         let pool = Arc::downgrade(&self.inner);
         let addr = key.addr;
         let key = key.clone();
@@ -254,10 +262,12 @@ impl Pool {
             let slot = slots.entry(key.clone()).or_default();
             slot.dial = None;
             match result {
-                Ok((send, connection)) => {
+                Ok(established) => {
+                    let (send, connection, tls_failure) = established;
                     let conn = Arc::new(Conn {
                         id: pool.next_id.fetch_add(1, Ordering::Relaxed),
                         send,
+                        tls_failure,
                         broken: AtomicBool::new(false),
                         streams: Mutex::new(Streams {
                             active: 0,
@@ -277,14 +287,12 @@ impl Pool {
                 }
                 Err(err) => {
                     tracing::debug!(peer = %key.addr, identity = %key.identity, error = %err, "HBONE dial failed");
-                    if slot.conns.is_empty() {
-                        slots.remove(&key);
-                    }
+                    prune(&mut slots, &key);
                     Err(Arc::new(err))
                 }
             }
         });
-        Ok(async move {
+        async move {
             task.await.unwrap_or_else(|join| {
                 Err(Arc::new(Error::Connect {
                     addr,
@@ -293,7 +301,7 @@ impl Pool {
             })
         }
         .boxed()
-        .shared())
+        .shared()
     }
 }
 
@@ -318,17 +326,11 @@ impl Inner {
     /// Marks `conn` unusable and takes it out of the pool. Its streams keep running.
     fn evict(&self, key: &Key, conn: &Conn) {
         conn.broken.store(true, Ordering::Release);
-        self.remove(key, conn.id);
-    }
-
-    fn remove(&self, key: &Key, id: u64) {
         let mut slots = self.slots();
         if let Some(slot) = slots.get_mut(key) {
-            slot.conns.retain(|conn| conn.id != id);
-            if slot.conns.is_empty() && slot.dial.is_none() {
-                slots.remove(key);
-            }
+            slot.conns.retain(|c| c.id != conn.id);
         }
+        prune(&mut slots, key);
     }
 
     /// Takes `conn` out of the pool if it has carried no stream for `idle_timeout`;
@@ -344,12 +346,20 @@ impl Inner {
             conn.broken.store(true, Ordering::Release);
             if let Some(slot) = slots.get_mut(key) {
                 slot.conns.retain(|c| c.id != conn.id);
-                if slot.conns.is_empty() && slot.dial.is_none() {
-                    slots.remove(key);
-                }
             }
+            prune(&mut slots, key);
         }
         idle
+    }
+}
+
+/// Forgets `key` once it has neither connections nor a dial in flight.
+fn prune(slots: &mut HashMap<Key, Slot>, key: &Key) {
+    if slots
+        .get(key)
+        .is_some_and(|slot| slot.conns.is_empty() && slot.dial.is_none())
+    {
+        slots.remove(key);
     }
 }
 
@@ -392,30 +402,44 @@ impl Drop for Lease {
 /// Why opening a stream on a checked-out connection failed.
 enum Open {
     /// The connection died or went away before the peer answered; try another.
-    Retry { conn: Arc<Conn>, source: h2::Error },
+    Retry(h2::Error),
     /// Final.
     Fail(Error),
 }
 
-/// Sends `CONNECT target` on the leased connection and waits for the answer.
-async fn open(lease: Lease, addr: SocketAddr, target: SocketAddr) -> Result<H2Stream, Open> {
+/// Sends `CONNECT target` on the leased connection and waits for the answer. A
+/// connection that fails under the request leaves the pool.
+async fn open(pool: &Inner, key: &Key, lease: Lease, target: SocketAddr) -> Result<H2Stream, Open> {
+    let addr = key.addr;
     let request = Request::builder()
         .method(Method::CONNECT)
         .uri(target.to_string())
         .body(())
         .map_err(|source| Open::Fail(Error::Request { target, source }))?;
-    let conn = lease.conn.clone();
-    let retry = |source| Open::Retry {
-        conn: conn.clone(),
-        source,
+    let conn = &lease.conn;
+    let failed = |err: h2::Error| {
+        let lost = connection_lost(&err);
+        if lost {
+            pool.evict(key, conn);
+        }
+        // In TLS 1.3 the server checks our certificate after our side of the handshake
+        // is done, so its refusal (an alert) arrives here rather than in the dial.
+        if let Some(tls) = conn.tls_failure.get() {
+            return Open::Fail(Error::Tls {
+                addr,
+                expected: key.identity.clone(),
+                source: std::io::Error::new(std::io::ErrorKind::InvalidData, tls.clone()),
+            });
+        }
+        if lost {
+            Open::Retry(err)
+        } else {
+            Open::Fail(Error::H2 { addr, source: err })
+        }
     };
-    let mut send = lease.conn.send.clone().ready().await.map_err(retry)?;
-    let (response, stream) = send.send_request(request, false).map_err(retry)?;
-    let response = match response.await {
-        Ok(response) => response,
-        Err(err) if connection_lost(&err) => return Err(retry(err)),
-        Err(source) => return Err(Open::Fail(Error::H2 { addr, source })),
-    };
+    let mut send = conn.send.clone().ready().await.map_err(failed)?;
+    let (response, stream) = send.send_request(request, false).map_err(failed)?;
+    let response = response.await.map_err(failed)?;
     let status = response.status();
     if !status.is_success() {
         return Err(Open::Fail(Error::Rejected {
@@ -433,18 +457,20 @@ fn connection_lost(err: &h2::Error) -> bool {
     err.is_go_away() || err.is_io() || err.reason() == Some(h2::Reason::REFUSED_STREAM)
 }
 
+/// A new connection: the request handle, the connection to drive, and where its I/O
+/// records a TLS failure.
+type Established = (
+    SendRequest<Bytes>,
+    h2::client::Connection<Recorded<TlsStream<TcpStream>>, Bytes>,
+    Arc<OnceLock<rustls::Error>>,
+);
+
 /// TCP connect, TLS handshake (the verifier checks `key.identity`) and HTTP/2 preface.
 async fn handshake(
     tls: TlsConnector,
     key: &Key,
     config: &PoolConfig,
-) -> Result<
-    (
-        SendRequest<Bytes>,
-        h2::client::Connection<impl AsyncRead + AsyncWrite + Send + Unpin, Bytes>,
-    ),
-    Error,
-> {
+) -> Result<Established, Error> {
     let addr = key.addr;
     let tcp = TcpStream::connect(addr)
         .await
@@ -468,7 +494,12 @@ async fn handshake(
             found: alpn.map(|p| String::from_utf8_lossy(p).into_owned()),
         });
     }
-    h2::client::Builder::new()
+    let tls_failure = Arc::new(OnceLock::new());
+    let io = Recorded {
+        io: tls,
+        tls_failure: tls_failure.clone(),
+    };
+    let (send, connection) = h2::client::Builder::new()
         .initial_window_size(STREAM_WINDOW)
         .initial_connection_window_size(CONNECTION_WINDOW)
         .max_frame_size(MAX_FRAME_SIZE)
@@ -476,9 +507,77 @@ async fn handshake(
         .max_header_list_size(MAX_HEADER_LIST_SIZE)
         .initial_max_send_streams(config.max_streams_per_connection as usize)
         .enable_push(false)
-        .handshake(tls)
+        .handshake(io)
         .await
-        .map_err(|source| Error::H2 { addr, source })
+        .map_err(|source| Error::H2 { addr, source })?;
+    Ok((send, connection, tls_failure))
+}
+
+/// The TLS stream of a pooled connection, keeping the first `rustls::Error` it fails
+/// with. h2 turns I/O errors into text, so without this a peer refusing our certificate
+/// would look like any broken connection.
+struct Recorded<T> {
+    io: T,
+    tls_failure: Arc<OnceLock<rustls::Error>>,
+}
+
+impl<T> Recorded<T> {
+    fn record<R>(&self, result: std::io::Result<R>) -> std::io::Result<R> {
+        if let Err(err) = &result {
+            if let Some(tls) = err
+                .get_ref()
+                .and_then(|e| e.downcast_ref::<rustls::Error>())
+            {
+                let _ = self.tls_failure.set(tls.clone());
+            }
+        }
+        result
+    }
+}
+
+impl<T: AsyncRead + Unpin> AsyncRead for Recorded<T> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let result = ready!(Pin::new(&mut self.io).poll_read(cx, buf));
+        Poll::Ready(self.record(result))
+    }
+}
+
+impl<T: AsyncWrite + Unpin> AsyncWrite for Recorded<T> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        let result = ready!(Pin::new(&mut self.io).poll_write(cx, buf));
+        Poll::Ready(self.record(result))
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        let result = ready!(Pin::new(&mut self.io).poll_write_vectored(cx, bufs));
+        Poll::Ready(self.record(result))
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        let result = ready!(Pin::new(&mut self.io).poll_flush(cx));
+        Poll::Ready(self.record(result))
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        let result = ready!(Pin::new(&mut self.io).poll_shutdown(cx));
+        Poll::Ready(self.record(result))
+    }
 }
 
 /// Drives one pooled connection until it closes, taking it out of the pool once it has
@@ -498,19 +597,16 @@ async fn drive<C>(
     loop {
         // Hold no `Arc<Conn>` across the wait: its `SendRequest` would keep an evicted
         // connection open.
-        let next_check = match conn.upgrade() {
-            Some(conn) => {
-                let streams = conn.streams();
-                if streams.active == 0 {
-                    streams.idle_since + idle_timeout
-                } else {
-                    Instant::now() + idle_timeout
-                }
+        let next_check = if let Some(conn) = conn.upgrade() {
+            let streams = conn.streams();
+            if streams.active == 0 {
+                streams.idle_since + idle_timeout
+            } else {
+                Instant::now() + idle_timeout
             }
-            None => {
-                pooled = false;
-                Instant::now()
-            }
+        } else {
+            pooled = false;
+            Instant::now()
         };
         tokio::select! {
             result = &mut connection => {

@@ -46,7 +46,7 @@ const CONNECTION_WINDOW: u32 = 16 * 1024 * 1024;
 
 /// Largest DATA frame we accept. Bigger frames than the 16 KiB default cut per-frame
 /// overhead on bulk transfers.
-const MAX_FRAME_SIZE: u32 = 64 * 1024;
+const MAX_FRAME_SIZE: u32 = 16 * 1024;
 
 /// Most bytes one stream may have queued for the connection to write; past it, writes
 /// wait. Bounds memory per stream while keeping a window's worth in flight.
@@ -109,7 +109,7 @@ pub enum Error {
         /// The SPIFFE ID the peer had to prove.
         expected: SpiffeId,
         /// What is wrong with the credentials.
-        source: weft_tls::CredsError,
+        source: Box<weft_tls::CredsError>,
     },
 
     /// A client completed the TLS handshake with the HBONE server but failed it; server
@@ -137,7 +137,7 @@ pub enum Error {
         /// The peer's address.
         addr: SocketAddr,
         /// What is wrong with the certificate's identity.
-        source: weft_tls::verify::Error,
+        source: Box<weft_tls::verify::Error>,
     },
 
     /// The TLS session did not negotiate ALPN `h2`, so the peer cannot speak HBONE.

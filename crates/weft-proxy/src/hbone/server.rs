@@ -437,7 +437,10 @@ async fn handshake(
         .map_err(|source| Error::Accept { addr, source })?;
     let (_, session) = tls.get_ref();
     let peer = weft_tls::verify::peer_identity(session.peer_certificates().unwrap_or_default())
-        .map_err(|source| Error::Identity { addr, source })?;
+        .map_err(|source| Error::Identity {
+            addr,
+            source: Box::new(source),
+        })?;
     let alpn = session.alpn_protocol();
     if alpn != Some(b"h2") {
         return Err(Error::Alpn {

@@ -67,7 +67,9 @@ impl HttpBody for Body {
                 }
                 polled
             }
-            Self::Local(full) => Pin::new(full).poll_frame(cx).map_err(|never| match never {}),
+            Self::Local(full) => Pin::new(full)
+                .poll_frame(cx)
+                .map_err(|never| match never {}),
         }
     }
 

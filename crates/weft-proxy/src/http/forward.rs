@@ -40,7 +40,10 @@ pub fn prepare(req: &mut Request<Incoming>, version: Version, authority: Option<
 /// Sends `req` through `pool` and returns the response to relay downstream. Protocol
 /// upgrades (WebSocket) are spliced: once both sides agree on 101, the two upgraded
 /// connections are copied into each other by a background task.
-pub async fn forward(pool: &Arc<Pool>, mut req: Request<Incoming>) -> Result<Response<Body>, pool::Error> {
+pub async fn forward(
+    pool: &Arc<Pool>,
+    mut req: Request<Incoming>,
+) -> Result<Response<Body>, pool::Error> {
     let upgrade = req.version() <= HttpVersion::HTTP_11 && headers::is_upgrade(req.headers());
     headers::strip_hop_by_hop(req.headers_mut(), upgrade);
     let downstream = upgrade.then(|| hyper::upgrade::on(&mut req));

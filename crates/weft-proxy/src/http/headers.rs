@@ -37,7 +37,10 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap, upgrade: bool) {
     let trailers = headers
         .get(header::TE)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case("trailers")));
+        .is_some_and(|v| {
+            v.split(',')
+                .any(|t| t.trim().eq_ignore_ascii_case("trailers"))
+        });
     for name in &HOP_BY_HOP {
         if upgrade && (*name == header::CONNECTION || *name == header::UPGRADE) {
             continue;
@@ -75,13 +78,23 @@ mod tests {
     fn map(pairs: &[(&str, &str)]) -> HeaderMap {
         pairs
             .iter()
-            .map(|(k, v)| (HeaderName::from_bytes(k.as_bytes()).expect("name"), v.parse().expect("value")))
+            .map(|(k, v)| {
+                (
+                    HeaderName::from_bytes(k.as_bytes()).expect("name"),
+                    v.parse().expect("value"),
+                )
+            })
             .collect()
     }
 
     #[test]
     fn strips_hop_by_hop_and_connection_listed_headers() {
-        let mut h = map(&[("connection", "close, x-secret"), ("x-secret", "1"), ("keep-alive", "5"), ("x-app", "1")]);
+        let mut h = map(&[
+            ("connection", "close, x-secret"),
+            ("x-secret", "1"),
+            ("keep-alive", "5"),
+            ("x-app", "1"),
+        ]);
         strip_hop_by_hop(&mut h, false);
         assert_eq!(h.len(), 1);
         assert!(h.contains_key("x-app"));
@@ -99,8 +112,14 @@ mod tests {
         let mut h = map(&[("connection", "Upgrade"), ("upgrade", "websocket")]);
         assert!(is_upgrade(&h));
         strip_hop_by_hop(&mut h, true);
-        assert_eq!(h.get("upgrade").map(|v| v.as_bytes()), Some(&b"websocket"[..]));
-        assert_eq!(h.get("connection").map(|v| v.as_bytes()), Some(&b"upgrade"[..]));
+        assert_eq!(
+            h.get("upgrade").map(|v| v.as_bytes()),
+            Some(&b"websocket"[..])
+        );
+        assert_eq!(
+            h.get("connection").map(|v| v.as_bytes()),
+            Some(&b"upgrade"[..])
+        );
     }
 
     #[test]

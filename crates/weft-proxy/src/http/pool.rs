@@ -27,6 +27,12 @@ pub type DialFuture = Pin<Box<dyn Future<Output = Result<Box<dyn Io>, DialError>
 /// Opens a new byte stream to the endpoint.
 pub type Dialer = Arc<dyn Fn() -> DialFuture + Send + Sync>;
 
+/// Set on a response whose request had to open a new connection first: how long the
+/// dial took. Load balancing subtracts it, so a handshake is not mistaken for a slow
+/// endpoint.
+#[derive(Clone, Copy, Debug)]
+pub struct DialTime(pub std::time::Duration);
+
 /// Idle HTTP/1 connections kept per endpoint.
 const MAX_IDLE: usize = 64;
 
@@ -80,7 +86,9 @@ pub struct Pool {
 
 impl std::fmt::Debug for Pool {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Pool").field("version", &self.version).finish_non_exhaustive()
+        f.debug_struct("Pool")
+            .field("version", &self.version)
+            .finish_non_exhaustive()
     }
 }
 
@@ -96,7 +104,10 @@ impl Checkin {
     pub fn done(self) {
         if let Some(pool) = self.pool.upgrade() {
             if !self.sender.is_closed() {
-                let mut idle = pool.idle.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                let mut idle = pool
+                    .idle
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
                 if idle.len() < MAX_IDLE {
                     idle.push(self.sender);
                 }
@@ -128,8 +139,12 @@ impl Pool {
         match self.version {
             Version::Http1 => self.send_http1(req, upgrade).await,
             Version::Http2 => {
-                let mut sender = self.h2_sender().await?;
-                let resp = sender.send_request(req).await?;
+                let started = std::time::Instant::now();
+                let (mut sender, dialled) = self.h2_sender().await?;
+                let mut resp = sender.send_request(req).await?;
+                if dialled {
+                    resp.extensions_mut().insert(DialTime(started.elapsed()));
+                }
                 Ok((resp, None))
             }
         }
@@ -154,8 +169,11 @@ impl Pool {
                 },
             }
         }
+        let dial_started = std::time::Instant::now();
         let mut sender = self.dial_http1().await?;
-        let resp = sender.send_request(req).await?;
+        let dialled = DialTime(dial_started.elapsed());
+        let mut resp = sender.send_request(req).await?;
+        resp.extensions_mut().insert(dialled);
         Ok(self.finish(resp, sender, upgrade))
     }
 
@@ -173,7 +191,10 @@ impl Pool {
     }
 
     fn pop_idle(&self) -> Option<http1::SendRequest<Incoming>> {
-        let mut idle = self.idle.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut idle = self
+            .idle
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         while let Some(sender) = idle.pop() {
             if !sender.is_closed() {
                 return Some(sender);
@@ -184,9 +205,7 @@ impl Pool {
 
     async fn dial_http1(&self) -> Result<http1::SendRequest<Incoming>, Error> {
         let io = (self.dial)().await.map_err(Error::Connect)?;
-        let (sender, conn) = http1::Builder::new()
-            .handshake(TokioIo::new(io))
-            .await?;
+        let (sender, conn) = http1::Builder::new().handshake(TokioIo::new(io)).await?;
         tokio::spawn(async move {
             if let Err(e) = conn.with_upgrades().await {
                 tracing::debug!(error = %e, "upstream HTTP/1 connection ended with an error");
@@ -195,11 +214,12 @@ impl Pool {
         Ok(sender)
     }
 
-    async fn h2_sender(&self) -> Result<http2::SendRequest<Incoming>, Error> {
+    /// The shared HTTP/2 connection, and whether it had to be dialled now.
+    async fn h2_sender(&self) -> Result<(http2::SendRequest<Incoming>, bool), Error> {
         let mut slot = self.h2.lock().await;
         if let Some(sender) = slot.as_ref() {
             if !sender.is_closed() {
-                return Ok(sender.clone());
+                return Ok((sender.clone(), false));
             }
         }
         let io = (self.dial)().await.map_err(Error::Connect)?;
@@ -215,11 +235,14 @@ impl Pool {
             }
         });
         *slot = Some(sender.clone());
-        Ok(sender)
+        Ok((sender, true))
     }
 
     /// Idle HTTP/1 connections (for tests and metrics).
     pub fn idle(&self) -> usize {
-        self.idle.lock().unwrap_or_else(std::sync::PoisonError::into_inner).len()
+        self.idle
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .len()
     }
 }

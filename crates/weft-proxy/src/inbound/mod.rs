@@ -73,14 +73,22 @@ impl Inbound {
     /// Serves one accepted HBONE stream.
     pub async fn handle(self: Arc<Self>, accepted: Accepted) {
         let Accepted {
-            peer, target, mut stream, ..
+            peer,
+            target,
+            mut stream,
+            ..
         } = accepted;
         let snap = self.store.load();
         let Some(protocol) = snap.inbound_port(target.port()) else {
             return;
         };
         let settings = snap.settings().clone();
-        let plan = detect::plan(protocol, target.port(), settings.detect_timeout, settings.request_header_timeout);
+        let plan = detect::plan(
+            protocol,
+            target.port(),
+            settings.detect_timeout,
+            settings.request_header_timeout,
+        );
         let outcome = match detect::detect(&mut stream, plan).await {
             Ok(Some(o)) => o,
             Ok(None) => return,
@@ -104,7 +112,10 @@ impl Inbound {
                 let http2 = outcome.detected == Detected::Http2;
                 let xfcc = HeaderValue::from_str(&format!(
                     "By={};URI={peer}",
-                    snap.creds.as_ref().map(|c| c.identity().to_string()).unwrap_or_default()
+                    snap.creds
+                        .as_ref()
+                        .map(|c| c.identity().to_string())
+                        .unwrap_or_default()
                 ))
                 .ok();
                 let peer = PeerIdentity(peer);
@@ -130,7 +141,11 @@ impl Inbound {
         xfcc: Option<HeaderValue>,
     ) -> Response<Body> {
         let started = Instant::now();
-        let version = if http2 { pool::Version::Http2 } else { pool::Version::Http1 };
+        let version = if http2 {
+            pool::Version::Http2
+        } else {
+            pool::Version::Http1
+        };
         let pool = self.app_pool(app, version);
         headers::strip_identity(req.headers_mut());
         if let Some(v) = xfcc {
@@ -179,7 +194,10 @@ impl Inbound {
     }
 
     fn app_pool(&self, app: SocketAddr, version: pool::Version) -> Arc<Pool> {
-        let mut apps = self.apps.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut apps = self
+            .apps
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         apps.entry((app, version))
             .or_insert_with(|| {
                 let store = self.store.clone();
@@ -188,13 +206,20 @@ impl Inbound {
                     Box::pin(async move {
                         let s = tokio::time::timeout(timeout, TcpStream::connect(app))
                             .await
-                            .map_err(|_| Box::new(std::io::Error::from(std::io::ErrorKind::TimedOut)) as DialError)?
+                            .map_err(|_| {
+                                Box::new(std::io::Error::from(std::io::ErrorKind::TimedOut))
+                                    as DialError
+                            })?
                             .map_err(|e| Box::new(e) as DialError)?;
                         let _ = s.set_nodelay(true);
                         Ok(Box::new(s) as Box<dyn pool::Io>)
                     })
                 });
-                Pool::new(version, dialer, self.store.load().settings().max_header_bytes)
+                Pool::new(
+                    version,
+                    dialer,
+                    self.store.load().settings().max_header_bytes,
+                )
             })
             .clone()
     }

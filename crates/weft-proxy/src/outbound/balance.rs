@@ -94,6 +94,13 @@ impl Stats {
     }
 }
 
+impl InFlight<'_> {
+    /// Leaves `spent` (e.g. connection setup) out of the recorded latency.
+    pub fn exclude(&mut self, spent: Duration) {
+        self.started += spent;
+    }
+}
+
 /// An outstanding request; records its latency when dropped.
 #[derive(Debug)]
 pub struct InFlight<'a> {
@@ -152,7 +159,9 @@ mod tests {
     fn round_robin_cycles_through_every_endpoint() {
         let s = endpoints(3);
         let cursor = AtomicUsize::new(0);
-        let picks: Vec<usize> = (0..6).map(|_| pick(LoadBalancer::RoundRobin, &s, &cursor)).collect();
+        let picks: Vec<usize> = (0..6)
+            .map(|_| pick(LoadBalancer::RoundRobin, &s, &cursor))
+            .collect();
         assert_eq!(picks, vec![0, 1, 2, 0, 1, 2]);
     }
 
@@ -187,7 +196,10 @@ mod tests {
         s.observe(Duration::from_millis(100));
         assert!(s.latency_nanos() > 90_000_000.0);
         s.observe(Duration::from_millis(1));
-        assert!(s.latency_nanos() > 50_000_000.0, "one fast response must not erase a peak");
+        assert!(
+            s.latency_nanos() > 50_000_000.0,
+            "one fast response must not erase a peak"
+        );
     }
 
     #[test]

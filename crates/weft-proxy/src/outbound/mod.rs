@@ -24,7 +24,9 @@ use crate::http::body::Body;
 use crate::http::pool::{self, DialError, Io, Pool};
 use crate::http::{forward, headers};
 use crate::state::{Dial, EndpointState, Store, Target};
-use crate::telemetry::{ConnectionGuard, ConnectionLabels, Direction, Metrics, Name, RequestLabels};
+use crate::telemetry::{
+    ConnectionGuard, ConnectionLabels, Direction, Metrics, Name, RequestLabels,
+};
 use crate::transport::detect::{self, Detected};
 use crate::transport::listen::Drain;
 use crate::transport::rewind::Rewind;
@@ -68,7 +70,12 @@ pub enum ConnectError {
 
 impl Outbound {
     /// Outbound handling over `store`, dialling peers through `hbone`.
-    pub fn new(store: Arc<Store>, metrics: Arc<Metrics>, hbone: hbone::Pool, drain: Drain) -> Arc<Self> {
+    pub fn new(
+        store: Arc<Store>,
+        metrics: Arc<Metrics>,
+        hbone: hbone::Pool,
+        drain: Drain,
+    ) -> Arc<Self> {
         Arc::new(Self {
             store,
             metrics,
@@ -156,11 +163,20 @@ impl Outbound {
     }
 
     /// Routes and forwards one HTTP request.
-    async fn request(&self, mut req: Request<Incoming>, key: &str, port: u16, http2: bool) -> Response<Body> {
+    async fn request(
+        &self,
+        mut req: Request<Incoming>,
+        key: &str,
+        port: u16,
+        http2: bool,
+    ) -> Response<Body> {
         let started = Instant::now();
         let snap = self.store.load();
         let Some(parent) = snap.target(key, port) else {
-            return forward::local(StatusCode::SERVICE_UNAVAILABLE, "weft: service no longer configured");
+            return forward::local(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "weft: service no longer configured",
+            );
         };
         let table = snap.routes(&parent);
         let authority = authority(&req);
@@ -171,35 +187,70 @@ impl Outbound {
             authority: authority.as_ref().map_or("", http::uri::Authority::host),
         };
         let Some(rule) = table.find(&view) else {
-            return self.finish(&parent.service.label, started, forward::local(StatusCode::NOT_FOUND, "weft: no route matched"));
+            return self.finish(
+                &parent.service.label,
+                started,
+                forward::local(StatusCode::NOT_FOUND, "weft: no route matched"),
+            );
         };
         let Some(backend) = rule.pick() else {
-            return self.finish(&parent.service.label, started, forward::local(StatusCode::SERVICE_UNAVAILABLE, "weft: no backend with weight"));
+            return self.finish(
+                &parent.service.label,
+                started,
+                forward::local(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "weft: no backend with weight",
+                ),
+            );
         };
         let label = backend.service.label.clone();
         let Some(endpoint) = backend.service.pick().cloned() else {
-            return self.finish(&label, started, forward::local(StatusCode::SERVICE_UNAVAILABLE, &format!("weft: no endpoints for {}", backend.service.key)));
+            return self.finish(
+                &label,
+                started,
+                forward::local(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    &format!("weft: no endpoints for {}", backend.service.key),
+                ),
+            );
         };
-        let version = if http2 { pool::Version::Http2 } else { pool::Version::Http1 };
+        let version = if http2 {
+            pool::Version::Http2
+        } else {
+            pool::Version::Http1
+        };
         let target_port = backend.port.target();
         let pool = endpoint.pool(target_port, version, || {
-            Pool::new(version, self.dialer(&endpoint, target_port), snap.settings().max_header_bytes)
+            Pool::new(
+                version,
+                self.dialer(&endpoint, target_port),
+                snap.settings().max_header_bytes,
+            )
         });
         headers::strip_identity(req.headers_mut());
         forward::prepare(&mut req, version, authority.as_ref());
         let timeout = rule.timeout;
-        let in_flight = endpoint.stats.start();
+        let mut in_flight = endpoint.stats.start();
         let sent = forward::forward(&pool, req);
         let result = match timeout {
             Some(t) => tokio::time::timeout(t, sent).await.ok(),
             None => Some(sent.await),
         };
+        if let Some(Ok(resp)) = &result {
+            if let Some(dial) = resp.extensions().get::<pool::DialTime>() {
+                in_flight.exclude(dial.0);
+            }
+        }
         drop(in_flight);
         let resp = match result {
             Some(Ok(resp)) => resp,
             Some(Err(e)) => {
                 tracing::warn!(service = %backend.service.key, endpoint = %endpoint.address, error = %e, "upstream request failed");
-                let status = if e.is_connect() { StatusCode::SERVICE_UNAVAILABLE } else { StatusCode::BAD_GATEWAY };
+                let status = if e.is_connect() {
+                    StatusCode::SERVICE_UNAVAILABLE
+                } else {
+                    StatusCode::BAD_GATEWAY
+                };
                 forward::local(status, &format!("weft: {e}"))
             }
             None => forward::local(StatusCode::GATEWAY_TIMEOUT, "weft: request timed out"),
@@ -263,7 +314,8 @@ impl Outbound {
         match tokio::time::timeout(timeout, TcpStream::connect(dst)).await {
             Ok(Ok(mut upstream)) => {
                 let _ = upstream.set_nodelay(true);
-                if let Ok((a, b)) = tokio::io::copy_bidirectional(&mut stream, &mut upstream).await {
+                if let Ok((a, b)) = tokio::io::copy_bidirectional(&mut stream, &mut upstream).await
+                {
                     _conn.bytes(a + b);
                 }
             }
@@ -273,8 +325,19 @@ impl Outbound {
     }
 
     /// Opens a byte stream to `endpoint:port`, through HBONE when it is in the mesh.
-    pub async fn connect(&self, endpoint: &EndpointState, port: u16) -> Result<Box<dyn Io>, ConnectError> {
-        connect(&self.store, &self.hbone, endpoint.address, &endpoint.dial, port).await
+    pub async fn connect(
+        &self,
+        endpoint: &EndpointState,
+        port: u16,
+    ) -> Result<Box<dyn Io>, ConnectError> {
+        connect(
+            &self.store,
+            &self.hbone,
+            endpoint.address,
+            &endpoint.dial,
+            port,
+        )
+        .await
     }
 
     fn dialer(&self, endpoint: &EndpointState, port: u16) -> pool::Dialer {

@@ -274,20 +274,39 @@ mod tests {
         Rule::compile(&rule, |b| Some(b.service.clone())).expect("compile")
     }
 
-    fn view<'a>(method: &'a Method, uri: &'a Uri, headers: &'a HeaderMap, authority: &'a str) -> RequestView<'a> {
-        RequestView { method, uri, headers, authority }
+    fn view<'a>(
+        method: &'a Method,
+        uri: &'a Uri,
+        headers: &'a HeaderMap,
+        authority: &'a str,
+    ) -> RequestView<'a> {
+        RequestView {
+            method,
+            uri,
+            headers,
+            authority,
+        }
     }
 
-    fn hits(r: &Rule<String>, method: &str, uri: &str, headers: &[(&str, &str)], authority: &str) -> bool {
+    fn hits(
+        r: &Rule<String>,
+        method: &str,
+        uri: &str,
+        headers: &[(&str, &str)],
+        authority: &str,
+    ) -> bool {
         let method = Method::from_bytes(method.as_bytes()).expect("method");
         let uri: Uri = uri.parse().expect("uri");
         let mut map = HeaderMap::new();
         for (k, v) in headers {
-            map.append(http::HeaderName::from_bytes(k.as_bytes()).expect("name"), v.parse().expect("value"));
+            map.append(
+                http::HeaderName::from_bytes(k.as_bytes()).expect("name"),
+                v.parse().expect("value"),
+            );
         }
-        let table = Table { rules: vec![] };
-        drop(table);
-        r.matches.iter().any(|m| m.matches(&view(&method, &uri, &map, authority)))
+        r.matches
+            .iter()
+            .any(|m| m.matches(&view(&method, &uri, &map, authority)))
     }
 
     #[test]
@@ -341,8 +360,18 @@ mod tests {
         };
         let (m, h) = (Method::GET, HeaderMap::new());
         let uri: Uri = "/v2/x".parse().expect("uri");
-        assert_eq!(t.find(&view(&m, &uri, &h, "a")).and_then(Rule::pick).map(String::as_str), Some("v2"));
+        assert_eq!(
+            t.find(&view(&m, &uri, &h, "a"))
+                .and_then(Rule::pick)
+                .map(String::as_str),
+            Some("v2")
+        );
         let uri: Uri = "/v1/x".parse().expect("uri");
-        assert_eq!(t.find(&view(&m, &uri, &h, "a")).and_then(Rule::pick).map(String::as_str), Some("v1"));
+        assert_eq!(
+            t.find(&view(&m, &uri, &h, "a"))
+                .and_then(Rule::pick)
+                .map(String::as_str),
+            Some("v1")
+        );
     }
 }

@@ -153,14 +153,20 @@ pub async fn watch(
         match load(&path, Some(&current)) {
             Ok(next) => {
                 tracing::info!(version = %next.version, took = ?started.elapsed(), "config reloaded");
-                metrics.reloads.get_or_create(&ReasonLabels { reason: "applied" }).inc();
+                metrics
+                    .reloads
+                    .get_or_create(&ReasonLabels { reason: "applied" })
+                    .inc();
                 store.swap(next);
                 changed(&store.load());
                 rejected = None;
             }
             Err(e) => {
                 tracing::error!(error = %e, "config rejected; keeping the current config");
-                metrics.reloads.get_or_create(&ReasonLabels { reason: "rejected" }).inc();
+                metrics
+                    .reloads
+                    .get_or_create(&ReasonLabels { reason: "rejected" })
+                    .inc();
                 rejected = Some(version);
             }
         }

@@ -112,7 +112,10 @@ impl EndpointState {
         version: pool::Version,
         make: impl FnOnce() -> Arc<Pool>,
     ) -> Arc<Pool> {
-        let mut pools = self.pools.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut pools = self
+            .pools
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         pools.entry((port, version)).or_insert_with(make).clone()
     }
 }
@@ -213,7 +216,10 @@ impl Snapshot {
             let svc = config.service(reference)?;
             let state = services.get(&svc.key())?.clone();
             let port = *svc.ports.iter().find(|p| p.port == port)?;
-            Some(Target { service: state, port })
+            Some(Target {
+                service: state,
+                port,
+            })
         };
         let outbound = config
             .outbound
@@ -232,7 +238,9 @@ impl Snapshot {
         }
         let mut routes = HashMap::new();
         for (i, table) in config.routes.iter().enumerate() {
-            let Some(parent) = config.service(&table.service) else { continue };
+            let Some(parent) = config.service(&table.service) else {
+                continue;
+            };
             let ports: Vec<u16> = match table.port {
                 Some(p) => vec![p],
                 None => parent.ports.iter().map(|p| p.port).collect(),

@@ -101,7 +101,8 @@ impl Metrics {
         registry.register("requests", "HTTP requests handled", requests.clone());
         let request_duration = Family::<RequestLabels, Histogram>::new_with_constructor(|| {
             Histogram::new([
-                0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+                0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+                10.0,
             ])
         });
         registry.register_with_unit(
@@ -113,7 +114,11 @@ impl Metrics {
         let connections = Family::default();
         registry.register("connections", "Connections accepted", connections.clone());
         let connections_active = Family::default();
-        registry.register("connections_active", "Connections open", connections_active.clone());
+        registry.register(
+            "connections_active",
+            "Connections open",
+            connections_active.clone(),
+        );
         let tcp_bytes = Family::default();
         registry.register_with_unit(
             "tcp",
@@ -122,9 +127,17 @@ impl Metrics {
             tcp_bytes.clone(),
         );
         let failures = Family::default();
-        registry.register("failures", "Connections refused or failed before a request", failures.clone());
+        registry.register(
+            "failures",
+            "Connections refused or failed before a request",
+            failures.clone(),
+        );
         let reloads = Family::default();
-        registry.register("config_reloads", "Config reloads by result", reloads.clone());
+        registry.register(
+            "config_reloads",
+            "Config reloads by result",
+            reloads.clone(),
+        );
         Arc::new(Self {
             requests,
             request_duration,
@@ -186,6 +199,9 @@ impl ConnectionGuard {
 
 impl Drop for ConnectionGuard {
     fn drop(&mut self) {
-        self.metrics.connections_active.get_or_create(&self.labels).dec();
+        self.metrics
+            .connections_active
+            .get_or_create(&self.labels)
+            .dec();
     }
 }

@@ -56,7 +56,12 @@ pub struct Outcome {
 }
 
 /// How long to wait for the client, given what the port declares.
-pub fn plan(declared: Protocol, port: u16, detect_timeout: Duration, header_timeout: Duration) -> Plan {
+pub fn plan(
+    declared: Protocol,
+    port: u16,
+    detect_timeout: Duration,
+    header_timeout: Duration,
+) -> Plan {
     match declared {
         Protocol::Tcp => Plan::Skip(Detected::Opaque),
         Protocol::Http2 | Protocol::Grpc => Plan::Skip(Detected::Http2),
@@ -76,7 +81,10 @@ pub enum Plan {
 }
 
 /// Runs `plan` on `io`. Returns `None` if the client closed before sending anything.
-pub async fn detect<S: AsyncRead + Unpin>(io: &mut S, plan: Plan) -> std::io::Result<Option<Outcome>> {
+pub async fn detect<S: AsyncRead + Unpin>(
+    io: &mut S,
+    plan: Plan,
+) -> std::io::Result<Option<Outcome>> {
     let wait = match plan {
         Plan::Skip(detected) => {
             return Ok(Some(Outcome {
@@ -141,7 +149,11 @@ fn http1(buf: &[u8]) -> Option<Detected> {
     // Method: an uppercase token, then a space.
     let method_len = buf.iter().take_while(|b| b.is_ascii_uppercase()).count();
     if method_len == buf.len() {
-        return if method_len <= 16 { None } else { Some(Detected::Opaque) };
+        return if method_len <= 16 {
+            None
+        } else {
+            Some(Detected::Opaque)
+        };
     }
     if method_len == 0 || buf[method_len] != b' ' {
         return Some(Detected::Opaque);
@@ -163,7 +175,11 @@ fn http1(buf: &[u8]) -> Option<Detected> {
 
 fn tls(buf: &[u8]) -> Option<Detected> {
     if buf.len() < 5 {
-        return if buf.len() >= 2 && buf[1] != 0x03 { Some(Detected::Opaque) } else { None };
+        return if buf.len() >= 2 && buf[1] != 0x03 {
+            Some(Detected::Opaque)
+        } else {
+            None
+        };
     }
     if buf[1] != 0x03 {
         return Some(Detected::Opaque);
@@ -251,8 +267,14 @@ mod tests {
 
     #[tokio::test]
     async fn detects_http1_request_line() {
-        assert_eq!(run(b"GET /x HTTP/1.1\r\nHost: a\r\n\r\n", 100).await, Detected::Http1);
-        assert_eq!(run(b"OPTIONS * HTTP/1.0\r\n\r\n", 100).await, Detected::Http1);
+        assert_eq!(
+            run(b"GET /x HTTP/1.1\r\nHost: a\r\n\r\n", 100).await,
+            Detected::Http1
+        );
+        assert_eq!(
+            run(b"OPTIONS * HTTP/1.0\r\n\r\n", 100).await,
+            Detected::Http1
+        );
     }
 
     #[tokio::test]
@@ -262,7 +284,10 @@ mod tests {
 
     #[tokio::test]
     async fn treats_other_bytes_as_opaque() {
-        assert_eq!(run(b"\x00\x00\x00\x08\x04\xd2\x16\x2f", 100).await, Detected::Opaque);
+        assert_eq!(
+            run(b"\x00\x00\x00\x08\x04\xd2\x16\x2f", 100).await,
+            Detected::Opaque
+        );
         assert_eq!(run(b"GET /x SPDY/3\r\n", 100).await, Detected::Opaque);
         assert_eq!(run(b"hello world\r\n", 100).await, Detected::Opaque);
     }
@@ -283,9 +308,10 @@ mod tests {
     #[tokio::test]
     async fn partial_request_line_waits_for_more() {
         let (mut client, mut server) = tokio::io::duplex(64);
-        let task = tokio::spawn(async move {
-            detect(&mut client, Plan::Sniff(Duration::from_secs(5))).await
-        });
+        let task =
+            tokio::spawn(
+                async move { detect(&mut client, Plan::Sniff(Duration::from_secs(5))).await },
+            );
         use tokio::io::AsyncWriteExt;
         server.write_all(b"GE").await.expect("write");
         tokio::time::sleep(Duration::from_millis(20)).await;
@@ -298,7 +324,10 @@ mod tests {
     #[test]
     fn declared_ports_skip_detection() {
         let d = Duration::from_millis(300);
-        assert_eq!(plan(Protocol::Auto, 5432, d, d), Plan::Skip(Detected::Opaque));
+        assert_eq!(
+            plan(Protocol::Auto, 5432, d, d),
+            Plan::Skip(Detected::Opaque)
+        );
         assert_eq!(plan(Protocol::Tcp, 80, d, d), Plan::Skip(Detected::Opaque));
         assert_eq!(plan(Protocol::Grpc, 80, d, d), Plan::Skip(Detected::Http2));
         assert_eq!(plan(Protocol::Auto, 80, d, d), Plan::Sniff(d));
@@ -309,7 +338,9 @@ mod tests {
         let hello = client_hello("echo.default.svc");
         assert_eq!(
             classify(&hello),
-            Some(Detected::Tls { sni: Some("echo.default.svc".into()) })
+            Some(Detected::Tls {
+                sni: Some("echo.default.svc".into())
+            })
         );
         // A truncated record waits for the rest.
         assert_eq!(classify(&hello[..10]), None);

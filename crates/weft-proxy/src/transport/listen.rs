@@ -57,7 +57,9 @@ impl Drain {
 
     /// Waits for every tracked task, up to `deadline`. Returns whether all finished.
     pub async fn wait(&self, deadline: Duration) -> bool {
-        tokio::time::timeout(deadline, self.tasks.wait()).await.is_ok()
+        tokio::time::timeout(deadline, self.tasks.wait())
+            .await
+            .is_ok()
     }
 
     /// Number of tracked tasks still running.

@@ -47,12 +47,17 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
         );
         return Ok(());
     }
-    let workers = match args.workers.unwrap_or(usize::from(initial.settings().worker_threads)) {
+    let workers = match args
+        .workers
+        .unwrap_or(usize::from(initial.settings().worker_threads))
+    {
         0 => std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get),
         n => n,
     };
     let runtime = if workers == 1 {
-        tokio::runtime::Builder::new_current_thread().enable_all().build()
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
     } else {
         tokio::runtime::Builder::new_multi_thread()
             .worker_threads(workers)

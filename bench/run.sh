@@ -1,0 +1,643 @@
+#!/usr/bin/env bash
+# Weft data-plane benchmark: direct vs HAProxy vs nginx vs Weft (one hop plaintext L7,
+# two hops HBONE mTLS at L7 and at L4), measured interleaved in the same run.
+#
+#   sudo bench/run.sh                      # ROUNDS=5 DURATION=10s
+#   sudo ROUNDS=3 DURATION=5s bench/run.sh
+#
+# Rules: /work/shared/BENCHMARKS.md (copied in spirit into bench/README.md).
+# Everything it starts lives in two fresh network namespaces joined by a veth pair
+# (198.18.1.1/24 client, 198.18.1.2/24 server; RFC 2544 benchmark range) and is torn
+# down on exit. Output: a markdown report on stdout and in bench/out/<stamp>/report.md,
+# with raw measurements and every process log next to it.
+set -euo pipefail
+
+# ---------------------------------------------------------------- parameters --------
+ROUNDS=${ROUNDS:-5}
+DURATION=${DURATION:-10s}              # per load test; seconds, "10" or "10s"
+WARMUP=${WARMUP:-2s}                   # wrk warm-up before each system's first test
+LAT_RATE=${LAT_RATE:-1000}             # oha fixed rate (req/s, 1 conn) common to all systems
+LAT_FRACTION=${LAT_FRACTION:-0.5}      # second oha run: this x the system's own 1-conn max
+SYSTEMS=${SYSTEMS:-"direct haproxy nginx weft-1hop weft-2hop-l7 weft-2hop-l4"}
+SKIP_BUILD=${SKIP_BUILD:-0}            # 1: use the existing target/release/weft as is
+OHA_INSTALL=${OHA_INSTALL:-1}          # 0: never try `cargo install --locked oha`
+OHA_INSTALL_TIMEOUT=${OHA_INSTALL_TIMEOUT:-1200}
+KEEP_PKI=${KEEP_PKI:-0}                # 1: keep the generated keys in the output dir
+
+BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+ROOT_DIR=$(dirname "$BENCH_DIR")
+WEFT=${WEFT:-$ROOT_DIR/target/release/weft}
+STAMP=$(date -u +%Y%m%dT%H%M%SZ)
+OUT=${OUT:-$BENCH_DIR/out/$STAMP}
+RAW=$OUT/raw
+LOGS=$OUT/logs
+RUN=$OUT/run                            # configs, docroot, pid files, temp dirs
+PKI=$RUN/pki
+
+D_SEC=${DURATION%s}
+W_SEC=${WARMUP%s}
+[[ $D_SEC =~ ^[0-9]+$ && $W_SEC =~ ^[0-9]+$ && $ROUNDS =~ ^[0-9]+$ ]] ||
+    { echo "DURATION/WARMUP must be whole seconds (e.g. 10s), ROUNDS an integer" >&2; exit 2; }
+
+# Unique names: several runs (or the e2e suites) may share the host.
+TAG=$$
+NS_C=weftb-c-$TAG
+NS_S=weftb-s-$TAG
+VETH_C=wbc$TAG
+VETH_S=wbs$TAG
+ADDR_C=198.18.1.1
+ADDR_S=198.18.1.2
+PROXY_CORE=0   # system under test
+LOAD_CORE=1    # load generator and backend
+
+# Ports inside the client namespace (all on 127.0.0.1).
+PORT_HAPROXY=18081
+PORT_NGINX=18082
+PORT_WEFT1=18083
+PORT_WEFT2=18084
+
+log() { printf '[bench %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+die() { log "error: $*"; exit 1; }
+
+[[ $(id -u) -eq 0 ]] || die "run as root (network namespaces): sudo $0"
+
+# ---------------------------------------------------------------- cleanup -----------
+PIDS=()
+cleanup() {
+    local rc=$?
+    set +e
+    for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null; done
+    sleep 0.3
+    for ns in "$NS_C" "$NS_S"; do
+        if ip netns list 2>/dev/null | grep -qw "$ns"; then
+            # Only processes we started live in these namespaces.
+            for pid in $(ip netns pids "$ns" 2>/dev/null); do kill -KILL "$pid" 2>/dev/null; done
+            ip netns del "$ns" 2>/dev/null
+        fi
+    done
+    ip link del "$VETH_C" 2>/dev/null   # gone with the namespace; in case setup stopped early
+    wait 2>/dev/null
+    if [[ $KEEP_PKI != 1 && -d $PKI ]]; then rm -f "$PKI"/*.key; fi
+    [[ $rc -ne 0 ]] && log "exited with status $rc; logs in $LOGS"
+    exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# ---------------------------------------------------------------- dependencies ------
+install_deps() {
+    local -A pkg=([nginx]=nginx [haproxy]=haproxy [wrk]=wrk [curl]=curl [openssl]=openssl
+                  [ip]=iproute2 [taskset]=util-linux [python3]=python3 [pgrep]=procps)
+    local missing=()
+    for cmd in "${!pkg[@]}"; do
+        command -v "$cmd" >/dev/null 2>&1 || missing+=("${pkg[$cmd]}")
+    done
+    if ((${#missing[@]})); then
+        log "installing: ${missing[*]}"
+        export DEBIAN_FRONTEND=noninteractive
+        apt-get update -qq
+        apt-get install -y -qq "${missing[@]}" >/dev/null
+    fi
+}
+
+# Runs cargo as the invoking user under sudo, so target/ keeps its owner.
+run_cargo() {
+    local user_home=""
+    if [[ -n ${SUDO_USER:-} && $SUDO_USER != root ]]; then
+        user_home=$(getent passwd "$SUDO_USER" | cut -d: -f6)
+        sudo -u "$SUDO_USER" -H env "PATH=$user_home/.cargo/bin:$PATH" cargo "$@"
+    else
+        env "PATH=$HOME/.cargo/bin:$PATH" cargo "$@"
+    fi
+}
+
+NEED_WEFT=0
+[[ $SYSTEMS == *weft* ]] && NEED_WEFT=1
+
+build_weft() {
+    [[ $NEED_WEFT == 1 ]] || return 0
+    if [[ $SKIP_BUILD == 1 ]]; then
+        [[ -x $WEFT ]] || die "SKIP_BUILD=1 but $WEFT does not exist"
+        return
+    fi
+    log "building: cargo build --release -p weft (may wait for the cargo lock)"
+    (cd "$ROOT_DIR" && run_cargo build --release -p weft) >"$LOGS/build.log" 2>&1 ||
+        { tail -30 "$LOGS/build.log" >&2; die "release build failed (see $LOGS/build.log)"; }
+    [[ -x $WEFT ]] || die "no $WEFT after the build"
+}
+
+OHA=""
+LAT_TOOL=""
+LAT_NOTE=""
+find_oha() {
+    local c
+    for c in "${OHA_BIN:-}" "$(command -v oha 2>/dev/null || true)" "$HOME/.cargo/bin/oha" \
+             "/root/.cargo/bin/oha" \
+             "$( [[ -n ${SUDO_USER:-} ]] && echo "$(getent passwd "$SUDO_USER" | cut -d: -f6)/.cargo/bin/oha")"; do
+        [[ -n $c && -x $c ]] && { OHA=$c; return 0; }
+    done
+    return 1
+}
+setup_latency_tool() {
+    if ! find_oha && [[ $OHA_INSTALL == 1 ]]; then
+        log "oha not found: trying 'cargo install --locked oha' (timeout ${OHA_INSTALL_TIMEOUT}s)"
+        if ! timeout "$OHA_INSTALL_TIMEOUT" bash -c "$(declare -f run_cargo); run_cargo install --locked oha" \
+                >"$LOGS/oha-install.log" 2>&1; then
+            log "oha install failed or timed out (see $LOGS/oha-install.log)"
+        fi
+        find_oha || true
+    fi
+    if [[ -n $OHA ]]; then
+        LAT_TOOL=oha
+        LAT_NOTE="latency: oha $("$OHA" --version 2>/dev/null | awk '{print $2}'), open loop (--latency-correction), 1 connection, ${LAT_RATE} req/s for every system (main table; its fraction of each system's own 1-connection maximum is listed below) and ${LAT_FRACTION} x each system's own 1-connection maximum in the same round (absolute table)"
+    else
+        LAT_TOOL=wrk
+        LAT_NOTE="latency: FALLBACK - oha unavailable; p50/p99 from wrk's latency distribution at 1 connection (closed loop, not coordinated-omission corrected)"
+    fi
+    log "$LAT_NOTE"
+}
+
+# ---------------------------------------------------------------- topology ----------
+setup_netns() {
+    log "namespaces $NS_C ($ADDR_C) <-> $NS_S ($ADDR_S) over veth $VETH_C/$VETH_S"
+    ip netns add "$NS_C"
+    ip netns add "$NS_S"
+    ip link add "$VETH_C" type veth peer name "$VETH_S"
+    ip link set "$VETH_C" netns "$NS_C"
+    ip link set "$VETH_S" netns "$NS_S"
+    ip -n "$NS_C" addr add "$ADDR_C/24" dev "$VETH_C"
+    ip -n "$NS_S" addr add "$ADDR_S/24" dev "$VETH_S"
+    for ns in "$NS_C" "$NS_S"; do ip -n "$ns" link set lo up; done
+    ip -n "$NS_C" link set "$VETH_C" up
+    ip -n "$NS_S" link set "$VETH_S" up
+    ip netns exec "$NS_C" ping -c1 -W2 "$ADDR_S" >/dev/null 2>&1 ||
+        sleep 1  # DAD / link up; curl checks below are the real test
+}
+
+# ---------------------------------------------------------------- PKI ---------------
+# Operator-provided PKI, made with openssl only: an ECDSA P-256 CA and SPIFFE leaves.
+gen_pki() {
+    mkdir -p "$PKI"
+    log "generating a P-256 CA and SPIFFE leaf certificates with openssl"
+    openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$PKI/ca.key" 2>/dev/null
+    openssl req -x509 -new -key "$PKI/ca.key" -sha256 -days 2 -subj "/O=weft-bench/CN=weft bench CA" \
+        -addext "basicConstraints=critical,CA:TRUE" \
+        -addext "keyUsage=critical,keyCertSign,cRLSign" \
+        -addext "subjectKeyIdentifier=hash" \
+        -out "$PKI/ca.crt" 2>/dev/null
+    local sa
+    for sa in bench-client nginx; do
+        openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$PKI/$sa.key" 2>/dev/null
+        openssl req -new -key "$PKI/$sa.key" -subj "/O=weft-bench/CN=$sa" -out "$PKI/$sa.csr" 2>/dev/null
+        cat >"$PKI/$sa.ext" <<EOF
+basicConstraints = critical, CA:FALSE
+keyUsage = critical, digitalSignature
+extendedKeyUsage = serverAuth, clientAuth
+subjectAltName = URI:spiffe://cluster.local/ns/default/sa/$sa
+subjectKeyIdentifier = hash
+authorityKeyIdentifier = keyid
+EOF
+        openssl x509 -req -in "$PKI/$sa.csr" -CA "$PKI/ca.crt" -CAkey "$PKI/ca.key" -CAcreateserial \
+            -sha256 -days 2 -extfile "$PKI/$sa.ext" -out "$PKI/$sa.crt" 2>/dev/null
+        openssl verify -CAfile "$PKI/ca.crt" "$PKI/$sa.crt" >/dev/null ||
+            die "openssl verify failed for $sa.crt"
+    done
+}
+
+# ---------------------------------------------------------------- configs -----------
+nginx_common() {  # $1 = name (temp dir prefix)
+    cat <<EOF
+user root;
+worker_processes 1;
+daemon off;
+master_process on;
+pid $RUN/$1.pid;
+error_log $LOGS/$1-error.log warn;
+events { worker_connections 4096; }
+EOF
+}
+nginx_temp_paths() {  # $1 = name
+    local t=$RUN/$1-tmp
+    mkdir -p "$t"
+    cat <<EOF
+    client_body_temp_path $t/body;
+    proxy_temp_path $t/proxy;
+    fastcgi_temp_path $t/fastcgi;
+    uwsgi_temp_path $t/uwsgi;
+    scgi_temp_path $t/scgi;
+EOF
+}
+
+write_configs() {
+    mkdir -p "$RUN/www"
+    head -c 100 /dev/zero | tr '\0' 'x' >"$RUN/www/100b"
+    head -c 1048576 /dev/urandom >"$RUN/www/1m"
+
+    # Backend: one nginx worker on the load core, both loopback and the veth address.
+    {
+        nginx_common backend
+        cat <<EOF
+http {
+    access_log off;
+$(nginx_temp_paths backend)
+    default_type application/octet-stream;
+    sendfile on;
+    tcp_nopush on;
+    tcp_nodelay on;
+    keepalive_timeout 300s;
+    keepalive_requests 100000000;
+    server {
+        listen 127.0.0.1:8080;
+        listen $ADDR_S:8080;
+        root $RUN/www;
+        location / { }
+    }
+}
+EOF
+    } >"$RUN/backend.conf"
+
+    # HAProxy: one thread, HTTP mode, keep-alive both sides, pooled upstream, no logs.
+    cat >"$RUN/haproxy.cfg" <<EOF
+global
+    nbthread 1
+    maxconn 4096
+defaults
+    mode http
+    option http-keep-alive
+    http-reuse always
+    timeout connect 5s
+    timeout client 300s
+    timeout server 300s
+    timeout http-keep-alive 300s
+frontend bench
+    bind 127.0.0.1:$PORT_HAPROXY
+    default_backend nginx
+backend nginx
+    server nginx $ADDR_S:8080
+EOF
+
+    # nginx as a proxy: one worker, upstream keepalive pool, HTTP/1.1 upstream, no logs.
+    {
+        nginx_common nginx-proxy
+        cat <<EOF
+http {
+    access_log off;
+$(nginx_temp_paths nginx-proxy)
+    tcp_nodelay on;
+    keepalive_timeout 300s;
+    keepalive_requests 100000000;
+    upstream backend {
+        server $ADDR_S:8080;
+        keepalive 32;
+        keepalive_requests 100000000;
+        keepalive_timeout 300s;
+    }
+    server {
+        listen 127.0.0.1:$PORT_NGINX;
+        location / {
+            proxy_pass http://backend;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_max_temp_file_size 0;   # stream large bodies, never spool to disk
+        }
+    }
+}
+EOF
+    } >"$RUN/nginx-proxy.conf"
+
+    # Weft, one hop: explicit outbound listener -> endpoint without identity (plaintext).
+    cat >"$RUN/weft-1hop.yaml" <<EOF
+workload: { name: bench-client, serviceAccount: bench-client, address: $ADDR_C }
+listeners: { hbone: null, metrics: null, outboundCapture: null, admin: "127.0.0.1:15000" }
+outbound:
+  - { listen: "127.0.0.1:$PORT_WEFT1", service: nginx, port: 80 }
+services:
+  - name: nginx
+    ports: [{ port: 80, targetPort: 8080, protocol: http }]
+    endpoints: [{ address: $ADDR_S }]   # no identity: direct plaintext
+settings: { drainTimeout: 1s }
+EOF
+
+    # Weft, two hops: client outbound -> HBONE mTLS -> server inbound :15008 -> nginx.
+    local proto
+    for proto in http tcp; do
+        cat >"$RUN/weft-2hop-$proto-client.yaml" <<EOF
+workload: { name: bench-client, serviceAccount: bench-client, address: $ADDR_C }
+certificates: { cert: pki/bench-client.crt, key: pki/bench-client.key, trustBundle: pki/ca.crt }
+listeners: { hbone: null, metrics: null, outboundCapture: null, admin: "127.0.0.1:15000" }
+outbound:
+  - { listen: "127.0.0.1:$PORT_WEFT2", service: nginx, port: 80 }
+services:
+  - name: nginx
+    ports: [{ port: 80, targetPort: 8080, protocol: $proto }]
+    endpoints:
+      - { address: $ADDR_S, identity: "spiffe://cluster.local/ns/default/sa/nginx" }
+settings: { drainTimeout: 1s }
+EOF
+        cat >"$RUN/weft-2hop-$proto-server.yaml" <<EOF
+workload:
+  name: nginx
+  serviceAccount: nginx
+  address: $ADDR_S
+  ports: [{ port: 8080, protocol: $proto }]
+certificates: { cert: pki/nginx.crt, key: pki/nginx.key, trustBundle: pki/ca.crt }
+listeners: { hbone: "0.0.0.0:15008", metrics: null, outboundCapture: null, admin: "127.0.0.1:15000" }
+settings: { drainTimeout: 1s }
+EOF
+    done
+
+    # wrk reporter: exact counts as one JSON line (the text summary is kept too).
+    cat >"$RUN/report.lua" <<'EOF'
+done = function(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format(
+    'WRKJSON {"requests":%d,"duration_us":%d,"bytes":%d,"err_connect":%d,"err_read":%d,' ..
+    '"err_write":%d,"err_status":%d,"err_timeout":%d,"p50_us":%.1f,"p90_us":%.1f,' ..
+    '"p99_us":%.1f,"mean_us":%.1f,"max_us":%.1f}\n',
+    summary.requests, summary.duration, summary.bytes, e.connect, e.read, e.write,
+    e.status, e.timeout, latency:percentile(50), latency:percentile(90),
+    latency:percentile(99), latency.mean, latency.max))
+end
+EOF
+}
+
+check_configs() {
+    local f
+    ip netns exec "$NS_S" nginx -t -q -c "$RUN/backend.conf" -e "$LOGS/nginx-t.log" || die "backend nginx config invalid"
+    ip netns exec "$NS_C" nginx -t -q -c "$RUN/nginx-proxy.conf" -e "$LOGS/nginx-t.log" || die "nginx proxy config invalid"
+    haproxy -c -q -f "$RUN/haproxy.cfg" || die "haproxy config invalid"
+    [[ $NEED_WEFT == 1 ]] || return 0
+    for f in "$RUN"/weft-*.yaml; do
+        "$WEFT" proxy --config "$f" --check >>"$LOGS/weft-check.log" 2>&1 ||
+            { cat "$LOGS/weft-check.log" >&2; die "weft rejected $f"; }
+    done
+    log "configs valid ($(wc -l <"$LOGS/weft-check.log") weft configs accepted, certificates loaded)"
+}
+
+# ---------------------------------------------------------------- processes ---------
+LAST_PID=""
+start_proc() {  # ns core logfile cmd...
+    local ns=$1 core=$2 logf=$3; shift 3
+    ip netns exec "$ns" taskset -c "$core" "$@" >"$logf" 2>&1 &
+    LAST_PID=$!
+    PIDS+=("$LAST_PID")
+}
+
+stop_proc() {  # pid -> 0 if it was still running
+    local pid=$1 i alive=0
+    kill -0 "$pid" 2>/dev/null || alive=1
+    kill -TERM "$pid" 2>/dev/null || true
+    for i in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+    return $alive
+}
+
+wait_http() {  # ns url [expect]; 10 s
+    local ns=$1 url=$2 i
+    for i in $(seq 100); do
+        ip netns exec "$ns" curl -fsS -o /dev/null --max-time 1 "$url" 2>/dev/null && return 0
+        sleep 0.1
+    done
+    return 1
+}
+
+tree_pids() {  # pid -> pid and its direct children (nginx master + worker)
+    echo "$1"
+    pgrep -P "$1" 2>/dev/null || true
+}
+
+cpu_ticks() {  # entries "name:pid" -> utime+stime summed over the process trees
+    local e p total=0 stat rest
+    for e in "$@"; do
+        for p in $(tree_pids "${e#*:}"); do
+            stat=$(cat "/proc/$p/stat" 2>/dev/null) || continue
+            rest=${stat##*) }   # fields from 3 on
+            read -r -a f <<<"$rest"
+            total=$((total + f[11] + f[12]))   # utime (14), stime (15)
+        done
+    done
+    echo "$total"
+}
+
+mem_sample() {  # label entries... -> "mem LABEL NAME RSS_KB HWM_KB" per proxy
+    local label=$1 e p rss hwm r h; shift
+    for e in "$@"; do
+        rss=0 hwm=0
+        for p in $(tree_pids "${e#*:}"); do
+            r=$(awk '/^VmRSS:/ {print $2}' "/proc/$p/status" 2>/dev/null || echo 0)
+            h=$(awk '/^VmHWM:/ {print $2}' "/proc/$p/status" 2>/dev/null || echo 0)
+            rss=$((rss + ${r:-0})) hwm=$((hwm + ${h:-0}))
+        done
+        echo "mem $label ${e%%:*} $rss $hwm"
+    done
+}
+
+# ---------------------------------------------------------------- load --------------
+WRK_ERR=0
+run_wrk() {  # out conns path duration url
+    local out=$1 conns=$2 path=$3 dur=$4 url=$5
+    ip netns exec "$NS_C" taskset -c "$LOAD_CORE" \
+        wrk -t1 -c"$conns" -d"${dur}s" --timeout 5s --latency -s "$RUN/report.lua" "$url$path" \
+        >"$out" 2>&1 || true
+    grep -q '^WRKJSON' "$out" || { log "  wrk produced no result: $(tail -3 "$out" | tr '\n' ' ')"; WRK_ERR=1; }
+}
+
+wrk_field() {  # file field
+    python3 -c 'import json,sys
+for l in open(sys.argv[1]):
+    if l.startswith("WRKJSON "): print(json.loads(l[8:])[sys.argv[2]])' "$1" "$2"
+}
+
+run_with_sampler() {  # procfile label entries... -- command...
+    local procfile=$1 label=$2; shift 2
+    local entries=()
+    while [[ $1 != -- ]]; do entries+=("$1"); shift; done
+    shift
+    local sampler=""
+    if ((${#entries[@]})); then
+        ( while sleep 1; do mem_sample "$label" "${entries[@]}" >>"$procfile"; done ) &
+        sampler=$!
+    fi
+    "$@"
+    if [[ -n $sampler ]]; then kill "$sampler" 2>/dev/null || true; wait "$sampler" 2>/dev/null || true; fi
+}
+
+# Starts one system; sets URL and ENTRIES ("name:pid" of each proxy process).
+URL=""
+ENTRIES=()
+start_system() {  # system round
+    local sys=$1 r=$2 pid
+    ENTRIES=()
+    case $sys in
+    direct)
+        URL="http://$ADDR_S:8080" ;;
+    haproxy)
+        start_proc "$NS_C" "$PROXY_CORE" "$LOGS/r$r-haproxy.log" haproxy -db -f "$RUN/haproxy.cfg"
+        ENTRIES=("haproxy:$LAST_PID")
+        URL="http://127.0.0.1:$PORT_HAPROXY" ;;
+    nginx)
+        start_proc "$NS_C" "$PROXY_CORE" "$LOGS/r$r-nginx-proxy.log" \
+            nginx -c "$RUN/nginx-proxy.conf" -e "$LOGS/nginx-proxy-error.log"
+        ENTRIES=("nginx:$LAST_PID")
+        URL="http://127.0.0.1:$PORT_NGINX" ;;
+    weft-1hop)
+        start_proc "$NS_C" "$PROXY_CORE" "$LOGS/r$r-weft-1hop.log" \
+            env NO_COLOR=1 "$WEFT" proxy --config "$RUN/weft-1hop.yaml" --workers 1
+        ENTRIES=("client:$LAST_PID")
+        wait_http "$NS_C" http://127.0.0.1:15000/ready || return 1
+        URL="http://127.0.0.1:$PORT_WEFT1" ;;
+    weft-2hop-l7|weft-2hop-l4)
+        local proto=http
+        [[ $sys == weft-2hop-l4 ]] && proto=tcp
+        start_proc "$NS_S" "$PROXY_CORE" "$LOGS/r$r-$sys-server.log" \
+            env NO_COLOR=1 "$WEFT" proxy --config "$RUN/weft-2hop-$proto-server.yaml" --workers 1
+        ENTRIES=("server:$LAST_PID")
+        start_proc "$NS_C" "$PROXY_CORE" "$LOGS/r$r-$sys-client.log" \
+            env NO_COLOR=1 "$WEFT" proxy --config "$RUN/weft-2hop-$proto-client.yaml" --workers 1
+        ENTRIES=("client:$LAST_PID" "${ENTRIES[@]}")
+        wait_http "$NS_S" http://127.0.0.1:15000/ready || return 1
+        wait_http "$NS_C" http://127.0.0.1:15000/ready || return 1
+        URL="http://127.0.0.1:$PORT_WEFT2" ;;
+    *) die "unknown system $sys" ;;
+    esac
+    wait_http "$NS_C" "$URL/100b" || return 1
+}
+
+alive_check() {  # statusfile entries...
+    local st=$1 e; shift
+    for e in "$@"; do
+        kill -0 "${e#*:}" 2>/dev/null || { echo "crashed ${e%%:*} (pid ${e#*:})" >>"$st"; return 1; }
+    done
+}
+
+measure() {  # system round
+    local sys=$1 r=$2 base=$RAW/r$2-$1
+    local proc=$base-proc.txt st=$base-status.txt
+    : >"$proc"; : >"$st"
+    echo "clk_tck $(getconf CLK_TCK)" >>"$proc"
+    log "round $r/$ROUNDS: $sys"
+    if ! start_system "$sys" "$r"; then
+        echo "failed to start or not ready" >>"$st"
+        log "  $sys did not become ready; skipped this round"
+        stop_system; return
+    fi
+    mem_sample idle "${ENTRIES[@]}" >>"$proc"
+
+    # End-to-end check of both bodies before measuring anything.
+    local got100 got1m
+    got100=$(ip netns exec "$NS_C" curl -s -o /dev/null -w '%{http_code} %{size_download}' --max-time 5 "$URL/100b" || true)
+    got1m=$(ip netns exec "$NS_C" curl -s -o /dev/null -w '%{http_code} %{size_download}' --max-time 5 "$URL/1m" || true)
+    if [[ $got100 != "200 100" || $got1m != "200 1048576" ]]; then
+        echo "bad responses: /100b -> '$got100', /1m -> '$got1m'" >>"$st"
+        log "  $sys: bad responses (/100b '$got100', /1m '$got1m'); skipped"
+        stop_system; return
+    fi
+
+    run_wrk "$base-warmup.wrk.txt" 10 /100b "$W_SEC" "$URL"
+
+    local t0 t1
+    t0=$(cpu_ticks "${ENTRIES[@]}")
+    run_with_sampler "$proc" load "${ENTRIES[@]}" -- run_wrk "$base-c10_100b.wrk.txt" 10 /100b "$D_SEC" "$URL"
+    t1=$(cpu_ticks "${ENTRIES[@]}")
+    echo "cpu c10_100b $((t1 - t0))" >>"$proc"
+    alive_check "$st" "${ENTRIES[@]}" || { log "  $sys crashed under load"; stop_system; return; }
+
+    t0=$(cpu_ticks "${ENTRIES[@]}")
+    run_wrk "$base-c1_100b.wrk.txt" 1 /100b "$D_SEC" "$URL"
+    t1=$(cpu_ticks "${ENTRIES[@]}")
+    echo "cpu c1_100b $((t1 - t0))" >>"$proc"
+
+    t0=$(cpu_ticks "${ENTRIES[@]}")
+    run_with_sampler "$proc" load "${ENTRIES[@]}" -- run_wrk "$base-c10_1m.wrk.txt" 10 /1m "$D_SEC" "$URL"
+    t1=$(cpu_ticks "${ENTRIES[@]}")
+    echo "cpu c10_1m $((t1 - t0))" >>"$proc"
+    alive_check "$st" "${ENTRIES[@]}" || { log "  $sys crashed under load"; stop_system; return; }
+
+    if [[ $LAT_TOOL == oha ]]; then
+        local max1 rate
+        max1=$(python3 -c 'import json,sys
+for l in open(sys.argv[1]):
+    if l.startswith("WRKJSON "):
+        j=json.loads(l[8:]); print(j["requests"]/(j["duration_us"]/1e6) if j["duration_us"] else 0)' \
+            "$base-c1_100b.wrk.txt" 2>/dev/null || echo 0)
+        rate=$(python3 -c 'import sys; print(max(1, int(float(sys.argv[1]) * float(sys.argv[2]))))' "${max1:-0}" "$LAT_FRACTION")
+        echo "$rate" >"$base-lat.rate"
+        # Same fixed rate for every system: "added" latency compares like with like.
+        ip netns exec "$NS_C" taskset -c "$LOAD_CORE" \
+            "$OHA" --no-tui -c 1 -q "$LAT_RATE" -z "${D_SEC}s" --latency-correction \
+            --output-format json "$URL/100b" >"$base-latfix.oha.json" 2>"$base-latfix.oha.err" || true
+        # A stated fraction of this system's own 1-connection maximum.
+        ip netns exec "$NS_C" taskset -c "$LOAD_CORE" \
+            "$OHA" --no-tui -c 1 -q "$rate" -z "${D_SEC}s" --latency-correction \
+            --output-format json "$URL/100b" >"$base-lat.oha.json" 2>"$base-lat.oha.err" || true
+    fi
+    mem_sample after "${ENTRIES[@]}" >>"$proc"
+    alive_check "$st" "${ENTRIES[@]}" || { log "  $sys crashed"; stop_system; return; }
+    echo ok >>"$st"
+    stop_system
+}
+
+stop_system() {
+    local e
+    for e in "${ENTRIES[@]}"; do stop_proc "${e#*:}" || true; done
+    ENTRIES=()
+    sleep 0.5   # let TIME_WAIT sockets and the CPU settle
+}
+
+# ---------------------------------------------------------------- main --------------
+mkdir -p "$RAW" "$LOGS" "$RUN"
+LOAD_AT_START=$(cut -d' ' -f1-3 /proc/loadavg)
+NPROC=$(nproc)   # before the harness pins itself to one core
+install_deps
+build_weft
+setup_latency_tool
+# From here on, everything not pinned explicitly (this script, curl, the memory sampler,
+# python) stays off the core under test.
+taskset -pc "$LOAD_CORE" $$ >/dev/null
+setup_netns
+gen_pki
+write_configs
+check_configs
+
+log "starting the nginx backend (1 worker, core $LOAD_CORE) in $NS_S"
+start_proc "$NS_S" "$LOAD_CORE" "$LOGS/backend.log" nginx -c "$RUN/backend.conf" -e "$LOGS/backend-error.log"
+BACKEND_PID=$LAST_PID
+wait_http "$NS_S" http://127.0.0.1:8080/100b || die "backend not reachable on 127.0.0.1:8080"
+wait_http "$NS_C" "http://$ADDR_S:8080/100b" || die "backend not reachable from $NS_C at $ADDR_S:8080"
+
+# Let the build's load decay a little before recording the "before" figure.
+sleep "${SETTLE:-5}"
+LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
+CPU_MODEL=$(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo)
+{
+    echo "date=$(date -u '+%Y-%m-%d %H:%M:%S UTC')"
+    echo "host_kernel=$(uname -r)"
+    echo "nproc=$NPROC"
+    echo "cpu_model=$CPU_MODEL"
+    echo "load_at_start=$LOAD_AT_START"
+    echo "load_before=$LOAD_BEFORE"
+    echo "rounds=$ROUNDS"
+    echo "duration_s=$D_SEC"
+    echo "lat_tool=$LAT_TOOL"
+    echo "lat_note=$LAT_NOTE"
+    echo "lat_fraction=$LAT_FRACTION"
+    echo "lat_rate=$LAT_RATE"
+    echo "systems=$SYSTEMS"
+    echo "command=$( [[ $ROUNDS != 5 || $D_SEC != 10 ]] && echo "ROUNDS=$ROUNDS DURATION=${D_SEC}s ")sudo bench/run.sh"
+    echo "nginx=$(nginx -v 2>&1 | sed 's/^nginx version: //')"
+    echo "haproxy=$(haproxy -v | awk 'NR==1 {print $3}')"
+    echo "wrk=$(wrk --version 2>&1 | awk 'NR==1 {print $2}')"
+    echo "weft=$("$WEFT" --version 2>/dev/null || echo "weft") @ $(cd "$ROOT_DIR" && git rev-parse --short HEAD 2>/dev/null || echo '?')$(cd "$ROOT_DIR" && git diff --quiet HEAD -- crates 2>/dev/null || echo ' (+ uncommitted changes in crates/)')"
+} >"$OUT/meta.txt"
+log "machine: $NPROC CPUs, $CPU_MODEL, load average $LOAD_BEFORE"
+
+for r in $(seq "$ROUNDS"); do
+    for sys in $SYSTEMS; do
+        kill -0 "$BACKEND_PID" 2>/dev/null || die "the nginx backend died"
+        measure "$sys" "$r"
+    done
+done
+
+python3 "$BENCH_DIR/report.py" "$OUT" | tee "$OUT/report.md"
+log "report: $OUT/report.md (raw data in $RAW, logs in $LOGS)"

@@ -1,0 +1,13 @@
+//! End-to-end tests: real `weft proxy` processes on simulated hosts (network
+//! namespaces), real apps, real clients. They need root; without it they skip with a
+//! message, unless `WEFT_E2E=required`, which makes them fail.
+
+#![allow(unreachable_pub)]
+
+mod support;
+
+mod capture;
+mod lifecycle;
+mod protocols;
+mod routing;
+mod security;

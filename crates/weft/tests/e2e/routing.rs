@@ -1,0 +1,123 @@
+//! Per-request routing and load balancing, measured at the apps.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use weft_testkit::client::Http1Client;
+use weft_testkit::echo;
+
+use crate::support::{local, outbound, Mesh};
+
+/// Sends `n` keep-alive GETs through the client's listener on 18080 and counts answers
+/// by the app that served them.
+pub async fn tally(n: usize, path: &str) -> HashMap<String, usize> {
+    let mut c = Http1Client::connect(local(18080)).await.expect("connect");
+    let mut counts = HashMap::new();
+    for _ in 0..n {
+        let req = http::Request::get(path)
+            .header("host", "echo")
+            .body(http_body_util::Empty::<bytes::Bytes>::new())
+            .expect("req");
+        let resp = c.send(req).await.expect("response");
+        assert_eq!(resp.status(), 200, "{:?}", resp.body());
+        let name = resp.headers()[echo::SERVER_HEADER]
+            .to_str()
+            .expect("name")
+            .to_owned();
+        *counts.entry(name).or_insert(0) += 1;
+    }
+    counts
+}
+
+#[test]
+fn weighted_split_90_10_holds_over_1000_requests() {
+    let Some(mesh) = Mesh::new("weighted_split_90_10_holds_over_1000_requests") else {
+        return;
+    };
+    let client = mesh.host("client");
+    let v1 = mesh.host("v1");
+    let v2 = mesh.host("v2");
+    let _a1 = v1
+        .spawn_server(|| echo::spawn_http(local(8080), "v1"))
+        .expect("v1 app");
+    let _a2 = v2
+        .spawn_server(|| echo::spawn_http(local(8080), "v2"))
+        .expect("v2 app");
+    let _p1 = mesh.proxy(
+        &v1,
+        &mesh.write("v1", &mesh.identity_yaml(&v1, "echo", &[(8080, "http")])),
+    );
+    let _p2 = mesh.proxy(
+        &v2,
+        &mesh.write("v2", &mesh.identity_yaml(&v2, "echo", &[(8080, "http")])),
+    );
+    let cfg = format!(
+        "{id}outbound:\n{ob}services:\n\
+         {echo}{ev1}{ev2}\
+         routes:\n  - service: echo\n    rules:\n      - backends: [{{ service: echo-v1, weight: 90 }}, {{ service: echo-v2, weight: 10 }}]\n",
+        id = mesh.identity_yaml(&client, "client", &[]),
+        ob = outbound(18080, "echo", 80),
+        echo = crate::support::service("echo", 80, 8080, "http", &[]),
+        ev1 = crate::support::service("echo-v1", 80, 8080, "http", &[Mesh::endpoint(&v1, "echo")]),
+        ev2 = crate::support::service("echo-v2", 80, 8080, "http", &[Mesh::endpoint(&v2, "echo")]),
+    );
+    let _cp = mesh.proxy(&client, &mesh.write("client", &cfg));
+    let counts = client.run(|| tally(1000, "/split"));
+    let v2_share = counts.get("v2").copied().unwrap_or(0);
+    // Binomial(1000, 0.1): mean 100, sd 9.5. ±4 sd keeps false failures below 1 in 10^4.
+    assert!(
+        (62..=138).contains(&v2_share),
+        "v2 got {v2_share} of 1000: {counts:?}"
+    );
+    assert_eq!(counts.values().sum::<usize>(), 1000);
+}
+
+#[test]
+fn peak_ewma_shifts_load_away_from_a_slow_endpoint() {
+    let Some(mesh) = Mesh::new("peak_ewma_shifts_load_away_from_a_slow_endpoint") else {
+        return;
+    };
+    let client = mesh.host("client");
+    let fast = mesh.host("fast");
+    let slow = mesh.host("slow");
+    let _af = fast
+        .spawn_server(|| echo::spawn_http(local(8080), "fast"))
+        .expect("fast app");
+    let _as = slow
+        .spawn_server(|| echo::spawn_http_slow(local(8080), "slow", Duration::from_millis(40)))
+        .expect("slow app");
+    let _pf = mesh.proxy(
+        &fast,
+        &mesh.write(
+            "fast",
+            &mesh.identity_yaml(&fast, "echo", &[(8080, "http")]),
+        ),
+    );
+    let _ps = mesh.proxy(
+        &slow,
+        &mesh.write(
+            "slow",
+            &mesh.identity_yaml(&slow, "echo", &[(8080, "http")]),
+        ),
+    );
+    let cfg = format!(
+        "{id}outbound:\n{ob}services:\n{svc}",
+        id = mesh.identity_yaml(&client, "client", &[]),
+        ob = outbound(18080, "echo", 80),
+        svc = crate::support::service(
+            "echo",
+            80,
+            8080,
+            "http",
+            &[Mesh::endpoint(&fast, "echo"), Mesh::endpoint(&slow, "echo")]
+        ),
+    );
+    let _cp = mesh.proxy(&client, &mesh.write("client", &cfg));
+    let counts = client.run(|| tally(200, "/ewma"));
+    let slow_share = counts.get("slow").copied().unwrap_or(0);
+    // Round robin would send 100 here; peak-EWMA learns after the first slow answer.
+    assert!(
+        slow_share <= 10,
+        "slow endpoint got {slow_share} of 200: {counts:?}"
+    );
+}
