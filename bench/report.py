@@ -267,7 +267,11 @@ def main():
     p()
     p(f"- date: {meta['date']}")
     p(f"- machine: nproc {meta['nproc']}, CPU {meta['cpu_model']}, kernel {meta['host_kernel']}")
-    p(f"- load average before the run: {meta['load_before']} (at script start, before the build: {meta['load_at_start']})")
+    p(f"- load average before the run: {meta['load_before']} (at script start, before the build: "
+      f"{meta['load_at_start']}); busiest processes then (top, %CPU of one core): {meta.get('busiest_before', '?')}")
+    if meta.get("nice", "0") != "0":
+        p(f"- every measured process (proxies, backend, wrk, oha) ran at niceness {meta['nice']} "
+          f"because the shared host was busy; all systems alike")
     p(f"- command: `{meta['command']}` ({rounds} rounds x {meta['duration_s']} s per test, systems interleaved "
       f"in the order {' '.join(systems)})")
     p(f"- versions: {meta['weft']}; nginx {meta['nginx']}; HAProxy {meta['haproxy']}; wrk {meta['wrk']}")

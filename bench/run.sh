@@ -23,6 +23,8 @@ SKIP_BUILD=${SKIP_BUILD:-0}            # 1: use the existing target/release/weft
 OHA_INSTALL=${OHA_INSTALL:-1}          # 0: never try `cargo install --locked oha`
 OHA_INSTALL_TIMEOUT=${OHA_INSTALL_TIMEOUT:-1200}
 KEEP_PKI=${KEEP_PKI:-0}                # 1: keep the generated keys in the output dir
+NICE=${NICE:-0}                        # e.g. -10 on a busy shared host: applies to everything
+                                       # measured (proxies, backend, load generators) alike
 
 BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT_DIR=$(dirname "$BENCH_DIR")
@@ -595,6 +597,8 @@ setup_latency_tool
 # From here on, everything not pinned explicitly (this script, curl, the memory sampler,
 # python) stays off the core under test.
 taskset -pc "$LOAD_CORE" $$ >/dev/null
+# Children inherit the niceness: every measured process gets the same priority.
+[[ $NICE != 0 ]] && renice -n "$NICE" -p $$ >/dev/null
 setup_netns
 gen_pki
 write_configs
@@ -623,8 +627,10 @@ CPU_MODEL=$(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo)
     echo "lat_note=$LAT_NOTE"
     echo "lat_fraction=$LAT_FRACTION"
     echo "lat_rate=$LAT_RATE"
+    echo "nice=$NICE"
+    echo "busiest_before=$(top -bn2 -d0.5 -w200 | awk '/^top -/ {n++} n==2 && $1 ~ /^[0-9]+$/ && c<4 {printf "%s%s %s%%", (c?", ":""), $12, $9; c++}')"
     echo "systems=$SYSTEMS"
-    echo "command=$( [[ $ROUNDS != 5 || $D_SEC != 10 ]] && echo "ROUNDS=$ROUNDS DURATION=${D_SEC}s ")sudo bench/run.sh"
+    echo "command=$( [[ $ROUNDS != 5 || $D_SEC != 10 ]] && echo "ROUNDS=$ROUNDS DURATION=${D_SEC}s ")$( [[ $NICE != 0 ]] && echo "NICE=$NICE ")sudo bench/run.sh"
     echo "nginx=$(nginx -v 2>&1 | sed 's/^nginx version: //')"
     echo "haproxy=$(haproxy -v | awk 'NR==1 {print $3}')"
     echo "wrk=$(wrk --version 2>&1 | awk 'NR==1 {print $2}')"

@@ -42,7 +42,7 @@ pub struct Options {
 pub enum Error {
     /// The config could not be loaded.
     #[error(transparent)]
-    Config(#[from] file::Error),
+    Config(#[from] Box<file::Error>),
     /// A listener could not bind.
     #[error("cannot bind {what} on {addr}: {source} (is another proxy running, or is the address not on this host?)")]
     Bind {
@@ -57,7 +57,7 @@ pub enum Error {
 
 /// Loads the initial config (before the runtime starts, so worker count can come from it).
 pub fn load(path: &std::path::Path) -> Result<Snapshot, Error> {
-    Ok(file::load(path, None)?)
+    file::load(path, None).map_err(|e| Error::Config(Box::new(e)))
 }
 
 fn bind(what: &'static str, addr: SocketAddr) -> Result<tokio::net::TcpListener, Error> {

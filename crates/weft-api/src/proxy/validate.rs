@@ -372,7 +372,7 @@ fn string_match(path: &str, m: &StringMatch, errors: &mut Errors) {
 fn path_match(path: &str, m: &PathMatch, errors: &mut Errors) {
     match m {
         PathMatch::Exact(p) | PathMatch::Prefix(p) if !p.starts_with('/') => {
-            errors.push(path, format!("{p:?} must start with '/'"))
+            errors.push(path, format!("{p:?} must start with '/'"));
         }
         PathMatch::Regex(re) => regex(path, re, errors),
         _ => {}

@@ -97,7 +97,7 @@ impl Inbound {
                 return;
             }
         };
-        let _conn = ConnectionGuard::new(
+        let conn = ConnectionGuard::new(
             &self.metrics,
             ConnectionLabels {
                 direction: Direction::Inbound,
@@ -128,7 +128,7 @@ impl Inbound {
                 })
                 .await;
             }
-            Detected::Tls { .. } | Detected::Opaque => self.tcp(io, app, &_conn).await,
+            Detected::Tls { .. } | Detected::Opaque => self.tcp(io, app, &conn).await,
         }
     }
 

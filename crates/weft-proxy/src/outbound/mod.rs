@@ -87,10 +87,7 @@ impl Outbound {
     /// Handles a connection accepted on the explicit listener bound to `listen`.
     pub async fn explicit(self: Arc<Self>, stream: TcpStream, listen: SocketAddr) {
         let target = self.store.load().outbound_target(listen).cloned();
-        match target {
-            Some(target) => self.serve(stream, target).await,
-            None => tracing::warn!(%listen, "no service behind this listener any more; closing"),
-        }
+        if let Some(target) = target { self.serve(stream, target).await } else { tracing::warn!(%listen, "no service behind this listener any more; closing") }
     }
 
     /// Handles a connection redirected to the capture listener.
@@ -131,7 +128,7 @@ impl Outbound {
                 return;
             }
         };
-        let _conn = ConnectionGuard::new(
+        let conn = ConnectionGuard::new(
             &self.metrics,
             ConnectionLabels {
                 direction: Direction::Outbound,
@@ -156,9 +153,9 @@ impl Outbound {
             }
             Detected::Tls { sni } => {
                 tracing::debug!(service = %target.service.key, ?sni, "TLS from the app; forwarding opaque");
-                self.tcp(io, &target, &_conn).await;
+                self.tcp(io, &target, &conn).await;
             }
-            Detected::Opaque => self.tcp(io, &target, &_conn).await,
+            Detected::Opaque => self.tcp(io, &target, &conn).await,
         }
     }
 
@@ -302,7 +299,7 @@ impl Outbound {
     /// Copies a captured connection whose destination is not a mesh service straight
     /// to that destination.
     async fn passthrough(&self, mut stream: TcpStream, dst: SocketAddr) {
-        let _conn = ConnectionGuard::new(
+        let conn = ConnectionGuard::new(
             &self.metrics,
             ConnectionLabels {
                 direction: Direction::Outbound,
@@ -316,7 +313,7 @@ impl Outbound {
                 let _ = upstream.set_nodelay(true);
                 if let Ok((a, b)) = tokio::io::copy_bidirectional(&mut stream, &mut upstream).await
                 {
-                    _conn.bytes(a + b);
+                    conn.bytes(a + b);
                 }
             }
             Ok(Err(e)) => tracing::debug!(%dst, error = %e, "passthrough connect failed"),

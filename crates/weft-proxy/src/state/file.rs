@@ -34,7 +34,7 @@ pub enum Error {
         /// The file.
         path: PathBuf,
         /// What is wrong, with field paths.
-        source: weft_api::proxy::Error,
+        source: Box<weft_api::proxy::Error>,
     },
     /// The config is valid but could not be compiled (certificates, identities).
     #[error("{path}: {source}")]
@@ -42,7 +42,7 @@ pub enum Error {
         /// The file.
         path: PathBuf,
         /// What is wrong.
-        source: super::Error,
+        source: Box<super::Error>,
     },
 }
 
@@ -52,7 +52,7 @@ pub fn load(path: &Path, previous: Option<&Snapshot>) -> Result<Snapshot, Error>
     let (text, version) = read(path)?;
     let mut config = Config::from_yaml(&text).map_err(|source| Error::Config {
         path: path.to_owned(),
-        source,
+        source: Box::new(source),
     })?;
     let base = path.parent().unwrap_or_else(|| Path::new("."));
     if let Some(c) = &mut config.certificates {
@@ -63,7 +63,7 @@ pub fn load(path: &Path, previous: Option<&Snapshot>) -> Result<Snapshot, Error>
             Credentials::from_pem_files(&c.cert, &c.key, &c.trust_bundle).map_err(|e| {
                 Error::Snapshot {
                     path: path.to_owned(),
-                    source: super::Error::Credentials(e),
+                    source: Box::new(super::Error::Credentials(e)),
                 }
             })?,
         )),
@@ -84,7 +84,7 @@ pub fn load(path: &Path, previous: Option<&Snapshot>) -> Result<Snapshot, Error>
     }
     Snapshot::build(config, creds, version, previous).map_err(|source| Error::Snapshot {
         path: path.to_owned(),
-        source,
+        source: Box::new(source),
     })
 }
 

@@ -307,12 +307,12 @@ mod tests {
 
     #[tokio::test]
     async fn partial_request_line_waits_for_more() {
+        use tokio::io::AsyncWriteExt;
         let (mut client, mut server) = tokio::io::duplex(64);
         let task =
             tokio::spawn(
                 async move { detect(&mut client, Plan::Sniff(Duration::from_secs(5))).await },
             );
-        use tokio::io::AsyncWriteExt;
         server.write_all(b"GE").await.expect("write");
         tokio::time::sleep(Duration::from_millis(20)).await;
         server.write_all(b"T / HTTP/1.1\r\n").await.expect("write");

@@ -2,7 +2,7 @@
 //! namespaces), real apps, real clients. They need root; without it they skip with a
 //! message, unless `WEFT_E2E=required`, which makes them fail.
 
-#![allow(unreachable_pub)]
+#![allow(unreachable_pub, clippy::unused_self)]
 
 mod support;
 
