@@ -46,7 +46,7 @@ const CONNECTION_WINDOW: u32 = 16 * 1024 * 1024;
 
 /// Largest DATA frame we accept. Bigger frames than the 16 KiB default cut per-frame
 /// overhead on bulk transfers.
-const MAX_FRAME_SIZE: u32 = 256 * 1024;
+const MAX_FRAME_SIZE: u32 = 64 * 1024;
 
 /// Most bytes one stream may have queued for the connection to write; past it, writes
 /// wait. Bounds memory per stream while keeping a window's worth in flight.

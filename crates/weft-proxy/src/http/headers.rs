@@ -104,7 +104,10 @@ mod tests {
     fn keeps_te_trailers_for_grpc() {
         let mut h = map(&[("te", "trailers")]);
         strip_hop_by_hop(&mut h, false);
-        assert_eq!(h.get("te").map(http::HeaderValue::as_bytes), Some(&b"trailers"[..]));
+        assert_eq!(
+            h.get("te").map(http::HeaderValue::as_bytes),
+            Some(&b"trailers"[..])
+        );
     }
 
     #[test]

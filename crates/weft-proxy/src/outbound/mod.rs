@@ -87,7 +87,11 @@ impl Outbound {
     /// Handles a connection accepted on the explicit listener bound to `listen`.
     pub async fn explicit(self: Arc<Self>, stream: TcpStream, listen: SocketAddr) {
         let target = self.store.load().outbound_target(listen).cloned();
-        if let Some(target) = target { self.serve(stream, target).await } else { tracing::warn!(%listen, "no service behind this listener any more; closing") }
+        if let Some(target) = target {
+            self.serve(stream, target).await
+        } else {
+            tracing::warn!(%listen, "no service behind this listener any more; closing")
+        }
     }
 
     /// Handles a connection redirected to the capture listener.
