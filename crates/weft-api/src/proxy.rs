@@ -365,7 +365,10 @@ pub struct Settings {
     /// Time allowed to receive a request's headers. Default `10s`.
     #[serde(with = "crate::duration")]
     pub request_header_timeout: Duration,
-    /// Close idle client connections after this long. Default `5m`.
+    /// Close an opaque TCP connection when neither side has sent anything for this
+    /// long. Default `5m`. (Idle HTTP/1 keep-alive connections are closed after
+    /// `requestHeaderTimeout`; HTTP/2 and HBONE connections live until the peer or the
+    /// drain closes them.)
     #[serde(with = "crate::duration")]
     pub idle_timeout: Duration,
     /// Maximum size of a request header block, bytes. Default 65536.

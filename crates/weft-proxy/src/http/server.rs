@@ -50,7 +50,7 @@ where
         builder
             .timer(TokioTimer::new())
             .header_read_timeout(settings.request_header_timeout)
-            .max_buf_size(settings.max_header_bytes.max(8192) as usize)
+            .max_header_size(settings.max_header_bytes as usize)
             .max_headers(usize::from(settings.max_headers));
         let conn = builder.serve_connection(io, service).with_upgrades();
         tokio::pin!(conn);

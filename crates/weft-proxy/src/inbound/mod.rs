@@ -174,7 +174,13 @@ impl Inbound {
     }
 
     async fn tcp(&self, mut io: Rewind<H2Stream>, app: SocketAddr, conn: &ConnectionGuard) {
-        let timeout = self.store.load().settings().connect_timeout;
+        let (timeout, idle) = {
+            let snap = self.store.load();
+            (
+                snap.settings().connect_timeout,
+                snap.settings().idle_timeout,
+            )
+        };
         let mut upstream = match tokio::time::timeout(timeout, TcpStream::connect(app)).await {
             Ok(Ok(s)) => s,
             Ok(Err(e)) => {
@@ -187,7 +193,7 @@ impl Inbound {
             }
         };
         let _ = upstream.set_nodelay(true);
-        match tokio::io::copy_bidirectional(&mut io, &mut upstream).await {
+        match crate::transport::idle::copy_with_idle_timeout(&mut io, &mut upstream, idle).await {
             Ok((a, b)) => conn.bytes(a + b),
             Err(e) => tracing::debug!(error = %e, "inbound tcp ended with an error"),
         }

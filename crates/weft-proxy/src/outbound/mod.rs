@@ -28,6 +28,7 @@ use crate::telemetry::{
     ConnectionGuard, ConnectionLabels, Direction, Metrics, Name, RequestLabels,
 };
 use crate::transport::detect::{self, Detected};
+use crate::transport::idle;
 use crate::transport::listen::Drain;
 use crate::transport::rewind::Rewind;
 
@@ -292,7 +293,9 @@ impl Outbound {
             }
         };
         let in_flight = endpoint.stats.start();
-        match tokio::io::copy_bidirectional(&mut io, &mut upstream).await {
+        let idle_timeout = snap.settings().idle_timeout;
+        drop(snap);
+        match idle::copy_with_idle_timeout(&mut io, &mut upstream, idle_timeout).await {
             Ok((a, b)) => conn.bytes(a + b),
             Err(e) => tracing::debug!(error = %e, "tcp connection ended with an error"),
         }
@@ -311,11 +314,18 @@ impl Outbound {
                 protocol: "tcp",
             },
         );
-        let timeout = self.store.load().settings().connect_timeout;
+        let (timeout, idle_timeout) = {
+            let snap = self.store.load();
+            (
+                snap.settings().connect_timeout,
+                snap.settings().idle_timeout,
+            )
+        };
         match tokio::time::timeout(timeout, TcpStream::connect(dst)).await {
             Ok(Ok(mut upstream)) => {
                 let _ = upstream.set_nodelay(true);
-                if let Ok((a, b)) = tokio::io::copy_bidirectional(&mut stream, &mut upstream).await
+                if let Ok((a, b)) =
+                    idle::copy_with_idle_timeout(&mut stream, &mut upstream, idle_timeout).await
                 {
                     conn.bytes(a + b);
                 }

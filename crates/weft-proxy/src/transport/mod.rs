@@ -6,6 +6,7 @@
 //! whoever handles the connection next.
 
 pub mod detect;
+pub mod idle;
 pub mod listen;
 pub mod orig_dst;
 pub mod rewind;

@@ -222,3 +222,86 @@ fn sigterm_drains_in_flight_requests_then_exits_zero() {
         .expect("proxy exits");
     assert!(exit.success(), "exit status {exit:?}");
 }
+
+#[test]
+fn admin_and_metrics_report_readiness_config_levels_and_requests() {
+    let Some(mesh) = Mesh::new("admin_and_metrics_report_readiness_config_levels_and_requests")
+    else {
+        return;
+    };
+    let client = mesh.host("client");
+    let server = mesh.host("server");
+    let _app = server
+        .spawn_server(|| echo::spawn_http(local(8080), "echo"))
+        .expect("app");
+    let _sp = mesh.proxy(
+        &server,
+        &mesh.write(
+            "server",
+            &mesh.identity_yaml(&server, "echo", &[(8080, "http")]),
+        ),
+    );
+    let cfg = format!(
+        "{}outbound:\n{}services:\n{}",
+        mesh.identity_yaml(&client, "client", &[]),
+        outbound(18080, "echo", 80),
+        service("echo", 80, 8080, "http", &[Mesh::endpoint(&server, "echo")]),
+    );
+    let _cp = mesh.proxy(&client, &mesh.write("client", &cfg));
+    assert_eq!(client.run(|| get(18080, "/counted")).0, 200);
+
+    let curl = |host: &weft_testkit::Host, args: &[&str]| -> (bool, String) {
+        let out = host
+            .command("curl")
+            .args(["-sS", "-g", "--max-time", "5"])
+            .args(args)
+            .output()
+            .expect("curl");
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    };
+    let (ok, dump) = curl(&client, &["http://127.0.0.1:15000/config_dump"]);
+    assert!(ok);
+    let dump: serde_json::Value = serde_json::from_str(&dump).expect("config_dump is JSON");
+    assert_eq!(
+        dump["identity"],
+        "spiffe://cluster.local/ns/default/sa/client"
+    );
+    assert_eq!(dump["config"]["services"][0]["name"], "echo");
+    assert!(dump["version"].as_str().is_some_and(|v| !v.is_empty()));
+
+    let (ok, level) = curl(
+        &client,
+        &["-X", "POST", "http://127.0.0.1:15000/logging?level=debug"],
+    );
+    assert!(ok, "{level}");
+    assert_eq!(
+        curl(&client, &["http://127.0.0.1:15000/logging"]).1.trim(),
+        "debug"
+    );
+    let (_, bad) = curl(
+        &client,
+        &["-X", "POST", "http://127.0.0.1:15000/logging?level=[[["],
+    );
+    assert!(bad.starts_with("invalid filter"), "{bad}");
+
+    let (_, metrics) = curl(&client, &["http://127.0.0.1:15020/metrics"]);
+    assert!(
+        metrics.contains(r#"weft_proxy_requests_total{direction="outbound",service="echo.default",status="200"} 1"#),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("weft_proxy_request_duration_seconds_bucket"),
+        "{metrics}"
+    );
+    let (_, server_metrics) = curl(&server, &["http://127.0.0.1:15020/metrics"]);
+    assert!(
+        server_metrics.contains(r#"weft_proxy_requests_total{direction="inbound",service="echo.default",status="200"} 1"#),
+        "{server_metrics}"
+    );
+    // The admin API is bound to loopback: other hosts cannot reach it.
+    let (reachable, _) = curl(&server, &[&format!("http://{}:15000/ready", client.ip())]);
+    assert!(!reachable, "the admin API answered another host");
+}

@@ -121,3 +121,43 @@ fn peak_ewma_shifts_load_away_from_a_slow_endpoint() {
         "slow endpoint got {slow_share} of 200: {counts:?}"
     );
 }
+
+#[test]
+fn a_route_timeout_answers_504_without_waiting_for_the_app() {
+    let Some(mesh) = Mesh::new("a_route_timeout_answers_504_without_waiting_for_the_app") else {
+        return;
+    };
+    let client = mesh.host("client");
+    let server = mesh.host("server");
+    let _app = server
+        .spawn_server(|| echo::spawn_http(local(8080), "echo"))
+        .expect("app");
+    let _sp = mesh.proxy(
+        &server,
+        &mesh.write(
+            "server",
+            &mesh.identity_yaml(&server, "echo", &[(8080, "http")]),
+        ),
+    );
+    let cfg = format!(
+        "{id}outbound:\n{ob}services:\n{svc}\
+         routes:\n  - service: echo\n    rules:\n      - matches: [{{ path: {{ prefix: /delay }} }}]\n        backends: [{{ service: echo }}]\n        timeout: 300ms\n      - backends: [{{ service: echo }}]\n",
+        id = mesh.identity_yaml(&client, "client", &[]),
+        ob = outbound(18080, "echo", 80),
+        svc = crate::support::service("echo", 80, 8080, "http", &[Mesh::endpoint(&server, "echo")]),
+    );
+    let _cp = mesh.proxy(&client, &mesh.write("client", &cfg));
+    let started = std::time::Instant::now();
+    let (status, _) = client.run(|| crate::support::get(18080, "/delay/3000"));
+    assert_eq!(status, 504);
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "took {:?}",
+        started.elapsed()
+    );
+    // The other rule has no timeout.
+    assert_eq!(
+        client.run(|| crate::support::get(18080, "/status/200")).0,
+        200
+    );
+}

@@ -1,0 +1,157 @@
+//! Idle timeouts for opaque connections: close a copy when neither side has sent a byte
+//! for a while.
+//!
+//! Both streams of a copy are wrapped in [`Tracked`], which stamps a shared [`Activity`]
+//! on every read; [`Activity::expired`] sleeps until the last stamp plus the timeout and
+//! resolves only once the connection really was quiet that long. A read costs one
+//! clock read and a relaxed store; no timer is reset per read.
+
+use std::io;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::time::Instant;
+
+/// The last time any tracked stream read data.
+#[derive(Clone, Debug)]
+pub struct Activity {
+    epoch: Instant,
+    last_ms: Arc<AtomicU64>,
+}
+
+impl Default for Activity {
+    fn default() -> Self {
+        Self {
+            epoch: Instant::now(),
+            last_ms: Arc::new(AtomicU64::new(0)),
+        }
+    }
+}
+
+impl Activity {
+    fn touch(&self) {
+        self.last_ms
+            .store(self.epoch.elapsed().as_millis() as u64, Ordering::Relaxed);
+    }
+
+    /// Resolves once nothing was read for `timeout`.
+    pub async fn expired(&self, timeout: Duration) {
+        loop {
+            let last = self.epoch + Duration::from_millis(self.last_ms.load(Ordering::Relaxed));
+            let deadline = last + timeout;
+            if Instant::now() >= deadline {
+                return;
+            }
+            tokio::time::sleep_until(deadline).await;
+        }
+    }
+
+    /// Wraps `inner` so its reads count as activity.
+    pub fn track<S>(&self, inner: S) -> Tracked<S> {
+        Tracked {
+            inner,
+            activity: self.clone(),
+        }
+    }
+}
+
+/// A stream whose reads stamp an [`Activity`].
+#[derive(Debug)]
+pub struct Tracked<S> {
+    inner: S,
+    activity: Activity,
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for Tracked<S> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let before = buf.filled().len();
+        let polled = Pin::new(&mut self.inner).poll_read(cx, buf);
+        if matches!(polled, Poll::Ready(Ok(()))) && buf.filled().len() > before {
+            self.activity.touch();
+        }
+        polled
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for Tracked<S> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+/// Copies `a` ⇄ `b` until both sides finish or nothing moves for `timeout`. Returns
+/// the bytes copied each way, or `TimedOut`.
+pub async fn copy_with_idle_timeout<A, B>(a: A, b: B, timeout: Duration) -> io::Result<(u64, u64)>
+where
+    A: AsyncRead + AsyncWrite + Unpin,
+    B: AsyncRead + AsyncWrite + Unpin,
+{
+    let activity = Activity::default();
+    activity.touch();
+    let mut a = activity.track(a);
+    let mut b = activity.track(b);
+    tokio::select! {
+        r = tokio::io::copy_bidirectional(&mut a, &mut b) => r,
+        () = activity.expired(timeout) => Err(io::Error::new(
+            io::ErrorKind::TimedOut,
+            format!("no traffic for {}", humantime::format_duration(timeout)),
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn quiet_copy_times_out() {
+        let (a, _a_peer) = tokio::io::duplex(64);
+        let (b, _b_peer) = tokio::io::duplex(64);
+        let err = copy_with_idle_timeout(a, b, Duration::from_secs(5))
+            .await
+            .expect_err("must time out");
+        assert_eq!(err.kind(), io::ErrorKind::TimedOut);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn traffic_keeps_the_copy_alive() {
+        let (a, mut a_peer) = tokio::io::duplex(64);
+        let (b, mut b_peer) = tokio::io::duplex(64);
+        let copy = tokio::spawn(copy_with_idle_timeout(a, b, Duration::from_secs(5)));
+        for _ in 0..4 {
+            tokio::time::sleep(Duration::from_secs(3)).await;
+            a_peer.write_all(b"x").await.expect("write");
+            let mut byte = [0u8; 1];
+            b_peer.read_exact(&mut byte).await.expect("read");
+        }
+        assert!(
+            !copy.is_finished(),
+            "12 s of traffic every 3 s must not time out at 5 s"
+        );
+        drop(a_peer);
+        drop(b_peer);
+        let _ = copy.await;
+    }
+}
