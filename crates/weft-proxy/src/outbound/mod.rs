@@ -89,9 +89,9 @@ impl Outbound {
     pub async fn explicit(self: Arc<Self>, stream: TcpStream, listen: SocketAddr) {
         let target = self.store.load().outbound_target(listen).cloned();
         if let Some(target) = target {
-            self.serve(stream, target).await
+            self.serve(stream, target).await;
         } else {
-            tracing::warn!(%listen, "no service behind this listener any more; closing")
+            tracing::warn!(%listen, "no service behind this listener any more; closing");
         }
     }
 
