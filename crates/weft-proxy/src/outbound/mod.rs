@@ -288,7 +288,6 @@ impl Outbound {
             Ok(up) => up,
             Err(e) => {
                 tracing::warn!(service = %backend.service.key, endpoint = %endpoint.address, error = %e, "connect failed");
-                let _ = io.inner().peer_addr();
                 return;
             }
         };

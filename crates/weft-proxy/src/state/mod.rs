@@ -264,6 +264,19 @@ impl Snapshot {
                 );
             }
         }
+        // Every service port gets a table, so routing a request never builds one.
+        for svc in services.values() {
+            for port in &svc.ports {
+                routes
+                    .entry((svc.key.clone(), port.port))
+                    .or_insert_with(|| {
+                        Arc::new(route::Table::single(Target {
+                            service: svc.clone(),
+                            port: *port,
+                        }))
+                    });
+            }
+        }
         let workload_label = Name(Arc::from(format!(
             "{}.{}",
             config.workload.name, config.workload.namespace

@@ -97,8 +97,8 @@ fn http1_crosses_hbone_with_the_callers_verified_identity() {
 }
 
 #[test]
-fn expect_100_continue_is_relayed() {
-    let Some(mesh) = Mesh::new("expect_100_continue_is_relayed") else {
+fn expect_100_continue_and_chunked_bodies_are_relayed() {
+    let Some(mesh) = Mesh::new("expect_100_continue_and_chunked_bodies_are_relayed") else {
         return;
     };
     let services = service("echo", 80, 8080, "http", &["@SERVER@".into()]);
@@ -120,6 +120,8 @@ fn expect_100_continue_is_relayed() {
             "5",
             "-H",
             "Expect: 100-continue",
+            "-H",
+            "Transfer-Encoding: chunked",
             "--data-binary",
         ])
         .arg(format!("@{}", body.display()))
@@ -133,6 +135,11 @@ fn expect_100_continue_is_relayed() {
     );
     let reply = EchoReply::from_body(&out.stdout).expect("echo reply");
     assert_eq!(reply.body_len, 200_000);
+    assert_eq!(
+        reply.header("transfer-encoding"),
+        Some("chunked"),
+        "the body stays chunked end to end"
+    );
     assert!(
         started.elapsed() < Duration::from_secs(4),
         "100-continue was not relayed: {:?}",
