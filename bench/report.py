@@ -169,7 +169,7 @@ def main():
     for s in systems:
         acc = {k: [] for k in ("rps10", "rps1", "p50", "p99", "m1", "cpu", "cpu1", "idle", "load", "hwm",
                                "abs_rps10", "abs_rps1", "abs_p50", "abs_p99", "abs_mibs", "rate",
-                               "fixfrac", "own_p50", "own_p99")}
+                               "fixfrac", "own_p50", "own_p99", "cpu_mib")}
         per_proxy = {}
         for r in range(1, rounds + 1):
             d, base = data[(r, s)], data.get((r, "direct"))
@@ -239,6 +239,8 @@ def main():
             tick_us = 1e6 / proc["clk_tck"]
             if s != "direct" and ok(d["c10"]) and "c10_100b" in proc["cpu"] and d["c10"]["requests"]:
                 acc["cpu"].append(proc["cpu"]["c10_100b"] * tick_us / d["c10"]["requests"])
+            if s != "direct" and ok(d["m1"]) and "c10_1m" in proc["cpu"] and d["m1"]["bytes"]:
+                acc["cpu_mib"].append(proc["cpu"]["c10_1m"] * tick_us / (d["m1"]["bytes"] / 1048576))
             if s != "direct" and ok(d["c1"]) and "c1_100b" in proc["cpu"] and d["c1"]["requests"]:
                 acc["cpu1"].append(proc["cpu"]["c1_100b"] * tick_us / d["c1"]["requests"])
             mem = proc["mem"]
@@ -269,6 +271,9 @@ def main():
     p(f"- machine: nproc {meta['nproc']}, CPU {meta['cpu_model']}, kernel {meta['host_kernel']}")
     p(f"- load average before the run: {meta['load_before']} (at script start, before the build: "
       f"{meta['load_at_start']}); busiest processes then (top, %CPU of one core): {meta.get('busiest_before', '?')}")
+    if meta.get("spin", "0") == "1":
+        p("- SPIN=1: a SCHED_IDLE busy loop on each core kept the vCPUs out of idle (removes the "
+          "hypervisor's wake-up latency; not the default configuration)")
     if meta.get("nice", "0") != "0":
         p(f"- every measured process (proxies, backend, wrk, oha) ran at niceness {meta['nice']} "
           f"because the shared host was busy; all systems alike")
@@ -290,9 +295,9 @@ def main():
         acc, _ = rows[s]
         name = SYSTEMS_INFO.get(s, (s,))[0]
         if s == "direct":
-            p(f"| {name} | 1 ({fmt(acc['abs_rps10'], 0)} req/s) | 1 ({fmt(acc['abs_rps1'], 0)} req/s) "
-              f"| p50 {fmt(acc['abs_p50'], 0)} µs | p99 {fmt(acc['abs_p99'], 0)} µs "
-              f"| 1 ({fmt(acc['abs_mibs'], 0)} MiB/s) | – | – |")
+            p(f"| {name} | 1 = {fmt(acc['abs_rps10'], 0)} req/s | 1 = {fmt(acc['abs_rps1'], 0)} req/s "
+              f"| p50 = {fmt(acc['abs_p50'], 0)} µs | p99 = {fmt(acc['abs_p99'], 0)} µs "
+              f"| 1 = {fmt(acc['abs_mibs'], 0)} MiB/s | – | – |")
             continue
         mem = "n/a"
         if acc["idle"]:
@@ -325,15 +330,16 @@ def main():
     else:
         p("Latency: wrk at 1 connection, closed loop (oha was not available).")
     p()
-    p("| system | req/s, 10 conns | req/s, 1 conn | 1 MiB, 10 conns (MiB/s) | CPU µs/request, 1 conn "
+    p("| system | req/s, 10 conns | req/s, 1 conn | 1 MiB, 10 conns (MiB/s) | CPU µs per MiB "
+      "| CPU µs/request, 1 conn "
       "| p50 / p99 (µs) at the common rate | common rate ÷ own 1-conn max "
       "| p50 / p99 (µs) at the own-max fraction | that rate (req/s) |")
-    p("|---|---|---|---|---|---|---|---|---|")
+    p("|---|---|---|---|---|---|---|---|---|---|")
     for s in systems:
         acc, _ = rows[s]
         med = lambda k, d=0: (f"{statistics.median(acc[k]):.{d}f}" if acc[k] else "n/a")  # noqa: E731
         p(f"| {SYSTEMS_INFO.get(s, (s,))[0]} | {med('abs_rps10')} | {med('abs_rps1')} | {med('abs_mibs', 1)} "
-          f"| {med('cpu1', 1) if s != 'direct' else '–'} | {med('abs_p50')} / {med('abs_p99')} "
+          f"| {med('cpu_mib') if s != 'direct' else '–'} | {med('cpu1', 1) if s != 'direct' else '–'} | {med('abs_p50')} / {med('abs_p99')} "
           f"| {med('fixfrac', 2) if lat_oha else '–'} "
           f"| {(med('own_p50') + ' / ' + med('own_p99')) if lat_oha else '–'} "
           f"| {med('rate') if lat_oha else '–'} |")

@@ -17,12 +17,14 @@ ROUNDS=${ROUNDS:-5}
 DURATION=${DURATION:-10s}              # per load test; seconds, "10" or "10s"
 WARMUP=${WARMUP:-2s}                   # wrk warm-up before each system's first test
 LAT_RATE=${LAT_RATE:-1000}             # oha fixed rate (req/s, 1 conn) common to all systems
-LAT_FRACTION=${LAT_FRACTION:-0.5}      # second oha run: this x the system's own 1-conn max
+LAT_FRACTION=${LAT_FRACTION:-0.25}     # second oha run: this x the system's own 1-conn max
 SYSTEMS=${SYSTEMS:-"direct haproxy nginx weft-1hop weft-2hop-l7 weft-2hop-l4"}
 SKIP_BUILD=${SKIP_BUILD:-0}            # 1: use the existing target/release/weft as is
 OHA_INSTALL=${OHA_INSTALL:-1}          # 0: never try `cargo install --locked oha`
 OHA_INSTALL_TIMEOUT=${OHA_INSTALL_TIMEOUT:-1200}
 KEEP_PKI=${KEEP_PKI:-0}                # 1: keep the generated keys in the output dir
+SPIN=${SPIN:-0}                        # 1: keep both CPUs out of idle (SCHED_IDLE busy loops)
+                                       # to remove VM idle-wakeup latency; a diagnostic, not default
 NICE=${NICE:-0}                        # e.g. -10 on a busy shared host: applies to everything
                                        # measured (proxies, backend, load generators) alike
 
@@ -126,6 +128,14 @@ build_weft() {
     (cd "$ROOT_DIR" && run_cargo build --release -p weft) >"$LOGS/build.log" 2>&1 ||
         { tail -30 "$LOGS/build.log" >&2; die "release build failed (see $LOGS/build.log)"; }
     [[ -x $WEFT ]] || die "no $WEFT after the build"
+}
+
+# Measure one binary for the whole run even if someone rebuilds target/ meanwhile.
+snapshot_weft() {
+    [[ $NEED_WEFT == 1 ]] || return 0
+    WEFT_BUILT=$(date -u -r "$WEFT" '+%Y-%m-%d %H:%M:%S UTC')
+    cp "$WEFT" "$RUN/weft"
+    WEFT=$RUN/weft
 }
 
 OHA=""
@@ -593,6 +603,7 @@ LOAD_AT_START=$(cut -d' ' -f1-3 /proc/loadavg)
 NPROC=$(nproc)   # before the harness pins itself to one core
 install_deps
 build_weft
+snapshot_weft
 setup_latency_tool
 # From here on, everything not pinned explicitly (this script, curl, the memory sampler,
 # python) stays off the core under test.
@@ -609,6 +620,15 @@ start_proc "$NS_S" "$LOAD_CORE" "$LOGS/backend.log" nginx -c "$RUN/backend.conf"
 BACKEND_PID=$LAST_PID
 wait_http "$NS_S" http://127.0.0.1:8080/100b || die "backend not reachable on 127.0.0.1:8080"
 wait_http "$NS_C" "http://$ADDR_S:8080/100b" || die "backend not reachable from $NS_C at $ADDR_S:8080"
+
+if [[ $SPIN == 1 ]]; then
+    # A SCHED_IDLE task runs only when nothing else wants the CPU, so the vCPU never
+    # halts and wake-ups do not pay the hypervisor's halt/IPI round trip.
+    for core in "$PROXY_CORE" "$LOAD_CORE"; do
+        taskset -c "$core" chrt -i 0 bash -c 'while :; do :; done' &
+        PIDS+=("$!")
+    done
+fi
 
 # Let the build's load decay a little before recording the "before" figure.
 sleep "${SETTLE:-5}"
@@ -628,13 +648,14 @@ CPU_MODEL=$(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo)
     echo "lat_fraction=$LAT_FRACTION"
     echo "lat_rate=$LAT_RATE"
     echo "nice=$NICE"
+    echo "spin=$SPIN"
     echo "busiest_before=$(top -bn2 -d0.5 -w200 | awk '/^top -/ {n++} n==2 && $1 ~ /^[0-9]+$/ && c<4 {printf "%s%s %s%%", (c?", ":""), $12, $9; c++}')"
     echo "systems=$SYSTEMS"
-    echo "command=$( [[ $ROUNDS != 5 || $D_SEC != 10 ]] && echo "ROUNDS=$ROUNDS DURATION=${D_SEC}s ")$( [[ $NICE != 0 ]] && echo "NICE=$NICE ")sudo bench/run.sh"
+    echo "command=$( [[ $ROUNDS != 5 || $D_SEC != 10 ]] && echo "ROUNDS=$ROUNDS DURATION=${D_SEC}s ")$( [[ $NICE != 0 ]] && echo "NICE=$NICE ")$( [[ $SPIN != 0 ]] && echo "SPIN=$SPIN ")sudo bench/run.sh"
     echo "nginx=$(nginx -v 2>&1 | sed 's/^nginx version: //')"
     echo "haproxy=$(haproxy -v | awk 'NR==1 {print $3}')"
     echo "wrk=$(wrk --version 2>&1 | awk 'NR==1 {print $2}')"
-    echo "weft=$("$WEFT" --version 2>/dev/null || echo "weft") @ $(cd "$ROOT_DIR" && git rev-parse --short HEAD 2>/dev/null || echo '?')$(cd "$ROOT_DIR" && git diff --quiet HEAD -- crates 2>/dev/null || echo ' (+ uncommitted changes in crates/)')"
+    echo "weft=$("$WEFT" --version 2>/dev/null || echo "weft") (binary built ${WEFT_BUILT:-?}; tree at $(cd "$ROOT_DIR" && git rev-parse --short HEAD 2>/dev/null || echo '?')$(cd "$ROOT_DIR" && git diff --quiet HEAD -- crates 2>/dev/null || echo ' + uncommitted changes in crates/'))"
 } >"$OUT/meta.txt"
 log "machine: $NPROC CPUs, $CPU_MODEL, load average $LOAD_BEFORE"
 

@@ -16,6 +16,10 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::Instant;
 
+/// Copy buffer per direction. Larger than tokio's 8 KiB default so a bulk transfer into
+/// an HBONE stream becomes few large DATA frames instead of many small ones.
+const COPY_BUFFER: usize = 32 * 1024;
+
 /// The last time any tracked stream read data.
 #[derive(Clone, Debug)]
 pub struct Activity {
@@ -111,7 +115,7 @@ where
     let mut a = activity.track(a);
     let mut b = activity.track(b);
     tokio::select! {
-        r = tokio::io::copy_bidirectional(&mut a, &mut b) => r,
+        r = tokio::io::copy_bidirectional_with_sizes(&mut a, &mut b, COPY_BUFFER, COPY_BUFFER) => r,
         () = activity.expired(timeout) => Err(io::Error::new(
             io::ErrorKind::TimedOut,
             format!("no traffic for {}", humantime::format_duration(timeout)),
