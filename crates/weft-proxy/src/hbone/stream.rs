@@ -120,50 +120,89 @@ impl AsyncRead for H2Stream {
     }
 }
 
-impl AsyncWrite for H2Stream {
-    fn poll_write(
-        self: Pin<&mut Self>,
+impl H2Stream {
+    /// Waits for send capacity for up to `wanted` bytes, then queues what fits as one
+    /// DATA frame built by `fill(n)`. Returns how many bytes were queued.
+    fn poll_send(
+        &mut self,
         cx: &mut Context<'_>,
-        buf: &[u8],
+        wanted: usize,
+        fill: impl FnOnce(usize) -> Bytes,
     ) -> Poll<io::Result<usize>> {
-        let this = self.get_mut();
-        if buf.is_empty() {
+        if wanted == 0 {
             return Poll::Ready(Ok(0));
         }
-        if this.write_closed {
+        if self.write_closed {
             return Poll::Ready(Err(io::Error::new(
                 io::ErrorKind::BrokenPipe,
                 "write after shutdown of an HBONE stream",
             )));
         }
         loop {
-            let capacity = this.send.capacity();
+            let capacity = self.send.capacity();
             if capacity > 0 {
-                let n = capacity.min(buf.len());
-                this.send
-                    .send_data(Bytes::copy_from_slice(&buf[..n]), false)
+                let n = capacity.min(wanted);
+                self.send
+                    .send_data(fill(n), false)
                     .map_err(|err| to_io(err, io::ErrorKind::BrokenPipe))?;
                 return Poll::Ready(Ok(n));
             }
-            this.send
-                .reserve_capacity(buf.len().min(MAX_WRITE_RESERVATION));
-            match this.send.poll_capacity(cx) {
+            self.send
+                .reserve_capacity(wanted.min(MAX_WRITE_RESERVATION));
+            match self.send.poll_capacity(cx) {
                 // Capacity changed; loop to read how much we may send now.
                 Poll::Ready(Some(Ok(_))) => {}
                 Poll::Ready(Some(Err(err))) => {
                     return Poll::Ready(Err(to_io(err, io::ErrorKind::BrokenPipe)))
                 }
                 // The stream can no longer send: find out why.
-                Poll::Ready(None) => return this.poll_write_closed(cx).map(Err),
+                Poll::Ready(None) => return self.poll_write_closed(cx).map(Err),
                 // Waiting for window: a reset must still wake us.
                 Poll::Pending => {
-                    return match this.poll_write_closed(cx) {
+                    return match self.poll_write_closed(cx) {
                         Poll::Ready(err) => Poll::Ready(Err(err)),
                         Poll::Pending => Poll::Pending,
                     }
                 }
             }
         }
+    }
+}
+
+impl AsyncWrite for H2Stream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        self.get_mut()
+            .poll_send(cx, buf.len(), |n| Bytes::copy_from_slice(&buf[..n]))
+    }
+
+    /// Gathers the slices into one DATA frame. Claiming vectored support matters: hyper
+    /// otherwise flattens every body chunk into its own buffer first, copying each byte
+    /// once more before we copy it here.
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let total = bufs.iter().map(|b| b.len()).sum();
+        self.get_mut().poll_send(cx, total, |n| {
+            let mut out = bytes::BytesMut::with_capacity(n);
+            for b in bufs {
+                let take = b.len().min(n - out.len());
+                out.extend_from_slice(&b[..take]);
+                if out.len() == n {
+                    break;
+                }
+            }
+            out.freeze()
+        })
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        true
     }
 
     fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
