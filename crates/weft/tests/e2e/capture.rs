@@ -1,9 +1,9 @@
 //! Transparent capture: an iptables REDIRECT sends traffic for a service VIP to the
 //! proxy's capture listener, which recovers the original destination (SO_ORIGINAL_DST).
 
-use weft_testkit::echo::{self, EchoReply};
+use weft_testkit::echo::EchoReply;
 
-use crate::support::{local, Mesh};
+use crate::support::Mesh;
 
 #[test]
 fn captured_traffic_to_a_service_vip_is_routed_through_the_mesh() {
@@ -13,16 +13,7 @@ fn captured_traffic_to_a_service_vip_is_routed_through_the_mesh() {
     };
     let client = mesh.host("client");
     let server = mesh.host("server");
-    let _app = server
-        .spawn_server(|| echo::spawn_http(local(8080), "echo"))
-        .expect("app");
-    let _sp = mesh.proxy(
-        &server,
-        &mesh.write(
-            "server",
-            &mesh.identity_yaml(&server, "echo", &[(8080, "http")]),
-        ),
-    );
+    let (_app, _sp) = crate::support::echo_workload(&mesh, &server, "echo");
     let vip = "198.18.100.10";
     let cfg = format!(
         "{}services:\n  - name: echo\n    vip: {vip}\n    ports: [{{ port: 80, targetPort: 8080, protocol: http }}]\n    endpoints: [{}]\n",

@@ -5,7 +5,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use weft_testkit::client::Http1Client;
-use weft_testkit::echo;
 
 use crate::support::{get, local, outbound, service, Mesh};
 
@@ -30,20 +29,8 @@ fn config_hot_swap_under_load_fails_no_request_and_traffic_follows() {
     let client = mesh.host("client");
     let v1 = mesh.host("v1");
     let v2 = mesh.host("v2");
-    let _a1 = v1
-        .spawn_server(|| echo::spawn_http(local(8080), "v1"))
-        .expect("v1 app");
-    let _a2 = v2
-        .spawn_server(|| echo::spawn_http(local(8080), "v2"))
-        .expect("v2 app");
-    let _p1 = mesh.proxy(
-        &v1,
-        &mesh.write("v1", &mesh.identity_yaml(&v1, "echo", &[(8080, "http")])),
-    );
-    let _p2 = mesh.proxy(
-        &v2,
-        &mesh.write("v2", &mesh.identity_yaml(&v2, "echo", &[(8080, "http")])),
-    );
+    let _v1 = crate::support::echo_workload(&mesh, &v1, "v1");
+    let _v2 = crate::support::echo_workload(&mesh, &v2, "v2");
     let id = mesh.identity_yaml(&client, "client", &[]);
     let path = mesh.write("client", &split(&v1, &v2, 100, 0, &id));
     let proxy = mesh.proxy(&client, &path);
@@ -134,21 +121,12 @@ fn a_malformed_config_is_rejected_with_its_field_path_and_the_old_one_stays() {
     };
     let client = mesh.host("client");
     let server = mesh.host("server");
-    let _app = server
-        .spawn_server(|| echo::spawn_http(local(8080), "echo"))
-        .expect("app");
-    let _sp = mesh.proxy(
-        &server,
-        &mesh.write(
-            "server",
-            &mesh.identity_yaml(&server, "echo", &[(8080, "http")]),
-        ),
-    );
-    let good = format!(
-        "{}outbound:\n{}services:\n{}",
-        mesh.identity_yaml(&client, "client", &[]),
-        outbound(18080, "echo", 80),
-        service("echo", 80, 8080, "http", &[Mesh::endpoint(&server, "echo")]),
+    let (_app, _sp) = crate::support::echo_workload(&mesh, &server, "echo");
+    let good = crate::support::client_config(
+        &mesh,
+        &client,
+        &service("echo", 80, 8080, "http", &[Mesh::endpoint(&server, "echo")]),
+        "",
     );
     let path = mesh.write("client", &good);
     let proxy = mesh.proxy(&client, &path);
@@ -192,21 +170,12 @@ fn sigterm_drains_in_flight_requests_then_exits_zero() {
     };
     let client = mesh.host("client");
     let server = mesh.host("server");
-    let _app = server
-        .spawn_server(|| echo::spawn_http(local(8080), "echo"))
-        .expect("app");
-    let _sp = mesh.proxy(
-        &server,
-        &mesh.write(
-            "server",
-            &mesh.identity_yaml(&server, "echo", &[(8080, "http")]),
-        ),
-    );
-    let cfg = format!(
-        "{}outbound:\n{}services:\n{}",
-        mesh.identity_yaml(&client, "client", &[]),
-        outbound(18080, "echo", 80),
-        service("echo", 80, 8080, "http", &[Mesh::endpoint(&server, "echo")]),
+    let (_app, _sp) = crate::support::echo_workload(&mesh, &server, "echo");
+    let cfg = crate::support::client_config(
+        &mesh,
+        &client,
+        &service("echo", 80, 8080, "http", &[Mesh::endpoint(&server, "echo")]),
+        "",
     );
     let mut proxy = mesh.proxy(&client, &mesh.write("client", &cfg));
     let in_flight = client.spawn(|| get(18080, "/delay/1500"));
@@ -231,21 +200,12 @@ fn admin_and_metrics_report_readiness_config_levels_and_requests() {
     };
     let client = mesh.host("client");
     let server = mesh.host("server");
-    let _app = server
-        .spawn_server(|| echo::spawn_http(local(8080), "echo"))
-        .expect("app");
-    let _sp = mesh.proxy(
-        &server,
-        &mesh.write(
-            "server",
-            &mesh.identity_yaml(&server, "echo", &[(8080, "http")]),
-        ),
-    );
-    let cfg = format!(
-        "{}outbound:\n{}services:\n{}",
-        mesh.identity_yaml(&client, "client", &[]),
-        outbound(18080, "echo", 80),
-        service("echo", 80, 8080, "http", &[Mesh::endpoint(&server, "echo")]),
+    let (_app, _sp) = crate::support::echo_workload(&mesh, &server, "echo");
+    let cfg = crate::support::client_config(
+        &mesh,
+        &client,
+        &service("echo", 80, 8080, "http", &[Mesh::endpoint(&server, "echo")]),
+        "",
     );
     let _cp = mesh.proxy(&client, &mesh.write("client", &cfg));
     assert_eq!(client.run(|| get(18080, "/counted")).0, 200);

@@ -37,20 +37,8 @@ fn weighted_split_90_10_holds_over_1000_requests() {
     let client = mesh.host("client");
     let v1 = mesh.host("v1");
     let v2 = mesh.host("v2");
-    let _a1 = v1
-        .spawn_server(|| echo::spawn_http(local(8080), "v1"))
-        .expect("v1 app");
-    let _a2 = v2
-        .spawn_server(|| echo::spawn_http(local(8080), "v2"))
-        .expect("v2 app");
-    let _p1 = mesh.proxy(
-        &v1,
-        &mesh.write("v1", &mesh.identity_yaml(&v1, "echo", &[(8080, "http")])),
-    );
-    let _p2 = mesh.proxy(
-        &v2,
-        &mesh.write("v2", &mesh.identity_yaml(&v2, "echo", &[(8080, "http")])),
-    );
+    let _v1 = crate::support::echo_workload(&mesh, &v1, "v1");
+    let _v2 = crate::support::echo_workload(&mesh, &v2, "v2");
     let cfg = format!(
         "{id}outbound:\n{ob}services:\n\
          {echo}{ev1}{ev2}\
@@ -129,16 +117,7 @@ fn a_route_timeout_answers_504_without_waiting_for_the_app() {
     };
     let client = mesh.host("client");
     let server = mesh.host("server");
-    let _app = server
-        .spawn_server(|| echo::spawn_http(local(8080), "echo"))
-        .expect("app");
-    let _sp = mesh.proxy(
-        &server,
-        &mesh.write(
-            "server",
-            &mesh.identity_yaml(&server, "echo", &[(8080, "http")]),
-        ),
-    );
+    let (_app, _sp) = crate::support::echo_workload(&mesh, &server, "echo");
     let cfg = format!(
         "{id}outbound:\n{ob}services:\n{svc}\
          routes:\n  - service: echo\n    rules:\n      - matches: [{{ path: {{ prefix: /delay }} }}]\n        backends: [{{ service: echo }}]\n        timeout: 300ms\n      - backends: [{{ service: echo }}]\n",

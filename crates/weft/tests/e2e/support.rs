@@ -231,3 +231,34 @@ impl Drop for Postgres {
         let _ = self.child.wait_exit(Duration::from_secs(5));
     }
 }
+
+/// The app every simple test talks to: an HTTP echo server named `name` on
+/// 127.0.0.1:8080 of `host`, behind a proxy whose service account is `echo`. Keep both
+/// values alive for the test.
+pub fn echo_workload(
+    mesh: &Mesh,
+    host: &Host,
+    name: &str,
+) -> (
+    weft_testkit::netns::Hosted<weft_testkit::echo::Server>,
+    WeftProcess,
+) {
+    let app_name = name.to_owned();
+    let app = host
+        .spawn_server(move || async move {
+            weft_testkit::echo::spawn_http(local(8080), &app_name).await
+        })
+        .expect("echo app starts");
+    let config = mesh.write(name, &mesh.identity_yaml(host, "echo", &[(8080, "http")]));
+    (app, mesh.proxy(host, &config))
+}
+
+/// The client-side config most tests use: identity `client`, the explicit listener
+/// 127.0.0.1:18080 → `echo:80`, then `services` (list items) and `extra` top-level YAML.
+pub fn client_config(mesh: &Mesh, host: &Host, services: &str, extra: &str) -> String {
+    format!(
+        "{}outbound:\n{}services:\n{services}{extra}",
+        mesh.identity_yaml(host, "client", &[]),
+        outbound(18080, "echo", 80),
+    )
+}
