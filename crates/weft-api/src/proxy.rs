@@ -167,9 +167,6 @@ pub struct Service {
     /// Namespace. Default `default`.
     #[serde(default = "default_namespace")]
     pub namespace: String,
-    /// Extra host names that address this service (matched against `Host`/`:authority`).
-    #[serde(default)]
-    pub hostnames: Vec<String>,
     /// Virtual IP clients dial in transparent mode.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub vip: Option<IpAddr>,

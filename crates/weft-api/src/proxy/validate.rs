@@ -162,14 +162,6 @@ fn services(config: &Config, errors: &mut Errors) {
                 );
             }
         }
-        for (h, host) in s.hostnames.iter().enumerate() {
-            if host.is_empty() || host.contains(['/', ' ', ':']) {
-                errors.push(
-                    format!("{path}.hostnames[{h}]"),
-                    format!("{host:?} is not a host name"),
-                );
-            }
-        }
         if s.ports.is_empty() {
             errors.push(format!("{path}.ports"), "a service needs at least one port");
         }
