@@ -170,7 +170,7 @@ fn sigterm_drains_in_flight_requests_then_exits_zero() {
     };
     let client = mesh.host("client");
     let server = mesh.host("server");
-    let (_app, _sp) = crate::support::echo_workload(&mesh, &server, "echo");
+    let (app, _sp) = crate::support::echo_workload(&mesh, &server, "echo");
     let cfg = crate::support::client_config(
         &mesh,
         &client,
@@ -179,9 +179,31 @@ fn sigterm_drains_in_flight_requests_then_exits_zero() {
     );
     let mut proxy = mesh.proxy(&client, &mesh.write("client", &cfg));
     let in_flight = client.spawn(|| get(18080, "/delay/1500"));
-    std::thread::sleep(Duration::from_millis(400));
+    // The app records the request before it starts waiting: from then on it is in flight.
+    assert!(
+        app.recorder().wait_for(1, Duration::from_secs(10)),
+        "the slow request never reached the app"
+    );
     proxy.sigterm().expect("SIGTERM");
-    std::thread::sleep(Duration::from_millis(200));
+    let ready_status = || {
+        let out = client
+            .command("curl")
+            .args([
+                "-s",
+                "-o",
+                "/dev/null",
+                "-w",
+                "%{http_code}",
+                "http://127.0.0.1:15000/ready",
+            ])
+            .output()
+            .expect("curl");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    assert!(
+        crate::support::eventually(Duration::from_secs(5), || ready_status() == "503"),
+        "/ready did not report the drain"
+    );
     let (refused, _) = client.run(|| get(18080, "/new"));
     assert_eq!(refused, 0, "a new connection was accepted while draining");
     let (status, _) = in_flight.join().expect("in-flight request finished");
