@@ -366,3 +366,102 @@ impl Store {
         self.current.store(Arc::new(next));
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CONFIG: &str = r"
+workload: { name: client, address: 10.0.0.1 }
+listeners: { hbone: null }
+outbound:
+  - { listen: 127.0.0.1:18080, service: echo, port: 80 }
+services:
+  - name: echo
+    vip: 10.96.0.10
+    ports: [{ port: 80, targetPort: 8080 }]
+    endpoints:
+      - { address: 10.0.0.2, identity: spiffe://cluster.local/ns/default/sa/echo }
+      - { address: 10.0.0.3 }
+  - name: echo-v2
+    ports: [{ port: 80 }]
+    endpoints: [{ address: 10.0.0.4 }]
+";
+
+    fn build(yaml: &str, previous: Option<&Snapshot>) -> Snapshot {
+        let config = Config::from_yaml(yaml).expect("valid config");
+        Snapshot::build(config, None, "v".into(), previous).expect("snapshot")
+    }
+
+    #[test]
+    fn reload_keeps_state_of_unchanged_endpoints_and_renews_changed_ones() {
+        let first = build(CONFIG, None);
+        let old = first
+            .service("echo.default")
+            .expect("service")
+            .endpoints
+            .clone();
+        let changed = CONFIG.replace("sa/echo }", "sa/echo-new }");
+        let second = build(&changed, Some(&first));
+        let new = &second.service("echo.default").expect("service").endpoints;
+        assert!(
+            !Arc::ptr_eq(&old[0], &new[0]),
+            "a new identity is a new endpoint"
+        );
+        assert!(
+            Arc::ptr_eq(&old[1], &new[1]),
+            "load statistics and pools must survive a reload"
+        );
+    }
+
+    #[test]
+    fn every_service_port_has_a_route_table() {
+        let snap = build(CONFIG, None);
+        let target = snap.target("echo-v2.default", 80).expect("target");
+        let table = snap.routes(&target);
+        let rule = table.rules.first().expect("catch-all rule");
+        assert_eq!(
+            rule.pick().map(|t| t.service.key.to_string()),
+            Some("echo-v2.default".into())
+        );
+        assert!(snap.target("echo.default", 81).is_none());
+    }
+
+    #[test]
+    fn explicit_routes_replace_the_catch_all() {
+        let yaml = format!(
+            "{CONFIG}routes:\n  - service: echo\n    rules:\n      - backends: [{{ service: echo-v2 }}]\n"
+        );
+        let snap = build(&yaml, None);
+        let table = snap.routes(&snap.target("echo.default", 80).expect("target"));
+        let picked = table.rules[0].pick().expect("backend");
+        assert_eq!(&*picked.service.key, "echo-v2.default");
+    }
+
+    #[test]
+    fn listeners_and_vips_resolve_to_their_service_port() {
+        let snap = build(CONFIG, None);
+        let listen: SocketAddr = "127.0.0.1:18080".parse().expect("addr");
+        let by_listener = snap.outbound_target(listen).expect("listener target");
+        assert_eq!(
+            (&*by_listener.service.key, by_listener.port.target()),
+            ("echo.default", 8080)
+        );
+        let vip: SocketAddr = "10.96.0.10:80".parse().expect("addr");
+        assert_eq!(
+            &*snap.vip_target(vip).expect("vip target").service.key,
+            "echo.default"
+        );
+        assert!(snap
+            .vip_target("10.96.0.10:81".parse().expect("addr"))
+            .is_none());
+    }
+
+    #[test]
+    fn endpoints_without_identity_are_dialled_directly() {
+        let snap = build(CONFIG, None);
+        let eps = &snap.service("echo.default").expect("service").endpoints;
+        assert!(matches!(&eps[0].dial, Dial::Hbone { proxy, .. } if proxy.port() == 15008));
+        assert_eq!(eps[1].dial, Dial::Direct);
+    }
+}
