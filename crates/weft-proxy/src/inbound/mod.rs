@@ -83,19 +83,9 @@ impl Inbound {
             return;
         };
         let settings = snap.settings().clone();
-        let plan = detect::plan(
-            protocol,
-            target.port(),
-            settings.detect_timeout,
-            settings.request_header_timeout,
-        );
-        let outcome = match detect::detect(&mut stream, plan).await {
-            Ok(Some(o)) => o,
-            Ok(None) => return,
-            Err(e) => {
-                tracing::debug!(error = %e, "tunnel failed during protocol detection");
-                return;
-            }
+        let Some(outcome) = detect::sniff(&mut stream, protocol, target.port(), &settings).await
+        else {
+            return;
         };
         let conn = ConnectionGuard::new(
             &self.metrics,

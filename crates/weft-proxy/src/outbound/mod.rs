@@ -119,19 +119,15 @@ impl Outbound {
     async fn serve(self: Arc<Self>, mut stream: TcpStream, target: Target) {
         let snap = self.store.load();
         let settings = snap.settings();
-        let plan = detect::plan(
+        let Some(outcome) = detect::sniff(
+            &mut stream,
             target.port.protocol,
             target.port.port,
-            settings.detect_timeout,
-            settings.request_header_timeout,
-        );
-        let outcome = match detect::detect(&mut stream, plan).await {
-            Ok(Some(o)) => o,
-            Ok(None) => return,
-            Err(e) => {
-                tracing::debug!(error = %e, "connection failed during protocol detection");
-                return;
-            }
+            settings,
+        )
+        .await
+        else {
+            return;
         };
         let conn = ConnectionGuard::new(
             &self.metrics,

@@ -80,6 +80,30 @@ pub enum Plan {
     Sniff(Duration),
 }
 
+/// Detects what `io` carries on a port declared `declared`, with the wait the settings
+/// allow. `None` when the client left (or failed) before anything could be decided;
+/// failures are logged at debug, since a client hanging up is not the proxy's problem.
+pub async fn sniff<S: AsyncRead + Unpin>(
+    io: &mut S,
+    declared: Protocol,
+    port: u16,
+    settings: &weft_api::proxy::Settings,
+) -> Option<Outcome> {
+    let plan = plan(
+        declared,
+        port,
+        settings.detect_timeout,
+        settings.request_header_timeout,
+    );
+    match detect(io, plan).await {
+        Ok(outcome) => outcome,
+        Err(e) => {
+            tracing::debug!(error = %e, port, "connection failed during protocol detection");
+            None
+        }
+    }
+}
+
 /// Runs `plan` on `io`. Returns `None` if the client closed before sending anything.
 pub async fn detect<S: AsyncRead + Unpin>(
     io: &mut S,
