@@ -4,7 +4,10 @@ use std::path::PathBuf;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let root = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR")?).join("../../proto");
-    let files = ["weft/proxy/v1/resources.proto", "weft/proxy/v1/registration.proto"];
+    let files = [
+        "weft/proxy/v1/resources.proto",
+        "weft/proxy/v1/registration.proto",
+    ];
     for file in &files {
         println!("cargo:rerun-if-changed={}", root.join(file).display());
     }

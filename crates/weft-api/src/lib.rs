@@ -10,5 +10,6 @@
 
 pub mod duration;
 pub mod pb;
+pub mod pb_convert;
 pub mod proxy;
 pub mod resource;

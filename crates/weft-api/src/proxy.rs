@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 
 mod validate;
 
-pub use validate::{FieldError, ValidationErrors};
+pub use validate::{FieldError, References, ValidationErrors};
 
 /// Ports that carry server-speaks-first protocols: protocol detection is skipped on them
 /// unless the config declares a protocol (MySQL, PostgreSQL, SMTP, and friends).
@@ -74,6 +74,13 @@ pub struct Workload {
     /// Ports the application serves; inbound connections to other ports are refused.
     #[serde(default)]
     pub ports: Vec<WorkloadPort>,
+    /// Labels the proxy registers with the control plane (`Service` selectors match
+    /// them). Unused in local-file mode.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub labels: std::collections::BTreeMap<String, String>,
+    /// Zone (failure domain) the workload runs in, registered with the control plane.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub zone: Option<String>,
 }
 
 /// One port the application serves.
@@ -430,6 +437,22 @@ impl Config {
 
     /// Deserializes a JSON value (already parsed) and validates it.
     pub fn from_value(value: serde_json::Value) -> Result<Self, Error> {
+        Self::from_value_with(value, References::Required)
+    }
+
+    /// Parses YAML as a bootstrap for control-plane mode: services and routes named by
+    /// listeners and routes may arrive later over xDS ([`References::Deferred`]).
+    pub fn from_yaml_with(text: &str, references: References) -> Result<Self, Error> {
+        let value: serde_json::Value =
+            serde_saphyr::from_str(text).map_err(|e| Error::Yaml(e.to_string()))?;
+        Self::from_value_with(value, references)
+    }
+
+    /// [`Config::from_value`] with a choice of reference checking.
+    pub fn from_value_with(
+        value: serde_json::Value,
+        references: References,
+    ) -> Result<Self, Error> {
         let config: Config = serde_path_to_error::deserialize(value).map_err(|e| {
             let path = e.path().to_string();
             Error::Shape {
@@ -441,13 +464,18 @@ impl Config {
                 message: e.into_inner().to_string(),
             }
         })?;
-        config.validate()?;
+        config.validate_with(references)?;
         Ok(config)
     }
 
     /// Cross-field checks: references resolve, names are unique, values are in range.
     pub fn validate(&self) -> Result<(), ValidationErrors> {
-        validate::config(self)
+        validate::config(self, References::Required)
+    }
+
+    /// [`Config::validate`] with a choice of reference checking.
+    pub fn validate_with(&self, references: References) -> Result<(), ValidationErrors> {
+        validate::config(self, references)
     }
 
     /// This workload's SPIFFE ID as a string.

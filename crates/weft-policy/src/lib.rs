@@ -1,5 +1,6 @@
 //! Validation and compilation of user resources (DESIGN §3): one module per kind with
-//! its `Spec`, `validate` and `compile`. Pure: no I/O.
+//! its validation (and compilation where the kind compiles to something). The typed
+//! specs live in `weft_api::resource`. Pure: no I/O.
 //!
 //! - [`parse_documents`]: multi-document YAML (or JSON) into [`Object`]s, errors naming
 //!   the document and field path.
@@ -8,41 +9,48 @@
 //!   (`spec.rules[1].backendRefs[0].weight`).
 //! - [`compile`]: every stored object → the proxy resources (`weft.proxy.v1`) plus the
 //!   status each object should carry (unresolved references become conditions).
+//!
+//! Where it sits: the control plane's API calls [`validate`] before storing; its
+//! compile step calls [`compile`] on the whole store and ships the result over xDS.
+
+mod document;
+mod field;
+mod mesh;
+mod route;
+mod service;
+mod status;
+mod workload;
 
 use std::collections::BTreeMap;
 
-pub use weft_api::proxy::{FieldError, ValidationErrors};
+pub use status::CONTROLLER_NAME;
 use weft_api::pb::v1 as pb;
-use weft_api::resource::{Key, Object};
+pub use weft_api::proxy::{FieldError, ValidationErrors};
+use weft_api::resource::{self as api, Key, Kind, Object};
 
 /// A document that could not be read as an object.
 #[derive(Debug, thiserror::Error)]
 #[error("document {index}: {message}")]
 pub struct ParseError {
-    /// 0-based index of the document in the stream.
+    /// 0-based index of the document in the stream (empty documents are not counted).
     pub index: usize,
-    /// Field path inside the document, when known.
+    /// Field path inside the document, when known (`metadata.name`, `items[2].kind`).
     pub path: Option<String>,
-    /// What was wrong.
+    /// What was wrong (with the path, or the YAML line and column).
     pub message: String,
 }
 
 /// Reads a stream of YAML documents (`---` separated) or one JSON document/array into
-/// objects. Empty documents are skipped. Does not validate specs; see [`validate`].
+/// objects. Empty documents are skipped; an array or a `kind: List` with `items`
+/// yields its elements. Does not validate specs; see [`validate`].
 pub fn parse_documents(text: &str) -> Result<Vec<Object>, ParseError> {
-    let _ = text;
-    Err(ParseError {
-        index: 0,
-        path: None,
-        message: "not implemented yet".to_owned(),
-    })
+    document::parse(text)
 }
 
 /// Validates one object on its own (no cross-object references; those become status
 /// conditions at compile time). Fills nothing in; the caller stores the object as given.
 pub fn validate(object: &Object) -> Result<(), ValidationErrors> {
-    let _ = object;
-    Ok(())
+    checked(object).map(|_| ())
 }
 
 /// The result of compiling the whole store.
@@ -61,7 +69,177 @@ pub struct Compiled {
 /// Compiles every stored object (all kinds, as stored, statuses included: a
 /// `Workload` is an endpoint only while its `status.phase` is `Healthy` or
 /// `Disconnected`).
+///
+/// Objects that do not validate are not compiled; routes and services among them get
+/// an `Accepted: False` (`Invalid`) status. The output is deterministic: the same
+/// objects, in any order, give equal results.
 pub fn compile(objects: &[Object]) -> Compiled {
-    let _ = objects;
-    Compiled::default()
+    let mut compiled = Compiled::default();
+    let trust_domain = mesh::trust_domain(objects);
+
+    let mut services = Vec::new();
+    let mut workloads = Vec::new();
+    let mut routes = Vec::new();
+    for object in objects {
+        let Ok(key) = object.key() else { continue };
+        match checked(object) {
+            Ok(Spec::Service(spec)) => services.push((object, spec)),
+            Ok(Spec::Workload(spec)) => workloads.push(service::Workload {
+                object,
+                spec,
+                phase: workload::phase(object),
+            }),
+            Ok(Spec::HttpRoute(spec)) => routes.push(route::http::reduce(object, spec)),
+            Ok(Spec::GrpcRoute(spec)) => routes.push(route::grpc::reduce(object, spec)),
+            Ok(Spec::TcpRoute(spec)) => routes.push(route::tcp::reduce(object, spec)),
+            Ok(Spec::Mesh(_)) => {}
+            Err(errors) => {
+                let generation = object.metadata.generation;
+                match key.kind {
+                    Kind::Service => {
+                        compiled
+                            .statuses
+                            .insert(key, status::service(0, Some(&errors), generation));
+                    }
+                    Kind::HttpRoute | Kind::GrpcRoute | Kind::TcpRoute => {
+                        compiled
+                            .statuses
+                            .insert(key, status::invalid_route(&errors, generation));
+                    }
+                    Kind::Mesh | Kind::Workload => {}
+                }
+            }
+        }
+    }
+    // Stable regardless of input order (the store may list objects in any order).
+    services.sort_by_key(|(object, _)| object.key().ok());
+    routes.sort_by_key(|r| r.object.key().ok());
+
+    let mut ports = route::ServicePorts::new();
+    for (object, spec) in &services {
+        let svc = service::compile(object, spec, &workloads, &trust_domain);
+        if let Ok(key) = object.key() {
+            compiled.statuses.insert(
+                key,
+                status::service(svc.endpoints.len(), None, object.metadata.generation),
+            );
+        }
+        ports.insert(
+            (object.namespace().to_owned(), object.metadata.name.clone()),
+            service::ports(spec),
+        );
+        compiled
+            .services
+            .insert(format!("{}.{}", svc.name, svc.namespace), svc);
+    }
+    route::compile(
+        &routes,
+        &ports,
+        &mut compiled.route_tables,
+        &mut compiled.statuses,
+    );
+    compiled
 }
+
+/// A validated, typed spec.
+enum Spec {
+    Mesh(api::mesh::Spec),
+    Service(api::service::Spec),
+    Workload(api::workload::Spec),
+    HttpRoute(api::route::HttpSpec),
+    GrpcRoute(api::route::GrpcSpec),
+    TcpRoute(api::route::TcpSpec),
+}
+
+/// Validates `object` and returns its typed spec.
+fn checked(object: &Object) -> Result<Spec, ValidationErrors> {
+    let mut errors = field::Errors::default();
+    let kind = match object.kind() {
+        Ok(kind) => Some(kind),
+        Err(e) => {
+            errors.push("kind", e.to_string());
+            None
+        }
+    };
+    if let Some(kind) = kind {
+        let accepted = kind.accepted_api_versions();
+        if !accepted.contains(&object.api_version.as_str()) {
+            errors.push(
+                "apiVersion",
+                format!(
+                    "{:?} is not served for {kind}; use {}",
+                    object.api_version,
+                    accepted
+                        .iter()
+                        .map(|v| format!("{v:?}"))
+                        .collect::<Vec<_>>()
+                        .join(" or ")
+                ),
+            );
+        }
+    }
+    metadata(object, kind, &mut errors);
+    let spec = kind.and_then(|kind| spec(object, kind, &mut errors));
+    errors.into_result()?;
+    // A spec that failed to parse always left an error, so `spec` is set here.
+    spec.ok_or_else(|| {
+        ValidationErrors(vec![FieldError {
+            path: "spec".to_owned(),
+            message: "could not be read".to_owned(),
+        }])
+    })
+}
+
+fn metadata(object: &Object, kind: Option<Kind>, errors: &mut field::Errors) {
+    let meta = &object.metadata;
+    field::label(errors, "metadata.name", &meta.name);
+    match (&meta.namespace, kind) {
+        (Some(ns), Some(kind)) if !kind.namespaced() => errors.push(
+            "metadata.namespace",
+            format!("{kind} is cluster-scoped; remove the namespace {ns:?}"),
+        ),
+        (Some(ns), _) => field::label(errors, "metadata.namespace", ns),
+        (None, _) => {}
+    }
+    field::labels(errors, "metadata.labels", &meta.labels);
+    field::annotation_keys(errors, "metadata.annotations", &meta.annotations);
+}
+
+/// Parses the spec (shape errors carry `spec.…` paths) and runs the kind's checks.
+fn spec(object: &Object, kind: Kind, errors: &mut field::Errors) -> Option<Spec> {
+    let value = match (&object.spec, kind) {
+        (serde_json::Value::Null, Kind::Mesh) => serde_json::json!({}),
+        (serde_json::Value::Null, _) => {
+            errors.push("spec", format!("required: a {kind} needs a spec"));
+            return None;
+        }
+        (value, _) => value.clone(),
+    };
+    let parsed = match kind {
+        Kind::Mesh => field::parse("spec", value).map(Spec::Mesh),
+        Kind::Service => field::parse("spec", value).map(Spec::Service),
+        Kind::Workload => field::parse("spec", value).map(Spec::Workload),
+        Kind::HttpRoute => field::parse("spec", value).map(Spec::HttpRoute),
+        Kind::GrpcRoute => field::parse("spec", value).map(Spec::GrpcRoute),
+        Kind::TcpRoute => field::parse("spec", value).map(Spec::TcpRoute),
+    };
+    let spec = match parsed {
+        Ok(spec) => spec,
+        Err(e) => {
+            errors.push(e.path, e.message);
+            return None;
+        }
+    };
+    match &spec {
+        Spec::Mesh(s) => mesh::validate(object, s, errors),
+        Spec::Service(s) => service::validate(s, errors),
+        Spec::Workload(s) => workload::validate(s, errors),
+        Spec::HttpRoute(s) => route::http::validate(s, errors),
+        Spec::GrpcRoute(s) => route::grpc::validate(s, errors),
+        Spec::TcpRoute(s) => route::tcp::validate(s, errors),
+    }
+    Some(spec)
+}
+
+#[cfg(test)]
+mod tests;

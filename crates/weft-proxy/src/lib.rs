@@ -11,6 +11,7 @@
 //! loopback admin API. [`run`] wires them together for the `weft proxy` command.
 
 pub mod admin;
+pub mod control;
 pub mod hbone;
 pub mod http;
 pub mod inbound;
@@ -19,3 +20,4 @@ pub mod run;
 pub mod state;
 pub mod telemetry;
 pub mod transport;
+pub mod xds;

@@ -18,17 +18,22 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 use crate::admin::{self, Admin, LogControl};
+use crate::control;
 use crate::hbone;
 use crate::inbound::Inbound;
 use crate::outbound::Outbound;
+use crate::state::compose::{Composer, Dynamic};
 use crate::state::{file, Snapshot, Store};
 use crate::telemetry::Metrics;
 use crate::transport::listen::{self, Drain};
+use weft_api::proxy::References;
 
 /// How to run the proxy.
 pub struct Options {
-    /// The YAML config file.
+    /// The YAML config file: the whole config, or with `control_plane` the bootstrap.
     pub config: PathBuf,
+    /// Take services and routes from a control plane.
+    pub control_plane: Option<ControlPlane>,
     /// How often the file is checked for changes. Default 1 s.
     pub watch_interval: Duration,
     /// Run-time log filter control for `/logging`.
@@ -37,12 +42,39 @@ pub struct Options {
     pub admin_shutdown: bool,
 }
 
+/// Where and how to reach the control plane.
+#[derive(Clone, Debug)]
+pub struct ControlPlane {
+    /// xDS endpoint, e.g. `http://10.0.0.1:5678`.
+    pub endpoint: String,
+    /// Where the last accepted config is persisted (and read at boot).
+    pub state_dir: PathBuf,
+}
+
+/// What the proxy starts from.
+pub struct Initial {
+    /// The first snapshot.
+    pub snapshot: Snapshot,
+    /// In control-plane mode: the bootstrap and the persisted resources it was built from.
+    composed: Option<(file::Loaded, Dynamic)>,
+}
+
+impl Initial {
+    /// The snapshot the proxy starts with.
+    pub fn snapshot(&self) -> &Snapshot {
+        &self.snapshot
+    }
+}
+
 /// Why the proxy could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// The config could not be loaded.
     #[error(transparent)]
     Config(#[from] Box<file::Error>),
+    /// The bootstrap could not be compiled.
+    #[error("{0}")]
+    Compose(String),
     /// A listener could not bind.
     #[error("cannot bind {what} on {addr}: {source} (is another proxy running, or is the address not on this host?)")]
     Bind {
@@ -55,9 +87,40 @@ pub enum Error {
     },
 }
 
-/// Loads the initial config (before the runtime starts, so worker count can come from it).
-pub fn load(path: &std::path::Path) -> Result<Snapshot, Error> {
-    file::load(path, None).map_err(|e| Error::Config(Box::new(e)))
+/// Loads the initial config (before the runtime starts, so worker count can come from
+/// it). In control-plane mode the file is a bootstrap, and the last config accepted
+/// from the control plane (if persisted) is applied on top, so a proxy restarted
+/// during a control-plane outage serves what it served before.
+pub fn load(
+    path: &std::path::Path,
+    control_plane: Option<&ControlPlane>,
+) -> Result<Initial, Error> {
+    let Some(cp) = control_plane else {
+        let snapshot = file::load(path, None).map_err(|e| Error::Config(Box::new(e)))?;
+        return Ok(Initial {
+            snapshot,
+            composed: None,
+        });
+    };
+    let boot =
+        file::read_config(path, References::Deferred).map_err(|e| Error::Config(Box::new(e)))?;
+    let dynamic = control::load_persisted(&cp.state_dir, &boot.config).unwrap_or_default();
+    let dynamic = if dynamic.services.is_empty() && dynamic.routes.is_empty() {
+        Dynamic::default()
+    } else {
+        dynamic
+    };
+    let snapshot = match Composer::initial(&boot, &dynamic) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!(error = %e, "the persisted control-plane config does not apply; starting from the bootstrap alone");
+            Composer::initial(&boot, &Dynamic::default()).map_err(Error::Compose)?
+        }
+    };
+    Ok(Initial {
+        snapshot,
+        composed: Some((boot, dynamic)),
+    })
 }
 
 fn bind(what: &'static str, addr: SocketAddr) -> Result<tokio::net::TcpListener, Error> {
@@ -65,9 +128,10 @@ fn bind(what: &'static str, addr: SocketAddr) -> Result<tokio::net::TcpListener,
 }
 
 /// Runs the proxy until it has drained after SIGTERM/SIGINT (or `POST /shutdown`).
-pub async fn run(options: Options, initial: Snapshot) -> Result<(), Error> {
+pub async fn run(options: Options, initial: Initial) -> Result<(), Error> {
     let metrics = Metrics::new();
-    let store = Store::new(initial);
+    let Initial { snapshot, composed } = initial;
+    let store = Store::new(snapshot);
     let drain = Drain::new();
     let snap = store.load();
     let settings = snap.settings().clone();
@@ -151,22 +215,73 @@ pub async fn run(options: Options, initial: Snapshot) -> Result<(), Error> {
     });
     explicit.reconcile(&snap, true)?;
 
-    {
+    let applied = snap.version.clone();
+    let control_mode = composed.is_some() && options.control_plane.is_some();
+    if let (Some((boot, dynamic)), Some(cp)) = (composed, options.control_plane) {
+        let boot_version = boot.version.clone();
+        let restored = !dynamic.services.is_empty() || !dynamic.routes.is_empty();
         let explicit = explicit.clone();
-        tokio::spawn(file::watch(
-            options.config.clone(),
+        let composer = Arc::new(Composer::new(
             store.clone(),
-            metrics.clone(),
-            options.watch_interval,
-            move |snap| {
+            boot,
+            dynamic,
+            Box::new(move |snap| {
                 if let Err(e) = explicit.reconcile(snap, false) {
                     tracing::error!(error = %e, "outbound listener could not be bound");
                 }
+            }),
+        ));
+        let c = composer.clone();
+        tokio::spawn(file::watch(
+            options.config.clone(),
+            References::Deferred,
+            boot_version,
+            metrics.clone(),
+            options.watch_interval,
+            move |loaded| c.set_bootstrap(loaded),
+        ));
+        if restored {
+            tracing::info!("serving the config persisted from the control plane until it answers");
+        }
+        if let Err(e) = control::spawn(
+            cp,
+            composer,
+            admin.clone(),
+            metrics.clone(),
+            restored,
+            drain.token(),
+        ) {
+            return Err(Error::Compose(e.to_string()));
+        }
+    } else {
+        let explicit = explicit.clone();
+        let store = store.clone();
+        tokio::spawn(file::watch(
+            options.config.clone(),
+            References::Required,
+            applied,
+            metrics.clone(),
+            options.watch_interval,
+            move |loaded| {
+                let next = Snapshot::build(
+                    loaded.config,
+                    loaded.creds,
+                    loaded.version,
+                    Some(&store.load()),
+                )
+                .map_err(|e| e.to_string())?;
+                store.swap(next);
+                if let Err(e) = explicit.reconcile(&store.load(), false) {
+                    tracing::error!(error = %e, "outbound listener could not be bound");
+                }
+                Ok(())
             },
         ));
     }
 
-    admin.ready.store(true, Ordering::Release);
+    if !control_mode {
+        admin.ready.store(true, Ordering::Release);
+    }
     tracing::info!(
         version = %snap.version,
         identity = ?snap.creds.as_ref().map(|c| c.identity().to_string()),

@@ -11,6 +11,7 @@
 //!   loopback.
 //! - [`grpc`]: the Python `grpcio` echo server and client (real gRPC, no generated code).
 //! - [`ca`]: a throw-away PKI (test CA, workload certificates, expired ones, a second CA).
+//! - [`postgres`]: a throw-away PostgreSQL server, on loopback or inside a host.
 //!
 //! An end-to-end test reads like this (`weft` flags are illustrative):
 //!
@@ -51,6 +52,7 @@ pub mod client;
 pub mod echo;
 pub mod grpc;
 pub mod netns;
+pub mod postgres;
 pub mod process;
 pub mod websocket;
 

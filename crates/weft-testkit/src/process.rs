@@ -327,7 +327,23 @@ impl WeftProcess {
         let mut command = host.command(bin);
         command.args(args).envs(env.iter().copied());
         let label = format!("weft@{}", host.name());
-        Self::start(command, &label, admin, Some(host.clone()))
+        Self::start(command, &label, admin, "/ready", Some(host.clone()))
+    }
+
+    /// Like [`WeftProcess::spawn`], probing `GET http://{addr}{path}` instead of the
+    /// proxy admin's `/ready` (e.g. a control plane's `/readyz`).
+    pub fn spawn_probing(
+        host: &Host,
+        bin: &Path,
+        args: &[&str],
+        env: &[(&str, &str)],
+        addr: SocketAddr,
+        path: &'static str,
+    ) -> Result<Self> {
+        let mut command = host.command(bin);
+        command.args(args).envs(env.iter().copied());
+        let label = format!("weft@{}", host.name());
+        Self::start(command, &label, addr, path, Some(host.clone()))
     }
 
     /// Like [`WeftProcess::spawn`], on this machine's own network (no namespace, no
@@ -340,7 +356,7 @@ impl WeftProcess {
     ) -> Result<Self> {
         let mut command = Command::new(bin);
         command.args(args).envs(env.iter().copied());
-        Self::start(command, "weft", admin, None)
+        Self::start(command, "weft", admin, "/ready", None)
     }
 
     /// The admin address it was probed on.
@@ -353,7 +369,13 @@ impl WeftProcess {
         self.host.as_ref()
     }
 
-    fn start(command: Command, label: &str, admin: SocketAddr, host: Option<Host>) -> Result<Self> {
+    fn start(
+        command: Command,
+        label: &str,
+        admin: SocketAddr,
+        path: &'static str,
+        host: Option<Host>,
+    ) -> Result<Self> {
         let mut child = Child::spawn(command, label)?;
         let deadline = Instant::now() + READY_TIMEOUT;
         let probing = &mut child;
@@ -363,7 +385,7 @@ impl WeftProcess {
                 if let Some(status) = child.try_wait()? {
                     return Err(child.exited(status));
                 }
-                let last = match probe_ready(admin).await {
+                let last = match probe_ready(admin, path).await {
                     Ok(()) => return Ok(()),
                     Err(outcome) => outcome,
                 };
@@ -411,13 +433,13 @@ impl fmt::Debug for WeftProcess {
 }
 
 /// One `GET /ready`; `Err` describes what happened instead of a 200.
-async fn probe_ready(admin: SocketAddr) -> std::result::Result<(), String> {
+async fn probe_ready(admin: SocketAddr, path: &str) -> std::result::Result<(), String> {
     let attempt = async {
         let client = client::Http1Client::connect(admin).await?;
         let mut client = client.with_timeout(Duration::from_secs(1));
         client
             .send(
-                http::Request::get("/ready")
+                http::Request::get(path)
                     .header(http::header::HOST, "localhost")
                     .body(http_body_util::Empty::<bytes::Bytes>::new())
                     .map_err(|e| client::Error::Protocol {
@@ -429,9 +451,9 @@ async fn probe_ready(admin: SocketAddr) -> std::result::Result<(), String> {
     };
     match tokio::time::timeout(Duration::from_secs(2), attempt).await {
         Ok(Ok(response)) if response.status() == StatusCode::OK => Ok(()),
-        Ok(Ok(response)) => Err(format!("/ready answered {}", response.status())),
+        Ok(Ok(response)) => Err(format!("{path} answered {}", response.status())),
         Ok(Err(e)) => Err(e.to_string()),
-        Err(_) => Err("/ready timed out".into()),
+        Err(_) => Err(format!("{path} timed out")),
     }
 }
 

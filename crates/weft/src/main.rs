@@ -21,14 +21,35 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Run the control plane: resource store, HTTP API and xDS server.
+    ControlPlane(cmd::control_plane::Args),
     /// Run the sidecar proxy.
     Proxy(cmd::proxy::Args),
+    /// Create or update resources from files (`-f FILE|DIR|-`).
+    Apply(cmd::apply::Args),
+    /// List or show resources.
+    Get(cmd::get::Args),
+    /// Delete resources by kind and name, or those defined in files.
+    Delete(cmd::delete::Args),
+    /// Show a resource with what relates to it (a service's endpoints and routes).
+    Describe(cmd::describe::Args),
+    /// Show what the control plane sent a connected proxy, and what it ACKed or NACKed.
+    Inspect(cmd::inspect::Args),
+    /// Validate resource files offline, without a control plane.
+    Check(cmd::check::Args),
 }
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::ControlPlane(args) => cmd::control_plane::run(&args),
         Command::Proxy(args) => cmd::proxy::run(args),
+        Command::Apply(args) => cmd::apply::run(&args),
+        Command::Get(args) => cmd::get::run(&args),
+        Command::Delete(args) => cmd::delete::run(&args),
+        Command::Describe(args) => cmd::describe::run(&args),
+        Command::Inspect(args) => cmd::inspect::run(&args),
+        Command::Check(args) => cmd::check::run(&args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -19,6 +19,19 @@ pub struct FieldError {
     pub message: String,
 }
 
+/// Whether references between services, routes and listeners must resolve within the
+/// config itself.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum References {
+    /// Every reference must resolve (a complete local config file).
+    #[default]
+    Required,
+    /// References may point at services not present yet (a bootstrap file whose
+    /// services come from the control plane, or a config assembled from xDS
+    /// resources); unresolved ones are skipped at run time.
+    Deferred,
+}
+
 /// Every problem found in a config.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub struct ValidationErrors(pub Vec<FieldError>);
@@ -36,7 +49,7 @@ impl fmt::Display for ValidationErrors {
 }
 
 #[derive(Default)]
-struct Errors(Vec<FieldError>);
+struct Errors(Vec<FieldError>, References);
 
 impl Errors {
     fn push(&mut self, path: impl Into<String>, message: impl Into<String>) {
@@ -47,8 +60,8 @@ impl Errors {
     }
 }
 
-pub(super) fn config(config: &Config) -> Result<(), ValidationErrors> {
-    let mut errors = Errors::default();
+pub(super) fn config(config: &Config, references: References) -> Result<(), ValidationErrors> {
+    let mut errors = Errors(Vec::new(), references);
     workload(config, &mut errors);
     listeners(config, &mut errors);
     services(config, &mut errors);
@@ -123,6 +136,7 @@ fn listeners(config: &Config, errors: &mut Errors) {
         let path = format!("outbound[{i}]");
         bound.push((format!("{path}.listen"), o.listen));
         match config.service(&o.service) {
+            None if errors.1 == References::Deferred => {}
             None => errors.push(
                 format!("{path}.service"),
                 format!("no service {:?} in services", o.service),
@@ -202,10 +216,14 @@ fn routes(config: &Config, errors: &mut Errors) {
     for (i, table) in config.routes.iter().enumerate() {
         let path = format!("routes[{i}]");
         let Some(parent) = config.service(&table.service) else {
-            errors.push(
-                format!("{path}.service"),
-                format!("no service {:?} in services", table.service),
-            );
+            if errors.1 == References::Deferred {
+                rules(config, table, None, &path, errors);
+            } else {
+                errors.push(
+                    format!("{path}.service"),
+                    format!("no service {:?} in services", table.service),
+                );
+            }
             continue;
         };
         if let Some(port) = table.port {
@@ -222,49 +240,60 @@ fn routes(config: &Config, errors: &mut Errors) {
                 "another route table already attaches to this service and port; merge the rules",
             );
         }
-        if table.rules.is_empty() {
-            errors.push(format!("{path}.rules"), "a route needs at least one rule");
-        }
-        for (r, rule) in table.rules.iter().enumerate() {
-            let rpath = format!("{path}.rules[{r}]");
-            for (m, mat) in rule.matches.iter().enumerate() {
-                let mpath = format!("{rpath}.matches[{m}]");
-                if let Some(a) = &mat.authority {
-                    string_match(&format!("{mpath}.authority"), a, errors);
-                }
-                if let Some(p) = &mat.path {
-                    path_match(&format!("{mpath}.path"), p, errors);
-                }
-                if let Some(method) = &mat.method {
-                    if method.is_empty() || !method.bytes().all(|b| b.is_ascii_uppercase()) {
-                        errors.push(
-                            format!("{mpath}.method"),
-                            format!("{method:?} is not an HTTP method (uppercase, e.g. \"GET\")"),
-                        );
-                    }
-                }
-                key_values(&format!("{mpath}.headers"), &mat.headers, true, errors);
-                key_values(&format!("{mpath}.query"), &mat.query, false, errors);
+        rules(config, table, Some(parent), &path, errors);
+    }
+}
+
+fn rules(
+    config: &Config,
+    table: &RouteTable,
+    parent: Option<&Service>,
+    path: &str,
+    errors: &mut Errors,
+) {
+    if table.rules.is_empty() {
+        errors.push(format!("{path}.rules"), "a route needs at least one rule");
+    }
+    for (r, rule) in table.rules.iter().enumerate() {
+        let rpath = format!("{path}.rules[{r}]");
+        for (m, mat) in rule.matches.iter().enumerate() {
+            let mpath = format!("{rpath}.matches[{m}]");
+            if let Some(a) = &mat.authority {
+                string_match(&format!("{mpath}.authority"), a, errors);
             }
-            backends(config, table, parent, &rpath, rule, errors);
+            if let Some(p) = &mat.path {
+                path_match(&format!("{mpath}.path"), p, errors);
+            }
+            if let Some(method) = &mat.method {
+                if method.is_empty() || !method.bytes().all(|b| b.is_ascii_uppercase()) {
+                    errors.push(
+                        format!("{mpath}.method"),
+                        format!("{method:?} is not an HTTP method (uppercase, e.g. \"GET\")"),
+                    );
+                }
+            }
+            key_values(&format!("{mpath}.headers"), &mat.headers, true, errors);
+            key_values(&format!("{mpath}.query"), &mat.query, false, errors);
         }
+        backends(config, table, parent, &rpath, rule, errors);
     }
 }
 
 fn backends(
     config: &Config,
     table: &RouteTable,
-    parent: &Service,
+    parent: Option<&Service>,
     rpath: &str,
     rule: &super::RouteRule,
     errors: &mut Errors,
 ) {
+    let deferred = errors.1 == References::Deferred;
     if rule.backends.is_empty() {
         errors.push(
             format!("{rpath}.backends"),
             "a rule needs at least one backend",
         );
-    } else if rule.backends.iter().all(|b| b.weight == 0) {
+    } else if !deferred && rule.backends.iter().all(|b| b.weight == 0) {
         errors.push(
             format!("{rpath}.backends"),
             "every backend has weight 0, so no request could be served; give one a weight > 0",
@@ -272,6 +301,11 @@ fn backends(
     }
     for (b, backend) in rule.backends.iter().enumerate() {
         let bpath = format!("{rpath}.backends[{b}]");
+        if deferred {
+            // Compiled by the control plane, which reports unresolved backends as
+            // route conditions; the proxy skips what it cannot resolve.
+            continue;
+        }
         let Some(service) = config.service(&backend.service) else {
             errors.push(
                 format!("{bpath}.service"),
@@ -279,9 +313,10 @@ fn backends(
             );
             continue;
         };
-        let wanted: Vec<u16> = match (backend.port, table.port) {
-            (Some(p), _) | (None, Some(p)) => vec![p],
-            (None, None) => parent.ports.iter().map(|p| p.port).collect(),
+        let wanted: Vec<u16> = match (backend.port, table.port, parent) {
+            (Some(p), _, _) | (None, Some(p), _) => vec![p],
+            (None, None, Some(parent)) => parent.ports.iter().map(|p| p.port).collect(),
+            (None, None, None) => Vec::new(),
         };
         for port in wanted {
             if !service.ports.iter().any(|p| p.port == port) {

@@ -11,6 +11,11 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
+pub mod mesh;
+pub mod route;
+pub mod service;
+pub mod workload;
+
 /// Group and version of Weft's own kinds.
 pub const WEFT_API_VERSION: &str = "weft.dev/v1alpha1";
 /// Group and version of the Gateway API route kinds.
@@ -113,8 +118,7 @@ impl Kind {
             Kind::Service => &["svc"],
             Kind::Workload => &["wl"],
             Kind::HttpRoute => &["route", "routes"],
-            Kind::GrpcRoute => &[],
-            Kind::TcpRoute => &[],
+            Kind::GrpcRoute | Kind::TcpRoute => &[],
         }
     }
 }
@@ -127,7 +131,9 @@ impl fmt::Display for Kind {
 
 /// Error for an unknown kind name.
 #[derive(Debug, thiserror::Error)]
-#[error("unknown kind {0:?} (expected one of Mesh, Service, Workload, HTTPRoute, GRPCRoute, TCPRoute)")]
+#[error(
+    "unknown kind {0:?} (expected one of Mesh, Service, Workload, HTTPRoute, GRPCRoute, TCPRoute)"
+)]
 pub struct UnknownKind(pub String);
 
 impl FromStr for Kind {

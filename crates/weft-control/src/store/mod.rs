@@ -7,10 +7,94 @@
 //! object's `metadata.resourceVersion` is the revision of its last write. Watchers
 //! resume from a revision, so a notification that is missed (a dropped LISTEN
 //! connection, a lagging receiver) costs a re-read, never a lost change.
+//!
+//! [`open`] picks the backend from a [`StoreSpec`] (what `--store` says): [`Sqlite`]
+//! for one instance, [`Postgres`] for several. Validation of specs is not the store's
+//! job: the API validates, the store keeps what it is given.
+
+use std::fmt;
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use tokio::sync::broadcast;
 use weft_api::resource::{Key, Kind, Object};
+
+mod feed;
+mod postgres;
+mod record;
+mod sqlite;
+
+pub use postgres::{Postgres, CHANNEL as POSTGRES_CHANNEL, LISTENER_APPLICATION_NAME};
+pub use sqlite::{Sqlite, BUSY_TIMEOUT as SQLITE_BUSY_TIMEOUT};
+
+/// The file name of the SQLite database inside a data directory.
+pub const SQLITE_FILE_NAME: &str = "weft.db";
+
+/// Which database to use, as given on the command line (`--store`).
+///
+/// Parsed from `postgres://…` or `postgresql://…` (PostgreSQL), `sqlite://PATH` or
+/// `sqlite:PATH` (that SQLite file), or anything else as a data directory (the SQLite
+/// file `DIR/weft.db`). `Display` and `Debug` hide a PostgreSQL password.
+#[derive(Clone, PartialEq, Eq)]
+pub enum StoreSpec {
+    /// An SQLite database file (created if missing).
+    Sqlite {
+        /// The database file.
+        path: PathBuf,
+    },
+    /// A PostgreSQL database.
+    Postgres {
+        /// `postgres://user:password@host:port/database?options`.
+        url: String,
+    },
+}
+
+/// A `--store` value that names no usable database.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreSpecError {
+    /// The value was empty.
+    #[error("the store is empty: give a data directory, sqlite://FILE or postgres://…")]
+    Empty,
+    /// A URL scheme other than `sqlite`, `postgres` or `postgresql`.
+    #[error("unsupported store {scheme}://…: use a data directory, sqlite://FILE or postgres://…")]
+    UnsupportedScheme {
+        /// The scheme given.
+        scheme: String,
+    },
+}
+
+/// Tuning for both backends. `Options::default()` is what production uses.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// How long a query waits for a free pooled connection before failing. Default 5 s.
+    pub acquire_timeout: Duration,
+    /// Pooled connections (PostgreSQL: per instance, plus one for LISTEN; SQLite:
+    /// concurrent readers). Default 10.
+    pub max_connections: u32,
+    /// How often the feed re-reads the change log without being poked (covers missed
+    /// notifications and writes by other processes). Default 1 s.
+    pub poll_interval: Duration,
+    /// Changes buffered per subscriber before it lags ([`broadcast`] capacity).
+    /// Default 4096.
+    pub feed_capacity: usize,
+    /// How much of the change log is kept.
+    pub retention: Retention,
+}
+
+/// How much of the change log is kept; older revisions answer
+/// [`StoreError::Compacted`] and watchers re-list.
+#[derive(Clone, Debug)]
+pub struct Retention {
+    /// Keep at most this many newest changes (enforced on every write). Default 100,000.
+    pub max_changes: u64,
+    /// Drop changes older than this. Default 1 h.
+    pub max_age: Duration,
+    /// How often `max_age` is enforced. Default 1 min.
+    pub interval: Duration,
+}
 
 /// What a write must find to go ahead.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -101,6 +185,21 @@ pub enum StoreError {
     },
 }
 
+/// Opens the store `spec` names with default [`Options`]: creates the SQLite file or
+/// connects to PostgreSQL, runs migrations and starts the change feed. Must be called
+/// inside a tokio runtime; background tasks end when the last `Arc` is dropped.
+pub async fn open(spec: &StoreSpec) -> Result<Arc<dyn Store>, StoreError> {
+    open_with(spec, &Options::default()).await
+}
+
+/// [`open`] with explicit [`Options`].
+pub async fn open_with(spec: &StoreSpec, options: &Options) -> Result<Arc<dyn Store>, StoreError> {
+    Ok(match spec {
+        StoreSpec::Sqlite { path } => Arc::new(Sqlite::open(path, options).await?),
+        StoreSpec::Postgres { url } => Arc::new(Postgres::connect(url, options).await?),
+    })
+}
+
 /// A resource store. Implementations must be safe to share between tasks and, for
 /// PostgreSQL, between processes: every instance's [`Store::subscribe`] sees every
 /// write made through any instance.
@@ -151,4 +250,185 @@ pub trait Store: Send + Sync + 'static {
 
     /// The current store revision.
     async fn revision(&self) -> Result<u64, StoreError>;
+}
+
+// === impl StoreSpec ===
+
+impl StoreSpec {
+    /// The SQLite database inside data directory `dir` (`DIR/weft.db`).
+    pub fn data_dir(dir: impl Into<PathBuf>) -> Self {
+        StoreSpec::Sqlite {
+            path: dir.into().join(SQLITE_FILE_NAME),
+        }
+    }
+
+    /// `sqlite` or `postgres`.
+    pub fn backend(&self) -> &'static str {
+        match self {
+            StoreSpec::Sqlite { .. } => "sqlite",
+            StoreSpec::Postgres { .. } => "postgres",
+        }
+    }
+}
+
+impl FromStr for StoreSpec {
+    type Err = StoreSpecError;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let text = text.trim();
+        if text.is_empty() {
+            return Err(StoreSpecError::Empty);
+        }
+        if let Some((scheme, _)) = text.split_once("://") {
+            return match scheme.to_ascii_lowercase().as_str() {
+                "postgres" | "postgresql" => Ok(StoreSpec::Postgres {
+                    url: text.to_owned(),
+                }),
+                "sqlite" => sqlite_file(&text["sqlite://".len()..]),
+                _ => Err(StoreSpecError::UnsupportedScheme {
+                    scheme: scheme.to_owned(),
+                }),
+            };
+        }
+        if let Some(path) = text.strip_prefix("sqlite:") {
+            return sqlite_file(path);
+        }
+        Ok(StoreSpec::data_dir(text))
+    }
+}
+
+fn sqlite_file(path: &str) -> Result<StoreSpec, StoreSpecError> {
+    if path.is_empty() {
+        return Err(StoreSpecError::Empty);
+    }
+    Ok(StoreSpec::Sqlite { path: path.into() })
+}
+
+impl fmt::Display for StoreSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StoreSpec::Sqlite { path } => write!(f, "sqlite://{}", path.display()),
+            StoreSpec::Postgres { url } => f.write_str(&redact_password(url)),
+        }
+    }
+}
+
+impl fmt::Debug for StoreSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StoreSpec::Sqlite { path } => f.debug_struct("Sqlite").field("path", path).finish(),
+            StoreSpec::Postgres { url } => f
+                .debug_struct("Postgres")
+                .field("url", &redact_password(url))
+                .finish(),
+        }
+    }
+}
+
+/// `postgres://user:secret@host/db` → `postgres://user:***@host/db`.
+fn redact_password(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(authority_end);
+    let Some((userinfo, host)) = authority.rsplit_once('@') else {
+        return url.to_owned();
+    };
+    match userinfo.split_once(':') {
+        Some((user, _password)) => format!("{scheme}://{user}:***@{host}{tail}"),
+        None => url.to_owned(),
+    }
+}
+
+// === impl Options ===
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            acquire_timeout: Duration::from_secs(5),
+            max_connections: 10,
+            poll_interval: Duration::from_secs(1),
+            feed_capacity: 4096,
+            retention: Retention::default(),
+        }
+    }
+}
+
+impl Default for Retention {
+    fn default() -> Self {
+        Self {
+            max_changes: 100_000,
+            max_age: Duration::from_secs(3600),
+            interval: Duration::from_secs(60),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_postgres_urls_of_both_schemes() {
+        for url in ["postgres://u@db:5432/weft", "postgresql://u@db/weft"] {
+            assert_eq!(
+                url.parse::<StoreSpec>().expect("parses"),
+                StoreSpec::Postgres { url: url.into() }
+            );
+        }
+    }
+
+    #[test]
+    fn parses_sqlite_urls_as_the_file_and_anything_else_as_a_data_dir() {
+        let file = |p: &str| StoreSpec::Sqlite { path: p.into() };
+        assert_eq!(
+            "sqlite:///var/lib/weft/x.db"
+                .parse::<StoreSpec>()
+                .expect("url"),
+            file("/var/lib/weft/x.db")
+        );
+        assert_eq!(
+            "sqlite://rel.db".parse::<StoreSpec>().expect("url"),
+            file("rel.db")
+        );
+        assert_eq!(
+            "sqlite:rel.db".parse::<StoreSpec>().expect("short"),
+            file("rel.db")
+        );
+        assert_eq!(
+            "/var/lib/weft".parse::<StoreSpec>().expect("dir"),
+            file("/var/lib/weft/weft.db")
+        );
+    }
+
+    #[test]
+    fn rejects_empty_and_unknown_schemes() {
+        assert!(matches!(
+            "".parse::<StoreSpec>(),
+            Err(StoreSpecError::Empty)
+        ));
+        assert!(matches!(
+            "sqlite://".parse::<StoreSpec>(),
+            Err(StoreSpecError::Empty)
+        ));
+        assert!(matches!(
+            "mysql://db/weft".parse::<StoreSpec>(),
+            Err(StoreSpecError::UnsupportedScheme { scheme }) if scheme == "mysql"
+        ));
+    }
+
+    #[test]
+    fn display_and_debug_hide_the_password() {
+        let spec: StoreSpec = "postgres://weft:s3cret@db:5432/weft?sslmode=require"
+            .parse()
+            .expect("parses");
+        assert_eq!(
+            spec.to_string(),
+            "postgres://weft:***@db:5432/weft?sslmode=require"
+        );
+        assert!(!format!("{spec:?}").contains("s3cret"));
+        let no_password: StoreSpec = "postgres://weft@db/weft".parse().expect("parses");
+        assert_eq!(no_password.to_string(), "postgres://weft@db/weft");
+    }
 }

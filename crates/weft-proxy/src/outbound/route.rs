@@ -217,11 +217,20 @@ impl Match {
     }
 }
 
+/// Upper bound on one compiled route regex (2 MiB), so a route cannot make every
+/// request walk a huge automaton (Envoy's `max_program_size` plays the same role).
+/// `\w{1,20}` needs about 1 MB (Unicode word characters); `(\w{1,20}-){4}\w+`
+/// needs 4 MB and is refused when the route is applied.
+pub const REGEX_SIZE_LIMIT: usize = 2 * 1024 * 1024;
+
 fn anchored(pattern: &str) -> Result<Regex, Error> {
-    Regex::new(&format!("^(?:{pattern})$")).map_err(|source| Error::Regex {
-        pattern: pattern.to_owned(),
-        source,
-    })
+    regex::RegexBuilder::new(&format!("^(?:{pattern})$"))
+        .size_limit(REGEX_SIZE_LIMIT)
+        .build()
+        .map_err(|source| Error::Regex {
+            pattern: pattern.to_owned(),
+            source,
+        })
 }
 
 impl Text {

@@ -11,10 +11,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use weft_api::proxy::{CertificatePaths, Config};
+use weft_api::proxy::{CertificatePaths, Config, References};
 use weft_tls::Credentials;
 
-use super::{Snapshot, Store};
+use super::Snapshot;
 use crate::telemetry::{Metrics, ReasonLabels};
 
 /// Why a config file could not be used.
@@ -46,11 +46,35 @@ pub enum Error {
     },
 }
 
+/// A validated config file with its certificates loaded.
+#[derive(Clone, Debug)]
+pub struct Loaded {
+    /// The config (certificate paths resolved against the file's directory).
+    pub config: Config,
+    /// The credentials it names, loaded.
+    pub creds: Option<Arc<Credentials>>,
+    /// Content hash of the file and the certificate files.
+    pub version: String,
+}
+
 /// Reads and validates `path`, loads the certificates it names, and compiles a snapshot
 /// (reusing endpoint state from `previous`).
 pub fn load(path: &Path, previous: Option<&Snapshot>) -> Result<Snapshot, Error> {
+    let loaded = read_config(path, References::Required)?;
+    Snapshot::build(loaded.config, loaded.creds, loaded.version, previous).map_err(|source| {
+        Error::Snapshot {
+            path: path.to_owned(),
+            source: Box::new(source),
+        }
+    })
+}
+
+/// Reads and validates `path` and loads the certificates it names. With
+/// [`References::Deferred`] the file is a bootstrap whose services come from the
+/// control plane.
+pub fn read_config(path: &Path, references: References) -> Result<Loaded, Error> {
     let (text, version) = read(path)?;
-    let mut config = Config::from_yaml(&text).map_err(|source| Error::Config {
+    let mut config = Config::from_yaml_with(&text, references).map_err(|source| Error::Config {
         path: path.to_owned(),
         source: Box::new(source),
     })?;
@@ -82,9 +106,10 @@ pub fn load(path: &Path, previous: Option<&Snapshot>) -> Result<Snapshot, Error>
             tracing::error!(identity = %creds.identity(), "the workload certificate has expired; peers will refuse it");
         }
     }
-    Snapshot::build(config, creds, version, previous).map_err(|source| Error::Snapshot {
-        path: path.to_owned(),
-        source: Box::new(source),
+    Ok(Loaded {
+        config,
+        creds,
+        version,
     })
 }
 
@@ -98,7 +123,7 @@ fn read(path: &Path) -> Result<(String, String), Error> {
     let mut hasher = DefaultHasher::new();
     hasher.write(text.as_bytes());
     // Hash certificate files named in the text, if it parses; errors surface in `load`.
-    if let Ok(config) = Config::from_yaml(&text) {
+    if let Ok(config) = Config::from_yaml_with(&text, References::Deferred) {
         if let Some(c) = &config.certificates {
             let base = path.parent().unwrap_or_else(|| Path::new("."));
             let c = resolve(base, c);
@@ -120,14 +145,16 @@ fn resolve(base: &Path, c: &CertificatePaths) -> CertificatePaths {
     }
 }
 
-/// Polls `path` every `interval` (and on SIGHUP) and swaps in each new valid config.
-/// Calls `changed` after a swap so listeners can be reconciled.
+/// Polls `path` every `interval` (and on SIGHUP) and hands each new valid config to
+/// `apply`, which swaps it in (or reports why it could not). `applied` is the version
+/// already in force.
 pub async fn watch(
     path: PathBuf,
-    store: Arc<Store>,
+    references: References,
+    mut applied: String,
     metrics: Arc<Metrics>,
     interval: Duration,
-    changed: impl Fn(&Snapshot) + Send + 'static,
+    apply: impl Fn(Loaded) -> Result<(), String> + Send + 'static,
 ) {
     let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
     let mut rejected: Option<String> = None;
@@ -145,20 +172,21 @@ pub async fn watch(
             }
             continue;
         };
-        let current = store.load();
-        if version == current.version || rejected.as_deref() == Some(&version) {
+        if version == applied || rejected.as_deref() == Some(&version) {
             continue;
         }
         let started = std::time::Instant::now();
-        match load(&path, Some(&current)) {
-            Ok(next) => {
-                tracing::info!(version = %next.version, took = ?started.elapsed(), "config reloaded");
+        match read_config(&path, references)
+            .map_err(|e| e.to_string())
+            .and_then(|loaded| apply(loaded).map_err(|e| format!("{}: {e}", path.display())))
+        {
+            Ok(()) => {
+                tracing::info!(%version, took = ?started.elapsed(), "config reloaded");
                 metrics
                     .reloads
                     .get_or_create(&ReasonLabels { reason: "applied" })
                     .inc();
-                store.swap(next);
-                changed(&store.load());
+                applied = version;
                 rejected = None;
             }
             Err(e) => {

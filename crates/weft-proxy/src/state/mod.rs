@@ -10,6 +10,7 @@
 //! Where config comes from is [`file`] today (a local YAML file, re-read on change);
 //! the control plane's xDS client feeds the same [`Store`] later.
 
+pub mod compose;
 pub mod file;
 
 use std::collections::HashMap;

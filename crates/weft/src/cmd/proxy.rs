@@ -1,4 +1,5 @@
-//! `weft proxy`: run the sidecar proxy from a local config file.
+//! `weft proxy`: run the sidecar proxy from a local config file, or from a bootstrap
+//! file plus a control plane (`--control-plane`).
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -13,6 +14,16 @@ pub(crate) struct Args {
     /// The proxy config (YAML). Re-read when it changes.
     #[arg(long, short = 'c', env = "WEFT_PROXY_CONFIG")]
     config: PathBuf,
+    /// Control-plane xDS address (`http://HOST:5678`): the config file is then a
+    /// bootstrap (identity, certificates, listeners, outbound ports) and services and
+    /// routes come from the control plane.
+    #[arg(long, env = "WEFT_CONTROL_PLANE_XDS")]
+    control_plane: Option<String>,
+    /// Where the last config accepted from the control plane is kept, to boot from
+    /// during a control-plane outage. Default: /var/lib/weft as root, else
+    /// $XDG_STATE_HOME/weft (~/.local/state/weft).
+    #[arg(long, env = "WEFT_STATE_DIR")]
+    state_dir: Option<PathBuf>,
     /// Validate the config (and load its certificates), print the result, and exit.
     #[arg(long)]
     check: bool,
@@ -36,20 +47,28 @@ pub(crate) struct Args {
 /// Runs the proxy until it has drained.
 pub(crate) fn run(args: Args) -> anyhow::Result<()> {
     let log = logging::init(&args.log_level, args.log_format)?;
-    let initial = weft_proxy::run::load(&args.config)?;
+    let control_plane = args
+        .control_plane
+        .clone()
+        .map(|endpoint| weft_proxy::run::ControlPlane {
+            endpoint,
+            state_dir: args.state_dir.clone().unwrap_or_else(default_state_dir),
+        });
+    let initial = weft_proxy::run::load(&args.config, control_plane.as_ref())?;
     if args.check {
+        let snap = initial.snapshot();
         println!(
             "{}: valid (version {}, {} services, {} routes)",
             args.config.display(),
-            initial.version,
-            initial.config.services.len(),
-            initial.config.routes.len()
+            snap.version,
+            snap.config.services.len(),
+            snap.config.routes.len()
         );
         return Ok(());
     }
     let workers = match args
         .workers
-        .unwrap_or(usize::from(initial.settings().worker_threads))
+        .unwrap_or(usize::from(initial.snapshot().settings().worker_threads))
     {
         0 => std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get),
         n => n,
@@ -67,6 +86,7 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
     .context("starting the async runtime")?;
     let options = weft_proxy::run::Options {
         config: args.config,
+        control_plane,
         watch_interval: args.watch_interval,
         log: Some(log),
         admin_shutdown: args.admin_shutdown,
@@ -75,4 +95,28 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
     // Connections still open after the drain deadline are closed with the runtime.
     runtime.shutdown_timeout(Duration::from_millis(100));
     Ok(())
+}
+
+/// `/var/lib/weft` as root; `$XDG_STATE_HOME/weft` (or `~/.local/state/weft`) otherwise.
+pub(crate) fn default_state_dir() -> PathBuf {
+    if effective_uid_is_root() {
+        return PathBuf::from("/var/lib/weft");
+    }
+    if let Some(dir) = std::env::var_os("XDG_STATE_HOME").filter(|d| !d.is_empty()) {
+        return PathBuf::from(dir).join("weft");
+    }
+    std::env::var_os("HOME").map_or_else(
+        || PathBuf::from(".weft-state"),
+        |home| PathBuf::from(home).join(".local/state/weft"),
+    )
+}
+
+/// Reads the effective uid from `/proc/self/status` (`Uid: real effective …`).
+fn effective_uid_is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status").is_ok_and(|s| {
+        s.lines()
+            .find(|l| l.starts_with("Uid:"))
+            .and_then(|l| l.split_whitespace().nth(2))
+            == Some("0")
+    })
 }

@@ -7,6 +7,7 @@
 mod support;
 
 mod capture;
+mod control_plane;
 mod lifecycle;
 mod protocols;
 mod routing;

@@ -164,71 +164,25 @@ pub fn outbound(listen_port: u16, service: &str, port: u16) -> String {
 
 /// The directory holding Debian's PostgreSQL server binaries, if installed.
 pub fn postgres_bin() -> Option<PathBuf> {
-    let mut found: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
-        .ok()?
-        .filter_map(Result::ok)
-        .map(|e| e.path().join("bin"))
-        .filter(|p| p.join("postgres").exists())
-        .collect();
-    found.sort();
-    found.pop()
+    weft_testkit::postgres::bin_dir()
 }
 
-/// A throw-away PostgreSQL server on 127.0.0.1:5432 inside a host, run as the
-/// `postgres` user with trust authentication.
+/// A throw-away PostgreSQL server on 127.0.0.1:5432 inside a host, with trust
+/// authentication (see [`weft_testkit::postgres`]). Stopped when dropped.
 pub struct Postgres {
-    child: weft_testkit::process::Child,
-    _dir: TempDir,
+    _server: weft_testkit::postgres::Postgres,
 }
 
 impl Postgres {
     /// Initialises a cluster and starts it; waits until it accepts connections.
     pub fn start(host: &Host, bin: &std::path::Path, _scratch: &std::path::Path) -> Self {
-        use std::os::unix::fs::PermissionsExt;
-        let dir = weft_testkit::tempdir().expect("pg dir");
-        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777))
-            .expect("chmod");
-        let data = dir.path().join("data");
-        let status = std::process::Command::new("runuser")
-            .args(["-u", "postgres", "--"])
-            .arg(bin.join("initdb"))
-            .args(["--auth=trust", "-U", "postgres", "-D"])
-            .arg(&data)
-            .stdout(std::process::Stdio::null())
-            .status()
-            .expect("initdb");
-        assert!(status.success(), "initdb failed");
-        // setpriv execs in place, so the pid we hold is the postmaster itself.
-        let mut cmd = host.command("setpriv");
-        cmd.args([
-            "--reuid",
-            "postgres",
-            "--regid",
-            "postgres",
-            "--init-groups",
-        ])
-        .arg(bin.join("postgres"))
-        .arg("-D")
-        .arg(&data)
-        .args(["-c", "listen_addresses=127.0.0.1", "-p", "5432", "-k"])
-        .arg(dir.path());
-        let child = weft_testkit::process::Child::spawn(cmd, "postgres").expect("start postgres");
-        let ready = eventually(Duration::from_secs(20), || {
-            host.command(bin.join("pg_isready"))
-                .args(["-h", "127.0.0.1", "-p", "5432"])
-                .stdout(std::process::Stdio::null())
-                .status()
-                .is_ok_and(|s| s.success())
-        });
-        assert!(ready, "postgres did not start: {}", child.logs());
-        Self { child, _dir: dir }
-    }
-}
-
-impl Drop for Postgres {
-    fn drop(&mut self) {
-        let _ = self.child.sigterm();
-        let _ = self.child.wait_exit(Duration::from_secs(5));
+        let server = weft_testkit::postgres::Postgres::builder()
+            .bin_dir(bin)
+            .host(host)
+            .port(5432)
+            .start()
+            .expect("postgres starts");
+        Self { _server: server }
     }
 }
 
@@ -261,4 +215,187 @@ pub fn client_config(mesh: &Mesh, host: &Host, services: &str, extra: &str) -> S
         mesh.identity_yaml(host, "client", &[]),
         outbound(18080, "echo", 80),
     )
+}
+
+/// Where a control plane in a test serves its API and xDS inside its host.
+pub const API_PORT: u16 = 5681;
+/// xDS port of a test control plane.
+pub const XDS_PORT: u16 = 5678;
+
+impl Mesh {
+    /// Starts `weft control-plane` on `host` (embedded SQLite in a per-host data dir
+    /// unless `extra` names `--store`), with a short grace period; waits for `/readyz`.
+    pub fn control_plane(&self, host: &Host, extra: &[&str]) -> WeftProcess {
+        let data = self.dir.path().join(format!("cp-{}", host.name()));
+        let data = data.to_str().expect("utf-8 path").to_owned();
+        let api = format!("0.0.0.0:{API_PORT}");
+        let xds = format!("0.0.0.0:{XDS_PORT}");
+        let mut args = vec![
+            "control-plane",
+            "--data-dir",
+            &data,
+            "--api-listen",
+            &api,
+            "--xds-listen",
+            &xds,
+            "--instance",
+            host.name(),
+            "--grace-period",
+            "3s",
+            "--log-level",
+            "info,weft_control=debug",
+        ];
+        args.extend_from_slice(extra);
+        WeftProcess::spawn_probing(host, &weft(), &args, &[], local(API_PORT), "/readyz")
+            .expect("weft control-plane starts and becomes ready")
+    }
+
+    /// Runs `weft ARGS…` (the CLI) inside `host` against the control plane's API on
+    /// that host; returns (success, stdout + stderr).
+    pub fn cli(&self, host: &Host, args: &[&str]) -> (bool, String) {
+        let out = host
+            .command(weft())
+            .args(args)
+            .env("WEFT_CONTROL_PLANE", format!("http://127.0.0.1:{API_PORT}"))
+            .env("HOME", self.dir.path())
+            .output()
+            .expect("run the weft CLI");
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (out.status.success(), text)
+    }
+
+    /// `weft apply -f` of `yaml` (written to `<name>.yaml`) inside `host`; panics with
+    /// the CLI's output if it fails.
+    pub fn apply(&self, host: &Host, name: &str, yaml: &str) -> String {
+        let path = self.write(name, yaml);
+        let (ok, out) = self.cli(host, &["apply", "-f", path.to_str().expect("utf-8 path")]);
+        assert!(ok, "weft apply -f {name} failed:\n{out}");
+        out
+    }
+
+    /// A bootstrap for control-plane mode: workload `name` (service account `name`)
+    /// with `labels`, serving `ports`, with explicit outbound listeners `outbound`
+    /// (`(listen port, service, service port)`).
+    pub fn bootstrap(
+        &self,
+        host: &Host,
+        name: &str,
+        labels: &[(&str, &str)],
+        ports: &[(u16, &str)],
+        outbound_listeners: &[(u16, &str, u16)],
+    ) -> PathBuf {
+        let mut yaml = self.identity_yaml(host, name, ports);
+        if !labels.is_empty() {
+            let labels: Vec<String> = labels.iter().map(|(k, v)| format!("{k}: {v}")).collect();
+            yaml = yaml.replacen(
+                "workload:\n",
+                &format!("workload:\n  labels: {{ {} }}\n", labels.join(", ")),
+                1,
+            );
+        }
+        if !outbound_listeners.is_empty() {
+            yaml.push_str("outbound:\n");
+            for (listen, service, port) in outbound_listeners {
+                yaml.push_str(&outbound(*listen, service, *port));
+            }
+        }
+        self.write(&format!("bootstrap-{name}"), &yaml)
+    }
+
+    /// Starts `weft proxy` in control-plane mode on `host`, talking to the control
+    /// plane on `cp`, persisting to a per-proxy state dir; waits for `/ready`.
+    pub fn meshed_proxy(&self, host: &Host, bootstrap: &std::path::Path, cp: &Host) -> WeftProcess {
+        let state = self.dir.path().join(format!("state-{}", host.name()));
+        let endpoint = format!("http://{}:{XDS_PORT}", cp.ip());
+        WeftProcess::spawn(
+            host,
+            &weft(),
+            &[
+                "proxy",
+                "--config",
+                bootstrap.to_str().expect("utf-8 path"),
+                "--control-plane",
+                &endpoint,
+                "--state-dir",
+                state.to_str().expect("utf-8 path"),
+                "--log-level",
+                "info,weft_proxy=debug",
+            ],
+            &[],
+            ADMIN.parse().expect("admin addr"),
+        )
+        .expect("weft proxy (control-plane mode) starts and becomes ready")
+    }
+}
+
+/// The echo service family the control-plane tests use: `echo` (port 80 → 8080) over
+/// every `app: echo` workload, and `echo-v1` / `echo-v2` over each version.
+pub const ECHO_SERVICES: &str = "\
+apiVersion: weft.dev/v1alpha1
+kind: Service
+metadata: { name: echo }
+spec:
+  selector: { app: echo }
+  ports: [{ port: 80, targetPort: 8080, protocol: http }]
+---
+apiVersion: weft.dev/v1alpha1
+kind: Service
+metadata: { name: echo-v1 }
+spec:
+  selector: { app: echo, version: v1 }
+  ports: [{ port: 80, targetPort: 8080, protocol: http }]
+---
+apiVersion: weft.dev/v1alpha1
+kind: Service
+metadata: { name: echo-v2 }
+spec:
+  selector: { app: echo, version: v2 }
+  ports: [{ port: 80, targetPort: 8080, protocol: http }]
+";
+
+/// An HTTPRoute on `echo` splitting between v1 and v2 with the given weights.
+pub fn echo_split(v1: u32, v2: u32) -> String {
+    format!(
+        "apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {{ name: echo-split }}
+spec:
+  parentRefs: [{{ kind: Service, name: echo, port: 80 }}]
+  rules:
+    - backendRefs:
+        - {{ name: echo-v1, port: 80, weight: {v1} }}
+        - {{ name: echo-v2, port: 80, weight: {v2} }}
+"
+    )
+}
+
+/// An echo app on `host`:8080 answering as `name`, with a control-plane-mode proxy
+/// registered with labels `app: echo, version: <version>`.
+pub fn meshed_echo(
+    mesh: &Mesh,
+    host: &Host,
+    cp: &Host,
+    version: &str,
+) -> (
+    weft_testkit::netns::Hosted<weft_testkit::echo::Server>,
+    WeftProcess,
+) {
+    let app_name = version.to_owned();
+    let app = host
+        .spawn_server(move || async move {
+            weft_testkit::echo::spawn_http(local(8080), &app_name).await
+        })
+        .expect("echo app starts");
+    let boot = mesh.bootstrap(
+        host,
+        &format!("echo-{version}"),
+        &[("app", "echo"), ("version", version)],
+        &[(8080, "http")],
+        &[],
+    );
+    (app, mesh.meshed_proxy(host, &boot, cp))
 }

@@ -1,0 +1,640 @@
+//! Conversions between the wire resources ([`pb::v1`](crate::pb::v1)) and the proxy
+//! model ([`proxy`]).
+//!
+//! The proxy converts what it receives over xDS with [`TryFrom`] / [`route_tables_from_pb`];
+//! a malformed field fails the one resource (the proxy NACKs it) with an [`Error`] that
+//! names the field path inside that resource (`endpoints[2].address`). The reverse
+//! direction is infallible and is used to persist accepted config and in tests.
+//!
+//! Route tables differ in shape: on the wire a `RouteTable` holds a list of `Route`
+//! chunks, each with an optional port and the user resource it came from, in precedence
+//! order; the proxy model has one table per (service, port). [`route_tables_from_pb`]
+//! concatenates the chunks of each port in order.
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+
+use crate::pb::v1 as pb;
+use crate::proxy::{self, FieldError};
+
+/// A wire resource field that cannot be used.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{path}: {message}")]
+pub struct Error {
+    /// Field path inside the resource, e.g. `endpoints[2].address`.
+    pub path: String,
+    /// What is wrong, with the offending value.
+    pub message: String,
+}
+
+impl Error {
+    fn new(path: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            path: path.into(),
+            message: message.into(),
+        }
+    }
+}
+
+impl From<Error> for FieldError {
+    fn from(e: Error) -> Self {
+        FieldError {
+            path: e.path,
+            message: e.message,
+        }
+    }
+}
+
+// === Service ===
+
+impl TryFrom<&pb::Service> for proxy::Service {
+    type Error = Error;
+
+    fn try_from(s: &pb::Service) -> Result<Self, Error> {
+        if s.name.is_empty() {
+            return Err(Error::new("name", "must not be empty"));
+        }
+        let vip = if s.vip.is_empty() {
+            None
+        } else {
+            Some(ip("vip", &s.vip)?)
+        };
+        let ports = s
+            .ports
+            .iter()
+            .enumerate()
+            .map(|(i, p)| {
+                let path = format!("ports[{i}]");
+                Ok(proxy::ServicePort {
+                    port: port(&format!("{path}.port"), p.port)?,
+                    target_port: match p.target_port {
+                        0 => None,
+                        t => Some(port(&format!("{path}.targetPort"), t)?),
+                    },
+                    protocol: protocol(&format!("{path}.protocol"), p.protocol)?,
+                })
+            })
+            .collect::<Result<Vec<_>, Error>>()?;
+        let load_balancer = match pb::LoadBalancer::try_from(s.load_balancer) {
+            Ok(pb::LoadBalancer::PeakEwma) => proxy::LoadBalancer::PeakEwma,
+            Ok(pb::LoadBalancer::LeastRequest) => proxy::LoadBalancer::LeastRequest,
+            Ok(pb::LoadBalancer::RoundRobin) => proxy::LoadBalancer::RoundRobin,
+            Err(_) => {
+                return Err(Error::new(
+                    "loadBalancer",
+                    format!(
+                        "unknown load balancer {} (a newer control plane?)",
+                        s.load_balancer
+                    ),
+                ))
+            }
+        };
+        let endpoints = s
+            .endpoints
+            .iter()
+            .enumerate()
+            .map(|(i, e)| endpoint(&format!("endpoints[{i}]"), e))
+            .collect::<Result<Vec<_>, Error>>()?;
+        Ok(proxy::Service {
+            name: s.name.clone(),
+            namespace: if s.namespace.is_empty() {
+                crate::resource::DEFAULT_NAMESPACE.to_owned()
+            } else {
+                s.namespace.clone()
+            },
+            vip,
+            ports,
+            load_balancer,
+            endpoints,
+        })
+    }
+}
+
+impl From<&proxy::Service> for pb::Service {
+    fn from(s: &proxy::Service) -> Self {
+        pb::Service {
+            name: s.name.clone(),
+            namespace: s.namespace.clone(),
+            vip: s.vip.map(|v| v.to_string()).unwrap_or_default(),
+            ports: s
+                .ports
+                .iter()
+                .map(|p| pb::ServicePort {
+                    port: u32::from(p.port),
+                    target_port: p.target_port.map_or(0, u32::from),
+                    protocol: protocol_to_pb(p.protocol) as i32,
+                })
+                .collect(),
+            load_balancer: match s.load_balancer {
+                proxy::LoadBalancer::PeakEwma => pb::LoadBalancer::PeakEwma,
+                proxy::LoadBalancer::LeastRequest => pb::LoadBalancer::LeastRequest,
+                proxy::LoadBalancer::RoundRobin => pb::LoadBalancer::RoundRobin,
+            } as i32,
+            endpoints: s
+                .endpoints
+                .iter()
+                .map(|e| pb::Endpoint {
+                    address: e.address.to_string(),
+                    identity: e.identity.clone().unwrap_or_default(),
+                    hbone: e.hbone.map(|h| h.to_string()).unwrap_or_default(),
+                    workload: String::new(),
+                    zone: String::new(),
+                })
+                .collect(),
+        }
+    }
+}
+
+/// Maps a proxy protocol to its wire value.
+pub fn protocol_to_pb(p: proxy::Protocol) -> pb::Protocol {
+    match p {
+        proxy::Protocol::Auto => pb::Protocol::Auto,
+        proxy::Protocol::Http => pb::Protocol::Http,
+        proxy::Protocol::Http2 => pb::Protocol::Http2,
+        proxy::Protocol::Grpc => pb::Protocol::Grpc,
+        proxy::Protocol::Tcp => pb::Protocol::Tcp,
+    }
+}
+
+fn endpoint(path: &str, e: &pb::Endpoint) -> Result<proxy::Endpoint, Error> {
+    let address = ip(&format!("{path}.address"), &e.address)?;
+    let hbone = if e.hbone.is_empty() {
+        None
+    } else {
+        Some(e.hbone.parse::<SocketAddr>().map_err(|_| {
+            Error::new(
+                format!("{path}.hbone"),
+                format!("{:?} is not an ip:port address", e.hbone),
+            )
+        })?)
+    };
+    let identity = if e.identity.is_empty() {
+        if hbone.is_some() {
+            return Err(Error::new(
+                format!("{path}.hbone"),
+                "set without an identity: HBONE needs the SPIFFE ID the peer must present",
+            ));
+        }
+        None
+    } else if e.identity.starts_with("spiffe://") {
+        Some(e.identity.clone())
+    } else {
+        return Err(Error::new(
+            format!("{path}.identity"),
+            format!("{:?} is not a SPIFFE ID", e.identity),
+        ));
+    };
+    Ok(proxy::Endpoint {
+        address,
+        identity,
+        hbone,
+    })
+}
+
+fn ip(path: &str, text: &str) -> Result<IpAddr, Error> {
+    text.parse()
+        .map_err(|_| Error::new(path, format!("{text:?} is not an IP address")))
+}
+
+fn port(path: &str, value: u32) -> Result<u16, Error> {
+    match u16::try_from(value) {
+        Ok(p) if p != 0 => Ok(p),
+        _ => Err(Error::new(path, format!("{value} is not a port (1-65535)"))),
+    }
+}
+
+fn protocol(path: &str, value: i32) -> Result<proxy::Protocol, Error> {
+    Ok(match pb::Protocol::try_from(value) {
+        Ok(pb::Protocol::Auto) => proxy::Protocol::Auto,
+        Ok(pb::Protocol::Http) => proxy::Protocol::Http,
+        Ok(pb::Protocol::Http2) => proxy::Protocol::Http2,
+        Ok(pb::Protocol::Grpc) => proxy::Protocol::Grpc,
+        Ok(pb::Protocol::Tcp) => proxy::Protocol::Tcp,
+        Err(_) => {
+            return Err(Error::new(
+                path,
+                format!("unknown protocol {value} (a newer control plane?)"),
+            ))
+        }
+    })
+}
+
+// === RouteTable ===
+
+/// Converts one wire route table into proxy route tables: one per port that has
+/// routes (`None` = every port), each holding the rules of that port's `Route` chunks
+/// in wire order. Tables are returned with the every-port table first, then by port, so
+/// a port-specific table, applied later, overrides the every-port one for its port.
+pub fn route_tables_from_pb(table: &pb::RouteTable) -> Result<Vec<proxy::RouteTable>, Error> {
+    if table.service.is_empty() {
+        return Err(Error::new("service", "must not be empty"));
+    }
+    let mut by_port: BTreeMap<Option<u16>, Vec<proxy::RouteRule>> = BTreeMap::new();
+    for (r, route) in table.routes.iter().enumerate() {
+        let path = format!("routes[{r}]");
+        let port_key = route
+            .port
+            .map(|p| port(&format!("{path}.port"), p))
+            .transpose()?;
+        let rules = route
+            .rules
+            .iter()
+            .enumerate()
+            .map(|(i, rule)| route_rule(&format!("{path}.rules[{i}]"), rule))
+            .collect::<Result<Vec<_>, Error>>()?;
+        by_port.entry(port_key).or_default().extend(rules);
+    }
+    Ok(by_port
+        .into_iter()
+        .map(|(port, rules)| proxy::RouteTable {
+            service: table.service.clone(),
+            port,
+            rules,
+        })
+        .collect())
+}
+
+/// Converts proxy route tables of one service into a wire route table: one `Route`
+/// per table, in the order given (`source` left empty: the proxy model does not keep
+/// it). `service` is the wire name, `<name>.<namespace>`.
+pub fn route_table_to_pb(service: &str, tables: &[proxy::RouteTable]) -> pb::RouteTable {
+    pb::RouteTable {
+        service: service.to_owned(),
+        routes: tables.iter().map(pb::Route::from).collect(),
+    }
+}
+
+impl From<&proxy::RouteTable> for pb::Route {
+    fn from(t: &proxy::RouteTable) -> Self {
+        pb::Route {
+            port: t.port.map(u32::from),
+            rules: t.rules.iter().map(pb::RouteRule::from).collect(),
+            source: String::new(),
+        }
+    }
+}
+
+impl From<&proxy::RouteRule> for pb::RouteRule {
+    fn from(r: &proxy::RouteRule) -> Self {
+        pb::RouteRule {
+            matches: r.matches.iter().map(pb::RouteMatch::from).collect(),
+            backends: r
+                .backends
+                .iter()
+                .map(|b| pb::Backend {
+                    service: b.service.clone(),
+                    port: b.port.map(u32::from),
+                    weight: b.weight,
+                })
+                .collect(),
+            timeout: r.timeout.map(duration_to_pb),
+        }
+    }
+}
+
+impl From<&proxy::RouteMatch> for pb::RouteMatch {
+    fn from(m: &proxy::RouteMatch) -> Self {
+        pb::RouteMatch {
+            authority: m.authority.as_ref().map(string_match_to_pb),
+            path: m.path.as_ref().map(|p| pb::PathMatch {
+                kind: Some(match p {
+                    proxy::PathMatch::Exact(s) => pb::path_match::Kind::Exact(s.clone()),
+                    proxy::PathMatch::Prefix(s) => pb::path_match::Kind::Prefix(s.clone()),
+                    proxy::PathMatch::Regex(s) => pb::path_match::Kind::Regex(s.clone()),
+                }),
+            }),
+            method: m.method.clone().unwrap_or_default(),
+            headers: m.headers.iter().map(key_value_to_pb).collect(),
+            query: m.query.iter().map(key_value_to_pb).collect(),
+        }
+    }
+}
+
+/// Converts a duration to its wire form, saturating at `i64::MAX` seconds.
+pub fn duration_to_pb(d: Duration) -> prost_types::Duration {
+    prost_types::Duration {
+        seconds: i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
+        nanos: i32::try_from(d.subsec_nanos()).unwrap_or(0), // always < 1e9
+    }
+}
+
+fn string_match_to_pb(m: &proxy::StringMatch) -> pb::StringMatch {
+    pb::StringMatch {
+        kind: Some(match m {
+            proxy::StringMatch::Exact(s) => pb::string_match::Kind::Exact(s.clone()),
+            proxy::StringMatch::Prefix(s) => pb::string_match::Kind::Prefix(s.clone()),
+            proxy::StringMatch::Regex(s) => pb::string_match::Kind::Regex(s.clone()),
+        }),
+    }
+}
+
+fn key_value_to_pb(kv: &proxy::KeyValueMatch) -> pb::KeyValueMatch {
+    pb::KeyValueMatch {
+        name: kv.name.clone(),
+        value: Some(string_match_to_pb(&kv.value)),
+    }
+}
+
+fn route_rule(path: &str, r: &pb::RouteRule) -> Result<proxy::RouteRule, Error> {
+    let matches = r
+        .matches
+        .iter()
+        .enumerate()
+        .map(|(i, m)| route_match(&format!("{path}.matches[{i}]"), m))
+        .collect::<Result<Vec<_>, Error>>()?;
+    let backends = r
+        .backends
+        .iter()
+        .enumerate()
+        .map(|(i, b)| {
+            let bpath = format!("{path}.backends[{i}]");
+            if b.service.is_empty() {
+                return Err(Error::new(format!("{bpath}.service"), "must not be empty"));
+            }
+            Ok(proxy::Backend {
+                service: b.service.clone(),
+                port: b
+                    .port
+                    .map(|p| port(&format!("{bpath}.port"), p))
+                    .transpose()?,
+                weight: b.weight,
+            })
+        })
+        .collect::<Result<Vec<_>, Error>>()?;
+    let timeout = r
+        .timeout
+        .as_ref()
+        .map(|d| {
+            let nanos = u32::try_from(d.nanos).ok().filter(|n| *n < 1_000_000_000);
+            match (u64::try_from(d.seconds), nanos) {
+                (Ok(s), Some(n)) => Ok(Duration::new(s, n)),
+                _ => Err(Error::new(
+                    format!("{path}.timeout"),
+                    format!("{}s {}ns is not a valid duration", d.seconds, d.nanos),
+                )),
+            }
+        })
+        .transpose()?;
+    Ok(proxy::RouteRule {
+        matches,
+        backends,
+        timeout,
+    })
+}
+
+fn route_match(path: &str, m: &pb::RouteMatch) -> Result<proxy::RouteMatch, Error> {
+    let key_values = |field: &str, items: &[pb::KeyValueMatch]| {
+        items
+            .iter()
+            .enumerate()
+            .map(|(i, kv)| {
+                let kpath = format!("{path}.{field}[{i}]");
+                if kv.name.is_empty() {
+                    return Err(Error::new(format!("{kpath}.name"), "must not be empty"));
+                }
+                Ok(proxy::KeyValueMatch {
+                    name: kv.name.clone(),
+                    value: string_match(&format!("{kpath}.value"), kv.value.as_ref())?,
+                })
+            })
+            .collect::<Result<Vec<_>, Error>>()
+    };
+    Ok(proxy::RouteMatch {
+        authority: m
+            .authority
+            .as_ref()
+            .map(|a| string_match(&format!("{path}.authority"), Some(a)))
+            .transpose()?,
+        path: m
+            .path
+            .as_ref()
+            .map(|p| match &p.kind {
+                Some(pb::path_match::Kind::Exact(s)) => Ok(proxy::PathMatch::Exact(s.clone())),
+                Some(pb::path_match::Kind::Prefix(s)) => Ok(proxy::PathMatch::Prefix(s.clone())),
+                Some(pb::path_match::Kind::Regex(s)) => Ok(proxy::PathMatch::Regex(s.clone())),
+                None => Err(Error::new(
+                    format!("{path}.path"),
+                    "set but empty: give exact, prefix or regex",
+                )),
+            })
+            .transpose()?,
+        method: (!m.method.is_empty()).then(|| m.method.clone()),
+        headers: key_values("headers", &m.headers)?,
+        query: key_values("query", &m.query)?,
+    })
+}
+
+fn string_match(path: &str, m: Option<&pb::StringMatch>) -> Result<proxy::StringMatch, Error> {
+    match m.and_then(|m| m.kind.as_ref()) {
+        Some(pb::string_match::Kind::Exact(s)) => Ok(proxy::StringMatch::Exact(s.clone())),
+        Some(pb::string_match::Kind::Prefix(s)) => Ok(proxy::StringMatch::Prefix(s.clone())),
+        Some(pb::string_match::Kind::Regex(s)) => Ok(proxy::StringMatch::Regex(s.clone())),
+        None => Err(Error::new(path, "missing: give exact, prefix or regex")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A mutation of a valid resource and the field path it must be rejected at.
+    type Case<T> = (fn(&mut T), &'static str);
+
+    fn service() -> proxy::Service {
+        proxy::Service {
+            name: "echo".into(),
+            namespace: "shop".into(),
+            vip: Some("10.96.0.10".parse().expect("ip")),
+            ports: vec![
+                proxy::ServicePort {
+                    port: 80,
+                    target_port: Some(8080),
+                    protocol: proxy::Protocol::Http,
+                },
+                proxy::ServicePort {
+                    port: 9000,
+                    target_port: None,
+                    protocol: proxy::Protocol::Grpc,
+                },
+            ],
+            load_balancer: proxy::LoadBalancer::RoundRobin,
+            endpoints: vec![
+                proxy::Endpoint {
+                    address: "10.0.0.2".parse().expect("ip"),
+                    identity: Some("spiffe://cluster.local/ns/shop/sa/echo".into()),
+                    hbone: Some("10.0.0.2:15009".parse().expect("addr")),
+                },
+                proxy::Endpoint {
+                    address: "fd00::3".parse().expect("ip"),
+                    identity: None,
+                    hbone: None,
+                },
+            ],
+        }
+    }
+
+    fn tables() -> Vec<proxy::RouteTable> {
+        let rule = proxy::RouteRule {
+            matches: vec![proxy::RouteMatch {
+                authority: Some(proxy::StringMatch::Regex("(?i).+\\.example\\.com".into())),
+                path: Some(proxy::PathMatch::Prefix("/api".into())),
+                method: Some("GET".into()),
+                headers: vec![proxy::KeyValueMatch {
+                    name: "x-canary".into(),
+                    value: proxy::StringMatch::Exact("1".into()),
+                }],
+                query: vec![proxy::KeyValueMatch {
+                    name: "v".into(),
+                    value: proxy::StringMatch::Prefix("2".into()),
+                }],
+            }],
+            backends: vec![
+                proxy::Backend {
+                    service: "echo.shop".into(),
+                    port: Some(80),
+                    weight: 50,
+                },
+                proxy::Backend {
+                    service: "echo-v2.shop".into(),
+                    port: None,
+                    weight: 50,
+                },
+            ],
+            timeout: Some(Duration::from_millis(1500)),
+        };
+        let catch_all = proxy::RouteRule {
+            matches: vec![],
+            backends: vec![proxy::Backend {
+                service: "echo.shop".into(),
+                port: None,
+                weight: 1,
+            }],
+            timeout: None,
+        };
+        vec![
+            proxy::RouteTable {
+                service: "echo.shop".into(),
+                port: None,
+                rules: vec![catch_all.clone()],
+            },
+            proxy::RouteTable {
+                service: "echo.shop".into(),
+                port: Some(80),
+                rules: vec![rule, catch_all],
+            },
+        ]
+    }
+
+    #[test]
+    fn service_round_trips_through_the_wire_form() {
+        let original = service();
+        let wire = pb::Service::from(&original);
+        assert_eq!(proxy::Service::try_from(&wire), Ok(original));
+    }
+
+    #[test]
+    fn route_tables_round_trip_through_the_wire_form() {
+        let original = tables();
+        let wire = route_table_to_pb("echo.shop", &original);
+        assert_eq!(route_tables_from_pb(&wire), Ok(original));
+        let back = route_table_to_pb("echo.shop", &route_tables_from_pb(&wire).expect("valid"));
+        assert_eq!(back, wire);
+    }
+
+    #[test]
+    fn chunks_of_the_same_port_are_concatenated_in_order() {
+        let t = tables();
+        let mut wire = route_table_to_pb("echo.shop", &t[1..]);
+        let mut second = wire.routes[0].clone();
+        second.rules.truncate(1);
+        second.source = "HTTPRoute/shop/b".into();
+        wire.routes.push(second);
+        wire.routes.insert(0, pb::Route::from(&t[0]));
+        let got = route_tables_from_pb(&wire).expect("valid");
+        assert_eq!(got.len(), 2);
+        assert_eq!(got[0].port, None);
+        assert_eq!(got[1].port, Some(80));
+        assert_eq!(got[1].rules.len(), 3);
+        assert_eq!(got[1].rules[2], t[1].rules[0]);
+    }
+
+    #[test]
+    fn names_the_endpoint_whose_address_is_not_an_ip() {
+        let mut wire = pb::Service::from(&service());
+        wire.endpoints.push(pb::Endpoint {
+            address: "10.0.0.x".into(),
+            ..pb::Endpoint::default()
+        });
+        let err = proxy::Service::try_from(&wire).expect_err("bad address");
+        assert_eq!(
+            err.to_string(),
+            "endpoints[2].address: \"10.0.0.x\" is not an IP address"
+        );
+    }
+
+    #[test]
+    fn rejects_malformed_service_fields_by_path() {
+        let cases: Vec<Case<pb::Service>> = vec![
+            (|s| s.vip = "nope".into(), "vip"),
+            (|s| s.ports[1].port = 70_000, "ports[1].port"),
+            (|s| s.ports[0].target_port = 65_536, "ports[0].targetPort"),
+            (|s| s.ports[0].protocol = 42, "ports[0].protocol"),
+            (|s| s.load_balancer = 9, "loadBalancer"),
+            (
+                |s| s.endpoints[0].hbone = "10.0.0.2".into(),
+                "endpoints[0].hbone",
+            ),
+            (
+                |s| s.endpoints[0].identity = "echo".into(),
+                "endpoints[0].identity",
+            ),
+            (
+                |s| s.endpoints[1].hbone = "[fd00::3]:15008".into(),
+                "endpoints[1].hbone",
+            ),
+            (|s| s.name.clear(), "name"),
+        ];
+        for (mutate, path) in cases {
+            let mut wire = pb::Service::from(&service());
+            mutate(&mut wire);
+            let err = proxy::Service::try_from(&wire).expect_err(path);
+            assert_eq!(err.path, path, "{err}");
+        }
+    }
+
+    #[test]
+    fn rejects_malformed_route_fields_by_path() {
+        let cases: Vec<Case<pb::RouteTable>> = vec![
+            (|t| t.routes[1].port = Some(0), "routes[1].port"),
+            (
+                |t| t.routes[1].rules[0].matches[0].path = Some(pb::PathMatch { kind: None }),
+                "routes[1].rules[0].matches[0].path",
+            ),
+            (
+                |t| t.routes[1].rules[0].matches[0].headers[0].value = None,
+                "routes[1].rules[0].matches[0].headers[0].value",
+            ),
+            (
+                |t| t.routes[1].rules[0].backends[1].service.clear(),
+                "routes[1].rules[0].backends[1].service",
+            ),
+            (
+                |t| {
+                    t.routes[1].rules[0].timeout = Some(prost_types::Duration {
+                        seconds: -1,
+                        nanos: 0,
+                    });
+                },
+                "routes[1].rules[0].timeout",
+            ),
+            (|t| t.service.clear(), "service"),
+        ];
+        for (mutate, path) in cases {
+            let mut wire = route_table_to_pb("echo.shop", &tables());
+            mutate(&mut wire);
+            let err = route_tables_from_pb(&wire).expect_err(path);
+            assert_eq!(err.path, path, "{err}");
+        }
+    }
+}

@@ -1,0 +1,104 @@
+//! `Service` (`weft.dev/v1alpha1`): a name clients use, its ports and protocols, an
+//! optional VIP, and a label selector over `Workload`s (its endpoints).
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+
+use serde::{Deserialize, Serialize};
+
+use crate::proxy;
+
+/// `Service.spec`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Spec {
+    /// Workloads (in the service's namespace) whose labels include every one of these
+    /// (`matchLabels` semantics). Empty or absent selects nothing.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub selector: BTreeMap<String, String>,
+    /// Ports clients use; at least one, unique by number and by name.
+    pub ports: Vec<Port>,
+    /// Virtual IP clients dial in transparent mode. Default: none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vip: Option<IpAddr>,
+    /// Load balancer across endpoints. Default `peakEwma`.
+    #[serde(default)]
+    pub load_balancer: LoadBalancer,
+}
+
+/// One service port.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Port {
+    /// Optional name (RFC 1123 label), unique within the service.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// The port clients use, 1-65535.
+    pub port: u16,
+    /// The port the workloads serve on, 1-65535. Default: same as `port`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_port: Option<u16>,
+    /// Application protocol. Default `auto` (detected).
+    #[serde(default)]
+    pub protocol: Protocol,
+}
+
+/// Application protocol of a port, as users write it.
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema,
+)]
+#[serde(rename_all = "camelCase")]
+pub enum Protocol {
+    /// Detected per connection: TLS, HTTP/1.x, HTTP/2, else opaque TCP.
+    #[default]
+    Auto,
+    /// HTTP/1.x or HTTP/2.
+    Http,
+    /// HTTP/2 prior knowledge.
+    Http2,
+    /// gRPC (HTTP/2).
+    Grpc,
+    /// Opaque TCP, no detection.
+    Tcp,
+}
+
+/// Load-balancing algorithm across endpoints, as users write it.
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema,
+)]
+#[serde(rename_all = "camelCase")]
+pub enum LoadBalancer {
+    /// Power of two choices over peak-EWMA latency × outstanding requests.
+    #[default]
+    PeakEwma,
+    /// Power of two choices over outstanding requests.
+    LeastRequest,
+    /// Round robin.
+    RoundRobin,
+}
+
+// === impl Protocol ===
+
+impl From<Protocol> for proxy::Protocol {
+    fn from(p: Protocol) -> Self {
+        match p {
+            Protocol::Auto => Self::Auto,
+            Protocol::Http => Self::Http,
+            Protocol::Http2 => Self::Http2,
+            Protocol::Grpc => Self::Grpc,
+            Protocol::Tcp => Self::Tcp,
+        }
+    }
+}
+
+// === impl LoadBalancer ===
+
+impl From<LoadBalancer> for proxy::LoadBalancer {
+    fn from(lb: LoadBalancer) -> Self {
+        match lb {
+            LoadBalancer::PeakEwma => Self::PeakEwma,
+            LoadBalancer::LeastRequest => Self::LeastRequest,
+            LoadBalancer::RoundRobin => Self::RoundRobin,
+        }
+    }
+}

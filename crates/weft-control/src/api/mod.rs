@@ -1,0 +1,112 @@
+//! The control plane's HTTP API (DESIGN §2, port 5681): REST over the [`Store`], in
+//! JSON or YAML, Kubernetes-shaped.
+//!
+//! What it is: routing, content negotiation, validation (through `weft-policy`) and the
+//! mapping of store outcomes to status codes. What it is not: the store itself, the
+//! compiler, or the xDS server; those sit behind [`ApiState`]. The `weft` CLI is its
+//! main client.
+//!
+//! Endpoints (every error is a JSON [`Error`] body):
+//!
+//! | method | path | what |
+//! |---|---|---|
+//! | GET | `/healthz`, `/readyz` | liveness; readiness (store ping) |
+//! | GET | `/openapi.json` | OpenAPI 3.1 document of this API |
+//! | GET | `/v1/{plural}` | list a kind across namespaces (`?labelSelector=`, `?watch=true`) |
+//! | GET, POST | `/v1/namespaces/{ns}/{plural}` | list, create |
+//! | GET, PUT, DELETE | `/v1/namespaces/{ns}/{plural}/{name}` | read, replace, delete |
+//! | POST | `/v1/meshes`; GET, PUT, DELETE `/v1/meshes/{name}` | the cluster-scoped `Mesh` |
+//! | POST | `/v1/apply` | create or update many documents at once, all validated first |
+//! | GET | `/v1/proxies`, `/v1/proxies/{ns}/{name}` | connected proxies, from [`ProxyDirectory`] |
+
+mod apply;
+mod error;
+mod extract;
+mod format;
+mod health;
+mod openapi;
+mod proxies;
+mod resources;
+pub mod selector;
+mod watch;
+
+use std::sync::Arc;
+
+use axum::routing::{get, post};
+use axum::Router;
+
+pub use self::error::Error;
+pub use self::openapi::openapi;
+use crate::store::Store;
+
+/// Largest request body accepted: 4 MiB. Larger bodies get `413`.
+pub const MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
+
+/// What the handlers share.
+#[derive(Clone)]
+pub struct ApiState {
+    /// The resource store.
+    pub store: Arc<dyn Store>,
+    /// Connected proxies, as the xDS server sees them.
+    pub proxies: Arc<dyn ProxyDirectory>,
+}
+
+/// Read access to the proxies connected to this control plane, implemented by the xDS
+/// server. Each entry is a JSON document describing one proxy: its identity and
+/// connection, the config last sent, the versions it ACKed and its last NACK with the
+/// error. The API passes the documents through unchanged.
+pub trait ProxyDirectory: Send + Sync {
+    /// Every connected proxy.
+    fn list(&self) -> Vec<serde_json::Value>;
+    /// One proxy by the namespace and name of its workload, if connected.
+    fn get(&self, namespace: &str, name: &str) -> Option<serde_json::Value>;
+}
+
+/// A [`ProxyDirectory`] with no proxies, for a control plane without an xDS server
+/// (tests, tools).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct NoProxies;
+
+impl ProxyDirectory for NoProxies {
+    fn list(&self) -> Vec<serde_json::Value> {
+        Vec::new()
+    }
+
+    fn get(&self, _namespace: &str, _name: &str) -> Option<serde_json::Value> {
+        None
+    }
+}
+
+/// The API's routes over `state`. Serve it with `axum::serve`.
+pub fn router(state: ApiState) -> Router {
+    Router::new()
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .route("/openapi.json", get(openapi::handler))
+        .route("/v1/apply", post(apply::handler))
+        .route("/v1/proxies", get(proxies::list))
+        .route("/v1/proxies/{namespace}/{name}", get(proxies::get))
+        .route(
+            "/v1/{plural}",
+            get(resources::list_all).post(resources::create_cluster),
+        )
+        .route(
+            "/v1/{plural}/{name}",
+            get(resources::get_cluster)
+                .put(resources::replace_cluster)
+                .delete(resources::delete_cluster),
+        )
+        .route(
+            "/v1/namespaces/{namespace}/{plural}",
+            get(resources::list_namespaced).post(resources::create_namespaced),
+        )
+        .route(
+            "/v1/namespaces/{namespace}/{plural}/{name}",
+            get(resources::get_namespaced)
+                .put(resources::replace_namespaced)
+                .delete(resources::delete_namespaced),
+        )
+        .fallback(error::not_found)
+        .method_not_allowed_fallback(error::method_not_allowed)
+        .with_state(state)
+}

@@ -1,0 +1,271 @@
+//! `GET /openapi.json`: an OpenAPI 3.1 description of this API, built from
+//! [`Kind::ALL`] so a new kind shows up without editing this file.
+//!
+//! Specs are described as free-form objects for now: the typed spec schemas belong to
+//! `weft-policy`, and will be merged in here once it exports them.
+
+use axum::http::HeaderMap;
+use serde_json::{json, Map, Value};
+use weft_api::resource::{Kind, ObjectMeta};
+
+use super::format::{Format, Reply};
+
+pub(super) async fn handler(headers: HeaderMap) -> Reply {
+    // Always JSON unless YAML was asked for explicitly.
+    Reply::ok(Format::of_response(&headers), &openapi())
+}
+
+/// The OpenAPI 3.1 document: every path, and a schema per kind.
+pub fn openapi() -> Value {
+    let mut paths = Map::new();
+    let mut schemas = Map::new();
+    for kind in Kind::ALL {
+        kind_paths(kind, &mut paths);
+        schemas.insert(kind.as_str().to_owned(), kind_schema(kind));
+    }
+    paths.insert(
+        "/healthz".into(),
+        json!({"get": {
+            "summary": "Liveness: the process answers.",
+            "responses": {"200": {"description": "alive"}}
+        }}),
+    );
+    paths.insert("/readyz".into(), json!({"get": {
+        "summary": "Readiness: the store answers.",
+        "responses": {"200": {"description": "ready"}, "503": error_response("the store does not answer")}
+    }}));
+    paths.insert(
+        "/openapi.json".into(),
+        json!({"get": {
+            "summary": "This document.",
+            "responses": {"200": {"description": "OpenAPI 3.1 document"}}
+        }}),
+    );
+    paths.insert("/v1/apply".into(), json!({"post": {
+        "summary": "Create or update many objects; all are validated before any is written.",
+        "requestBody": {"required": true, "content": {
+            "application/yaml": {"schema": {"type": "string", "description": "one or more YAML documents separated by ---"}},
+            "application/json": {"schema": {"oneOf": [{"$ref": "#/components/schemas/Object"}, {"type": "array", "items": {"$ref": "#/components/schemas/Object"}}]}}
+        }},
+        "responses": {
+            "200": {"description": "per object: created, configured or unchanged", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ApplyResult"}}}},
+            "400": error_response("a document is invalid; nothing was written"),
+            "409": error_response("a resourceVersion did not match"),
+            "413": error_response("the body is larger than 4 MiB")
+        }
+    }}));
+    paths.insert(
+        "/v1/proxies".into(),
+        json!({"get": {
+            "summary": "Connected proxies: config sent, versions ACKed, last NACK.",
+            "responses": {"200": {"description": "list of proxies"}}
+        }}),
+    );
+    paths.insert("/v1/proxies/{namespace}/{name}".into(), json!({
+        "parameters": [path_param("namespace"), path_param("name")],
+        "get": {
+            "summary": "One connected proxy, by its workload.",
+            "responses": {"200": {"description": "the proxy"}, "404": error_response("not connected")}
+        }
+    }));
+
+    schemas.insert("ObjectMeta".into(), object_meta_schema());
+    schemas.insert("Object".into(), json!({
+        "type": "object",
+        "required": ["apiVersion", "kind", "metadata"],
+        "properties": {
+            "apiVersion": {"type": "string"},
+            "kind": {"type": "string", "enum": Kind::ALL.iter().map(|k| k.as_str()).collect::<Vec<_>>()},
+            "metadata": {"$ref": "#/components/schemas/ObjectMeta"},
+            "spec": {"type": "object", "description": "What the operator asks for; see the kind's documentation."},
+            "status": {"type": "object", "description": "Written by the control plane; ignored in requests."}
+        }
+    }));
+    schemas.insert("List".into(), json!({
+        "type": "object",
+        "properties": {
+            "apiVersion": {"const": "v1"},
+            "kind": {"const": "List"},
+            "metadata": {"type": "object", "properties": {"resourceVersion": {"type": "string"}}},
+            "items": {"type": "array", "items": {"$ref": "#/components/schemas/Object"}}
+        }
+    }));
+    schemas.insert(
+        "WatchEvent".into(),
+        json!({
+            "type": "object",
+            "description": "One line of a watch stream (application/x-ndjson).",
+            "properties": {
+                "type": {"enum": ["ADDED", "MODIFIED", "DELETED", "ERROR"]},
+                "object": {"$ref": "#/components/schemas/Object"}
+            }
+        }),
+    );
+    schemas.insert(
+        "ApplyResult".into(),
+        json!({
+            "type": "object",
+            "properties": {"results": {"type": "array", "items": {
+                "type": "object",
+                "properties": {
+                    "kind": {"type": "string"},
+                    "namespace": {"type": "string"},
+                    "name": {"type": "string"},
+                    "result": {"enum": ["created", "configured", "unchanged"]},
+                    "resourceVersion": {"type": "string"}
+                }
+            }}}
+        }),
+    );
+    schemas.insert(
+        "Error".into(),
+        json!({
+            "type": "object",
+            "properties": {"error": {
+                "type": "object",
+                "required": ["code", "reason", "message"],
+                "properties": {
+                    "code": {"type": "integer"},
+                    "reason": {"type": "string"},
+                    "message": {"type": "string"},
+                    "details": {"type": "array", "items": {
+                        "type": "object",
+                        "required": ["path", "message"],
+                        "properties": {
+                            "document": {"type": "integer"},
+                            "kind": {"type": "string"},
+                            "namespace": {"type": "string"},
+                            "name": {"type": "string"},
+                            "path": {"type": "string"},
+                            "message": {"type": "string"}
+                        }
+                    }}
+                }
+            }}
+        }),
+    );
+
+    json!({
+        "openapi": "3.1.0",
+        "info": {
+            "title": "Weft control plane API",
+            "version": "v1",
+            "description": "Resources in JSON (application/json) or YAML (application/yaml). Errors are always JSON."
+        },
+        "paths": paths,
+        "components": {"schemas": schemas}
+    })
+}
+
+fn kind_paths(kind: Kind, paths: &mut Map<String, Value>) {
+    let plural = kind.plural();
+    let name = kind.as_str();
+    let one = json!({"$ref": format!("#/components/schemas/{name}")});
+    let body = json!({"required": true, "content": {
+        "application/json": {"schema": one},
+        "application/yaml": {"schema": one}
+    }});
+    let object_response = |what: &str| json!({"description": what, "content": {"application/json": {"schema": one}, "application/yaml": {"schema": one}}});
+    let list = json!({
+        "summary": format!("List {name} objects"),
+        "parameters": list_params(),
+        "responses": {
+            "200": {"description": "the list, or with watch=true a stream of WatchEvent lines", "content": {
+                "application/json": {"schema": {"$ref": "#/components/schemas/List"}},
+                "application/x-ndjson": {"schema": {"$ref": "#/components/schemas/WatchEvent"}}
+            }},
+            "400": error_response("bad label selector"),
+            "410": error_response("resourceVersion too old; re-list")
+        }
+    });
+    let create = json!({
+        "summary": format!("Create a {name}"),
+        "requestBody": body,
+        "responses": {
+            "201": object_response("created"),
+            "400": error_response("invalid"),
+            "409": error_response("already exists"),
+            "413": error_response("body too large")
+        }
+    });
+    let item = json!({
+        "get": {
+            "summary": format!("Read a {name}"),
+            "responses": {"200": object_response("the object"), "404": error_response("not found")}
+        },
+        "put": {
+            "summary": format!("Create or replace a {name} (conditional on metadata.resourceVersion when given)"),
+            "requestBody": body,
+            "responses": {
+                "200": object_response("replaced"),
+                "201": object_response("created"),
+                "400": error_response("invalid, or body disagrees with the path"),
+                "409": error_response("resourceVersion mismatch")
+            }
+        },
+        "delete": {
+            "summary": format!("Delete a {name}"),
+            "responses": {"200": object_response("the deleted object"), "404": error_response("not found")}
+        }
+    });
+    if kind.namespaced() {
+        paths.insert(format!("/v1/{plural}"), json!({"get": list.clone()}));
+        paths.insert(
+            format!("/v1/namespaces/{{namespace}}/{plural}"),
+            json!({"parameters": [path_param("namespace")], "get": list, "post": create}),
+        );
+        let mut item = item;
+        item["parameters"] = json!([path_param("namespace"), path_param("name")]);
+        paths.insert(
+            format!("/v1/namespaces/{{namespace}}/{plural}/{{name}}"),
+            item,
+        );
+    } else {
+        paths.insert(
+            format!("/v1/{plural}"),
+            json!({"get": list, "post": create}),
+        );
+        let mut item = item;
+        item["parameters"] = json!([path_param("name")]);
+        paths.insert(format!("/v1/{plural}/{{name}}"), item);
+    }
+}
+
+fn kind_schema(kind: Kind) -> Value {
+    json!({
+        "allOf": [{"$ref": "#/components/schemas/Object"}],
+        "properties": {
+            "apiVersion": {"enum": kind.accepted_api_versions()},
+            "kind": {"const": kind.as_str()}
+        },
+        "x-weft-plural": kind.plural(),
+        "x-weft-namespaced": kind.namespaced()
+    })
+}
+
+fn object_meta_schema() -> Value {
+    let mut schema = serde_json::to_value(schemars::schema_for!(ObjectMeta)).unwrap_or_default();
+    if let Some(map) = schema.as_object_mut() {
+        map.remove("$schema");
+    }
+    schema
+}
+
+fn list_params() -> Value {
+    json!([
+        {"name": "labelSelector", "in": "query", "schema": {"type": "string"},
+         "description": "comma-separated: key=value, key!=value, key, !key"},
+        {"name": "watch", "in": "query", "schema": {"type": "boolean"},
+         "description": "stream changes as NDJSON WatchEvent lines"},
+        {"name": "resourceVersion", "in": "query", "schema": {"type": "string"},
+         "description": "with watch: stream changes after this revision"}
+    ])
+}
+
+fn path_param(name: &str) -> Value {
+    json!({"name": name, "in": "path", "required": true, "schema": {"type": "string"}})
+}
+
+fn error_response(what: &str) -> Value {
+    json!({"description": what, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}})
+}

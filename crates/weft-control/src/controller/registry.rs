@@ -1,0 +1,208 @@
+//! Workload registration: a proxy's xDS stream carries its `Registration`; while the
+//! stream lives the `Workload` is `Healthy`, when it ends the workload is
+//! `Disconnected` (still an endpoint, so a proxy reconnecting to another instance or
+//! restarting loses no traffic), and after the grace period `Unhealthy` (no longer an
+//! endpoint). `weft get workloads` shows the phase.
+//!
+//! The status names the instance and connection that wrote it; an instance only marks
+//! a workload disconnected if the status still names its own connection, so a proxy
+//! that already reconnected elsewhere is not marked down by the old instance.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use serde_json::json;
+use tokio_util::sync::CancellationToken;
+use weft_api::pb::v1 as pb;
+use weft_api::resource::{Key, Kind, Object, ObjectMeta};
+
+use crate::store::{Precondition, Store, StoreError};
+
+/// Phases a workload's status reports.
+pub mod phase {
+    /// Its proxy is connected.
+    pub const HEALTHY: &str = "Healthy";
+    /// Its proxy disconnected less than the grace period ago; still an endpoint.
+    pub const DISCONNECTED: &str = "Disconnected";
+    /// Its proxy has been gone longer than the grace period; not an endpoint.
+    pub const UNHEALTHY: &str = "Unhealthy";
+}
+
+/// Why a registration was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum RegisterError {
+    /// The registration does not describe a valid workload.
+    #[error("invalid registration: {0}")]
+    Invalid(String),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// The `Workload` object a registration describes.
+pub fn workload_object(reg: &pb::Registration) -> Result<Object, RegisterError> {
+    let protocol = |p: i32| match pb::Protocol::try_from(p).unwrap_or_default() {
+        pb::Protocol::Auto => "auto",
+        pb::Protocol::Http => "http",
+        pb::Protocol::Http2 => "http2",
+        pb::Protocol::Grpc => "grpc",
+        pb::Protocol::Tcp => "tcp",
+    };
+    let mut spec = serde_json::Map::new();
+    spec.insert("serviceAccount".into(), json!(reg.service_account));
+    spec.insert("address".into(), json!(reg.address));
+    if !reg.hbone.is_empty() {
+        spec.insert("hbone".into(), json!(reg.hbone));
+    }
+    spec.insert(
+        "ports".into(),
+        reg.ports
+            .iter()
+            .map(|p| json!({"port": p.port, "protocol": protocol(p.protocol)}))
+            .collect(),
+    );
+    if !reg.zone.is_empty() {
+        spec.insert("zone".into(), json!(reg.zone));
+    }
+    let object = Object {
+        api_version: Kind::Workload.api_version().into(),
+        kind: Kind::Workload.as_str().into(),
+        metadata: ObjectMeta {
+            name: reg.name.clone(),
+            namespace: Some(reg.namespace.clone()),
+            labels: reg.labels.clone().into_iter().collect::<BTreeMap<_, _>>(),
+            ..ObjectMeta::default()
+        },
+        spec: serde_json::Value::Object(spec),
+        status: None,
+    };
+    weft_policy::validate(&object).map_err(|e| RegisterError::Invalid(e.to_string()))?;
+    Ok(object)
+}
+
+/// Records a connected proxy: writes its `Workload` (spec from the registration) and
+/// marks it `Healthy`, owned by `instance`/`connection`.
+pub async fn connected(
+    store: &dyn Store,
+    instance: &str,
+    connection: u64,
+    reg: &pb::Registration,
+) -> Result<(), RegisterError> {
+    let object = workload_object(reg)?;
+    let key = object
+        .key()
+        .map_err(|e| RegisterError::Invalid(e.to_string()))?;
+    store.put(object, Precondition::None).await?;
+    let status = json!({
+        "phase": phase::HEALTHY,
+        "connected": true,
+        "controlPlane": instance,
+        "connection": connection,
+        "since": now(),
+        "proxyVersion": reg.proxy_version,
+    });
+    store.put_status(&key, status, Precondition::None).await?;
+    Ok(())
+}
+
+/// Records a proxy's stream ending: `Disconnected`, if the status still names this
+/// connection.
+pub async fn disconnected(
+    store: &dyn Store,
+    instance: &str,
+    connection: u64,
+    key: &Key,
+) -> Result<(), StoreError> {
+    for _ in 0..3 {
+        let Some(current) = store.get(key).await? else {
+            return Ok(());
+        };
+        let status = current.status.clone().unwrap_or_default();
+        if status["controlPlane"] != json!(instance) || status["connection"] != json!(connection) {
+            return Ok(());
+        }
+        let next = json!({
+            "phase": phase::DISCONNECTED,
+            "connected": false,
+            "controlPlane": instance,
+            "connection": connection,
+            "since": now(),
+            "proxyVersion": status["proxyVersion"],
+        });
+        let precondition = current
+            .resource_version()
+            .map_or(Precondition::None, Precondition::ResourceVersion);
+        match store.put_status(key, next, precondition).await {
+            Err(StoreError::Conflict { .. }) => {}
+            Err(StoreError::NotFound(_)) => return Ok(()),
+            other => return other.map(|_| ()),
+        }
+    }
+    Ok(())
+}
+
+/// Every `interval`, marks workloads disconnected for longer than `grace` as
+/// `Unhealthy`, which removes them from their services' endpoints.
+pub async fn reap(
+    store: Arc<dyn Store>,
+    grace: Duration,
+    interval: Duration,
+    shutdown: CancellationToken,
+) {
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            () = tokio::time::sleep(interval) => {}
+        }
+        if let Err(e) = reap_once(store.as_ref(), grace, SystemTime::now()).await {
+            tracing::warn!(error = %e, "workload health sweep failed");
+        }
+    }
+}
+
+/// One sweep of [`reap`]; returns how many workloads turned `Unhealthy`.
+pub async fn reap_once(
+    store: &dyn Store,
+    grace: Duration,
+    now: SystemTime,
+) -> Result<usize, StoreError> {
+    let (workloads, _) = store.list(Some(Kind::Workload), None).await?;
+    let mut reaped = 0;
+    for w in workloads {
+        let Some(status) = &w.status else { continue };
+        if status["phase"] != json!(phase::DISCONNECTED) {
+            continue;
+        }
+        let since = status["since"]
+            .as_str()
+            .and_then(|s| humantime::parse_rfc3339(s).ok());
+        let expired = since.is_none_or(|t| now.duration_since(t).unwrap_or_default() >= grace);
+        if !expired {
+            continue;
+        }
+        let Ok(key) = w.key() else { continue };
+        let mut next = status.clone();
+        next["phase"] = json!(phase::UNHEALTHY);
+        next["reason"] = json!(format!(
+            "its proxy has been disconnected for more than {}",
+            humantime::format_duration(grace)
+        ));
+        let precondition = w
+            .resource_version()
+            .map_or(Precondition::None, Precondition::ResourceVersion);
+        match store.put_status(&key, next, precondition).await {
+            Ok(_) => {
+                tracing::info!(workload = %key, "workload unhealthy: its proxy is gone");
+                reaped += 1;
+            }
+            Err(StoreError::Conflict { .. } | StoreError::NotFound(_)) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(reaped)
+}
+
+fn now() -> String {
+    humantime::format_rfc3339_millis(SystemTime::now()).to_string()
+}

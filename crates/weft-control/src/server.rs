@@ -1,0 +1,362 @@
+//! `weft control-plane`: the store, the control loop, the xDS server, the workload
+//! registry and the HTTP API, wired together and run until shutdown.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use prost::Message;
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+use weft_api::pb::v1 as pb;
+use weft_api::resource::{Key, Kind};
+use weft_policy::Compiled;
+
+use crate::api::{self, ApiState, ProxyDirectory};
+use crate::controller::{self, registry};
+use crate::store::{self, Store, StoreError, StoreSpec};
+use crate::xds::{ConnectionInfo, Hooks, Snapshot, XdsResource, XdsServer};
+
+/// How to run a control plane.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// Where resources are stored.
+    pub store: StoreSpec,
+    /// HTTP API address. Default `127.0.0.1:5681`.
+    pub api_listen: SocketAddr,
+    /// xDS (gRPC) address. Default `127.0.0.1:5678`.
+    pub xds_listen: SocketAddr,
+    /// This instance's name, recorded in the status of the workloads it serves.
+    pub instance: String,
+    /// How long a workload whose proxy disconnected stays an endpoint. Default 30 s.
+    pub grace_period: Duration,
+    /// How long compilation waits after a change for more changes. Default 50 ms.
+    pub debounce: Duration,
+}
+
+/// Why the control plane stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The store could not be opened or failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// A listener could not bind.
+    #[error("cannot bind the {what} on {addr}: {source}")]
+    Bind {
+        /// Which listener.
+        what: &'static str,
+        /// Its address.
+        addr: SocketAddr,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// A server failed.
+    #[error("{0}")]
+    Serve(String),
+}
+
+/// Runs until `shutdown` is cancelled, then stops accepting, closes streams and returns.
+pub async fn run(options: Options, shutdown: CancellationToken) -> Result<(), Error> {
+    let store = store::open(&options.store).await?;
+    let bind = |what, addr| async move {
+        tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|source| Error::Bind { what, addr, source })
+    };
+    let api_listener = bind("HTTP API", options.api_listen).await?;
+    let xds_listener = bind("xDS server", options.xds_listen).await?;
+
+    let (snapshots_tx, snapshots) = watch::channel(Arc::new(Snapshot::new(0)));
+    let hooks = Arc::new(Registrar {
+        store: store.clone(),
+        instance: options.instance.clone(),
+    });
+    let xds = XdsServer::new(snapshots, hooks);
+
+    let mut tasks = tokio::task::JoinSet::new();
+    {
+        let store = store.clone();
+        let shutdown = shutdown.clone();
+        let debounce = options.debounce;
+        let mut publisher = Publisher {
+            tx: snapshots_tx,
+            previous: Snapshot::new(0),
+        };
+        tasks.spawn(async move {
+            controller::run(
+                store,
+                debounce,
+                move |c: &Compiled, rev: u64| publisher.publish(c, rev),
+                shutdown,
+            )
+            .await
+            .map_err(Error::Store)
+        });
+    }
+    {
+        let store = store.clone();
+        let shutdown = shutdown.clone();
+        let grace = options.grace_period;
+        let interval = (grace / 4).clamp(Duration::from_millis(250), Duration::from_secs(10));
+        tasks.spawn(async move {
+            registry::reap(store, grace, interval, shutdown).await;
+            Ok(())
+        });
+    }
+    {
+        let xds = xds.clone();
+        let shutdown = shutdown.clone();
+        tasks.spawn(async move {
+            xds.serve(xds_listener, shutdown.cancelled_owned())
+                .await
+                .map_err(|e| Error::Serve(e.to_string()))
+        });
+    }
+    {
+        let state = ApiState {
+            store: store.clone(),
+            proxies: Arc::new(Directory { xds: xds.clone() }),
+        };
+        let shutdown = shutdown.clone();
+        tasks.spawn(async move {
+            axum::serve(api_listener, api::router(state))
+                .with_graceful_shutdown(shutdown.cancelled_owned())
+                .await
+                .map_err(|e| Error::Serve(format!("HTTP API: {e}")))
+        });
+    }
+    tracing::info!(
+        store = %options.store,
+        api = %options.api_listen,
+        xds = %options.xds_listen,
+        instance = %options.instance,
+        "control plane ready"
+    );
+
+    // The first task to fail stops the rest; a clean shutdown waits for all.
+    let mut result = Ok(());
+    while let Some(done) = tasks.join_next().await {
+        let outcome = done.map_err(|e| Error::Serve(format!("task panicked: {e}")))?;
+        if let Err(e) = outcome {
+            tracing::error!(error = %e, "control plane component failed; shutting down");
+            shutdown.cancel();
+            if result.is_ok() {
+                result = Err(e);
+            }
+        }
+    }
+    result
+}
+
+/// Turns each compilation into an xDS snapshot, reusing unchanged resources.
+struct Publisher {
+    tx: watch::Sender<Arc<Snapshot>>,
+    previous: Snapshot,
+}
+
+impl Publisher {
+    fn publish(&mut self, compiled: &Compiled, revision: u64) {
+        let mut next = Snapshot::new(revision);
+        for (name, service) in &compiled.services {
+            next.insert(self.resource(pb::SERVICE_TYPE_URL, name, service.encode_to_vec()));
+        }
+        for (name, table) in &compiled.route_tables {
+            next.insert(self.resource(pb::ROUTE_TABLE_TYPE_URL, name, table.encode_to_vec()));
+        }
+        self.previous = next.clone();
+        self.tx.send_replace(Arc::new(next));
+    }
+
+    /// The resource, or the previous snapshot's `Arc` of it when the bytes are equal.
+    fn resource(&self, type_url: &str, name: &str, value: Vec<u8>) -> Arc<XdsResource> {
+        let version = content_version(&value);
+        if let Some(old) = self.previous.get(type_url, name) {
+            if old.version == version {
+                return old.clone();
+            }
+        }
+        Arc::new(XdsResource::new(
+            name,
+            version,
+            prost_types::Any {
+                type_url: type_url.to_owned(),
+                value,
+            },
+        ))
+    }
+}
+
+/// FNV-1a of the encoded resource: equal bytes give equal versions on every instance,
+/// so a proxy moving between instances is not resent what it has.
+fn content_version(bytes: &[u8]) -> String {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in bytes {
+        hash ^= u64::from(*b);
+        hash = hash.wrapping_mul(0x0100_0000_01b3);
+    }
+    format!("{hash:016x}")
+}
+
+/// Registers workloads as their proxies connect and disconnect.
+struct Registrar {
+    store: Arc<dyn Store>,
+    instance: String,
+}
+
+#[async_trait::async_trait]
+impl Hooks for Registrar {
+    async fn connected(&self, info: &ConnectionInfo) -> Result<(), tonic::Status> {
+        let Some(reg) = &info.registration else {
+            return Err(tonic::Status::invalid_argument(format!(
+                "no workload registration: send a weft.proxy.v1.Registration in the {} metadata",
+                pb::REGISTRATION_METADATA_KEY
+            )));
+        };
+        let node = format!("{}/{}", reg.namespace, reg.name);
+        if info.node_id != node {
+            return Err(tonic::Status::invalid_argument(format!(
+                "Node.id {:?} does not match the registration {node:?}",
+                info.node_id
+            )));
+        }
+        match registry::connected(self.store.as_ref(), &self.instance, info.conn_id, reg).await {
+            Ok(()) => {
+                tracing::info!(workload = %node, conn = info.conn_id, peer = ?info.peer, "proxy connected");
+                Ok(())
+            }
+            Err(registry::RegisterError::Invalid(e)) => {
+                Err(tonic::Status::invalid_argument(format!("{node}: {e}")))
+            }
+            Err(registry::RegisterError::Store(e)) => {
+                tracing::error!(workload = %node, error = %e, "could not record a registration");
+                Err(tonic::Status::unavailable(format!(
+                    "store unavailable: {e}"
+                )))
+            }
+        }
+    }
+
+    async fn disconnected(&self, conn_id: u64, node_id: &str) {
+        let Some((namespace, name)) = node_id.split_once('/') else {
+            return;
+        };
+        let key = Key {
+            kind: Kind::Workload,
+            namespace: namespace.to_owned(),
+            name: name.to_owned(),
+        };
+        tracing::info!(workload = %node_id, conn = conn_id, "proxy disconnected");
+        if let Err(e) =
+            registry::disconnected(self.store.as_ref(), &self.instance, conn_id, &key).await
+        {
+            tracing::warn!(workload = %node_id, error = %e, "could not record a disconnection");
+        }
+    }
+}
+
+/// The API's view of connected proxies, with the config last sent decoded.
+struct Directory {
+    xds: XdsServer,
+}
+
+impl ProxyDirectory for Directory {
+    fn list(&self) -> Vec<serde_json::Value> {
+        self.xds
+            .proxies()
+            .into_iter()
+            .filter_map(|p| serde_json::to_value(p).ok())
+            .collect()
+    }
+
+    fn get(&self, namespace: &str, name: &str) -> Option<serde_json::Value> {
+        let node = format!("{namespace}/{name}");
+        let status = self.xds.proxy(&node)?;
+        let mut doc = serde_json::to_value(status).ok()?;
+        let sent: Vec<serde_json::Value> = self
+            .xds
+            .resources_sent(&node)
+            .unwrap_or_default()
+            .iter()
+            .map(|r| {
+                serde_json::json!({
+                    "typeUrl": r.type_url(),
+                    "name": r.name,
+                    "version": r.version,
+                    "resource": decode(&r.body),
+                })
+            })
+            .collect();
+        if let Some(obj) = doc.as_object_mut() {
+            obj.insert("configSent".into(), serde_json::Value::Array(sent));
+        }
+        Some(doc)
+    }
+}
+
+/// A proxy resource as JSON, in the proxy model's shape.
+fn decode(any: &prost_types::Any) -> serde_json::Value {
+    let undecodable = |e: &dyn std::fmt::Display| serde_json::json!({ "error": e.to_string() });
+    match any.type_url.as_str() {
+        pb::SERVICE_TYPE_URL => match pb::Service::decode(any.value.as_slice()) {
+            Ok(s) => match weft_api::proxy::Service::try_from(&s) {
+                Ok(s) => serde_json::to_value(s).unwrap_or_default(),
+                Err(e) => undecodable(&e),
+            },
+            Err(e) => undecodable(&e),
+        },
+        pb::ROUTE_TABLE_TYPE_URL => match pb::RouteTable::decode(any.value.as_slice()) {
+            Ok(t) => match weft_api::pb_convert::route_tables_from_pb(&t) {
+                Ok(t) => serde_json::to_value(t).unwrap_or_default(),
+                Err(e) => undecodable(&e),
+            },
+            Err(e) => undecodable(&e),
+        },
+        other => serde_json::json!({ "unknownType": other }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn equal_bytes_give_equal_versions_and_different_bytes_differ() {
+        assert_eq!(content_version(b"abc"), content_version(b"abc"));
+        assert_ne!(content_version(b"abc"), content_version(b"abd"));
+        assert_eq!(content_version(b"").len(), 16);
+    }
+
+    #[test]
+    fn an_unchanged_resource_keeps_its_arc_across_publishes() {
+        let (tx, rx) = watch::channel(Arc::new(Snapshot::new(0)));
+        let mut publisher = Publisher {
+            tx,
+            previous: Snapshot::new(0),
+        };
+        let mut compiled = Compiled::default();
+        compiled.services.insert(
+            "a.default".into(),
+            pb::Service {
+                name: "a".into(),
+                namespace: "default".into(),
+                ..pb::Service::default()
+            },
+        );
+        publisher.publish(&compiled, 1);
+        let first = rx.borrow().get(pb::SERVICE_TYPE_URL, "a.default").cloned();
+        compiled.services.insert(
+            "b.default".into(),
+            pb::Service {
+                name: "b".into(),
+                namespace: "default".into(),
+                ..pb::Service::default()
+            },
+        );
+        publisher.publish(&compiled, 2);
+        let snap = rx.borrow().clone();
+        let second = snap.get(pb::SERVICE_TYPE_URL, "a.default").cloned();
+        assert!(Arc::ptr_eq(&first.expect("a"), &second.expect("a")));
+        assert_eq!(snap.revision(), 2);
+        assert!(snap.get(pb::SERVICE_TYPE_URL, "b.default").is_some());
+    }
+}

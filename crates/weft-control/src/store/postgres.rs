@@ -1,0 +1,433 @@
+//! The shared backend: PostgreSQL, for several control-plane instances on one database.
+//!
+//! Every write transaction first locks the single `store_state` row, so writes are
+//! serialised across instances and revisions commit in the order they were taken. The
+//! write sends `NOTIFY weft_changes, '<revision>'` before committing; each instance runs
+//! a listener task on its own connection that pokes its feed publisher, which re-reads
+//! the log from the last revision it published. The publisher also re-reads on a
+//! periodic tick and after the listener reconnects, so a dropped LISTEN connection
+//! delays changes but never loses one, and every instance sees every write once, in
+//! order.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgListener, PgPool, PgPoolOptions};
+use tokio::sync::{broadcast, Notify};
+use tokio_util::sync::CancellationToken;
+use weft_api::resource::{Key, Kind, Object};
+
+use super::feed::{ChangeLog, Feed};
+use super::record::{self, to_i64, to_u64, PutPlan, RawChange, RawRecord, Record};
+use super::{Change, ChangeOp, Options, Precondition, Store, StoreError, Written};
+
+/// The notification channel writes announce their revision on.
+pub const CHANNEL: &str = "weft_changes";
+
+/// The `application_name` of the listener's connection (visible in
+/// `pg_stat_activity`).
+pub const LISTENER_APPLICATION_NAME: &str = "weft-control-feed";
+
+/// How long the listener waits before retrying after a failure: 1 s.
+const RETRY_DELAY: Duration = Duration::from_secs(1);
+
+const SELECT_OBJECT: &str = "SELECT kind, namespace, name, uid, api_version, generation, \
+     resource_version, \
+     to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') AS created_at, \
+     labels::text AS labels, annotations::text AS annotations, spec::text AS spec, \
+     status::text AS status FROM objects";
+
+/// The PostgreSQL store. Cheap to share behind an `Arc`; background tasks (feed
+/// publisher, listener) stop when it is dropped.
+pub struct Postgres {
+    db: Db,
+    feed: Feed,
+}
+
+/// The pool and what writes need; cloned into the feed's publisher.
+#[derive(Clone)]
+struct Db {
+    pool: PgPool,
+    max_changes: i64,
+}
+
+// === impl Postgres ===
+
+impl Postgres {
+    /// Connects to `url` (`postgres://user:password@host:port/database`), runs
+    /// migrations (serialised across instances by sqlx's advisory lock), starts
+    /// listening for other instances' writes and starts the feed. Must be called inside
+    /// a tokio runtime.
+    pub async fn connect(url: &str, options: &Options) -> Result<Self, StoreError> {
+        let connect: PgConnectOptions = url.parse()?;
+        let target = describe(&connect);
+        let pool = PgPoolOptions::new()
+            .max_connections(options.max_connections.max(1))
+            .acquire_timeout(options.acquire_timeout)
+            .connect_with(connect.clone())
+            .await
+            .map_err(|e| connect_error(&target, &e))?;
+        sqlx::migrate!("./migrations/postgres").run(&pool).await?;
+
+        // Its own pool of one, so that the LISTEN connection never competes with
+        // queries and is re-opened by PgListener when it drops.
+        let listener_pool = PgPoolOptions::new()
+            .max_connections(1)
+            .acquire_timeout(options.acquire_timeout)
+            .idle_timeout(None)
+            .max_lifetime(None)
+            .connect_lazy_with(connect.application_name(LISTENER_APPLICATION_NAME));
+        let mut listener = PgListener::connect_with(&listener_pool)
+            .await
+            .map_err(|e| connect_error(&target, &e))?;
+        listener.listen(CHANNEL).await?;
+
+        let db = Db {
+            pool,
+            max_changes: to_i64(options.retention.max_changes.max(1)),
+        };
+        // Read after LISTEN: a write committed in between is both in the log after
+        // `start` and notified.
+        let start = db.revision().await?;
+        let feed = Feed::spawn(db.clone(), start, options);
+        tokio::spawn(listen(listener, feed.poker(), feed.cancelled()));
+        tracing::info!(database = %target, revision = start, "opened the PostgreSQL store");
+        Ok(Self { db, feed })
+    }
+}
+
+#[async_trait]
+impl Store for Postgres {
+    fn backend(&self) -> &'static str {
+        "postgres"
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.db.pool).await?;
+        Ok(())
+    }
+
+    async fn get(&self, key: &Key) -> Result<Option<Object>, StoreError> {
+        let mut conn = self.db.pool.acquire().await?;
+        Ok(load(&mut conn, key).await?.map(|r| r.to_object()))
+    }
+
+    async fn list(
+        &self,
+        kind: Option<Kind>,
+        namespace: Option<&str>,
+    ) -> Result<(Vec<Object>, u64), StoreError> {
+        // One snapshot for the objects and the revision.
+        let mut tx = self
+            .db
+            .pool
+            .begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            .await?;
+        let revision = read_revision(&mut tx).await?;
+        let rows: Vec<RawRecord> = sqlx::query_as(&format!(
+            "{SELECT_OBJECT} WHERE ($1::text IS NULL OR kind = $1) \
+             AND ($2::text IS NULL OR namespace = $2)"
+        ))
+        .bind(kind.map(Kind::as_str))
+        .bind(namespace)
+        .fetch_all(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        let mut records = rows
+            .into_iter()
+            .map(RawRecord::decode)
+            .collect::<Result<Vec<_>, _>>()?;
+        records.sort_by(|a, b| a.key.cmp(&b.key));
+        Ok((records.iter().map(Record::to_object).collect(), revision))
+    }
+
+    async fn put(&self, object: Object, precondition: Precondition) -> Result<Written, StoreError> {
+        let key = record::key_of(&object)?;
+        let mut tx = self.db.pool.begin().await?;
+        lock_writes(&mut tx).await?;
+        let current = load(&mut tx, &key).await?;
+        let (mut next, created) = match record::plan_put(key, current, object, precondition)? {
+            PutPlan::Unchanged(current) => return Ok(Written::Unchanged(current.to_object())),
+            PutPlan::Create(next) => (next, true),
+            PutPlan::Update(next) => (next, false),
+        };
+        self.db.write(&mut tx, &mut next, ChangeOp::Put).await?;
+        tx.commit().await?;
+        self.feed.poke();
+        let object = next.to_object();
+        Ok(if created {
+            Written::Created(object)
+        } else {
+            Written::Configured(object)
+        })
+    }
+
+    async fn put_status(
+        &self,
+        key: &Key,
+        status: serde_json::Value,
+        precondition: Precondition,
+    ) -> Result<Option<Object>, StoreError> {
+        let mut tx = self.db.pool.begin().await?;
+        lock_writes(&mut tx).await?;
+        let current = load(&mut tx, key).await?;
+        let Some(mut next) = record::plan_status(key, current, status, precondition)? else {
+            return Ok(None);
+        };
+        self.db.write(&mut tx, &mut next, ChangeOp::Put).await?;
+        tx.commit().await?;
+        self.feed.poke();
+        Ok(Some(next.to_object()))
+    }
+
+    async fn delete(&self, key: &Key, precondition: Precondition) -> Result<Object, StoreError> {
+        let mut tx = self.db.pool.begin().await?;
+        lock_writes(&mut tx).await?;
+        let current = load(&mut tx, key).await?;
+        let mut gone = record::plan_delete(key, current, precondition)?;
+        self.db.write(&mut tx, &mut gone, ChangeOp::Delete).await?;
+        tx.commit().await?;
+        self.feed.poke();
+        Ok(gone.to_object())
+    }
+
+    async fn changes_since(&self, revision: u64, limit: u32) -> Result<Vec<Change>, StoreError> {
+        self.db.read(revision, limit).await
+    }
+
+    fn subscribe(&self) -> broadcast::Receiver<Change> {
+        self.feed.subscribe()
+    }
+
+    async fn revision(&self) -> Result<u64, StoreError> {
+        self.db.revision().await
+    }
+}
+
+// === impl Db ===
+
+impl Db {
+    async fn revision(&self) -> Result<u64, StoreError> {
+        let mut conn = self.pool.acquire().await?;
+        read_revision(&mut conn).await
+    }
+
+    /// Takes the next revision and records the write of `record` (for puts, with that
+    /// revision as its resource version), its change and its notification, compacting
+    /// the log by count. The caller holds the write lock ([`lock_writes`]).
+    async fn write(
+        &self,
+        conn: &mut PgConnection,
+        record: &mut Record,
+        op: ChangeOp,
+    ) -> Result<u64, StoreError> {
+        let (revision, compacted): (i64, i64) = sqlx::query_as(
+            "UPDATE store_state SET revision = revision + 1, \
+             compacted_through = GREATEST(compacted_through, revision + 1 - $1) \
+             WHERE id = 1 RETURNING revision, compacted_through",
+        )
+        .bind(self.max_changes)
+        .fetch_one(&mut *conn)
+        .await?;
+        let revision = to_u64(revision, "store_state.revision")?;
+        match op {
+            ChangeOp::Put => {
+                record.resource_version = revision;
+                let e = record.encode();
+                sqlx::query(
+                    "INSERT INTO objects (kind, namespace, name, uid, api_version, generation, \
+                     resource_version, created_at, labels, annotations, spec, status) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8::timestamptz, $9::jsonb, \
+                     $10::jsonb, $11::json, $12::json) \
+                     ON CONFLICT (kind, namespace, name) DO UPDATE SET \
+                     uid = excluded.uid, api_version = excluded.api_version, \
+                     generation = excluded.generation, \
+                     resource_version = excluded.resource_version, \
+                     created_at = excluded.created_at, labels = excluded.labels, \
+                     annotations = excluded.annotations, spec = excluded.spec, \
+                     status = excluded.status",
+                )
+                .bind(e.kind)
+                .bind(e.namespace)
+                .bind(e.name)
+                .bind(e.uid)
+                .bind(e.api_version)
+                .bind(e.generation)
+                .bind(e.resource_version)
+                .bind(e.created_at)
+                .bind(e.labels)
+                .bind(e.annotations)
+                .bind(e.spec)
+                .bind(e.status)
+                .execute(&mut *conn)
+                .await?;
+            }
+            ChangeOp::Delete => {
+                sqlx::query("DELETE FROM objects WHERE kind = $1 AND namespace = $2 AND name = $3")
+                    .bind(record.key.kind.as_str())
+                    .bind(&record.key.namespace)
+                    .bind(&record.key.name)
+                    .execute(&mut *conn)
+                    .await?;
+            }
+        }
+        sqlx::query(
+            "INSERT INTO changes (revision, kind, namespace, name, op, object) \
+             VALUES ($1, $2, $3, $4, $5, $6::json)",
+        )
+        .bind(to_i64(revision))
+        .bind(record.key.kind.as_str())
+        .bind(&record.key.namespace)
+        .bind(&record.key.name)
+        .bind(record::op_name(op))
+        .bind(record.change_json()?)
+        .execute(&mut *conn)
+        .await?;
+        if compacted > 0 {
+            sqlx::query("DELETE FROM changes WHERE revision <= $1")
+                .bind(compacted)
+                .execute(&mut *conn)
+                .await?;
+        }
+        // Delivered at commit, to every instance's listener (this one's included).
+        sqlx::query("SELECT pg_notify($1, $2)")
+            .bind(CHANNEL)
+            .bind(revision.to_string())
+            .execute(&mut *conn)
+            .await?;
+        Ok(revision)
+    }
+}
+
+impl ChangeLog for Db {
+    async fn read(&self, revision: u64, limit: u32) -> Result<Vec<Change>, StoreError> {
+        let mut tx = self
+            .pool
+            .begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            .await?;
+        let compacted: i64 =
+            sqlx::query_scalar("SELECT compacted_through FROM store_state WHERE id = 1")
+                .fetch_one(&mut *tx)
+                .await?;
+        let compacted = to_u64(compacted, "store_state.compacted_through")?;
+        if revision < compacted {
+            return Err(StoreError::Compacted {
+                requested: revision,
+                oldest: compacted + 1,
+            });
+        }
+        let rows: Vec<RawChange> = sqlx::query_as(
+            "SELECT revision, op, object::text AS object FROM changes WHERE revision > $1 \
+             ORDER BY revision LIMIT $2",
+        )
+        .bind(to_i64(revision))
+        .bind(i64::from(limit))
+        .fetch_all(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        rows.into_iter().map(RawChange::decode).collect()
+    }
+
+    async fn compact_older_than(&self, max_age: Duration) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        lock_writes(&mut tx).await?;
+        let through: Option<i64> = sqlx::query_scalar(
+            "SELECT MAX(revision) FROM changes \
+             WHERE recorded_at < now() - make_interval(secs => $1)",
+        )
+        .bind(max_age.as_secs_f64())
+        .fetch_one(&mut *tx)
+        .await?;
+        if let Some(through) = through {
+            sqlx::query(
+                "UPDATE store_state SET compacted_through = GREATEST(compacted_through, $1) \
+                 WHERE id = 1",
+            )
+            .bind(through)
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query("DELETE FROM changes WHERE revision <= $1")
+                .bind(through)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+}
+
+// === listener ===
+
+/// Pokes the feed on every notification, and after every reconnect (writes made while
+/// the connection was down were not notified to us, but are in the log).
+async fn listen(mut listener: PgListener, poke: Arc<Notify>, cancel: CancellationToken) {
+    loop {
+        let next = tokio::select! {
+            () = cancel.cancelled() => return,
+            next = listener.try_recv() => next,
+        };
+        match next {
+            Ok(Some(_notification)) => poke.notify_one(),
+            Ok(None) => {
+                tracing::info!("the store's LISTEN connection was lost and re-opened");
+                poke.notify_one();
+            }
+            Err(error) => {
+                tracing::warn!(%error, "the store's LISTEN connection failed; retrying");
+                poke.notify_one();
+                tokio::select! {
+                    () = cancel.cancelled() => return,
+                    () = tokio::time::sleep(RETRY_DELAY) => {}
+                }
+            }
+        }
+    }
+}
+
+// === queries ===
+
+/// Serialises writers across instances: held until commit or rollback.
+async fn lock_writes(conn: &mut PgConnection) -> Result<(), StoreError> {
+    sqlx::query("SELECT revision FROM store_state WHERE id = 1 FOR UPDATE")
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
+async fn load(conn: &mut PgConnection, key: &Key) -> Result<Option<Record>, StoreError> {
+    let row: Option<RawRecord> = sqlx::query_as(&format!(
+        "{SELECT_OBJECT} WHERE kind = $1 AND namespace = $2 AND name = $3"
+    ))
+    .bind(key.kind.as_str())
+    .bind(&key.namespace)
+    .bind(&key.name)
+    .fetch_optional(&mut *conn)
+    .await?;
+    row.map(RawRecord::decode).transpose()
+}
+
+async fn read_revision(conn: &mut PgConnection) -> Result<u64, StoreError> {
+    let revision: i64 = sqlx::query_scalar("SELECT revision FROM store_state WHERE id = 1")
+        .fetch_one(&mut *conn)
+        .await?;
+    to_u64(revision, "store_state.revision")
+}
+
+/// `PostgreSQL at host:port/database`, without credentials, for errors and logs.
+fn describe(connect: &PgConnectOptions) -> String {
+    let database = connect
+        .get_database()
+        .unwrap_or_else(|| connect.get_username());
+    format!(
+        "PostgreSQL at {}:{}/{database}",
+        connect.get_host(),
+        connect.get_port()
+    )
+}
+
+fn connect_error(target: &str, error: &sqlx::Error) -> StoreError {
+    StoreError::Database(sqlx::Error::Io(std::io::Error::other(format!(
+        "cannot connect to {target}: {error}"
+    ))))
+}

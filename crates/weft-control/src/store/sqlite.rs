@@ -1,0 +1,373 @@
+//! The embedded backend: one SQLite file (WAL mode) for a single control-plane
+//! instance, e.g. `/var/lib/weft/weft.db`.
+//!
+//! Writes are serialised twice over: an in-process lock (so concurrent API requests
+//! queue instead of spinning on SQLite's busy handler) and `BEGIN IMMEDIATE` (so another
+//! process opening the file cannot interleave). Reads run concurrently from the pool.
+//! The feed is published from this process after each commit; a periodic re-read also
+//! picks up writes made by another process on the same file.
+
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
+    SqliteSynchronous,
+};
+use tokio::sync::{broadcast, Mutex};
+use weft_api::resource::{Key, Kind, Object};
+
+use super::feed::{ChangeLog, Feed};
+use super::record::{self, to_i64, to_u64, PutPlan, RawChange, RawRecord, Record};
+use super::{Change, ChangeOp, Options, Precondition, Store, StoreError, Written};
+
+/// How long a statement waits for another process's write lock: 5 s.
+pub const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+const SELECT_OBJECT: &str = "SELECT kind, namespace, name, uid, api_version, generation, \
+     resource_version, created_at, labels, annotations, spec, status FROM objects";
+
+/// The SQLite store. Cheap to share behind an `Arc`; background tasks stop when it is
+/// dropped.
+pub struct Sqlite {
+    db: Db,
+    feed: Feed,
+}
+
+/// The pool and what writes need; cloned into the feed's publisher.
+#[derive(Clone)]
+struct Db {
+    pool: SqlitePool,
+    write_lock: Arc<Mutex<()>>,
+    max_changes: i64,
+}
+
+// === impl Sqlite ===
+
+impl Sqlite {
+    /// Opens (creating if missing: the directory with mode 0700, the file with 0600)
+    /// the database file at `path`, runs migrations and starts the change feed. Must be
+    /// called inside a tokio runtime.
+    pub async fn open(path: &Path, options: &Options) -> Result<Self, StoreError> {
+        let open_error = |e: std::io::Error| {
+            StoreError::Database(sqlx::Error::Io(std::io::Error::new(
+                e.kind(),
+                format!("cannot open SQLite database at {}: {e}", path.display()),
+            )))
+        };
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            if !dir.exists() {
+                std::fs::DirBuilder::new()
+                    .recursive(true)
+                    .mode(0o700)
+                    .create(dir)
+                    .map_err(open_error)?;
+            }
+        }
+        // Created here rather than by SQLite so that it is private from the start.
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .mode(0o600)
+            .open(path)
+            .map_err(open_error)?;
+
+        let connect = SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            // A control plane acknowledges an apply only once it is on disk.
+            .synchronous(SqliteSynchronous::Full)
+            .busy_timeout(BUSY_TIMEOUT);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(options.max_connections.max(1))
+            .acquire_timeout(options.acquire_timeout)
+            .connect_with(connect)
+            .await
+            .map_err(|e| connect_error(path, &e))?;
+        sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
+
+        let db = Db {
+            pool,
+            write_lock: Arc::new(Mutex::new(())),
+            max_changes: to_i64(options.retention.max_changes.max(1)),
+        };
+        let start = db.revision().await?;
+        let feed = Feed::spawn(db.clone(), start, options);
+        tracing::info!(path = %path.display(), revision = start, "opened the SQLite store");
+        Ok(Self { db, feed })
+    }
+}
+
+#[async_trait]
+impl Store for Sqlite {
+    fn backend(&self) -> &'static str {
+        "sqlite"
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.db.pool).await?;
+        Ok(())
+    }
+
+    async fn get(&self, key: &Key) -> Result<Option<Object>, StoreError> {
+        let mut conn = self.db.pool.acquire().await?;
+        Ok(load(&mut conn, key).await?.map(|r| r.to_object()))
+    }
+
+    async fn list(
+        &self,
+        kind: Option<Kind>,
+        namespace: Option<&str>,
+    ) -> Result<(Vec<Object>, u64), StoreError> {
+        // One read transaction: WAL gives it a snapshot, so objects and revision agree.
+        let mut tx = self.db.pool.begin().await?;
+        let revision = read_revision(&mut tx).await?;
+        let rows: Vec<RawRecord> = sqlx::query_as(&format!(
+            "{SELECT_OBJECT} WHERE (?1 IS NULL OR kind = ?1) AND (?2 IS NULL OR namespace = ?2)"
+        ))
+        .bind(kind.map(Kind::as_str))
+        .bind(namespace)
+        .fetch_all(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        let mut records = rows
+            .into_iter()
+            .map(RawRecord::decode)
+            .collect::<Result<Vec<_>, _>>()?;
+        records.sort_by(|a, b| a.key.cmp(&b.key));
+        Ok((records.iter().map(Record::to_object).collect(), revision))
+    }
+
+    async fn put(&self, object: Object, precondition: Precondition) -> Result<Written, StoreError> {
+        let key = record::key_of(&object)?;
+        let _writer = self.db.write_lock.lock().await;
+        let mut tx = self.db.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let current = load(&mut tx, &key).await?;
+        let (mut next, created) = match record::plan_put(key, current, object, precondition)? {
+            PutPlan::Unchanged(current) => return Ok(Written::Unchanged(current.to_object())),
+            PutPlan::Create(next) => (next, true),
+            PutPlan::Update(next) => (next, false),
+        };
+        self.db.write(&mut tx, &mut next, ChangeOp::Put).await?;
+        tx.commit().await?;
+        self.feed.poke();
+        let object = next.to_object();
+        Ok(if created {
+            Written::Created(object)
+        } else {
+            Written::Configured(object)
+        })
+    }
+
+    async fn put_status(
+        &self,
+        key: &Key,
+        status: serde_json::Value,
+        precondition: Precondition,
+    ) -> Result<Option<Object>, StoreError> {
+        let _writer = self.db.write_lock.lock().await;
+        let mut tx = self.db.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let current = load(&mut tx, key).await?;
+        let Some(mut next) = record::plan_status(key, current, status, precondition)? else {
+            return Ok(None);
+        };
+        self.db.write(&mut tx, &mut next, ChangeOp::Put).await?;
+        tx.commit().await?;
+        self.feed.poke();
+        Ok(Some(next.to_object()))
+    }
+
+    async fn delete(&self, key: &Key, precondition: Precondition) -> Result<Object, StoreError> {
+        let _writer = self.db.write_lock.lock().await;
+        let mut tx = self.db.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let current = load(&mut tx, key).await?;
+        let mut gone = record::plan_delete(key, current, precondition)?;
+        self.db.write(&mut tx, &mut gone, ChangeOp::Delete).await?;
+        tx.commit().await?;
+        self.feed.poke();
+        Ok(gone.to_object())
+    }
+
+    async fn changes_since(&self, revision: u64, limit: u32) -> Result<Vec<Change>, StoreError> {
+        self.db.read(revision, limit).await
+    }
+
+    fn subscribe(&self) -> broadcast::Receiver<Change> {
+        self.feed.subscribe()
+    }
+
+    async fn revision(&self) -> Result<u64, StoreError> {
+        self.db.revision().await
+    }
+}
+
+// === impl Db ===
+
+impl Db {
+    async fn revision(&self) -> Result<u64, StoreError> {
+        let mut conn = self.pool.acquire().await?;
+        read_revision(&mut conn).await
+    }
+
+    /// Takes the next revision and records the write of `record` (for puts, with that
+    /// revision as its resource version) and its change, compacting the log by count.
+    async fn write(
+        &self,
+        conn: &mut SqliteConnection,
+        record: &mut Record,
+        op: ChangeOp,
+    ) -> Result<u64, StoreError> {
+        let (revision, compacted): (i64, i64) = sqlx::query_as(
+            "UPDATE store_state SET revision = revision + 1, \
+             compacted_through = MAX(compacted_through, revision + 1 - ?1) \
+             WHERE id = 1 RETURNING revision, compacted_through",
+        )
+        .bind(self.max_changes)
+        .fetch_one(&mut *conn)
+        .await?;
+        let revision = to_u64(revision, "store_state.revision")?;
+        match op {
+            ChangeOp::Put => {
+                record.resource_version = revision;
+                let e = record.encode();
+                sqlx::query(
+                    "INSERT INTO objects (kind, namespace, name, uid, api_version, generation, \
+                     resource_version, created_at, labels, annotations, spec, status) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12) \
+                     ON CONFLICT (kind, namespace, name) DO UPDATE SET \
+                     uid = excluded.uid, api_version = excluded.api_version, \
+                     generation = excluded.generation, \
+                     resource_version = excluded.resource_version, \
+                     created_at = excluded.created_at, labels = excluded.labels, \
+                     annotations = excluded.annotations, spec = excluded.spec, \
+                     status = excluded.status",
+                )
+                .bind(e.kind)
+                .bind(e.namespace)
+                .bind(e.name)
+                .bind(e.uid)
+                .bind(e.api_version)
+                .bind(e.generation)
+                .bind(e.resource_version)
+                .bind(e.created_at)
+                .bind(e.labels)
+                .bind(e.annotations)
+                .bind(e.spec)
+                .bind(e.status)
+                .execute(&mut *conn)
+                .await?;
+            }
+            ChangeOp::Delete => {
+                sqlx::query("DELETE FROM objects WHERE kind = ?1 AND namespace = ?2 AND name = ?3")
+                    .bind(record.key.kind.as_str())
+                    .bind(&record.key.namespace)
+                    .bind(&record.key.name)
+                    .execute(&mut *conn)
+                    .await?;
+            }
+        }
+        sqlx::query(
+            "INSERT INTO changes (revision, kind, namespace, name, op, object) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        )
+        .bind(to_i64(revision))
+        .bind(record.key.kind.as_str())
+        .bind(&record.key.namespace)
+        .bind(&record.key.name)
+        .bind(record::op_name(op))
+        .bind(record.change_json()?)
+        .execute(&mut *conn)
+        .await?;
+        if compacted > 0 {
+            sqlx::query("DELETE FROM changes WHERE revision <= ?1")
+                .bind(compacted)
+                .execute(&mut *conn)
+                .await?;
+        }
+        Ok(revision)
+    }
+}
+
+impl ChangeLog for Db {
+    async fn read(&self, revision: u64, limit: u32) -> Result<Vec<Change>, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let (_, compacted): (i64, i64) =
+            sqlx::query_as("SELECT revision, compacted_through FROM store_state WHERE id = 1")
+                .fetch_one(&mut *tx)
+                .await?;
+        let compacted = to_u64(compacted, "store_state.compacted_through")?;
+        if revision < compacted {
+            return Err(StoreError::Compacted {
+                requested: revision,
+                oldest: compacted + 1,
+            });
+        }
+        let rows: Vec<RawChange> = sqlx::query_as(
+            "SELECT revision, op, object FROM changes WHERE revision > ?1 \
+             ORDER BY revision LIMIT ?2",
+        )
+        .bind(to_i64(revision))
+        .bind(i64::from(limit))
+        .fetch_all(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        rows.into_iter().map(RawChange::decode).collect()
+    }
+
+    async fn compact_older_than(&self, max_age: Duration) -> Result<(), StoreError> {
+        let _writer = self.write_lock.lock().await;
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let through: Option<i64> = sqlx::query_scalar(
+            "SELECT MAX(revision) FROM changes WHERE recorded_at < unixepoch() - ?1",
+        )
+        .bind(to_i64(max_age.as_secs()))
+        .fetch_one(&mut *tx)
+        .await?;
+        if let Some(through) = through {
+            sqlx::query(
+                "UPDATE store_state SET compacted_through = MAX(compacted_through, ?1) WHERE id = 1",
+            )
+            .bind(through)
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query("DELETE FROM changes WHERE revision <= ?1")
+                .bind(through)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+}
+
+// === queries ===
+
+async fn load(conn: &mut SqliteConnection, key: &Key) -> Result<Option<Record>, StoreError> {
+    let row: Option<RawRecord> = sqlx::query_as(&format!(
+        "{SELECT_OBJECT} WHERE kind = ?1 AND namespace = ?2 AND name = ?3"
+    ))
+    .bind(key.kind.as_str())
+    .bind(&key.namespace)
+    .bind(&key.name)
+    .fetch_optional(&mut *conn)
+    .await?;
+    row.map(RawRecord::decode).transpose()
+}
+
+async fn read_revision(conn: &mut SqliteConnection) -> Result<u64, StoreError> {
+    let revision: i64 = sqlx::query_scalar("SELECT revision FROM store_state WHERE id = 1")
+        .fetch_one(&mut *conn)
+        .await?;
+    to_u64(revision, "store_state.revision")
+}
+
+fn connect_error(path: &Path, error: &sqlx::Error) -> StoreError {
+    StoreError::Database(sqlx::Error::Io(std::io::Error::other(format!(
+        "cannot open SQLite database at {}: {error}",
+        path.display()
+    ))))
+}

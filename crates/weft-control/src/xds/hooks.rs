@@ -1,0 +1,50 @@
+//! The seam between the xDS server and the rest of the control plane: who connected,
+//! may it, and who left.
+
+use std::net::SocketAddr;
+use std::time::SystemTime;
+
+use weft_api::pb::v1 as pb;
+
+/// Who opened an xDS stream.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConnectionInfo {
+    /// Server-assigned stream id, unique for the life of the process.
+    pub conn_id: u64,
+    /// `Node.id` of the first request (`<namespace>/<name>`).
+    pub node_id: String,
+    /// Decoded `weft-registration-bin` metadata, if the proxy sent it.
+    pub registration: Option<pb::Registration>,
+    /// Remote address of the connection, when known.
+    pub peer: Option<SocketAddr>,
+    /// When the stream was accepted.
+    pub connected_at: SystemTime,
+}
+
+/// Control-plane callbacks on stream lifecycle.
+///
+/// Called once per stream each: `connected` after the first request (which carries
+/// the node id), `disconnected` when a stream that was accepted ends, whatever the
+/// reason.
+#[async_trait::async_trait]
+pub trait Hooks: Send + Sync + 'static {
+    /// A proxy opened a stream. Returning an error ends the stream with that status
+    /// (e.g. `permission_denied` for an unknown workload); nothing is served.
+    async fn connected(&self, info: &ConnectionInfo) -> Result<(), tonic::Status>;
+
+    /// An accepted stream ended.
+    async fn disconnected(&self, conn_id: u64, node_id: &str);
+}
+
+/// [`Hooks`] that accept every proxy and do nothing.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoHooks;
+
+#[async_trait::async_trait]
+impl Hooks for NoHooks {
+    async fn connected(&self, _info: &ConnectionInfo) -> Result<(), tonic::Status> {
+        Ok(())
+    }
+
+    async fn disconnected(&self, _conn_id: u64, _node_id: &str) {}
+}

@@ -1,0 +1,674 @@
+//! The delta xDS protocol state of one stream, without I/O.
+//!
+//! A [`Session`] turns each request (subscribe, unsubscribe, ACK, NACK) and each new
+//! [`Snapshot`] into the responses to send. Per type URL it keeps the subscribed names,
+//! whether the subscription is wildcard, and what the client holds (`known`: the `Arc`s
+//! last sent, or matched from `initial_resource_versions`), so a diff costs what the
+//! stream subscribes to, never a copy of the snapshot.
+//!
+//! Flow control: at most one response per type is unacknowledged. Changes that arrive
+//! meanwhile are folded into the next diff, computed when the ACK or NACK arrives, so a
+//! slow proxy receives the latest state once instead of every intermediate one.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use envoy_types::pb::envoy::service::discovery::v3::{
+    DeltaDiscoveryRequest, DeltaDiscoveryResponse, Resource,
+};
+use envoy_types::pb::google::protobuf::Any;
+use envoy_types::pb::google::rpc;
+use prost::Message;
+use tracing::{debug, warn};
+use weft_api::pb::v1 as pb;
+
+use super::snapshot::{Snapshot, XdsResource};
+use super::status::{Acked, Nack, ResourceError, Sent, TypeStatus};
+
+/// The name that subscribes to every resource of a type.
+pub const WILDCARD: &str = "*";
+
+/// Protocol state of one stream.
+#[derive(Debug, Default)]
+pub(crate) struct Session {
+    nonce_prefix: u64,
+    nonce_seq: u64,
+    types: HashMap<String, TypeState>,
+}
+
+/// Protocol state of one type URL on one stream.
+#[derive(Debug, Default)]
+struct TypeState {
+    wildcard: bool,
+    names: HashSet<String>,
+    /// What the client holds, as far as the server knows.
+    known: HashMap<String, Arc<XdsResource>>,
+    /// Subscribed names that do not exist, to report in `removed_resources` once.
+    absent: Vec<String>,
+    /// Nonce of the unacknowledged response, if any.
+    pending: Option<String>,
+    last_sent: Option<Sent>,
+    acked: Option<Acked>,
+    last_nack: Option<Nack>,
+}
+
+// === impl Session ===
+
+impl Session {
+    /// A session whose nonces start with `conn_id` (unique across streams, which makes
+    /// logs and `weft inspect` unambiguous).
+    pub(crate) fn new(conn_id: u64) -> Self {
+        Self {
+            nonce_prefix: conn_id,
+            ..Self::default()
+        }
+    }
+
+    /// Handles one request; returns the response to send, if any.
+    pub(crate) fn on_request(
+        &mut self,
+        request: DeltaDiscoveryRequest,
+        snapshot: &Snapshot,
+    ) -> Result<Option<DeltaDiscoveryResponse>, tonic::Status> {
+        let DeltaDiscoveryRequest {
+            type_url,
+            resource_names_subscribe,
+            resource_names_unsubscribe,
+            initial_resource_versions,
+            response_nonce,
+            error_detail,
+            ..
+        } = request;
+        if type_url.is_empty() {
+            return Err(tonic::Status::invalid_argument(
+                "DeltaDiscoveryRequest.type_url is empty: every request must name the resource type it is about",
+            ));
+        }
+        let first = !self.types.contains_key(&type_url);
+        let state = self.types.entry(type_url.clone()).or_default();
+
+        if !response_nonce.is_empty() {
+            state.on_reply(&type_url, response_nonce, error_detail);
+        }
+
+        // Legacy wildcard: a first request naming nothing is a subscription to "*".
+        if first && resource_names_subscribe.is_empty() {
+            state.wildcard = true;
+        }
+        let mut added = Vec::new();
+        for name in resource_names_subscribe {
+            if name == WILDCARD {
+                state.wildcard = true;
+            } else if state.names.insert(name.clone()) {
+                added.push(name);
+            }
+        }
+        for name in resource_names_unsubscribe {
+            state.unsubscribe(&name);
+        }
+
+        let resources = snapshot.resources(&type_url);
+        let exists = |name: &str| resources.is_some_and(|r| r.contains_key(name));
+        // Initial versions only count on the first request for a type (spec); later
+        // ones are ignored.
+        if first {
+            for (name, version) in initial_resource_versions {
+                if !state.subscribed(&name) {
+                    continue;
+                }
+                match resources.and_then(|r| r.get(&name)) {
+                    Some(current) if current.version == version => {
+                        state.known.insert(name, Arc::clone(current));
+                    }
+                    Some(_) => {}
+                    None => state.report_absent(name),
+                }
+            }
+        }
+        for name in added {
+            if !exists(&name) && !state.known.contains_key(&name) {
+                state.report_absent(name);
+            }
+        }
+
+        Ok(self.respond(&type_url, snapshot))
+    }
+
+    /// Handles a new snapshot; returns the responses to send (one per type that changed
+    /// and has no unacknowledged response).
+    pub(crate) fn on_snapshot(&mut self, snapshot: &Snapshot) -> Vec<DeltaDiscoveryResponse> {
+        let idle: Vec<String> = self
+            .types
+            .iter()
+            .filter(|(_, state)| state.pending.is_none())
+            .map(|(type_url, _)| type_url.clone())
+            .collect();
+        idle.iter()
+            .filter_map(|type_url| self.respond(type_url, snapshot))
+            .collect()
+    }
+
+    /// Diffs one type against `snapshot` and builds the response, unless the client is
+    /// up to date or has not acknowledged the previous response yet.
+    fn respond(&mut self, type_url: &str, snapshot: &Snapshot) -> Option<DeltaDiscoveryResponse> {
+        let state = self.types.get_mut(type_url)?;
+        if state.pending.is_some() {
+            return None;
+        }
+        let (updated, removed) = state.diff(snapshot.resources(type_url));
+        if updated.is_empty() && removed.is_empty() {
+            return None;
+        }
+        self.nonce_seq += 1;
+        let nonce = format!("{}-{}", self.nonce_prefix, self.nonce_seq);
+        for resource in &updated {
+            state
+                .known
+                .insert(resource.name.clone(), Arc::clone(resource));
+        }
+        for name in &removed {
+            state.known.remove(name);
+        }
+        state.pending = Some(nonce.clone());
+        let response = DeltaDiscoveryResponse {
+            system_version_info: snapshot.revision().to_string(),
+            type_url: type_url.to_owned(),
+            resources: updated.iter().map(|r| to_proto(r)).collect(),
+            removed_resources: removed.clone(),
+            nonce: nonce.clone(),
+            ..DeltaDiscoveryResponse::default()
+        };
+        debug!(
+            type_url,
+            nonce,
+            revision = snapshot.revision(),
+            updated = updated.len(),
+            removed = removed.len(),
+            "pushing resources"
+        );
+        state.last_sent = Some(Sent {
+            nonce,
+            at: SystemTime::now(),
+            resources: updated,
+            removed,
+        });
+        Some(response)
+    }
+
+    /// Every resource the client holds as far as the server knows, by type.
+    pub(crate) fn known(&self) -> Vec<Arc<XdsResource>> {
+        self.types
+            .values()
+            .flat_map(|state| state.known.values().cloned())
+            .collect()
+    }
+
+    /// The status of each type, sorted by type URL.
+    pub(crate) fn status(&self) -> Vec<TypeStatus> {
+        let mut types: Vec<TypeStatus> = self
+            .types
+            .iter()
+            .map(|(type_url, state)| state.status(type_url))
+            .collect();
+        types.sort_by(|a, b| a.type_url.cmp(&b.type_url));
+        types
+    }
+}
+
+// === impl TypeState ===
+
+impl TypeState {
+    fn subscribed(&self, name: &str) -> bool {
+        self.wildcard || self.names.contains(name)
+    }
+
+    fn report_absent(&mut self, name: String) {
+        if !self.absent.contains(&name) {
+            self.absent.push(name);
+        }
+    }
+
+    /// Unsubscribes `name` (or the wildcard). The client drops what it unsubscribed
+    /// from on its own: nothing is sent.
+    fn unsubscribe(&mut self, name: &str) {
+        if name == WILDCARD {
+            self.wildcard = false;
+            let names = &self.names;
+            self.known.retain(|known, _| names.contains(known));
+        } else {
+            self.names.remove(name);
+            if !self.wildcard {
+                self.known.remove(name);
+            }
+        }
+        let (wildcard, names) = (self.wildcard, &self.names);
+        self.absent
+            .retain(|absent| wildcard || names.contains(absent));
+    }
+
+    /// An ACK or NACK of `nonce`.
+    fn on_reply(&mut self, type_url: &str, nonce: String, error: Option<rpc::Status>) {
+        if self.pending.as_deref() != Some(nonce.as_str()) {
+            debug!(type_url, nonce, "ignoring reply to a stale nonce");
+            return;
+        }
+        self.pending = None;
+        let at = SystemTime::now();
+        match error {
+            None => {
+                let versions = self
+                    .last_sent
+                    .as_ref()
+                    .map(|sent| {
+                        sent.resources
+                            .iter()
+                            .map(|r| (r.name.clone(), r.version.clone()))
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                self.acked = Some(Acked {
+                    nonce,
+                    at,
+                    versions,
+                });
+            }
+            Some(status) => {
+                let errors = resource_errors(&status.details);
+                warn!(
+                    type_url,
+                    nonce,
+                    code = status.code,
+                    message = status.message,
+                    refused = errors.len(),
+                    "proxy refused resources (NACK)"
+                );
+                self.last_nack = Some(Nack {
+                    nonce,
+                    at,
+                    message: status.message,
+                    errors,
+                });
+            }
+        }
+    }
+
+    /// What to send so the client matches `resources`: changed or newly visible
+    /// resources, and names to report removed. Costs the subscribed names plus what the
+    /// client holds (plus the type's size for a wildcard subscription).
+    fn diff(
+        &mut self,
+        resources: Option<&HashMap<String, Arc<XdsResource>>>,
+    ) -> (Vec<Arc<XdsResource>>, Vec<String>) {
+        let get = |name: &str| resources.and_then(|r| r.get(name));
+        let mut updated = Vec::new();
+        let mut wanted = |resource: &Arc<XdsResource>| {
+            let held = self.known.get(&resource.name);
+            if !held.is_some_and(|held| held.same_as(resource)) {
+                updated.push(Arc::clone(resource));
+            }
+        };
+        if self.wildcard {
+            resources
+                .into_iter()
+                .flat_map(HashMap::values)
+                .for_each(&mut wanted);
+        } else {
+            self.names
+                .iter()
+                .filter_map(|name| get(name))
+                .for_each(&mut wanted);
+        }
+        // Reported absent but created since: it is sent instead.
+        let mut removed: Vec<String> = std::mem::take(&mut self.absent)
+            .into_iter()
+            .filter(|name| get(name).is_none())
+            .collect();
+        removed.extend(
+            self.known
+                .keys()
+                .filter(|name| get(name).is_none())
+                .cloned(),
+        );
+        updated.sort_by(|a, b| a.name.cmp(&b.name));
+        removed.sort();
+        (updated, removed)
+    }
+
+    fn status(&self, type_url: &str) -> TypeStatus {
+        let mut subscribed: Vec<String> = self.names.iter().cloned().collect();
+        if self.wildcard {
+            subscribed.push(WILDCARD.to_owned());
+        }
+        subscribed.sort();
+        TypeStatus {
+            type_url: type_url.to_owned(),
+            subscribed,
+            resources: self
+                .known
+                .iter()
+                .map(|(name, r)| (name.clone(), r.version.clone()))
+                .collect::<BTreeMap<_, _>>(),
+            pending_nonce: self.pending.clone(),
+            last_sent: self.last_sent.as_ref().map(Sent::status),
+            acked: self.acked.as_ref().map(Acked::status),
+            last_nack: self.last_nack.as_ref().map(Nack::status),
+        }
+    }
+}
+
+fn to_proto(resource: &XdsResource) -> Resource {
+    Resource {
+        name: resource.name.clone(),
+        version: resource.version.clone(),
+        resource: Some(Any {
+            type_url: resource.body.type_url.clone(),
+            value: resource.body.value.clone(),
+        }),
+        ..Resource::default()
+    }
+}
+
+/// The per-resource errors a proxy put in a NACK's `error_detail.details`.
+fn resource_errors(details: &[Any]) -> Vec<ResourceError> {
+    details
+        .iter()
+        .filter(|any| any.type_url == pb::RESOURCE_ERRORS_TYPE_URL)
+        .filter_map(
+            |any| match pb::ResourceErrors::decode(any.value.as_slice()) {
+                Ok(errors) => Some(errors.errors),
+                Err(error) => {
+                    warn!(%error, "NACK carries an undecodable weft.proxy.v1.ResourceErrors");
+                    None
+                }
+            },
+        )
+        .flatten()
+        .map(|e| ResourceError {
+            type_url: e.type_url,
+            name: e.name,
+            message: e.message,
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use envoy_types::pb::envoy::config::core::v3::Node;
+
+    use super::*;
+
+    const T: &str = "type.googleapis.com/weft.proxy.v1.Service";
+
+    fn snapshot(revision: u64, resources: &[(&str, &str)]) -> Snapshot {
+        let mut snapshot = Snapshot::new(revision);
+        for (name, version) in resources {
+            snapshot.insert(XdsResource::new(
+                *name,
+                *version,
+                prost_types::Any {
+                    type_url: T.to_owned(),
+                    value: name.as_bytes().to_vec(),
+                },
+            ));
+        }
+        snapshot
+    }
+
+    fn subscribe(names: &[&str]) -> DeltaDiscoveryRequest {
+        DeltaDiscoveryRequest {
+            node: Some(Node {
+                id: "ns/a".to_owned(),
+                ..Node::default()
+            }),
+            type_url: T.to_owned(),
+            resource_names_subscribe: names.iter().map(|n| (*n).to_owned()).collect(),
+            ..DeltaDiscoveryRequest::default()
+        }
+    }
+
+    fn ack(nonce: &str) -> DeltaDiscoveryRequest {
+        DeltaDiscoveryRequest {
+            type_url: T.to_owned(),
+            response_nonce: nonce.to_owned(),
+            ..DeltaDiscoveryRequest::default()
+        }
+    }
+
+    fn sent(response: &DeltaDiscoveryResponse) -> BTreeSet<(String, String)> {
+        response
+            .resources
+            .iter()
+            .map(|r| (r.name.clone(), r.version.clone()))
+            .collect()
+    }
+
+    fn pairs(items: &[(&str, &str)]) -> BTreeSet<(String, String)> {
+        items
+            .iter()
+            .map(|(n, v)| ((*n).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    fn request(
+        session: &mut Session,
+        req: DeltaDiscoveryRequest,
+        snap: &Snapshot,
+    ) -> Option<DeltaDiscoveryResponse> {
+        match session.on_request(req, snap) {
+            Ok(response) => response,
+            Err(status) => panic!("unexpected error: {status}"),
+        }
+    }
+
+    #[test]
+    fn subscribe_sends_only_the_named_resources_and_reports_missing_ones_removed() {
+        let snap = snapshot(1, &[("a", "1"), ("b", "1"), ("c", "1")]);
+        let mut session = Session::new(1);
+        let response =
+            request(&mut session, subscribe(&["a", "b", "zz"]), &snap).expect("response");
+        assert_eq!(sent(&response), pairs(&[("a", "1"), ("b", "1")]));
+        assert_eq!(response.removed_resources, vec!["zz".to_owned()]);
+        assert_eq!(response.system_version_info, "1");
+        assert_eq!(response.nonce, "1-1");
+    }
+
+    #[test]
+    fn first_request_without_names_is_a_legacy_wildcard() {
+        let snap = snapshot(1, &[("a", "1"), ("b", "1")]);
+        let mut session = Session::new(1);
+        let response = request(&mut session, subscribe(&[]), &snap).expect("response");
+        assert_eq!(sent(&response), pairs(&[("a", "1"), ("b", "1")]));
+        assert_eq!(session.status()[0].subscribed, vec!["*".to_owned()]);
+    }
+
+    #[test]
+    fn explicit_wildcard_receives_new_resources_and_unsubscribing_it_stops_them() {
+        let mut session = Session::new(1);
+        let response = request(
+            &mut session,
+            subscribe(&["*", "a"]),
+            &snapshot(1, &[("a", "1")]),
+        )
+        .expect("response");
+        assert!(request(
+            &mut session,
+            ack(&response.nonce),
+            &snapshot(1, &[("a", "1")])
+        )
+        .is_none());
+
+        let responses = session.on_snapshot(&snapshot(2, &[("a", "1"), ("new", "1")]));
+        assert_eq!(sent(&responses[0]), pairs(&[("new", "1")]));
+        request(
+            &mut session,
+            ack(&responses[0].nonce),
+            &snapshot(2, &[("a", "1"), ("new", "1")]),
+        );
+
+        let mut unsubscribe = ack("");
+        unsubscribe.resource_names_unsubscribe = vec!["*".to_owned()];
+        assert!(request(
+            &mut session,
+            unsubscribe,
+            &snapshot(2, &[("a", "1"), ("new", "1")])
+        )
+        .is_none());
+        assert!(session
+            .on_snapshot(&snapshot(3, &[("a", "1"), ("new", "2"), ("other", "1")]))
+            .is_empty());
+        assert_eq!(
+            session.status()[0].resources.keys().collect::<Vec<_>>(),
+            vec!["a"]
+        );
+    }
+
+    #[test]
+    fn initial_versions_skip_unchanged_and_report_deleted_resources() {
+        let snap = snapshot(5, &[("a", "1"), ("b", "2")]);
+        let mut session = Session::new(1);
+        let mut req = subscribe(&["a", "b", "gone"]);
+        req.initial_resource_versions = [("a", "1"), ("b", "1"), ("gone", "1")]
+            .iter()
+            .map(|(n, v)| ((*n).to_owned(), (*v).to_owned()))
+            .collect();
+        let response = request(&mut session, req, &snap).expect("response");
+        assert_eq!(sent(&response), pairs(&[("b", "2")]));
+        assert_eq!(response.removed_resources, vec!["gone".to_owned()]);
+    }
+
+    #[test]
+    fn client_already_up_to_date_gets_no_response() {
+        let snap = snapshot(5, &[("a", "1")]);
+        let mut session = Session::new(1);
+        let mut req = subscribe(&["a"]);
+        req.initial_resource_versions = [("a".to_owned(), "1".to_owned())].into();
+        assert!(request(&mut session, req, &snap).is_none());
+    }
+
+    #[test]
+    fn snapshot_change_pushes_only_changed_and_removed_subscribed_resources() {
+        let mut session = Session::new(1);
+        let first = request(
+            &mut session,
+            subscribe(&["a", "b"]),
+            &snapshot(1, &[("a", "1"), ("b", "1"), ("c", "1")]),
+        )
+        .expect("response");
+        let unchanged = snapshot(1, &[("a", "1"), ("b", "1"), ("c", "1")]);
+        assert!(request(&mut session, ack(&first.nonce), &unchanged).is_none());
+
+        let responses = session.on_snapshot(&snapshot(2, &[("a", "2"), ("c", "2")]));
+        assert_eq!(responses.len(), 1);
+        assert_eq!(sent(&responses[0]), pairs(&[("a", "2")]));
+        assert_eq!(responses[0].removed_resources, vec!["b".to_owned()]);
+    }
+
+    #[test]
+    fn changes_wait_for_the_ack_and_are_coalesced() {
+        let mut session = Session::new(1);
+        let first = request(&mut session, subscribe(&["a"]), &snapshot(1, &[("a", "1")]))
+            .expect("response");
+        assert!(session.on_snapshot(&snapshot(2, &[("a", "2")])).is_empty());
+        assert!(session.on_snapshot(&snapshot(3, &[("a", "3")])).is_empty());
+
+        let next = request(&mut session, ack(&first.nonce), &snapshot(3, &[("a", "3")]))
+            .expect("response after ACK");
+        assert_eq!(sent(&next), pairs(&[("a", "3")]));
+        let status = &session.status()[0];
+        assert_eq!(
+            status.acked.as_ref().map(|a| a.nonce.as_str()),
+            Some(first.nonce.as_str())
+        );
+        assert_eq!(status.pending_nonce.as_deref(), Some(next.nonce.as_str()));
+    }
+
+    #[test]
+    fn missing_resource_is_sent_once_it_appears() {
+        let mut session = Session::new(1);
+        let first =
+            request(&mut session, subscribe(&["later"]), &snapshot(1, &[])).expect("absent report");
+        assert_eq!(first.removed_resources, vec!["later".to_owned()]);
+        request(&mut session, ack(&first.nonce), &snapshot(1, &[]));
+        assert!(session
+            .on_snapshot(&snapshot(2, &[("other", "1")]))
+            .is_empty());
+        let responses = session.on_snapshot(&snapshot(3, &[("later", "1")]));
+        assert_eq!(sent(&responses[0]), pairs(&[("later", "1")]));
+    }
+
+    #[test]
+    fn nack_records_message_and_resource_errors_and_does_not_resend() {
+        let snap = snapshot(1, &[("a", "1"), ("bad", "1")]);
+        let mut session = Session::new(1);
+        let first = request(&mut session, subscribe(&["a", "bad"]), &snap).expect("response");
+        let errors = pb::ResourceErrors {
+            errors: vec![pb::ResourceError {
+                type_url: T.to_owned(),
+                name: "bad".to_owned(),
+                message: "port 0".to_owned(),
+            }],
+        };
+        let mut nack = ack(&first.nonce);
+        nack.error_detail = Some(rpc::Status {
+            code: 3,
+            message: "bad: port 0".to_owned(),
+            details: vec![Any {
+                type_url: pb::RESOURCE_ERRORS_TYPE_URL.to_owned(),
+                value: errors.encode_to_vec(),
+            }],
+        });
+        assert!(
+            request(&mut session, nack, &snap).is_none(),
+            "the same version is not resent"
+        );
+
+        let status = &session.status()[0];
+        let last_nack = status.last_nack.as_ref().expect("nack recorded");
+        assert_eq!(last_nack.message, "bad: port 0");
+        assert_eq!(last_nack.errors[0].name, "bad");
+        assert_eq!(last_nack.errors[0].message, "port 0");
+        assert!(status.acked.is_none());
+        assert!(status.pending_nonce.is_none());
+    }
+
+    #[test]
+    fn stale_nonce_is_not_an_ack() {
+        let mut session = Session::new(1);
+        request(&mut session, subscribe(&["a"]), &snapshot(1, &[("a", "1")])).expect("response");
+        assert!(request(&mut session, ack("1-999"), &snapshot(1, &[])).is_none());
+        assert!(session.status()[0].acked.is_none());
+        assert!(session.status()[0].pending_nonce.is_some());
+    }
+
+    #[test]
+    fn unsubscribed_resource_is_neither_pushed_nor_reported() {
+        let mut session = Session::new(1);
+        let first = request(
+            &mut session,
+            subscribe(&["a", "b"]),
+            &snapshot(1, &[("a", "1"), ("b", "1")]),
+        )
+        .expect("r");
+        let mut req = ack(&first.nonce);
+        req.resource_names_unsubscribe = vec!["b".to_owned()];
+        assert!(request(&mut session, req, &snapshot(1, &[("a", "1"), ("b", "1")])).is_none());
+        assert!(session
+            .on_snapshot(&snapshot(2, &[("a", "1"), ("b", "2")]))
+            .is_empty());
+        assert!(session.on_snapshot(&snapshot(3, &[("a", "1")])).is_empty());
+    }
+
+    #[test]
+    fn request_without_type_url_is_invalid() {
+        let mut session = Session::new(1);
+        let mut req = subscribe(&["a"]);
+        req.type_url.clear();
+        let error = session
+            .on_request(req, &snapshot(1, &[]))
+            .expect_err("invalid");
+        assert_eq!(error.code(), tonic::Code::InvalidArgument);
+    }
+}

@@ -1,0 +1,180 @@
+//! What the xDS server serves: every compiled proxy resource at one revision.
+//!
+//! The control plane compiles user resources into proxy resources (`weft.proxy.v1`),
+//! puts them in a [`Snapshot`] and publishes it on a `watch` channel; every stream diffs
+//! its own subscriptions against each new snapshot. Resources are `Arc`ed so that
+//! streams remember what they sent by pointer, and a snapshot derived from the previous
+//! one (`clone` + `insert`) shares every unchanged resource.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// One named, versioned proxy resource as sent on the wire.
+#[derive(Debug, Clone, PartialEq)]
+pub struct XdsResource {
+    /// Resource name, unique within its type (e.g. `default/payments`).
+    pub name: String,
+    /// Opaque version; a client holding this version is not sent the resource again.
+    pub version: String,
+    /// The encoded resource; its `type_url` is the resource type.
+    pub body: prost_types::Any,
+}
+
+/// All resources the control plane serves, by type URL and name, at one revision.
+#[derive(Debug, Clone, Default)]
+pub struct Snapshot {
+    revision: u64,
+    types: HashMap<String, HashMap<String, Arc<XdsResource>>>,
+}
+
+/// The resources of one type in a [`Snapshot`], by name.
+pub type Resources = HashMap<String, Arc<XdsResource>>;
+
+// === impl XdsResource ===
+
+impl XdsResource {
+    /// A resource named `name` at `version` carrying `body`.
+    pub fn new(
+        name: impl Into<String>,
+        version: impl Into<String>,
+        body: prost_types::Any,
+    ) -> Self {
+        Self {
+            name: name.into(),
+            version: version.into(),
+            body,
+        }
+    }
+
+    /// The resource's type URL (that of its body).
+    pub fn type_url(&self) -> &str {
+        &self.body.type_url
+    }
+
+    /// Whether a client holding `other` already has this resource.
+    pub(crate) fn same_as(self: &Arc<Self>, other: &Arc<Self>) -> bool {
+        Arc::ptr_eq(self, other) || self.version == other.version
+    }
+}
+
+// === impl Snapshot ===
+
+impl Snapshot {
+    /// An empty snapshot at `revision`.
+    pub fn new(revision: u64) -> Self {
+        Self {
+            revision,
+            types: HashMap::new(),
+        }
+    }
+
+    /// The revision, reported to proxies as `system_version_info`.
+    pub fn revision(&self) -> u64 {
+        self.revision
+    }
+
+    /// Sets the revision (e.g. after deriving this snapshot from the previous one).
+    pub fn set_revision(&mut self, revision: u64) {
+        self.revision = revision;
+    }
+
+    /// Adds or replaces a resource (keyed by its body's type URL and its name); returns
+    /// the one it replaced.
+    pub fn insert(&mut self, resource: impl Into<Arc<XdsResource>>) -> Option<Arc<XdsResource>> {
+        let resource = resource.into();
+        self.types
+            .entry(resource.type_url().to_owned())
+            .or_default()
+            .insert(resource.name.clone(), resource)
+    }
+
+    /// Removes a resource; returns it if it was present.
+    pub fn remove(&mut self, type_url: &str, name: &str) -> Option<Arc<XdsResource>> {
+        let resources = self.types.get_mut(type_url)?;
+        let removed = resources.remove(name);
+        if resources.is_empty() {
+            self.types.remove(type_url);
+        }
+        removed
+    }
+
+    /// The resource `name` of type `type_url`.
+    pub fn get(&self, type_url: &str, name: &str) -> Option<&Arc<XdsResource>> {
+        self.types.get(type_url)?.get(name)
+    }
+
+    /// All resources of type `type_url`, by name.
+    pub fn resources(&self, type_url: &str) -> Option<&Resources> {
+        self.types.get(type_url)
+    }
+
+    /// The type URLs that have at least one resource.
+    pub fn type_urls(&self) -> impl Iterator<Item = &str> {
+        self.types.keys().map(String::as_str)
+    }
+
+    /// Number of resources of all types.
+    pub fn len(&self) -> usize {
+        self.types.values().map(HashMap::len).sum()
+    }
+
+    /// Whether there are no resources at all.
+    pub fn is_empty(&self) -> bool {
+        self.types.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn resource(type_url: &str, name: &str, version: &str) -> XdsResource {
+        XdsResource::new(
+            name,
+            version,
+            prost_types::Any {
+                type_url: type_url.to_owned(),
+                value: vec![1, 2, 3],
+            },
+        )
+    }
+
+    #[test]
+    fn insert_keys_resources_by_body_type_and_name() {
+        let mut snapshot = Snapshot::new(7);
+        snapshot.insert(resource("t/a", "x", "1"));
+        snapshot.insert(resource("t/b", "x", "2"));
+        let replaced = snapshot.insert(resource("t/a", "x", "3"));
+
+        assert_eq!(replaced.map(|r| r.version.clone()).as_deref(), Some("1"));
+        assert_eq!(
+            snapshot.get("t/a", "x").map(|r| r.version.as_str()),
+            Some("3")
+        );
+        assert_eq!(
+            snapshot.get("t/b", "x").map(|r| r.version.as_str()),
+            Some("2")
+        );
+        assert_eq!(snapshot.len(), 2);
+        assert_eq!(snapshot.revision(), 7);
+    }
+
+    #[test]
+    fn removing_the_last_resource_of_a_type_forgets_the_type() {
+        let mut snapshot = Snapshot::new(1);
+        snapshot.insert(resource("t/a", "x", "1"));
+        assert!(snapshot.remove("t/a", "x").is_some());
+        assert!(snapshot.remove("t/a", "x").is_none());
+        assert!(snapshot.is_empty());
+        assert_eq!(snapshot.type_urls().count(), 0);
+    }
+
+    #[test]
+    fn same_version_counts_as_same_resource_even_when_rebuilt() {
+        let a = Arc::new(resource("t/a", "x", "1"));
+        let rebuilt = Arc::new(resource("t/a", "x", "1"));
+        let changed = Arc::new(resource("t/a", "x", "2"));
+        assert!(a.same_as(&rebuilt));
+        assert!(!a.same_as(&changed));
+    }
+}

@@ -1,0 +1,956 @@
+//! The HTTP API end to end over an in-memory store: CRUD of every kind in JSON and
+//! YAML, validation and concurrency errors, apply, label selectors, watch, OpenAPI,
+//! limits and the proxy directory.
+
+#![allow(clippy::unwrap_used)] // a failed unwrap is a failed test
+
+#[path = "support/memory_store.rs"]
+mod memory_store;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::Router;
+use bytes::Bytes;
+use http::{Method, Request, StatusCode};
+use http_body_util::BodyExt;
+use serde_json::{json, Value};
+use tower::ServiceExt;
+use weft_api::resource::Kind;
+use weft_control::api::{self, ApiState, ProxyDirectory};
+
+use memory_store::MemoryStore;
+
+const YAML: &str = "application/yaml";
+const JSON: &str = "application/json";
+
+struct Api {
+    router: Router,
+    store: Arc<MemoryStore>,
+}
+
+struct Reply {
+    status: StatusCode,
+    content_type: String,
+    body: Bytes,
+}
+
+struct OneProxy;
+
+impl ProxyDirectory for OneProxy {
+    fn list(&self) -> Vec<Value> {
+        vec![json!({"namespace": "default", "name": "web-1", "lastNack": null})]
+    }
+
+    fn get(&self, namespace: &str, name: &str) -> Option<Value> {
+        (namespace == "default" && name == "web-1")
+            .then(|| json!({"namespace": "default", "name": "web-1", "lastNack": null}))
+    }
+}
+
+impl Api {
+    fn new() -> Api {
+        let store = Arc::new(MemoryStore::default());
+        let router = api::router(ApiState {
+            store: store.clone(),
+            proxies: Arc::new(OneProxy),
+        });
+        Api { router, store }
+    }
+
+    async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        content_type: &str,
+        accept: &str,
+        body: String,
+    ) -> Reply {
+        let request = Request::builder()
+            .method(method)
+            .uri(path)
+            .header("content-type", content_type)
+            .header("accept", accept)
+            .body(Body::from(body))
+            .unwrap();
+        let response = self.router.clone().oneshot(request).await.unwrap();
+        let status = response.status();
+        let content_type = response
+            .headers()
+            .get("content-type")
+            .map(|v| v.to_str().unwrap().to_owned())
+            .unwrap_or_default();
+        let body = response.into_body().collect().await.unwrap().to_bytes();
+        Reply {
+            status,
+            content_type,
+            body,
+        }
+    }
+
+    async fn json(&self, method: Method, path: &str, body: &Value) -> Reply {
+        self.send(method, path, JSON, JSON, body.to_string()).await
+    }
+
+    async fn get(&self, path: &str) -> Reply {
+        self.send(Method::GET, path, JSON, JSON, String::new())
+            .await
+    }
+
+    async fn apply(&self, yaml: &str) -> Reply {
+        self.send(Method::POST, "/v1/apply", YAML, JSON, yaml.to_owned())
+            .await
+    }
+}
+
+impl Reply {
+    fn json(&self) -> Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&self.body)))
+    }
+
+    fn yaml(&self) -> Value {
+        serde_saphyr::from_slice(&self.body).unwrap()
+    }
+
+    #[track_caller]
+    fn expect(&self, status: StatusCode) -> &Self {
+        assert_eq!(
+            self.status,
+            status,
+            "body: {}",
+            String::from_utf8_lossy(&self.body)
+        );
+        self
+    }
+}
+
+/// A valid spec per kind.
+fn spec(kind: Kind) -> Value {
+    match kind {
+        Kind::Mesh => json!({"trustDomain": "weft.local", "mtls": {"mode": "strict"}}),
+        Kind::Service => json!({
+            "selector": {"app": "web"},
+            "ports": [{"name": "http", "port": 80, "targetPort": 8080, "protocol": "http"}]
+        }),
+        Kind::Workload => json!({
+            "address": "127.0.0.10",
+            "serviceAccount": "web",
+            "ports": [{"port": 8080}]
+        }),
+        Kind::HttpRoute | Kind::GrpcRoute | Kind::TcpRoute => json!({
+            "parentRefs": [{"kind": "Service", "name": "web"}],
+            "rules": [{"backendRefs": [{"name": "web", "port": 80}]}]
+        }),
+    }
+}
+
+/// The same spec, changed.
+fn other_spec(kind: Kind) -> Value {
+    match kind {
+        Kind::Mesh => json!({"trustDomain": "example.org", "mtls": {"mode": "permissive"}}),
+        Kind::Service => {
+            json!({"selector": {"app": "web"}, "ports": [{"name": "http", "port": 81}]})
+        }
+        Kind::Workload => {
+            json!({"address": "127.0.0.11", "serviceAccount": "web", "ports": [{"port": 8080}]})
+        }
+        Kind::HttpRoute | Kind::GrpcRoute | Kind::TcpRoute => json!({
+            "parentRefs": [{"kind": "Service", "name": "web"}],
+            "rules": [{"backendRefs": [{"name": "web", "port": 81}]}]
+        }),
+    }
+}
+
+#[allow(clippy::needless_pass_by_value)] // reads better at the call sites
+fn object(kind: Kind, name: &str, spec: Value) -> Value {
+    let mut metadata = json!({"name": name, "labels": {"app": "web"}});
+    if kind.namespaced() {
+        metadata["namespace"] = json!("default");
+    }
+    json!({"apiVersion": kind.api_version(), "kind": kind.as_str(), "metadata": metadata, "spec": spec})
+}
+
+/// The name objects of `kind` get in round trips: there is one `Mesh`, `default`.
+fn name_for(kind: Kind) -> &'static str {
+    if kind == Kind::Mesh {
+        "default"
+    } else {
+        "web"
+    }
+}
+
+fn collection(kind: Kind) -> String {
+    if kind.namespaced() {
+        format!("/v1/namespaces/default/{}", kind.plural())
+    } else {
+        format!("/v1/{}", kind.plural())
+    }
+}
+
+fn item(kind: Kind, name: &str) -> String {
+    format!("{}/{name}", collection(kind))
+}
+
+fn service(name: &str, namespace: &str, labels: &Value) -> Value {
+    json!({
+        "apiVersion": "weft.dev/v1alpha1",
+        "kind": "Service",
+        "metadata": {"name": name, "namespace": namespace, "labels": labels},
+        "spec": spec(Kind::Service)
+    })
+}
+
+fn names(list: &Value) -> Vec<String> {
+    list["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["metadata"]["name"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[tokio::test]
+async fn every_kind_round_trips_in_json() {
+    let api = Api::new();
+    for kind in Kind::ALL {
+        let name = name_for(kind);
+        let created = api
+            .json(
+                Method::POST,
+                &collection(kind),
+                &object(kind, name, spec(kind)),
+            )
+            .await;
+        let created = created.expect(StatusCode::CREATED).json();
+        assert_eq!(created["spec"], spec(kind), "{kind}");
+        assert_eq!(created["metadata"]["generation"], 1, "{kind}");
+        let version = created["metadata"]["resourceVersion"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+
+        let read = api.get(&item(kind, name)).await;
+        assert_eq!(read.expect(StatusCode::OK).json(), created, "{kind}");
+
+        let mut changed = object(kind, name, other_spec(kind));
+        changed["metadata"]["resourceVersion"] = json!(version);
+        let replaced = api.json(Method::PUT, &item(kind, name), &changed).await;
+        let replaced = replaced.expect(StatusCode::OK).json();
+        assert_eq!(replaced["spec"], other_spec(kind), "{kind}");
+        assert_eq!(replaced["metadata"]["generation"], 2, "{kind}");
+
+        let deleted = api
+            .send(Method::DELETE, &item(kind, name), JSON, JSON, String::new())
+            .await;
+        assert_eq!(
+            deleted.expect(StatusCode::OK).json()["spec"],
+            other_spec(kind)
+        );
+        api.get(&item(kind, name))
+            .await
+            .expect(StatusCode::NOT_FOUND);
+    }
+}
+
+#[tokio::test]
+async fn every_kind_round_trips_in_yaml() {
+    let api = Api::new();
+    for kind in Kind::ALL {
+        let name = name_for(kind);
+        let yaml = serde_saphyr::to_string(&object(kind, name, spec(kind))).unwrap();
+        let created = api
+            .send(Method::POST, &collection(kind), YAML, YAML, yaml)
+            .await;
+        created.expect(StatusCode::CREATED);
+        assert_eq!(created.content_type, YAML);
+        let created = created.yaml();
+        assert_eq!(created["spec"], spec(kind), "{kind}");
+
+        let read = api
+            .send(Method::GET, &item(kind, name), YAML, YAML, String::new())
+            .await;
+        assert_eq!(read.expect(StatusCode::OK).yaml(), created, "{kind}");
+
+        let mut changed = object(kind, name, other_spec(kind));
+        changed["metadata"]["resourceVersion"] = created["metadata"]["resourceVersion"].clone();
+        let yaml = serde_saphyr::to_string(&changed).unwrap();
+        let replaced = api
+            .send(
+                Method::PUT,
+                &item(kind, name),
+                "application/x-yaml",
+                YAML,
+                yaml,
+            )
+            .await;
+        assert_eq!(
+            replaced.expect(StatusCode::OK).yaml()["spec"],
+            other_spec(kind),
+            "{kind}"
+        );
+
+        let deleted = api
+            .send(Method::DELETE, &item(kind, name), YAML, YAML, String::new())
+            .await;
+        assert_eq!(
+            deleted.expect(StatusCode::OK).yaml()["metadata"]["name"],
+            name
+        );
+        api.get(&item(kind, name))
+            .await
+            .expect(StatusCode::NOT_FOUND);
+    }
+}
+
+#[tokio::test]
+async fn post_of_an_existing_object_is_409_already_exists() {
+    let api = Api::new();
+    let body = object(Kind::Service, "web", spec(Kind::Service));
+    api.json(Method::POST, "/v1/namespaces/default/services", &body)
+        .await
+        .expect(StatusCode::CREATED);
+    let again = api
+        .json(Method::POST, "/v1/namespaces/default/services", &body)
+        .await;
+    let error = again.expect(StatusCode::CONFLICT).json();
+    assert_eq!(error["error"]["reason"], "AlreadyExists");
+    assert_eq!(error["error"]["code"], 409);
+}
+
+#[tokio::test]
+async fn put_with_a_stale_resource_version_is_409() {
+    let api = Api::new();
+    let path = "/v1/namespaces/default/services/web";
+    let first = api
+        .json(
+            Method::PUT,
+            path,
+            &object(Kind::Service, "web", spec(Kind::Service)),
+        )
+        .await;
+    let stale = first.expect(StatusCode::CREATED).json()["metadata"]["resourceVersion"].clone();
+    api.json(
+        Method::PUT,
+        path,
+        &object(Kind::Service, "web", other_spec(Kind::Service)),
+    )
+    .await
+    .expect(StatusCode::OK);
+
+    let mut late = object(Kind::Service, "web", spec(Kind::Service));
+    late["metadata"]["resourceVersion"] = stale;
+    let error = api
+        .json(Method::PUT, path, &late)
+        .await
+        .expect(StatusCode::CONFLICT)
+        .json();
+    assert_eq!(error["error"]["reason"], "Conflict");
+    let current = api.get(path).await.json();
+    assert_eq!(
+        current["spec"],
+        other_spec(Kind::Service),
+        "the stale write must not land"
+    );
+}
+
+#[tokio::test]
+async fn put_without_resource_version_creates_then_replaces() {
+    let api = Api::new();
+    let path = "/v1/meshes/default";
+    api.json(
+        Method::PUT,
+        path,
+        &object(Kind::Mesh, "default", spec(Kind::Mesh)),
+    )
+    .await
+    .expect(StatusCode::CREATED);
+    let replaced = api
+        .json(
+            Method::PUT,
+            path,
+            &object(Kind::Mesh, "default", other_spec(Kind::Mesh)),
+        )
+        .await;
+    assert_eq!(
+        replaced.expect(StatusCode::OK).json()["spec"],
+        other_spec(Kind::Mesh)
+    );
+}
+
+#[tokio::test]
+async fn body_disagreeing_with_the_path_is_400_naming_the_field() {
+    let api = Api::new();
+    let body = object(Kind::Service, "web", spec(Kind::Service));
+    let cases = [
+        (
+            Method::PUT,
+            "/v1/namespaces/default/services/api",
+            "metadata.name",
+        ),
+        (
+            Method::PUT,
+            "/v1/namespaces/prod/services/web",
+            "metadata.namespace",
+        ),
+        (Method::POST, "/v1/namespaces/default/workloads", "kind"),
+    ];
+    for (method, path, field) in cases {
+        let error = api
+            .json(method, path, &body)
+            .await
+            .expect(StatusCode::BAD_REQUEST)
+            .json();
+        assert_eq!(error["error"]["reason"], "Invalid", "{path}");
+        assert_eq!(error["error"]["details"][0]["path"], field, "{path}");
+    }
+    let mut wrong_version = body.clone();
+    wrong_version["apiVersion"] = json!("gateway.networking.k8s.io/v1");
+    let error = api
+        .json(
+            Method::POST,
+            "/v1/namespaces/default/services",
+            &wrong_version,
+        )
+        .await
+        .expect(StatusCode::BAD_REQUEST)
+        .json();
+    assert_eq!(error["error"]["details"][0]["path"], "apiVersion");
+}
+
+#[tokio::test]
+async fn namespace_left_out_of_the_body_is_taken_from_the_path() {
+    let api = Api::new();
+    let mut body = object(Kind::Service, "web", spec(Kind::Service));
+    body["metadata"]
+        .as_object_mut()
+        .unwrap()
+        .remove("namespace");
+    let created = api
+        .json(Method::POST, "/v1/namespaces/prod/services", &body)
+        .await;
+    assert_eq!(
+        created.expect(StatusCode::CREATED).json()["metadata"]["namespace"],
+        "prod"
+    );
+    api.get("/v1/namespaces/prod/services/web")
+        .await
+        .expect(StatusCode::OK);
+}
+
+#[tokio::test]
+async fn status_in_a_request_body_is_ignored() {
+    let api = Api::new();
+    let mut body = object(Kind::Workload, "web-1", spec(Kind::Workload));
+    body["status"] = json!({"phase": "Healthy"});
+    let created = api
+        .json(Method::POST, "/v1/namespaces/default/workloads", &body)
+        .await;
+    let created = created.expect(StatusCode::CREATED).json();
+    assert!(created.get("status").is_none(), "{created}");
+}
+
+#[tokio::test]
+async fn invalid_spec_is_400_with_the_field_path() {
+    let api = Api::new();
+    let mut body = object(Kind::HttpRoute, "web", spec(Kind::HttpRoute));
+    body["spec"]["rules"][0]["backendRefs"][0]["wieght"] = json!(10);
+    let error = api
+        .json(Method::POST, "/v1/namespaces/default/httproutes", &body)
+        .await
+        .expect(StatusCode::BAD_REQUEST)
+        .json();
+    let details = error["error"]["details"].as_array().unwrap();
+    assert!(
+        details.iter().any(|d| d["path"]
+            .as_str()
+            .unwrap()
+            .starts_with("spec.rules[0].backendRefs[0]")),
+        "{error}"
+    );
+    api.get("/v1/namespaces/default/httproutes/web")
+        .await
+        .expect(StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn unknown_kind_is_404_listing_the_known_kinds() {
+    let api = Api::new();
+    for path in ["/v1/gizmos", "/v1/namespaces/default/gizmos/x"] {
+        let error = api.get(path).await.expect(StatusCode::NOT_FOUND).json();
+        let message = error["error"]["message"].as_str().unwrap();
+        for kind in Kind::ALL {
+            assert!(message.contains(kind.plural()), "{message}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn errors_are_json_for_unknown_paths_methods_and_media_types() {
+    let api = Api::new();
+    let missing = api.get("/nope").await;
+    assert_eq!(
+        missing.expect(StatusCode::NOT_FOUND).json()["error"]["code"],
+        404
+    );
+    let patch = api
+        .send(
+            Method::PATCH,
+            "/v1/meshes/default",
+            JSON,
+            JSON,
+            String::new(),
+        )
+        .await;
+    assert_eq!(
+        patch.expect(StatusCode::METHOD_NOT_ALLOWED).json()["error"]["code"],
+        405
+    );
+    let text = api
+        .send(
+            Method::POST,
+            "/v1/namespaces/default/services",
+            "text/plain",
+            JSON,
+            "x".into(),
+        )
+        .await;
+    assert_eq!(
+        text.expect(StatusCode::UNSUPPORTED_MEDIA_TYPE).json()["error"]["code"],
+        415
+    );
+    let bad_query = api.get("/v1/services?labelSelector=app%20in%20(a)").await;
+    assert_eq!(
+        bad_query.expect(StatusCode::BAD_REQUEST).json()["error"]["code"],
+        400
+    );
+    let cluster_path = api.get("/v1/namespaces/default/meshes").await;
+    cluster_path.expect(StatusCode::NOT_FOUND).json();
+}
+
+#[tokio::test]
+async fn list_filters_by_label_selector() {
+    let api = Api::new();
+    let objects = [
+        ("web", json!({"app": "web", "tier": "fe", "env": "prod"})),
+        ("db", json!({"app": "db", "tier": "db", "env": "prod"})),
+        ("web-canary", json!({"app": "web", "tier": "fe"})),
+    ];
+    for (name, labels) in objects {
+        api.json(
+            Method::POST,
+            "/v1/namespaces/default/services",
+            &service(name, "default", &labels),
+        )
+        .await
+        .expect(StatusCode::CREATED);
+    }
+    let cases = [
+        ("app=web", vec!["web", "web-canary"]),
+        ("tier!=db", vec!["web", "web-canary"]),
+        ("env", vec!["db", "web"]),
+        ("app=web,env", vec!["web"]),
+        ("app%3Dweb%2C!env", vec!["web-canary"]),
+    ];
+    for (selector, want) in cases {
+        let list = api
+            .get(&format!(
+                "/v1/namespaces/default/services?labelSelector={selector}"
+            ))
+            .await;
+        assert_eq!(
+            names(&list.expect(StatusCode::OK).json()),
+            want,
+            "{selector}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn list_is_a_versioned_envelope_across_or_within_namespaces() {
+    let api = Api::new();
+    for ns in ["default", "prod"] {
+        api.json(
+            Method::POST,
+            &format!("/v1/namespaces/{ns}/services"),
+            &service("web", ns, &json!({})),
+        )
+        .await
+        .expect(StatusCode::CREATED);
+    }
+    let all = api.get("/v1/services").await.expect(StatusCode::OK).json();
+    assert_eq!(all["apiVersion"], "v1");
+    assert_eq!(all["kind"], "List");
+    assert_eq!(all["metadata"]["resourceVersion"], "2");
+    assert_eq!(all["items"].as_array().unwrap().len(), 2);
+    let prod = api.get("/v1/namespaces/prod/services").await.json();
+    assert_eq!(prod["items"][0]["metadata"]["namespace"], "prod");
+    assert_eq!(prod["items"].as_array().unwrap().len(), 1);
+    let yaml = api
+        .send(Method::GET, "/v1/services", JSON, YAML, String::new())
+        .await;
+    assert_eq!(yaml.yaml()["kind"], "List");
+}
+
+const TWO_DOCUMENTS: &str = "\
+apiVersion: weft.dev/v1alpha1
+kind: Service
+metadata:
+  name: web
+spec:
+  selector:
+    app: web
+  ports:
+    - name: http
+      port: 80
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata:
+  name: web
+  namespace: default
+spec:
+  parentRefs:
+    - kind: Service
+      name: web
+  rules:
+    - backendRefs:
+        - name: web
+          port: 80
+";
+
+#[tokio::test]
+async fn apply_twice_reports_created_then_unchanged() {
+    let api = Api::new();
+    let first = api.apply(TWO_DOCUMENTS).await.expect(StatusCode::OK).json();
+    let results: Vec<&str> = first["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["result"].as_str().unwrap())
+        .collect();
+    assert_eq!(results, ["created", "created"], "{first}");
+    assert_eq!(first["results"][0]["kind"], "Service");
+    assert_eq!(first["results"][0]["namespace"], "default");
+    assert_eq!(first["results"][1]["resourceVersion"], "2");
+
+    let second = api.apply(TWO_DOCUMENTS).await.expect(StatusCode::OK).json();
+    assert_eq!(second["results"][0]["result"], "unchanged");
+    assert_eq!(second["results"][1]["result"], "unchanged");
+
+    let changed = TWO_DOCUMENTS.replace("port: 80\n---", "port: 81\n---");
+    let third = api.apply(&changed).await.expect(StatusCode::OK).json();
+    assert_eq!(third["results"][0]["result"], "configured");
+    assert_eq!(third["results"][1]["result"], "unchanged");
+}
+
+#[tokio::test]
+async fn apply_with_an_invalid_document_writes_nothing_and_lists_every_error() {
+    let api = Api::new();
+    let broken = format!(
+        "{TWO_DOCUMENTS}---\napiVersion: weft.dev/v1alpha1\nkind: Workload\nmetadata:\n  name: web-1\nspec:\n  adress: 127.0.0.1\n"
+    );
+    let error = api
+        .apply(&broken)
+        .await
+        .expect(StatusCode::BAD_REQUEST)
+        .json();
+    let detail = &error["error"]["details"][0];
+    assert_eq!(detail["document"], 2, "{error}");
+    assert_eq!(detail["kind"], "Workload");
+    assert_eq!(detail["name"], "web-1");
+    assert!(
+        detail["path"].as_str().unwrap().starts_with("spec"),
+        "{error}"
+    );
+    let services = api.get("/v1/services").await.json();
+    assert!(
+        names(&services).is_empty(),
+        "nothing may be written: {services}"
+    );
+}
+
+#[tokio::test]
+async fn apply_with_a_stale_resource_version_is_409() {
+    let api = Api::new();
+    api.apply(TWO_DOCUMENTS).await.expect(StatusCode::OK);
+    let stale = TWO_DOCUMENTS.replacen(
+        "  name: web\n",
+        "  name: web\n  resourceVersion: \"99\"\n",
+        1,
+    );
+    let error = api.apply(&stale).await.expect(StatusCode::CONFLICT).json();
+    assert!(
+        error["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("document 0"),
+        "{error}"
+    );
+}
+
+#[tokio::test]
+async fn apply_accepts_json() {
+    let api = Api::new();
+    let body = json!([object(Kind::Mesh, "default", spec(Kind::Mesh))]).to_string();
+    let reply = api.send(Method::POST, "/v1/apply", JSON, JSON, body).await;
+    assert_eq!(
+        reply.expect(StatusCode::OK).json()["results"][0]["result"],
+        "created"
+    );
+}
+
+#[tokio::test]
+async fn openapi_lists_every_kinds_paths() {
+    let api = Api::new();
+    let document = api.get("/openapi.json").await.expect(StatusCode::OK).json();
+    assert_eq!(document["openapi"], "3.1.0");
+    let paths = document["paths"].as_object().unwrap();
+    for kind in Kind::ALL {
+        let plural = kind.plural();
+        let expected = if kind.namespaced() {
+            vec![
+                format!("/v1/{plural}"),
+                format!("/v1/namespaces/{{namespace}}/{plural}"),
+                format!("/v1/namespaces/{{namespace}}/{plural}/{{name}}"),
+            ]
+        } else {
+            vec![format!("/v1/{plural}"), format!("/v1/{plural}/{{name}}")]
+        };
+        for path in expected {
+            assert!(paths.contains_key(&path), "missing {path}");
+        }
+        assert!(
+            document["components"]["schemas"][kind.as_str()].is_object(),
+            "{kind}"
+        );
+    }
+    for path in ["/v1/apply", "/v1/proxies", "/healthz", "/readyz"] {
+        assert!(paths.contains_key(path), "missing {path}");
+    }
+}
+
+#[tokio::test]
+async fn readyz_is_503_while_the_store_does_not_answer() {
+    let api = Api::new();
+    api.get("/healthz").await.expect(StatusCode::OK);
+    api.get("/readyz").await.expect(StatusCode::OK);
+    api.store.set_unreachable(true);
+    let error = api
+        .get("/readyz")
+        .await
+        .expect(StatusCode::SERVICE_UNAVAILABLE)
+        .json();
+    assert!(
+        error["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("memory"),
+        "{error}"
+    );
+    api.get("/healthz").await.expect(StatusCode::OK);
+}
+
+#[tokio::test]
+async fn proxies_come_from_the_directory_and_unknown_ones_are_404() {
+    let api = Api::new();
+    let list = api.get("/v1/proxies").await.expect(StatusCode::OK).json();
+    assert_eq!(list["items"][0]["name"], "web-1");
+    let one = api
+        .get("/v1/proxies/default/web-1")
+        .await
+        .expect(StatusCode::OK)
+        .json();
+    assert_eq!(one["namespace"], "default");
+    let error = api
+        .get("/v1/proxies/default/nope")
+        .await
+        .expect(StatusCode::NOT_FOUND)
+        .json();
+    assert!(error["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("default/nope"));
+}
+
+// === over a socket ===
+
+async fn serve(router: Router) -> std::net::SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+    addr
+}
+
+fn client() -> hyper_util::client::legacy::Client<
+    hyper_util::client::legacy::connect::HttpConnector,
+    http_body_util::Full<Bytes>,
+> {
+    hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new()).build_http()
+}
+
+/// Reads watch events (one JSON object per line) until `count` arrived.
+async fn next_events(
+    body: &mut hyper::body::Incoming,
+    buffer: &mut String,
+    count: usize,
+) -> Vec<Value> {
+    let mut events = Vec::new();
+    loop {
+        while let Some(end) = buffer.find('\n') {
+            let line: String = buffer.drain(..=end).collect();
+            events.push(serde_json::from_str(&line).unwrap());
+            if events.len() == count {
+                return events;
+            }
+        }
+        let frame = tokio::time::timeout(Duration::from_secs(5), body.frame())
+            .await
+            .expect("watch event within 5s")
+            .expect("stream open")
+            .unwrap();
+        if let Ok(data) = frame.into_data() {
+            buffer.push_str(std::str::from_utf8(&data).unwrap());
+        }
+    }
+}
+
+async fn watch(addr: std::net::SocketAddr, query: &str) -> hyper::body::Incoming {
+    let uri = format!("http://{addr}/v1/namespaces/default/services?watch=true{query}");
+    let response = client().get(uri.parse().unwrap()).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(response.headers()["content-type"], "application/x-ndjson");
+    response.into_body()
+}
+
+#[tokio::test]
+async fn watch_streams_existing_objects_then_each_write() {
+    let api = Api::new();
+    api.json(
+        Method::POST,
+        "/v1/namespaces/default/services",
+        &service("web", "default", &json!({"app": "web"})),
+    )
+    .await
+    .expect(StatusCode::CREATED);
+    let addr = serve(api.router.clone()).await;
+    let mut body = watch(addr, "&labelSelector=app%3Dweb").await;
+    let mut buffer = String::new();
+    let added = next_events(&mut body, &mut buffer, 1).await;
+    assert_eq!(added[0]["type"], "ADDED");
+    assert_eq!(added[0]["object"]["metadata"]["name"], "web");
+
+    // Not selected: no event. Then a change, a new object and a delete of the first.
+    api.json(
+        Method::POST,
+        "/v1/namespaces/default/services",
+        &service("db", "default", &json!({"app": "db"})),
+    )
+    .await
+    .expect(StatusCode::CREATED);
+    let mut changed = service("web", "default", &json!({"app": "web"}));
+    changed["spec"] = other_spec(Kind::Service);
+    api.json(Method::PUT, "/v1/namespaces/default/services/web", &changed)
+        .await
+        .expect(StatusCode::OK);
+    api.json(
+        Method::POST,
+        "/v1/namespaces/default/services",
+        &service("web2", "default", &json!({"app": "web"})),
+    )
+    .await
+    .expect(StatusCode::CREATED);
+    api.send(
+        Method::DELETE,
+        "/v1/namespaces/default/services/web",
+        JSON,
+        JSON,
+        String::new(),
+    )
+    .await
+    .expect(StatusCode::OK);
+    let events = next_events(&mut body, &mut buffer, 3).await;
+    let seen: Vec<(String, String)> = events
+        .iter()
+        .map(|e| {
+            (
+                e["type"].as_str().unwrap().to_owned(),
+                e["object"]["metadata"]["name"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            ("MODIFIED".into(), "web".into()),
+            ("ADDED".into(), "web2".into()),
+            ("DELETED".into(), "web".into())
+        ]
+    );
+}
+
+#[tokio::test]
+async fn watch_resumes_after_a_resource_version() {
+    let api = Api::new();
+    for name in ["a", "b", "c"] {
+        api.json(
+            Method::POST,
+            "/v1/namespaces/default/services",
+            &service(name, "default", &json!({})),
+        )
+        .await
+        .expect(StatusCode::CREATED);
+    }
+    let addr = serve(api.router.clone()).await;
+    let mut body = watch(addr, "&resourceVersion=1").await;
+    let mut buffer = String::new();
+    let events = next_events(&mut body, &mut buffer, 2).await;
+    let names: Vec<&str> = events
+        .iter()
+        .map(|e| e["object"]["metadata"]["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["b", "c"]);
+    assert!(events.iter().all(|e| e["type"] == "ADDED"));
+}
+
+#[tokio::test]
+async fn watch_from_a_compacted_revision_sends_a_410_error_and_ends() {
+    let api = Api::new();
+    for name in ["a", "b"] {
+        api.json(
+            Method::POST,
+            "/v1/namespaces/default/services",
+            &service(name, "default", &json!({})),
+        )
+        .await
+        .expect(StatusCode::CREATED);
+    }
+    api.store.compact();
+    let addr = serve(api.router.clone()).await;
+    let mut body = watch(addr, "&resourceVersion=1").await;
+    let mut buffer = String::new();
+    let error = next_events(&mut body, &mut buffer, 1).await;
+    assert_eq!(error[0]["type"], "ERROR");
+    assert_eq!(error[0]["object"]["code"], 410);
+    let end = tokio::time::timeout(Duration::from_secs(5), body.frame())
+        .await
+        .unwrap();
+    assert!(end.is_none(), "the stream ends after the error");
+}
+
+#[tokio::test]
+async fn body_over_4_mib_is_413() {
+    let api = Api::new();
+    let addr = serve(api.router.clone()).await;
+    let big = vec![b' '; api::MAX_BODY_BYTES + 1];
+    let request = Request::post(format!("http://{addr}/v1/apply"))
+        .header("content-type", YAML)
+        .body(http_body_util::Full::new(Bytes::from(big)))
+        .unwrap();
+    let response = client().request(request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    let error: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(error["error"]["reason"], "PayloadTooLarge");
+}

@@ -1,0 +1,776 @@
+//! The store contract: one async function per behaviour the API and the xDS server rely
+//! on, each run against SQLite (a file in a temporary directory) and against a real
+//! PostgreSQL server started by `weft_testkit::postgres` (skipped with a message when
+//! PostgreSQL is not installed, unless `WEFT_E2E=required`).
+//!
+//! Most behaviours take only an `Arc<dyn Store>`; those about the database itself
+//! (reopening, compaction, several instances) take the [`Fixture`].
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::json;
+use tokio::sync::broadcast;
+use weft_api::resource::{Key, Kind, Object, ObjectMeta, WEFT_API_VERSION};
+use weft_control::store::{
+    self, Change, ChangeOp, Options, Precondition, Retention, Store, StoreError, StoreSpec, Written,
+};
+
+/// How long a change may take to reach a subscriber before the test fails.
+const FEED_TIMEOUT: Duration = Duration::from_secs(10);
+
+// === fixtures ===
+
+/// A database to open stores on: kept alive (and cleaned up) by the test.
+enum Fixture {
+    Sqlite {
+        dir: tempfile::TempDir,
+    },
+    Postgres {
+        server: Box<weft_testkit::postgres::Postgres>,
+    },
+}
+
+impl Fixture {
+    fn sqlite() -> Self {
+        Fixture::Sqlite {
+            dir: weft_testkit::tempdir().expect("tempdir"),
+        }
+    }
+
+    /// `None` (after printing why) when PostgreSQL cannot run here.
+    fn postgres(test: &str) -> Option<Self> {
+        if !weft_testkit::postgres::guard(test) {
+            return None;
+        }
+        let server = weft_testkit::postgres::Postgres::start().expect("postgres starts");
+        Some(Fixture::Postgres {
+            server: Box::new(server),
+        })
+    }
+
+    fn spec(&self) -> StoreSpec {
+        match self {
+            // A directory that does not exist yet: `open` creates it.
+            Fixture::Sqlite { dir } => StoreSpec::data_dir(dir.path().join("data")),
+            Fixture::Postgres { server } => StoreSpec::Postgres { url: server.url() },
+        }
+    }
+
+    async fn open(&self) -> Arc<dyn Store> {
+        self.open_with(&Options::default()).await
+    }
+
+    async fn open_with(&self, options: &Options) -> Arc<dyn Store> {
+        store::open_with(&self.spec(), options)
+            .await
+            .unwrap_or_else(|e| panic!("opening {}: {e}", self.spec()))
+    }
+}
+
+fn service(namespace: &str, name: &str, spec: serde_json::Value) -> Object {
+    Object {
+        api_version: WEFT_API_VERSION.into(),
+        kind: "Service".into(),
+        metadata: ObjectMeta {
+            name: name.into(),
+            namespace: Some(namespace.into()),
+            ..ObjectMeta::default()
+        },
+        spec,
+        status: None,
+    }
+}
+
+fn key(kind: Kind, namespace: &str, name: &str) -> Key {
+    Key {
+        kind,
+        namespace: namespace.into(),
+        name: name.into(),
+    }
+}
+
+fn rv(object: &Object) -> u64 {
+    object.resource_version().expect("resourceVersion is set")
+}
+
+async fn put(store: &Arc<dyn Store>, object: Object) -> Written {
+    store.put(object, Precondition::None).await.expect("put")
+}
+
+async fn next_change(feed: &mut broadcast::Receiver<Change>) -> Change {
+    tokio::time::timeout(FEED_TIMEOUT, feed.recv())
+        .await
+        .expect("a change arrives on the feed in time")
+        .expect("the feed is open and not lagging")
+}
+
+/// Asserts nothing more arrives for a while (the feed delivers each change once).
+async fn assert_feed_quiet(feed: &mut broadcast::Receiver<Change>) {
+    // Longer than the default poll interval (1 s), so a re-read would have shown up.
+    let extra = tokio::time::timeout(Duration::from_millis(1500), feed.recv()).await;
+    assert!(
+        extra.is_err(),
+        "unexpected extra change on the feed: {extra:?}"
+    );
+}
+
+// === the contract ===
+
+mod contract {
+    use super::*;
+
+    pub(super) async fn creates_and_gets_objects_with_bookkeeping_fields(store: Arc<dyn Store>) {
+        let mut object = service(
+            "shop",
+            "web",
+            json!({"ports": [{"port": 80}], "ratio": 1.5}),
+        );
+        object.metadata.labels = BTreeMap::from([("app".into(), "web".into())]);
+        object.metadata.annotations = BTreeMap::from([("note".into(), "x".into())]);
+        let Written::Created(created) = store
+            .put(object.clone(), Precondition::Absent)
+            .await
+            .expect("create")
+        else {
+            panic!("expected Created")
+        };
+        assert_eq!(rv(&created), store.revision().await.expect("revision"));
+        assert_eq!(created.metadata.generation, Some(1));
+        let uid = created.metadata.uid.clone().expect("uid");
+        assert_eq!(uid.len(), 36, "uuid-shaped uid: {uid}");
+        let created_at = created
+            .metadata
+            .creation_timestamp
+            .clone()
+            .expect("timestamp");
+        assert!(
+            created_at.len() == 20
+                && created_at.ends_with('Z')
+                && created_at.as_bytes()[10] == b'T',
+            "RFC 3339 UTC: {created_at}"
+        );
+        assert_eq!(created.spec, object.spec);
+        assert_eq!(created.metadata.labels, object.metadata.labels);
+        assert_eq!(created.metadata.annotations, object.metadata.annotations);
+        assert_eq!(created.status, None);
+
+        let got = store
+            .get(&key(Kind::Service, "shop", "web"))
+            .await
+            .expect("get")
+            .expect("found");
+        assert_eq!(got, created);
+
+        // Cluster-scoped and defaulted namespaces.
+        let mesh = Object {
+            kind: "Mesh".into(),
+            metadata: ObjectMeta {
+                name: "default".into(),
+                ..ObjectMeta::default()
+            },
+            ..service("ignored", "x", json!({"mtls": "strict"}))
+        };
+        put(&store, mesh).await;
+        let mesh = store
+            .get(&key(Kind::Mesh, "", "default"))
+            .await
+            .expect("get");
+        assert_eq!(mesh.expect("mesh stored").metadata.namespace, None);
+        let mut unnamespaced = service("x", "api", json!({}));
+        unnamespaced.metadata.namespace = None;
+        put(&store, unnamespaced).await;
+        let api = store
+            .get(&key(Kind::Service, "default", "api"))
+            .await
+            .expect("get");
+        assert_eq!(
+            api.expect("in default").metadata.namespace.as_deref(),
+            Some("default")
+        );
+        assert_eq!(
+            store
+                .get(&key(Kind::Service, "shop", "nope"))
+                .await
+                .expect("get"),
+            None
+        );
+    }
+
+    pub(super) async fn update_bumps_generation_and_resource_version(store: Arc<dyn Store>) {
+        let first = put(&store, service("default", "web", json!({"v": 1}))).await;
+        let mut changed = service("default", "web", json!({"v": 2}));
+        changed
+            .metadata
+            .labels
+            .insert("tier".into(), "front".into());
+        let Written::Configured(second) = put(&store, changed).await else {
+            panic!("expected Configured")
+        };
+        assert_eq!(second.metadata.generation, Some(2));
+        assert_eq!(rv(&second), rv(first.object()) + 1);
+        assert_eq!(second.metadata.uid, first.object().metadata.uid);
+        assert_eq!(
+            second.metadata.creation_timestamp,
+            first.object().metadata.creation_timestamp
+        );
+        assert_eq!(second.spec, json!({"v": 2}));
+
+        let mut annotated = second.clone();
+        annotated
+            .metadata
+            .annotations
+            .insert("a".into(), "b".into());
+        let third = put(&store, annotated).await;
+        assert_eq!(third.object().metadata.generation, Some(3));
+    }
+
+    pub(super) async fn identical_put_is_unchanged_and_takes_no_revision(store: Arc<dyn Store>) {
+        let created = put(&store, service("default", "web", json!({"v": 1}))).await;
+        let before = store.revision().await.expect("revision");
+        // What a client sends back after a get: bookkeeping fields filled in.
+        let again = put(&store, created.object().clone()).await;
+        assert_eq!(again, Written::Unchanged(created.object().clone()));
+        assert_eq!(store.revision().await.expect("revision"), before);
+        assert!(store
+            .changes_since(before, 10)
+            .await
+            .expect("changes")
+            .is_empty());
+    }
+
+    pub(super) async fn stale_resource_version_conflicts(store: Arc<dyn Store>) {
+        let first = put(&store, service("default", "web", json!({"v": 1}))).await;
+        let stale = rv(first.object());
+        put(&store, service("default", "web", json!({"v": 2}))).await;
+        let err = store
+            .put(
+                service("default", "web", json!({"v": 3})),
+                Precondition::ResourceVersion(stale),
+            )
+            .await
+            .expect_err("stale version");
+        assert!(matches!(err, StoreError::Conflict { .. }), "{err}");
+        assert!(
+            err.to_string()
+                .contains(&format!("resourceVersion is {}, not {stale}", stale + 1)),
+            "{err}"
+        );
+
+        let current = Precondition::ResourceVersion(stale + 1);
+        let written = store
+            .put(service("default", "web", json!({"v": 3})), current)
+            .await
+            .expect("current version goes ahead");
+        assert!(matches!(written, Written::Configured(_)));
+
+        let missing = store
+            .put(
+                service("default", "nope", json!({})),
+                Precondition::ResourceVersion(1),
+            )
+            .await
+            .expect_err("absent object");
+        assert!(matches!(missing, StoreError::NotFound(_)), "{missing}");
+        let delete = store
+            .delete(
+                &key(Kind::Service, "default", "web"),
+                Precondition::ResourceVersion(stale),
+            )
+            .await
+            .expect_err("stale delete");
+        assert!(matches!(delete, StoreError::Conflict { .. }), "{delete}");
+    }
+
+    pub(super) async fn absent_precondition_conflicts_when_the_object_exists(
+        store: Arc<dyn Store>,
+    ) {
+        store
+            .put(service("default", "web", json!({})), Precondition::Absent)
+            .await
+            .expect("first create");
+        let before = store.revision().await.expect("revision");
+        let err = store
+            .put(
+                service("default", "web", json!({"v": 2})),
+                Precondition::Absent,
+            )
+            .await
+            .expect_err("exists");
+        assert!(matches!(err, StoreError::Conflict { .. }), "{err}");
+        assert_eq!(store.revision().await.expect("revision"), before);
+        let got = store
+            .get(&key(Kind::Service, "default", "web"))
+            .await
+            .expect("get");
+        assert_eq!(got.expect("still there").spec, json!({}));
+    }
+
+    pub(super) async fn lists_by_kind_and_namespace_in_key_order(store: Arc<dyn Store>) {
+        for (ns, name) in [("b", "z"), ("a", "y"), ("b", "a"), ("a", "b"), ("A", "c")] {
+            put(&store, service(ns, name, json!({}))).await;
+        }
+        let mut workload = service("a", "w", json!({}));
+        workload.kind = "Workload".into();
+        put(&store, workload).await;
+
+        let (all, revision) = store.list(None, None).await.expect("list");
+        assert_eq!(revision, store.revision().await.expect("revision"));
+        let keys: Vec<Key> = all.iter().map(|o| o.key().expect("key")).collect();
+        let mut sorted = keys.clone();
+        sorted.sort();
+        assert_eq!(keys, sorted, "ordered by (kind, namespace, name)");
+        assert_eq!(keys.len(), 6);
+
+        let (services, _) = store.list(Some(Kind::Service), None).await.expect("list");
+        let names: Vec<(String, String)> = services
+            .iter()
+            .map(|o| (o.namespace().to_owned(), o.metadata.name.clone()))
+            .collect();
+        let expected = [("A", "c"), ("a", "b"), ("a", "y"), ("b", "a"), ("b", "z")];
+        assert_eq!(
+            names,
+            expected.map(|(n, m)| (n.to_owned(), m.to_owned())).to_vec()
+        );
+
+        let (in_a, _) = store
+            .list(Some(Kind::Service), Some("a"))
+            .await
+            .expect("list");
+        assert_eq!(in_a.len(), 2);
+        let (any_kind_in_a, _) = store.list(None, Some("a")).await.expect("list");
+        assert_eq!(any_kind_in_a.len(), 3);
+        let (none, _) = store.list(Some(Kind::HttpRoute), None).await.expect("list");
+        assert!(none.is_empty());
+    }
+
+    pub(super) async fn status_survives_spec_updates_and_put_status_keeps_generation(
+        store: Arc<dyn Store>,
+    ) {
+        let web = key(Kind::Service, "default", "web");
+        put(&store, service("default", "web", json!({"v": 1}))).await;
+        let status = json!({"conditions": [{"type": "Ready", "status": "True"}]});
+        let with_status = store
+            .put_status(&web, status.clone(), Precondition::None)
+            .await
+            .expect("put_status")
+            .expect("status changed");
+        assert_eq!(with_status.status.as_ref(), Some(&status));
+        assert_eq!(with_status.metadata.generation, Some(1));
+        assert_eq!(with_status.spec, json!({"v": 1}));
+
+        let before = store.revision().await.expect("revision");
+        let same = store
+            .put_status(&web, status.clone(), Precondition::None)
+            .await
+            .expect("put_status");
+        assert_eq!(same, None, "equal status takes no revision");
+        assert_eq!(store.revision().await.expect("revision"), before);
+
+        let updated = put(&store, service("default", "web", json!({"v": 2}))).await;
+        assert_eq!(updated.object().status.as_ref(), Some(&status));
+        assert_eq!(updated.object().metadata.generation, Some(2));
+
+        let stale = store
+            .put_status(
+                &web,
+                json!({}),
+                Precondition::ResourceVersion(rv(&with_status)),
+            )
+            .await
+            .expect_err("stale status write");
+        assert!(matches!(stale, StoreError::Conflict { .. }), "{stale}");
+        let missing = store
+            .put_status(
+                &key(Kind::Service, "default", "nope"),
+                json!({}),
+                Precondition::None,
+            )
+            .await
+            .expect_err("no object");
+        assert!(matches!(missing, StoreError::NotFound(_)), "{missing}");
+    }
+
+    pub(super) async fn delete_returns_the_object_and_is_in_the_feed(store: Arc<dyn Store>) {
+        let web = key(Kind::Service, "default", "web");
+        put(&store, service("default", "web", json!({"v": 1}))).await;
+        let stored = store.get(&web).await.expect("get").expect("stored");
+        let before = store.revision().await.expect("revision");
+
+        let deleted = store
+            .delete(&web, Precondition::None)
+            .await
+            .expect("delete");
+        assert_eq!(deleted, stored);
+        assert_eq!(store.get(&web).await.expect("get"), None);
+        assert_eq!(store.revision().await.expect("revision"), before + 1);
+
+        let changes = store.changes_since(before, 10).await.expect("changes");
+        assert_eq!(changes.len(), 1);
+        assert_eq!(changes[0].revision, before + 1);
+        assert_eq!(changes[0].op, ChangeOp::Delete);
+        assert_eq!(changes[0].object, stored);
+
+        let again = store
+            .delete(&web, Precondition::None)
+            .await
+            .expect_err("gone");
+        assert!(matches!(again, StoreError::NotFound(_)), "{again}");
+    }
+
+    pub(super) async fn changes_since_returns_writes_in_order(store: Arc<dyn Store>) {
+        let start = store.revision().await.expect("revision");
+        for v in 0..5 {
+            put(&store, service("default", "web", json!({ "v": v }))).await;
+        }
+        let changes = store.changes_since(start, 100).await.expect("changes");
+        let revisions: Vec<u64> = changes.iter().map(|c| c.revision).collect();
+        assert_eq!(revisions, (start + 1..=start + 5).collect::<Vec<_>>());
+        for (v, change) in changes.iter().enumerate() {
+            assert_eq!(change.op, ChangeOp::Put);
+            assert_eq!(change.object.spec, json!({ "v": v }));
+            assert_eq!(rv(&change.object), change.revision);
+        }
+        let page = store.changes_since(start + 1, 2).await.expect("page");
+        assert_eq!(
+            page.iter().map(|c| c.revision).collect::<Vec<_>>(),
+            [start + 2, start + 3]
+        );
+        assert!(store
+            .changes_since(start + 5, 10)
+            .await
+            .expect("tail")
+            .is_empty());
+    }
+
+    pub(super) async fn subscribers_see_writes_in_order(store: Arc<dyn Store>) {
+        let mut feed = store.subscribe();
+        let web = key(Kind::Service, "default", "web");
+        let created = put(&store, service("default", "web", json!({"v": 1}))).await;
+        put(&store, service("default", "web", json!({"v": 2}))).await;
+        store
+            .put_status(&web, json!({"ready": true}), Precondition::None)
+            .await
+            .expect("status");
+        store
+            .delete(&web, Precondition::None)
+            .await
+            .expect("delete");
+
+        let first = rv(created.object());
+        let mut seen = Vec::new();
+        for _ in 0..4 {
+            let change = next_change(&mut feed).await;
+            seen.push((change.revision, change.op));
+        }
+        assert_eq!(
+            seen,
+            [
+                (first, ChangeOp::Put),
+                (first + 1, ChangeOp::Put),
+                (first + 2, ChangeOp::Put),
+                (first + 3, ChangeOp::Delete),
+            ]
+        );
+    }
+
+    pub(super) async fn concurrent_writers_get_gapless_revisions_delivered_once(
+        store: Arc<dyn Store>,
+    ) {
+        const TASKS: usize = 20;
+        const WRITES: usize = 10;
+        let mut feed = store.subscribe();
+        let start = store.revision().await.expect("revision");
+        let writers: Vec<_> = (0..TASKS)
+            .map(|task| {
+                let store = store.clone();
+                tokio::spawn(async move {
+                    let mut revisions = Vec::new();
+                    for write in 0..WRITES {
+                        let object = service("load", &format!("svc-{task}"), json!({ "w": write }));
+                        let written = store.put(object, Precondition::None).await.expect("put");
+                        revisions.push(rv(written.object()));
+                    }
+                    revisions
+                })
+            })
+            .collect();
+        let mut revisions = Vec::new();
+        for writer in writers {
+            revisions.extend(writer.await.expect("writer task"));
+        }
+        revisions.sort_unstable();
+        let total = (TASKS * WRITES) as u64;
+        assert_eq!(
+            revisions,
+            (start + 1..=start + total).collect::<Vec<_>>(),
+            "gapless"
+        );
+
+        for expected in start + 1..=start + total {
+            let change = next_change(&mut feed).await;
+            assert_eq!(change.revision, expected, "feed in revision order, no gaps");
+        }
+        assert_feed_quiet(&mut feed).await;
+        let logged = store.changes_since(start, 1000).await.expect("changes");
+        assert_eq!(logged.len(), TASKS * WRITES);
+    }
+}
+
+/// Behaviours that need the database, not just one store.
+mod database {
+    use super::*;
+
+    pub(super) async fn data_survives_reopening(fixture: &Fixture) {
+        let store = fixture.open().await;
+        let created = put(&store, service("default", "web", json!({"v": 1}))).await;
+        let revision = store.revision().await.expect("revision");
+        drop(store);
+
+        let reopened = fixture.open().await;
+        let got = reopened
+            .get(&key(Kind::Service, "default", "web"))
+            .await
+            .expect("get")
+            .expect("still stored");
+        assert_eq!(&got, created.object());
+        assert_eq!(reopened.revision().await.expect("revision"), revision);
+        let next = put(&reopened, service("default", "web", json!({"v": 2}))).await;
+        assert_eq!(rv(next.object()), revision + 1, "the counter continues");
+        assert_eq!(reopened.changes_since(0, 10).await.expect("log").len(), 2);
+        reopened.ping().await.expect("ping");
+    }
+
+    pub(super) async fn compacted_revisions_answer_compacted(fixture: &Fixture) {
+        let options = Options {
+            retention: Retention {
+                max_changes: 3,
+                ..Retention::default()
+            },
+            ..Options::default()
+        };
+        let store = fixture.open_with(&options).await;
+        for v in 0..10 {
+            put(&store, service("default", "web", json!({ "v": v }))).await;
+        }
+        assert_eq!(store.revision().await.expect("revision"), 10);
+        let kept = store.changes_since(7, 10).await.expect("kept");
+        assert_eq!(
+            kept.iter().map(|c| c.revision).collect::<Vec<_>>(),
+            [8, 9, 10]
+        );
+        for requested in [0, 6] {
+            let err = store
+                .changes_since(requested, 10)
+                .await
+                .expect_err("compacted");
+            assert!(
+                matches!(err, StoreError::Compacted { requested: r, oldest: 8 } if r == requested),
+                "{err}"
+            );
+        }
+    }
+}
+
+// === PostgreSQL only ===
+
+/// The listener backends (`pg_stat_activity`) of every store instance on the server.
+async fn listener_pids(admin: &sqlx::PgPool) -> Vec<i32> {
+    sqlx::query_scalar("SELECT pid FROM pg_stat_activity WHERE application_name = $1")
+        .bind(store::LISTENER_APPLICATION_NAME)
+        .fetch_all(admin)
+        .await
+        .expect("pg_stat_activity")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn postgres_write_through_one_instance_reaches_another_instances_feed() {
+    let Some(fixture) =
+        Fixture::postgres("postgres_write_through_one_instance_reaches_another_instances_feed")
+    else {
+        return;
+    };
+    let a = fixture.open().await;
+    let b = fixture.open().await;
+    let mut feed_a = a.subscribe();
+    let mut feed_b = b.subscribe();
+
+    let written = put(&a, service("default", "web", json!({"v": 1}))).await;
+    put(&b, service("default", "web", json!({"v": 2}))).await;
+    for feed in [&mut feed_a, &mut feed_b] {
+        let first = next_change(feed).await;
+        assert_eq!(first.object, *written.object());
+        let second = next_change(feed).await;
+        assert_eq!(second.revision, first.revision + 1);
+        assert_feed_quiet(feed).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn postgres_feed_recovers_writes_made_while_its_listen_connection_was_down() {
+    let Some(fixture) = Fixture::postgres(
+        "postgres_feed_recovers_writes_made_while_its_listen_connection_was_down",
+    ) else {
+        return;
+    };
+    let Fixture::Postgres { server } = &fixture else {
+        unreachable!("a PostgreSQL fixture")
+    };
+    let admin = sqlx::PgPool::connect(&server.url())
+        .await
+        .expect("admin pool");
+    let a = fixture.open().await;
+    let before = listener_pids(&admin).await;
+    // No periodic re-read on B: only the reconnect can bring the change.
+    let b = fixture
+        .open_with(&Options {
+            poll_interval: Duration::from_secs(3600),
+            ..Options::default()
+        })
+        .await;
+    let b_listener: Vec<i32> = listener_pids(&admin)
+        .await
+        .into_iter()
+        .filter(|pid| !before.contains(pid))
+        .collect();
+    assert_eq!(b_listener.len(), 1, "B has one LISTEN connection");
+    let mut feed_b = b.subscribe();
+
+    let terminated: bool = sqlx::query_scalar("SELECT pg_terminate_backend($1)")
+        .bind(b_listener[0])
+        .fetch_one(&admin)
+        .await
+        .expect("terminate");
+    assert!(terminated);
+    let written = put(&a, service("default", "web", json!({"v": 1}))).await;
+
+    let change = next_change(&mut feed_b).await;
+    assert_eq!(change.object, *written.object());
+    let after = listener_pids(&admin).await;
+    assert!(
+        after
+            .iter()
+            .any(|pid| !before.contains(pid) && *pid != b_listener[0]),
+        "B re-opened its LISTEN connection: {after:?}"
+    );
+
+    // And notifications flow again on the new connection.
+    let second = put(&a, service("default", "web", json!({"v": 2}))).await;
+    assert_eq!(next_change(&mut feed_b).await.object, *second.object());
+    assert_feed_quiet(&mut feed_b).await;
+    drop((a, b));
+    admin.close().await;
+}
+
+#[tokio::test]
+async fn postgres_connection_failure_names_the_database() {
+    // Nothing listens on port 1.
+    let spec = StoreSpec::Postgres {
+        url: "postgres://weft:secret@127.0.0.1:1/weftdb".into(),
+    };
+    let options = Options {
+        acquire_timeout: Duration::from_secs(2),
+        ..Options::default()
+    };
+    let err = match store::open_with(&spec, &options).await {
+        Ok(_) => panic!("connected to nothing"),
+        Err(err) => err.to_string(),
+    };
+    assert!(
+        err.contains("cannot connect to PostgreSQL at 127.0.0.1:1/weftdb"),
+        "{err}"
+    );
+    assert!(!err.contains("secret"), "{err}");
+}
+
+#[tokio::test]
+async fn sqlite_creates_a_private_data_directory() {
+    use std::os::unix::fs::PermissionsExt;
+    let fixture = Fixture::sqlite();
+    let store = fixture.open().await;
+    assert_eq!(store.backend(), "sqlite");
+    let Fixture::Sqlite { dir } = &fixture else {
+        unreachable!("an SQLite fixture")
+    };
+    let data = dir.path().join("data");
+    let mode =
+        |p: &std::path::Path| std::fs::metadata(p).expect("stat").permissions().mode() & 0o777;
+    assert_eq!(mode(&data), 0o700);
+    assert_eq!(mode(&data.join("weft.db")), 0o600);
+    let journal: String = {
+        let pool =
+            sqlx::SqlitePool::connect(&format!("sqlite://{}", data.join("weft.db").display()))
+                .await
+                .expect("open");
+        sqlx::query_scalar("PRAGMA journal_mode")
+            .fetch_one(&pool)
+            .await
+            .expect("pragma")
+    };
+    assert_eq!(journal, "wal");
+}
+
+// === one test per behaviour and backend ===
+
+macro_rules! contract_tests {
+    (store: [$($store:ident),* $(,)?], database: [$($db:ident),* $(,)?] $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $store() {
+                    let fixture = super::Fixture::sqlite();
+                    super::contract::$store(fixture.open().await).await;
+                }
+            )*
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $db() {
+                    let fixture = super::Fixture::sqlite();
+                    super::database::$db(&fixture).await;
+                }
+            )*
+        }
+
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $store() {
+                    let Some(fixture) = super::Fixture::postgres(stringify!($store)) else {
+                        return;
+                    };
+                    super::contract::$store(fixture.open().await).await;
+                }
+            )*
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $db() {
+                    let Some(fixture) = super::Fixture::postgres(stringify!($db)) else {
+                        return;
+                    };
+                    super::database::$db(&fixture).await;
+                }
+            )*
+        }
+    };
+}
+
+contract_tests! {
+    store: [
+        creates_and_gets_objects_with_bookkeeping_fields,
+        update_bumps_generation_and_resource_version,
+        identical_put_is_unchanged_and_takes_no_revision,
+        stale_resource_version_conflicts,
+        absent_precondition_conflicts_when_the_object_exists,
+        lists_by_kind_and_namespace_in_key_order,
+        status_survives_spec_updates_and_put_status_keeps_generation,
+        delete_returns_the_object_and_is_in_the_feed,
+        changes_since_returns_writes_in_order,
+        subscribers_see_writes_in_order,
+        concurrent_writers_get_gapless_revisions_delivered_once,
+    ],
+    database: [
+        data_survives_reopening,
+        compacted_revisions_answer_compacted,
+    ],
+}

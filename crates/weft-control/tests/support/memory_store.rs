@@ -1,0 +1,236 @@
+//! An in-memory [`Store`] for API and CLI tests: the trait's semantics (revisions,
+//! preconditions, unchanged writes, change log, live feed) without a database.
+//! Shared by `weft-control/tests/api.rs` and `weft/tests/cli.rs` (through `#[path]`).
+
+#![allow(clippy::unwrap_used)] // a failed unwrap is a failed test
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
+
+use async_trait::async_trait;
+use tokio::sync::broadcast;
+use weft_api::resource::{Key, Kind, Object};
+use weft_control::store::{Change, ChangeOp, Precondition, Store, StoreError, Written};
+
+/// Creation timestamp given to every object (the store has no clock in tests).
+pub(crate) const CREATED_AT: &str = "2025-01-01T00:00:00Z";
+
+/// The store.
+pub(crate) struct MemoryStore {
+    state: Mutex<State>,
+    feed: broadcast::Sender<Change>,
+    unreachable: AtomicBool,
+}
+
+#[derive(Default)]
+struct State {
+    objects: BTreeMap<Key, Object>,
+    revision: u64,
+    log: Vec<Change>,
+    /// Changes at or before this revision have been dropped from the log.
+    compacted: u64,
+}
+
+impl Default for MemoryStore {
+    fn default() -> Self {
+        MemoryStore {
+            state: Mutex::new(State::default()),
+            feed: broadcast::channel(1024).0,
+            unreachable: AtomicBool::new(false),
+        }
+    }
+}
+
+impl MemoryStore {
+    /// Makes `ping` fail (or succeed again).
+    pub(crate) fn set_unreachable(&self, unreachable: bool) {
+        self.unreachable.store(unreachable, Ordering::SeqCst);
+    }
+
+    /// Drops every logged change up to the current revision.
+    pub(crate) fn compact(&self) {
+        let mut state = self.state.lock().unwrap();
+        state.compacted = state.revision;
+        state.log.clear();
+    }
+
+    fn record(&self, state: &mut State, op: ChangeOp, object: Object) {
+        let change = Change {
+            revision: state.revision,
+            op,
+            object,
+        };
+        state.log.push(change.clone());
+        let _ = self.feed.send(change);
+    }
+}
+
+fn check(
+    key: &Key,
+    current: Option<&Object>,
+    precondition: Precondition,
+) -> Result<(), StoreError> {
+    let conflict = |message: String| StoreError::Conflict {
+        key: key.clone(),
+        message,
+    };
+    match (precondition, current) {
+        (Precondition::Absent, Some(_)) => Err(conflict("already exists".to_owned())),
+        (Precondition::None | Precondition::Absent, _) => Ok(()),
+        (Precondition::ResourceVersion(_), None) => Err(StoreError::NotFound(key.clone())),
+        (Precondition::ResourceVersion(want), Some(o)) => {
+            let have = o.resource_version().unwrap_or_default();
+            if have == want {
+                Ok(())
+            } else {
+                Err(conflict(format!("resourceVersion is {have}, not {want}")))
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl Store for MemoryStore {
+    fn backend(&self) -> &'static str {
+        "memory"
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        if self.unreachable.load(Ordering::SeqCst) {
+            Err(StoreError::Corrupt {
+                key: "ping".to_owned(),
+                message: "store made unreachable by the test".to_owned(),
+            })
+        } else {
+            Ok(())
+        }
+    }
+
+    async fn get(&self, key: &Key) -> Result<Option<Object>, StoreError> {
+        Ok(self.state.lock().unwrap().objects.get(key).cloned())
+    }
+
+    async fn list(
+        &self,
+        kind: Option<Kind>,
+        namespace: Option<&str>,
+    ) -> Result<(Vec<Object>, u64), StoreError> {
+        let state = self.state.lock().unwrap();
+        let objects = state
+            .objects
+            .iter()
+            .filter(|(k, _)| kind.is_none_or(|kind| k.kind == kind))
+            .filter(|(k, _)| namespace.is_none_or(|ns| k.namespace == ns))
+            .map(|(_, o)| o.clone())
+            .collect();
+        Ok((objects, state.revision))
+    }
+
+    async fn put(
+        &self,
+        mut object: Object,
+        precondition: Precondition,
+    ) -> Result<Written, StoreError> {
+        let key = object.key().map_err(|e| StoreError::Corrupt {
+            key: object.metadata.name.clone(),
+            message: e.to_string(),
+        })?;
+        let mut state = self.state.lock().unwrap();
+        let current = state.objects.get(&key).cloned();
+        check(&key, current.as_ref(), precondition)?;
+        if let Some(current) = &current {
+            if current.spec == object.spec
+                && current.metadata.labels == object.metadata.labels
+                && current.metadata.annotations == object.metadata.annotations
+                && current.api_version == object.api_version
+            {
+                return Ok(Written::Unchanged(current.clone()));
+            }
+        }
+        state.revision += 1;
+        let revision = state.revision;
+        object.metadata.resource_version = Some(revision.to_string());
+        if let Some(current) = &current {
+            object.metadata.uid.clone_from(&current.metadata.uid);
+            object
+                .metadata
+                .creation_timestamp
+                .clone_from(&current.metadata.creation_timestamp);
+            object.metadata.generation = Some(current.metadata.generation.unwrap_or(0) + 1);
+            object.status.clone_from(&current.status);
+        } else {
+            object.metadata.uid = Some(format!("uid-{revision}"));
+            object.metadata.creation_timestamp = Some(CREATED_AT.to_owned());
+            object.metadata.generation = Some(1);
+            object.status = None;
+        }
+        state.objects.insert(key, object.clone());
+        self.record(&mut state, ChangeOp::Put, object.clone());
+        Ok(if current.is_some() {
+            Written::Configured(object)
+        } else {
+            Written::Created(object)
+        })
+    }
+
+    async fn put_status(
+        &self,
+        key: &Key,
+        status: serde_json::Value,
+        precondition: Precondition,
+    ) -> Result<Option<Object>, StoreError> {
+        let mut state = self.state.lock().unwrap();
+        let current = state.objects.get(key).cloned();
+        check(key, current.as_ref(), precondition)?;
+        let Some(mut object) = current else {
+            return Err(StoreError::NotFound(key.clone()));
+        };
+        if object.status.as_ref() == Some(&status) {
+            return Ok(None);
+        }
+        state.revision += 1;
+        object.metadata.resource_version = Some(state.revision.to_string());
+        object.status = Some(status);
+        state.objects.insert(key.clone(), object.clone());
+        self.record(&mut state, ChangeOp::Put, object.clone());
+        Ok(Some(object))
+    }
+
+    async fn delete(&self, key: &Key, precondition: Precondition) -> Result<Object, StoreError> {
+        let mut state = self.state.lock().unwrap();
+        check(key, state.objects.get(key), precondition)?;
+        let Some(object) = state.objects.remove(key) else {
+            return Err(StoreError::NotFound(key.clone()));
+        };
+        state.revision += 1;
+        self.record(&mut state, ChangeOp::Delete, object.clone());
+        Ok(object)
+    }
+
+    async fn changes_since(&self, revision: u64, limit: u32) -> Result<Vec<Change>, StoreError> {
+        let state = self.state.lock().unwrap();
+        if revision < state.compacted {
+            return Err(StoreError::Compacted {
+                requested: revision,
+                oldest: state.compacted + 1,
+            });
+        }
+        Ok(state
+            .log
+            .iter()
+            .filter(|c| c.revision > revision)
+            .take(limit as usize)
+            .cloned()
+            .collect())
+    }
+
+    fn subscribe(&self) -> broadcast::Receiver<Change> {
+        self.feed.subscribe()
+    }
+
+    async fn revision(&self) -> Result<u64, StoreError> {
+        Ok(self.state.lock().unwrap().revision)
+    }
+}

@@ -1,0 +1,181 @@
+//! Field-level checks shared by every kind, and the collector that gathers their
+//! errors with field paths, so an operator fixes a document in one pass.
+
+use std::collections::BTreeMap;
+
+use serde::de::DeserializeOwned;
+use weft_api::proxy::{FieldError, ValidationErrors};
+
+/// Every problem found so far.
+#[derive(Debug, Default)]
+pub(crate) struct Errors(Vec<FieldError>);
+
+impl Errors {
+    pub(crate) fn push(&mut self, path: impl Into<String>, message: impl Into<String>) {
+        self.0.push(FieldError {
+            path: path.into(),
+            message: message.into(),
+        });
+    }
+
+    pub(crate) fn into_result(self) -> Result<(), ValidationErrors> {
+        if self.0.is_empty() {
+            Ok(())
+        } else {
+            Err(ValidationErrors(self.0))
+        }
+    }
+}
+
+/// Deserializes `value` as `T`, locating a shape error under `prefix`
+/// (`spec.rules[1].backendRefs[0].weight`).
+pub(crate) fn parse<T: DeserializeOwned>(
+    prefix: &str,
+    value: serde_json::Value,
+) -> Result<T, FieldError> {
+    serde_path_to_error::deserialize(value).map_err(|e| {
+        let inner = e.path().to_string();
+        let message = e.into_inner().to_string();
+        let path = match inner.as_str() {
+            "." | "" => prefix.to_owned(),
+            p if prefix.is_empty() => p.to_owned(),
+            p => format!("{prefix}.{p}"),
+        };
+        FieldError { path, message }
+    })
+}
+
+/// A lower-case RFC 1123 label: names, namespaces, service accounts, port names.
+pub(crate) fn label(errors: &mut Errors, path: &str, value: &str) {
+    if !is_label(value) {
+        errors.push(
+            path,
+            format!(
+                "{value:?} is not a valid name: use at most 63 lowercase letters, digits and \
+                 '-', starting and ending with a letter or digit"
+            ),
+        );
+    }
+}
+
+pub(crate) fn is_label(value: &str) -> bool {
+    !value.is_empty()
+        && value.len() <= 63
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !value.starts_with('-')
+        && !value.ends_with('-')
+}
+
+/// A lower-case RFC 1123 subdomain (dot-separated labels, at most 253).
+pub(crate) fn is_subdomain(value: &str) -> bool {
+    value.len() <= 253 && value.split('.').all(is_label)
+}
+
+/// Kubernetes label keys (`[prefix/]name`) and values.
+pub(crate) fn labels(errors: &mut Errors, path: &str, labels: &BTreeMap<String, String>) {
+    for (key, value) in labels {
+        if !is_label_key(key) {
+            errors.push(
+                format!("{path}.{key}"),
+                format!(
+                    "{key:?} is not a valid label key: an optional DNS prefix and '/', then at \
+                     most 63 letters, digits, '-', '_' or '.', starting and ending with a \
+                     letter or digit"
+                ),
+            );
+        }
+        if !value.is_empty() && !is_label_name(value) {
+            errors.push(
+                format!("{path}.{key}"),
+                format!(
+                    "{value:?} is not a valid label value: at most 63 letters, digits, '-', \
+                     '_' or '.', starting and ending with a letter or digit"
+                ),
+            );
+        }
+    }
+}
+
+/// Annotation keys have the label-key shape; values are free-form.
+pub(crate) fn annotation_keys(errors: &mut Errors, path: &str, map: &BTreeMap<String, String>) {
+    for key in map.keys() {
+        if !is_label_key(key) {
+            errors.push(
+                format!("{path}.{key}"),
+                format!("{key:?} is not a valid annotation key (an optional DNS prefix and '/', then a name)"),
+            );
+        }
+    }
+}
+
+fn is_label_key(key: &str) -> bool {
+    match key.split_once('/') {
+        Some((prefix, name)) => is_subdomain(prefix) && is_label_name(name),
+        None => is_label_name(key),
+    }
+}
+
+fn is_label_name(value: &str) -> bool {
+    let bytes = value.as_bytes();
+    !value.is_empty()
+        && value.len() <= 63
+        && bytes
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(b))
+        && bytes.first().is_some_and(u8::is_ascii_alphanumeric)
+        && bytes.last().is_some_and(u8::is_ascii_alphanumeric)
+}
+
+/// A regular expression as the proxy compiles it: anchored, matching the whole value.
+pub(crate) fn regex(errors: &mut Errors, path: &str, pattern: &str) {
+    if let Err(e) = regex::Regex::new(&format!("^(?:{pattern})$")) {
+        let detail = e.to_string();
+        let last = detail.lines().last().unwrap_or_default().trim().to_owned();
+        errors.push(
+            path,
+            format!("{pattern:?} is not a valid regular expression ({last}); the syntax is Rust's `regex` (RE2-like)"),
+        );
+    }
+}
+
+/// Ports in specs are `u16`, so only 0 is out of range here; larger values fail to
+/// parse with their path.
+pub(crate) fn port(errors: &mut Errors, path: &str, port: u16) {
+    if port == 0 {
+        errors.push(path, "0 is not a port: use 1-65535");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accepts_rfc1123_labels_only() {
+        for ok in ["a", "echo-v2", "0abc", &"a".repeat(63)] {
+            assert!(is_label(ok), "{ok}");
+        }
+        for bad in ["", "Echo", "-a", "a-", "a.b", "a_b", &"a".repeat(64)] {
+            assert!(!is_label(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn checks_label_keys_and_values() {
+        let mut errors = Errors::default();
+        let map: BTreeMap<String, String> = [
+            ("app", "echo"),
+            ("weft.dev/zone", "eu_1.a"),
+            ("bad key", "x"),
+            ("tier", "-x"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+        labels(&mut errors, "metadata.labels", &map);
+        let paths: Vec<_> = errors.0.iter().map(|e| e.path.as_str()).collect();
+        assert_eq!(paths, ["metadata.labels.bad key", "metadata.labels.tier"]);
+    }
+}

@@ -1,0 +1,209 @@
+//! `HTTPRoute`: validation and reduction to proxy matches.
+
+use std::collections::HashSet;
+
+use weft_api::proxy::{self, KeyValueMatch, StringMatch};
+use weft_api::resource::route::{
+    parse_duration, HttpMatch, HttpSpec, PathMatchType, ValueMatch, ValueMatchType,
+};
+use weft_api::resource::{Kind, Object};
+
+use super::{Route, Rule};
+use crate::field::{self, Errors};
+
+/// Methods the Gateway API allows in `matches[].method`.
+const METHODS: &[&str] = &[
+    "GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH",
+];
+
+/// Checks a parsed `HTTPRoute` spec.
+pub(crate) fn validate(spec: &HttpSpec, errors: &mut Errors) {
+    super::validate_parent_refs(errors, &spec.parent_refs);
+    super::validate_hostnames(errors, &spec.hostnames);
+    if spec.rules.is_empty() {
+        errors.push("spec.rules", "a route needs at least one rule");
+    }
+    for (r, rule) in spec.rules.iter().enumerate() {
+        let rpath = format!("spec.rules[{r}]");
+        if let Some(name) = &rule.name {
+            field::label(errors, &format!("{rpath}.name"), name);
+        }
+        for (m, mat) in rule.matches.iter().enumerate() {
+            validate_match(errors, &format!("{rpath}.matches[{m}]"), mat);
+        }
+        super::validate_filters(errors, &format!("{rpath}.filters"), &rule.filters);
+        super::validate_backend_refs(errors, &rpath, &rule.backend_refs);
+        if let Some(t) = &rule.timeouts {
+            let parse = |errors: &mut Errors, field: &str, text: &Option<String>| {
+                let text = text.as_deref()?;
+                parse_duration(text)
+                    .map_err(|e| errors.push(format!("{rpath}.timeouts.{field}"), e))
+                    .ok()
+            };
+            let request = parse(errors, "request", &t.request);
+            let backend = parse(errors, "backendRequest", &t.backend_request);
+            if let (Some(req), Some(back)) = (request, backend) {
+                if !req.is_zero() && (back.is_zero() || back > req) {
+                    errors.push(
+                        format!("{rpath}.timeouts.backendRequest"),
+                        format!(
+                            "{:?} is longer than timeouts.request {:?}; one attempt cannot outlast the whole request",
+                            t.backend_request.as_deref().unwrap_or_default(),
+                            t.request.as_deref().unwrap_or_default()
+                        ),
+                    );
+                }
+            }
+        }
+    }
+}
+
+fn validate_match(errors: &mut Errors, path: &str, m: &HttpMatch) {
+    if let Some(p) = &m.path {
+        let ppath = format!("{path}.path.value");
+        match p.kind {
+            PathMatchType::Exact | PathMatchType::PathPrefix => {
+                if !p.value.starts_with('/') {
+                    errors.push(ppath, format!("{:?} must start with '/'", p.value));
+                } else if p.value.contains("//") || p.value.contains('?') || p.value.contains('#') {
+                    errors.push(
+                        ppath,
+                        format!(
+                            "{:?} must be a plain path: no \"//\", query or fragment",
+                            p.value
+                        ),
+                    );
+                }
+            }
+            PathMatchType::RegularExpression => field::regex(errors, &ppath, &p.value),
+        }
+    }
+    value_matches(errors, &format!("{path}.headers"), &m.headers, true);
+    value_matches(
+        errors,
+        &format!("{path}.queryParams"),
+        &m.query_params,
+        false,
+    );
+    if let Some(method) = &m.method {
+        if !METHODS.contains(&method.as_str()) {
+            errors.push(
+                format!("{path}.method"),
+                format!(
+                    "{method:?} is not a method the Gateway API allows (one of {})",
+                    METHODS.join(", ")
+                ),
+            );
+        }
+    }
+}
+
+/// Header (case-insensitive names, HTTP token characters) or query-parameter matches.
+pub(crate) fn value_matches(errors: &mut Errors, path: &str, items: &[ValueMatch], header: bool) {
+    let mut seen = HashSet::new();
+    for (i, kv) in items.iter().enumerate() {
+        let token = !kv.name.is_empty()
+            && kv.name.len() <= 256
+            && kv
+                .name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-_.!#$%&'*+^`|~".contains(&b));
+        if !token {
+            errors.push(
+                format!("{path}[{i}].name"),
+                format!(
+                    "{:?} is not a valid name (letters, digits and -_.!#$%&'*+^`|~)",
+                    kv.name
+                ),
+            );
+        }
+        let key = if header {
+            kv.name.to_ascii_lowercase()
+        } else {
+            kv.name.clone()
+        };
+        if !seen.insert(key) {
+            errors.push(
+                format!("{path}[{i}].name"),
+                format!("{:?} is matched twice; merge the two entries", kv.name),
+            );
+        }
+        if kv.kind == ValueMatchType::RegularExpression {
+            field::regex(errors, &format!("{path}[{i}].value"), &kv.value);
+        }
+    }
+}
+
+pub(crate) fn value_match(kv: &ValueMatch) -> KeyValueMatch {
+    KeyValueMatch {
+        name: kv.name.clone(),
+        value: match kv.kind {
+            ValueMatchType::Exact => StringMatch::Exact(kv.value.clone()),
+            ValueMatchType::RegularExpression => StringMatch::Regex(kv.value.clone()),
+        },
+    }
+}
+
+/// Reduces a valid spec: each match × hostname becomes one proxy match. Durations
+/// were validated, so a parse failure here cannot happen and is treated as "none".
+pub(crate) fn reduce(object: &Object, spec: HttpSpec) -> Route<'_> {
+    let authorities = super::authorities(&spec.hostnames);
+    let rules = spec
+        .rules
+        .into_iter()
+        .map(|rule| {
+            let defaults = [HttpMatch::default()];
+            let user = if rule.matches.is_empty() {
+                &defaults[..]
+            } else {
+                &rule.matches[..]
+            };
+            let mut matches = Vec::new();
+            for m in user {
+                for authority in &authorities {
+                    matches.push(proxy::RouteMatch {
+                        authority: authority.clone(),
+                        path: m.path.as_ref().and_then(|p| match p.kind {
+                            PathMatchType::PathPrefix if p.value == "/" => None,
+                            PathMatchType::PathPrefix => {
+                                Some(proxy::PathMatch::Prefix(p.value.clone()))
+                            }
+                            PathMatchType::Exact => Some(proxy::PathMatch::Exact(p.value.clone())),
+                            PathMatchType::RegularExpression => {
+                                Some(proxy::PathMatch::Regex(p.value.clone()))
+                            }
+                        }),
+                        method: m.method.clone(),
+                        headers: m.headers.iter().map(value_match).collect(),
+                        query: m.query_params.iter().map(value_match).collect(),
+                    });
+                }
+            }
+            Rule {
+                matches,
+                backend_refs: rule.backend_refs,
+                timeout: rule.timeouts.as_ref().and_then(timeout),
+            }
+        })
+        .collect();
+    Route {
+        object,
+        kind: Kind::HttpRoute,
+        parent_refs: spec.parent_refs,
+        rules,
+    }
+}
+
+/// The rule timeout: without retries the only attempt is bounded by both
+/// `request` and `backendRequest`, so the smaller applies; `0s` disables one.
+fn timeout(t: &weft_api::resource::route::HttpTimeouts) -> Option<std::time::Duration> {
+    let parse = |text: &Option<String>| {
+        text.as_deref()
+            .and_then(|t| parse_duration(t).ok())
+            .filter(|d| !d.is_zero())
+    };
+    match (parse(&t.request), parse(&t.backend_request)) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}

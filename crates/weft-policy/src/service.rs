@@ -1,0 +1,133 @@
+//! `Service`: validation, and compilation into proxy `Service` resources with their
+//! endpoints (selected, healthy workloads).
+
+use std::collections::{BTreeSet, HashSet};
+
+use weft_api::pb::v1 as pb;
+use weft_api::pb_convert::protocol_to_pb;
+use weft_api::proxy;
+use weft_api::resource::service::Spec;
+use weft_api::resource::workload;
+use weft_api::resource::Object;
+
+use crate::field::{self, Errors};
+
+/// Checks a parsed `Service` spec.
+pub(crate) fn validate(spec: &Spec, errors: &mut Errors) {
+    field::labels(errors, "spec.selector", &spec.selector);
+    if spec.ports.is_empty() {
+        errors.push(
+            "spec.ports",
+            "a service needs at least one port, e.g. [{port: 80, protocol: http}]",
+        );
+    }
+    let mut numbers = HashSet::new();
+    let mut names = HashSet::new();
+    for (i, p) in spec.ports.iter().enumerate() {
+        let path = format!("spec.ports[{i}]");
+        field::port(errors, &format!("{path}.port"), p.port);
+        if let Some(t) = p.target_port {
+            field::port(errors, &format!("{path}.targetPort"), t);
+        }
+        if !numbers.insert(p.port) {
+            errors.push(
+                format!("{path}.port"),
+                format!("port {} is listed twice", p.port),
+            );
+        }
+        if let Some(name) = &p.name {
+            field::label(errors, &format!("{path}.name"), name);
+            if !names.insert(name) {
+                errors.push(
+                    format!("{path}.name"),
+                    format!("port name {name:?} is used twice"),
+                );
+            }
+        }
+    }
+    if let Some(vip) = spec.vip {
+        if vip.is_unspecified() || vip.is_multicast() {
+            errors.push(
+                "spec.vip",
+                format!("{vip} cannot be a service VIP; use a unicast address or leave it out"),
+            );
+        }
+    }
+}
+
+/// A workload as compile sees it: parsed, with its phase.
+pub(crate) struct Workload<'a> {
+    pub(crate) object: &'a Object,
+    pub(crate) spec: workload::Spec,
+    pub(crate) phase: Option<workload::Phase>,
+}
+
+/// Builds the proxy resource for one service: endpoints are the workloads of the same
+/// namespace whose labels contain the selector and whose phase makes them endpoints,
+/// sorted by address (then workload name) so the output is byte-for-byte stable.
+pub(crate) fn compile(
+    object: &Object,
+    spec: &Spec,
+    workloads: &[Workload<'_>],
+    trust_domain: &str,
+) -> pb::Service {
+    let namespace = object.namespace();
+    let mut endpoints: Vec<(std::net::IpAddr, String, pb::Endpoint)> = workloads
+        .iter()
+        .filter(|w| {
+            w.object.namespace() == namespace
+                && selects(spec, &w.object.metadata.labels)
+                && w.phase.is_some_and(workload::Phase::is_endpoint)
+        })
+        .map(|w| {
+            let ns = w.object.namespace();
+            let endpoint = pb::Endpoint {
+                address: w.spec.address.to_string(),
+                identity: format!(
+                    "spiffe://{trust_domain}/ns/{ns}/sa/{}",
+                    w.spec.service_account
+                ),
+                hbone: w.spec.hbone.map(|h| h.to_string()).unwrap_or_default(),
+                workload: format!("{ns}/{}", w.object.metadata.name),
+                zone: w.spec.zone.clone().unwrap_or_default(),
+            };
+            (w.spec.address, w.object.metadata.name.clone(), endpoint)
+        })
+        .collect();
+    endpoints.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
+    pb::Service {
+        name: object.metadata.name.clone(),
+        namespace: namespace.to_owned(),
+        vip: spec.vip.map(|v| v.to_string()).unwrap_or_default(),
+        ports: spec
+            .ports
+            .iter()
+            .map(|p| pb::ServicePort {
+                port: u32::from(p.port),
+                target_port: p.target_port.map_or(0, u32::from),
+                protocol: protocol_to_pb(proxy::Protocol::from(p.protocol)) as i32,
+            })
+            .collect(),
+        load_balancer: match proxy::LoadBalancer::from(spec.load_balancer) {
+            proxy::LoadBalancer::PeakEwma => pb::LoadBalancer::PeakEwma,
+            proxy::LoadBalancer::LeastRequest => pb::LoadBalancer::LeastRequest,
+            proxy::LoadBalancer::RoundRobin => pb::LoadBalancer::RoundRobin,
+        } as i32,
+        endpoints: endpoints.into_iter().map(|(_, _, e)| e).collect(),
+    }
+}
+
+/// `matchLabels`: every selector entry present with the same value. An empty selector
+/// selects nothing (a Service without a selector has no endpoints, as in Kubernetes).
+fn selects(spec: &Spec, labels: &std::collections::BTreeMap<String, String>) -> bool {
+    !spec.selector.is_empty()
+        && spec
+            .selector
+            .iter()
+            .all(|(k, v)| labels.get(k).is_some_and(|l| l == v))
+}
+
+/// The ports of a service, for reference checks.
+pub(crate) fn ports(spec: &Spec) -> BTreeSet<u16> {
+    spec.ports.iter().map(|p| p.port).collect()
+}

@@ -1,0 +1,109 @@
+//! Status documents compile produces, in Gateway API shape. No timestamps: the same
+//! inputs give the same status, so the control plane writes only real changes.
+
+use serde_json::{json, Map, Value};
+use weft_api::proxy::ValidationErrors;
+use weft_api::resource::route::{ParentRef, DEFAULT_REF_KIND};
+
+/// `controllerName` of every route parent status Weft writes.
+pub const CONTROLLER_NAME: &str = "weft.dev/control-plane";
+
+fn condition(kind: &str, ok: bool, reason: &str, message: &str, generation: Option<i64>) -> Value {
+    let mut c = Map::new();
+    c.insert("type".into(), kind.into());
+    c.insert("status".into(), if ok { "True" } else { "False" }.into());
+    c.insert("reason".into(), reason.into());
+    c.insert("message".into(), message.into());
+    if let Some(g) = generation {
+        c.insert("observedGeneration".into(), g.into());
+    }
+    Value::Object(c)
+}
+
+/// One `status.parents[]` entry: `Accepted` (the parent exists and has the port) and
+/// `ResolvedRefs` (every backend resolves).
+pub(crate) fn route_parent(
+    pref: &ParentRef,
+    namespace: &str,
+    generation: Option<i64>,
+    accepted: &Result<(), String>,
+    problems: &[String],
+) -> Value {
+    let mut parent_ref = Map::new();
+    parent_ref.insert(
+        "group".into(),
+        pref.group.clone().unwrap_or_default().into(),
+    );
+    parent_ref.insert(
+        "kind".into(),
+        pref.kind
+            .clone()
+            .unwrap_or_else(|| DEFAULT_REF_KIND.to_owned())
+            .into(),
+    );
+    parent_ref.insert("name".into(), pref.name.clone().into());
+    parent_ref.insert("namespace".into(), namespace.into());
+    if let Some(p) = pref.port {
+        parent_ref.insert("port".into(), p.into());
+    }
+    let accepted = match accepted {
+        Ok(()) => condition(
+            "Accepted",
+            true,
+            "Accepted",
+            "attached to the Service",
+            generation,
+        ),
+        Err(m) => condition("Accepted", false, "NoMatchingParent", m, generation),
+    };
+    let resolved = if problems.is_empty() {
+        condition(
+            "ResolvedRefs",
+            true,
+            "ResolvedRefs",
+            "every backend resolved",
+            generation,
+        )
+    } else {
+        condition(
+            "ResolvedRefs",
+            false,
+            "BackendNotFound",
+            &format!(
+                "{}; requests for a rule with no resolved backend get 503",
+                problems.join("; ")
+            ),
+            generation,
+        )
+    };
+    json!({
+        "parentRef": parent_ref,
+        "controllerName": CONTROLLER_NAME,
+        "conditions": [accepted, resolved],
+    })
+}
+
+/// Status of a route whose stored spec no longer validates (e.g. written by an older
+/// version): it compiles to nothing, and says why.
+pub(crate) fn invalid_route(errors: &ValidationErrors, generation: Option<i64>) -> Value {
+    json!({
+        "parents": [],
+        "conditions": [condition("Accepted", false, "Invalid", &errors.to_string(), generation)],
+    })
+}
+
+/// `Service.status`: how many endpoints it has, and why it has none when its spec does
+/// not validate.
+pub(crate) fn service(
+    endpoints: usize,
+    invalid: Option<&ValidationErrors>,
+    generation: Option<i64>,
+) -> Value {
+    match invalid {
+        None => json!({ "endpoints": endpoints }),
+        Some(e) => json!({
+            "endpoints": 0,
+            "conditions": [condition("Accepted", false, "Invalid", &e.to_string(), generation)],
+        }),
+    }
+}

@@ -1,0 +1,162 @@
+//! Control-plane mode: the bootstrap file (identity, certificates, listeners, limits)
+//! combined with the services and route tables received over xDS into one snapshot.
+//!
+//! Either side can change on its own: a certificate rotated on disk rebuilds the
+//! snapshot with the current xDS resources, and an xDS update rebuilds it with the
+//! current bootstrap. Each rebuild reuses endpoint state from the snapshot in force.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex};
+
+use weft_api::proxy::{Config, References, RouteTable, Service};
+
+use super::file::Loaded;
+use super::{Snapshot, Store};
+
+/// Called after every swap (e.g. to reconcile explicit outbound listeners).
+pub type OnChange = Box<dyn Fn(&Snapshot) + Send + Sync>;
+
+/// Resources received from the control plane, by resource name (`name.namespace`).
+#[derive(Clone, Debug, Default)]
+pub struct Dynamic {
+    /// Services with their endpoints.
+    pub services: BTreeMap<String, Service>,
+    /// Route tables by parent service.
+    pub routes: BTreeMap<String, Vec<RouteTable>>,
+    /// A version naming this set (for `/config_dump`).
+    pub version: String,
+}
+
+/// Builds snapshots from bootstrap + dynamic resources and swaps them into the store.
+pub struct Composer {
+    store: Arc<Store>,
+    inner: Mutex<(Loaded, Dynamic)>,
+    on_change: OnChange,
+}
+
+impl Composer {
+    /// Builds the first snapshot (before the store exists).
+    pub fn initial(boot: &Loaded, dynamic: &Dynamic) -> Result<Snapshot, String> {
+        build(boot, dynamic, None)
+    }
+
+    /// A composer over `store`, whose current snapshot was built from `boot` and
+    /// `dynamic`.
+    pub fn new(store: Arc<Store>, boot: Loaded, dynamic: Dynamic, on_change: OnChange) -> Self {
+        Self {
+            store,
+            inner: Mutex::new((boot, dynamic)),
+            on_change,
+        }
+    }
+
+    /// A new bootstrap file was read.
+    pub fn set_bootstrap(&self, boot: Loaded) -> Result<(), String> {
+        let mut inner = self.lock();
+        let next = build(&boot, &inner.1, Some(&self.store.load()))?;
+        inner.0 = boot;
+        self.swap(next);
+        Ok(())
+    }
+
+    /// New resources arrived from the control plane.
+    pub fn set_dynamic(&self, dynamic: Dynamic) -> Result<(), String> {
+        let mut inner = self.lock();
+        let next = build(&inner.0, &dynamic, Some(&self.store.load()))?;
+        inner.1 = dynamic;
+        self.swap(next);
+        Ok(())
+    }
+
+    /// What this proxy needs from the control plane: (the targets of its outbound
+    /// listeners, whose route tables it wants; every service it may send to, i.e. those
+    /// targets and the backends of their routes).
+    pub fn wanted(&self) -> (BTreeSet<String>, BTreeSet<String>) {
+        let inner = self.lock();
+        (targets(&inner.0.config), wanted(&inner.0.config, &inner.1))
+    }
+
+    /// The bootstrap config in force.
+    pub fn bootstrap(&self) -> Config {
+        self.lock().0.config.clone()
+    }
+
+    fn swap(&self, next: Snapshot) {
+        self.store.swap(next);
+        (self.on_change)(&self.store.load());
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, (Loaded, Dynamic)> {
+        self.inner
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+/// Normalises a service reference (`name` or `name.namespace`) to `name.namespace`.
+pub fn service_key(reference: &str, default_namespace: &str) -> String {
+    if reference.contains('.') {
+        reference.to_owned()
+    } else {
+        format!("{reference}.{default_namespace}")
+    }
+}
+
+/// The services `config`'s outbound listeners target.
+pub fn targets(config: &Config) -> BTreeSet<String> {
+    let ns = &config.workload.namespace;
+    config
+        .outbound
+        .iter()
+        .map(|o| service_key(&o.service, ns))
+        .collect()
+}
+
+/// The service names `config` (a bootstrap) needs, given the routes received so far.
+pub fn wanted(config: &Config, dynamic: &Dynamic) -> BTreeSet<String> {
+    let ns = &config.workload.namespace;
+    let mut wanted = targets(config);
+    let mut backends = Vec::new();
+    for table in config.routes.iter().chain(
+        wanted
+            .iter()
+            .filter_map(|s| dynamic.routes.get(s))
+            .flatten(),
+    ) {
+        for rule in &table.rules {
+            backends.extend(rule.backends.iter().map(|b| service_key(&b.service, ns)));
+        }
+    }
+    wanted.extend(backends);
+    wanted
+}
+
+/// Merges bootstrap and dynamic resources (the control plane's version of a service
+/// replaces one of the same name in the file) and compiles a snapshot.
+fn build(
+    boot: &Loaded,
+    dynamic: &Dynamic,
+    previous: Option<&Snapshot>,
+) -> Result<Snapshot, String> {
+    let mut config = boot.config.clone();
+    config
+        .services
+        .retain(|s| !dynamic.services.contains_key(&s.key()));
+    config.services.extend(dynamic.services.values().cloned());
+    let ns = config.workload.namespace.clone();
+    config
+        .routes
+        .retain(|r| !dynamic.routes.contains_key(&service_key(&r.service, &ns)));
+    config
+        .routes
+        .extend(dynamic.routes.values().flatten().cloned());
+    config
+        .validate_with(References::Deferred)
+        .map_err(|e| e.to_string())?;
+    let version = if dynamic.version.is_empty() {
+        boot.version.clone()
+    } else {
+        format!("{}+{}", boot.version, dynamic.version)
+    };
+    Snapshot::build(config, boot.creds.clone(), version, previous).map_err(|e| e.to_string())
+}

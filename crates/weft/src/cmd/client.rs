@@ -1,0 +1,286 @@
+//! The CLI's HTTP client for the control plane API: plain HTTP/1.1 over hyper-util's
+//! pooled client, with connect and request timeouts, and API errors decoded into
+//! [`ApiError`]. The one place that knows how to reach the control plane, so TLS and
+//! tokens are a change to this file.
+
+use std::fmt;
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use anyhow::Context;
+use bytes::Bytes;
+use http::{Method, Request, StatusCode, Uri};
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client as Pool;
+use hyper_util::rt::TokioExecutor;
+
+use super::config::{self, Origin};
+
+/// How to reach the control plane; flattened into every command that talks to it.
+#[derive(Debug, Clone, clap::Args)]
+pub(crate) struct ConnectArgs {
+    /// The control plane's HTTP API. Default: `controlPlane` in
+    /// ~/.config/weft/config.yaml, else http://127.0.0.1:5681.
+    #[arg(long, env = "WEFT_CONTROL_PLANE", value_name = "URL")]
+    control_plane: Option<String>,
+    /// How long to wait for a TCP connection.
+    #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
+    connect_timeout: Duration,
+    /// How long to wait for a whole response.
+    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+    request_timeout: Duration,
+}
+
+/// A client of one control plane.
+pub(crate) struct Client {
+    base: String,
+    origin: Origin,
+    pool: Pool<HttpConnector, Full<Bytes>>,
+    request_timeout: Duration,
+}
+
+/// A response, body read.
+pub(crate) struct Response {
+    pub(crate) status: StatusCode,
+    pub(crate) body: Bytes,
+}
+
+/// An error answered by the API (`{"error":{…}}`).
+#[derive(Debug, Clone)]
+pub(crate) struct ApiError {
+    pub(crate) code: u16,
+    pub(crate) reason: String,
+    pub(crate) message: String,
+    /// `{"document"?, "kind"?, "namespace"?, "name"?, "path", "message"}` each.
+    pub(crate) details: Vec<serde_json::Value>,
+}
+
+// === impl Client ===
+
+impl Client {
+    /// A client for the control plane named by `args` (or the config file, or the
+    /// default).
+    pub(crate) fn new(args: &ConnectArgs) -> anyhow::Result<Client> {
+        let (url, origin) = config::control_plane(args.control_plane.clone())?;
+        let uri: Uri = url
+            .parse()
+            .with_context(|| format!("control plane address {url:?} is not a URL"))?;
+        match uri.scheme_str() {
+            Some("http") => {}
+            Some("https") => anyhow::bail!(
+                "control plane address {url}: https is not supported yet; use http://"
+            ),
+            _ => anyhow::bail!(
+                "control plane address {url:?} needs a scheme, e.g. http://127.0.0.1:5681"
+            ),
+        }
+        if uri.authority().is_none() {
+            anyhow::bail!("control plane address {url:?} names no host");
+        }
+        let mut connector = HttpConnector::new();
+        connector.set_connect_timeout(Some(args.connect_timeout));
+        connector.set_nodelay(true);
+        let pool = Pool::builder(TokioExecutor::new()).build(connector);
+        Ok(Client {
+            base: url.trim_end_matches('/').to_owned(),
+            origin,
+            pool,
+            request_timeout: args.request_timeout,
+        })
+    }
+
+    /// Sends a request; `body` is `(content type, bytes)`. Any status is returned; only
+    /// failing to get a response is an error.
+    pub(crate) async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<(&str, Bytes)>,
+    ) -> anyhow::Result<Response> {
+        let url = format!("{}{path}", self.base);
+        let mut request = Request::builder()
+            .method(method.clone())
+            .uri(&url)
+            .header(http::header::ACCEPT, "application/json");
+        let body = match body {
+            Some((content_type, bytes)) => {
+                request = request.header(http::header::CONTENT_TYPE, content_type);
+                Full::new(bytes)
+            }
+            None => Full::new(Bytes::new()),
+        };
+        let request = request
+            .body(body)
+            .with_context(|| format!("building {method} {url}"))?;
+        let exchange = async {
+            let response = self.pool.request(request).await?;
+            let status = response.status();
+            let body = response.into_body().collect().await?.to_bytes();
+            Ok::<_, Box<dyn std::error::Error + Send + Sync>>(Response { status, body })
+        };
+        match tokio::time::timeout(self.request_timeout, exchange).await {
+            Ok(Ok(response)) => Ok(response),
+            Ok(Err(e)) => Err(self.unreachable(&*e)),
+            Err(_) => Err(anyhow::anyhow!(
+                "{method} {url}: no response within {}; the control plane may be overloaded (raise --request-timeout)",
+                humantime::format_duration(self.request_timeout)
+            )),
+        }
+    }
+
+    /// `GET path`, expecting `200` and JSON.
+    pub(crate) async fn get_json(&self, path: &str) -> anyhow::Result<serde_json::Value> {
+        let response = self.send(Method::GET, path, None).await?;
+        response.json()
+    }
+
+    fn unreachable(&self, error: &(dyn std::error::Error + 'static)) -> anyhow::Error {
+        let mut cause = error.to_string();
+        let mut source = error.source();
+        while let Some(inner) = source {
+            let text = inner.to_string();
+            if !cause.contains(&text) {
+                cause = format!("{cause}: {text}");
+            }
+            source = inner.source();
+        }
+        let from = match &self.origin {
+            Origin::Flag => "from --control-plane / WEFT_CONTROL_PLANE".to_owned(),
+            Origin::File(path) => format!("from {}", path.display()),
+            Origin::Default => "the default".to_owned(),
+        };
+        anyhow::anyhow!(
+            "cannot reach the control plane at {} ({from}): {cause}\n\
+             hint: is `weft control-plane` running there? Point the CLI at another address with \
+             --control-plane URL, $WEFT_CONTROL_PLANE, or controlPlane in ~/.config/weft/config.yaml",
+            self.base
+        )
+    }
+}
+
+// === impl Response ===
+
+impl Response {
+    /// Whether the status is 2xx.
+    pub(crate) fn is_success(&self) -> bool {
+        self.status.is_success()
+    }
+
+    /// The body as JSON when the status is 2xx, else the API's error.
+    pub(crate) fn json(&self) -> anyhow::Result<serde_json::Value> {
+        if !self.is_success() {
+            return Err(self.error().into());
+        }
+        serde_json::from_slice(&self.body).context("the control plane answered with invalid JSON")
+    }
+
+    /// The API error this response carries (or one made from its status and text).
+    pub(crate) fn error(&self) -> ApiError {
+        let parsed: Option<serde_json::Value> = serde_json::from_slice(&self.body).ok();
+        let error = parsed.as_ref().and_then(|v| v.get("error"));
+        let text = |field: &str| {
+            error
+                .and_then(|e| e.get(field))
+                .and_then(serde_json::Value::as_str)
+                .map(str::to_owned)
+        };
+        ApiError {
+            code: self.status.as_u16(),
+            reason: text("reason")
+                .unwrap_or_else(|| self.status.canonical_reason().unwrap_or("Error").to_owned()),
+            message: text("message")
+                .unwrap_or_else(|| String::from_utf8_lossy(&self.body).trim().to_owned()),
+            details: error
+                .and_then(|e| e.get("details"))
+                .and_then(serde_json::Value::as_array)
+                .cloned()
+                .unwrap_or_default(),
+        }
+    }
+}
+
+// === impl ApiError ===
+
+impl ApiError {
+    /// Whether the API answered `404`.
+    pub(crate) fn is_not_found(&self) -> bool {
+        self.code == 404
+    }
+}
+
+impl fmt::Display for ApiError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} ({} {})", self.message, self.code, self.reason)?;
+        for detail in &self.details {
+            let path = detail["path"].as_str().unwrap_or_default();
+            let message = detail["message"].as_str().unwrap_or_default();
+            write!(f, "\n  {path}: {message}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ApiError {}
+
+/// Runs `future` on a single-threaded runtime: CLI commands make a few requests and
+/// exit.
+pub(crate) fn block_on<T>(
+    future: impl std::future::Future<Output = anyhow::Result<T>>,
+) -> anyhow::Result<T> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?
+        .block_on(future)
+}
+
+/// Percent-encodes a query-string value.
+pub(crate) fn encode_query(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for byte in value.bytes() {
+        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'_' | b'.' | b'~') {
+            out.push(char::from(byte));
+        } else {
+            let _ = write!(out, "%{byte:02X}");
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // a failed unwrap is a failed test
+mod tests {
+    use super::*;
+
+    #[test]
+    fn query_values_are_percent_encoded() {
+        assert_eq!(encode_query("app=web,!env"), "app%3Dweb%2C%21env");
+        assert_eq!(encode_query("a-b_c.d~"), "a-b_c.d~");
+    }
+
+    #[test]
+    fn api_errors_carry_message_reason_and_details() {
+        let response = Response {
+            status: StatusCode::BAD_REQUEST,
+            body: Bytes::from_static(
+                br#"{"error":{"code":400,"reason":"Invalid","message":"bad","details":[{"path":"spec.x","message":"unknown"}]}}"#,
+            ),
+        };
+        let error = response.error();
+        assert_eq!(error.reason, "Invalid");
+        assert_eq!(error.to_string(), "bad (400 Invalid)\n  spec.x: unknown");
+    }
+
+    #[test]
+    fn non_json_errors_keep_the_body_text() {
+        let response = Response {
+            status: StatusCode::BAD_GATEWAY,
+            body: Bytes::from_static(b"upstream down\n"),
+        };
+        assert_eq!(
+            response.error().to_string(),
+            "upstream down (502 Bad Gateway)"
+        );
+    }
+}

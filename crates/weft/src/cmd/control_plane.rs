@@ -1,0 +1,107 @@
+//! `weft control-plane`: the resource store, the HTTP API (:5681) and the delta xDS
+//! server (:5678) in one process.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context;
+use tokio_util::sync::CancellationToken;
+use weft_control::store::StoreSpec;
+
+use crate::logging;
+
+/// Arguments of `weft control-plane`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct Args {
+    /// Directory for the embedded SQLite store (`DIR/weft.db`), created if missing.
+    /// Default: /var/lib/weft/control-plane as root, else
+    /// $XDG_STATE_HOME/weft/control-plane.
+    #[arg(long, env = "WEFT_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    /// Store URL instead of the data directory: `postgres://user@host/db` to run
+    /// several instances against one PostgreSQL, or `sqlite://FILE`.
+    #[arg(long, env = "WEFT_STORE")]
+    store: Option<String>,
+    /// HTTP API address.
+    #[arg(long, default_value = "127.0.0.1:5681", env = "WEFT_API_LISTEN")]
+    api_listen: SocketAddr,
+    /// xDS (gRPC) address proxies connect to. Plaintext and unauthenticated in this
+    /// release: keep it on loopback or a trusted network.
+    #[arg(long, default_value = "127.0.0.1:5678", env = "WEFT_XDS_LISTEN")]
+    xds_listen: SocketAddr,
+    /// This instance's name, shown in `weft get workloads -o wide`. Default: the host
+    /// name and API port.
+    #[arg(long, env = "WEFT_INSTANCE")]
+    instance: Option<String>,
+    /// How long a workload whose proxy disconnected stays an endpoint.
+    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+    grace_period: Duration,
+    /// How long compilation waits after a change to collect more changes.
+    #[arg(long, default_value = "50ms", value_parser = humantime::parse_duration)]
+    debounce: Duration,
+    /// Log filter (`info`, `debug`, `info,weft_control=debug`). `RUST_LOG` overrides it.
+    #[arg(long, default_value = "info")]
+    log_level: String,
+    /// Log format.
+    #[arg(long, value_enum, default_value = "text")]
+    log_format: logging::Format,
+}
+
+/// Runs the control plane until SIGTERM or SIGINT.
+pub(crate) fn run(args: &Args) -> anyhow::Result<()> {
+    let _log = logging::init(&args.log_level, args.log_format)?;
+    let store = match (&args.store, &args.data_dir) {
+        (Some(url), _) => url
+            .parse::<StoreSpec>()
+            .with_context(|| format!("--store {url:?}"))?,
+        (None, Some(dir)) => StoreSpec::data_dir(dir),
+        (None, None) => {
+            StoreSpec::data_dir(super::proxy::default_state_dir().join("control-plane"))
+        }
+    };
+    let instance = args.instance.clone().unwrap_or_else(|| {
+        let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .map_or_else(|_| "weft".into(), |h| h.trim().to_owned());
+        format!("{host}:{}", args.api_listen.port())
+    });
+    let options = weft_control::server::Options {
+        store,
+        api_listen: args.api_listen,
+        xds_listen: args.xds_listen,
+        instance,
+        grace_period: args.grace_period,
+        debounce: args.debounce,
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(async move {
+        let shutdown = CancellationToken::new();
+        let signals = shutdown.clone();
+        tokio::spawn(async move {
+            wait_for_signal().await;
+            tracing::info!("shutting down");
+            signals.cancel();
+        });
+        weft_control::server::run(options, shutdown).await
+    })?;
+    runtime.shutdown_timeout(Duration::from_millis(500));
+    Ok(())
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        std::future::pending::<()>().await;
+        return;
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+}

@@ -1,0 +1,272 @@
+//! `weft describe KIND NAME`: an object with what relates to it. For a `Service`: its
+//! endpoints (workloads its selector matches, with phase and address) and the routes
+//! attached to it, with their conditions. For other kinds: the YAML and conditions.
+
+use std::fmt::Write as _;
+use std::time::SystemTime;
+
+use serde_json::Value;
+use weft_api::resource::{Kind, DEFAULT_NAMESPACE};
+
+use super::client::{self, Client, ConnectArgs};
+use super::get::{collection_path, conditions, item_path, name_of, parse_kind};
+use super::output::{self, age, or_none};
+
+/// Arguments of `weft describe`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct Args {
+    /// Kind (`service`, `svc`, `workload`, `httproute`, …).
+    kind: String,
+    /// Name.
+    name: String,
+    /// Namespace.
+    #[arg(short = 'n', long, default_value = DEFAULT_NAMESPACE)]
+    namespace: String,
+    #[command(flatten)]
+    connect: ConnectArgs,
+}
+
+/// Prints the description.
+pub(crate) fn run(args: &Args) -> anyhow::Result<()> {
+    let kind = parse_kind(&args.kind)?;
+    let client = Client::new(&args.connect)?;
+    let text = client::block_on(describe(&client, kind, &args.namespace, &args.name))?;
+    print!("{text}");
+    Ok(())
+}
+
+async fn describe(
+    client: &Client,
+    kind: Kind,
+    namespace: &str,
+    name: &str,
+) -> anyhow::Result<String> {
+    let object = client.get_json(&item_path(kind, namespace, name)).await?;
+    if kind != Kind::Service {
+        return generic(&object);
+    }
+    let workloads = client
+        .get_json(&collection_path(Kind::Workload, Some(namespace)))
+        .await?;
+    let mut routes = Vec::new();
+    for route_kind in [Kind::HttpRoute, Kind::GrpcRoute, Kind::TcpRoute] {
+        // Routes may live in another namespace and name this service as a parent.
+        let list = client.get_json(&collection_path(route_kind, None)).await?;
+        routes.extend(
+            list["items"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter(|route| attaches_to(route, namespace, name))
+                .cloned(),
+        );
+    }
+    let workloads = workloads["items"].as_array().cloned().unwrap_or_default();
+    Ok(service(&object, &workloads, &routes, SystemTime::now()))
+}
+
+/// The description of a service, its endpoints and routes.
+pub(crate) fn service(
+    service: &Value,
+    workloads: &[Value],
+    routes: &[Value],
+    now: SystemTime,
+) -> String {
+    let mut out = String::new();
+    let meta = &service["metadata"];
+    let spec = &service["spec"];
+    let selector = selector(spec);
+    let _ = writeln!(out, "Name:         {}", name_of(service));
+    let _ = writeln!(out, "Namespace:    {}", or_none(meta["namespace"].as_str()));
+    let _ = writeln!(out, "Labels:       {}", pairs(&meta["labels"]));
+    let _ = writeln!(out, "Selector:     {}", pairs(&selector));
+    let _ = writeln!(
+        out,
+        "Age:          {}",
+        age(meta["creationTimestamp"].as_str(), now)
+    );
+    let _ = writeln!(out, "Ports:");
+    let ports = spec["ports"].as_array().cloned().unwrap_or_default();
+    if ports.is_empty() {
+        let _ = writeln!(out, "  <none>");
+    }
+    for port in &ports {
+        let _ = writeln!(
+            out,
+            "  {} {}{}{}",
+            port["name"].as_str().unwrap_or("-"),
+            port["port"],
+            port["appProtocol"]
+                .as_str()
+                .map(|p| format!("/{p}"))
+                .unwrap_or_default(),
+            port["targetPort"]
+                .as_u64()
+                .map(|p| format!(" -> {p}"))
+                .unwrap_or_default(),
+        );
+    }
+
+    let endpoints: Vec<&Value> = workloads.iter().filter(|w| selects(&selector, w)).collect();
+    let _ = writeln!(out, "Endpoints:");
+    if endpoints.is_empty() {
+        let _ = writeln!(out, "  <none> (no workload matches the selector)");
+    } else {
+        let rows: Vec<Vec<String>> = endpoints
+            .iter()
+            .map(|w| {
+                vec![
+                    name_of(w).to_owned(),
+                    or_none(w["spec"]["address"].as_str()),
+                    or_none(w["status"]["phase"].as_str()),
+                ]
+            })
+            .collect();
+        indent(
+            &mut out,
+            &output::table(&["NAME", "ADDRESS", "PHASE"], &rows),
+        );
+    }
+
+    let _ = writeln!(out, "Routes:");
+    if routes.is_empty() {
+        let _ = writeln!(out, "  <none>");
+    }
+    for route in routes {
+        let _ = writeln!(
+            out,
+            "  {} {}/{}",
+            route["kind"].as_str().unwrap_or_default(),
+            or_none(route["metadata"]["namespace"].as_str()),
+            name_of(route)
+        );
+        write_conditions(&mut out, &route["status"], "    ");
+    }
+    let _ = writeln!(out, "Conditions:");
+    write_conditions(&mut out, &service["status"], "  ");
+    out
+}
+
+/// Any object: its YAML, then its conditions.
+fn generic(object: &Value) -> anyhow::Result<String> {
+    let mut out = serde_saphyr::to_string(object)?;
+    out.push_str("Conditions:\n");
+    write_conditions(&mut out, &object["status"], "  ");
+    Ok(out)
+}
+
+fn write_conditions(out: &mut String, status: &Value, prefix: &str) {
+    let all = conditions(status);
+    if all.is_empty() {
+        let _ = writeln!(out, "{prefix}<none reported>");
+        return;
+    }
+    for c in all {
+        let _ = write!(
+            out,
+            "{prefix}{}={}",
+            c["type"].as_str().unwrap_or("?"),
+            c["status"].as_str().unwrap_or("?")
+        );
+        if let Some(reason) = c["reason"].as_str() {
+            let _ = write!(out, " ({reason})");
+        }
+        if let Some(message) = c["message"].as_str().filter(|m| !m.is_empty()) {
+            let _ = write!(out, ": {message}");
+        }
+        out.push('\n');
+    }
+}
+
+/// A service's selector: `spec.selector` as a label map, or its `matchLabels`.
+fn selector(spec: &Value) -> Value {
+    let selector = &spec["selector"];
+    if selector["matchLabels"].is_object() {
+        selector["matchLabels"].clone()
+    } else {
+        selector.clone()
+    }
+}
+
+/// Whether every selector label is on the workload. An empty selector selects nothing
+/// (a service without a selector has no endpoints).
+fn selects(selector: &Value, workload: &Value) -> bool {
+    let Some(wanted) = selector.as_object().filter(|m| !m.is_empty()) else {
+        return false;
+    };
+    wanted
+        .iter()
+        .all(|(k, v)| workload["metadata"]["labels"][k] == *v)
+}
+
+/// Whether `route` names the service `namespace/name` among its `parentRefs`.
+fn attaches_to(route: &Value, namespace: &str, name: &str) -> bool {
+    let own = route["metadata"]["namespace"]
+        .as_str()
+        .unwrap_or(DEFAULT_NAMESPACE);
+    route["spec"]["parentRefs"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .any(|parent| {
+            parent["name"] == name
+                && parent["namespace"].as_str().unwrap_or(own) == namespace
+                && parent["kind"].as_str().is_none_or(|k| k == "Service")
+        })
+}
+
+fn pairs(map: &Value) -> String {
+    let pairs: Vec<String> = map
+        .as_object()
+        .into_iter()
+        .flatten()
+        .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default()))
+        .collect();
+    if pairs.is_empty() {
+        "<none>".to_owned()
+    } else {
+        pairs.join(",")
+    }
+}
+
+fn indent(out: &mut String, text: &str) {
+    for line in text.lines() {
+        let _ = writeln!(out, "  {line}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn service_lists_selected_workloads_and_attached_routes_with_conditions() {
+        let svc = json!({
+            "kind": "Service",
+            "metadata": {"name": "web", "namespace": "default"},
+            "spec": {"selector": {"app": "web"}, "ports": [{"name": "http", "port": 80, "appProtocol": "http"}]}
+        });
+        let workloads = [
+            json!({"metadata": {"name": "web-1", "labels": {"app": "web"}}, "spec": {"address": "10.0.0.1"}, "status": {"phase": "Healthy"}}),
+            json!({"metadata": {"name": "db-1", "labels": {"app": "db"}}, "spec": {"address": "10.0.0.2"}}),
+        ];
+        let route = json!({
+            "kind": "HTTPRoute",
+            "metadata": {"name": "web", "namespace": "default"},
+            "spec": {"parentRefs": [{"name": "web"}]},
+            "status": {"parents": [{"conditions": [{"type": "Accepted", "status": "False", "reason": "BackendNotFound", "message": "web-v2 does not exist"}]}]}
+        });
+        assert!(attaches_to(&route, "default", "web"));
+        assert!(!attaches_to(&route, "prod", "web"));
+        let text = service(&svc, &workloads, &[route], SystemTime::now());
+        assert!(text.contains("web-1   10.0.0.1   Healthy"), "{text}");
+        assert!(!text.contains("db-1"), "{text}");
+        assert!(text.contains("HTTPRoute default/web"), "{text}");
+        assert!(
+            text.contains("Accepted=False (BackendNotFound): web-v2 does not exist"),
+            "{text}"
+        );
+    }
+}
