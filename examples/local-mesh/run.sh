@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
-# A two-proxy mesh on loopback, end to end, in about a minute (most of it the build):
-# an operator-provided PKI made with openssl, an app behind a Weft proxy, a client
-# behind another, and one request that crosses HBONE mTLS between them.
+# A control plane and a two-proxy mesh on loopback, end to end, in about a minute
+# (most of it the build): an operator-provided PKI made with openssl, `weft
+# control-plane` with its embedded store, an app behind a Weft proxy, a client behind
+# another, `weft apply` of a Service and an HTTPRoute, and one request that crosses
+# HBONE mTLS between the proxies.
 #
 #   client ──► 127.0.0.1:18080 (weft, outbound) ══ HBONE mTLS ══► 127.0.0.2:15008 (weft, inbound) ──► app 127.0.0.1:9090
+#                           └───────── delta xDS ──► weft control-plane (127.0.0.1:5678, API :5681) ◄── weft apply
 #
 # Needs: cargo, openssl, python3, curl. No root.
 set -euo pipefail
@@ -38,15 +41,27 @@ echo "==> the app: echoes the request headers it receives, on 127.0.0.1:9090"
 python3 "$here/echo_app.py" 127.0.0.1 9090 & pids+=($!)
 for _ in $(seq 50); do curl -sf http://127.0.0.1:9090/ >/dev/null && break; sleep 0.1; done
 
+echo "==> the control plane: embedded SQLite store, API on 127.0.0.1:5681, xDS on 127.0.0.1:5678"
+"$weft" control-plane --data-dir "$work/control-plane" --log-level warn & pids+=($!)
+export WEFT_CONTROL_PLANE=http://127.0.0.1:5681
+for _ in $(seq 100); do curl -sf "$WEFT_CONTROL_PLANE/readyz" >/dev/null && break; sleep 0.1; done
+
+echo "==> two proxies from bootstrap files; they register their workloads"
 sed "s#@DIR@#$work#g" "$here/api.yaml" > api.yaml
 sed "s#@DIR@#$work#g" "$here/web.yaml" > web.yaml
-"$weft" proxy --config api.yaml --log-level warn & pids+=($!)
-"$weft" proxy --config web.yaml --log-level warn & pids+=($!)
-
-for admin in 127.0.0.2:15000 127.0.0.1:15000; do
-  for _ in $(seq 50); do curl -sf "http://$admin/ready" >/dev/null && break; sleep 0.1; done
+for proxy in api web; do
+  "$weft" proxy --config $proxy.yaml --control-plane http://127.0.0.1:5678 \
+    --state-dir "$work/state" --log-level warn & pids+=($!)
 done
-echo "==> proxies ready"
+
+echo "==> weft apply -f mesh.yaml"
+"$weft" apply -f "$here/mesh.yaml"
+for admin in 127.0.0.2:15000 127.0.0.1:15000; do
+  for _ in $(seq 100); do curl -sf "http://$admin/ready" >/dev/null && break; sleep 0.1; done
+done
+for _ in $(seq 100); do curl -sf -o /dev/null http://127.0.0.1:18080/ && break; sleep 0.1; done
+"$weft" get workloads
+"$weft" get services
 
 echo "==> the client calls the api service through its local proxy"
 curl -sS http://127.0.0.1:18080/hello -H 'x-forwarded-client-cert: spoofed' | python3 -m json.tool
@@ -54,4 +69,5 @@ echo "    (the app saw the caller's verified SPIFFE ID; the spoofed header was r
 
 echo "==> outbound metrics of the client's proxy"
 curl -s http://127.0.0.1:15020/metrics | grep '^weft_proxy_requests_total'
-echo "==> done; proxies drain and exit on SIGTERM"
+echo "==> try: $weft describe service api   (with WEFT_CONTROL_PLANE=$WEFT_CONTROL_PLANE)"
+echo "==> done; the proxies and the control plane drain and exit on SIGTERM"

@@ -732,6 +732,45 @@ async fn openapi_lists_every_kinds_paths() {
 }
 
 #[tokio::test]
+async fn openapi_describes_each_spec_and_every_reference_resolves() {
+    fn refs<'a>(value: &'a serde_json::Value, out: &mut Vec<&'a str>) {
+        match value {
+            serde_json::Value::Object(map) => {
+                for (key, v) in map {
+                    match (key.as_str(), v) {
+                        ("$ref", serde_json::Value::String(target)) => out.push(target),
+                        _ => refs(v, out),
+                    }
+                }
+            }
+            serde_json::Value::Array(items) => items.iter().for_each(|v| refs(v, out)),
+            _ => {}
+        }
+    }
+    let api = Api::new();
+    let document = api.get("/openapi.json").await.expect(StatusCode::OK).json();
+    let schemas = &document["components"]["schemas"];
+    // The Service spec is typed: its fields are listed, ports refer to a definition.
+    let service = &schemas["Service"]["properties"]["spec"];
+    for field in ["selector", "ports", "vip", "loadBalancer"] {
+        assert!(
+            service["properties"][field].is_object(),
+            "Service spec lacks {field}: {service}"
+        );
+    }
+    assert!(schemas["HTTPRoute"]["properties"]["spec"]["properties"]["rules"].is_object());
+    let mut all = Vec::new();
+    refs(&document, &mut all);
+    assert!(!all.is_empty());
+    for target in all {
+        let name = target
+            .strip_prefix("#/components/schemas/")
+            .unwrap_or_else(|| panic!("reference outside components: {target}"));
+        assert!(schemas[name].is_object(), "dangling reference {target}");
+    }
+}
+
+#[tokio::test]
 async fn readyz_is_503_while_the_store_does_not_answer() {
     let api = Api::new();
     api.get("/healthz").await.expect(StatusCode::OK);

@@ -11,12 +11,15 @@
 //! received after connecting (immediately on connect for a workload that calls
 //! nothing).
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use prost::Message;
+use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use weft_api::pb::v1 as pb;
 use weft_api::proxy::{self, Config, References};
@@ -24,7 +27,7 @@ use weft_api::proxy::{self, Config, References};
 use crate::admin::Admin;
 use crate::outbound::route;
 use crate::run::ControlPlane;
-use crate::state::compose::{Composer, Dynamic};
+use crate::state::compose::{self, Composer, Dynamic};
 use crate::telemetry::{Metrics, ReasonLabels};
 use crate::xds::{Client, ClientOptions, ResourceSet, Sink, Subscriptions};
 
@@ -73,21 +76,11 @@ pub fn registration(config: &Config) -> pb::Registration {
             .iter()
             .map(|p| pb::WorkloadPort {
                 port: u32::from(p.port),
-                protocol: protocol(p.protocol) as i32,
+                protocol: weft_api::pb_convert::protocol_to_pb(p.protocol) as i32,
             })
             .collect(),
         zone: w.zone.clone().unwrap_or_default(),
         proxy_version: env!("CARGO_PKG_VERSION").to_owned(),
-    }
-}
-
-fn protocol(p: proxy::Protocol) -> pb::Protocol {
-    match p {
-        proxy::Protocol::Auto => pb::Protocol::Auto,
-        proxy::Protocol::Http => pb::Protocol::Http,
-        proxy::Protocol::Http2 => pb::Protocol::Http2,
-        proxy::Protocol::Grpc => pb::Protocol::Grpc,
-        proxy::Protocol::Tcp => pb::Protocol::Tcp,
     }
 }
 
@@ -112,7 +105,25 @@ pub fn spawn(
     let sink = Arc::new(ProxySink {
         composer: composer.clone(),
         metrics,
+        warming: Mutex::new(Warming::default()),
+        rewarm: Notify::new(),
     });
+    {
+        let sink = sink.clone();
+        let shutdown = shutdown.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    () = shutdown.cancelled() => return,
+                    () = sink.rewarm.notified() => {}
+                }
+                tokio::select! {
+                    () = shutdown.cancelled() => return,
+                    () = tokio::time::sleep(WARM_TIMEOUT) => sink.rewarm(),
+                }
+            }
+        });
+    }
     if restored {
         admin.ready.store(true, Ordering::Release);
     }
@@ -152,6 +163,8 @@ pub fn spawn(
 struct ProxySink {
     composer: Arc<Composer>,
     metrics: Arc<Metrics>,
+    warming: Mutex<Warming>,
+    rewarm: Notify,
 }
 
 impl Sink for ProxySink {
@@ -161,10 +174,16 @@ impl Sink for ProxySink {
 
     fn apply(&self, resources: &ResourceSet) -> Subscriptions {
         let bootstrap = self.composer.bootstrap();
-        let (dynamic, refused) = to_dynamic(resources, &bootstrap);
+        let (received, refused) = to_dynamic(resources, &bootstrap);
         for (name, why) in refused {
             tracing::error!(resource = %name, error = %why, "accepted resource failed to convert");
         }
+        // Subscriptions follow what was received, including route tables still warming.
+        let wanted = (
+            compose::targets(&bootstrap),
+            compose::wanted(&bootstrap, &received),
+        );
+        let dynamic = self.warm(received, &bootstrap, resources);
         let reason = match self.composer.set_dynamic(dynamic) {
             Ok(()) => "applied",
             Err(e) => {
@@ -176,11 +195,104 @@ impl Sink for ProxySink {
             .reloads
             .get_or_create(&ReasonLabels { reason })
             .inc();
-        let (targets, services) = self.composer.wanted();
+        let (targets, services) = wanted;
         Subscriptions::new()
             .with(pb::SERVICE_TYPE_URL, services)
             .with(pb::ROUTE_TABLE_TYPE_URL, targets)
     }
+}
+
+impl ProxySink {
+    /// Route tables whose backend services have not arrived yet wait (keeping the
+    /// version in force, or none) until the backends arrive or [`WARM_TIMEOUT`]
+    /// passes, so a new route never sends requests into a backend the proxy cannot
+    /// reach yet (Envoy calls this warming).
+    fn warm(&self, mut received: Dynamic, bootstrap: &Config, set: &ResourceSet) -> Dynamic {
+        let current = self.composer.dynamic();
+        let now = Instant::now();
+        let mut warming = self
+            .warming
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        warming
+            .since
+            .retain(|parent, _| received.routes.contains_key(parent));
+        let mut waiting = false;
+        let parents: Vec<String> = received.routes.keys().cloned().collect();
+        for parent in parents {
+            let missing = missing_backends(&received, bootstrap, &parent);
+            if missing.is_empty() {
+                warming.since.remove(&parent);
+                continue;
+            }
+            let since = *warming.since.entry(parent.clone()).or_insert(now);
+            if now.duration_since(since) >= WARM_TIMEOUT {
+                tracing::warn!(route_table = %parent, ?missing, "backend services still missing; applying the route table without them");
+                continue;
+            }
+            tracing::debug!(route_table = %parent, ?missing, "route table waits for its backend services");
+            waiting = true;
+            match current.routes.get(&parent) {
+                Some(previous) => received.routes.insert(parent, previous.clone()),
+                None => received.routes.remove(&parent),
+            };
+        }
+        if waiting {
+            warming.latest = Some(set.clone());
+            self.rewarm.notify_one();
+        } else {
+            // Nothing waits any more: a pending re-apply would bring back a stale set.
+            warming.latest = None;
+        }
+        received
+    }
+
+    /// Re-applies the last set once warming has had its time.
+    fn rewarm(&self) {
+        let latest = self
+            .warming
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .latest
+            .take();
+        if let Some(set) = latest {
+            self.apply(&set);
+        }
+    }
+}
+
+/// How long a route table waits for its backend services before applying anyway.
+const WARM_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// Route tables waiting for backends.
+#[derive(Default)]
+struct Warming {
+    /// When each waiting table was first seen incomplete.
+    since: HashMap<String, Instant>,
+    /// The set to re-apply when the wait is over.
+    latest: Option<ResourceSet>,
+}
+
+/// Backend services `parent`'s route tables name that neither the control plane nor
+/// the bootstrap has provided.
+fn missing_backends(dynamic: &Dynamic, bootstrap: &Config, parent: &str) -> Vec<String> {
+    let ns = &bootstrap.workload.namespace;
+    let mut missing: Vec<String> = dynamic
+        .routes
+        .get(parent)
+        .into_iter()
+        .flatten()
+        .flat_map(|t| &t.rules)
+        .flat_map(|r| &r.backends)
+        .map(|b| compose::service_key(&b.service, ns))
+        .filter(|key| {
+            !dynamic.services.contains_key(key)
+                && !bootstrap.services.iter().any(|s| &s.key() == key)
+        })
+        .collect();
+    missing.sort();
+    missing.dedup();
+    missing
 }
 
 /// A checked resource, converted to the proxy model.

@@ -1,8 +1,8 @@
 //! `GET /openapi.json`: an OpenAPI 3.1 description of this API, built from
 //! [`Kind::ALL`] so a new kind shows up without editing this file.
 //!
-//! Specs are described as free-form objects for now: the typed spec schemas belong to
-//! `weft-policy`, and will be merged in here once it exports them.
+//! Each kind's `spec` schema is generated (schemars) from its typed spec in
+//! `weft_api::resource`, so the document and the validator cannot drift apart.
 
 use axum::http::HeaderMap;
 use serde_json::{json, Map, Value};
@@ -21,7 +21,9 @@ pub fn openapi() -> Value {
     let mut schemas = Map::new();
     for kind in Kind::ALL {
         kind_paths(kind, &mut paths);
-        schemas.insert(kind.as_str().to_owned(), kind_schema(kind));
+        let (spec, definitions) = spec_schema(kind);
+        schemas.insert(kind.as_str().to_owned(), kind_schema(kind, &spec));
+        schemas.extend(definitions);
     }
     paths.insert(
         "/healthz".into(),
@@ -231,16 +233,67 @@ fn kind_paths(kind: Kind, paths: &mut Map<String, Value>) {
     }
 }
 
-fn kind_schema(kind: Kind) -> Value {
+fn kind_schema(kind: Kind, spec: &Value) -> Value {
     json!({
         "allOf": [{"$ref": "#/components/schemas/Object"}],
         "properties": {
             "apiVersion": {"enum": kind.accepted_api_versions()},
-            "kind": {"const": kind.as_str()}
+            "kind": {"const": kind.as_str()},
+            "spec": spec
         },
         "x-weft-plural": kind.plural(),
         "x-weft-namespaced": kind.namespaced()
     })
+}
+
+/// The JSON schema of a kind's spec, and the definitions it refers to, renamed
+/// `<Kind>.<Type>` (two kinds may both have a `Port`) and referenced as components.
+fn spec_schema(kind: Kind) -> (Value, Map<String, Value>) {
+    use weft_api::resource::{mesh, route, service, workload};
+    let schema = match kind {
+        Kind::Mesh => schemars::schema_for!(mesh::Spec),
+        Kind::Service => schemars::schema_for!(service::Spec),
+        Kind::Workload => schemars::schema_for!(workload::Spec),
+        Kind::HttpRoute => schemars::schema_for!(route::HttpSpec),
+        Kind::GrpcRoute => schemars::schema_for!(route::GrpcSpec),
+        Kind::TcpRoute => schemars::schema_for!(route::TcpSpec),
+    };
+    let mut schema = serde_json::to_value(schema).unwrap_or_default();
+    let mut definitions = Map::new();
+    if let Some(map) = schema.as_object_mut() {
+        map.remove("$schema");
+        if let Some(Value::Object(defs)) = map.remove("$defs") {
+            for (name, def) in defs {
+                definitions.insert(format!("{}.{name}", kind.as_str()), def);
+            }
+        }
+    }
+    let prefix = format!("#/components/schemas/{}.", kind.as_str());
+    rewrite_refs(&mut schema, &prefix);
+    for def in definitions.values_mut() {
+        rewrite_refs(def, &prefix);
+    }
+    (schema, definitions)
+}
+
+/// Points `#/$defs/X` references at `{prefix}X`.
+fn rewrite_refs(value: &mut Value, prefix: &str) {
+    match value {
+        Value::Object(map) => {
+            for (key, v) in map.iter_mut() {
+                match v {
+                    Value::String(target) if key == "$ref" => {
+                        if let Some(name) = target.strip_prefix("#/$defs/") {
+                            *target = format!("{prefix}{name}");
+                        }
+                    }
+                    _ => rewrite_refs(v, prefix),
+                }
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(|v| rewrite_refs(v, prefix)),
+        _ => {}
+    }
 }
 
 fn object_meta_schema() -> Value {

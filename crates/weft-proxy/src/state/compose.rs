@@ -76,6 +76,11 @@ impl Composer {
         (targets(&inner.0.config), wanted(&inner.0.config, &inner.1))
     }
 
+    /// The control-plane resources in force.
+    pub fn dynamic(&self) -> Dynamic {
+        self.lock().1.clone()
+    }
+
     /// The bootstrap config in force.
     pub fn bootstrap(&self) -> Config {
         self.lock().0.config.clone()

@@ -1,0 +1,171 @@
+//! Workload registration and health, against the real SQLite store: a registered
+//! workload becomes an endpoint of the services that select it, stays one briefly
+//! after its proxy disconnects, and is removed once the grace period passes.
+
+#![allow(clippy::unwrap_used)]
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use weft_api::pb::v1 as pb;
+use weft_api::resource::{Key, Kind, Object};
+use weft_control::controller::registry::{self, phase, RegisterError};
+use weft_control::store::{self, Precondition, Store, StoreSpec};
+
+async fn store() -> (tempfile::TempDir, Arc<dyn Store>) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store::open(&StoreSpec::data_dir(dir.path())).await.unwrap();
+    (dir, store)
+}
+
+fn registration(name: &str, address: &str) -> pb::Registration {
+    pb::Registration {
+        name: name.into(),
+        namespace: "default".into(),
+        service_account: name.into(),
+        trust_domain: "cluster.local".into(),
+        address: address.into(),
+        labels: HashMap::from([("app".into(), "web".into())]),
+        ports: vec![pb::WorkloadPort {
+            port: 8080,
+            protocol: pb::Protocol::Http as i32,
+        }],
+        ..pb::Registration::default()
+    }
+}
+
+fn key(name: &str) -> Key {
+    Key {
+        kind: Kind::Workload,
+        namespace: "default".into(),
+        name: name.into(),
+    }
+}
+
+async fn apply_web_service(store: &dyn Store) {
+    let service: Object = serde_json::from_value(serde_json::json!({
+        "apiVersion": "weft.dev/v1alpha1",
+        "kind": "Service",
+        "metadata": {"name": "web", "namespace": "default"},
+        "spec": {"selector": {"app": "web"}, "ports": [{"port": 80, "targetPort": 8080}]}
+    }))
+    .unwrap();
+    weft_policy::validate(&service).unwrap();
+    store.put(service, Precondition::None).await.unwrap();
+}
+
+/// Endpoint addresses of `web.default` as compiled from the store right now.
+async fn endpoints(store: &dyn Store) -> Vec<String> {
+    let (objects, _) = store.list(None, None).await.unwrap();
+    let compiled = weft_policy::compile(&objects);
+    compiled.services["web.default"]
+        .endpoints
+        .iter()
+        .map(|e| e.address.clone())
+        .collect()
+}
+
+async fn phase_of(store: &dyn Store, name: &str) -> String {
+    let w = store.get(&key(name)).await.unwrap().unwrap();
+    w.status.unwrap()["phase"].as_str().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn a_registered_workload_is_an_endpoint_until_the_grace_period_after_its_proxy_leaves() {
+    let (_dir, store) = store().await;
+    apply_web_service(store.as_ref()).await;
+    registry::connected(
+        store.as_ref(),
+        "cp-a",
+        7,
+        &registration("web-1", "10.0.0.1"),
+    )
+    .await
+    .unwrap();
+
+    let w = store.get(&key("web-1")).await.unwrap().unwrap();
+    assert_eq!(w.spec["address"], "10.0.0.1");
+    assert_eq!(w.metadata.labels["app"], "web");
+    assert_eq!(phase_of(store.as_ref(), "web-1").await, phase::HEALTHY);
+    assert_eq!(endpoints(store.as_ref()).await, ["10.0.0.1"]);
+
+    registry::disconnected(store.as_ref(), "cp-a", 7, &key("web-1"))
+        .await
+        .unwrap();
+    assert_eq!(phase_of(store.as_ref(), "web-1").await, phase::DISCONNECTED);
+    assert_eq!(
+        endpoints(store.as_ref()).await,
+        ["10.0.0.1"],
+        "still an endpoint during the grace period"
+    );
+
+    let grace = Duration::from_secs(30);
+    let reaped = registry::reap_once(store.as_ref(), grace, SystemTime::now() + grace / 2)
+        .await
+        .unwrap();
+    assert_eq!(reaped, 0, "not yet past the grace period");
+    let reaped = registry::reap_once(store.as_ref(), grace, SystemTime::now() + grace * 2)
+        .await
+        .unwrap();
+    assert_eq!(reaped, 1);
+    assert_eq!(phase_of(store.as_ref(), "web-1").await, phase::UNHEALTHY);
+    assert!(endpoints(store.as_ref()).await.is_empty());
+
+    // The proxy comes back: healthy and an endpoint again.
+    registry::connected(
+        store.as_ref(),
+        "cp-b",
+        1,
+        &registration("web-1", "10.0.0.1"),
+    )
+    .await
+    .unwrap();
+    assert_eq!(phase_of(store.as_ref(), "web-1").await, phase::HEALTHY);
+    assert_eq!(endpoints(store.as_ref()).await, ["10.0.0.1"]);
+}
+
+#[tokio::test]
+async fn an_instance_does_not_mark_down_a_workload_that_reconnected_elsewhere() {
+    let (_dir, store) = store().await;
+    let reg = registration("web-1", "10.0.0.1");
+    registry::connected(store.as_ref(), "cp-a", 1, &reg)
+        .await
+        .unwrap();
+    // The proxy moves to cp-b before cp-a notices its old stream is gone.
+    registry::connected(store.as_ref(), "cp-b", 5, &reg)
+        .await
+        .unwrap();
+    registry::disconnected(store.as_ref(), "cp-a", 1, &key("web-1"))
+        .await
+        .unwrap();
+    assert_eq!(phase_of(store.as_ref(), "web-1").await, phase::HEALTHY);
+    let status = store
+        .get(&key("web-1"))
+        .await
+        .unwrap()
+        .unwrap()
+        .status
+        .unwrap();
+    assert_eq!(status["controlPlane"], "cp-b");
+}
+
+#[tokio::test]
+async fn a_registration_that_is_not_a_valid_workload_is_refused_and_nothing_is_stored() {
+    let (_dir, store) = store().await;
+    let mut reg = registration("Web_1", "10.0.0.1");
+    let err = registry::connected(store.as_ref(), "cp-a", 1, &reg)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, RegisterError::Invalid(_)), "{err}");
+    assert!(err.to_string().contains("metadata.name"), "{err}");
+
+    reg.name = "web-1".into();
+    reg.address = "not-an-ip".into();
+    let err = registry::connected(store.as_ref(), "cp-a", 1, &reg)
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("spec.address"), "{err}");
+    let (workloads, _) = store.list(Some(Kind::Workload), None).await.unwrap();
+    assert!(workloads.is_empty());
+}
