@@ -155,34 +155,50 @@ struct Publisher {
 }
 
 impl Publisher {
+    /// Publishes the compilation, unless every resource is the same as in the snapshot
+    /// in force: most store writes (a workload registering that no service selects, a
+    /// status update) change nothing a proxy sees, and waking every stream to find that
+    /// out costs O(proxies).
     fn publish(&mut self, compiled: &Compiled, revision: u64) {
         let mut next = Snapshot::new(revision);
+        let mut changed =
+            self.previous.len() != compiled.services.len() + compiled.route_tables.len();
         for (name, service) in &compiled.services {
-            next.insert(self.resource(pb::SERVICE_TYPE_URL, name, service.encode_to_vec()));
+            let (resource, reused) =
+                self.resource(pb::SERVICE_TYPE_URL, name, service.encode_to_vec());
+            changed |= !reused;
+            next.insert(resource);
         }
         for (name, table) in &compiled.route_tables {
-            next.insert(self.resource(pb::ROUTE_TABLE_TYPE_URL, name, table.encode_to_vec()));
+            let (resource, reused) =
+                self.resource(pb::ROUTE_TABLE_TYPE_URL, name, table.encode_to_vec());
+            changed |= !reused;
+            next.insert(resource);
         }
-        self.previous = next.clone();
-        self.tx.send_replace(Arc::new(next));
+        if changed {
+            self.previous = next.clone();
+            self.tx.send_replace(Arc::new(next));
+        }
     }
 
-    /// The resource, or the previous snapshot's `Arc` of it when the bytes are equal.
-    fn resource(&self, type_url: &str, name: &str, value: Vec<u8>) -> Arc<XdsResource> {
+    /// The resource, or the previous snapshot's `Arc` of it when the bytes are equal
+    /// (then `true`).
+    fn resource(&self, type_url: &str, name: &str, value: Vec<u8>) -> (Arc<XdsResource>, bool) {
         let version = content_version(&value);
         if let Some(old) = self.previous.get(type_url, name) {
             if old.version == version {
-                return old.clone();
+                return (old.clone(), true);
             }
         }
-        Arc::new(XdsResource::new(
+        let fresh = Arc::new(XdsResource::new(
             name,
             version,
             prost_types::Any {
                 type_url: type_url.to_owned(),
                 value,
             },
-        ))
+        ));
+        (fresh, false)
     }
 }
 
@@ -245,7 +261,7 @@ impl Hooks for Registrar {
             namespace: namespace.to_owned(),
             name: name.to_owned(),
         };
-        tracing::info!(workload = %node_id, conn = conn_id, "proxy disconnected");
+        tracing::debug!(workload = %node_id, conn = conn_id, "recording the disconnection");
         if let Err(e) =
             registry::disconnected(self.store.as_ref(), &self.instance, conn_id, &key).await
         {
@@ -316,6 +332,7 @@ fn decode(any: &prost_types::Any) -> serde_json::Value {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
@@ -358,5 +375,27 @@ mod tests {
         assert!(Arc::ptr_eq(&first.expect("a"), &second.expect("a")));
         assert_eq!(snap.revision(), 2);
         assert!(snap.get(pb::SERVICE_TYPE_URL, "b.default").is_some());
+    }
+
+    #[test]
+    fn an_identical_compilation_does_not_wake_the_streams() {
+        let (tx, mut rx) = watch::channel(Arc::new(Snapshot::new(0)));
+        let mut publisher = Publisher {
+            tx,
+            previous: Snapshot::new(0),
+        };
+        let mut compiled = Compiled::default();
+        compiled
+            .services
+            .insert("a.default".into(), pb::Service::default());
+        publisher.publish(&compiled, 1);
+        assert!(rx.has_changed().unwrap());
+        rx.borrow_and_update();
+        publisher.publish(&compiled, 2);
+        assert!(!rx.has_changed().unwrap(), "same resources: no push");
+        compiled.services.clear();
+        publisher.publish(&compiled, 3);
+        assert!(rx.has_changed().unwrap(), "a removed service is a change");
+        assert!(rx.borrow().is_empty());
     }
 }

@@ -73,14 +73,15 @@ pub struct Compiled {
 /// Objects that do not validate are not compiled; routes and services among them get
 /// an `Accepted: False` (`Invalid`) status. The output is deterministic: the same
 /// objects, in any order, give equal results.
-pub fn compile(objects: &[Object]) -> Compiled {
+pub fn compile<'a>(objects: impl IntoIterator<Item = &'a Object>) -> Compiled {
+    let objects: Vec<&Object> = objects.into_iter().collect();
     let mut compiled = Compiled::default();
-    let trust_domain = mesh::trust_domain(objects);
+    let trust_domain = mesh::trust_domain(&objects);
 
     let mut services = Vec::new();
     let mut workloads = Vec::new();
     let mut routes = Vec::new();
-    for object in objects {
+    for &object in &objects {
         let Ok(key) = object.key() else { continue };
         match checked(object) {
             Ok(Spec::Service(spec)) => services.push((object, spec)),

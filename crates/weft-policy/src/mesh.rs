@@ -30,7 +30,7 @@ pub(crate) fn validate(object: &Object, spec: &Spec, errors: &mut Errors) {
 
 /// The trust domain of the mesh: that of the `Mesh` named `default` if it parses,
 /// else `cluster.local`.
-pub(crate) fn trust_domain(objects: &[Object]) -> String {
+pub(crate) fn trust_domain(objects: &[&Object]) -> String {
     objects
         .iter()
         .filter(|o| o.kind().is_ok_and(|k| k == Kind::Mesh) && o.metadata.name == MESH_NAME)

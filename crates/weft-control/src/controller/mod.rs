@@ -55,8 +55,7 @@ pub async fn run(
     let mut objects = relist(store.as_ref()).await?;
     loop {
         let started = std::time::Instant::now();
-        let all: Vec<Object> = objects.by_key.values().cloned().collect();
-        let compiled = weft_policy::compile(&all);
+        let compiled = weft_policy::compile(objects.by_key.values());
         publish.publish(&compiled, objects.revision);
         tracing::debug!(
             revision = objects.revision,

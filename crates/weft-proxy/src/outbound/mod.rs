@@ -91,7 +91,11 @@ impl Outbound {
         if let Some(target) = target {
             self.serve(stream, target).await;
         } else {
-            tracing::warn!(%listen, "no service behind this listener any more; closing");
+            self.metrics.failure("no_service");
+            tracing::warn!(
+                %listen,
+                "the service behind this listener is unknown (not received from the control plane yet, or deleted); closing the connection"
+            );
         }
     }
 
