@@ -2,12 +2,14 @@
 //!
 //! [`Authority`] holds a CA certificate and its key and issues workload certificates
 //! (X.509-SVIDs) for [`SpiffeId`]s of its trust domain. Tests and operators use it today to
-//! mint certificates (`weft-testkit`, `weft quickstart`); the control plane will use it to
-//! sign workload CSRs. It is either generated (a self-signed root) or loaded from an
-//! operator's PEM files.
+//! mint certificates (`weft-testkit`, `weft quickstart`); the control plane signs workload
+//! CSRs with [`Authority::sign_csr`]. It is either generated (a self-signed root) or loaded
+//! from an operator's PEM files: a single CA certificate ([`Authority::from_pem`]), or an
+//! intermediate CA with the chain above it ([`Authority::from_pem_chain`]), whose links
+//! are checked at load so a broken chain fails there, not at the first handshake.
 //!
-//! What it is not: a PKI. There is no revocation, no intermediate chain handling (a
-//! provided CA must be a single certificate that the trust bundle contains), and no key
+//! What it is not: a PKI. There is no revocation, no name or path-length constraint
+//! processing of its own (rustls/webpki applies those when peers verify), and no key
 //! storage beyond handing PEM strings to the caller.
 //!
 //! Certificates follow the SPIFFE X.509-SVID profile: the CA has `cA=true`,
@@ -31,11 +33,16 @@ use rustls::RootCertStore;
 use time::OffsetDateTime;
 use x509_parser::prelude::{FromDer, GeneralName, X509Certificate, X509Error};
 
+use crate::csr::Csr;
 use crate::spiffe::{self, SpiffeId};
 use crate::verify;
 
 /// How far in the past issued certificates start, to absorb clock skew between hosts.
 const BACKDATE: Duration = Duration::from_secs(60);
+
+/// How far in the past certificates signed from CSRs start. Longer than [`BACKDATE`]:
+/// these go to proxies on other hosts, whose clocks the control plane does not share.
+const CSR_BACKDATE: Duration = Duration::from_secs(5 * 60);
 
 /// Identity used for the self-test signature when loading a provided CA.
 const PROBE_NAMESPACE: &str = "weft-system";
@@ -165,6 +172,73 @@ pub enum Error {
         source: rustls::Error,
     },
 
+    /// The chain PEM given with a provided CA is unreadable.
+    #[error("cannot read the CA chain PEM: {detail}; expected the CERTIFICATE blocks above the CA certificate, intermediates first, optionally ending with the root")]
+    ChainPem {
+        /// The PEM parser's complaint.
+        detail: String,
+    },
+
+    /// A certificate of the chain is not parseable X.509.
+    #[error("cannot parse certificate #{index} of the CA chain: {detail}")]
+    ChainCert {
+        /// Position in the chain PEM, from 1.
+        index: usize,
+        /// The parser's complaint.
+        detail: String,
+    },
+
+    /// A certificate of the chain is not a CA.
+    #[error("certificate #{index} of the CA chain ({subject:?}) is not a CA: {reason}; the chain must hold only the CAs above the signing CA")]
+    ChainNotCa {
+        /// Position in the chain PEM, from 1.
+        index: usize,
+        /// The certificate's subject.
+        subject: String,
+        /// What is missing.
+        reason: &'static str,
+    },
+
+    /// A certificate of the chain is outside its validity window now.
+    #[error("certificate #{index} of the CA chain ({subject:?}) is not valid now (valid from {not_before} to {not_after}); renew it or supply the current chain")]
+    ChainNotValidNow {
+        /// Position in the chain PEM, from 1.
+        index: usize,
+        /// The certificate's subject.
+        subject: String,
+        /// Start of its validity.
+        not_before: String,
+        /// End of its validity.
+        not_after: String,
+    },
+
+    /// Two neighbouring certificates of the chain do not link.
+    #[error("the CA chain is broken: {child:?} was not issued by chain certificate #{index} ({parent:?}): {reason}; order the chain from the CA's issuer up to the root, and check it belongs to this CA")]
+    ChainLink {
+        /// Position of the supposed issuer in the chain PEM, from 1.
+        index: usize,
+        /// Subject of the certificate that should have been issued by it.
+        child: String,
+        /// Subject of the supposed issuer.
+        parent: String,
+        /// Which check failed.
+        reason: &'static str,
+    },
+
+    /// The CA has expired, so it can no longer issue.
+    #[error("the CA certificate expired at {not_after:?}; it can no longer issue certificates, renew or rotate the CA")]
+    CaExpired {
+        /// When it expired.
+        not_after: SystemTime,
+    },
+
+    /// The public key of a CSR cannot be put into a certificate.
+    #[error("cannot use the public key of the certificate signing request: {source}")]
+    CsrKey {
+        /// The certificate library's complaint.
+        source: rcgen::Error,
+    },
+
     /// The identity to issue for belongs to another trust domain.
     #[error("cannot issue a certificate for {id}: this CA serves trust domain {trust_domain:?}")]
     ForeignTrustDomain {
@@ -182,6 +256,25 @@ pub struct Authority {
     cert_pem: String,
     key_pem: String,
     not_after: SystemTime,
+    /// This CA's certificate, DER.
+    cert_der: Vec<u8>,
+    /// Whether this CA's certificate is a self-signed root.
+    is_root: bool,
+    /// The CAs between this one and the root (not the root), nearest first, DER.
+    intermediates: Vec<Vec<u8>>,
+    /// The root this CA chains to, if known.
+    root: Option<Vec<u8>>,
+}
+
+/// A certificate issued from a CSR, with the chain a peer needs to verify it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SignedLeaf {
+    /// Leaf first, then `chain_der()` of the CA. DER.
+    pub chain: Vec<Vec<u8>>,
+    /// When the leaf expires (whole seconds, as written in the certificate).
+    pub not_after: SystemTime,
+    /// The leaf's serial number, lowercase hex.
+    pub serial: String,
 }
 
 /// A freshly issued leaf certificate and its private key, both PEM.
@@ -230,12 +323,18 @@ impl Authority {
             subject: "the CA".to_owned(),
             source,
         })?;
+        let cert_der = cert.der().to_vec();
         Ok(Authority {
             trust_domain: trust_domain.to_owned(),
             cert_pem: cert.pem(),
             key_pem: key.serialize_pem(),
             issuer: Issuer::new(params, key),
-            not_after,
+            // As written in the certificate, so callers compare against what peers see.
+            not_after: whole_seconds(not_after),
+            root: Some(cert_der.clone()),
+            cert_der,
+            is_root: true,
+            intermediates: Vec::new(),
         })
     }
 
@@ -327,14 +426,72 @@ impl Authority {
             subject: format!("CA {subject:?} (reading its name)"),
             source,
         })?;
+        let is_root = is_self_signed(&x509);
         let authority = Authority {
             trust_domain,
             issuer,
             cert_pem: cert_pem.to_owned(),
             key_pem: key_pem.to_owned(),
             not_after,
+            cert_der: der.to_vec(),
+            is_root,
+            intermediates: Vec::new(),
+            root: is_root.then(|| der.to_vec()),
         };
         authority.self_test(der, &subject)?;
+        Ok(authority)
+    }
+
+    /// An operator-provided intermediate CA: its cert + key, plus the chain above it
+    /// (PEM, intermediates then optionally the root). Validates: cert is a CA (basicConstraints CA:TRUE,
+    /// keyCertSign), key matches cert, chain links by signature, validity windows. Trust domain from
+    /// the cert's spiffe:// URI SAN or `trust_domain` if it has none.
+    ///
+    /// `chain_pem` may be empty when `cert_pem` is itself a root, or when the operator
+    /// distributes the root out of band (then [`Authority::root_der`] is `None`). When the
+    /// root is given, a probe certificate is also verified against the root alone, through
+    /// the chain, as peers will.
+    pub fn from_pem_chain(
+        cert_pem: &str,
+        key_pem: &str,
+        chain_pem: &str,
+        trust_domain: Option<&str>,
+    ) -> Result<Self, Error> {
+        if let Some(td) = trust_domain {
+            spiffe::validate_trust_domain(td).map_err(|source| Error::TrustDomain { source })?;
+        }
+        let mut authority = Self::load(cert_pem, key_pem, trust_domain)?;
+
+        let chain = CertificateDer::pem_slice_iter(chain_pem.as_bytes())
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| Error::ChainPem {
+                detail: e.to_string(),
+            })?;
+        let (_, ca) = X509Certificate::from_der(&authority.cert_der)
+            .map_err(|source| Error::CertParse { source })?;
+        let now = SystemTime::now();
+        let mut child = ca;
+        let mut parsed = Vec::with_capacity(chain.len());
+        for (i, der) in chain.iter().enumerate() {
+            let index = i + 1;
+            let (_, parent) = X509Certificate::from_der(der).map_err(|e| Error::ChainCert {
+                index,
+                detail: e.to_string(),
+            })?;
+            check_chain_ca(&parent, index, now)?;
+            check_link(&child, &parent, index)?;
+            parsed.push(parent.clone());
+            child = parent;
+        }
+
+        let mut intermediates: Vec<Vec<u8>> = chain.iter().map(|der| der.to_vec()).collect();
+        if parsed.last().is_some_and(is_self_signed) {
+            authority.root = intermediates.pop();
+        }
+        authority.intermediates = intermediates;
+        if let (Some(root), false) = (&authority.root, authority.is_root) {
+            authority.self_test_against_root(root)?;
+        }
         Ok(authority)
     }
 
@@ -365,6 +522,115 @@ impl Authority {
             &provider.signature_verification_algorithms,
         )
         .map_err(self_test_failed)
+    }
+
+    /// Signs a leaf and verifies it against `root` alone, through this CA's chain, the way
+    /// a peer holding only the root will.
+    fn self_test_against_root(&self, root: &[u8]) -> Result<(), Error> {
+        let subject = || {
+            X509Certificate::from_der(&self.cert_der)
+                .map(|(_, x509)| x509.subject().to_string())
+                .unwrap_or_default()
+        };
+        let probe = SpiffeId::new(&self.trust_domain, PROBE_NAMESPACE, PROBE_ACCOUNT)
+            .map_err(|source| Error::TrustDomain { source })?;
+        let issued = self.issue(&probe, Duration::from_secs(300))?;
+        let leaf = CertificateDer::from_pem_slice(issued.cert_pem.as_bytes()).map_err(|e| {
+            Error::CertPem {
+                found: 0,
+                detail: Some(e.to_string()),
+            }
+        })?;
+        let self_test_failed = |source| Error::SelfTest {
+            subject: subject(),
+            source,
+        };
+        let mut roots = RootCertStore::empty();
+        roots
+            .add(CertificateDer::from(root.to_vec()))
+            .map_err(self_test_failed)?;
+        let intermediates: Vec<CertificateDer<'_>> = self
+            .chain_der()
+            .into_iter()
+            .map(CertificateDer::from)
+            .collect();
+        verify::verify_server_chain(
+            &roots,
+            &leaf,
+            &intermediates,
+            UnixTime::now(),
+            &crate::crypto_provider().signature_verification_algorithms,
+        )
+        .map_err(self_test_failed)
+    }
+
+    /// Signs a verified CSR's public key as `id` (which must be in this CA's trust domain; the CSR's
+    /// own subject/SANs are ignored). Leaf: URI SAN = id ONLY, no CN SANs, keyUsage digitalSignature,
+    /// EKU serverAuth+clientAuth, CA:FALSE, random serial; not_before = now − 5 min (clock skew);
+    /// not_after = min(now + ttl, this CA's not_after). Errors if ttl is 0 or the CA has expired.
+    pub fn sign_csr(
+        &self,
+        csr: &Csr,
+        id: &SpiffeId,
+        ttl: Duration,
+        now: SystemTime,
+    ) -> Result<SignedLeaf, Error> {
+        self.check_trust_domain(id)?;
+        if ttl.is_zero() {
+            return Err(Error::Validity {
+                reason: "the requested certificate lifetime is zero".to_owned(),
+            });
+        }
+        if now >= self.not_after {
+            return Err(Error::CaExpired {
+                not_after: self.not_after,
+            });
+        }
+        let not_before = now.checked_sub(CSR_BACKDATE).unwrap_or(now);
+        let not_after = now
+            .checked_add(ttl)
+            .map_or(self.not_after, |end| end.min(self.not_after));
+        let public_key = rcgen::SubjectPublicKeyInfo::from_der(csr.public_key_der())
+            .map_err(|source| Error::CsrKey { source })?;
+        let serial = random_serial()?;
+        let serial_hex = hex(serial.as_ref());
+        let params = leaf_params(id, serial, not_before, not_after)?;
+        let cert = params
+            .signed_by(&public_key, &self.issuer)
+            .map_err(|source| Error::Sign {
+                subject: id.to_string(),
+                source,
+            })?;
+        let mut chain = vec![cert.der().to_vec()];
+        chain.extend(self.chain_der());
+        Ok(SignedLeaf {
+            chain,
+            not_after: whole_seconds(not_after),
+            serial: serial_hex,
+        })
+    }
+
+    /// The certificates a peer needs between a leaf and a root: this CA's cert then its intermediates,
+    /// excluding a self-signed root. DER.
+    ///
+    /// Empty for a self-signed root CA (such as one from [`Authority::generate`]): peers
+    /// hold the root in their trust bundle, so there is nothing to send.
+    pub fn chain_der(&self) -> Vec<Vec<u8>> {
+        let own = (!self.is_root).then(|| self.cert_der.clone());
+        own.into_iter()
+            .chain(self.intermediates.iter().cloned())
+            .collect()
+    }
+
+    /// The root this CA chains to (itself for a self-signed root; the last chain cert if it is a
+    /// self-signed root; else None when the operator supplied no root). DER.
+    pub fn root_der(&self) -> Option<Vec<u8>> {
+        self.root.clone()
+    }
+
+    /// This CA's own certificate, DER.
+    pub fn cert_der(&self) -> &[u8] {
+        &self.cert_der
     }
 
     /// The CA certificate, PEM: the trust bundle for this CA's workloads.
@@ -404,12 +670,7 @@ impl Authority {
         not_before: SystemTime,
         not_after: SystemTime,
     ) -> Result<Issued, Error> {
-        if id.trust_domain() != self.trust_domain {
-            return Err(Error::ForeignTrustDomain {
-                id: id.clone(),
-                trust_domain: self.trust_domain.clone(),
-            });
-        }
+        self.check_trust_domain(id)?;
         if not_after <= not_before {
             return Err(Error::Validity {
                 reason: format!(
@@ -419,23 +680,7 @@ impl Authority {
         }
         let key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256)
             .map_err(|source| Error::KeyGeneration { source })?;
-
-        let mut params = CertificateParams::default();
-        // SPIFFE identifies by the URI SAN alone; an empty subject makes rcgen mark the
-        // SAN critical, as RFC 5280 requires.
-        params.distinguished_name = DistinguishedName::new();
-        params.is_ca = IsCa::ExplicitNoCa;
-        params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-        params.extended_key_usages = vec![
-            ExtendedKeyUsagePurpose::ServerAuth,
-            ExtendedKeyUsagePurpose::ClientAuth,
-        ];
-        params.subject_alt_names = vec![uri_san(&id.to_string())?];
-        params.use_authority_key_identifier_extension = true;
-        params.serial_number = Some(random_serial()?);
-        params.not_before = to_offset(not_before)?;
-        params.not_after = to_offset(not_after)?;
-
+        let params = leaf_params(id, random_serial()?, not_before, not_after)?;
         let cert = params
             .signed_by(&key, &self.issuer)
             .map_err(|source| Error::Sign {
@@ -446,6 +691,19 @@ impl Authority {
             cert_pem: cert.pem(),
             key_pem: key.serialize_pem(),
         })
+    }
+}
+
+impl Authority {
+    fn check_trust_domain(&self, id: &SpiffeId) -> Result<(), Error> {
+        if id.trust_domain() == self.trust_domain {
+            Ok(())
+        } else {
+            Err(Error::ForeignTrustDomain {
+                id: id.clone(),
+                trust_domain: self.trust_domain.clone(),
+            })
+        }
     }
 }
 
@@ -475,6 +733,103 @@ fn ca_name(trust_domain: &str, serial: &SerialNumber) -> DistinguishedName {
     }
     name.push(DnType::CommonName, format!("Weft CA {id:08x}"));
     name
+}
+
+/// The X.509-SVID leaf profile: empty subject, one URI SAN, cA=false, digitalSignature,
+/// EKU serverAuth + clientAuth.
+fn leaf_params(
+    id: &SpiffeId,
+    serial: SerialNumber,
+    not_before: SystemTime,
+    not_after: SystemTime,
+) -> Result<CertificateParams, Error> {
+    let mut params = CertificateParams::default();
+    // SPIFFE identifies by the URI SAN alone; an empty subject makes rcgen mark the
+    // SAN critical, as RFC 5280 requires.
+    params.distinguished_name = DistinguishedName::new();
+    params.is_ca = IsCa::ExplicitNoCa;
+    params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+    params.extended_key_usages = vec![
+        ExtendedKeyUsagePurpose::ServerAuth,
+        ExtendedKeyUsagePurpose::ClientAuth,
+    ];
+    params.subject_alt_names = vec![uri_san(&id.to_string())?];
+    params.use_authority_key_identifier_extension = true;
+    params.serial_number = Some(serial);
+    params.not_before = to_offset(not_before)?;
+    params.not_after = to_offset(not_after)?;
+    Ok(params)
+}
+
+/// Whether `x509` names itself as issuer and its signature verifies with its own key.
+fn is_self_signed(x509: &X509Certificate<'_>) -> bool {
+    x509.subject().as_raw() == x509.issuer().as_raw() && x509.verify_signature(None).is_ok()
+}
+
+/// Checks that chain certificate #`index` is a CA valid at `now`.
+fn check_chain_ca(x509: &X509Certificate<'_>, index: usize, now: SystemTime) -> Result<(), Error> {
+    let subject = || x509.subject().to_string();
+    let is_ca = x509
+        .basic_constraints()
+        .ok()
+        .flatten()
+        .is_some_and(|bc| bc.value.ca);
+    if !is_ca {
+        return Err(Error::ChainNotCa {
+            index,
+            subject: subject(),
+            reason: "basicConstraints does not say cA=true",
+        });
+    }
+    if let Ok(Some(ku)) = x509.key_usage() {
+        if !ku.value.key_cert_sign() {
+            return Err(Error::ChainNotCa {
+                index,
+                subject: subject(),
+                reason: "keyUsage lacks keyCertSign",
+            });
+        }
+    }
+    let validity = x509.validity();
+    if now < verify::to_system_time(&validity.not_before)
+        || now > verify::to_system_time(&validity.not_after)
+    {
+        return Err(Error::ChainNotValidNow {
+            index,
+            subject: subject(),
+            not_before: validity.not_before.to_string(),
+            not_after: validity.not_after.to_string(),
+        });
+    }
+    Ok(())
+}
+
+/// Checks that `parent` (chain certificate #`index`) issued `child`: names and signature.
+fn check_link(
+    child: &X509Certificate<'_>,
+    parent: &X509Certificate<'_>,
+    index: usize,
+) -> Result<(), Error> {
+    let broken = |reason| Error::ChainLink {
+        index,
+        child: child.subject().to_string(),
+        parent: parent.subject().to_string(),
+        reason,
+    };
+    if is_self_signed(child) {
+        return Err(broken(
+            "the certificate before it is a self-signed root, which nothing may follow",
+        ));
+    }
+    if child.issuer().as_raw() != parent.subject().as_raw() {
+        return Err(broken(
+            "the issuer name does not match the chain certificate's subject",
+        ));
+    }
+    // x509-parser checks with aws-lc-rs here (its `verify-aws` feature), never `ring`.
+    child
+        .verify_signature(Some(parent.public_key()))
+        .map_err(|_| broken("the signature does not verify with the chain certificate's key"))
 }
 
 fn ca_trust_domain(
@@ -553,6 +908,26 @@ fn random_serial() -> Result<SerialNumber, Error> {
     // Positive and exactly 16 bytes long once DER-encoded.
     bytes[0] = (bytes[0] & 0x7f) | 0x40;
     Ok(SerialNumber::from_slice(&bytes))
+}
+
+/// Lowercase hex of `bytes`.
+fn hex(bytes: &[u8]) -> String {
+    use fmt::Write as _;
+    bytes.iter().fold(String::new(), |mut out, b| {
+        let _ = write!(out, "{b:02x}");
+        out
+    })
+}
+
+/// `time` without its sub-second part, as X.509 stores it.
+fn whole_seconds(time: SystemTime) -> SystemTime {
+    match time.duration_since(SystemTime::UNIX_EPOCH) {
+        Ok(after) => SystemTime::UNIX_EPOCH + Duration::from_secs(after.as_secs()),
+        // Towards the epoch, as `to_offset` writes it.
+        Err(before) => SystemTime::UNIX_EPOCH
+            .checked_sub(Duration::from_secs(before.duration().as_secs()))
+            .unwrap_or(time),
+    }
 }
 
 fn window_from_now(validity: Duration) -> Result<(SystemTime, SystemTime), Error> {
@@ -958,11 +1333,59 @@ mod tests {
     }
 
     #[test]
+    fn generated_root_is_its_own_root_and_sends_no_chain() {
+        let ca = Authority::generate("td", DAY).unwrap();
+        assert_eq!(ca.root_der(), Some(ca.cert_der().to_vec()));
+        assert!(ca.chain_der().is_empty());
+        let loaded = Authority::from_pem(&ca.cert_pem(), &ca.key_pem()).unwrap();
+        assert_eq!(loaded.root_der(), ca.root_der());
+        assert!(loaded.chain_der().is_empty());
+    }
+
+    #[test]
+    fn sign_csr_backdates_five_minutes_and_reports_the_window() {
+        let ca = Authority::generate("td", DAY).unwrap();
+        let (_, der) = crate::csr::generate(&id("td", "asks-for-this")).unwrap();
+        let csr = Csr::from_der(&der).unwrap();
+        // Mid-second, to see the certificate and the reported window agree.
+        let now = ca.not_after() - Duration::from_secs(3600) + Duration::from_millis(999);
+        let leaf = ca
+            .sign_csr(&csr, &id("td", "web"), Duration::from_secs(600), now)
+            .unwrap();
+        let (_, x509) = X509Certificate::from_der(&leaf.chain[0]).unwrap();
+        let secs = |t: SystemTime| {
+            i64::try_from(t.duration_since(SystemTime::UNIX_EPOCH).unwrap().as_secs()).unwrap()
+        };
+        assert_eq!(x509.validity().not_before.timestamp(), secs(now) - 300);
+        assert_eq!(x509.validity().not_after.timestamp(), secs(now) + 600);
+        assert_eq!(
+            leaf.not_after,
+            whole_seconds(now + Duration::from_secs(600))
+        );
+        assert_eq!(leaf.serial, hex(x509.raw_serial()));
+        assert_eq!(
+            verify::peer_identity(&[CertificateDer::from(leaf.chain[0].clone())]).unwrap(),
+            id("td", "web")
+        );
+    }
+
+    #[test]
+    fn whole_seconds_drops_the_fraction() {
+        let t = SystemTime::UNIX_EPOCH + Duration::from_millis(1_500);
+        assert_eq!(
+            whole_seconds(t),
+            SystemTime::UNIX_EPOCH + Duration::from_secs(1)
+        );
+        assert_eq!(hex(&[0x00, 0xab, 0x7f]), "00ab7f");
+    }
+
+    #[test]
     fn authority_is_shareable_between_threads() {
         // The control plane signs CSRs from many tasks.
         fn check<T: Send + Sync>() {}
         check::<Authority>();
         check::<Issued>();
+        check::<SignedLeaf>();
     }
 
     #[test]

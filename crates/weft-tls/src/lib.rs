@@ -5,8 +5,9 @@
 //! rustls configurations of its HBONE listener (`server_config`) and of each connection to
 //! a peer proxy (`client_config`, pinned to the peer's [`SpiffeId`]); after a handshake
 //! the inbound side reads the caller's identity with [`verify::peer_identity`]. Tests,
-//! `weft` operator commands and (later) the control plane mint certificates with
-//! [`ca::Authority`].
+//! `weft` operator commands and the control plane mint certificates with
+//! [`ca::Authority`]; the control plane signs proxies' [`csr::Csr`]s and authenticates
+//! proxies by their [`token`]s.
 //!
 //! What it is not: a TLS stack or a socket layer. It builds configurations and checks
 //! certificates; `tokio-rustls` in the proxy does the I/O. All cryptography goes through
@@ -15,7 +16,11 @@
 //! - [`spiffe`]: the `spiffe://<td>/ns/<ns>/sa/<sa>` identity type.
 //! - [`creds`]: loading and validating our chain, key and trust bundle; config builders.
 //! - [`verify`]: reading a peer's identity; the SPIFFE-pinned server verifier.
-//! - [`ca`]: issuing ECDSA P-256 workload certificates.
+//! - [`ca`]: issuing ECDSA P-256 workload certificates, directly or from a CSR.
+//! - [`csr`]: PKCS#10 requests: the proxy makes one for a key that never leaves its host.
+//! - [`bundle`]: trust bundles, one root normally, two during a CA rotation.
+//! - [`token`]: signed workload tokens (JWT, ES256) that bind a proxy to its identity when
+//!   it calls the control plane.
 
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
@@ -23,12 +28,17 @@ use std::sync::Arc;
 
 use rustls::crypto::CryptoProvider;
 
+pub mod bundle;
 pub mod ca;
 pub mod creds;
+pub mod csr;
 pub mod spiffe;
+pub mod token;
 pub mod verify;
 
+pub use bundle::TrustBundle;
 pub use creds::{Credentials, Error as CredsError};
+pub use csr::Csr;
 pub use spiffe::SpiffeId;
 
 /// The crypto provider every Weft TLS configuration uses: aws-lc-rs with its defaults.
