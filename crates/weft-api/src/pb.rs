@@ -1,4 +1,7 @@
 //! Generated types of `proto/weft/proxy/v1`: the control-plane ↔ proxy contract.
+//!
+//! Messages (prost) plus the gRPC server and client of the `Identity` service
+//! (`identity_server`, `identity_client`; tonic).
 
 #![allow(missing_docs, clippy::pedantic, unreachable_pub)]
 
@@ -16,4 +19,15 @@ pub mod v1 {
     pub const RESOURCE_ERRORS_TYPE_URL: &str = "type.googleapis.com/weft.proxy.v1.ResourceErrors";
     /// gRPC metadata key carrying the proxy's [`Registration`].
     pub const REGISTRATION_METADATA_KEY: &str = "weft-registration-bin";
+    /// gRPC metadata key carrying the caller's workload token, as
+    /// `authorization: Bearer <token>` (the token `weft token workload` prints). Every
+    /// call of the [`Identity`](identity_server::Identity) service needs it; the control
+    /// plane signs certificates for the identity the token names only.
+    pub const AUTHORIZATION_METADATA_KEY: &str = "authorization";
+    /// Scheme in front of the token in [`AUTHORIZATION_METADATA_KEY`] (`Bearer `).
+    pub const BEARER_PREFIX: &str = "Bearer ";
+    /// Full gRPC service name of the CSR-signing service (`weft.proxy.v1.Identity`).
+    pub const IDENTITY_SERVICE_NAME: &str = "weft.proxy.v1.Identity";
+    /// gRPC path of `Identity.Sign`.
+    pub const IDENTITY_SIGN_PATH: &str = "/weft.proxy.v1.Identity/Sign";
 }

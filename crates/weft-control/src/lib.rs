@@ -1,9 +1,12 @@
 //! The Weft control plane (DESIGN §2): a store of user resources (SQLite or
 //! PostgreSQL), an HTTP API over it, compilation of resources into proxy resources,
-//! and a delta xDS server that pushes each proxy what it subscribed to.
+//! a delta xDS server that pushes each proxy what it subscribed to, and the mesh CA that
+//! signs workload certificates for token-authenticated proxies.
 
 pub mod api;
+pub mod ca;
 pub mod controller;
+pub mod identity;
 pub mod server;
 pub mod store;
 pub mod xds;

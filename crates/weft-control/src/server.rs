@@ -1,5 +1,6 @@
-//! `weft control-plane`: the store, the control loop, the xDS server, the workload
-//! registry and the HTTP API, wired together and run until shutdown.
+//! `weft control-plane`: the store, the control loop, the mesh CA, the gRPC server
+//! (xDS and CSR signing), the workload registry and the HTTP API, wired together and
+//! run until shutdown.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -13,8 +14,11 @@ use weft_api::resource::{Key, Kind};
 use weft_policy::Compiled;
 
 use crate::api::{self, ApiState, ProxyDirectory};
+use crate::ca::{self, MeshCa};
 use crate::controller::{self, registry};
+use crate::identity::{self, Tokens};
 use crate::store::{self, Store, StoreError, StoreSpec};
+use crate::xds::server::{KEEPALIVE_INTERVAL, KEEPALIVE_TIMEOUT};
 use crate::xds::{ConnectionInfo, Hooks, Snapshot, XdsResource, XdsServer};
 
 /// How to run a control plane.
@@ -40,6 +44,12 @@ pub enum Error {
     /// The store could not be opened or failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The mesh CA could not be loaded or created.
+    #[error(transparent)]
+    Ca(#[from] ca::Error),
+    /// The workload token signing key could not be loaded or created.
+    #[error(transparent)]
+    Tokens(#[from] identity::tokens::Error),
     /// A listener could not bind.
     #[error("cannot bind the {what} on {addr}: {source}")]
     Bind {
@@ -58,6 +68,8 @@ pub enum Error {
 /// Runs until `shutdown` is cancelled, then stops accepting, closes streams and returns.
 pub async fn run(options: Options, shutdown: CancellationToken) -> Result<(), Error> {
     let store = store::open(&options.store).await?;
+    let ca = Arc::new(MeshCa::start(store.as_ref()).await?);
+    let tokens = Arc::new(Tokens::load(store.clone(), ca.trust_domain()).await?);
     let bind = |what, addr| async move {
         tokio::net::TcpListener::bind(addr)
             .await
@@ -104,18 +116,34 @@ pub async fn run(options: Options, shutdown: CancellationToken) -> Result<(), Er
         });
     }
     {
-        let xds = xds.clone();
-        let shutdown = shutdown.clone();
+        // One gRPC server for xDS and CSR signing, configured as `XdsServer::serve`
+        // does: xDS streams never end on their own, so they are ended (UNAVAILABLE)
+        // through `streams` when shutdown starts, and in any case once serving stops.
+        let streams = shutdown.child_token();
+        let incoming = tonic::transport::server::TcpIncoming::from(xds_listener)
+            .with_nodelay(Some(true))
+            .with_keepalive(Some(KEEPALIVE_INTERVAL));
+        let server = tonic::transport::Server::builder()
+            .http2_keepalive_interval(Some(KEEPALIVE_INTERVAL))
+            .http2_keepalive_timeout(Some(KEEPALIVE_TIMEOUT))
+            .add_service(xds.service(streams.clone()))
+            .add_service(identity::service(
+                ca.clone(),
+                tokens.clone(),
+                identity::Options::default(),
+            ));
+        let signal = streams.clone().cancelled_owned();
         tasks.spawn(async move {
-            xds.serve(xds_listener, shutdown.cancelled_owned())
-                .await
-                .map_err(|e| Error::Serve(e.to_string()))
+            let served = server.serve_with_incoming_shutdown(incoming, signal).await;
+            streams.cancel();
+            served.map_err(|e| Error::Serve(format!("gRPC server (xDS, identity): {e}")))
         });
     }
     {
         let state = ApiState {
             store: store.clone(),
             proxies: Arc::new(Directory { xds: xds.clone() }),
+            tokens: Some(tokens.clone()),
         };
         let shutdown = shutdown.clone();
         tasks.spawn(async move {

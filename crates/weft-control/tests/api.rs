@@ -55,6 +55,7 @@ impl Api {
         let router = api::router(ApiState {
             store: store.clone(),
             proxies: Arc::new(OneProxy),
+            tokens: None,
         });
         Api { router, store }
     }

@@ -516,6 +516,99 @@ mod contract {
         let logged = store.changes_since(start, 1000).await.expect("changes");
         assert_eq!(logged.len(), TASKS * WRITES);
     }
+
+    pub(super) async fn create_secret_keeps_the_first_value_outside_the_feed(
+        store: Arc<dyn Store>,
+    ) {
+        let mut feed = store.subscribe();
+        let revision = store.revision().await.expect("revision");
+        assert_eq!(store.secret("ca/builtin").await.expect("read"), None);
+        let binary = [0_u8, 159, 146, 150, 255];
+        let first = store
+            .create_secret("ca/builtin", &binary)
+            .await
+            .expect("create");
+        assert_eq!(first, binary);
+        let second = store
+            .create_secret("ca/builtin", b"another value")
+            .await
+            .expect("create again");
+        assert_eq!(second, binary, "the first value stays");
+        assert_eq!(
+            store.secret("ca/builtin").await.expect("read"),
+            Some(binary.to_vec())
+        );
+        assert_eq!(
+            store.secret("tokens/signing-key").await.expect("read"),
+            None
+        );
+        assert_eq!(
+            store.revision().await.expect("revision"),
+            revision,
+            "secrets take no revision"
+        );
+        assert_feed_quiet(&mut feed).await;
+    }
+
+    pub(super) async fn concurrent_secret_creations_agree_on_one_value(store: Arc<dyn Store>) {
+        const TASKS: usize = 16;
+        let creators: Vec<_> = (0..TASKS)
+            .map(|task| {
+                let store = store.clone();
+                tokio::spawn(async move {
+                    store
+                        .create_secret("tokens/signing-key", format!("key-{task}").as_bytes())
+                        .await
+                        .expect("create")
+                })
+            })
+            .collect();
+        let mut values = Vec::new();
+        for creator in creators {
+            values.push(creator.await.expect("creator task"));
+        }
+        let stored = store
+            .secret("tokens/signing-key")
+            .await
+            .expect("read")
+            .expect("stored");
+        assert!(
+            values.iter().all(|v| *v == stored),
+            "every creator got the stored value {:?}: {values:?}",
+            String::from_utf8_lossy(&stored)
+        );
+    }
+
+    pub(super) async fn revoked_tokens_are_reported_until_pruned(store: Arc<dyn Store>) {
+        let hour = Duration::from_secs(3600);
+        let now = std::time::SystemTime::now();
+        assert!(!store.is_revoked("tok-1").await.expect("read"));
+        store
+            .revoke_token("tok-1", now + hour)
+            .await
+            .expect("revoke");
+        assert!(store.is_revoked("tok-1").await.expect("read"));
+        assert!(!store.is_revoked("tok-2").await.expect("read"));
+        // Revoking again (even with an earlier time) keeps it revoked.
+        store
+            .revoke_token("tok-1", now)
+            .await
+            .expect("revoke again");
+        assert!(store.is_revoked("tok-1").await.expect("read"));
+
+        // A revocation past its token's expiry is pruned by a later revocation.
+        store
+            .revoke_token("tok-old", now - 2 * hour)
+            .await
+            .expect("revoke an expired token");
+        store
+            .revoke_token("tok-3", now + hour)
+            .await
+            .expect("revoke");
+        assert!(!store.is_revoked("tok-old").await.expect("read"), "pruned");
+        assert!(store.is_revoked("tok-1").await.expect("read"), "not pruned");
+        assert!(store.is_revoked("tok-3").await.expect("read"));
+    }
 }
 
 /// Behaviours that need the database, not just one store.
@@ -540,6 +633,30 @@ mod database {
         assert_eq!(rv(next.object()), revision + 1, "the counter continues");
         assert_eq!(reopened.changes_since(0, 10).await.expect("log").len(), 2);
         reopened.ping().await.expect("ping");
+    }
+
+    pub(super) async fn secrets_and_revocations_survive_reopening_and_are_shared(
+        fixture: &Fixture,
+    ) {
+        let a = fixture.open().await;
+        let b = fixture.open().await;
+        let (from_a, from_b) = tokio::join!(
+            a.create_secret("ca/builtin", b"from a"),
+            b.create_secret("ca/builtin", b"from b"),
+        );
+        let (from_a, from_b) = (from_a.expect("a creates"), from_b.expect("b creates"));
+        assert_eq!(from_a, from_b, "two instances agree on one value");
+        let expires = std::time::SystemTime::now() + Duration::from_secs(3600);
+        a.revoke_token("tok-1", expires).await.expect("revoke");
+        assert!(b.is_revoked("tok-1").await.expect("read"));
+        drop((a, b));
+
+        let reopened = fixture.open().await;
+        assert_eq!(
+            reopened.secret("ca/builtin").await.expect("read"),
+            Some(from_a)
+        );
+        assert!(reopened.is_revoked("tok-1").await.expect("read"));
     }
 
     pub(super) async fn compacted_revisions_answer_compacted(fixture: &Fixture) {
@@ -768,9 +885,13 @@ contract_tests! {
         changes_since_returns_writes_in_order,
         subscribers_see_writes_in_order,
         concurrent_writers_get_gapless_revisions_delivered_once,
+        create_secret_keeps_the_first_value_outside_the_feed,
+        concurrent_secret_creations_agree_on_one_value,
+        revoked_tokens_are_reported_until_pruned,
     ],
     database: [
         data_survives_reopening,
         compacted_revisions_answer_compacted,
+        secrets_and_revocations_survive_reopening_and_are_shared,
     ],
 }

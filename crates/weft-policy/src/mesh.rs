@@ -1,6 +1,6 @@
 //! `Mesh`: validation, and the one value compile reads from it (the trust domain).
 
-use weft_api::resource::mesh::{Spec, DEFAULT_TRUST_DOMAIN, MESH_NAME};
+use weft_api::resource::mesh::{CaType, Spec, DEFAULT_TRUST_DOMAIN, MESH_NAME};
 use weft_api::resource::{Kind, Object};
 
 use crate::field::{self, Errors};
@@ -26,6 +26,42 @@ pub(crate) fn validate(object: &Object, spec: &Spec, errors: &mut Errors) {
             ),
         );
     }
+    validate_ca(spec, errors);
+}
+
+/// A provided CA names its files, by absolute path (the control plane's working
+/// directory is not the operator's).
+fn validate_ca(spec: &Spec, errors: &mut Errors) {
+    if spec.ca.kind != CaType::Provided {
+        return;
+    }
+    let Some(provided) = &spec.ca.provided else {
+        errors.push(
+            "spec.ca.provided",
+            "required when spec.ca.type is provided: give certFile and keyFile (and chainFile \
+             when certFile is an intermediate), absolute paths on the control-plane host",
+        );
+        return;
+    };
+    let files = [
+        ("spec.ca.provided.certFile", Some(&provided.cert_file)),
+        ("spec.ca.provided.keyFile", Some(&provided.key_file)),
+        ("spec.ca.provided.chainFile", provided.chain_file.as_ref()),
+    ];
+    for (path, file) in files {
+        let Some(file) = file else { continue };
+        if file.is_empty() {
+            errors.push(
+                path,
+                "must not be empty: give an absolute path on the control-plane host",
+            );
+        } else if !std::path::Path::new(file).is_absolute() {
+            errors.push(
+                path,
+                format!("{file:?} is relative: give an absolute path on the control-plane host"),
+            );
+        }
+    }
 }
 
 /// The trust domain of the mesh: that of the `Mesh` named `default` if it parses,
@@ -43,4 +79,79 @@ pub(crate) fn trust_domain(objects: &[&Object]) -> String {
             field::parse::<Spec>("spec", value).ok()
         })
         .map_or_else(|| DEFAULT_TRUST_DOMAIN.to_owned(), |s| s.trust_domain)
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::{parse_documents, validate};
+
+    fn errors(yaml: &str) -> Vec<String> {
+        let objects = parse_documents(yaml).expect("test YAML parses");
+        match validate(&objects[0]) {
+            Ok(()) => Vec::new(),
+            Err(e) => {
+                e.0.into_iter()
+                    .map(|e| format!("{}: {}", e.path, e.message))
+                    .collect()
+            }
+        }
+    }
+
+    const HEAD: &str = "apiVersion: weft.dev/v1alpha1\nkind: Mesh\nmetadata: { name: default }\n";
+
+    #[test]
+    fn provided_ca_with_absolute_paths_is_valid() {
+        let yaml = format!(
+            "{HEAD}spec:\n  ca:\n    type: provided\n    provided:\n      certFile: /etc/weft/ca.crt\n      keyFile: /etc/weft/ca.key\n      chainFile: /etc/weft/chain.crt\n"
+        );
+        assert_eq!(errors(&yaml), Vec::<String>::new());
+    }
+
+    #[test]
+    fn provided_ca_requires_its_files() {
+        let yaml = format!("{HEAD}spec:\n  ca:\n    type: provided\n");
+        let errors = errors(&yaml);
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert!(
+            errors[0].starts_with("spec.ca.provided: required"),
+            "{errors:?}"
+        );
+    }
+
+    #[test]
+    fn provided_ca_rejects_relative_and_empty_paths() {
+        let yaml = format!(
+            "{HEAD}spec:\n  ca:\n    type: provided\n    provided:\n      certFile: ca.crt\n      keyFile: \"\"\n      chainFile: ./chain.crt\n"
+        );
+        let paths: Vec<String> = errors(&yaml)
+            .into_iter()
+            .map(|e| e.split(':').next().unwrap_or_default().to_owned())
+            .collect();
+        assert_eq!(
+            paths,
+            [
+                "spec.ca.provided.certFile",
+                "spec.ca.provided.keyFile",
+                "spec.ca.provided.chainFile"
+            ]
+        );
+    }
+
+    #[test]
+    fn provided_ca_rejects_unknown_fields() {
+        let yaml = format!(
+            "{HEAD}spec:\n  ca:\n    type: provided\n    provided:\n      certFile: /a\n      keyFile: /b\n      certPem: x\n"
+        );
+        assert!(
+            errors(&yaml).iter().any(|e| e.contains("certPem")),
+            "{:?}",
+            errors(&yaml)
+        );
+    }
+
+    #[test]
+    fn builtin_ca_needs_no_files() {
+        let yaml = format!("{HEAD}spec:\n  ca:\n    type: builtin\n");
+        assert_eq!(errors(&yaml), Vec::<String>::new());
+    }
 }

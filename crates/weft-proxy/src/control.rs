@@ -39,6 +39,11 @@ pub fn state_dir(base: &Path, config: &Config) -> PathBuf {
     ))
 }
 
+/// Where the certificate issued by the control plane is kept.
+pub fn identity_dir(base: &Path, config: &Config) -> PathBuf {
+    state_dir(base, config).join("identity")
+}
+
 /// The resources persisted by the last run, if any (refused ones dropped).
 pub fn load_persisted(base: &Path, bootstrap: &Config) -> Option<Dynamic> {
     let set = Client::load_persisted(&state_dir(base, bootstrap))?;
@@ -86,7 +91,7 @@ pub fn registration(config: &Config) -> pb::Registration {
 
 /// Starts the xDS client; it runs until `shutdown`.
 pub fn spawn(
-    cp: ControlPlane,
+    cp: &ControlPlane,
     composer: Arc<Composer>,
     admin: Arc<Admin>,
     metrics: Arc<Metrics>,
@@ -98,9 +103,44 @@ pub fn spawn(
         "{}/{}",
         bootstrap.workload.namespace, bootstrap.workload.name
     );
-    let mut options = ClientOptions::new(cp.endpoint, node_id, registration(&bootstrap));
+    let mut options = ClientOptions::new(cp.endpoint.clone(), node_id, registration(&bootstrap));
     options.state_dir = Some(state_dir(&cp.state_dir, &bootstrap));
+    options.token_file.clone_from(&cp.token_file);
     let client = Client::new(options)?;
+    // Without certificate files in the bootstrap, keep one issued by the control plane.
+    let needs_certificate = bootstrap.certificates.is_none() && bootstrap.listeners.hbone.is_some();
+    if needs_certificate {
+        match weft_tls::SpiffeId::new(
+            &bootstrap.workload.trust_domain,
+            &bootstrap.workload.namespace,
+            &bootstrap.workload.service_account,
+        ) {
+            Ok(identity) => {
+                let options = crate::identity::Options {
+                    endpoint: cp.endpoint.clone(),
+                    token_file: cp.token_file.clone(),
+                    identity,
+                    dir: identity_dir(&cp.state_dir, &bootstrap),
+                    ttl: None,
+                };
+                let current = composer.store_credentials();
+                let c = composer.clone();
+                tokio::spawn(crate::identity::maintain(
+                    options,
+                    current,
+                    move |creds| {
+                        if let Err(e) = c.set_issued(creds) {
+                            tracing::error!(error = %e, "could not install the new certificate");
+                        }
+                    },
+                    shutdown.clone(),
+                ));
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "the workload identity is not a SPIFFE ID; no certificate can be requested");
+            }
+        }
+    }
     let mut status = client.status();
     let sink = Arc::new(ProxySink {
         composer: composer.clone(),
@@ -124,13 +164,14 @@ pub fn spawn(
             }
         });
     }
-    if restored {
+    if restored && (!needs_certificate || composer.has_credentials()) {
         admin.ready.store(true, Ordering::Release);
     }
     {
         let shutdown = shutdown.clone();
         tokio::spawn(async move {
-            // Ready once connected and every subscribed type has been answered.
+            // Ready once connected, every subscribed type has been answered, and (when
+            // the control plane issues it) the certificate is in.
             loop {
                 let (connected, answered) = {
                     let s = status.borrow_and_update();
@@ -143,6 +184,7 @@ pub fn spawn(
                 if connected
                     && synced(!services.is_empty(), pb::SERVICE_TYPE_URL)
                     && synced(!targets.is_empty(), pb::ROUTE_TABLE_TYPE_URL)
+                    && (!needs_certificate || composer.has_credentials())
                 {
                     admin.ready.store(true, Ordering::Release);
                     tracing::info!("configuration received from the control plane");
@@ -151,6 +193,8 @@ pub fn spawn(
                 tokio::select! {
                     () = shutdown.cancelled() => return,
                     changed = status.changed() => if changed.is_err() { return },
+                    // The certificate arrives on its own path.
+                    () = tokio::time::sleep(Duration::from_millis(50)), if needs_certificate => {}
                 }
             }
         });

@@ -14,6 +14,7 @@ pub mod admin;
 pub mod control;
 pub mod hbone;
 pub mod http;
+pub mod identity;
 pub mod inbound;
 pub mod outbound;
 pub mod run;

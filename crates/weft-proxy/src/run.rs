@@ -18,7 +18,6 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 use crate::admin::{self, Admin, LogControl};
-use crate::control;
 use crate::hbone;
 use crate::inbound::Inbound;
 use crate::outbound::Outbound;
@@ -26,6 +25,7 @@ use crate::state::compose::{Composer, Dynamic};
 use crate::state::{file, Snapshot, Store};
 use crate::telemetry::Metrics;
 use crate::transport::listen::{self, Drain};
+use crate::{control, identity};
 use weft_api::proxy::References;
 
 /// How to run the proxy.
@@ -49,14 +49,17 @@ pub struct ControlPlane {
     pub endpoint: String,
     /// Where the last accepted config is persisted (and read at boot).
     pub state_dir: PathBuf,
+    /// File holding this workload's token, presented to the control plane.
+    pub token_file: Option<PathBuf>,
 }
 
 /// What the proxy starts from.
 pub struct Initial {
     /// The first snapshot.
     pub snapshot: Snapshot,
-    /// In control-plane mode: the bootstrap and the persisted resources it was built from.
-    composed: Option<(file::Loaded, Dynamic)>,
+    /// In control-plane mode: the bootstrap, the persisted resources and the persisted
+    /// issued certificate it was built from.
+    composed: Option<(file::Loaded, Dynamic, Option<Arc<weft_tls::Credentials>>)>,
 }
 
 impl Initial {
@@ -110,16 +113,24 @@ pub fn load(
     } else {
         dynamic
     };
-    let snapshot = match Composer::initial(&boot, &dynamic) {
+    // Without certificate files in the bootstrap, the certificate comes from the
+    // control plane; one issued before a restart serves until it expires.
+    let issued = if boot.creds.is_none() {
+        identity::load_persisted(&control::identity_dir(&cp.state_dir, &boot.config))
+    } else {
+        None
+    };
+    let snapshot = match Composer::initial(&boot, &dynamic, issued.as_ref()) {
         Ok(s) => s,
         Err(e) => {
             tracing::error!(error = %e, "the persisted control-plane config does not apply; starting from the bootstrap alone");
-            Composer::initial(&boot, &Dynamic::default()).map_err(Error::Compose)?
+            Composer::initial(&boot, &Dynamic::default(), issued.as_ref())
+                .map_err(Error::Compose)?
         }
     };
     Ok(Initial {
         snapshot,
-        composed: Some((boot, dynamic)),
+        composed: Some((boot, dynamic, issued)),
     })
 }
 
@@ -217,7 +228,7 @@ pub async fn run(options: Options, initial: Initial) -> Result<(), Error> {
 
     let applied = snap.version.clone();
     let control_mode = composed.is_some() && options.control_plane.is_some();
-    if let (Some((boot, dynamic)), Some(cp)) = (composed, options.control_plane) {
+    if let (Some((boot, dynamic, issued)), Some(cp)) = (composed, options.control_plane) {
         let boot_version = boot.version.clone();
         let restored = !dynamic.services.is_empty() || !dynamic.routes.is_empty();
         let explicit = explicit.clone();
@@ -225,6 +236,7 @@ pub async fn run(options: Options, initial: Initial) -> Result<(), Error> {
             store.clone(),
             boot,
             dynamic,
+            issued,
             Box::new(move |snap| {
                 if let Err(e) = explicit.reconcile(snap, false) {
                     tracing::error!(error = %e, "outbound listener could not be bound");
@@ -244,7 +256,7 @@ pub async fn run(options: Options, initial: Initial) -> Result<(), Error> {
             tracing::info!("serving the config persisted from the control plane until it answers");
         }
         if let Err(e) = control::spawn(
-            cp,
+            &cp,
             composer,
             admin.clone(),
             metrics.clone(),

@@ -37,6 +37,8 @@ enum Command {
     Inspect(cmd::inspect::Args),
     /// Validate resource files offline, without a control plane.
     Check(cmd::check::Args),
+    /// Issue or revoke workload tokens (what a proxy presents to get certificates).
+    Token(cmd::token::Args),
 }
 
 fn main() -> std::process::ExitCode {
@@ -50,6 +52,7 @@ fn main() -> std::process::ExitCode {
         Command::Describe(args) => cmd::describe::run(&args),
         Command::Inspect(args) => cmd::inspect::run(&args),
         Command::Check(args) => cmd::check::run(&args),
+        Command::Token(args) => cmd::token::run(&args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

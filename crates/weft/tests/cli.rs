@@ -101,6 +101,7 @@ impl ControlPlane {
         let router = api::router(ApiState {
             store: store.clone(),
             proxies: Arc::new(NackedProxy),
+            tokens: None,
         });
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();

@@ -118,7 +118,8 @@ fn listeners(config: &Config, errors: &mut Errors) {
             ),
         );
     }
-    if l.hbone.is_some() && config.certificates.is_none() {
+    // With a control plane (deferred references) the certificate can come from it.
+    if l.hbone.is_some() && config.certificates.is_none() && errors.1 == References::Required {
         errors.push(
             "certificates",
             "required while listeners.hbone is enabled (set listeners.hbone: null to run \

@@ -87,6 +87,27 @@ pub struct Ca {
     /// Default `builtin`.
     #[serde(default, rename = "type")]
     pub kind: CaType,
+    /// Where the operator's CA lives; required when `type` is `provided`, ignored
+    /// otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provided: Option<ProvidedCa>,
+}
+
+/// `Mesh.spec.ca.provided`: PEM files on the control-plane host, read when the control
+/// plane starts. Paths must be absolute.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ProvidedCa {
+    /// The CA certificate that signs workload certificates (a root or an
+    /// intermediate), PEM.
+    pub cert_file: String,
+    /// Its private key (ECDSA P-256, unencrypted PKCS#8 or SEC1), PEM. Keep it readable
+    /// by the control plane only.
+    pub key_file: String,
+    /// The certificates above `certFile` up to and including the root, PEM. Omit when
+    /// `certFile` is the root itself.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chain_file: Option<String>,
 }
 
 /// CA backend.

@@ -18,6 +18,7 @@
 //! | POST | `/v1/meshes`; GET, PUT, DELETE `/v1/meshes/{name}` | the cluster-scoped `Mesh` |
 //! | POST | `/v1/apply` | create or update many documents at once, all validated first |
 //! | GET | `/v1/proxies`, `/v1/proxies/{ns}/{name}` | connected proxies, from [`ProxyDirectory`] |
+//! | POST | `/v1/tokens/workload`, `/v1/tokens/revoke` | issue, revoke workload tokens ([`ApiState::tokens`]) |
 
 mod apply;
 mod error;
@@ -28,6 +29,7 @@ mod openapi;
 mod proxies;
 mod resources;
 pub mod selector;
+mod tokens;
 mod watch;
 
 use std::sync::Arc;
@@ -37,6 +39,8 @@ use axum::Router;
 
 pub use self::error::Error;
 pub use self::openapi::openapi;
+pub use self::tokens::DEFAULT_TOKEN_TTL;
+use crate::identity::Tokens;
 use crate::store::Store;
 
 /// Largest request body accepted: 4 MiB. Larger bodies get `413`.
@@ -49,6 +53,8 @@ pub struct ApiState {
     pub store: Arc<dyn Store>,
     /// Connected proxies, as the xDS server sees them.
     pub proxies: Arc<dyn ProxyDirectory>,
+    /// Issues and revokes workload tokens; `None` answers `404` on `/v1/tokens/…`.
+    pub tokens: Option<Arc<Tokens>>,
 }
 
 /// Read access to the proxies connected to this control plane, implemented by the xDS
@@ -86,6 +92,8 @@ pub fn router(state: ApiState) -> Router {
         .route("/v1/apply", post(apply::handler))
         .route("/v1/proxies", get(proxies::list))
         .route("/v1/proxies/{namespace}/{name}", get(proxies::get))
+        .route("/v1/tokens/workload", post(tokens::workload))
+        .route("/v1/tokens/revoke", post(tokens::revoke))
         .route(
             "/v1/{plural}",
             get(resources::list_all).post(resources::create_cluster),

@@ -71,6 +71,8 @@ pub fn openapi() -> Value {
         }
     }));
 
+    token_paths(&mut paths, &mut schemas);
+
     schemas.insert("ObjectMeta".into(), object_meta_schema());
     schemas.insert("Object".into(), json!({
         "type": "object",
@@ -313,6 +315,66 @@ fn list_params() -> Value {
         {"name": "resourceVersion", "in": "query", "schema": {"type": "string"},
          "description": "with watch: stream changes after this revision"}
     ])
+}
+
+/// `/v1/tokens/…`: issuing and revoking workload tokens.
+fn token_paths(paths: &mut Map<String, Value>, schemas: &mut Map<String, Value>) {
+    paths.insert("/v1/tokens/workload".into(), json!({"post": {
+        "summary": "Issue a workload token: the credential a proxy presents to get certificates for spiffe://<trustDomain>/ns/<namespace>/sa/<serviceAccount>.",
+        "requestBody": {"required": true, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/WorkloadTokenRequest"}}}},
+        "responses": {
+            "200": {"description": "the token (Cache-Control: no-store)", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/WorkloadToken"}}}},
+            "400": error_response("invalid namespace, service account or ttl"),
+            "404": error_response("this control plane issues no tokens")
+        }
+    }}));
+    paths.insert("/v1/tokens/revoke".into(), json!({"post": {
+        "summary": "Revoke a workload token by id: the control plane signs no more certificates for it.",
+        "requestBody": {"required": true, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/RevokeTokenRequest"}}}},
+        "responses": {
+            "200": {"description": "revoked", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/RevokedToken"}}}},
+            "400": error_response("missing id or invalid expiresAt"),
+            "404": error_response("this control plane issues no tokens")
+        }
+    }}));
+    schemas.insert("WorkloadTokenRequest".into(), json!({
+        "type": "object",
+        "required": ["namespace", "serviceAccount"],
+        "additionalProperties": false,
+        "properties": {
+            "namespace": {"type": "string"},
+            "serviceAccount": {"type": "string"},
+            "ttl": {"type": "string", "description": "lifetime, e.g. 24h or 30d; default 24h, at most 365d"}
+        }
+    }));
+    schemas.insert("WorkloadToken".into(), json!({
+        "type": "object",
+        "properties": {
+            "token": {"type": "string", "description": "the token; send it as `authorization: Bearer <token>`"},
+            "id": {"type": "string", "description": "the token id, for revocation"},
+            "identity": {"type": "string", "description": "the SPIFFE ID the token names"},
+            "expiresAt": {"type": "string", "format": "date-time"}
+        }
+    }));
+    schemas.insert("RevokeTokenRequest".into(), json!({
+        "type": "object",
+        "required": ["id"],
+        "additionalProperties": false,
+        "properties": {
+            "id": {"type": "string"},
+            "expiresAt": {"type": "string", "format": "date-time", "description": "when the token expires; the revocation is kept until then (default: longer than any token lives)"}
+        }
+    }));
+    schemas.insert(
+        "RevokedToken".into(),
+        json!({
+            "type": "object",
+            "properties": {
+                "id": {"type": "string"},
+                "revokedUntil": {"type": "string", "format": "date-time"}
+            }
+        }),
+    );
 }
 
 fn path_param(name: &str) -> Value {

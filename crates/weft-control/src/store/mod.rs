@@ -11,12 +11,18 @@
 //! [`open`] picks the backend from a [`StoreSpec`] (what `--store` says): [`Sqlite`]
 //! for one instance, [`Postgres`] for several. Validation of specs is not the store's
 //! job: the API validates, the store keeps what it is given.
+//!
+//! Secrets: besides resources, the store keeps the control plane's own secrets (the
+//! builtin CA key, the workload-token signing key) and the ids of revoked workload
+//! tokens. They live in their own tables, outside the revision counter and the change
+//! log: no watcher, API call or log line ever sees them. [`Store::create_secret`] is
+//! insert-if-absent, so instances starting together on one database agree on one value.
 
 use std::fmt;
 use std::path::PathBuf;
 use std::str::FromStr;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
 use tokio::sync::broadcast;
@@ -250,6 +256,31 @@ pub trait Store: Send + Sync + 'static {
 
     /// The current store revision.
     async fn revision(&self) -> Result<u64, StoreError>;
+
+    /// The secret named `name` (e.g. `ca/builtin`), if one was created.
+    async fn secret(&self, name: &str) -> Result<Option<Vec<u8>>, StoreError>;
+
+    /// Stores `value` as secret `name` unless one exists, and returns the value stored
+    /// either way: of several callers racing (on any instance), all get the first
+    /// writer's value. Secrets are never updated, take no revision and are not in the
+    /// change feed.
+    async fn create_secret(&self, name: &str, value: &[u8]) -> Result<Vec<u8>, StoreError>;
+
+    /// Records workload token `id` as revoked until `expires_at` (when the token expires
+    /// anyway; a later revocation of the same id keeps the later time). Also prunes
+    /// revocations that have expired.
+    async fn revoke_token(&self, id: &str, expires_at: SystemTime) -> Result<(), StoreError>;
+
+    /// Whether workload token `id` was revoked (and the revocation not yet pruned).
+    async fn is_revoked(&self, id: &str) -> Result<bool, StoreError>;
+}
+
+/// Seconds since the epoch, rounded up (a revocation must not end before its token),
+/// saturating; times before the epoch are 0.
+fn unix_seconds_ceil(time: SystemTime) -> i64 {
+    let since = time.duration_since(UNIX_EPOCH).unwrap_or_default();
+    let seconds = since.as_secs() + u64::from(since.subsec_nanos() > 0);
+    i64::try_from(seconds).unwrap_or(i64::MAX)
 }
 
 // === impl StoreSpec ===

@@ -10,7 +10,7 @@
 //! order.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgListener, PgPool, PgPoolOptions};
@@ -20,7 +20,9 @@ use weft_api::resource::{Key, Kind, Object};
 
 use super::feed::{ChangeLog, Feed};
 use super::record::{self, to_i64, to_u64, PutPlan, RawChange, RawRecord, Record};
-use super::{Change, ChangeOp, Options, Precondition, Store, StoreError, Written};
+use super::{
+    unix_seconds_ceil, Change, ChangeOp, Options, Precondition, Store, StoreError, Written,
+};
 
 /// The notification channel writes announce their revision on.
 pub const CHANNEL: &str = "weft_changes";
@@ -202,6 +204,59 @@ impl Store for Postgres {
 
     async fn revision(&self) -> Result<u64, StoreError> {
         self.db.revision().await
+    }
+
+    async fn secret(&self, name: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(
+            sqlx::query_scalar("SELECT value FROM secrets WHERE name = $1")
+                .bind(name)
+                .fetch_optional(&self.db.pool)
+                .await?,
+        )
+    }
+
+    async fn create_secret(&self, name: &str, value: &[u8]) -> Result<Vec<u8>, StoreError> {
+        // A concurrent insert of the same name waits for the other transaction and then
+        // does nothing; the SELECT (a new snapshot under READ COMMITTED) sees the winner.
+        sqlx::query(
+            "INSERT INTO secrets (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING",
+        )
+        .bind(name)
+        .bind(value)
+        .execute(&self.db.pool)
+        .await?;
+        Ok(
+            sqlx::query_scalar("SELECT value FROM secrets WHERE name = $1")
+                .bind(name)
+                .fetch_one(&self.db.pool)
+                .await?,
+        )
+    }
+
+    async fn revoke_token(&self, id: &str, expires_at: SystemTime) -> Result<(), StoreError> {
+        let mut tx = self.db.pool.begin().await?;
+        sqlx::query("DELETE FROM revoked_tokens WHERE expires_at < now()")
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(
+            "INSERT INTO revoked_tokens (id, expires_at) VALUES ($1, to_timestamp($2::bigint)) \
+             ON CONFLICT (id) DO UPDATE SET \
+             expires_at = GREATEST(revoked_tokens.expires_at, excluded.expires_at)",
+        )
+        .bind(id)
+        .bind(unix_seconds_ceil(expires_at))
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn is_revoked(&self, id: &str) -> Result<bool, StoreError> {
+        let found: Option<i32> = sqlx::query_scalar("SELECT 1 FROM revoked_tokens WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.db.pool)
+            .await?;
+        Ok(found.is_some())
     }
 }
 

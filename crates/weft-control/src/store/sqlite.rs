@@ -10,7 +10,7 @@
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::Path;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 use sqlx::sqlite::{
@@ -22,7 +22,9 @@ use weft_api::resource::{Key, Kind, Object};
 
 use super::feed::{ChangeLog, Feed};
 use super::record::{self, to_i64, to_u64, PutPlan, RawChange, RawRecord, Record};
-use super::{Change, ChangeOp, Options, Precondition, Store, StoreError, Written};
+use super::{
+    unix_seconds_ceil, Change, ChangeOp, Options, Precondition, Store, StoreError, Written,
+};
 
 /// How long a statement waits for another process's write lock: 5 s.
 pub const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -202,6 +204,59 @@ impl Store for Sqlite {
 
     async fn revision(&self) -> Result<u64, StoreError> {
         self.db.revision().await
+    }
+
+    async fn secret(&self, name: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(
+            sqlx::query_scalar("SELECT value FROM secrets WHERE name = ?1")
+                .bind(name)
+                .fetch_optional(&self.db.pool)
+                .await?,
+        )
+    }
+
+    async fn create_secret(&self, name: &str, value: &[u8]) -> Result<Vec<u8>, StoreError> {
+        let _writer = self.db.write_lock.lock().await;
+        let mut tx = self.db.pool.begin_with("BEGIN IMMEDIATE").await?;
+        sqlx::query(
+            "INSERT INTO secrets (name, value) VALUES (?1, ?2) ON CONFLICT (name) DO NOTHING",
+        )
+        .bind(name)
+        .bind(value)
+        .execute(&mut *tx)
+        .await?;
+        let stored: Vec<u8> = sqlx::query_scalar("SELECT value FROM secrets WHERE name = ?1")
+            .bind(name)
+            .fetch_one(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(stored)
+    }
+
+    async fn revoke_token(&self, id: &str, expires_at: SystemTime) -> Result<(), StoreError> {
+        let _writer = self.db.write_lock.lock().await;
+        let mut tx = self.db.pool.begin_with("BEGIN IMMEDIATE").await?;
+        sqlx::query("DELETE FROM revoked_tokens WHERE expires_at < unixepoch()")
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(
+            "INSERT INTO revoked_tokens (id, expires_at) VALUES (?1, ?2) \
+             ON CONFLICT (id) DO UPDATE SET expires_at = MAX(expires_at, excluded.expires_at)",
+        )
+        .bind(id)
+        .bind(unix_seconds_ceil(expires_at))
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn is_revoked(&self, id: &str) -> Result<bool, StoreError> {
+        let found: Option<i64> = sqlx::query_scalar("SELECT 1 FROM revoked_tokens WHERE id = ?1")
+            .bind(id)
+            .fetch_optional(&self.db.pool)
+            .await?;
+        Ok(found.is_some())
     }
 }
 

@@ -8,6 +8,7 @@
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
+use std::time::SystemTime;
 
 use async_trait::async_trait;
 use tokio::sync::broadcast;
@@ -31,6 +32,10 @@ struct State {
     log: Vec<Change>,
     /// Changes at or before this revision have been dropped from the log.
     compacted: u64,
+    /// Secrets by name (outside the revision counter and the log).
+    secrets: BTreeMap<String, Vec<u8>>,
+    /// Revoked token ids and until when.
+    revoked: BTreeMap<String, SystemTime>,
 }
 
 impl Default for MemoryStore {
@@ -232,5 +237,31 @@ impl Store for MemoryStore {
 
     async fn revision(&self) -> Result<u64, StoreError> {
         Ok(self.state.lock().unwrap().revision)
+    }
+
+    async fn secret(&self, name: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.state.lock().unwrap().secrets.get(name).cloned())
+    }
+
+    async fn create_secret(&self, name: &str, value: &[u8]) -> Result<Vec<u8>, StoreError> {
+        let mut state = self.state.lock().unwrap();
+        Ok(state
+            .secrets
+            .entry(name.to_owned())
+            .or_insert_with(|| value.to_vec())
+            .clone())
+    }
+
+    async fn revoke_token(&self, id: &str, expires_at: SystemTime) -> Result<(), StoreError> {
+        let mut state = self.state.lock().unwrap();
+        let now = SystemTime::now();
+        state.revoked.retain(|_, until| *until >= now);
+        let until = state.revoked.entry(id.to_owned()).or_insert(expires_at);
+        *until = (*until).max(expires_at);
+        Ok(())
+    }
+
+    async fn is_revoked(&self, id: &str) -> Result<bool, StoreError> {
+        Ok(self.state.lock().unwrap().revoked.contains_key(id))
     }
 }

@@ -9,6 +9,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 
 use weft_api::proxy::{Config, References, RouteTable, Service};
+use weft_tls::Credentials;
 
 use super::file::Loaded;
 use super::{Snapshot, Store};
@@ -30,22 +31,43 @@ pub struct Dynamic {
 /// Builds snapshots from bootstrap + dynamic resources and swaps them into the store.
 pub struct Composer {
     store: Arc<Store>,
-    inner: Mutex<(Loaded, Dynamic)>,
+    inner: Mutex<Inner>,
     on_change: OnChange,
+}
+
+struct Inner {
+    boot: Loaded,
+    dynamic: Dynamic,
+    /// Credentials issued by the control plane, used when the bootstrap names none.
+    issued: Option<Arc<Credentials>>,
 }
 
 impl Composer {
     /// Builds the first snapshot (before the store exists).
-    pub fn initial(boot: &Loaded, dynamic: &Dynamic) -> Result<Snapshot, String> {
-        build(boot, dynamic, None)
+    pub fn initial(
+        boot: &Loaded,
+        dynamic: &Dynamic,
+        issued: Option<&Arc<Credentials>>,
+    ) -> Result<Snapshot, String> {
+        build(boot, dynamic, issued, None)
     }
 
-    /// A composer over `store`, whose current snapshot was built from `boot` and
-    /// `dynamic`.
-    pub fn new(store: Arc<Store>, boot: Loaded, dynamic: Dynamic, on_change: OnChange) -> Self {
+    /// A composer over `store`, whose current snapshot was built from `boot`,
+    /// `dynamic` and `issued`.
+    pub fn new(
+        store: Arc<Store>,
+        boot: Loaded,
+        dynamic: Dynamic,
+        issued: Option<Arc<Credentials>>,
+        on_change: OnChange,
+    ) -> Self {
         Self {
             store,
-            inner: Mutex::new((boot, dynamic)),
+            inner: Mutex::new(Inner {
+                boot,
+                dynamic,
+                issued,
+            }),
             on_change,
         }
     }
@@ -53,8 +75,13 @@ impl Composer {
     /// A new bootstrap file was read.
     pub fn set_bootstrap(&self, boot: Loaded) -> Result<(), String> {
         let mut inner = self.lock();
-        let next = build(&boot, &inner.1, Some(&self.store.load()))?;
-        inner.0 = boot;
+        let next = build(
+            &boot,
+            &inner.dynamic,
+            inner.issued.as_ref(),
+            Some(&self.store.load()),
+        )?;
+        inner.boot = boot;
         self.swap(next);
         Ok(())
     }
@@ -62,10 +89,40 @@ impl Composer {
     /// New resources arrived from the control plane.
     pub fn set_dynamic(&self, dynamic: Dynamic) -> Result<(), String> {
         let mut inner = self.lock();
-        let next = build(&inner.0, &dynamic, Some(&self.store.load()))?;
-        inner.1 = dynamic;
+        let next = build(
+            &inner.boot,
+            &dynamic,
+            inner.issued.as_ref(),
+            Some(&self.store.load()),
+        )?;
+        inner.dynamic = dynamic;
         self.swap(next);
         Ok(())
+    }
+
+    /// A certificate issued by the control plane (first one, or a renewal): new
+    /// handshakes use it; established connections keep theirs.
+    pub fn set_issued(&self, creds: Arc<Credentials>) -> Result<(), String> {
+        let mut inner = self.lock();
+        let next = build(
+            &inner.boot,
+            &inner.dynamic,
+            Some(&creds),
+            Some(&self.store.load()),
+        )?;
+        inner.issued = Some(creds);
+        self.swap(next);
+        Ok(())
+    }
+
+    /// The credentials of the snapshot in force.
+    pub fn store_credentials(&self) -> Option<Arc<Credentials>> {
+        self.store.load().creds.clone()
+    }
+
+    /// Whether the snapshot in force has credentials (from the bootstrap or issued).
+    pub fn has_credentials(&self) -> bool {
+        self.store.load().creds.is_some()
     }
 
     /// What this proxy needs from the control plane: (the targets of its outbound
@@ -73,17 +130,20 @@ impl Composer {
     /// targets and the backends of their routes).
     pub fn wanted(&self) -> (BTreeSet<String>, BTreeSet<String>) {
         let inner = self.lock();
-        (targets(&inner.0.config), wanted(&inner.0.config, &inner.1))
+        (
+            targets(&inner.boot.config),
+            wanted(&inner.boot.config, &inner.dynamic),
+        )
     }
 
     /// The control-plane resources in force.
     pub fn dynamic(&self) -> Dynamic {
-        self.lock().1.clone()
+        self.lock().dynamic.clone()
     }
 
     /// The bootstrap config in force.
     pub fn bootstrap(&self) -> Config {
-        self.lock().0.config.clone()
+        self.lock().boot.config.clone()
     }
 
     fn swap(&self, next: Snapshot) {
@@ -91,7 +151,7 @@ impl Composer {
         (self.on_change)(&self.store.load());
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, (Loaded, Dynamic)> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
         self.inner
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -141,6 +201,7 @@ pub fn wanted(config: &Config, dynamic: &Dynamic) -> BTreeSet<String> {
 fn build(
     boot: &Loaded,
     dynamic: &Dynamic,
+    issued: Option<&Arc<Credentials>>,
     previous: Option<&Snapshot>,
 ) -> Result<Snapshot, String> {
     let mut config = boot.config.clone();
@@ -163,5 +224,7 @@ fn build(
     } else {
         format!("{}+{}", boot.version, dynamic.version)
     };
-    Snapshot::build(config, boot.creds.clone(), version, previous).map_err(|e| e.to_string())
+    // The bootstrap's own certificate files win; otherwise the control plane's.
+    let creds = boot.creds.clone().or_else(|| issued.cloned());
+    Snapshot::build(config, creds, version, previous).map_err(|e| e.to_string())
 }

@@ -80,6 +80,9 @@ pub struct ClientOptions {
     pub connect_timeout: Duration,
     /// A stream that lived this long resets the backoff. Default 30 s.
     pub healthy_after: Duration,
+    /// File holding the workload token sent as `authorization: Bearer …` (re-read on
+    /// every connect). `None` sends no token.
+    pub token_file: Option<PathBuf>,
 }
 
 /// Connection state for `/config_dump` and readiness.
@@ -149,6 +152,7 @@ impl ClientOptions {
             max_backoff: Duration::from_secs(10),
             connect_timeout: Duration::from_secs(5),
             healthy_after: Duration::from_secs(30),
+            token_file: None,
         }
     }
 }
@@ -303,6 +307,20 @@ impl Client {
             pb::REGISTRATION_METADATA_KEY,
             MetadataValue::from_bytes(&self.options.registration.encode_to_vec()),
         );
+        if let Some(path) = &self.options.token_file {
+            // Re-read on every connect, so a rotated token file is picked up.
+            let token = crate::identity::read_token(path).map_err(|message| Error::Token {
+                path: path.clone(),
+                message,
+            })?;
+            let value = format!("Bearer {token}")
+                .parse()
+                .map_err(|_| Error::Token {
+                    path: path.clone(),
+                    message: "contains characters not allowed in a header".into(),
+                })?;
+            request.metadata_mut().insert("authorization", value);
+        }
         let mut responses = tokio::select! {
             () = shutdown.cancelled() => return Ok(()),
             response = client.delta_aggregated_resources(request) => response.map_err(Error::Stream)?.into_inner(),

@@ -35,6 +35,14 @@ pub enum Error {
     /// The control plane refused or ended the stream with a status.
     #[error("xDS stream failed: {}: {}", .0.code(), .0.message())]
     Stream(#[source] tonic::Status),
+    /// The workload token file could not be used.
+    #[error("workload token {}: {message}", path.display())]
+    Token {
+        /// The token file.
+        path: std::path::PathBuf,
+        /// What was wrong.
+        message: String,
+    },
     /// The control plane closed the stream without a status.
     #[error("the control plane closed the xDS stream")]
     Closed,

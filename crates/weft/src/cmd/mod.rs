@@ -14,3 +14,4 @@ pub(crate) mod inspect;
 pub(crate) mod output;
 pub(crate) mod proxy;
 pub(crate) mod source;
+pub(crate) mod token;

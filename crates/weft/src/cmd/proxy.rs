@@ -24,6 +24,10 @@ pub(crate) struct Args {
     /// $XDG_STATE_HOME/weft (~/.local/state/weft).
     #[arg(long, env = "WEFT_STATE_DIR")]
     state_dir: Option<PathBuf>,
+    /// File holding this workload's token (`weft token workload`), presented to the
+    /// control plane; re-read on every reconnect.
+    #[arg(long, env = "WEFT_TOKEN_FILE")]
+    token_file: Option<PathBuf>,
     /// Validate the config (and load its certificates), print the result, and exit.
     #[arg(long)]
     check: bool,
@@ -53,6 +57,7 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
         .map(|endpoint| weft_proxy::run::ControlPlane {
             endpoint,
             state_dir: args.state_dir.clone().unwrap_or_else(default_state_dir),
+            token_file: args.token_file.clone(),
         });
     let initial = weft_proxy::run::load(&args.config, control_plane.as_ref())?;
     if args.check {

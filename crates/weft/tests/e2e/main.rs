@@ -8,6 +8,7 @@ mod support;
 
 mod capture;
 mod control_plane;
+mod identity;
 mod lifecycle;
 mod protocols;
 mod routing;

@@ -399,3 +399,87 @@ pub fn meshed_echo(
     );
     (app, mesh.meshed_proxy(host, &boot, cp))
 }
+
+impl Mesh {
+    /// A bootstrap with no certificate files: the proxy gets its certificate from the
+    /// control plane with the workload token in `<dir>/<name>.token`, minted here with
+    /// `weft token workload` on `cp`.
+    pub fn tokened_bootstrap(
+        &self,
+        cp: &Host,
+        host: &Host,
+        name: &str,
+        labels: &[(&str, &str)],
+        ports: &[(u16, &str)],
+        outbound_listeners: &[(u16, &str, u16)],
+    ) -> (PathBuf, PathBuf) {
+        let with_certs = self.bootstrap(host, name, labels, ports, outbound_listeners);
+        let yaml = std::fs::read_to_string(&with_certs).expect("read bootstrap");
+        let mut kept = Vec::new();
+        let mut skipping = false;
+        for line in yaml.lines() {
+            if line.starts_with("certificates:") {
+                skipping = true;
+                continue;
+            }
+            if skipping && line.starts_with("  ") {
+                continue;
+            }
+            skipping = false;
+            kept.push(line);
+        }
+        let path = self.write(&format!("bootstrap-{name}"), &(kept.join("\n") + "\n"));
+        let (ok, out) = self.cli(
+            cp,
+            &[
+                "token",
+                "workload",
+                "--namespace",
+                "default",
+                "--service-account",
+                name,
+            ],
+        );
+        assert!(ok, "weft token workload failed:\n{out}");
+        let token = out
+            .lines()
+            .find(|l| l.split('.').count() == 3 && !l.contains(' '))
+            .unwrap_or_else(|| panic!("no token in:\n{out}"))
+            .to_owned();
+        let token_path = self.dir.path().join(format!("{name}.token"));
+        std::fs::write(&token_path, token + "\n").expect("write token");
+        (path, token_path)
+    }
+
+    /// Like [`Mesh::meshed_proxy`], presenting `token`.
+    pub fn tokened_proxy(
+        &self,
+        host: &Host,
+        bootstrap: &std::path::Path,
+        token: &std::path::Path,
+        cp: &Host,
+    ) -> WeftProcess {
+        let state = self.dir.path().join(format!("state-{}", host.name()));
+        let endpoint = format!("http://{}:{XDS_PORT}", cp.ip());
+        WeftProcess::spawn(
+            host,
+            &weft(),
+            &[
+                "proxy",
+                "--config",
+                bootstrap.to_str().expect("utf-8 path"),
+                "--control-plane",
+                &endpoint,
+                "--state-dir",
+                state.to_str().expect("utf-8 path"),
+                "--token-file",
+                token.to_str().expect("utf-8 path"),
+                "--log-level",
+                "info,weft_proxy=debug",
+            ],
+            &[],
+            ADMIN.parse().expect("admin addr"),
+        )
+        .expect("weft proxy (control-plane certificate) starts and becomes ready")
+    }
+}

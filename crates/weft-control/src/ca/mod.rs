@@ -1,0 +1,307 @@
+//! The mesh certificate authority (DESIGN §2, "CA (CSR signing, trust bundle)"): the
+//! CA that signs workload certificates and the trust bundle every proxy verifies peers
+//! against.
+//!
+//! Where it sits: [`MeshCa::start`] runs once when the control plane starts, reading
+//! `Mesh.spec.ca` from the store; the [`identity`](crate::identity) service then calls
+//! [`MeshCa::sign`] for each authenticated CSR and sends [`MeshCa::trust_bundle`] with
+//! every certificate.
+//!
+//! Two backends:
+//! - **builtin** (default): an ECDSA P-256 root, valid 10 years, for the mesh trust
+//!   domain. It is generated once and kept as the store secret [`BUILTIN_SECRET`]
+//!   (insert-if-absent, so instances starting together agree on one root); its key
+//!   lives only in the store (the SQLite file is mode 0600) and is never sent anywhere.
+//! - **provided**: the operator's CA certificate and key (a root, or an intermediate
+//!   with `chainFile` up to the root), read from `Mesh.spec.ca.provided` paths on the
+//!   control-plane host.
+//!
+//! What it is not: CA rotation. The signing CA and the trust bundle are kept apart so
+//! that a rotation can later publish a bundle with two roots ([`TrustBundle::with`])
+//! while the old CA still signs; today the bundle holds the one root.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+use serde::{Deserialize, Serialize};
+use weft_api::resource::mesh::{self, CaType, ProvidedCa, MESH_NAME};
+use weft_api::resource::{Key, Kind};
+use weft_tls::bundle::{BundleError, TrustBundle};
+use weft_tls::ca::{Authority, SignedLeaf};
+use weft_tls::csr::Csr;
+use weft_tls::SpiffeId;
+
+use crate::store::{Store, StoreError};
+
+/// Store secret holding the builtin CA (JSON `{"certificate": PEM, "privateKey": PEM}`).
+pub const BUILTIN_SECRET: &str = "ca/builtin";
+
+/// Validity of a generated builtin root: 10 years.
+pub const BUILTIN_VALIDITY: Duration = Duration::from_secs(10 * 365 * 24 * 60 * 60);
+
+/// The CA in force and the roots peers trust.
+pub struct MeshCa {
+    authority: Authority,
+    bundle: TrustBundle,
+    source: Source,
+}
+
+/// Where the signing CA came from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Source {
+    /// The control plane's own root, from the store.
+    Builtin,
+    /// The operator's CA, from these files.
+    Provided {
+        /// `certFile`.
+        cert_file: PathBuf,
+    },
+}
+
+/// Why the CA could not be set up or could not sign.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The store failed while reading the Mesh or a secret.
+    #[error("cannot load the mesh CA: {0}")]
+    Store(#[from] StoreError),
+    /// The stored `Mesh` named `default` does not parse.
+    #[error(
+        "cannot read Mesh {MESH_NAME:?} to set up the CA: {message}; fix it with `weft apply`"
+    )]
+    MeshSpec {
+        /// The parser's complaint.
+        message: String,
+    },
+    /// `Mesh.spec.ca.type` is `provided` but no files are named.
+    #[error(
+        "Mesh.spec.ca.type is provided but spec.ca.provided is missing; give certFile and keyFile"
+    )]
+    ProvidedMissing,
+    /// A builtin root could not be generated.
+    #[error("cannot generate the builtin CA: {0}")]
+    Generate(#[source] Box<weft_tls::ca::Error>),
+    /// The builtin CA kept in the store cannot be loaded.
+    #[error("the builtin CA stored as secret {BUILTIN_SECRET:?} is unreadable: {detail}; the store may be corrupt")]
+    StoredUnreadable {
+        /// What is wrong.
+        detail: String,
+    },
+    /// A provided CA file cannot be read.
+    #[error("cannot read the provided CA's {field} {}: {source}", path.display())]
+    Read {
+        /// Which field named it (`certFile`, `keyFile`, `chainFile`).
+        field: &'static str,
+        /// The path.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// The provided CA files do not make a usable CA.
+    #[error("the provided CA ({}) is unusable: {source}", cert_file.display())]
+    Provided {
+        /// `certFile`.
+        cert_file: PathBuf,
+        /// What is wrong with it.
+        source: Box<weft_tls::ca::Error>,
+    },
+    /// The CA's root cannot be a trust anchor.
+    #[error("the CA's root cannot be used as a trust anchor: {0}")]
+    Bundle(#[from] BundleError),
+    /// The CA chain holds no certificate to anchor trust on.
+    #[error("the CA has no certificate chain to build a trust bundle from")]
+    NoRoot,
+    /// Signing a CSR failed.
+    #[error("cannot sign a certificate for {id}: {source}")]
+    Sign {
+        /// The identity being signed.
+        id: SpiffeId,
+        /// Why.
+        source: Box<weft_tls::ca::Error>,
+    },
+}
+
+/// The builtin CA as kept in the store.
+#[derive(Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct StoredCa {
+    certificate: String,
+    private_key: String,
+}
+
+// === impl MeshCa ===
+
+impl MeshCa {
+    /// The CA `Mesh.spec.ca` asks for (builtin when there is no `Mesh`), for the mesh
+    /// trust domain.
+    pub async fn start(store: &dyn Store) -> Result<Self, Error> {
+        let spec = mesh_spec(store).await?;
+        let ca = match spec.ca.kind {
+            CaType::Builtin => Self::builtin(store, &spec.trust_domain).await?,
+            CaType::Provided => {
+                let files = spec.ca.provided.as_ref().ok_or(Error::ProvidedMissing)?;
+                Self::provided(files, &spec.trust_domain)?
+            }
+        };
+        if ca.trust_domain() != spec.trust_domain {
+            // Changing the trust domain means a new root, i.e. a CA rotation.
+            tracing::warn!(
+                mesh = %spec.trust_domain,
+                ca = %ca.trust_domain(),
+                "Mesh.spec.trustDomain differs from the CA's trust domain; certificates are \
+                 issued for the CA's until the CA is rotated"
+            );
+        }
+        tracing::info!(
+            source = ?ca.source,
+            trust_domain = %ca.trust_domain(),
+            roots = ca.bundle.len(),
+            "mesh CA ready"
+        );
+        Ok(ca)
+    }
+
+    /// The builtin CA kept in `store`, generated (for `trust_domain`) and stored first
+    /// if there is none. Of several instances doing this at once, all end up with the
+    /// root the first one stored.
+    pub async fn builtin(store: &dyn Store, trust_domain: &str) -> Result<Self, Error> {
+        let stored = if let Some(stored) = store.secret(BUILTIN_SECRET).await? {
+            stored
+        } else {
+            let fresh = Authority::generate(trust_domain, BUILTIN_VALIDITY)
+                .map_err(|e| Error::Generate(Box::new(e)))?;
+            let value = serde_json::to_vec(&StoredCa {
+                certificate: fresh.cert_pem(),
+                private_key: fresh.key_pem(),
+            })
+            .map_err(|e| Error::StoredUnreadable {
+                detail: e.to_string(),
+            })?;
+            let stored = store.create_secret(BUILTIN_SECRET, &value).await?;
+            if stored == value {
+                tracing::info!(trust_domain, "generated the builtin mesh CA");
+            }
+            stored
+        };
+        let StoredCa {
+            certificate,
+            private_key,
+        } = serde_json::from_slice(&stored).map_err(|e| Error::StoredUnreadable {
+            detail: e.to_string(),
+        })?;
+        let authority = Authority::from_pem(&certificate, &private_key).map_err(|e| {
+            Error::StoredUnreadable {
+                detail: e.to_string(),
+            }
+        })?;
+        Self::new(authority, Source::Builtin)
+    }
+
+    /// The operator's CA from `files`, for `trust_domain` (which the CA certificate's
+    /// `spiffe://` URI SAN, if it has one, must match).
+    pub fn provided(files: &ProvidedCa, trust_domain: &str) -> Result<Self, Error> {
+        let cert_file = PathBuf::from(&files.cert_file);
+        let cert_pem = read("certFile", &cert_file)?;
+        let key_pem = read("keyFile", Path::new(&files.key_file))?;
+        let chain_pem = match &files.chain_file {
+            Some(chain) => read("chainFile", Path::new(chain))?,
+            None => String::new(),
+        };
+        let authority =
+            Authority::from_pem_chain(&cert_pem, &key_pem, &chain_pem, Some(trust_domain))
+                .map_err(|source| Error::Provided {
+                    cert_file: cert_file.clone(),
+                    source: Box::new(source),
+                })?;
+        Self::new(authority, Source::Provided { cert_file })
+    }
+
+    /// Trusts the authority's root, or the top of its chain when the chain stops short
+    /// of a self-signed root (that certificate is then the trust anchor).
+    fn new(authority: Authority, source: Source) -> Result<Self, Error> {
+        let root = match authority.root_der() {
+            Some(root) => root,
+            None => authority.chain_der().pop().ok_or(Error::NoRoot)?,
+        };
+        let bundle = TrustBundle::from_der([root])?;
+        Ok(MeshCa {
+            authority,
+            bundle,
+            source,
+        })
+    }
+
+    /// The trust domain the CA issues identities of.
+    pub fn trust_domain(&self) -> &str {
+        self.authority.trust_domain()
+    }
+
+    /// Every root a peer's chain may end at (one today; two during a future rotation).
+    pub fn trust_bundle(&self) -> &TrustBundle {
+        &self.bundle
+    }
+
+    /// Where the signing CA came from.
+    pub fn source(&self) -> &Source {
+        &self.source
+    }
+
+    /// When the signing CA itself expires.
+    pub fn not_after(&self) -> SystemTime {
+        self.authority.not_after()
+    }
+
+    /// Signs `csr`'s key for `id` (never for the identity the CSR asks for), valid from
+    /// now (backdated a little for clock skew) for `ttl`.
+    pub fn sign(
+        &self,
+        csr: &Csr,
+        id: &SpiffeId,
+        ttl: Duration,
+        now: SystemTime,
+    ) -> Result<SignedLeaf, Error> {
+        self.authority
+            .sign_csr(csr, id, ttl, now)
+            .map_err(|source| Error::Sign {
+                id: id.clone(),
+                source: Box::new(source),
+            })
+    }
+}
+
+impl std::fmt::Debug for MeshCa {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MeshCa")
+            .field("trust_domain", &self.trust_domain())
+            .field("source", &self.source)
+            .field("roots", &self.bundle.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// `Mesh` `default`'s spec, or the defaults when there is none.
+async fn mesh_spec(store: &dyn Store) -> Result<mesh::Spec, Error> {
+    let key = Key {
+        kind: Kind::Mesh,
+        namespace: String::new(),
+        name: MESH_NAME.to_owned(),
+    };
+    let Some(object) = store.get(&key).await? else {
+        return Ok(mesh::Spec::default());
+    };
+    let spec = if object.spec.is_null() {
+        serde_json::json!({})
+    } else {
+        object.spec
+    };
+    serde_json::from_value(spec).map_err(|e| Error::MeshSpec {
+        message: e.to_string(),
+    })
+}
+
+fn read(field: &'static str, path: &Path) -> Result<String, Error> {
+    std::fs::read_to_string(path).map_err(|source| Error::Read {
+        field,
+        path: path.to_owned(),
+        source,
+    })
+}

@@ -1,0 +1,295 @@
+//! The workload certificate, from the control plane: the key is generated here and
+//! never leaves the host; a CSR goes to the control plane's `Identity.Sign` with the
+//! workload token, and the leaf, its chain and the trust bundle come back. The
+//! credentials are persisted (key 0600) so a restart during a control-plane outage
+//! still serves until the certificate expires, and renewed at half-life; each renewal
+//! is swapped in without dropping connections (new handshakes use it, established
+//! ones keep theirs).
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use base64::Engine;
+use tokio_util::sync::CancellationToken;
+use weft_api::pb::v1 as pb;
+use weft_tls::{Credentials, SpiffeId};
+
+/// Where and how to get certificates.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// Control-plane gRPC endpoint (the xDS address).
+    pub endpoint: String,
+    /// The workload token file (`authorization: Bearer …`), re-read on every request.
+    pub token_file: Option<PathBuf>,
+    /// The identity to ask for (the control plane signs the token's identity).
+    pub identity: SpiffeId,
+    /// Where the issued credentials are kept.
+    pub dir: PathBuf,
+    /// Requested lifetime; `None` takes the control plane's default (24 h).
+    pub ttl: Option<Duration>,
+}
+
+/// Why a certificate could not be obtained.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The token file could not be read.
+    #[error("workload token {}: {message}", path.display())]
+    Token {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        message: String,
+    },
+    /// The key or CSR could not be generated.
+    #[error("generating the key and CSR: {0}")]
+    Csr(String),
+    /// The control plane could not be reached.
+    #[error("cannot reach the control plane at {endpoint}: {message}")]
+    Connect {
+        /// Where.
+        endpoint: String,
+        /// Why.
+        message: String,
+    },
+    /// The control plane refused.
+    #[error("the control plane refused the certificate request: {}: {}", .0.code(), .0.message())]
+    Refused(tonic::Status),
+    /// What came back is not usable.
+    #[error("the issued certificate is unusable: {0}")]
+    Unusable(String),
+    /// The credentials could not be written.
+    #[error("cannot persist the certificate in {}: {source}", path.display())]
+    Persist {
+        /// The directory.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+}
+
+const CERT_FILE: &str = "cert.pem";
+const KEY_FILE: &str = "key.pem";
+const BUNDLE_FILE: &str = "bundle.pem";
+
+/// The credentials persisted in `dir`, if present, loadable and not expired.
+pub fn load_persisted(dir: &Path) -> Option<Arc<Credentials>> {
+    let creds = Credentials::from_pem_files(
+        &dir.join(CERT_FILE),
+        &dir.join(KEY_FILE),
+        &dir.join(BUNDLE_FILE),
+    );
+    match creds {
+        Ok(c) if !c.is_expired() => Some(Arc::new(c)),
+        Ok(c) => {
+            tracing::warn!(dir = %dir.display(), identity = %c.identity(), "the persisted certificate has expired; requesting a new one");
+            None
+        }
+        Err(e) => {
+            if dir.join(CERT_FILE).exists() {
+                tracing::warn!(dir = %dir.display(), error = %e, "the persisted certificate is unusable; requesting a new one");
+            }
+            None
+        }
+    }
+}
+
+/// Requests a certificate once and persists it.
+pub async fn request(options: &Options) -> Result<Arc<Credentials>, Error> {
+    let (key_pem, csr) = generate_csr(&options.identity)?;
+    let channel = tonic::transport::Endpoint::from_shared(options.endpoint.clone())
+        .map_err(|e| Error::Connect {
+            endpoint: options.endpoint.clone(),
+            message: e.to_string(),
+        })?
+        .connect_timeout(Duration::from_secs(5))
+        .timeout(Duration::from_secs(15))
+        .connect()
+        .await
+        .map_err(|e| Error::Connect {
+            endpoint: options.endpoint.clone(),
+            message: e.to_string(),
+        })?;
+    let mut client = pb::identity_client::IdentityClient::new(channel);
+    let mut request = tonic::Request::new(pb::SignRequest {
+        csr,
+        ttl: options
+            .ttl
+            .and_then(|t| prost_types::Duration::try_from(t).ok()),
+    });
+    if let Some(path) = &options.token_file {
+        let token = read_token(path).map_err(|message| Error::Token {
+            path: path.clone(),
+            message,
+        })?;
+        let value = format!("Bearer {token}")
+            .parse()
+            .map_err(|_| Error::Token {
+                path: path.clone(),
+                message: "contains characters not allowed in a header".into(),
+            })?;
+        request.metadata_mut().insert("authorization", value);
+    }
+    let response = client
+        .sign(request)
+        .await
+        .map_err(Error::Refused)?
+        .into_inner();
+    let chain_pem = pem_all("CERTIFICATE", &response.cert_chain);
+    let bundle_pem = pem_all("CERTIFICATE", &response.trust_bundle);
+    let creds = Credentials::from_pem(
+        chain_pem.as_bytes(),
+        key_pem.as_bytes(),
+        bundle_pem.as_bytes(),
+    )
+    .map_err(|e| Error::Unusable(e.to_string()))?;
+    persist(&options.dir, &chain_pem, &key_pem, &bundle_pem).map_err(|source| Error::Persist {
+        path: options.dir.clone(),
+        source,
+    })?;
+    tracing::info!(
+        identity = %creds.identity(),
+        not_after = %humantime::format_rfc3339_seconds(creds.not_after()),
+        "workload certificate issued by the control plane"
+    );
+    Ok(Arc::new(creds))
+}
+
+/// A fresh P-256 key (it never leaves this host) and a CSR for `id`.
+fn generate_csr(id: &SpiffeId) -> Result<(String, Vec<u8>), Error> {
+    weft_tls::csr::generate(id).map_err(|e| Error::Csr(e.to_string()))
+}
+
+/// Keeps a valid certificate: renews at half-life (retrying with backoff, never past
+/// expiry), and hands every new one to `install`.
+pub async fn maintain(
+    options: Options,
+    mut current: Option<Arc<Credentials>>,
+    install: impl Fn(Arc<Credentials>) + Send + 'static,
+    shutdown: CancellationToken,
+) {
+    let mut failures: u32 = 0;
+    loop {
+        let wait = match &current {
+            Some(c) => renew_in(c.not_before(), c.not_after(), SystemTime::now()),
+            None => Duration::ZERO,
+        };
+        let wait = if failures > 0 {
+            backoff(failures).min(wait.max(Duration::from_millis(200)))
+        } else {
+            wait
+        };
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            () = tokio::time::sleep(wait) => {}
+        }
+        match request(&options).await {
+            Ok(creds) => {
+                failures = 0;
+                install(creds.clone());
+                current = Some(creds);
+            }
+            Err(e) => {
+                failures = failures.saturating_add(1);
+                tracing::warn!(error = %e, attempt = failures, "certificate request failed; retrying");
+            }
+        }
+    }
+}
+
+/// Time until half of the certificate's lifetime has passed (zero if already past).
+pub fn renew_in(not_before: SystemTime, not_after: SystemTime, now: SystemTime) -> Duration {
+    let lifetime = not_after.duration_since(not_before).unwrap_or_default();
+    let renew_at = not_before + lifetime / 2;
+    renew_at.duration_since(now).unwrap_or_default()
+}
+
+/// Full-jitter exponential backoff: up to 500 ms × 2^(n−1), capped at 30 s.
+fn backoff(failures: u32) -> Duration {
+    let cap = Duration::from_millis(500)
+        .saturating_mul(1 << failures.saturating_sub(1).min(6))
+        .min(Duration::from_secs(30));
+    cap.mul_f64(fastrand::f64().max(0.1))
+}
+
+/// The workload token in `path`, trimmed; the error says what was wrong with the file.
+pub(crate) fn read_token(path: &Path) -> Result<String, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| e.to_string())?;
+    let token = text.trim();
+    if token.is_empty() {
+        return Err("is empty".into());
+    }
+    Ok(token.to_owned())
+}
+
+fn pem_all(label: &str, ders: &[Vec<u8>]) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::new();
+    for der in ders {
+        let b64 = base64::engine::general_purpose::STANDARD.encode(der);
+        let _ = writeln!(out, "-----BEGIN {label}-----");
+        for line in b64.as_bytes().chunks(64) {
+            out.push_str(&String::from_utf8_lossy(line));
+            out.push('\n');
+        }
+        let _ = writeln!(out, "-----END {label}-----");
+    }
+    out
+}
+
+/// Writes the three files atomically (temp + fsync + rename), owner-only.
+fn persist(dir: &Path, chain: &str, key: &str, bundle: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)?;
+    for (name, text) in [(KEY_FILE, key), (CERT_FILE, chain), (BUNDLE_FILE, bundle)] {
+        let tmp = dir.join(format!(".{name}.tmp"));
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&tmp)?;
+        file.write_all(text.as_bytes())?;
+        file.sync_all()?;
+        std::fs::rename(&tmp, dir.join(name))?;
+    }
+    std::fs::File::open(dir)?.sync_all()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renewal_is_due_at_half_life() {
+        let start = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000);
+        let end = start + Duration::from_secs(3600);
+        assert_eq!(renew_in(start, end, start), Duration::from_secs(1800));
+        assert_eq!(
+            renew_in(start, end, start + Duration::from_secs(1000)),
+            Duration::from_secs(800)
+        );
+        assert_eq!(renew_in(start, end, end), Duration::ZERO);
+    }
+
+    #[test]
+    fn backoff_grows_and_is_capped() {
+        for n in 1..20 {
+            let d = backoff(n);
+            assert!(d <= Duration::from_secs(30), "{n}: {d:?}");
+        }
+        assert!(backoff(1) <= Duration::from_millis(500));
+    }
+
+    #[test]
+    fn pem_wraps_at_64_columns() {
+        let pem = pem_all("CERTIFICATE", &[vec![0u8; 100]]);
+        assert!(pem.starts_with("-----BEGIN CERTIFICATE-----\n"));
+        assert!(pem.lines().all(|l| l.len() <= 64 || l.starts_with("-----")));
+        assert!(pem.ends_with("-----END CERTIFICATE-----\n"));
+    }
+}

@@ -1,0 +1,117 @@
+//! `weft token workload` and `weft token revoke`: workload tokens, the credential a
+//! proxy presents to the control plane to get certificates for its identity.
+//!
+//! `workload` prints the token alone on stdout (so `TOKEN=$(weft token workload …)`
+//! works) and its id, identity and expiry on stderr; keep the id to revoke the token.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::Method;
+use serde_json::json;
+use weft_api::resource::DEFAULT_NAMESPACE;
+
+use super::client::{self, Client, ConnectArgs};
+
+/// Arguments of `weft token`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct Args {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum Command {
+    /// Issue a token for a workload identity (namespace + service account).
+    Workload(WorkloadArgs),
+    /// Revoke a token by the id `weft token workload` printed.
+    Revoke(RevokeArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct WorkloadArgs {
+    /// Namespace of the workload.
+    #[arg(short = 'n', long, default_value = DEFAULT_NAMESPACE)]
+    namespace: String,
+    /// Service account of the workload: the identity is
+    /// spiffe://<trust-domain>/ns/<namespace>/sa/<service-account>.
+    #[arg(long)]
+    service_account: String,
+    /// How long the token is valid, e.g. `24h`, `30d` (at most 365d). Default 24h.
+    #[arg(long, value_parser = humantime::parse_duration)]
+    ttl: Option<Duration>,
+    #[command(flatten)]
+    connect: ConnectArgs,
+}
+
+#[derive(Debug, clap::Args)]
+struct RevokeArgs {
+    /// The token's id.
+    id: String,
+    /// When the token expires (RFC 3339); the revocation is kept until then. Default:
+    /// long enough to outlive any token.
+    #[arg(long, value_name = "TIME")]
+    expires_at: Option<String>,
+    #[command(flatten)]
+    connect: ConnectArgs,
+}
+
+/// Runs `weft token …`.
+pub(crate) fn run(args: &Args) -> anyhow::Result<()> {
+    match &args.command {
+        Command::Workload(args) => workload(args),
+        Command::Revoke(args) => revoke(args),
+    }
+}
+
+fn workload(args: &WorkloadArgs) -> anyhow::Result<()> {
+    let client = Client::new(&args.connect)?;
+    let mut body = json!({
+        "namespace": args.namespace,
+        "serviceAccount": args.service_account,
+    });
+    if let Some(ttl) = args.ttl {
+        body["ttl"] = json!(humantime::format_duration(ttl).to_string());
+    }
+    let issued = client::block_on(post(&client, "/v1/tokens/workload", &body))?;
+    let text = |field: &str| issued[field].as_str().unwrap_or_default().to_owned();
+    let token = text("token");
+    if token.is_empty() {
+        anyhow::bail!("the control plane answered without a token");
+    }
+    println!("{token}");
+    eprintln!(
+        "token id {} for {}, expires at {}",
+        text("id"),
+        text("identity"),
+        text("expiresAt")
+    );
+    Ok(())
+}
+
+fn revoke(args: &RevokeArgs) -> anyhow::Result<()> {
+    let client = Client::new(&args.connect)?;
+    let mut body = json!({ "id": args.id });
+    if let Some(expires_at) = &args.expires_at {
+        body["expiresAt"] = json!(expires_at);
+    }
+    let revoked = client::block_on(post(&client, "/v1/tokens/revoke", &body))?;
+    println!(
+        "token {} revoked (kept until {})",
+        args.id,
+        revoked["revokedUntil"].as_str().unwrap_or("its expiry")
+    );
+    Ok(())
+}
+
+async fn post(
+    client: &Client,
+    path: &str,
+    body: &serde_json::Value,
+) -> anyhow::Result<serde_json::Value> {
+    let bytes = Bytes::from(serde_json::to_vec(body)?);
+    client
+        .send(Method::POST, path, Some(("application/json", bytes)))
+        .await?
+        .json()
+}

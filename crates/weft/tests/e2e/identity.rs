@@ -1,0 +1,51 @@
+//! Workload identity from the control plane: proxies whose bootstraps name no
+//! certificate files generate a key, send a CSR with their workload token, and talk
+//! mTLS with the leaf the control plane's CA signs.
+
+use std::time::Duration;
+
+use crate::support::{eventually, get, local, Mesh, ECHO_SERVICES};
+
+#[test]
+fn proxies_talk_mtls_with_certificates_the_control_plane_issued() {
+    let Some(mesh) = Mesh::new("proxies_talk_mtls_with_certificates_the_control_plane_issued")
+    else {
+        return;
+    };
+    let cp = mesh.host("cp");
+    let client = mesh.host("client");
+    let server = mesh.host("server");
+    let _cp = mesh.control_plane(&cp, &[]);
+    let _app = server
+        .spawn_server(|| weft_testkit::echo::spawn_http(local(8080), "v1"))
+        .expect("echo app");
+    let (boot, token) = mesh.tokened_bootstrap(
+        &cp,
+        &server,
+        "echo-v1",
+        &[("app", "echo"), ("version", "v1")],
+        &[(8080, "http")],
+        &[],
+    );
+    let _server = mesh.tokened_proxy(&server, &boot, &token, &cp);
+    let (boot, token) =
+        mesh.tokened_bootstrap(&cp, &client, "client", &[], &[], &[(18080, "echo", 80)]);
+    let _client = mesh.tokened_proxy(&client, &boot, &token, &cp);
+    mesh.apply(&cp, "services", ECHO_SERVICES);
+    assert!(
+        eventually(Duration::from_secs(10), || client.run(|| get(18080, "/"))
+            == (200, Some("v1".into()))),
+        "no request crossed the mesh"
+    );
+    // The caller's identity the server proxy verified is the control-plane-issued one.
+    let resp = client.run(|| async {
+        weft_testkit::client::http1_get(local(18080), "echo", "/who")
+            .await
+            .expect("request")
+    });
+    let echoed = String::from_utf8_lossy(resp.body()).to_string();
+    assert!(
+        echoed.contains("URI=spiffe://cluster.local/ns/default/sa/client"),
+        "{echoed}"
+    );
+}
