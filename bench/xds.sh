@@ -145,6 +145,13 @@ for n in "${SIZES[@]}"; do
     rss_idle=$(kb_of "$CP_PID" VmRSS)
     ticks_before=$(cpu_ticks "$CP_PID")
 
+    # The API needs the admin token; every simulated proxy presents one workload
+    # token for default/sim (the registrations differ by name, not identity).
+    export WEFT_TOKEN WEFT_WORKLOAD_TOKEN
+    WEFT_TOKEN=$(cat "$DATA/admin-token")
+    WEFT_WORKLOAD_TOKEN=$(WEFT_CONTROL_PLANE="http://127.0.0.1:$api_port" \
+        "$WEFT" token workload --service-account sim 2>/dev/null)
+
     log "N=$n: simulator on CPU $SIM_CPU, $ROUNDS rounds"
     sim_rc=0
     timeout "$RUN_TIMEOUT" taskset -c "$SIM_CPU" "$SIM" \

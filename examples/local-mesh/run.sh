@@ -45,13 +45,22 @@ echo "==> the control plane: embedded SQLite store, API on 127.0.0.1:5681, xDS o
 "$weft" control-plane --data-dir "$work/control-plane" --log-level warn & pids+=($!)
 export WEFT_CONTROL_PLANE=http://127.0.0.1:5681
 for _ in $(seq 100); do curl -sf "$WEFT_CONTROL_PLANE/readyz" >/dev/null && break; sleep 0.1; done
+# The operator's admin token (created on first start); the CLI reads $WEFT_TOKEN.
+WEFT_TOKEN=$("$weft" token admin --data-dir "$work/control-plane")
+export WEFT_TOKEN
+
+echo "==> a workload token per proxy: a proxy can only register, and get config for, its own identity"
+for proxy in api web; do
+  "$weft" token workload --service-account $proxy > $proxy.token 2>/dev/null
+  chmod 600 $proxy.token
+done
 
 echo "==> two proxies from bootstrap files; they register their workloads"
 sed "s#@DIR@#$work#g" "$here/api.yaml" > api.yaml
 sed "s#@DIR@#$work#g" "$here/web.yaml" > web.yaml
 for proxy in api web; do
   "$weft" proxy --config $proxy.yaml --control-plane http://127.0.0.1:5678 \
-    --state-dir "$work/state" --log-level warn & pids+=($!)
+    --token-file $proxy.token --state-dir "$work/state" --log-level warn & pids+=($!)
 done
 
 echo "==> weft apply -f mesh.yaml"
@@ -69,5 +78,5 @@ echo "    (the app saw the caller's verified SPIFFE ID; the spoofed header was r
 
 echo "==> outbound metrics of the client's proxy"
 curl -s http://127.0.0.1:15020/metrics | grep '^weft_proxy_requests_total'
-echo "==> try: $weft describe service api   (with WEFT_CONTROL_PLANE=$WEFT_CONTROL_PLANE)"
+echo "==> try, on a running mesh: weft describe service api; weft inspect proxy web"
 echo "==> done; the proxies and the control plane drain and exit on SIGTERM"

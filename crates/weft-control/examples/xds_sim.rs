@@ -100,6 +100,13 @@ struct Args {
     /// Tokio worker threads. Default: the CPUs this process may run on.
     #[arg(long)]
     threads: Option<usize>,
+    /// Operator admin token for the API (`weft token admin`).
+    #[arg(long, env = "WEFT_TOKEN", hide_env_values = true)]
+    admin_token: Option<String>,
+    /// Workload token for service account `sim` in `default`
+    /// (`weft token workload --service-account sim`), presented by every stream.
+    #[arg(long, env = "WEFT_WORKLOAD_TOKEN", hide_env_values = true)]
+    workload_token: Option<String>,
 }
 
 /// What the coordinator and every client share.
@@ -123,6 +130,8 @@ struct Shared {
     retries: AtomicUsize,
     /// The first few errors, verbatim.
     errors: Mutex<Vec<String>>,
+    /// The workload token every stream presents.
+    workload_token: Option<String>,
 }
 
 /// Latency figures of one set of samples, in milliseconds.
@@ -170,8 +179,9 @@ async fn run(args: &Args) -> anyhow::Result<()> {
         last_first_response: AtomicU64::new(0),
         retries: AtomicUsize::new(0),
         errors: Mutex::new(Vec::new()),
+        workload_token: args.workload_token.clone(),
     });
-    let api = Api::new(&args.api);
+    let api = Api::new(&args.api, args.admin_token.clone());
     let endpoint = Endpoint::from_shared(args.xds.clone())
         .with_context(|| format!("--xds {:?} is not a valid URL", args.xds))?
         .connect_timeout(Duration::from_secs(5))
@@ -529,6 +539,14 @@ impl SimClient {
             pb::REGISTRATION_METADATA_KEY,
             MetadataValue::from_bytes(&self.registration().encode_to_vec()),
         );
+        if let Some(token) = &self.shared.workload_token {
+            request.metadata_mut().insert(
+                pb::AUTHORIZATION_METADATA_KEY,
+                format!("{}{token}", pb::BEARER_PREFIX)
+                    .parse()
+                    .context("the workload token is not a valid header value")?,
+            );
+        }
         let responses = client
             .delta_aggregated_resources(request)
             .await
@@ -622,13 +640,15 @@ fn endpoint_count(response: &DeltaDiscoveryResponse) -> Option<usize> {
 /// Minimal client of the control plane's HTTP API.
 struct Api {
     base: String,
+    admin_token: Option<String>,
     http: HttpClient<hyper_util::client::legacy::connect::HttpConnector, Full<Bytes>>,
 }
 
 impl Api {
-    fn new(base: &str) -> Self {
+    fn new(base: &str, admin_token: Option<String>) -> Self {
         Self {
             base: base.trim_end_matches('/').to_owned(),
+            admin_token,
             http: HttpClient::builder(TokioExecutor::new()).build_http(),
         }
     }
@@ -650,7 +670,11 @@ impl Api {
             },
         });
         let uri = format!("{}/v1/namespaces/{NAMESPACE}/services/{TARGET}", self.base);
-        let request = http::Request::put(&uri)
+        let mut request = http::Request::put(&uri);
+        if let Some(token) = &self.admin_token {
+            request = request.header(http::header::AUTHORIZATION, format!("Bearer {token}"));
+        }
+        let request = request
             .header(http::header::CONTENT_TYPE, "application/json")
             .body(Full::new(Bytes::from(serde_json::to_vec(&body)?)))
             .context("building the request")?;

@@ -3,6 +3,7 @@
 //! run until shutdown.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -36,6 +37,10 @@ pub struct Options {
     pub grace_period: Duration,
     /// How long compilation waits after a change for more changes. Default 50 ms.
     pub debounce: Duration,
+    /// Where to write the operator admin token when this instance creates it (the
+    /// first start on a store). `None`: `admin-token` next to the SQLite database; a
+    /// PostgreSQL store then needs a path.
+    pub admin_token_file: Option<PathBuf>,
 }
 
 /// Why the control plane stopped.
@@ -50,6 +55,15 @@ pub enum Error {
     /// The workload token signing key could not be loaded or created.
     #[error(transparent)]
     Tokens(#[from] identity::tokens::Error),
+    /// The operator admin token could not be loaded, created or written.
+    #[error(transparent)]
+    Admin(#[from] api::auth::Error),
+    /// This instance would create the admin token but has nowhere to write it.
+    #[error(
+        "the store has no admin token yet and there is nowhere to write a new one: \
+         give an admin token file (`weft control-plane --admin-token-file PATH`)"
+    )]
+    NoAdminTokenFile,
     /// A listener could not bind.
     #[error("cannot bind the {what} on {addr}: {source}")]
     Bind {
@@ -70,6 +84,7 @@ pub async fn run(options: Options, shutdown: CancellationToken) -> Result<(), Er
     let store = store::open(&options.store).await?;
     let ca = Arc::new(MeshCa::start(store.as_ref()).await?);
     let tokens = Arc::new(Tokens::load(store.clone(), ca.trust_domain()).await?);
+    let admin = Arc::new(admin_auth(store.as_ref(), &options).await?);
     let bind = |what, addr| async move {
         tokio::net::TcpListener::bind(addr)
             .await
@@ -82,6 +97,7 @@ pub async fn run(options: Options, shutdown: CancellationToken) -> Result<(), Er
     let hooks = Arc::new(Registrar {
         store: store.clone(),
         instance: options.instance.clone(),
+        tokens: tokens.clone(),
     });
     let xds = XdsServer::new(snapshots, hooks);
 
@@ -144,6 +160,7 @@ pub async fn run(options: Options, shutdown: CancellationToken) -> Result<(), Er
             store: store.clone(),
             proxies: Arc::new(Directory { xds: xds.clone() }),
             tokens: Some(tokens.clone()),
+            admin: Some(admin),
         };
         let shutdown = shutdown.clone();
         tasks.spawn(async move {
@@ -174,6 +191,41 @@ pub async fn run(options: Options, shutdown: CancellationToken) -> Result<(), Er
         }
     }
     result
+}
+
+/// The store's admin token checker. On the store's first start, creates the token and
+/// writes it to the admin token file (logging where, never the token itself).
+async fn admin_auth(store: &dyn Store, options: &Options) -> Result<api::AdminAuth, Error> {
+    let file = options
+        .admin_token_file
+        .clone()
+        .or_else(|| match &options.store {
+            StoreSpec::Sqlite { path } => path
+                .parent()
+                .map(|dir| dir.join(api::auth::ADMIN_TOKEN_FILE)),
+            StoreSpec::Postgres { .. } => None,
+        });
+    if store.secret(api::auth::ADMIN_TOKEN_SECRET).await?.is_none() && file.is_none() {
+        return Err(Error::NoAdminTokenFile);
+    }
+    let loaded = api::AdminAuth::load_or_create(store).await?;
+    match (&loaded.created, &file) {
+        (Some(token), Some(file)) => {
+            api::auth::write_token_file(file, token)?;
+            tracing::info!(
+                file = %file.display(),
+                "created the admin token; `weft token admin` prints it"
+            );
+        }
+        (Some(_), None) => return Err(Error::NoAdminTokenFile),
+        (None, Some(file)) if !file.exists() => tracing::warn!(
+            file = %file.display(),
+            "the store has an admin token but this host has no copy of it; \
+             run `weft token admin` where the control plane first started"
+        ),
+        (None, _) => {}
+    }
+    Ok(loaded.auth)
 }
 
 /// Turns each compilation into an xDS snapshot, reusing unchanged resources.
@@ -245,6 +297,50 @@ fn content_version(bytes: &[u8]) -> String {
 struct Registrar {
     store: Arc<dyn Store>,
     instance: String,
+    tokens: Arc<Tokens>,
+}
+
+impl Registrar {
+    /// The stream's workload token must be valid and name the identity the proxy
+    /// registers: a proxy can only get config, and register a workload, for the
+    /// identity it was given.
+    async fn authorize(
+        &self,
+        info: &ConnectionInfo,
+        reg: &pb::Registration,
+    ) -> Result<(), tonic::Status> {
+        let mut metadata = tonic::metadata::MetadataMap::new();
+        if let Some(auth) = &info.authorization {
+            if let Ok(value) = auth.0.parse() {
+                metadata.insert(pb::AUTHORIZATION_METADATA_KEY, value);
+            }
+        }
+        let token = identity::bearer_token(&metadata)?;
+        let claims = self
+            .tokens
+            .authenticate(token, std::time::SystemTime::now())
+            .await
+            .map_err(|r| identity::refusal_status(&r))?;
+        let trust_domain_ok =
+            reg.trust_domain.is_empty() || reg.trust_domain == claims.trust_domain;
+        if claims.namespace != reg.namespace
+            || claims.service_account != reg.service_account
+            || !trust_domain_ok
+        {
+            return Err(tonic::Status::permission_denied(format!(
+                "the workload token is for spiffe://{}/ns/{}/sa/{}, but the proxy registers {}/{} as spiffe://{}/ns/{}/sa/{}",
+                claims.trust_domain,
+                claims.namespace,
+                claims.service_account,
+                reg.namespace,
+                reg.name,
+                if reg.trust_domain.is_empty() { &claims.trust_domain } else { &reg.trust_domain },
+                reg.namespace,
+                reg.service_account,
+            )));
+        }
+        Ok(())
+    }
 }
 
 #[async_trait::async_trait]
@@ -257,6 +353,10 @@ impl Hooks for Registrar {
             )));
         };
         let node = format!("{}/{}", reg.namespace, reg.name);
+        if let Err(status) = self.authorize(info, reg).await {
+            tracing::warn!(workload = %node, peer = ?info.peer, reason = status.message(), "proxy refused");
+            return Err(status);
+        }
         if info.node_id != node {
             return Err(tonic::Status::invalid_argument(format!(
                 "Node.id {:?} does not match the registration {node:?}",

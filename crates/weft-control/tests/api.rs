@@ -18,7 +18,7 @@ use http_body_util::BodyExt;
 use serde_json::{json, Value};
 use tower::ServiceExt;
 use weft_api::resource::Kind;
-use weft_control::api::{self, ApiState, ProxyDirectory};
+use weft_control::api::{self, AdminAuth, ApiState, ProxyDirectory};
 
 use memory_store::MemoryStore;
 
@@ -56,8 +56,44 @@ impl Api {
             store: store.clone(),
             proxies: Arc::new(OneProxy),
             tokens: None,
+            admin: None,
         });
         Api { router, store }
+    }
+
+    /// The API requiring the admin token `token`.
+    fn with_admin(token: &str) -> Api {
+        let store = Arc::new(MemoryStore::default());
+        let router = api::router(ApiState {
+            store: store.clone(),
+            proxies: Arc::new(OneProxy),
+            tokens: None,
+            admin: Some(Arc::new(AdminAuth::for_token(token))),
+        });
+        Api { router, store }
+    }
+
+    /// `GET path` with `authorization` as the `Authorization` header, if any: the
+    /// status, the `WWW-Authenticate` header and the body.
+    async fn get_as(&self, path: &str, authorization: Option<&str>) -> (StatusCode, String, Bytes) {
+        let mut request = Request::builder().uri(path).header("accept", JSON);
+        if let Some(value) = authorization {
+            request = request.header("authorization", value);
+        }
+        let response = self
+            .router
+            .clone()
+            .oneshot(request.body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        let status = response.status();
+        let challenge = response
+            .headers()
+            .get("www-authenticate")
+            .map(|v| v.to_str().unwrap().to_owned())
+            .unwrap_or_default();
+        let body = response.into_body().collect().await.unwrap().to_bytes();
+        (status, challenge, body)
     }
 
     async fn send(
@@ -993,4 +1029,89 @@ async fn body_over_4_mib_is_413() {
     let body = response.into_body().collect().await.unwrap().to_bytes();
     let error: Value = serde_json::from_slice(&body).unwrap();
     assert_eq!(error["error"]["reason"], "PayloadTooLarge");
+}
+
+const ADMIN: &str = "weft-admin-right";
+
+#[tokio::test]
+async fn a_call_without_the_admin_token_is_401_with_a_bearer_challenge_and_a_hint() {
+    let api = Api::with_admin(ADMIN);
+    for path in ["/v1/services", "/openapi.json", "/v1/no-such-thing"] {
+        let (status, challenge, body) = api.get_as(path, None).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{path}");
+        assert_eq!(challenge, "Bearer", "{path}");
+        let body: Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(body["error"]["code"], 401);
+        assert_eq!(body["error"]["reason"], "Unauthorized");
+        assert!(
+            body["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("weft token admin"),
+            "{body}"
+        );
+    }
+    let (status, _, _) = api.get_as("/v1/services", Some("Basic YWRtaW4=")).await;
+    assert_eq!(
+        status,
+        StatusCode::UNAUTHORIZED,
+        "a non-Bearer scheme is no token"
+    );
+}
+
+#[tokio::test]
+async fn a_call_with_a_wrong_admin_token_is_403() {
+    let api = Api::with_admin(ADMIN);
+    let (status, challenge, body) = api
+        .get_as("/v1/services", Some("Bearer weft-admin-wrong"))
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert_eq!(challenge, "");
+    let body: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(body["error"]["reason"], "Forbidden");
+    assert!(body["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("weft token admin"));
+}
+
+#[tokio::test]
+async fn a_call_with_the_admin_token_is_served() {
+    let api = Api::with_admin(ADMIN);
+    let bearer = format!("Bearer {ADMIN}");
+    let (status, _, body) = api.get_as("/v1/services", Some(&bearer)).await;
+    assert_eq!(status, StatusCode::OK, "{}", String::from_utf8_lossy(&body));
+    let (status, _, _) = api.get_as("/openapi.json", Some(&bearer)).await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, _, _) = api.get_as("/v1/no-such-thing", Some(&bearer)).await;
+    assert_eq!(
+        status,
+        StatusCode::NOT_FOUND,
+        "past the token, the usual errors"
+    );
+}
+
+#[tokio::test]
+async fn healthz_and_readyz_are_open_without_the_admin_token() {
+    let api = Api::with_admin(ADMIN);
+    for path in ["/healthz", "/readyz"] {
+        let (status, _, _) = api.get_as(path, None).await;
+        assert_eq!(status, StatusCode::OK, "{path}");
+    }
+}
+
+#[tokio::test]
+async fn openapi_documents_the_bearer_scheme_with_open_probes() {
+    let document = Api::new()
+        .get("/openapi.json")
+        .await
+        .expect(StatusCode::OK)
+        .json();
+    assert_eq!(
+        document["components"]["securitySchemes"]["bearer"]["scheme"],
+        "bearer"
+    );
+    assert_eq!(document["security"], json!([{"bearer": []}]));
+    assert_eq!(document["paths"]["/healthz"]["get"]["security"], json!([]));
+    assert_eq!(document["paths"]["/readyz"]["get"]["security"], json!([]));
 }

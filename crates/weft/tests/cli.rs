@@ -102,6 +102,7 @@ impl ControlPlane {
             store: store.clone(),
             proxies: Arc::new(NackedProxy),
             tokens: None,
+            admin: None,
         });
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();

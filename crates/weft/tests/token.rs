@@ -42,6 +42,7 @@ impl ControlPlane {
             store,
             proxies: Arc::new(NoProxies),
             tokens: Some(tokens.clone()),
+            admin: None,
         });
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();

@@ -98,6 +98,16 @@ impl Error {
         Error::new(StatusCode::BAD_REQUEST, "BadRequest", message)
     }
 
+    /// `401 Unauthorized`: no credentials; the message says how to get them.
+    pub fn unauthorized(message: impl Into<String>) -> Self {
+        Error::new(StatusCode::UNAUTHORIZED, "Unauthorized", message)
+    }
+
+    /// `403 Forbidden`: credentials that grant nothing here.
+    pub fn forbidden(message: impl Into<String>) -> Self {
+        Error::new(StatusCode::FORBIDDEN, "Forbidden", message)
+    }
+
     /// `404 NotFound`.
     pub fn not_found(message: impl Into<String>) -> Self {
         Error::new(StatusCode::NOT_FOUND, "NotFound", message)

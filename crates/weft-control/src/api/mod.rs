@@ -19,8 +19,12 @@
 //! | POST | `/v1/apply` | create or update many documents at once, all validated first |
 //! | GET | `/v1/proxies`, `/v1/proxies/{ns}/{name}` | connected proxies, from [`ProxyDirectory`] |
 //! | POST | `/v1/tokens/workload`, `/v1/tokens/revoke` | issue, revoke workload tokens ([`ApiState::tokens`]) |
+//!
+//! With [`ApiState::admin`] set, every path but `/healthz` and `/readyz` requires the
+//! operator admin token (`Authorization: Bearer …`; see [`auth`]).
 
 mod apply;
+pub mod auth;
 mod error;
 mod extract;
 mod format;
@@ -37,6 +41,7 @@ use std::sync::Arc;
 use axum::routing::{get, post};
 use axum::Router;
 
+pub use self::auth::AdminAuth;
 pub use self::error::Error;
 pub use self::openapi::openapi;
 pub use self::tokens::DEFAULT_TOKEN_TTL;
@@ -55,6 +60,9 @@ pub struct ApiState {
     pub proxies: Arc<dyn ProxyDirectory>,
     /// Issues and revokes workload tokens; `None` answers `404` on `/v1/tokens/…`.
     pub tokens: Option<Arc<Tokens>>,
+    /// Checks the operator admin token on every route but `/healthz` and `/readyz`;
+    /// `None` leaves the API open (in-process tests and tools only).
+    pub admin: Option<Arc<AdminAuth>>,
 }
 
 /// Read access to the proxies connected to this control plane, implemented by the xDS
@@ -85,7 +93,8 @@ impl ProxyDirectory for NoProxies {
 
 /// The API's routes over `state`. Serve it with `axum::serve`.
 pub fn router(state: ApiState) -> Router {
-    Router::new()
+    let admin = state.admin.clone();
+    let router = Router::new()
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/openapi.json", get(openapi::handler))
@@ -116,5 +125,12 @@ pub fn router(state: ApiState) -> Router {
         )
         .fallback(error::not_found)
         .method_not_allowed_fallback(error::method_not_allowed)
-        .with_state(state)
+        .with_state(state);
+    match admin {
+        Some(admin) => router.layer(axum::middleware::from_fn_with_state(
+            admin,
+            auth::require_admin,
+        )),
+        None => router,
+    }
 }

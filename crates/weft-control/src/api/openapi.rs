@@ -29,11 +29,13 @@ pub fn openapi() -> Value {
         "/healthz".into(),
         json!({"get": {
             "summary": "Liveness: the process answers.",
+            "security": [],
             "responses": {"200": {"description": "alive"}}
         }}),
     );
     paths.insert("/readyz".into(), json!({"get": {
         "summary": "Readiness: the store answers.",
+        "security": [],
         "responses": {"200": {"description": "ready"}, "503": error_response("the store does not answer")}
     }}));
     paths.insert(
@@ -157,7 +159,15 @@ pub fn openapi() -> Value {
             "description": "Resources in JSON (application/json) or YAML (application/yaml). Errors are always JSON."
         },
         "paths": paths,
-        "components": {"schemas": schemas}
+        "security": [{"bearer": []}],
+        "components": {
+            "schemas": schemas,
+            "securitySchemes": {"bearer": {
+                "type": "http",
+                "scheme": "bearer",
+                "description": "The operator admin token: `weft token admin` on the control-plane host prints it."
+            }}
+        }
     })
 }
 

@@ -148,7 +148,7 @@ impl std::fmt::Debug for IdentityService {
 
 /// `UNAUTHENTICATED` for a token that proves nothing, `PERMISSION_DENIED` for a valid
 /// one that may not be used, `UNAVAILABLE` when the store cannot tell.
-fn refusal_status(refusal: &Refusal) -> Status {
+pub fn refusal_status(refusal: &Refusal) -> Status {
     match refusal {
         Refusal::Invalid(_) => Status::unauthenticated(refusal.to_string()),
         Refusal::ForeignTrustDomain { .. } | Refusal::Revoked { .. } => {

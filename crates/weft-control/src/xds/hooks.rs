@@ -19,6 +19,18 @@ pub struct ConnectionInfo {
     pub peer: Option<SocketAddr>,
     /// When the stream was accepted.
     pub connected_at: SystemTime,
+    /// The stream's `authorization` metadata (the workload token), if sent.
+    pub authorization: Option<Authorization>,
+}
+
+/// An `authorization` metadata value; `Debug` never shows it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Authorization(pub String);
+
+impl std::fmt::Debug for Authorization {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Authorization(<redacted>)")
+    }
 }
 
 /// Control-plane callbacks on stream lifecycle.

@@ -18,7 +18,7 @@ mod session;
 mod snapshot;
 pub mod status;
 
-pub use hooks::{ConnectionInfo, Hooks, NoHooks};
+pub use hooks::{Authorization, ConnectionInfo, Hooks, NoHooks};
 pub use server::{AdsService, XdsServer};
 pub use session::WILDCARD;
 pub use snapshot::{Resources, Snapshot, XdsResource};

@@ -28,7 +28,7 @@ use tonic::{Request, Response, Streaming};
 use tracing::{debug, info, info_span, Instrument};
 use weft_api::pb::v1 as pb;
 
-use super::hooks::{ConnectionInfo, Hooks};
+use super::hooks::{Authorization, ConnectionInfo, Hooks};
 use super::session::Session;
 use super::snapshot::{Snapshot, XdsResource};
 use super::status::{self, ProxyStatus, RegistrationSummary};
@@ -208,6 +208,11 @@ impl AggregatedDiscoveryService for AdsService {
     ) -> Result<Response<Self::DeltaAggregatedResourcesStream>, tonic::Status> {
         let peer = request.remote_addr();
         let registration = registration(request.metadata())?;
+        let authorization = request
+            .metadata()
+            .get(pb::AUTHORIZATION_METADATA_KEY)
+            .and_then(|v| v.to_str().ok())
+            .map(|v| Authorization(v.to_owned()));
         let requests = request.into_inner();
         let (tx, rx) = mpsc::channel(RESPONSE_BUFFER);
         tokio::spawn(run_stream(
@@ -217,6 +222,7 @@ impl AggregatedDiscoveryService for AdsService {
             tx,
             peer,
             registration,
+            authorization,
         ));
         let responses =
             futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|r| (r, rx)) });
@@ -292,6 +298,7 @@ async fn run_stream(
     tx: mpsc::Sender<Result<DeltaDiscoveryResponse, tonic::Status>>,
     peer: Option<SocketAddr>,
     registration: Option<pb::Registration>,
+    authorization: Option<Authorization>,
 ) {
     let conn_id = inner.next_conn_id.fetch_add(1, Ordering::Relaxed);
     let connected_at = SystemTime::now();
@@ -332,6 +339,7 @@ async fn run_stream(
         registration,
         peer,
         connected_at,
+        authorization,
     };
     if let Err(status) = inner.hooks.connected(&info).await {
         info!(conn_id, node_id, peer = ?peer, code = ?status.code(), message = status.message(), "proxy refused");

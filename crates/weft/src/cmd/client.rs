@@ -2,6 +2,10 @@
 //! pooled client, with connect and request timeouts, and API errors decoded into
 //! [`ApiError`]. The one place that knows how to reach the control plane, so TLS and
 //! tokens are a change to this file.
+//!
+//! Every request carries the operator admin token (`Authorization: Bearer`) from, in
+//! order: `--token` / `$WEFT_TOKEN`, `token:` in ~/.config/weft/config.yaml, else none.
+//! A `401` or `403` ends the command with a hint to `weft token admin`.
 
 use std::fmt;
 use std::fmt::Write as _;
@@ -15,7 +19,7 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client as Pool;
 use hyper_util::rt::TokioExecutor;
 
-use super::config::{self, Origin};
+use super::config::{self, Origin, TokenFrom};
 
 /// How to reach the control plane; flattened into every command that talks to it.
 #[derive(Debug, Clone, clap::Args)]
@@ -24,6 +28,10 @@ pub(crate) struct ConnectArgs {
     /// ~/.config/weft/config.yaml, else http://127.0.0.1:5681.
     #[arg(long, env = "WEFT_CONTROL_PLANE", value_name = "URL")]
     control_plane: Option<String>,
+    /// The admin token (`weft token admin` on the control-plane host prints it).
+    /// Default: `token` in ~/.config/weft/config.yaml.
+    #[arg(long, env = "WEFT_TOKEN", value_name = "TOKEN", hide_env_values = true)]
+    token: Option<String>,
     /// How long to wait for a TCP connection.
     #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
     connect_timeout: Duration,
@@ -36,6 +44,8 @@ pub(crate) struct ConnectArgs {
 pub(crate) struct Client {
     base: String,
     origin: Origin,
+    /// `Authorization` value and where the token came from.
+    auth: Option<(http::HeaderValue, TokenFrom)>,
     pool: Pool<HttpConnector, Full<Bytes>>,
     request_timeout: Duration,
 }
@@ -82,9 +92,27 @@ impl Client {
         connector.set_connect_timeout(Some(args.connect_timeout));
         connector.set_nodelay(true);
         let pool = Pool::builder(TokioExecutor::new()).build(connector);
+        let auth = match config::token(args.token.clone())? {
+            None => None,
+            Some((token, from)) => {
+                let mut value =
+                    http::HeaderValue::from_str(&format!("Bearer {token}")).map_err(|_| {
+                        anyhow::anyhow!(
+                            "the admin token {} has characters not allowed in an HTTP header",
+                            match &from {
+                                TokenFrom::Flag => "from --token / WEFT_TOKEN".to_owned(),
+                                TokenFrom::File(path) => format!("in {}", path.display()),
+                            }
+                        )
+                    })?;
+                value.set_sensitive(true);
+                Some((value, from))
+            }
+        };
         Ok(Client {
             base: url.trim_end_matches('/').to_owned(),
             origin,
+            auth,
             pool,
             request_timeout: args.request_timeout,
         })
@@ -103,6 +131,9 @@ impl Client {
             .method(method.clone())
             .uri(&url)
             .header(http::header::ACCEPT, "application/json");
+        if let Some((value, _)) = &self.auth {
+            request = request.header(http::header::AUTHORIZATION, value.clone());
+        }
         let body = match body {
             Some((content_type, bytes)) => {
                 request = request.header(http::header::CONTENT_TYPE, content_type);
@@ -120,6 +151,14 @@ impl Client {
             Ok::<_, Box<dyn std::error::Error + Send + Sync>>(Response { status, body })
         };
         match tokio::time::timeout(self.request_timeout, exchange).await {
+            Ok(Ok(response))
+                if matches!(
+                    response.status,
+                    StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN
+                ) =>
+            {
+                Err(self.refused(&response))
+            }
             Ok(Ok(response)) => Ok(response),
             Ok(Err(e)) => Err(self.unreachable(&*e)),
             Err(_) => Err(anyhow::anyhow!(
@@ -133,6 +172,27 @@ impl Client {
     pub(crate) async fn get_json(&self, path: &str) -> anyhow::Result<serde_json::Value> {
         let response = self.send(Method::GET, path, None).await?;
         response.json()
+    }
+
+    /// The error for a `401` or `403`: what the API said, and how to get the token.
+    fn refused(&self, response: &Response) -> anyhow::Error {
+        let error = response.error();
+        let given = match &self.auth {
+            None => "no admin token was given".to_owned(),
+            Some((_, TokenFrom::Flag)) => {
+                "the admin token from --token / WEFT_TOKEN was refused".to_owned()
+            }
+            Some((_, TokenFrom::File(path))) => format!(
+                "the admin token from `token:` in {} was refused",
+                path.display()
+            ),
+        };
+        anyhow::anyhow!(
+            "the control plane at {} refused the request: {given}: {error}\n\
+             hint: run `weft token admin` on the control-plane host to print the admin token, \
+             then pass it with --token TOKEN, $WEFT_TOKEN, or token: in ~/.config/weft/config.yaml",
+            self.base
+        )
     }
 
     fn unreachable(&self, error: &(dyn std::error::Error + 'static)) -> anyhow::Error {

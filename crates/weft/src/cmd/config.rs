@@ -3,10 +3,12 @@
 //!
 //! ```yaml
 //! controlPlane: http://127.0.0.1:5681   # the control plane's HTTP API
+//! token: weft-admin-…                   # the admin token (`weft token admin`)
 //! ```
 //!
 //! A missing file is the same as an empty one. Which address wins: `--control-plane`,
-//! then `$WEFT_CONTROL_PLANE`, then this file, then [`DEFAULT_CONTROL_PLANE`].
+//! then `$WEFT_CONTROL_PLANE`, then this file, then [`DEFAULT_CONTROL_PLANE`]. Which
+//! token: `--token`, then `$WEFT_TOKEN`, then this file, else none.
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -23,6 +25,17 @@ pub(crate) const DEFAULT_CONTROL_PLANE: &str = "http://127.0.0.1:5681";
 pub(crate) struct File {
     /// Base URL of the control plane's HTTP API. Default: [`DEFAULT_CONTROL_PLANE`].
     pub(crate) control_plane: Option<String>,
+    /// The operator admin token. Keep this file private (mode 0600).
+    pub(crate) token: Option<String>,
+}
+
+/// Where the admin token came from, for error messages.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum TokenFrom {
+    /// `--token` or `$WEFT_TOKEN`.
+    Flag,
+    /// The config file at this path.
+    File(PathBuf),
 }
 
 /// Where the control plane address came from, for error messages.
@@ -81,6 +94,25 @@ pub(crate) fn control_plane(flag: Option<String>) -> anyhow::Result<(String, Ori
     }
 }
 
+/// The admin token and where it came from: `flag` (the flag or its environment
+/// variable), else the config file's `token`, else none.
+pub(crate) fn token(flag: Option<String>) -> anyhow::Result<Option<(String, TokenFrom)>> {
+    if let Some(token) = flag.map(|t| t.trim().to_owned()).filter(|t| !t.is_empty()) {
+        return Ok(Some((token, TokenFrom::Flag)));
+    }
+    let Some(path) = path(
+        std::env::var_os("XDG_CONFIG_HOME"),
+        std::env::var_os("HOME"),
+    ) else {
+        return Ok(None);
+    };
+    Ok(load(&path)?
+        .token
+        .map(|t| t.trim().to_owned())
+        .filter(|t| !t.is_empty())
+        .map(|t| (t, TokenFrom::File(path))))
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)] // a failed unwrap is a failed test
 mod tests {
@@ -114,6 +146,12 @@ mod tests {
         assert_eq!(
             load(&good).unwrap().control_plane.as_deref(),
             Some("http://10.0.0.1:5681")
+        );
+        let with_token = dir.path().join("token.yaml");
+        std::fs::write(&with_token, "token: weft-admin-abc\n").unwrap();
+        assert_eq!(
+            load(&with_token).unwrap().token.as_deref(),
+            Some("weft-admin-abc")
         );
         let typo = dir.path().join("typo.yaml");
         std::fs::write(&typo, "controlplane: http://10.0.0.1:5681\n").unwrap();

@@ -14,11 +14,16 @@ use crate::logging;
 /// Arguments of `weft control-plane`.
 #[derive(Debug, clap::Args)]
 pub(crate) struct Args {
-    /// Directory for the embedded SQLite store (`DIR/weft.db`), created if missing.
-    /// Default: /var/lib/weft/control-plane as root, else
+    /// Directory for local files, created if missing: the embedded SQLite store
+    /// (`DIR/weft.db`, unless --store names another) and the admin token
+    /// (`DIR/admin-token`). Default: /var/lib/weft/control-plane as root, else
     /// $XDG_STATE_HOME/weft/control-plane.
     #[arg(long, env = "WEFT_DATA_DIR")]
     data_dir: Option<PathBuf>,
+    /// Where to write the operator admin token when this instance creates it (the
+    /// store's first start; mode 0600). Default: DIR/admin-token in --data-dir.
+    #[arg(long, env = "WEFT_ADMIN_TOKEN_FILE", value_name = "PATH")]
+    admin_token_file: Option<PathBuf>,
     /// Store URL instead of the data directory: `postgres://user@host/db` to run
     /// several instances against one PostgreSQL, or `sqlite://FILE`.
     #[arg(long, env = "WEFT_STORE")]
@@ -51,15 +56,17 @@ pub(crate) struct Args {
 /// Runs the control plane until SIGTERM or SIGINT.
 pub(crate) fn run(args: &Args) -> anyhow::Result<()> {
     let _log = logging::init(&args.log_level, args.log_format)?;
-    let store = match (&args.store, &args.data_dir) {
-        (Some(url), _) => url
+    let data_dir = args.data_dir.clone().unwrap_or_else(default_data_dir);
+    let store = match &args.store {
+        Some(url) => url
             .parse::<StoreSpec>()
             .with_context(|| format!("--store {url:?}"))?,
-        (None, Some(dir)) => StoreSpec::data_dir(dir),
-        (None, None) => {
-            StoreSpec::data_dir(super::proxy::default_state_dir().join("control-plane"))
-        }
+        None => StoreSpec::data_dir(&data_dir),
     };
+    let admin_token_file = args
+        .admin_token_file
+        .clone()
+        .unwrap_or_else(|| data_dir.join(weft_control::api::auth::ADMIN_TOKEN_FILE));
     let instance = args.instance.clone().unwrap_or_else(|| {
         let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
             .map_or_else(|_| "weft".into(), |h| h.trim().to_owned());
@@ -72,6 +79,7 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<()> {
         instance,
         grace_period: args.grace_period,
         debounce: args.debounce,
+        admin_token_file: Some(admin_token_file),
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -89,6 +97,12 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<()> {
     })?;
     runtime.shutdown_timeout(Duration::from_millis(500));
     Ok(())
+}
+
+/// The control plane's data directory when `--data-dir` is not given; `weft token
+/// admin` looks there too.
+pub(crate) fn default_data_dir() -> PathBuf {
+    super::proxy::default_state_dir().join("control-plane")
 }
 
 async fn wait_for_signal() {

@@ -1,9 +1,12 @@
 //! `weft token workload` and `weft token revoke`: workload tokens, the credential a
 //! proxy presents to the control plane to get certificates for its identity.
+//! `weft token admin`: prints the operator admin token from the control plane's data
+//! directory (run it on the control-plane host).
 //!
 //! `workload` prints the token alone on stdout (so `TOKEN=$(weft token workload …)`
 //! works) and its id, identity and expiry on stderr; keep the id to revoke the token.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -26,6 +29,16 @@ enum Command {
     Workload(WorkloadArgs),
     /// Revoke a token by the id `weft token workload` printed.
     Revoke(RevokeArgs),
+    /// Print the operator admin token (run on the control-plane host).
+    Admin(AdminArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct AdminArgs {
+    /// The control plane's data directory (the token is DIR/admin-token). Default: the
+    /// same as `weft control-plane`'s.
+    #[arg(long, env = "WEFT_DATA_DIR")]
+    data_dir: Option<PathBuf>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -61,7 +74,35 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<()> {
     match &args.command {
         Command::Workload(args) => workload(args),
         Command::Revoke(args) => revoke(args),
+        Command::Admin(args) => admin(args),
     }
+}
+
+fn admin(args: &AdminArgs) -> anyhow::Result<()> {
+    let dir = args
+        .data_dir
+        .clone()
+        .unwrap_or_else(super::control_plane::default_data_dir);
+    let path = dir.join(weft_control::api::auth::ADMIN_TOKEN_FILE);
+    let text = match std::fs::read_to_string(&path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => anyhow::bail!(
+            "no admin token at {}: run this on the control-plane host, or pass --data-dir \
+             (the directory of the control plane's --admin-token-file, if it was given)",
+            path.display()
+        ),
+        Err(e) => anyhow::bail!(
+            "cannot read the admin token at {}: {e}; run this as the control plane's user, \
+             or pass --data-dir",
+            path.display()
+        ),
+    };
+    let token = text.trim();
+    if token.is_empty() {
+        anyhow::bail!("the admin token file {} is empty", path.display());
+    }
+    println!("{token}");
+    Ok(())
 }
 
 fn workload(args: &WorkloadArgs) -> anyhow::Result<()> {

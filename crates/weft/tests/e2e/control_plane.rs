@@ -147,7 +147,8 @@ fn proxies_serve_through_a_control_plane_outage_and_restart_from_persisted_confi
     let _v1 = meshed_echo(&mesh, &v1, &cp, "v1");
     let _v2 = meshed_echo(&mesh, &v2, &cp, "v2");
     let boot = mesh.bootstrap(&client, "client", &[], &[], &[(18080, "echo", 80)]);
-    let mut proxy = mesh.meshed_proxy(&client, &boot, &cp);
+    let token = mesh.workload_token(&cp, "client");
+    let mut proxy = mesh.tokened_proxy(&client, &boot, &token, &cp);
     mesh.apply(&cp, "services", ECHO_SERVICES);
     mesh.apply(&cp, "split", &echo_split(50, 50));
     assert!(
@@ -197,7 +198,7 @@ fn proxies_serve_through_a_control_plane_outage_and_restart_from_persisted_confi
         .wait_exit(Duration::from_secs(15))
         .expect("proxy exits");
     drop(proxy);
-    let _proxy = mesh.meshed_proxy(&client, &boot, &cp);
+    let _proxy = mesh.tokened_proxy(&client, &boot, &token, &cp);
     let counts = client.run(|| tally(100));
     assert_eq!(counts.values().sum::<usize>(), 100);
     assert_eq!(

@@ -49,3 +49,56 @@ fn proxies_talk_mtls_with_certificates_the_control_plane_issued() {
         "{echoed}"
     );
 }
+
+#[test]
+fn a_proxy_cannot_register_an_identity_its_token_does_not_name() {
+    let Some(mesh) = Mesh::new("a_proxy_cannot_register_an_identity_its_token_does_not_name")
+    else {
+        return;
+    };
+    let cp = mesh.host("cp");
+    let mallory = mesh.host("mallory");
+    let _cp = mesh.control_plane(&cp, &[]);
+    // A token for `client`, presented by a proxy that claims to be `echo-v1`.
+    let token = mesh.workload_token(&cp, "client");
+    let boot = mesh.bootstrap(
+        &mallory,
+        "echo-v1",
+        &[("app", "echo")],
+        &[(8080, "http")],
+        &[],
+    );
+    let state = mesh.dir.path().join("state-mallory");
+    let mut proxy = weft_testkit::process::Child::spawn(
+        {
+            let mut c = mallory.command(crate::support::weft());
+            c.args([
+                "proxy",
+                "--config",
+                boot.to_str().expect("utf-8"),
+                "--control-plane",
+                &format!("http://{}:{}", cp.ip(), crate::support::XDS_PORT),
+                "--state-dir",
+                state.to_str().expect("utf-8"),
+                "--token-file",
+                token.to_str().expect("utf-8"),
+            ]);
+            c
+        },
+        "weft@mallory",
+    )
+    .expect("spawn proxy");
+    assert!(
+        proxy
+            .wait_for_log("permission", Duration::from_secs(10))
+            .is_ok(),
+        "the proxy was not told why it was refused:\n{}",
+        proxy.logs()
+    );
+    let (_, workloads) = mesh.cli(&cp, &["get", "workloads"]);
+    assert!(
+        !workloads.contains("echo-v1"),
+        "nothing registered:\n{workloads}"
+    );
+    proxy.kill().expect("stop proxy");
+}

@@ -253,19 +253,32 @@ impl Mesh {
     /// Runs `weft ARGS…` (the CLI) inside `host` against the control plane's API on
     /// that host; returns (success, stdout + stderr).
     pub fn cli(&self, host: &Host, args: &[&str]) -> (bool, String) {
-        let out = host
-            .command(weft())
+        let mut command = host.command(weft());
+        command
             .args(args)
             .env("WEFT_CONTROL_PLANE", format!("http://127.0.0.1:{API_PORT}"))
-            .env("HOME", self.dir.path())
-            .output()
-            .expect("run the weft CLI");
+            .env("HOME", self.dir.path());
+        if let Some(token) = self.admin_token() {
+            command.env("WEFT_TOKEN", token);
+        }
+        let out = command.output().expect("run the weft CLI");
         let text = format!(
             "{}{}",
             String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr)
         );
         (out.status.success(), text)
+    }
+
+    /// The operator admin token a control plane of this mesh wrote to its data dir
+    /// (with several instances on one database, only the first writes it).
+    pub fn admin_token(&self) -> Option<String> {
+        std::fs::read_dir(self.dir.path())
+            .ok()?
+            .filter_map(Result::ok)
+            .filter(|e| e.file_name().to_string_lossy().starts_with("cp-"))
+            .find_map(|e| std::fs::read_to_string(e.path().join("admin-token")).ok())
+            .map(|t| t.trim().to_owned())
     }
 
     /// `weft apply -f` of `yaml` (written to `<name>.yaml`) inside `host`; panics with
@@ -309,26 +322,39 @@ impl Mesh {
     /// Starts `weft proxy` in control-plane mode on `host`, talking to the control
     /// plane on `cp`, persisting to a per-proxy state dir; waits for `/ready`.
     pub fn meshed_proxy(&self, host: &Host, bootstrap: &std::path::Path, cp: &Host) -> WeftProcess {
-        let state = self.dir.path().join(format!("state-{}", host.name()));
-        let endpoint = format!("http://{}:{XDS_PORT}", cp.ip());
-        WeftProcess::spawn(
-            host,
-            &weft(),
+        let yaml = std::fs::read_to_string(bootstrap).expect("read bootstrap");
+        let sa = yaml
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("serviceAccount: "))
+            .expect("bootstrap names a service account")
+            .to_owned();
+        let token = self.workload_token(cp, &sa);
+        self.tokened_proxy(host, bootstrap, &token, cp)
+    }
+
+    /// Mints a workload token for `default/<sa>` with `weft token workload` on `cp`;
+    /// returns the file it was written to.
+    pub fn workload_token(&self, cp: &Host, sa: &str) -> PathBuf {
+        let (ok, out) = self.cli(
+            cp,
             &[
-                "proxy",
-                "--config",
-                bootstrap.to_str().expect("utf-8 path"),
-                "--control-plane",
-                &endpoint,
-                "--state-dir",
-                state.to_str().expect("utf-8 path"),
-                "--log-level",
-                "info,weft_proxy=debug",
+                "token",
+                "workload",
+                "--namespace",
+                "default",
+                "--service-account",
+                sa,
             ],
-            &[],
-            ADMIN.parse().expect("admin addr"),
-        )
-        .expect("weft proxy (control-plane mode) starts and becomes ready")
+        );
+        assert!(ok, "weft token workload failed:\n{out}");
+        let token = out
+            .lines()
+            .find(|l| l.split('.').count() == 3 && !l.contains(' '))
+            .unwrap_or_else(|| panic!("no token in:\n{out}"))
+            .to_owned();
+        let path = self.dir.path().join(format!("{sa}.token"));
+        std::fs::write(&path, token + "\n").expect("write token");
+        path
     }
 }
 
@@ -429,26 +455,7 @@ impl Mesh {
             kept.push(line);
         }
         let path = self.write(&format!("bootstrap-{name}"), &(kept.join("\n") + "\n"));
-        let (ok, out) = self.cli(
-            cp,
-            &[
-                "token",
-                "workload",
-                "--namespace",
-                "default",
-                "--service-account",
-                name,
-            ],
-        );
-        assert!(ok, "weft token workload failed:\n{out}");
-        let token = out
-            .lines()
-            .find(|l| l.split('.').count() == 3 && !l.contains(' '))
-            .unwrap_or_else(|| panic!("no token in:\n{out}"))
-            .to_owned();
-        let token_path = self.dir.path().join(format!("{name}.token"));
-        std::fs::write(&token_path, token + "\n").expect("write token");
-        (path, token_path)
+        (path, self.workload_token(cp, name))
     }
 
     /// Like [`Mesh::meshed_proxy`], presenting `token`.

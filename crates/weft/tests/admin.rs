@@ -1,0 +1,195 @@
+//! The operator admin token as users meet it: the real `weft control-plane` on
+//! 127.0.0.1 with a temporary data directory, and the real `weft` CLI against it. No
+//! root needed.
+
+#![allow(clippy::unwrap_used)] // a failed unwrap is a failed test
+
+use std::io::{Read as _, Write as _};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::os::unix::fs::PermissionsExt as _;
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// A running `weft control-plane`, killed on drop.
+struct ControlPlane {
+    child: Child,
+    api: SocketAddr,
+}
+
+impl ControlPlane {
+    /// Starts the control plane on free loopback ports with `data_dir`, and waits for
+    /// `/readyz`.
+    fn start(data_dir: &Path) -> ControlPlane {
+        let api = free_port();
+        let xds = free_port();
+        let child = Command::new(env!("CARGO_BIN_EXE_weft"))
+            .args(["control-plane", "--data-dir"])
+            .arg(data_dir)
+            .args(["--api-listen", &api.to_string()])
+            .args(["--xds-listen", &xds.to_string()])
+            .env_remove("WEFT_STORE")
+            .env_remove("WEFT_ADMIN_TOKEN_FILE")
+            .env_remove("WEFT_DATA_DIR")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut cp = ControlPlane { child, api };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while readyz(api) != Some(200) {
+            if let Some(status) = cp.child.try_wait().unwrap() {
+                panic!("weft control-plane exited early: {status}");
+            }
+            assert!(Instant::now() < deadline, "/readyz not 200 within 30s");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        cp
+    }
+
+    /// Runs `weft ARGS` against this control plane, with an empty HOME and `token` as
+    /// `WEFT_TOKEN` if given.
+    fn weft(&self, home: &Path, args: &[&str], token: Option<&str>) -> Output {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_weft"));
+        command
+            .args(args)
+            .env("WEFT_CONTROL_PLANE", format!("http://{}", self.api))
+            .env("HOME", home)
+            .env_remove("XDG_CONFIG_HOME")
+            .env_remove("WEFT_TOKEN");
+        if let Some(token) = token {
+            command.env("WEFT_TOKEN", token);
+        }
+        command.output().unwrap()
+    }
+}
+
+impl Drop for ControlPlane {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> SocketAddr {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+}
+
+/// The status of `GET /readyz`, or `None` if there is no answer yet.
+fn readyz(addr: SocketAddr) -> Option<u16> {
+    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_millis(200)).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+    stream
+        .write_all(b"GET /readyz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .ok()?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).ok()?;
+    response.split_whitespace().nth(1)?.parse().ok()
+}
+
+fn admin_token(home: &Path, data_dir: &Path) -> String {
+    let output = Command::new(env!("CARGO_BIN_EXE_weft"))
+        .args(["token", "admin", "--data-dir"])
+        .arg(data_dir)
+        .env("HOME", home)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "weft token admin: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).unwrap().trim().to_owned()
+}
+
+#[test]
+fn the_admin_token_is_created_on_first_start_and_required_by_the_cli() {
+    let home = tempfile::tempdir().unwrap();
+    let data = tempfile::tempdir().unwrap();
+    let cp = ControlPlane::start(data.path());
+
+    let token = admin_token(home.path(), data.path());
+    assert!(token.starts_with("weft-admin-"), "{token}");
+    let mode = std::fs::metadata(data.path().join("admin-token"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600, "the token file is private");
+
+    let without = cp.weft(home.path(), &["get", "services"], None);
+    assert!(!without.status.success());
+    let stderr = String::from_utf8_lossy(&without.stderr);
+    assert!(stderr.contains("weft token admin"), "{stderr}");
+    assert!(stderr.contains("401"), "{stderr}");
+
+    let wrong = cp.weft(home.path(), &["get", "services"], Some("weft-admin-wrong"));
+    assert!(!wrong.status.success());
+    let stderr = String::from_utf8_lossy(&wrong.stderr);
+    assert!(
+        stderr.contains("403") && stderr.contains("weft token admin"),
+        "{stderr}"
+    );
+
+    let with = cp.weft(home.path(), &["get", "services"], Some(&token));
+    assert!(
+        with.status.success(),
+        "{}",
+        String::from_utf8_lossy(&with.stderr)
+    );
+}
+
+#[test]
+fn the_cli_reads_the_token_from_its_config_file() {
+    let home = tempfile::tempdir().unwrap();
+    let data = tempfile::tempdir().unwrap();
+    let cp = ControlPlane::start(data.path());
+    let token = admin_token(home.path(), data.path());
+    let config = home.path().join(".config/weft");
+    std::fs::create_dir_all(&config).unwrap();
+    std::fs::write(config.join("config.yaml"), format!("token: {token}\n")).unwrap();
+    let output = cp.weft(home.path(), &["get", "services"], None);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+#[test]
+fn a_restart_on_the_same_data_dir_keeps_the_same_token_valid() {
+    let home = tempfile::tempdir().unwrap();
+    let data = tempfile::tempdir().unwrap();
+    let first = ControlPlane::start(data.path());
+    let token = admin_token(home.path(), data.path());
+    drop(first);
+
+    let second = ControlPlane::start(data.path());
+    assert_eq!(admin_token(home.path(), data.path()), token);
+    let output = second.weft(home.path(), &["get", "services"], Some(&token));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+#[test]
+fn token_admin_without_a_token_file_says_where_to_run_it() {
+    let home = tempfile::tempdir().unwrap();
+    let empty = tempfile::tempdir().unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_weft"))
+        .args(["token", "admin", "--data-dir"])
+        .arg(empty.path())
+        .env("HOME", home.path())
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("run this on the control-plane host, or pass --data-dir"),
+        "{stderr}"
+    );
+}
