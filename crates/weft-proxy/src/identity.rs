@@ -118,17 +118,13 @@ pub async fn request(options: &Options) -> Result<Arc<Credentials>, Error> {
             .and_then(|t| prost_types::Duration::try_from(t).ok()),
     });
     if let Some(path) = &options.token_file {
-        let token = read_token(path).map_err(|message| Error::Token {
+        let value = authorization(path).map_err(|message| Error::Token {
             path: path.clone(),
             message,
         })?;
-        let value = format!("Bearer {token}")
-            .parse()
-            .map_err(|_| Error::Token {
-                path: path.clone(),
-                message: "contains characters not allowed in a header".into(),
-            })?;
-        request.metadata_mut().insert("authorization", value);
+        request
+            .metadata_mut()
+            .insert(pb::AUTHORIZATION_METADATA_KEY, value);
     }
     let response = client
         .sign(request)
@@ -212,6 +208,17 @@ fn backoff(failures: u32) -> Duration {
     cap.mul_f64(fastrand::f64().max(0.1))
 }
 
+/// The `authorization` metadata value for the workload token in `path`
+/// (`Bearer <token>`), read afresh so a rotated token file is picked up.
+pub(crate) fn authorization(
+    path: &Path,
+) -> Result<tonic::metadata::MetadataValue<tonic::metadata::Ascii>, String> {
+    let token = read_token(path)?;
+    format!("{}{token}", pb::BEARER_PREFIX)
+        .parse()
+        .map_err(|_| "contains characters not allowed in a header".to_owned())
+}
+
 /// The workload token in `path`, trimmed; the error says what was wrong with the file.
 pub(crate) fn read_token(path: &Path) -> Result<String, String> {
     let text = std::fs::read_to_string(path).map_err(|e| e.to_string())?;
@@ -261,6 +268,7 @@ fn persist(dir: &Path, chain: &str, key: &str, bundle: &str) -> std::io::Result<
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
@@ -283,6 +291,20 @@ mod tests {
             assert!(d <= Duration::from_secs(30), "{n}: {d:?}");
         }
         assert!(backoff(1) <= Duration::from_millis(500));
+    }
+
+    #[test]
+    fn the_token_file_becomes_a_bearer_header_and_bad_files_are_named_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("token");
+        std::fs::write(&path, "  abc.def.ghi \n").unwrap();
+        assert_eq!(authorization(&path).unwrap(), "Bearer abc.def.ghi");
+        std::fs::write(&path, "\n").unwrap();
+        assert_eq!(authorization(&path).unwrap_err(), "is empty");
+        std::fs::write(&path, "a\u{7f}b").unwrap();
+        assert!(authorization(&path).unwrap_err().contains("not allowed"));
+        let missing = authorization(&dir.path().join("nope")).unwrap_err();
+        assert!(missing.contains("No such file"), "{missing}");
     }
 
     #[test]

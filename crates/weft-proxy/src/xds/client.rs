@@ -309,17 +309,13 @@ impl Client {
         );
         if let Some(path) = &self.options.token_file {
             // Re-read on every connect, so a rotated token file is picked up.
-            let token = crate::identity::read_token(path).map_err(|message| Error::Token {
+            let value = crate::identity::authorization(path).map_err(|message| Error::Token {
                 path: path.clone(),
                 message,
             })?;
-            let value = format!("Bearer {token}")
-                .parse()
-                .map_err(|_| Error::Token {
-                    path: path.clone(),
-                    message: "contains characters not allowed in a header".into(),
-                })?;
-            request.metadata_mut().insert("authorization", value);
+            request
+                .metadata_mut()
+                .insert(pb::AUTHORIZATION_METADATA_KEY, value);
         }
         let mut responses = tokio::select! {
             () = shutdown.cancelled() => return Ok(()),
