@@ -26,8 +26,12 @@ use super::format::{self, Format, Reply};
 use super::ApiState;
 use crate::identity::tokens::{self, Tokens};
 
-/// Lifetime of a token when the request names none: 24 h.
-pub const DEFAULT_TOKEN_TTL: Duration = Duration::from_secs(24 * 60 * 60);
+/// Lifetime of a workload token when the request names none: 365 days. A proxy
+/// presents its token on every reconnect and every certificate renewal, so a short
+/// default would take a long-running workload out of the mesh the day it expired;
+/// tokens are long-lived and revocable instead (as Kuma's data-plane tokens), and the
+/// proxy re-reads its token file, so replacing the file rotates it.
+pub const DEFAULT_TOKEN_TTL: Duration = Duration::from_secs(365 * 24 * 60 * 60);
 
 /// `POST /v1/tokens/workload` body.
 #[derive(Deserialize)]

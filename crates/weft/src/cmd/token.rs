@@ -50,7 +50,9 @@ struct WorkloadArgs {
     /// spiffe://<trust-domain>/ns/<namespace>/sa/<service-account>.
     #[arg(long)]
     service_account: String,
-    /// How long the token is valid, e.g. `24h`, `30d` (at most 365d). Default 24h.
+    /// How long the token is valid, e.g. `24h`, `30d` (at most 365d). Default 365d:
+    /// the proxy needs it on every reconnect and certificate renewal; revoke tokens
+    /// you no longer trust with `weft token revoke`.
     #[arg(long, value_parser = humantime::parse_duration)]
     ttl: Option<Duration>,
     #[command(flatten)]
