@@ -54,7 +54,8 @@ cleanup() {
         ip netns del "$NS" 2>/dev/null
     fi
     wait 2>/dev/null
-    if [[ $KEEP_PKI != 1 && -d $PKI ]]; then rm -f "$PKI"/*.key; fi
+    # server.pem holds the server key too (HAProxy reads cert + key from one file).
+    if [[ $KEEP_PKI != 1 && -d $PKI ]]; then rm -f "$PKI"/*.key "$PKI"/server.pem; fi
     [[ $rc -ne 0 ]] && log "exited with status $rc; logs in $LOGS"
     exit "$rc"
 }
@@ -143,8 +144,7 @@ EOF
 cat >"$RUN/haproxy.cfg" <<EOF
 global
     nbthread 1
-    maxconn 20000
-    tune.ssl.default-dh-param 2048
+    maxconn 4096
 defaults
     mode http
     option http-keep-alive

@@ -24,6 +24,7 @@
 //! The last line of the output is `RESULT key=value ...` for scripts (`bench/handshakes.sh`).
 //! The exit status is non-zero if no iteration succeeded.
 
+use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -205,6 +206,11 @@ async fn run(args: Args) -> anyhow::Result<()> {
     });
 
     // One checked iteration first: a broken setup fails loudly instead of as a rate of 0.
+    let negotiated = tokio::time::timeout(setup.timeout, describe(&setup))
+        .await
+        .context("the first connection timed out")?
+        .context("the first connection failed")?;
+    println!("negotiated: {negotiated}");
     one_iteration(&setup)
         .await
         .context("the first connection failed")?;
@@ -243,15 +249,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
                         } else {
                             stats.warmup_errors.fetch_add(1, Ordering::Relaxed);
                         }
-                        let msg = format!("{e:#}");
-                        let mut kept = stats
-                            .kept_errors
-                            .lock()
-                            .unwrap_or_else(PoisonError::into_inner);
-                        if kept.len() < KEPT_ERRORS && !kept.contains(&msg) {
-                            kept.push(msg);
-                        }
-                        drop(kept);
+                        keep_error(&stats, format!("{e:#}"));
                         // Do not spin on a refused port.
                         tokio::time::sleep(Duration::from_millis(10)).await;
                     }
@@ -334,9 +332,11 @@ async fn run(args: Args) -> anyhow::Result<()> {
             "server CPU: {cpu:.2} s ({:.0} % of one core) -> {per_cpu_s:.0} conns per CPU-second",
             100.0 * cpu / wall
         );
-        result.push_str(&format!(
+        write!(
+            result,
             " server_cpu_s={cpu:.2} conns_per_cpu_s={per_cpu_s:.1}"
-        ));
+        )
+        .context("formatting the result")?;
     }
     for e in stats
         .kept_errors
@@ -351,6 +351,37 @@ async fn run(args: Args) -> anyhow::Result<()> {
         bail!("no connection succeeded in the measured window");
     }
     Ok(())
+}
+
+/// One handshake, reporting what was negotiated (version, cipher suite, key exchange
+/// group, ALPN) so that a difference between servers shows.
+async fn describe(setup: &Setup) -> anyhow::Result<String> {
+    let tcp = TcpStream::connect(setup.addr).await.context("connect")?;
+    let tls = setup
+        .connector
+        .connect(setup.server_name.clone(), tcp)
+        .await
+        .context("TLS handshake")?;
+    let conn = tls.get_ref().1;
+    Ok(format!(
+        "version={:?} suite={:?} group={:?} alpn={:?}",
+        conn.protocol_version(),
+        conn.negotiated_cipher_suite().map(|suite| suite.suite()),
+        conn.negotiated_key_exchange_group()
+            .map(rustls::crypto::SupportedKxGroup::name),
+        conn.alpn_protocol().map(String::from_utf8_lossy)
+    ))
+}
+
+/// Keeps the first few distinct error messages for the report.
+fn keep_error(stats: &Stats, msg: String) {
+    let mut kept = stats
+        .kept_errors
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner);
+    if kept.len() < KEPT_ERRORS && !kept.contains(&msg) {
+        kept.push(msg);
+    }
 }
 
 /// One connection: connect, handshake, one request, close; bounded by the timeout.
@@ -388,7 +419,7 @@ async fn connection(setup: &Setup) -> anyhow::Result<()> {
             let tunnel = hyper::upgrade::on(response)
                 .await
                 .context("CONNECT tunnel")?;
-            let result = http1_get(TokioIo::new(tunnel), &setup.path, &setup.target).await;
+            let result = http1_get(tunnel, &setup.path, &setup.target).await;
             // Close: no more streams; hyper sends GOAWAY and shuts the connection down.
             drop(sender);
             finish(conn).await;
