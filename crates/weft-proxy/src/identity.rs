@@ -10,7 +10,6 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use base64::Engine;
 use tokio_util::sync::CancellationToken;
 use weft_api::pb::v1 as pb;
 use weft_tls::{Credentials, SpiffeId};
@@ -131,8 +130,8 @@ pub async fn request(options: &Options) -> Result<Arc<Credentials>, Error> {
         .await
         .map_err(Error::Refused)?
         .into_inner();
-    let chain_pem = pem_all("CERTIFICATE", &response.cert_chain);
-    let bundle_pem = pem_all("CERTIFICATE", &response.trust_bundle);
+    let chain_pem = weft_tls::bundle::certificates_pem(&response.cert_chain);
+    let bundle_pem = weft_tls::bundle::certificates_pem(&response.trust_bundle);
     let creds = Credentials::from_pem(
         chain_pem.as_bytes(),
         key_pem.as_bytes(),
@@ -229,21 +228,6 @@ pub(crate) fn read_token(path: &Path) -> Result<String, String> {
     Ok(token.to_owned())
 }
 
-fn pem_all(label: &str, ders: &[Vec<u8>]) -> String {
-    use std::fmt::Write as _;
-    let mut out = String::new();
-    for der in ders {
-        let b64 = base64::engine::general_purpose::STANDARD.encode(der);
-        let _ = writeln!(out, "-----BEGIN {label}-----");
-        for line in b64.as_bytes().chunks(64) {
-            out.push_str(&String::from_utf8_lossy(line));
-            out.push('\n');
-        }
-        let _ = writeln!(out, "-----END {label}-----");
-    }
-    out
-}
-
 /// Writes the three files atomically (temp + fsync + rename), owner-only.
 fn persist(dir: &Path, chain: &str, key: &str, bundle: &str) -> std::io::Result<()> {
     use std::io::Write;
@@ -305,13 +289,5 @@ mod tests {
         assert!(authorization(&path).unwrap_err().contains("not allowed"));
         let missing = authorization(&dir.path().join("nope")).unwrap_err();
         assert!(missing.contains("No such file"), "{missing}");
-    }
-
-    #[test]
-    fn pem_wraps_at_64_columns() {
-        let pem = pem_all("CERTIFICATE", &[vec![0u8; 100]]);
-        assert!(pem.starts_with("-----BEGIN CERTIFICATE-----\n"));
-        assert!(pem.lines().all(|l| l.len() <= 64 || l.starts_with("-----")));
-        assert!(pem.ends_with("-----END CERTIFICATE-----\n"));
     }
 }

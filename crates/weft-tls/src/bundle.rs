@@ -98,7 +98,7 @@ impl TrustBundle {
 
     /// The bundle as concatenated PEM `CERTIFICATE` blocks, in order.
     pub fn to_pem(&self) -> String {
-        self.roots.iter().map(|der| certificate_pem(der)).collect()
+        certificates_pem(&self.roots)
     }
 
     /// The roots, DER, in order.
@@ -192,6 +192,11 @@ pub(crate) fn certificate_pem(der: &[u8]) -> String {
     pem_block("CERTIFICATE", der)
 }
 
+/// DER certificates as concatenated PEM blocks (a chain file, leaf first, or a bundle).
+pub fn certificates_pem(ders: &[Vec<u8>]) -> String {
+    ders.iter().map(|der| certificate_pem(der)).collect()
+}
+
 /// One PEM block of `label`, 64 characters a line.
 pub(crate) fn pem_block(label: &str, der: &[u8]) -> String {
     let encoded = base64::engine::general_purpose::STANDARD.encode(der);
@@ -221,6 +226,14 @@ mod tests {
         CertificateDer::from_pem_slice(ca.cert_pem().as_bytes())
             .unwrap()
             .to_vec()
+    }
+
+    #[test]
+    fn certificates_pem_wraps_at_64_columns() {
+        let pem = certificates_pem(&[vec![0u8; 100]]);
+        assert!(pem.starts_with("-----BEGIN CERTIFICATE-----\n"));
+        assert!(pem.lines().all(|l| l.len() <= 64 || l.starts_with("-----")));
+        assert!(pem.ends_with("-----END CERTIFICATE-----\n"));
     }
 
     #[test]
