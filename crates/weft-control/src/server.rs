@@ -309,13 +309,7 @@ impl Registrar {
         info: &ConnectionInfo,
         reg: &pb::Registration,
     ) -> Result<(), tonic::Status> {
-        let mut metadata = tonic::metadata::MetadataMap::new();
-        if let Some(auth) = &info.authorization {
-            if let Ok(value) = auth.0.parse() {
-                metadata.insert(pb::AUTHORIZATION_METADATA_KEY, value);
-            }
-        }
-        let token = identity::bearer_token(&metadata)?;
+        let token = identity::parse_bearer(info.authorization.as_ref().map(|a| a.0.as_str()))?;
         let claims = self
             .tokens
             .authenticate(token, std::time::SystemTime::now())

@@ -43,27 +43,34 @@ pub fn service(
 /// The token of `authorization: Bearer <token>` metadata, or the `UNAUTHENTICATED`
 /// status saying what is missing or malformed.
 pub fn bearer_token(metadata: &MetadataMap) -> Result<&str, Status> {
-    let Some(value) = metadata.get(pb::AUTHORIZATION_METADATA_KEY) else {
+    let value = metadata
+        .get(pb::AUTHORIZATION_METADATA_KEY)
+        .map(|v| v.to_str().map_err(|_| malformed_authorization()));
+    parse_bearer(value.transpose()?)
+}
+
+/// The token of an `authorization` value (`Bearer <token>`), as [`bearer_token`]
+/// judges it; `None` is a missing value.
+pub fn parse_bearer(value: Option<&str>) -> Result<&str, Status> {
+    let Some(text) = value else {
         return Err(Status::unauthenticated(format!(
             "missing workload token: send `{}: {}<token>` metadata with the token from `weft token workload`",
             pb::AUTHORIZATION_METADATA_KEY,
             pb::BEARER_PREFIX
         )));
     };
-    let malformed = || {
-        Status::unauthenticated(format!(
-            "malformed `{}` metadata: expected `{}<token>`",
-            pb::AUTHORIZATION_METADATA_KEY,
-            pb::BEARER_PREFIX
-        ))
-    };
-    let text = value.to_str().map_err(|_| malformed())?;
-    let token = text
-        .strip_prefix(pb::BEARER_PREFIX)
+    text.strip_prefix(pb::BEARER_PREFIX)
         .map(str::trim)
         .filter(|t| !t.is_empty())
-        .ok_or_else(malformed)?;
-    Ok(token)
+        .ok_or_else(malformed_authorization)
+}
+
+fn malformed_authorization() -> Status {
+    Status::unauthenticated(format!(
+        "malformed `{}` metadata: expected `{}<token>`",
+        pb::AUTHORIZATION_METADATA_KEY,
+        pb::BEARER_PREFIX
+    ))
 }
 
 // === impl IdentityService ===
