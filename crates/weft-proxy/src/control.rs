@@ -29,7 +29,7 @@ use crate::outbound::route;
 use crate::run::ControlPlane;
 use crate::state::compose::{self, Composer, Dynamic};
 use crate::telemetry::{Metrics, ReasonLabels};
-use crate::xds::{Client, ClientOptions, ResourceSet, Sink, Subscriptions};
+use crate::xds::{Client, ClientOptions, Resource, ResourceSet, Sink, Subscriptions};
 
 /// The per-workload state directory under the configured base.
 pub fn state_dir(base: &Path, config: &Config) -> PathBuf {
@@ -47,7 +47,9 @@ pub fn identity_dir(base: &Path, config: &Config) -> PathBuf {
 /// The resources persisted by the last run, if any (refused ones dropped).
 pub fn load_persisted(base: &Path, bootstrap: &Config) -> Option<Dynamic> {
     let set = Client::load_persisted(&state_dir(base, bootstrap))?;
-    let (dynamic, refused) = to_dynamic(&set, bootstrap);
+    let (dynamic, refused) = to_dynamic(&set, |type_url, r| {
+        check(bootstrap, type_url, &r.name, &r.body)
+    });
     for (name, why) in refused {
         tracing::warn!(resource = %name, error = %why, "persisted resource no longer applies; dropped");
     }
@@ -145,6 +147,7 @@ pub fn spawn(
     let sink = Arc::new(ProxySink {
         composer: composer.clone(),
         metrics,
+        converted: Mutex::new(HashMap::new()),
         warming: Mutex::new(Warming::default()),
         rewarm: Notify::new(),
     });
@@ -207,18 +210,42 @@ pub fn spawn(
 struct ProxySink {
     composer: Arc<Composer>,
     metrics: Arc<Metrics>,
+    /// Checked resources by (type URL, name), with the bytes they were checked from.
+    converted: Mutex<Converted>,
     warming: Mutex<Warming>,
     rewarm: Notify,
 }
 
 impl Sink for ProxySink {
     fn check(&self, type_url: &str, name: &str, body: &prost_types::Any) -> Result<(), String> {
-        check(&self.composer.bootstrap(), type_url, name, body).map(|_| ())
+        let checked = check(&self.composer.bootstrap(), type_url, name, body)?;
+        self.lock_converted().insert(
+            (type_url.to_owned(), name.to_owned()),
+            (body.value.clone(), checked),
+        );
+        Ok(())
     }
 
     fn apply(&self, resources: &ResourceSet) -> Subscriptions {
         let bootstrap = self.composer.bootstrap();
-        let (received, refused) = to_dynamic(resources, &bootstrap);
+        // Each resource was converted when it was checked; only what the cache does not
+        // hold (the boot set) is converted again.
+        let (received, refused) = {
+            let mut converted = self.lock_converted();
+            let result = to_dynamic(resources, |type_url, r| {
+                let key = (type_url.to_owned(), r.name.clone());
+                if let Some((bytes, checked)) = converted.get(&key) {
+                    if *bytes == r.body.value {
+                        return Ok(checked.clone());
+                    }
+                }
+                let checked = check(&bootstrap, type_url, &r.name, &r.body)?;
+                converted.insert(key, (r.body.value.clone(), checked.clone()));
+                Ok(checked)
+            });
+            converted.retain(|(type_url, name), _| resources.get(type_url, name).is_some());
+            result
+        };
         for (name, why) in refused {
             tracing::error!(resource = %name, error = %why, "accepted resource failed to convert");
         }
@@ -247,6 +274,12 @@ impl Sink for ProxySink {
 }
 
 impl ProxySink {
+    fn lock_converted(&self) -> std::sync::MutexGuard<'_, Converted> {
+        self.converted
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
     /// Route tables whose backend services have not arrived yet wait (keeping the
     /// version in force, or none) until the backends arrive or [`WARM_TIMEOUT`]
     /// passes, so a new route never sends requests into a backend the proxy cannot
@@ -339,7 +372,11 @@ fn missing_backends(dynamic: &Dynamic, bootstrap: &Config, parent: &str) -> Vec<
     missing
 }
 
+/// Checked resources by (type URL, name), with the bytes each was checked from.
+type Converted = HashMap<(String, String), (Vec<u8>, Checked)>;
+
 /// A checked resource, converted to the proxy model.
+#[derive(Clone)]
 enum Checked {
     Service(proxy::Service),
     Routes(String, Vec<proxy::RouteTable>),
@@ -411,12 +448,15 @@ fn check(
 }
 
 /// Converts an accepted set; returns the resources that did not convert, with why.
-fn to_dynamic(set: &ResourceSet, bootstrap: &Config) -> (Dynamic, Vec<(String, String)>) {
+fn to_dynamic(
+    set: &ResourceSet,
+    mut convert: impl FnMut(&str, &Resource) -> Result<Checked, String>,
+) -> (Dynamic, Vec<(String, String)>) {
     let mut dynamic = Dynamic::default();
     let mut refused = Vec::new();
     let mut versions = Vec::new();
     for (type_url, resource) in set.iter() {
-        match check(bootstrap, type_url, &resource.name, &resource.body) {
+        match convert(type_url, resource) {
             Ok(Checked::Service(s)) => {
                 dynamic.services.insert(resource.name.clone(), s);
             }
