@@ -285,12 +285,7 @@ impl Publisher {
 /// FNV-1a of the encoded resource: equal bytes give equal versions on every instance,
 /// so a proxy moving between instances is not resent what it has.
 fn content_version(bytes: &[u8]) -> String {
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in bytes {
-        hash ^= u64::from(*b);
-        hash = hash.wrapping_mul(0x0100_0000_01b3);
-    }
-    format!("{hash:016x}")
+    weft_api::digest::hex(bytes)
 }
 
 /// Registers workloads as their proxies connect and disconnect.

@@ -476,16 +476,13 @@ fn to_dynamic(
 
 /// A short digest of the versions held, for `/config_dump`.
 fn version_of(versions: &[&str]) -> String {
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for v in versions {
-        for b in v.bytes().chain(std::iter::once(0)) {
-            hash ^= u64::from(b);
-            hash = hash.wrapping_mul(0x0100_0000_01b3);
-        }
-    }
     if versions.is_empty() {
-        String::new()
-    } else {
-        format!("xds-{hash:016x}")
+        return String::new();
     }
+    let mut digest = weft_api::digest::Fnv1a::default();
+    for v in versions {
+        digest.write(v.as_bytes());
+        digest.write(&[0]);
+    }
+    format!("xds-{}", digest.hex())
 }

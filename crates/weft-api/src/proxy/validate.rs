@@ -26,9 +26,10 @@ pub enum References {
     /// Every reference must resolve (a complete local config file).
     #[default]
     Required,
-    /// References may point at services not present yet (a bootstrap file whose
-    /// services come from the control plane, or a config assembled from xDS
-    /// resources); unresolved ones are skipped at run time.
+    /// Control-plane mode: references may point at services not present yet (a
+    /// bootstrap file whose services come from the control plane, or a config
+    /// assembled from xDS resources) and are skipped at run time while unresolved; and
+    /// `certificates` may be absent, since the control plane issues them.
     Deferred,
 }
 
