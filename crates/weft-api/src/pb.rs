@@ -15,6 +15,8 @@ pub mod v1 {
     pub const SERVICE_TYPE_URL: &str = "type.googleapis.com/weft.proxy.v1.Service";
     /// Type URL of [`RouteTable`].
     pub const ROUTE_TABLE_TYPE_URL: &str = "type.googleapis.com/weft.proxy.v1.RouteTable";
+    /// Type URL of [`InboundPolicy`].
+    pub const INBOUND_POLICY_TYPE_URL: &str = "type.googleapis.com/weft.proxy.v1.InboundPolicy";
     /// Type URL of [`ResourceErrors`] (in NACK details).
     pub const RESOURCE_ERRORS_TYPE_URL: &str = "type.googleapis.com/weft.proxy.v1.ResourceErrors";
     /// gRPC metadata key carrying the proxy's [`Registration`].

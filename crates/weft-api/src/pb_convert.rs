@@ -220,6 +220,66 @@ fn protocol(path: &str, value: i32) -> Result<proxy::Protocol, Error> {
     })
 }
 
+// === InboundPolicy ===
+
+impl TryFrom<&pb::InboundPolicy> for proxy::InboundPolicy {
+    type Error = Error;
+
+    fn try_from(p: &pb::InboundPolicy) -> Result<Self, Error> {
+        let mut ports = BTreeMap::new();
+        for (i, entry) in p.ports.iter().enumerate() {
+            let number = port(&format!("ports[{i}].port"), entry.port)?;
+            let mode = mtls_mode(&format!("ports[{i}].mtls"), entry.mtls)?;
+            if ports.insert(number, mode).is_some() {
+                return Err(Error::new(
+                    format!("ports[{i}].port"),
+                    format!("port {number} is listed twice"),
+                ));
+            }
+        }
+        Ok(proxy::InboundPolicy {
+            mtls: mtls_mode("mtls", p.mtls)?,
+            ports,
+        })
+    }
+}
+
+impl From<&proxy::InboundPolicy> for pb::InboundPolicy {
+    fn from(p: &proxy::InboundPolicy) -> Self {
+        pb::InboundPolicy {
+            workload: String::new(),
+            mtls: mtls_mode_to_pb(p.mtls) as i32,
+            ports: p
+                .ports
+                .iter()
+                .map(|(&port, &mode)| pb::PortMtls {
+                    port: u32::from(port),
+                    mtls: mtls_mode_to_pb(mode) as i32,
+                })
+                .collect(),
+        }
+    }
+}
+
+/// The wire form of an mTLS mode.
+pub fn mtls_mode_to_pb(mode: proxy::MtlsMode) -> pb::MtlsMode {
+    match mode {
+        proxy::MtlsMode::Strict => pb::MtlsMode::Strict,
+        proxy::MtlsMode::Permissive => pb::MtlsMode::Permissive,
+    }
+}
+
+fn mtls_mode(path: &str, value: i32) -> Result<proxy::MtlsMode, Error> {
+    match pb::MtlsMode::try_from(value) {
+        Ok(pb::MtlsMode::Strict) => Ok(proxy::MtlsMode::Strict),
+        Ok(pb::MtlsMode::Permissive) => Ok(proxy::MtlsMode::Permissive),
+        Err(_) => Err(Error::new(
+            path,
+            format!("unknown mTLS mode {value} (a newer control plane?)"),
+        )),
+    }
+}
+
 // === RouteTable ===
 
 /// Converts one wire route table into proxy route tables: one per port that has
@@ -636,5 +696,29 @@ mod tests {
             let err = route_tables_from_pb(&wire).expect_err(path);
             assert_eq!(err.path, path, "{err}");
         }
+    }
+
+    #[test]
+    fn inbound_policy_round_trips_and_refuses_unknown_modes_by_path() {
+        let policy = proxy::InboundPolicy {
+            mtls: proxy::MtlsMode::Strict,
+            ports: BTreeMap::from([(8080, proxy::MtlsMode::Permissive)]),
+        };
+        let wire = pb::InboundPolicy::from(&policy);
+        assert_eq!(proxy::InboundPolicy::try_from(&wire), Ok(policy));
+        let mut bad = wire.clone();
+        bad.ports[0].mtls = 7;
+        assert_eq!(
+            proxy::InboundPolicy::try_from(&bad)
+                .expect_err("unknown mode")
+                .to_string(),
+            "ports[0].mtls: unknown mTLS mode 7 (a newer control plane?)"
+        );
+        let mut twice = wire;
+        twice.ports.push(twice.ports[0]);
+        assert!(proxy::InboundPolicy::try_from(&twice)
+            .expect_err("duplicate port")
+            .to_string()
+            .starts_with("ports[1].port: port 8080 is listed twice"));
     }
 }

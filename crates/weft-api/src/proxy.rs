@@ -45,6 +45,9 @@ pub struct Config {
     /// Routes attached to services (GAMMA style: the parent is a service).
     #[serde(default)]
     pub routes: Vec<RouteTable>,
+    /// What the inbound side accepts and what it tells the app.
+    #[serde(default)]
+    pub inbound: Inbound,
     /// Timeouts and limits.
     #[serde(default)]
     pub settings: Settings,
@@ -92,6 +95,95 @@ pub struct WorkloadPort {
     /// Application protocol. Default `auto` (detected).
     #[serde(default)]
     pub protocol: Protocol,
+    /// mTLS mode of this port, overriding `inbound.mtls`. Default: none (the
+    /// workload's mode).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mtls: Option<MtlsMode>,
+}
+
+/// The inbound side's behaviour: which connections it accepts, and what it tells the
+/// app about the caller.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Inbound {
+    /// mTLS mode of every port without its own (`workload.ports[].mtls`). Default
+    /// `strict`. With a control plane, the mesh's mode (its `InboundPolicy`) replaces
+    /// this and every port's own.
+    #[serde(default)]
+    pub mtls: MtlsMode,
+    /// A request header that carries the caller's verified SPIFFE ID to the app
+    /// (e.g. `x-weft-peer-identity`), in addition to `x-forwarded-client-cert`. The
+    /// proxy always removes it from incoming requests first, so nobody can spoof it;
+    /// plaintext callers (permissive ports) arrive without it. Default: none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub identity_header: Option<String>,
+}
+
+/// mTLS enforcement on an inbound port.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum MtlsMode {
+    /// Only HBONE (mTLS) from authenticated mesh peers.
+    #[default]
+    Strict,
+    /// HBONE, and plaintext redirected to `listeners.inboundCapture` from clients not
+    /// yet in the mesh (served without a caller identity).
+    Permissive,
+}
+
+impl MtlsMode {
+    /// The mode's name as written in config and metrics.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Strict => "strict",
+            Self::Permissive => "permissive",
+        }
+    }
+}
+
+/// The mesh's word on this workload's inbound side: the proxy model of the control
+/// plane's `InboundPolicy`. In control-plane mode it replaces `inbound.mtls` and every
+/// `workload.ports[].mtls` of the bootstrap.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct InboundPolicy {
+    /// Mode of every port not in `ports`.
+    pub mtls: MtlsMode,
+    /// Per-port modes, by workload port.
+    #[serde(default)]
+    pub ports: std::collections::BTreeMap<u16, MtlsMode>,
+}
+
+impl InboundPolicy {
+    /// Makes `config`'s modes the policy's: the workload mode, and each declared port's
+    /// own mode (ports the policy does not name follow the workload mode).
+    pub fn apply_to(&self, config: &mut Config) {
+        config.inbound.mtls = self.mtls;
+        for port in &mut config.workload.ports {
+            port.mtls = self.ports.get(&port.port).copied();
+        }
+    }
+}
+
+impl Config {
+    /// The mTLS mode of inbound port `port`: its own, else the workload's.
+    pub fn port_mtls(&self, port: u16) -> MtlsMode {
+        self.workload
+            .ports
+            .iter()
+            .find(|p| p.port == port)
+            .and_then(|p| p.mtls)
+            .unwrap_or(self.inbound.mtls)
+    }
+
+    /// Whether any declared port accepts plaintext (the inbound capture listener is
+    /// needed only then).
+    pub fn accepts_plaintext(&self) -> bool {
+        self.workload
+            .ports
+            .iter()
+            .any(|p| self.port_mtls(p.port) == MtlsMode::Permissive)
+    }
 }
 
 /// Application protocol of a port.
@@ -140,6 +232,12 @@ pub struct Listeners {
     /// Transparent outbound capture (SO_ORIGINAL_DST). Default `127.0.0.1:15001`.
     #[serde(default = "default_capture")]
     pub outbound_capture: Option<SocketAddr>,
+    /// Inbound capture of plaintext from clients outside the mesh (SO_ORIGINAL_DST),
+    /// for permissive ports. Bound only while some port is permissive; with every
+    /// port strict nothing listens, so redirected plaintext is refused. Default
+    /// `0.0.0.0:15006`.
+    #[serde(default = "default_inbound_capture")]
+    pub inbound_capture: Option<SocketAddr>,
 }
 
 impl Default for Listeners {
@@ -149,6 +247,7 @@ impl Default for Listeners {
             metrics: default_metrics(),
             hbone: default_hbone(),
             outbound_capture: default_capture(),
+            inbound_capture: default_inbound_capture(),
         }
     }
 }
@@ -538,6 +637,10 @@ fn default_hbone() -> Option<SocketAddr> {
 #[allow(clippy::unnecessary_wraps)]
 fn default_capture() -> Option<SocketAddr> {
     Some(SocketAddr::from(([127, 0, 0, 1], 15001)))
+}
+#[allow(clippy::unnecessary_wraps)]
+fn default_inbound_capture() -> Option<SocketAddr> {
+    Some(SocketAddr::from(([0, 0, 0, 0], 15006)))
 }
 fn default_weight() -> u32 {
     1

@@ -9,4 +9,5 @@ pub mod controller;
 pub mod identity;
 pub mod server;
 pub mod store;
+pub mod tls;
 pub mod xds;

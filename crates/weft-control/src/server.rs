@@ -241,8 +241,10 @@ impl Publisher {
     /// out costs O(proxies).
     fn publish(&mut self, compiled: &Compiled, revision: u64) {
         let mut next = Snapshot::new(revision);
-        let mut changed =
-            self.previous.len() != compiled.services.len() + compiled.route_tables.len();
+        let mut changed = self.previous.len()
+            != compiled.services.len()
+                + compiled.route_tables.len()
+                + compiled.inbound_policies.len();
         for (name, service) in &compiled.services {
             let (resource, reused) =
                 self.resource(pb::SERVICE_TYPE_URL, name, service.encode_to_vec());
@@ -252,6 +254,12 @@ impl Publisher {
         for (name, table) in &compiled.route_tables {
             let (resource, reused) =
                 self.resource(pb::ROUTE_TABLE_TYPE_URL, name, table.encode_to_vec());
+            changed |= !reused;
+            next.insert(resource);
+        }
+        for (name, policy) in &compiled.inbound_policies {
+            let (resource, reused) =
+                self.resource(pb::INBOUND_POLICY_TYPE_URL, name, policy.encode_to_vec());
             changed |= !reused;
             next.insert(resource);
         }
@@ -440,6 +448,13 @@ fn decode(any: &prost_types::Any) -> serde_json::Value {
         pb::ROUTE_TABLE_TYPE_URL => match pb::RouteTable::decode(any.value.as_slice()) {
             Ok(t) => match weft_api::pb_convert::route_tables_from_pb(&t) {
                 Ok(t) => serde_json::to_value(t).unwrap_or_default(),
+                Err(e) => undecodable(&e),
+            },
+            Err(e) => undecodable(&e),
+        },
+        pb::INBOUND_POLICY_TYPE_URL => match pb::InboundPolicy::decode(any.value.as_slice()) {
+            Ok(p) => match weft_api::proxy::InboundPolicy::try_from(&p) {
+                Ok(p) => serde_json::to_value(p).unwrap_or_default(),
                 Err(e) => undecodable(&e),
             },
             Err(e) => undecodable(&e),

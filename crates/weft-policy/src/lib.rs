@@ -15,6 +15,7 @@
 
 mod document;
 mod field;
+mod inbound;
 mod mesh;
 mod route;
 mod service;
@@ -61,6 +62,9 @@ pub struct Compiled {
     /// Proxy `RouteTable` resources by resource name (`<name>.<namespace>` of the parent
     /// service). Services without routes have none.
     pub route_tables: BTreeMap<String, pb::RouteTable>,
+    /// Proxy `InboundPolicy` resources by resource name (`<name>.<namespace>` of the
+    /// workload): one per workload.
+    pub inbound_policies: BTreeMap<String, pb::InboundPolicy>,
     /// Status each route (and service) object should have. The control plane writes
     /// those that differ from what is stored.
     pub statuses: BTreeMap<Key, serde_json::Value>,
@@ -76,7 +80,8 @@ pub struct Compiled {
 pub fn compile<'a>(objects: impl IntoIterator<Item = &'a Object>) -> Compiled {
     let objects: Vec<&Object> = objects.into_iter().collect();
     let mut compiled = Compiled::default();
-    let trust_domain = mesh::trust_domain(&objects);
+    let mesh = mesh::spec(&objects);
+    let trust_domain = mesh.trust_domain.clone();
 
     let mut services = Vec::new();
     let mut workloads = Vec::new();
@@ -133,6 +138,7 @@ pub fn compile<'a>(objects: impl IntoIterator<Item = &'a Object>) -> Compiled {
             .services
             .insert(format!("{}.{}", svc.name, svc.namespace), svc);
     }
+    compiled.inbound_policies = inbound::compile(mesh.mtls.mode, &services, &workloads);
     route::compile(
         &routes,
         &ports,

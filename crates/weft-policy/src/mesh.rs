@@ -1,6 +1,7 @@
-//! `Mesh`: validation, and the one value compile reads from it (the trust domain).
+//! `Mesh`: validation, and the values compile reads from it (the trust domain and the
+//! mTLS mode).
 
-use weft_api::resource::mesh::{CaType, Spec, DEFAULT_TRUST_DOMAIN, MESH_NAME};
+use weft_api::resource::mesh::{CaType, Spec, MESH_NAME};
 use weft_api::resource::{Kind, Object};
 
 use crate::field::{self, Errors};
@@ -64,9 +65,8 @@ fn validate_ca(spec: &Spec, errors: &mut Errors) {
     }
 }
 
-/// The trust domain of the mesh: that of the `Mesh` named `default` if it parses,
-/// else `cluster.local`.
-pub(crate) fn trust_domain(objects: &[&Object]) -> String {
+/// The spec of the `Mesh` named `default` if it parses, else the defaults.
+pub(crate) fn spec(objects: &[&Object]) -> Spec {
     objects
         .iter()
         .filter(|o| o.kind().is_ok_and(|k| k == Kind::Mesh) && o.metadata.name == MESH_NAME)
@@ -78,7 +78,7 @@ pub(crate) fn trust_domain(objects: &[&Object]) -> String {
             };
             field::parse::<Spec>("spec", value).ok()
         })
-        .map_or_else(|| DEFAULT_TRUST_DOMAIN.to_owned(), |s| s.trust_domain)
+        .unwrap_or_default()
 }
 
 #[cfg(test)]

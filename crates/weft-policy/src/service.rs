@@ -119,7 +119,7 @@ pub(crate) fn compile(
 
 /// `matchLabels`: every selector entry present with the same value. An empty selector
 /// selects nothing (a Service without a selector has no endpoints, as in Kubernetes).
-fn selects(spec: &Spec, labels: &std::collections::BTreeMap<String, String>) -> bool {
+pub(crate) fn selects(spec: &Spec, labels: &std::collections::BTreeMap<String, String>) -> bool {
     !spec.selector.is_empty()
         && spec
             .selector

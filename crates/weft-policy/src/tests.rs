@@ -400,6 +400,67 @@ fn endpoint_identity_uses_the_mesh_trust_domain() {
     assert_eq!(ep.identity, "spiffe://cluster.local/ns/shop/sa/echo");
 }
 
+// === compile: inbound policies ===
+
+fn port_modes(p: &pb::InboundPolicy) -> Vec<(u32, pb::MtlsMode)> {
+    p.ports
+        .iter()
+        .map(|e| (e.port, pb::MtlsMode::try_from(e.mtls).expect("known mode")))
+        .collect()
+}
+
+#[test]
+fn every_workload_gets_an_inbound_policy_with_the_mesh_mode_strict_by_default() {
+    let input = [object(SERVICE), healthy(object(WORKLOAD))];
+    let compiled = compile(&input);
+    let policy = &compiled.inbound_policies["echo-1.shop"];
+    assert_eq!(policy.workload, "shop/echo-1");
+    assert_eq!(policy.mtls, pb::MtlsMode::Strict as i32);
+    assert!(policy.ports.is_empty());
+
+    let permissive = object(
+        "apiVersion: weft.dev/v1alpha1\nkind: Mesh\nmetadata: { name: default }\nspec: { mtls: { mode: permissive } }\n",
+    );
+    let compiled = compile(&[permissive, object(SERVICE), healthy(object(WORKLOAD))]);
+    assert_eq!(
+        compiled.inbound_policies["echo-1.shop"].mtls,
+        pb::MtlsMode::Permissive as i32
+    );
+}
+
+#[test]
+fn a_service_port_mode_applies_to_its_target_port_and_strict_wins_a_conflict() {
+    let permissive_port =
+        SERVICE.replace("protocol: http }]", "protocol: http, mtls: permissive }]");
+    let strict_port = SERVICE
+        .replace(
+            "name: echo, namespace: shop",
+            "name: echo-strict, namespace: shop",
+        )
+        .replace("protocol: http }]", "protocol: http, mtls: strict }]")
+        .replace("  vip: 10.96.0.10\n", "");
+    let other_namespace = permissive_port.replace("namespace: shop", "namespace: other");
+    let compiled = compile(&[object(&permissive_port), healthy(object(WORKLOAD))]);
+    assert_eq!(
+        port_modes(&compiled.inbound_policies["echo-1.shop"]),
+        [(8080, pb::MtlsMode::Permissive)],
+        "targetPort 8080, not the service port 80"
+    );
+    let compiled = compile(&[
+        object(&permissive_port),
+        object(&strict_port),
+        object(&other_namespace),
+        healthy(object(WORKLOAD)),
+    ]);
+    assert_eq!(
+        port_modes(&compiled.inbound_policies["echo-1.shop"]),
+        [],
+        "strict wins, and strict is the mesh mode: no override left"
+    );
+    let compiled = compile(&[object(&other_namespace), healthy(object(WORKLOAD))]);
+    assert_eq!(port_modes(&compiled.inbound_policies["echo-1.shop"]), []);
+}
+
 // === compile: routes ===
 
 fn svc(name: &str, ports: &str) -> Object {

@@ -270,6 +270,10 @@ impl Sink for ProxySink {
         Subscriptions::new()
             .with(pb::SERVICE_TYPE_URL, services)
             .with(pb::ROUTE_TABLE_TYPE_URL, targets)
+            .with(
+                pb::INBOUND_POLICY_TYPE_URL,
+                [inbound_policy_name(&bootstrap)],
+            )
     }
 }
 
@@ -380,6 +384,12 @@ type Converted = HashMap<(String, String), (Vec<u8>, Checked)>;
 enum Checked {
     Service(proxy::Service),
     Routes(String, Vec<proxy::RouteTable>),
+    Inbound(proxy::InboundPolicy),
+}
+
+/// The name of this workload's `InboundPolicy`: `<name>.<namespace>`.
+fn inbound_policy_name(config: &Config) -> String {
+    format!("{}.{}", config.workload.name, config.workload.namespace)
 }
 
 /// Decodes, converts and validates one resource the way the data path will use it.
@@ -398,11 +408,13 @@ fn check(
                 metrics: None,
                 hbone: None,
                 outbound_capture: None,
+                inbound_capture: None,
                 ..proxy::Listeners::default()
             },
             outbound: Vec::new(),
             services,
             routes,
+            inbound: proxy::Inbound::default(),
             settings: proxy::Settings::default(),
         };
         config
@@ -443,6 +455,18 @@ fn check(
             }
             Ok(Checked::Routes(msg.service, tables))
         }
+        pb::INBOUND_POLICY_TYPE_URL => {
+            let own = inbound_policy_name(bootstrap);
+            if name != own {
+                return Err(format!(
+                    "this proxy fronts {own}; it takes no inbound policy for {name:?}"
+                ));
+            }
+            let msg = pb::InboundPolicy::decode(body.value.as_slice())
+                .map_err(|e| format!("not a weft.proxy.v1.InboundPolicy: {e}"))?;
+            let policy = proxy::InboundPolicy::try_from(&msg).map_err(|e| e.to_string())?;
+            Ok(Checked::Inbound(policy))
+        }
         other => Err(format!("unknown resource type {other}")),
     }
 }
@@ -463,6 +487,7 @@ fn to_dynamic(
             Ok(Checked::Routes(parent, tables)) => {
                 dynamic.routes.insert(parent, tables);
             }
+            Ok(Checked::Inbound(policy)) => dynamic.inbound = Some(policy),
             Err(why) => {
                 refused.push((resource.name.clone(), why));
                 continue;

@@ -108,7 +108,7 @@ pub fn load(
     let boot =
         file::read_config(path, References::Deferred).map_err(|e| Error::Config(Box::new(e)))?;
     let dynamic = control::load_persisted(&cp.state_dir, &boot.config).unwrap_or_default();
-    let dynamic = if dynamic.services.is_empty() && dynamic.routes.is_empty() {
+    let dynamic = if dynamic.is_empty() {
         Dynamic::default()
     } else {
         dynamic
@@ -219,6 +219,8 @@ pub async fn run(options: Options, initial: Initial) -> Result<(), Error> {
 
     let explicit = Arc::new(Explicit {
         running: Mutex::new(HashMap::new()),
+        plaintext: Mutex::new(None),
+        inbound: inbound.clone(),
         outbound: outbound.clone(),
         drain: drain.clone(),
         metrics: metrics.clone(),
@@ -230,7 +232,7 @@ pub async fn run(options: Options, initial: Initial) -> Result<(), Error> {
     let control_mode = composed.is_some() && options.control_plane.is_some();
     if let (Some((boot, dynamic, issued)), Some(cp)) = (composed, options.control_plane) {
         let boot_version = boot.version.clone();
-        let restored = !dynamic.services.is_empty() || !dynamic.routes.is_empty();
+        let restored = !dynamic.is_empty();
         let explicit = explicit.clone();
         let composer = Arc::new(Composer::new(
             store.clone(),
@@ -333,9 +335,12 @@ async fn wait_for_signal(drain: &Drain) {
     }
 }
 
-/// The explicit outbound listeners currently bound, by address.
+/// The listeners that follow the config: the explicit outbound listeners, by address,
+/// and the inbound plaintext capture, bound only while some port is permissive.
 struct Explicit {
     running: Mutex<HashMap<SocketAddr, CancellationToken>>,
+    plaintext: Mutex<Option<(SocketAddr, CancellationToken)>>,
+    inbound: Arc<Inbound>,
     outbound: Arc<Outbound>,
     drain: Drain,
     metrics: Arc<Metrics>,
@@ -346,6 +351,57 @@ impl Explicit {
     /// Binds listeners new in `snap` and stops those it no longer has. At startup a
     /// bind failure is fatal; on reload it is logged and the rest still apply.
     fn reconcile(&self, snap: &Snapshot, startup: bool) -> Result<(), Error> {
+        let plaintext = self.reconcile_plaintext(snap, startup);
+        let outbound = self.reconcile_outbound(snap, startup);
+        plaintext.and(outbound)
+    }
+
+    /// The inbound capture listener runs while a port is permissive; when the last one
+    /// turns strict it stops accepting (open plaintext HTTP connections get 403 on
+    /// their next request).
+    fn reconcile_plaintext(&self, snap: &Snapshot, startup: bool) -> Result<(), Error> {
+        let wanted = snap
+            .config
+            .accepts_plaintext()
+            .then_some(snap.config.listeners.inbound_capture)
+            .flatten();
+        let mut plaintext = self
+            .plaintext
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if plaintext.as_ref().map(|(addr, _)| *addr) == wanted {
+            return Ok(());
+        }
+        if let Some((addr, token)) = plaintext.take() {
+            tracing::info!(%addr, "no permissive port left; inbound plaintext capture stopped");
+            token.cancel();
+        }
+        let Some(addr) = wanted else { return Ok(()) };
+        let listener = match bind("listeners.inboundCapture", addr) {
+            Ok(l) => l,
+            Err(e) if startup => return Err(e),
+            Err(e) => {
+                tracing::error!(error = %e, "inbound plaintext capture not started; plaintext clients are refused");
+                return Err(e);
+            }
+        };
+        let token = CancellationToken::new();
+        *plaintext = Some((addr, token.clone()));
+        let inbound = self.inbound.clone();
+        let m = self.metrics.clone();
+        tokio::spawn(listen::serve(
+            listener,
+            self.max_connections,
+            self.drain.clone(),
+            token,
+            move || m.failure("connection_limit"),
+            move |stream, _peer| inbound.clone().plaintext(stream),
+        ));
+        tracing::info!(%addr, "inbound plaintext capture started (permissive ports)");
+        Ok(())
+    }
+
+    fn reconcile_outbound(&self, snap: &Snapshot, startup: bool) -> Result<(), Error> {
         let mut running = self
             .running
             .lock()

@@ -277,6 +277,17 @@ pub struct SignedLeaf {
     pub serial: String,
 }
 
+/// A serving certificate the CA issued with a key it generated ([`Authority::issue_server`]).
+#[derive(Clone)]
+pub struct ServerLeaf {
+    /// Leaf first, then `chain_der()` of the CA. DER.
+    pub chain: Vec<Vec<u8>>,
+    /// The leaf's private key, PKCS#8 DER.
+    pub key_der: Vec<u8>,
+    /// When the leaf expires.
+    pub not_after: SystemTime,
+}
+
 /// A freshly issued leaf certificate and its private key, both PEM.
 #[derive(Clone)]
 pub struct Issued {
@@ -695,6 +706,59 @@ impl Authority {
 }
 
 impl Authority {
+    /// Issues a serving certificate for one of Weft's own servers (the control plane):
+    /// `id` as the URI SAN Weft clients verify, plus `hosts` (DNS names or IP
+    /// addresses) as DNS/IP SANs so generic TLS clients can verify it by host name.
+    /// Valid from five minutes before `now` (clock skew) for `validity`, capped at the
+    /// CA's expiry. The key is generated here and returned with the chain.
+    pub fn issue_server(
+        &self,
+        id: &SpiffeId,
+        hosts: &[String],
+        validity: Duration,
+        now: SystemTime,
+    ) -> Result<ServerLeaf, Error> {
+        self.check_trust_domain(id)?;
+        if now >= self.not_after {
+            return Err(Error::CaExpired {
+                not_after: self.not_after,
+            });
+        }
+        let not_before = now.checked_sub(CSR_BACKDATE).unwrap_or(now);
+        let not_after = now
+            .checked_add(validity)
+            .map_or(self.not_after, |end| end.min(self.not_after));
+        let key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256)
+            .map_err(|source| Error::KeyGeneration { source })?;
+        let mut params = leaf_params(id, random_serial()?, not_before, not_after)?;
+        for host in hosts {
+            let san =
+                match host.parse::<std::net::IpAddr>() {
+                    Ok(ip) => SanType::IpAddress(ip),
+                    Err(_) => SanType::DnsName(host.as_str().try_into().map_err(
+                        |source: rcgen::Error| Error::Sign {
+                            subject: format!("{id} (host name {host:?})"),
+                            source,
+                        },
+                    )?),
+                };
+            params.subject_alt_names.push(san);
+        }
+        let cert = params
+            .signed_by(&key, &self.issuer)
+            .map_err(|source| Error::Sign {
+                subject: id.to_string(),
+                source,
+            })?;
+        let mut chain = vec![cert.der().to_vec()];
+        chain.extend(self.chain_der());
+        Ok(ServerLeaf {
+            chain,
+            key_der: key.serialize_der(),
+            not_after: whole_seconds(not_after),
+        })
+    }
+
     fn check_trust_domain(&self, id: &SpiffeId) -> Result<(), Error> {
         if id.trust_domain() == self.trust_domain {
             Ok(())

@@ -18,6 +18,8 @@
 //! - [`verify`]: reading a peer's identity; the SPIFFE-pinned server verifier.
 //! - [`ca`]: issuing ECDSA P-256 workload certificates, directly or from a CSR.
 //! - [`csr`]: PKCS#10 requests: the proxy makes one for a key that never leaves its host.
+//! - [`control`]: TLS of the control plane's own listeners, and how Weft's clients
+//!   verify them (the control plane's SPIFFE identity).
 //! - [`bundle`]: trust bundles, one root normally, two during a CA rotation.
 //! - [`token`]: signed workload tokens (JWT, ES256) that bind a proxy to its identity when
 //!   it calls the control plane.
@@ -30,6 +32,7 @@ use rustls::crypto::CryptoProvider;
 
 pub mod bundle;
 pub mod ca;
+pub mod control;
 pub mod creds;
 pub mod csr;
 pub mod spiffe;

@@ -82,6 +82,13 @@ pub enum Error {
         /// The identity the peer's certificate carries.
         found: Box<SpiffeId>,
     },
+
+    /// A server reached as the control plane presented another identity.
+    #[error("the server presented SPIFFE ID {found}, not the control plane's (…/ns/weft-system/sa/weft-control-plane); is the address that of a control plane?")]
+    NotControlPlane {
+        /// The identity the server's certificate carries.
+        found: Box<SpiffeId>,
+    },
 }
 
 // === impl Error ===
@@ -194,7 +201,9 @@ fn list(items: &[String]) -> String {
 /// placeholder such as `weft.invalid`); the expected SPIFFE ID replaces it.
 pub struct ServerVerifier {
     roots: Arc<RootCertStore>,
-    expected: SpiffeId,
+    /// The identity required; `None`: the control plane's, in any trust domain the
+    /// roots vouch for ([`ServerVerifier::control_plane`]).
+    expected: Option<SpiffeId>,
     algorithms: WebPkiSupportedAlgorithms,
 }
 
@@ -207,14 +216,28 @@ impl ServerVerifier {
     pub fn new(roots: Arc<RootCertStore>, expected: SpiffeId, provider: &CryptoProvider) -> Self {
         ServerVerifier {
             roots,
-            expected,
+            expected: Some(expected),
             algorithms: provider.signature_verification_algorithms,
         }
     }
 
-    /// The identity this verifier requires.
-    pub fn expected(&self) -> &SpiffeId {
-        &self.expected
+    /// A verifier for the control plane's listeners: the chain must end at `roots` (the
+    /// mesh's trust bundle) and the leaf must carry the control plane's identity
+    /// (`spiffe://<any trust domain>/ns/weft-system/sa/weft-control-plane`): the roots
+    /// decide which trust domains are acceptable, and the mesh CA never signs that
+    /// identity for a workload.
+    pub fn control_plane(roots: Arc<RootCertStore>, provider: &CryptoProvider) -> Self {
+        ServerVerifier {
+            roots,
+            expected: None,
+            algorithms: provider.signature_verification_algorithms,
+        }
+    }
+
+    /// The identity this verifier requires (`None` for the control plane's, in any
+    /// trust domain).
+    pub fn expected(&self) -> Option<&SpiffeId> {
+        self.expected.as_ref()
     }
 }
 
@@ -244,11 +267,19 @@ impl ServerCertVerifier for ServerVerifier {
             &self.algorithms,
         )?;
         let found = peer_identity(std::slice::from_ref(end_entity)).map_err(certificate_error)?;
-        if found != self.expected {
-            return Err(certificate_error(Error::Mismatch {
-                expected: Box::new(self.expected.clone()),
-                found: Box::new(found),
-            }));
+        match &self.expected {
+            Some(expected) if found != *expected => {
+                return Err(certificate_error(Error::Mismatch {
+                    expected: Box::new(expected.clone()),
+                    found: Box::new(found),
+                }));
+            }
+            None if !crate::control::is_control_plane(&found) => {
+                return Err(certificate_error(Error::NotControlPlane {
+                    found: Box::new(found),
+                }));
+            }
+            _ => {}
         }
         Ok(ServerCertVerified::assertion())
     }

@@ -8,7 +8,7 @@
 use std::collections::HashSet;
 use std::fmt;
 
-use super::{Config, KeyValueMatch, PathMatch, RouteTable, Service, StringMatch};
+use super::{Config, KeyValueMatch, MtlsMode, PathMatch, RouteTable, Service, StringMatch};
 
 /// One problem, located by field path.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -65,6 +65,7 @@ pub(super) fn config(config: &Config, references: References) -> Result<(), Vali
     let mut errors = Errors(Vec::new(), references);
     workload(config, &mut errors);
     listeners(config, &mut errors);
+    inbound(config, &mut errors);
     services(config, &mut errors);
     routes(config, &mut errors);
     settings(config, &mut errors);
@@ -134,6 +135,25 @@ fn listeners(config: &Config, errors: &mut Errors) {
         l.outbound_capture
             .map(|a| ("listeners.outboundCapture".into(), a)),
     );
+    bound.extend(
+        l.inbound_capture
+            .map(|a| ("listeners.inboundCapture".into(), a)),
+    );
+    if l.inbound_capture.is_none() {
+        if let Some(i) = config
+            .workload
+            .ports
+            .iter()
+            .position(|p| config.port_mtls(p.port) == MtlsMode::Permissive)
+        {
+            errors.push(
+                format!("workload.ports[{i}]"),
+                "is permissive but listeners.inboundCapture is null: plaintext clients would \
+                 have nowhere to arrive; set listeners.inboundCapture (default 0.0.0.0:15006) \
+                 or make the port strict",
+            );
+        }
+    }
     for (i, o) in config.outbound.iter().enumerate() {
         let path = format!("outbound[{i}]");
         bound.push((format!("{path}.listen"), o.listen));
@@ -154,6 +174,46 @@ fn listeners(config: &Config, errors: &mut Errors) {
         if let Some((other, _)) = bound[..i].iter().find(|(_, a)| a == addr) {
             errors.push(path.clone(), format!("{addr} is already used by {other}"));
         }
+    }
+}
+
+/// Headers the proxy sets or that carry hop-by-hop meaning: an identity header must be
+/// none of them.
+const RESERVED_HEADERS: &[&str] = &[
+    "host",
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "transfer-encoding",
+    "te",
+    "trailer",
+    "upgrade",
+    "content-length",
+    "x-forwarded-client-cert",
+];
+
+fn inbound(config: &Config, errors: &mut Errors) {
+    let Some(header) = &config.inbound.identity_header else {
+        return;
+    };
+    let valid = !header.is_empty()
+        && header.len() <= 64
+        && header
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+    if !valid {
+        errors.push(
+            "inbound.identityHeader",
+            format!(
+                "{header:?} is not a header name this proxy can set: use lowercase letters, \
+                 digits and '-', at most 64 characters (e.g. x-weft-peer-identity)"
+            ),
+        );
+    } else if RESERVED_HEADERS.contains(&header.as_str()) {
+        errors.push(
+            "inbound.identityHeader",
+            format!("{header:?} is a header with its own meaning; pick another, e.g. x-weft-peer-identity"),
+        );
     }
 }
 
@@ -580,5 +640,72 @@ services:
             err.to_string().starts_with("settings.detectTimeout"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn a_port_mode_overrides_the_workload_mode() {
+        let cfg = Config::from_yaml(&BASE.replace(
+            "workload: { name: client, address: 10.0.0.1 }",
+            "workload:\n  name: client\n  address: 10.0.0.1\n  ports: [{ port: 8080, mtls: permissive }, { port: 9090 }]",
+        ))
+        .expect("valid");
+        assert_eq!(cfg.port_mtls(8080), crate::proxy::MtlsMode::Permissive);
+        assert_eq!(cfg.port_mtls(9090), crate::proxy::MtlsMode::Strict);
+        assert!(cfg.accepts_plaintext());
+        let strict = Config::from_yaml(BASE).expect("valid");
+        assert!(!strict.accepts_plaintext(), "strict is the default");
+    }
+
+    #[test]
+    fn rejects_a_permissive_port_without_the_inbound_capture_listener() {
+        let errs = errors_of_yaml(&BASE.replace(
+            "workload: { name: client, address: 10.0.0.1 }\nlisteners: { hbone: null }",
+            "workload: { name: client, address: 10.0.0.1, ports: [{ port: 8080 }] }\n\
+             listeners: { hbone: null, inboundCapture: null }\ninbound: { mtls: permissive }",
+        ));
+        assert_eq!(errs.len(), 1, "{errs:?}");
+        assert!(
+            errs[0].starts_with(
+                "workload.ports[0]: is permissive but listeners.inboundCapture is null"
+            ),
+            "{errs:?}"
+        );
+    }
+
+    #[test]
+    fn rejects_identity_headers_that_are_malformed_or_reserved() {
+        for (header, expect) in [
+            ("X-Caller", "is not a header name"),
+            ("x caller", "is not a header name"),
+            ("", "is not a header name"),
+            ("host", "with its own meaning"),
+            ("x-forwarded-client-cert", "with its own meaning"),
+        ] {
+            let errs = errors_of(&format!("inbound: {{ identityHeader: {header:?} }}\n"));
+            assert_eq!(errs.len(), 1, "{header}: {errs:?}");
+            assert!(
+                errs[0].starts_with("inbound.identityHeader:") && errs[0].contains(expect),
+                "{header}: {errs:?}"
+            );
+        }
+        let ok = Config::from_yaml(&format!(
+            "{BASE}inbound: {{ identityHeader: x-weft-peer-identity }}\n"
+        ))
+        .expect("valid");
+        assert_eq!(
+            ok.inbound.identity_header.as_deref(),
+            Some("x-weft-peer-identity")
+        );
+    }
+
+    fn errors_of_yaml(yaml: &str) -> Vec<String> {
+        match Config::from_yaml(yaml) {
+            Err(Error::Invalid(e)) => {
+                e.0.into_iter()
+                    .map(|e| format!("{}: {}", e.path, e.message))
+                    .collect()
+            }
+            other => panic!("expected validation errors, got {other:?}"),
+        }
     }
 }

@@ -41,6 +41,12 @@ pub struct Port {
     /// Application protocol. Default `auto` (detected).
     #[serde(default)]
     pub protocol: Protocol,
+    /// mTLS mode of this port on the selected workloads (their `targetPort`),
+    /// overriding `Mesh.spec.mtls.mode`: `permissive` lets clients outside the mesh
+    /// reach it in plaintext while they migrate. When two services disagree about one
+    /// workload port, `strict` wins. Default: the mesh's mode.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mtls: Option<crate::resource::mesh::MtlsMode>,
 }
 
 /// Application protocol of a port, as users write it.

@@ -1,28 +1,39 @@
-//! The inbound side: from a peer proxy (HBONE) to the local app.
+//! The inbound side: from a peer proxy (HBONE) or, on permissive ports, a plaintext
+//! client outside the mesh, to the local app.
 //!
 //! The HBONE server has already verified the caller's certificate and knows its SPIFFE
 //! ID. Here the CONNECT target is checked against this workload (its address and
 //! declared ports), then the tunnel is served: HTTP is parsed again — server-side
-//! metrics, the caller's identity passed to the app in `x-forwarded-client-cert`, and
-//! later authorization — and forwarded to the app on loopback over pooled connections;
-//! anything else is copied to the app's port.
+//! metrics, the caller's identity passed to the app in `x-forwarded-client-cert` (and
+//! in `inbound.identityHeader` if configured), and later authorization — and forwarded
+//! to the app on loopback over pooled connections; anything else is copied to the
+//! app's port.
+//!
+//! Plaintext arrives on the inbound capture listener (15006) through a redirect rule;
+//! [`Inbound::plaintext`] serves it the same way for a permissive port, with no caller
+//! identity (and every identity header the client sent removed), and closes it for a
+//! strict one. Metrics label the two `connection_security="mutual_tls"` and `"none"`.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use http::{HeaderValue, Request, Response, StatusCode};
+use http::{HeaderName, HeaderValue, Request, Response, StatusCode};
 use hyper::body::Incoming;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
+use weft_api::proxy::MtlsMode;
 use weft_tls::SpiffeId;
 
-use crate::hbone::{Accepted, H2Stream};
+use crate::hbone::Accepted;
 use crate::http::body::Body;
 use crate::http::pool::{self, DialError, Pool};
 use crate::http::{forward, headers};
 use crate::state::Store;
-use crate::telemetry::{ConnectionGuard, ConnectionLabels, Direction, Metrics, RequestLabels};
+use crate::telemetry::{
+    ConnectionGuard, ConnectionLabels, Direction, Metrics, RequestLabels, Security,
+};
 use crate::transport::detect::{self, Detected};
 use crate::transport::listen::Drain;
 use crate::transport::rewind::Rewind;
@@ -31,6 +42,71 @@ use crate::transport::rewind::Rewind;
 /// policy layers.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PeerIdentity(pub SpiffeId);
+
+/// What the inbound side asserts to the app about one connection's caller: computed
+/// once per connection, applied to every request on it.
+struct Caller {
+    /// The verified caller, for policy layers (`None`: plaintext).
+    peer: Option<PeerIdentity>,
+    security: Security,
+    /// `x-forwarded-client-cert: By=<own ID>;URI=<caller>`.
+    xfcc: Option<HeaderValue>,
+    /// The configured identity header (`inbound.identityHeader`): its name, and the
+    /// caller's SPIFFE ID when there is a verified caller.
+    identity_header: Option<(HeaderName, Option<HeaderValue>)>,
+}
+
+impl Caller {
+    fn new(snap: &crate::state::Snapshot, peer: Option<SpiffeId>) -> Self {
+        let xfcc = peer.as_ref().and_then(|peer| {
+            HeaderValue::from_str(&format!(
+                "By={};URI={peer}",
+                snap.creds
+                    .as_ref()
+                    .map(|c| c.identity().to_string())
+                    .unwrap_or_default()
+            ))
+            .ok()
+        });
+        let identity_header = snap
+            .config
+            .inbound
+            .identity_header
+            .as_deref()
+            .and_then(|name| HeaderName::from_bytes(name.as_bytes()).ok())
+            .map(|name| {
+                let value = peer
+                    .as_ref()
+                    .and_then(|p| HeaderValue::from_str(&p.to_string()).ok());
+                (name, value)
+            });
+        Self {
+            security: if peer.is_some() {
+                Security::MutualTls
+            } else {
+                Security::None
+            },
+            peer: peer.map(PeerIdentity),
+            xfcc,
+            identity_header,
+        }
+    }
+
+    /// Removes every identity header the request came with, then sets the ones this
+    /// proxy vouches for: a client can never supply its own.
+    fn assert_on(&self, headers: &mut http::HeaderMap) {
+        headers::strip_identity(headers);
+        if let Some((name, value)) = &self.identity_header {
+            headers.remove(name);
+            if let Some(value) = value {
+                headers.insert(name.clone(), value.clone());
+            }
+        }
+        if let Some(v) = &self.xfcc {
+            headers.insert(headers::XFCC, v.clone());
+        }
+    }
+}
 
 /// Inbound handling.
 #[derive(Debug)]
@@ -75,9 +151,54 @@ impl Inbound {
         let Accepted {
             peer,
             target,
-            mut stream,
+            stream,
             ..
         } = accepted;
+        self.serve(stream, target, Some(peer)).await;
+    }
+
+    /// Serves a plaintext connection redirected to the inbound capture listener from a
+    /// client outside the mesh: allowed only to a port of this workload whose mode is
+    /// permissive, and served without a caller identity. Anything else is closed.
+    pub async fn plaintext(self: Arc<Self>, stream: TcpStream) {
+        let target = match crate::transport::orig_dst::original_dst(&stream) {
+            Ok(dst) => dst,
+            Err(e) => {
+                tracing::warn!(error = %e, "plaintext connection without an original destination (was it redirected?); closing");
+                self.metrics.failure("no_original_dst");
+                return;
+            }
+        };
+        let refusal = {
+            let snap = self.store.load();
+            let w = &snap.config.workload;
+            if target.ip() != w.address {
+                Some(("unknown_target", "an address that is not this workload"))
+            } else if snap.inbound_port(target.port()).is_none() {
+                Some(("unknown_port", "a port the workload does not serve"))
+            } else if snap.config.port_mtls(target.port()) != MtlsMode::Permissive {
+                Some(("plaintext_refused", "a strict port (mTLS only)"))
+            } else {
+                None
+            }
+        };
+        if let Some((reason, why)) = refusal {
+            let peer = stream.peer_addr().ok();
+            tracing::debug!(?peer, %target, "plaintext connection to {why}; closing");
+            self.metrics.failure(reason);
+            return;
+        }
+        let _ = stream.set_nodelay(true);
+        self.serve(stream, target, None).await;
+    }
+
+    /// Detects the protocol on a connection to `target` and serves it: HTTP through
+    /// hyper to pooled app connections, anything else copied. `peer` is the verified
+    /// caller, or `None` for a plaintext one.
+    async fn serve<S>(self: Arc<Self>, mut stream: S, target: SocketAddr, peer: Option<SpiffeId>)
+    where
+        S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
+    {
         let snap = self.store.load();
         let Some(protocol) = snap.inbound_port(target.port()) else {
             return;
@@ -87,12 +208,18 @@ impl Inbound {
         else {
             return;
         };
+        let security = if peer.is_some() {
+            Security::MutualTls
+        } else {
+            Security::None
+        };
         let conn = ConnectionGuard::new(
             &self.metrics,
             ConnectionLabels {
                 direction: Direction::Inbound,
                 service: snap.workload_label.clone(),
                 protocol: outcome.detected.as_str(),
+                connection_security: security,
             },
         );
         let app = SocketAddr::new(snap.config.workload.app_address, target.port());
@@ -100,21 +227,12 @@ impl Inbound {
         match outcome.detected {
             Detected::Http1 | Detected::Http2 => {
                 let http2 = outcome.detected == Detected::Http2;
-                let xfcc = HeaderValue::from_str(&format!(
-                    "By={};URI={peer}",
-                    snap.creds
-                        .as_ref()
-                        .map(|c| c.identity().to_string())
-                        .unwrap_or_default()
-                ))
-                .ok();
-                let peer = PeerIdentity(peer);
+                let caller = Arc::new(Caller::new(&snap, peer));
                 let this = self.clone();
                 crate::http::server::serve(io, http2, &settings, &self.drain, move |req| {
                     let this = this.clone();
-                    let xfcc = xfcc.clone();
-                    let peer = peer.clone();
-                    async move { this.request(req, app, http2, peer, xfcc).await }
+                    let caller = caller.clone();
+                    async move { this.request(req, app, http2, &caller).await }
                 })
                 .await;
             }
@@ -127,8 +245,7 @@ impl Inbound {
         mut req: Request<Incoming>,
         app: SocketAddr,
         http2: bool,
-        peer: PeerIdentity,
-        xfcc: Option<HeaderValue>,
+        caller: &Caller,
     ) -> Response<Body> {
         let started = Instant::now();
         let version = if http2 {
@@ -136,12 +253,24 @@ impl Inbound {
         } else {
             pool::Version::Http1
         };
-        let pool = self.app_pool(app, version);
-        headers::strip_identity(req.headers_mut());
-        if let Some(v) = xfcc {
-            req.headers_mut().insert(headers::XFCC, v);
+        if caller.peer.is_none()
+            && self.store.load().config.port_mtls(app.port()) != MtlsMode::Permissive
+        {
+            // The port turned strict while this plaintext connection was open.
+            self.metrics.failure("plaintext_refused");
+            let mut resp = forward::local(
+                StatusCode::FORBIDDEN,
+                "weft: this port accepts mesh (mTLS) connections only",
+            );
+            resp.headers_mut()
+                .insert(http::header::CONNECTION, HeaderValue::from_static("close"));
+            return resp;
         }
-        req.extensions_mut().insert(peer);
+        let pool = self.app_pool(app, version);
+        caller.assert_on(req.headers_mut());
+        if let Some(peer) = &caller.peer {
+            req.extensions_mut().insert(peer.clone());
+        }
         let authority = crate::outbound::authority(&req);
         forward::prepare(&mut req, version, authority.as_ref());
         let resp = match forward::forward(&pool, req).await {
@@ -157,13 +286,17 @@ impl Inbound {
                 direction: Direction::Inbound,
                 service: snap.workload_label.clone(),
                 status: resp.status().as_u16(),
+                connection_security: caller.security,
             },
             started.elapsed(),
         );
         resp
     }
 
-    async fn tcp(&self, mut io: Rewind<H2Stream>, app: SocketAddr, conn: &ConnectionGuard) {
+    async fn tcp<S>(&self, mut io: Rewind<S>, app: SocketAddr, conn: &ConnectionGuard)
+    where
+        S: AsyncRead + AsyncWrite + Send + Unpin,
+    {
         let (timeout, idle) = {
             let snap = self.store.load();
             (

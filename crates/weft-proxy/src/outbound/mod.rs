@@ -25,7 +25,7 @@ use crate::http::pool::{self, DialError, Io, Pool};
 use crate::http::{forward, headers};
 use crate::state::{Dial, EndpointState, Store, Target};
 use crate::telemetry::{
-    ConnectionGuard, ConnectionLabels, Direction, Metrics, Name, RequestLabels,
+    ConnectionGuard, ConnectionLabels, Direction, Metrics, Name, RequestLabels, Security,
 };
 use crate::transport::detect::{self, Detected};
 use crate::transport::idle;
@@ -139,6 +139,7 @@ impl Outbound {
                 direction: Direction::Outbound,
                 service: target.service.label.clone(),
                 protocol: outcome.detected.as_str(),
+                connection_security: Security::Unknown,
             },
         );
         let io = Rewind::new(outcome.prefix, stream);
@@ -266,6 +267,7 @@ impl Outbound {
                 direction: Direction::Outbound,
                 service: service.clone(),
                 status: resp.status().as_u16(),
+                connection_security: Security::Unknown,
             },
             started.elapsed(),
         );
@@ -311,6 +313,7 @@ impl Outbound {
                 direction: Direction::Outbound,
                 service: Name(Arc::from("passthrough")),
                 protocol: "tcp",
+                connection_security: Security::Unknown,
             },
         );
         let (timeout, idle_timeout) = {

@@ -8,7 +8,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 
-use weft_api::proxy::{Config, References, RouteTable, Service};
+use weft_api::proxy::{Config, InboundPolicy, References, RouteTable, Service};
 use weft_tls::Credentials;
 
 use super::file::Loaded;
@@ -24,8 +24,17 @@ pub struct Dynamic {
     pub services: BTreeMap<String, Service>,
     /// Route tables by parent service.
     pub routes: BTreeMap<String, Vec<RouteTable>>,
+    /// The mesh's inbound policy for this workload; it replaces the bootstrap's modes.
+    pub inbound: Option<InboundPolicy>,
     /// A version naming this set (for `/config_dump`).
     pub version: String,
+}
+
+impl Dynamic {
+    /// Whether nothing was received (or restored).
+    pub fn is_empty(&self) -> bool {
+        self.services.is_empty() && self.routes.is_empty() && self.inbound.is_none()
+    }
 }
 
 /// Builds snapshots from bootstrap + dynamic resources and swaps them into the store.
@@ -216,6 +225,9 @@ fn build(
     config
         .routes
         .extend(dynamic.routes.values().flatten().cloned());
+    if let Some(policy) = &dynamic.inbound {
+        policy.apply_to(&mut config);
+    }
     config
         .validate_with(References::Deferred)
         .map_err(|e| e.to_string())?;

@@ -33,6 +33,29 @@ impl EncodeLabelValue for Direction {
     }
 }
 
+/// How the connection a request arrived on was secured, as Istio's
+/// `connection_security_policy` label says it.
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
+pub enum Security {
+    /// Inbound over HBONE: the caller presented a verified mesh certificate.
+    MutualTls,
+    /// Inbound in plaintext on a permissive port: the caller is unauthenticated.
+    None,
+    /// Outbound: the app's side of the proxy, where no peer is authenticated.
+    Unknown,
+}
+
+impl EncodeLabelValue for Security {
+    fn encode(&self, encoder: &mut LabelValueEncoder<'_>) -> Result<(), std::fmt::Error> {
+        use std::fmt::Write;
+        encoder.write_str(match self {
+            Self::MutualTls => "mutual_tls",
+            Self::None => "none",
+            Self::Unknown => "unknown",
+        })
+    }
+}
+
 /// A service name as a cheap-to-clone label value.
 #[derive(Clone, Debug, Hash, PartialEq, Eq)]
 pub struct Name(pub Arc<str>);
@@ -53,6 +76,8 @@ pub struct RequestLabels {
     pub service: Name,
     /// HTTP status code.
     pub status: u16,
+    /// `mutual_tls`, `none` (an unauthenticated plaintext caller) or `unknown`.
+    pub connection_security: Security,
 }
 
 /// Labels of connection metrics.
@@ -64,6 +89,8 @@ pub struct ConnectionLabels {
     pub service: Name,
     /// `http1`, `http2`, `tls` or `tcp`.
     pub protocol: &'static str,
+    /// `mutual_tls`, `none` (an unauthenticated plaintext caller) or `unknown`.
+    pub connection_security: Security,
 }
 
 /// Labels of failure counters.

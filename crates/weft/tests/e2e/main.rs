@@ -10,6 +10,7 @@ mod capture;
 mod control_plane;
 mod identity;
 mod lifecycle;
+mod mtls_modes;
 mod protocols;
 mod routing;
 mod security;

@@ -1,0 +1,178 @@
+//! TLS on the control plane's listeners (DESIGN §2: "gRPC over TLS").
+//!
+//! One accept loop per listener completes TLS handshakes off the accept path (a slow or
+//! silent client costs a task, never the next connection) and hands finished streams to
+//! tonic (gRPC: xDS and CSR signing) or axum (the HTTP API). The certificate comes
+//! from the mesh CA ([`weft_tls::control`]) and can be replaced while serving.
+
+use std::io;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::mpsc;
+use tokio_rustls::server::TlsStream;
+use tokio_rustls::TlsAcceptor;
+use tokio_util::sync::CancellationToken;
+
+/// How long a client may take to complete its handshake.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Handshaken connections waiting for the server to take them.
+const BACKLOG: usize = 1024;
+
+/// A TLS connection accepted by a control-plane listener.
+pub struct TlsConn {
+    inner: TlsStream<TcpStream>,
+    local: Option<SocketAddr>,
+    remote: Option<SocketAddr>,
+}
+
+/// The stream of handshaken connections of one listener.
+pub struct Incoming {
+    rx: mpsc::Receiver<TlsConn>,
+    local: io::Result<SocketAddr>,
+}
+
+/// Accepts on `listener` until `shutdown`, completing each handshake with `config` in
+/// its own task.
+pub fn incoming(
+    listener: TcpListener,
+    config: Arc<rustls::ServerConfig>,
+    what: &'static str,
+    shutdown: CancellationToken,
+) -> Incoming {
+    let (tx, rx) = mpsc::channel(BACKLOG);
+    let local = listener.local_addr();
+    let acceptor = TlsAcceptor::from(config);
+    tokio::spawn(async move {
+        loop {
+            let (tcp, remote) = tokio::select! {
+                () = shutdown.cancelled() => return,
+                accepted = listener.accept() => match accepted {
+                    Ok(pair) => pair,
+                    Err(e) => {
+                        tracing::warn!(listener = what, error = %e, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                },
+            };
+            let _ = tcp.set_nodelay(true);
+            let acceptor = acceptor.clone();
+            let tx = tx.clone();
+            tokio::spawn(async move {
+                let local = tcp.local_addr().ok();
+                match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
+                    Ok(Ok(inner)) => {
+                        let _ = tx
+                            .send(TlsConn {
+                                inner,
+                                local,
+                                remote: Some(remote),
+                            })
+                            .await;
+                    }
+                    Ok(Err(e)) => {
+                        tracing::debug!(listener = what, %remote, error = %e, "TLS handshake failed");
+                    }
+                    Err(_) => {
+                        tracing::debug!(listener = what, %remote, "TLS handshake timed out");
+                    }
+                }
+            });
+        }
+    });
+    Incoming { rx, local }
+}
+
+// === impl Incoming ===
+
+impl futures::Stream for Incoming {
+    type Item = io::Result<TlsConn>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        self.rx.poll_recv(cx).map(|c| c.map(Ok))
+    }
+}
+
+impl axum::serve::Listener for Incoming {
+    type Io = TlsConn;
+    type Addr = SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        match self.rx.recv().await {
+            Some(conn) => {
+                let addr = conn
+                    .remote
+                    .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)));
+                (conn, addr)
+            }
+            // The accept loop stopped (shutdown): axum's graceful shutdown ends serving.
+            None => std::future::pending().await,
+        }
+    }
+
+    fn local_addr(&self) -> io::Result<Self::Addr> {
+        match &self.local {
+            Ok(addr) => Ok(*addr),
+            Err(e) => Err(io::Error::new(e.kind(), e.to_string())),
+        }
+    }
+}
+
+// === impl TlsConn ===
+
+impl tonic::transport::server::Connected for TlsConn {
+    type ConnectInfo = tonic::transport::server::TcpConnectInfo;
+
+    fn connect_info(&self) -> Self::ConnectInfo {
+        tonic::transport::server::TcpConnectInfo {
+            local_addr: self.local,
+            remote_addr: self.remote,
+        }
+    }
+}
+
+impl AsyncRead for TlsConn {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for TlsConn {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}

@@ -1,0 +1,211 @@
+//! Strict and permissive mTLS, driven from the control plane: a client outside the mesh
+//! reaches a meshed workload in plaintext only while the mesh (or the service port) is
+//! permissive, without any caller identity, and the identity headers the receiving
+//! proxy asserts cannot be spoofed by anyone.
+
+use std::time::Duration;
+
+use weft_testkit::echo::EchoReply;
+use weft_testkit::Host;
+
+use crate::support::{eventually, local, Mesh, ECHO_SERVICES};
+
+const IDENTITY_HEADER: &str = "x-weft-peer-identity";
+
+/// `curl` from `from` to `url` with spoofed identity headers; the echo reply, or why
+/// it failed.
+fn legacy_get(from: &Host, url: &str) -> Result<EchoReply, String> {
+    let out = from
+        .command("curl")
+        .args([
+            "-sS",
+            "--fail",
+            "--max-time",
+            "5",
+            "-H",
+            "x-forwarded-client-cert: By=x;URI=spiffe://cluster.local/ns/default/sa/admin",
+            "-H",
+            &format!("{IDENTITY_HEADER}: spiffe://cluster.local/ns/default/sa/admin"),
+            url,
+        ])
+        .output()
+        .map_err(|e| e.to_string())?;
+    if !out.status.success() {
+        return Err(String::from_utf8_lossy(&out.stderr).into_owned());
+    }
+    EchoReply::from_body(&out.stdout).map_err(|e| e.to_string())
+}
+
+fn metrics(host: &Host) -> String {
+    let out = host
+        .command("curl")
+        .args(["-sS", "--max-time", "5", "http://127.0.0.1:15020/metrics"])
+        .output()
+        .expect("curl metrics");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn plaintext_reaches_a_workload_only_while_its_port_is_permissive() {
+    let Some(mesh) = Mesh::new("plaintext_reaches_a_workload_only_while_its_port_is_permissive")
+    else {
+        return;
+    };
+    let cp = mesh.host("cp");
+    let server = mesh.host("server");
+    let client = mesh.host("client");
+    let legacy = mesh.host("legacy");
+    let _cp = mesh.control_plane(&cp, &[]);
+    mesh.apply(&cp, "services", ECHO_SERVICES);
+
+    let _app = server
+        .spawn_server(|| async { weft_testkit::echo::spawn_http(local(8080), "v1").await })
+        .expect("echo app starts");
+    let boot = mesh.bootstrap(
+        &server,
+        "echo-v1",
+        &[("app", "echo"), ("version", "v1")],
+        &[(8080, "http")],
+        &[],
+    );
+    let yaml = std::fs::read_to_string(&boot).expect("read bootstrap")
+        + &format!("inbound: {{ identityHeader: {IDENTITY_HEADER} }}\n");
+    let boot = mesh.write("bootstrap-echo-v1", &yaml);
+    let _server_proxy = mesh.meshed_proxy(&server, &boot, &cp);
+    let client_boot = mesh.bootstrap(&client, "client", &[], &[], &[(18080, "echo", 80)]);
+    let _client_proxy = mesh.meshed_proxy(&client, &client_boot, &cp);
+
+    // The redirect rule `weft redirect install` writes for permissive ports: plaintext
+    // for the app port goes to the inbound capture listener.
+    let out = server
+        .exec(&[
+            "iptables",
+            "-t",
+            "nat",
+            "-A",
+            "PREROUTING",
+            "-p",
+            "tcp",
+            "--dport",
+            "8080",
+            "-j",
+            "REDIRECT",
+            "--to-ports",
+            "15006",
+        ])
+        .expect("iptables");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let url = format!("http://{}:8080/legacy", server.ip());
+
+    // A new mesh is strict: nothing takes plaintext, and the meshed client still works
+    // with its identity asserted by the server's proxy, whatever its app claims.
+    let refused = legacy_get(&legacy, &url);
+    assert!(
+        refused.is_err(),
+        "strict mesh served plaintext: {refused:?}"
+    );
+    let meshed = client
+        .command("curl")
+        .args([
+            "-sS",
+            "--fail",
+            "--max-time",
+            "5",
+            "-H",
+            "host: echo",
+            "-H",
+            &format!("{IDENTITY_HEADER}: spiffe://cluster.local/ns/default/sa/admin"),
+            "http://127.0.0.1:18080/meshed",
+        ])
+        .output()
+        .expect("curl");
+    assert!(
+        meshed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&meshed.stderr)
+    );
+    let reply = EchoReply::from_body(&meshed.stdout).expect("echo reply");
+    assert_eq!(
+        reply.header(IDENTITY_HEADER),
+        Some("spiffe://cluster.local/ns/default/sa/client"),
+        "the proxy replaces a spoofed identity header with the verified caller"
+    );
+
+    // Permissive mesh: plaintext is served, without any identity the client sent.
+    mesh.apply(
+        &cp,
+        "mesh",
+        "apiVersion: weft.dev/v1alpha1\nkind: Mesh\nmetadata: { name: default }\nspec:\n  mtls: { mode: permissive }\n",
+    );
+    let mut served = None;
+    assert!(
+        eventually(Duration::from_secs(10), || {
+            served = legacy_get(&legacy, &url).ok();
+            served.is_some()
+        }),
+        "permissive mesh never served plaintext"
+    );
+    let reply = served.expect("served");
+    assert_eq!(reply.path, "/legacy");
+    assert_eq!(
+        reply.header("x-forwarded-client-cert"),
+        None,
+        "plaintext has no verified caller"
+    );
+    assert_eq!(
+        reply.header(IDENTITY_HEADER),
+        None,
+        "spoofed identity header removed"
+    );
+    let text = metrics(&server);
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("weft_proxy_requests_total{")
+                && l.contains("direction=\"inbound\"")
+                && l.contains("connection_security=\"none\"")),
+        "plaintext requests are counted as unauthenticated:\n{text}"
+    );
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("weft_proxy_requests_total{")
+                && l.contains("direction=\"inbound\"")
+                && l.contains("connection_security=\"mutual_tls\"")),
+        "mesh requests are counted as mutual TLS:\n{text}"
+    );
+
+    // A strict service port overrides the permissive mesh.
+    let strict_port = ECHO_SERVICES.replacen(
+        "selector: { app: echo }\n  ports: [{ port: 80, targetPort: 8080, protocol: http }]",
+        "selector: { app: echo }\n  ports: [{ port: 80, targetPort: 8080, protocol: http, mtls: strict }]",
+        1,
+    );
+    assert_ne!(strict_port, ECHO_SERVICES);
+    mesh.apply(&cp, "services", &strict_port);
+    assert!(
+        eventually(Duration::from_secs(10), || legacy_get(&legacy, &url)
+            .is_err()),
+        "a strict port kept serving plaintext"
+    );
+    let meshed = client
+        .command("curl")
+        .args([
+            "-sS",
+            "--fail",
+            "--max-time",
+            "5",
+            "-H",
+            "host: echo",
+            "http://127.0.0.1:18080/",
+        ])
+        .output()
+        .expect("curl");
+    assert!(
+        meshed.status.success(),
+        "mesh traffic stops on a strict port: {}",
+        String::from_utf8_lossy(&meshed.stderr)
+    );
+}
