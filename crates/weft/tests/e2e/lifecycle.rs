@@ -271,7 +271,7 @@ fn admin_and_metrics_report_readiness_config_levels_and_requests() {
 
     let (_, metrics) = curl(&client, &["http://127.0.0.1:15020/metrics"]);
     assert!(
-        metrics.contains(r#"weft_proxy_requests_total{direction="outbound",service="echo.default",status="200"} 1"#),
+        metrics.contains(r#"weft_proxy_requests_total{direction="outbound",service="echo.default",status="200",connection_security="unknown"} 1"#),
         "{metrics}"
     );
     assert!(
