@@ -136,7 +136,7 @@ for n in "${SIZES[@]}"; do
     CP_PID=$!
     ready=0
     for _ in $(seq 200); do
-        if curl -fsS -o /dev/null "http://127.0.0.1:$api_port/readyz" 2>/dev/null; then ready=1; break; fi
+        if [[ -f $DATA/ca.crt ]] && curl -fsS -o /dev/null --cacert "$DATA/ca.crt" "https://127.0.0.1:$api_port/readyz" 2>/dev/null; then ready=1; break; fi
         kill -0 "$CP_PID" 2>/dev/null || break
         sleep 0.1
     done
@@ -149,13 +149,13 @@ for n in "${SIZES[@]}"; do
     # token for default/sim (the registrations differ by name, not identity).
     export WEFT_TOKEN WEFT_WORKLOAD_TOKEN
     WEFT_TOKEN=$(cat "$DATA/admin-token")
-    WEFT_WORKLOAD_TOKEN=$(WEFT_CONTROL_PLANE="http://127.0.0.1:$api_port" \
+    WEFT_WORKLOAD_TOKEN=$(WEFT_CONTROL_PLANE="https://127.0.0.1:$api_port" WEFT_CA_FILE="$DATA/ca.crt" \
         "$WEFT" token workload --service-account sim 2>/dev/null)
 
     log "N=$n: simulator on CPU $SIM_CPU, $ROUNDS rounds"
     sim_rc=0
     timeout "$RUN_TIMEOUT" taskset -c "$SIM_CPU" "$SIM" \
-        --xds "http://127.0.0.1:$xds_port" --api "http://127.0.0.1:$api_port" \
+        --xds "https://127.0.0.1:$xds_port" --api "https://127.0.0.1:$api_port" --ca-file "$DATA/ca.crt" \
         -n "$n" --targets "$TARGETS" --rounds "$ROUNDS" --connect-concurrency "$CONCURRENCY" \
         --cp-pid "$CP_PID" --clk-tck "$CLK_TCK" \
         >"$OUT/sim-$n.log" 2>&1 || sim_rc=$?

@@ -43,8 +43,14 @@ for _ in $(seq 50); do curl -sf http://127.0.0.1:9090/ >/dev/null && break; slee
 
 echo "==> the control plane: embedded SQLite store, API on 127.0.0.1:5681, xDS on 127.0.0.1:5678"
 "$weft" control-plane --data-dir "$work/control-plane" --log-level warn & pids+=($!)
-export WEFT_CONTROL_PLANE=http://127.0.0.1:5681
-for _ in $(seq 100); do curl -sf "$WEFT_CONTROL_PLANE/readyz" >/dev/null && break; sleep 0.1; done
+export WEFT_CONTROL_PLANE=https://127.0.0.1:5681
+# The control plane serves TLS with a certificate from the mesh CA, and writes that
+# CA to its data dir: the CLI and the proxies verify the control plane with it.
+export WEFT_CA_FILE="$work/control-plane/ca.crt"
+for _ in $(seq 100); do
+  [ -f "$WEFT_CA_FILE" ] && curl -sf --cacert "$WEFT_CA_FILE" "$WEFT_CONTROL_PLANE/readyz" >/dev/null && break
+  sleep 0.1
+done
 # The operator's admin token (created on first start); the CLI reads $WEFT_TOKEN.
 WEFT_TOKEN=$("$weft" token admin --data-dir "$work/control-plane")
 export WEFT_TOKEN
@@ -59,8 +65,9 @@ echo "==> two proxies from bootstrap files; they register their workloads"
 sed "s#@DIR@#$work#g" "$here/api.yaml" > api.yaml
 sed "s#@DIR@#$work#g" "$here/web.yaml" > web.yaml
 for proxy in api web; do
-  "$weft" proxy --config $proxy.yaml --control-plane http://127.0.0.1:5678 \
-    --token-file $proxy.token --state-dir "$work/state" --log-level warn & pids+=($!)
+  "$weft" proxy --config $proxy.yaml --control-plane https://127.0.0.1:5678 \
+    --control-plane-ca "$WEFT_CA_FILE" --token-file $proxy.token --state-dir "$work/state" \
+    --log-level warn & pids+=($!)
 done
 
 echo "==> weft apply -f mesh.yaml"

@@ -17,7 +17,7 @@
 //!
 //! ```sh
 //! cargo run --release -p weft-control --example xds_sim -- \
-//!     --xds http://127.0.0.1:15678 --api http://127.0.0.1:15681 -n 1000 --rounds 5
+//!     --xds https://127.0.0.1:15678 --api https://127.0.0.1:15681 --ca-file DIR/ca.crt -n 1000 --rounds 5
 //! ```
 //!
 //! The last line of the output is `RESULT key=value ...` for scripts (`bench/xds.sh`).
@@ -48,6 +48,7 @@ use tokio_util::sync::CancellationToken;
 use tonic::metadata::MetadataValue;
 use tonic::transport::Endpoint;
 use weft_api::pb::v1 as pb;
+use weft_proxy::xds::channel::Connector;
 
 /// Namespace of every simulated workload and of the target service.
 const NAMESPACE: &str = "default";
@@ -61,11 +62,15 @@ const KEPT_ERRORS: usize = 5;
 #[command(about = "Simulates N xDS clients and times API write -> last ACK")]
 struct Args {
     /// Control-plane xDS URL.
-    #[arg(long, default_value = "http://127.0.0.1:5678")]
+    #[arg(long, default_value = "https://127.0.0.1:5678")]
     xds: String,
     /// Control-plane HTTP API URL.
-    #[arg(long, default_value = "http://127.0.0.1:5681")]
+    #[arg(long, default_value = "https://127.0.0.1:5681")]
     api: String,
+    /// The mesh CA certificate the control plane's TLS certificate chains to
+    /// (`<data-dir>/ca.crt`).
+    #[arg(long, env = "WEFT_CA_FILE")]
+    ca_file: std::path::PathBuf,
     /// Number of simulated proxies (streams), targets included.
     #[arg(short = 'n', long, default_value_t = 1000)]
     clients: usize,
@@ -181,7 +186,14 @@ async fn run(args: &Args) -> anyhow::Result<()> {
         errors: Mutex::new(Vec::new()),
         workload_token: args.workload_token.clone(),
     });
-    let api = Api::new(&args.api, args.admin_token.clone());
+    let pem = std::fs::read_to_string(&args.ca_file)
+        .with_context(|| format!("--ca-file {}", args.ca_file.display()))?;
+    let roots = || -> anyhow::Result<rustls::RootCertStore> {
+        Ok(weft_tls::TrustBundle::from_pem(&pem)?.root_store())
+    };
+    let grpc_tls = weft_tls::control::client_config(roots()?, weft_tls::control::ALPN_GRPC)?;
+    let api_tls = weft_tls::control::client_config(roots()?, &[b"http/1.1"])?;
+    let api = Api::new(&args.api, args.admin_token.clone(), api_tls);
     let endpoint = Endpoint::from_shared(args.xds.clone())
         .with_context(|| format!("--xds {:?} is not a valid URL", args.xds))?
         .connect_timeout(Duration::from_secs(5))
@@ -211,6 +223,7 @@ async fn run(args: &Args) -> anyhow::Result<()> {
             targets: args.targets,
             attempts: args.connect_attempts,
             endpoint: endpoint.clone(),
+            tls: grpc_tls.clone(),
             shared: Arc::clone(&shared),
             stop: stop.clone(),
         };
@@ -431,6 +444,7 @@ struct SimClient {
     targets: usize,
     attempts: u32,
     endpoint: Endpoint,
+    tls: Arc<rustls::ClientConfig>,
     shared: Arc<Shared>,
     stop: CancellationToken,
 }
@@ -513,7 +527,11 @@ impl SimClient {
         mpsc::UnboundedSender<DeltaDiscoveryRequest>,
         tonic::Streaming<DeltaDiscoveryResponse>,
     )> {
-        let channel = self.endpoint.connect().await.context("connect")?;
+        let channel = self
+            .endpoint
+            .connect_with_connector(Connector::new(self.tls.clone(), Duration::from_secs(5)))
+            .await
+            .context("connect")?;
         let mut client = AggregatedDiscoveryServiceClient::new(channel);
         let (tx, rx) = mpsc::unbounded_channel();
         let name = format!("{TARGET}.{NAMESPACE}");
@@ -641,15 +659,16 @@ fn endpoint_count(response: &DeltaDiscoveryResponse) -> Option<usize> {
 struct Api {
     base: String,
     admin_token: Option<String>,
-    http: HttpClient<hyper_util::client::legacy::connect::HttpConnector, Full<Bytes>>,
+    http: HttpClient<Connector, Full<Bytes>>,
 }
 
 impl Api {
-    fn new(base: &str, admin_token: Option<String>) -> Self {
+    fn new(base: &str, admin_token: Option<String>, tls: Arc<rustls::ClientConfig>) -> Self {
         Self {
             base: base.trim_end_matches('/').to_owned(),
             admin_token,
-            http: HttpClient::builder(TokioExecutor::new()).build_http(),
+            http: HttpClient::builder(TokioExecutor::new())
+                .build(Connector::new(tls, Duration::from_secs(5))),
         }
     }
 

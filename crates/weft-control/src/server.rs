@@ -41,7 +41,20 @@ pub struct Options {
     /// first start on a store). `None`: `admin-token` next to the SQLite database; a
     /// PostgreSQL store then needs a path.
     pub admin_token_file: Option<PathBuf>,
+    /// Where to write the mesh trust bundle (PEM) that proxies and the CLI verify the
+    /// control plane with, at every start. `None`: [`CA_FILE`] next to the SQLite
+    /// database, or nowhere for PostgreSQL.
+    pub ca_file: Option<PathBuf>,
+    /// Host names and addresses for the serving certificate's DNS/IP SANs (for clients
+    /// that verify by host name; Weft's verify the SPIFFE identity).
+    pub tls_hosts: Vec<String>,
 }
+
+/// File name of the trust bundle written next to the store.
+pub const CA_FILE: &str = "ca.crt";
+
+/// Lifetime of the control plane's serving certificate; renewed at half-life.
+pub const SERVING_VALIDITY: Duration = Duration::from_secs(24 * 60 * 60);
 
 /// Why the control plane stopped.
 #[derive(Debug, thiserror::Error)]
@@ -64,6 +77,17 @@ pub enum Error {
          give an admin token file (`weft control-plane --admin-token-file PATH`)"
     )]
     NoAdminTokenFile,
+    /// The serving certificate could not be set up.
+    #[error("cannot set up the control plane's TLS certificate: {0}")]
+    Tls(#[from] weft_tls::control::Error),
+    /// The trust bundle file could not be written.
+    #[error("cannot write the mesh CA certificate to {}: {source}", path.display())]
+    CaFile {
+        /// The file.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
     /// A listener could not bind.
     #[error("cannot bind the {what} on {addr}: {source}")]
     Bind {
@@ -85,6 +109,22 @@ pub async fn run(options: Options, shutdown: CancellationToken) -> Result<(), Er
     let ca = Arc::new(MeshCa::start(store.as_ref()).await?);
     let tokens = Arc::new(Tokens::load(store.clone(), ca.trust_domain()).await?);
     let admin = Arc::new(admin_auth(store.as_ref(), &options).await?);
+    let leaf = ca.issue_serving(
+        &options.tls_hosts,
+        SERVING_VALIDITY,
+        std::time::SystemTime::now(),
+    )?;
+    let serving = Arc::new(weft_tls::control::ServingCert::new(
+        &leaf.chain,
+        &leaf.key_der,
+    )?);
+    if let Some(path) = ca_file(&options) {
+        write_ca_file(&path, &ca.trust_bundle().to_pem()).map_err(|source| Error::CaFile {
+            path: path.clone(),
+            source,
+        })?;
+        tracing::info!(file = %path.display(), "wrote the mesh CA certificate clients verify the control plane with");
+    }
     let bind = |what, addr| async move {
         tokio::net::TcpListener::bind(addr)
             .await
@@ -102,6 +142,16 @@ pub async fn run(options: Options, shutdown: CancellationToken) -> Result<(), Er
     let xds = XdsServer::new(snapshots, hooks);
 
     let mut tasks = tokio::task::JoinSet::new();
+    {
+        let ca = ca.clone();
+        let serving = serving.clone();
+        let hosts = options.tls_hosts.clone();
+        let shutdown = shutdown.clone();
+        tasks.spawn(async move {
+            renew_serving(&ca, &serving, &hosts, SERVING_VALIDITY / 2, shutdown).await;
+            Ok(())
+        });
+    }
     {
         let store = store.clone();
         let shutdown = shutdown.clone();
@@ -136,9 +186,12 @@ pub async fn run(options: Options, shutdown: CancellationToken) -> Result<(), Er
         // does: xDS streams never end on their own, so they are ended (UNAVAILABLE)
         // through `streams` when shutdown starts, and in any case once serving stops.
         let streams = shutdown.child_token();
-        let incoming = tonic::transport::server::TcpIncoming::from(xds_listener)
-            .with_nodelay(Some(true))
-            .with_keepalive(Some(KEEPALIVE_INTERVAL));
+        let incoming = crate::tls::incoming(
+            xds_listener,
+            weft_tls::control::server_config(serving.clone(), weft_tls::control::ALPN_GRPC)?,
+            "xDS server",
+            streams.clone(),
+        );
         let server = tonic::transport::Server::builder()
             .http2_keepalive_interval(Some(KEEPALIVE_INTERVAL))
             .http2_keepalive_timeout(Some(KEEPALIVE_TIMEOUT))
@@ -163,8 +216,14 @@ pub async fn run(options: Options, shutdown: CancellationToken) -> Result<(), Er
             admin: Some(admin),
         };
         let shutdown = shutdown.clone();
+        let incoming = crate::tls::incoming(
+            api_listener,
+            weft_tls::control::server_config(serving.clone(), weft_tls::control::ALPN_API)?,
+            "HTTP API",
+            shutdown.clone(),
+        );
         tasks.spawn(async move {
-            axum::serve(api_listener, api::router(state))
+            axum::serve(incoming, api::router(state))
                 .with_graceful_shutdown(shutdown.cancelled_owned())
                 .await
                 .map_err(|e| Error::Serve(format!("HTTP API: {e}")))
@@ -191,6 +250,66 @@ pub async fn run(options: Options, shutdown: CancellationToken) -> Result<(), Er
         }
     }
     result
+}
+
+/// Where the trust bundle goes: the configured file, else next to a SQLite store.
+fn ca_file(options: &Options) -> Option<PathBuf> {
+    options.ca_file.clone().or_else(|| match &options.store {
+        StoreSpec::Sqlite { path } => path.parent().map(|dir| dir.join(CA_FILE)),
+        StoreSpec::Postgres { .. } => None,
+    })
+}
+
+/// Writes the (public) trust bundle atomically, world-readable.
+fn write_ca_file(path: &std::path::Path, pem: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+    if let Some(dir) = path.parent() {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)?;
+    }
+    let tmp = path.with_extension("crt.tmp");
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o644)
+        .open(&tmp)?;
+    file.write_all(pem.as_bytes())?;
+    file.sync_all()?;
+    std::fs::rename(&tmp, path)
+}
+
+/// Re-issues the serving certificate every `every` (new handshakes get the new one).
+async fn renew_serving(
+    ca: &MeshCa,
+    serving: &weft_tls::control::ServingCert,
+    hosts: &[String],
+    every: Duration,
+    shutdown: CancellationToken,
+) {
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            () = tokio::time::sleep(every) => {}
+        }
+        let renewed = ca
+            .issue_serving(hosts, SERVING_VALIDITY, std::time::SystemTime::now())
+            .map_err(|e| e.to_string())
+            .and_then(|leaf| {
+                serving
+                    .set(&leaf.chain, &leaf.key_der)
+                    .map_err(|e| e.to_string())
+            });
+        match renewed {
+            Ok(()) => tracing::info!("renewed the control plane's serving certificate"),
+            Err(e) => {
+                tracing::error!(error = %e, "could not renew the control plane's serving certificate; retrying later");
+            }
+        }
+    }
 }
 
 /// The store's admin token checker. On the store's first start, creates the token and

@@ -108,6 +108,14 @@ pub fn spawn(
     let mut options = ClientOptions::new(cp.endpoint.clone(), node_id, registration(&bootstrap));
     options.state_dir = Some(state_dir(&cp.state_dir, &bootstrap));
     options.token_file.clone_from(&cp.token_file);
+    let trust = crate::xds::channel::Trust {
+        ca_file: cp.ca_file.clone(),
+        issued_bundle: Some(crate::identity::bundle_file(&identity_dir(
+            &cp.state_dir,
+            &bootstrap,
+        ))),
+    };
+    options.trust = trust.clone();
     let client = Client::new(options)?;
     // Without certificate files in the bootstrap, keep one issued by the control plane.
     let needs_certificate = bootstrap.certificates.is_none() && bootstrap.listeners.hbone.is_some();
@@ -120,6 +128,7 @@ pub fn spawn(
             Ok(identity) => {
                 let options = crate::identity::Options {
                     endpoint: cp.endpoint.clone(),
+                    trust,
                     token_file: cp.token_file.clone(),
                     identity,
                     dir: identity_dir(&cp.state_dir, &bootstrap),

@@ -19,6 +19,8 @@ use weft_tls::{Credentials, SpiffeId};
 pub struct Options {
     /// Control-plane gRPC endpoint (the xDS address).
     pub endpoint: String,
+    /// The roots that vouch for the control plane.
+    pub trust: crate::xds::channel::Trust,
     /// The workload token file (`authorization: Bearer …`), re-read on every request.
     pub token_file: Option<PathBuf>,
     /// The identity to ask for (the control plane signs the token's identity).
@@ -71,6 +73,11 @@ const CERT_FILE: &str = "cert.pem";
 const KEY_FILE: &str = "key.pem";
 const BUNDLE_FILE: &str = "bundle.pem";
 
+/// The trust bundle file kept in `dir` (the roots issued with the certificate).
+pub fn bundle_file(dir: &Path) -> PathBuf {
+    dir.join(BUNDLE_FILE)
+}
+
 /// The credentials persisted in `dir`, if present, loadable and not expired.
 pub fn load_persisted(dir: &Path) -> Option<Arc<Credentials>> {
     let creds = Credentials::from_pem_files(
@@ -96,14 +103,14 @@ pub fn load_persisted(dir: &Path) -> Option<Arc<Credentials>> {
 /// Requests a certificate once and persists it.
 pub async fn request(options: &Options) -> Result<Arc<Credentials>, Error> {
     let (key_pem, csr) = generate_csr(&options.identity)?;
-    let channel = tonic::transport::Endpoint::from_shared(options.endpoint.clone())
+    let endpoint = tonic::transport::Endpoint::from_shared(options.endpoint.clone())
         .map_err(|e| Error::Connect {
             endpoint: options.endpoint.clone(),
             message: e.to_string(),
         })?
         .connect_timeout(Duration::from_secs(5))
-        .timeout(Duration::from_secs(15))
-        .connect()
+        .timeout(Duration::from_secs(15));
+    let channel = crate::xds::channel::connect(&options.endpoint, &endpoint, &options.trust)
         .await
         .map_err(|e| Error::Connect {
             endpoint: options.endpoint.clone(),

@@ -51,6 +51,8 @@ pub struct ControlPlane {
     pub state_dir: PathBuf,
     /// File holding this workload's token, presented to the control plane.
     pub token_file: Option<PathBuf>,
+    /// The mesh CA certificate(s) that vouch for the control plane (PEM).
+    pub ca_file: Option<PathBuf>,
 }
 
 /// What the proxy starts from.

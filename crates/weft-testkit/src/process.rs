@@ -346,6 +346,33 @@ impl WeftProcess {
         Self::start(command, &label, addr, path, Some(host.clone()))
     }
 
+    /// Like [`WeftProcess::spawn_probing`] over TLS, for the control plane's API: the
+    /// probe waits for `ca_file` (written by the control plane at start) and verifies
+    /// the server with it and the control plane's SPIFFE identity, as Weft's clients do.
+    pub fn spawn_probing_tls(
+        host: &Host,
+        bin: &Path,
+        args: &[&str],
+        env: &[(&str, &str)],
+        addr: SocketAddr,
+        path: &'static str,
+        ca_file: &Path,
+    ) -> Result<Self> {
+        let mut command = host.command(bin);
+        command.args(args).envs(env.iter().copied());
+        let label = format!("weft@{}", host.name());
+        Self::start_with(
+            command,
+            &label,
+            addr,
+            &Probe::Tls {
+                path,
+                ca_file: ca_file.to_owned(),
+            },
+            Some(host.clone()),
+        )
+    }
+
     /// Like [`WeftProcess::spawn`], on this machine's own network (no namespace, no
     /// root needed): for loopback tests.
     pub fn spawn_local(
@@ -376,6 +403,16 @@ impl WeftProcess {
         path: &'static str,
         host: Option<Host>,
     ) -> Result<Self> {
+        Self::start_with(command, label, admin, &Probe::Plain(path), host)
+    }
+
+    fn start_with(
+        command: Command,
+        label: &str,
+        admin: SocketAddr,
+        probe_kind: &Probe,
+        host: Option<Host>,
+    ) -> Result<Self> {
         let mut child = Child::spawn(command, label)?;
         let deadline = Instant::now() + READY_TIMEOUT;
         let probing = &mut child;
@@ -385,7 +422,11 @@ impl WeftProcess {
                 if let Some(status) = child.try_wait()? {
                     return Err(child.exited(status));
                 }
-                let last = match probe_ready(admin, path).await {
+                let outcome = match probe_kind {
+                    Probe::Plain(path) => probe_ready(admin, path).await,
+                    Probe::Tls { path, ca_file } => probe_ready_tls(admin, path, ca_file).await,
+                };
+                let last = match outcome {
                     Ok(()) => return Ok(()),
                     Err(outcome) => outcome,
                 };
@@ -433,6 +474,75 @@ impl fmt::Debug for WeftProcess {
 }
 
 /// One `GET /ready`; `Err` describes what happened instead of a 200.
+/// How readiness is probed.
+enum Probe {
+    /// `GET path` over plain HTTP/1.1.
+    Plain(&'static str),
+    /// `GET path` over TLS, verifying the control plane with `ca_file`.
+    Tls {
+        path: &'static str,
+        ca_file: std::path::PathBuf,
+    },
+}
+
+/// `GET https://{addr}{path}` answers 200, verified with `ca_file` and the control
+/// plane's SPIFFE identity; the error says what happened instead. Blocking.
+pub fn https_ready(
+    addr: SocketAddr,
+    path: &str,
+    ca_file: &Path,
+) -> std::result::Result<(), String> {
+    run_local(|| probe_ready_tls(addr, path, ca_file))
+}
+
+async fn probe_ready_tls(
+    addr: SocketAddr,
+    path: &str,
+    ca_file: &Path,
+) -> std::result::Result<(), String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let pem = std::fs::read_to_string(ca_file)
+        .map_err(|e| format!("{} not written yet: {e}", ca_file.display()))?;
+    let roots = weft_tls::TrustBundle::from_pem(&pem)
+        .map_err(|e| e.to_string())?
+        .root_store();
+    let config =
+        weft_tls::control::client_config(roots, &[b"http/1.1"]).map_err(|e| e.to_string())?;
+    let attempt = async {
+        let tcp = tokio::net::TcpStream::connect(addr)
+            .await
+            .map_err(|e| e.to_string())?;
+        let name = rustls::pki_types::ServerName::from(addr.ip());
+        let mut tls = tokio_rustls::TlsConnector::from(config)
+            .connect(name, tcp)
+            .await
+            .map_err(|e| format!("TLS: {e}"))?;
+        tls.write_all(
+            format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+                .as_bytes(),
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+        let mut head = Vec::new();
+        tls.read_to_end(&mut head)
+            .await
+            .map_err(|e| e.to_string())?;
+        let text = String::from_utf8_lossy(&head);
+        if text.starts_with("HTTP/1.1 200") {
+            Ok(())
+        } else {
+            Err(format!(
+                "{path} answered {:?}",
+                text.lines().next().unwrap_or_default()
+            ))
+        }
+    };
+    match tokio::time::timeout(Duration::from_secs(2), attempt).await {
+        Ok(outcome) => outcome,
+        Err(_) => Err(format!("{path} timed out")),
+    }
+}
+
 async fn probe_ready(admin: SocketAddr, path: &str) -> std::result::Result<(), String> {
     let attempt = async {
         let client = client::Http1Client::connect(admin).await?;

@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 struct ControlPlane {
     child: Child,
     api: SocketAddr,
+    ca_file: std::path::PathBuf,
 }
 
 impl ControlPlane {
@@ -35,13 +36,21 @@ impl ControlPlane {
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
-        let mut cp = ControlPlane { child, api };
+        let ca_file = data_dir.join("ca.crt");
+        let mut cp = ControlPlane {
+            child,
+            api,
+            ca_file,
+        };
         let deadline = Instant::now() + Duration::from_secs(30);
-        while readyz(api) != Some(200) {
+        while let Err(why) = weft_testkit::process::https_ready(api, "/readyz", &cp.ca_file) {
             if let Some(status) = cp.child.try_wait().unwrap() {
                 panic!("weft control-plane exited early: {status}");
             }
-            assert!(Instant::now() < deadline, "/readyz not 200 within 30s");
+            assert!(
+                Instant::now() < deadline,
+                "/readyz not 200 within 30s: {why}"
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
         cp
@@ -53,7 +62,8 @@ impl ControlPlane {
         let mut command = Command::new(env!("CARGO_BIN_EXE_weft"));
         command
             .args(args)
-            .env("WEFT_CONTROL_PLANE", format!("http://{}", self.api))
+            .env("WEFT_CONTROL_PLANE", format!("https://{}", self.api))
+            .env("WEFT_CA_FILE", &self.ca_file)
             .env("HOME", home)
             .env_remove("XDG_CONFIG_HOME")
             .env_remove("WEFT_TOKEN");
@@ -78,16 +88,17 @@ fn free_port() -> SocketAddr {
         .unwrap()
 }
 
-/// The status of `GET /readyz`, or `None` if there is no answer yet.
-fn readyz(addr: SocketAddr) -> Option<u16> {
+/// The answer to a plaintext `GET /readyz`, or `None` if the connection was closed
+/// without one.
+fn plaintext_readyz(addr: SocketAddr) -> Option<String> {
     let mut stream = TcpStream::connect_timeout(&addr, Duration::from_millis(200)).ok()?;
     stream.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
     stream
         .write_all(b"GET /readyz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
         .ok()?;
-    let mut response = String::new();
-    stream.read_to_string(&mut response).ok()?;
-    response.split_whitespace().nth(1)?.parse().ok()
+    let mut response = Vec::new();
+    let _ = stream.read_to_end(&mut response);
+    (!response.is_empty()).then(|| String::from_utf8_lossy(&response).into_owned())
 }
 
 fn admin_token(home: &Path, data_dir: &Path) -> String {
@@ -173,6 +184,94 @@ fn a_restart_on_the_same_data_dir_keeps_the_same_token_valid() {
         output.status.success(),
         "{}",
         String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+#[test]
+fn the_api_serves_tls_only_with_a_certificate_generic_clients_verify_by_host_name() {
+    let data = tempfile::tempdir().unwrap();
+    let cp = ControlPlane::start(data.path());
+    // Plaintext gets no HTTP answer.
+    if let Some(answer) = plaintext_readyz(cp.api) {
+        assert!(
+            !answer.starts_with("HTTP/1.1 200"),
+            "plaintext was served: {answer}"
+        );
+    }
+    // curl with only the mesh CA verifies the certificate by IP address.
+    let url = format!("https://{}/readyz", cp.api);
+    let ok = Command::new("curl")
+        .args(["-sS", "--fail", "--max-time", "5", "--cacert"])
+        .arg(&cp.ca_file)
+        .arg(&url)
+        .output()
+        .unwrap();
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    // Without the CA, the certificate is not trusted.
+    let untrusted = Command::new("curl")
+        .args([
+            "-sS",
+            "--fail",
+            "--max-time",
+            "5",
+            "--cacert",
+            "/dev/null",
+            &url,
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        !untrusted.status.success(),
+        "a client without the mesh CA trusted the API"
+    );
+    // The CLI refuses http:// with a hint.
+    let home = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_weft"))
+        .args([
+            "get",
+            "services",
+            "--control-plane",
+            &format!("http://{}", cp.api),
+        ])
+        .env("HOME", home.path())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("TLS only; use https://"), "{stderr}");
+}
+
+#[test]
+fn the_cli_refuses_a_control_plane_whose_certificate_is_from_another_ca() {
+    let data = tempfile::tempdir().unwrap();
+    let other = tempfile::tempdir().unwrap();
+    let cp = ControlPlane::start(data.path());
+    let home = tempfile::tempdir().unwrap();
+    let token = admin_token(home.path(), data.path());
+    let foreign =
+        weft_tls::ca::Authority::generate("cluster.local", Duration::from_secs(3600)).unwrap();
+    let foreign_ca = other.path().join("ca.crt");
+    std::fs::write(&foreign_ca, foreign.cert_pem()).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_weft"))
+        .args(["get", "services"])
+        .env("WEFT_CONTROL_PLANE", format!("https://{}", cp.api))
+        .env("WEFT_CA_FILE", &foreign_ca)
+        .env("WEFT_TOKEN", &token)
+        .env("HOME", home.path())
+        .output()
+        .unwrap();
+    assert!(
+        !out.status.success(),
+        "a control plane of another CA was trusted"
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("cannot reach the control plane"),
+        "{stderr}"
     );
 }
 

@@ -5,6 +5,8 @@
 
 #[path = "../../weft-control/tests/support/memory_store.rs"]
 mod memory_store;
+#[path = "support/tls_api.rs"]
+mod tls_api;
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -104,18 +106,18 @@ impl ControlPlane {
             tokens: None,
             admin: None,
         });
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+        let home = tempfile::tempdir().unwrap();
+        let api = tls_api::serve(router, home.path()).await;
+        tls_api::configure_ca(home.path(), &api.ca_file);
         ControlPlane {
-            addr,
+            addr: api.addr,
             store,
-            home: tempfile::tempdir().unwrap(),
+            home,
         }
     }
 
     fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        format!("https://{}", self.addr)
     }
 
     /// Runs `weft ARGS --control-plane <this API>`.
@@ -281,16 +283,21 @@ async fn apply_of_unparseable_yaml_names_the_file_and_exits_1() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unreachable_control_plane_is_named_with_a_hint() {
     let home = tempfile::tempdir().unwrap();
+    let ca = weft_tls::ca::Authority::generate("cluster.local", std::time::Duration::from_secs(60))
+        .unwrap();
+    let ca_file = home.path().join("ca.crt");
+    std::fs::write(&ca_file, ca.cert_pem()).unwrap();
+    tls_api::configure_ca(home.path(), &ca_file);
     // Port 1 on loopback: nothing listens there.
     let run = weft(
         home.path(),
-        &["get", "svc", "--control-plane", "http://127.0.0.1:1"],
+        &["get", "svc", "--control-plane", "https://127.0.0.1:1"],
     )
     .await
     .failed();
     assert!(
         run.stderr
-            .contains("cannot reach the control plane at http://127.0.0.1:1"),
+            .contains("cannot reach the control plane at https://127.0.0.1:1"),
         "{}",
         run.stderr
     );
@@ -300,13 +307,9 @@ async fn unreachable_control_plane_is_named_with_a_hint() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn control_plane_address_comes_from_the_config_file() {
     let cp = ControlPlane::start().await;
-    let config = cp.home.path().join(".config/weft");
-    std::fs::create_dir_all(&config).unwrap();
-    std::fs::write(
-        config.join("config.yaml"),
-        format!("controlPlane: {}\n", cp.url()),
-    )
-    .unwrap();
+    let config = cp.home.path().join(".config/weft/config.yaml");
+    let with_ca = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(&config, format!("{with_ca}controlPlane: {}\n", cp.url())).unwrap();
     cp.put(
         json!({"apiVersion": "weft.dev/v1alpha1", "kind": "Mesh", "metadata": {"name": "default"},
                   "spec": {"trustDomain": "weft.local"}}),

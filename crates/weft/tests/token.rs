@@ -6,6 +6,8 @@
 
 #[path = "../../weft-control/tests/support/memory_store.rs"]
 mod memory_store;
+#[path = "support/tls_api.rs"]
+mod tls_api;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -44,19 +46,19 @@ impl ControlPlane {
             tokens: Some(tokens.clone()),
             admin: None,
         });
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+        let home = tempfile::tempdir().unwrap();
+        let api = tls_api::serve(router, home.path()).await;
+        tls_api::configure_ca(home.path(), &api.ca_file);
         ControlPlane {
-            addr,
+            addr: api.addr,
             tokens,
-            home: tempfile::tempdir().unwrap(),
+            home,
         }
     }
 
     /// Runs `weft ARGS --control-plane <this API>` with an empty HOME.
     async fn weft(&self, args: &[&str]) -> Run {
-        let url = format!("http://{}", self.addr);
+        let url = format!("https://{}", self.addr);
         let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_weft"))
             .args(args)
             .args(["--control-plane", &url])

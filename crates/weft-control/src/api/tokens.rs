@@ -95,6 +95,7 @@ pub(super) async fn workload(
         )
         .map_err(|e| match e {
             tokens::Error::Identity(e) => Error::invalid(e.to_string(), vec![]),
+            tokens::Error::Reserved(_) => Error::invalid_field("namespace", e.to_string()),
             tokens::Error::Ttl(_) => Error::invalid_field("ttl", e.to_string()),
             tokens::Error::Store(e) => Error::from(e),
             other => Error::internal(&other),

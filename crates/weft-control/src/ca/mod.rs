@@ -110,6 +110,9 @@ pub enum Error {
     /// The CA chain holds no certificate to anchor trust on.
     #[error("the CA has no certificate chain to build a trust bundle from")]
     NoRoot,
+    /// The control plane's own identity is not a SPIFFE ID in the CA's trust domain.
+    #[error("cannot name the control plane in the CA's trust domain: {0}")]
+    ServingIdentity(#[source] weft_tls::spiffe::Error),
     /// Signing a CSR failed.
     #[error("cannot sign a certificate for {id}: {source}")]
     Sign {
@@ -248,6 +251,24 @@ impl MeshCa {
     /// When the signing CA itself expires.
     pub fn not_after(&self) -> SystemTime {
         self.authority.not_after()
+    }
+
+    /// Issues the control plane's own serving certificate (its SPIFFE identity plus
+    /// `hosts` as DNS/IP SANs), with a key generated here, valid for `validity`.
+    pub fn issue_serving(
+        &self,
+        hosts: &[String],
+        validity: Duration,
+        now: SystemTime,
+    ) -> Result<weft_tls::ca::ServerLeaf, Error> {
+        let id =
+            weft_tls::control::identity(self.trust_domain()).map_err(Error::ServingIdentity)?;
+        self.authority
+            .issue_server(&id, hosts, validity, now)
+            .map_err(|source| Error::Sign {
+                id,
+                source: Box::new(source),
+            })
     }
 
     /// Signs `csr`'s key for `id` (never for the identity the CSR asks for), valid from

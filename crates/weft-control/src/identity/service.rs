@@ -158,7 +158,7 @@ impl std::fmt::Debug for IdentityService {
 pub fn refusal_status(refusal: &Refusal) -> Status {
     match refusal {
         Refusal::Invalid(_) => Status::unauthenticated(refusal.to_string()),
-        Refusal::ForeignTrustDomain { .. } | Refusal::Revoked { .. } => {
+        Refusal::ForeignTrustDomain { .. } | Refusal::Revoked { .. } | Refusal::Reserved { .. } => {
             Status::permission_denied(refusal.to_string())
         }
         Refusal::Store(e) => {

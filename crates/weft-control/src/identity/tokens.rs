@@ -47,6 +47,9 @@ pub enum Error {
     /// The requested namespace or service account makes no valid identity.
     #[error("{0}")]
     Identity(#[from] weft_tls::spiffe::Error),
+    /// The namespace is reserved for Weft itself (the control plane's identity).
+    #[error("namespace {0:?} is reserved for Weft's own components; workloads cannot be in it")]
+    Reserved(String),
     /// The requested lifetime is under a second or longer than [`MAX_TTL`].
     #[error("token lifetime {} is out of range: use at least 1s and at most 365d", humantime::format_duration(*.0))]
     Ttl(Duration),
@@ -61,6 +64,12 @@ pub enum Refusal {
     /// Bad signature, malformed, expired, not yet valid: the token proves nothing.
     #[error("invalid workload token: {0}")]
     Invalid(#[source] TokenError),
+    /// A token naming a namespace reserved for Weft itself.
+    #[error("the workload token names namespace {namespace:?}, which is reserved for Weft's own components")]
+    Reserved {
+        /// The token's namespace.
+        namespace: String,
+    },
     /// A valid token of another trust domain.
     #[error("the workload token is for trust domain {token:?}, but this control plane serves {served:?}")]
     ForeignTrustDomain {
@@ -135,6 +144,9 @@ impl Tokens {
             return Err(Error::Ttl(ttl));
         }
         SpiffeId::new(&self.trust_domain, namespace, service_account)?;
+        if weft_tls::control::is_reserved(namespace) {
+            return Err(Error::Reserved(namespace.to_owned()));
+        }
         let claims = WorkloadClaims::new(&self.trust_domain, namespace, service_account, now, ttl);
         let token = self.key.issue(&claims).map_err(Error::Sign)?;
         tracing::info!(
@@ -170,6 +182,11 @@ impl Tokens {
             .key
             .verify(token, now, LEEWAY)
             .map_err(Refusal::Invalid)?;
+        if weft_tls::control::is_reserved(&claims.namespace) {
+            return Err(Refusal::Reserved {
+                namespace: claims.namespace,
+            });
+        }
         if claims.trust_domain != self.trust_domain {
             return Err(Refusal::ForeignTrustDomain {
                 token: claims.trust_domain,

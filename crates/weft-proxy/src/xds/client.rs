@@ -63,8 +63,11 @@ impl<T: Sink + ?Sized> Sink for Arc<T> {
 /// How to reach the control plane and who to say we are.
 #[derive(Debug, Clone)]
 pub struct ClientOptions {
-    /// Control-plane xDS address, `http://host:port` (plaintext h2c for now).
+    /// Control-plane xDS address, `https://host:port` (`http://` is plaintext h2c, for
+    /// in-process tests).
     pub endpoint: String,
+    /// The roots that vouch for the control plane (for `https://`). Default: none.
+    pub trust: super::channel::Trust,
     /// `Node.id` sent on the stream: `<namespace>/<name>`.
     pub node_id: String,
     /// Sent in `weft-registration-bin` metadata.
@@ -145,6 +148,7 @@ impl ClientOptions {
     ) -> Self {
         Self {
             endpoint: endpoint.into(),
+            trust: super::channel::Trust::default(),
             node_id: node_id.into(),
             registration,
             state_dir: None,
@@ -275,7 +279,7 @@ impl Client {
     ) -> Result<(), Error> {
         let channel = tokio::select! {
             () = shutdown.cancelled() => return Ok(()),
-            channel = self.endpoint.connect() => channel.map_err(Error::Connect)?,
+            channel = super::channel::connect(&self.options.endpoint, &self.endpoint, &self.options.trust) => channel.map_err(Error::Connect)?,
         };
         let mut client = AggregatedDiscoveryServiceClient::new(channel)
             .max_decoding_message_size(16 * 1024 * 1024);

@@ -7,9 +7,12 @@
 //! ([`state_file`]) before it is acknowledged, so a restarted proxy serves its last
 //! known good config even while the control plane is down.
 //!
-//! Not here: decoding resources into the data-path config (the proxy's `Sink`), TLS and
-//! tokens (plaintext h2c for now; TLS is an `Endpoint::tls_config` away).
+//! The stream runs over TLS to the control plane ([`channel`]: verified by the control
+//! plane's SPIFFE identity against the mesh roots) and carries the workload token.
+//!
+//! Not here: decoding resources into the data-path config (the proxy's `Sink`).
 
+pub mod channel;
 mod client;
 mod resources;
 pub mod state_file;
@@ -31,7 +34,7 @@ pub enum Error {
     },
     /// Connecting to the control plane failed.
     #[error("cannot connect to the control plane: {0}")]
-    Connect(#[source] tonic::transport::Error),
+    Connect(#[source] channel::Error),
     /// The control plane refused or ended the stream with a status.
     #[error("xDS stream failed: {}: {}", .0.code(), .0.message())]
     Stream(#[source] tonic::Status),

@@ -1,7 +1,13 @@
-//! The CLI's HTTP client for the control plane API: plain HTTP/1.1 over hyper-util's
-//! pooled client, with connect and request timeouts, and API errors decoded into
-//! [`ApiError`]. The one place that knows how to reach the control plane, so TLS and
-//! tokens are a change to this file.
+//! The CLI's HTTP client for the control plane API: HTTP/1.1 over TLS (hyper-util's
+//! pooled client with our connector), with connect and request timeouts, and API
+//! errors decoded into [`ApiError`]. The one place that knows how to reach the control
+//! plane.
+//!
+//! The control plane's certificate is verified against the mesh CA file (`--ca-file`,
+//! `$WEFT_CA_FILE`, `caFile:` in the config file, else `ca.crt` of the control plane's
+//! default data directory), and it must carry the control plane's SPIFFE identity;
+//! the host name dialled does not matter. `http://` is refused: the control plane
+//! serves TLS only.
 //!
 //! Every request carries the operator admin token (`Authorization: Bearer`) from, in
 //! order: `--token` / `$WEFT_TOKEN`, `token:` in ~/.config/weft/config.yaml, else none.
@@ -15,9 +21,9 @@ use anyhow::Context;
 use bytes::Bytes;
 use http::{Method, Request, StatusCode, Uri};
 use http_body_util::{BodyExt, Full};
-use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client as Pool;
 use hyper_util::rt::TokioExecutor;
+use weft_proxy::xds::channel::Connector;
 
 use super::config::{self, Origin, TokenFrom};
 
@@ -25,13 +31,18 @@ use super::config::{self, Origin, TokenFrom};
 #[derive(Debug, Clone, clap::Args)]
 pub(crate) struct ConnectArgs {
     /// The control plane's HTTP API. Default: `controlPlane` in
-    /// ~/.config/weft/config.yaml, else http://127.0.0.1:5681.
+    /// ~/.config/weft/config.yaml, else https://127.0.0.1:5681.
     #[arg(long, env = "WEFT_CONTROL_PLANE", value_name = "URL")]
     control_plane: Option<String>,
     /// The admin token (`weft token admin` on the control-plane host prints it).
     /// Default: `token` in ~/.config/weft/config.yaml.
     #[arg(long, env = "WEFT_TOKEN", value_name = "TOKEN", hide_env_values = true)]
     token: Option<String>,
+    /// The mesh CA certificate (PEM) to verify the control plane with. Default:
+    /// `caFile` in ~/.config/weft/config.yaml, else `ca.crt` in the control plane's
+    /// default data directory.
+    #[arg(long, env = "WEFT_CA_FILE", value_name = "FILE")]
+    ca_file: Option<std::path::PathBuf>,
     /// How long to wait for a TCP connection.
     #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
     connect_timeout: Duration,
@@ -46,7 +57,7 @@ pub(crate) struct Client {
     origin: Origin,
     /// `Authorization` value and where the token came from.
     auth: Option<(http::HeaderValue, TokenFrom)>,
-    pool: Pool<HttpConnector, Full<Bytes>>,
+    pool: Pool<Connector, Full<Bytes>>,
     request_timeout: Duration,
 }
 
@@ -77,20 +88,31 @@ impl Client {
             .parse()
             .with_context(|| format!("control plane address {url:?} is not a URL"))?;
         match uri.scheme_str() {
-            Some("http") => {}
-            Some("https") => anyhow::bail!(
-                "control plane address {url}: https is not supported yet; use http://"
+            Some("https") => {}
+            Some("http") => anyhow::bail!(
+                "control plane address {url}: the control plane serves TLS only; use https://"
             ),
             _ => anyhow::bail!(
-                "control plane address {url:?} needs a scheme, e.g. http://127.0.0.1:5681"
+                "control plane address {url:?} needs a scheme, e.g. https://127.0.0.1:5681"
             ),
         }
         if uri.authority().is_none() {
             anyhow::bail!("control plane address {url:?} names no host");
         }
-        let mut connector = HttpConnector::new();
-        connector.set_connect_timeout(Some(args.connect_timeout));
-        connector.set_nodelay(true);
+        let ca_file = config::ca_file(args.ca_file.clone())?;
+        let pem = std::fs::read_to_string(&ca_file).with_context(|| {
+            format!(
+                "reading the mesh CA certificate {} to verify the control plane with \
+                 (copy <data-dir>/ca.crt from the control-plane host; give it with --ca-file, \
+                 $WEFT_CA_FILE or caFile: in ~/.config/weft/config.yaml)",
+                ca_file.display()
+            )
+        })?;
+        let roots = weft_tls::TrustBundle::from_pem(&pem)
+            .with_context(|| format!("{} holds no usable CA certificate", ca_file.display()))?
+            .root_store();
+        let tls = weft_tls::control::client_config(roots, &[b"http/1.1"])?;
+        let connector = Connector::new(tls, args.connect_timeout);
         let pool = Pool::builder(TokioExecutor::new()).build(connector);
         let auth = match config::token(args.token.clone())? {
             None => None,

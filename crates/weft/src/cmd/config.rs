@@ -2,8 +2,9 @@
 //! `~/.config/weft/config.yaml`):
 //!
 //! ```yaml
-//! controlPlane: http://127.0.0.1:5681   # the control plane's HTTP API
+//! controlPlane: https://127.0.0.1:5681  # the control plane's HTTP API
 //! token: weft-admin-…                   # the admin token (`weft token admin`)
+//! caFile: /etc/weft/ca.crt              # the mesh CA (the control plane's <data-dir>/ca.crt)
 //! ```
 //!
 //! A missing file is the same as an empty one. Which address wins: `--control-plane`,
@@ -17,7 +18,7 @@ use anyhow::Context;
 use serde::Deserialize;
 
 /// The control plane address used when nothing else names one.
-pub(crate) const DEFAULT_CONTROL_PLANE: &str = "http://127.0.0.1:5681";
+pub(crate) const DEFAULT_CONTROL_PLANE: &str = "https://127.0.0.1:5681";
 
 /// Contents of the config file.
 #[derive(Debug, Default, Deserialize)]
@@ -27,6 +28,10 @@ pub(crate) struct File {
     pub(crate) control_plane: Option<String>,
     /// The operator admin token. Keep this file private (mode 0600).
     pub(crate) token: Option<String>,
+    /// The mesh CA certificate (PEM) the control plane's TLS certificate chains to
+    /// (`caFile`).
+    #[serde(rename = "caFile")]
+    pub(crate) ca: Option<PathBuf>,
 }
 
 /// Where the admin token came from, for error messages.
@@ -111,6 +116,23 @@ pub(crate) fn token(flag: Option<String>) -> anyhow::Result<Option<(String, Toke
         .map(|t| t.trim().to_owned())
         .filter(|t| !t.is_empty())
         .map(|t| (t, TokenFrom::File(path))))
+}
+
+/// The CA file to verify the control plane with: `flag`, else the config file's
+/// `caFile`, else `ca.crt` in the control plane's default data directory.
+pub(crate) fn ca_file(flag: Option<PathBuf>) -> anyhow::Result<PathBuf> {
+    if let Some(path) = flag.filter(|p| !p.as_os_str().is_empty()) {
+        return Ok(path);
+    }
+    if let Some(path) = path(
+        std::env::var_os("XDG_CONFIG_HOME"),
+        std::env::var_os("HOME"),
+    ) {
+        if let Some(ca) = load(&path)?.ca {
+            return Ok(ca);
+        }
+    }
+    Ok(super::control_plane::default_data_dir().join(weft_control::server::CA_FILE))
 }
 
 #[cfg(test)]

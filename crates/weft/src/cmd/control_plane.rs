@@ -15,8 +15,9 @@ use crate::logging;
 #[derive(Debug, clap::Args)]
 pub(crate) struct Args {
     /// Directory for local files, created if missing: the embedded SQLite store
-    /// (`DIR/weft.db`, unless --store names another) and the admin token
-    /// (`DIR/admin-token`). Default: /var/lib/weft/control-plane as root, else
+    /// (`DIR/weft.db`, unless --store names another), the admin token
+    /// (`DIR/admin-token`) and the mesh CA certificate clients verify the control plane
+    /// with (`DIR/ca.crt`). Default: /var/lib/weft/control-plane as root, else
     /// $XDG_STATE_HOME/weft/control-plane.
     #[arg(long, env = "WEFT_DATA_DIR")]
     data_dir: Option<PathBuf>,
@@ -31,10 +32,15 @@ pub(crate) struct Args {
     /// HTTP API address.
     #[arg(long, default_value = "127.0.0.1:5681", env = "WEFT_API_LISTEN")]
     api_listen: SocketAddr,
-    /// xDS (gRPC) address proxies connect to. Plaintext and unauthenticated in this
-    /// release: keep it on loopback or a trusted network.
+    /// xDS and CSR-signing (gRPC over TLS) address proxies connect to.
     #[arg(long, default_value = "127.0.0.1:5678", env = "WEFT_XDS_LISTEN")]
     xds_listen: SocketAddr,
+    /// Extra host names or IP addresses for the control plane's serving certificate,
+    /// for clients that verify by host name (curl, browsers); repeatable. Weft's own
+    /// clients verify the control plane's SPIFFE identity instead. Always included:
+    /// localhost, 127.0.0.1, ::1, this host's name and the listen addresses.
+    #[arg(long = "tls-san", value_name = "HOST")]
+    tls_sans: Vec<String>,
     /// This instance's name, shown in `weft get workloads -o wide`. Default: the host
     /// name and API port.
     #[arg(long, env = "WEFT_INSTANCE")]
@@ -80,6 +86,8 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<()> {
         grace_period: args.grace_period,
         debounce: args.debounce,
         admin_token_file: Some(admin_token_file),
+        ca_file: Some(data_dir.join(weft_control::server::CA_FILE)),
+        tls_hosts: tls_hosts(args),
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -97,6 +105,27 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<()> {
     })?;
     runtime.shutdown_timeout(Duration::from_millis(500));
     Ok(())
+}
+
+/// Host names and addresses for the serving certificate: the defaults, the listen
+/// addresses that are not wildcards, and `--tls-san`.
+fn tls_hosts(args: &Args) -> Vec<String> {
+    let mut hosts: Vec<String> = vec!["localhost".into(), "127.0.0.1".into(), "::1".into()];
+    if let Ok(name) = std::fs::read_to_string("/proc/sys/kernel/hostname") {
+        let name = name.trim();
+        if !name.is_empty() {
+            hosts.push(name.to_owned());
+        }
+    }
+    for addr in [args.api_listen, args.xds_listen] {
+        if !addr.ip().is_unspecified() {
+            hosts.push(addr.ip().to_string());
+        }
+    }
+    hosts.extend(args.tls_sans.iter().cloned());
+    let mut seen = std::collections::HashSet::new();
+    hosts.retain(|h| seen.insert(h.clone()));
+    hosts
 }
 
 /// The control plane's data directory when `--data-dir` is not given; `weft token

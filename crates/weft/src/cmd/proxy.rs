@@ -14,11 +14,16 @@ pub(crate) struct Args {
     /// The proxy config (YAML). Re-read when it changes.
     #[arg(long, short = 'c', env = "WEFT_PROXY_CONFIG")]
     config: PathBuf,
-    /// Control-plane xDS address (`http://HOST:5678`): the config file is then a
+    /// Control-plane xDS address (`https://HOST:5678`): the config file is then a
     /// bootstrap (identity, certificates, listeners, outbound ports) and services and
     /// routes come from the control plane.
     #[arg(long, env = "WEFT_CONTROL_PLANE_XDS")]
     control_plane: Option<String>,
+    /// The mesh CA certificate (PEM) that vouches for the control plane: the control
+    /// plane writes it to `<data-dir>/ca.crt`. Once the proxy has a certificate from the
+    /// control plane, the trust bundle issued with it is trusted as well.
+    #[arg(long, env = "WEFT_CONTROL_PLANE_CA", value_name = "FILE")]
+    control_plane_ca: Option<PathBuf>,
     /// Where the last config accepted from the control plane is kept, to boot from
     /// during a control-plane outage. Default: /var/lib/weft as root, else
     /// $XDG_STATE_HOME/weft (~/.local/state/weft).
@@ -58,6 +63,7 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
             endpoint,
             state_dir: args.state_dir.clone().unwrap_or_else(default_state_dir),
             token_file: args.token_file.clone(),
+            ca_file: args.control_plane_ca.clone(),
         });
     let initial = weft_proxy::run::load(&args.config, control_plane.as_ref())?;
     if args.check {

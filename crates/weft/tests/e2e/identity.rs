@@ -69,6 +69,7 @@ fn a_proxy_cannot_register_an_identity_its_token_does_not_name() {
         &[],
     );
     let state = mesh.dir.path().join("state-mallory");
+    let ca_file = mesh.ca_file(&cp);
     let mut proxy = weft_testkit::process::Child::spawn(
         {
             let mut c = mallory.command(crate::support::weft());
@@ -77,7 +78,9 @@ fn a_proxy_cannot_register_an_identity_its_token_does_not_name() {
                 "--config",
                 boot.to_str().expect("utf-8"),
                 "--control-plane",
-                &format!("http://{}:{}", cp.ip(), crate::support::XDS_PORT),
+                &crate::support::Mesh::xds_endpoint(&cp),
+                "--control-plane-ca",
+                ca_file.to_str().expect("utf-8"),
                 "--state-dir",
                 state.to_str().expect("utf-8"),
                 "--token-file",

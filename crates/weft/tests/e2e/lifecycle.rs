@@ -280,7 +280,7 @@ fn admin_and_metrics_report_readiness_config_levels_and_requests() {
     );
     let (_, server_metrics) = curl(&server, &["http://127.0.0.1:15020/metrics"]);
     assert!(
-        server_metrics.contains(r#"weft_proxy_requests_total{direction="inbound",service="echo.default",status="200"} 1"#),
+        server_metrics.contains(r#"weft_proxy_requests_total{direction="inbound",service="echo.default",status="200",connection_security="mutual_tls"} 1"#),
         "{server_metrics}"
     );
     // The admin API is bound to loopback: other hosts cannot reach it.

@@ -246,8 +246,44 @@ impl Mesh {
             "info,weft_control=debug",
         ];
         args.extend_from_slice(extra);
-        WeftProcess::spawn_probing(host, &weft(), &args, &[], local(API_PORT), "/readyz")
-            .expect("weft control-plane starts and becomes ready")
+        let ca_file = std::path::Path::new(&data).join("ca.crt");
+        WeftProcess::spawn_probing_tls(
+            host,
+            &weft(),
+            &args,
+            &[],
+            local(API_PORT),
+            "/readyz",
+            &ca_file,
+        )
+        .expect("weft control-plane starts and becomes ready")
+    }
+
+    /// The mesh CA file the control plane on `cp` wrote (any instance's, when several
+    /// share one store: they share the CA).
+    pub fn ca_file(&self, cp: &Host) -> PathBuf {
+        let own = self
+            .dir
+            .path()
+            .join(format!("cp-{}", cp.name()))
+            .join("ca.crt");
+        if own.exists() {
+            return own;
+        }
+        std::fs::read_dir(self.dir.path())
+            .ok()
+            .into_iter()
+            .flatten()
+            .filter_map(Result::ok)
+            .filter(|e| e.file_name().to_string_lossy().starts_with("cp-"))
+            .map(|e| e.path().join("ca.crt"))
+            .find(|p| p.exists())
+            .unwrap_or(own)
+    }
+
+    /// `https://<cp>:5678`, the xDS endpoint proxies dial.
+    pub fn xds_endpoint(cp: &Host) -> String {
+        format!("https://{}:{XDS_PORT}", cp.ip())
     }
 
     /// Runs `weft ARGS…` (the CLI) inside `host` against the control plane's API on
@@ -256,7 +292,11 @@ impl Mesh {
         let mut command = host.command(weft());
         command
             .args(args)
-            .env("WEFT_CONTROL_PLANE", format!("http://127.0.0.1:{API_PORT}"))
+            .env(
+                "WEFT_CONTROL_PLANE",
+                format!("https://127.0.0.1:{API_PORT}"),
+            )
+            .env("WEFT_CA_FILE", self.ca_file(host))
             .env("HOME", self.dir.path());
         if let Some(token) = self.admin_token() {
             command.env("WEFT_TOKEN", token);
@@ -467,7 +507,8 @@ impl Mesh {
         cp: &Host,
     ) -> WeftProcess {
         let state = self.dir.path().join(format!("state-{}", host.name()));
-        let endpoint = format!("http://{}:{XDS_PORT}", cp.ip());
+        let endpoint = Self::xds_endpoint(cp);
+        let ca_file = self.ca_file(cp);
         WeftProcess::spawn(
             host,
             &weft(),
@@ -481,6 +522,8 @@ impl Mesh {
                 state.to_str().expect("utf-8 path"),
                 "--token-file",
                 token.to_str().expect("utf-8 path"),
+                "--control-plane-ca",
+                ca_file.to_str().expect("utf-8 path"),
                 "--log-level",
                 "info,weft_proxy=debug",
             ],
