@@ -2,9 +2,10 @@
 //! (xDS and CSR signing), the workload registry and the HTTP API, wired together and
 //! run until shutdown.
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use prost::Message;
@@ -138,10 +139,21 @@ pub async fn run(options: Options, shutdown: CancellationToken) -> Result<(), Er
         store: store.clone(),
         instance: options.instance.clone(),
         tokens: tokens.clone(),
+        streams: Mutex::new(HashMap::new()),
     });
-    let xds = XdsServer::new(snapshots, hooks);
+    let xds = XdsServer::new(snapshots, hooks.clone());
 
     let mut tasks = tokio::task::JoinSet::new();
+    {
+        let store = store.clone();
+        let xds = xds.clone();
+        let hooks = hooks.clone();
+        let shutdown = shutdown.clone();
+        tasks.spawn(async move {
+            enforce_tokens(store.as_ref(), &xds, &hooks, TOKEN_CHECK_INTERVAL, shutdown).await;
+            Ok(())
+        });
+    }
     {
         let ca = ca.clone();
         let serving = serving.clone();
@@ -415,22 +427,93 @@ fn content_version(bytes: &[u8]) -> String {
     weft_api::digest::hex(bytes)
 }
 
+/// How often open xDS streams are checked against token revocations and expiry.
+pub const TOKEN_CHECK_INTERVAL: Duration = Duration::from_secs(2);
+
+/// Ends the streams whose workload token was revoked (on any instance: revocations are
+/// in the store) or has expired: a revoked proxy loses its config stream within
+/// [`TOKEN_CHECK_INTERVAL`], and its reconnects and certificate renewals are refused.
+async fn enforce_tokens(
+    store: &dyn Store,
+    xds: &XdsServer,
+    registrar: &Registrar,
+    every: Duration,
+    shutdown: CancellationToken,
+) {
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            () = tokio::time::sleep(every) => {}
+        }
+        let streams: Vec<(u64, StreamToken)> = registrar
+            .streams()
+            .iter()
+            .map(|(id, t)| (*id, t.clone()))
+            .collect();
+        if streams.is_empty() {
+            continue;
+        }
+        let revoked: std::collections::HashSet<String> = match store.revoked_tokens().await {
+            Ok(ids) => ids.into_iter().collect(),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read token revocations; open streams are checked again later");
+                continue;
+            }
+        };
+        let now = std::time::SystemTime::now();
+        for (conn, token) in streams {
+            let status = if revoked.contains(&token.id) {
+                tonic::Status::permission_denied(format!(
+                    "workload token {} has been revoked; give the proxy a new token",
+                    token.id
+                ))
+            } else if token.expires_at <= now {
+                tonic::Status::unauthenticated(format!(
+                    "workload token {} expired at {}; give the proxy a new token",
+                    token.id,
+                    humantime::format_rfc3339_seconds(token.expires_at)
+                ))
+            } else {
+                continue;
+            };
+            if xds.close(conn, status.clone()) {
+                tracing::warn!(conn, token = %token.id, reason = status.message(), "closed an xDS stream");
+            }
+        }
+    }
+}
+
+/// The token an open stream was admitted with.
+#[derive(Clone, Debug)]
+struct StreamToken {
+    id: String,
+    expires_at: std::time::SystemTime,
+}
+
 /// Registers workloads as their proxies connect and disconnect.
 struct Registrar {
     store: Arc<dyn Store>,
     instance: String,
     tokens: Arc<Tokens>,
+    /// The token of every admitted stream, by connection id.
+    streams: Mutex<HashMap<u64, StreamToken>>,
 }
 
 impl Registrar {
     /// The stream's workload token must be valid and name the identity the proxy
     /// registers: a proxy can only get config, and register a workload, for the
     /// identity it was given.
+    fn streams(&self) -> std::sync::MutexGuard<'_, HashMap<u64, StreamToken>> {
+        self.streams
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
     async fn authorize(
         &self,
         info: &ConnectionInfo,
         reg: &pb::Registration,
-    ) -> Result<(), tonic::Status> {
+    ) -> Result<StreamToken, tonic::Status> {
         let token = identity::parse_bearer(info.authorization.as_ref().map(|a| a.0.as_str()))?;
         let claims = self
             .tokens
@@ -455,7 +538,10 @@ impl Registrar {
                 reg.service_account,
             )));
         }
-        Ok(())
+        Ok(StreamToken {
+            id: claims.id,
+            expires_at: claims.expires_at,
+        })
     }
 }
 
@@ -469,10 +555,13 @@ impl Hooks for Registrar {
             )));
         };
         let node = format!("{}/{}", reg.namespace, reg.name);
-        if let Err(status) = self.authorize(info, reg).await {
-            tracing::warn!(workload = %node, peer = ?info.peer, reason = status.message(), "proxy refused");
-            return Err(status);
-        }
+        let token = match self.authorize(info, reg).await {
+            Ok(token) => token,
+            Err(status) => {
+                tracing::warn!(workload = %node, peer = ?info.peer, reason = status.message(), "proxy refused");
+                return Err(status);
+            }
+        };
         if info.node_id != node {
             return Err(tonic::Status::invalid_argument(format!(
                 "Node.id {:?} does not match the registration {node:?}",
@@ -481,6 +570,7 @@ impl Hooks for Registrar {
         }
         match registry::connected(self.store.as_ref(), &self.instance, info.conn_id, reg).await {
             Ok(()) => {
+                self.streams().insert(info.conn_id, token);
                 tracing::info!(workload = %node, conn = info.conn_id, peer = ?info.peer, "proxy connected");
                 Ok(())
             }
@@ -497,6 +587,7 @@ impl Hooks for Registrar {
     }
 
     async fn disconnected(&self, conn_id: u64, node_id: &str) {
+        self.streams().remove(&conn_id);
         let Some((namespace, name)) = node_id.split_once('/') else {
             return;
         };

@@ -273,6 +273,10 @@ pub trait Store: Send + Sync + 'static {
 
     /// Whether workload token `id` was revoked (and the revocation not yet pruned).
     async fn is_revoked(&self, id: &str) -> Result<bool, StoreError>;
+
+    /// The ids of every revoked token whose revocation has not expired (a short list:
+    /// revocations are rare and pruned when the token would have expired anyway).
+    async fn revoked_tokens(&self) -> Result<Vec<String>, StoreError>;
 }
 
 /// Seconds since the epoch, rounded up (a revocation must not end before its token),

@@ -258,6 +258,14 @@ impl Store for Postgres {
             .await?;
         Ok(found.is_some())
     }
+
+    async fn revoked_tokens(&self) -> Result<Vec<String>, StoreError> {
+        let ids: Vec<String> =
+            sqlx::query_scalar("SELECT id FROM revoked_tokens WHERE expires_at >= now()")
+                .fetch_all(&self.db.pool)
+                .await?;
+        Ok(ids)
+    }
 }
 
 // === impl Db ===

@@ -67,6 +67,10 @@ struct Inner {
 struct Conn {
     info: ConnectionInfo,
     session: Mutex<Session>,
+    /// Cancelled to end the stream from outside ([`XdsServer::close`]), with the status
+    /// left in `closed_with`.
+    closer: CancellationToken,
+    closed_with: Mutex<Option<tonic::Status>>,
 }
 
 /// Why a stream ended.
@@ -159,6 +163,21 @@ impl XdsServer {
         let mut resources = conn.session().known();
         resources.sort_by(|a, b| (a.type_url(), &a.name).cmp(&(b.type_url(), &b.name)));
         Some(resources)
+    }
+
+    /// Ends stream `conn_id` with `status` (e.g. its workload token was revoked); the
+    /// proxy sees the status, and the hooks' `disconnected` runs as for any end.
+    /// Returns whether such a stream was open.
+    pub fn close(&self, conn_id: u64, status: tonic::Status) -> bool {
+        let Some(conn) = self.inner.conns().get(&conn_id).cloned() else {
+            return false;
+        };
+        *conn
+            .closed_with
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(status);
+        conn.closer.cancel();
+        true
     }
 
     /// Number of open streams.
@@ -349,6 +368,8 @@ async fn run_stream(
     let conn = Arc::new(Conn {
         info,
         session: Mutex::new(Session::new(conn_id)),
+        closer: CancellationToken::new(),
+        closed_with: Mutex::new(None),
     });
     inner.conns().insert(conn_id, Arc::clone(&conn));
     info!(conn_id, node_id, peer = ?peer, "proxy connected");
@@ -409,6 +430,15 @@ async fn serve_stream(
         }
         tokio::select! {
             () = shutdown.cancelled() => return End::Shutdown,
+            () = conn.closer.cancelled() => {
+                let status = conn
+                    .closed_with
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .take()
+                    .unwrap_or_else(|| tonic::Status::unavailable("stream closed by the control plane"));
+                return End::Error(status);
+            }
             message = requests.message() => match message {
                 Ok(Some(next)) => request = Some(next),
                 Ok(None) => return End::ClientClosed,

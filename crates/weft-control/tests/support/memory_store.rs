@@ -264,4 +264,8 @@ impl Store for MemoryStore {
     async fn is_revoked(&self, id: &str) -> Result<bool, StoreError> {
         Ok(self.state.lock().unwrap().revoked.contains_key(id))
     }
+
+    async fn revoked_tokens(&self) -> Result<Vec<String>, StoreError> {
+        Ok(self.state.lock().unwrap().revoked.keys().cloned().collect())
+    }
 }

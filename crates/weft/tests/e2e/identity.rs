@@ -105,3 +105,86 @@ fn a_proxy_cannot_register_an_identity_its_token_does_not_name() {
     );
     proxy.kill().expect("stop proxy");
 }
+
+#[test]
+fn revoking_a_workload_token_ends_its_proxy_stream_and_refuses_its_return() {
+    let Some(mesh) =
+        Mesh::new("revoking_a_workload_token_ends_its_proxy_stream_and_refuses_its_return")
+    else {
+        return;
+    };
+    let cp = mesh.host("cp");
+    let server = mesh.host("server");
+    let _cp = mesh.control_plane(&cp, &[]);
+    let _app = server
+        .spawn_server(|| weft_testkit::echo::spawn_http(local(8080), "v1"))
+        .expect("echo app");
+    let (boot, _) = mesh.tokened_bootstrap(
+        &cp,
+        &server,
+        "echo-v1",
+        &[("app", "echo")],
+        &[(8080, "http")],
+        &[],
+    );
+    // A token of our own, to know its id.
+    let (ok, out) = mesh.cli(
+        &cp,
+        &[
+            "token",
+            "workload",
+            "--namespace",
+            "default",
+            "--service-account",
+            "echo-v1",
+        ],
+    );
+    assert!(ok, "{out}");
+    let token = out
+        .lines()
+        .find(|l| l.split('.').count() == 3 && !l.contains(' '))
+        .expect("a token line")
+        .to_owned();
+    let id = out
+        .lines()
+        .find_map(|l| l.strip_prefix("token id "))
+        .and_then(|rest| rest.split_whitespace().next())
+        .expect("the token id")
+        .to_owned();
+    let token_file = mesh.dir.path().join("revocable.token");
+    std::fs::write(&token_file, token + "\n").expect("write token");
+    let proxy = mesh.tokened_proxy(&server, &boot, &token_file, &cp);
+    let phase = || mesh.cli(&cp, &["get", "workloads"]).1;
+    assert!(
+        eventually(Duration::from_secs(10), || phase().contains("Healthy")),
+        "the proxy registered:\n{}",
+        phase()
+    );
+
+    let (ok, out) = mesh.cli(&cp, &["token", "revoke", &id]);
+    assert!(ok, "{out}");
+    assert!(
+        proxy
+            .wait_for_log("has been revoked", Duration::from_secs(10))
+            .is_ok(),
+        "the open stream was not ended with the reason:\n{}",
+        proxy.logs()
+    );
+    // Its reconnects are refused: the workload never comes back.
+    assert!(
+        eventually(Duration::from_secs(10), || !phase().contains("Healthy")),
+        "the workload is still healthy:\n{}",
+        phase()
+    );
+    std::thread::sleep(Duration::from_secs(3));
+    let now = phase();
+    assert!(
+        !now.contains("Healthy"),
+        "a revoked proxy came back:\n{now}"
+    );
+    assert!(
+        proxy.logs().contains("PermissionDenied") || proxy.logs().contains("permission"),
+        "the reconnect was refused with a reason:\n{}",
+        proxy.logs()
+    );
+}
