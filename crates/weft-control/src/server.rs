@@ -49,6 +49,8 @@ pub struct Options {
     /// Host names and addresses for the serving certificate's DNS/IP SANs (for clients
     /// that verify by host name; Weft's verify the SPIFFE identity).
     pub tls_hosts: Vec<String>,
+    /// Lifetimes of the workload certificates the CA signs. Default 24 h.
+    pub certificates: identity::Options,
 }
 
 /// File name of the trust bundle written next to the store.
@@ -211,7 +213,7 @@ pub async fn run(options: Options, shutdown: CancellationToken) -> Result<(), Er
             .add_service(identity::service(
                 ca.clone(),
                 tokens.clone(),
-                identity::Options::default(),
+                options.certificates,
             ));
         let signal = streams.clone().cancelled_owned();
         tasks.spawn(async move {

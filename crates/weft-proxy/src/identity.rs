@@ -171,10 +171,13 @@ pub async fn maintain(
     shutdown: CancellationToken,
 ) {
     let mut failures: u32 = 0;
+    // Half-life counts from when a certificate arrived: the control plane backdates
+    // `notBefore` for clock skew, which would make short-lived certificates renew late.
+    let mut received = current.as_ref().map(|c| c.not_before());
     loop {
-        let wait = match &current {
-            Some(c) => renew_in(c.not_before(), c.not_after(), SystemTime::now()),
-            None => Duration::ZERO,
+        let wait = match (&current, received) {
+            (Some(c), Some(start)) => renew_in(start, c.not_after(), SystemTime::now()),
+            _ => Duration::ZERO,
         };
         let wait = if failures > 0 {
             backoff(failures).min(wait.max(Duration::from_millis(200)))
@@ -188,6 +191,7 @@ pub async fn maintain(
         match request(&options).await {
             Ok(creds) => {
                 failures = 0;
+                received = Some(SystemTime::now().max(creds.not_before()));
                 install(creds.clone());
                 current = Some(creds);
             }
@@ -199,10 +203,11 @@ pub async fn maintain(
     }
 }
 
-/// Time until half of the certificate's lifetime has passed (zero if already past).
-pub fn renew_in(not_before: SystemTime, not_after: SystemTime, now: SystemTime) -> Duration {
-    let lifetime = not_after.duration_since(not_before).unwrap_or_default();
-    let renew_at = not_before + lifetime / 2;
+/// Time until half of the certificate's lifetime, counted from `start`, has passed
+/// (zero if already past).
+pub fn renew_in(start: SystemTime, not_after: SystemTime, now: SystemTime) -> Duration {
+    let lifetime = not_after.duration_since(start).unwrap_or_default();
+    let renew_at = start + lifetime / 2;
     renew_at.duration_since(now).unwrap_or_default()
 }
 

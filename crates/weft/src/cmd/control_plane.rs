@@ -48,6 +48,10 @@ pub(crate) struct Args {
     /// How long a workload whose proxy disconnected stays an endpoint.
     #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
     grace_period: Duration,
+    /// Lifetime of the workload certificates the mesh CA signs; proxies renew them at
+    /// half-life. Also the longest a proxy may ask for.
+    #[arg(long, default_value = "24h", value_parser = humantime::parse_duration)]
+    certificate_ttl: Duration,
     /// How long compilation waits after a change to collect more changes.
     #[arg(long, default_value = "50ms", value_parser = humantime::parse_duration)]
     debounce: Duration,
@@ -62,6 +66,12 @@ pub(crate) struct Args {
 /// Runs the control plane until SIGTERM or SIGINT.
 pub(crate) fn run(args: &Args) -> anyhow::Result<()> {
     let _log = logging::init(&args.log_level, args.log_format)?;
+    if args.certificate_ttl < Duration::from_secs(2) {
+        anyhow::bail!(
+            "--certificate-ttl {} is too short: proxies renew at half-life; use at least 2s (e.g. 1h)",
+            humantime::format_duration(args.certificate_ttl)
+        );
+    }
     let data_dir = args.data_dir.clone().unwrap_or_else(default_data_dir);
     let store = match &args.store {
         Some(url) => url
@@ -88,6 +98,10 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<()> {
         admin_token_file: Some(admin_token_file),
         ca_file: Some(data_dir.join(weft_control::server::CA_FILE)),
         tls_hosts: tls_hosts(args),
+        certificates: weft_control::identity::Options {
+            default_ttl: args.certificate_ttl,
+            max_ttl: args.certificate_ttl,
+        },
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -37,16 +37,102 @@ fn proxies_talk_mtls_with_certificates_the_control_plane_issued() {
             == (200, Some("v1".into()))),
         "no request crossed the mesh"
     );
+    // Everything that crosses the wire to the server from here on is captured.
+    let pcap = mesh.dir.path().join("bridge.pcap");
+    // On the server host's link to the bridge: a Linux bridge forwards unicast between
+    // its ports without passing it up its own interface, so `br0` itself sees little.
+    let mut capture = weft_testkit::process::Child::spawn(
+        {
+            let mut c = server.command("tshark");
+            c.args([
+                "-i",
+                "eth0",
+                "-f",
+                "tcp",
+                // Stops by itself, so the file is complete: after the first packets
+                // of the exchange, or after five seconds.
+                "-c",
+                "40",
+                "-a",
+                "duration:5",
+                "-w",
+            ])
+            .arg(&pcap);
+            c
+        },
+        "tshark",
+    )
+    .expect("start tshark (Debian package tshark)");
+    assert!(
+        capture
+            .wait_for_log("Capturing on", Duration::from_secs(20))
+            .is_ok(),
+        "tshark did not start:\n{}",
+        capture.logs()
+    );
     // The caller's identity the server proxy verified is the control-plane-issued one.
+    // dumpcap reports the start a moment before packets flow: give it that moment, and
+    // send the marked request a few times.
+    std::thread::sleep(Duration::from_millis(500));
+    let marker = "/plaintext-marker-5f3a9c";
     let resp = client.run(|| async {
-        weft_testkit::client::http1_get(local(18080), "echo", "/who")
-            .await
-            .expect("request")
+        let mut last = None;
+        for _ in 0..5 {
+            last = Some(
+                weft_testkit::client::http1_get(local(18080), "echo", marker)
+                    .await
+                    .expect("request"),
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        last.expect("five requests")
     });
     let echoed = String::from_utf8_lossy(resp.body()).to_string();
     assert!(
-        echoed.contains("URI=spiffe://cluster.local/ns/default/sa/client"),
+        echoed.contains("URI=spiffe://cluster.local/ns/default/sa/client")
+            && echoed.contains(marker),
         "{echoed}"
+    );
+    capture
+        .wait_exit(Duration::from_secs(10))
+        .expect("tshark stops by itself");
+    let bytes = std::fs::read(&pcap).expect("read the capture");
+    assert!(
+        bytes.len() > 1000,
+        "the capture holds the exchange ({} bytes):\n{}",
+        bytes.len(),
+        capture.logs()
+    );
+    assert!(
+        !bytes.windows(marker.len()).any(|w| w == marker.as_bytes()),
+        "the request path crossed the bridge in plaintext"
+    );
+    let fields = |filter: &str| {
+        let out = std::process::Command::new("tshark")
+            .args(["-r"])
+            .arg(&pcap)
+            .args([
+                "-d",
+                "tcp.port==15008,tls",
+                "-Y",
+                filter,
+                "-T",
+                "fields",
+                "-e",
+                "frame.number",
+            ])
+            .output()
+            .expect("tshark -r");
+        String::from_utf8_lossy(&out.stdout).lines().count()
+    };
+    assert_eq!(
+        fields("http || http2.header"),
+        0,
+        "tshark decoded HTTP on the wire"
+    );
+    assert!(
+        fields("tls.app_data") > 0,
+        "the exchange crossed as TLS application data"
     );
 }
 
@@ -186,5 +272,97 @@ fn revoking_a_workload_token_ends_its_proxy_stream_and_refuses_its_return() {
         proxy.logs().contains("PermissionDenied") || proxy.logs().contains("permission"),
         "the reconnect was refused with a reason:\n{}",
         proxy.logs()
+    );
+}
+
+/// The serial number of the certificate `host`'s proxy presents on its HBONE port, as
+/// `openssl s_client` (run from `from`) sees it.
+fn hbone_serial(from: &weft_testkit::Host, host: &weft_testkit::Host) -> Option<String> {
+    let out = from
+        .command("sh")
+        .args([
+            "-c",
+            &format!(
+                "openssl s_client -connect {}:15008 -alpn h2 </dev/null 2>/dev/null | openssl x509 -noout -serial",
+                host.ip()
+            ),
+        ])
+        .output()
+        .ok()?;
+    String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .strip_prefix("serial=")
+        .map(str::to_owned)
+}
+
+#[test]
+fn leaf_renewal_under_load_loses_no_request() {
+    let Some(mesh) = Mesh::new("leaf_renewal_under_load_loses_no_request") else {
+        return;
+    };
+    let cp = mesh.host("cp");
+    let client = mesh.host("client");
+    let server = mesh.host("server");
+    // Four-second certificates: a renewal every two seconds on each proxy.
+    let _cp = mesh.control_plane(&cp, &["--certificate-ttl", "4s"]);
+    let _app = server
+        .spawn_server(|| weft_testkit::echo::spawn_http(local(8080), "v1"))
+        .expect("echo app");
+    let (boot, token) = mesh.tokened_bootstrap(
+        &cp,
+        &server,
+        "echo-v1",
+        &[("app", "echo"), ("version", "v1")],
+        &[(8080, "http")],
+        &[],
+    );
+    let server_proxy = mesh.tokened_proxy(&server, &boot, &token, &cp);
+    let (boot, token) =
+        mesh.tokened_bootstrap(&cp, &client, "client", &[], &[], &[(18080, "echo", 80)]);
+    let client_proxy = mesh.tokened_proxy(&client, &boot, &token, &cp);
+    mesh.apply(&cp, "services", ECHO_SERVICES);
+    assert!(
+        eventually(Duration::from_secs(10), || client.run(|| get(18080, "/"))
+            == (200, Some("v1".into()))),
+        "no request crossed the mesh"
+    );
+    let first_serial = hbone_serial(&client, &server).expect("the server proxy's certificate");
+
+    // Ten seconds of requests, each on a new app connection, across several renewals.
+    let (ok, failed) = client.run(|| async {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        let (mut ok, mut failed) = (0u32, Vec::new());
+        while std::time::Instant::now() < deadline {
+            match weft_testkit::client::http1_get(local(18080), "echo", "/load").await {
+                Ok(resp) if resp.status() == 200 => ok += 1,
+                Ok(resp) => failed.push(format!("status {}", resp.status())),
+                Err(e) => failed.push(e.to_string()),
+            }
+        }
+        (ok, failed)
+    });
+    assert!(
+        failed.is_empty(),
+        "{} of {} requests failed: {:?}",
+        failed.len(),
+        ok as usize + failed.len(),
+        &failed[..failed.len().min(5)]
+    );
+    assert!(ok > 100, "only {ok} requests in 10 s");
+    for (name, proxy) in [("server", &server_proxy), ("client", &client_proxy)] {
+        let renewals = proxy
+            .logs()
+            .matches("workload certificate issued by the control plane")
+            .count();
+        assert!(
+            renewals >= 4,
+            "the {name} proxy renewed {renewals} times in 10 s:\n{}",
+            proxy.logs()
+        );
+    }
+    let last_serial = hbone_serial(&client, &server).expect("the server proxy's certificate");
+    assert_ne!(
+        first_serial, last_serial,
+        "new handshakes get the renewed certificate"
     );
 }
