@@ -366,3 +366,114 @@ fn leaf_renewal_under_load_loses_no_request() {
         "new handshakes get the renewed certificate"
     );
 }
+
+/// Runs `sh -c script` on `host`; panics with its output if it fails.
+fn sh(host: &weft_testkit::Host, script: &str) -> String {
+    let out = host
+        .command("sh")
+        .args(["-c", script])
+        .output()
+        .expect("sh");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "{script}:\n{text}");
+    text
+}
+
+#[test]
+fn a_provided_intermediate_from_openssl_issues_leaves_that_verify_against_the_root_alone() {
+    let Some(mesh) = Mesh::new(
+        "a_provided_intermediate_from_openssl_issues_leaves_that_verify_against_the_root_alone",
+    ) else {
+        return;
+    };
+    let cp = mesh.host("cp");
+    let client = mesh.host("client");
+    let server = mesh.host("server");
+    // The operator's PKI, made with openssl: a root, and an intermediate for the mesh.
+    let pki = mesh.dir.path().join("pki");
+    std::fs::create_dir_all(&pki).expect("pki dir");
+    sh(
+        &cp,
+        &format!(
+            "cd {dir} && \
+             openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out root.key && \
+             openssl req -x509 -new -key root.key -subj '/CN=Example Root CA' -days 30 -out root.crt \
+               -addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign,cRLSign && \
+             openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out mesh.key && \
+             openssl req -new -key mesh.key -subj '/CN=Example Mesh Intermediate' -out mesh.csr && \
+             printf 'basicConstraints=critical,CA:TRUE,pathlen:0\\nkeyUsage=critical,keyCertSign,cRLSign\\nsubjectAltName=URI:spiffe://cluster.local\\n' > mesh.ext && \
+             openssl x509 -req -in mesh.csr -CA root.crt -CAkey root.key -CAcreateserial -days 7 \
+               -extfile mesh.ext -out mesh.crt",
+            dir = pki.display()
+        ),
+    );
+    let first = mesh.control_plane(&cp, &[]);
+    mesh.apply(
+        &cp,
+        "mesh",
+        &format!(
+            "apiVersion: weft.dev/v1alpha1\nkind: Mesh\nmetadata: {{ name: default }}\nspec:\n  ca:\n    type: provided\n    provided:\n      certFile: {d}/mesh.crt\n      keyFile: {d}/mesh.key\n      chainFile: {d}/root.crt\n",
+            d = pki.display()
+        ),
+    );
+    // The CA is chosen at start: restart on the same data, naming the address generic
+    // clients use for the API certificate.
+    drop(first);
+    let cp_ip = cp.ip().to_string();
+    let _cp = mesh.control_plane(&cp, &["--tls-san", &cp_ip]);
+    let _app = server
+        .spawn_server(|| weft_testkit::echo::spawn_http(local(8080), "v1"))
+        .expect("echo app");
+    let (boot, token) = mesh.tokened_bootstrap(
+        &cp,
+        &server,
+        "echo-v1",
+        &[("app", "echo")],
+        &[(8080, "http")],
+        &[],
+    );
+    let _server = mesh.tokened_proxy(&server, &boot, &token, &cp);
+
+    // An openssl client that trusts only the operator's root verifies the workload's
+    // chain (leaf + intermediate) on its HBONE port...
+    let root = pki.join("root.crt");
+    let hbone = sh(
+        &client,
+        &format!(
+            "openssl s_client -connect {}:15008 -alpn h2 -CAfile {} -verify_return_error -brief </dev/null 2>&1 || true",
+            server.ip(),
+            root.display()
+        ),
+    );
+    assert!(
+        hbone.contains("Verification: OK") || hbone.contains("Verify return code: 0 (ok)"),
+        "the mesh leaf chain does not verify against the operator's root:\n{hbone}"
+    );
+    let leaf = sh(
+        &client,
+        &format!(
+            "openssl s_client -connect {}:15008 -alpn h2 -showcerts </dev/null 2>/dev/null | openssl x509 -noout -ext subjectAltName -issuer",
+            server.ip()
+        ),
+    );
+    assert!(
+        leaf.contains("URI:spiffe://cluster.local/ns/default/sa/echo-v1"),
+        "{leaf}"
+    );
+    assert!(leaf.contains("Example Mesh Intermediate"), "{leaf}");
+    // ...and the control plane's own API certificate, by IP address.
+    let api = sh(
+        &client,
+        &format!(
+            "openssl s_client -connect {}:5681 -CAfile {} -verify_return_error -verify_ip {} -brief </dev/null 2>&1",
+            cp.ip(),
+            root.display(),
+            cp.ip()
+        ),
+    );
+    assert!(api.contains("Verification: OK"), "{api}");
+}
