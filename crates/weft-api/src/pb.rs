@@ -17,6 +17,10 @@ pub mod v1 {
     pub const ROUTE_TABLE_TYPE_URL: &str = "type.googleapis.com/weft.proxy.v1.RouteTable";
     /// Type URL of [`InboundPolicy`].
     pub const INBOUND_POLICY_TYPE_URL: &str = "type.googleapis.com/weft.proxy.v1.InboundPolicy";
+    /// Type URL of [`TrustBundle`].
+    pub const TRUST_BUNDLE_TYPE_URL: &str = "type.googleapis.com/weft.proxy.v1.TrustBundle";
+    /// The one [`TrustBundle`] resource's name.
+    pub const TRUST_BUNDLE_NAME: &str = "mesh";
     /// Type URL of [`ResourceErrors`] (in NACK details).
     pub const RESOURCE_ERRORS_TYPE_URL: &str = "type.googleapis.com/weft.proxy.v1.ResourceErrors";
     /// gRPC metadata key carrying the proxy's [`Registration`].

@@ -601,6 +601,7 @@ impl SimClient {
                 protocol: pb::Protocol::Http.into(),
             }],
             proxy_version: "xds-sim".to_owned(),
+            issued_certificate: false,
             ..pb::Registration::default()
         }
     }

@@ -148,6 +148,35 @@ pub async fn run(options: Options, shutdown: CancellationToken) -> Result<(), Er
     let mut tasks = tokio::task::JoinSet::new();
     {
         let store = store.clone();
+        let ca = ca.clone();
+        let shutdown = shutdown.clone();
+        tasks.spawn(async move {
+            ca::rotation::run(
+                store.as_ref(),
+                &ca,
+                ca::rotation::INTERVAL,
+                ca::rotation::MIN_DWELL,
+                shutdown,
+            )
+            .await;
+            Ok(())
+        });
+    }
+    {
+        // Follows the CA: a new signer gets a new serving certificate (clients verify it
+        // with the roots of a rotation's bundle), a new bundle a new ca.crt.
+        let ca = ca.clone();
+        let serving = serving.clone();
+        let hosts = options.tls_hosts.clone();
+        let file = ca_file(&options);
+        let shutdown = shutdown.clone();
+        tasks.spawn(async move {
+            follow_ca(&ca, &serving, &hosts, file.as_deref(), shutdown).await;
+            Ok(())
+        });
+    }
+    {
+        let store = store.clone();
         let xds = xds.clone();
         let hooks = hooks.clone();
         let shutdown = shutdown.clone();
@@ -210,10 +239,11 @@ pub async fn run(options: Options, shutdown: CancellationToken) -> Result<(), Er
             .http2_keepalive_interval(Some(KEEPALIVE_INTERVAL))
             .http2_keepalive_timeout(Some(KEEPALIVE_TIMEOUT))
             .add_service(xds.service(streams.clone()))
-            .add_service(identity::service(
+            .add_service(identity::service_recording(
                 ca.clone(),
                 tokens.clone(),
                 options.certificates,
+                Some(store.clone()),
             ));
         let signal = streams.clone().cancelled_owned();
         tasks.spawn(async move {
@@ -294,6 +324,54 @@ fn write_ca_file(path: &std::path::Path, pem: &str) -> std::io::Result<()> {
     file.write_all(pem.as_bytes())?;
     file.sync_all()?;
     std::fs::rename(&tmp, path)
+}
+
+/// Re-issues the serving certificate when the signing CA changes, and rewrites the
+/// trust bundle file when the bundle does.
+async fn follow_ca(
+    ca: &MeshCa,
+    serving: &weft_tls::control::ServingCert,
+    hosts: &[String],
+    file: Option<&std::path::Path>,
+    shutdown: CancellationToken,
+) {
+    let mut signer = ca.signer_id();
+    let mut bundle = ca.trust_bundle();
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            () = tokio::time::sleep(ca::rotation::INTERVAL) => {}
+        }
+        let now_bundle = ca.trust_bundle();
+        if now_bundle != bundle {
+            if let Some(path) = file {
+                match write_ca_file(path, &now_bundle.to_pem()) {
+                    Ok(()) => {
+                        tracing::info!(file = %path.display(), roots = now_bundle.len(), "rewrote the mesh CA certificate file");
+                    }
+                    Err(e) => {
+                        tracing::error!(file = %path.display(), error = %e, "cannot rewrite the mesh CA certificate file");
+                    }
+                }
+            }
+            bundle = now_bundle;
+        }
+        let now_signer = ca.signer_id();
+        if now_signer != signer {
+            match ca.issue_serving(hosts, SERVING_VALIDITY, std::time::SystemTime::now()) {
+                Ok(leaf) => match serving.set(&leaf.chain, &leaf.key_der) {
+                    Ok(()) => {
+                        tracing::info!("the control plane serves a certificate from the new CA");
+                        signer = now_signer;
+                    }
+                    Err(e) => tracing::error!(error = %e, "cannot use the new serving certificate"),
+                },
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot issue a serving certificate from the new CA");
+                }
+            }
+        }
+    }
 }
 
 /// Re-issues the serving certificate every `every` (new handshakes get the new one).
@@ -377,7 +455,8 @@ impl Publisher {
         let mut changed = self.previous.len()
             != compiled.services.len()
                 + compiled.route_tables.len()
-                + compiled.inbound_policies.len();
+                + compiled.inbound_policies.len()
+                + usize::from(compiled.trust_bundle.is_some());
         for (name, service) in &compiled.services {
             let (resource, reused) =
                 self.resource(pb::SERVICE_TYPE_URL, name, service.encode_to_vec());
@@ -387,6 +466,15 @@ impl Publisher {
         for (name, table) in &compiled.route_tables {
             let (resource, reused) =
                 self.resource(pb::ROUTE_TABLE_TYPE_URL, name, table.encode_to_vec());
+            changed |= !reused;
+            next.insert(resource);
+        }
+        if let Some(bundle) = &compiled.trust_bundle {
+            let (resource, reused) = self.resource(
+                pb::TRUST_BUNDLE_TYPE_URL,
+                pb::TRUST_BUNDLE_NAME,
+                bundle.encode_to_vec(),
+            );
             changed |= !reused;
             next.insert(resource);
         }
@@ -425,7 +513,7 @@ impl Publisher {
 
 /// FNV-1a of the encoded resource: equal bytes give equal versions on every instance,
 /// so a proxy moving between instances is not resent what it has.
-fn content_version(bytes: &[u8]) -> String {
+pub(crate) fn content_version(bytes: &[u8]) -> String {
     weft_api::digest::hex(bytes)
 }
 
@@ -588,6 +676,37 @@ impl Hooks for Registrar {
         }
     }
 
+    async fn acked(
+        &self,
+        conn_id: u64,
+        node_id: &str,
+        _type_url: &str,
+        _name: &str,
+        version: &str,
+    ) {
+        let Some((namespace, name)) = node_id.split_once('/') else {
+            return;
+        };
+        let key = Key {
+            kind: Kind::Workload,
+            namespace: namespace.to_owned(),
+            name: name.to_owned(),
+        };
+        let owner = Some((self.instance.as_str(), conn_id));
+        let value = serde_json::Value::String(version.to_owned());
+        if let Err(e) = registry::record(
+            self.store.as_ref(),
+            &key,
+            owner,
+            registry::TRUST_BUNDLE_FIELD,
+            value,
+        )
+        .await
+        {
+            tracing::warn!(workload = %node_id, error = %e, "could not record the trust bundle a proxy holds");
+        }
+    }
+
     async fn disconnected(&self, conn_id: u64, node_id: &str) {
         self.streams().remove(&conn_id);
         let Some((namespace, name)) = node_id.split_once('/') else {
@@ -669,6 +788,10 @@ fn decode(any: &prost_types::Any) -> serde_json::Value {
                 Ok(p) => serde_json::to_value(p).unwrap_or_default(),
                 Err(e) => undecodable(&e),
             },
+            Err(e) => undecodable(&e),
+        },
+        pb::TRUST_BUNDLE_TYPE_URL => match pb::TrustBundle::decode(any.value.as_slice()) {
+            Ok(b) => serde_json::json!({ "rootsPem": b.roots_pem, "signer": b.signer }),
             Err(e) => undecodable(&e),
         },
         other => serde_json::json!({ "unknownType": other }),

@@ -97,6 +97,7 @@ impl Plane {
         let mut request = tonic::Request::new(pb::SignRequest {
             csr,
             ttl: ttl.map(|d| prost_types::Duration::try_from(d).unwrap()),
+            workload: String::new(),
         });
         if let Some(token) = token {
             request.metadata_mut().insert(
@@ -237,7 +238,11 @@ async fn a_call_without_a_token_is_unauthenticated() {
 async fn a_malformed_authorization_is_unauthenticated() {
     let plane = Plane::builtin().await;
     let (_, csr) = csr_for("shop", "web");
-    let mut request = tonic::Request::new(pb::SignRequest { csr, ttl: None });
+    let mut request = tonic::Request::new(pb::SignRequest {
+        csr,
+        ttl: None,
+        workload: String::new(),
+    });
     request.metadata_mut().insert(
         pb::AUTHORIZATION_METADATA_KEY,
         "Basic d2VmdDp3ZWZ0".parse().unwrap(),
@@ -345,7 +350,7 @@ async fn the_builtin_ca_survives_a_restart_on_the_same_store() {
     let store = store::open(&spec).await.unwrap();
     let first = MeshCa::start(store.as_ref()).await.unwrap();
     let first_key = Tokens::load(store.clone(), TD).await.unwrap().key_id();
-    assert_eq!(first.source(), &Source::Builtin);
+    assert_eq!(first.source(), Source::Builtin { generation: 0 });
     assert_eq!(first.trust_domain(), TD);
     drop(store);
 

@@ -195,6 +195,7 @@ impl Proxy {
             namespace: "default".to_owned(),
             service_account: "client-sa".to_owned(),
             proxy_version: "test".to_owned(),
+            issued_certificate: false,
             ..pb::Registration::default()
         };
         let mut options = ClientOptions::new(endpoint, node_id, registration);

@@ -65,6 +65,9 @@ pub struct Compiled {
     /// Proxy `InboundPolicy` resources by resource name (`<name>.<namespace>` of the
     /// workload): one per workload.
     pub inbound_policies: BTreeMap<String, pb::InboundPolicy>,
+    /// The proxy `TrustBundle` (resource `mesh`), from the CA state the control plane
+    /// keeps in `Mesh.status.ca`; `None` before it has written one.
+    pub trust_bundle: Option<pb::TrustBundle>,
     /// Status each route (and service) object should have. The control plane writes
     /// those that differ from what is stored.
     pub statuses: BTreeMap<Key, serde_json::Value>,
@@ -81,6 +84,7 @@ pub fn compile<'a>(objects: impl IntoIterator<Item = &'a Object>) -> Compiled {
     let objects: Vec<&Object> = objects.into_iter().collect();
     let mut compiled = Compiled::default();
     let mesh = mesh::spec(&objects);
+    compiled.trust_bundle = mesh::ca_status(&objects).map(|ca| ca.trust_bundle());
     let trust_domain = mesh.trust_domain.clone();
 
     let mut services = Vec::new();

@@ -65,6 +65,14 @@ fn validate_ca(spec: &Spec, errors: &mut Errors) {
     }
 }
 
+/// `status.ca` of the `Mesh` named `default`, if the control plane has written one.
+pub(crate) fn ca_status(objects: &[&Object]) -> Option<weft_api::resource::mesh::CaStatus> {
+    objects
+        .iter()
+        .find(|o| o.kind().is_ok_and(|k| k == Kind::Mesh) && o.metadata.name == MESH_NAME)
+        .and_then(|o| weft_api::resource::mesh::CaStatus::of(o.status.as_ref()))
+}
+
 /// The spec of the `Mesh` named `default` if it parses, else the defaults.
 pub(crate) fn spec(objects: &[&Object]) -> Spec {
     objects

@@ -88,6 +88,7 @@ pub fn registration(config: &Config) -> pb::Registration {
             .collect(),
         zone: w.zone.clone().unwrap_or_default(),
         proxy_version: env!("CARGO_PKG_VERSION").to_owned(),
+        issued_certificate: config.certificates.is_none() && config.listeners.hbone.is_some(),
     }
 }
 
@@ -119,6 +120,14 @@ pub fn spawn(
     let client = Client::new(options)?;
     // Without certificate files in the bootstrap, keep one issued by the control plane.
     let needs_certificate = bootstrap.certificates.is_none() && bootstrap.listeners.hbone.is_some();
+    // The CA that signs now, from the trust bundle: a certificate from another renews.
+    let (signer_tx, signer_rx) = tokio::sync::watch::channel(
+        composer
+            .dynamic()
+            .trust
+            .map(|t| t.signer)
+            .unwrap_or_default(),
+    );
     if needs_certificate {
         match weft_tls::SpiffeId::new(
             &bootstrap.workload.trust_domain,
@@ -133,12 +142,14 @@ pub fn spawn(
                     identity,
                     dir: identity_dir(&cp.state_dir, &bootstrap),
                     ttl: None,
+                    workload: bootstrap.workload.name.clone(),
                 };
                 let current = composer.store_credentials();
                 let c = composer.clone();
                 tokio::spawn(crate::identity::maintain(
                     options,
                     current,
+                    signer_rx,
                     move |creds| {
                         if let Err(e) = c.set_issued(creds) {
                             tracing::error!(error = %e, "could not install the new certificate");
@@ -154,6 +165,7 @@ pub fn spawn(
     }
     let mut status = client.status();
     let sink = Arc::new(ProxySink {
+        signer: signer_tx,
         composer: composer.clone(),
         metrics,
         converted: Mutex::new(HashMap::new()),
@@ -217,6 +229,8 @@ pub fn spawn(
 
 /// Checks and applies xDS resources for the data path.
 struct ProxySink {
+    /// Tells the certificate keeper which CA signs now.
+    signer: tokio::sync::watch::Sender<String>,
     composer: Arc<Composer>,
     metrics: Arc<Metrics>,
     /// Checked resources by (type URL, name), with the bytes they were checked from.
@@ -264,6 +278,13 @@ impl Sink for ProxySink {
             compose::wanted(&bootstrap, &received),
         );
         let dynamic = self.warm(received, &bootstrap, resources);
+        if let Some(trust) = &dynamic.trust {
+            self.signer.send_if_modified(|s| {
+                let changed = *s != trust.signer;
+                s.clone_from(&trust.signer);
+                changed
+            });
+        }
         let reason = match self.composer.set_dynamic(dynamic) {
             Ok(()) => "applied",
             Err(e) => {
@@ -283,6 +304,7 @@ impl Sink for ProxySink {
                 pb::INBOUND_POLICY_TYPE_URL,
                 [inbound_policy_name(&bootstrap)],
             )
+            .with(pb::TRUST_BUNDLE_TYPE_URL, [pb::TRUST_BUNDLE_NAME])
     }
 }
 
@@ -394,6 +416,7 @@ enum Checked {
     Service(proxy::Service),
     Routes(String, Vec<proxy::RouteTable>),
     Inbound(proxy::InboundPolicy),
+    Trust(compose::Trust),
 }
 
 /// The name of this workload's `InboundPolicy`: `<name>.<namespace>`.
@@ -476,6 +499,25 @@ fn check(
             let policy = proxy::InboundPolicy::try_from(&msg).map_err(|e| e.to_string())?;
             Ok(Checked::Inbound(policy))
         }
+        pb::TRUST_BUNDLE_TYPE_URL => {
+            if name != pb::TRUST_BUNDLE_NAME {
+                return Err(format!(
+                    "the trust bundle is named {:?}, not {name:?}",
+                    pb::TRUST_BUNDLE_NAME
+                ));
+            }
+            let msg = pb::TrustBundle::decode(body.value.as_slice())
+                .map_err(|e| format!("not a weft.proxy.v1.TrustBundle: {e}"))?;
+            let bundle = weft_tls::TrustBundle::from_pem(&msg.roots_pem)
+                .map_err(|e| format!("roots_pem: {e}"))?;
+            if bundle.is_empty() {
+                return Err("roots_pem: holds no certificate".into());
+            }
+            Ok(Checked::Trust(compose::Trust {
+                roots_pem: msg.roots_pem,
+                signer: msg.signer,
+            }))
+        }
         other => Err(format!("unknown resource type {other}")),
     }
 }
@@ -497,6 +539,7 @@ fn to_dynamic(
                 dynamic.routes.insert(parent, tables);
             }
             Ok(Checked::Inbound(policy)) => dynamic.inbound = Some(policy),
+            Ok(Checked::Trust(trust)) => dynamic.trust = Some(trust),
             Err(why) => {
                 refused.push((resource.name.clone(), why));
                 continue;

@@ -29,6 +29,8 @@ pub struct Options {
     pub dir: PathBuf,
     /// Requested lifetime; `None` takes the control plane's default (24 h).
     pub ttl: Option<Duration>,
+    /// The workload's name, sent so the control plane records which CA issued it.
+    pub workload: String,
 }
 
 /// Why a certificate could not be obtained.
@@ -122,6 +124,7 @@ pub async fn request(options: &Options) -> Result<Arc<Credentials>, Error> {
         ttl: options
             .ttl
             .and_then(|t| prost_types::Duration::try_from(t).ok()),
+        workload: options.workload.clone(),
     });
     if let Some(path) = &options.token_file {
         let value = authorization(path).map_err(|message| Error::Token {
@@ -163,10 +166,12 @@ fn generate_csr(id: &SpiffeId) -> Result<(String, Vec<u8>), Error> {
 }
 
 /// Keeps a valid certificate: renews at half-life (retrying with backoff, never past
-/// expiry), and hands every new one to `install`.
+/// expiry), and at once (with up to a second of jitter) when `signer` names another CA
+/// than the one that issued it (a CA rotation), and hands every new one to `install`.
 pub async fn maintain(
     options: Options,
     mut current: Option<Arc<Credentials>>,
+    mut signer: tokio::sync::watch::Receiver<String>,
     install: impl Fn(Arc<Credentials>) + Send + 'static,
     shutdown: CancellationToken,
 ) {
@@ -184,9 +189,27 @@ pub async fn maintain(
         } else {
             wait
         };
+        let wanted = signer.borrow_and_update().clone();
+        let wait = match current.as_ref().and_then(|c| c.issuer_id()) {
+            Some(issuer) if !wanted.is_empty() && issuer != wanted => {
+                // Spread the renewals of a rotation over a second.
+                wait.min(Duration::from_millis(50).mul_f64(1.0 + 19.0 * fastrand::f64()))
+            }
+            _ => wait,
+        };
         tokio::select! {
             () = shutdown.cancelled() => return,
             () = tokio::time::sleep(wait) => {}
+            changed = signer.changed() => {
+                if changed.is_ok() {
+                    continue;
+                }
+                // No more trust bundles (shutting down): keep the half-life schedule.
+                tokio::select! {
+                    () = shutdown.cancelled() => return,
+                    () = tokio::time::sleep(wait) => {}
+                }
+            }
         }
         match request(&options).await {
             Ok(creds) => {

@@ -705,7 +705,29 @@ impl Authority {
     }
 }
 
+/// A short id of an X.509 name (hex of the first 8 bytes of the SHA-256 of its DER):
+/// a CA's subject id equals the issuer id of every certificate it signs, so a proxy can
+/// tell which CA issued its certificate without keeping anything else.
+fn name_id(name_der: &[u8]) -> String {
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, name_der);
+    hex(&digest.as_ref()[..8])
+}
+
+/// The id ([`Authority::signer_id`]) of the CA that issued the certificate `cert_der`.
+pub fn issuer_id(cert_der: &[u8]) -> Result<String, Error> {
+    let (_, x509) =
+        X509Certificate::from_der(cert_der).map_err(|source| Error::CertParse { source })?;
+    Ok(name_id(x509.issuer().as_raw()))
+}
+
 impl Authority {
+    /// This CA's id: of its subject name, which is the issuer name of what it signs.
+    pub fn signer_id(&self) -> String {
+        X509Certificate::from_der(&self.cert_der)
+            .map(|(_, x509)| name_id(x509.subject().as_raw()))
+            .unwrap_or_default()
+    }
+
     /// Issues a serving certificate for one of Weft's own servers (the control plane):
     /// `id` as the URI SAN Weft clients verify, plus `hosts` (DNS names or IP
     /// addresses) as DNS/IP SANs so generic TLS clients can verify it by host name.
@@ -1458,5 +1480,19 @@ mod tests {
         let issued = ca.issue(&id("td", "web"), DAY).unwrap();
         assert!(!format!("{ca:?}").contains("PRIVATE"));
         assert!(!format!("{issued:?}").contains("PRIVATE"));
+    }
+
+    #[test]
+    fn the_signer_id_is_the_issuer_id_of_what_it_signs_and_differs_between_cas() {
+        let ca = Authority::generate("cluster.local", Duration::from_secs(3600)).unwrap();
+        let other = Authority::generate("cluster.local", Duration::from_secs(3600)).unwrap();
+        let id = SpiffeId::new("cluster.local", "default", "web").unwrap();
+        let leaf = ca
+            .issue_server(&id, &[], Duration::from_secs(60), SystemTime::now())
+            .unwrap();
+        assert_eq!(issuer_id(&leaf.chain[0]).unwrap(), ca.signer_id());
+        assert_ne!(ca.signer_id(), other.signer_id());
+        assert_eq!(ca.signer_id().len(), 16);
+        assert!(issuer_id(b"garbage").is_err());
     }
 }

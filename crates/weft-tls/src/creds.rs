@@ -339,6 +339,34 @@ impl Credentials {
         })
     }
 
+    /// The same chain and key with another trust bundle (PEM), e.g. the two roots a CA
+    /// rotation publishes. Our own chain need not verify against it: during a rotation
+    /// the certificate is renewed right after.
+    pub fn with_trust_bundle(&self, bundle_pem: &[u8]) -> Result<Self, Error> {
+        let input = Input {
+            part: Part::TrustBundle,
+            origin: Origin::Bytes,
+        };
+        let bundle = read_certs(bundle_pem, &input)?;
+        let mut roots = RootCertStore::empty();
+        for (index, cert) in bundle.into_iter().enumerate() {
+            roots.add(cert).map_err(|source| Error::TrustAnchor {
+                input: input.clone(),
+                index: index + 1,
+                source,
+            })?;
+        }
+        let mut next = self.clone();
+        next.roots = Arc::new(roots);
+        next.origin[2] = input;
+        Ok(next)
+    }
+
+    /// The id of the CA that issued our certificate (`ca::issuer_id` of the leaf).
+    pub fn issuer_id(&self) -> Option<String> {
+        crate::ca::issuer_id(self.chain.first()?).ok()
+    }
+
     /// The SPIFFE ID our certificate proves.
     pub fn identity(&self) -> &SpiffeId {
         &self.identity

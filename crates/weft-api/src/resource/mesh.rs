@@ -1,9 +1,9 @@
 //! `Mesh` (`weft.dev/v1alpha1`, cluster-scoped): mesh-wide settings.
 //!
-//! There is exactly one, named `default`; without it every field takes its default.
-//! Today the compiler reads only [`Spec::trust_domain`] (endpoint identities); mTLS
-//! mode, default action and CA backend are stored as given and enforced by the
-//! components that own them.
+//! There is exactly one, named `default`; the control plane creates it with every field
+//! at its default when it is missing. The compiler reads the trust domain (endpoint
+//! identities), the mTLS mode (inbound policies) and the CA state in `status.ca` (the
+//! trust bundle); the control plane's CA follows `spec.ca`, rotating when it changes.
 
 use serde::{Deserialize, Serialize};
 
@@ -91,6 +91,20 @@ pub struct Ca {
     /// otherwise.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub provided: Option<ProvidedCa>,
+    /// The builtin CA's settings; used when `type` is `builtin`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub builtin: Option<BuiltinCa>,
+}
+
+/// `Mesh.spec.ca.builtin`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct BuiltinCa {
+    /// Which builtin root signs: raise it to rotate to a new root (generated on demand).
+    /// The control plane then publishes both roots, reissues every certificate, and
+    /// retires the old root, without dropping connections. Default 0.
+    #[serde(default)]
+    pub generation: u32,
 }
 
 /// `Mesh.spec.ca.provided`: PEM files on the control-plane host, read when the control
@@ -125,4 +139,58 @@ pub enum CaType {
 
 fn default_trust_domain() -> String {
     DEFAULT_TRUST_DOMAIN.to_owned()
+}
+
+/// `Mesh.status.ca`: the CA state the control plane keeps and every instance follows.
+/// Written by the control plane only (`weft get mesh default -o yaml` shows a rotation's
+/// progress).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CaStatus {
+    /// Where a rotation stands.
+    pub phase: CaPhase,
+    /// The CA that signs new certificates: `builtin:<generation>` or `provided:<id>`.
+    pub signer: String,
+    /// Its id (`weft_tls::ca::name_id` of its subject), as proxies see it.
+    pub signer_id: String,
+    /// While `Distributing`: the CA being rotated to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next: Option<String>,
+    /// While `Reissuing`: the CA being retired.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous: Option<String>,
+    /// The trust bundle: PEM root certificates (two during a rotation).
+    pub roots: Vec<String>,
+    /// When this phase began (RFC 3339).
+    pub since: String,
+    /// What the rotation waits for, or why it cannot proceed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
+/// The phases of a CA rotation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum CaPhase {
+    /// One CA signs and its root is the only one trusted.
+    Ready,
+    /// Both roots are trusted; the old CA still signs, until every proxy holds both.
+    Distributing,
+    /// Both roots are trusted; the new CA signs, until every proxy holds a certificate
+    /// from it. Then the old root is retired (`Ready`).
+    Reissuing,
+}
+
+impl CaStatus {
+    /// The proxy resource this state publishes.
+    pub fn trust_bundle(&self) -> crate::pb::v1::TrustBundle {
+        crate::pb::v1::TrustBundle {
+            roots_pem: self.roots.concat(),
+            signer: self.signer_id.clone(),
+        }
+    }
+
+    /// `Mesh.status.ca` of a stored Mesh status, if present and readable.
+    pub fn of(status: Option<&serde_json::Value>) -> Option<Self> {
+        serde_json::from_value(status?.get("ca")?.clone()).ok()
+    }
 }

@@ -16,15 +16,19 @@
 //!   with `chainFile` up to the root), read from `Mesh.spec.ca.provided` paths on the
 //!   control-plane host.
 //!
-//! What it is not: CA rotation. The signing CA and the trust bundle are kept apart so
-//! that a rotation can later publish a bundle with two roots ([`TrustBundle::with`])
-//! while the old CA still signs; today the bundle holds the one root.
+//! The signing CA and the trust bundle are kept apart so that a rotation ([`rotation`])
+//! can publish a bundle with two roots while the old CA still signs, then switch the
+//! signer, then retire the old root. Builtin roots are numbered by generation
+//! (`Mesh.spec.ca.builtin.generation`): generation 0 is [`BUILTIN_SECRET`], generation
+//! N is `ca/builtin/N`.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
+use std::sync::{Arc, PoisonError, RwLock};
+
 use serde::{Deserialize, Serialize};
-use weft_api::resource::mesh::{self, CaType, ProvidedCa, MESH_NAME};
+use weft_api::resource::mesh::{self, CaStatus, CaType, ProvidedCa, MESH_NAME};
 use weft_api::resource::{Key, Kind};
 use weft_tls::bundle::{BundleError, TrustBundle};
 use weft_tls::ca::{Authority, SignedLeaf};
@@ -33,15 +37,24 @@ use weft_tls::SpiffeId;
 
 use crate::store::{Store, StoreError};
 
+pub mod rotation;
+
 /// Store secret holding the builtin CA (JSON `{"certificate": PEM, "privateKey": PEM}`).
 pub const BUILTIN_SECRET: &str = "ca/builtin";
 
 /// Validity of a generated builtin root: 10 years.
 pub const BUILTIN_VALIDITY: Duration = Duration::from_secs(10 * 365 * 24 * 60 * 60);
 
-/// The CA in force and the roots peers trust.
+/// The CA in force and the roots peers trust. Both can change while the control plane
+/// runs (a rotation, [`rotation`]); readers take a consistent snapshot each time.
 pub struct MeshCa {
-    authority: Authority,
+    trust_domain: String,
+    active: RwLock<Arc<Active>>,
+}
+
+/// One consistent state: who signs, and what is trusted.
+struct Active {
+    authority: Arc<Authority>,
     bundle: TrustBundle,
     source: Source,
 }
@@ -49,8 +62,11 @@ pub struct MeshCa {
 /// Where the signing CA came from.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Source {
-    /// The control plane's own root, from the store.
-    Builtin,
+    /// The control plane's own root of this generation, from the store.
+    Builtin {
+        /// `Mesh.spec.ca.builtin.generation`.
+        generation: u32,
+    },
     /// The operator's CA, from these files.
     Provided {
         /// `certFile`.
@@ -134,16 +150,27 @@ struct StoredCa {
 // === impl MeshCa ===
 
 impl MeshCa {
-    /// The CA `Mesh.spec.ca` asks for (builtin when there is no `Mesh`), for the mesh
-    /// trust domain.
+    /// The CA in force: the signer `Mesh.status.ca` names when the control plane has
+    /// written one (a restart during a rotation resumes it), else the CA `Mesh.spec.ca`
+    /// asks for (builtin when there is no `Mesh`), for the mesh trust domain.
     pub async fn start(store: &dyn Store) -> Result<Self, Error> {
-        let spec = mesh_spec(store).await?;
-        let ca = match spec.ca.kind {
-            CaType::Builtin => Self::builtin(store, &spec.trust_domain).await?,
-            CaType::Provided => {
-                let files = spec.ca.provided.as_ref().ok_or(Error::ProvidedMissing)?;
-                Self::provided(files, &spec.trust_domain)?
-            }
+        let (spec, status) = mesh_spec(store).await?;
+        let from_status = match &status {
+            Some(status) => match rotation::load_signer(store, &spec, status).await {
+                Ok((authority, source)) => {
+                    let bundle = rotation::bundle_of(status)?;
+                    Some(Self::new_with_bundle(authority, source, bundle))
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, signer = %status.signer, "the CA Mesh.status.ca names cannot be loaded; starting from Mesh.spec.ca");
+                    None
+                }
+            },
+            None => None,
+        };
+        let ca = match from_status {
+            Some(ca) => ca,
+            None => Self::from_spec(store, &spec).await?,
         };
         if ca.trust_domain() != spec.trust_domain {
             // Changing the trust domain means a new root, i.e. a CA rotation.
@@ -155,19 +182,119 @@ impl MeshCa {
             );
         }
         tracing::info!(
-            source = ?ca.source,
+            source = ?ca.source(),
             trust_domain = %ca.trust_domain(),
-            roots = ca.bundle.len(),
+            roots = ca.trust_bundle().len(),
             "mesh CA ready"
         );
         Ok(ca)
+    }
+
+    /// The CA `spec` asks for.
+    async fn from_spec(store: &dyn Store, spec: &mesh::Spec) -> Result<Self, Error> {
+        let (authority, source) = authority_for(store, spec).await?;
+        Self::new(authority, source)
     }
 
     /// The builtin CA kept in `store`, generated (for `trust_domain`) and stored first
     /// if there is none. Of several instances doing this at once, all end up with the
     /// root the first one stored.
     pub async fn builtin(store: &dyn Store, trust_domain: &str) -> Result<Self, Error> {
-        let stored = if let Some(stored) = store.secret(BUILTIN_SECRET).await? {
+        let authority = builtin_authority(store, trust_domain, 0).await?;
+        Self::new(authority, Source::Builtin { generation: 0 })
+    }
+
+    /// The operator's CA from `files`, for `trust_domain` (which the CA certificate's
+    /// `spiffe://` URI SAN, if it has one, must match).
+    pub fn provided(files: &ProvidedCa, trust_domain: &str) -> Result<Self, Error> {
+        let (authority, source) = provided_authority(files, trust_domain)?;
+        Self::new(authority, source)
+    }
+
+    /// Trusts the authority's root only.
+    fn new(authority: Authority, source: Source) -> Result<Self, Error> {
+        let bundle = TrustBundle::from_der([root_of(&authority)?])?;
+        Ok(Self::new_with_bundle(authority, source, bundle))
+    }
+
+    fn new_with_bundle(authority: Authority, source: Source, bundle: TrustBundle) -> Self {
+        MeshCa {
+            trust_domain: authority.trust_domain().to_owned(),
+            active: RwLock::new(Arc::new(Active {
+                authority: Arc::new(authority),
+                bundle,
+                source,
+            })),
+        }
+    }
+
+    fn active(&self) -> Arc<Active> {
+        self.active
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Makes `authority` the signer and `bundle` the trust bundle (a rotation step).
+    pub(crate) fn set(&self, authority: Arc<Authority>, source: Source, bundle: TrustBundle) {
+        *self.active.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(Active {
+            authority,
+            bundle,
+            source,
+        });
+    }
+
+    /// The id of the CA that signs now (`weft_tls::ca::Authority::signer_id`).
+    pub fn signer_id(&self) -> String {
+        self.active().authority.signer_id()
+    }
+}
+
+/// The root an authority chains to, or the top of its chain when the chain stops short
+/// of a self-signed root (that certificate is then the trust anchor).
+pub(crate) fn root_of(authority: &Authority) -> Result<Vec<u8>, Error> {
+    match authority.root_der() {
+        Some(root) => Ok(root),
+        None => authority.chain_der().pop().ok_or(Error::NoRoot),
+    }
+}
+
+/// The CA `spec.ca` names, and where it came from.
+pub(crate) async fn authority_for(
+    store: &dyn Store,
+    spec: &mesh::Spec,
+) -> Result<(Authority, Source), Error> {
+    match spec.ca.kind {
+        CaType::Builtin => {
+            let generation = spec.ca.builtin.as_ref().map_or(0, |b| b.generation);
+            let authority = builtin_authority(store, &spec.trust_domain, generation).await?;
+            Ok((authority, Source::Builtin { generation }))
+        }
+        CaType::Provided => {
+            let files = spec.ca.provided.as_ref().ok_or(Error::ProvidedMissing)?;
+            provided_authority(files, &spec.trust_domain)
+        }
+    }
+}
+
+/// Store secret of builtin generation `generation`: [`BUILTIN_SECRET`] for 0.
+fn builtin_secret(generation: u32) -> String {
+    if generation == 0 {
+        BUILTIN_SECRET.to_owned()
+    } else {
+        format!("{BUILTIN_SECRET}/{generation}")
+    }
+}
+
+/// The builtin CA of `generation`, generated and stored first if there is none.
+pub(crate) async fn builtin_authority(
+    store: &dyn Store,
+    trust_domain: &str,
+    generation: u32,
+) -> Result<Authority, Error> {
+    let name = builtin_secret(generation);
+    {
+        let stored = if let Some(stored) = store.secret(&name).await? {
             stored
         } else {
             let fresh = Authority::generate(trust_domain, BUILTIN_VALIDITY)
@@ -179,9 +306,9 @@ impl MeshCa {
             .map_err(|e| Error::StoredUnreadable {
                 detail: e.to_string(),
             })?;
-            let stored = store.create_secret(BUILTIN_SECRET, &value).await?;
+            let stored = store.create_secret(&name, &value).await?;
             if stored == value {
-                tracing::info!(trust_domain, "generated the builtin mesh CA");
+                tracing::info!(trust_domain, generation, "generated a builtin mesh CA");
             }
             stored
         };
@@ -191,17 +318,18 @@ impl MeshCa {
         } = serde_json::from_slice(&stored).map_err(|e| Error::StoredUnreadable {
             detail: e.to_string(),
         })?;
-        let authority = Authority::from_pem(&certificate, &private_key).map_err(|e| {
-            Error::StoredUnreadable {
-                detail: e.to_string(),
-            }
-        })?;
-        Self::new(authority, Source::Builtin)
+        Authority::from_pem(&certificate, &private_key).map_err(|e| Error::StoredUnreadable {
+            detail: e.to_string(),
+        })
     }
+}
 
-    /// The operator's CA from `files`, for `trust_domain` (which the CA certificate's
-    /// `spiffe://` URI SAN, if it has one, must match).
-    pub fn provided(files: &ProvidedCa, trust_domain: &str) -> Result<Self, Error> {
+/// The operator's CA from `files`.
+pub(crate) fn provided_authority(
+    files: &ProvidedCa,
+    trust_domain: &str,
+) -> Result<(Authority, Source), Error> {
+    {
         let cert_file = PathBuf::from(&files.cert_file);
         let cert_pem = read("certFile", &cert_file)?;
         let key_pem = read("keyFile", Path::new(&files.key_file))?;
@@ -215,42 +343,29 @@ impl MeshCa {
                     cert_file: cert_file.clone(),
                     source: Box::new(source),
                 })?;
-        Self::new(authority, Source::Provided { cert_file })
+        Ok((authority, Source::Provided { cert_file }))
     }
+}
 
-    /// Trusts the authority's root, or the top of its chain when the chain stops short
-    /// of a self-signed root (that certificate is then the trust anchor).
-    fn new(authority: Authority, source: Source) -> Result<Self, Error> {
-        let root = match authority.root_der() {
-            Some(root) => root,
-            None => authority.chain_der().pop().ok_or(Error::NoRoot)?,
-        };
-        let bundle = TrustBundle::from_der([root])?;
-        Ok(MeshCa {
-            authority,
-            bundle,
-            source,
-        })
-    }
-
+impl MeshCa {
     /// The trust domain the CA issues identities of.
     pub fn trust_domain(&self) -> &str {
-        self.authority.trust_domain()
+        &self.trust_domain
     }
 
-    /// Every root a peer's chain may end at (one today; two during a future rotation).
-    pub fn trust_bundle(&self) -> &TrustBundle {
-        &self.bundle
+    /// Every root a peer's chain may end at (two during a rotation).
+    pub fn trust_bundle(&self) -> TrustBundle {
+        self.active().bundle.clone()
     }
 
     /// Where the signing CA came from.
-    pub fn source(&self) -> &Source {
-        &self.source
+    pub fn source(&self) -> Source {
+        self.active().source.clone()
     }
 
     /// When the signing CA itself expires.
     pub fn not_after(&self) -> SystemTime {
-        self.authority.not_after()
+        self.active().authority.not_after()
     }
 
     /// Issues the control plane's own serving certificate (its SPIFFE identity plus
@@ -263,12 +378,33 @@ impl MeshCa {
     ) -> Result<weft_tls::ca::ServerLeaf, Error> {
         let id =
             weft_tls::control::identity(self.trust_domain()).map_err(Error::ServingIdentity)?;
-        self.authority
+        self.active()
+            .authority
             .issue_server(&id, hosts, validity, now)
             .map_err(|source| Error::Sign {
                 id,
                 source: Box::new(source),
             })
+    }
+
+    /// As [`MeshCa::sign`], with the trust bundle and signer id of the same moment (a
+    /// rotation may switch them between two calls).
+    pub fn sign_bundled(
+        &self,
+        csr: &Csr,
+        id: &SpiffeId,
+        ttl: Duration,
+        now: SystemTime,
+    ) -> Result<(SignedLeaf, TrustBundle, String), Error> {
+        let active = self.active();
+        let leaf = active
+            .authority
+            .sign_csr(csr, id, ttl, now)
+            .map_err(|source| Error::Sign {
+                id: id.clone(),
+                source: Box::new(source),
+            })?;
+        Ok((leaf, active.bundle.clone(), active.authority.signer_id()))
     }
 
     /// Signs `csr`'s key for `id` (never for the identity the CSR asks for), valid from
@@ -280,7 +416,8 @@ impl MeshCa {
         ttl: Duration,
         now: SystemTime,
     ) -> Result<SignedLeaf, Error> {
-        self.authority
+        self.active()
+            .authority
             .sign_csr(csr, id, ttl, now)
             .map_err(|source| Error::Sign {
                 id: id.clone(),
@@ -291,28 +428,39 @@ impl MeshCa {
 
 impl std::fmt::Debug for MeshCa {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let active = self.active();
         f.debug_struct("MeshCa")
-            .field("trust_domain", &self.trust_domain())
-            .field("source", &self.source)
-            .field("roots", &self.bundle.len())
+            .field("trust_domain", &self.trust_domain)
+            .field("source", &active.source)
+            .field("roots", &active.bundle.len())
             .finish_non_exhaustive()
     }
 }
 
-/// `Mesh` `default`'s spec, or the defaults when there is none.
-async fn mesh_spec(store: &dyn Store) -> Result<mesh::Spec, Error> {
-    let key = Key {
+/// The key of `Mesh` `default`.
+pub(crate) fn mesh_key() -> Key {
+    Key {
         kind: Kind::Mesh,
         namespace: String::new(),
         name: MESH_NAME.to_owned(),
+    }
+}
+
+/// `Mesh` `default`'s spec (the defaults when there is none) and `status.ca`.
+async fn mesh_spec(store: &dyn Store) -> Result<(mesh::Spec, Option<CaStatus>), Error> {
+    let Some(object) = store.get(&mesh_key()).await? else {
+        return Ok((mesh::Spec::default(), None));
     };
-    let Some(object) = store.get(&key).await? else {
-        return Ok(mesh::Spec::default());
-    };
-    let spec = if object.spec.is_null() {
+    let status = CaStatus::of(object.status.as_ref());
+    Ok((parse_spec(&object.spec)?, status))
+}
+
+/// A stored `Mesh` spec, typed.
+pub(crate) fn parse_spec(spec: &serde_json::Value) -> Result<mesh::Spec, Error> {
+    let spec = if spec.is_null() {
         serde_json::json!({})
     } else {
-        object.spec
+        spec.clone()
     };
     serde_json::from_value(spec).map_err(|e| Error::MeshSpec {
         message: e.to_string(),

@@ -137,7 +137,8 @@ async fn catch_up(store: &dyn Store, objects: &mut Objects) -> Result<bool, Stor
 }
 
 /// Applies a change to the copy. Status-only changes to kinds whose status does not
-/// feed compilation (everything but `Workload`) do not make the copy dirty.
+/// feed compilation (everything but `Workload`, and `Mesh`, whose `status.ca` is the
+/// trust bundle) do not make the copy dirty.
 fn apply(objects: &mut Objects, change: Change) -> bool {
     if change.revision <= objects.revision {
         return false;
@@ -152,6 +153,7 @@ fn apply(objects: &mut Objects, change: Change) -> bool {
             let dirty = match objects.by_key.get(&key) {
                 Some(old) => {
                     key.kind == Kind::Workload
+                        || (key.kind == Kind::Mesh && old.status != change.object.status)
                         || old.spec != change.object.spec
                         || old.metadata.labels != change.object.metadata.labels
                         || old.metadata.generation != change.object.metadata.generation
@@ -242,6 +244,23 @@ mod tests {
         let mut healthy = wl;
         healthy.status = Some(serde_json::json!({"phase": "Healthy"}));
         assert!(apply(&mut objects, change(4, ChangeOp::Put, healthy)));
+    }
+
+    #[test]
+    fn a_mesh_ca_status_write_triggers_a_recompile_as_it_is_the_trust_bundle() {
+        let mut objects = Objects::default();
+        let mesh = object(Kind::Mesh, "default", serde_json::json!({}));
+        assert!(apply(&mut objects, change(1, ChangeOp::Put, mesh.clone())));
+        let mut rotating = mesh;
+        rotating.status = Some(serde_json::json!({"ca": {"phase": "Distributing"}}));
+        assert!(apply(
+            &mut objects,
+            change(2, ChangeOp::Put, rotating.clone())
+        ));
+        assert!(
+            !apply(&mut objects, change(3, ChangeOp::Put, rotating)),
+            "the same status again changes nothing"
+        );
     }
 
     #[test]

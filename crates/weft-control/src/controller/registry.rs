@@ -94,15 +94,74 @@ pub async fn connected(
         .key()
         .map_err(|e| RegisterError::Invalid(e.to_string()))?;
     store.put(object, Precondition::None).await?;
-    let status = json!({
+    // What the proxy held before it reconnected stays known: a proxy that already has
+    // the current trust bundle is not sent (and does not ACK) it again.
+    let previous = store.get(&key).await?.and_then(|o| o.status);
+    let kept = |field: &str| {
+        previous
+            .as_ref()
+            .and_then(|s| s.get(field))
+            .cloned()
+            .unwrap_or(serde_json::Value::Null)
+    };
+    let mut status = json!({
         "phase": phase::HEALTHY,
         "connected": true,
         "controlPlane": instance,
         "connection": connection,
         "since": now(),
         "proxyVersion": reg.proxy_version,
+        "issuedCertificate": reg.issued_certificate,
     });
+    for field in [TRUST_BUNDLE_FIELD, CERTIFICATE_FIELD] {
+        if !kept(field).is_null() {
+            status[field] = kept(field);
+        }
+    }
     store.put_status(&key, status, Precondition::None).await?;
+    Ok(())
+}
+
+/// Workload status field: the version of the trust bundle its proxy last ACKed.
+pub const TRUST_BUNDLE_FIELD: &str = "trustBundle";
+/// Workload status field: `{signer, notAfter}` of the certificate last issued to it.
+pub const CERTIFICATE_FIELD: &str = "certificate";
+
+/// Sets `field` of a workload's status to `value`, keeping the rest; with
+/// `connection`, only while the status still names that connection of `instance`.
+/// Missing workloads are ignored.
+pub async fn record(
+    store: &dyn Store,
+    key: &Key,
+    owner: Option<(&str, u64)>,
+    field: &str,
+    value: serde_json::Value,
+) -> Result<(), StoreError> {
+    for _ in 0..5 {
+        let Some(current) = store.get(key).await? else {
+            return Ok(());
+        };
+        let mut status = current.status.clone().unwrap_or_else(|| json!({}));
+        if let Some((instance, connection)) = owner {
+            if status["controlPlane"] != json!(instance)
+                || status["connection"] != json!(connection)
+            {
+                return Ok(());
+            }
+        }
+        if status[field] == value {
+            return Ok(());
+        }
+        status[field] = value.clone();
+        let precondition = current
+            .resource_version()
+            .map_or(Precondition::None, Precondition::ResourceVersion);
+        match store.put_status(key, status, precondition).await {
+            Err(StoreError::Conflict { .. }) => {}
+            Err(StoreError::NotFound(_)) => return Ok(()),
+            other => return other.map(|_| ()),
+        }
+    }
     Ok(())
 }
 
@@ -122,14 +181,10 @@ pub async fn disconnected(
         if status["controlPlane"] != json!(instance) || status["connection"] != json!(connection) {
             return Ok(());
         }
-        let next = json!({
-            "phase": phase::DISCONNECTED,
-            "connected": false,
-            "controlPlane": instance,
-            "connection": connection,
-            "since": now(),
-            "proxyVersion": status["proxyVersion"],
-        });
+        let mut next = status.clone();
+        next["phase"] = json!(phase::DISCONNECTED);
+        next["connected"] = json!(false);
+        next["since"] = json!(now());
         let precondition = current
             .resource_version()
             .map_or(Precondition::None, Precondition::ResourceVersion);

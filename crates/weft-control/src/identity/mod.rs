@@ -17,7 +17,9 @@ pub mod tokens;
 
 use std::time::Duration;
 
-pub use service::{bearer_token, parse_bearer, refusal_status, service, IdentityService};
+pub use service::{
+    bearer_token, parse_bearer, refusal_status, service, service_recording, IdentityService,
+};
 pub use tokens::{IssuedToken, Refusal, Tokens};
 
 /// Certificate lifetimes of the `Sign` call.

@@ -10,9 +10,13 @@ use weft_api::pb::v1 as pb;
 use weft_api::pb::v1::identity_server::{Identity, IdentityServer};
 use weft_tls::csr::Csr;
 
+use weft_api::resource::{Key, Kind};
+
 use super::tokens::{Refusal, Tokens};
 use super::Options;
 use crate::ca::MeshCa;
+use crate::controller::registry;
+use crate::store::Store;
 
 /// Largest `SignRequest` accepted: 64 KiB (a P-256 CSR is a few hundred bytes).
 const MAX_REQUEST_BYTES: usize = 64 * 1024;
@@ -23,6 +27,9 @@ pub struct IdentityService {
     ca: Arc<MeshCa>,
     tokens: Arc<Tokens>,
     options: Options,
+    /// Where to record which CA issued each workload's certificate (a CA rotation
+    /// waits for every one); `None` records nothing.
+    records: Option<Arc<dyn Store>>,
 }
 
 /// The gRPC service signing CSRs with `ca` for callers `tokens` authenticates, to add
@@ -32,10 +39,22 @@ pub fn service(
     tokens: Arc<Tokens>,
     options: Options,
 ) -> IdentityServer<IdentityService> {
+    service_recording(ca, tokens, options, None)
+}
+
+/// As [`service`], recording in each requesting workload's status (`status.certificate`)
+/// which CA issued its certificate.
+pub fn service_recording(
+    ca: Arc<MeshCa>,
+    tokens: Arc<Tokens>,
+    options: Options,
+    records: Option<Arc<dyn Store>>,
+) -> IdentityServer<IdentityService> {
     IdentityServer::new(IdentityService {
         ca,
         tokens,
         options,
+        records,
     })
     .max_decoding_message_size(MAX_REQUEST_BYTES)
 }
@@ -123,10 +142,32 @@ impl Identity for IdentityService {
             tracing::error!(error = %e, "a verified workload token names an invalid identity");
             Status::internal("the workload token names an invalid identity")
         })?;
-        let leaf = self.ca.sign(&csr, &id, ttl, now).map_err(|e| {
+        let (leaf, bundle, signer) = self.ca.sign_bundled(&csr, &id, ttl, now).map_err(|e| {
             tracing::error!(identity = %id, error = %e, "cannot sign a CSR");
             Status::internal("cannot sign the certificate; see the control plane's log")
         })?;
+        if let (Some(store), false) = (&self.records, request.workload.is_empty()) {
+            let key = Key {
+                kind: Kind::Workload,
+                namespace: claims.namespace.clone(),
+                name: request.workload.clone(),
+            };
+            let value = serde_json::json!({
+                "signer": signer,
+                "notAfter": humantime::format_rfc3339_seconds(leaf.not_after).to_string(),
+            });
+            if let Err(e) = registry::record(
+                store.as_ref(),
+                &key,
+                None,
+                registry::CERTIFICATE_FIELD,
+                value,
+            )
+            .await
+            {
+                tracing::warn!(workload = %request.workload, error = %e, "could not record the issued certificate");
+            }
+        }
         tracing::info!(
             identity = %id,
             serial = %leaf.serial,
@@ -137,7 +178,7 @@ impl Identity for IdentityService {
         );
         Ok(Response::new(pb::SignResponse {
             cert_chain: leaf.chain,
-            trust_bundle: self.ca.trust_bundle().roots_der().to_vec(),
+            trust_bundle: bundle.roots_der().to_vec(),
             not_after: Some(prost_types::Timestamp::from(leaf.not_after)),
             identity: id.to_string(),
         }))

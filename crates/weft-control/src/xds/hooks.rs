@@ -46,6 +46,18 @@ pub trait Hooks: Send + Sync + 'static {
 
     /// An accepted stream ended.
     async fn disconnected(&self, conn_id: u64, node_id: &str);
+
+    /// The proxy ACKed `version` of resource `name` of `type_url` (reported for the
+    /// `TrustBundle` type only: a CA rotation waits for it). Default: nothing.
+    async fn acked(
+        &self,
+        _conn_id: u64,
+        _node_id: &str,
+        _type_url: &str,
+        _name: &str,
+        _version: &str,
+    ) {
+    }
 }
 
 /// [`Hooks`] that accept every proxy and do nothing.

@@ -416,10 +416,32 @@ async fn serve_stream(
     let mut request = first;
     loop {
         let responses = if let Some(req) = request.take() {
-            match conn.session().on_request(req, &snapshot) {
-                Ok(response) => response.into_iter().collect(),
+            let ack = (req.type_url == pb::TRUST_BUNDLE_TYPE_URL
+                && !req.response_nonce.is_empty()
+                && req.error_detail.is_none())
+            .then(|| req.type_url.clone());
+            let response = match conn.session().on_request(req, &snapshot) {
+                Ok(response) => response,
                 Err(status) => return End::Error(status),
+            };
+            if let Some(type_url) = ack {
+                let version = conn
+                    .session()
+                    .acked_version(&type_url, pb::TRUST_BUNDLE_NAME);
+                if let Some(version) = version {
+                    inner
+                        .hooks
+                        .acked(
+                            conn.info.conn_id,
+                            &conn.info.node_id,
+                            &type_url,
+                            pb::TRUST_BUNDLE_NAME,
+                            &version,
+                        )
+                        .await;
+                }
             }
+            response.into_iter().collect()
         } else {
             Vec::new()
         };

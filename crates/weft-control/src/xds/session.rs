@@ -197,6 +197,16 @@ impl Session {
     }
 
     /// Every resource the client holds as far as the server knows, by type.
+    pub(crate) fn acked_version(&self, type_url: &str, name: &str) -> Option<String> {
+        self.types
+            .get(type_url)?
+            .acked
+            .as_ref()?
+            .versions
+            .get(name)
+            .cloned()
+    }
+
     pub(crate) fn known(&self) -> Vec<Arc<XdsResource>> {
         self.types
             .values()

@@ -26,14 +26,29 @@ pub struct Dynamic {
     pub routes: BTreeMap<String, Vec<RouteTable>>,
     /// The mesh's inbound policy for this workload; it replaces the bootstrap's modes.
     pub inbound: Option<InboundPolicy>,
+    /// The mesh's trust bundle; it replaces the roots of a certificate issued by the
+    /// control plane (not those of bootstrap certificate files).
+    pub trust: Option<Trust>,
     /// A version naming this set (for `/config_dump`).
     pub version: String,
+}
+
+/// The control plane's `TrustBundle`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Trust {
+    /// PEM root certificates.
+    pub roots_pem: String,
+    /// Id of the CA that signs now.
+    pub signer: String,
 }
 
 impl Dynamic {
     /// Whether nothing was received (or restored).
     pub fn is_empty(&self) -> bool {
-        self.services.is_empty() && self.routes.is_empty() && self.inbound.is_none()
+        self.services.is_empty()
+            && self.routes.is_empty()
+            && self.inbound.is_none()
+            && self.trust.is_none()
     }
 }
 
@@ -236,7 +251,16 @@ fn build(
     } else {
         format!("{}+{}", boot.version, dynamic.version)
     };
-    // The bootstrap's own certificate files win; otherwise the control plane's.
-    let creds = boot.creds.clone().or_else(|| issued.cloned());
+    // The bootstrap's own certificate files win; otherwise the control plane's, with the
+    // mesh's current trust bundle.
+    let creds = match (&boot.creds, issued, &dynamic.trust) {
+        (Some(own), _, _) => Some(own.clone()),
+        (None, Some(issued), Some(trust)) => Some(Arc::new(
+            issued
+                .with_trust_bundle(trust.roots_pem.as_bytes())
+                .map_err(|e| format!("the mesh trust bundle: {e}"))?,
+        )),
+        (None, issued, _) => issued.cloned(),
+    };
     Snapshot::build(config, creds, version, previous).map_err(|e| e.to_string())
 }

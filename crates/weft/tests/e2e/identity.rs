@@ -477,3 +477,151 @@ fn a_provided_intermediate_from_openssl_issues_leaves_that_verify_against_the_ro
     );
     assert!(api.contains("Verification: OK"), "{api}");
 }
+
+/// `Mesh.status.ca` as `weft get mesh default -o json` shows it.
+fn ca_status(mesh: &Mesh, cp: &weft_testkit::Host) -> serde_json::Value {
+    let (ok, out) = mesh.cli(cp, &["get", "mesh", "default", "-o", "json"]);
+    if !ok {
+        return serde_json::Value::Null;
+    }
+    serde_json::from_str::<serde_json::Value>(&out)
+        .map(|m| m["status"]["ca"].clone())
+        .unwrap_or_default()
+}
+
+#[test]
+fn a_ca_rotation_under_load_reissues_every_leaf_and_retires_the_old_root_losing_no_request() {
+    let Some(mesh) = Mesh::new(
+        "a_ca_rotation_under_load_reissues_every_leaf_and_retires_the_old_root_losing_no_request",
+    ) else {
+        return;
+    };
+    let cp = mesh.host("cp");
+    let client = mesh.host("client");
+    let server = mesh.host("server");
+    let late = mesh.host("late");
+    let _cp = mesh.control_plane(&cp, &[]);
+    let _app = server
+        .spawn_server(|| weft_testkit::echo::spawn_http(local(8080), "v1"))
+        .expect("echo app");
+    let (boot, token) = mesh.tokened_bootstrap(
+        &cp,
+        &server,
+        "echo-v1",
+        &[("app", "echo"), ("version", "v1")],
+        &[(8080, "http")],
+        &[],
+    );
+    let server_proxy = mesh.tokened_proxy(&server, &boot, &token, &cp);
+    let (boot, token) =
+        mesh.tokened_bootstrap(&cp, &client, "client", &[], &[], &[(18080, "echo", 80)]);
+    let _client_proxy = mesh.tokened_proxy(&client, &boot, &token, &cp);
+    mesh.apply(&cp, "services", ECHO_SERVICES);
+    assert!(
+        eventually(Duration::from_secs(10), || client.run(|| get(18080, "/"))
+            == (200, Some("v1".into()))),
+        "no request crossed the mesh"
+    );
+    assert!(
+        eventually(Duration::from_secs(10), || ca_status(&mesh, &cp)["phase"]
+            == "Ready"),
+        "the control plane records its CA in Mesh.status.ca: {:?}",
+        mesh.cli(&cp, &["get", "mesh", "default", "-o", "json"])
+    );
+    let before = ca_status(&mesh, &cp);
+    assert_eq!(before["signer"], "builtin:0", "{before}");
+    let old_root = before["roots"][0].as_str().expect("a root").to_owned();
+
+    // Continuous requests, each on a new app connection, for the whole rotation.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let load = {
+        let stop = stop.clone();
+        client.spawn(move || async move {
+            let (mut ok, mut failed) = (0u32, Vec::new());
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                match weft_testkit::client::http1_get(local(18080), "echo", "/load").await {
+                    Ok(resp) if resp.status() == 200 => ok += 1,
+                    Ok(resp) => failed.push(format!("status {}", resp.status())),
+                    Err(e) => failed.push(e.to_string()),
+                }
+            }
+            (ok, failed)
+        })
+    };
+    mesh.apply(
+        &cp,
+        "mesh",
+        "apiVersion: weft.dev/v1alpha1\nkind: Mesh\nmetadata: { name: default }\nspec:\n  ca: { type: builtin, builtin: { generation: 1 } }\n",
+    );
+    let mut phases = Vec::new();
+    let done = eventually(Duration::from_secs(60), || {
+        let status = ca_status(&mesh, &cp);
+        let phase = status["phase"].as_str().unwrap_or_default().to_owned();
+        if phases.last() != Some(&phase) {
+            phases.push(phase.clone());
+        }
+        phase == "Ready" && status["signer"] == "builtin:1"
+    });
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (ok, failed) = load.join().expect("load thread");
+    assert!(
+        done,
+        "the rotation did not complete; phases {phases:?}, now {}\nworkloads: {}\nproxy: {}",
+        ca_status(&mesh, &cp),
+        mesh.cli(&cp, &["get", "workloads", "-o", "json"]).1,
+        mesh.cli(&cp, &["inspect", "proxy", "echo-v1"]).1
+    );
+    assert_eq!(phases.first().map(String::as_str), Some("Ready"));
+    assert!(
+        phases.iter().any(|p| p == "Distributing") && phases.iter().any(|p| p == "Reissuing"),
+        "phases seen: {phases:?}"
+    );
+    assert!(
+        failed.is_empty(),
+        "{} of {} requests failed during the rotation: {:?}",
+        failed.len(),
+        ok as usize + failed.len(),
+        &failed[..failed.len().min(5)]
+    );
+    assert!(ok > 50, "only {ok} requests during the rotation");
+    let after = ca_status(&mesh, &cp);
+    let roots = after["roots"].as_array().expect("roots");
+    assert_eq!(roots.len(), 1, "the old root is retired: {after}");
+    assert_ne!(roots[0].as_str(), Some(old_root.as_str()), "a new root");
+    assert!(
+        server_proxy
+            .logs()
+            .matches("workload certificate issued by the control plane")
+            .count()
+            >= 2,
+        "the server proxy was reissued a certificate:\n{}",
+        server_proxy.logs()
+    );
+
+    // A proxy that joins now trusts the new root only, and reaches the reissued server
+    // over a fresh handshake; the server's certificate verifies against the new root.
+    let (boot, token) =
+        mesh.tokened_bootstrap(&cp, &late, "late", &[], &[], &[(18080, "echo", 80)]);
+    let _late_proxy = mesh.tokened_proxy(&late, &boot, &token, &cp);
+    assert!(
+        eventually(Duration::from_secs(10), || late.run(|| get(18080, "/"))
+            == (200, Some("v1".into()))),
+        "a proxy with only the new root cannot reach the reissued server"
+    );
+    let new_root = mesh.dir.path().join("new-root.pem");
+    std::fs::write(&new_root, roots[0].as_str().expect("pem")).expect("write root");
+    let verified = late
+        .command("sh")
+        .args([
+            "-c",
+            &format!(
+                "openssl s_client -connect {}:15008 -alpn h2 -CAfile {} -verify_return_error -brief </dev/null 2>&1 || true",
+                server.ip(),
+                new_root.display()
+            ),
+        ])
+        .output()
+        .expect("openssl");
+    let text = String::from_utf8_lossy(&verified.stdout);
+    assert!(text.contains("Verification: OK"), "{text}");
+}
