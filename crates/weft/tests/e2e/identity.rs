@@ -384,9 +384,10 @@ fn sh(host: &weft_testkit::Host, script: &str) -> String {
 }
 
 #[test]
-fn a_provided_intermediate_from_openssl_issues_leaves_that_verify_against_the_root_alone() {
+fn a_mesh_rotated_to_an_openssl_made_intermediate_issues_leaves_that_verify_against_its_root_alone()
+{
     let Some(mesh) = Mesh::new(
-        "a_provided_intermediate_from_openssl_issues_leaves_that_verify_against_the_root_alone",
+        "a_mesh_rotated_to_an_openssl_made_intermediate_issues_leaves_that_verify_against_its_root_alone",
     ) else {
         return;
     };
@@ -411,7 +412,9 @@ fn a_provided_intermediate_from_openssl_issues_leaves_that_verify_against_the_ro
             dir = pki.display()
         ),
     );
-    let first = mesh.control_plane(&cp, &[]);
+    // A mesh that started on the builtin CA moves to the operator's by a rotation.
+    let cp_ip = cp.ip().to_string();
+    let _cp = mesh.control_plane(&cp, &["--tls-san", &cp_ip]);
     mesh.apply(
         &cp,
         "mesh",
@@ -420,11 +423,19 @@ fn a_provided_intermediate_from_openssl_issues_leaves_that_verify_against_the_ro
             d = pki.display()
         ),
     );
-    // The CA is chosen at start: restart on the same data, naming the address generic
-    // clients use for the API certificate.
-    drop(first);
-    let cp_ip = cp.ip().to_string();
-    let _cp = mesh.control_plane(&cp, &["--tls-san", &cp_ip]);
+    assert!(
+        eventually(Duration::from_secs(30), || {
+            let status = ca_status(&mesh, &cp);
+            status["phase"] == "Ready"
+                && status["signer"]
+                    .as_str()
+                    .is_some_and(|s| s.starts_with("provided:"))
+        }),
+        "the rotation to the provided CA did not complete: {}",
+        ca_status(&mesh, &cp)
+    );
+    // The control plane's own certificate follows within a second.
+    std::thread::sleep(Duration::from_millis(1500));
     let _app = server
         .spawn_server(|| weft_testkit::echo::spawn_http(local(8080), "v1"))
         .expect("echo app");
