@@ -457,30 +457,32 @@ impl Publisher {
                 + compiled.route_tables.len()
                 + compiled.inbound_policies.len()
                 + usize::from(compiled.trust_bundle.is_some());
-        for (name, service) in &compiled.services {
-            let (resource, reused) =
-                self.resource(pb::SERVICE_TYPE_URL, name, service.encode_to_vec());
-            changed |= !reused;
-            next.insert(resource);
-        }
-        for (name, table) in &compiled.route_tables {
-            let (resource, reused) =
-                self.resource(pb::ROUTE_TABLE_TYPE_URL, name, table.encode_to_vec());
-            changed |= !reused;
-            next.insert(resource);
-        }
-        if let Some(bundle) = &compiled.trust_bundle {
-            let (resource, reused) = self.resource(
-                pb::TRUST_BUNDLE_TYPE_URL,
-                pb::TRUST_BUNDLE_NAME,
-                bundle.encode_to_vec(),
-            );
-            changed |= !reused;
-            next.insert(resource);
-        }
-        for (name, policy) in &compiled.inbound_policies {
-            let (resource, reused) =
-                self.resource(pb::INBOUND_POLICY_TYPE_URL, name, policy.encode_to_vec());
+        let encoded = compiled
+            .services
+            .iter()
+            .map(|(name, r)| (pb::SERVICE_TYPE_URL, name.as_str(), r.encode_to_vec()))
+            .chain(
+                compiled
+                    .route_tables
+                    .iter()
+                    .map(|(name, r)| (pb::ROUTE_TABLE_TYPE_URL, name.as_str(), r.encode_to_vec())),
+            )
+            .chain(compiled.inbound_policies.iter().map(|(name, r)| {
+                (
+                    pb::INBOUND_POLICY_TYPE_URL,
+                    name.as_str(),
+                    r.encode_to_vec(),
+                )
+            }))
+            .chain(compiled.trust_bundle.iter().map(|r| {
+                (
+                    pb::TRUST_BUNDLE_TYPE_URL,
+                    pb::TRUST_BUNDLE_NAME,
+                    r.encode_to_vec(),
+                )
+            }));
+        for (type_url, name, value) in encoded {
+            let (resource, reused) = self.resource(type_url, name, value);
             changed |= !reused;
             next.insert(resource);
         }
@@ -684,13 +686,8 @@ impl Hooks for Registrar {
         _name: &str,
         version: &str,
     ) {
-        let Some((namespace, name)) = node_id.split_once('/') else {
+        let Some(key) = workload_key(node_id) else {
             return;
-        };
-        let key = Key {
-            kind: Kind::Workload,
-            namespace: namespace.to_owned(),
-            name: name.to_owned(),
         };
         let owner = Some((self.instance.as_str(), conn_id));
         let value = serde_json::Value::String(version.to_owned());
@@ -709,13 +706,8 @@ impl Hooks for Registrar {
 
     async fn disconnected(&self, conn_id: u64, node_id: &str) {
         self.streams().remove(&conn_id);
-        let Some((namespace, name)) = node_id.split_once('/') else {
+        let Some(key) = workload_key(node_id) else {
             return;
-        };
-        let key = Key {
-            kind: Kind::Workload,
-            namespace: namespace.to_owned(),
-            name: name.to_owned(),
         };
         tracing::debug!(workload = %node_id, conn = conn_id, "recording the disconnection");
         if let Err(e) =
@@ -724,6 +716,16 @@ impl Hooks for Registrar {
             tracing::warn!(workload = %node_id, error = %e, "could not record a disconnection");
         }
     }
+}
+
+/// The Workload a proxy's node id (`<namespace>/<name>`) names.
+fn workload_key(node_id: &str) -> Option<Key> {
+    let (namespace, name) = node_id.split_once('/')?;
+    Some(Key {
+        kind: Kind::Workload,
+        namespace: namespace.to_owned(),
+        name: name.to_owned(),
+    })
 }
 
 /// The API's view of connected proxies, with the config last sent decoded.

@@ -6,6 +6,49 @@ use std::time::Duration;
 
 use crate::support::{eventually, get, local, Mesh, ECHO_SERVICES};
 
+/// An echo app (`v1`) behind `echo-v1` on `server` and a `client` proxy whose listener
+/// 18080 reaches it, both with certificates the control plane on `cp` issues; returns
+/// once a request has crossed.
+struct IssuedPair {
+    _app: weft_testkit::netns::Hosted<weft_testkit::echo::Server>,
+    server: weft_testkit::process::WeftProcess,
+    client: weft_testkit::process::WeftProcess,
+}
+
+fn issued_pair(
+    mesh: &Mesh,
+    cp: &weft_testkit::Host,
+    client: &weft_testkit::Host,
+    server: &weft_testkit::Host,
+) -> IssuedPair {
+    let app = server
+        .spawn_server(|| weft_testkit::echo::spawn_http(local(8080), "v1"))
+        .expect("echo app");
+    let (boot, token) = mesh.tokened_bootstrap(
+        cp,
+        server,
+        "echo-v1",
+        &[("app", "echo"), ("version", "v1")],
+        &[(8080, "http")],
+        &[],
+    );
+    let server_proxy = mesh.tokened_proxy(server, &boot, &token, cp);
+    let (boot, token) =
+        mesh.tokened_bootstrap(cp, client, "client", &[], &[], &[(18080, "echo", 80)]);
+    let client_proxy = mesh.tokened_proxy(client, &boot, &token, cp);
+    mesh.apply(cp, "services", ECHO_SERVICES);
+    assert!(
+        eventually(Duration::from_secs(10), || client.run(|| get(18080, "/"))
+            == (200, Some("v1".into()))),
+        "no request crossed the mesh"
+    );
+    IssuedPair {
+        _app: app,
+        server: server_proxy,
+        client: client_proxy,
+    }
+}
+
 #[test]
 fn proxies_talk_mtls_with_certificates_the_control_plane_issued() {
     let Some(mesh) = Mesh::new("proxies_talk_mtls_with_certificates_the_control_plane_issued")
@@ -16,27 +59,8 @@ fn proxies_talk_mtls_with_certificates_the_control_plane_issued() {
     let client = mesh.host("client");
     let server = mesh.host("server");
     let _cp = mesh.control_plane(&cp, &[]);
-    let _app = server
-        .spawn_server(|| weft_testkit::echo::spawn_http(local(8080), "v1"))
-        .expect("echo app");
-    let (boot, token) = mesh.tokened_bootstrap(
-        &cp,
-        &server,
-        "echo-v1",
-        &[("app", "echo"), ("version", "v1")],
-        &[(8080, "http")],
-        &[],
-    );
-    let _server = mesh.tokened_proxy(&server, &boot, &token, &cp);
-    let (boot, token) =
-        mesh.tokened_bootstrap(&cp, &client, "client", &[], &[], &[(18080, "echo", 80)]);
-    let _client = mesh.tokened_proxy(&client, &boot, &token, &cp);
-    mesh.apply(&cp, "services", ECHO_SERVICES);
-    assert!(
-        eventually(Duration::from_secs(10), || client.run(|| get(18080, "/"))
-            == (200, Some("v1".into()))),
-        "no request crossed the mesh"
-    );
+    let pair = issued_pair(&mesh, &cp, &client, &server);
+    let (_server, _client) = (&pair.server, &pair.client);
     // Everything that crosses the wire to the server from here on is captured.
     let pcap = mesh.dir.path().join("bridge.pcap");
     // On the server host's link to the bridge: a Linux bridge forwards unicast between
@@ -305,27 +329,8 @@ fn leaf_renewal_under_load_loses_no_request() {
     let server = mesh.host("server");
     // Four-second certificates: a renewal every two seconds on each proxy.
     let _cp = mesh.control_plane(&cp, &["--certificate-ttl", "4s"]);
-    let _app = server
-        .spawn_server(|| weft_testkit::echo::spawn_http(local(8080), "v1"))
-        .expect("echo app");
-    let (boot, token) = mesh.tokened_bootstrap(
-        &cp,
-        &server,
-        "echo-v1",
-        &[("app", "echo"), ("version", "v1")],
-        &[(8080, "http")],
-        &[],
-    );
-    let server_proxy = mesh.tokened_proxy(&server, &boot, &token, &cp);
-    let (boot, token) =
-        mesh.tokened_bootstrap(&cp, &client, "client", &[], &[], &[(18080, "echo", 80)]);
-    let client_proxy = mesh.tokened_proxy(&client, &boot, &token, &cp);
-    mesh.apply(&cp, "services", ECHO_SERVICES);
-    assert!(
-        eventually(Duration::from_secs(10), || client.run(|| get(18080, "/"))
-            == (200, Some("v1".into()))),
-        "no request crossed the mesh"
-    );
+    let pair = issued_pair(&mesh, &cp, &client, &server);
+    let (server_proxy, client_proxy) = (&pair.server, &pair.client);
     let first_serial = hbone_serial(&client, &server).expect("the server proxy's certificate");
 
     // Ten seconds of requests, each on a new app connection, across several renewals.
@@ -512,27 +517,8 @@ fn a_ca_rotation_under_load_reissues_every_leaf_and_retires_the_old_root_losing_
     let server = mesh.host("server");
     let late = mesh.host("late");
     let _cp = mesh.control_plane(&cp, &[]);
-    let _app = server
-        .spawn_server(|| weft_testkit::echo::spawn_http(local(8080), "v1"))
-        .expect("echo app");
-    let (boot, token) = mesh.tokened_bootstrap(
-        &cp,
-        &server,
-        "echo-v1",
-        &[("app", "echo"), ("version", "v1")],
-        &[(8080, "http")],
-        &[],
-    );
-    let server_proxy = mesh.tokened_proxy(&server, &boot, &token, &cp);
-    let (boot, token) =
-        mesh.tokened_bootstrap(&cp, &client, "client", &[], &[], &[(18080, "echo", 80)]);
-    let _client_proxy = mesh.tokened_proxy(&client, &boot, &token, &cp);
-    mesh.apply(&cp, "services", ECHO_SERVICES);
-    assert!(
-        eventually(Duration::from_secs(10), || client.run(|| get(18080, "/"))
-            == (200, Some("v1".into()))),
-        "no request crossed the mesh"
-    );
+    let pair = issued_pair(&mesh, &cp, &client, &server);
+    let (server_proxy, _client_proxy) = (&pair.server, &pair.client);
     assert!(
         eventually(Duration::from_secs(10), || ca_status(&mesh, &cp)["phase"]
             == "Ready"),
