@@ -622,3 +622,38 @@ fn a_ca_rotation_under_load_reissues_every_leaf_and_retires_the_old_root_losing_
     let text = String::from_utf8_lossy(&verified.stdout);
     assert!(text.contains("Verification: OK"), "{text}");
 }
+
+#[test]
+fn a_proxy_restarted_during_a_control_plane_outage_serves_with_its_persisted_certificate() {
+    let Some(mesh) = Mesh::new(
+        "a_proxy_restarted_during_a_control_plane_outage_serves_with_its_persisted_certificate",
+    ) else {
+        return;
+    };
+    let cp = mesh.host("cp");
+    let client = mesh.host("client");
+    let server = mesh.host("server");
+    let control = mesh.control_plane(&cp, &[]);
+    let IssuedPair {
+        _app,
+        server: server_proxy,
+        client: _client_proxy,
+    } = issued_pair(&mesh, &cp, &client, &server);
+    drop(control);
+    drop(server_proxy);
+    // Same bootstrap, token and state dir, and no control plane to ask.
+    let boot = mesh.dir.path().join("bootstrap-echo-v1.yaml");
+    let token = mesh.dir.path().join("echo-v1.token");
+    let restarted = mesh.tokened_proxy(&server, &boot, &token, &cp);
+    assert!(
+        eventually(Duration::from_secs(10), || client.run(|| get(18080, "/"))
+            == (200, Some("v1".into()))),
+        "the restarted proxy did not serve:\n{}",
+        restarted.logs()
+    );
+    let logs = restarted.logs();
+    assert!(
+        !logs.contains("workload certificate issued by the control plane"),
+        "no certificate can have been issued during the outage:\n{logs}"
+    );
+}
