@@ -40,6 +40,10 @@ pub struct Options {
     pub log: Option<Box<dyn LogControl>>,
     /// Whether `POST /shutdown` on the admin API is allowed.
     pub admin_shutdown: bool,
+    /// Drain when this is cancelled instead of on SIGTERM/SIGINT (`weft run` owns the
+    /// signals: they go to the app, and the proxy drains once the app has exited).
+    /// `None` (default for `weft proxy`): the proxy handles the signals itself.
+    pub stop: Option<CancellationToken>,
 }
 
 /// Where and how to reach the control plane.
@@ -307,7 +311,13 @@ pub async fn run(options: Options, initial: Initial) -> Result<(), Error> {
     );
     drop(snap);
 
-    wait_for_signal(&drain).await;
+    match &options.stop {
+        Some(stop) => tokio::select! {
+            () = stop.cancelled() => tracing::info!("stop requested"),
+            () = drain.started() => {}
+        },
+        None => wait_for_signal(&drain).await,
+    }
     let deadline = settings.drain_timeout;
     tracing::info!(?deadline, active = drain.active(), "draining");
     drain.start();

@@ -25,6 +25,9 @@ enum Command {
     ControlPlane(cmd::control_plane::Args),
     /// Run the sidecar proxy.
     Proxy(cmd::proxy::Args),
+    /// Run an app behind its proxy: the proxy first, the app once the proxy is ready;
+    /// signals go to the app, and the proxy drains after it exits.
+    Run(cmd::run::Args),
     /// Create or update resources from files (`-f FILE|DIR|-`).
     Apply(cmd::apply::Args),
     /// List or show resources.
@@ -46,6 +49,10 @@ fn main() -> std::process::ExitCode {
     let result = match cli.command {
         Command::ControlPlane(args) => cmd::control_plane::run(&args),
         Command::Proxy(args) => cmd::proxy::run(args),
+        Command::Run(args) => match cmd::run::run(args) {
+            Ok(code) => return std::process::ExitCode::from(code),
+            Err(e) => Err(e),
+        },
         Command::Apply(args) => cmd::apply::run(&args),
         Command::Get(args) => cmd::get::run(&args),
         Command::Delete(args) => cmd::delete::run(&args),

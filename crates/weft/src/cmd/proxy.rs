@@ -53,8 +53,31 @@ pub(crate) struct Args {
     admin_shutdown: bool,
 }
 
+/// A proxy ready to run: its runtime, options and initial config.
+pub(crate) struct Prepared {
+    pub(crate) runtime: tokio::runtime::Runtime,
+    pub(crate) options: weft_proxy::run::Options,
+    pub(crate) initial: weft_proxy::run::Initial,
+}
+
 /// Runs the proxy until it has drained.
 pub(crate) fn run(args: Args) -> anyhow::Result<()> {
+    let Some(Prepared {
+        runtime,
+        options,
+        initial,
+    }) = prepare(args)?
+    else {
+        return Ok(());
+    };
+    runtime.block_on(weft_proxy::run::run(options, initial))?;
+    // Connections still open after the drain deadline are closed with the runtime.
+    runtime.shutdown_timeout(Duration::from_millis(100));
+    Ok(())
+}
+
+/// Sets up logging, loads the config and builds the runtime; `None` after `--check`.
+pub(crate) fn prepare(args: Args) -> anyhow::Result<Option<Prepared>> {
     let log = logging::init(&args.log_level, args.log_format)?;
     let control_plane = args
         .control_plane
@@ -75,7 +98,7 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
             snap.config.services.len(),
             snap.config.routes.len()
         );
-        return Ok(());
+        return Ok(None);
     }
     let workers = match args
         .workers
@@ -101,11 +124,13 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
         watch_interval: args.watch_interval,
         log: Some(log),
         admin_shutdown: args.admin_shutdown,
+        stop: None,
     };
-    runtime.block_on(weft_proxy::run::run(options, initial))?;
-    // Connections still open after the drain deadline are closed with the runtime.
-    runtime.shutdown_timeout(Duration::from_millis(100));
-    Ok(())
+    Ok(Some(Prepared {
+        runtime,
+        options,
+        initial,
+    }))
 }
 
 /// `/var/lib/weft` as root; `$XDG_STATE_HOME/weft` (or `~/.local/state/weft`) otherwise.
