@@ -42,6 +42,8 @@ enum Command {
     Check(cmd::check::Args),
     /// Issue or revoke workload tokens (what a proxy presents to get certificates).
     Token(cmd::token::Args),
+    /// Install or remove the iptables rules of transparent mode (needs root).
+    Redirect(cmd::redirect::Args),
 }
 
 fn main() -> std::process::ExitCode {
@@ -60,6 +62,7 @@ fn main() -> std::process::ExitCode {
         Command::Inspect(args) => cmd::inspect::run(&args),
         Command::Check(args) => cmd::check::run(&args),
         Command::Token(args) => cmd::token::run(&args),
+        Command::Redirect(args) => cmd::redirect::run(&args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -67,3 +67,131 @@ fn captured_traffic_to_a_service_vip_is_routed_through_the_mesh() {
         .expect("came through the mesh");
     assert!(xfcc.contains("sa/client"), "{xfcc}");
 }
+
+/// `curl URL` from `host` as an unprivileged app (uid 65534, not the proxy's uid 0);
+/// the body, or why it failed.
+fn app_curl(host: &weft_testkit::Host, url: &str) -> Result<Vec<u8>, String> {
+    let out = host
+        .command("setpriv")
+        .args([
+            "--reuid",
+            "65534",
+            "--regid",
+            "65534",
+            "--clear-groups",
+            "curl",
+            "-sS",
+            "--fail",
+            "--max-time",
+            "5",
+            url,
+        ])
+        .output()
+        .map_err(|e| e.to_string())?;
+    if out.status.success() {
+        Ok(out.stdout)
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).into_owned())
+    }
+}
+
+fn nat_rules(host: &weft_testkit::Host) -> String {
+    let out = host
+        .exec(&["iptables-save", "-t", "nat"])
+        .expect("iptables-save");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .map(|l| l.split(" [").next().unwrap_or(l).to_owned())
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[test]
+fn weft_redirect_sends_app_traffic_through_the_proxy_and_fails_closed_without_it() {
+    let Some(mesh) =
+        Mesh::new("weft_redirect_sends_app_traffic_through_the_proxy_and_fails_closed_without_it")
+    else {
+        return;
+    };
+    let client = mesh.host("client");
+    let server = mesh.host("server");
+    let (_app, _sp) = crate::support::echo_workload(&mesh, &server, "echo");
+    // Something outside the mesh the app could try to reach directly.
+    let direct_addr = crate::support::addr(&server, 9000);
+    let direct = server
+        .spawn_server(
+            move || async move { weft_testkit::echo::spawn_http(direct_addr, "direct").await },
+        )
+        .expect("direct server");
+    let vip = "198.18.100.10";
+    let cfg = format!(
+        "{}services:\n  - name: echo\n    vip: {vip}\n    ports: [{{ port: 80, targetPort: 8080, protocol: http }}]\n    endpoints: [{}]\n",
+        mesh.identity_yaml(&client, "client", &[]),
+        Mesh::endpoint(&server, "echo"),
+    );
+    let proxy = mesh.proxy(&client, &mesh.write("client", &cfg));
+    let out = client
+        .exec(&["ip", "route", "add", "198.18.100.0/24", "dev", "eth0"])
+        .expect("route");
+    assert!(out.status.success());
+    let weft = crate::support::weft();
+    let weft = weft.to_str().expect("utf-8");
+    let install = |extra: &[&str]| {
+        let mut args = vec![weft, "redirect", "install", "--proxy-uid", "0"];
+        args.extend_from_slice(extra);
+        let out = client.exec(&args).expect("weft redirect install");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    install(&[]);
+    let once = nat_rules(&client);
+    install(&[]);
+    assert_eq!(nat_rules(&client), once, "install is idempotent");
+    assert_eq!(once.matches("-j WEFT_OUTPUT").count(), 1, "{once}");
+
+    // The app dials the VIP as if it were the service: the mesh carries it.
+    let body = app_curl(&client, &format!("http://{vip}/through")).expect("through the mesh");
+    let reply = EchoReply::from_body(&body).expect("echo reply");
+    assert!(
+        reply
+            .header("x-forwarded-client-cert")
+            .is_some_and(|x| x.contains("sa/client")),
+        "{reply:?}"
+    );
+    // Anything else goes through the proxy too (passed through).
+    app_curl(&client, &format!("http://{direct_addr}/passthrough")).expect("passthrough");
+    let seen = direct.recorder().count();
+    assert_eq!(seen, 1);
+
+    // Without the proxy the app's connections are refused, not sent around the mesh.
+    drop(proxy);
+    let refused = app_curl(&client, &format!("http://{direct_addr}/bypass"));
+    assert!(
+        refused.is_err(),
+        "the app went around the stopped proxy: {refused:?}"
+    );
+    assert_eq!(
+        direct.recorder().count(),
+        seen,
+        "nothing reached the direct server"
+    );
+
+    let out = client
+        .exec(&[weft, "redirect", "remove"])
+        .expect("weft redirect remove");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        !nat_rules(&client).contains("WEFT"),
+        "{}",
+        nat_rules(&client)
+    );
+    app_curl(&client, &format!("http://{direct_addr}/after-remove")).expect("direct again");
+}
