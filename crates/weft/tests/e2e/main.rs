@@ -13,4 +13,5 @@ mod lifecycle;
 mod mtls_modes;
 mod protocols;
 mod routing;
+mod run;
 mod security;
