@@ -21,18 +21,7 @@ fn issued_pair(
     client: &weft_testkit::Host,
     server: &weft_testkit::Host,
 ) -> IssuedPair {
-    let app = server
-        .spawn_server(|| weft_testkit::echo::spawn_http(local(8080), "v1"))
-        .expect("echo app");
-    let (boot, token) = mesh.tokened_bootstrap(
-        cp,
-        server,
-        "echo-v1",
-        &[("app", "echo"), ("version", "v1")],
-        &[(8080, "http")],
-        &[],
-    );
-    let server_proxy = mesh.tokened_proxy(server, &boot, &token, cp);
+    let (app, server_proxy) = crate::support::issued_echo(mesh, cp, server);
     let (boot, token) =
         mesh.tokened_bootstrap(cp, client, "client", &[], &[], &[(18080, "echo", 80)]);
     let client_proxy = mesh.tokened_proxy(client, &boot, &token, cp);

@@ -14,18 +14,7 @@ fn with_a_control_plane_the_apps_first_request_at_startup_succeeds() {
     let server = mesh.host("server");
     let _cp = mesh.control_plane(&cp, &[]);
     mesh.apply(&cp, "services", ECHO_SERVICES);
-    let _app = server
-        .spawn_server(|| weft_testkit::echo::spawn_http(local(8080), "v1"))
-        .expect("echo app");
-    let (boot, token) = mesh.tokened_bootstrap(
-        &cp,
-        &server,
-        "echo-v1",
-        &[("app", "echo"), ("version", "v1")],
-        &[(8080, "http")],
-        &[],
-    );
-    let _server = mesh.tokened_proxy(&server, &boot, &token, &cp);
+    let _server = crate::support::issued_echo(&mesh, &cp, &server);
     let (boot, token) =
         mesh.tokened_bootstrap(&cp, &client, "client", &[], &[], &[(18080, "echo", 80)]);
     let state = mesh.dir.path().join("state-client");

@@ -533,3 +533,28 @@ impl Mesh {
         .expect("weft proxy (control-plane certificate) starts and becomes ready")
     }
 }
+
+/// An echo app answering as `v1` on `host`:8080 behind workload `echo-v1` (labels
+/// `app: echo, version: v1`), whose proxy gets its certificate from the control plane
+/// on `cp`. Keep both values alive for the test.
+pub fn issued_echo(
+    mesh: &Mesh,
+    cp: &Host,
+    host: &Host,
+) -> (
+    weft_testkit::netns::Hosted<weft_testkit::echo::Server>,
+    WeftProcess,
+) {
+    let app = host
+        .spawn_server(|| weft_testkit::echo::spawn_http(local(8080), "v1"))
+        .expect("echo app");
+    let (boot, token) = mesh.tokened_bootstrap(
+        cp,
+        host,
+        "echo-v1",
+        &[("app", "echo"), ("version", "v1")],
+        &[(8080, "http")],
+        &[],
+    );
+    (app, mesh.tokened_proxy(host, &boot, &token, cp))
+}
