@@ -592,15 +592,7 @@ impl Authority {
                 reason: "the requested certificate lifetime is zero".to_owned(),
             });
         }
-        if now >= self.not_after {
-            return Err(Error::CaExpired {
-                not_after: self.not_after,
-            });
-        }
-        let not_before = now.checked_sub(CSR_BACKDATE).unwrap_or(now);
-        let not_after = now
-            .checked_add(ttl)
-            .map_or(self.not_after, |end| end.min(self.not_after));
+        let (not_before, not_after) = self.window(now, ttl)?;
         let public_key = rcgen::SubjectPublicKeyInfo::from_der(csr.public_key_der())
             .map_err(|source| Error::CsrKey { source })?;
         let serial = random_serial()?;
@@ -741,15 +733,7 @@ impl Authority {
         now: SystemTime,
     ) -> Result<ServerLeaf, Error> {
         self.check_trust_domain(id)?;
-        if now >= self.not_after {
-            return Err(Error::CaExpired {
-                not_after: self.not_after,
-            });
-        }
-        let not_before = now.checked_sub(CSR_BACKDATE).unwrap_or(now);
-        let not_after = now
-            .checked_add(validity)
-            .map_or(self.not_after, |end| end.min(self.not_after));
+        let (not_before, not_after) = self.window(now, validity)?;
         let key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256)
             .map_err(|source| Error::KeyGeneration { source })?;
         let mut params = leaf_params(id, random_serial()?, not_before, not_after)?;
@@ -779,6 +763,22 @@ impl Authority {
             key_der: key.serialize_der(),
             not_after: whole_seconds(not_after),
         })
+    }
+
+    /// The validity of a leaf signed at `now` for `ttl`: from [`CSR_BACKDATE`] before
+    /// `now` (clock skew) to `now + ttl`, cut at this CA's own expiry; an expired CA
+    /// signs nothing.
+    fn window(&self, now: SystemTime, ttl: Duration) -> Result<(SystemTime, SystemTime), Error> {
+        if now >= self.not_after {
+            return Err(Error::CaExpired {
+                not_after: self.not_after,
+            });
+        }
+        let not_before = now.checked_sub(CSR_BACKDATE).unwrap_or(now);
+        let not_after = now
+            .checked_add(ttl)
+            .map_or(self.not_after, |end| end.min(self.not_after));
+        Ok((not_before, not_after))
     }
 
     fn check_trust_domain(&self, id: &SpiffeId) -> Result<(), Error> {
