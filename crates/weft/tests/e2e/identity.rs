@@ -430,18 +430,7 @@ fn a_mesh_rotated_to_an_openssl_made_intermediate_issues_leaves_that_verify_agai
     );
     // The control plane's own certificate follows within a second.
     std::thread::sleep(Duration::from_millis(1500));
-    let _app = server
-        .spawn_server(|| weft_testkit::echo::spawn_http(local(8080), "v1"))
-        .expect("echo app");
-    let (boot, token) = mesh.tokened_bootstrap(
-        &cp,
-        &server,
-        "echo-v1",
-        &[("app", "echo")],
-        &[(8080, "http")],
-        &[],
-    );
-    let _server = mesh.tokened_proxy(&server, &boot, &token, &cp);
+    let _server = crate::support::issued_echo(&mesh, &cp, &server);
 
     // An openssl client that trusts only the operator's root verifies the workload's
     // chain (leaf + intermediate) on its HBONE port...

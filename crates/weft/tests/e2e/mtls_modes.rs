@@ -36,6 +36,19 @@ fn legacy_get(from: &Host, url: &str) -> Result<EchoReply, String> {
     EchoReply::from_body(&out.stdout).map_err(|e| e.to_string())
 }
 
+/// `curl` through the client's outbound listener (service `echo`) with extra `headers`.
+fn meshed_get(client: &Host, path: &str, headers: &[&str]) -> std::process::Output {
+    let mut command = client.command("curl");
+    command.args(["-sS", "--fail", "--max-time", "5", "-H", "host: echo"]);
+    for header in headers {
+        command.args(["-H", header]);
+    }
+    command
+        .arg(format!("http://127.0.0.1:18080{path}"))
+        .output()
+        .expect("curl")
+}
+
 fn metrics(host: &Host) -> String {
     let out = host
         .command("curl")
@@ -108,21 +121,13 @@ fn plaintext_reaches_a_workload_only_while_its_port_is_permissive() {
         refused.is_err(),
         "strict mesh served plaintext: {refused:?}"
     );
-    let meshed = client
-        .command("curl")
-        .args([
-            "-sS",
-            "--fail",
-            "--max-time",
-            "5",
-            "-H",
-            "host: echo",
-            "-H",
-            &format!("{IDENTITY_HEADER}: spiffe://cluster.local/ns/default/sa/admin"),
-            "http://127.0.0.1:18080/meshed",
-        ])
-        .output()
-        .expect("curl");
+    let meshed = meshed_get(
+        &client,
+        "/meshed",
+        &[&format!(
+            "{IDENTITY_HEADER}: spiffe://cluster.local/ns/default/sa/admin"
+        )],
+    );
     assert!(
         meshed.status.success(),
         "{}",
@@ -190,19 +195,7 @@ fn plaintext_reaches_a_workload_only_while_its_port_is_permissive() {
             .is_err()),
         "a strict port kept serving plaintext"
     );
-    let meshed = client
-        .command("curl")
-        .args([
-            "-sS",
-            "--fail",
-            "--max-time",
-            "5",
-            "-H",
-            "host: echo",
-            "http://127.0.0.1:18080/",
-        ])
-        .output()
-        .expect("curl");
+    let meshed = meshed_get(&client, "/", &[]);
     assert!(
         meshed.status.success(),
         "mesh traffic stops on a strict port: {}",
