@@ -8,6 +8,7 @@
 //! - [`resource`]: the user-facing, Kubernetes-shaped resources (`Service`,
 //!   `HTTPRoute`, …) that operators apply and the control plane compiles.
 
+pub mod cidr;
 pub mod digest;
 pub mod duration;
 pub mod pb;

@@ -107,7 +107,35 @@ impl TryFrom<&pb::Service> for proxy::Service {
             ports,
             load_balancer,
             endpoints,
+            hostnames: s
+                .hostnames
+                .iter()
+                .enumerate()
+                .map(|(i, h)| hostname(&format!("hostnames[{i}]"), h))
+                .collect::<Result<Vec<_>, Error>>()?,
         })
+    }
+}
+
+/// A DNS name as the control plane sends it: lowercase labels, no trailing dot.
+fn hostname(path: &str, h: &str) -> Result<String, Error> {
+    let valid = !h.is_empty()
+        && h.len() <= 253
+        && h.split('.').all(|l| {
+            !l.is_empty()
+                && l.len() <= 63
+                && !l.starts_with('-')
+                && !l.ends_with('-')
+                && l.bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        });
+    if valid {
+        Ok(h.to_owned())
+    } else {
+        Err(Error::new(
+            path,
+            format!("{h:?} is not a DNS name (lowercase labels separated by '.')"),
+        ))
     }
 }
 
@@ -142,6 +170,7 @@ impl From<&proxy::Service> for pb::Service {
                     zone: String::new(),
                 })
                 .collect(),
+            hostnames: s.hostnames.clone(),
         }
     }
 }
@@ -531,6 +560,7 @@ mod tests {
                     hbone: None,
                 },
             ],
+            hostnames: vec!["echo.shop.svc.cluster.local".into()],
         }
     }
 
@@ -637,6 +667,8 @@ mod tests {
     fn rejects_malformed_service_fields_by_path() {
         let cases: Vec<Case<pb::Service>> = vec![
             (|s| s.vip = "nope".into(), "vip"),
+            (|s| s.hostnames = vec!["Echo.shop".into()], "hostnames[0]"),
+            (|s| s.hostnames = vec!["echo..shop".into()], "hostnames[0]"),
             (|s| s.ports[1].port = 70_000, "ports[1].port"),
             (|s| s.ports[0].target_port = 65_536, "ports[0].targetPort"),
             (|s| s.ports[0].protocol = 42, "ports[0].protocol"),

@@ -51,6 +51,31 @@ pub struct Config {
     /// Timeouts and limits.
     #[serde(default)]
     pub settings: Settings,
+    /// The mesh DNS (`listeners.dns`): where names outside the mesh are resolved.
+    #[serde(default)]
+    pub dns: Dns,
+}
+
+/// How the mesh DNS resolves names it does not own.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
+pub struct Dns {
+    /// Resolvers that answer every name that is not a mesh service (`ip:port`).
+    /// Default: the `nameserver`s of `/etc/resolv.conf` (or, when that names only
+    /// systemd-resolved's stub, of `/run/systemd/resolve/resolv.conf`).
+    pub upstreams: Vec<SocketAddr>,
+    /// TTL of the answers for mesh services. Default `30s`.
+    #[serde(with = "crate::duration")]
+    pub ttl: Duration,
+}
+
+impl Default for Dns {
+    fn default() -> Self {
+        Self {
+            upstreams: Vec::new(),
+            ttl: Duration::from_secs(30),
+        }
+    }
 }
 
 /// The workload this proxy runs next to.
@@ -238,6 +263,14 @@ pub struct Listeners {
     /// `0.0.0.0:15006`.
     #[serde(default = "default_inbound_capture")]
     pub inbound_capture: Option<SocketAddr>,
+    /// Mesh DNS (UDP and TCP): answers service names with their VIPs and forwards
+    /// the rest to `dns.upstreams`; `weft redirect install` sends the host's DNS here.
+    /// Setting it puts the proxy in transparent mode: with a control plane it
+    /// subscribes to every service, since the app may dial any of them by name. Must
+    /// be a loopback address (an open resolver is an amplifier). Default: none; the
+    /// usual value is `127.0.0.1:15053`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dns: Option<SocketAddr>,
 }
 
 impl Default for Listeners {
@@ -248,6 +281,7 @@ impl Default for Listeners {
             hbone: default_hbone(),
             outbound_capture: default_capture(),
             inbound_capture: default_inbound_capture(),
+            dns: None,
         }
     }
 }
@@ -284,6 +318,12 @@ pub struct Service {
     /// Endpoints (workload instances) of this service.
     #[serde(default)]
     pub endpoints: Vec<Endpoint>,
+    /// Fully qualified names the proxy's mesh DNS answers with `vip`, besides the
+    /// short forms it always answers (`<name>.<namespace>.svc`, `<name>.<namespace>`
+    /// and, in the workload's namespace, `<name>`). The control plane sets
+    /// `<name>.<namespace>.svc.<Mesh.spec.dns.domain>`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub hostnames: Vec<String>,
 }
 
 impl Service {

@@ -20,6 +20,7 @@ mod mesh;
 mod route;
 mod service;
 mod status;
+mod vip;
 mod workload;
 
 use std::collections::BTreeMap;
@@ -109,7 +110,7 @@ pub fn compile<'a>(objects: impl IntoIterator<Item = &'a Object>) -> Compiled {
                     Kind::Service => {
                         compiled
                             .statuses
-                            .insert(key, status::service(0, Some(&errors), generation));
+                            .insert(key, status::invalid_service(&errors, generation));
                     }
                     Kind::HttpRoute | Kind::GrpcRoute | Kind::TcpRoute => {
                         compiled
@@ -126,12 +127,25 @@ pub fn compile<'a>(objects: impl IntoIterator<Item = &'a Object>) -> Compiled {
     routes.sort_by_key(|r| r.object.key().ok());
 
     let mut ports = route::ServicePorts::new();
-    for (object, spec) in &services {
-        let svc = service::compile(object, spec, &workloads, &trust_domain);
+    let vips = vip::allocate(&services, mesh.dns.vip_range);
+    for ((object, spec), vip) in services.iter().zip(vips) {
+        let svc = service::compile(
+            object,
+            spec,
+            &workloads,
+            &trust_domain,
+            vip.vip,
+            &mesh.dns.domain,
+        );
         if let Ok(key) = object.key() {
             compiled.statuses.insert(
                 key,
-                status::service(svc.endpoints.len(), None, object.metadata.generation),
+                status::service(
+                    svc.endpoints.len(),
+                    vip.vip,
+                    vip.problem.as_deref(),
+                    object.metadata.generation,
+                ),
             );
         }
         ports.insert(

@@ -28,6 +28,41 @@ pub(crate) fn validate(object: &Object, spec: &Spec, errors: &mut Errors) {
         );
     }
     validate_ca(spec, errors);
+    validate_dns(spec, errors);
+}
+
+/// The DNS domain is a DNS name, and the VIP range has room and cannot shadow
+/// loopback, multicast or the unspecified address.
+fn validate_dns(spec: &Spec, errors: &mut Errors) {
+    let dns = &spec.dns;
+    if !field::is_subdomain(&dns.domain) {
+        errors.push(
+            "spec.dns.domain",
+            format!(
+                "{:?} is not a valid DNS domain: use lowercase DNS labels separated by '.', \
+                 e.g. \"cluster.local\"",
+                dns.domain
+            ),
+        );
+    }
+    let range = dns.vip_range;
+    let network = range.network();
+    if range.host_bits() < 2 {
+        errors.push(
+            "spec.dns.vipRange",
+            format!(
+                "{range} is too small to allocate from: use at least a /30 (IPv4) or /126 (IPv6)"
+            ),
+        );
+    } else if network.is_loopback() || network.is_multicast() || network.is_unspecified() {
+        errors.push(
+            "spec.dns.vipRange",
+            format!(
+                "{range} overlaps loopback, multicast or the unspecified address; use a range \
+                 no host uses, e.g. the default 240.240.0.0/16"
+            ),
+        );
+    }
 }
 
 /// A provided CA names its files, by absolute path (the control plane's working

@@ -70,6 +70,8 @@ pub(crate) fn compile(
     spec: &Spec,
     workloads: &[Workload<'_>],
     trust_domain: &str,
+    vip: Option<std::net::IpAddr>,
+    domain: &str,
 ) -> pb::Service {
     let namespace = object.namespace();
     let mut endpoints: Vec<(std::net::IpAddr, String, pb::Endpoint)> = workloads
@@ -98,7 +100,7 @@ pub(crate) fn compile(
     pb::Service {
         name: object.metadata.name.clone(),
         namespace: namespace.to_owned(),
-        vip: spec.vip.map(|v| v.to_string()).unwrap_or_default(),
+        vip: vip.map(|v| v.to_string()).unwrap_or_default(),
         ports: spec
             .ports
             .iter()
@@ -114,6 +116,7 @@ pub(crate) fn compile(
             proxy::LoadBalancer::RoundRobin => pb::LoadBalancer::RoundRobin,
         } as i32,
         endpoints: endpoints.into_iter().map(|(_, _, e)| e).collect(),
+        hostnames: vec![format!("{}.{namespace}.svc.{domain}", object.metadata.name)],
     }
 }
 

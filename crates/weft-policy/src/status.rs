@@ -96,14 +96,34 @@ pub(crate) fn invalid_route(errors: &ValidationErrors, generation: Option<i64>) 
 /// not validate.
 pub(crate) fn service(
     endpoints: usize,
-    invalid: Option<&ValidationErrors>,
+    vip: Option<std::net::IpAddr>,
+    vip_problem: Option<&str>,
     generation: Option<i64>,
 ) -> Value {
-    match invalid {
-        None => json!({ "endpoints": endpoints }),
-        Some(e) => json!({
-            "endpoints": 0,
-            "conditions": [condition("Accepted", false, "Invalid", &e.to_string(), generation)],
-        }),
+    let mut status = Map::new();
+    status.insert("endpoints".into(), endpoints.into());
+    if let Some(vip) = vip {
+        status.insert("vip".into(), vip.to_string().into());
     }
+    if let Some(problem) = vip_problem {
+        status.insert(
+            "conditions".into(),
+            json!([condition(
+                "VipAllocated",
+                false,
+                "VipUnavailable",
+                problem,
+                generation
+            )]),
+        );
+    }
+    Value::Object(status)
+}
+
+/// The status of a `Service` that does not validate.
+pub(crate) fn invalid_service(invalid: &ValidationErrors, generation: Option<i64>) -> Value {
+    json!({
+        "endpoints": 0,
+        "conditions": [condition("Accepted", false, "Invalid", &invalid.to_string(), generation)],
+    })
 }

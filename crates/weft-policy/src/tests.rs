@@ -266,6 +266,10 @@ fn rejects_bad_values_with_path_and_message() {
         (MESH.replace("name: default", "name: default, namespace: x"), "metadata.namespace", "cluster-scoped"),
         (MESH.replace("corp.example", "Corp Example"), "spec.trustDomain", "not a valid trust domain"),
         (MESH.replace("trustDomain: corp.example", "mtls: { mode: loose }"), "spec.mtls.mode", "unknown variant `loose`"),
+        (MESH.replace("trustDomain: corp.example", "dns: { domain: 'Mesh Local' }"), "spec.dns.domain", "not a valid DNS domain"),
+        (MESH.replace("trustDomain: corp.example", "dns: { vipRange: 240.240.0.1/16 }"), "spec.dns.vipRange", "did you mean 240.240.0.0/16"),
+        (MESH.replace("trustDomain: corp.example", "dns: { vipRange: 240.240.0.0/31 }"), "spec.dns.vipRange", "too small"),
+        (MESH.replace("trustDomain: corp.example", "dns: { vipRange: 127.0.0.0/8 }"), "spec.dns.vipRange", "overlaps loopback"),
         (SERVICE.replace("weft.dev/v1alpha1", "weft.dev/v1"), "apiVersion", "not served for Service"),
         (SERVICE.replace("kind: Service", "kind: Serviec"), "kind", "unknown kind"),
         (SERVICE.replace("name: echo,", "name: Echo_1,"), "metadata.name", "not a valid name"),
@@ -376,8 +380,82 @@ fn selector_picks_healthy_and_disconnected_workloads_of_its_namespace() {
     assert_eq!(svc.ports[0].protocol, pb::Protocol::Http as i32);
     assert_eq!(
         compiled.statuses[&key(Kind::Service, "shop", "echo")],
-        json!({ "endpoints": 2 })
+        json!({ "endpoints": 2, "vip": "10.96.0.10" })
     );
+}
+
+// === compile: VIPs and names ===
+
+#[test]
+fn a_service_without_a_vip_gets_one_from_the_mesh_range_and_keeps_it_through_its_status() {
+    let no_vip = SERVICE.replace("  vip: 10.96.0.10\n", "");
+    let compiled = compile(&[object(&no_vip)]);
+    let svc = &compiled.services["echo.shop"];
+    let vip: std::net::IpAddr = svc.vip.parse().expect("allocated");
+    assert!(
+        "240.240.0.0/16"
+            .parse::<weft_api::cidr::Cidr>()
+            .expect("range")
+            .contains(vip),
+        "{vip} is in the default range"
+    );
+    let status = &compiled.statuses[&key(Kind::Service, "shop", "echo")];
+    assert_eq!(
+        status["vip"], svc.vip,
+        "the allocation is written to the status"
+    );
+    assert_eq!(svc.hostnames, ["echo.shop.svc.cluster.local"]);
+
+    // The stored status is what the next compile (after a restart) keeps, even where
+    // the hash would have picked another address.
+    let mut stored = object(&no_vip);
+    stored.status = Some(json!({ "endpoints": 0, "vip": "240.240.9.9" }));
+    let again = compile(&[stored]);
+    assert_eq!(again.services["echo.shop"].vip, "240.240.9.9");
+}
+
+#[test]
+fn the_mesh_sets_the_dns_domain_and_the_vip_range() {
+    let mesh = object(
+        "apiVersion: weft.dev/v1alpha1\nkind: Mesh\nmetadata: { name: default }\n\
+         spec: { dns: { domain: mesh.internal, vipRange: 198.18.0.0/24 } }\n",
+    );
+    let no_vip = SERVICE.replace("  vip: 10.96.0.10\n", "");
+    let mut stored = object(&no_vip);
+    stored.status = Some(json!({ "vip": "240.240.9.9" }));
+    let compiled = compile(&[mesh, stored]);
+    let svc = &compiled.services["echo.shop"];
+    assert!(
+        svc.vip.starts_with("198.18.0."),
+        "moved into the new range: {}",
+        svc.vip
+    );
+    assert_eq!(svc.hostnames, ["echo.shop.svc.mesh.internal"]);
+}
+
+#[test]
+fn a_vip_two_services_claim_goes_to_the_older_and_the_other_is_told() {
+    let first = SERVICE.replace(
+        "metadata: { name: echo, namespace: shop }",
+        "metadata: { name: echo, namespace: shop, creationTimestamp: '2026-01-01T00:00:00Z' }",
+    );
+    let second = SERVICE.replace(
+        "metadata: { name: echo, namespace: shop }",
+        "metadata: { name: aaa, namespace: shop, creationTimestamp: '2026-02-01T00:00:00Z' }",
+    );
+    let compiled = compile(&[object(&first), object(&second)]);
+    assert_eq!(compiled.services["echo.shop"].vip, "10.96.0.10");
+    assert_eq!(
+        compiled.services["aaa.shop"].vip, "",
+        "no duplicate reaches a proxy"
+    );
+    let status = &compiled.statuses[&key(Kind::Service, "shop", "aaa")];
+    assert_eq!(status["conditions"][0]["type"], "VipAllocated");
+    assert_eq!(status["conditions"][0]["status"], "False");
+    let message = status["conditions"][0]["message"]
+        .as_str()
+        .expect("message");
+    assert!(message.contains("shop/echo"), "{message}");
 }
 
 #[test]

@@ -448,6 +448,7 @@ fn check(
             routes,
             inbound: proxy::Inbound::default(),
             settings: proxy::Settings::default(),
+            dns: proxy::Dns::default(),
         };
         config
             .validate_with(References::Deferred)

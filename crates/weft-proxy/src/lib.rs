@@ -12,6 +12,7 @@
 
 pub mod admin;
 pub mod control;
+pub mod dns;
 pub mod hbone;
 pub mod http;
 pub mod identity;

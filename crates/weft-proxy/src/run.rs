@@ -144,6 +144,34 @@ fn bind(what: &'static str, addr: SocketAddr) -> Result<tokio::net::TcpListener,
     listen::bind(addr).map_err(|source| Error::Bind { what, addr, source })
 }
 
+fn udp_bind(addr: SocketAddr) -> std::io::Result<tokio::net::UdpSocket> {
+    let socket = std::net::UdpSocket::bind(addr)?;
+    socket.set_nonblocking(true)?;
+    tokio::net::UdpSocket::from_std(socket)
+}
+
+/// The IPv6 loopback twin (`[::1]:PORT`) of a loopback IPv4 capture address: where
+/// the ip6tables rules of `weft redirect install` send IPv6 traffic.
+fn ipv6_twin(addr: SocketAddr) -> Option<SocketAddr> {
+    (addr.is_ipv4() && addr.ip().is_loopback())
+        .then(|| SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, addr.port())))
+}
+
+/// A twin listener is best effort: a host without IPv6 has nothing to capture there.
+fn optional_bind<T>(bound: std::io::Result<T>, what: &str, addr: SocketAddr) -> Option<T> {
+    match bound {
+        Ok(l) => Some(l),
+        Err(e) if e.kind() == std::io::ErrorKind::AddrNotAvailable => {
+            tracing::debug!(%addr, what, "no IPv6 loopback; IPv6 is not captured");
+            None
+        }
+        Err(e) => {
+            tracing::warn!(%addr, what, error = %e, "could not bind the IPv6 twin listener; IPv6 traffic redirected here is refused");
+            None
+        }
+    }
+}
+
 /// Runs the proxy until it has drained after SIGTERM/SIGINT (or `POST /shutdown`).
 pub async fn run(options: Options, initial: Initial) -> Result<(), Error> {
     let metrics = Metrics::new();
@@ -210,17 +238,45 @@ pub async fn run(options: Options, initial: Initial) -> Result<(), Error> {
     }
 
     if let Some(addr) = listeners.outbound_capture {
-        let l = bind("listeners.outboundCapture", addr)?;
-        let outbound = outbound.clone();
-        let m = metrics.clone();
-        tokio::spawn(listen::serve(
-            l,
-            max_connections,
-            drain.clone(),
-            CancellationToken::new(),
-            move || m.failure("connection_limit"),
-            move |stream, _peer| outbound.clone().captured(stream),
-        ));
+        let mut bound = vec![bind("listeners.outboundCapture", addr)?];
+        bound.extend(
+            ipv6_twin(addr).and_then(|twin| {
+                optional_bind(listen::bind(twin), "listeners.outboundCapture", twin)
+            }),
+        );
+        for l in bound {
+            let outbound = outbound.clone();
+            let m = metrics.clone();
+            tokio::spawn(listen::serve(
+                l,
+                max_connections,
+                drain.clone(),
+                CancellationToken::new(),
+                move || m.failure("connection_limit"),
+                move |stream, _peer| outbound.clone().captured(stream),
+            ));
+        }
+    }
+
+    if let Some(addr) = listeners.dns {
+        let udp = udp_bind(addr).map_err(|source| Error::Bind {
+            what: "listeners.dns",
+            addr,
+            source,
+        })?;
+        let tcp = bind("listeners.dns", addr)?;
+        let system = crate::dns::system_upstreams();
+        if snap.config.dns.upstreams.is_empty() && system.is_empty() {
+            tracing::warn!("mesh DNS: no dns.upstreams and no nameserver in /etc/resolv.conf; names outside the mesh get SERVFAIL");
+        }
+        crate::dns::serve(udp, tcp, store.clone(), system.clone());
+        if let Some(twin) = ipv6_twin(addr) {
+            let udp = optional_bind(udp_bind(twin), "listeners.dns", twin);
+            let tcp = optional_bind(listen::bind(twin), "listeners.dns", twin);
+            if let (Some(udp), Some(tcp)) = (udp, tcp) {
+                crate::dns::serve(udp, tcp, store.clone(), system);
+            }
+        }
     }
 
     let explicit = Arc::new(Explicit {

@@ -139,6 +139,32 @@ fn listeners(config: &Config, errors: &mut Errors) {
         l.inbound_capture
             .map(|a| ("listeners.inboundCapture".into(), a)),
     );
+    if let Some(dns) = l.dns {
+        if !dns.ip().is_loopback() {
+            errors.push(
+                "listeners.dns",
+                format!(
+                    "{dns} is not a loopback address: the mesh DNS answers only this host's \
+                     apps; use 127.0.0.1:15053"
+                ),
+            );
+        }
+        bound.push(("listeners.dns".into(), dns));
+    }
+    for (i, u) in config.dns.upstreams.iter().enumerate() {
+        if u.port() == 0 || u.ip().is_unspecified() {
+            errors.push(
+                format!("dns.upstreams[{i}]"),
+                format!("{u} is not a resolver address; give IP:PORT, e.g. 10.0.0.2:53"),
+            );
+        }
+        if Some(*u) == l.dns {
+            errors.push(
+                format!("dns.upstreams[{i}]"),
+                format!("{u} is listeners.dns itself: queries would loop"),
+            );
+        }
+    }
     if l.inbound_capture.is_none() {
         if let Some(i) = config
             .workload

@@ -7,6 +7,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::cidr::Cidr;
+
 /// The only name a `Mesh` may have.
 pub const MESH_NAME: &str = "default";
 /// Trust domain used when no `Mesh` sets one.
@@ -30,6 +32,10 @@ pub struct Spec {
     /// Where workload certificates come from. Default: `type: builtin`.
     #[serde(default)]
     pub ca: Ca,
+    /// Service names and VIPs. Default: `domain: cluster.local`, `vipRange:
+    /// 240.240.0.0/16`.
+    #[serde(default)]
+    pub dns: Dns,
 }
 
 impl Default for Spec {
@@ -39,8 +45,46 @@ impl Default for Spec {
             mtls: Mtls::default(),
             default_action: DefaultAction::default(),
             ca: Ca::default(),
+            dns: Dns::default(),
         }
     }
+}
+
+/// `Mesh.spec.dns`: the names services answer to and the addresses behind them.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Dns {
+    /// Services are `<name>.<namespace>.svc.<domain>` in the proxies' mesh DNS.
+    /// Default `cluster.local`.
+    #[serde(default = "default_dns_domain")]
+    pub domain: String,
+    /// Where the control plane allocates the VIP of every `Service` without
+    /// `spec.vip`. An allocation is kept (in `Service.status.vip`) for as long as the
+    /// service exists and its address stays inside this range. Default
+    /// `240.240.0.0/16`: reserved addresses no host uses, so a VIP never shadows a real
+    /// destination.
+    #[serde(default = "default_vip_range")]
+    pub vip_range: Cidr,
+}
+
+impl Default for Dns {
+    fn default() -> Self {
+        Self {
+            domain: default_dns_domain(),
+            vip_range: default_vip_range(),
+        }
+    }
+}
+
+/// The mesh DNS domain used when no `Mesh` sets one.
+pub const DEFAULT_DNS_DOMAIN: &str = "cluster.local";
+
+fn default_dns_domain() -> String {
+    DEFAULT_DNS_DOMAIN.to_owned()
+}
+
+fn default_vip_range() -> Cidr {
+    Cidr::default_vip_range()
 }
 
 /// `Mesh.spec.mtls`.

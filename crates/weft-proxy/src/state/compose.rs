@@ -191,8 +191,12 @@ pub fn service_key(reference: &str, default_namespace: &str) -> String {
     }
 }
 
-/// The services `config`'s outbound listeners target.
+/// The services `config`'s outbound listeners target; every service (the xDS
+/// wildcard) in transparent mode (`listeners.dns` set), where the app may dial any.
 pub fn targets(config: &Config) -> BTreeSet<String> {
+    if config.listeners.dns.is_some() {
+        return BTreeSet::from([crate::xds::WILDCARD.to_owned()]);
+    }
     let ns = &config.workload.namespace;
     config
         .outbound
@@ -205,6 +209,9 @@ pub fn targets(config: &Config) -> BTreeSet<String> {
 pub fn wanted(config: &Config, dynamic: &Dynamic) -> BTreeSet<String> {
     let ns = &config.workload.namespace;
     let mut wanted = targets(config);
+    if config.listeners.dns.is_some() {
+        return wanted;
+    }
     let mut backends = Vec::new();
     for table in config.routes.iter().chain(
         wanted

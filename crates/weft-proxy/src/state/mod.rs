@@ -45,6 +45,7 @@ pub struct Snapshot {
     outbound: HashMap<SocketAddr, Target>,
     vips: HashMap<SocketAddr, Target>,
     routes: HashMap<(Arc<str>, u16), Arc<RouteTable>>,
+    dns: crate::dns::Table,
 }
 
 /// A service port as a routing destination.
@@ -282,6 +283,7 @@ impl Snapshot {
             "{}.{}",
             config.workload.name, config.workload.namespace
         )));
+        let dns = crate::dns::Table::build(&config);
         Ok(Self {
             config: Arc::new(config),
             version,
@@ -291,12 +293,18 @@ impl Snapshot {
             outbound,
             vips,
             routes,
+            dns,
         })
     }
 
     /// The service port an explicit outbound listener points at.
     pub fn outbound_target(&self, listen: SocketAddr) -> Option<&Target> {
         self.outbound.get(&listen)
+    }
+
+    /// The names the mesh DNS answers.
+    pub fn dns(&self) -> &crate::dns::Table {
+        &self.dns
     }
 
     /// The service port behind a VIP (transparent mode).

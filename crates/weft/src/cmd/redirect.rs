@@ -1,20 +1,21 @@
 //! `weft redirect install|remove`: the iptables rules of transparent mode, for a host or
 //! a network namespace (run it inside one with `ip netns exec`).
 //!
-//! Outbound TCP goes to the proxy's capture port (15001), and inbound TCP for
-//! permissive ports to its plaintext capture port (15006). The proxy's own traffic (by
-//! uid) and traffic to loopback are left alone. The rules live in chains of their own
+//! Outbound TCP goes to the proxy's capture port (15001), DNS (UDP and TCP port 53,
+//! to any resolver, loopback ones included) to its mesh DNS (15053), and inbound TCP
+//! for permissive ports to its plaintext capture port (15006). The proxy's own traffic
+//! (by uid) and other traffic to loopback are left alone. The rules live in chains of their own
 //! (`WEFT_OUTPUT`, `WEFT_PREROUTING` in the `nat` table) with one jump each from the
 //! built-in chains, so `install` is idempotent (it rewrites the chains) and `remove`
 //! takes everything back out. They fail closed: redirected traffic with no proxy
 //! listening is refused, never sent around the mesh. `--dry-run` prints the commands.
 //!
-//! Uses the `iptables` command, which on Debian 12 drives nftables (`iptables-nft`).
-//! IPv4 only for now.
+//! Uses the `iptables` and `ip6tables` commands, which on Debian 12 drive nftables
+//! (`iptables-nft`). IPv6 gets the same rules, so an app cannot step around the mesh
+//! by dialling an IPv6 address: the proxy captures on `[::1]` too, and where it does
+//! not listen the redirected connection is refused.
 
 use std::process::Command;
-
-use anyhow::Context;
 
 /// The chains `install` owns.
 const OUTPUT_CHAIN: &str = "WEFT_OUTPUT";
@@ -54,6 +55,17 @@ struct InstallArgs {
     /// Outbound destination ports never redirected (e.g. 22), comma-separated.
     #[arg(long, value_delimiter = ',', value_name = "PORT,…")]
     exclude_ports: Vec<u16>,
+    /// The proxy's mesh DNS port (`listeners.dns`), where DNS queries go.
+    #[arg(long, default_value_t = 15053)]
+    dns_port: u16,
+    /// Leave DNS alone (for a proxy without `listeners.dns`: apps then dial VIPs by
+    /// address).
+    #[arg(long)]
+    no_dns: bool,
+    /// Write IPv4 rules only. Without IPv6 rules an app can reach IPv6 destinations
+    /// around the mesh; use it only where the host has no IPv6.
+    #[arg(long)]
+    no_ipv6: bool,
     /// Print the commands instead of running them.
     #[arg(long)]
     dry_run: bool,
@@ -66,10 +78,34 @@ struct RemoveArgs {
     dry_run: bool,
 }
 
-/// One `iptables` invocation; `tolerated` ones may fail (a chain that already exists,
-/// a jump that is not there).
+/// An address family and the command that writes its rules.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Family {
+    V4,
+    V6,
+}
+
+impl Family {
+    fn program(self) -> &'static str {
+        match self {
+            Self::V4 => "iptables",
+            Self::V6 => "ip6tables",
+        }
+    }
+
+    fn loopback(self) -> &'static str {
+        match self {
+            Self::V4 => "127.0.0.0/8",
+            Self::V6 => "::1/128",
+        }
+    }
+}
+
+/// One `iptables`/`ip6tables` invocation; `tolerated` ones may fail (a chain that
+/// already exists, a jump that is not there).
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Step {
+    family: Family,
     args: Vec<String>,
     tolerated: bool,
 }
@@ -78,30 +114,54 @@ struct Step {
 pub(crate) fn run(args: &Args) -> anyhow::Result<()> {
     let (steps, dry_run) = match &args.action {
         Action::Install(a) => {
-            if a.outbound_port == 0 || a.inbound_port == 0 {
-                anyhow::bail!("--outbound-port and --inbound-port must be 1-65535");
+            if a.outbound_port == 0 || a.inbound_port == 0 || a.dns_port == 0 {
+                anyhow::bail!("--outbound-port, --inbound-port and --dns-port must be 1-65535");
             }
-            (install(a), a.dry_run)
+            let mut steps = install(a, Family::V4);
+            if !a.no_ipv6 {
+                steps.extend(install(a, Family::V6));
+            }
+            (steps, a.dry_run)
         }
-        Action::Remove(a) => (remove(), a.dry_run),
+        Action::Remove(a) => {
+            let mut steps = remove(Family::V4);
+            steps.extend(remove(Family::V6));
+            (steps, a.dry_run)
+        }
     };
     if dry_run {
         for step in &steps {
-            println!("iptables {}", step.args.join(" "));
+            println!("{} {}", step.family.program(), step.args.join(" "));
         }
         return Ok(());
     }
     for step in &steps {
-        let out = Command::new("iptables")
-            .args(&step.args)
-            .output()
-            .context("running iptables (install Debian's iptables package; run as root)")?;
+        let program = step.family.program();
+        let out = match Command::new(program).args(&step.args).output() {
+            Ok(out) => out,
+            // `remove` on a host without ip6tables has nothing to remove there.
+            Err(_) if step.tolerated => continue,
+            Err(e) => {
+                let hint = match step.family {
+                    Family::V4 => "install Debian's iptables package; run as root",
+                    Family::V6 => {
+                        "install Debian's iptables package (it has ip6tables), or pass \
+                         --no-ipv6 on a host without IPv6"
+                    }
+                };
+                return Err(anyhow::Error::new(e).context(format!("running {program} ({hint})")));
+            }
+        };
         if !out.status.success() && !step.tolerated {
-            anyhow::bail!(
-                "iptables {} failed: {}",
+            let mut message = format!(
+                "{program} {} failed: {}",
                 step.args.join(" "),
                 String::from_utf8_lossy(&out.stderr).trim()
             );
+            if step.family == Family::V6 {
+                message.push_str(" (on a host without IPv6, pass --no-ipv6)");
+            }
+            anyhow::bail!(message);
         }
     }
     match &args.action {
@@ -113,27 +173,30 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn step(tolerated: bool, args: &[&str]) -> Step {
+fn step(family: Family, tolerated: bool, args: &[&str]) -> Step {
     Step {
+        family,
         args: args.iter().map(|a| (*a).to_owned()).collect(),
         tolerated,
     }
 }
 
-/// The steps of `install`: own chains (created if missing, then flushed), their rules,
-/// and one jump from each built-in chain (added only if missing).
-fn install(a: &InstallArgs) -> Vec<Step> {
+/// The steps of `install` for one family: own chains (created if missing, then
+/// flushed), their rules, and one jump from each built-in chain (added only if
+/// missing).
+fn install(a: &InstallArgs, family: Family) -> Vec<Step> {
     let uid = a.proxy_uid.to_string();
     let outbound = a.outbound_port.to_string();
     let inbound = a.inbound_port.to_string();
+    let dns = a.dns_port.to_string();
     let mut steps = Vec::new();
+    let mut push = |tolerated: bool, args: &[&str]| steps.push(step(family, tolerated, args));
     for chain in [OUTPUT_CHAIN, PREROUTING_CHAIN] {
-        steps.push(step(true, &["-t", "nat", "-N", chain]));
-        steps.push(step(false, &["-t", "nat", "-F", chain]));
+        push(true, &["-t", "nat", "-N", chain]);
+        push(false, &["-t", "nat", "-F", chain]);
     }
-    // Outbound: the proxy's own traffic, loopback, and excluded ports pass; other TCP
-    // goes to the capture port.
-    steps.push(step(
+    // The proxy's own traffic passes untouched (its DNS forwards and connections).
+    push(
         false,
         &[
             "-t",
@@ -147,8 +210,32 @@ fn install(a: &InstallArgs) -> Vec<Step> {
             "-j",
             "RETURN",
         ],
-    ));
-    steps.push(step(
+    );
+    // DNS goes to the mesh DNS before the loopback exception: a resolver on loopback
+    // (systemd-resolved's 127.0.0.53) is captured too.
+    if !a.no_dns {
+        for proto in ["udp", "tcp"] {
+            push(
+                false,
+                &[
+                    "-t",
+                    "nat",
+                    "-A",
+                    OUTPUT_CHAIN,
+                    "-p",
+                    proto,
+                    "--dport",
+                    "53",
+                    "-j",
+                    "REDIRECT",
+                    "--to-ports",
+                    &dns,
+                ],
+            );
+        }
+    }
+    // Loopback and excluded ports pass; other TCP goes to the capture port.
+    push(
         false,
         &[
             "-t",
@@ -156,14 +243,14 @@ fn install(a: &InstallArgs) -> Vec<Step> {
             "-A",
             OUTPUT_CHAIN,
             "-d",
-            "127.0.0.0/8",
+            family.loopback(),
             "-j",
             "RETURN",
         ],
-    ));
+    );
     for port in &a.exclude_ports {
         let port = port.to_string();
-        steps.push(step(
+        push(
             false,
             &[
                 "-t",
@@ -177,9 +264,9 @@ fn install(a: &InstallArgs) -> Vec<Step> {
                 "-j",
                 "RETURN",
             ],
-        ));
+        );
     }
-    steps.push(step(
+    push(
         false,
         &[
             "-t",
@@ -193,11 +280,11 @@ fn install(a: &InstallArgs) -> Vec<Step> {
             "--to-ports",
             &outbound,
         ],
-    ));
+    );
     // Inbound: plaintext for permissive ports goes to the plaintext capture port.
     for port in &a.permissive_ports {
         let port = port.to_string();
-        steps.push(step(
+        push(
             false,
             &[
                 "-t",
@@ -213,23 +300,27 @@ fn install(a: &InstallArgs) -> Vec<Step> {
                 "--to-ports",
                 &inbound,
             ],
-        ));
+        );
     }
     for (builtin, chain) in [("OUTPUT", OUTPUT_CHAIN), ("PREROUTING", PREROUTING_CHAIN)] {
         // Delete (tolerated when absent), then add: the jump is there exactly once.
-        steps.push(step(true, &["-t", "nat", "-D", builtin, "-j", chain]));
-        steps.push(step(false, &["-t", "nat", "-A", builtin, "-j", chain]));
+        push(true, &["-t", "nat", "-D", builtin, "-j", chain]);
+        push(false, &["-t", "nat", "-A", builtin, "-j", chain]);
     }
     steps
 }
 
-/// The steps of `remove`: the jumps, then the chains.
-fn remove() -> Vec<Step> {
+/// The steps of `remove` for one family: the jumps, then the chains.
+fn remove(family: Family) -> Vec<Step> {
     let mut steps = Vec::new();
     for (builtin, chain) in [("OUTPUT", OUTPUT_CHAIN), ("PREROUTING", PREROUTING_CHAIN)] {
-        steps.push(step(true, &["-t", "nat", "-D", builtin, "-j", chain]));
-        steps.push(step(true, &["-t", "nat", "-F", chain]));
-        steps.push(step(true, &["-t", "nat", "-X", chain]));
+        steps.push(step(
+            family,
+            true,
+            &["-t", "nat", "-D", builtin, "-j", chain],
+        ));
+        steps.push(step(family, true, &["-t", "nat", "-F", chain]));
+        steps.push(step(family, true, &["-t", "nat", "-X", chain]));
     }
     steps
 }
@@ -245,6 +336,9 @@ mod tests {
             inbound_port: 15006,
             permissive_ports: permissive.to_vec(),
             exclude_ports: exclude.to_vec(),
+            dns_port: 15053,
+            no_dns: false,
+            no_ipv6: false,
             dry_run: true,
         }
     }
@@ -253,28 +347,50 @@ mod tests {
         steps.iter().map(|s| s.args.join(" ")).collect()
     }
 
+    fn position(all: &[String], needle: &str) -> usize {
+        all.iter()
+            .position(|l| l.contains(needle))
+            .unwrap_or_else(|| panic!("{needle} missing from {all:?}"))
+    }
+
     #[test]
     fn install_excludes_the_proxy_and_loopback_before_redirecting_outbound_tcp() {
-        let all = lines(&install(&args(&[], &[22])));
-        let position = |needle: &str| {
-            all.iter()
-                .position(|l| l.contains(needle))
-                .unwrap_or_else(|| panic!("{needle} missing from {all:?}"))
-        };
-        let uid = position("--uid-owner 1337 -j RETURN");
-        let lo = position("-d 127.0.0.0/8 -j RETURN");
-        let ssh = position("--dport 22 -j RETURN");
-        let redirect = position("-A WEFT_OUTPUT -p tcp -j REDIRECT --to-ports 15001");
-        assert!(uid < redirect && lo < redirect && ssh < redirect, "{all:?}");
-        assert!(
-            !all.iter().any(|l| l.contains("PREROUTING -p tcp")),
-            "no inbound rule without permissive ports: {all:?}"
-        );
+        for (family, lo) in [(Family::V4, "127.0.0.0/8"), (Family::V6, "::1/128")] {
+            let all = lines(&install(&args(&[], &[22]), family));
+            let uid = position(&all, "--uid-owner 1337 -j RETURN");
+            let lo = position(&all, &format!("-d {lo} -j RETURN"));
+            let ssh = position(&all, "--dport 22 -j RETURN");
+            let redirect = position(&all, "-A WEFT_OUTPUT -p tcp -j REDIRECT --to-ports 15001");
+            assert!(uid < redirect && lo < redirect && ssh < redirect, "{all:?}");
+            assert!(
+                !all.iter().any(|l| l.contains("PREROUTING -p tcp")),
+                "no inbound rule without permissive ports: {all:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn dns_to_any_resolver_goes_to_the_mesh_dns_except_the_proxys_own() {
+        let all = lines(&install(&args(&[], &[]), Family::V4));
+        let uid = position(&all, "--uid-owner 1337 -j RETURN");
+        let lo = position(&all, "-d 127.0.0.0/8 -j RETURN");
+        for proto in ["udp", "tcp"] {
+            let dns = position(
+                &all,
+                &format!("-A WEFT_OUTPUT -p {proto} --dport 53 -j REDIRECT --to-ports 15053"),
+            );
+            assert!(uid < dns, "the proxy's own queries pass: {all:?}");
+            assert!(dns < lo, "a loopback resolver is captured too: {all:?}");
+        }
+        let mut without = args(&[], &[]);
+        without.no_dns = true;
+        let all = lines(&install(&without, Family::V4));
+        assert!(!all.iter().any(|l| l.contains("--dport 53")), "{all:?}");
     }
 
     #[test]
     fn install_rewrites_its_own_chains_and_adds_each_jump_once() {
-        let steps = install(&args(&[8080], &[]));
+        let steps = install(&args(&[8080], &[]), Family::V4);
         let all = lines(&steps);
         assert_eq!(all[0], "-t nat -N WEFT_OUTPUT");
         assert!(steps[0].tolerated, "an existing chain is fine");
@@ -294,8 +410,18 @@ mod tests {
     }
 
     #[test]
+    fn each_family_is_written_by_its_own_command() {
+        assert!(install(&args(&[], &[]), Family::V6)
+            .iter()
+            .all(|s| s.family.program() == "ip6tables"));
+        assert!(remove(Family::V4)
+            .iter()
+            .all(|s| s.family.program() == "iptables"));
+    }
+
+    #[test]
     fn remove_takes_out_the_jumps_and_the_chains_tolerating_absence() {
-        let steps = remove();
+        let steps = remove(Family::V6);
         assert!(steps.iter().all(|s| s.tolerated));
         let all = lines(&steps);
         assert!(all.contains(&"-t nat -X WEFT_OUTPUT".to_owned()));
