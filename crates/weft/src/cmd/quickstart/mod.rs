@@ -128,7 +128,7 @@ async fn session(
             println!("{guide}");
             tokio::select! {
                 signal = signals.recv() => {
-                    println!("\n{signal}: stopping the mesh (again to skip waiting)");
+                    println!("\n{signal}: stopping the mesh (once more to stop without waiting)");
                     Ok(())
                 }
                 failure = mesh.failures.wait() => Err(failure),
@@ -169,13 +169,21 @@ struct Workspace {
     path: PathBuf,
 }
 
+/// The file in a workspace naming the quickstart that owns it; a workspace whose owner
+/// is gone (killed with SIGKILL) is removed by the next quickstart.
+const OWNER_FILE: &str = "quickstart.pid";
+
+/// Names of workspaces in the temporary directory start with this.
+const WORKSPACE_PREFIX: &str = "weft-quickstart-";
+
 impl Workspace {
     fn create() -> anyhow::Result<Workspace> {
+        sweep_abandoned();
         let nanos = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.subsec_nanos());
         let path = std::env::temp_dir().join(format!(
-            "weft-quickstart-{}-{nanos:08x}",
+            "{WORKSPACE_PREFIX}{}-{nanos:08x}",
             std::process::id()
         ));
         std::fs::DirBuilder::new()
@@ -187,6 +195,7 @@ impl Workspace {
                     path.display()
                 )
             })?;
+        write_private(&path.join(OWNER_FILE), &format!("{}\n", std::process::id()))?;
         Ok(Workspace { path })
     }
 
@@ -197,6 +206,8 @@ impl Workspace {
     /// Removes the directory, or says where it stays.
     fn finish(self, keep: bool) {
         if keep {
+            // No owner file: a kept directory is never swept.
+            let _ = std::fs::remove_file(self.path.join(OWNER_FILE));
             println!(
                 "  ✓ kept {} (--keep-data); remove it when done",
                 self.path.display()
@@ -209,6 +220,42 @@ impl Workspace {
                 "warning: could not remove {}: {e}; remove it by hand",
                 self.path.display()
             ),
+        }
+    }
+}
+
+/// Removes workspaces of this user whose quickstart no longer runs: it was killed
+/// before it could clean up. Best effort; anything unclear is left alone.
+fn sweep_abandoned() {
+    use std::os::unix::fs::MetadataExt as _;
+    let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else {
+        return;
+    };
+    let me = nix::unistd::geteuid().as_raw();
+    for entry in entries.filter_map(Result::ok) {
+        let path = entry.path();
+        let ours = entry
+            .file_name()
+            .to_str()
+            .is_some_and(|n| n.starts_with(WORKSPACE_PREFIX))
+            && std::fs::symlink_metadata(&path).is_ok_and(|m| m.is_dir() && m.uid() == me);
+        if !ours {
+            continue;
+        }
+        let Some(owner) = std::fs::read_to_string(path.join(OWNER_FILE))
+            .ok()
+            .and_then(|text| text.trim().parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if Path::new(&format!("/proc/{owner}")).exists() {
+            continue;
+        }
+        if std::fs::remove_dir_all(&path).is_ok() {
+            println!(
+                "  ✓ removed {}, left by a quickstart that was killed",
+                path.display()
+            );
         }
     }
 }
