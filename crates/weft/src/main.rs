@@ -44,6 +44,9 @@ enum Command {
     Token(cmd::token::Args),
     /// Install or remove the iptables rules of transparent mode (needs root).
     Redirect(cmd::redirect::Args),
+    /// Run a demo mesh on loopback (control plane, apps, sidecars, a canary) until
+    /// Ctrl-C; no root, nothing to install.
+    Quickstart(cmd::quickstart::Args),
 }
 
 fn main() -> std::process::ExitCode {
@@ -63,6 +66,7 @@ fn main() -> std::process::ExitCode {
         Command::Check(args) => cmd::check::run(&args),
         Command::Token(args) => cmd::token::run(&args),
         Command::Redirect(args) => cmd::redirect::run(&args),
+        Command::Quickstart(args) => cmd::quickstart::run(&args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -77,6 +77,26 @@ pub(crate) struct ApiError {
     pub(crate) details: Vec<serde_json::Value>,
 }
 
+// === impl ConnectArgs ===
+
+impl ConnectArgs {
+    /// Settings given in full, not read from flags, environment or the config file: for
+    /// a command that runs its own control plane (`weft quickstart`).
+    pub(crate) fn explicit(
+        control_plane: String,
+        token: String,
+        ca_file: std::path::PathBuf,
+    ) -> ConnectArgs {
+        ConnectArgs {
+            control_plane: Some(control_plane),
+            token: Some(token),
+            ca_file: Some(ca_file),
+            connect_timeout: Duration::from_secs(5),
+            request_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
 // === impl Client ===
 
 impl Client {

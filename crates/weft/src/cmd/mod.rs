@@ -13,6 +13,7 @@ pub(crate) mod get;
 pub(crate) mod inspect;
 pub(crate) mod output;
 pub(crate) mod proxy;
+pub(crate) mod quickstart;
 pub(crate) mod redirect;
 pub(crate) mod run;
 pub(crate) mod source;
