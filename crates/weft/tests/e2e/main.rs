@@ -15,3 +15,4 @@ mod protocols;
 mod routing;
 mod run;
 mod security;
+mod transparent;
