@@ -269,12 +269,12 @@ pub async fn run(options: Options, initial: Initial) -> Result<(), Error> {
         if snap.config.dns.upstreams.is_empty() && system.is_empty() {
             tracing::warn!("mesh DNS: no dns.upstreams and no nameserver in /etc/resolv.conf; names outside the mesh get SERVFAIL");
         }
-        crate::dns::serve(udp, tcp, store.clone(), system.clone());
+        crate::dns::serve(udp, tcp, store.clone(), system.clone(), metrics.clone());
         if let Some(twin) = ipv6_twin(addr) {
             let udp = optional_bind(udp_bind(twin), "listeners.dns", twin);
             let tcp = optional_bind(listen::bind(twin), "listeners.dns", twin);
             if let (Some(udp), Some(tcp)) = (udp, tcp) {
-                crate::dns::serve(udp, tcp, store.clone(), system);
+                crate::dns::serve(udp, tcp, store.clone(), system, metrics.clone());
             }
         }
     }

@@ -1,6 +1,6 @@
-//! The operator admin token as users meet it: the real `weft control-plane` on
-//! 127.0.0.1 with a temporary data directory, and the real `weft` CLI against it. No
-//! root needed.
+//! The real `weft control-plane` on 127.0.0.1 with a temporary data directory, and
+//! the real `weft` CLI against it: the operator admin token as users meet it, and the
+//! service VIPs the control plane allocates. No root needed.
 
 #![allow(clippy::unwrap_used)] // a failed unwrap is a failed test
 
@@ -291,4 +291,111 @@ fn token_admin_without_a_token_file_says_where_to_run_it() {
         stderr.contains("run this on the control-plane host, or pass --data-dir"),
         "{stderr}"
     );
+}
+
+/// `status.vip` of each named service once every one has one (10 s at most).
+fn vips(cp: &ControlPlane, home: &Path, token: &str, names: &[&str]) -> Vec<String> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let got: Vec<Option<String>> = names
+            .iter()
+            .map(|name| {
+                let out = cp.weft(home, &["get", "service", name, "-o", "json"], Some(token));
+                serde_json::from_slice::<serde_json::Value>(&out.stdout)
+                    .ok()
+                    .and_then(|v| v["status"]["vip"].as_str().map(str::to_owned))
+            })
+            .collect();
+        if got.iter().all(Option::is_some) {
+            return got.into_iter().flatten().collect();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no VIP for some of {names:?}: {got:?}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn apply(cp: &ControlPlane, home: &Path, token: &str, yaml: &str) {
+    let path = home.join("apply.yaml");
+    std::fs::write(&path, yaml).unwrap();
+    let out = cp.weft(home, &["apply", "-f", path.to_str().unwrap()], Some(token));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn service(name: &str, vip: Option<&str>) -> String {
+    format!(
+        "apiVersion: weft.dev/v1alpha1\nkind: Service\nmetadata: {{ name: {name} }}\nspec:\n  \
+         ports: [{{ port: 80 }}]\n{}---\n",
+        vip.map(|v| format!("  vip: {v}\n")).unwrap_or_default()
+    )
+}
+
+#[test]
+fn service_vips_are_allocated_once_and_survive_a_control_plane_restart() {
+    let home = tempfile::tempdir().unwrap();
+    let data = tempfile::tempdir().unwrap();
+    let first = ControlPlane::start(data.path());
+    let token = admin_token(home.path(), data.path());
+    let yaml = [
+        service("catalog", None),
+        service("orders", None),
+        service("pinned", Some("10.0.0.50")),
+    ]
+    .concat();
+    apply(&first, home.path(), &token, &yaml);
+    let names = ["catalog", "orders", "pinned"];
+    let before = vips(&first, home.path(), &token, &names);
+    let range: weft_api::cidr::Cidr = "240.240.0.0/16".parse().unwrap();
+    for vip in &before[..2] {
+        assert!(
+            range.contains(vip.parse().unwrap()),
+            "{vip} is in the default range"
+        );
+    }
+    assert_ne!(before[0], before[1], "distinct addresses");
+    assert_eq!(before[2], "10.0.0.50", "spec.vip is honoured");
+    let described = first.weft(
+        home.path(),
+        &["describe", "service", "catalog"],
+        Some(&token),
+    );
+    let described = String::from_utf8_lossy(&described.stdout);
+    assert!(
+        described.contains(&format!("VIP:          {} (allocated", before[0]))
+            && described.contains("DNS name:     catalog.default.svc.cluster.local"),
+        "{described}"
+    );
+    drop(first);
+
+    let second = ControlPlane::start(data.path());
+    assert_eq!(
+        vips(&second, home.path(), &token, &names),
+        before,
+        "kept across the restart"
+    );
+
+    // A new range moves every allocation into it; explicit VIPs stay.
+    apply(
+        &second,
+        home.path(),
+        &token,
+        "apiVersion: weft.dev/v1alpha1\nkind: Mesh\nmetadata: { name: default }\n\
+         spec: { dns: { vipRange: 198.18.7.0/24 } }\n",
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let now = vips(&second, home.path(), &token, &names);
+        if now[..2].iter().all(|v| v.starts_with("198.18.7.")) {
+            assert_eq!(now[2], "10.0.0.50");
+            break;
+        }
+        assert!(Instant::now() < deadline, "never moved: {now:?}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }

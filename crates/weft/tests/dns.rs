@@ -21,16 +21,46 @@ fn free_port() -> u16 {
     }
 }
 
-fn config(dns: SocketAddr, upstream: SocketAddr, admin: u16, extra_service: &str) -> String {
+/// The proxy's loopback ports.
+#[derive(Clone, Copy)]
+struct Ports {
+    admin: u16,
+    metrics: u16,
+}
+
+impl Ports {
+    fn pick() -> Self {
+        Self {
+            admin: free_port(),
+            metrics: free_port(),
+        }
+    }
+}
+
+fn config(dns: SocketAddr, upstream: SocketAddr, ports: Ports, extra_service: &str) -> String {
+    let Ports { admin, metrics } = ports;
     format!(
         "workload: {{ name: web, namespace: shop, address: 127.0.0.1 }}\n\
-         listeners: {{ admin: 127.0.0.1:{admin}, hbone: null, metrics: null, outboundCapture: null, dns: \"{dns}\" }}\n\
+         listeners: {{ admin: 127.0.0.1:{admin}, hbone: null, metrics: \"127.0.0.1:{metrics}\", outboundCapture: null, dns: \"{dns}\" }}\n\
          dns: {{ upstreams: [\"{upstream}\"], ttl: 5s }}\n\
          services:\n\
          \x20 - {{ name: catalog, namespace: shop, vip: 240.240.0.7, hostnames: [catalog.shop.svc.cluster.local], ports: [{{ port: 8080 }}] }}\n\
          \x20 - {{ name: ledger, namespace: bank, vip: \"fd00:10::9\", hostnames: [ledger.bank.svc.cluster.local], ports: [{{ port: 80 }}] }}\n\
          {extra_service}"
     )
+}
+
+/// `weft_proxy_dns_queries_total{result="…"}` on the proxy's metrics listener.
+async fn dns_count(ports: Ports, result: &str) -> u64 {
+    let addr = SocketAddr::from(([127, 0, 0, 1], ports.metrics));
+    let response = weft_testkit::client::http1_get(addr, "metrics", "/metrics")
+        .await
+        .expect("metrics");
+    let body = String::from_utf8_lossy(response.body()).into_owned();
+    let prefix = format!("weft_proxy_dns_queries_total{{result=\"{result}\"}} ");
+    body.lines()
+        .find_map(|l| l.strip_prefix(&prefix))
+        .map_or(0, |v| v.trim().parse().expect("a count"))
 }
 
 fn spawn(path: &Path, admin: u16) -> WeftProcess {
@@ -59,13 +89,13 @@ async fn mesh_dns_answers_service_names_itself_and_forwards_every_other_name() {
         .await
         .expect("upstream");
     let dir = weft_testkit::tempdir().expect("tempdir");
-    let (admin, port) = (free_port(), free_port());
+    let (ports, port) = (Ports::pick(), free_port());
     let server = SocketAddr::from(([127, 0, 0, 1], port));
     let path: PathBuf = dir.path().join("proxy.yaml");
-    std::fs::write(&path, config(server, upstream.addr(), admin, "")).expect("write");
+    std::fs::write(&path, config(server, upstream.addr(), ports, "")).expect("write");
     let _proxy = tokio::task::spawn_blocking({
         let path = path.clone();
-        move || spawn(&path, admin)
+        move || spawn(&path, ports.admin)
     })
     .await
     .expect("spawn");
@@ -119,6 +149,10 @@ async fn mesh_dns_answers_service_names_itself_and_forwards_every_other_name() {
         .expect("nx upstream");
     assert_eq!(missing.code, Rcode::NXDomain);
     assert_eq!(upstream.asked(), 3);
+    // 8 service answers, the AAAA pair, one NXDOMAIN of ours; three forwarded.
+    assert_eq!(dns_count(ports, "service").await, 10);
+    assert_eq!(dns_count(ports, "nxdomain").await, 1);
+    assert_eq!(dns_count(ports, "forwarded").await, 3);
 
     // A service added to the config is answered once the proxy has reloaded it.
     std::fs::write(
@@ -126,7 +160,7 @@ async fn mesh_dns_answers_service_names_itself_and_forwards_every_other_name() {
         config(
             server,
             upstream.addr(),
-            admin,
+            ports,
             "  - { name: orders, namespace: shop, vip: 240.240.0.8, hostnames: [orders.shop.svc.cluster.local], ports: [{ port: 80 }] }\n",
         ),
     )
@@ -150,14 +184,14 @@ async fn mesh_dns_answers_service_names_itself_and_forwards_every_other_name() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mesh_dns_answers_servfail_promptly_when_no_upstream_answers() {
     let dir = weft_testkit::tempdir().expect("tempdir");
-    let (admin, port, dead) = (free_port(), free_port(), free_port());
+    let (ports, port, dead) = (Ports::pick(), free_port(), free_port());
     let server = SocketAddr::from(([127, 0, 0, 1], port));
     let path = dir.path().join("proxy.yaml");
     let upstream = SocketAddr::from(([127, 0, 0, 1], dead));
-    std::fs::write(&path, config(server, upstream, admin, "")).expect("write");
+    std::fs::write(&path, config(server, upstream, ports, "")).expect("write");
     let _proxy = tokio::task::spawn_blocking({
         let path = path.clone();
-        move || spawn(&path, admin)
+        move || spawn(&path, ports.admin)
     })
     .await
     .expect("spawn");
@@ -176,6 +210,7 @@ async fn mesh_dns_answers_servfail_promptly_when_no_upstream_answers() {
             started.elapsed()
         );
     }
+    assert_eq!(dns_count(ports, "servfail").await, 2);
     // Mesh names do not depend on the upstream.
     let answer = dns::query_udp(server, "catalog", Type::A)
         .await

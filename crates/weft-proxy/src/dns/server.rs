@@ -15,6 +15,7 @@ use tokio::sync::Semaphore;
 
 use super::{Lookup, MAX_FORWARDS};
 use crate::state::Store;
+use crate::telemetry::Metrics;
 
 /// How long one upstream has to answer before the next is tried.
 const UPSTREAM_TIMEOUT: Duration = Duration::from_secs(2);
@@ -28,43 +29,65 @@ const MAX_MESSAGE: usize = 65_535;
 /// What to do with one query.
 #[derive(Debug, PartialEq, Eq)]
 enum Decision {
-    /// Send this response.
-    Reply(Vec<u8>),
+    /// Send this response; the metric label says what it is.
+    Reply(Vec<u8>, &'static str),
     /// Not ours: ask the upstreams.
     Forward,
     /// Not even a DNS header: nothing to answer.
     Ignore,
 }
 
-/// Serves `udp` and `tcp` until the process ends. `system` are the host's resolvers,
-/// used when the config names no `dns.upstreams`.
-pub fn serve(udp: UdpSocket, tcp: TcpListener, store: Arc<Store>, system: Vec<SocketAddr>) {
-    let system: Arc<[SocketAddr]> = system.into();
-    let forwards = Arc::new(Semaphore::new(MAX_FORWARDS));
-    tokio::spawn(serve_udp(
-        Arc::new(udp),
-        store.clone(),
-        system.clone(),
-        forwards.clone(),
-    ));
-    tokio::spawn(serve_tcp(tcp, store, system, forwards));
+/// What every query handler shares.
+struct Shared {
+    store: Arc<Store>,
+    /// The host's resolvers, used when the config names no `dns.upstreams`.
+    system: Arc<[SocketAddr]>,
+    forwards: Arc<Semaphore>,
+    metrics: Arc<Metrics>,
 }
 
-fn upstreams(store: &Store, system: &Arc<[SocketAddr]>) -> Arc<[SocketAddr]> {
-    let configured = &store.load().config.dns.upstreams;
-    if configured.is_empty() {
-        system.clone()
-    } else {
-        configured.as_slice().into()
+impl Shared {
+    fn upstreams(&self) -> Arc<[SocketAddr]> {
+        let configured = &self.store.load().config.dns.upstreams;
+        if configured.is_empty() {
+            self.system.clone()
+        } else {
+            configured.as_slice().into()
+        }
+    }
+
+    /// The upstream's reply, or SERVFAIL; counted either way.
+    fn forwarded(&self, reply: Option<Vec<u8>>, query: &[u8]) -> Vec<u8> {
+        if let Some(reply) = reply {
+            self.metrics.dns("forwarded");
+            reply
+        } else {
+            self.metrics.dns("servfail");
+            servfail(query)
+        }
     }
 }
 
-async fn serve_udp(
-    udp: Arc<UdpSocket>,
+/// Serves `udp` and `tcp` until the process ends. `system` are the host's resolvers,
+/// used when the config names no `dns.upstreams`.
+pub fn serve(
+    udp: UdpSocket,
+    tcp: TcpListener,
     store: Arc<Store>,
-    system: Arc<[SocketAddr]>,
-    forwards: Arc<Semaphore>,
+    system: Vec<SocketAddr>,
+    metrics: Arc<Metrics>,
 ) {
+    let shared = Arc::new(Shared {
+        store,
+        system: system.into(),
+        forwards: Arc::new(Semaphore::new(MAX_FORWARDS)),
+        metrics,
+    });
+    tokio::spawn(serve_udp(Arc::new(udp), shared.clone()));
+    tokio::spawn(serve_tcp(tcp, shared));
+}
+
+async fn serve_udp(udp: Arc<UdpSocket>, shared: Arc<Shared>) {
     let mut buf = vec![0u8; MAX_MESSAGE];
     loop {
         let (n, client) = match udp.recv_from(&mut buf).await {
@@ -76,19 +99,22 @@ async fn serve_udp(
             }
         };
         let query = &buf[..n];
-        let reply = match decide(query, &store) {
-            Decision::Reply(reply) => reply,
-            Decision::Ignore => continue,
+        let reply = match decide(query, &shared.store) {
+            Decision::Reply(reply, result) => {
+                shared.metrics.dns(result);
+                reply
+            }
+            Decision::Ignore => {
+                shared.metrics.dns("malformed");
+                continue;
+            }
             Decision::Forward => {
-                if let Ok(permit) = forwards.clone().try_acquire_owned() {
-                    let (udp, query) = (udp.clone(), query.to_vec());
-                    let upstreams = upstreams(&store, &system);
+                if let Ok(permit) = shared.forwards.clone().try_acquire_owned() {
+                    let (udp, shared, query) = (udp.clone(), shared.clone(), query.to_vec());
                     tokio::spawn(async move {
-                        let reply = match forward_udp(&query, &upstreams).await {
-                            Some(reply) => reply,
-                            None => servfail(&query),
-                        };
+                        let reply = forward_udp(&query, &shared.upstreams()).await;
                         drop(permit);
+                        let reply = shared.forwarded(reply, &query);
                         send(&udp, &reply, client).await;
                     });
                     continue;
@@ -97,7 +123,7 @@ async fn serve_udp(
                     limit = MAX_FORWARDS,
                     "mesh DNS: too many queries in flight; answering SERVFAIL"
                 );
-                servfail(query)
+                shared.forwarded(None, query)
             }
         };
         send(&udp, &reply, client).await;
@@ -110,12 +136,7 @@ async fn send(udp: &UdpSocket, reply: &[u8], client: SocketAddr) {
     }
 }
 
-async fn serve_tcp(
-    tcp: TcpListener,
-    store: Arc<Store>,
-    system: Arc<[SocketAddr]>,
-    forwards: Arc<Semaphore>,
-) {
+async fn serve_tcp(tcp: TcpListener, shared: Arc<Shared>) {
     let clients = Arc::new(Semaphore::new(MAX_TCP_CLIENTS));
     loop {
         let stream = match tcp.accept().await {
@@ -133,9 +154,9 @@ async fn serve_tcp(
             );
             continue;
         };
-        let (store, system, forwards) = (store.clone(), system.clone(), forwards.clone());
+        let shared = shared.clone();
         tokio::spawn(async move {
-            if let Err(e) = serve_tcp_client(stream, &store, &system, &forwards).await {
+            if let Err(e) = serve_tcp_client(stream, &shared).await {
                 tracing::debug!(error = %e, "mesh DNS: TCP client ended");
             }
             drop(permit);
@@ -144,12 +165,7 @@ async fn serve_tcp(
 }
 
 /// Length-prefixed queries, answered in order, until the client closes or idles.
-async fn serve_tcp_client(
-    mut stream: TcpStream,
-    store: &Store,
-    system: &Arc<[SocketAddr]>,
-    forwards: &Semaphore,
-) -> io::Result<()> {
+async fn serve_tcp_client(mut stream: TcpStream, shared: &Shared) -> io::Result<()> {
     loop {
         let Ok(query) = tokio::time::timeout(TCP_IDLE, read_framed(&mut stream)).await else {
             return Ok(());
@@ -157,15 +173,22 @@ async fn serve_tcp_client(
         let Some(query) = query? else {
             return Ok(());
         };
-        let reply = match decide(&query, store) {
-            Decision::Reply(reply) => reply,
-            Decision::Ignore => return Ok(()),
-            Decision::Forward => match forwards.try_acquire() {
-                Ok(_permit) => forward_tcp(&query, &upstreams(store, system))
-                    .await
-                    .unwrap_or_else(|| servfail(&query)),
-                Err(_) => servfail(&query),
-            },
+        let reply = match decide(&query, &shared.store) {
+            Decision::Reply(reply, result) => {
+                shared.metrics.dns(result);
+                reply
+            }
+            Decision::Ignore => {
+                shared.metrics.dns("malformed");
+                return Ok(());
+            }
+            Decision::Forward => {
+                let reply = match shared.forwards.try_acquire() {
+                    Ok(_permit) => forward_tcp(&query, &shared.upstreams()).await,
+                    Err(_) => None,
+                };
+                shared.forwarded(reply, &query)
+            }
         };
         write_framed(&mut stream, &reply).await?;
     }
@@ -197,7 +220,7 @@ async fn write_framed(stream: &mut TcpStream, message: &[u8]) -> io::Result<()> 
 fn decide(query: &[u8], store: &Store) -> Decision {
     let Ok(request) = Message::from_vec(query) else {
         return if query.len() >= 12 {
-            Decision::Reply(header_only(query, ResponseCode::FormErr))
+            Decision::Reply(header_only(query, ResponseCode::FormErr), "malformed")
         } else {
             Decision::Ignore
         };
@@ -244,13 +267,18 @@ fn answer(
     if let Some(rdata) = rdata {
         response.add_answer(Record::from_rdata(name, ttl, rdata));
     }
+    let result = if code == ResponseCode::NXDomain {
+        "nxdomain"
+    } else {
+        "service"
+    };
     match response.to_vec() {
-        Ok(bytes) => Decision::Reply(bytes),
+        Ok(bytes) => Decision::Reply(bytes, result),
         Err(e) => {
             tracing::warn!(error = %e, "mesh DNS: could not encode an answer");
             let mut header = [0u8; 12];
             header[..2].copy_from_slice(&request.metadata.id.to_be_bytes());
-            Decision::Reply(header_only(&header, ResponseCode::ServFail))
+            Decision::Reply(header_only(&header, ResponseCode::ServFail), "servfail")
         }
     }
 }

@@ -100,6 +100,15 @@ pub struct ReasonLabels {
     pub reason: &'static str,
 }
 
+/// Labels of mesh DNS answers.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct DnsLabels {
+    /// `service` (answered from the mesh's names), `nxdomain` (a mesh-zone name no
+    /// service has), `forwarded` (an upstream answered), `servfail` (no upstream
+    /// answered, or too many queries in flight), `malformed`.
+    pub result: &'static str,
+}
+
 /// Every metric the proxy records.
 #[derive(Debug)]
 pub struct Metrics {
@@ -117,6 +126,8 @@ pub struct Metrics {
     pub failures: Family<ReasonLabels, Counter>,
     /// Config reloads by outcome.
     pub reloads: Family<ReasonLabels, Counter>,
+    /// Mesh DNS queries by how they were answered.
+    pub dns_queries: Family<DnsLabels, Counter>,
     registry: Registry,
 }
 
@@ -165,6 +176,12 @@ impl Metrics {
             "Config reloads by result",
             reloads.clone(),
         );
+        let dns_queries = Family::default();
+        registry.register(
+            "dns_queries",
+            "Mesh DNS queries by result",
+            dns_queries.clone(),
+        );
         Arc::new(Self {
             requests,
             request_duration,
@@ -173,6 +190,7 @@ impl Metrics {
             tcp_bytes,
             failures,
             reloads,
+            dns_queries,
             registry,
         })
     }
@@ -183,6 +201,11 @@ impl Metrics {
         self.request_duration
             .get_or_create(labels)
             .observe(elapsed.as_secs_f64());
+    }
+
+    /// Counts a mesh DNS answer.
+    pub fn dns(&self, result: &'static str) {
+        self.dns_queries.get_or_create(&DnsLabels { result }).inc();
     }
 
     /// Counts a failure.

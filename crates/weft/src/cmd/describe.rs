@@ -62,7 +62,48 @@ async fn describe(
         );
     }
     let workloads = workloads["items"].as_array().cloned().unwrap_or_default();
-    Ok(service(&object, &workloads, &routes, SystemTime::now()))
+    // The DNS domain: the Mesh's, or the default while none is stored yet.
+    let mesh = client
+        .get_json(&item_path(
+            Kind::Mesh,
+            "",
+            weft_api::resource::mesh::MESH_NAME,
+        ))
+        .await
+        .unwrap_or_default();
+    let domain = mesh["spec"]["dns"]["domain"]
+        .as_str()
+        .unwrap_or(weft_api::resource::mesh::DEFAULT_DNS_DOMAIN)
+        .to_owned();
+    Ok(service(
+        &object,
+        &workloads,
+        &routes,
+        &domain,
+        SystemTime::now(),
+    ))
+}
+
+/// The VIP in force and where it came from, or why there is none.
+fn vip(service: &Value) -> String {
+    let status = &service["status"];
+    let problem = status["conditions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|c| c["type"] == "VipAllocated" && c["status"] == "False")
+        .and_then(|c| c["message"].as_str());
+    match (
+        status["vip"].as_str(),
+        service["spec"]["vip"].as_str(),
+        problem,
+    ) {
+        (Some(v), Some(_), _) => format!("{v} (spec.vip)"),
+        (Some(v), None, _) => format!("{v} (allocated from Mesh.spec.dns.vipRange)"),
+        (None, _, Some(why)) => format!("<none>: {why}"),
+        (None, Some(v), None) => format!("{v} (spec.vip; not yet compiled)"),
+        (None, None, None) => "<none yet>".to_owned(),
+    }
 }
 
 /// The description of a service, its endpoints and routes.
@@ -70,6 +111,7 @@ pub(crate) fn service(
     service: &Value,
     workloads: &[Value],
     routes: &[Value],
+    domain: &str,
     now: SystemTime,
 ) -> String {
     let mut out = String::new();
@@ -80,6 +122,15 @@ pub(crate) fn service(
     let _ = writeln!(out, "Namespace:    {}", or_none(meta["namespace"].as_str()));
     let _ = writeln!(out, "Labels:       {}", pairs(&meta["labels"]));
     let _ = writeln!(out, "Selector:     {}", pairs(&selector));
+    let _ = writeln!(out, "VIP:          {}", vip(service));
+    let _ = writeln!(
+        out,
+        "DNS name:     {}.{}.svc.{domain}",
+        name_of(service),
+        meta["namespace"]
+            .as_str()
+            .unwrap_or(weft_api::resource::DEFAULT_NAMESPACE)
+    );
     let _ = writeln!(
         out,
         "Age:          {}",
@@ -246,7 +297,8 @@ mod tests {
         let svc = json!({
             "kind": "Service",
             "metadata": {"name": "web", "namespace": "default"},
-            "spec": {"selector": {"app": "web"}, "ports": [{"name": "http", "port": 80, "appProtocol": "http"}]}
+            "spec": {"selector": {"app": "web"}, "ports": [{"name": "http", "port": 80, "appProtocol": "http"}]},
+            "status": {"endpoints": 1, "vip": "240.240.0.9"}
         });
         let workloads = [
             json!({"metadata": {"name": "web-1", "labels": {"app": "web"}}, "spec": {"address": "10.0.0.1"}, "status": {"phase": "Healthy"}}),
@@ -260,13 +312,40 @@ mod tests {
         });
         assert!(attaches_to(&route, "default", "web"));
         assert!(!attaches_to(&route, "prod", "web"));
-        let text = service(&svc, &workloads, &[route], SystemTime::now());
+        let text = service(
+            &svc,
+            &workloads,
+            &[route],
+            "mesh.internal",
+            SystemTime::now(),
+        );
+        assert!(
+            text.contains("VIP:          240.240.0.9 (allocated from Mesh.spec.dns.vipRange)"),
+            "{text}"
+        );
+        assert!(
+            text.contains("DNS name:     web.default.svc.mesh.internal"),
+            "{text}"
+        );
         assert!(text.contains("web-1   10.0.0.1   Healthy"), "{text}");
         assert!(!text.contains("db-1"), "{text}");
         assert!(text.contains("HTTPRoute default/web"), "{text}");
         assert!(
             text.contains("Accepted=False (BackendNotFound): web-v2 does not exist"),
             "{text}"
+        );
+    }
+
+    #[test]
+    fn a_service_without_a_vip_says_why() {
+        let svc = json!({
+            "metadata": {"name": "b"},
+            "spec": {"vip": "10.0.0.1", "ports": []},
+            "status": {"conditions": [{"type": "VipAllocated", "status": "False", "message": "spec.vip 10.0.0.1 is already the VIP of service default/a"}]}
+        });
+        assert_eq!(
+            vip(&svc),
+            "<none>: spec.vip 10.0.0.1 is already the VIP of service default/a"
         );
     }
 }
