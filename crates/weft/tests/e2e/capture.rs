@@ -195,3 +195,102 @@ fn weft_redirect_sends_app_traffic_through_the_proxy_and_fails_closed_without_it
     );
     app_curl(&client, &format!("http://{direct_addr}/after-remove")).expect("direct again");
 }
+
+/// The host's IPv6 address on the test segment (added by [`add_ipv6`]).
+fn ipv6(host: &weft_testkit::Host) -> std::net::Ipv6Addr {
+    let last = host.ip().octets()[3];
+    std::net::Ipv6Addr::new(0xfd00, 0x77, 0, 0, 0, 0, 0, u16::from(last))
+}
+
+fn add_ipv6(host: &weft_testkit::Host) {
+    let addr = format!("{}/64", ipv6(host));
+    for args in [
+        vec![
+            "ip",
+            "-6",
+            "addr",
+            "add",
+            addr.as_str(),
+            "dev",
+            "eth0",
+            "nodad",
+        ],
+        vec!["ip", "-6", "route", "add", "fd00:240::/64", "dev", "eth0"],
+    ] {
+        let out = host.exec(&args).expect("exec");
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+#[test]
+fn ipv6_connections_are_captured_too_so_the_app_cannot_step_around_the_mesh() {
+    let Some(mesh) =
+        Mesh::new("ipv6_connections_are_captured_too_so_the_app_cannot_step_around_the_mesh")
+    else {
+        return;
+    };
+    let client = mesh.host("client");
+    let server = mesh.host("server");
+    add_ipv6(&client);
+    add_ipv6(&server);
+    let (_app, _sp) = crate::support::echo_workload(&mesh, &server, "echo");
+    let direct_addr = std::net::SocketAddr::from((ipv6(&server), 9000));
+    let direct = server
+        .spawn_server(
+            move || async move { weft_testkit::echo::spawn_http(direct_addr, "direct").await },
+        )
+        .expect("direct server");
+    let vip = "fd00:240::10";
+    let cfg = format!(
+        "{}services:\n  - name: echo\n    vip: \"{vip}\"\n    ports: [{{ port: 80, targetPort: 8080, protocol: http }}]\n    endpoints: [{}]\n",
+        mesh.identity_yaml(&client, "client", &[]),
+        Mesh::endpoint(&server, "echo"),
+    );
+    let proxy = mesh.proxy(&client, &mesh.write("client", &cfg));
+    let weft = crate::support::weft();
+    let out = client
+        .exec(&[
+            weft.to_str().expect("utf-8"),
+            "redirect",
+            "install",
+            "--proxy-uid",
+            "0",
+        ])
+        .expect("weft redirect install");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // An IPv6 VIP is routed through the mesh like an IPv4 one (captured on [::1]).
+    let body = app_curl(&client, &format!("http://[{vip}]/v6")).expect("through the mesh");
+    let reply = EchoReply::from_body(&body).expect("echo reply");
+    assert!(
+        reply
+            .header("x-forwarded-client-cert")
+            .is_some_and(|x| x.contains("sa/client")),
+        "{reply:?}"
+    );
+    // Other IPv6 destinations are passed through by the proxy.
+    app_curl(&client, &format!("http://{direct_addr}/passthrough")).expect("passthrough");
+    let seen = direct.recorder().count();
+    assert_eq!(seen, 1);
+
+    // Without the proxy, IPv6 is refused too: no way around the mesh.
+    drop(proxy);
+    let refused = app_curl(&client, &format!("http://{direct_addr}/bypass"));
+    assert!(
+        refused.is_err(),
+        "the app went around the stopped proxy over IPv6: {refused:?}"
+    );
+    assert_eq!(
+        direct.recorder().count(),
+        seen,
+        "nothing reached the direct server"
+    );
+}
