@@ -71,28 +71,42 @@ fn captured_traffic_to_a_service_vip_is_routed_through_the_mesh() {
 /// `curl URL` from `host` as an unprivileged app (uid 65534, not the proxy's uid 0);
 /// the body, or why it failed.
 fn app_curl(host: &weft_testkit::Host, url: &str) -> Result<Vec<u8>, String> {
-    let out = host
-        .command("setpriv")
-        .args([
-            "--reuid",
-            "65534",
-            "--regid",
-            "65534",
-            "--clear-groups",
-            "curl",
-            "-sS",
-            "--fail",
-            "--max-time",
-            "5",
-            url,
-        ])
-        .output()
-        .map_err(|e| e.to_string())?;
-    if out.status.success() {
-        Ok(out.stdout)
-    } else {
-        Err(String::from_utf8_lossy(&out.stderr).into_owned())
-    }
+    crate::support::as_app(host, &["curl", "-sS", "--fail", "--max-time", "5", url])
+}
+
+/// The app's request to `vip_url` is carried by the mesh (the server sees the client's
+/// identity) and one to `direct_url` is passed through to `direct`; once `proxy` is
+/// stopped, the app reaches nothing: the redirect fails closed.
+fn captured_then_closed(
+    client: &weft_testkit::Host,
+    vip_url: &str,
+    direct: &weft_testkit::netns::Hosted<weft_testkit::echo::Server>,
+    direct_url: &str,
+    proxy: weft_testkit::process::WeftProcess,
+) {
+    let body = app_curl(client, vip_url).expect("through the mesh");
+    let reply = EchoReply::from_body(&body).expect("echo reply");
+    assert!(
+        reply
+            .header("x-forwarded-client-cert")
+            .is_some_and(|x| x.contains("sa/client")),
+        "{reply:?}"
+    );
+    app_curl(client, &format!("{direct_url}/passthrough")).expect("passthrough");
+    let seen = direct.recorder().count();
+    assert_eq!(seen, 1);
+
+    drop(proxy);
+    let refused = app_curl(client, &format!("{direct_url}/bypass"));
+    assert!(
+        refused.is_err(),
+        "the app went around the stopped proxy: {refused:?}"
+    );
+    assert_eq!(
+        direct.recorder().count(),
+        seen,
+        "nothing reached the direct server"
+    );
 }
 
 fn nat_rules(host: &weft_testkit::Host) -> String {
@@ -153,31 +167,15 @@ fn weft_redirect_sends_app_traffic_through_the_proxy_and_fails_closed_without_it
     assert_eq!(nat_rules(&client), once, "install is idempotent");
     assert_eq!(once.matches("-j WEFT_OUTPUT").count(), 1, "{once}");
 
-    // The app dials the VIP as if it were the service: the mesh carries it.
-    let body = app_curl(&client, &format!("http://{vip}/through")).expect("through the mesh");
-    let reply = EchoReply::from_body(&body).expect("echo reply");
-    assert!(
-        reply
-            .header("x-forwarded-client-cert")
-            .is_some_and(|x| x.contains("sa/client")),
-        "{reply:?}"
-    );
-    // Anything else goes through the proxy too (passed through).
-    app_curl(&client, &format!("http://{direct_addr}/passthrough")).expect("passthrough");
-    let seen = direct.recorder().count();
-    assert_eq!(seen, 1);
-
-    // Without the proxy the app's connections are refused, not sent around the mesh.
-    drop(proxy);
-    let refused = app_curl(&client, &format!("http://{direct_addr}/bypass"));
-    assert!(
-        refused.is_err(),
-        "the app went around the stopped proxy: {refused:?}"
-    );
-    assert_eq!(
-        direct.recorder().count(),
-        seen,
-        "nothing reached the direct server"
+    // The app dials the VIP as if it were the service: the mesh carries it; anything
+    // else goes through the proxy too (passed through); without the proxy the app's
+    // connections are refused, not sent around the mesh.
+    captured_then_closed(
+        &client,
+        &format!("http://{vip}/through"),
+        &direct,
+        &format!("http://{direct_addr}"),
+        proxy,
     );
 
     let out = client
@@ -267,30 +265,14 @@ fn ipv6_connections_are_captured_too_so_the_app_cannot_step_around_the_mesh() {
         String::from_utf8_lossy(&out.stderr)
     );
 
-    // An IPv6 VIP is routed through the mesh like an IPv4 one (captured on [::1]).
-    let body = app_curl(&client, &format!("http://[{vip}]/v6")).expect("through the mesh");
-    let reply = EchoReply::from_body(&body).expect("echo reply");
-    assert!(
-        reply
-            .header("x-forwarded-client-cert")
-            .is_some_and(|x| x.contains("sa/client")),
-        "{reply:?}"
-    );
-    // Other IPv6 destinations are passed through by the proxy.
-    app_curl(&client, &format!("http://{direct_addr}/passthrough")).expect("passthrough");
-    let seen = direct.recorder().count();
-    assert_eq!(seen, 1);
-
-    // Without the proxy, IPv6 is refused too: no way around the mesh.
-    drop(proxy);
-    let refused = app_curl(&client, &format!("http://{direct_addr}/bypass"));
-    assert!(
-        refused.is_err(),
-        "the app went around the stopped proxy over IPv6: {refused:?}"
-    );
-    assert_eq!(
-        direct.recorder().count(),
-        seen,
-        "nothing reached the direct server"
+    // An IPv6 VIP is routed through the mesh like an IPv4 one (captured on [::1]),
+    // other IPv6 destinations are passed through, and without the proxy IPv6 is
+    // refused too: no way around the mesh.
+    captured_then_closed(
+        &client,
+        &format!("http://[{vip}]/v6"),
+        &direct,
+        &format!("http://{direct_addr}"),
+        proxy,
     );
 }

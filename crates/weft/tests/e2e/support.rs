@@ -113,6 +113,22 @@ impl Mesh {
     }
 }
 
+/// Runs `args` on `host` as an unprivileged app (uid 65534, not the proxies' uid 0,
+/// so transparent-mode rules apply to it); its stdout, or its stderr if it failed.
+pub fn as_app(host: &Host, args: &[&str]) -> Result<Vec<u8>, String> {
+    let out = host
+        .command("setpriv")
+        .args(["--reuid", "65534", "--regid", "65534", "--clear-groups"])
+        .args(args)
+        .output()
+        .map_err(|e| e.to_string())?;
+    if out.status.success() {
+        Ok(out.stdout)
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).into_owned())
+    }
+}
+
 /// `ip:port` on `host`.
 pub fn addr(host: &Host, port: u16) -> SocketAddr {
     SocketAddr::new(host.ip().into(), port)

@@ -6,7 +6,7 @@
 use weft_testkit::echo::EchoReply;
 use weft_testkit::Host;
 
-use crate::support::{local, Mesh};
+use crate::support::{as_app, local, Mesh};
 
 /// Where the app's resolver points. Nothing answers there (TEST-NET-1): every name the
 /// app resolves is answered by the redirect to the mesh DNS, or not at all.
@@ -99,21 +99,6 @@ fn transparent(host: &Host) -> Resolver {
         ],
     );
     resolver
-}
-
-/// Runs `program args…` as an unprivileged app (uid 65534, not the proxy's uid 0).
-fn as_app(host: &Host, args: &[&str]) -> Result<Vec<u8>, String> {
-    let out = host
-        .command("setpriv")
-        .args(["--reuid", "65534", "--regid", "65534", "--clear-groups"])
-        .args(args)
-        .output()
-        .map_err(|e| e.to_string())?;
-    if out.status.success() {
-        Ok(out.stdout)
-    } else {
-        Err(String::from_utf8_lossy(&out.stderr).into_owned())
-    }
 }
 
 fn app_get(host: &Host, url: &str, headers: &[&str]) -> Result<EchoReply, String> {
