@@ -185,31 +185,20 @@ fn step(family: Family, tolerated: bool, args: &[&str]) -> Step {
 /// flushed), their rules, and one jump from each built-in chain (added only if
 /// missing).
 fn install(a: &InstallArgs, family: Family) -> Vec<Step> {
-    let uid = a.proxy_uid.to_string();
-    let outbound = a.outbound_port.to_string();
-    let inbound = a.inbound_port.to_string();
-    let dns = a.dns_port.to_string();
     let mut steps = Vec::new();
-    let mut push = |tolerated: bool, args: &[&str]| steps.push(step(family, tolerated, args));
+    let mut push = |tolerated: bool, line: &str| {
+        let args: Vec<&str> = line.split_whitespace().collect();
+        steps.push(step(family, tolerated, &args));
+    };
     for chain in [OUTPUT_CHAIN, PREROUTING_CHAIN] {
-        push(true, &["-t", "nat", "-N", chain]);
-        push(false, &["-t", "nat", "-F", chain]);
+        push(true, &format!("-t nat -N {chain}"));
+        push(false, &format!("-t nat -F {chain}"));
     }
+    let output = format!("-t nat -A {OUTPUT_CHAIN}");
     // The proxy's own traffic passes untouched (its DNS forwards and connections).
     push(
         false,
-        &[
-            "-t",
-            "nat",
-            "-A",
-            OUTPUT_CHAIN,
-            "-m",
-            "owner",
-            "--uid-owner",
-            &uid,
-            "-j",
-            "RETURN",
-        ],
+        &format!("{output} -m owner --uid-owner {} -j RETURN", a.proxy_uid),
     );
     // DNS goes to the mesh DNS before the loopback exception: a resolver on loopback
     // (systemd-resolved's 127.0.0.53) is captured too.
@@ -217,95 +206,39 @@ fn install(a: &InstallArgs, family: Family) -> Vec<Step> {
         for proto in ["udp", "tcp"] {
             push(
                 false,
-                &[
-                    "-t",
-                    "nat",
-                    "-A",
-                    OUTPUT_CHAIN,
-                    "-p",
-                    proto,
-                    "--dport",
-                    "53",
-                    "-j",
-                    "REDIRECT",
-                    "--to-ports",
-                    &dns,
-                ],
+                &format!(
+                    "{output} -p {proto} --dport 53 -j REDIRECT --to-ports {}",
+                    a.dns_port
+                ),
             );
         }
     }
     // Loopback and excluded ports pass; other TCP goes to the capture port.
     push(
         false,
-        &[
-            "-t",
-            "nat",
-            "-A",
-            OUTPUT_CHAIN,
-            "-d",
-            family.loopback(),
-            "-j",
-            "RETURN",
-        ],
+        &format!("{output} -d {} -j RETURN", family.loopback()),
     );
     for port in &a.exclude_ports {
-        let port = port.to_string();
-        push(
-            false,
-            &[
-                "-t",
-                "nat",
-                "-A",
-                OUTPUT_CHAIN,
-                "-p",
-                "tcp",
-                "--dport",
-                &port,
-                "-j",
-                "RETURN",
-            ],
-        );
+        push(false, &format!("{output} -p tcp --dport {port} -j RETURN"));
     }
     push(
         false,
-        &[
-            "-t",
-            "nat",
-            "-A",
-            OUTPUT_CHAIN,
-            "-p",
-            "tcp",
-            "-j",
-            "REDIRECT",
-            "--to-ports",
-            &outbound,
-        ],
+        &format!("{output} -p tcp -j REDIRECT --to-ports {}", a.outbound_port),
     );
     // Inbound: plaintext for permissive ports goes to the plaintext capture port.
     for port in &a.permissive_ports {
-        let port = port.to_string();
         push(
             false,
-            &[
-                "-t",
-                "nat",
-                "-A",
-                PREROUTING_CHAIN,
-                "-p",
-                "tcp",
-                "--dport",
-                &port,
-                "-j",
-                "REDIRECT",
-                "--to-ports",
-                &inbound,
-            ],
+            &format!(
+                "-t nat -A {PREROUTING_CHAIN} -p tcp --dport {port} -j REDIRECT --to-ports {}",
+                a.inbound_port
+            ),
         );
     }
     for (builtin, chain) in [("OUTPUT", OUTPUT_CHAIN), ("PREROUTING", PREROUTING_CHAIN)] {
         // Delete (tolerated when absent), then add: the jump is there exactly once.
-        push(true, &["-t", "nat", "-D", builtin, "-j", chain]);
-        push(false, &["-t", "nat", "-A", builtin, "-j", chain]);
+        push(true, &format!("-t nat -D {builtin} -j {chain}"));
+        push(false, &format!("-t nat -A {builtin} -j {chain}"));
     }
     steps
 }
