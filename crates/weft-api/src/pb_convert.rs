@@ -378,6 +378,13 @@ impl From<&proxy::RouteRule> for pb::RouteRule {
                 })
                 .collect(),
             timeout: r.timeout.map(duration_to_pb),
+            per_try_timeout: r.per_try_timeout.map(duration_to_pb),
+            retry: r.retry.as_ref().map(|t| pb::RetryPolicy {
+                attempts: t.attempts,
+                codes: t.codes.iter().map(|c| u32::from(*c)).collect(),
+                backoff: Some(duration_to_pb(t.backoff)),
+                non_idempotent: t.non_idempotent,
+            }),
         }
     }
 }
@@ -451,24 +458,71 @@ fn route_rule(path: &str, r: &pb::RouteRule) -> Result<proxy::RouteRule, Error> 
             })
         })
         .collect::<Result<Vec<_>, Error>>()?;
+    let duration = |field: &str, d: &prost_types::Duration| {
+        let nanos = u32::try_from(d.nanos).ok().filter(|n| *n < 1_000_000_000);
+        match (u64::try_from(d.seconds), nanos) {
+            (Ok(s), Some(n)) => Ok(Duration::new(s, n)),
+            _ => Err(Error::new(
+                format!("{path}.{field}"),
+                format!("{}s {}ns is not a valid duration", d.seconds, d.nanos),
+            )),
+        }
+    };
     let timeout = r
         .timeout
         .as_ref()
-        .map(|d| {
-            let nanos = u32::try_from(d.nanos).ok().filter(|n| *n < 1_000_000_000);
-            match (u64::try_from(d.seconds), nanos) {
-                (Ok(s), Some(n)) => Ok(Duration::new(s, n)),
-                _ => Err(Error::new(
-                    format!("{path}.timeout"),
-                    format!("{}s {}ns is not a valid duration", d.seconds, d.nanos),
-                )),
+        .map(|d| duration("timeout", d))
+        .transpose()?;
+    let per_try_timeout = r
+        .per_try_timeout
+        .as_ref()
+        .map(|d| duration("perTryTimeout", d))
+        .transpose()?;
+    let retry = r
+        .retry
+        .as_ref()
+        .map(|t| {
+            if t.attempts > proxy::Retry::MAX_ATTEMPTS {
+                return Err(Error::new(
+                    format!("{path}.retry.attempts"),
+                    format!("{} is more than {}", t.attempts, proxy::Retry::MAX_ATTEMPTS),
+                ));
             }
+            let codes = t
+                .codes
+                .iter()
+                .enumerate()
+                .map(|(i, c)| {
+                    u16::try_from(*c)
+                        .ok()
+                        .filter(|c| (400..=599).contains(c))
+                        .ok_or_else(|| {
+                            Error::new(
+                                format!("{path}.retry.codes[{i}]"),
+                                format!("{c} is not a 4xx or 5xx status"),
+                            )
+                        })
+                })
+                .collect::<Result<Vec<_>, Error>>()?;
+            Ok(proxy::Retry {
+                attempts: t.attempts,
+                codes,
+                backoff: t
+                    .backoff
+                    .as_ref()
+                    .map(|d| duration("retry.backoff", d))
+                    .transpose()?
+                    .unwrap_or(Duration::from_millis(25)),
+                non_idempotent: t.non_idempotent,
+            })
         })
         .transpose()?;
     Ok(proxy::RouteRule {
         matches,
         backends,
         timeout,
+        per_try_timeout,
+        retry,
     })
 }
 
@@ -592,6 +646,13 @@ mod tests {
                 },
             ],
             timeout: Some(Duration::from_millis(1500)),
+            per_try_timeout: Some(Duration::from_millis(500)),
+            retry: Some(proxy::Retry {
+                attempts: 3,
+                codes: vec![502, 503],
+                backoff: Duration::from_millis(10),
+                non_idempotent: false,
+            }),
         };
         let catch_all = proxy::RouteRule {
             matches: vec![],
@@ -601,6 +662,8 @@ mod tests {
                 weight: 1,
             }],
             timeout: None,
+            per_try_timeout: None,
+            retry: None,
         };
         vec![
             proxy::RouteTable {

@@ -413,13 +413,61 @@ pub struct RouteRule {
     pub matches: Vec<RouteMatch>,
     /// Weighted backends.
     pub backends: Vec<Backend>,
-    /// Whole-request timeout (until the response headers). Absent: none.
+    /// Whole-request timeout (until the response headers), retries included.
+    /// Absent: none.
     #[serde(
         default,
         with = "crate::duration::option",
         skip_serializing_if = "Option::is_none"
     )]
     pub timeout: Option<Duration>,
+    /// Timeout of one attempt. Absent: none.
+    #[serde(
+        default,
+        with = "crate::duration::option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub per_try_timeout: Option<Duration>,
+    /// Retries. Absent: a connection that could not be made is retried once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry: Option<Retry>,
+}
+
+/// When and how often a request is sent again.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Retry {
+    /// Retries after the first attempt (at most 10).
+    pub attempts: u32,
+    /// Response codes retried (400-599).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub codes: Vec<u16>,
+    /// Base of the exponential backoff. Default `25ms`.
+    #[serde(default = "default_backoff", with = "crate::duration")]
+    pub backoff: Duration,
+    /// Also retry non-idempotent methods. Default false.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub non_idempotent: bool,
+}
+
+impl Retry {
+    /// The most retries a rule may ask for.
+    pub const MAX_ATTEMPTS: u32 = 10;
+
+    /// What a rule without a retry policy does: one retry of a connection that could
+    /// not be made (nothing was sent, so it is always safe).
+    pub fn connect_failure_only() -> Self {
+        Self {
+            attempts: 1,
+            codes: Vec::new(),
+            backoff: default_backoff(),
+            non_idempotent: false,
+        }
+    }
+}
+
+fn default_backoff() -> Duration {
+    Duration::from_millis(25)
 }
 
 /// Conditions that must all hold.

@@ -198,6 +198,26 @@ fn rejects_bad_values_with_path_and_message() {
             "e.g. \"10s\"",
         ),
         (
+            route("{ backendRefs: [{ name: echo }], retry: { attempts: 11 } }"),
+            "spec.rules[1].retry.attempts",
+            "more than 10",
+        ),
+        (
+            route("{ backendRefs: [{ name: echo }], retry: { codes: [503, 302] } }"),
+            "spec.rules[1].retry.codes[1]",
+            "302 is not a 4xx or 5xx status",
+        ),
+        (
+            route("{ backendRefs: [{ name: echo }], retry: { backoff: 0s } }"),
+            "spec.rules[1].retry.backoff",
+            "lockstep",
+        ),
+        (
+            route("{ backendRefs: [{ name: echo }], retry: { backoff: soon } }"),
+            "spec.rules[1].retry.backoff",
+            "e.g.",
+        ),
+        (
             route("{ backendRefs: [{ name: echo }], timeouts: { request: 1s, backendRequest: 2s } }"),
             "spec.rules[1].timeouts.backendRequest",
             "longer than timeouts.request",
@@ -659,6 +679,27 @@ fn orders_rules_by_precedence_across_routes() {
 }
 
 #[test]
+fn retry_sections_compile_with_defaults_for_what_they_leave_out() {
+    let route = HTTP_ROUTE.replace(
+        "      timeouts: { request: 10s, backendRequest: 500ms }\n",
+        "      retry: { codes: [503], backoff: 50ms }\n",
+    );
+    let compiled = compile(&[object(SERVICE), object(&route)]);
+    let rule = &compiled.route_tables["echo.shop"].routes[0].rules[0];
+    let retry = rule.retry.as_ref().expect("retry");
+    assert_eq!(retry.attempts, 2, "the default number of retries");
+    assert_eq!(retry.codes, [503]);
+    assert_eq!(
+        retry.backoff,
+        Some(prost_types::Duration {
+            seconds: 0,
+            nanos: 50_000_000
+        })
+    );
+    assert!(!retry.non_idempotent);
+}
+
+#[test]
 fn compiles_matches_hostnames_and_timeouts() {
     let compiled = compile(&[object(SERVICE), object(HTTP_ROUTE)]);
     let route = &compiled.route_tables["echo.shop"].routes[0];
@@ -685,13 +726,24 @@ fn compiles_matches_hostnames_and_timeouts() {
         exact.query[0].value.as_ref().and_then(|v| v.kind.clone()),
         Some(pb::string_match::Kind::Regex("[0-9]+".into()))
     );
-    // request 10s, backendRequest 500ms: one attempt is bounded by both.
+    // request 10s for the whole request, backendRequest 500ms for each attempt.
     assert_eq!(
         route.rules[0].timeout,
+        Some(prost_types::Duration {
+            seconds: 10,
+            nanos: 0
+        })
+    );
+    assert_eq!(
+        route.rules[0].per_try_timeout,
         Some(prost_types::Duration {
             seconds: 0,
             nanos: 500_000_000
         })
+    );
+    assert_eq!(
+        route.rules[0].retry, None,
+        "no retry section: the proxy's default"
     );
     let backends = &route.rules[0].backends;
     assert_eq!((backends[0].port, backends[1].port), (Some(80), None));

@@ -31,7 +31,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 
@@ -370,7 +370,36 @@ pub async fn spawn_http_slow(
     name: &str,
     latency: Duration,
 ) -> Result<Server, Error> {
-    spawn_with_latency(addr, name, latency, |stream, peer, context| async move {
+    spawn_http_misbehaving(
+        addr,
+        name,
+        Misbehaviour {
+            latency,
+            ..Misbehaviour::default()
+        },
+    )
+    .await
+}
+
+/// How a test HTTP server misbehaves (for resilience tests).
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Misbehaviour {
+    /// Added before every answer.
+    pub latency: Duration,
+    /// Share of requests (0.0 to 1.0) answered with `error_status` instead of the echo,
+    /// spread evenly (0.5 fails every other request, starting with the first).
+    pub error_rate: f64,
+    /// The status of those answers. Default 503.
+    pub error_status: Option<StatusCode>,
+}
+
+/// Like [`spawn_http`], misbehaving as `how`. Every request is recorded, failed or not.
+pub async fn spawn_http_misbehaving(
+    addr: SocketAddr,
+    name: &str,
+    how: Misbehaviour,
+) -> Result<Server, Error> {
+    spawn_with(addr, name, how, |stream, peer, context| async move {
         let service = service_fn(move |request| {
             let context = context.clone();
             async move { Ok::<_, Infallible>(answer_http(request, peer, &context).await) }
@@ -381,6 +410,19 @@ pub async fn spawn_http_slow(
         if let Err(e) = result {
             tracing::debug!(%peer, error = %e, "echo: http connection ended with an error");
         }
+    })
+    .await
+}
+
+/// A server that accepts, reads what the client sends first, and resets the
+/// connection (TCP RST) without answering: an endpoint that crashes mid-request.
+pub async fn spawn_resetting(addr: SocketAddr, name: &str) -> Result<Server, Error> {
+    spawn(addr, name, |mut stream, peer, context| async move {
+        context.record_connection(&stream, peer);
+        let mut buf = [0u8; 1024];
+        let _ = stream.read(&mut buf).await;
+        let _ = socket2::SockRef::from(&stream).set_linger(Some(Duration::ZERO));
+        drop(stream);
     })
     .await
 }
@@ -431,8 +473,10 @@ struct Context {
     name: Arc<str>,
     recorder: Recorder,
     cancel: CancellationToken,
-    /// Added before every HTTP answer (a slow endpoint).
-    latency: Duration,
+    /// How HTTP answers misbehave.
+    how: Misbehaviour,
+    /// HTTP requests answered so far (for the error rate).
+    answered: Arc<std::sync::atomic::AtomicU64>,
 }
 
 /// Binds, then accepts on the current runtime, running `handle` per connection until the
@@ -442,13 +486,13 @@ where
     H: Fn(TcpStream, SocketAddr, Context) -> Fut + Send + 'static,
     Fut: Future<Output = ()> + Send + 'static,
 {
-    spawn_with_latency(addr, name, Duration::ZERO, handle).await
+    spawn_with(addr, name, Misbehaviour::default(), handle).await
 }
 
-async fn spawn_with_latency<H, Fut>(
+async fn spawn_with<H, Fut>(
     addr: SocketAddr,
     name: &str,
-    latency: Duration,
+    how: Misbehaviour,
     handle: H,
 ) -> Result<Server, Error>
 where
@@ -466,7 +510,8 @@ where
         name: name.into(),
         recorder: Recorder::new(),
         cancel: CancellationToken::new(),
-        latency,
+        how,
+        answered: Arc::default(),
     };
     let server = Server {
         name: name.to_owned(),
@@ -566,8 +611,25 @@ async fn answer_http(
         .recorder
         .record(Received::Http(Box::new(recorded.clone())));
 
-    if !context.latency.is_zero() {
-        tokio::time::sleep(context.latency).await;
+    if !context.how.latency.is_zero() {
+        tokio::time::sleep(context.how.latency).await;
+    }
+    if context.how.error_rate > 0.0 {
+        let n = context
+            .answered
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        // Fail request n when the running count of failures owed steps up (integer
+        // per-mille arithmetic, so the pattern is exact).
+        #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+        let permille = (context.how.error_rate.clamp(0.0, 1.0) * 1000.0).round() as u64;
+        let owed = |k: u64| (k * permille).div_ceil(1000);
+        if owed(n + 1) > owed(n) {
+            let status = context
+                .how
+                .error_status
+                .unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
+            return plain(context, status, "echo: injected failure");
+        }
     }
     let path = recorded.uri.path();
     let mut status = StatusCode::OK;

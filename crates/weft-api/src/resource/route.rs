@@ -44,6 +44,33 @@ pub struct HttpRule {
     /// Timeouts. Default: none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeouts: Option<HttpTimeouts>,
+    /// Retries (Gateway API GEP-1731 shape, with Weft's extensions). Default: a
+    /// connection that could not be made is retried once on another endpoint, nothing
+    /// else. Every retry is also bounded by the destination's retry budget.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry: Option<HttpRetry>,
+}
+
+/// `HTTPRoute` rule retries.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct HttpRetry {
+    /// Response codes (400-599) that are retried, e.g. `[502, 503, 504]`. Default:
+    /// none (only connection failures and resets).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub codes: Vec<u16>,
+    /// Retries after the first attempt, 0-10. Default 2.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attempts: Option<u32>,
+    /// Base of the exponential backoff between attempts (with full jitter, at most 10×
+    /// the base). A `Retry-After` of up to 10 s on a retried response is honoured
+    /// instead. Default `25ms`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backoff: Option<String>,
+    /// Also retry requests whose method is not idempotent (POST, PATCH, CONNECT).
+    /// Default false: a request that may have had effects is not sent twice.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub non_idempotent: bool,
 }
 
 /// Conditions that must all hold for an HTTP request to match.

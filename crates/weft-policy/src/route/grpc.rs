@@ -129,6 +129,8 @@ pub(crate) fn reduce(object: &Object, spec: GrpcSpec) -> Route<'_> {
                 matches,
                 backend_refs: rule.backend_refs,
                 timeout: None,
+                per_try_timeout: None,
+                retry: None,
             }
         })
         .collect();

@@ -2,6 +2,7 @@
 
 use std::collections::HashSet;
 
+use weft_api::pb::v1 as pb;
 use weft_api::proxy::{self, KeyValueMatch, StringMatch};
 use weft_api::resource::route::{
     parse_duration, HttpMatch, HttpSpec, PathMatchType, ValueMatch, ValueMatchType,
@@ -54,6 +55,39 @@ pub(crate) fn validate(spec: &HttpSpec, errors: &mut Errors) {
                     );
                 }
             }
+        }
+        if let Some(r) = &rule.retry {
+            validate_retry(errors, &format!("{rpath}.retry"), r);
+        }
+    }
+}
+
+fn validate_retry(errors: &mut Errors, path: &str, r: &weft_api::resource::route::HttpRetry) {
+    let max = weft_api::proxy::Retry::MAX_ATTEMPTS;
+    if let Some(n) = r.attempts {
+        if n > max {
+            errors.push(
+                format!("{path}.attempts"),
+                format!("{n} retries is more than {max}; the retry budget bounds the rest"),
+            );
+        }
+    }
+    for (i, code) in r.codes.iter().enumerate() {
+        if !(400..=599).contains(code) {
+            errors.push(
+                format!("{path}.codes[{i}]"),
+                format!("{code} is not a 4xx or 5xx status, e.g. 503"),
+            );
+        }
+    }
+    if let Some(b) = &r.backoff {
+        match parse_duration(b) {
+            Ok(d) if d.is_zero() => errors.push(
+                format!("{path}.backoff"),
+                "0s would retry at once, in lockstep; use e.g. 25ms",
+            ),
+            Ok(_) => {}
+            Err(e) => errors.push(format!("{path}.backoff"), e),
         }
     }
 }
@@ -182,7 +216,15 @@ pub(crate) fn reduce(object: &Object, spec: HttpSpec) -> Route<'_> {
             Rule {
                 matches,
                 backend_refs: rule.backend_refs,
-                timeout: rule.timeouts.as_ref().and_then(timeout),
+                timeout: rule
+                    .timeouts
+                    .as_ref()
+                    .and_then(|t| nonzero(t.request.as_deref())),
+                per_try_timeout: rule
+                    .timeouts
+                    .as_ref()
+                    .and_then(|t| nonzero(t.backend_request.as_deref())),
+                retry: rule.retry.as_ref().map(retry),
             }
         })
         .collect();
@@ -194,16 +236,25 @@ pub(crate) fn reduce(object: &Object, spec: HttpSpec) -> Route<'_> {
     }
 }
 
-/// The rule timeout: without retries the only attempt is bounded by both
-/// `request` and `backendRequest`, so the smaller applies; `0s` disables one.
-fn timeout(t: &weft_api::resource::route::HttpTimeouts) -> Option<std::time::Duration> {
-    let parse = |text: &Option<String>| {
-        text.as_deref()
-            .and_then(|t| parse_duration(t).ok())
-            .filter(|d| !d.is_zero())
-    };
-    match (parse(&t.request), parse(&t.backend_request)) {
-        (Some(a), Some(b)) => Some(a.min(b)),
-        (a, b) => a.or(b),
+/// A timeout as written, `0s` meaning none.
+fn nonzero(text: Option<&str>) -> Option<std::time::Duration> {
+    text.and_then(|t| parse_duration(t).ok())
+        .filter(|d| !d.is_zero())
+}
+
+/// The proxy's retry policy for a validated rule's `retry`.
+fn retry(r: &weft_api::resource::route::HttpRetry) -> pb::RetryPolicy {
+    pb::RetryPolicy {
+        attempts: r.attempts.unwrap_or(DEFAULT_RETRY_ATTEMPTS),
+        codes: r.codes.iter().map(|c| u32::from(*c)).collect(),
+        backoff: r
+            .backoff
+            .as_deref()
+            .and_then(|b| parse_duration(b).ok())
+            .map(weft_api::pb_convert::duration_to_pb),
+        non_idempotent: r.non_idempotent,
     }
 }
+
+/// Retries when a rule's `retry` does not say how many.
+const DEFAULT_RETRY_ATTEMPTS: u32 = 2;

@@ -56,7 +56,11 @@ pub(crate) struct Rule {
     /// a catch-all rule.
     pub(crate) matches: Vec<proxy::RouteMatch>,
     pub(crate) backend_refs: Vec<BackendRef>,
+    /// The whole request, retries included.
     pub(crate) timeout: Option<Duration>,
+    /// One attempt.
+    pub(crate) per_try_timeout: Option<Duration>,
+    pub(crate) retry: Option<pb::RetryPolicy>,
 }
 
 /// What compile knows of a service when resolving references: its ports.
@@ -478,6 +482,8 @@ fn port_chunks(
                         .collect(),
                     backends: backends.clone(),
                     timeout: rule.timeout.map(duration_to_pb),
+                    per_try_timeout: rule.per_try_timeout.map(duration_to_pb),
+                    retry: rule.retry.clone(),
                 };
                 entries.push((key, ri, rule));
             }

@@ -41,6 +41,8 @@ pub(crate) fn reduce(object: &Object, spec: TcpSpec) -> Route<'_> {
                 matches: Vec::new(),
                 backend_refs: r.backend_refs,
                 timeout: None,
+                per_try_timeout: None,
+                retry: None,
             })
             .collect(),
     }

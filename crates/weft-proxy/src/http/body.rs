@@ -1,4 +1,5 @@
-//! The response body Weft returns downstream: an upstream body, or a short local one.
+//! Bodies: the response body Weft returns downstream (an upstream body, or a short
+//! local one), and the request body it sends upstream (streamed, or buffered for retries).
 
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -84,6 +85,54 @@ impl HttpBody for Body {
         match self {
             Self::Upstream { inner, .. } => inner.size_hint(),
             Self::Local(full) => full.size_hint(),
+        }
+    }
+}
+
+/// A request body sent upstream: streamed from downstream once, or held in memory so
+/// a retry can send it again.
+#[derive(Debug)]
+pub enum RequestBody {
+    /// Streamed from the downstream connection (sent at most once).
+    Streamed(Incoming),
+    /// Buffered (empty bodies too); each attempt sends a cheap copy.
+    Buffered(Full<Bytes>),
+}
+
+impl RequestBody {
+    /// A buffered body with `bytes`.
+    pub fn buffered(bytes: Bytes) -> Self {
+        Self::Buffered(Full::new(bytes))
+    }
+}
+
+impl HttpBody for RequestBody {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        match self.get_mut() {
+            Self::Streamed(inner) => Pin::new(inner).poll_frame(cx),
+            Self::Buffered(full) => Pin::new(full)
+                .poll_frame(cx)
+                .map_err(|never| match never {}),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            Self::Streamed(inner) => inner.is_end_stream(),
+            Self::Buffered(full) => full.is_end_stream(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self {
+            Self::Streamed(inner) => inner.size_hint(),
+            Self::Buffered(full) => full.size_hint(),
         }
     }
 }

@@ -4,16 +4,15 @@ use std::sync::Arc;
 
 use http::uri::{Authority, PathAndQuery, Scheme};
 use http::{Request, Response, StatusCode, Uri, Version as HttpVersion};
-use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 
-use super::body::Body;
+use super::body::{Body, RequestBody};
 use super::headers;
 use super::pool::{self, Pool, Version};
 
 /// Rewrites `req` for an upstream that speaks `version`: origin-form URI for HTTP/1.1,
 /// absolute URI with `authority` for HTTP/2.
-pub fn prepare(req: &mut Request<Incoming>, version: Version, authority: Option<&Authority>) {
+pub fn prepare<B>(req: &mut Request<B>, version: Version, authority: Option<&Authority>) {
     let path = req
         .uri()
         .path_and_query()
@@ -42,7 +41,7 @@ pub fn prepare(req: &mut Request<Incoming>, version: Version, authority: Option<
 /// connections are copied into each other by a background task.
 pub async fn forward(
     pool: &Arc<Pool>,
-    mut req: Request<Incoming>,
+    mut req: Request<RequestBody>,
 ) -> Result<Response<Body>, pool::Error> {
     let upgrade = req.version() <= HttpVersion::HTTP_11 && headers::is_upgrade(req.headers());
     headers::strip_hop_by_hop(req.headers_mut(), upgrade);

@@ -10,6 +10,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, Weak};
 
+use super::body::RequestBody;
 use http::{Request, Response};
 use hyper::body::Incoming;
 use hyper::client::conn::{http1, http2};
@@ -48,9 +49,16 @@ pub enum Version {
 /// Why a request could not be sent upstream.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// No connection could be opened.
-    #[error("connect failed: {0}")]
-    Connect(#[source] DialError),
+    /// No connection could be opened; the request was not sent, and comes back in
+    /// `unsent` (for a retry elsewhere) when the pool had it.
+    #[error("connect failed: {source}")]
+    Connect {
+        /// Why.
+        #[source]
+        source: DialError,
+        /// The request, untouched.
+        unsent: Option<Box<Request<RequestBody>>>,
+    },
     /// The HTTP exchange failed (connection reset, protocol error).
     #[error("upstream HTTP error: {}", chain(.0))]
     Http(#[from] hyper::Error),
@@ -71,7 +79,33 @@ fn chain(e: &dyn std::error::Error) -> String {
 impl Error {
     /// Whether the failure happened before anything reached the upstream.
     pub fn is_connect(&self) -> bool {
-        matches!(self, Self::Connect(_))
+        matches!(self, Self::Connect { .. })
+    }
+
+    /// The request of a failed connect, which nothing has read: it can be sent again.
+    pub fn take_unsent(&mut self) -> Option<Request<RequestBody>> {
+        match self {
+            Self::Connect { unsent, .. } => unsent.take().map(|b| *b),
+            Self::Http(_) => None,
+        }
+    }
+
+    fn connect(source: DialError) -> Self {
+        Self::Connect {
+            source,
+            unsent: None,
+        }
+    }
+
+    /// `self`, carrying `req` back if it is a connect failure.
+    fn returning(self, req: Request<RequestBody>) -> Self {
+        match self {
+            Self::Connect { source, .. } => Self::Connect {
+                source,
+                unsent: Some(Box::new(req)),
+            },
+            other @ Self::Http(_) => other,
+        }
     }
 }
 
@@ -79,8 +113,8 @@ impl Error {
 pub struct Pool {
     version: Version,
     dial: Dialer,
-    idle: Mutex<Vec<http1::SendRequest<Incoming>>>,
-    h2: tokio::sync::Mutex<Option<http2::SendRequest<Incoming>>>,
+    idle: Mutex<Vec<http1::SendRequest<RequestBody>>>,
+    h2: tokio::sync::Mutex<Option<http2::SendRequest<RequestBody>>>,
     max_header_list: u32,
 }
 
@@ -95,7 +129,7 @@ impl std::fmt::Debug for Pool {
 /// Returns an HTTP/1 connection to its pool once the response body has been read.
 #[derive(Debug)]
 pub struct Checkin {
-    sender: http1::SendRequest<Incoming>,
+    sender: http1::SendRequest<RequestBody>,
     pool: Weak<Pool>,
 }
 
@@ -133,14 +167,17 @@ impl Pool {
     /// and for upgrades, whose connection is handed over to the upgraded stream.
     pub async fn send(
         self: &Arc<Self>,
-        req: Request<Incoming>,
+        req: Request<RequestBody>,
         upgrade: bool,
     ) -> Result<(Response<Incoming>, Option<Checkin>), Error> {
         match self.version {
             Version::Http1 => self.send_http1(req, upgrade).await,
             Version::Http2 => {
                 let started = std::time::Instant::now();
-                let (mut sender, dialled) = self.h2_sender().await?;
+                let (mut sender, dialled) = match self.h2_sender().await {
+                    Ok(sender) => sender,
+                    Err(e) => return Err(e.returning(req)),
+                };
                 let mut resp = sender.send_request(req).await?;
                 if dialled {
                     resp.extensions_mut().insert(DialTime(started.elapsed()));
@@ -152,7 +189,7 @@ impl Pool {
 
     async fn send_http1(
         self: &Arc<Self>,
-        mut req: Request<Incoming>,
+        mut req: Request<RequestBody>,
         upgrade: bool,
     ) -> Result<(Response<Incoming>, Option<Checkin>), Error> {
         // Reuse an idle connection; if it turns out to be closed before the request was
@@ -170,7 +207,10 @@ impl Pool {
             }
         }
         let dial_started = std::time::Instant::now();
-        let mut sender = self.dial_http1().await?;
+        let mut sender = match self.dial_http1().await {
+            Ok(sender) => sender,
+            Err(e) => return Err(e.returning(req)),
+        };
         let dialled = DialTime(dial_started.elapsed());
         let mut resp = sender.send_request(req).await?;
         resp.extensions_mut().insert(dialled);
@@ -180,7 +220,7 @@ impl Pool {
     fn finish(
         self: &Arc<Self>,
         resp: Response<Incoming>,
-        sender: http1::SendRequest<Incoming>,
+        sender: http1::SendRequest<RequestBody>,
         upgrade: bool,
     ) -> (Response<Incoming>, Option<Checkin>) {
         let checkin = (!upgrade).then(|| Checkin {
@@ -190,7 +230,7 @@ impl Pool {
         (resp, checkin)
     }
 
-    fn pop_idle(&self) -> Option<http1::SendRequest<Incoming>> {
+    fn pop_idle(&self) -> Option<http1::SendRequest<RequestBody>> {
         let mut idle = self
             .idle
             .lock()
@@ -203,8 +243,8 @@ impl Pool {
         None
     }
 
-    async fn dial_http1(&self) -> Result<http1::SendRequest<Incoming>, Error> {
-        let io = (self.dial)().await.map_err(Error::Connect)?;
+    async fn dial_http1(&self) -> Result<http1::SendRequest<RequestBody>, Error> {
+        let io = (self.dial)().await.map_err(Error::connect)?;
         let (sender, conn) = http1::Builder::new().handshake(TokioIo::new(io)).await?;
         tokio::spawn(async move {
             if let Err(e) = conn.with_upgrades().await {
@@ -215,14 +255,14 @@ impl Pool {
     }
 
     /// The shared HTTP/2 connection, and whether it had to be dialled now.
-    async fn h2_sender(&self) -> Result<(http2::SendRequest<Incoming>, bool), Error> {
+    async fn h2_sender(&self) -> Result<(http2::SendRequest<RequestBody>, bool), Error> {
         let mut slot = self.h2.lock().await;
         if let Some(sender) = slot.as_ref() {
             if !sender.is_closed() {
                 return Ok((sender.clone(), false));
             }
         }
-        let io = (self.dial)().await.map_err(Error::Connect)?;
+        let io = (self.dial)().await.map_err(Error::connect)?;
         let (sender, conn) = http2::Builder::new(TokioExecutor::new())
             .initial_stream_window_size(1 << 20)
             .initial_connection_window_size(4 << 20)

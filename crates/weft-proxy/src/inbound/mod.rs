@@ -27,7 +27,7 @@ use weft_api::proxy::MtlsMode;
 use weft_tls::SpiffeId;
 
 use crate::hbone::Accepted;
-use crate::http::body::Body;
+use crate::http::body::{Body, RequestBody};
 use crate::http::pool::{self, DialError, Pool};
 use crate::http::{forward, headers};
 use crate::state::Store;
@@ -273,6 +273,7 @@ impl Inbound {
         }
         let authority = crate::outbound::authority(&req);
         forward::prepare(&mut req, version, authority.as_ref());
+        let req = req.map(RequestBody::Streamed);
         let resp = match forward::forward(&pool, req).await {
             Ok(resp) => resp,
             Err(e) => {

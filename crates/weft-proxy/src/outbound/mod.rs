@@ -8,6 +8,7 @@
 //! Endpoints in the mesh are reached through HBONE, others directly.
 
 pub mod balance;
+pub mod retry;
 pub mod route;
 
 use std::net::SocketAddr;
@@ -20,7 +21,7 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
 use crate::hbone;
-use crate::http::body::Body;
+use crate::http::body::{Body, RequestBody};
 use crate::http::pool::{self, DialError, Io, Pool};
 use crate::http::{forward, headers};
 use crate::state::{Dial, EndpointState, Store, Target};
@@ -207,58 +208,118 @@ impl Outbound {
             );
         };
         let label = backend.service.label.clone();
-        let Some(endpoint) = backend.service.pick().cloned() else {
-            return self.finish(
-                &label,
-                started,
-                forward::local(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    &format!("weft: no endpoints for {}", backend.service.key),
-                ),
-            );
-        };
         let version = if http2 {
             pool::Version::Http2
         } else {
             pool::Version::Http1
         };
-        let target_port = backend.port.target();
-        let pool = endpoint.pool(target_port, version, || {
-            Pool::new(
-                version,
-                self.dialer(&endpoint, target_port),
-                snap.settings().max_header_bytes,
-            )
-        });
         headers::strip_identity(req.headers_mut());
         forward::prepare(&mut req, version, authority.as_ref());
-        let timeout = rule.timeout;
-        let mut in_flight = endpoint.stats.start();
-        let sent = forward::forward(&pool, req);
-        let result = match timeout {
-            Some(t) => tokio::time::timeout(t, sent).await.ok(),
-            None => Some(sent.await),
-        };
-        if let Some(Ok(resp)) = &result {
-            if let Some(dial) = resp.extensions().get::<pool::DialTime>() {
-                in_flight.exclude(dial.0);
+        let deadline = rule.timeout.map(|t| started + t);
+        let method = req.method().clone();
+        let policy = &rule.retry;
+        let upgrade = req.version() <= http::Version::HTTP_11 && headers::is_upgrade(req.headers());
+        // A response can only be retried if the request can be sent again: small
+        // bodies are held for that; larger ones are sent once.
+        let (mut next, resend) = if upgrade || policy.attempts == 0 || policy.codes.is_empty() {
+            (Some(req.map(RequestBody::Streamed)), None)
+        } else {
+            match resendable(req, policy, &method, deadline).await {
+                Ok(pair) => pair,
+                Err(resp) => return self.finish(&label, started, resp),
             }
-        }
-        drop(in_flight);
-        let resp = match result {
-            Some(Ok(resp)) => resp,
-            Some(Err(e)) => {
-                tracing::warn!(service = %backend.service.key, endpoint = %endpoint.address, error = %e, "upstream request failed");
-                let status = if e.is_connect() {
-                    StatusCode::SERVICE_UNAVAILABLE
-                } else {
-                    StatusCode::BAD_GATEWAY
+        };
+        let max_retries = if upgrade { 0 } else { policy.attempts };
+        backend.service.budget.deposit();
+        let mut retried = 0;
+        let mut avoid: Option<Arc<EndpointState>> = None;
+        loop {
+            let Some(endpoint) = backend.service.pick_other(avoid.as_ref()).cloned() else {
+                return self.finish(
+                    &label,
+                    started,
+                    forward::local(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        &format!("weft: no endpoints for {}", backend.service.key),
+                    ),
+                );
+            };
+            let Some(req) = next.take().or_else(|| resend.as_ref().map(Resend::build)) else {
+                // Unreachable by construction: a retry needs a request to send.
+                return self.finish(
+                    &label,
+                    started,
+                    forward::local(StatusCode::BAD_GATEWAY, "weft: request could not be resent"),
+                );
+            };
+            let target_port = backend.port.target();
+            let pool = endpoint.pool(target_port, version, || {
+                Pool::new(
+                    version,
+                    self.dialer(&endpoint, target_port),
+                    snap.settings().max_header_bytes,
+                )
+            });
+            let limit = attempt_limit(rule.per_try_timeout, deadline);
+            let mut in_flight = endpoint.stats.start();
+            let sent = forward::forward(&pool, req);
+            let result = match limit {
+                Some(t) => tokio::time::timeout(t, sent).await.ok(),
+                None => Some(sent.await),
+            };
+            if let Some(Ok(resp)) = &result {
+                if let Some(dial) = resp.extensions().get::<pool::DialTime>() {
+                    in_flight.exclude(dial.0);
+                }
+            }
+            drop(in_flight);
+            let outcome = match &result {
+                Some(Ok(resp)) => retry::Outcome::Response(resp.status()),
+                Some(Err(e)) if e.is_connect() => retry::Outcome::ConnectFailed,
+                Some(Err(_)) => retry::Outcome::Failed,
+                None => retry::Outcome::TimedOut,
+            };
+            let mut result = result;
+            if retried < max_retries && retry::retries(policy, outcome, &method) {
+                // A failed connect hands the untouched request back; anything else
+                // needs the held copy.
+                if let Some(Err(e)) = &mut result {
+                    next = e.take_unsent();
+                }
+                let headers = match &result {
+                    Some(Ok(resp)) => Some(resp.headers()),
+                    _ => None,
                 };
-                forward::local(status, &format!("weft: {e}"))
+                let wait = retry::delay(policy.backoff, retried + 1, headers);
+                let in_time = wait.is_some_and(|w| deadline.is_none_or(|d| Instant::now() + w < d));
+                if in_time && (next.is_some() || resend.is_some()) {
+                    if backend.service.budget.withdraw() {
+                        self.metrics.retry(&label, "retried");
+                        tracing::debug!(service = %backend.service.key, endpoint = %endpoint.address, ?outcome, retry = retried + 1, "retrying");
+                        retried += 1;
+                        avoid = Some(endpoint);
+                        drop(result);
+                        tokio::time::sleep(wait.unwrap_or_default()).await;
+                        continue;
+                    }
+                    self.metrics.retry(&label, "budget_exhausted");
+                }
             }
-            None => forward::local(StatusCode::GATEWAY_TIMEOUT, "weft: request timed out"),
-        };
-        self.finish(&label, started, resp)
+            let resp = match result {
+                Some(Ok(resp)) => resp,
+                Some(Err(e)) => {
+                    tracing::warn!(service = %backend.service.key, endpoint = %endpoint.address, error = %e, "upstream request failed");
+                    let status = if e.is_connect() {
+                        StatusCode::SERVICE_UNAVAILABLE
+                    } else {
+                        StatusCode::BAD_GATEWAY
+                    };
+                    forward::local(status, &format!("weft: {e}"))
+                }
+                None => forward::local(StatusCode::GATEWAY_TIMEOUT, "weft: request timed out"),
+            };
+            return self.finish(&label, started, resp);
+        }
     }
 
     fn finish(&self, service: &Name, started: Instant, resp: Response<Body>) -> Response<Body> {
@@ -398,6 +459,96 @@ async fn connect(
             let _ = stream.set_nodelay(true);
             Ok(Box::new(stream))
         }
+    }
+}
+
+/// A request held so it can be sent again: its head and its whole body.
+struct Resend {
+    method: http::Method,
+    uri: http::Uri,
+    version: http::Version,
+    headers: http::HeaderMap,
+    body: bytes::Bytes,
+}
+
+impl Resend {
+    fn build(&self) -> Request<RequestBody> {
+        let mut req = Request::new(RequestBody::buffered(self.body.clone()));
+        *req.method_mut() = self.method.clone();
+        *req.uri_mut() = self.uri.clone();
+        *req.version_mut() = self.version;
+        *req.headers_mut() = self.headers.clone();
+        req
+    }
+}
+
+/// Bodies up to this size are held so a request can be retried; larger ones are sent
+/// once.
+pub const MAX_RETRY_BODY: u64 = 64 * 1024;
+
+/// Splits `req` into the first attempt and a copy for retries when `policy` may
+/// retry it: a repeatable method and a body of known size up to [`MAX_RETRY_BODY`]
+/// (read in full first, within the request's deadline). Otherwise the request goes
+/// once, streamed. A body that cannot be read is the client's failure: 400.
+async fn resendable(
+    req: Request<Incoming>,
+    policy: &weft_api::proxy::Retry,
+    method: &http::Method,
+    deadline: Option<Instant>,
+) -> Result<(Option<Request<RequestBody>>, Option<Resend>), Response<Body>> {
+    use http_body::Body as _;
+    use http_body_util::BodyExt as _;
+    let repeatable = policy.non_idempotent || retry::idempotent(method);
+    let small = req.body().is_end_stream()
+        || req
+            .body()
+            .size_hint()
+            .exact()
+            .is_some_and(|n| n <= MAX_RETRY_BODY);
+    if !repeatable || !small {
+        return Ok((Some(req.map(RequestBody::Streamed)), None));
+    }
+    let (parts, body) = req.into_parts();
+    let collect = body.collect();
+    let collected = match deadline {
+        Some(d) => tokio::time::timeout_at(d.into(), collect).await.ok(),
+        None => Some(collect.await),
+    };
+    let body = match collected {
+        Some(Ok(c)) => c.to_bytes(),
+        Some(Err(e)) => {
+            return Err(forward::local(
+                StatusCode::BAD_REQUEST,
+                &format!("weft: request body could not be read: {e}"),
+            ))
+        }
+        None => {
+            return Err(forward::local(
+                StatusCode::GATEWAY_TIMEOUT,
+                "weft: request timed out reading its body",
+            ))
+        }
+    };
+    let resend = Resend {
+        method: parts.method,
+        uri: parts.uri,
+        version: parts.version,
+        headers: parts.headers,
+        body,
+    };
+    Ok((None, Some(resend)))
+}
+
+/// How long one attempt may take: the per-try timeout, within what is left of the
+/// request's.
+fn attempt_limit(
+    per_try: Option<std::time::Duration>,
+    deadline: Option<Instant>,
+) -> Option<std::time::Duration> {
+    let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+    match (per_try, left) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
     }
 }
 

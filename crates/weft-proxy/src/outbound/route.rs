@@ -23,8 +23,12 @@ pub struct Rule<T> {
     /// Weighted backends.
     pub backends: Vec<(T, u32)>,
     total_weight: u64,
-    /// Request timeout.
+    /// Request timeout, retries included.
     pub timeout: Option<Duration>,
+    /// Timeout of one attempt.
+    pub per_try_timeout: Option<Duration>,
+    /// Retries (the default policy when the rule names none).
+    pub retry: api::Retry,
 }
 
 #[derive(Debug)]
@@ -88,6 +92,8 @@ impl<T> Table<T> {
                 backends: vec![(target, 1)],
                 total_weight: 1,
                 timeout: None,
+                per_try_timeout: None,
+                retry: api::Retry::connect_failure_only(),
             }],
         }
     }
@@ -127,6 +133,11 @@ impl<T> Rule<T> {
             backends,
             total_weight,
             timeout: rule.timeout,
+            per_try_timeout: rule.per_try_timeout,
+            retry: rule
+                .retry
+                .clone()
+                .unwrap_or_else(api::Retry::connect_failure_only),
         })
     }
 

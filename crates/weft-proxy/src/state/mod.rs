@@ -72,6 +72,8 @@ pub struct ServiceState {
     pub endpoints: Vec<Arc<EndpointState>>,
     /// Round-robin position.
     pub cursor: AtomicUsize,
+    /// Retries this proxy may still send to the service.
+    pub budget: crate::outbound::retry::Budget,
 }
 
 /// How to reach an endpoint.
@@ -130,6 +132,18 @@ impl ServiceState {
         }
         let i = crate::outbound::balance::pick(self.load_balancer, &self.endpoints, &self.cursor);
         self.endpoints.get(i)
+    }
+
+    /// Picks an endpoint other than `avoid` where there is one (a retry goes elsewhere).
+    pub fn pick_other(&self, avoid: Option<&Arc<EndpointState>>) -> Option<&Arc<EndpointState>> {
+        let first = self.pick()?;
+        match avoid {
+            Some(a) if Arc::ptr_eq(first, a) && self.endpoints.len() > 1 => self
+                .pick()
+                .filter(|e| !Arc::ptr_eq(e, a))
+                .or_else(|| self.endpoints.iter().find(|e| !Arc::ptr_eq(e, a))),
+            _ => Some(first),
+        }
     }
 }
 
@@ -211,6 +225,7 @@ impl Snapshot {
                     load_balancer: s.load_balancer,
                     endpoints,
                     cursor: AtomicUsize::new(0),
+                    budget: crate::outbound::retry::Budget::default(),
                 }),
             );
         }

@@ -100,6 +100,15 @@ pub struct ReasonLabels {
     pub reason: &'static str,
 }
 
+/// Labels of retry decisions.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RetryLabels {
+    /// Destination service.
+    pub service: Name,
+    /// `retried`, or `budget_exhausted` (a retry the budget refused).
+    pub result: &'static str,
+}
+
 /// Labels of mesh DNS answers.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct DnsLabels {
@@ -128,6 +137,8 @@ pub struct Metrics {
     pub reloads: Family<ReasonLabels, Counter>,
     /// Mesh DNS queries by how they were answered.
     pub dns_queries: Family<DnsLabels, Counter>,
+    /// Retries sent, and retries the budget refused.
+    pub retries: Family<RetryLabels, Counter>,
     registry: Registry,
 }
 
@@ -182,6 +193,12 @@ impl Metrics {
             "Mesh DNS queries by result",
             dns_queries.clone(),
         );
+        let retries = Family::default();
+        registry.register(
+            "retries",
+            "Retries sent (retried) and refused by the retry budget (budget_exhausted)",
+            retries.clone(),
+        );
         Arc::new(Self {
             requests,
             request_duration,
@@ -191,6 +208,7 @@ impl Metrics {
             failures,
             reloads,
             dns_queries,
+            retries,
             registry,
         })
     }
@@ -201,6 +219,16 @@ impl Metrics {
         self.request_duration
             .get_or_create(labels)
             .observe(elapsed.as_secs_f64());
+    }
+
+    /// Counts a retry decision for `service`.
+    pub fn retry(&self, service: &Name, result: &'static str) {
+        self.retries
+            .get_or_create(&RetryLabels {
+                service: service.clone(),
+                result,
+            })
+            .inc();
     }
 
     /// Counts a mesh DNS answer.

@@ -12,6 +12,7 @@ mod identity;
 mod lifecycle;
 mod mtls_modes;
 mod protocols;
+mod resilience;
 mod routing;
 mod run;
 mod security;
