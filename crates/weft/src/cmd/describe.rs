@@ -191,11 +191,65 @@ pub(crate) fn service(
             or_none(route["metadata"]["namespace"].as_str()),
             name_of(route)
         );
+        for (i, rule) in route["spec"]["rules"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .enumerate()
+        {
+            let _ = writeln!(out, "    rules[{i}]: {}", rule_policies(rule));
+        }
         write_conditions(&mut out, &route["status"], "    ");
     }
     let _ = writeln!(out, "Conditions:");
     write_conditions(&mut out, &service["status"], "  ");
     out
+}
+
+/// The resilience policies a route rule applies, in a line: timeouts and retries
+/// (every retry also within the destination's retry budget).
+fn rule_policies(rule: &Value) -> String {
+    let mut parts = Vec::new();
+    let timeouts = &rule["timeouts"];
+    match (
+        timeouts["request"].as_str(),
+        timeouts["backendRequest"].as_str(),
+    ) {
+        (None, None) => {}
+        (request, per_try) => parts.push(format!(
+            "timeout {}, per try {}",
+            request.unwrap_or("none"),
+            per_try.unwrap_or("none")
+        )),
+    }
+    let retry = &rule["retry"];
+    if retry.is_object() {
+        let codes: Vec<String> = retry["codes"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(ToString::to_string)
+            .collect();
+        parts.push(format!(
+            "retry {} up to {}x, backoff {}{}",
+            if codes.is_empty() {
+                "failed connects and resets".to_owned()
+            } else {
+                format!("failed connects and {}", codes.join(","))
+            },
+            retry["attempts"].as_u64().unwrap_or(2),
+            retry["backoff"].as_str().unwrap_or("25ms"),
+            if retry["nonIdempotent"].as_bool() == Some(true) {
+                ", any method"
+            } else {
+                ""
+            }
+        ));
+    } else {
+        parts.push("retry failed connects once (default)".to_owned());
+    }
+    parts.push("retry budget 20% + 10/s".to_owned());
+    parts.join("; ")
 }
 
 /// Any object: its YAML, then its conditions.
@@ -307,7 +361,10 @@ mod tests {
         let route = json!({
             "kind": "HTTPRoute",
             "metadata": {"name": "web", "namespace": "default"},
-            "spec": {"parentRefs": [{"name": "web"}]},
+            "spec": {"parentRefs": [{"name": "web"}], "rules": [
+                {"backendRefs": [{"name": "web"}], "timeouts": {"request": "2s"}, "retry": {"codes": [503], "attempts": 3}},
+                {"backendRefs": [{"name": "web"}]}
+            ]},
             "status": {"parents": [{"conditions": [{"type": "Accepted", "status": "False", "reason": "BackendNotFound", "message": "web-v2 does not exist"}]}]}
         });
         assert!(attaches_to(&route, "default", "web"));
@@ -330,6 +387,17 @@ mod tests {
         assert!(text.contains("web-1   10.0.0.1   Healthy"), "{text}");
         assert!(!text.contains("db-1"), "{text}");
         assert!(text.contains("HTTPRoute default/web"), "{text}");
+        assert!(
+            text.contains(
+                "rules[0]: timeout 2s, per try none; retry failed connects and 503 up to 3x, \
+                 backoff 25ms; retry budget 20% + 10/s"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains("rules[1]: retry failed connects once (default)"),
+            "{text}"
+        );
         assert!(
             text.contains("Accepted=False (BackendNotFound): web-v2 does not exist"),
             "{text}"
