@@ -385,6 +385,8 @@ impl From<&proxy::RouteRule> for pb::RouteRule {
                 backoff: Some(duration_to_pb(t.backoff)),
                 non_idempotent: t.non_idempotent,
             }),
+            request_headers: r.request_headers.as_ref().map(header_edits_to_pb),
+            response_headers: r.response_headers.as_ref().map(header_edits_to_pb),
         }
     }
 }
@@ -517,12 +519,78 @@ fn route_rule(path: &str, r: &pb::RouteRule) -> Result<proxy::RouteRule, Error> 
             })
         })
         .transpose()?;
+    let request_headers = r
+        .request_headers
+        .as_ref()
+        .map(|e| header_edits(&format!("{path}.requestHeaders"), e))
+        .transpose()?;
+    let response_headers = r
+        .response_headers
+        .as_ref()
+        .map(|e| header_edits(&format!("{path}.responseHeaders"), e))
+        .transpose()?;
     Ok(proxy::RouteRule {
         matches,
         backends,
         timeout,
         per_try_timeout,
         retry,
+        request_headers,
+        response_headers,
+    })
+}
+
+fn header_edits_to_pb(e: &proxy::HeaderEdits) -> pb::HeaderEdits {
+    let pairs = |v: &[(String, String)]| {
+        v.iter()
+            .map(|(name, value)| pb::HeaderPair {
+                name: name.clone(),
+                value: value.clone(),
+            })
+            .collect()
+    };
+    pb::HeaderEdits {
+        set: pairs(&e.set),
+        add: pairs(&e.add),
+        remove: e.remove.clone(),
+    }
+}
+
+/// Header edits as the proxy will apply them: editable names, values without line
+/// breaks.
+fn header_edits(path: &str, e: &pb::HeaderEdits) -> Result<proxy::HeaderEdits, Error> {
+    let check_name = |field: String, name: &str| match proxy::HeaderEdits::refuse(name) {
+        Some(why) => Err(Error::new(field, why)),
+        None => Ok(()),
+    };
+    let pairs = |kind: &str, v: &[pb::HeaderPair]| {
+        v.iter()
+            .enumerate()
+            .map(|(i, p)| {
+                check_name(format!("{path}.{kind}[{i}].name"), &p.name)?;
+                if p.value.bytes().any(|b| b == b'\r' || b == b'\n' || b == 0) {
+                    return Err(Error::new(
+                        format!("{path}.{kind}[{i}].value"),
+                        "must not contain CR, LF or NUL",
+                    ));
+                }
+                Ok((p.name.to_ascii_lowercase(), p.value.clone()))
+            })
+            .collect::<Result<Vec<_>, Error>>()
+    };
+    let remove = e
+        .remove
+        .iter()
+        .enumerate()
+        .map(|(i, n)| {
+            check_name(format!("{path}.remove[{i}]"), n)?;
+            Ok(n.to_ascii_lowercase())
+        })
+        .collect::<Result<Vec<_>, Error>>()?;
+    Ok(proxy::HeaderEdits {
+        set: pairs("set", &e.set)?,
+        add: pairs("add", &e.add)?,
+        remove,
     })
 }
 
@@ -653,6 +721,12 @@ mod tests {
                 backoff: Duration::from_millis(10),
                 non_idempotent: false,
             }),
+            request_headers: Some(proxy::HeaderEdits {
+                set: vec![("x-env".into(), "prod".into())],
+                add: vec![("x-tag".into(), "a".into())],
+                remove: vec!["x-debug".into()],
+            }),
+            response_headers: None,
         };
         let catch_all = proxy::RouteRule {
             matches: vec![],
@@ -664,6 +738,8 @@ mod tests {
             timeout: None,
             per_try_timeout: None,
             retry: None,
+            request_headers: None,
+            response_headers: None,
         };
         vec![
             proxy::RouteTable {

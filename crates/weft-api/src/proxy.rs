@@ -431,6 +431,60 @@ pub struct RouteRule {
     /// Retries. Absent: a connection that could not be made is retried once.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retry: Option<Retry>,
+    /// Edits of the request's headers. Absent: none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_headers: Option<HeaderEdits>,
+    /// Edits of the response's headers. Absent: none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub response_headers: Option<HeaderEdits>,
+}
+
+/// Header edits, applied in order: `set` (replacing), `add` (beside), `remove`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct HeaderEdits {
+    /// `(name, value)` set, replacing any of the same name.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub set: Vec<(String, String)>,
+    /// `(name, value)` added.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub add: Vec<(String, String)>,
+    /// Names removed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub remove: Vec<String>,
+}
+
+impl HeaderEdits {
+    /// Headers no route may edit: hop-by-hop and framing headers the proxy owns,
+    /// `host` (a rewrite's job), and the identity headers the receiving proxy sets.
+    pub const PROTECTED: [&'static str; 11] = [
+        "connection",
+        "keep-alive",
+        "proxy-connection",
+        "transfer-encoding",
+        "te",
+        "trailer",
+        "upgrade",
+        "content-length",
+        "host",
+        "x-forwarded-client-cert",
+        "x-weft-peer-identity",
+    ];
+
+    /// Why `name` cannot be edited, if it cannot.
+    pub fn refuse(name: &str) -> Option<String> {
+        let lower = name.to_ascii_lowercase();
+        if name.is_empty()
+            || !name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+        {
+            return Some(format!("{name:?} is not a header name"));
+        }
+        Self::PROTECTED
+            .contains(&lower.as_str())
+            .then(|| format!("{name:?} is managed by the proxy and cannot be edited by a route"))
+    }
 }
 
 /// When and how often a request is sent again.

@@ -198,6 +198,26 @@ fn rejects_bad_values_with_path_and_message() {
             "e.g. \"10s\"",
         ),
         (
+            route("{ backendRefs: [{ name: echo }], filters: [{ type: RequestHeaderModifier, requestHeaderModifier: { set: [{ name: Host, value: evil }] } }] }"),
+            "spec.rules[1].filters[0].requestHeaderModifier.set[0].name",
+            "managed by the proxy",
+        ),
+        (
+            route("{ backendRefs: [{ name: echo }], filters: [{ type: ResponseHeaderModifier, responseHeaderModifier: { add: [{ name: x-a, value: \"a\\nb\" }] } }] }"),
+            "spec.rules[1].filters[0].responseHeaderModifier.add[0].value",
+            "CR, LF or NUL",
+        ),
+        (
+            route("{ backendRefs: [{ name: echo }], filters: [{ type: RequestRedirect, requestRedirect: { statusCode: 301 } }] }"),
+            "spec.rules[1].filters[0].type",
+            "\"RequestRedirect\" is not supported yet",
+        ),
+        (
+            route("{ backendRefs: [{ name: echo }], filters: [{ type: RequestHeaderModifier }] }"),
+            "spec.rules[1].filters[0].requestHeaderModifier",
+            "required with type RequestHeaderModifier",
+        ),
+        (
             route("{ backendRefs: [{ name: echo }], retry: { attempts: 11 } }"),
             "spec.rules[1].retry.attempts",
             "more than 10",
@@ -243,9 +263,9 @@ fn rejects_bad_values_with_path_and_message() {
             "not a method",
         ),
         (
-            route("{ backendRefs: [{ name: echo }], filters: [{ type: RequestHeaderModifier }] }"),
-            "spec.rules[1].filters",
-            "not supported yet",
+            route("{ backendRefs: [{ name: echo, filters: [{ type: RequestHeaderModifier }] }] }"),
+            "spec.rules[1].backendRefs[0].filters",
+            "not supported here yet",
         ),
         (
             route("{ backendRefs: [{ name: echo, kind: ServiceImport }] }"),
@@ -676,6 +696,26 @@ fn orders_rules_by_precedence_across_routes() {
             "HTTPRoute/default/older",
         ]
     );
+}
+
+#[test]
+fn header_modifier_filters_compile_to_lowercase_edits_on_the_rule() {
+    let route = HTTP_ROUTE.replace(
+        "      timeouts: { request: 10s, backendRequest: 500ms }\n",
+        "      filters:\n\
+         \x20       - type: RequestHeaderModifier\n\
+         \x20         requestHeaderModifier: { set: [{ name: X-Env, value: prod }], remove: [X-Debug] }\n\
+         \x20       - type: ResponseHeaderModifier\n\
+         \x20         responseHeaderModifier: { add: [{ name: x-served-by, value: weft }] }\n",
+    );
+    let compiled = compile(&[object(SERVICE), object(&route)]);
+    let rule = &compiled.route_tables["echo.shop"].routes[0].rules[0];
+    let request = rule.request_headers.as_ref().expect("request edits");
+    assert_eq!(request.set[0].name, "x-env");
+    assert_eq!(request.set[0].value, "prod");
+    assert_eq!(request.remove, ["x-debug"]);
+    let response = rule.response_headers.as_ref().expect("response edits");
+    assert_eq!(response.add[0].name, "x-served-by");
 }
 
 #[test]

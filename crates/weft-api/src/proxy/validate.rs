@@ -344,6 +344,31 @@ fn rules(
     }
     for (r, rule) in table.rules.iter().enumerate() {
         let rpath = format!("{path}.rules[{r}]");
+        for (field, edits) in [
+            ("requestHeaders", &rule.request_headers),
+            ("responseHeaders", &rule.response_headers),
+        ] {
+            let Some(edits) = edits else { continue };
+            let names = edits
+                .set
+                .iter()
+                .map(|(n, _)| ("set", n))
+                .chain(edits.add.iter().map(|(n, _)| ("add", n)))
+                .chain(edits.remove.iter().map(|n| ("remove", n)));
+            for (kind, name) in names {
+                if let Some(why) = super::HeaderEdits::refuse(name) {
+                    errors.push(format!("{rpath}.{field}.{kind}"), why);
+                }
+            }
+            for (name, value) in edits.set.iter().chain(&edits.add) {
+                if value.bytes().any(|b| b == b'\r' || b == b'\n' || b == 0) {
+                    errors.push(
+                        format!("{rpath}.{field}"),
+                        format!("the value of {name:?} contains CR, LF or NUL"),
+                    );
+                }
+            }
+        }
         for (m, mat) in rule.matches.iter().enumerate() {
             let mpath = format!("{rpath}.matches[{m}]");
             if let Some(a) = &mat.authority {

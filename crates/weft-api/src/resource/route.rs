@@ -36,7 +36,10 @@ pub struct HttpRule {
     /// (everything).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub matches: Vec<HttpMatch>,
-    /// Request filters. Not supported yet: validation rejects a non-empty list.
+    /// Filters, in Gateway API shape. Supported: `RequestHeaderModifier` and
+    /// `ResponseHeaderModifier` (see [`HeaderModifier`]); validation names any other
+    /// type. Kept as JSON so an unsupported filter gets an error naming it, not a
+    /// parse failure.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub filters: Vec<serde_json::Value>,
     /// Weighted backends. At least one.
@@ -49,6 +52,31 @@ pub struct HttpRule {
     /// else. Every retry is also bounded by the destination's retry budget.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retry: Option<HttpRetry>,
+}
+
+/// A `RequestHeaderModifier` / `ResponseHeaderModifier` filter's body.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct HeaderModifier {
+    /// Headers set, replacing any of the same name.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub set: Vec<HeaderValue>,
+    /// Headers added, beside any of the same name.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub add: Vec<HeaderValue>,
+    /// Header names removed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub remove: Vec<String>,
+}
+
+/// A header name and value.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct HeaderValue {
+    /// Header name (case-insensitive).
+    pub name: String,
+    /// Value.
+    pub value: String,
 }
 
 /// `HTTPRoute` rule retries.

@@ -131,6 +131,8 @@ pub(crate) fn reduce(object: &Object, spec: GrpcSpec) -> Route<'_> {
                 timeout: None,
                 per_try_timeout: None,
                 retry: None,
+                request_headers: None,
+                response_headers: None,
             }
         })
         .collect();

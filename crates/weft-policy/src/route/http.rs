@@ -5,7 +5,7 @@ use std::collections::HashSet;
 use weft_api::pb::v1 as pb;
 use weft_api::proxy::{self, KeyValueMatch, StringMatch};
 use weft_api::resource::route::{
-    parse_duration, HttpMatch, HttpSpec, PathMatchType, ValueMatch, ValueMatchType,
+    parse_duration, HeaderModifier, HttpMatch, HttpSpec, PathMatchType, ValueMatch, ValueMatchType,
 };
 use weft_api::resource::{Kind, Object};
 
@@ -32,7 +32,7 @@ pub(crate) fn validate(spec: &HttpSpec, errors: &mut Errors) {
         for (m, mat) in rule.matches.iter().enumerate() {
             validate_match(errors, &format!("{rpath}.matches[{m}]"), mat);
         }
-        super::validate_filters(errors, &format!("{rpath}.filters"), &rule.filters);
+        header_filters(Some(errors), &format!("{rpath}.filters"), &rule.filters);
         super::validate_backend_refs(errors, &rpath, &rule.backend_refs);
         if let Some(t) = &rule.timeouts {
             let parse = |errors: &mut Errors, field: &str, text: &Option<String>| {
@@ -186,6 +186,7 @@ pub(crate) fn reduce(object: &Object, spec: HttpSpec) -> Route<'_> {
         .rules
         .into_iter()
         .map(|rule| {
+            let headers = header_filters(None, "", &rule.filters);
             let defaults = [HttpMatch::default()];
             let user = if rule.matches.is_empty() {
                 &defaults[..]
@@ -225,6 +226,8 @@ pub(crate) fn reduce(object: &Object, spec: HttpSpec) -> Route<'_> {
                     .as_ref()
                     .and_then(|t| nonzero(t.backend_request.as_deref())),
                 retry: rule.retry.as_ref().map(retry),
+                request_headers: headers.0,
+                response_headers: headers.1,
             }
         })
         .collect();
@@ -233,6 +236,128 @@ pub(crate) fn reduce(object: &Object, spec: HttpSpec) -> Route<'_> {
         kind: Kind::HttpRoute,
         parent_refs: spec.parent_refs,
         rules,
+    }
+}
+
+/// The header modifier filters of a rule, as proxy edits `(request, response)`;
+/// with `errors`, every problem is reported with its path (and other filter types are
+/// refused, naming them).
+fn header_filters(
+    mut errors: Option<&mut Errors>,
+    path: &str,
+    filters: &[serde_json::Value],
+) -> (Option<pb::HeaderEdits>, Option<pb::HeaderEdits>) {
+    let mut request = None;
+    let mut response = None;
+    for (i, filter) in filters.iter().enumerate() {
+        let fpath = format!("{path}[{i}]");
+        let kind = filter["type"].as_str().unwrap_or_default();
+        let (field, slot) = match kind {
+            "RequestHeaderModifier" => ("requestHeaderModifier", &mut request),
+            "ResponseHeaderModifier" => ("responseHeaderModifier", &mut response),
+            "" => {
+                if let Some(e) = errors.as_deref_mut() {
+                    e.push(
+                        format!("{fpath}.type"),
+                        "required, e.g. RequestHeaderModifier",
+                    );
+                }
+                continue;
+            }
+            other => {
+                if let Some(e) = errors.as_deref_mut() {
+                    e.push(
+                        format!("{fpath}.type"),
+                        format!(
+                            "{other:?} is not supported yet; supported: RequestHeaderModifier, \
+                             ResponseHeaderModifier"
+                        ),
+                    );
+                }
+                continue;
+            }
+        };
+        let body = filter[field].clone();
+        let parsed: Result<HeaderModifier, _> = if body.is_null() {
+            Err(weft_api::proxy::FieldError {
+                path: format!("{fpath}.{field}"),
+                message: format!("required with type {kind}"),
+            })
+        } else {
+            field::parse(&format!("{fpath}.{field}"), body)
+        };
+        let modifier = match parsed {
+            Ok(m) => m,
+            Err(e) => {
+                if let Some(errors) = errors.as_deref_mut() {
+                    errors.push(e.path, e.message);
+                }
+                continue;
+            }
+        };
+        if let Some(errors) = errors.as_deref_mut() {
+            if slot.is_some() {
+                errors.push(
+                    format!("{fpath}.type"),
+                    format!("{kind} appears twice in this rule; merge them"),
+                );
+            }
+            validate_modifier(errors, &format!("{fpath}.{field}"), &modifier);
+        }
+        let pairs = |v: &[weft_api::resource::route::HeaderValue]| {
+            v.iter()
+                .map(|h| pb::HeaderPair {
+                    name: h.name.to_ascii_lowercase(),
+                    value: h.value.clone(),
+                })
+                .collect()
+        };
+        *slot = Some(pb::HeaderEdits {
+            set: pairs(&modifier.set),
+            add: pairs(&modifier.add),
+            remove: modifier
+                .remove
+                .iter()
+                .map(|n| n.to_ascii_lowercase())
+                .collect(),
+        });
+    }
+    (request, response)
+}
+
+/// The most edits one modifier may hold.
+const MAX_HEADER_EDITS: usize = 32;
+
+fn validate_modifier(errors: &mut Errors, path: &str, m: &HeaderModifier) {
+    if m.set.len() + m.add.len() + m.remove.len() > MAX_HEADER_EDITS {
+        errors.push(
+            path,
+            format!("more than {MAX_HEADER_EDITS} edits; a route is not the place for that many"),
+        );
+    }
+    let mut seen = HashSet::new();
+    for (kind, list) in [("set", &m.set), ("add", &m.add)] {
+        for (i, h) in list.iter().enumerate() {
+            if let Some(why) = proxy::HeaderEdits::refuse(&h.name) {
+                errors.push(format!("{path}.{kind}[{i}].name"), why);
+            } else if !seen.insert(h.name.to_ascii_lowercase()) {
+                errors.push(
+                    format!("{path}.{kind}[{i}].name"),
+                    format!("{:?} is edited twice in this modifier", h.name),
+                );
+            }
+            if h.value.bytes().any(|b| b == b'\r' || b == b'\n' || b == 0) {
+                errors.push(
+                    format!("{path}.{kind}[{i}].value"),
+                    "must not contain CR, LF or NUL",
+                );
+            }
+        }
+    }
+    for (i, name) in m.remove.iter().enumerate() {
+        if let Some(why) = proxy::HeaderEdits::refuse(name) {
+            errors.push(format!("{path}.remove[{i}]"), why);
+        }
     }
 }
 

@@ -61,6 +61,8 @@ pub(crate) struct Rule {
     /// One attempt.
     pub(crate) per_try_timeout: Option<Duration>,
     pub(crate) retry: Option<pb::RetryPolicy>,
+    pub(crate) request_headers: Option<pb::HeaderEdits>,
+    pub(crate) response_headers: Option<pb::HeaderEdits>,
 }
 
 /// What compile knows of a service when resolving references: its ports.
@@ -133,8 +135,9 @@ pub(crate) fn validate_filters(errors: &mut Errors, path: &str, filters: &[Value
     if !filters.is_empty() {
         errors.push(
             path,
-            "filters are not supported yet (header edits, redirects, rewrites and mirroring \
-             come in a later release); remove them",
+            "filters are not supported here yet (HTTPRoute rules take RequestHeaderModifier \
+             and ResponseHeaderModifier; redirects, rewrites and mirroring come later); \
+             remove them",
         );
     }
 }
@@ -484,6 +487,8 @@ fn port_chunks(
                     timeout: rule.timeout.map(duration_to_pb),
                     per_try_timeout: rule.per_try_timeout.map(duration_to_pb),
                     retry: rule.retry.clone(),
+                    request_headers: rule.request_headers.clone(),
+                    response_headers: rule.response_headers.clone(),
                 };
                 entries.push((key, ri, rule));
             }

@@ -43,6 +43,8 @@ pub(crate) fn reduce(object: &Object, spec: TcpSpec) -> Route<'_> {
                 timeout: None,
                 per_try_timeout: None,
                 retry: None,
+                request_headers: None,
+                response_headers: None,
             })
             .collect(),
     }

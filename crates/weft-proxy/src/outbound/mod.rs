@@ -214,6 +214,9 @@ impl Outbound {
             pool::Version::Http1
         };
         headers::strip_identity(req.headers_mut());
+        if let Some(edits) = &rule.request_headers {
+            edits.apply(req.headers_mut());
+        }
         forward::prepare(&mut req, version, authority.as_ref());
         let deadline = rule.timeout.map(|t| started + t);
         let method = req.method().clone();
@@ -305,7 +308,7 @@ impl Outbound {
                     self.metrics.retry(&label, "budget_exhausted");
                 }
             }
-            let resp = match result {
+            let mut resp = match result {
                 Some(Ok(resp)) => resp,
                 Some(Err(e)) => {
                     tracing::warn!(service = %backend.service.key, endpoint = %endpoint.address, error = %e, "upstream request failed");
@@ -318,6 +321,9 @@ impl Outbound {
                 }
                 None => forward::local(StatusCode::GATEWAY_TIMEOUT, "weft: request timed out"),
             };
+            if let Some(edits) = &rule.response_headers {
+                edits.apply(resp.headers_mut());
+            }
             return self.finish(&label, started, resp);
         }
     }

@@ -29,6 +29,55 @@ pub struct Rule<T> {
     pub per_try_timeout: Option<Duration>,
     /// Retries (the default policy when the rule names none).
     pub retry: api::Retry,
+    /// Edits of the request's headers.
+    pub request_headers: Option<Edits>,
+    /// Edits of the response's headers.
+    pub response_headers: Option<Edits>,
+}
+
+/// Header edits with names and values parsed once, when the table is compiled.
+#[derive(Debug, Default)]
+pub struct Edits {
+    set: Vec<(http::HeaderName, http::HeaderValue)>,
+    add: Vec<(http::HeaderName, http::HeaderValue)>,
+    remove: Vec<http::HeaderName>,
+}
+
+impl Edits {
+    fn compile(edits: &api::HeaderEdits) -> Result<Self, Error> {
+        let pair = |(name, value): &(String, String)| {
+            Ok((
+                http::HeaderName::try_from(name.as_str())
+                    .map_err(|_| Error::Token(name.clone()))?,
+                http::HeaderValue::try_from(value.as_str())
+                    .map_err(|_| Error::Token(value.clone()))?,
+            ))
+        };
+        Ok(Self {
+            set: edits.set.iter().map(pair).collect::<Result<_, Error>>()?,
+            add: edits.add.iter().map(pair).collect::<Result<_, Error>>()?,
+            remove: edits
+                .remove
+                .iter()
+                .map(|n| {
+                    http::HeaderName::try_from(n.as_str()).map_err(|_| Error::Token(n.clone()))
+                })
+                .collect::<Result<_, Error>>()?,
+        })
+    }
+
+    /// Applies the edits: set (replacing), add (beside), remove.
+    pub fn apply(&self, headers: &mut HeaderMap) {
+        for (name, value) in &self.set {
+            headers.insert(name.clone(), value.clone());
+        }
+        for (name, value) in &self.add {
+            headers.append(name.clone(), value.clone());
+        }
+        for name in &self.remove {
+            headers.remove(name);
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -94,6 +143,8 @@ impl<T> Table<T> {
                 timeout: None,
                 per_try_timeout: None,
                 retry: api::Retry::connect_failure_only(),
+                request_headers: None,
+                response_headers: None,
             }],
         }
     }
@@ -138,6 +189,16 @@ impl<T> Rule<T> {
                 .retry
                 .clone()
                 .unwrap_or_else(api::Retry::connect_failure_only),
+            request_headers: rule
+                .request_headers
+                .as_ref()
+                .map(Edits::compile)
+                .transpose()?,
+            response_headers: rule
+                .response_headers
+                .as_ref()
+                .map(Edits::compile)
+                .transpose()?,
         })
     }
 

@@ -140,3 +140,51 @@ fn a_route_timeout_answers_504_without_waiting_for_the_app() {
         200
     );
 }
+
+#[test]
+fn route_header_modifiers_edit_the_request_the_app_sees_and_the_response_the_client_gets() {
+    let Some(mesh) = Mesh::new(
+        "route_header_modifiers_edit_the_request_the_app_sees_and_the_response_the_client_gets",
+    ) else {
+        return;
+    };
+    let client = mesh.host("client");
+    let server = mesh.host("server");
+    let _server = crate::support::echo_workload(&mesh, &server, "echo");
+    let cfg = format!(
+        "{id}outbound:\n{ob}services:\n{echo}\
+         routes:\n  - service: echo\n    rules:\n      - backends: [{{ service: echo }}]\n        \
+         requestHeaders: {{ set: [[x-env, prod]], add: [[x-tag, mesh]], remove: [x-debug] }}\n        \
+         responseHeaders: {{ set: [[x-served-by, weft]], remove: [x-echo-server] }}\n",
+        id = mesh.identity_yaml(&client, "client", &[]),
+        ob = outbound(18080, "echo", 80),
+        echo = crate::support::service("echo", 80, 8080, "http", &[Mesh::endpoint(&server, "echo")]),
+    );
+    let _cp = mesh.proxy(&client, &mesh.write("client", &cfg));
+    let resp = client.run(|| async {
+        let req = http::Request::get("/edited")
+            .header("host", "echo")
+            .header("x-env", "dev")
+            .header("x-tag", "app")
+            .header("x-debug", "1")
+            .body(http_body_util::Empty::<bytes::Bytes>::new())
+            .expect("req");
+        weft_testkit::client::http1_request(local(18080), req)
+            .await
+            .expect("response")
+    });
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.headers()["x-served-by"], "weft");
+    assert!(
+        resp.headers().get(echo::SERVER_HEADER).is_none(),
+        "removed from the response"
+    );
+    let reply = echo::EchoReply::from_body(resp.body()).expect("echo reply");
+    assert_eq!(reply.header("x-env"), Some("prod"), "set replaces");
+    assert!(reply.header("x-debug").is_none(), "removed: {reply:?}");
+    let tags = reply.header("x-tag").expect("x-tag");
+    assert!(
+        tags.contains("app") && tags.contains("mesh"),
+        "add keeps the app's: {tags}"
+    );
+}
