@@ -456,8 +456,11 @@ pub struct HeaderEdits {
 
 impl HeaderEdits {
     /// Headers no route may edit: hop-by-hop and framing headers the proxy owns,
-    /// `host` (a rewrite's job), and the identity headers the receiving proxy sets.
-    pub const PROTECTED: [&'static str; 11] = [
+    /// `host` (a rewrite's job), and the caller identity the receiving proxy sets.
+    /// (A configured `inbound.identityHeader` needs no entry: the receiving proxy
+    /// strips it from every request before setting the verified one.)
+    pub const PROTECTED: &'static [&'static str] = &[
+        "host",
         "connection",
         "keep-alive",
         "proxy-connection",
@@ -466,9 +469,7 @@ impl HeaderEdits {
         "trailer",
         "upgrade",
         "content-length",
-        "host",
         "x-forwarded-client-cert",
-        "x-weft-peer-identity",
     ];
 
     /// Why `name` cannot be edited, if it cannot.

@@ -204,19 +204,8 @@ fn listeners(config: &Config, errors: &mut Errors) {
 }
 
 /// Headers the proxy sets or that carry hop-by-hop meaning: an identity header must be
-/// none of them.
-const RESERVED_HEADERS: &[&str] = &[
-    "host",
-    "connection",
-    "keep-alive",
-    "proxy-connection",
-    "transfer-encoding",
-    "te",
-    "trailer",
-    "upgrade",
-    "content-length",
-    "x-forwarded-client-cert",
-];
+/// none of them (the same list routes may not edit).
+const RESERVED_HEADERS: &[&str] = super::HeaderEdits::PROTECTED;
 
 fn inbound(config: &Config, errors: &mut Errors) {
     let Some(header) = &config.inbound.identity_header else {
