@@ -298,7 +298,12 @@ impl Snapshot {
             "{}.{}",
             config.workload.name, config.workload.namespace
         )));
-        let dns = crate::dns::Table::build(&config);
+        // Only a proxy that serves mesh DNS needs the name table.
+        let dns = if config.listeners.dns.is_some() {
+            crate::dns::Table::build(&config)
+        } else {
+            crate::dns::Table::default()
+        };
         Ok(Self {
             config: Arc::new(config),
             version,
