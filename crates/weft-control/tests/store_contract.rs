@@ -764,11 +764,20 @@ async fn postgres_feed_recovers_writes_made_while_its_listen_connection_was_down
 
     let change = next_change(&mut feed_b).await;
     assert_eq!(change.object, *written.object());
-    let after = listener_pids(&admin).await;
+    // The change can arrive through the reconnect's catch-up read a moment before the
+    // new connection has issued LISTEN: wait for it to show (5 s at most).
+    let reopened = |pids: &[i32]| {
+        pids.iter()
+            .any(|pid| !before.contains(pid) && *pid != b_listener[0])
+    };
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    let mut after = listener_pids(&admin).await;
+    while !reopened(&after) && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        after = listener_pids(&admin).await;
+    }
     assert!(
-        after
-            .iter()
-            .any(|pid| !before.contains(pid) && *pid != b_listener[0]),
+        reopened(&after),
         "B re-opened its LISTEN connection: {after:?}"
     );
 
