@@ -30,6 +30,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{mpsc, Mutex, PoisonError};
 use std::thread::JoinHandle;
 
+use nix::fcntl::{Flock, FlockArg};
 use nix::sched::CloneFlags;
 use tokio::sync::oneshot;
 
@@ -69,6 +70,14 @@ pub enum Error {
         status: std::process::ExitStatus,
         /// Its standard error, trimmed.
         stderr: String,
+    },
+    /// The lock that serializes namespace creation could not be taken.
+    #[error("failed to lock {path}: {source} (are we root?)")]
+    Lock {
+        /// The lock file.
+        path: &'static str,
+        /// Why.
+        source: std::io::Error,
     },
     /// A host name that cannot be used in a namespace name.
     #[error("invalid host name {name:?}: use 1-20 characters of [a-z0-9-]")]
@@ -147,7 +156,7 @@ impl Topology {
         let n = TOPOLOGY_COUNTER.fetch_add(1, Ordering::Relaxed);
         let prefix = format!("{NAME_PREFIX}{}x{n}", std::process::id());
         let hub = format!("{prefix}-hub");
-        run_ip(["netns", "add", &hub])?;
+        add_namespace(&hub)?;
         // From here on, Drop cleans up whatever part of the setup succeeded.
         let topology = Self {
             prefix,
@@ -186,7 +195,7 @@ impl Topology {
             netns: format!("{}-{name}", self.prefix),
             ip,
         };
-        run_ip(["netns", "add", &host.netns])?;
+        add_namespace(&host.netns)?;
         // Registered before the rest of the setup so that Drop removes it on failure.
         hosts.push(host.clone());
         drop(hosts);
@@ -573,6 +582,37 @@ pub fn e2e_guard(test: &str) -> bool {
 
 // === commands ===
 
+/// Where concurrent test processes serialize creating and reaping namespaces.
+const NAMESPACE_LOCK: &str = "/run/weft-testkit-netns.lock";
+
+/// Creates the named network namespace, as `ip netns add` does, serialized with every
+/// other test process's creations and stale-namespace cleanup. Without the lock, a
+/// cleanup in another process can delete a namespace file between `ip netns add`
+/// creating it and mounting the namespace on it ("Bind /proc/self/ns/net -> ... No such
+/// file or directory"), and two first-ever `ip netns add`s can race to set up
+/// `/run/netns` itself.
+pub fn add_namespace(name: &str) -> Result<()> {
+    let _lock = lock_namespaces()?;
+    run_ip(["netns", "add", name])
+}
+
+/// Takes the cross-process namespace lock; it is released when the file is closed.
+fn lock_namespaces() -> Result<Flock<File>> {
+    let lock = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(NAMESPACE_LOCK)
+        .map_err(|source| Error::Lock {
+            path: NAMESPACE_LOCK,
+            source,
+        })?;
+    Flock::lock(lock, FlockArg::LockExclusive).map_err(|(_, errno)| Error::Lock {
+        path: NAMESPACE_LOCK,
+        source: errno.into(),
+    })
+}
+
 fn run_ip<const N: usize>(args: [&str; N]) -> Result<()> {
     let mut command = Command::new("ip");
     command.args(args);
@@ -600,6 +640,13 @@ fn delete_namespace(name: &str) {
 
 /// Deletes namespaces named `wft<pid>x...` whose creating process no longer exists.
 fn remove_stale_namespaces() {
+    let _lock = match lock_namespaces() {
+        Ok(lock) => lock,
+        Err(e) => {
+            eprintln!("weft-testkit: not removing stale namespaces: {e}");
+            return;
+        }
+    };
     let Ok(entries) = std::fs::read_dir(NETNS_DIR) else {
         return;
     };
@@ -610,7 +657,7 @@ fn remove_stale_namespaces() {
             continue;
         };
         if pid != std::process::id() && !Path::new(&format!("/proc/{pid}")).exists() {
-            // Another process may race us to it; losing that race is fine.
+            // Best effort: a namespace we cannot delete now is retried by the next topology.
             let _ = run_ip(["netns", "delete", name]);
         }
     }

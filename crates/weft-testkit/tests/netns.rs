@@ -98,11 +98,7 @@ fn removes_stale_namespaces_of_dead_processes() {
         .expect("pid_max is a number");
     // Unique per test process, since several may run this test at once.
     let stale = format!("wft{}x{}-hub", pid_max + 1, std::process::id());
-    let status = std::process::Command::new("ip")
-        .args(["netns", "add", &stale])
-        .status()
-        .expect("ip netns add");
-    assert!(status.success());
+    weft_testkit::netns::add_namespace(&stale).expect("ip netns add");
     let path = PathBuf::from("/run/netns").join(&stale);
 
     let _topology = Topology::new().expect("topology");
