@@ -18,6 +18,9 @@ use std::time::Duration;
 use crate::pb::v1 as pb;
 use crate::proxy::{self, FieldError};
 
+mod backend;
+pub use backend::policy_to_pb;
+
 /// A wire resource field that cannot be used.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[error("{path}: {message}")]
@@ -80,6 +83,8 @@ impl TryFrom<&pb::Service> for proxy::Service {
             Ok(pb::LoadBalancer::PeakEwma) => proxy::LoadBalancer::PeakEwma,
             Ok(pb::LoadBalancer::LeastRequest) => proxy::LoadBalancer::LeastRequest,
             Ok(pb::LoadBalancer::RoundRobin) => proxy::LoadBalancer::RoundRobin,
+            Ok(pb::LoadBalancer::RingHash) => proxy::LoadBalancer::RingHash,
+            Ok(pb::LoadBalancer::Maglev) => proxy::LoadBalancer::Maglev,
             Err(_) => {
                 return Err(Error::new(
                     "loadBalancer",
@@ -96,6 +101,16 @@ impl TryFrom<&pb::Service> for proxy::Service {
             .enumerate()
             .map(|(i, e)| endpoint(&format!("endpoints[{i}]"), e))
             .collect::<Result<Vec<_>, Error>>()?;
+        let policy = match &s.policy {
+            Some(p) => backend::policy("policy", p)?,
+            None => proxy::BackendPolicy::default(),
+        };
+        if load_balancer.hashes() && policy.hash_on.is_none() {
+            return Err(Error::new(
+                "policy.hashOn",
+                "required by the ringHash and maglev load balancers",
+            ));
+        }
         Ok(proxy::Service {
             name: s.name.clone(),
             namespace: if s.namespace.is_empty() {
@@ -113,6 +128,7 @@ impl TryFrom<&pb::Service> for proxy::Service {
                 .enumerate()
                 .map(|(i, h)| hostname(&format!("hostnames[{i}]"), h))
                 .collect::<Result<Vec<_>, Error>>()?,
+            policy,
         })
     }
 }
@@ -154,11 +170,7 @@ impl From<&proxy::Service> for pb::Service {
                     protocol: protocol_to_pb(p.protocol) as i32,
                 })
                 .collect(),
-            load_balancer: match s.load_balancer {
-                proxy::LoadBalancer::PeakEwma => pb::LoadBalancer::PeakEwma,
-                proxy::LoadBalancer::LeastRequest => pb::LoadBalancer::LeastRequest,
-                proxy::LoadBalancer::RoundRobin => pb::LoadBalancer::RoundRobin,
-            } as i32,
+            load_balancer: load_balancer_to_pb(s.load_balancer) as i32,
             endpoints: s
                 .endpoints
                 .iter()
@@ -167,11 +179,23 @@ impl From<&proxy::Service> for pb::Service {
                     identity: e.identity.clone().unwrap_or_default(),
                     hbone: e.hbone.map(|h| h.to_string()).unwrap_or_default(),
                     workload: String::new(),
-                    zone: String::new(),
+                    zone: e.zone.clone().unwrap_or_default(),
                 })
                 .collect(),
             hostnames: s.hostnames.clone(),
+            policy: Some(backend::policy_to_pb(&s.policy)),
         }
+    }
+}
+
+/// Maps a proxy load balancer to its wire value.
+pub fn load_balancer_to_pb(lb: proxy::LoadBalancer) -> pb::LoadBalancer {
+    match lb {
+        proxy::LoadBalancer::PeakEwma => pb::LoadBalancer::PeakEwma,
+        proxy::LoadBalancer::LeastRequest => pb::LoadBalancer::LeastRequest,
+        proxy::LoadBalancer::RoundRobin => pb::LoadBalancer::RoundRobin,
+        proxy::LoadBalancer::RingHash => pb::LoadBalancer::RingHash,
+        proxy::LoadBalancer::Maglev => pb::LoadBalancer::Maglev,
     }
 }
 
@@ -218,6 +242,7 @@ fn endpoint(path: &str, e: &pb::Endpoint) -> Result<proxy::Endpoint, Error> {
         address,
         identity,
         hbone,
+        zone: (!e.zone.is_empty()).then(|| e.zone.clone()),
     })
 }
 
@@ -417,6 +442,18 @@ pub fn duration_to_pb(d: Duration) -> prost_types::Duration {
     }
 }
 
+/// Reads a wire duration; negative or out-of-range values are an error at `path`.
+fn duration_from_pb(path: &str, d: &prost_types::Duration) -> Result<Duration, Error> {
+    let nanos = u32::try_from(d.nanos).ok().filter(|n| *n < 1_000_000_000);
+    match (u64::try_from(d.seconds), nanos) {
+        (Ok(s), Some(n)) => Ok(Duration::new(s, n)),
+        _ => Err(Error::new(
+            path,
+            format!("{}s {}ns is not a valid duration", d.seconds, d.nanos),
+        )),
+    }
+}
+
 fn string_match_to_pb(m: &proxy::StringMatch) -> pb::StringMatch {
     pb::StringMatch {
         kind: Some(match m {
@@ -460,16 +497,8 @@ fn route_rule(path: &str, r: &pb::RouteRule) -> Result<proxy::RouteRule, Error> 
             })
         })
         .collect::<Result<Vec<_>, Error>>()?;
-    let duration = |field: &str, d: &prost_types::Duration| {
-        let nanos = u32::try_from(d.nanos).ok().filter(|n| *n < 1_000_000_000);
-        match (u64::try_from(d.seconds), nanos) {
-            (Ok(s), Some(n)) => Ok(Duration::new(s, n)),
-            _ => Err(Error::new(
-                format!("{path}.{field}"),
-                format!("{}s {}ns is not a valid duration", d.seconds, d.nanos),
-            )),
-        }
-    };
+    let duration =
+        |field: &str, d: &prost_types::Duration| duration_from_pb(&format!("{path}.{field}"), d);
     let timeout = r
         .timeout
         .as_ref()
@@ -675,14 +704,20 @@ mod tests {
                     address: "10.0.0.2".parse().expect("ip"),
                     identity: Some("spiffe://cluster.local/ns/shop/sa/echo".into()),
                     hbone: Some("10.0.0.2:15009".parse().expect("addr")),
+                    zone: Some("zone-a".into()),
                 },
                 proxy::Endpoint {
                     address: "fd00::3".parse().expect("ip"),
                     identity: None,
                     hbone: None,
+                    zone: None,
                 },
             ],
             hostnames: vec!["echo.shop.svc.cluster.local".into()],
+            policy: proxy::BackendPolicy {
+                hash_on: Some(proxy::HashOn::Header("x-user".into())),
+                ..proxy::BackendPolicy::default()
+            },
         }
     }
 

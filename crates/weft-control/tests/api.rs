@@ -180,6 +180,10 @@ fn spec(kind: Kind) -> Value {
             "parentRefs": [{"kind": "Service", "name": "web"}],
             "rules": [{"backendRefs": [{"name": "web", "port": 80}]}]
         }),
+        Kind::BackendPolicy => json!({
+            "targetRefs": [{"kind": "Service", "name": "web"}],
+            "loadBalancer": {"type": "roundRobin"}
+        }),
     }
 }
 
@@ -196,6 +200,10 @@ fn other_spec(kind: Kind) -> Value {
         Kind::HttpRoute | Kind::GrpcRoute | Kind::TcpRoute => json!({
             "parentRefs": [{"kind": "Service", "name": "web"}],
             "rules": [{"backendRefs": [{"name": "web", "port": 81}]}]
+        }),
+        Kind::BackendPolicy => json!({
+            "targetRefs": [{"kind": "Service", "name": "web"}],
+            "loadBalancer": {"type": "leastRequest"}
         }),
     }
 }
@@ -789,13 +797,29 @@ async fn openapi_describes_each_spec_and_every_reference_resolves() {
     let schemas = &document["components"]["schemas"];
     // The Service spec is typed: its fields are listed, ports refer to a definition.
     let service = &schemas["Service"]["properties"]["spec"];
-    for field in ["selector", "ports", "vip", "loadBalancer"] {
+    for field in ["selector", "ports", "vip"] {
         assert!(
             service["properties"][field].is_object(),
             "Service spec lacks {field}: {service}"
         );
     }
+    assert!(
+        service["properties"]["loadBalancer"].is_null(),
+        "moved to BackendPolicy: {service}"
+    );
     assert!(schemas["HTTPRoute"]["properties"]["spec"]["properties"]["rules"].is_object());
+    let policy = &schemas["BackendPolicy"]["properties"]["spec"]["properties"];
+    for field in [
+        "targetRefs",
+        "loadBalancer",
+        "outlierDetection",
+        "healthCheck",
+    ] {
+        assert!(
+            policy[field].is_object(),
+            "BackendPolicy spec lacks {field}"
+        );
+    }
     let mut all = Vec::new();
     refs(&document, &mut all);
     assert!(!all.is_empty());

@@ -13,6 +13,7 @@
 //! Where it sits: the control plane's API calls [`validate`] before storing; its
 //! compile step calls [`compile`] on the whole store and ships the result over xDS.
 
+mod backend;
 mod document;
 mod field;
 mod inbound;
@@ -91,6 +92,7 @@ pub fn compile<'a>(objects: impl IntoIterator<Item = &'a Object>) -> Compiled {
     let mut services = Vec::new();
     let mut workloads = Vec::new();
     let mut routes = Vec::new();
+    let mut policies = Vec::new();
     for &object in &objects {
         let Ok(key) = object.key() else { continue };
         match checked(object) {
@@ -103,6 +105,10 @@ pub fn compile<'a>(objects: impl IntoIterator<Item = &'a Object>) -> Compiled {
             Ok(Spec::HttpRoute(spec)) => routes.push(route::http::reduce(object, spec)),
             Ok(Spec::GrpcRoute(spec)) => routes.push(route::grpc::reduce(object, spec)),
             Ok(Spec::TcpRoute(spec)) => routes.push(route::tcp::reduce(object, spec)),
+            Ok(Spec::BackendPolicy(spec)) => policies.push(backend::Policy {
+                object,
+                spec: *spec,
+            }),
             Ok(Spec::Mesh(_)) => {}
             Err(errors) => {
                 let generation = object.metadata.generation;
@@ -117,6 +123,11 @@ pub fn compile<'a>(objects: impl IntoIterator<Item = &'a Object>) -> Compiled {
                             .statuses
                             .insert(key, status::invalid_route(&errors, generation));
                     }
+                    Kind::BackendPolicy => {
+                        compiled
+                            .statuses
+                            .insert(key, status::invalid_policy(&errors, generation));
+                    }
                     Kind::Mesh | Kind::Workload => {}
                 }
             }
@@ -126,9 +137,30 @@ pub fn compile<'a>(objects: impl IntoIterator<Item = &'a Object>) -> Compiled {
     services.sort_by_key(|(object, _)| object.key().ok());
     routes.sort_by_key(|r| r.object.key().ok());
 
+    policies.sort_by_key(|p| p.object.key().ok());
+    let by_name = services
+        .iter()
+        .map(|(object, spec)| {
+            (
+                (object.namespace().to_owned(), object.metadata.name.clone()),
+                spec,
+            )
+        })
+        .collect();
+    let (attached, policy_statuses) = backend::compile(&policies, &by_name, &mesh.dns.domain);
+    for (p, status) in policies.iter().zip(policy_statuses) {
+        if let Ok(key) = p.object.key() {
+            compiled.statuses.insert(key, status);
+        }
+    }
+
     let mut ports = route::ServicePorts::new();
     let vips = vip::allocate(&services, mesh.dns.vip_range);
+    let defaults = backend::Attached::default();
     for ((object, spec), vip) in services.iter().zip(vips) {
+        let policy = attached
+            .get(&(object.namespace().to_owned(), object.metadata.name.clone()))
+            .map_or(&defaults, |(_, a)| a);
         let svc = service::compile(
             object,
             spec,
@@ -136,6 +168,7 @@ pub fn compile<'a>(objects: impl IntoIterator<Item = &'a Object>) -> Compiled {
             &trust_domain,
             vip.vip,
             &mesh.dns.domain,
+            policy,
         );
         if let Ok(key) = object.key() {
             compiled.statuses.insert(
@@ -174,6 +207,7 @@ enum Spec {
     HttpRoute(api::route::HttpSpec),
     GrpcRoute(api::route::GrpcSpec),
     TcpRoute(api::route::TcpSpec),
+    BackendPolicy(Box<api::backend::Spec>),
 }
 
 /// Validates `object` and returns its typed spec.
@@ -247,6 +281,9 @@ fn spec(object: &Object, kind: Kind, errors: &mut field::Errors) -> Option<Spec>
         Kind::HttpRoute => field::parse("spec", value).map(Spec::HttpRoute),
         Kind::GrpcRoute => field::parse("spec", value).map(Spec::GrpcRoute),
         Kind::TcpRoute => field::parse("spec", value).map(Spec::TcpRoute),
+        Kind::BackendPolicy => {
+            field::parse("spec", value).map(|s| Spec::BackendPolicy(Box::new(s)))
+        }
     };
     let spec = match parsed {
         Ok(spec) => spec,
@@ -262,6 +299,7 @@ fn spec(object: &Object, kind: Kind, errors: &mut field::Errors) -> Option<Spec>
         Spec::HttpRoute(s) => route::http::validate(s, errors),
         Spec::GrpcRoute(s) => route::grpc::validate(s, errors),
         Spec::TcpRoute(s) => route::tcp::validate(s, errors),
+        Spec::BackendPolicy(s) => backend::validate(s, errors),
     }
     Some(spec)
 }

@@ -4,7 +4,7 @@
 use std::collections::{BTreeSet, HashSet};
 
 use weft_api::pb::v1 as pb;
-use weft_api::pb_convert::protocol_to_pb;
+use weft_api::pb_convert::{load_balancer_to_pb, policy_to_pb, protocol_to_pb};
 use weft_api::proxy;
 use weft_api::resource::service::Spec;
 use weft_api::resource::workload;
@@ -45,6 +45,12 @@ pub(crate) fn validate(spec: &Spec, errors: &mut Errors) {
             }
         }
     }
+    if spec.load_balancer.is_some() {
+        errors.push(
+            "spec.loadBalancer",
+            "moved to a BackendPolicy: spec.loadBalancer.type there (peakEwma, leastRequest, roundRobin, ringHash, maglev)",
+        );
+    }
     if let Some(vip) = spec.vip {
         if vip.is_unspecified() || vip.is_multicast() {
             errors.push(
@@ -72,6 +78,7 @@ pub(crate) fn compile(
     trust_domain: &str,
     vip: Option<std::net::IpAddr>,
     domain: &str,
+    policy: &crate::backend::Attached,
 ) -> pb::Service {
     let namespace = object.namespace();
     let mut endpoints: Vec<(std::net::IpAddr, String, pb::Endpoint)> = workloads
@@ -110,13 +117,10 @@ pub(crate) fn compile(
                 protocol: protocol_to_pb(proxy::Protocol::from(p.protocol)) as i32,
             })
             .collect(),
-        load_balancer: match proxy::LoadBalancer::from(spec.load_balancer) {
-            proxy::LoadBalancer::PeakEwma => pb::LoadBalancer::PeakEwma,
-            proxy::LoadBalancer::LeastRequest => pb::LoadBalancer::LeastRequest,
-            proxy::LoadBalancer::RoundRobin => pb::LoadBalancer::RoundRobin,
-        } as i32,
+        load_balancer: load_balancer_to_pb(policy.load_balancer) as i32,
         endpoints: endpoints.into_iter().map(|(_, _, e)| e).collect(),
         hostnames: vec![format!("{}.{namespace}.svc.{domain}", object.metadata.name)],
+        policy: Some(policy_to_pb(&policy.policy)),
     }
 }
 

@@ -8,7 +8,13 @@ use weft_api::resource::route::{ParentRef, DEFAULT_REF_KIND};
 /// `controllerName` of every route parent status Weft writes.
 pub const CONTROLLER_NAME: &str = "weft.dev/control-plane";
 
-fn condition(kind: &str, ok: bool, reason: &str, message: &str, generation: Option<i64>) -> Value {
+pub(crate) fn condition(
+    kind: &str,
+    ok: bool,
+    reason: &str,
+    message: &str,
+    generation: Option<i64>,
+) -> Value {
     let mut c = Map::new();
     c.insert("type".into(), kind.into());
     c.insert("status".into(), if ok { "True" } else { "False" }.into());
@@ -125,5 +131,13 @@ pub(crate) fn invalid_service(invalid: &ValidationErrors, generation: Option<i64
     json!({
         "endpoints": 0,
         "conditions": [condition("Accepted", false, "Invalid", &invalid.to_string(), generation)],
+    })
+}
+
+/// The status of a policy that does not validate: it applies nowhere, and says why.
+pub(crate) fn invalid_policy(errors: &ValidationErrors, generation: Option<i64>) -> Value {
+    json!({
+        "ancestors": [],
+        "conditions": [condition("Accepted", false, "Invalid", &errors.to_string(), generation)],
     })
 }

@@ -6,6 +6,8 @@ use weft_api::resource::{Key, Kind, Object};
 
 use super::{compile, parse_documents, validate};
 
+mod backend;
+
 const MESH: &str = "apiVersion: weft.dev/v1alpha1\nkind: Mesh\nmetadata: { name: default }\nspec: { trustDomain: corp.example }\n";
 
 const SERVICE: &str = r"
@@ -16,7 +18,6 @@ spec:
   selector: { app: echo }
   ports: [{ name: http, port: 80, targetPort: 8080, protocol: http }]
   vip: 10.96.0.10
-  loadBalancer: roundRobin
 ";
 
 const WORKLOAD: &str = r"
@@ -415,7 +416,11 @@ fn selector_picks_healthy_and_disconnected_workloads_of_its_namespace() {
         "default HBONE address stays implicit"
     );
     assert_eq!(svc.vip, "10.96.0.10");
-    assert_eq!(svc.load_balancer, pb::LoadBalancer::RoundRobin as i32);
+    assert_eq!(
+        svc.load_balancer,
+        pb::LoadBalancer::PeakEwma as i32,
+        "without a BackendPolicy"
+    );
     assert_eq!(svc.ports[0].target_port, 8080);
     assert_eq!(svc.ports[0].protocol, pb::Protocol::Http as i32);
     assert_eq!(

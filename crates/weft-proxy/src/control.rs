@@ -413,7 +413,7 @@ type Converted = HashMap<(String, String), (Vec<u8>, Checked)>;
 /// A checked resource, converted to the proxy model.
 #[derive(Clone)]
 enum Checked {
-    Service(proxy::Service),
+    Service(Box<proxy::Service>),
     Routes(String, Vec<proxy::RouteTable>),
     Inbound(proxy::InboundPolicy),
     Trust(compose::Trust),
@@ -472,7 +472,7 @@ fn check(
                 }
             }
             alone(vec![service.clone()], Vec::new())?;
-            Ok(Checked::Service(service))
+            Ok(Checked::Service(Box::new(service)))
         }
         pb::ROUTE_TABLE_TYPE_URL => {
             let msg = pb::RouteTable::decode(body.value.as_slice())
@@ -534,7 +534,7 @@ fn to_dynamic(
     for (type_url, resource) in set.iter() {
         match convert(type_url, resource) {
             Ok(Checked::Service(s)) => {
-                dynamic.services.insert(resource.name.clone(), s);
+                dynamic.services.insert(resource.name.clone(), *s);
             }
             Ok(Checked::Routes(parent, tables)) => {
                 dynamic.routes.insert(parent, tables);

@@ -207,6 +207,8 @@ pub async fn run(options: Options, initial: Initial) -> Result<(), Error> {
         ..hbone::PoolConfig::default()
     });
     let outbound = Outbound::new(store.clone(), metrics.clone(), pool, drain.clone());
+    // Not a drained task: checks simply stop when draining starts.
+    tokio::spawn(outbound.clone().supervise_health(drain.token()));
     let inbound = Inbound::new(store.clone(), metrics.clone(), drain.clone());
     let max_connections = settings.max_connections as usize;
 

@@ -285,7 +285,131 @@ fn services(config: &Config, errors: &mut Errors) {
                 );
             }
         }
+        policy(&path, s, errors);
     }
+}
+
+/// A service's `policy`: what its load balancer needs, and values in range.
+fn policy(path: &str, s: &crate::proxy::Service, errors: &mut Errors) {
+    let p = &s.policy;
+    match (&p.hash_on, s.load_balancer.hashes()) {
+        (None, true) => errors.push(
+            format!("{path}.policy.hashOn"),
+            format!(
+                "the {:?} load balancer needs something to hash, e.g. hashOn: {{header: x-user-id}}",
+                s.load_balancer
+            ),
+        ),
+        (Some(_), false) => errors.push(
+            format!("{path}.policy.hashOn"),
+            "only used by the ringHash and maglev load balancers; set loadBalancer or remove it",
+        ),
+        (Some(crate::proxy::HashOn::Header(h)), true) if !is_token(h) => {
+            errors.push(
+                format!("{path}.policy.hashOn.header"),
+                format!("{h:?} is not a header name"),
+            );
+        }
+        (Some(crate::proxy::HashOn::Cookie(c)), true) if !is_token(&c.name) => errors.push(
+            format!("{path}.policy.hashOn.cookie.name"),
+            format!("{:?} is not a cookie name (an RFC 6265 token)", c.name),
+        ),
+        _ => {}
+    }
+    for (field, value) in [
+        ("panicThresholdPercent", p.panic_threshold_percent),
+        ("retryBudget.percent", p.retry_budget.percent),
+        ("locality.minHealthyPercent", p.locality.min_healthy_percent),
+    ] {
+        if value > 100 {
+            errors.push(
+                format!("{path}.policy.{field}"),
+                format!("{value} is not a percentage (0-100)"),
+            );
+        }
+    }
+    let limits = &p.limits;
+    for (field, value) in [
+        ("maxConnections", limits.max_connections),
+        ("maxPendingRequests", limits.max_pending_requests),
+        ("maxRequests", limits.max_requests),
+        (
+            "maxRequestsPerConnection",
+            limits.max_requests_per_connection.unwrap_or(1),
+        ),
+    ] {
+        if value == 0 {
+            errors.push(
+                format!("{path}.policy.limits.{field}"),
+                "must be at least 1 (a limit of 0 would refuse everything)",
+            );
+        }
+    }
+    if let Some(o) = &p.outlier_detection {
+        let opath = format!("{path}.policy.outlierDetection");
+        if o.max_ejection_percent > 100 {
+            errors.push(
+                format!("{opath}.maxEjectionPercent"),
+                format!("{} is not a percentage (0-100)", o.max_ejection_percent),
+            );
+        }
+        if o.interval.is_zero() || o.base_ejection_time.is_zero() {
+            errors.push(
+                opath.clone(),
+                "interval and baseEjectionTime must be positive",
+            );
+        }
+        if o.max_ejection_time < o.base_ejection_time {
+            errors.push(
+                format!("{opath}.maxEjectionTime"),
+                "must be at least baseEjectionTime",
+            );
+        }
+    }
+    if let Some(h) = &p.health_check {
+        let hpath = format!("{path}.policy.healthCheck");
+        if !s.ports.iter().any(|port| port.target() == h.port) {
+            errors.push(
+                format!("{hpath}.port"),
+                format!(
+                    "{} is not a target port of the service (checks go to the endpoints' ports)",
+                    h.port
+                ),
+            );
+        }
+        if h.interval.is_zero() || h.timeout.is_zero() {
+            errors.push(hpath.clone(), "interval and timeout must be positive");
+        }
+        if h.unhealthy_threshold == 0 || h.healthy_threshold == 0 {
+            errors.push(hpath.clone(), "thresholds must be at least 1");
+        }
+        if let crate::proxy::HealthCheckKind::Http {
+            path: p, expected, ..
+        } = &h.check
+        {
+            if !p.starts_with('/') {
+                errors.push(
+                    format!("{hpath}.check.http.path"),
+                    format!("{p:?} must start with '/'"),
+                );
+            }
+            for (i, (low, high)) in expected.iter().enumerate() {
+                if !(100..=599).contains(low) || !(100..=599).contains(high) || low > high {
+                    errors.push(
+                        format!("{hpath}.check.http.expected[{i}]"),
+                        format!("[{low}, {high}] is not a status range (100-599, low ≤ high)"),
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// An RFC 7230 token (cookie names are tokens too).
+fn is_token(s: &str) -> bool {
+    !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
 }
 
 fn routes(config: &Config, errors: &mut Errors) {
@@ -738,6 +862,40 @@ services:
         );
     }
 
+    #[test]
+    fn backend_policy_problems_are_named_by_field_path() {
+        let base = BASE.replace("  - name: echo-v2\n    ports: [{ port: 80 }]\n", "");
+        let with = |policy: &str| {
+            errors_of_yaml(&format!(
+                "{base}  - name: echo-v2\n    ports: [{{ port: 80, targetPort: 8080 }}]\n{policy}"
+            ))
+        };
+        assert_eq!(
+            with("    loadBalancer: maglev\n"),
+            vec!["services[1].policy.hashOn: the Maglev load balancer needs something to hash, e.g. hashOn: {header: x-user-id}"]
+        );
+        assert_eq!(
+            with("    policy: { hashOn: sourceIP }\n"),
+            vec!["services[1].policy.hashOn: only used by the ringHash and maglev load balancers; set loadBalancer or remove it"]
+        );
+        let errors = with(
+            "    policy:\n      retryBudget: { percent: 120 }\n      limits: { maxRequests: 0 }\n      healthCheck: { port: 80, check: { http: { path: healthz, host: echo } } }\n",
+        );
+        assert_eq!(
+            errors,
+            vec![
+                "services[1].policy.retryBudget.percent: 120 is not a percentage (0-100)",
+                "services[1].policy.limits.maxRequests: must be at least 1 (a limit of 0 would refuse everything)",
+                "services[1].policy.healthCheck.port: 80 is not a target port of the service (checks go to the endpoints' ports)",
+                "services[1].policy.healthCheck.check.http.path: \"healthz\" must start with '/'",
+            ]
+        );
+        assert_eq!(
+            with("    loadBalancer: ringHash\n    policy:\n      hashOn: { cookie: { name: session, ttl: 1h } }\n      healthCheck: { port: 8080, check: tcp }\n"),
+            Vec::<String>::new()
+        );
+    }
+
     fn errors_of_yaml(yaml: &str) -> Vec<String> {
         match Config::from_yaml(yaml) {
             Err(Error::Invalid(e)) => {
@@ -745,7 +903,8 @@ services:
                     .map(|e| format!("{}: {}", e.path, e.message))
                     .collect()
             }
-            other => panic!("expected validation errors, got {other:?}"),
+            Ok(_) => Vec::new(),
+            Err(other) => panic!("expected validation errors, got {other:?}"),
         }
     }
 }

@@ -11,6 +11,7 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
+pub mod backend;
 pub mod mesh;
 pub mod route;
 pub mod service;
@@ -41,17 +42,20 @@ pub enum Kind {
     /// TCP routing attached to a service.
     #[serde(rename = "TCPRoute")]
     TcpRoute,
+    /// How callers treat a destination service: balancing, limits, ejection, health.
+    BackendPolicy,
 }
 
 impl Kind {
     /// Every kind, in the order the CLI lists them.
-    pub const ALL: [Kind; 6] = [
+    pub const ALL: [Kind; 7] = [
         Kind::Mesh,
         Kind::Service,
         Kind::Workload,
         Kind::HttpRoute,
         Kind::GrpcRoute,
         Kind::TcpRoute,
+        Kind::BackendPolicy,
     ];
 
     /// The `kind` field value, e.g. `HTTPRoute`.
@@ -63,6 +67,7 @@ impl Kind {
             Kind::HttpRoute => "HTTPRoute",
             Kind::GrpcRoute => "GRPCRoute",
             Kind::TcpRoute => "TCPRoute",
+            Kind::BackendPolicy => "BackendPolicy",
         }
     }
 
@@ -75,13 +80,14 @@ impl Kind {
             Kind::HttpRoute => "httproutes",
             Kind::GrpcRoute => "grpcroutes",
             Kind::TcpRoute => "tcproutes",
+            Kind::BackendPolicy => "backendpolicies",
         }
     }
 
     /// The `apiVersion` this kind is written with.
     pub fn api_version(self) -> &'static str {
         match self {
-            Kind::Mesh | Kind::Service | Kind::Workload => WEFT_API_VERSION,
+            Kind::Mesh | Kind::Service | Kind::Workload | Kind::BackendPolicy => WEFT_API_VERSION,
             Kind::HttpRoute | Kind::GrpcRoute => GATEWAY_API_VERSION,
             Kind::TcpRoute => GATEWAY_API_ALPHA_VERSION,
         }
@@ -90,7 +96,9 @@ impl Kind {
     /// `apiVersion` values accepted on input for this kind.
     pub fn accepted_api_versions(self) -> &'static [&'static str] {
         match self {
-            Kind::Mesh | Kind::Service | Kind::Workload => &[WEFT_API_VERSION],
+            Kind::Mesh | Kind::Service | Kind::Workload | Kind::BackendPolicy => {
+                &[WEFT_API_VERSION]
+            }
             Kind::HttpRoute | Kind::GrpcRoute => &[GATEWAY_API_VERSION],
             Kind::TcpRoute => &[GATEWAY_API_ALPHA_VERSION, GATEWAY_API_VERSION],
         }
@@ -118,6 +126,7 @@ impl Kind {
             Kind::Service => &["svc"],
             Kind::Workload => &["wl"],
             Kind::HttpRoute => &["route", "routes"],
+            Kind::BackendPolicy => &["bp"],
             Kind::GrpcRoute | Kind::TcpRoute => &[],
         }
     }
@@ -132,7 +141,7 @@ impl fmt::Display for Kind {
 /// Error for an unknown kind name.
 #[derive(Debug, thiserror::Error)]
 #[error(
-    "unknown kind {0:?} (expected one of Mesh, Service, Workload, HTTPRoute, GRPCRoute, TCPRoute)"
+    "unknown kind {0:?} (expected one of Mesh, Service, Workload, HTTPRoute, GRPCRoute, TCPRoute, BackendPolicy)"
 )]
 pub struct UnknownKind(pub String);
 
@@ -145,6 +154,20 @@ impl FromStr for Kind {
             .find(|kind| kind.as_str() == s)
             .ok_or_else(|| UnknownKind(s.to_owned()))
     }
+}
+
+/// The object a policy (`BackendPolicy`, …) applies to, in the policy's namespace
+/// (Gateway API `LocalPolicyTargetReference`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PolicyTargetRef {
+    /// API group: `""` (core) or `weft.dev`, both meaning Weft's `Service`. Default `""`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
+    /// Kind. `Service`.
+    pub kind: String,
+    /// Name of the target, in the policy's namespace.
+    pub name: String,
 }
 
 /// Object metadata, as in Kubernetes.

@@ -21,9 +21,11 @@ pub struct Spec {
     /// Virtual IP clients dial in transparent mode. Default: none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub vip: Option<IpAddr>,
-    /// Load balancer across endpoints. Default `peakEwma`.
-    #[serde(default)]
-    pub load_balancer: LoadBalancer,
+    /// Moved to `BackendPolicy.spec.loadBalancer.type`; kept only so that validation
+    /// can say so instead of "unknown field".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(skip)]
+    pub load_balancer: Option<serde_json::Value>,
 }
 
 /// One service port.
@@ -68,21 +70,6 @@ pub enum Protocol {
     Tcp,
 }
 
-/// Load-balancing algorithm across endpoints, as users write it.
-#[derive(
-    Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema,
-)]
-#[serde(rename_all = "camelCase")]
-pub enum LoadBalancer {
-    /// Power of two choices over peak-EWMA latency × outstanding requests.
-    #[default]
-    PeakEwma,
-    /// Power of two choices over outstanding requests.
-    LeastRequest,
-    /// Round robin.
-    RoundRobin,
-}
-
 // === impl Protocol ===
 
 impl From<Protocol> for proxy::Protocol {
@@ -93,18 +80,6 @@ impl From<Protocol> for proxy::Protocol {
             Protocol::Http2 => Self::Http2,
             Protocol::Grpc => Self::Grpc,
             Protocol::Tcp => Self::Tcp,
-        }
-    }
-}
-
-// === impl LoadBalancer ===
-
-impl From<LoadBalancer> for proxy::LoadBalancer {
-    fn from(lb: LoadBalancer) -> Self {
-        match lb {
-            LoadBalancer::PeakEwma => Self::PeakEwma,
-            LoadBalancer::LeastRequest => Self::LeastRequest,
-            LoadBalancer::RoundRobin => Self::RoundRobin,
         }
     }
 }

@@ -113,9 +113,13 @@ impl Error {
 pub struct Pool {
     version: Version,
     dial: Dialer,
-    idle: Mutex<Vec<http1::SendRequest<RequestBody>>>,
-    h2: tokio::sync::Mutex<Option<http2::SendRequest<RequestBody>>>,
+    /// Idle HTTP/1 connections, with the requests each has carried.
+    idle: Mutex<Vec<(http1::SendRequest<RequestBody>, u32)>>,
+    /// The HTTP/2 connection, with the requests it has carried.
+    h2: tokio::sync::Mutex<Option<(http2::SendRequest<RequestBody>, u32)>>,
     max_header_list: u32,
+    /// Requests a connection carries before it is retired (`None`: no limit).
+    max_requests_per_connection: Option<u32>,
 }
 
 impl std::fmt::Debug for Pool {
@@ -130,20 +134,26 @@ impl std::fmt::Debug for Pool {
 #[derive(Debug)]
 pub struct Checkin {
     sender: http1::SendRequest<RequestBody>,
+    /// Requests the connection has carried, this one included.
+    served: u32,
     pool: Weak<Pool>,
 }
 
 impl Checkin {
-    /// The response is complete: the connection may carry another request.
+    /// The response is complete: the connection may carry another request, unless it
+    /// has carried its limit (then dropping it closes it).
     pub fn done(self) {
         if let Some(pool) = self.pool.upgrade() {
-            if !self.sender.is_closed() {
+            let spent = pool
+                .max_requests_per_connection
+                .is_some_and(|max| self.served >= max);
+            if !self.sender.is_closed() && !spent {
                 let mut idle = pool
                     .idle
                     .lock()
                     .unwrap_or_else(std::sync::PoisonError::into_inner);
                 if idle.len() < MAX_IDLE {
-                    idle.push(self.sender);
+                    idle.push((self.sender, self.served));
                 }
             }
         }
@@ -151,14 +161,21 @@ impl Checkin {
 }
 
 impl Pool {
-    /// A pool speaking `version`, opening connections with `dial`.
-    pub fn new(version: Version, dial: Dialer, max_header_list: u32) -> Arc<Self> {
+    /// A pool speaking `version`, opening connections with `dial`, each carrying at
+    /// most `max_requests_per_connection` requests (`None`: no limit).
+    pub fn new(
+        version: Version,
+        dial: Dialer,
+        max_header_list: u32,
+        max_requests_per_connection: Option<u32>,
+    ) -> Arc<Self> {
         Arc::new(Self {
             version,
             dial,
             idle: Mutex::new(Vec::new()),
             h2: tokio::sync::Mutex::new(None),
             max_header_list,
+            max_requests_per_connection,
         })
     }
 
@@ -194,12 +211,12 @@ impl Pool {
     ) -> Result<(Response<Incoming>, Option<Checkin>), Error> {
         // Reuse an idle connection; if it turns out to be closed before the request was
         // written, the request comes back and goes out on a fresh connection.
-        while let Some(mut sender) = self.pop_idle() {
+        while let Some((mut sender, served)) = self.pop_idle() {
             if sender.ready().await.is_err() {
                 continue;
             }
             match sender.try_send_request(req).await {
-                Ok(resp) => return Ok(self.finish(resp, sender, upgrade)),
+                Ok(resp) => return Ok(self.finish(resp, sender, served + 1, upgrade)),
                 Err(mut e) => match e.take_message() {
                     Some(back) => req = back,
                     None => return Err(Error::Http(e.into_error())),
@@ -214,30 +231,32 @@ impl Pool {
         let dialled = DialTime(dial_started.elapsed());
         let mut resp = sender.send_request(req).await?;
         resp.extensions_mut().insert(dialled);
-        Ok(self.finish(resp, sender, upgrade))
+        Ok(self.finish(resp, sender, 1, upgrade))
     }
 
     fn finish(
         self: &Arc<Self>,
         resp: Response<Incoming>,
         sender: http1::SendRequest<RequestBody>,
+        served: u32,
         upgrade: bool,
     ) -> (Response<Incoming>, Option<Checkin>) {
         let checkin = (!upgrade).then(|| Checkin {
             sender,
+            served,
             pool: Arc::downgrade(self),
         });
         (resp, checkin)
     }
 
-    fn pop_idle(&self) -> Option<http1::SendRequest<RequestBody>> {
+    fn pop_idle(&self) -> Option<(http1::SendRequest<RequestBody>, u32)> {
         let mut idle = self
             .idle
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        while let Some(sender) = idle.pop() {
+        while let Some((sender, served)) = idle.pop() {
             if !sender.is_closed() {
-                return Some(sender);
+                return Some((sender, served));
             }
         }
         None
@@ -254,11 +273,17 @@ impl Pool {
         Ok(sender)
     }
 
-    /// The shared HTTP/2 connection, and whether it had to be dialled now.
+    /// The shared HTTP/2 connection, and whether it had to be dialled now. A
+    /// connection that has carried its request limit is replaced; its streams in
+    /// flight finish on it.
     async fn h2_sender(&self) -> Result<(http2::SendRequest<RequestBody>, bool), Error> {
         let mut slot = self.h2.lock().await;
-        if let Some(sender) = slot.as_ref() {
-            if !sender.is_closed() {
+        if let Some((sender, served)) = slot.as_mut() {
+            let spent = self
+                .max_requests_per_connection
+                .is_some_and(|max| *served >= max);
+            if !sender.is_closed() && !spent {
+                *served += 1;
                 return Ok((sender.clone(), false));
             }
         }
@@ -274,7 +299,7 @@ impl Pool {
                 tracing::debug!(error = %e, "upstream HTTP/2 connection ended with an error");
             }
         });
-        *slot = Some(sender.clone());
+        *slot = Some((sender.clone(), 1));
         Ok((sender, true))
     }
 

@@ -349,6 +349,7 @@ impl Inbound {
                     version,
                     dialer,
                     self.store.load().settings().max_header_bytes,
+                    None,
                 )
             })
             .clone()

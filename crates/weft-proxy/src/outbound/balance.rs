@@ -8,11 +8,20 @@
 //!
 //! The statistics live in [`Stats`], shared by every config snapshot that has the same
 //! endpoint, so a reload does not forget what was learned. Updates are lock-free.
+//!
+//! [`choose`] is the whole decision for one request: which endpoints are usable (not
+//! ejected by outlier detection, passing active health checks — unless so few are that
+//! the service is in panic and all are used), whether the caller's zone has enough of
+//! them to stay local, then the algorithm: a consistent-hash lookup for an affinity key,
+//! or round robin / two choices, with new endpoints ramped up by slow start.
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use weft_api::proxy::LoadBalancer;
+
+use crate::state::{EndpointState, ServiceState};
 
 /// Decay time of the latency average.
 const DECAY: Duration = Duration::from_secs(10);
@@ -115,6 +124,166 @@ impl Drop for InFlight<'_> {
     }
 }
 
+/// Draws of two choices before falling back to a scan for a usable endpoint.
+const DRAWS: usize = 8;
+/// Slow start's smallest share of a full weight, so a new endpoint gets some traffic.
+const SLOW_START_FLOOR: f64 = 0.1;
+
+/// Chooses the endpoint (an index into `svc.endpoints`) for one request; see the
+/// module docs. `hash` is the request's affinity key for ringHash and maglev (`None`:
+/// the request has none, and is balanced as by two choices); `avoid` is the endpoint a
+/// retry just failed on, chosen again only when no other is usable.
+pub fn choose(
+    svc: &ServiceState,
+    hash: Option<u64>,
+    avoid: Option<&Arc<EndpointState>>,
+    now: Instant,
+) -> Option<usize> {
+    let n = svc.endpoints.len();
+    if n == 0 {
+        return None;
+    }
+    let checks = svc.policy.health_check.is_some();
+    let usable = |i: usize| {
+        let e = &svc.endpoints[i];
+        !e.outlier.is_ejected(now) && (!checks || e.is_healthy())
+    };
+    // Panic: with too few usable endpoints, concentrating the load on them would
+    // finish them off; use every endpoint instead.
+    let threshold = svc.policy.panic_threshold_percent as usize;
+    let healthy = if svc.outlier.is_some() || checks {
+        (0..n).filter(|&i| usable(i)).count()
+    } else {
+        n
+    };
+    let panic = healthy * 100 < threshold * n || healthy == 0;
+    let not_avoided = |i: usize| avoid.is_none_or(|a| !Arc::ptr_eq(&svc.endpoints[i], a));
+    let ok = |i: usize| (panic || usable(i)) && not_avoided(i);
+    let fallback = |i: usize| panic || usable(i);
+
+    if let (Some(table), Some(hash)) = (svc.table.as_deref(), hash) {
+        return table
+            .pick_usable(hash, ok)
+            .or_else(|| table.pick_usable(hash, fallback));
+    }
+    // Zone preference: stay in this zone while enough of its endpoints are usable.
+    let local = &svc.local;
+    let candidates: Candidates<'_> = if local.is_empty() {
+        Candidates::All(n)
+    } else {
+        let usable_local = local.iter().filter(|&&i| panic || usable(i)).count();
+        if usable_local > 0
+            && usable_local * 100 >= svc.policy.locality.min_healthy_percent as usize * local.len()
+        {
+            Candidates::Some(local)
+        } else {
+            Candidates::All(n)
+        }
+    };
+    let factor = |i: usize| slow_start_factor(svc, i, now);
+    let picked = match svc.load_balancer {
+        LoadBalancer::RoundRobin => round_robin(svc, &candidates, &ok, &factor),
+        LoadBalancer::LeastRequest | LoadBalancer::RingHash | LoadBalancer::Maglev => {
+            two_choices(&candidates, &ok, |i| {
+                (svc.endpoints[i].stats.outstanding() as f64 + 1.0) / factor(i)
+            })
+        }
+        LoadBalancer::PeakEwma => two_choices(&candidates, &ok, |i| {
+            svc.endpoints[i].stats.cost() / factor(i)
+        }),
+    };
+    picked
+        .or_else(|| candidates.iter().find(|&i| ok(i)))
+        .or_else(|| candidates.iter().find(|&i| fallback(i)))
+        .or_else(|| (0..n).find(|&i| fallback(i)))
+}
+
+/// The endpoints a choice is made among: all, or the caller's zone.
+enum Candidates<'a> {
+    All(usize),
+    Some(&'a [usize]),
+}
+
+impl Candidates<'_> {
+    fn len(&self) -> usize {
+        match self {
+            Self::All(n) => *n,
+            Self::Some(s) => s.len(),
+        }
+    }
+
+    fn get(&self, k: usize) -> usize {
+        match self {
+            Self::All(_) => k,
+            Self::Some(s) => s[k],
+        }
+    }
+
+    fn iter(&self) -> impl Iterator<Item = usize> + '_ {
+        (0..self.len()).map(|k| self.get(k))
+    }
+}
+
+fn round_robin(
+    svc: &ServiceState,
+    candidates: &Candidates<'_>,
+    ok: &impl Fn(usize) -> bool,
+    factor: &impl Fn(usize) -> f64,
+) -> Option<usize> {
+    let m = candidates.len();
+    for _ in 0..m {
+        let i = candidates.get(svc.shared.cursor.fetch_add(1, Ordering::Relaxed) % m);
+        // A ramping endpoint takes its turn only with its share's probability.
+        if ok(i) && (factor(i) >= 1.0 || fastrand::f64() < factor(i)) {
+            return Some(i);
+        }
+    }
+    None
+}
+
+/// The power of two choices among usable candidates: the cheaper of two random ones.
+fn two_choices(
+    candidates: &Candidates<'_>,
+    ok: &impl Fn(usize) -> bool,
+    cost: impl Fn(usize) -> f64,
+) -> Option<usize> {
+    let m = candidates.len();
+    let draw = || {
+        (0..DRAWS)
+            .map(|_| candidates.get(fastrand::usize(..m)))
+            .find(|&i| ok(i))
+    };
+    let a = draw()?;
+    if m == 1 {
+        return Some(a);
+    }
+    let b = (0..DRAWS)
+        .map(|_| candidates.get(fastrand::usize(..m)))
+        .find(|&i| i != a && ok(i));
+    match b {
+        Some(b) if cost(b) < cost(a) => Some(b),
+        _ => Some(a),
+    }
+}
+
+/// A new endpoint's share of a full weight during slow start: from 10% to 100%
+/// linearly over the window. Endpoints the proxy saw when it first saw the service
+/// are not new.
+fn slow_start_factor(svc: &ServiceState, i: usize, now: Instant) -> f64 {
+    let Some(window) = svc.policy.slow_start else {
+        return 1.0;
+    };
+    let added = svc.endpoints[i].added;
+    if added.saturating_duration_since(svc.shared.created) < Duration::from_secs(1) {
+        return 1.0;
+    }
+    let age = now.saturating_duration_since(added);
+    if age >= window {
+        return 1.0;
+    }
+    (age.as_secs_f64() / window.as_secs_f64()).max(SLOW_START_FLOOR)
+}
+
 /// Picks an index into `stats` (non-empty) with `algorithm`. `cursor` is the service's
 /// round-robin position.
 pub fn pick<S: AsRef<Stats>>(algorithm: LoadBalancer, stats: &[S], cursor: &AtomicUsize) -> usize {
@@ -124,7 +293,10 @@ pub fn pick<S: AsRef<Stats>>(algorithm: LoadBalancer, stats: &[S], cursor: &Atom
     }
     match algorithm {
         LoadBalancer::RoundRobin => cursor.fetch_add(1, Ordering::Relaxed) % n,
-        LoadBalancer::LeastRequest | LoadBalancer::PeakEwma => {
+        LoadBalancer::LeastRequest
+        | LoadBalancer::PeakEwma
+        | LoadBalancer::RingHash
+        | LoadBalancer::Maglev => {
             let a = fastrand::usize(..n);
             let mut b = fastrand::usize(..n - 1);
             if b >= a {

@@ -8,6 +8,10 @@
 //! Endpoints in the mesh are reached through HBONE, others directly.
 
 pub mod balance;
+pub mod hash;
+pub mod health;
+pub mod limits;
+pub mod outlier;
 pub mod retry;
 pub mod route;
 
@@ -24,7 +28,7 @@ use crate::hbone;
 use crate::http::body::{Body, RequestBody};
 use crate::http::pool::{self, DialError, Io, Pool};
 use crate::http::{forward, headers};
-use crate::state::{Dial, EndpointState, Store, Target};
+use crate::state::{Dial, EndpointState, ServiceState, Store, Target};
 use crate::telemetry::{
     ConnectionGuard, ConnectionLabels, Direction, Metrics, Name, RequestLabels, Security,
 };
@@ -84,6 +88,68 @@ impl Outbound {
             hbone,
             drain,
         })
+    }
+
+    /// Keeps active health checks running for every endpoint of every service whose
+    /// policy has one, as snapshots change: a new endpoint gets a checker at once (and
+    /// stays out of load balancing until it passes), a changed check restarts with the
+    /// endpoint's health kept, and an endpoint that leaves the config takes its checker
+    /// with it (dropping the endpoint drops the task's handle). Runs until `shutdown`.
+    pub async fn supervise_health(self: Arc<Self>, shutdown: tokio_util::sync::CancellationToken) {
+        let mut changed = self.store.subscribe();
+        loop {
+            self.ensure_health_checks();
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                result = changed.changed() => {
+                    if result.is_err() {
+                        return;
+                    }
+                }
+            }
+        }
+    }
+
+    fn ensure_health_checks(&self) {
+        let snap = self.store.load();
+        for service in snap.services() {
+            for endpoint in &service.endpoints {
+                let mut task = endpoint
+                    .health_task
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                let Some(config) = &service.policy.health_check else {
+                    *task = None;
+                    continue;
+                };
+                if task.as_ref().is_some_and(|(running, _)| running == config) {
+                    continue;
+                }
+                let state = endpoint
+                    .health
+                    .get_or_init(|| Arc::new(health::State::new()))
+                    .clone();
+                // The name the app knows itself by, for `Host` defaults and gRPC's
+                // `:authority`.
+                let authority = snap
+                    .config
+                    .service(&service.key)
+                    .and_then(|s| s.hostnames.first().cloned())
+                    .unwrap_or_else(|| service.key.to_string());
+                let check = health_check(config, authority);
+                let label: Arc<str> = Arc::from(format!(
+                    "{} {}:{}",
+                    service.key, endpoint.address, config.port
+                ));
+                let handle = health::spawn(
+                    check,
+                    self.probe_dialer(endpoint, config.port),
+                    state,
+                    label,
+                );
+                *task = Some((config.clone(), handle));
+            }
+        }
     }
 
     /// Handles a connection accepted on the explicit listener bound to `listen`.
@@ -208,6 +274,12 @@ impl Outbound {
             );
         };
         let label = backend.service.label.clone();
+        let service = &backend.service;
+        let _in_flight = match service.shared.limiter.request() {
+            Ok(guard) => guard,
+            Err(overflow) => return self.overflow(service, overflow, started),
+        };
+        let (hash, new_cookie) = affinity(service, &req, &snap);
         let version = if http2 {
             pool::Version::Http2
         } else {
@@ -233,11 +305,14 @@ impl Outbound {
             }
         };
         let max_retries = if upgrade { 0 } else { policy.attempts };
-        backend.service.budget.deposit();
+        service.shared.budget.deposit();
         let mut retried = 0;
         let mut avoid: Option<Arc<EndpointState>> = None;
         loop {
-            let Some(endpoint) = backend.service.pick_other(avoid.as_ref()).cloned() else {
+            let Some((index, endpoint)) = service
+                .pick_for(hash, avoid.as_ref())
+                .map(|(i, e)| (i, e.clone()))
+            else {
                 return self.finish(
                     &label,
                     started,
@@ -259,8 +334,9 @@ impl Outbound {
             let pool = endpoint.pool(target_port, version, || {
                 Pool::new(
                     version,
-                    self.dialer(&endpoint, target_port),
+                    self.dialer(&endpoint, target_port, &service.shared.limiter),
                     snap.settings().max_header_bytes,
+                    service.policy.limits.max_requests_per_connection,
                 )
             });
             let limit = attempt_limit(rule.per_try_timeout, deadline);
@@ -282,6 +358,11 @@ impl Outbound {
                 Some(Err(_)) => retry::Outcome::Failed,
                 None => retry::Outcome::TimedOut,
             };
+            // An overflowed connection limit is this proxy's doing, not the endpoint's.
+            let overflowed = matches!(&result, Some(Err(e)) if overflow_of(e).is_some());
+            if !overflowed {
+                self.observe(service, index, outcome);
+            }
             let mut result = result;
             if retried < max_retries && retry::retries(policy, outcome, &method) {
                 // A failed connect hands the untouched request back; anything else
@@ -295,8 +376,8 @@ impl Outbound {
                 };
                 let wait = retry::delay(policy.backoff, retried + 1, headers);
                 let in_time = wait.is_some_and(|w| deadline.is_none_or(|d| Instant::now() + w < d));
-                if in_time && (next.is_some() || resend.is_some()) {
-                    if backend.service.budget.withdraw() {
+                if in_time && !overflowed && (next.is_some() || resend.is_some()) {
+                    if service.shared.budget.withdraw() {
                         self.metrics.retry(&label, "retried");
                         tracing::debug!(service = %backend.service.key, endpoint = %endpoint.address, ?outcome, retry = retried + 1, "retrying");
                         retried += 1;
@@ -310,6 +391,10 @@ impl Outbound {
             }
             let mut resp = match result {
                 Some(Ok(resp)) => resp,
+                Some(Err(e)) if overflow_of(&e).is_some() => {
+                    let overflow = overflow_of(&e).unwrap_or(limits::Overflow::Connections(0));
+                    return self.overflow(service, overflow, started);
+                }
                 Some(Err(e)) => {
                     tracing::warn!(service = %backend.service.key, endpoint = %endpoint.address, error = %e, "upstream request failed");
                     let status = if e.is_connect() {
@@ -324,8 +409,59 @@ impl Outbound {
             if let Some(edits) = &rule.response_headers {
                 edits.apply(resp.headers_mut());
             }
+            if let Some(cookie) = new_cookie {
+                resp.headers_mut().append(http::header::SET_COOKIE, cookie);
+            }
             return self.finish(&label, started, resp);
         }
+    }
+
+    /// Feeds an attempt's outcome to the service's outlier detection.
+    fn observe(&self, service: &ServiceState, index: usize, outcome: retry::Outcome) {
+        let Some(detector) = &service.outlier else {
+            return;
+        };
+        let outcome = match outcome {
+            retry::Outcome::Response(status) => outlier::Outcome::Status(status.as_u16()),
+            retry::Outcome::ConnectFailed | retry::Outcome::Failed | retry::Outcome::TimedOut => {
+                outlier::Outcome::LocalFailure
+            }
+        };
+        for ejection in detector.record(&service.endpoints, index, outcome, Instant::now()) {
+            let endpoint = service.endpoints.get(ejection.index).map(|e| e.address);
+            tracing::warn!(
+                service = %service.key,
+                endpoint = ?endpoint,
+                reason = ejection.reason.as_str(),
+                duration = ?ejection.duration,
+                "ejecting endpoint (outlier detection)"
+            );
+            Metrics::service_event(
+                &self.metrics.ejections,
+                &service.label,
+                ejection.reason.as_str(),
+            );
+        }
+    }
+
+    /// A request refused by a connection limit: 503 at once, counted.
+    fn overflow(
+        &self,
+        service: &ServiceState,
+        overflow: limits::Overflow,
+        started: Instant,
+    ) -> Response<Body> {
+        Metrics::service_event(&self.metrics.overflows, &service.label, overflow.as_str());
+        tracing::debug!(service = %service.key, %overflow, "request refused by a connection limit");
+        let mut resp = forward::local(
+            StatusCode::SERVICE_UNAVAILABLE,
+            &format!("weft: {}: {overflow}", service.key),
+        );
+        resp.headers_mut().insert(
+            "x-weft-overflow",
+            http::HeaderValue::from_static(overflow.as_str()),
+        );
+        self.finish(&service.label, started, resp)
     }
 
     fn finish(&self, service: &Name, started: Instant, resp: Response<Body>) -> Response<Body> {
@@ -348,15 +484,31 @@ impl Outbound {
         let Some(backend) = table.find_tcp().and_then(route::Rule::pick) else {
             return;
         };
-        let Some(endpoint) = backend.service.pick().cloned() else {
-            tracing::warn!(service = %backend.service.key, "no endpoints; closing connection");
+        let service = &backend.service;
+        let hash = match &service.policy.hash_on {
+            Some(weft_api::proxy::HashOn::SourceIp) => Some(source_hash(&snap)),
+            _ => None,
+        };
+        let Some((index, endpoint)) = service.pick_for(hash, None).map(|(i, e)| (i, e.clone()))
+        else {
+            tracing::warn!(service = %service.key, "no endpoints; closing connection");
             return;
         };
         let port = backend.port.target();
+        let wait = snap.settings().connect_timeout;
+        let slot = match service.shared.limiter.connection(wait).await {
+            Ok(slot) => slot,
+            Err(overflow) => {
+                Metrics::service_event(&self.metrics.overflows, &service.label, overflow.as_str());
+                tracing::warn!(service = %service.key, %overflow, "connection refused by a connection limit");
+                return;
+            }
+        };
         let mut upstream = match self.connect(&endpoint, port).await {
-            Ok(up) => up,
+            Ok(up) => limits::Counted::new(up, slot),
             Err(e) => {
-                tracing::warn!(service = %backend.service.key, endpoint = %endpoint.address, error = %e, "connect failed");
+                self.observe(service, index, retry::Outcome::ConnectFailed);
+                tracing::warn!(service = %service.key, endpoint = %endpoint.address, error = %e, "connect failed");
                 return;
             }
         };
@@ -420,7 +572,42 @@ impl Outbound {
         .await
     }
 
-    fn dialer(&self, endpoint: &EndpointState, port: u16) -> pool::Dialer {
+    /// Opens connections to `endpoint:port` for a pool, each counted against the
+    /// service's connection limit while it is open.
+    fn dialer(
+        &self,
+        endpoint: &EndpointState,
+        port: u16,
+        limiter: &Arc<limits::Limiter>,
+    ) -> pool::Dialer {
+        let store = self.store.clone();
+        let hbone = self.hbone.clone();
+        let address = endpoint.address;
+        let dial = endpoint.dial.clone();
+        let limiter = limiter.clone();
+        Arc::new(move || {
+            let store = store.clone();
+            let hbone = hbone.clone();
+            let dial = dial.clone();
+            let limiter = limiter.clone();
+            Box::pin(async move {
+                let wait = store.load().settings().connect_timeout;
+                let slot = limiter
+                    .connection(wait)
+                    .await
+                    .map_err(|e| Box::new(e) as DialError)?;
+                let io = connect(&store, &hbone, address, &dial, port)
+                    .await
+                    .map_err(|e| Box::new(e) as DialError)?;
+                Ok(Box::new(limits::Counted::new(io, slot)) as Box<dyn Io>)
+            })
+        })
+    }
+
+    /// Opens checking connections to `endpoint:port` (health checks: not counted
+    /// against connection limits, which protect the service from this proxy's
+    /// requests, not from its probes).
+    pub fn probe_dialer(&self, endpoint: &EndpointState, port: u16) -> pool::Dialer {
         let store = self.store.clone();
         let hbone = self.hbone.clone();
         let address = endpoint.address;
@@ -556,6 +743,93 @@ fn attempt_limit(
         (Some(a), Some(b)) => Some(a.min(b)),
         (a, b) => a.or(b),
     }
+}
+
+/// The checker's form of a policy's health check.
+fn health_check(config: &weft_api::proxy::HealthCheck, authority: String) -> health::Check {
+    health::Check {
+        kind: match &config.check {
+            weft_api::proxy::HealthCheckKind::Tcp => health::Kind::Tcp,
+            weft_api::proxy::HealthCheckKind::Http {
+                path,
+                host,
+                expected,
+            } => health::Kind::Http {
+                path: path.clone(),
+                host: if host.is_empty() {
+                    authority
+                } else {
+                    host.clone()
+                },
+                expected: expected.iter().map(|(low, high)| *low..=*high).collect(),
+            },
+            weft_api::proxy::HealthCheckKind::Grpc { service } => health::Kind::Grpc {
+                service: service.clone(),
+                authority,
+            },
+        },
+        interval: config.interval,
+        timeout: config.timeout,
+        unhealthy_threshold: config.unhealthy_threshold,
+        healthy_threshold: config.healthy_threshold,
+    }
+}
+
+/// The connection-limit refusal inside a failed attempt, if that is what it was.
+fn overflow_of(e: &pool::Error) -> Option<limits::Overflow> {
+    match e {
+        pool::Error::Connect { source, .. } => source.downcast_ref::<limits::Overflow>().copied(),
+        pool::Error::Http(_) => None,
+    }
+}
+
+/// The affinity key's hash for a hashing load balancer, and the `Set-Cookie` value to
+/// add to the response when the key is a cookie the request lacked (and the policy
+/// gives it a lifetime): the new cookie is hashed, so the first request already goes
+/// where the later ones will.
+fn affinity<B>(
+    service: &ServiceState,
+    req: &Request<B>,
+    snap: &crate::state::Snapshot,
+) -> (Option<u64>, Option<http::HeaderValue>) {
+    use weft_api::proxy::HashOn;
+    if service.table.is_none() {
+        return (None, None);
+    }
+    match &service.policy.hash_on {
+        Some(HashOn::Header(name)) => (
+            req.headers()
+                .get(name.as_str())
+                .map(|v| hash::key_hash(v.as_bytes())),
+            None,
+        ),
+        Some(HashOn::Cookie(cookie)) => {
+            if let Some(value) = headers::cookie(req.headers(), &cookie.name) {
+                return (Some(hash::key_hash(value.as_bytes())), None);
+            }
+            let Some(ttl) = cookie.ttl else {
+                return (None, None);
+            };
+            let value = format!("{:016x}{:016x}", fastrand::u64(..), fastrand::u64(..));
+            let set = format!(
+                "{}={value}; Path={}; Max-Age={}; HttpOnly",
+                cookie.name,
+                cookie.path,
+                ttl.as_secs()
+            );
+            (
+                Some(hash::key_hash(value.as_bytes())),
+                http::HeaderValue::from_str(&set).ok(),
+            )
+        }
+        Some(HashOn::SourceIp) => (Some(source_hash(snap)), None),
+        None => (None, None),
+    }
+}
+
+/// The caller's address as an affinity key: this workload's (the app is local).
+fn source_hash(snap: &crate::state::Snapshot) -> u64 {
+    hash::key_hash(snap.config.workload.address.to_string().as_bytes())
 }
 
 /// The request's authority: `:authority` for HTTP/2, `Host` for HTTP/1.

@@ -2,12 +2,13 @@
 //! budget that keeps retries from multiplying an outage.
 //!
 //! The budget is per destination service, in each proxy: every request deposits a
-//! fifth of a retry ([`BUDGET_RATIO_MILLI`]), a retry withdraws a whole one, and the
-//! savings are capped ([`BUDGET_CAP_MILLI`]), so a long healthy spell cannot pay for a
-//! storm later. On top of that a small floor ([`BUDGET_FLOOR_PER_SECOND`]) lets a
-//! quiet client retry at all. With every request failing, a proxy sends at most
-//! about 1.2× the requests it was given, plus the floor, however many attempts the
-//! routes allow. All of it is atomics: no lock on the request path.
+//! share of a retry (`BackendPolicy.retryBudget.percent`, default a fifth), a retry
+//! withdraws a whole one, and the savings are capped ([`BUDGET_CAP_MILLI`]), so a long
+//! healthy spell cannot pay for a storm later. On top of that a small floor
+//! (`minRetriesPerSecond`, default 10) lets a quiet client retry at all. With every
+//! request failing, a proxy sends at most about 1.2× the requests it was given, plus
+//! the floor, however many attempts the routes allow. All of it is atomics: no lock on
+//! the request path, and a reload changes the rates without losing the savings.
 
 use std::sync::atomic::{AtomicI64, AtomicU32, AtomicU64, Ordering};
 use std::sync::OnceLock;
@@ -16,20 +17,20 @@ use std::time::{Duration, Instant};
 use http::{HeaderMap, Method, StatusCode};
 use weft_api::proxy::Retry;
 
-/// What each request deposits, in thousandths of a retry: 20% of requests.
-pub const BUDGET_RATIO_MILLI: i64 = 200;
 /// The most a budget saves, in thousandths of a retry: 10 retries.
 pub const BUDGET_CAP_MILLI: i64 = 10_000;
-/// Retries allowed each second regardless of the savings.
-pub const BUDGET_FLOOR_PER_SECOND: u32 = 10;
 /// The longest `Retry-After` honoured; a longer one means "not now": no retry.
 pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(10);
 /// The backoff never exceeds this many times its base.
 const BACKOFF_CAP_FACTOR: u32 = 10;
 
 /// One destination's retry budget.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Budget {
+    /// What each request deposits, in thousandths of a retry.
+    ratio_milli: AtomicI64,
+    /// Retries allowed each second regardless of the savings.
+    floor_per_second: AtomicU32,
     /// Savings, in thousandths of a retry.
     balance: AtomicI64,
     /// The second (since the process started) the floor counter is for.
@@ -38,7 +39,34 @@ pub struct Budget {
     floor_used: AtomicU32,
 }
 
+impl Default for Budget {
+    fn default() -> Self {
+        Self::new(&weft_api::proxy::RetryBudget::default())
+    }
+}
+
 impl Budget {
+    /// An empty budget with `config`'s rates.
+    pub fn new(config: &weft_api::proxy::RetryBudget) -> Self {
+        let budget = Self {
+            ratio_milli: AtomicI64::new(0),
+            floor_per_second: AtomicU32::new(0),
+            balance: AtomicI64::new(0),
+            second: AtomicU64::new(0),
+            floor_used: AtomicU32::new(0),
+        };
+        budget.set(config);
+        budget
+    }
+
+    /// Applies new rates; the savings carry over.
+    pub fn set(&self, config: &weft_api::proxy::RetryBudget) {
+        self.ratio_milli
+            .store(i64::from(config.percent.min(100)) * 10, Ordering::Relaxed);
+        self.floor_per_second
+            .store(config.min_retries_per_second, Ordering::Relaxed);
+    }
+
     /// A request was sent (its first attempt).
     pub fn deposit(&self) {
         // In the healthy steady state the savings sit at the cap: a plain load keeps
@@ -46,10 +74,9 @@ impl Budget {
         if self.balance.load(Ordering::Relaxed) >= BUDGET_CAP_MILLI {
             return;
         }
-        let before = self
-            .balance
-            .fetch_add(BUDGET_RATIO_MILLI, Ordering::Relaxed);
-        if before + BUDGET_RATIO_MILLI > BUDGET_CAP_MILLI {
+        let ratio = self.ratio_milli.load(Ordering::Relaxed);
+        let before = self.balance.fetch_add(ratio, Ordering::Relaxed);
+        if before + ratio > BUDGET_CAP_MILLI {
             self.balance.fetch_min(BUDGET_CAP_MILLI, Ordering::Relaxed);
         }
     }
@@ -71,7 +98,8 @@ impl Budget {
         {
             self.floor_used.store(0, Ordering::Relaxed);
         }
-        self.floor_used.fetch_add(1, Ordering::Relaxed) < BUDGET_FLOOR_PER_SECOND
+        self.floor_used.fetch_add(1, Ordering::Relaxed)
+            < self.floor_per_second.load(Ordering::Relaxed)
     }
 }
 
@@ -189,9 +217,38 @@ mod tests {
             assert!(retried < 1000, "unbounded");
         }
         let cap = usize::try_from(BUDGET_CAP_MILLI / 1000).expect("small");
-        let floor = BUDGET_FLOOR_PER_SECOND as usize;
+        let floor = 10;
         assert!(retried <= cap + 2 * floor, "{retried}");
         assert!(retried >= cap, "{retried}");
+    }
+
+    #[test]
+    fn a_configured_budget_changes_the_share_and_the_floor() {
+        let budget = Budget::new(&weft_api::proxy::RetryBudget {
+            percent: 50,
+            min_retries_per_second: 0,
+        });
+        let mut retried = 0;
+        for _ in 0..1000 {
+            budget.deposit();
+            if budget.withdraw() {
+                retried += 1;
+            }
+        }
+        // Half the requests may retry; with no floor, not one more.
+        assert_eq!(retried, 500);
+        budget.set(&weft_api::proxy::RetryBudget {
+            percent: 0,
+            min_retries_per_second: 0,
+        });
+        let mut more = 0;
+        for _ in 0..100 {
+            budget.deposit();
+            if budget.withdraw() {
+                more += 1;
+            }
+        }
+        assert_eq!(more, 0, "a zero budget allows no retries");
     }
 
     #[test]

@@ -16,15 +16,16 @@ pub mod file;
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::AtomicUsize;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Instant;
 
 use arc_swap::ArcSwap;
-use weft_api::proxy::{Config, LoadBalancer, Protocol, ServicePort, Settings};
+use weft_api::proxy::{BackendPolicy, Config, LoadBalancer, Protocol, ServicePort, Settings};
 use weft_tls::{Credentials, SpiffeId};
 
 use crate::http::pool::{self, Pool};
 use crate::outbound::balance::Stats;
-use crate::outbound::route;
+use crate::outbound::{hash, health, limits, outlier, retry, route};
 use crate::telemetry::Name;
 
 /// A route table over [`Target`]s.
@@ -46,6 +47,8 @@ pub struct Snapshot {
     vips: HashMap<SocketAddr, Target>,
     routes: HashMap<(Arc<str>, u16), Arc<RouteTable>>,
     dns: crate::dns::Table,
+    /// What each service keeps across reloads, by service key.
+    shared: HashMap<Arc<str>, Arc<Shared>>,
 }
 
 /// A service port as a routing destination.
@@ -57,7 +60,7 @@ pub struct Target {
     pub port: ServicePort,
 }
 
-/// A service with its endpoints.
+/// A service with its endpoints and the policy its callers apply.
 #[derive(Debug)]
 pub struct ServiceState {
     /// `name.namespace`.
@@ -70,11 +73,40 @@ pub struct ServiceState {
     pub load_balancer: LoadBalancer,
     /// Endpoints.
     pub endpoints: Vec<Arc<EndpointState>>,
+    /// The `BackendPolicy` in force (affinity, locality, health checks, …).
+    pub policy: BackendPolicy,
+    /// What outlives this snapshot: retry budget, connection limits, round-robin
+    /// position.
+    pub shared: Arc<Shared>,
+    /// Outlier detection over `endpoints`, if on.
+    pub outlier: Option<outlier::Detector>,
+    /// The consistent-hash table over `endpoints` for `ringHash` and `maglev`.
+    pub table: Option<Arc<hash::Table>>,
+    /// Indices of the endpoints in this proxy's zone, when zone preference applies
+    /// (this workload has a zone and some endpoints share it); empty otherwise.
+    pub local: Vec<usize>,
+}
+
+/// The part of a service's state that a reload keeps: the counters and savings that
+/// describe traffic already sent, not configuration.
+#[derive(Debug)]
+pub struct Shared {
+    /// Retries this proxy may still send to the service.
+    pub budget: retry::Budget,
+    /// Requests and connections in flight against `connectionLimits`.
+    pub limiter: Arc<limits::Limiter>,
     /// Round-robin position.
     pub cursor: AtomicUsize,
-    /// Retries this proxy may still send to the service.
-    pub budget: crate::outbound::retry::Budget,
+    /// When this proxy first saw the service: endpoints present from the start are not
+    /// "new" for slow start.
+    pub created: Instant,
+    /// The last hash table built, with the endpoint addresses it was built over, so an
+    /// unchanged service does not rebuild it on every reload.
+    table: Mutex<Option<CachedTable>>,
 }
+
+/// A hash table with the endpoint addresses and algorithm it was built for.
+type CachedTable = (Vec<IpAddr>, LoadBalancer, Arc<hash::Table>);
 
 /// How to reach an endpoint.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -90,7 +122,8 @@ pub enum Dial {
     Direct,
 }
 
-/// One endpoint: where it is, how to reach it, what we learned about it.
+/// One endpoint of one service: where it is, how to reach it, what we learned about
+/// it. Kept across reloads while the service still has it.
 #[derive(Debug)]
 pub struct EndpointState {
     /// Workload address.
@@ -99,7 +132,21 @@ pub struct EndpointState {
     pub dial: Dial,
     /// Load statistics.
     pub stats: Stats,
+    /// Outlier detection state (ejected or not, consecutive failures).
+    pub outlier: outlier::Endpoint,
+    /// When this proxy first saw it (slow start).
+    pub added: Instant,
+    /// Active health: set once checks start, kept when the check changes.
+    pub health: OnceLock<Arc<health::State>>,
+    /// The running check and the config it runs, replaced when the config changes.
+    pub health_task: Mutex<Option<(weft_api::proxy::HealthCheck, health::Handle)>>,
     pools: Mutex<HashMap<(u16, pool::Version), Arc<Pool>>>,
+}
+
+impl AsRef<outlier::Endpoint> for Arc<EndpointState> {
+    fn as_ref(&self) -> &outlier::Endpoint {
+        &self.outlier
+    }
 }
 
 impl AsRef<Stats> for Arc<EndpointState> {
@@ -124,26 +171,48 @@ impl EndpointState {
     }
 }
 
-impl ServiceState {
-    /// Picks an endpoint with the service's load balancer.
-    pub fn pick(&self) -> Option<&Arc<EndpointState>> {
-        if self.endpoints.is_empty() {
-            return None;
+impl EndpointState {
+    fn new(address: IpAddr, dial: Dial) -> Self {
+        Self {
+            address,
+            dial,
+            stats: Stats::default(),
+            outlier: outlier::Endpoint::default(),
+            added: Instant::now(),
+            health: OnceLock::new(),
+            health_task: Mutex::new(None),
+            pools: Mutex::new(HashMap::new()),
         }
-        let i = crate::outbound::balance::pick(self.load_balancer, &self.endpoints, &self.cursor);
-        self.endpoints.get(i)
+    }
+
+    /// Whether the last health checks passed; `false` before any check ran.
+    pub fn is_healthy(&self) -> bool {
+        self.health.get().is_some_and(|h| h.is_healthy())
+    }
+}
+
+impl ServiceState {
+    /// Picks an endpoint with the service's load balancer (no affinity key, nothing to
+    /// avoid); see [`Self::pick_for`].
+    pub fn pick(&self) -> Option<&Arc<EndpointState>> {
+        self.pick_for(None, None).map(|(_, e)| e)
+    }
+
+    /// Picks an endpoint for a request whose affinity key hashes to `hash` (hashing
+    /// load balancers), other than `avoid` where another is usable (a retry goes
+    /// elsewhere). Returns its index in [`Self::endpoints`] too, for outlier detection.
+    pub fn pick_for(
+        &self,
+        hash: Option<u64>,
+        avoid: Option<&Arc<EndpointState>>,
+    ) -> Option<(usize, &Arc<EndpointState>)> {
+        let i = crate::outbound::balance::choose(self, hash, avoid, Instant::now())?;
+        self.endpoints.get(i).map(|e| (i, e))
     }
 
     /// Picks an endpoint other than `avoid` where there is one (a retry goes elsewhere).
     pub fn pick_other(&self, avoid: Option<&Arc<EndpointState>>) -> Option<&Arc<EndpointState>> {
-        let first = self.pick()?;
-        match avoid {
-            Some(a) if Arc::ptr_eq(first, a) && self.endpoints.len() > 1 => self
-                .pick()
-                .filter(|e| !Arc::ptr_eq(e, a))
-                .or_else(|| self.endpoints.iter().find(|e| !Arc::ptr_eq(e, a))),
-            _ => Some(first),
-        }
+        self.pick_for(None, avoid).map(|(_, e)| e)
     }
 }
 
@@ -180,16 +249,21 @@ impl Snapshot {
         version: String,
         previous: Option<&Snapshot>,
     ) -> Result<Self, Error> {
-        let mut reuse: HashMap<(IpAddr, Dial), Arc<EndpointState>> = HashMap::new();
+        // Endpoint state is per service: outlier detection judges an endpoint by the
+        // service's traffic, and two services may share a workload.
+        let mut reuse: HashMap<(Arc<str>, IpAddr, Dial), Arc<EndpointState>> = HashMap::new();
         if let Some(prev) = previous {
             for svc in prev.services.values() {
                 for ep in &svc.endpoints {
-                    reuse.insert((ep.address, ep.dial.clone()), ep.clone());
+                    reuse.insert((svc.key.clone(), ep.address, ep.dial.clone()), ep.clone());
                 }
             }
         }
+        let zone = config.workload.zone.as_deref();
         let mut services = HashMap::new();
+        let mut shared_by_key = HashMap::new();
         for (i, s) in config.services.iter().enumerate() {
+            let key: Arc<str> = Arc::from(s.key());
             let mut endpoints = Vec::with_capacity(s.endpoints.len());
             for (e, ep) in s.endpoints.iter().enumerate() {
                 let dial = match (&ep.identity, ep.hbone_address()) {
@@ -203,19 +277,50 @@ impl Snapshot {
                     _ => Dial::Direct,
                 };
                 let state = reuse
-                    .get(&(ep.address, dial.clone()))
+                    .get(&(key.clone(), ep.address, dial.clone()))
                     .cloned()
-                    .unwrap_or_else(|| {
-                        Arc::new(EndpointState {
-                            address: ep.address,
-                            dial,
-                            stats: Stats::default(),
-                            pools: Mutex::new(HashMap::new()),
-                        })
-                    });
+                    .unwrap_or_else(|| Arc::new(EndpointState::new(ep.address, dial)));
                 endpoints.push(state);
             }
-            let key: Arc<str> = Arc::from(s.key());
+            let policy = &s.policy;
+            let shared = previous
+                .and_then(|p| p.shared.get(&key))
+                .cloned()
+                .map_or_else(
+                    || {
+                        Arc::new(Shared {
+                            budget: retry::Budget::new(&policy.retry_budget),
+                            limiter: limits::Limiter::new(&policy.limits),
+                            cursor: AtomicUsize::new(0),
+                            created: Instant::now(),
+                            table: Mutex::new(None),
+                        })
+                    },
+                    |shared| {
+                        shared.budget.set(&policy.retry_budget);
+                        shared.limiter.set(&policy.limits);
+                        shared
+                    },
+                );
+            let table = s
+                .load_balancer
+                .hashes()
+                .then(|| shared.table(s.load_balancer, &endpoints));
+            let local: Vec<usize> = match zone {
+                Some(z) if policy.locality.prefer_zone => s
+                    .endpoints
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, e)| e.zone.as_deref() == Some(z))
+                    .map(|(i, _)| i)
+                    .collect(),
+                _ => Vec::new(),
+            };
+            let outlier = policy
+                .outlier_detection
+                .as_ref()
+                .map(|o| outlier::Detector::new(outlier_config(o), Instant::now()));
+            shared_by_key.insert(key.clone(), shared.clone());
             services.insert(
                 s.key(),
                 Arc::new(ServiceState {
@@ -224,8 +329,11 @@ impl Snapshot {
                     ports: s.ports.clone(),
                     load_balancer: s.load_balancer,
                     endpoints,
-                    cursor: AtomicUsize::new(0),
-                    budget: crate::outbound::retry::Budget::default(),
+                    policy: policy.clone(),
+                    shared,
+                    outlier,
+                    table,
+                    local,
                 }),
             );
         }
@@ -314,7 +422,13 @@ impl Snapshot {
             vips,
             routes,
             dns,
+            shared: shared_by_key,
         })
+    }
+
+    /// Every service, for the health-check supervisor and debugging output.
+    pub fn services(&self) -> impl Iterator<Item = &Arc<ServiceState>> {
+        self.services.values()
     }
 
     /// The service port an explicit outbound listener points at.
@@ -371,10 +485,49 @@ impl Snapshot {
     }
 }
 
-/// The current snapshot, swapped atomically.
+impl Shared {
+    /// The hash table over `endpoints`, reusing the last one while the addresses and
+    /// the algorithm are unchanged (a Maglev table is 64 Ki entries to build).
+    fn table(&self, lb: LoadBalancer, endpoints: &[Arc<EndpointState>]) -> Arc<hash::Table> {
+        let addresses: Vec<IpAddr> = endpoints.iter().map(|e| e.address).collect();
+        let mut cached = self
+            .table
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some((a, l, t)) = cached.as_ref() {
+            if *a == addresses && *l == lb {
+                return t.clone();
+            }
+        }
+        let table = Arc::new(hash::Table::build(lb, &addresses));
+        *cached = Some((addresses, lb, table.clone()));
+        table
+    }
+}
+
+/// The outlier detector's settings from the proxy config.
+fn outlier_config(o: &weft_api::proxy::OutlierDetection) -> outlier::Config {
+    outlier::Config {
+        consecutive_5xx: o.consecutive_5xx,
+        consecutive_gateway_errors: o.consecutive_gateway_errors,
+        interval: o.interval,
+        base_ejection_time: o.base_ejection_time,
+        max_ejection_time: o.max_ejection_time,
+        max_ejection_percent: o.max_ejection_percent,
+        success_rate: o.success_rate.map(|r| outlier::SuccessRate {
+            minimum_hosts: r.minimum_hosts,
+            request_volume: r.request_volume,
+            stdev_factor: r.stdev_factor,
+        }),
+    }
+}
+
+/// The current snapshot, swapped atomically, with a signal for whoever acts on
+/// changes (the health-check supervisor).
 #[derive(Debug)]
 pub struct Store {
     current: ArcSwap<Snapshot>,
+    changed: tokio::sync::watch::Sender<u64>,
 }
 
 impl Store {
@@ -382,6 +535,7 @@ impl Store {
     pub fn new(initial: Snapshot) -> Arc<Self> {
         Arc::new(Self {
             current: ArcSwap::from_pointee(initial),
+            changed: tokio::sync::watch::Sender::new(0),
         })
     }
 
@@ -393,6 +547,12 @@ impl Store {
     /// Replaces the snapshot.
     pub fn swap(&self, next: Snapshot) {
         self.current.store(Arc::new(next));
+        self.changed.send_modify(|n| *n += 1);
+    }
+
+    /// Notified after every swap.
+    pub fn subscribe(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.changed.subscribe()
     }
 }
 

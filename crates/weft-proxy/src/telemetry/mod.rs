@@ -109,6 +109,17 @@ pub struct RetryLabels {
     pub result: &'static str,
 }
 
+/// Labels of load-protection events of a destination service: ejections (by
+/// reason), refusals by a connection limit (by limit), health changes.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ServiceEventLabels {
+    /// Destination service.
+    pub service: Name,
+    /// `consecutive_5xx`, `consecutive_gateway_errors`, `success_rate` (ejections);
+    /// `max_requests`, `max_pending_requests`, `max_connections` (overflows).
+    pub reason: &'static str,
+}
+
 /// Labels of mesh DNS answers.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct DnsLabels {
@@ -139,6 +150,10 @@ pub struct Metrics {
     pub dns_queries: Family<DnsLabels, Counter>,
     /// Retries sent, and retries the budget refused.
     pub retries: Family<RetryLabels, Counter>,
+    /// Endpoints ejected by outlier detection.
+    pub ejections: Family<ServiceEventLabels, Counter>,
+    /// Requests and connections refused by a connection limit.
+    pub overflows: Family<ServiceEventLabels, Counter>,
     registry: Registry,
 }
 
@@ -199,6 +214,18 @@ impl Metrics {
             "Retries sent (retried) and refused by the retry budget (budget_exhausted)",
             retries.clone(),
         );
+        let ejections = Family::default();
+        registry.register(
+            "outlier_ejections",
+            "Endpoints ejected by outlier detection, by reason",
+            ejections.clone(),
+        );
+        let overflows = Family::default();
+        registry.register(
+            "overflows",
+            "Requests and connections refused by a BackendPolicy connection limit",
+            overflows.clone(),
+        );
         Arc::new(Self {
             requests,
             request_duration,
@@ -209,6 +236,8 @@ impl Metrics {
             reloads,
             dns_queries,
             retries,
+            ejections,
+            overflows,
             registry,
         })
     }
@@ -227,6 +256,20 @@ impl Metrics {
             .get_or_create(&RetryLabels {
                 service: service.clone(),
                 result,
+            })
+            .inc();
+    }
+
+    /// Counts a load-protection event (`family` is one of the service event families).
+    pub fn service_event(
+        family: &Family<ServiceEventLabels, Counter>,
+        service: &Name,
+        reason: &'static str,
+    ) {
+        family
+            .get_or_create(&ServiceEventLabels {
+                service: service.clone(),
+                reason,
             })
             .inc();
     }

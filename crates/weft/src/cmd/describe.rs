@@ -62,6 +62,15 @@ async fn describe(
         );
     }
     let workloads = workloads["items"].as_array().cloned().unwrap_or_default();
+    let policies: Vec<Value> = client
+        .get_json(&collection_path(Kind::BackendPolicy, Some(namespace)))
+        .await?["items"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|p| targets(p, name))
+        .cloned()
+        .collect();
     // The DNS domain: the Mesh's, or the default while none is stored yet.
     let mesh = client
         .get_json(&item_path(
@@ -77,11 +86,33 @@ async fn describe(
         .to_owned();
     Ok(service(
         &object,
-        &workloads,
-        &routes,
+        &Related {
+            workloads: &workloads,
+            routes: &routes,
+            policies: &policies,
+        },
         &domain,
         SystemTime::now(),
     ))
+}
+
+/// Whether a `BackendPolicy` names the service `name` (of its own namespace).
+fn targets(policy: &Value, name: &str) -> bool {
+    policy["spec"]["targetRefs"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .any(|t| t["kind"] == "Service" && t["name"] == name)
+}
+
+/// What the description of a service shows beside the service itself.
+pub(crate) struct Related<'a> {
+    /// Workloads of the service's namespace (the selector picks the endpoints).
+    pub(crate) workloads: &'a [Value],
+    /// Routes attached to it.
+    pub(crate) routes: &'a [Value],
+    /// `BackendPolicy` objects that target it (applied or not).
+    pub(crate) policies: &'a [Value],
 }
 
 /// The VIP in force and where it came from, or why there is none.
@@ -109,11 +140,15 @@ fn vip(service: &Value) -> String {
 /// The description of a service, its endpoints and routes.
 pub(crate) fn service(
     service: &Value,
-    workloads: &[Value],
-    routes: &[Value],
+    related: &Related<'_>,
     domain: &str,
     now: SystemTime,
 ) -> String {
+    let Related {
+        workloads,
+        routes,
+        policies,
+    } = *related;
     let mut out = String::new();
     let meta = &service["metadata"];
     let spec = &service["spec"];
@@ -183,6 +218,12 @@ pub(crate) fn service(
     if routes.is_empty() {
         let _ = writeln!(out, "  <none>");
     }
+    let name = name_of(service);
+    let applied = policies.iter().find(|p| accepted_for(p, name));
+    let budget = applied.map_or_else(
+        || "retry budget 20% + 10/s".to_owned(),
+        |p| retry_budget(&p["spec"]),
+    );
     for route in routes {
         let _ = writeln!(
             out,
@@ -197,9 +238,22 @@ pub(crate) fn service(
             .flatten()
             .enumerate()
         {
-            let _ = writeln!(out, "    rules[{i}]: {}", rule_policies(rule));
+            let _ = writeln!(out, "    rules[{i}]: {}; {budget}", rule_policies(rule));
         }
         write_conditions(&mut out, &route["status"], "    ");
+    }
+    let _ = writeln!(out, "Backend policy:");
+    let (title, spec) = applied.map_or_else(
+        || ("<defaults>".to_owned(), &Value::Null),
+        |p| (format!("BackendPolicy {}", name_of(p)), &p["spec"]),
+    );
+    let _ = writeln!(out, "  {title}");
+    for line in backend_policy(spec) {
+        let _ = writeln!(out, "    {line}");
+    }
+    for p in policies.iter().filter(|p| !accepted_for(p, name)) {
+        let _ = writeln!(out, "  BackendPolicy {} (not applied)", name_of(p));
+        write_conditions(&mut out, &p["status"], "    ");
     }
     let _ = writeln!(out, "Conditions:");
     write_conditions(&mut out, &service["status"], "  ");
@@ -248,8 +302,135 @@ fn rule_policies(rule: &Value) -> String {
     } else {
         parts.push("retry failed connects once (default)".to_owned());
     }
-    parts.push("retry budget 20% + 10/s".to_owned());
     parts.join("; ")
+}
+
+/// Whether the policy's status says it applies to service `name`.
+fn accepted_for(policy: &Value, name: &str) -> bool {
+    policy["status"]["ancestors"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .any(|a| {
+            a["ancestorRef"]["name"] == name
+                && a["conditions"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .any(|c| c["type"] == "Accepted" && c["status"] == "True")
+        })
+}
+
+fn retry_budget(spec: &Value) -> String {
+    let b = &spec["retryBudget"];
+    format!(
+        "retry budget {}% + {}/s",
+        b["percent"].as_u64().unwrap_or(20),
+        b["minRetriesPerSecond"].as_u64().unwrap_or(10)
+    )
+}
+
+/// A `BackendPolicy` spec (or `null`: the defaults) as one line per concern.
+fn backend_policy(spec: &Value) -> Vec<String> {
+    let mut lines = Vec::new();
+    let lb = &spec["loadBalancer"];
+    let mut balancer = format!(
+        "load balancer: {}",
+        lb["type"].as_str().unwrap_or("peakEwma")
+    );
+    let hash = &lb["hashOn"];
+    if let Some(h) = hash["header"].as_str() {
+        let _ = write!(balancer, " on header {h}");
+    } else if let Some(c) = hash["cookie"]["name"].as_str() {
+        let _ = write!(balancer, " on cookie {c}");
+        if let Some(ttl) = hash["cookie"]["ttl"].as_str() {
+            let _ = write!(balancer, " (set for {ttl} when absent)");
+        }
+    } else if hash["sourceIP"].is_object() {
+        balancer.push_str(" on the caller's address");
+    }
+    if let Some(w) = lb["slowStart"]["window"].as_str() {
+        let _ = write!(balancer, "; slow start over {w}");
+    }
+    let _ = write!(
+        balancer,
+        "; panic below {}% usable",
+        lb["panicThresholdPercent"].as_u64().unwrap_or(50)
+    );
+    lines.push(balancer);
+    let limits = &spec["connectionLimits"];
+    let limit = |field: &str| {
+        limits[field]
+            .as_u64()
+            .map_or_else(|| "1024".to_owned(), |n| n.to_string())
+    };
+    lines.push(format!(
+        "connection limits: {} connections, {} pending, {} requests{}",
+        limit("maxConnections"),
+        limit("maxPendingRequests"),
+        limit("maxRequests"),
+        limits["maxRequestsPerConnection"]
+            .as_u64()
+            .map(|n| format!(", {n} per connection"))
+            .unwrap_or_default()
+    ));
+    let o = &spec["outlierDetection"];
+    if o["disabled"].as_bool() == Some(true) {
+        lines.push("outlier detection: off".to_owned());
+    } else {
+        let mut parts = Vec::new();
+        match o["consecutive5xx"].as_u64() {
+            Some(0) => {}
+            n => parts.push(format!("{} consecutive 5xx", n.unwrap_or(5))),
+        }
+        if let Some(n) = o["consecutiveGatewayErrors"].as_u64().filter(|n| *n > 0) {
+            parts.push(format!("{n} consecutive gateway errors"));
+        }
+        if o["successRate"].is_object() {
+            parts.push("success rate".to_owned());
+        }
+        lines.push(format!(
+            "outlier detection: eject on {} for {} (growing to {}), at most {}%",
+            if parts.is_empty() {
+                "nothing".to_owned()
+            } else {
+                parts.join(", ")
+            },
+            o["baseEjectionTime"].as_str().unwrap_or("30s"),
+            o["maxEjectionTime"].as_str().unwrap_or("300s"),
+            o["maxEjectionPercent"].as_u64().unwrap_or(10)
+        ));
+    }
+    let h = &spec["healthCheck"];
+    if h.is_object() {
+        let what = if let Some(path) = h["http"]["path"].as_str() {
+            format!("http GET {path}")
+        } else if h["grpc"].is_object() {
+            "grpc.health.v1".to_owned()
+        } else {
+            "tcp connect".to_owned()
+        };
+        lines.push(format!(
+            "health check: {what} every {}, timeout {}, out after {} failures, back after {} passes",
+            h["interval"].as_str().unwrap_or("10s"),
+            h["timeout"].as_str().unwrap_or("1s"),
+            h["unhealthyThreshold"].as_u64().unwrap_or(3),
+            h["healthyThreshold"].as_u64().unwrap_or(2)
+        ));
+    } else {
+        lines.push("health check: none".to_owned());
+    }
+    lines.push(retry_budget(spec));
+    let l = &spec["locality"];
+    if l["preferZone"].as_bool() == Some(false) {
+        lines.push("locality: none".to_owned());
+    } else {
+        lines.push(format!(
+            "locality: prefer the caller's zone while {}% of its endpoints are usable",
+            l["minHealthyPercent"].as_u64().unwrap_or(70)
+        ));
+    }
+    lines
 }
 
 /// Any object: its YAML, then its conditions.
@@ -369,12 +550,49 @@ mod tests {
         });
         assert!(attaches_to(&route, "default", "web"));
         assert!(!attaches_to(&route, "prod", "web"));
+        let policy = json!({
+            "kind": "BackendPolicy",
+            "metadata": {"name": "web-sticky", "namespace": "default"},
+            "spec": {
+                "targetRefs": [{"kind": "Service", "name": "web"}],
+                "loadBalancer": {"type": "maglev", "hashOn": {"cookie": {"name": "session", "ttl": "1h"}}},
+                "healthCheck": {"http": {"path": "/healthz"}, "interval": "5s"},
+                "retryBudget": {"percent": 10}
+            },
+            "status": {"ancestors": [{"ancestorRef": {"kind": "Service", "name": "web"}, "conditions": [{"type": "Accepted", "status": "True", "reason": "Accepted", "message": "applies"}]}]}
+        });
+        let loser = json!({
+            "kind": "BackendPolicy",
+            "metadata": {"name": "web-late", "namespace": "default"},
+            "spec": {"targetRefs": [{"kind": "Service", "name": "web"}]},
+            "status": {"ancestors": [{"ancestorRef": {"kind": "Service", "name": "web"}, "conditions": [{"type": "Accepted", "status": "False", "reason": "Conflicted", "message": "BackendPolicy default/web-sticky already applies"}]}]}
+        });
+        assert!(targets(&policy, "web") && !targets(&policy, "db"));
+        let routes = [route];
+        let policies = [policy, loser];
         let text = service(
             &svc,
-            &workloads,
-            &[route],
+            &Related {
+                workloads: &workloads,
+                routes: &routes,
+                policies: &policies,
+            },
             "mesh.internal",
             SystemTime::now(),
+        );
+        assert!(text.contains("BackendPolicy web-sticky\n"), "{text}");
+        assert!(
+            text.contains("load balancer: maglev on cookie session (set for 1h when absent)"),
+            "{text}"
+        );
+        assert!(
+            text.contains("health check: http GET /healthz every 5s, timeout 1s"),
+            "{text}"
+        );
+        assert!(
+            text.contains("BackendPolicy web-late (not applied)")
+                && text.contains("Accepted=False (Conflicted)"),
+            "{text}"
         );
         assert!(
             text.contains("VIP:          240.240.0.9 (allocated from Mesh.spec.dns.vipRange)"),
@@ -390,7 +608,7 @@ mod tests {
         assert!(
             text.contains(
                 "rules[0]: timeout 2s, per try none; retry failed connects and 503 up to 3x, \
-                 backoff 25ms; retry budget 20% + 10/s"
+                 backoff 25ms; retry budget 10% + 10/s"
             ),
             "{text}"
         );

@@ -134,6 +134,7 @@ fn kind_headers(kind: Kind) -> &'static [&'static str] {
         Kind::Service => &["PORTS", "ENDPOINTS"],
         Kind::Workload => &["ADDRESS", "IDENTITY", "PHASE", "CONTROL-PLANE"],
         Kind::HttpRoute | Kind::GrpcRoute | Kind::TcpRoute => &["PARENTS", "BACKENDS", "ACCEPTED"],
+        Kind::BackendPolicy => &["TARGETS", "LOAD-BALANCER", "ACCEPTED"],
     }
 }
 
@@ -161,6 +162,14 @@ fn kind_cells(kind: Kind, item: &Value) -> Vec<String> {
         Kind::HttpRoute | Kind::GrpcRoute | Kind::TcpRoute => {
             vec![parents(item), backends(spec), accepted(status)]
         }
+        Kind::BackendPolicy => vec![
+            targets(spec),
+            spec["loadBalancer"]["type"]
+                .as_str()
+                .unwrap_or("peakEwma")
+                .to_owned(),
+            accepted(status),
+        ],
     }
 }
 
@@ -240,6 +249,27 @@ fn parents(item: &Value) -> String {
     }
 }
 
+/// A policy's `targetRefs`: `Kind/name`, comma-separated.
+fn targets(spec: &Value) -> String {
+    let names: Vec<String> = spec["targetRefs"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|t| {
+            format!(
+                "{}/{}",
+                t["kind"].as_str().unwrap_or("?"),
+                t["name"].as_str().unwrap_or("?")
+            )
+        })
+        .collect();
+    if names.is_empty() {
+        "<none>".to_owned()
+    } else {
+        names.join(",")
+    }
+}
+
 /// Every rule's `backendRefs`: `name:port` with `(weight)` when set.
 fn backends(spec: &Value) -> String {
     let mut out: Vec<String> = Vec::new();
@@ -280,10 +310,16 @@ fn accepted(status: &Value) -> String {
     }
 }
 
-/// Every condition in a status: `status.conditions` and `status.parents[].conditions`.
+/// Every condition in a status: `status.conditions`, `status.parents[].conditions`
+/// (routes) and `status.ancestors[].conditions` (policies).
 pub(crate) fn conditions(status: &Value) -> Vec<Value> {
     let mut all: Vec<Value> = status["conditions"].as_array().cloned().unwrap_or_default();
-    for parent in status["parents"].as_array().into_iter().flatten() {
+    for parent in status["parents"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .chain(status["ancestors"].as_array().into_iter().flatten())
+    {
         all.extend(parent["conditions"].as_array().cloned().unwrap_or_default());
     }
     all
