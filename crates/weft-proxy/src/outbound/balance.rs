@@ -192,8 +192,11 @@ pub fn choose(
             svc.endpoints[i].stats.cost() / factor(i)
         }),
     };
+    // Nothing usable in the zone (a retry avoiding its only endpoint, say): any zone
+    // before an endpoint already tried.
     picked
         .or_else(|| candidates.iter().find(|&i| ok(i)))
+        .or_else(|| (0..n).find(|&i| ok(i)))
         .or_else(|| candidates.iter().find(|&i| fallback(i)))
         .or_else(|| (0..n).find(|&i| fallback(i)))
 }

@@ -6,6 +6,7 @@
 
 mod support;
 
+mod backend;
 mod capture;
 mod control_plane;
 mod identity;
