@@ -19,7 +19,9 @@ use crate::pb::v1 as pb;
 use crate::proxy::{self, FieldError};
 
 mod backend;
+mod inbound;
 pub use backend::policy_to_pb;
+pub use inbound::{fault_to_pb, rate_limit_to_pb};
 
 /// A wire resource field that cannot be used.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -294,6 +296,18 @@ impl TryFrom<&pb::InboundPolicy> for proxy::InboundPolicy {
         Ok(proxy::InboundPolicy {
             mtls: mtls_mode("mtls", p.mtls)?,
             ports,
+            rate_limits: p
+                .rate_limits
+                .iter()
+                .enumerate()
+                .map(|(i, l)| inbound::rate_limit(&format!("rateLimits[{i}]"), l))
+                .collect::<Result<_, Error>>()?,
+            faults: p
+                .faults
+                .iter()
+                .enumerate()
+                .map(|(i, f)| inbound::fault(&format!("faults[{i}]"), f))
+                .collect::<Result<_, Error>>()?,
         })
     }
 }
@@ -311,6 +325,12 @@ impl From<&proxy::InboundPolicy> for pb::InboundPolicy {
                     mtls: mtls_mode_to_pb(mode) as i32,
                 })
                 .collect(),
+            rate_limits: p
+                .rate_limits
+                .iter()
+                .map(inbound::rate_limit_to_pb)
+                .collect(),
+            faults: p.faults.iter().map(inbound::fault_to_pb).collect(),
         }
     }
 }
@@ -412,7 +432,55 @@ impl From<&proxy::RouteRule> for pb::RouteRule {
             }),
             request_headers: r.request_headers.as_ref().map(header_edits_to_pb),
             response_headers: r.response_headers.as_ref().map(header_edits_to_pb),
+            redirect: r.redirect.as_ref().map(|d| pb::Redirect {
+                scheme: d.scheme.clone().unwrap_or_default(),
+                hostname: d.hostname.clone().unwrap_or_default(),
+                path: d.path.as_ref().map(path_rewrite_to_pb),
+                port: d.port.map_or(0, u32::from),
+                status: u32::from(d.status),
+            }),
+            rewrite: r.rewrite.as_ref().map(|w| pb::Rewrite {
+                hostname: w.hostname.clone().unwrap_or_default(),
+                path: w.path.as_ref().map(path_rewrite_to_pb),
+            }),
+            mirrors: r
+                .mirrors
+                .iter()
+                .map(|m| pb::Mirror {
+                    backend: Some(pb::Backend {
+                        service: m.service.clone(),
+                        port: m.port.map(u32::from),
+                        weight: 1,
+                    }),
+                    // 0-100 percent to millionths: exact for up to 4 decimals.
+                    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+                    per_million: (m.percent.clamp(0.0, 100.0) * 10_000.0).round() as u32,
+                })
+                .collect(),
         }
+    }
+}
+
+fn path_rewrite_to_pb(p: &proxy::PathRewrite) -> pb::PathRewrite {
+    pb::PathRewrite {
+        kind: Some(match p {
+            proxy::PathRewrite::Full(f) => pb::path_rewrite::Kind::Full(f.clone()),
+            proxy::PathRewrite::Prefix(f) => pb::path_rewrite::Kind::Prefix(f.clone()),
+        }),
+    }
+}
+
+fn path_rewrite(path: &str, p: &pb::PathRewrite) -> Result<proxy::PathRewrite, Error> {
+    let (kind, value) = match &p.kind {
+        Some(pb::path_rewrite::Kind::Full(f)) => (proxy::PathRewrite::Full(f.clone()), f),
+        Some(pb::path_rewrite::Kind::Prefix(f)) => (proxy::PathRewrite::Prefix(f.clone()), f),
+        None => return Err(Error::new(path, "needs full or prefix")),
+    };
+    if value.starts_with('/') || (value.is_empty() && matches!(kind, proxy::PathRewrite::Prefix(_)))
+    {
+        Ok(kind)
+    } else {
+        Err(Error::new(path, format!("{value:?} must start with '/'")))
     }
 }
 
@@ -558,6 +626,81 @@ fn route_rule(path: &str, r: &pb::RouteRule) -> Result<proxy::RouteRule, Error> 
         .as_ref()
         .map(|e| header_edits(&format!("{path}.responseHeaders"), e))
         .transpose()?;
+    let redirect = r
+        .redirect
+        .as_ref()
+        .map(|d| {
+            let status = u16::try_from(d.status).unwrap_or(0);
+            let status = match status {
+                0 => 302,
+                301 | 302 | 303 | 307 | 308 => status,
+                _ => {
+                    return Err(Error::new(
+                        format!("{path}.redirect.status"),
+                        format!(
+                            "{} is not a redirect status (301, 302, 303, 307, 308)",
+                            d.status
+                        ),
+                    ))
+                }
+            };
+            Ok(proxy::Redirect {
+                scheme: (!d.scheme.is_empty()).then(|| d.scheme.clone()),
+                hostname: (!d.hostname.is_empty()).then(|| d.hostname.clone()),
+                path: d
+                    .path
+                    .as_ref()
+                    .map(|p| path_rewrite(&format!("{path}.redirect.path"), p))
+                    .transpose()?,
+                port: match d.port {
+                    0 => None,
+                    p => Some(port(&format!("{path}.redirect.port"), p)?),
+                },
+                status,
+            })
+        })
+        .transpose()?;
+    let rewrite = r
+        .rewrite
+        .as_ref()
+        .map(|w| {
+            Ok::<_, Error>(proxy::Rewrite {
+                hostname: (!w.hostname.is_empty()).then(|| w.hostname.clone()),
+                path: w
+                    .path
+                    .as_ref()
+                    .map(|p| path_rewrite(&format!("{path}.rewrite.path"), p))
+                    .transpose()?,
+            })
+        })
+        .transpose()?;
+    let mirrors = r
+        .mirrors
+        .iter()
+        .enumerate()
+        .map(|(i, m)| {
+            let mpath = format!("{path}.mirrors[{i}]");
+            let backend = m
+                .backend
+                .as_ref()
+                .filter(|b| !b.service.is_empty())
+                .ok_or_else(|| Error::new(format!("{mpath}.backend"), "required"))?;
+            if m.per_million > 1_000_000 {
+                return Err(Error::new(
+                    format!("{mpath}.perMillion"),
+                    format!("{} is more than 1000000", m.per_million),
+                ));
+            }
+            Ok(proxy::Mirror {
+                service: backend.service.clone(),
+                port: backend
+                    .port
+                    .map(|p| port(&format!("{mpath}.backend.port"), p))
+                    .transpose()?,
+                percent: f64::from(m.per_million) / 10_000.0,
+            })
+        })
+        .collect::<Result<Vec<_>, Error>>()?;
     Ok(proxy::RouteRule {
         matches,
         backends,
@@ -566,6 +709,9 @@ fn route_rule(path: &str, r: &pb::RouteRule) -> Result<proxy::RouteRule, Error> 
         retry,
         request_headers,
         response_headers,
+        redirect,
+        rewrite,
+        mirrors,
     })
 }
 
@@ -762,6 +908,9 @@ mod tests {
                 remove: vec!["x-debug".into()],
             }),
             response_headers: None,
+            redirect: None,
+            rewrite: None,
+            mirrors: Vec::new(),
         };
         let catch_all = proxy::RouteRule {
             matches: vec![],
@@ -775,6 +924,9 @@ mod tests {
             retry: None,
             request_headers: None,
             response_headers: None,
+            redirect: None,
+            rewrite: None,
+            mirrors: Vec::new(),
         };
         vec![
             proxy::RouteTable {
@@ -909,6 +1061,8 @@ mod tests {
         let policy = proxy::InboundPolicy {
             mtls: proxy::MtlsMode::Strict,
             ports: BTreeMap::from([(8080, proxy::MtlsMode::Permissive)]),
+            rate_limits: Vec::new(),
+            faults: Vec::new(),
         };
         let wire = pb::InboundPolicy::from(&policy);
         assert_eq!(proxy::InboundPolicy::try_from(&wire), Ok(policy));

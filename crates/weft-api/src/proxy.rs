@@ -128,7 +128,7 @@ pub struct WorkloadPort {
 
 /// The inbound side's behaviour: which connections it accepts, and what it tells the
 /// app about the caller.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Inbound {
     /// mTLS mode of every port without its own (`workload.ports[].mtls`). Default
@@ -142,6 +142,95 @@ pub struct Inbound {
     /// plaintext callers (permissive ports) arrive without it. Default: none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub identity_header: Option<String>,
+    /// Local rate limits on received requests, each checked in order. With a control
+    /// plane, the mesh's `InboundPolicy` (from `RateLimit` objects) replaces these.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rate_limits: Vec<RateLimit>,
+    /// Faults injected into received requests; the first that matches applies. With a
+    /// control plane, from `FaultInjection` objects.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub faults: Vec<Fault>,
+}
+
+/// A local rate limit: a token bucket over matching requests.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RateLimit {
+    /// Workload ports it covers. Default: every port.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ports: Vec<u16>,
+    /// Any one match selects a request. Default: every request.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub matches: Vec<RouteMatch>,
+    /// Requests allowed per `per`.
+    pub requests: u32,
+    /// The period. Default `1s`.
+    #[serde(default = "default_rate_period", with = "crate::duration")]
+    pub per: Duration,
+    /// Requests allowed at once after a quiet spell. Default: `requests`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub burst: Option<u32>,
+    /// One bucket per calling SPIFFE ID (plaintext callers share one). Default: one
+    /// bucket for all callers.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub per_identity: bool,
+    /// The `RateLimit/<namespace>/<name>` it came from, for debugging output.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+}
+
+fn default_rate_period() -> Duration {
+    Duration::from_secs(1)
+}
+
+/// An injected fault.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Fault {
+    /// Workload ports it covers. Default: every port.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ports: Vec<u16>,
+    /// Any one match selects a request. Default: every request.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub matches: Vec<RouteMatch>,
+    /// Delay a share of the requests.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delay: Option<FaultDelay>,
+    /// Abort a share of the requests.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub abort: Option<FaultAbort>,
+    /// The `FaultInjection/<namespace>/<name>` it came from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+}
+
+/// Delay before a request is forwarded.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct FaultDelay {
+    /// Share of requests delayed, 0-100.
+    pub percent: f64,
+    /// How long.
+    #[serde(with = "crate::duration")]
+    pub duration: Duration,
+}
+
+/// An answer instead of the app's.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct FaultAbort {
+    /// Share of requests aborted, 0-100.
+    pub percent: f64,
+    /// HTTP status of the answer (200-599). Default 503.
+    #[serde(default = "default_abort_status")]
+    pub http_status: u16,
+    /// Answer as a gRPC error with this status (e.g. 14, UNAVAILABLE) instead.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grpc_status: Option<u32>,
+}
+
+fn default_abort_status() -> u16 {
+    503
 }
 
 /// mTLS enforcement on an inbound port.
@@ -169,7 +258,7 @@ impl MtlsMode {
 /// The mesh's word on this workload's inbound side: the proxy model of the control
 /// plane's `InboundPolicy`. In control-plane mode it replaces `inbound.mtls` and every
 /// `workload.ports[].mtls` of the bootstrap.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct InboundPolicy {
     /// Mode of every port not in `ports`.
@@ -177,6 +266,12 @@ pub struct InboundPolicy {
     /// Per-port modes, by workload port.
     #[serde(default)]
     pub ports: std::collections::BTreeMap<u16, MtlsMode>,
+    /// Local rate limits.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rate_limits: Vec<RateLimit>,
+    /// Injected faults.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub faults: Vec<Fault>,
 }
 
 impl InboundPolicy {
@@ -184,6 +279,8 @@ impl InboundPolicy {
     /// own mode (ports the policy does not name follow the workload mode).
     pub fn apply_to(&self, config: &mut Config) {
         config.inbound.mtls = self.mtls;
+        config.inbound.rate_limits.clone_from(&self.rate_limits);
+        config.inbound.faults.clone_from(&self.faults);
         for port in &mut config.workload.ports {
             port.mtls = self.ports.get(&port.port).copied();
         }
@@ -824,6 +921,81 @@ pub struct RouteRule {
     /// Edits of the response's headers. Absent: none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub response_headers: Option<HeaderEdits>,
+    /// Answer with a redirect instead of forwarding. Default: none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub redirect: Option<Redirect>,
+    /// Change the request before it is forwarded. Default: none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rewrite: Option<Rewrite>,
+    /// Copies of the request go to these too; their responses are discarded.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub mirrors: Vec<Mirror>,
+}
+
+/// A redirect answer (`Location` built from the request, with these replaced).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Redirect {
+    /// `http` or `https`. Default: the request's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scheme: Option<String>,
+    /// Host. Default: the request's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hostname: Option<String>,
+    /// Path. Default: the request's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<PathRewrite>,
+    /// Port. Default: the scheme's well-known port when `scheme` is set, else the
+    /// request's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port: Option<u16>,
+    /// Status: 301, 302 (default, as in the Gateway API), 303, 307, 308.
+    #[serde(default = "default_redirect_status")]
+    pub status: u16,
+}
+
+fn default_redirect_status() -> u16 {
+    302
+}
+
+/// A request rewrite.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Rewrite {
+    /// New `Host` / `:authority`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hostname: Option<String>,
+    /// New path.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<PathRewrite>,
+}
+
+/// How a path is replaced.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub enum PathRewrite {
+    /// The whole path.
+    Full(String),
+    /// The part the rule's path prefix matched (the rule must match by prefix).
+    Prefix(String),
+}
+
+/// Where copies of a rule's requests go.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Mirror {
+    /// Service, `name` or `name.namespace`.
+    pub service: String,
+    /// Service port. Default: the port the request arrived on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port: Option<u16>,
+    /// Share of requests copied, 0-100. Default 100.
+    #[serde(default = "default_mirror_percent")]
+    pub percent: f64,
+}
+
+fn default_mirror_percent() -> f64 {
+    100.0
 }
 
 /// Header edits, applied in order: `set` (replacing), `add` (beside), `remove`.

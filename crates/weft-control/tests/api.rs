@@ -184,6 +184,14 @@ fn spec(kind: Kind) -> Value {
             "targetRefs": [{"kind": "Service", "name": "web"}],
             "loadBalancer": {"type": "roundRobin"}
         }),
+        Kind::RateLimit => json!({
+            "targetRefs": [{"kind": "Service", "name": "web"}],
+            "limits": [{"requests": 10}]
+        }),
+        Kind::FaultInjection => json!({
+            "targetRefs": [{"kind": "Service", "name": "web"}],
+            "abort": {"percent": 1.0}
+        }),
     }
 }
 
@@ -204,6 +212,14 @@ fn other_spec(kind: Kind) -> Value {
         Kind::BackendPolicy => json!({
             "targetRefs": [{"kind": "Service", "name": "web"}],
             "loadBalancer": {"type": "leastRequest"}
+        }),
+        Kind::RateLimit => json!({
+            "targetRefs": [{"kind": "Service", "name": "web"}],
+            "limits": [{"requests": 20, "per": "1m"}]
+        }),
+        Kind::FaultInjection => json!({
+            "targetRefs": [{"kind": "Service", "name": "web"}],
+            "delay": {"percent": 5.0, "fixedDelay": "1s"}
         }),
     }
 }

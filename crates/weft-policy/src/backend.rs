@@ -43,34 +43,7 @@ impl Default for Attached {
 
 /// Checks a parsed `BackendPolicy` spec.
 pub(crate) fn validate(spec: &Spec, errors: &mut Errors) {
-    if spec.target_refs.is_empty() {
-        errors.push(
-            "spec.targetRefs",
-            "a BackendPolicy needs at least one target, e.g. [{kind: Service, name: catalog}]",
-        );
-    }
-    for (i, t) in spec.target_refs.iter().enumerate() {
-        let path = format!("spec.targetRefs[{i}]");
-        if !matches!(t.group.as_deref(), None | Some("" | "weft.dev")) {
-            errors.push(
-                format!("{path}.group"),
-                format!(
-                    "{:?} is not supported; use \"\" or \"weft.dev\" (a Service)",
-                    t.group.as_deref().unwrap_or_default()
-                ),
-            );
-        }
-        if t.kind != "Service" {
-            errors.push(
-                format!("{path}.kind"),
-                format!(
-                    "{:?} is not supported; a BackendPolicy targets a Service",
-                    t.kind
-                ),
-            );
-        }
-        field::label(errors, &format!("{path}.name"), &t.name);
-    }
+    crate::traffic::validate_targets(errors, "BackendPolicy", &spec.target_refs);
     build(spec, errors);
 }
 
@@ -516,11 +489,9 @@ pub(crate) fn compile(
                 }
                 Err((reason, message)) => (false, reason, message),
             };
-            ancestors[i].push(json!({
-                "ancestorRef": {"group": "", "kind": "Service", "name": t.name, "namespace": ns},
-                "controllerName": status::CONTROLLER_NAME,
-                "conditions": [status::condition("Accepted", ok, reason, &message, generation)],
-            }));
+            ancestors[i].push(status::policy_ancestor(
+                ns, &t.name, ok, reason, &message, generation,
+            ));
         }
     }
     let statuses = ancestors

@@ -18,6 +18,11 @@ impl Errors {
         });
     }
 
+    /// Adds every problem of `other`.
+    pub(crate) fn extend(&mut self, other: Errors) {
+        self.0.extend(other.0);
+    }
+
     pub(crate) fn into_result(self) -> Result<(), ValidationErrors> {
         if self.0.is_empty() {
             Ok(())

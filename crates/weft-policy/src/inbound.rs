@@ -21,6 +21,7 @@ pub(crate) fn compile(
     mesh_mode: mesh::MtlsMode,
     services: &[(&Object, Spec)],
     workloads: &[Workload<'_>],
+    traffic: &[crate::traffic::Policy<'_>],
 ) -> BTreeMap<String, pb::InboundPolicy> {
     let default = mode(mesh_mode);
     workloads
@@ -49,7 +50,7 @@ pub(crate) fn compile(
                 }
             }
             let name = format!("{}.{namespace}", w.object.metadata.name);
-            let policy = pb::InboundPolicy {
+            let mut policy = pb::InboundPolicy {
                 workload: format!("{namespace}/{}", w.object.metadata.name),
                 mtls: mtls_mode_to_pb(default) as i32,
                 ports: ports
@@ -60,7 +61,16 @@ pub(crate) fn compile(
                         mtls: mtls_mode_to_pb(m) as i32,
                     })
                     .collect(),
+                rate_limits: Vec::new(),
+                faults: Vec::new(),
             };
+            crate::traffic::for_workload(
+                traffic,
+                services,
+                namespace,
+                &w.object.metadata.labels,
+                &mut policy,
+            );
             (name, policy)
         })
         .collect()

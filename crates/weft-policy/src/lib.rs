@@ -21,6 +21,7 @@ mod mesh;
 mod route;
 mod service;
 mod status;
+mod traffic;
 mod vip;
 mod workload;
 
@@ -93,6 +94,7 @@ pub fn compile<'a>(objects: impl IntoIterator<Item = &'a Object>) -> Compiled {
     let mut workloads = Vec::new();
     let mut routes = Vec::new();
     let mut policies = Vec::new();
+    let mut traffic_policies = Vec::new();
     for &object in &objects {
         let Ok(key) = object.key() else { continue };
         match checked(object) {
@@ -109,6 +111,12 @@ pub fn compile<'a>(objects: impl IntoIterator<Item = &'a Object>) -> Compiled {
                 object,
                 spec: *spec,
             }),
+            Ok(Spec::RateLimit(spec)) => {
+                traffic_policies.push(traffic::Policy::RateLimit(object, *spec));
+            }
+            Ok(Spec::FaultInjection(spec)) => {
+                traffic_policies.push(traffic::Policy::Fault(object, *spec));
+            }
             Ok(Spec::Mesh(_)) => {}
             Err(errors) => {
                 let generation = object.metadata.generation;
@@ -123,7 +131,7 @@ pub fn compile<'a>(objects: impl IntoIterator<Item = &'a Object>) -> Compiled {
                             .statuses
                             .insert(key, status::invalid_route(&errors, generation));
                     }
-                    Kind::BackendPolicy => {
+                    Kind::BackendPolicy | Kind::RateLimit | Kind::FaultInjection => {
                         compiled
                             .statuses
                             .insert(key, status::invalid_policy(&errors, generation));
@@ -189,7 +197,17 @@ pub fn compile<'a>(objects: impl IntoIterator<Item = &'a Object>) -> Compiled {
             .services
             .insert(format!("{}.{}", svc.name, svc.namespace), svc);
     }
-    compiled.inbound_policies = inbound::compile(mesh.mtls.mode, &services, &workloads);
+    traffic::sort(&mut traffic_policies);
+    compiled.inbound_policies =
+        inbound::compile(mesh.mtls.mode, &services, &workloads, &traffic_policies);
+    for (p, status) in traffic_policies
+        .iter()
+        .zip(traffic::statuses(&traffic_policies, &services))
+    {
+        if let Ok(key) = p.object().key() {
+            compiled.statuses.insert(key, status);
+        }
+    }
     route::compile(
         &routes,
         &ports,
@@ -208,6 +226,8 @@ enum Spec {
     GrpcRoute(api::route::GrpcSpec),
     TcpRoute(api::route::TcpSpec),
     BackendPolicy(Box<api::backend::Spec>),
+    RateLimit(Box<api::traffic::RateLimitSpec>),
+    FaultInjection(Box<api::traffic::FaultSpec>),
 }
 
 /// Validates `object` and returns its typed spec.
@@ -284,6 +304,10 @@ fn spec(object: &Object, kind: Kind, errors: &mut field::Errors) -> Option<Spec>
         Kind::BackendPolicy => {
             field::parse("spec", value).map(|s| Spec::BackendPolicy(Box::new(s)))
         }
+        Kind::RateLimit => field::parse("spec", value).map(|s| Spec::RateLimit(Box::new(s))),
+        Kind::FaultInjection => {
+            field::parse("spec", value).map(|s| Spec::FaultInjection(Box::new(s)))
+        }
     };
     let spec = match parsed {
         Ok(spec) => spec,
@@ -300,6 +324,8 @@ fn spec(object: &Object, kind: Kind, errors: &mut field::Errors) -> Option<Spec>
         Spec::GrpcRoute(s) => route::grpc::validate(s, errors),
         Spec::TcpRoute(s) => route::tcp::validate(s, errors),
         Spec::BackendPolicy(s) => backend::validate(s, errors),
+        Spec::RateLimit(s) => traffic::validate_rate_limit(s, errors),
+        Spec::FaultInjection(s) => traffic::validate_fault(s, errors),
     }
     Some(spec)
 }

@@ -141,3 +141,20 @@ pub(crate) fn invalid_policy(errors: &ValidationErrors, generation: Option<i64>)
         "conditions": [condition("Accepted", false, "Invalid", &errors.to_string(), generation)],
     })
 }
+
+/// One `status.ancestors[]` entry of a policy (Gateway API `PolicyAncestorStatus`)
+/// for its target `Service` `namespace/name`.
+pub(crate) fn policy_ancestor(
+    namespace: &str,
+    name: &str,
+    ok: bool,
+    reason: &str,
+    message: &str,
+    generation: Option<i64>,
+) -> Value {
+    json!({
+        "ancestorRef": {"group": "", "kind": "Service", "name": name, "namespace": namespace},
+        "controllerName": CONTROLLER_NAME,
+        "conditions": [condition("Accepted", ok, reason, message, generation)],
+    })
+}

@@ -209,9 +209,54 @@ fn rejects_bad_values_with_path_and_message() {
             "CR, LF or NUL",
         ),
         (
-            route("{ backendRefs: [{ name: echo }], filters: [{ type: RequestRedirect, requestRedirect: { statusCode: 301 } }] }"),
+            route("{ backendRefs: [{ name: echo }], filters: [{ type: ExtensionRef, extensionRef: { name: x } }] }"),
             "spec.rules[1].filters[0].type",
-            "\"RequestRedirect\" is not supported yet",
+            "\"ExtensionRef\" is not supported",
+        ),
+        (
+            route("{ filters: [{ type: RequestRedirect, requestRedirect: { statusCode: 304 } }] }"),
+            "spec.rules[1].filters[0].requestRedirect.statusCode",
+            "304 is not a redirect status",
+        ),
+        (
+            route("{ filters: [{ type: RequestRedirect, requestRedirect: { scheme: ftp } }] }"),
+            "spec.rules[1].filters[0].requestRedirect.scheme",
+            "must be http or https",
+        ),
+        (
+            route("{ matches: [{ path: { type: Exact, value: /a } }], backendRefs: [{ name: echo }], filters: [{ type: URLRewrite, urlRewrite: { path: { type: ReplacePrefixMatch, replacePrefixMatch: /b } } }] }"),
+            "spec.rules[1].filters",
+            "every match of the rule must have a PathPrefix path",
+        ),
+        (
+            route("{ backendRefs: [{ name: echo }], filters: [{ type: URLRewrite, urlRewrite: { path: { type: ReplaceFullPath } } }] }"),
+            "spec.rules[1].filters[0].urlRewrite.path.replaceFullPath",
+            "required with type ReplaceFullPath",
+        ),
+        (
+            route("{ backendRefs: [{ name: echo }], filters: [{ type: URLRewrite, urlRewrite: { hostname: 'Bad Host' } }] }"),
+            "spec.rules[1].filters[0].urlRewrite.hostname",
+            "is not a host name",
+        ),
+        (
+            route("{ backendRefs: [{ name: echo }], filters: [{ type: RequestMirror, requestMirror: { backendRef: { name: shadow }, percent: 101 } }] }"),
+            "spec.rules[1].filters[0].requestMirror.percent",
+            "101 is not a percentage",
+        ),
+        (
+            route("{ backendRefs: [{ name: echo }], filters: [{ type: RequestMirror, requestMirror: { backendRef: { name: shadow }, fraction: { numerator: 3, denominator: 2 } } }] }"),
+            "spec.rules[1].filters[0].requestMirror.fraction",
+            "not a fraction between 0 and 1",
+        ),
+        (
+            route("{ filters: [{ type: RequestRedirect, requestRedirect: { scheme: https } }, { type: RequestMirror, requestMirror: { backendRef: { name: shadow } } }] }"),
+            "spec.rules[1].filters",
+            "cannot be combined",
+        ),
+        (
+            route("{ filters: [{ type: RequestMirror, requestMirror: { backendRef: { name: shadow } } }] }"),
+            "spec.rules[1].backendRefs",
+            "at least one backendRef",
         ),
         (
             route("{ backendRefs: [{ name: echo }], filters: [{ type: RequestHeaderModifier }] }"),

@@ -208,6 +208,7 @@ fn listeners(config: &Config, errors: &mut Errors) {
 const RESERVED_HEADERS: &[&str] = super::HeaderEdits::PROTECTED;
 
 fn inbound(config: &Config, errors: &mut Errors) {
+    inbound_policies(config, errors);
     let Some(header) = &config.inbound.identity_header else {
         return;
     };
@@ -229,6 +230,80 @@ fn inbound(config: &Config, errors: &mut Errors) {
             "inbound.identityHeader",
             format!("{header:?} is a header with its own meaning; pick another, e.g. x-weft-peer-identity"),
         );
+    }
+}
+
+/// `inbound.rateLimits` and `inbound.faults`.
+fn inbound_policies(config: &Config, errors: &mut Errors) {
+    let served = |p: &u16| config.workload.ports.iter().any(|w| w.port == *p);
+    let scope = |errors: &mut Errors, path: &str, ports: &[u16], matches: &[super::RouteMatch]| {
+        for (i, p) in ports.iter().enumerate() {
+            if !served(p) {
+                errors.push(
+                    format!("{path}.ports[{i}]"),
+                    format!("{p} is not one of workload.ports"),
+                );
+            }
+        }
+        for (m, mat) in matches.iter().enumerate() {
+            if let Some(p) = &mat.path {
+                path_match(&format!("{path}.matches[{m}].path"), p, errors);
+            }
+            key_values(
+                &format!("{path}.matches[{m}].headers"),
+                &mat.headers,
+                true,
+                errors,
+            );
+        }
+    };
+    for (i, l) in config.inbound.rate_limits.iter().enumerate() {
+        let path = format!("inbound.rateLimits[{i}]");
+        scope(errors, &path, &l.ports, &l.matches);
+        if l.requests == 0 {
+            errors.push(format!("{path}.requests"), "must be at least 1");
+        }
+        if l.per.is_zero() {
+            errors.push(format!("{path}.per"), "must be longer than 0s");
+        }
+        if l.burst == Some(0) {
+            errors.push(format!("{path}.burst"), "must be at least 1");
+        }
+    }
+    for (i, f) in config.inbound.faults.iter().enumerate() {
+        let path = format!("inbound.faults[{i}]");
+        scope(errors, &path, &f.ports, &f.matches);
+        if f.delay.is_none() && f.abort.is_none() {
+            errors.push(path.clone(), "needs a delay, an abort, or both");
+        }
+        if let Some(d) = &f.delay {
+            if !(0.0..=100.0).contains(&d.percent) {
+                errors.push(
+                    format!("{path}.delay.percent"),
+                    format!("{} is not a percentage (0-100)", d.percent),
+                );
+            }
+        }
+        if let Some(a) = &f.abort {
+            if !(0.0..=100.0).contains(&a.percent) {
+                errors.push(
+                    format!("{path}.abort.percent"),
+                    format!("{} is not a percentage (0-100)", a.percent),
+                );
+            }
+            if !(200..=599).contains(&a.http_status) {
+                errors.push(
+                    format!("{path}.abort.httpStatus"),
+                    format!("{} is not an HTTP status (200-599)", a.http_status),
+                );
+            }
+            if a.grpc_status.is_some_and(|s| s == 0 || s > 16) {
+                errors.push(
+                    format!("{path}.abort.grpcStatus"),
+                    "must be a gRPC error code (1-16, e.g. 14 UNAVAILABLE)",
+                );
+            }
+        }
     }
 }
 
@@ -501,7 +576,79 @@ fn rules(
             key_values(&format!("{mpath}.headers"), &mat.headers, true, errors);
             key_values(&format!("{mpath}.query"), &mat.query, false, errors);
         }
-        backends(config, table, parent, &rpath, rule, errors);
+        filters(config, &rpath, rule, errors);
+        if rule.redirect.is_none() || !rule.backends.is_empty() {
+            backends(config, table, parent, &rpath, rule, errors);
+        }
+    }
+}
+
+/// A rule's redirect, rewrite and mirrors.
+fn filters(config: &Config, rpath: &str, rule: &super::RouteRule, errors: &mut Errors) {
+    use super::PathRewrite;
+    let prefix_only = rule
+        .matches
+        .iter()
+        .all(|m| matches!(m.path, Some(super::PathMatch::Prefix(_)) | None));
+    let path_rewrite = |errors: &mut Errors, field: &str, p: &PathRewrite| {
+        let (PathRewrite::Full(v) | PathRewrite::Prefix(v)) = p;
+        let empty_prefix = v.is_empty() && matches!(p, PathRewrite::Prefix(_));
+        if !v.starts_with('/') && !empty_prefix {
+            errors.push(
+                format!("{rpath}.{field}.path"),
+                format!("{v:?} must start with '/'"),
+            );
+        }
+        if matches!(p, PathRewrite::Prefix(_)) && !prefix_only {
+            errors.push(
+                format!("{rpath}.{field}.path.prefix"),
+                "replaces the matched prefix, so every match of the rule must be a path prefix",
+            );
+        }
+    };
+    if let Some(d) = &rule.redirect {
+        if let Some(p) = &d.path {
+            path_rewrite(errors, "redirect", p);
+        }
+        if !matches!(d.status, 301 | 302 | 303 | 307 | 308) {
+            errors.push(
+                format!("{rpath}.redirect.status"),
+                format!(
+                    "{} is not a redirect status (301, 302, 303, 307, 308)",
+                    d.status
+                ),
+            );
+        }
+        if !matches!(d.scheme.as_deref(), None | Some("http" | "https")) {
+            errors.push(format!("{rpath}.redirect.scheme"), "must be http or https");
+        }
+        if rule.rewrite.is_some() || !rule.mirrors.is_empty() {
+            errors.push(
+                format!("{rpath}.redirect"),
+                "a redirect answers the client itself; it cannot be combined with rewrite or mirrors",
+            );
+        }
+    }
+    if let Some(w) = &rule.rewrite {
+        if let Some(p) = &w.path {
+            path_rewrite(errors, "rewrite", p);
+        }
+    }
+    let deferred = errors.1 == References::Deferred;
+    for (m, mirror) in rule.mirrors.iter().enumerate() {
+        let mpath = format!("{rpath}.mirrors[{m}]");
+        if !(0.0..=100.0).contains(&mirror.percent) {
+            errors.push(
+                format!("{mpath}.percent"),
+                format!("{} is not a percentage (0-100)", mirror.percent),
+            );
+        }
+        if !deferred && config.service(&mirror.service).is_none() {
+            errors.push(
+                format!("{mpath}.service"),
+                format!("no service {:?} in services", mirror.service),
+            );
+        }
     }
 }
 

@@ -15,6 +15,7 @@ pub mod backend;
 pub mod mesh;
 pub mod route;
 pub mod service;
+pub mod traffic;
 pub mod workload;
 
 /// Group and version of Weft's own kinds.
@@ -44,11 +45,15 @@ pub enum Kind {
     TcpRoute,
     /// How callers treat a destination service: balancing, limits, ejection, health.
     BackendPolicy,
+    /// Local rate limits a service's workloads apply to what they receive.
+    RateLimit,
+    /// Delays and aborts a service's workloads inject (chaos testing).
+    FaultInjection,
 }
 
 impl Kind {
     /// Every kind, in the order the CLI lists them.
-    pub const ALL: [Kind; 7] = [
+    pub const ALL: [Kind; 9] = [
         Kind::Mesh,
         Kind::Service,
         Kind::Workload,
@@ -56,6 +61,8 @@ impl Kind {
         Kind::GrpcRoute,
         Kind::TcpRoute,
         Kind::BackendPolicy,
+        Kind::RateLimit,
+        Kind::FaultInjection,
     ];
 
     /// The `kind` field value, e.g. `HTTPRoute`.
@@ -68,6 +75,8 @@ impl Kind {
             Kind::GrpcRoute => "GRPCRoute",
             Kind::TcpRoute => "TCPRoute",
             Kind::BackendPolicy => "BackendPolicy",
+            Kind::RateLimit => "RateLimit",
+            Kind::FaultInjection => "FaultInjection",
         }
     }
 
@@ -81,13 +90,20 @@ impl Kind {
             Kind::GrpcRoute => "grpcroutes",
             Kind::TcpRoute => "tcproutes",
             Kind::BackendPolicy => "backendpolicies",
+            Kind::RateLimit => "ratelimits",
+            Kind::FaultInjection => "faultinjections",
         }
     }
 
     /// The `apiVersion` this kind is written with.
     pub fn api_version(self) -> &'static str {
         match self {
-            Kind::Mesh | Kind::Service | Kind::Workload | Kind::BackendPolicy => WEFT_API_VERSION,
+            Kind::Mesh
+            | Kind::Service
+            | Kind::Workload
+            | Kind::BackendPolicy
+            | Kind::RateLimit
+            | Kind::FaultInjection => WEFT_API_VERSION,
             Kind::HttpRoute | Kind::GrpcRoute => GATEWAY_API_VERSION,
             Kind::TcpRoute => GATEWAY_API_ALPHA_VERSION,
         }
@@ -96,9 +112,12 @@ impl Kind {
     /// `apiVersion` values accepted on input for this kind.
     pub fn accepted_api_versions(self) -> &'static [&'static str] {
         match self {
-            Kind::Mesh | Kind::Service | Kind::Workload | Kind::BackendPolicy => {
-                &[WEFT_API_VERSION]
-            }
+            Kind::Mesh
+            | Kind::Service
+            | Kind::Workload
+            | Kind::BackendPolicy
+            | Kind::RateLimit
+            | Kind::FaultInjection => &[WEFT_API_VERSION],
             Kind::HttpRoute | Kind::GrpcRoute => &[GATEWAY_API_VERSION],
             Kind::TcpRoute => &[GATEWAY_API_ALPHA_VERSION, GATEWAY_API_VERSION],
         }
@@ -127,6 +146,8 @@ impl Kind {
             Kind::Workload => &["wl"],
             Kind::HttpRoute => &["route", "routes"],
             Kind::BackendPolicy => &["bp"],
+            Kind::RateLimit => &["rl"],
+            Kind::FaultInjection => &["fault", "faults"],
             Kind::GrpcRoute | Kind::TcpRoute => &[],
         }
     }
@@ -141,7 +162,7 @@ impl fmt::Display for Kind {
 /// Error for an unknown kind name.
 #[derive(Debug, thiserror::Error)]
 #[error(
-    "unknown kind {0:?} (expected one of Mesh, Service, Workload, HTTPRoute, GRPCRoute, TCPRoute, BackendPolicy)"
+    "unknown kind {0:?} (expected one of Mesh, Service, Workload, HTTPRoute, GRPCRoute, TCPRoute, BackendPolicy, RateLimit, FaultInjection)"
 )]
 pub struct UnknownKind(pub String);
 

@@ -36,13 +36,15 @@ pub struct HttpRule {
     /// (everything).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub matches: Vec<HttpMatch>,
-    /// Filters, in Gateway API shape. Supported: `RequestHeaderModifier` and
-    /// `ResponseHeaderModifier` (see [`HeaderModifier`]); validation names any other
-    /// type. Kept as JSON so an unsupported filter gets an error naming it, not a
-    /// parse failure.
+    /// Filters, in Gateway API shape: `RequestHeaderModifier` and
+    /// `ResponseHeaderModifier` ([`HeaderModifier`]), `RequestRedirect`
+    /// ([`RequestRedirect`]), `URLRewrite` ([`UrlRewrite`]) and `RequestMirror`
+    /// ([`RequestMirror`]); validation names any other type. Kept as JSON so an
+    /// unsupported filter gets an error naming it, not a parse failure.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub filters: Vec<serde_json::Value>,
-    /// Weighted backends. At least one.
+    /// Weighted backends. At least one, unless the rule redirects.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub backend_refs: Vec<BackendRef>,
     /// Timeouts. Default: none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -52,6 +54,82 @@ pub struct HttpRule {
     /// else. Every retry is also bounded by the destination's retry budget.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retry: Option<HttpRetry>,
+}
+
+/// A `RequestRedirect` filter's body: the client is told to go elsewhere; no backend
+/// is contacted. Unset fields keep the request's value.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RequestRedirect {
+    /// `http` or `https`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scheme: Option<String>,
+    /// Host name of the `Location`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hostname: Option<String>,
+    /// Path of the `Location`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<PathModifier>,
+    /// Port of the `Location`. Default: the well-known port of `scheme` when it is
+    /// set, else the request's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port: Option<u16>,
+    /// 301, 302 (default), 303, 307 or 308.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status_code: Option<u16>,
+}
+
+/// A `URLRewrite` filter's body: the request is changed before it is forwarded.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct UrlRewrite {
+    /// New `Host` (and `:authority`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hostname: Option<String>,
+    /// New path.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<PathModifier>,
+}
+
+/// How a redirect or rewrite changes the path.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PathModifier {
+    /// `ReplaceFullPath` or `ReplacePrefixMatch`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// The whole new path, with `ReplaceFullPath`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replace_full_path: Option<String>,
+    /// What replaces the matched `PathPrefix`, with `ReplacePrefixMatch`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replace_prefix_match: Option<String>,
+}
+
+/// A `RequestMirror` filter's body: a copy of matching requests goes to another
+/// backend too; its responses are discarded.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RequestMirror {
+    /// Where copies go (`weight` is not used).
+    pub backend_ref: BackendRef,
+    /// Share of requests copied, 0-100. Default 100.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub percent: Option<u32>,
+    /// Share of requests copied as a fraction (instead of `percent`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fraction: Option<Fraction>,
+}
+
+/// `numerator / denominator` (denominator default 100).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Fraction {
+    /// Numerator, at most the denominator.
+    pub numerator: u32,
+    /// Denominator, at least 1. Default 100.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub denominator: Option<u32>,
 }
 
 /// A `RequestHeaderModifier` / `ResponseHeaderModifier` filter's body.

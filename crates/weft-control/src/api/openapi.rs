@@ -261,7 +261,7 @@ fn kind_schema(kind: Kind, spec: &Value) -> Value {
 /// The JSON schema of a kind's spec, and the definitions it refers to, renamed
 /// `<Kind>.<Type>` (two kinds may both have a `Port`) and referenced as components.
 fn spec_schema(kind: Kind) -> (Value, Map<String, Value>) {
-    use weft_api::resource::{backend, mesh, route, service, workload};
+    use weft_api::resource::{backend, mesh, route, service, traffic, workload};
     let schema = match kind {
         Kind::Mesh => schemars::schema_for!(mesh::Spec),
         Kind::Service => schemars::schema_for!(service::Spec),
@@ -270,6 +270,8 @@ fn spec_schema(kind: Kind) -> (Value, Map<String, Value>) {
         Kind::GrpcRoute => schemars::schema_for!(route::GrpcSpec),
         Kind::TcpRoute => schemars::schema_for!(route::TcpSpec),
         Kind::BackendPolicy => schemars::schema_for!(backend::Spec),
+        Kind::RateLimit => schemars::schema_for!(traffic::RateLimitSpec),
+        Kind::FaultInjection => schemars::schema_for!(traffic::FaultSpec),
     };
     let mut schema = serde_json::to_value(schema).unwrap_or_default();
     let mut definitions = Map::new();

@@ -5,7 +5,8 @@ use std::collections::HashSet;
 use weft_api::pb::v1 as pb;
 use weft_api::proxy::{self, KeyValueMatch, StringMatch};
 use weft_api::resource::route::{
-    parse_duration, HeaderModifier, HttpMatch, HttpSpec, PathMatchType, ValueMatch, ValueMatchType,
+    parse_duration, HeaderModifier, HttpMatch, HttpSpec, PathMatchType, PathModifier,
+    RequestMirror, RequestRedirect, UrlRewrite, ValueMatch, ValueMatchType,
 };
 use weft_api::resource::{Kind, Object};
 
@@ -32,8 +33,30 @@ pub(crate) fn validate(spec: &HttpSpec, errors: &mut Errors) {
         for (m, mat) in rule.matches.iter().enumerate() {
             validate_match(errors, &format!("{rpath}.matches[{m}]"), mat);
         }
-        header_filters(Some(errors), &format!("{rpath}.filters"), &rule.filters);
-        super::validate_backend_refs(errors, &rpath, &rule.backend_refs);
+        let compiled = filters(Some(errors), &format!("{rpath}.filters"), &rule.filters);
+        let prefix_only = rule.matches.iter().all(|m| {
+            m.path
+                .as_ref()
+                .is_none_or(|p| p.kind == PathMatchType::PathPrefix)
+        });
+        if compiled.uses_prefix && !prefix_only {
+            errors.push(
+                format!("{rpath}.filters"),
+                "ReplacePrefixMatch replaces the matched prefix, so every match of the rule \
+                 must have a PathPrefix path",
+            );
+        }
+        for (i, (mirror, _)) in compiled.mirrors.iter().enumerate() {
+            super::validate_backend_ref(
+                errors,
+                &format!("{rpath}.mirrors[{i}].backendRef"),
+                mirror,
+            );
+        }
+        // A redirect answers without a backend, so its rule needs none.
+        if compiled.redirect.is_none() || !rule.backend_refs.is_empty() {
+            super::validate_backend_refs(errors, &rpath, &rule.backend_refs);
+        }
         if let Some(t) = &rule.timeouts {
             let parse = |errors: &mut Errors, field: &str, text: &Option<String>| {
                 let text = text.as_deref()?;
@@ -92,7 +115,7 @@ fn validate_retry(errors: &mut Errors, path: &str, r: &weft_api::resource::route
     }
 }
 
-fn validate_match(errors: &mut Errors, path: &str, m: &HttpMatch) {
+pub(crate) fn validate_match(errors: &mut Errors, path: &str, m: &HttpMatch) {
     if let Some(p) = &m.path {
         let ppath = format!("{path}.path.value");
         match p.kind {
@@ -178,6 +201,22 @@ pub(crate) fn value_match(kv: &ValueMatch) -> KeyValueMatch {
     }
 }
 
+/// A (validated) `HTTPRoute` match as a proxy match, without an authority.
+pub(crate) fn proxy_match(m: &HttpMatch) -> proxy::RouteMatch {
+    proxy::RouteMatch {
+        authority: None,
+        path: m.path.as_ref().and_then(|p| match p.kind {
+            PathMatchType::PathPrefix if p.value == "/" => None,
+            PathMatchType::PathPrefix => Some(proxy::PathMatch::Prefix(p.value.clone())),
+            PathMatchType::Exact => Some(proxy::PathMatch::Exact(p.value.clone())),
+            PathMatchType::RegularExpression => Some(proxy::PathMatch::Regex(p.value.clone())),
+        }),
+        method: m.method.clone(),
+        headers: m.headers.iter().map(value_match).collect(),
+        query: m.query_params.iter().map(value_match).collect(),
+    }
+}
+
 /// Reduces a valid spec: each match × hostname becomes one proxy match. Durations
 /// were validated, so a parse failure here cannot happen and is treated as "none".
 pub(crate) fn reduce(object: &Object, spec: HttpSpec) -> Route<'_> {
@@ -186,7 +225,7 @@ pub(crate) fn reduce(object: &Object, spec: HttpSpec) -> Route<'_> {
         .rules
         .into_iter()
         .map(|rule| {
-            let headers = header_filters(None, "", &rule.filters);
+            let filters = filters(None, "", &rule.filters);
             let defaults = [HttpMatch::default()];
             let user = if rule.matches.is_empty() {
                 &defaults[..]
@@ -198,19 +237,7 @@ pub(crate) fn reduce(object: &Object, spec: HttpSpec) -> Route<'_> {
                 for authority in &authorities {
                     matches.push(proxy::RouteMatch {
                         authority: authority.clone(),
-                        path: m.path.as_ref().and_then(|p| match p.kind {
-                            PathMatchType::PathPrefix if p.value == "/" => None,
-                            PathMatchType::PathPrefix => {
-                                Some(proxy::PathMatch::Prefix(p.value.clone()))
-                            }
-                            PathMatchType::Exact => Some(proxy::PathMatch::Exact(p.value.clone())),
-                            PathMatchType::RegularExpression => {
-                                Some(proxy::PathMatch::Regex(p.value.clone()))
-                            }
-                        }),
-                        method: m.method.clone(),
-                        headers: m.headers.iter().map(value_match).collect(),
-                        query: m.query_params.iter().map(value_match).collect(),
+                        ..proxy_match(m)
                     });
                 }
             }
@@ -226,8 +253,11 @@ pub(crate) fn reduce(object: &Object, spec: HttpSpec) -> Route<'_> {
                     .as_ref()
                     .and_then(|t| nonzero(t.backend_request.as_deref())),
                 retry: rule.retry.as_ref().map(retry),
-                request_headers: headers.0,
-                response_headers: headers.1,
+                request_headers: filters.request_headers,
+                response_headers: filters.response_headers,
+                redirect: filters.redirect,
+                rewrite: filters.rewrite,
+                mirrors: filters.mirrors,
             }
         })
         .collect();
@@ -239,22 +269,32 @@ pub(crate) fn reduce(object: &Object, spec: HttpSpec) -> Route<'_> {
     }
 }
 
-/// The header modifier filters of a rule, as proxy edits `(request, response)`;
-/// with `errors`, every problem is reported with its path (and other filter types are
-/// refused, naming them).
-fn header_filters(
-    mut errors: Option<&mut Errors>,
-    path: &str,
-    filters: &[serde_json::Value],
-) -> (Option<pb::HeaderEdits>, Option<pb::HeaderEdits>) {
-    let mut request = None;
-    let mut response = None;
-    for (i, filter) in filters.iter().enumerate() {
+/// What a rule's filters compile to.
+#[derive(Default)]
+struct Filters {
+    request_headers: Option<pb::HeaderEdits>,
+    response_headers: Option<pb::HeaderEdits>,
+    redirect: Option<pb::Redirect>,
+    rewrite: Option<pb::Rewrite>,
+    mirrors: Vec<(weft_api::resource::route::BackendRef, u32)>,
+    /// A redirect or rewrite replaces the matched prefix.
+    uses_prefix: bool,
+}
+
+/// The filters of a rule in proxy form; with `errors`, every problem is reported with
+/// its path (and unsupported filter types are refused, naming them).
+fn filters(mut errors: Option<&mut Errors>, path: &str, list: &[serde_json::Value]) -> Filters {
+    let mut out = Filters::default();
+    let mut seen = HashSet::new();
+    for (i, filter) in list.iter().enumerate() {
         let fpath = format!("{path}[{i}]");
         let kind = filter["type"].as_str().unwrap_or_default();
-        let (field, slot) = match kind {
-            "RequestHeaderModifier" => ("requestHeaderModifier", &mut request),
-            "ResponseHeaderModifier" => ("responseHeaderModifier", &mut response),
+        let field = match kind {
+            "RequestHeaderModifier" => "requestHeaderModifier",
+            "ResponseHeaderModifier" => "responseHeaderModifier",
+            "RequestRedirect" => "requestRedirect",
+            "URLRewrite" => "urlRewrite",
+            "RequestMirror" => "requestMirror",
             "" => {
                 if let Some(e) = errors.as_deref_mut() {
                     e.push(
@@ -269,8 +309,8 @@ fn header_filters(
                     e.push(
                         format!("{fpath}.type"),
                         format!(
-                            "{other:?} is not supported yet; supported: RequestHeaderModifier, \
-                             ResponseHeaderModifier"
+                            "{other:?} is not supported; supported: RequestHeaderModifier, \
+                             ResponseHeaderModifier, RequestRedirect, URLRewrite, RequestMirror"
                         ),
                     );
                 }
@@ -278,51 +318,252 @@ fn header_filters(
             }
         };
         let body = filter[field].clone();
-        let parsed: Result<HeaderModifier, _> = if body.is_null() {
-            Err(weft_api::proxy::FieldError {
-                path: format!("{fpath}.{field}"),
-                message: format!("required with type {kind}"),
-            })
-        } else {
-            field::parse(&format!("{fpath}.{field}"), body)
-        };
-        let modifier = match parsed {
-            Ok(m) => m,
-            Err(e) => {
-                if let Some(errors) = errors.as_deref_mut() {
-                    errors.push(e.path, e.message);
-                }
-                continue;
+        let bpath = format!("{fpath}.{field}");
+        if body.is_null() {
+            if let Some(e) = errors.as_deref_mut() {
+                e.push(bpath, format!("required with type {kind}"));
             }
-        };
-        if let Some(errors) = errors.as_deref_mut() {
-            if slot.is_some() {
-                errors.push(
+            continue;
+        }
+        // Mirrors may repeat (one per target); the others may not.
+        if kind != "RequestMirror" && !seen.insert(kind) {
+            if let Some(e) = errors.as_deref_mut() {
+                e.push(
                     format!("{fpath}.type"),
                     format!("{kind} appears twice in this rule; merge them"),
                 );
             }
-            validate_modifier(errors, &format!("{fpath}.{field}"), &modifier);
+            continue;
         }
-        let pairs = |v: &[weft_api::resource::route::HeaderValue]| {
-            v.iter()
-                .map(|h| pb::HeaderPair {
-                    name: h.name.to_ascii_lowercase(),
-                    value: h.value.clone(),
-                })
-                .collect()
-        };
-        *slot = Some(pb::HeaderEdits {
-            set: pairs(&modifier.set),
-            add: pairs(&modifier.add),
-            remove: modifier
-                .remove
-                .iter()
-                .map(|n| n.to_ascii_lowercase())
-                .collect(),
-        });
+        let mut problems = Errors::default();
+        match kind {
+            "RequestHeaderModifier" | "ResponseHeaderModifier" => {
+                let Some(modifier) = parse_into::<HeaderModifier>(&mut problems, &bpath, body)
+                else {
+                    merge(&mut errors, problems);
+                    continue;
+                };
+                validate_modifier(&mut problems, &bpath, &modifier);
+                let edits = header_edits(&modifier);
+                if kind == "RequestHeaderModifier" {
+                    out.request_headers = Some(edits);
+                } else {
+                    out.response_headers = Some(edits);
+                }
+            }
+            "RequestRedirect" => {
+                if let Some(r) = parse_into::<RequestRedirect>(&mut problems, &bpath, body) {
+                    out.redirect = Some(redirect(&mut problems, &bpath, &r, &mut out.uses_prefix));
+                }
+            }
+            "URLRewrite" => {
+                if let Some(r) = parse_into::<UrlRewrite>(&mut problems, &bpath, body) {
+                    if let Some(h) = &r.hostname {
+                        hostname(&mut problems, &format!("{bpath}.hostname"), h);
+                    }
+                    out.rewrite = Some(pb::Rewrite {
+                        hostname: r.hostname.clone().unwrap_or_default(),
+                        path: r.path.as_ref().and_then(|p| {
+                            path_modifier(
+                                &mut problems,
+                                &format!("{bpath}.path"),
+                                p,
+                                &mut out.uses_prefix,
+                            )
+                        }),
+                    });
+                }
+            }
+            _ => {
+                if let Some(m) = parse_into::<RequestMirror>(&mut problems, &bpath, body) {
+                    let per_million = mirror_share(&mut problems, &bpath, &m);
+                    out.mirrors.push((m.backend_ref, per_million));
+                }
+            }
+        }
+        merge(&mut errors, problems);
     }
-    (request, response)
+    if out.redirect.is_some() && (out.rewrite.is_some() || !out.mirrors.is_empty()) {
+        if let Some(e) = errors {
+            e.push(
+                path,
+                "RequestRedirect answers the client itself; it cannot be combined with \
+                 URLRewrite or RequestMirror",
+            );
+        }
+    }
+    out
+}
+
+fn merge(errors: &mut Option<&mut Errors>, problems: Errors) {
+    if let Some(e) = errors.as_deref_mut() {
+        e.extend(problems);
+    }
+}
+
+fn parse_into<T: serde::de::DeserializeOwned>(
+    errors: &mut Errors,
+    path: &str,
+    body: serde_json::Value,
+) -> Option<T> {
+    field::parse(path, body)
+        .map_err(|e| errors.push(e.path, e.message))
+        .ok()
+}
+
+fn header_edits(modifier: &HeaderModifier) -> pb::HeaderEdits {
+    let pairs = |v: &[weft_api::resource::route::HeaderValue]| {
+        v.iter()
+            .map(|h| pb::HeaderPair {
+                name: h.name.to_ascii_lowercase(),
+                value: h.value.clone(),
+            })
+            .collect()
+    };
+    pb::HeaderEdits {
+        set: pairs(&modifier.set),
+        add: pairs(&modifier.add),
+        remove: modifier
+            .remove
+            .iter()
+            .map(|n| n.to_ascii_lowercase())
+            .collect(),
+    }
+}
+
+fn redirect(
+    errors: &mut Errors,
+    path: &str,
+    r: &RequestRedirect,
+    uses_prefix: &mut bool,
+) -> pb::Redirect {
+    if let Some(scheme) = &r.scheme {
+        if scheme != "http" && scheme != "https" {
+            errors.push(
+                format!("{path}.scheme"),
+                format!("{scheme:?} must be http or https"),
+            );
+        }
+    }
+    if let Some(h) = &r.hostname {
+        hostname(errors, &format!("{path}.hostname"), h);
+    }
+    if let Some(p) = r.port {
+        field::port(errors, &format!("{path}.port"), p);
+    }
+    let status = r.status_code.unwrap_or(302);
+    if ![301, 302, 303, 307, 308].contains(&status) {
+        errors.push(
+            format!("{path}.statusCode"),
+            format!("{status} is not a redirect status; use 301, 302, 303, 307 or 308"),
+        );
+    }
+    pb::Redirect {
+        scheme: r.scheme.clone().unwrap_or_default(),
+        hostname: r.hostname.clone().unwrap_or_default(),
+        path: r
+            .path
+            .as_ref()
+            .and_then(|p| path_modifier(errors, &format!("{path}.path"), p, uses_prefix)),
+        port: r.port.map_or(0, u32::from),
+        status: u32::from(status),
+    }
+}
+
+fn hostname(errors: &mut Errors, path: &str, h: &str) {
+    if !field::is_subdomain(h) {
+        errors.push(
+            path,
+            format!("{h:?} is not a host name (lowercase DNS labels)"),
+        );
+    }
+}
+
+fn path_modifier(
+    errors: &mut Errors,
+    path: &str,
+    p: &PathModifier,
+    uses_prefix: &mut bool,
+) -> Option<pb::PathRewrite> {
+    use weft_api::pb::v1::path_rewrite::Kind as K;
+    let (kind, value, field) = match p.kind.as_str() {
+        "ReplaceFullPath" => (
+            K::Full as fn(String) -> K,
+            &p.replace_full_path,
+            "replaceFullPath",
+        ),
+        "ReplacePrefixMatch" => {
+            *uses_prefix = true;
+            (
+                K::Prefix as fn(String) -> K,
+                &p.replace_prefix_match,
+                "replacePrefixMatch",
+            )
+        }
+        other => {
+            errors.push(
+                format!("{path}.type"),
+                format!(
+                    "{other:?} is not a path modifier; use ReplaceFullPath or ReplacePrefixMatch"
+                ),
+            );
+            return None;
+        }
+    };
+    let Some(value) = value else {
+        errors.push(
+            format!("{path}.{field}"),
+            format!("required with type {}", p.kind),
+        );
+        return None;
+    };
+    if !value.starts_with('/')
+        || value
+            .bytes()
+            .any(|b| b.is_ascii_control() || b == b' ' || b == b'?' || b == b'#')
+    {
+        errors.push(
+            format!("{path}.{field}"),
+            format!(
+                "{value:?} must start with '/' and hold no spaces, '?', '#' or control characters"
+            ),
+        );
+    }
+    Some(pb::PathRewrite {
+        kind: Some(kind(value.clone())),
+    })
+}
+
+/// A mirror's share in millionths, from `percent` or `fraction`.
+fn mirror_share(errors: &mut Errors, path: &str, m: &RequestMirror) -> u32 {
+    match (m.percent, m.fraction) {
+        (Some(_), Some(_)) => {
+            errors.push(path, "set percent or fraction, not both");
+            0
+        }
+        (Some(p), None) if p > 100 => {
+            errors.push(
+                format!("{path}.percent"),
+                format!("{p} is not a percentage (0-100)"),
+            );
+            0
+        }
+        (Some(p), None) => p * 10_000,
+        (None, Some(f)) => {
+            let d = f.denominator.unwrap_or(100);
+            if d == 0 || f.numerator > d {
+                errors.push(
+                    format!("{path}.fraction"),
+                    format!("{}/{d} is not a fraction between 0 and 1", f.numerator),
+                );
+                0
+            } else {
+                u32::try_from(u64::from(f.numerator) * 1_000_000 / u64::from(d))
+                    .unwrap_or(1_000_000)
+            }
+        }
+        (None, None) => 1_000_000,
+    }
 }
 
 /// The most edits one modifier may hold.

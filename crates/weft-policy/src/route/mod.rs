@@ -63,6 +63,10 @@ pub(crate) struct Rule {
     pub(crate) retry: Option<pb::RetryPolicy>,
     pub(crate) request_headers: Option<pb::HeaderEdits>,
     pub(crate) response_headers: Option<pb::HeaderEdits>,
+    pub(crate) redirect: Option<pb::Redirect>,
+    pub(crate) rewrite: Option<pb::Rewrite>,
+    /// Mirror targets with their share in millionths.
+    pub(crate) mirrors: Vec<(BackendRef, u32)>,
 }
 
 /// What compile knows of a service when resolving references: its ports.
@@ -155,44 +159,48 @@ pub(crate) fn validate_backend_refs(errors: &mut Errors, path: &str, refs: &[Bac
         );
     }
     for (i, b) in refs.iter().enumerate() {
-        let bpath = format!("{path}.backendRefs[{i}]");
-        if let Some(group) = b.group.as_deref().filter(|g| !g.is_empty()) {
-            errors.push(
-                format!("{bpath}.group"),
-                format!("{group:?} is not supported: backends are Services (group \"\")"),
-            );
-        }
-        if b.kind() != DEFAULT_REF_KIND {
-            errors.push(
-                format!("{bpath}.kind"),
-                format!(
-                    "{:?} is not supported: only kind Service can be a backend",
-                    b.kind()
-                ),
-            );
-        }
-        field::label(errors, &format!("{bpath}.name"), &b.name);
-        if let Some(ns) = &b.namespace {
-            field::label(errors, &format!("{bpath}.namespace"), ns);
-        }
-        if let Some(port) = b.port {
-            field::port(errors, &format!("{bpath}.port"), port);
-        }
-        if let Some(w) = b.weight {
-            if w < 0 {
-                errors.push(
-                    format!("{bpath}.weight"),
-                    format!("{w}: must be ≥ 0 (0 sends nothing to this backend)"),
-                );
-            } else if w > MAX_WEIGHT {
-                errors.push(
-                    format!("{bpath}.weight"),
-                    format!("{w}: must be ≤ {MAX_WEIGHT}; weights are relative, scale them down"),
-                );
-            }
-        }
-        validate_filters(errors, &format!("{bpath}.filters"), &b.filters);
+        validate_backend_ref(errors, &format!("{path}.backendRefs[{i}]"), b);
     }
+}
+
+/// One `backendRef` (also a mirror's), at `bpath`.
+pub(crate) fn validate_backend_ref(errors: &mut Errors, bpath: &str, b: &BackendRef) {
+    if let Some(group) = b.group.as_deref().filter(|g| !g.is_empty()) {
+        errors.push(
+            format!("{bpath}.group"),
+            format!("{group:?} is not supported: backends are Services (group \"\")"),
+        );
+    }
+    if b.kind() != DEFAULT_REF_KIND {
+        errors.push(
+            format!("{bpath}.kind"),
+            format!(
+                "{:?} is not supported: only kind Service can be a backend",
+                b.kind()
+            ),
+        );
+    }
+    field::label(errors, &format!("{bpath}.name"), &b.name);
+    if let Some(ns) = &b.namespace {
+        field::label(errors, &format!("{bpath}.namespace"), ns);
+    }
+    if let Some(port) = b.port {
+        field::port(errors, &format!("{bpath}.port"), port);
+    }
+    if let Some(w) = b.weight {
+        if w < 0 {
+            errors.push(
+                format!("{bpath}.weight"),
+                format!("{w}: must be ≥ 0 (0 sends nothing to this backend)"),
+            );
+        } else if w > MAX_WEIGHT {
+            errors.push(
+                format!("{bpath}.weight"),
+                format!("{w}: must be ≤ {MAX_WEIGHT}; weights are relative, scale them down"),
+            );
+        }
+    }
+    validate_filters(errors, &format!("{bpath}.filters"), &b.filters);
 }
 
 /// `spec.hostnames` as authority matches: exact names stay exact, `*.example.com`
@@ -349,7 +357,11 @@ pub(crate) fn compile(
             let problems: Vec<String> = route
                 .rules
                 .iter()
-                .flat_map(|r| &r.backend_refs)
+                .flat_map(|r| {
+                    r.backend_refs
+                        .iter()
+                        .chain(r.mirrors.iter().map(|(b, _)| b))
+                })
                 .filter_map(
                     |b| match resolve_backend(b, route_ns, &applicable, services) {
                         Resolution::Resolved(note) => note,
@@ -461,6 +473,28 @@ fn port_chunks(
                     }),
                 })
                 .collect();
+            let mirrors: Vec<pb::Mirror> = rule
+                .mirrors
+                .iter()
+                .filter(|(b, _)| {
+                    matches!(
+                        resolve_backend(b, route_ns, applicable, services),
+                        Resolution::Resolved(_)
+                    )
+                })
+                .map(|(b, per_million)| pb::Mirror {
+                    backend: Some(pb::Backend {
+                        service: format!(
+                            "{}.{}",
+                            b.name,
+                            b.namespace.as_deref().unwrap_or(route_ns)
+                        ),
+                        port: b.port.map(u32::from),
+                        weight: 1,
+                    }),
+                    per_million: *per_million,
+                })
+                .collect();
             let matches: Vec<Option<&proxy::RouteMatch>> = if rule.matches.is_empty() {
                 vec![None]
             } else {
@@ -489,6 +523,9 @@ fn port_chunks(
                     retry: rule.retry.clone(),
                     request_headers: rule.request_headers.clone(),
                     response_headers: rule.response_headers.clone(),
+                    redirect: rule.redirect.clone(),
+                    rewrite: rule.rewrite.clone(),
+                    mirrors: mirrors.clone(),
                 };
                 entries.push((key, ri, rule));
             }

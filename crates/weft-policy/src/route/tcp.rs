@@ -45,6 +45,9 @@ pub(crate) fn reduce(object: &Object, spec: TcpSpec) -> Route<'_> {
                 retry: None,
                 request_headers: None,
                 response_headers: None,
+                redirect: None,
+                rewrite: None,
+                mirrors: Vec::new(),
             })
             .collect(),
     }

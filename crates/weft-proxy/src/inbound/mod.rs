@@ -14,6 +14,8 @@
 //! identity (and every identity header the client sent removed), and closes it for a
 //! strict one. Metrics label the two `connection_security="mutual_tls"` and `"none"`.
 
+pub mod ratelimit;
+
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -38,6 +40,44 @@ use crate::transport::detect::{self, Detected};
 use crate::transport::listen::Drain;
 use crate::transport::rewind::Rewind;
 
+/// `RESOURCE_EXHAUSTED`: what a rate-limited gRPC call is told.
+const GRPC_RESOURCE_EXHAUSTED: u32 = 8;
+/// `UNAVAILABLE`: an aborted gRPC call without a configured status.
+const GRPC_UNAVAILABLE: u32 = 14;
+
+/// The proxy's own refusal: for gRPC a trailers-only answer (HTTP 200 with
+/// `grpc-status`), else `status` with a short text and `Retry-After` when given.
+fn refusal(
+    grpc: bool,
+    status: StatusCode,
+    grpc_status: u32,
+    message: &str,
+    retry_after: Option<std::time::Duration>,
+) -> Response<Body> {
+    let mut resp = if grpc {
+        let mut resp = Response::new(Body::empty());
+        let headers = resp.headers_mut();
+        headers.insert(
+            http::header::CONTENT_TYPE,
+            HeaderValue::from_static("application/grpc"),
+        );
+        headers.insert("grpc-status", HeaderValue::from(grpc_status));
+        if let Ok(v) = HeaderValue::from_str(&message.replace(' ', "%20")) {
+            headers.insert("grpc-message", v);
+        }
+        resp
+    } else {
+        forward::local(status, &format!("weft: {message}"))
+    };
+    if let Some(wait) = retry_after {
+        resp.headers_mut().insert(
+            http::header::RETRY_AFTER,
+            HeaderValue::from(ratelimit::retry_after_seconds(wait)),
+        );
+    }
+    resp
+}
+
 /// The caller's verified identity, attached to each inbound request's extensions for
 /// policy layers.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -54,6 +94,8 @@ struct Caller {
     /// The configured identity header (`inbound.identityHeader`): its name, and the
     /// caller's SPIFFE ID when there is a verified caller.
     identity_header: Option<(HeaderName, Option<HeaderValue>)>,
+    /// The caller's SPIFFE ID as text, the key of per-identity rate limits.
+    key: Option<Box<str>>,
 }
 
 impl Caller {
@@ -80,7 +122,9 @@ impl Caller {
                     .and_then(|p| HeaderValue::from_str(&p.to_string()).ok());
                 (name, value)
             });
+        let key = peer.as_ref().map(|p| p.to_string().into_boxed_str());
         Self {
+            key,
             security: if peer.is_some() {
                 Security::MutualTls
             } else {
@@ -266,6 +310,10 @@ impl Inbound {
                 .insert(http::header::CONNECTION, HeaderValue::from_static("close"));
             return resp;
         }
+        if let Some(resp) = self.traffic_policies(&req, app.port(), caller).await {
+            self.count(started, caller, &resp);
+            return resp;
+        }
         let pool = self.app_pool(app, version);
         caller.assert_on(req.headers_mut());
         if let Some(peer) = &caller.peer {
@@ -281,6 +329,11 @@ impl Inbound {
                 forward::local(StatusCode::BAD_GATEWAY, &format!("weft: app at {app}: {e}"))
             }
         };
+        self.count(started, caller, &resp);
+        resp
+    }
+
+    fn count(&self, started: Instant, caller: &Caller, resp: &Response<Body>) {
         let snap = self.store.load();
         self.metrics.request(
             &RequestLabels {
@@ -291,7 +344,65 @@ impl Inbound {
             },
             started.elapsed(),
         );
-        resp
+    }
+
+    /// Applies the inbound rate limits and faults to a request for app port `port`:
+    /// the answer when the request is refused or aborted (after any injected delay),
+    /// `None` to forward it.
+    async fn traffic_policies<B>(
+        &self,
+        req: &Request<B>,
+        port: u16,
+        caller: &Caller,
+    ) -> Option<Response<Body>> {
+        let snap = self.store.load();
+        let traffic = snap.inbound_traffic();
+        if traffic.limits.is_empty() && traffic.faults.is_empty() {
+            return None;
+        }
+        let authority = crate::outbound::authority(req);
+        let view = crate::outbound::route::RequestView {
+            method: req.method(),
+            uri: req.uri(),
+            headers: req.headers(),
+            authority: authority.as_ref().map_or("", http::uri::Authority::host),
+        };
+        let grpc = req
+            .headers()
+            .get(http::header::CONTENT_TYPE)
+            .is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"));
+        let now = Instant::now();
+        for (i, scope) in traffic.limits.iter().enumerate() {
+            if !scope.covers(port, &view) {
+                continue;
+            }
+            if let ratelimit::Decision::Limited { retry_after } =
+                traffic.limiter.check(i, caller.key.as_deref(), now)
+            {
+                self.metrics.failure("rate_limited");
+                return Some(refusal(
+                    grpc,
+                    StatusCode::TOO_MANY_REQUESTS,
+                    GRPC_RESOURCE_EXHAUSTED,
+                    "rate limited",
+                    Some(retry_after),
+                ));
+            }
+        }
+        let (_, fault) = traffic.faults.iter().find(|(s, _)| s.covers(port, &view))?;
+        let hit = |percent: f64| fastrand::f64() * 100.0 < percent;
+        if let Some(delay) = fault.delay.as_ref().filter(|d| hit(d.percent)) {
+            self.metrics.failure("fault_delay");
+            tokio::time::sleep(delay.duration).await;
+        }
+        let abort = fault.abort.as_ref().filter(|a| hit(a.percent))?;
+        self.metrics.failure("fault_abort");
+        let status =
+            StatusCode::from_u16(abort.http_status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
+        Some(match abort.grpc_status {
+            Some(code) => refusal(true, status, code, "fault injected", None),
+            None => refusal(grpc, status, GRPC_UNAVAILABLE, "fault injected", None),
+        })
     }
 
     async fn tcp<S>(&self, mut io: Rewind<S>, app: SocketAddr, conn: &ConnectionGuard)

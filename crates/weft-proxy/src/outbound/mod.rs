@@ -8,6 +8,7 @@
 //! Endpoints in the mesh are reached through HBONE, others directly.
 
 pub mod balance;
+pub mod filters;
 pub mod hash;
 pub mod health;
 pub mod limits;
@@ -249,7 +250,7 @@ impl Outbound {
             );
         };
         let table = snap.routes(&parent);
-        let authority = authority(&req);
+        let mut authority = authority(&req);
         let view = route::RequestView {
             method: req.method(),
             uri: req.uri(),
@@ -263,6 +264,10 @@ impl Outbound {
                 forward::local(StatusCode::NOT_FOUND, "weft: no route matched"),
             );
         };
+        if let Some(redirect) = &rule.redirect {
+            let resp = redirect_response(redirect, rule, &req, authority.as_ref());
+            return self.finish(&parent.service.label, started, resp);
+        }
         let Some(backend) = rule.pick() else {
             return self.finish(
                 &parent.service.label,
@@ -289,6 +294,25 @@ impl Outbound {
         if let Some(edits) = &rule.request_headers {
             edits.apply(req.headers_mut());
         }
+        if let Some(rewrite) = &rule.rewrite {
+            let prefix = rule.matched_prefix(req.uri().path());
+            let (mut parts, body) = req.into_parts();
+            if let Err(e) = rewrite.apply(&mut parts, prefix) {
+                tracing::warn!(service = %backend.service.key, error = %e, "URL rewrite failed");
+                let status = if e.is_bad_request() {
+                    StatusCode::BAD_REQUEST
+                } else {
+                    StatusCode::INTERNAL_SERVER_ERROR
+                };
+                return self.finish(
+                    &label,
+                    started,
+                    forward::local(status, &format!("weft: {e}")),
+                );
+            }
+            req = Request::from_parts(parts, body);
+            authority = crate::outbound::authority(&req);
+        }
         forward::prepare(&mut req, version, authority.as_ref());
         let deadline = rule.timeout.map(|t| started + t);
         let method = req.method().clone();
@@ -296,14 +320,34 @@ impl Outbound {
         let upgrade = req.version() <= http::Version::HTTP_11 && headers::is_upgrade(req.headers());
         // A response can only be retried if the request can be sent again: small
         // bodies are held for that; larger ones are sent once.
-        let (mut next, resend) = if upgrade || policy.attempts == 0 || policy.codes.is_empty() {
+        // Mirrors this request is copied to (none allocates nothing).
+        let mirrors: Vec<&Target> = if upgrade {
+            Vec::new()
+        } else {
+            rule.mirrors
+                .iter()
+                .filter(|(_, share)| fastrand::u32(..1_000_000) < *share)
+                .map(|(t, _)| t)
+                .collect()
+        };
+        let retryable = policy.attempts > 0 && !policy.codes.is_empty();
+        let (mut next, resend) = if upgrade || (!retryable && mirrors.is_empty()) {
             (Some(req.map(RequestBody::Streamed)), None)
         } else {
-            match resendable(req, policy, &method, deadline).await {
+            match resendable(req, policy, &method, deadline, !mirrors.is_empty()).await {
                 Ok(pair) => pair,
                 Err(resp) => return self.finish(&label, started, resp),
             }
         };
+        for target in mirrors {
+            match &resend {
+                Some(copy) => self.mirror(target, copy.build(), version, &snap, rule.timeout),
+                // The body is streamed (too large or of unknown size): not copied.
+                None => {
+                    Metrics::service_event(&self.metrics.mirrors, &target.service.label, "skipped");
+                }
+            }
+        }
         let max_retries = if upgrade { 0 } else { policy.attempts };
         service.shared.budget.deposit();
         let mut retried = 0;
@@ -414,6 +458,57 @@ impl Outbound {
             }
             return self.finish(&label, started, resp);
         }
+    }
+
+    /// Sends a copy of a request to `target` in the background and discards the
+    /// answer: the original never waits for it. Copies beyond
+    /// [`MAX_MIRRORS_IN_FLIGHT`] are dropped rather than queued.
+    fn mirror(
+        &self,
+        target: &Target,
+        req: Request<RequestBody>,
+        version: pool::Version,
+        snap: &crate::state::Snapshot,
+        timeout: Option<std::time::Duration>,
+    ) {
+        use std::sync::atomic::Ordering;
+        let service = &target.service;
+        let label = service.label.clone();
+        if MIRRORS_IN_FLIGHT.fetch_add(1, Ordering::AcqRel) >= MAX_MIRRORS_IN_FLIGHT {
+            MIRRORS_IN_FLIGHT.fetch_sub(1, Ordering::AcqRel);
+            Metrics::service_event(&self.metrics.mirrors, &label, "skipped");
+            return;
+        }
+        let Some(endpoint) = service.pick().cloned() else {
+            MIRRORS_IN_FLIGHT.fetch_sub(1, Ordering::AcqRel);
+            Metrics::service_event(&self.metrics.mirrors, &label, "failed");
+            return;
+        };
+        let port = target.port.target();
+        let pool = endpoint.pool(port, version, || {
+            Pool::new(
+                version,
+                self.dialer(&endpoint, port, &service.shared.limiter),
+                snap.settings().max_header_bytes,
+                service.policy.limits.max_requests_per_connection,
+            )
+        });
+        let metrics = self.metrics.clone();
+        let limit = timeout.unwrap_or(MIRROR_TIMEOUT);
+        tokio::spawn(async move {
+            use http_body_util::BodyExt as _;
+            let sent = async {
+                let resp = forward::forward(&pool, req).await.ok()?;
+                // Read the answer through, so the connection can be reused.
+                resp.into_body().collect().await.ok().map(|_| ())
+            };
+            let result = match tokio::time::timeout(limit, sent).await {
+                Ok(Some(())) => "sent",
+                _ => "failed",
+            };
+            MIRRORS_IN_FLIGHT.fetch_sub(1, Ordering::AcqRel);
+            Metrics::service_event(&metrics.mirrors, &label, result);
+        });
     }
 
     /// Feeds an attempt's outcome to the service's outlier detection.
@@ -679,19 +774,22 @@ impl Resend {
 /// once.
 pub const MAX_RETRY_BODY: u64 = 64 * 1024;
 
-/// Splits `req` into the first attempt and a copy for retries when `policy` may
-/// retry it: a repeatable method and a body of known size up to [`MAX_RETRY_BODY`]
-/// (read in full first, within the request's deadline). Otherwise the request goes
-/// once, streamed. A body that cannot be read is the client's failure: 400.
+/// Splits `req` into the first attempt and a copy for retries (and mirrors) when
+/// `policy` may retry it or it is `mirrored`: a repeatable method (any, when mirrored)
+/// and a body of known size up to [`MAX_RETRY_BODY`] (read in full first, within the
+/// request's deadline). Otherwise the request goes once, streamed. A body that cannot
+/// be read is the client's failure: 400.
 async fn resendable(
     req: Request<Incoming>,
     policy: &weft_api::proxy::Retry,
     method: &http::Method,
     deadline: Option<Instant>,
+    mirrored: bool,
 ) -> Result<(Option<Request<RequestBody>>, Option<Resend>), Response<Body>> {
     use http_body::Body as _;
     use http_body_util::BodyExt as _;
-    let repeatable = policy.non_idempotent || retry::idempotent(method);
+    // A mirrored request is copied whatever its method; retries check it again.
+    let repeatable = mirrored || policy.non_idempotent || retry::idempotent(method);
     let small = req.body().is_end_stream()
         || req
             .body()
@@ -742,6 +840,42 @@ fn attempt_limit(
     match (per_try, left) {
         (Some(a), Some(b)) => Some(a.min(b)),
         (a, b) => a.or(b),
+    }
+}
+
+/// Copies sent at once by this proxy at most; more are dropped (counted `skipped`).
+pub const MAX_MIRRORS_IN_FLIGHT: usize = 256;
+/// How long a copy may take when its rule has no timeout.
+const MIRROR_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+static MIRRORS_IN_FLIGHT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// The answer of a redirect rule: its status and `Location` (the request's, with the
+/// redirect's parts replaced).
+fn redirect_response<B>(
+    redirect: &filters::Redirect,
+    rule: &route::Rule<Target>,
+    req: &Request<B>,
+    authority: Option<&http::uri::Authority>,
+) -> Response<Body> {
+    let scheme = req.uri().scheme_str().unwrap_or("http");
+    let host = authority.map_or("", http::uri::Authority::as_str);
+    let prefix = rule.matched_prefix(req.uri().path());
+    match redirect.response_location(scheme, host, req.uri(), prefix) {
+        Ok(location) => {
+            let status = StatusCode::from_u16(redirect.status).unwrap_or(StatusCode::FOUND);
+            let mut resp = forward::local(status, "");
+            resp.headers_mut().insert(http::header::LOCATION, location);
+            resp
+        }
+        Err(e) => {
+            let status = if e.is_bad_request() {
+                StatusCode::BAD_REQUEST
+            } else {
+                StatusCode::INTERNAL_SERVER_ERROR
+            };
+            forward::local(status, &format!("weft: redirect: {e}"))
+        }
     }
 }
 

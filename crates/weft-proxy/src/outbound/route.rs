@@ -33,6 +33,33 @@ pub struct Rule<T> {
     pub request_headers: Option<Edits>,
     /// Edits of the response's headers.
     pub response_headers: Option<Edits>,
+    /// Answer with this redirect instead of forwarding.
+    pub redirect: Option<super::filters::Redirect>,
+    /// Rewrite the request before forwarding.
+    pub rewrite: Option<super::filters::Rewrite>,
+    /// Mirror targets, with the share of requests copied in millionths.
+    pub mirrors: Vec<(T, u32)>,
+}
+
+/// A rule's request conditions alone (any one must hold; none: every request), for
+/// policies that select requests as routes do (rate limits, faults).
+#[derive(Debug, Default)]
+pub struct Matches(Vec<Match>);
+
+impl Matches {
+    /// Compiles `matches`.
+    pub fn compile(matches: &[api::RouteMatch]) -> Result<Self, Error> {
+        matches
+            .iter()
+            .map(Match::compile)
+            .collect::<Result<Vec<_>, _>>()
+            .map(Self)
+    }
+
+    /// Whether `req` is selected.
+    pub fn select(&self, req: &RequestView<'_>) -> bool {
+        self.0.is_empty() || self.0.iter().any(|m| m.matches(req))
+    }
 }
 
 /// Header edits with names and values parsed once, when the table is compiled.
@@ -117,6 +144,9 @@ pub enum Error {
     /// A header name or method is not valid HTTP.
     #[error("invalid HTTP token {0:?}")]
     Token(String),
+    /// A redirect or rewrite is not valid.
+    #[error(transparent)]
+    Filter(#[from] super::filters::Error),
 }
 
 /// What a request looks like to the matcher.
@@ -145,6 +175,9 @@ impl<T> Table<T> {
                 retry: api::Retry::connect_failure_only(),
                 request_headers: None,
                 response_headers: None,
+                redirect: None,
+                rewrite: None,
+                mirrors: Vec::new(),
             }],
         }
     }
@@ -179,6 +212,43 @@ impl<T> Rule<T> {
             .filter_map(|b| resolve(b).map(|t| (t, b.weight)))
             .collect();
         let total_weight = backends.iter().map(|(_, w)| u64::from(*w)).sum();
+        let path = |p: &api::PathRewrite| match p {
+            api::PathRewrite::Full(f) => super::filters::PathModifier::Full(f.clone()),
+            api::PathRewrite::Prefix(f) => super::filters::PathModifier::Prefix(f.clone()),
+        };
+        let redirect = rule
+            .redirect
+            .as_ref()
+            .map(|d| {
+                super::filters::Redirect::build(
+                    d.scheme.clone(),
+                    d.hostname.clone(),
+                    d.path.as_ref().map(path),
+                    d.port,
+                    Some(d.status),
+                )
+            })
+            .transpose()?;
+        let rewrite = rule
+            .rewrite
+            .as_ref()
+            .map(|w| super::filters::Rewrite::build(w.hostname.clone(), w.path.as_ref().map(path)))
+            .transpose()?;
+        let mirrors = rule
+            .mirrors
+            .iter()
+            .filter_map(|m| {
+                let backend = api::Backend {
+                    service: m.service.clone(),
+                    port: m.port,
+                    weight: 1,
+                };
+                // Validated to 0-100.
+                #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+                let share = (m.percent.clamp(0.0, 100.0) * 10_000.0).round() as u32;
+                resolve(&backend).map(|t| (t, share))
+            })
+            .collect();
         Ok(Self {
             matches,
             backends,
@@ -199,6 +269,24 @@ impl<T> Rule<T> {
                 .as_ref()
                 .map(Edits::compile)
                 .transpose()?,
+            redirect,
+            rewrite,
+            mirrors,
+        })
+    }
+
+    /// The path prefix of the rule's match that selects `path` (for filters that
+    /// replace the matched prefix), if the rule matched by prefix.
+    pub fn matched_prefix(&self, path: &str) -> Option<&str> {
+        if self.matches.is_empty() {
+            return Some("/");
+        }
+        self.matches.iter().find_map(|m| match &m.path {
+            Some(Path::Prefix(p)) if Path::prefix_matches(p, path) => {
+                Some(if p.is_empty() { "/" } else { p.as_str() })
+            }
+            None => Some("/"),
+            _ => None,
         })
     }
 
@@ -335,14 +423,16 @@ impl Path {
     fn matches(&self, path: &str) -> bool {
         match self {
             Self::Exact(s) => path == s,
-            // Segment-aware: `/api` matches `/api` and `/api/x`, never `/apix`.
-            Self::Prefix(p) => {
-                p.is_empty()
-                    || (path.starts_with(p.as_str())
-                        && matches!(path.as_bytes().get(p.len()), None | Some(b'/')))
-            }
+            Self::Prefix(p) => Self::prefix_matches(p, path),
             Self::Regex(r) => r.is_match(path),
         }
+    }
+
+    /// Segment-aware: `/api` matches `/api` and `/api/x`, never `/apix`; `p` has no
+    /// trailing `/` (empty: `/`, everything).
+    fn prefix_matches(p: &str, path: &str) -> bool {
+        p.is_empty()
+            || (path.starts_with(p) && matches!(path.as_bytes().get(p.len()), None | Some(b'/')))
     }
 }
 

@@ -49,6 +49,35 @@ pub struct Snapshot {
     dns: crate::dns::Table,
     /// What each service keeps across reloads, by service key.
     shared: HashMap<Arc<str>, Arc<Shared>>,
+    /// Rate limits and faults of the inbound side.
+    inbound: Arc<InboundTraffic>,
+}
+
+/// The inbound side's rate limits (with their buckets) and faults, compiled.
+#[derive(Debug)]
+pub struct InboundTraffic {
+    /// The limits, in order, with what they cover.
+    pub limits: Vec<Scope>,
+    /// Buckets of `limits` (same order), carried across reloads.
+    pub limiter: crate::inbound::ratelimit::Limiter,
+    /// Faults, in order: the first that covers a request applies.
+    pub faults: Vec<(Scope, weft_api::proxy::Fault)>,
+}
+
+/// Which inbound requests a limit or fault covers.
+#[derive(Debug)]
+pub struct Scope {
+    /// Workload ports (empty: all).
+    pub ports: Vec<u16>,
+    /// Request conditions.
+    pub matches: route::Matches,
+}
+
+impl Scope {
+    /// Whether a request to app port `port` looking like `req` is covered.
+    pub fn covers(&self, port: u16, req: &route::RequestView<'_>) -> bool {
+        (self.ports.is_empty() || self.ports.contains(&port)) && self.matches.select(req)
+    }
 }
 
 /// A service port as a routing destination.
@@ -402,6 +431,7 @@ impl Snapshot {
                     });
             }
         }
+        let inbound = Arc::new(inbound_traffic(&config, previous.map(|p| &*p.inbound))?);
         let workload_label = Name(Arc::from(format!(
             "{}.{}",
             config.workload.name, config.workload.namespace
@@ -423,7 +453,13 @@ impl Snapshot {
             routes,
             dns,
             shared: shared_by_key,
+            inbound,
         })
+    }
+
+    /// The inbound side's rate limits and faults.
+    pub fn inbound_traffic(&self) -> &InboundTraffic {
+        &self.inbound
     }
 
     /// Every service, for the health-check supervisor and debugging output.
@@ -503,6 +539,64 @@ impl Shared {
         *cached = Some((addresses, lb, table.clone()));
         table
     }
+}
+
+/// The inbound limits and faults of `config`, keeping the buckets of unchanged limits
+/// from `previous` (a reload must not hand out a fresh burst).
+fn inbound_traffic(
+    config: &Config,
+    previous: Option<&InboundTraffic>,
+) -> Result<InboundTraffic, Error> {
+    use crate::inbound::ratelimit::{By, Limit, Limiter, Rate};
+    let scope = |path: String, ports: &[u16], matches: &[weft_api::proxy::RouteMatch]| {
+        Ok::<_, Error>(Scope {
+            ports: ports.to_vec(),
+            matches: route::Matches::compile(matches)
+                .map_err(|source| Error::Route { path, source })?,
+        })
+    };
+    let inbound = &config.inbound;
+    let mut limits = Vec::with_capacity(inbound.rate_limits.len());
+    let mut rates = Vec::with_capacity(inbound.rate_limits.len());
+    for (i, l) in inbound.rate_limits.iter().enumerate() {
+        limits.push(scope(
+            format!("inbound.rateLimits[{i}]"),
+            &l.ports,
+            &l.matches,
+        )?);
+        rates.push(Limit {
+            rate: Rate {
+                requests: l.requests,
+                per: l.per,
+                burst: l.burst.unwrap_or(l.requests),
+            },
+            by: if l.per_identity {
+                By::Identity
+            } else {
+                By::Workload
+            },
+        });
+    }
+    let faults = inbound
+        .faults
+        .iter()
+        .enumerate()
+        .map(|(i, f)| {
+            Ok((
+                scope(format!("inbound.faults[{i}]"), &f.ports, &f.matches)?,
+                f.clone(),
+            ))
+        })
+        .collect::<Result<Vec<_>, Error>>()?;
+    let limiter = match previous {
+        Some(p) => p.limiter.carry_over(&rates),
+        None => Limiter::new(&rates),
+    };
+    Ok(InboundTraffic {
+        limits,
+        limiter,
+        faults,
+    })
 }
 
 /// The outlier detector's settings from the proxy config.

@@ -116,7 +116,8 @@ pub struct ServiceEventLabels {
     /// Destination service.
     pub service: Name,
     /// `consecutive_5xx`, `consecutive_gateway_errors`, `success_rate` (ejections);
-    /// `max_requests`, `max_pending_requests`, `max_connections` (overflows).
+    /// `max_requests`, `max_pending_requests`, `max_connections` (overflows);
+    /// `sent`, `failed`, `skipped` (mirrors).
     pub reason: &'static str,
 }
 
@@ -154,6 +155,8 @@ pub struct Metrics {
     pub ejections: Family<ServiceEventLabels, Counter>,
     /// Requests and connections refused by a connection limit.
     pub overflows: Family<ServiceEventLabels, Counter>,
+    /// Mirrored copies by outcome (`sent`, `failed`, `skipped`).
+    pub mirrors: Family<ServiceEventLabels, Counter>,
     registry: Registry,
 }
 
@@ -226,6 +229,12 @@ impl Metrics {
             "Requests and connections refused by a BackendPolicy connection limit",
             overflows.clone(),
         );
+        let mirrors = Family::default();
+        registry.register(
+            "mirrored_requests",
+            "Copies of requests sent to mirror backends, by result (sent, failed, skipped)",
+            mirrors.clone(),
+        );
         Arc::new(Self {
             requests,
             request_duration,
@@ -238,6 +247,7 @@ impl Metrics {
             retries,
             ejections,
             overflows,
+            mirrors,
             registry,
         })
     }

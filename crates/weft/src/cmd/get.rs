@@ -135,6 +135,8 @@ fn kind_headers(kind: Kind) -> &'static [&'static str] {
         Kind::Workload => &["ADDRESS", "IDENTITY", "PHASE", "CONTROL-PLANE"],
         Kind::HttpRoute | Kind::GrpcRoute | Kind::TcpRoute => &["PARENTS", "BACKENDS", "ACCEPTED"],
         Kind::BackendPolicy => &["TARGETS", "LOAD-BALANCER", "ACCEPTED"],
+        Kind::RateLimit => &["TARGETS", "LIMITS", "ACCEPTED"],
+        Kind::FaultInjection => &["TARGETS", "FAULTS", "ACCEPTED"],
     }
 }
 
@@ -170,6 +172,8 @@ fn kind_cells(kind: Kind, item: &Value) -> Vec<String> {
                 .to_owned(),
             accepted(status),
         ],
+        Kind::RateLimit => vec![targets(spec), limits(spec), accepted(status)],
+        Kind::FaultInjection => vec![targets(spec), faults(spec), accepted(status)],
     }
 }
 
@@ -247,6 +251,50 @@ fn parents(item: &Value) -> String {
     } else {
         names.join(",")
     }
+}
+
+/// A `RateLimit`'s limits: `100/1s` (`per identity` when so), comma-separated.
+fn limits(spec: &Value) -> String {
+    let all: Vec<String> = spec["limits"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|l| {
+            format!(
+                "{}/{}{}",
+                l["requests"].as_u64().unwrap_or(0),
+                l["per"].as_str().unwrap_or("1s"),
+                if l["by"] == "identity" {
+                    " per identity"
+                } else {
+                    ""
+                }
+            )
+        })
+        .collect();
+    all.join(",")
+}
+
+/// A `FaultInjection`'s faults: `delay 10% 2s`, `abort 5% 503`.
+fn faults(spec: &Value) -> String {
+    let mut parts = Vec::new();
+    let d = &spec["delay"];
+    if d.is_object() {
+        parts.push(format!(
+            "delay {}% {}",
+            d["percent"],
+            d["fixedDelay"].as_str().unwrap_or("?")
+        ));
+    }
+    let a = &spec["abort"];
+    if a.is_object() {
+        let what = a["grpcStatus"].as_u64().map_or_else(
+            || a["httpStatus"].as_u64().unwrap_or(503).to_string(),
+            |g| format!("grpc {g}"),
+        );
+        parts.push(format!("abort {}% {what}", a["percent"]));
+    }
+    parts.join(", ")
 }
 
 /// A policy's `targetRefs`: `Kind/name`, comma-separated.

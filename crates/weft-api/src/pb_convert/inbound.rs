@@ -1,0 +1,186 @@
+//! Rate limits and faults of an `InboundPolicy`, on the wire ↔ in the proxy model.
+
+use super::{duration_from_pb, duration_to_pb, port, route_match, Error};
+use crate::pb::v1 as pb;
+use crate::proxy;
+
+fn ports(path: &str, list: &[u32]) -> Result<Vec<u16>, Error> {
+    list.iter()
+        .enumerate()
+        .map(|(i, p)| port(&format!("{path}.ports[{i}]"), *p))
+        .collect()
+}
+
+fn matches(path: &str, list: &[pb::RouteMatch]) -> Result<Vec<proxy::RouteMatch>, Error> {
+    list.iter()
+        .enumerate()
+        .map(|(i, m)| route_match(&format!("{path}.matches[{i}]"), m))
+        .collect()
+}
+
+/// A share in millionths as a percentage.
+fn percent(path: &str, per_million: u32) -> Result<f64, Error> {
+    if per_million > 1_000_000 {
+        return Err(Error::new(
+            path,
+            format!("{per_million} is more than 1000000 (all requests)"),
+        ));
+    }
+    Ok(f64::from(per_million) / 10_000.0)
+}
+
+/// A percentage as millionths (exact to four decimals).
+#[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)] // clamped to 0..=1e6
+fn per_million(percent: f64) -> u32 {
+    (percent.clamp(0.0, 100.0) * 10_000.0).round() as u32
+}
+
+pub(super) fn rate_limit(path: &str, l: &pb::RateLimit) -> Result<proxy::RateLimit, Error> {
+    if l.requests == 0 {
+        return Err(Error::new(format!("{path}.requests"), "must be at least 1"));
+    }
+    let per = l
+        .per
+        .as_ref()
+        .map(|d| duration_from_pb(&format!("{path}.per"), d))
+        .transpose()?
+        .unwrap_or(std::time::Duration::from_secs(1));
+    if per.is_zero() {
+        return Err(Error::new(format!("{path}.per"), "must be positive"));
+    }
+    Ok(proxy::RateLimit {
+        ports: ports(path, &l.ports)?,
+        matches: matches(path, &l.matches)?,
+        requests: l.requests,
+        per,
+        burst: (l.burst != 0).then_some(l.burst),
+        per_identity: l.per_identity,
+        source: (!l.source.is_empty()).then(|| l.source.clone()),
+    })
+}
+
+/// The wire form of a rate limit.
+pub fn rate_limit_to_pb(l: &proxy::RateLimit) -> pb::RateLimit {
+    pb::RateLimit {
+        ports: l.ports.iter().map(|p| u32::from(*p)).collect(),
+        matches: l.matches.iter().map(pb::RouteMatch::from).collect(),
+        requests: l.requests,
+        per: Some(duration_to_pb(l.per)),
+        burst: l.burst.unwrap_or(0),
+        per_identity: l.per_identity,
+        source: l.source.clone().unwrap_or_default(),
+    }
+}
+
+pub(super) fn fault(path: &str, f: &pb::Fault) -> Result<proxy::Fault, Error> {
+    let delay = if f.delay_per_million == 0 {
+        None
+    } else {
+        Some(proxy::FaultDelay {
+            percent: percent(&format!("{path}.delayPerMillion"), f.delay_per_million)?,
+            duration: f
+                .delay
+                .as_ref()
+                .map(|d| duration_from_pb(&format!("{path}.delay"), d))
+                .transpose()?
+                .unwrap_or_default(),
+        })
+    };
+    let abort = if f.abort_per_million == 0 {
+        None
+    } else {
+        let status = u16::try_from(f.abort_http_status)
+            .ok()
+            .filter(|s| (200..=599).contains(s))
+            .or((f.abort_http_status == 0).then_some(503))
+            .ok_or_else(|| {
+                Error::new(
+                    format!("{path}.abortHttpStatus"),
+                    format!("{} is not an HTTP status (200-599)", f.abort_http_status),
+                )
+            })?;
+        if f.abort_grpc_status.is_some_and(|s| s > 16) {
+            return Err(Error::new(
+                format!("{path}.abortGrpcStatus"),
+                "is not a gRPC status code (0-16)",
+            ));
+        }
+        Some(proxy::FaultAbort {
+            percent: percent(&format!("{path}.abortPerMillion"), f.abort_per_million)?,
+            http_status: status,
+            grpc_status: f.abort_grpc_status,
+        })
+    };
+    Ok(proxy::Fault {
+        ports: ports(path, &f.ports)?,
+        matches: matches(path, &f.matches)?,
+        delay,
+        abort,
+        source: (!f.source.is_empty()).then(|| f.source.clone()),
+    })
+}
+
+/// The wire form of a fault.
+pub fn fault_to_pb(f: &proxy::Fault) -> pb::Fault {
+    pb::Fault {
+        ports: f.ports.iter().map(|p| u32::from(*p)).collect(),
+        matches: f.matches.iter().map(pb::RouteMatch::from).collect(),
+        delay_per_million: f.delay.as_ref().map_or(0, |d| per_million(d.percent)),
+        delay: f.delay.as_ref().map(|d| duration_to_pb(d.duration)),
+        abort_per_million: f.abort.as_ref().map_or(0, |a| per_million(a.percent)),
+        abort_http_status: f.abort.as_ref().map_or(0, |a| u32::from(a.http_status)),
+        abort_grpc_status: f.abort.as_ref().and_then(|a| a.grpc_status),
+        source: f.source.clone().unwrap_or_default(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rate_limits_and_faults_round_trip_through_the_wire_form() {
+        let limit = proxy::RateLimit {
+            ports: vec![8080],
+            matches: vec![proxy::RouteMatch {
+                path: Some(proxy::PathMatch::Prefix("/api".into())),
+                ..proxy::RouteMatch::default()
+            }],
+            requests: 10,
+            per: std::time::Duration::from_secs(1),
+            burst: Some(20),
+            per_identity: true,
+            source: Some("RateLimit/default/api".into()),
+        };
+        assert_eq!(rate_limit("l", &rate_limit_to_pb(&limit)), Ok(limit));
+        let fault = proxy::Fault {
+            ports: Vec::new(),
+            matches: Vec::new(),
+            delay: Some(proxy::FaultDelay {
+                percent: 12.5,
+                duration: std::time::Duration::from_millis(200),
+            }),
+            abort: Some(proxy::FaultAbort {
+                percent: 1.0,
+                http_status: 503,
+                grpc_status: Some(14),
+            }),
+            source: None,
+        };
+        assert_eq!(super::fault("f", &fault_to_pb(&fault)), Ok(fault));
+    }
+
+    #[test]
+    fn bad_wire_limits_and_faults_name_their_field() {
+        let err = rate_limit("rateLimits[0]", &pb::RateLimit::default()).expect_err("0 requests");
+        assert_eq!(err.path, "rateLimits[0].requests");
+        let bad = pb::Fault {
+            abort_per_million: 2_000_000,
+            ..pb::Fault::default()
+        };
+        assert_eq!(
+            super::fault("faults[1]", &bad).expect_err("200%").path,
+            "faults[1].abortPerMillion"
+        );
+    }
+}
