@@ -17,4 +17,5 @@ mod resilience;
 mod routing;
 mod run;
 mod security;
+mod traffic;
 mod transparent;

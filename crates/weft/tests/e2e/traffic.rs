@@ -1,0 +1,296 @@
+//! Traffic policies end to end: inbound rate limits (per workload and per calling
+//! identity), injected faults, request mirroring, redirects and URL rewrites.
+
+use std::time::{Duration, Instant};
+
+use weft_testkit::client::Http1Client;
+use weft_testkit::echo::{self, Misbehaviour};
+use weft_testkit::Host;
+
+use crate::support::{addr, local, outbound, Mesh};
+
+/// A meshed echo app `echo` on `host` (service account `echo`) whose proxy config ends
+/// with `inbound` (an `inbound:` block, or empty).
+fn meshed_app(
+    mesh: &Mesh,
+    host: &Host,
+    inbound: &str,
+) -> (
+    weft_testkit::netns::Hosted<echo::Server>,
+    weft_testkit::process::WeftProcess,
+) {
+    let app = host
+        .spawn_server(|| echo::spawn_http(local(8080), "echo"))
+        .expect("app starts");
+    let config = format!(
+        "{}{inbound}",
+        mesh.identity_yaml(host, "echo", &[(8080, "http")])
+    );
+    (
+        app,
+        mesh.proxy(host, &mesh.write(&format!("app-{}", host.name()), &config)),
+    )
+}
+
+/// A client proxy on `client` (service account `sa`) with listener 18080 → `echo:80`
+/// on `server`, plus `extra` config.
+fn client_proxy(
+    mesh: &Mesh,
+    client: &Host,
+    sa: &str,
+    server: &Host,
+    extra: &str,
+) -> weft_testkit::process::WeftProcess {
+    let config = format!(
+        "{}outbound:\n{}services:\n{}{extra}",
+        mesh.identity_yaml(client, sa, &[]),
+        outbound(18080, "echo", 80),
+        crate::support::service("echo", 80, 8080, "http", &[Mesh::endpoint(server, "echo")]),
+    );
+    mesh.proxy(client, &mesh.write(sa, &config))
+}
+
+/// Sends GETs for `path` on one connection until `until` has passed or `max` were
+/// sent; returns each answer's status and `Retry-After`.
+async fn hammer(path: &str, until: Duration, max: usize) -> Vec<(u16, Option<String>)> {
+    let mut c = Http1Client::connect(local(18080)).await.expect("connect");
+    let started = Instant::now();
+    let mut out = Vec::new();
+    while started.elapsed() < until && out.len() < max {
+        let req = http::Request::get(path)
+            .header("host", "echo")
+            .body(http_body_util::Empty::<bytes::Bytes>::new())
+            .expect("request");
+        let resp = c.send(req).await.expect("response");
+        let retry_after = resp
+            .headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        out.push((resp.status().as_u16(), retry_after));
+    }
+    out
+}
+
+fn count(answers: &[(u16, Option<String>)], status: u16) -> usize {
+    answers.iter().filter(|(s, _)| *s == status).count()
+}
+
+#[test]
+fn rate_limits_answer_429_at_the_configured_rate_per_calling_identity() {
+    let Some(mesh) =
+        Mesh::new("rate_limits_answer_429_at_the_configured_rate_per_calling_identity")
+    else {
+        return;
+    };
+    let server = mesh.host("server");
+    let a = mesh.host("a");
+    let b = mesh.host("b");
+    // /api: 10 a second with a burst of 10 for each caller; the rest is unlimited.
+    let (app, _sp) = meshed_app(
+        &mesh,
+        &server,
+        "inbound:\n  rateLimits:\n    - { requests: 10, per: 1s, perIdentity: true, matches: [{ path: { prefix: /api } }] }\n",
+    );
+    let _a = client_proxy(&mesh, &a, "client-a", &server, "");
+    let _b = client_proxy(&mesh, &b, "client-b", &server, "");
+
+    // Hammered for two seconds, a caller gets the burst plus the rate: 10 + 2 × 10.
+    let answers = a.run(|| hammer("/api/items", Duration::from_secs(2), 100_000));
+    let allowed = count(&answers, 200);
+    assert!(
+        (28..=32).contains(&allowed),
+        "{allowed} of {} allowed",
+        answers.len()
+    );
+    assert_eq!(
+        allowed + count(&answers, 429),
+        answers.len(),
+        "only 200 and 429"
+    );
+    assert!(
+        answers
+            .iter()
+            .filter(|(s, _)| *s == 429)
+            .all(|(_, r)| r.as_deref() == Some("1")),
+        "every 429 says Retry-After: 1"
+    );
+    assert_eq!(
+        app.recorder().count(),
+        allowed,
+        "limited requests never reached the app"
+    );
+    // Another identity has its own bucket; paths outside the match are not limited.
+    let other = b.run(|| hammer("/api/items", Duration::from_secs(5), 10));
+    assert_eq!(count(&other, 200), 10, "{other:?}");
+    let unlimited = a.run(|| hammer("/health", Duration::from_secs(5), 50));
+    assert_eq!(count(&unlimited, 200), 50);
+}
+
+#[test]
+fn faults_abort_and_delay_the_configured_share_of_requests() {
+    let Some(mesh) = Mesh::new("faults_abort_and_delay_the_configured_share_of_requests") else {
+        return;
+    };
+    let server = mesh.host("server");
+    let client = mesh.host("client");
+    let (app, _sp) = meshed_app(
+        &mesh,
+        &server,
+        "inbound:\n  faults:\n    - { matches: [{ path: { prefix: /slow } }], delay: { percent: 100, duration: 300ms } }\n    - { abort: { percent: 50, httpStatus: 503 } }\n",
+    );
+    let _cp = client_proxy(&mesh, &client, "client", &server, "");
+    let answers = client.run(|| hammer("/flaky", Duration::from_secs(30), 200));
+    let aborted = count(&answers, 503);
+    // Binomial(200, 0.5): sd ≈ 7; ±5 sd.
+    assert!((65..=135).contains(&aborted), "{aborted} of 200 aborted");
+    assert_eq!(
+        app.recorder().count(),
+        200 - aborted,
+        "aborts never reach the app"
+    );
+    let started = Instant::now();
+    let slow = client.run(|| hammer("/slow", Duration::from_secs(30), 3));
+    assert_eq!(
+        count(&slow, 200),
+        3,
+        "the delay rule, first to match, does not abort"
+    );
+    assert!(
+        started.elapsed() >= Duration::from_millis(900),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+#[test]
+fn mirroring_delivers_copies_without_slowing_the_original() {
+    let Some(mesh) = Mesh::new("mirroring_delivers_copies_without_slowing_the_original") else {
+        return;
+    };
+    let client = mesh.host("client");
+    let main_host = mesh.host("main");
+    let shadow_host = mesh.host("shadow");
+    let main_addr = addr(&main_host, 8080);
+    let _main = main_host
+        .spawn_server(move || echo::spawn_http(main_addr, "main"))
+        .expect("main");
+    let shadow_addr = addr(&shadow_host, 8080);
+    // The shadow takes a second to answer; the original must not wait for it.
+    let shadow = shadow_host
+        .spawn_server(move || {
+            echo::spawn_http_misbehaving(
+                shadow_addr,
+                "shadow",
+                Misbehaviour {
+                    latency: Duration::from_secs(1),
+                    ..Misbehaviour::default()
+                },
+            )
+        })
+        .expect("shadow");
+    let config = format!(
+        "{}outbound:\n{}services:\n{}{}routes:\n  - service: echo\n    rules:\n      - {{ backends: [{{ service: echo }}], mirrors: [{{ service: shadow }}] }}\n",
+        mesh.identity_yaml(&client, "client", &[]),
+        outbound(18080, "echo", 80),
+        crate::support::service("echo", 80, 8080, "http", &[format!("{{ address: {} }}", main_host.ip())]),
+        crate::support::service("shadow", 80, 8080, "http", &[format!("{{ address: {} }}", shadow_host.ip())]),
+    );
+    let _proxy = mesh.proxy(&client, &mesh.write("client", &config));
+    let (took, statuses) = client.run(|| async {
+        let mut c = Http1Client::connect(local(18080)).await.expect("connect");
+        let mut statuses = Vec::new();
+        let started = Instant::now();
+        for i in 0..20 {
+            let req = http::Request::post(format!("/orders/{i}"))
+                .header("host", "echo")
+                .body(http_body_util::Full::new(bytes::Bytes::from(format!(
+                    "order {i}"
+                ))))
+                .expect("request");
+            let resp = c.send(req).await.expect("response");
+            statuses.push(resp.status().as_u16());
+        }
+        (started.elapsed(), statuses)
+    });
+    assert!(statuses.iter().all(|s| *s == 200), "{statuses:?}");
+    assert!(
+        took < Duration::from_secs(2),
+        "20 originals took {took:?}: they waited for the 1 s mirror"
+    );
+    assert!(
+        shadow.recorder().wait_for(20, Duration::from_secs(10)),
+        "the mirror got {} of 20 copies",
+        shadow.recorder().count()
+    );
+    let copies = shadow.recorder().requests();
+    let mut bodies: Vec<String> = copies
+        .iter()
+        .map(|r| String::from_utf8_lossy(&r.body).into_owned())
+        .collect();
+    bodies.sort();
+    let mut want: Vec<String> = (0..20).map(|i| format!("order {i}")).collect();
+    want.sort();
+    assert_eq!(bodies, want, "each copy carries its original's body");
+    assert!(copies.iter().all(|r| r.method == http::Method::POST));
+}
+
+#[test]
+fn redirect_and_rewrite_filters_change_what_the_client_and_the_app_see() {
+    let Some(mesh) =
+        Mesh::new("redirect_and_rewrite_filters_change_what_the_client_and_the_app_see")
+    else {
+        return;
+    };
+    let client = mesh.host("client");
+    let server = mesh.host("server");
+    let (app, _sp) = meshed_app(&mesh, &server, "");
+    let _cp = client_proxy(
+        &mesh,
+        &client,
+        "client",
+        &server,
+        "routes:\n  - service: echo\n    rules:\n      \
+         - { matches: [{ path: { prefix: /old } }], backends: [], redirect: { scheme: https, hostname: shop.example, path: { prefix: /new }, status: 301 } }\n      \
+         - { matches: [{ path: { prefix: /api } }], backends: [{ service: echo }], rewrite: { hostname: catalog.internal, path: { prefix: /v2 } } }\n      \
+         - { backends: [{ service: echo }] }\n",
+    );
+    let (redirect, rewritten) = client.run(|| async {
+        let mut c = Http1Client::connect(local(18080)).await.expect("connect");
+        let send = |path: &str| {
+            http::Request::get(path)
+                .header("host", "echo")
+                .body(http_body_util::Empty::<bytes::Bytes>::new())
+                .expect("request")
+        };
+        let redirect = c.send(send("/old/cart?id=7")).await.expect("redirect");
+        let rewritten = c.send(send("/api/items?page=2")).await.expect("rewritten");
+        (redirect, rewritten)
+    });
+    assert_eq!(redirect.status(), 301);
+    assert_eq!(
+        redirect
+            .headers()
+            .get("location")
+            .and_then(|v| v.to_str().ok()),
+        Some("https://shop.example/new/cart?id=7")
+    );
+    assert_eq!(rewritten.status(), 200);
+    assert_eq!(
+        app.recorder().count(),
+        1,
+        "the redirect never reached the app"
+    );
+    let seen = app
+        .recorder()
+        .last_request()
+        .expect("the rewritten request");
+    assert_eq!(
+        seen.uri.path_and_query().map(|p| p.as_str()),
+        Some("/v2/items?page=2")
+    );
+    assert_eq!(
+        seen.headers.get("host").and_then(|v| v.to_str().ok()),
+        Some("catalog.internal")
+    );
+}
