@@ -3,6 +3,11 @@
 # builds can be compared on a busy machine where wall-clock figures are noise.
 #
 #   bench/instructions.sh BINARY [BINARY…]      e.g. /tmp/weft-before target/release/weft
+#   POLICIES=compare bench/instructions.sh BINARY
+#       one binary, twice: with no policies (no routes, no outlier detection) and with
+#       a realistic set (three rules with header and path matches, retries with the
+#       budget, request and per-try timeouts, outlier detection, peak-EWMA); prints
+#       the ratio.
 #
 # For each binary: one `weft proxy --workers 1` in local-file mode (explicit listener →
 # a plaintext endpoint, a Python keep-alive backend) under `valgrind --tool=callgrind`,
@@ -63,20 +68,55 @@ services:
     ports: [{ port: 80, targetPort: $app, protocol: http }]
     endpoints: [{ address: 127.0.0.1 }]
 YAML
+# No policies at all: no routes, outlier detection off.
+cp "$work/proxy.yaml" "$work/bare.yaml"
+printf '    policy: { outlierDetection: null }\n' >> "$work/bare.yaml"
+# A realistic set; the benchmark's GETs match the last rule after trying two.
+cp "$work/proxy.yaml" "$work/policies.yaml"
+cat >> "$work/policies.yaml" <<YAML
+    policy: { outlierDetection: { consecutive5xx: 5, consecutiveGatewayErrors: 3 } }
+routes:
+  - service: echo
+    rules:
+      - matches: [{ path: { prefix: /admin }, headers: [{ name: x-canary, value: { exact: "yes" } }] }]
+        backends: [{ service: echo }]
+        timeout: 2s
+      - matches: [{ headers: [{ name: x-user, value: { regex: "test-.*" } }] }]
+        backends: [{ service: echo }]
+      - matches: [{ path: { prefix: / } }]
+        backends: [{ service: echo }]
+        timeout: 5s
+        perTryTimeout: 1s
+        retry: { attempts: 2, codes: [502, 503], backoff: 25ms }
+YAML
 python3 "$work/backend.py" "$app" & backend_pid=$!
 
-# Ir of one proxy run serving $2 requests.
+# Ir of one proxy run serving $2 requests with config $3 (default proxy.yaml).
 count() {
-  local bin=$1 n=$2
+  local bin=$1 n=$2 config=${3:-$work/proxy.yaml}
   local log="$work/vg.$n.log"
   valgrind --tool=callgrind --callgrind-out-file="$work/cg.$n" "$bin" proxy \
-    --config "$work/proxy.yaml" --workers 1 --watch-interval 1h --log-level error \
+    --config "$config" --workers 1 --watch-interval 1h --log-level error \
     >/dev/null 2>"$log" &
   local vp=$!
   python3 "$work/client.py" "$listen" "$n"
   kill -TERM "$vp"; wait "$vp" 2>/dev/null || true
   grep -o "Collected : [0-9]*" "$log" | awk '{print $3}'
 }
+
+if [ "${POLICIES:-}" = compare ]; then
+  bin=$1
+  printf '| config | Ir, N=%s | Ir, N=%s | instructions per request |\n|---|---|---|---|\n' "$N1" "$N2"
+  per=()
+  for config in bare policies; do
+    a=$(count "$bin" "$N1" "$work/$config.yaml")
+    b=$(count "$bin" "$N2" "$work/$config.yaml")
+    per+=($(( (b - a) / (N2 - N1) )))
+    printf '| %s | %s | %s | %s |\n' "$config" "$a" "$b" "${per[-1]}"
+  done
+  awk -v a="${per[0]}" -v b="${per[1]}" 'BEGIN { printf "\npolicies / bare = %.3f\n", b / a }'
+  exit 0
+fi
 
 printf '| binary | Ir, N=%s | Ir, N=%s | instructions per request |\n|---|---|---|---|\n' "$N1" "$N2"
 for bin in "$@"; do

@@ -189,18 +189,24 @@ fn a_health_checked_failing_or_dead_endpoint_is_never_chosen() {
          routes:\n  - service: echo\n    rules:\n      - { backends: [{ service: echo }], retry: { attempts: 0 } }\n",
     );
     let _proxy = mesh.proxy(&client, &mesh.write("client", &cfg));
-    // The first checks run within a tenth of the interval.
-    assert!(
-        good.recorder().wait_for(1, Duration::from_secs(5)),
-        "the good endpoint was never checked"
-    );
+    // The first checks run within a tenth of the interval. Until their results are
+    // in, no endpoint is known healthy and the service is in panic (every endpoint
+    // used), so wait for the good one's first pass to take effect.
     assert!(
         sick.recorder().wait_for(1, Duration::from_secs(5)),
         "the sick endpoint was never checked"
     );
+    assert!(
+        eventually(Duration::from_secs(5), || client
+            .run(|| tally(10, "/"))
+            .get("good")
+            == Some(&10)),
+        "the good endpoint never passed its check"
+    );
+    let before = traffic(&sick);
     let got = client.run(|| tally(100, "/"));
     assert_eq!(got.get("good"), Some(&100), "{got:?}");
-    assert_eq!(traffic(&sick), 0, "a failing endpoint got requests");
+    assert_eq!(traffic(&sick), before, "a failing endpoint got requests");
     let check = &good.recorder().requests()[0];
     assert_eq!(check.uri.path(), "/healthz");
     assert_eq!(

@@ -188,3 +188,110 @@ fn route_header_modifiers_edit_the_request_the_app_sees_and_the_response_the_cli
         "add keeps the app's: {tags}"
     );
 }
+
+#[test]
+fn route_changes_under_load_lose_no_request() {
+    let Some(mesh) = Mesh::new("route_changes_under_load_lose_no_request") else {
+        return;
+    };
+    let client = mesh.host("client");
+    let v1 = mesh.host("v1");
+    let v2 = mesh.host("v2");
+    let v1_addr = crate::support::addr(&v1, 8080);
+    let v2_addr = crate::support::addr(&v2, 8080);
+    let _a1 = v1
+        .spawn_server(move || echo::spawn_http(v1_addr, "v1"))
+        .expect("v1");
+    let _a2 = v2
+        .spawn_server(move || echo::spawn_http(v2_addr, "v2"))
+        .expect("v2");
+    let config = |w1: u32, w2: u32| {
+        format!(
+            "{}outbound:\n{}services:\n{}{}{}routes:\n  - service: echo\n    rules:\n      \
+             - {{ backends: [{{ service: echo-v1, weight: {w1} }}, {{ service: echo-v2, weight: {w2} }}] }}\n",
+            mesh.identity_yaml(&client, "client", &[]),
+            outbound(18080, "echo", 80),
+            crate::support::service("echo", 80, 8080, "http", &[format!("{{ address: {} }}", v1.ip())]),
+            crate::support::service("echo-v1", 80, 8080, "http", &[format!("{{ address: {} }}", v1.ip())]),
+            crate::support::service("echo-v2", 80, 8080, "http", &[format!("{{ address: {} }}", v2.ip())]),
+        )
+    };
+    let path = mesh.write("client", &config(100, 0));
+    let _proxy = mesh.proxy(&client, &path);
+
+    // Eight keep-alive clients send requests while the route flips between v1, a
+    // split and v2 every 300 ms (the proxy polls its file every 200 ms).
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let load = {
+        let stop = stop.clone();
+        client.spawn(move || async move {
+            let mut tasks = Vec::new();
+            for _ in 0..8 {
+                let stop = stop.clone();
+                tasks.push(tokio::spawn(async move {
+                    let mut c = Http1Client::connect(local(18080)).await.expect("connect");
+                    let mut seen: HashMap<String, usize> = HashMap::new();
+                    let mut failures = Vec::new();
+                    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                        let req = http::Request::get("/")
+                            .header("host", "echo")
+                            .body(http_body_util::Empty::<bytes::Bytes>::new())
+                            .expect("request");
+                        match c.send(req).await {
+                            Ok(resp) if resp.status() == 200 => {
+                                let name = resp
+                                    .headers()
+                                    .get(echo::SERVER_HEADER)
+                                    .and_then(|v| v.to_str().ok())
+                                    .unwrap_or("?")
+                                    .to_owned();
+                                *seen.entry(name).or_default() += 1;
+                            }
+                            Ok(resp) => failures.push(format!("status {}", resp.status())),
+                            Err(e) => failures.push(e.to_string()),
+                        }
+                    }
+                    (seen, failures)
+                }));
+            }
+            let mut seen: HashMap<String, usize> = HashMap::new();
+            let mut failures = Vec::new();
+            for t in tasks {
+                let (s, f) = t.await.expect("client task");
+                for (k, v) in s {
+                    *seen.entry(k).or_default() += v;
+                }
+                failures.extend(f);
+            }
+            (seen, failures)
+        })
+    };
+    for (w1, w2) in [
+        (50, 50),
+        (0, 100),
+        (100, 0),
+        (50, 50),
+        (0, 100),
+        (100, 0),
+        (0, 100),
+    ] {
+        std::thread::sleep(Duration::from_millis(300));
+        mesh.write("client", &config(w1, w2));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (seen, failures) = load.join().expect("the load finished");
+    let total: usize = seen.values().sum();
+    assert!(
+        failures.is_empty(),
+        "{} of {} requests failed: {:?}",
+        failures.len(),
+        total + failures.len(),
+        &failures[..failures.len().min(5)]
+    );
+    assert!(total > 500, "only {total} requests went through");
+    assert!(
+        seen.get("v1").is_some_and(|n| *n > 0) && seen.get("v2").is_some_and(|n| *n > 0),
+        "the route changes did not all take effect: {seen:?}"
+    );
+}

@@ -286,7 +286,9 @@ fn redirect_and_rewrite_filters_change_what_the_client_and_the_app_see() {
         .last_request()
         .expect("the rewritten request");
     assert_eq!(
-        seen.uri.path_and_query().map(|p| p.as_str()),
+        seen.uri
+            .path_and_query()
+            .map(http::uri::PathAndQuery::as_str),
         Some("/v2/items?page=2")
     );
     assert_eq!(
