@@ -429,6 +429,7 @@ impl From<&proxy::RouteRule> for pb::RouteRule {
                 codes: t.codes.iter().map(|c| u32::from(*c)).collect(),
                 backoff: Some(duration_to_pb(t.backoff)),
                 non_idempotent: t.non_idempotent,
+                grpc_codes: t.grpc_codes.clone(),
             }),
             request_headers: r.request_headers.as_ref().map(header_edits_to_pb),
             response_headers: r.response_headers.as_ref().map(header_edits_to_pb),
@@ -603,9 +604,21 @@ fn route_rule(path: &str, r: &pb::RouteRule) -> Result<proxy::RouteRule, Error> 
                         })
                 })
                 .collect::<Result<Vec<_>, Error>>()?;
+            if let Some((i, c)) = t
+                .grpc_codes
+                .iter()
+                .enumerate()
+                .find(|(_, c)| **c == 0 || **c > 16)
+            {
+                return Err(Error::new(
+                    format!("{path}.retry.grpcCodes[{i}]"),
+                    format!("{c} is not a gRPC error code (1-16)"),
+                ));
+            }
             Ok(proxy::Retry {
                 attempts: t.attempts,
                 codes,
+                grpc_codes: t.grpc_codes.clone(),
                 backoff: t
                     .backoff
                     .as_ref()
@@ -899,6 +912,7 @@ mod tests {
             retry: Some(proxy::Retry {
                 attempts: 3,
                 codes: vec![502, 503],
+                grpc_codes: vec![14],
                 backoff: Duration::from_millis(10),
                 non_idempotent: false,
             }),

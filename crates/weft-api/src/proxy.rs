@@ -1056,6 +1056,10 @@ pub struct Retry {
     /// Response codes retried (400-599).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub codes: Vec<u16>,
+    /// gRPC status codes retried (1-16), whatever the method, when a trailers-only
+    /// answer carries one.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub grpc_codes: Vec<u32>,
     /// Base of the exponential backoff. Default `25ms`.
     #[serde(default = "default_backoff", with = "crate::duration")]
     pub backoff: Duration,
@@ -1074,6 +1078,7 @@ impl Retry {
         Self {
             attempts: 1,
             codes: Vec::new(),
+            grpc_codes: Vec::new(),
             backoff: default_backoff(),
             non_idempotent: false,
         }

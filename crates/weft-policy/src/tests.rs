@@ -987,3 +987,28 @@ fn compiling_twice_or_reordered_gives_identical_output() {
         serde_json::to_string(&reordered.statuses.values().collect::<Vec<_>>()).ok()
     );
 }
+
+#[test]
+fn grpc_route_retries_compile_to_grpc_status_codes_and_unknown_names_are_refused() {
+    let route = GRPC_ROUTE.replace(
+        "      backendRefs: [{ name: echo }]\n",
+        "      backendRefs: [{ name: echo }]\n      retry: { codes: [unavailable, RESOURCE_EXHAUSTED], attempts: 3 }\n",
+    );
+    assert_eq!(errors(&route), Vec::<String>::new());
+    let compiled = compile(&[
+        object(SERVICE),
+        object(&route.replace("name: greeter }", "name: greeter, namespace: shop }")),
+    ]);
+    let retry = compiled.route_tables["echo.shop"].routes[0].rules[0]
+        .retry
+        .clone()
+        .expect("retry");
+    assert_eq!((retry.attempts, retry.grpc_codes), (3, vec![14, 8]));
+    let bad = errors(&route.replace("unavailable", "flaky"));
+    assert!(
+        bad.iter()
+            .any(|e| e.starts_with("spec.rules[0].retry.codes[0]: ")
+                && e.contains("not a gRPC status code name")),
+        "{bad:?}"
+    );
+}

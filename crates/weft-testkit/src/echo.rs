@@ -391,6 +391,9 @@ pub struct Misbehaviour {
     pub error_rate: f64,
     /// The status of those answers. Default 503.
     pub error_status: Option<StatusCode>,
+    /// Answer the failures as gRPC errors with this `grpc-status` instead: HTTP 200,
+    /// `content-type: application/grpc`, trailers-only (the status in the headers).
+    pub grpc_error: Option<u32>,
 }
 
 /// Like [`spawn_http`], misbehaving as `how`. Every request is recorded, failed or not.
@@ -624,6 +627,14 @@ async fn answer_http(
         let permille = (context.how.error_rate.clamp(0.0, 1.0) * 1000.0).round() as u64;
         let owed = |k: u64| (k * permille).div_ceil(1000);
         if owed(n + 1) > owed(n) {
+            if let Some(code) = context.how.grpc_error {
+                let mut response = respond(context, StatusCode::OK, Bytes::new());
+                let headers = response.headers_mut();
+                headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/grpc"));
+                headers.insert("grpc-status", HeaderValue::from(code));
+                headers.insert("grpc-message", HeaderValue::from_static("injected"));
+                return response;
+            }
             let status = context
                 .how
                 .error_status

@@ -291,6 +291,54 @@ pub struct GrpcRule {
     pub filters: Vec<serde_json::Value>,
     /// Weighted backends. At least one.
     pub backend_refs: Vec<BackendRef>,
+    /// Retries on gRPC status codes (Weft's extension; Gateway API has none for
+    /// gRPC yet). Default: a connection that could not be made is retried once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry: Option<GrpcRetry>,
+}
+
+/// `GRPCRoute` rule retries.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct GrpcRetry {
+    /// gRPC status codes retried, by name: `unavailable`, `resource-exhausted`,
+    /// `cancelled`, `deadline-exceeded`, `internal`, `unknown`, `aborted`, … A code is
+    /// retried whatever the call: list only codes that mean the server did not act.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub codes: Vec<String>,
+    /// Retries after the first attempt, 0-10. Default 2.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attempts: Option<u32>,
+    /// Base of the exponential backoff. Default `25ms`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backoff: Option<String>,
+}
+
+/// gRPC status codes by the names a `GrpcRetry` uses (gRPC's `UPPER_SNAKE` names in
+/// lower kebab case).
+pub const GRPC_CODES: [(&str, u32); 16] = [
+    ("cancelled", 1),
+    ("unknown", 2),
+    ("invalid-argument", 3),
+    ("deadline-exceeded", 4),
+    ("not-found", 5),
+    ("already-exists", 6),
+    ("permission-denied", 7),
+    ("resource-exhausted", 8),
+    ("failed-precondition", 9),
+    ("aborted", 10),
+    ("out-of-range", 11),
+    ("unimplemented", 12),
+    ("internal", 13),
+    ("unavailable", 14),
+    ("data-loss", 15),
+    ("unauthenticated", 16),
+];
+
+/// The number of gRPC status code `name` (`unavailable` or `UNAVAILABLE`).
+pub fn grpc_code(name: &str) -> Option<u32> {
+    let name = name.to_ascii_lowercase().replace('_', "-");
+    GRPC_CODES.iter().find(|(n, _)| *n == name).map(|(_, c)| *c)
 }
 
 /// Conditions that must all hold for a gRPC call to match.

@@ -2,7 +2,9 @@
 //! POST to `/<service>/<method>`, so method matches become path matches.
 
 use weft_api::proxy::{self, PathMatch};
-use weft_api::resource::route::{GrpcMatch, GrpcMethodMatch, GrpcSpec, ValueMatchType};
+use weft_api::resource::route::{
+    grpc_code, parse_duration, GrpcMatch, GrpcMethodMatch, GrpcRetry, GrpcSpec, ValueMatchType,
+};
 use weft_api::resource::{Kind, Object};
 
 use super::http::{value_match, value_matches};
@@ -30,6 +32,38 @@ pub(crate) fn validate(spec: &GrpcSpec, errors: &mut Errors) {
         }
         super::validate_filters(errors, &format!("{rpath}.filters"), &rule.filters);
         super::validate_backend_refs(errors, &rpath, &rule.backend_refs);
+        if let Some(r) = &rule.retry {
+            validate_retry(errors, &format!("{rpath}.retry"), r);
+        }
+    }
+}
+
+fn validate_retry(errors: &mut Errors, path: &str, r: &GrpcRetry) {
+    let max = proxy::Retry::MAX_ATTEMPTS;
+    if r.attempts.is_some_and(|n| n > max) {
+        errors.push(
+            format!("{path}.attempts"),
+            format!("more than {max} retries; the retry budget bounds the rest"),
+        );
+    }
+    for (i, c) in r.codes.iter().enumerate() {
+        if grpc_code(c).is_none() {
+            errors.push(
+                format!("{path}.codes[{i}]"),
+                format!(
+                    "{c:?} is not a gRPC status code name, e.g. unavailable or resource-exhausted"
+                ),
+            );
+        }
+    }
+    if let Some(b) = &r.backoff {
+        match parse_duration(b) {
+            Ok(d) if d.is_zero() => {
+                errors.push(format!("{path}.backoff"), "must be longer than 0s")
+            }
+            Ok(_) => {}
+            Err(e) => errors.push(format!("{path}.backoff"), e),
+        }
     }
 }
 
@@ -130,7 +164,17 @@ pub(crate) fn reduce(object: &Object, spec: GrpcSpec) -> Route<'_> {
                 backend_refs: rule.backend_refs,
                 timeout: None,
                 per_try_timeout: None,
-                retry: None,
+                retry: rule.retry.as_ref().map(|r| weft_api::pb::v1::RetryPolicy {
+                    attempts: r.attempts.unwrap_or(2),
+                    codes: Vec::new(),
+                    grpc_codes: r.codes.iter().filter_map(|c| grpc_code(c)).collect(),
+                    backoff: r
+                        .backoff
+                        .as_deref()
+                        .and_then(|b| parse_duration(b).ok())
+                        .map(weft_api::pb_convert::duration_to_pb),
+                    non_idempotent: false,
+                }),
                 request_headers: None,
                 response_headers: None,
                 redirect: None,

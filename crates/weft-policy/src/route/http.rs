@@ -619,6 +619,7 @@ fn retry(r: &weft_api::resource::route::HttpRetry) -> pb::RetryPolicy {
             .and_then(|b| parse_duration(b).ok())
             .map(weft_api::pb_convert::duration_to_pb),
         non_idempotent: r.non_idempotent,
+        grpc_codes: Vec::new(),
     }
 }
 

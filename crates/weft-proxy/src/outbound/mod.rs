@@ -330,7 +330,8 @@ impl Outbound {
                 .map(|(t, _)| t)
                 .collect()
         };
-        let retryable = policy.attempts > 0 && !policy.codes.is_empty();
+        let retryable =
+            policy.attempts > 0 && (!policy.codes.is_empty() || !policy.grpc_codes.is_empty());
         let (mut next, resend) = if upgrade || (!retryable && mirrors.is_empty()) {
             (Some(req.map(RequestBody::Streamed)), None)
         } else {
@@ -397,7 +398,7 @@ impl Outbound {
             }
             drop(in_flight);
             let outcome = match &result {
-                Some(Ok(resp)) => retry::Outcome::Response(resp.status()),
+                Some(Ok(resp)) => retry::Outcome::of_response(resp.status(), resp.headers()),
                 Some(Err(e)) if e.is_connect() => retry::Outcome::ConnectFailed,
                 Some(Err(_)) => retry::Outcome::Failed,
                 None => retry::Outcome::TimedOut,
@@ -518,6 +519,9 @@ impl Outbound {
         };
         let outcome = match outcome {
             retry::Outcome::Response(status) => outlier::Outcome::Status(status.as_u16()),
+            // UNAVAILABLE is gRPC's 503; other gRPC errors are the application's.
+            retry::Outcome::Grpc(14) => outlier::Outcome::Status(503),
+            retry::Outcome::Grpc(_) => outlier::Outcome::Success,
             retry::Outcome::ConnectFailed | retry::Outcome::Failed | retry::Outcome::TimedOut => {
                 outlier::Outcome::LocalFailure
             }
@@ -789,7 +793,10 @@ async fn resendable(
     use http_body::Body as _;
     use http_body_util::BodyExt as _;
     // A mirrored request is copied whatever its method; retries check it again.
-    let repeatable = mirrored || policy.non_idempotent || retry::idempotent(method);
+    let repeatable = mirrored
+        || policy.non_idempotent
+        || !policy.grpc_codes.is_empty()
+        || retry::idempotent(method);
     let small = req.body().is_end_stream()
         || req
             .body()

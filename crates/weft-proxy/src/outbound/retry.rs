@@ -121,6 +121,25 @@ pub enum Outcome {
     Failed,
     /// The attempt outlasted its per-try timeout.
     TimedOut,
+    /// A gRPC error in the response headers (a trailers-only answer): its
+    /// `grpc-status`, never 0.
+    Grpc(u32),
+}
+
+impl Outcome {
+    /// The outcome of a response: its gRPC error if its headers carry one, else its
+    /// status.
+    pub fn of_response(status: StatusCode, headers: &HeaderMap) -> Self {
+        let grpc = headers
+            .get("grpc-status")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u32>().ok())
+            .filter(|code| *code != 0);
+        match grpc {
+            Some(code) if status == StatusCode::OK => Self::Grpc(code),
+            _ => Self::Response(status),
+        }
+    }
 }
 
 /// Methods RFC 9110 §9.2.2 calls idempotent: sending them twice has the effect of
@@ -132,7 +151,9 @@ pub fn idempotent(method: &Method) -> bool {
     )
 }
 
-/// Whether `policy` retries `outcome` of a request with `method`.
+/// Whether `policy` retries `outcome` of a request with `method`. gRPC status codes
+/// are retried whatever the method (every call is a POST): listing one says the
+/// server did not act on the call, as `unavailable` and `resource-exhausted` mean.
 pub fn retries(policy: &Retry, outcome: Outcome, method: &Method) -> bool {
     let repeatable = policy.non_idempotent || idempotent(method);
     match outcome {
@@ -141,6 +162,7 @@ pub fn retries(policy: &Retry, outcome: Outcome, method: &Method) -> bool {
         Outcome::Failed => repeatable && !policy.codes.is_empty(),
         Outcome::TimedOut => repeatable && policy.codes.contains(&504),
         Outcome::Response(status) => repeatable && policy.codes.contains(&status.as_u16()),
+        Outcome::Grpc(code) => policy.grpc_codes.contains(&code),
     }
 }
 
@@ -182,9 +204,30 @@ mod tests {
         Retry {
             attempts: 3,
             codes: codes.to_vec(),
+            grpc_codes: Vec::new(),
             backoff: Duration::from_millis(10),
             non_idempotent,
         }
+    }
+
+    #[test]
+    fn listed_grpc_codes_in_a_trailers_only_answer_are_retried_whatever_the_method() {
+        let mut p = policy(&[], false);
+        p.grpc_codes = vec![14];
+        let mut headers = HeaderMap::new();
+        headers.insert("grpc-status", http::HeaderValue::from_static("14"));
+        let unavailable = Outcome::of_response(StatusCode::OK, &headers);
+        assert_eq!(unavailable, Outcome::Grpc(14));
+        assert!(retries(&p, unavailable, &Method::POST));
+        headers.insert("grpc-status", http::HeaderValue::from_static("5"));
+        let not_found = Outcome::of_response(StatusCode::OK, &headers);
+        assert!(!retries(&p, not_found, &Method::POST), "5 is not listed");
+        headers.insert("grpc-status", http::HeaderValue::from_static("0"));
+        assert_eq!(
+            Outcome::of_response(StatusCode::OK, &headers),
+            Outcome::Response(StatusCode::OK),
+            "0 is success"
+        );
     }
 
     #[test]

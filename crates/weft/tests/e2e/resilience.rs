@@ -234,3 +234,90 @@ fn retries_stop_at_the_budget_when_every_attempt_fails() {
         "{body}"
     );
 }
+
+#[test]
+fn grpc_unavailable_answers_are_retried_when_the_rule_lists_the_code() {
+    let Some(mesh) = Mesh::new("grpc_unavailable_answers_are_retried_when_the_rule_lists_the_code")
+    else {
+        return;
+    };
+    let client = mesh.host("client");
+    let server_host = mesh.host("grpc");
+    // Every other call is answered UNAVAILABLE (trailers-only, as gRPC servers do).
+    let listen = addr(&server_host, 8080);
+    let server = server_host
+        .spawn_server(move || {
+            echo::spawn_http_misbehaving(
+                listen,
+                "grpc",
+                Misbehaviour {
+                    error_rate: 0.5,
+                    grpc_error: Some(14),
+                    ..Misbehaviour::default()
+                },
+            )
+        })
+        .expect("server");
+    // Half the calls fail, so the default budget (20% + 10/s) would refuse some
+    // retries; this service's budget allows one retry per call.
+    let services = format!(
+        "{}    policy: {{ retryBudget: {{ percent: 100 }} }}\n",
+        crate::support::service("echo", 80, 8080, "grpc", &[direct(&server_host)])
+    );
+    let config = |retry: &str| {
+        format!(
+            "{id}outbound:\n{ob}services:\n{services}routes:\n  - service: echo\n    rules:\n      - {{ backends: [{{ service: echo }}]{retry} }}\n",
+            id = mesh.identity_yaml(&client, "client", &[]),
+            ob = outbound(18080, "echo", 80),
+        )
+    };
+    let calls = |n: usize| async move {
+        let c = weft_testkit::client::Http2Client::connect(local(18080))
+            .await
+            .expect("connect");
+        let mut statuses = Vec::new();
+        for _ in 0..n {
+            let req = http::Request::post("/shop.Catalog/List")
+                .header("content-type", "application/grpc")
+                .header("te", "trailers")
+                .body(http_body_util::Full::new(bytes::Bytes::from_static(
+                    b"\0\0\0\0\0",
+                )))
+                .expect("request");
+            let resp = c.send(req).await.expect("response");
+            let grpc = resp
+                .headers()
+                .get("grpc-status")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("0")
+                .to_owned();
+            statuses.push(grpc);
+        }
+        statuses
+    };
+    // Without the code listed, half the calls fail.
+    let proxy = mesh.proxy(&client, &mesh.write("client", &config("")));
+    let without = client.run(move || calls(20));
+    assert_eq!(
+        without.iter().filter(|s| *s == "14").count(),
+        10,
+        "{without:?}"
+    );
+    drop(proxy);
+    server.recorder().clear();
+    // With it, each UNAVAILABLE is retried (a POST, retried all the same).
+    let _proxy = mesh.proxy(
+        &client,
+        &mesh.write(
+            "client",
+            &config(", retry: { attempts: 2, grpcCodes: [14], backoff: 5ms }"),
+        ),
+    );
+    let with = client.run(move || calls(20));
+    assert!(with.iter().all(|s| s == "0"), "{with:?}");
+    assert_eq!(
+        server.recorder().count(),
+        40,
+        "each of 20 calls failed once and was retried"
+    );
+}
