@@ -59,7 +59,7 @@ fn validate_retry(errors: &mut Errors, path: &str, r: &GrpcRetry) {
     if let Some(b) = &r.backoff {
         match parse_duration(b) {
             Ok(d) if d.is_zero() => {
-                errors.push(format!("{path}.backoff"), "must be longer than 0s")
+                errors.push(format!("{path}.backoff"), "must be longer than 0s");
             }
             Ok(_) => {}
             Err(e) => errors.push(format!("{path}.backoff"), e),
