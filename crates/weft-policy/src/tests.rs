@@ -1012,3 +1012,43 @@ fn grpc_route_retries_compile_to_grpc_status_codes_and_unknown_names_are_refused
         "{bad:?}"
     );
 }
+
+#[test]
+fn a_rule_an_older_route_shadows_is_reported_as_conflicted() {
+    let spec = |extra: &str| {
+        format!(
+            "  parentRefs: [{{ name: web }}]\n  rules:\n    - matches: [{{ path: {{ type: PathPrefix, value: /api }} }}]\n      backendRefs: [{{ name: web, port: 80 }}]\n{extra}"
+        )
+    };
+    let older = http_route("older", "2026-01-01T00:00:00Z", &spec(""));
+    // Its first rule repeats the older route's match; its second has one match of its
+    // own too, so it still applies.
+    let newer = http_route(
+        "newer",
+        "2026-01-02T00:00:00Z",
+        &spec("    - matches: [{ path: { type: PathPrefix, value: /api } }, { path: { type: Exact, value: /new } }]\n      backendRefs: [{ name: web, port: 80 }]\n"),
+    );
+    let compiled = compile(&[svc("web", "[{ port: 80 }]"), older, newer]);
+    let conditions = |name: &str| {
+        compiled.statuses[&key(Kind::HttpRoute, "default", name)]["parents"][0]["conditions"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+    };
+    let conflicted: Vec<_> = conditions("newer")
+        .into_iter()
+        .filter(|c| c["type"] == "Conflicted")
+        .collect();
+    assert_eq!(conflicted.len(), 1, "{conflicted:?}");
+    assert_eq!(conflicted[0]["reason"], "ShadowedRules");
+    assert_eq!(
+        conflicted[0]["message"],
+        "rules[0] never applies: HTTPRoute default/older rules[0] matches the same requests first"
+    );
+    assert!(
+        conditions("older")
+            .iter()
+            .all(|c| c["type"] != "Conflicted"),
+        "the older route wins and is not told anything"
+    );
+}

@@ -390,6 +390,9 @@ pub(crate) fn compile(
         }
     }
 
+    // (parent namespace, parent name, shadowed rule) for every rule that can never
+    // match because an earlier one matches the same requests.
+    let mut shadowed: BTreeSet<(String, String, Shadowed)> = BTreeSet::new();
     for ((pns, pname), attached) in attachments {
         let Some(service_ports) = services.get(&(pns.clone(), pname.clone())) else {
             continue;
@@ -410,7 +413,12 @@ pub(crate) fn compile(
                 Some(p) => vec![p],
                 None => service_ports.iter().copied().collect(),
             };
-            chunks.extend(port_chunks(routes, &members, group, &applicable, services));
+            let (port_rules, port_shadowed) =
+                port_chunks(routes, &members, group, &applicable, services);
+            chunks.extend(port_rules);
+            for shadow in port_shadowed {
+                shadowed.insert((pns.clone(), pname.clone(), shadow));
+            }
         }
         if !chunks.is_empty() {
             let name = format!("{pname}.{pns}");
@@ -423,6 +431,69 @@ pub(crate) fn compile(
             );
         }
     }
+    report_shadowed(routes, &shadowed, statuses);
+}
+
+/// A rule that can never match, and the rule before it that takes its requests
+/// (route index, rule index each).
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+struct Shadowed {
+    route: usize,
+    rule: usize,
+    by_route: usize,
+    by_rule: usize,
+}
+
+/// Adds a `Conflicted` condition to each parent status of a route with rules that an
+/// earlier rule (of it or of another route) shadows: same matches, so they never apply.
+fn report_shadowed(
+    routes: &[Route<'_>],
+    shadowed: &BTreeSet<(String, String, Shadowed)>,
+    statuses: &mut BTreeMap<Key, serde_json::Value>,
+) {
+    let mut messages: BTreeMap<(usize, String, String), Vec<String>> = BTreeMap::new();
+    for (pns, pname, s) in shadowed {
+        let by = routes[s.by_route].object;
+        messages
+            .entry((s.route, pns.clone(), pname.clone()))
+            .or_default()
+            .push(format!(
+                "rules[{}] never applies: {} {}/{} rules[{}] matches the same requests first",
+                s.rule,
+                routes[s.by_route].kind,
+                by.namespace(),
+                by.metadata.name,
+                s.by_rule
+            ));
+    }
+    for ((ri, pns, pname), mut lines) in messages {
+        lines.dedup();
+        let route = &routes[ri];
+        let Ok(key) = route.object.key() else {
+            continue;
+        };
+        let Some(parents) = statuses
+            .get_mut(&key)
+            .and_then(|s| s["parents"].as_array_mut())
+        else {
+            continue;
+        };
+        for parent in parents.iter_mut() {
+            let r = &parent["parentRef"];
+            if r["name"] != pname.as_str() || r["namespace"] != pns.as_str() {
+                continue;
+            }
+            if let Some(conditions) = parent["conditions"].as_array_mut() {
+                conditions.push(status::condition(
+                    "Conflicted",
+                    true,
+                    "ShadowedRules",
+                    &lines.join("; "),
+                    route.object.metadata.generation,
+                ));
+            }
+        }
+    }
 }
 
 /// The rules of one parent port (or of every port), in precedence order, cut into
@@ -433,7 +504,7 @@ fn port_chunks(
     port: Option<u16>,
     applicable: &[u16],
     services: &ServicePorts,
-) -> Vec<pb::Route> {
+) -> (Vec<pb::Route>, Vec<Shadowed>) {
     type SortKey<'a> = (
         u8,
         Rank,
@@ -532,6 +603,44 @@ fn port_chunks(
         }
     }
     entries.sort_by(|a, b| a.0.cmp(&b.0));
+    // A rule whose matches equal an earlier rule's never applies (a catch-all after a
+    // catch-all included).
+    let mut candidates: BTreeMap<(usize, usize), (usize, Option<(usize, usize)>)> = BTreeMap::new();
+    let mut first_with: Vec<(&Vec<pb::RouteMatch>, usize, usize)> = Vec::new();
+    for (key, ri, rule) in &entries {
+        let rule_i = key.6;
+        // (matches of this rule, of which shadowed; the rule shadowing the last).
+        let slot = candidates.entry((*ri, rule_i)).or_insert((0, None));
+        slot.0 += 1;
+        match first_with.iter().find(|(m, _, _)| **m == rule.matches) {
+            Some(&(_, by_route, by_rule)) if (by_route, by_rule) != (*ri, rule_i) => {
+                slot.1 = Some((by_route, by_rule));
+            }
+            Some(_) => {}
+            None => first_with.push((&rule.matches, *ri, rule_i)),
+        }
+    }
+    // Only a rule whose every match is taken first never applies.
+    let mut shadowed = Vec::new();
+    for ((route, rule), (matches, by)) in candidates {
+        let taken = entries
+            .iter()
+            .filter(|(key, ri, r)| {
+                (*ri, key.6) == (route, rule)
+                    && first_with
+                        .iter()
+                        .any(|(m, br, bi)| **m == r.matches && (*br, *bi) != (route, rule))
+            })
+            .count();
+        if let (Some((by_route, by_rule)), true) = (by, taken == matches) {
+            shadowed.push(Shadowed {
+                route,
+                rule,
+                by_route,
+                by_rule,
+            });
+        }
+    }
     let mut chunks: Vec<(usize, pb::Route)> = Vec::new();
     for (_, ri, rule) in entries {
         match chunks.last_mut() {
@@ -554,5 +663,5 @@ fn port_chunks(
             }
         }
     }
-    chunks.into_iter().map(|(_, c)| c).collect()
+    (chunks.into_iter().map(|(_, c)| c).collect(), shadowed)
 }

@@ -71,6 +71,20 @@ async fn describe(
         .filter(|p| targets(p, name))
         .cloned()
         .collect();
+    let mut inbound = Vec::new();
+    for kind in [Kind::RateLimit, Kind::FaultInjection] {
+        let list = client
+            .get_json(&collection_path(kind, Some(namespace)))
+            .await?;
+        inbound.extend(
+            list["items"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter(|p| targets(p, name))
+                .cloned(),
+        );
+    }
     // The DNS domain: the Mesh's, or the default while none is stored yet.
     let mesh = client
         .get_json(&item_path(
@@ -90,6 +104,7 @@ async fn describe(
             workloads: &workloads,
             routes: &routes,
             policies: &policies,
+            inbound: &inbound,
         },
         &domain,
         SystemTime::now(),
@@ -113,6 +128,8 @@ pub(crate) struct Related<'a> {
     pub(crate) routes: &'a [Value],
     /// `BackendPolicy` objects that target it (applied or not).
     pub(crate) policies: &'a [Value],
+    /// `RateLimit` and `FaultInjection` objects that target it.
+    pub(crate) inbound: &'a [Value],
 }
 
 /// The VIP in force and where it came from, or why there is none.
@@ -148,6 +165,7 @@ pub(crate) fn service(
         workloads,
         routes,
         policies,
+        inbound,
     } = *related;
     let mut out = String::new();
     let meta = &service["metadata"];
@@ -254,6 +272,52 @@ pub(crate) fn service(
     for p in policies.iter().filter(|p| !accepted_for(p, name)) {
         let _ = writeln!(out, "  BackendPolicy {} (not applied)", name_of(p));
         write_conditions(&mut out, &p["status"], "    ");
+    }
+    let _ = writeln!(out, "Inbound policies (applied by its workloads):");
+    if inbound.is_empty() {
+        let _ = writeln!(out, "  <none>");
+    }
+    for p in inbound {
+        let spec = &p["spec"];
+        let what = if p["kind"] == "RateLimit" {
+            spec["limits"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|l| {
+                    format!(
+                        "{} per {}{}",
+                        l["requests"].as_u64().unwrap_or(0),
+                        l["per"].as_str().unwrap_or("1s"),
+                        if l["by"] == "identity" {
+                            " per caller"
+                        } else {
+                            ""
+                        }
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join(", ")
+        } else {
+            let mut parts = Vec::new();
+            if spec["delay"].is_object() {
+                parts.push(format!(
+                    "delay {}% by {}",
+                    spec["delay"]["percent"],
+                    spec["delay"]["fixedDelay"].as_str().unwrap_or("?")
+                ));
+            }
+            if spec["abort"].is_object() {
+                parts.push(format!("abort {}%", spec["abort"]["percent"]));
+            }
+            parts.join(", ")
+        };
+        let _ = writeln!(
+            out,
+            "  {} {}: {what}",
+            p["kind"].as_str().unwrap_or("?"),
+            name_of(p)
+        );
     }
     let _ = writeln!(out, "Conditions:");
     write_conditions(&mut out, &service["status"], "  ");
@@ -570,12 +634,18 @@ mod tests {
         assert!(targets(&policy, "web") && !targets(&policy, "db"));
         let routes = [route];
         let policies = [policy, loser];
+        let inbound = [json!({
+            "kind": "RateLimit",
+            "metadata": {"name": "web-limit"},
+            "spec": {"targetRefs": [{"kind": "Service", "name": "web"}], "limits": [{"requests": 100, "by": "identity"}]}
+        })];
         let text = service(
             &svc,
             &Related {
                 workloads: &workloads,
                 routes: &routes,
                 policies: &policies,
+                inbound: &inbound,
             },
             "mesh.internal",
             SystemTime::now(),
@@ -587,6 +657,10 @@ mod tests {
         );
         assert!(
             text.contains("health check: http GET /healthz every 5s, timeout 1s"),
+            "{text}"
+        );
+        assert!(
+            text.contains("RateLimit web-limit: 100 per 1s per caller"),
             "{text}"
         );
         assert!(
