@@ -25,8 +25,14 @@ SYSTEMS_INFO = {
                      "client outbound -> HBONE :15008 -> server inbound -> 127.0.0.1:8080 (protocol http)"),
     "weft-2hop-l4": ("Weft, 2 hops HBONE mTLS, L4", "yes (TLS 1.3, HBONE h2 CONNECT)", "L4",
                      "same path, ports declared protocol tcp (bytes copied)"),
+    "weft-1hop-bare": ("Weft, 1 hop, no policies", "no", "L7",
+                       "as weft-1hop with outlier detection off and no routes"),
+    "weft-1hop-policies": ("Weft, 1 hop, realistic policies", "no", "L7",
+                           "as weft-1hop with 3 rules (header/path matches), retries with budget, "
+                           "timeouts, outlier detection, peak-EWMA"),
 }
-HOPS = {"direct": 0, "haproxy": 1, "nginx": 1, "weft-1hop": 1, "weft-2hop-l7": 2, "weft-2hop-l4": 2}
+HOPS = {"direct": 0, "haproxy": 1, "nginx": 1, "weft-1hop": 1, "weft-2hop-l7": 2, "weft-2hop-l4": 2,
+        "weft-1hop-bare": 1, "weft-1hop-policies": 1}
 
 
 def read_meta(out):

@@ -329,6 +329,45 @@ services:
     endpoints: [{ address: $ADDR_S }]   # no identity: direct plaintext
 settings: { drainTimeout: 1s }
 EOF
+    # The same hop with no policies at all, and with a realistic set (SYSTEMS=
+    # "weft-1hop-bare weft-1hop-policies" gives the policy cost as a ratio).
+    cat >"$RUN/weft-1hop-bare.yaml" <<EOF
+workload: { name: bench-client, serviceAccount: bench-client, address: $ADDR_C }
+listeners: { hbone: null, metrics: null, outboundCapture: null, admin: "127.0.0.1:15000" }
+outbound:
+  - { listen: "127.0.0.1:$PORT_WEFT1", service: nginx, port: 80 }
+services:
+  - name: nginx
+    ports: [{ port: 80, targetPort: 8080, protocol: http }]
+    endpoints: [{ address: $ADDR_S }]
+    policy: { outlierDetection: null }
+settings: { drainTimeout: 1s }
+EOF
+    cat >"$RUN/weft-1hop-policies.yaml" <<EOF
+workload: { name: bench-client, serviceAccount: bench-client, address: $ADDR_C }
+listeners: { hbone: null, metrics: null, outboundCapture: null, admin: "127.0.0.1:15000" }
+outbound:
+  - { listen: "127.0.0.1:$PORT_WEFT1", service: nginx, port: 80 }
+services:
+  - name: nginx
+    ports: [{ port: 80, targetPort: 8080, protocol: http }]
+    endpoints: [{ address: $ADDR_S }]
+    policy: { outlierDetection: { consecutive5xx: 5, consecutiveGatewayErrors: 3 } }
+routes:
+  - service: nginx
+    rules:
+      - matches: [{ path: { prefix: /admin }, headers: [{ name: x-canary, value: { exact: "yes" } }] }]
+        backends: [{ service: nginx }]
+        timeout: 2s
+      - matches: [{ headers: [{ name: x-user, value: { regex: "test-.*" } }] }]
+        backends: [{ service: nginx }]
+      - matches: [{ path: { prefix: / } }]
+        backends: [{ service: nginx }]
+        timeout: 5s
+        perTryTimeout: 1s
+        retry: { attempts: 2, codes: [502, 503], backoff: 25ms }
+settings: { drainTimeout: 1s }
+EOF
 
     # Weft, two hops: client outbound -> HBONE mTLS -> server inbound :15008 -> nginx.
     local proto
@@ -493,9 +532,9 @@ start_system() {  # system round
             nginx -c "$RUN/nginx-proxy.conf" -e "$LOGS/nginx-proxy-error.log"
         ENTRIES=("nginx:$LAST_PID")
         URL="http://127.0.0.1:$PORT_NGINX" ;;
-    weft-1hop)
-        start_proc "$NS_C" "$PROXY_CORE" "$LOGS/r$r-weft-1hop.log" \
-            env NO_COLOR=1 "$WEFT" proxy --config "$RUN/weft-1hop.yaml" --workers 1
+    weft-1hop|weft-1hop-bare|weft-1hop-policies)
+        start_proc "$NS_C" "$PROXY_CORE" "$LOGS/r$r-$sys.log" \
+            env NO_COLOR=1 "$WEFT" proxy --config "$RUN/$sys.yaml" --workers 1
         ENTRIES=("client:$LAST_PID")
         wait_http "$NS_C" http://127.0.0.1:15000/ready || return 1
         URL="http://127.0.0.1:$PORT_WEFT1" ;;

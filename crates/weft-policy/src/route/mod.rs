@@ -434,6 +434,9 @@ pub(crate) fn compile(
     report_shadowed(routes, &shadowed, statuses);
 }
 
+/// A rule of compile's input: (route index, rule index).
+type RuleRef = (usize, usize);
+
 /// A rule that can never match, and the rule before it that takes its requests
 /// (route index, rule index each).
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -605,11 +608,11 @@ fn port_chunks(
     entries.sort_by(|a, b| a.0.cmp(&b.0));
     // A rule whose matches equal an earlier rule's never applies (a catch-all after a
     // catch-all included).
-    let mut candidates: BTreeMap<(usize, usize), (usize, Option<(usize, usize)>)> = BTreeMap::new();
+    // Per (route, rule): how many matches it has, and a rule that takes one of them.
+    let mut candidates: BTreeMap<RuleRef, (usize, Option<RuleRef>)> = BTreeMap::new();
     let mut first_with: Vec<(&Vec<pb::RouteMatch>, usize, usize)> = Vec::new();
     for (key, ri, rule) in &entries {
         let rule_i = key.6;
-        // (matches of this rule, of which shadowed; the rule shadowing the last).
         let slot = candidates.entry((*ri, rule_i)).or_insert((0, None));
         slot.0 += 1;
         match first_with.iter().find(|(m, _, _)| **m == rule.matches) {
