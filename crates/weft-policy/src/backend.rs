@@ -13,7 +13,6 @@ use std::time::Duration;
 use serde_json::{json, Value};
 use weft_api::proxy;
 use weft_api::resource::backend::{self as api, Algorithm, Spec};
-use weft_api::resource::route::parse_duration;
 use weft_api::resource::{service, Object};
 
 use crate::field::{self, Errors};
@@ -62,7 +61,8 @@ fn build(spec: &Spec, errors: &mut Errors) -> Attached {
         };
         policy.hash_on = hash_on(lb, out.load_balancer, errors);
         if let Some(s) = &lb.slow_start {
-            policy.slow_start = positive(errors, "spec.loadBalancer.slowStart.window", &s.window);
+            policy.slow_start =
+                field::positive_duration(errors, "spec.loadBalancer.slowStart.window", &s.window);
         }
         if let Some(p) = lb.panic_threshold_percent {
             policy.panic_threshold_percent =
@@ -184,7 +184,7 @@ fn hash_on(
         let ttl = c
             .ttl
             .as_deref()
-            .and_then(|t| positive(errors, &format!("{PATH}.cookie.ttl"), t));
+            .and_then(|t| field::positive_duration(errors, &format!("{PATH}.cookie.ttl"), t));
         let path = c.path.clone().unwrap_or_else(|| "/".to_owned());
         if !path.starts_with('/') || path.bytes().any(|b| b.is_ascii_control() || b == b';') {
             errors.push(
@@ -216,7 +216,7 @@ fn outlier(o: &api::OutlierDetection, errors: &mut Errors) -> Option<proxy::Outl
     let d = proxy::OutlierDetection::default();
     let time = |errors: &mut Errors, field: &str, text: &Option<String>, default: Duration| {
         text.as_deref()
-            .and_then(|t| positive(errors, &format!("{PATH}.{field}"), t))
+            .and_then(|t| field::positive_duration(errors, &format!("{PATH}.{field}"), t))
             .unwrap_or(default)
     };
     let out = proxy::OutlierDetection {
@@ -348,7 +348,7 @@ fn health(h: &api::HealthCheck, errors: &mut Errors) -> Option<proxy::HealthChec
     };
     let time = |errors: &mut Errors, field: &str, text: &Option<String>, default: Duration| {
         text.as_deref()
-            .and_then(|t| positive(errors, &format!("{PATH}.{field}"), t))
+            .and_then(|t| field::positive_duration(errors, &format!("{PATH}.{field}"), t))
             .unwrap_or(default)
     };
     let threshold = |errors: &mut Errors, field: &str, v: Option<u32>, default: u32| {
@@ -395,20 +395,6 @@ fn describe(r: &api::StatusRange) -> String {
     match r {
         api::StatusRange::Code(c) => c.to_string(),
         api::StatusRange::Range(t) => format!("{t:?}"),
-    }
-}
-
-fn positive(errors: &mut Errors, path: &str, text: &str) -> Option<Duration> {
-    match parse_duration(text) {
-        Ok(d) if d.is_zero() => {
-            errors.push(path, "must be longer than 0s");
-            None
-        }
-        Ok(d) => Some(d),
-        Err(e) => {
-            errors.push(path, e);
-            None
-        }
     }
 }
 

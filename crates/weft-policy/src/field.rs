@@ -153,6 +153,25 @@ pub(crate) fn port(errors: &mut Errors, path: &str, port: u16) {
     }
 }
 
+/// A Gateway API duration (`10s`, `500ms`) that must be longer than zero.
+pub(crate) fn positive_duration(
+    errors: &mut Errors,
+    path: &str,
+    text: &str,
+) -> Option<std::time::Duration> {
+    match weft_api::resource::route::parse_duration(text) {
+        Ok(d) if d.is_zero() => {
+            errors.push(path, "must be longer than 0s");
+            None
+        }
+        Ok(d) => Some(d),
+        Err(e) => {
+            errors.push(path, e);
+            None
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -67,7 +67,7 @@ pub(crate) fn validate_rate_limit(spec: &RateLimitSpec, errors: &mut Errors) {
             );
         }
         if let Some(per) = &l.per {
-            positive(errors, &format!("{path}.per"), per);
+            field::positive_duration(errors, &format!("{path}.per"), per);
         }
         if l.burst == Some(0) {
             errors.push(format!("{path}.burst"), "must be at least 1");
@@ -91,7 +91,7 @@ pub(crate) fn validate_fault(spec: &FaultSpec, errors: &mut Errors) {
     };
     if let Some(d) = &spec.delay {
         share(errors, "spec.delay.percent", d.percent);
-        positive(errors, "spec.delay.fixedDelay", &d.fixed_delay);
+        field::positive_duration(errors, "spec.delay.fixedDelay", &d.fixed_delay);
     }
     if let Some(a) = &spec.abort {
         share(errors, "spec.abort.percent", a.percent);
@@ -114,20 +114,6 @@ pub(crate) fn validate_fault(spec: &FaultSpec, errors: &mut Errors) {
     }
     for (m, mat) in spec.matches.iter().enumerate() {
         validate_match(errors, &format!("spec.matches[{m}]"), mat);
-    }
-}
-
-fn positive(errors: &mut Errors, path: &str, text: &str) -> Option<Duration> {
-    match parse_duration(text) {
-        Ok(d) if d.is_zero() => {
-            errors.push(path, "must be longer than 0s");
-            None
-        }
-        Ok(d) => Some(d),
-        Err(e) => {
-            errors.push(path, e);
-            None
-        }
     }
 }
 
