@@ -287,81 +287,170 @@ fn slow_start_factor(svc: &ServiceState, i: usize, now: Instant) -> f64 {
     (age.as_secs_f64() / window.as_secs_f64()).max(SLOW_START_FLOOR)
 }
 
-/// Picks an index into `stats` (non-empty) with `algorithm`. `cursor` is the service's
-/// round-robin position.
-pub fn pick<S: AsRef<Stats>>(algorithm: LoadBalancer, stats: &[S], cursor: &AtomicUsize) -> usize {
-    let n = stats.len();
-    if n <= 1 {
-        return 0;
-    }
-    match algorithm {
-        LoadBalancer::RoundRobin => cursor.fetch_add(1, Ordering::Relaxed) % n,
-        LoadBalancer::LeastRequest
-        | LoadBalancer::PeakEwma
-        | LoadBalancer::RingHash
-        | LoadBalancer::Maglev => {
-            let a = fastrand::usize(..n);
-            let mut b = fastrand::usize(..n - 1);
-            if b >= a {
-                b += 1;
-            }
-            let (ca, cb) = if algorithm == LoadBalancer::LeastRequest {
-                (
-                    stats[a].as_ref().outstanding() as f64,
-                    stats[b].as_ref().outstanding() as f64,
-                )
-            } else {
-                (stats[a].as_ref().cost(), stats[b].as_ref().cost())
-            };
-            if cb < ca {
-                b
-            } else {
-                a
-            }
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::state::Snapshot;
+    use weft_api::proxy::Config;
 
-    fn endpoints(n: usize) -> Vec<std::sync::Arc<Stats>> {
-        (0..n).map(|_| std::sync::Arc::default()).collect()
+    /// A snapshot with service `echo` over `n` endpoints 10.0.0.1…, with `lb` and the
+    /// service lines `policy`; the workload is in zone `zone-a`.
+    fn snapshot(n: usize, lb: &str, extra: &str) -> Snapshot {
+        let endpoints: Vec<String> = (1..=n)
+            .map(|i| {
+                let zone = if i == 1 { "zone-a" } else { "zone-b" };
+                format!("{{ address: 10.0.0.{i}, zone: {zone} }}")
+            })
+            .collect();
+        let yaml = format!(
+            "workload: {{ name: client, address: 10.9.0.1, zone: zone-a }}\n\
+             listeners: {{ hbone: null }}\n\
+             services:\n  - name: echo\n    ports: [{{ port: 80 }}]\n    loadBalancer: {lb}\n\
+             {extra}    endpoints: [{}]\n",
+            endpoints.join(", ")
+        );
+        let config = Config::from_yaml(&yaml).expect("valid config");
+        Snapshot::build(config, None, "v".into(), None).expect("snapshot")
+    }
+
+    fn tally(snap: &Snapshot, n: usize, hash: Option<u64>) -> Vec<usize> {
+        let svc = snap.service("echo.default").expect("service");
+        let mut counts = vec![0; svc.endpoints.len()];
+        for _ in 0..n {
+            let i = choose(svc, hash, None, Instant::now()).expect("an endpoint");
+            counts[i] += 1;
+        }
+        counts
+    }
+
+    fn eject(snap: &Snapshot, index: usize) {
+        let svc = snap.service("echo.default").expect("service");
+        let detector = svc.outlier.as_ref().expect("outlier detection on");
+        for _ in 0..5 {
+            let _ = detector.record(
+                &svc.endpoints,
+                index,
+                crate::outbound::outlier::Outcome::Status(503),
+                Instant::now(),
+            );
+        }
+        assert!(svc.endpoints[index].outlier.is_ejected(Instant::now()));
     }
 
     #[test]
     fn round_robin_cycles_through_every_endpoint() {
-        let s = endpoints(3);
-        let cursor = AtomicUsize::new(0);
-        let picks: Vec<usize> = (0..6)
-            .map(|_| pick(LoadBalancer::RoundRobin, &s, &cursor))
-            .collect();
-        assert_eq!(picks, vec![0, 1, 2, 0, 1, 2]);
+        let snap = snapshot(
+            3,
+            "roundRobin",
+            "    policy: { locality: { preferZone: false } }\n",
+        );
+        assert_eq!(tally(&snap, 300, None), vec![100, 100, 100]);
+    }
+
+    #[test]
+    fn an_ejected_endpoint_is_skipped_until_too_few_are_left_then_all_are_used() {
+        let snap = snapshot(
+            4,
+            "roundRobin",
+            "    policy: { locality: { preferZone: false }, outlierDetection: { maxEjectionPercent: 100 } }\n",
+        );
+        eject(&snap, 0);
+        assert_eq!(
+            tally(&snap, 300, None)[0],
+            0,
+            "ejected endpoints get nothing"
+        );
+        eject(&snap, 1);
+        eject(&snap, 2);
+        // One of four usable is below the 50% panic threshold: every endpoint serves.
+        let panicked = tally(&snap, 400, None);
+        assert!(panicked.iter().all(|n| *n > 50), "{panicked:?}");
+    }
+
+    #[test]
+    fn the_callers_zone_is_preferred_until_it_falls_below_its_share() {
+        let snap = snapshot(3, "leastRequest", "");
+        assert_eq!(tally(&snap, 100, None), vec![100, 0, 0], "zone-a only");
+        eject(&snap, 0);
+        let failed_over = tally(&snap, 100, None);
+        assert_eq!(failed_over[0], 0, "{failed_over:?}");
+        assert!(failed_over[1] > 0 && failed_over[2] > 0, "{failed_over:?}");
+    }
+
+    #[test]
+    fn a_hash_key_sticks_to_one_endpoint_and_moves_only_while_it_is_ejected() {
+        let snap = snapshot(
+            5,
+            "maglev",
+            "    policy: { hashOn: { header: x-user }, outlierDetection: { maxEjectionPercent: 100 } }\n",
+        );
+        let key = crate::outbound::hash::key_hash(b"alice");
+        let counts = tally(&snap, 100, Some(key));
+        let owner = counts
+            .iter()
+            .position(|n| *n == 100)
+            .expect("one endpoint took all");
+        eject(&snap, owner);
+        let moved = tally(&snap, 100, Some(key));
+        assert_eq!(moved[owner], 0);
+        assert_eq!(
+            moved.iter().filter(|n| **n > 0).count(),
+            1,
+            "still one endpoint: {moved:?}"
+        );
+    }
+
+    #[test]
+    fn slow_start_gives_an_endpoint_added_later_a_smaller_share() {
+        let policy = "    policy: { slowStart: 10s, locality: { preferZone: false } }\n";
+        let first = snapshot(2, "leastRequest", policy);
+        std::thread::sleep(Duration::from_millis(1100));
+        // A reload that adds a third endpoint: it is new, the other two are not.
+        let yaml = first.config.as_ref().clone();
+        let mut config = yaml;
+        config.services[0]
+            .endpoints
+            .push(weft_api::proxy::Endpoint {
+                address: "10.0.0.3".parse().expect("ip"),
+                identity: None,
+                hbone: None,
+                zone: None,
+            });
+        let second = Snapshot::build(config, None, "v2".into(), Some(&first)).expect("snapshot");
+        let svc = second.service("echo.default").expect("service");
+        // Keep the old endpoints busier than the new one, so only its ramp holds it back.
+        let _busy: Vec<_> = svc.endpoints[..2].iter().map(|e| e.stats.start()).collect();
+        let counts = tally(&second, 1000, None);
+        // Without slow start the idle new endpoint would win every comparison it is in
+        // (about two thirds of all); at 10% of its weight it loses them.
+        assert!(counts[2] < 200, "{counts:?}");
     }
 
     #[test]
     fn least_request_avoids_the_busy_endpoint() {
-        let s = endpoints(2);
-        let _busy: Vec<_> = (0..5).map(|_| s[0].start()).collect();
-        let cursor = AtomicUsize::new(0);
-        for _ in 0..50 {
-            assert_eq!(pick(LoadBalancer::LeastRequest, &s, &cursor), 1);
-        }
+        let snap = snapshot(
+            2,
+            "leastRequest",
+            "    policy: { locality: { preferZone: false } }\n",
+        );
+        let svc = snap.service("echo.default").expect("service");
+        let _busy: Vec<_> = (0..5).map(|_| svc.endpoints[0].stats.start()).collect();
+        assert_eq!(tally(&snap, 50, None), vec![0, 50]);
     }
 
     #[test]
     fn peak_ewma_shifts_load_away_from_a_slow_endpoint() {
-        let s = endpoints(3);
-        s[0].observe(Duration::from_millis(200));
-        s[1].observe(Duration::from_micros(500));
-        s[2].observe(Duration::from_micros(500));
-        let cursor = AtomicUsize::new(0);
-        let slow = (0..3000)
-            .filter(|_| pick(LoadBalancer::PeakEwma, &s, &cursor) == 0)
-            .count();
+        let snap = snapshot(
+            3,
+            "peakEwma",
+            "    policy: { locality: { preferZone: false } }\n",
+        );
+        let svc = snap.service("echo.default").expect("service");
+        svc.endpoints[0].stats.observe(Duration::from_millis(200));
+        svc.endpoints[1].stats.observe(Duration::from_micros(500));
+        svc.endpoints[2].stats.observe(Duration::from_micros(500));
         // Two choices: the slow endpoint only wins when drawn twice, which cannot happen.
-        assert_eq!(slow, 0, "slow endpoint picked {slow} times");
+        assert_eq!(tally(&snap, 3000, None)[0], 0);
     }
 
     #[test]

@@ -807,12 +807,16 @@ async fn resendable(
         return Ok((Some(req.map(RequestBody::Streamed)), None));
     }
     let (parts, body) = req.into_parts();
+    // Most retried requests (GETs) have no body: nothing to read, no timer to arm.
+    let empty = body.is_end_stream();
     let collect = body.collect();
     let collected = match deadline {
+        _ if empty => None,
         Some(d) => tokio::time::timeout_at(d.into(), collect).await.ok(),
         None => Some(collect.await),
     };
     let body = match collected {
+        _ if empty => bytes::Bytes::new(),
         Some(Ok(c)) => c.to_bytes(),
         Some(Err(e)) => {
             return Err(forward::local(
