@@ -516,11 +516,15 @@ pub enum Table {
 }
 
 impl Table {
-    /// Ring points for `ringHash`: 4096 spreads ten endpoints within about ±6% (1024
-    /// would give ±9%) for 64 KiB of table.
-    const RING_MIN_SIZE: usize = 4096;
-    /// Ring points at most.
-    const RING_MAX_SIZE: usize = 1 << 20;
+    /// Ring points per endpoint for `ringHash`, whatever the number of endpoints (as in
+    /// libketama). Fixed, so adding or removing an endpoint never moves the other
+    /// endpoints' keys: a ring sized by a total instead re-spreads every point when the
+    /// endpoint count crosses a power of two. 1024 spreads ten endpoints within about
+    /// ±5% (256 would give ±13%), for 12 KiB per endpoint.
+    const RING_POINTS_PER_ENDPOINT: usize = 1024;
+    /// Ring points at most: 256 endpoints at 1024 each (3 MiB). A larger service gets
+    /// fewer points each, and crossing that size moves keys once.
+    const RING_MAX_SIZE: usize = 1 << 18;
 
     /// The table for `lb` (`Maglev` unless it is `RingHash`) over `addresses`, each of
     /// weight 1.
@@ -528,9 +532,10 @@ impl Table {
         let identities: Vec<String> = addresses.iter().map(ToString::to_string).collect();
         let endpoints: Vec<(&[u8], u32)> = identities.iter().map(|i| (i.as_bytes(), 1)).collect();
         if lb == weft_api::proxy::LoadBalancer::RingHash {
+            // The ring's minimum is exactly 2^10 points for each endpoint of weight 1.
             Self::Ring(Ring::new(
                 &endpoints,
-                Self::RING_MIN_SIZE,
+                Self::RING_POINTS_PER_ENDPOINT * endpoints.len(),
                 Self::RING_MAX_SIZE,
             ))
         } else {
@@ -924,5 +929,28 @@ mod tests {
             seen[index(owner)] = true;
         }
         assert!(seen.iter().all(|&s| s), "every endpoint holds a slot");
+    }
+
+    #[test]
+    fn a_ring_table_moves_only_the_removed_endpoints_keys_even_across_a_power_of_two() {
+        use std::net::IpAddr;
+        let addresses: Vec<IpAddr> = (1..=17u8).map(|i| IpAddr::from([10, 0, 0, i])).collect();
+        let before = Table::build(weft_api::proxy::LoadBalancer::RingHash, &addresses);
+        let after = Table::build(weft_api::proxy::LoadBalancer::RingHash, &addresses[..16]);
+        let (mut compared, mut moved) = (0, 0);
+        for key in keys() {
+            let was = before.pick_usable(key, |_| true).unwrap();
+            if was == 16 {
+                continue;
+            }
+            compared += 1;
+            if after.pick_usable(key, |_| true).unwrap() != was {
+                moved += 1;
+            }
+        }
+        assert!(compared > KEYS * 9 / 10);
+        assert_eq!(moved, 0, "17 to 16 endpoints moved {moved} other keys");
+        let counts = counts(16, |k| after.pick_usable(k, |_| true));
+        assert!(spread(&counts) < 0.12, "{counts:?}");
     }
 }
