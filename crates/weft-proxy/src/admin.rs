@@ -1,7 +1,9 @@
 //! The admin API (loopback only) and the metrics endpoint.
 //!
 //! Admin, on `listeners.admin` (127.0.0.1:15000): `GET /ready`, `GET /config_dump`
-//! (the effective config, its version and the workload identity), `GET /logging` and
+//! (the effective config, its version and the workload identity), `GET /endpoints`
+//! (each service's endpoints as load balancing sees them now: outstanding requests,
+//! latency estimate, ejected or not, health), `GET /logging` and
 //! `POST /logging?level=FILTER`, and `POST /shutdown` when enabled. Metrics, on
 //! `listeners.metrics` (:15020): `GET /metrics` (Prometheus text) and `GET /healthz`.
 
@@ -86,6 +88,47 @@ impl Admin {
                     "config": &*snap.config,
                 });
                 match serde_json::to_vec_pretty(&dump) {
+                    Ok(body) => reply(StatusCode::OK, "application/json", body),
+                    Err(e) => reply(
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        "text/plain",
+                        e.to_string(),
+                    ),
+                }
+            }
+            (&Method::GET, "/endpoints") => {
+                let snap = self.store.load();
+                let now = std::time::Instant::now();
+                let mut services: Vec<serde_json::Value> = snap
+                    .services()
+                    .map(|svc| {
+                        let checks = svc.policy.health_check.is_some();
+                        let endpoints: Vec<serde_json::Value> = svc
+                            .endpoints
+                            .iter()
+                            .map(|e| {
+                                serde_json::json!({
+                                    "address": e.address.to_string(),
+                                    "outstanding": e.stats.outstanding(),
+                                    "latencyMs": e.stats.latency_nanos() / 1e6,
+                                    "ejected": e.outlier.is_ejected(now),
+                                    "timesEjected": e.outlier.times_ejected(),
+                                    "healthy": checks.then(|| e.is_healthy()),
+                                })
+                            })
+                            .collect();
+                        serde_json::json!({
+                            "service": &*svc.key,
+                            "loadBalancer": svc.load_balancer,
+                            "policy": svc.policy.source,
+                            "requestsInFlight": svc.shared.limiter.requests(),
+                            "connections": svc.shared.limiter.connections(),
+                            "endpoints": endpoints,
+                        })
+                    })
+                    .collect();
+                services.sort_by(|a, b| a["service"].as_str().cmp(&b["service"].as_str()));
+                match serde_json::to_vec_pretty(&serde_json::json!({ "services": services })) {
                     Ok(body) => reply(StatusCode::OK, "application/json", body),
                     Err(e) => reply(
                         StatusCode::INTERNAL_SERVER_ERROR,

@@ -143,6 +143,25 @@ fn an_ejected_endpoint_gets_no_traffic_until_its_ejection_ends() {
     let during = client.run(|| tally(40, "/"));
     assert_eq!(during.get("good"), Some(&40), "{during:?}");
     assert_eq!(bad.recorder().count(), 3, "an ejected endpoint got traffic");
+    // The admin API shows the ejection.
+    let bad_ip = bad_host.ip().to_string();
+    let ejected = client.run(move || async move {
+        let resp = weft_testkit::client::http1_get(local(15000), "localhost", "/endpoints")
+            .await
+            .expect("admin /endpoints");
+        let doc: serde_json::Value = serde_json::from_slice(resp.body()).expect("JSON");
+        doc["services"][0]["endpoints"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|e| e["address"] == bad_ip.as_str())
+            .map(|e| (e["ejected"].clone(), e["timesEjected"].clone()))
+    });
+    assert_eq!(
+        ejected,
+        Some((serde_json::json!(true), serde_json::json!(1))),
+        "/endpoints shows the ejection"
+    );
     assert!(
         started.elapsed() < Duration::from_secs(3),
         "the check ran past the ejection"
