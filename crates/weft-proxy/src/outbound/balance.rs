@@ -251,18 +251,22 @@ fn two_choices(
     cost: impl Fn(usize) -> f64,
 ) -> Option<usize> {
     let m = candidates.len();
-    let draw = || {
-        (0..DRAWS)
-            .map(|_| candidates.get(fastrand::usize(..m)))
-            .find(|&i| ok(i))
-    };
-    let a = draw()?;
+    let (a_pos, a) = (0..DRAWS)
+        .map(|_| {
+            let k = fastrand::usize(..m);
+            (k, candidates.get(k))
+        })
+        .find(|&(_, i)| ok(i))?;
     if m == 1 {
         return Some(a);
     }
+    // The second is drawn among the others, so it is never the first again.
     let b = (0..DRAWS)
-        .map(|_| candidates.get(fastrand::usize(..m)))
-        .find(|&i| i != a && ok(i));
+        .map(|_| {
+            let k = fastrand::usize(..m - 1);
+            candidates.get(if k >= a_pos { k + 1 } else { k })
+        })
+        .find(|&i| ok(i));
     match b {
         Some(b) if cost(b) < cost(a) => Some(b),
         _ => Some(a),
