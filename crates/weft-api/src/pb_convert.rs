@@ -453,9 +453,7 @@ impl From<&proxy::RouteRule> for pb::RouteRule {
                         port: m.port.map(u32::from),
                         weight: 1,
                     }),
-                    // 0-100 percent to millionths: exact for up to 4 decimals.
-                    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
-                    per_million: (m.percent.clamp(0.0, 100.0) * 10_000.0).round() as u32,
+                    per_million: proxy::per_million(m.percent),
                 })
                 .collect(),
         }
@@ -710,7 +708,7 @@ fn route_rule(path: &str, r: &pb::RouteRule) -> Result<proxy::RouteRule, Error> 
                     .port
                     .map(|p| port(&format!("{mpath}.backend.port"), p))
                     .transpose()?,
-                percent: f64::from(m.per_million) / 10_000.0,
+                percent: proxy::percent_of(m.per_million),
             })
         })
         .collect::<Result<Vec<_>, Error>>()?;

@@ -732,6 +732,25 @@ fn default_healthy_threshold() -> u32 {
     2
 }
 
+/// An RFC 7230 token: what header and cookie names must be.
+pub fn is_token(s: &str) -> bool {
+    !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+}
+
+/// A share in percent (0-100, clamped) as millionths, the wire form of mirror, fault
+/// and other shares: exact to four decimals.
+#[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)] // clamped to 0..=1e6
+pub fn per_million(percent: f64) -> u32 {
+    (percent.clamp(0.0, 100.0) * 10_000.0).round() as u32
+}
+
+/// Millionths as a percentage; the inverse of [`per_million`].
+pub fn percent_of(per_million: u32) -> f64 {
+    f64::from(per_million) / 10_000.0
+}
+
 /// The statuses a health check passes on when none are listed.
 pub fn default_expected_statuses() -> Vec<(u16, u16)> {
     vec![(200, 399)]

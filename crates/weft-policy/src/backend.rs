@@ -165,7 +165,7 @@ fn hash_on(
         return None;
     }
     if let Some(name) = &h.header {
-        if !is_token(name) {
+        if !proxy::is_token(name) {
             errors.push(
                 format!("{PATH}.header"),
                 format!("{name:?} is not a header name"),
@@ -175,7 +175,7 @@ fn hash_on(
         return Some(proxy::HashOn::Header(name.to_ascii_lowercase()));
     }
     if let Some(c) = &h.cookie {
-        if !is_token(&c.name) {
+        if !proxy::is_token(&c.name) {
             errors.push(
                 format!("{PATH}.cookie.name"),
                 format!("{:?} is not a cookie name (an RFC 6265 token)", c.name),
@@ -405,13 +405,6 @@ fn percent(errors: &mut Errors, path: &str, value: u32) -> u32 {
     } else {
         value
     }
-}
-
-/// An RFC 7230 token: header and cookie names.
-fn is_token(s: &str) -> bool {
-    !s.is_empty()
-        && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
 }
 
 /// The service a policy's targets name, as (namespace, name).

@@ -221,12 +221,6 @@ pub(crate) fn for_workload(
                 }
             }
             Policy::Fault(_, spec) => {
-                let millionths = |percent: f64| {
-                    // Validated to 0-100.
-                    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
-                    let m = (percent.clamp(0.0, 100.0) * 10_000.0).round() as u32;
-                    m
-                };
                 policy.faults.push(pb::Fault {
                     ports,
                     matches: spec
@@ -234,12 +228,18 @@ pub(crate) fn for_workload(
                         .iter()
                         .map(|m| pb::RouteMatch::from(&proxy_match(m)))
                         .collect(),
-                    delay_per_million: spec.delay.as_ref().map_or(0, |d| millionths(d.percent)),
+                    delay_per_million: spec
+                        .delay
+                        .as_ref()
+                        .map_or(0, |d| weft_api::proxy::per_million(d.percent)),
                     delay: spec
                         .delay
                         .as_ref()
                         .and_then(|d| parse_duration(&d.fixed_delay).ok().map(duration_to_pb)),
-                    abort_per_million: spec.abort.as_ref().map_or(0, |a| millionths(a.percent)),
+                    abort_per_million: spec
+                        .abort
+                        .as_ref()
+                        .map_or(0, |a| weft_api::proxy::per_million(a.percent)),
                     abort_http_status: spec
                         .abort
                         .as_ref()

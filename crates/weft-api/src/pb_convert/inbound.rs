@@ -26,13 +26,7 @@ fn percent(path: &str, per_million: u32) -> Result<f64, Error> {
             format!("{per_million} is more than 1000000 (all requests)"),
         ));
     }
-    Ok(f64::from(per_million) / 10_000.0)
-}
-
-/// A percentage as millionths (exact to four decimals).
-#[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)] // clamped to 0..=1e6
-fn per_million(percent: f64) -> u32 {
-    (percent.clamp(0.0, 100.0) * 10_000.0).round() as u32
+    Ok(proxy::percent_of(per_million))
 }
 
 pub(super) fn rate_limit(path: &str, l: &pb::RateLimit) -> Result<proxy::RateLimit, Error> {
@@ -125,9 +119,15 @@ pub fn fault_to_pb(f: &proxy::Fault) -> pb::Fault {
     pb::Fault {
         ports: f.ports.iter().map(|p| u32::from(*p)).collect(),
         matches: f.matches.iter().map(pb::RouteMatch::from).collect(),
-        delay_per_million: f.delay.as_ref().map_or(0, |d| per_million(d.percent)),
+        delay_per_million: f
+            .delay
+            .as_ref()
+            .map_or(0, |d| proxy::per_million(d.percent)),
         delay: f.delay.as_ref().map(|d| duration_to_pb(d.duration)),
-        abort_per_million: f.abort.as_ref().map_or(0, |a| per_million(a.percent)),
+        abort_per_million: f
+            .abort
+            .as_ref()
+            .map_or(0, |a| proxy::per_million(a.percent)),
         abort_http_status: f.abort.as_ref().map_or(0, |a| u32::from(a.http_status)),
         abort_grpc_status: f.abort.as_ref().and_then(|a| a.grpc_status),
         source: f.source.clone().unwrap_or_default(),

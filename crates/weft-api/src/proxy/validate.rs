@@ -379,13 +379,13 @@ fn policy(path: &str, s: &crate::proxy::Service, errors: &mut Errors) {
             format!("{path}.policy.hashOn"),
             "only used by the ringHash and maglev load balancers; set loadBalancer or remove it",
         ),
-        (Some(crate::proxy::HashOn::Header(h)), true) if !is_token(h) => {
+        (Some(crate::proxy::HashOn::Header(h)), true) if !super::is_token(h) => {
             errors.push(
                 format!("{path}.policy.hashOn.header"),
                 format!("{h:?} is not a header name"),
             );
         }
-        (Some(crate::proxy::HashOn::Cookie(c)), true) if !is_token(&c.name) => errors.push(
+        (Some(crate::proxy::HashOn::Cookie(c)), true) if !super::is_token(&c.name) => errors.push(
             format!("{path}.policy.hashOn.cookie.name"),
             format!("{:?} is not a cookie name (an RFC 6265 token)", c.name),
         ),
@@ -478,13 +478,6 @@ fn policy(path: &str, s: &crate::proxy::Service, errors: &mut Errors) {
             }
         }
     }
-}
-
-/// An RFC 7230 token (cookie names are tokens too).
-fn is_token(s: &str) -> bool {
-    !s.is_empty()
-        && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
 }
 
 fn routes(config: &Config, errors: &mut Errors) {

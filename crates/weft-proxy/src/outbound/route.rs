@@ -243,10 +243,7 @@ impl<T> Rule<T> {
                     port: m.port,
                     weight: 1,
                 };
-                // Validated to 0-100.
-                #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
-                let share = (m.percent.clamp(0.0, 100.0) * 10_000.0).round() as u32;
-                resolve(&backend).map(|t| (t, share))
+                resolve(&backend).map(|t| (t, api::per_million(m.percent)))
             })
             .collect();
         Ok(Self {
