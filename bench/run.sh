@@ -318,7 +318,9 @@ EOF
     } >"$RUN/nginx-proxy.conf"
 
     # Weft, one hop: explicit outbound listener -> endpoint without identity (plaintext).
-    cat >"$RUN/weft-1hop.yaml" <<EOF
+    # $1: extra service lines (a policy), $2: extra top-level config (routes).
+    one_hop() {
+        cat <<EOF
 workload: { name: bench-client, serviceAccount: bench-client, address: $ADDR_C }
 listeners: { hbone: null, metrics: null, outboundCapture: null, admin: "127.0.0.1:15000" }
 outbound:
@@ -327,47 +329,29 @@ services:
   - name: nginx
     ports: [{ port: 80, targetPort: 8080, protocol: http }]
     endpoints: [{ address: $ADDR_S }]   # no identity: direct plaintext
-settings: { drainTimeout: 1s }
+$1$2settings: { drainTimeout: 1s }
 EOF
+    }
+    one_hop "" "" >"$RUN/weft-1hop.yaml"
     # The same hop with no policies at all, and with a realistic set (SYSTEMS=
     # "weft-1hop-bare weft-1hop-policies" gives the policy cost as a ratio).
-    cat >"$RUN/weft-1hop-bare.yaml" <<EOF
-workload: { name: bench-client, serviceAccount: bench-client, address: $ADDR_C }
-listeners: { hbone: null, metrics: null, outboundCapture: null, admin: "127.0.0.1:15000" }
-outbound:
-  - { listen: "127.0.0.1:$PORT_WEFT1", service: nginx, port: 80 }
-services:
-  - name: nginx
-    ports: [{ port: 80, targetPort: 8080, protocol: http }]
-    endpoints: [{ address: $ADDR_S }]
-    policy: { outlierDetection: null }
-settings: { drainTimeout: 1s }
-EOF
-    cat >"$RUN/weft-1hop-policies.yaml" <<EOF
-workload: { name: bench-client, serviceAccount: bench-client, address: $ADDR_C }
-listeners: { hbone: null, metrics: null, outboundCapture: null, admin: "127.0.0.1:15000" }
-outbound:
-  - { listen: "127.0.0.1:$PORT_WEFT1", service: nginx, port: 80 }
-services:
-  - name: nginx
-    ports: [{ port: 80, targetPort: 8080, protocol: http }]
-    endpoints: [{ address: $ADDR_S }]
-    policy: { outlierDetection: { consecutive5xx: 5, consecutiveGatewayErrors: 3 } }
-routes:
+    one_hop "    policy: { outlierDetection: null }
+" "" >"$RUN/weft-1hop-bare.yaml"
+    one_hop "    policy: { outlierDetection: { consecutive5xx: 5, consecutiveGatewayErrors: 3 } }
+" "routes:
   - service: nginx
     rules:
-      - matches: [{ path: { prefix: /admin }, headers: [{ name: x-canary, value: { exact: "yes" } }] }]
+      - matches: [{ path: { prefix: /admin }, headers: [{ name: x-canary, value: { exact: \"yes\" } }] }]
         backends: [{ service: nginx }]
         timeout: 2s
-      - matches: [{ headers: [{ name: x-user, value: { regex: "test-.*" } }] }]
+      - matches: [{ headers: [{ name: x-user, value: { regex: \"test-.*\" } }] }]
         backends: [{ service: nginx }]
       - matches: [{ path: { prefix: / } }]
         backends: [{ service: nginx }]
         timeout: 5s
         perTryTimeout: 1s
         retry: { attempts: 2, codes: [502, 503], backoff: 25ms }
-settings: { drainTimeout: 1s }
-EOF
+" >"$RUN/weft-1hop-policies.yaml"
 
     # Weft, two hops: client outbound -> HBONE mTLS -> server inbound :15008 -> nginx.
     local proto
