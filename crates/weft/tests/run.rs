@@ -196,8 +196,11 @@ async fn sigterm_goes_to_the_app_and_the_proxy_serves_until_it_exits() {
         "requests failed after SIGTERM: {stdout}"
     );
     assert!(stdout.contains("failed=0"), "{stdout}");
+    // The shell runs its trap after the curl in flight at SIGTERM returns, and counts
+    // that request among the 20; it may already have reached the app before `before`
+    // was read. So at least 19 requests were sent after the signal.
     assert!(
-        mesh.app.recorder().count() >= before + 20,
+        mesh.app.recorder().count() >= before + 19,
         "the proxy kept serving the app's shutdown requests: {} before, {} after",
         before,
         mesh.app.recorder().count()
