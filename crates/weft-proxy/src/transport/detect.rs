@@ -1,9 +1,17 @@
 //! Protocol detection from a connection's first bytes.
 //!
 //! Decides between TLS (a ClientHello; the SNI is recorded), HTTP/1.x, HTTP/2 with prior
-//! knowledge, and opaque TCP. Server-speaks-first protocols send nothing until the server
-//! talks, so detection gives up after a short wait and treats the connection as opaque;
-//! ports declared `tcp` (or well-known server-first ports) skip detection entirely.
+//! knowledge, and opaque TCP. Bytes that begin like an HTTP request are held to the
+//! strict request-line rules of [`crate::http::strict`]: a malformed one is refused
+//! ([`Detected::Malformed`]), never copied as opaque, and on a port declared `http`
+//! nothing but HTTP is served at all.
+//!
+//! Server-speaks-first protocols send nothing until the server talks, so on an `auto`
+//! port detection stops waiting after `detectTimeout` and reports [`Detected::Silent`]:
+//! the caller connects upstream and lets whichever side speaks first decide
+//! ([`first_word`]). A client that speaks first is detected like any other, so a slow
+//! HTTP client is still HTTP. Ports declared `tcp` (or well-known server-first ports)
+//! skip detection entirely.
 
 use std::time::Duration;
 
@@ -11,17 +19,17 @@ use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt};
 use weft_api::proxy::{Protocol, SERVER_FIRST_PORTS};
 
+use crate::http::strict::{self, Line, Refusal};
+
 /// The HTTP/2 connection preface.
 const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
-/// Longest first line of HTTP/1 we wait for before calling the stream opaque.
-const MAX_REQUEST_LINE: usize = 16 * 1024;
 /// Largest ClientHello record we buffer to find the SNI.
 const MAX_CLIENT_HELLO: usize = 16 * 1024 + 5;
 
 /// What a connection carries.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Detected {
-    /// HTTP/1.0 or HTTP/1.1.
+    /// HTTP/1.0 or HTTP/1.1 with a valid request line.
     Http1,
     /// HTTP/2 with prior knowledge (h2c).
     Http2,
@@ -30,18 +38,24 @@ pub enum Detected {
         /// Server name indication.
         sni: Option<String>,
     },
-    /// Anything else, including server-speaks-first protocols.
+    /// Bytes that are not HTTP (on a port that allows them).
     Opaque,
+    /// Begins like an HTTP request but is not a valid one (or not HTTP at all on a port
+    /// declared `http`): answered with the refusal's status and closed.
+    Malformed(Refusal),
+    /// The client sent nothing within the detection wait: the first side to speak
+    /// decides ([`first_word`]).
+    Silent,
 }
 
 impl Detected {
     /// A short name for logs and metric labels.
     pub fn as_str(&self) -> &'static str {
         match self {
-            Self::Http1 => "http1",
+            Self::Http1 | Self::Malformed(_) => "http1",
             Self::Http2 => "http2",
             Self::Tls { .. } => "tls",
-            Self::Opaque => "tcp",
+            Self::Opaque | Self::Silent => "tcp",
         }
     }
 }
@@ -65,9 +79,17 @@ pub fn plan(
     match declared {
         Protocol::Tcp => Plan::Skip(Detected::Opaque),
         Protocol::Http2 | Protocol::Grpc => Plan::Skip(Detected::Http2),
-        Protocol::Http => Plan::Sniff(header_timeout),
+        Protocol::Http => Plan::Sniff(Sniff {
+            first_byte: header_timeout,
+            rest: header_timeout,
+            http_only: true,
+        }),
         Protocol::Auto if SERVER_FIRST_PORTS.contains(&port) => Plan::Skip(Detected::Opaque),
-        Protocol::Auto => Plan::Sniff(detect_timeout),
+        Protocol::Auto => Plan::Sniff(Sniff {
+            first_byte: detect_timeout,
+            rest: header_timeout,
+            http_only: false,
+        }),
     }
 }
 
@@ -76,13 +98,27 @@ pub fn plan(
 pub enum Plan {
     /// The protocol is known; read nothing.
     Skip(Detected),
-    /// Read up to this long; opaque if nothing conclusive arrives in time.
-    Sniff(Duration),
+    /// Read the client's first bytes.
+    Sniff(Sniff),
+}
+
+/// How to read a client's first bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Sniff {
+    /// How long to wait for the first byte; after it, the client is [`Detected::Silent`]
+    /// (or, with `http_only`, dropped).
+    pub first_byte: Duration,
+    /// How long to wait for the rest of a request line once bytes arrived: an
+    /// unfinished line that could still be HTTP is refused after this, never copied.
+    pub rest: Duration,
+    /// The port is declared `http`: anything but HTTP is refused.
+    pub http_only: bool,
 }
 
 /// Detects what `io` carries on a port declared `declared`, with the wait the settings
-/// allow. `None` when the client left (or failed) before anything could be decided;
-/// failures are logged at debug, since a client hanging up is not the proxy's problem.
+/// allow. `None` when the client left (or failed) before anything could be decided, or
+/// stayed silent on a port declared `http`; failures are logged at debug, since a client
+/// hanging up is not the proxy's problem.
 pub async fn sniff<S: AsyncRead + Unpin>(
     io: &mut S,
     declared: Protocol,
@@ -109,33 +145,48 @@ pub async fn detect<S: AsyncRead + Unpin>(
     io: &mut S,
     plan: Plan,
 ) -> std::io::Result<Option<Outcome>> {
-    let wait = match plan {
-        Plan::Skip(detected) => {
-            return Ok(Some(Outcome {
-                detected,
-                prefix: Bytes::new(),
-            }))
-        }
-        Plan::Sniff(wait) => wait,
-    };
-    let deadline = tokio::time::Instant::now() + wait;
-    let mut buf = BytesMut::with_capacity(1024);
+    match plan {
+        Plan::Skip(detected) => Ok(Some(Outcome {
+            detected,
+            prefix: Bytes::new(),
+        })),
+        Plan::Sniff(sniff) => detect_from(io, sniff, BytesMut::with_capacity(1024)).await,
+    }
+}
+
+/// Detection continued from the bytes already in `buf`.
+async fn detect_from<S: AsyncRead + Unpin>(
+    io: &mut S,
+    sniff: Sniff,
+    mut buf: BytesMut,
+) -> std::io::Result<Option<Outcome>> {
+    let now = tokio::time::Instant::now();
+    let mut deadline = now
+        + if buf.is_empty() {
+            sniff.first_byte
+        } else {
+            sniff.rest
+        };
+    let mut waiting_for_first = buf.is_empty();
     loop {
         if let Some(detected) = classify(&buf) {
             return Ok(Some(Outcome {
-                detected,
+                detected: restrict(detected, sniff.http_only),
                 prefix: buf.freeze(),
             }));
         }
         match tokio::time::timeout_at(deadline, io.read_buf(&mut buf)).await {
-            Ok(Ok(0)) if buf.is_empty() => return Ok(None),
+            Ok(Ok(0)) | Err(_) if buf.is_empty() => return Ok(None),
             // EOF or time up: decide on what we have.
             Ok(Ok(0)) | Err(_) => {
-                let detected = classify_final(&buf);
                 return Ok(Some(Outcome {
-                    detected,
+                    detected: restrict(classify_final(&buf), sniff.http_only),
                     prefix: buf.freeze(),
                 }));
+            }
+            Ok(Ok(_)) if waiting_for_first => {
+                waiting_for_first = false;
+                deadline = tokio::time::Instant::now() + sniff.rest;
             }
             Ok(Ok(_)) => {}
             Ok(Err(e)) => return Err(e),
@@ -143,8 +194,62 @@ pub async fn detect<S: AsyncRead + Unpin>(
     }
 }
 
-/// A decision from the bytes so far, or `None` if more bytes could change it.
-fn classify(buf: &[u8]) -> Option<Detected> {
+/// On a port declared `http`, only HTTP is served.
+fn restrict(detected: Detected, http_only: bool) -> Detected {
+    match detected {
+        Detected::Opaque | Detected::Tls { .. } if http_only => Detected::Malformed(strict::NOT_HTTP),
+        other => other,
+    }
+}
+
+/// Silent clients that stay silent forever: the wait for either side to speak first
+/// ends with the connection's idle timeout.
+#[derive(Debug)]
+pub enum FirstWord {
+    /// The client spoke first; its bytes were detected like any other client's.
+    Client(Outcome),
+    /// The upstream spoke first (a server-first protocol): these are its first bytes,
+    /// to be written to the client before the connection is copied as opaque.
+    Upstream(Bytes),
+    /// Either side closed, or neither spoke within `idle`.
+    Closed,
+}
+
+/// After a [`Detected::Silent`] start, with `upstream` connected: waits for whichever
+/// side speaks first. A client that speaks first is detected with `sniff`'s rules, so
+/// its HTTP is parsed (never copied) however long it waited.
+pub async fn first_word<C, U>(
+    client: &mut C,
+    upstream: &mut U,
+    sniff: Sniff,
+    idle: Duration,
+) -> std::io::Result<FirstWord>
+where
+    C: AsyncRead + Unpin,
+    U: AsyncRead + Unpin,
+{
+    let mut from_client = BytesMut::with_capacity(1024);
+    let mut from_upstream = BytesMut::with_capacity(1024);
+    let spoke = tokio::time::timeout(idle, async {
+        tokio::select! {
+            r = client.read_buf(&mut from_client) => r.map(|n| (true, n)),
+            r = upstream.read_buf(&mut from_upstream) => r.map(|n| (false, n)),
+        }
+    })
+    .await;
+    match spoke {
+        Err(_) | Ok(Ok((_, 0))) => Ok(FirstWord::Closed),
+        Ok(Err(e)) => Err(e),
+        Ok(Ok((true, _))) => Ok(detect_from(client, sniff, from_client)
+            .await?
+            .map_or(FirstWord::Closed, FirstWord::Client)),
+        Ok(Ok((false, _))) => Ok(FirstWord::Upstream(from_upstream.freeze())),
+    }
+}
+
+/// A decision from the bytes so far, or `None` if more bytes could change it. Pure:
+/// the protocol detector's whole judgement, for tests and fuzzing.
+pub fn classify(buf: &[u8]) -> Option<Detected> {
     if buf.is_empty() {
         return None;
     }
@@ -157,43 +262,21 @@ fn classify(buf: &[u8]) -> Option<Detected> {
     if buf.starts_with(H2_PREFACE) {
         return Some(Detected::Http2);
     }
-    http1(buf)
+    match strict::request_line(buf) {
+        Line::Valid => Some(Detected::Http1),
+        Line::Invalid(refusal) => Some(Detected::Malformed(refusal)),
+        Line::NotHttp => Some(Detected::Opaque),
+        Line::Incomplete => None,
+    }
 }
 
-/// The decision when no more bytes will come (EOF or timeout).
+/// The decision when no more bytes will come (EOF or timeout): an unfinished line that
+/// could still have become HTTP is refused, not copied.
 fn classify_final(buf: &[u8]) -> Detected {
     match classify(buf) {
         Some(d) => d,
         None if buf.first() == Some(&0x16) => Detected::Tls { sni: None },
-        None => Detected::Opaque,
-    }
-}
-
-fn http1(buf: &[u8]) -> Option<Detected> {
-    // Method: an uppercase token, then a space.
-    let method_len = buf.iter().take_while(|b| b.is_ascii_uppercase()).count();
-    if method_len == buf.len() {
-        return if method_len <= 16 {
-            None
-        } else {
-            Some(Detected::Opaque)
-        };
-    }
-    if method_len == 0 || buf[method_len] != b' ' {
-        return Some(Detected::Opaque);
-    }
-    let Some(end) = buf.windows(2).position(|w| w == b"\r\n") else {
-        return if buf.len() > MAX_REQUEST_LINE || buf.contains(&b'\n') {
-            Some(Detected::Opaque)
-        } else {
-            None
-        };
-    };
-    let line = &buf[..end];
-    if line.ends_with(b" HTTP/1.1") || line.ends_with(b" HTTP/1.0") {
-        Some(Detected::Http1)
-    } else {
-        Some(Detected::Opaque)
+        None => Detected::Malformed(strict::HEAD_TIMEOUT),
     }
 }
 
