@@ -13,6 +13,8 @@
 mod server;
 mod table;
 
+#[doc(hidden)] // for the fuzz targets (`fuzz/`) only
+pub use server::{decide, servfail, Decision};
 pub use server::{serve, system_upstreams};
 pub use table::{Lookup, Table};
 

@@ -27,8 +27,9 @@ const MAX_TCP_CLIENTS: usize = 256;
 const MAX_MESSAGE: usize = 65_535;
 
 /// What to do with one query.
+#[doc(hidden)] // public for the fuzz targets (`fuzz/`) only
 #[derive(Debug, PartialEq, Eq)]
-enum Decision {
+pub enum Decision {
     /// Send this response; the metric label says what it is.
     Reply(Vec<u8>, &'static str),
     /// Not ours: ask the upstreams.
@@ -217,7 +218,8 @@ async fn write_framed(stream: &mut TcpStream, message: &[u8]) -> io::Result<()> 
 }
 
 /// Answers a query from the snapshot's name table, or says to forward it.
-fn decide(query: &[u8], store: &Store) -> Decision {
+#[doc(hidden)] // public for the fuzz targets (`fuzz/`) only
+pub fn decide(query: &[u8], store: &Store) -> Decision {
     let Ok(request) = Message::from_vec(query) else {
         return if query.len() >= 12 {
             Decision::Reply(header_only(query, ResponseCode::FormErr), "malformed")
@@ -294,7 +296,8 @@ fn header_only(query: &[u8], code: ResponseCode) -> Vec<u8> {
 }
 
 /// SERVFAIL for `query`, with its question when it parses.
-fn servfail(query: &[u8]) -> Vec<u8> {
+#[doc(hidden)] // public for the fuzz targets (`fuzz/`) only
+pub fn servfail(query: &[u8]) -> Vec<u8> {
     let Ok(request) = Message::from_vec(query) else {
         return if query.len() >= 12 {
             header_only(query, ResponseCode::ServFail)
