@@ -60,7 +60,7 @@ impl HttpBody for Body {
     ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
         match self.get_mut() {
             Self::Upstream { inner, checkin } => {
-                let polled = Pin::new(&mut *inner).poll_frame(cx);
+                let polled = Pin::new(&mut *inner).poll_frame(cx).map(strip_trailers);
                 if matches!(polled, Poll::Ready(None)) || inner.is_end_stream() {
                     if let Some(c) = checkin.take() {
                         c.done();
@@ -86,6 +86,21 @@ impl HttpBody for Body {
             Self::Upstream { inner, .. } => inner.size_hint(),
             Self::Local(full) => full.size_hint(),
         }
+    }
+}
+
+/// Framing and routing fields never travel as trailers ([`super::strict::strip_trailers`]).
+fn strip_trailers(
+    frame: Option<Result<Frame<Bytes>, hyper::Error>>,
+) -> Option<Result<Frame<Bytes>, hyper::Error>> {
+    match frame {
+        Some(Ok(mut frame)) => {
+            if let Some(trailers) = frame.trailers_mut() {
+                super::strict::strip_trailers(trailers);
+            }
+            Some(Ok(frame))
+        }
+        other => other,
     }
 }
 
@@ -115,7 +130,7 @@ impl HttpBody for RequestBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
         match self.get_mut() {
-            Self::Streamed(inner) => Pin::new(inner).poll_frame(cx),
+            Self::Streamed(inner) => Pin::new(inner).poll_frame(cx).map(strip_trailers),
             Self::Buffered(full) => Pin::new(full)
                 .poll_frame(cx)
                 .map_err(|never| match never {}),

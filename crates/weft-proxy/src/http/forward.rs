@@ -2,16 +2,20 @@
 
 use std::sync::Arc;
 
+use http::header::{self, HeaderValue};
 use http::uri::{Authority, PathAndQuery, Scheme};
 use http::{Request, Response, StatusCode, Uri, Version as HttpVersion};
+use http_body::Body as _;
 use hyper_util::rt::TokioIo;
 
 use super::body::{Body, RequestBody};
 use super::headers;
 use super::pool::{self, Pool, Version};
 
-/// Rewrites `req` for an upstream that speaks `version`: origin-form URI for HTTP/1.1,
-/// absolute URI with `authority` for HTTP/2.
+/// Rewrites `req` for an upstream that speaks `version`, converting between versions
+/// where the client spoke the other one: origin-form URI and a Host field (from
+/// `authority` when the request had none, as HTTP/2 requests do) for HTTP/1.1;
+/// absolute URI with `authority` and no Host field for HTTP/2 (RFC 9113 §8.3.1).
 pub fn prepare<B>(req: &mut Request<B>, version: Version, authority: Option<&Authority>) {
     let path = req
         .uri()
@@ -22,9 +26,18 @@ pub fn prepare<B>(req: &mut Request<B>, version: Version, authority: Option<&Aut
         Version::Http1 => {
             *req.version_mut() = HttpVersion::HTTP_11;
             *req.uri_mut() = Uri::from(path);
+            if !req.headers().contains_key(header::HOST) {
+                if let Some(value) = authority.and_then(|a| HeaderValue::from_str(a.as_str()).ok())
+                {
+                    req.headers_mut().insert(header::HOST, value);
+                }
+            }
         }
         Version::Http2 => {
             *req.version_mut() = HttpVersion::HTTP_2;
+            if authority.is_some() {
+                req.headers_mut().remove(header::HOST);
+            }
             let mut parts = http::uri::Parts::default();
             parts.scheme = Some(Scheme::HTTP);
             parts.authority = authority.cloned();
@@ -45,6 +58,18 @@ pub async fn forward(
 ) -> Result<Response<Body>, pool::Error> {
     let upgrade = req.version() <= HttpVersion::HTTP_11 && headers::is_upgrade(req.headers());
     headers::strip_hop_by_hop(req.headers_mut(), upgrade);
+    if req.version() == HttpVersion::HTTP_11
+        && !req.body().is_end_stream()
+        && !req.headers().contains_key(header::CONTENT_LENGTH)
+    {
+        // Without a framing field hyper sends GET, HEAD and CONNECT with no body: a
+        // body of unknown length (chunked, or HTTP/2 without content-length) is sent
+        // chunked, never dropped.
+        req.headers_mut().insert(
+            header::TRANSFER_ENCODING,
+            HeaderValue::from_static("chunked"),
+        );
+    }
     let downstream = upgrade.then(|| hyper::upgrade::on(&mut req));
     let (mut resp, checkin) = pool.send(req, upgrade).await?;
     if resp.status() == StatusCode::SWITCHING_PROTOCOLS {

@@ -1,30 +1,107 @@
 //! Serving a downstream HTTP connection with Weft's limits.
+//!
+//! Every request head passes [`strict::check`] here, before either side of the proxy
+//! sees it: a refused HTTP/1 request gets the refusal's status with
+//! `connection: close`, a refused HTTP/2 request a `PROTOCOL_ERROR` stream reset
+//! (RFC 9113 §8.1.1); the connection's other streams go on. Heads that pass are
+//! normalised ([`strict::normalize`]) so the handler sees the one reading the checks
+//! settled on.
 
-use std::convert::Infallible;
 use std::future::Future;
+use std::sync::Arc;
 
-use http::{Request, Response};
+use http::{HeaderValue, Request, Response};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use weft_api::proxy::Settings;
 
 use super::body::Body;
+use super::forward;
+use super::strict::{self, Refusal};
+use crate::telemetry::Metrics;
 use crate::transport::listen::Drain;
+
+/// What one downstream connection is served with, besides its handler.
+pub struct Connection<'a> {
+    /// HTTP/2 (prior knowledge) rather than HTTP/1.
+    pub http2: bool,
+    /// Limits and timeouts.
+    pub settings: &'a Settings,
+    /// Ends the connection gracefully when the proxy drains.
+    pub drain: &'a Drain,
+    /// Counts refused requests.
+    pub metrics: &'a Arc<Metrics>,
+    /// The authority this connection was routed by: the Host an HTTP/1.0 request
+    /// without one is forwarded with.
+    pub routed_by: Option<HeaderValue>,
+}
+
+/// Answers a connection whose first bytes were refused during detection: the
+/// refusal's status with `connection: close`, then the connection closes. Nothing of
+/// the request is read further or forwarded.
+pub async fn refuse_head<S: AsyncWrite + Unpin>(io: &mut S, refusal: Refusal, metrics: &Metrics) {
+    metrics.failure(refusal.as_str());
+    tracing::debug!(reason = refusal.reason, status = %refusal.status, "refused a request head during detection");
+    let body = format!("weft: {}\n", refusal.reason);
+    let head = format!(
+        "HTTP/1.1 {} {}\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+        refusal.status.as_str(),
+        refusal.status.canonical_reason().unwrap_or(""),
+        body.len()
+    );
+    let _ = io.write_all(head.as_bytes()).await;
+    let _ = io.write_all(body.as_bytes()).await;
+    let _ = io.shutdown().await;
+}
+
+/// The answer to a request [`strict::check`] refused on HTTP/1.
+fn refusal_response(refusal: Refusal) -> Response<Body> {
+    let mut resp = forward::local(refusal.status, &format!("weft: {}", refusal.reason));
+    resp.headers_mut()
+        .insert(http::header::CONNECTION, HeaderValue::from_static("close"));
+    resp
+}
 
 /// Serves HTTP/1.1 (with upgrades) or HTTP/2 on `io` until the client leaves or the
 /// drain starts, in which case in-flight requests finish and the connection closes
 /// gracefully (`Connection: close` / GOAWAY).
-pub async fn serve<I, F, Fut>(io: I, http2: bool, settings: &Settings, drain: &Drain, handle: F)
+pub async fn serve<I, F, Fut>(io: I, conn: Connection<'_>, handle: F)
 where
     I: AsyncRead + AsyncWrite + Send + Unpin + 'static,
     F: Fn(Request<Incoming>) -> Fut + Send + Sync + 'static + Clone,
     Fut: Future<Output = Response<Body>> + Send + 'static,
 {
-    let service = service_fn(move |req| {
+    let Connection {
+        http2,
+        settings,
+        drain,
+        metrics,
+        routed_by,
+    } = conn;
+    let metrics = metrics.clone();
+    let service = service_fn(move |mut req: Request<Incoming>| {
         let handle = handle.clone();
-        async move { Ok::<_, Infallible>(handle(req).await) }
+        let checked = strict::check(&req);
+        if checked.is_ok() {
+            strict::normalize(&mut req, routed_by.as_ref());
+        }
+        let metrics = metrics.clone();
+        async move {
+            match checked {
+                Ok(()) => Ok(handle(req).await),
+                Err(refusal) => {
+                    metrics.failure(refusal.as_str());
+                    tracing::debug!(reason = refusal.reason, method = %req.method(), "refused a request head");
+                    if req.version() == http::Version::HTTP_2 {
+                        Err(h2::Error::from(h2::Reason::PROTOCOL_ERROR))
+                    } else {
+                        Ok(refusal_response(refusal))
+                    }
+                }
+            }
+        }
     });
     let io = TokioIo::new(io);
     let result = if http2 {

@@ -21,11 +21,12 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
+use bytes::Bytes;
 use http::{HeaderName, HeaderValue, Request, Response, StatusCode};
 use hyper::body::Incoming;
-use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
-use weft_api::proxy::MtlsMode;
+use weft_api::proxy::{MtlsMode, Protocol};
 use weft_tls::SpiffeId;
 
 use crate::hbone::Accepted;
@@ -76,6 +77,17 @@ fn refusal(
         );
     }
     resp
+}
+
+/// The HTTP version spoken to the app: the one its port declares (`http` is
+/// HTTP/1.1, `http2` and `grpc` are HTTP/2), else the caller's (ADR 2, revised).
+fn app_version(declared: Option<Protocol>, downstream: http::Version) -> pool::Version {
+    match declared {
+        Some(Protocol::Http) => pool::Version::Http1,
+        Some(Protocol::Http2 | Protocol::Grpc) => pool::Version::Http2,
+        _ if downstream == http::Version::HTTP_2 => pool::Version::Http2,
+        _ => pool::Version::Http1,
+    }
 }
 
 /// The caller's verified identity, attached to each inbound request's extensions for
@@ -248,7 +260,8 @@ impl Inbound {
             return;
         };
         let settings = snap.settings().clone();
-        let Some(outcome) = detect::sniff(&mut stream, protocol, target.port(), &settings).await
+        let Some(mut outcome) =
+            detect::sniff(&mut stream, protocol, target.port(), &settings).await
         else {
             return;
         };
@@ -267,20 +280,50 @@ impl Inbound {
             },
         );
         let app = SocketAddr::new(snap.config.workload.app_address, target.port());
-        let io = Rewind::new(outcome.prefix, stream);
+        let caller = Arc::new(Caller::new(&snap, peer));
+        drop(snap);
+        if outcome.detected == Detected::Silent {
+            // Connect first; whichever side speaks first decides (a slow HTTP client
+            // is still parsed as HTTP, so its identity headers are still replaced).
+            let sniff = detect::Sniff {
+                first_byte: settings.detect_timeout,
+                rest: settings.request_header_timeout,
+                http_only: false,
+            };
+            match self
+                .tcp(&mut stream, Bytes::new(), Some(sniff), app, &conn)
+                .await
+            {
+                Some(spoke) => outcome = spoke,
+                None => return,
+            }
+        }
         match outcome.detected {
             Detected::Http1 | Detected::Http2 => {
                 let http2 = outcome.detected == Detected::Http2;
-                let caller = Arc::new(Caller::new(&snap, peer));
                 let this = self.clone();
-                crate::http::server::serve(io, http2, &settings, &self.drain, move |req| {
+                let io = Rewind::new(outcome.prefix, stream);
+                let conn = crate::http::server::Connection {
+                    http2,
+                    settings: &settings,
+                    drain: &self.drain,
+                    metrics: &self.metrics,
+                    routed_by: http::HeaderValue::from_str(&target.to_string()).ok(),
+                };
+                crate::http::server::serve(io, conn, move |req| {
                     let this = this.clone();
                     let caller = caller.clone();
-                    async move { this.request(req, app, http2, &caller).await }
+                    async move { this.request(req, app, &caller).await }
                 })
                 .await;
             }
-            Detected::Tls { .. } | Detected::Opaque => self.tcp(io, app, &conn).await,
+            Detected::Malformed(refusal) => {
+                crate::http::server::refuse_head(&mut stream, refusal, &self.metrics).await;
+            }
+            Detected::Tls { .. } | Detected::Opaque | Detected::Silent => {
+                self.tcp(&mut stream, outcome.prefix, None, app, &conn)
+                    .await;
+            }
         }
     }
 
@@ -288,15 +331,10 @@ impl Inbound {
         &self,
         mut req: Request<Incoming>,
         app: SocketAddr,
-        http2: bool,
         caller: &Caller,
     ) -> Response<Body> {
         let started = Instant::now();
-        let version = if http2 {
-            pool::Version::Http2
-        } else {
-            pool::Version::Http1
-        };
+        let version = app_version(self.store.load().inbound_port(app.port()), req.version());
         if caller.peer.is_none()
             && self.store.load().config.port_mtls(app.port()) != MtlsMode::Permissive
         {
@@ -405,7 +443,18 @@ impl Inbound {
         })
     }
 
-    async fn tcp<S>(&self, mut io: Rewind<S>, app: SocketAddr, conn: &ConnectionGuard)
+    /// Copies the connection to the app, `prefix` first. With `after_silence` (the
+    /// client said nothing during detection), waits for the first side to speak once
+    /// connected: a client that speaks first is detected again, and if it speaks HTTP
+    /// the app connection is dropped and its outcome returned, to be served as HTTP.
+    async fn tcp<S>(
+        &self,
+        client: &mut S,
+        prefix: Bytes,
+        after_silence: Option<detect::Sniff>,
+        app: SocketAddr,
+        conn: &ConnectionGuard,
+    ) -> Option<detect::Outcome>
     where
         S: AsyncRead + AsyncWrite + Send + Unpin,
     {
@@ -420,18 +469,40 @@ impl Inbound {
             Ok(Ok(s)) => s,
             Ok(Err(e)) => {
                 tracing::warn!(%app, error = %e, "cannot reach the app");
-                return;
+                return None;
             }
             Err(_) => {
                 tracing::warn!(%app, "connecting to the app timed out");
-                return;
+                return None;
             }
         };
         let _ = upstream.set_nodelay(true);
+        let mut prefix = prefix;
+        if let Some(sniff) = after_silence {
+            match detect::first_word(client, &mut upstream, sniff, idle).await {
+                Ok(detect::FirstWord::Client(outcome)) => match outcome.detected {
+                    Detected::Opaque | Detected::Tls { .. } => prefix = outcome.prefix,
+                    _ => return Some(outcome),
+                },
+                Ok(detect::FirstWord::Upstream(first)) => {
+                    if client.write_all(&first).await.is_err() {
+                        return None;
+                    }
+                    conn.bytes(first.len() as u64);
+                }
+                Ok(detect::FirstWord::Closed) => return None,
+                Err(e) => {
+                    tracing::debug!(error = %e, "connection failed before either side spoke");
+                    return None;
+                }
+            }
+        }
+        let mut io = Rewind::new(prefix, client);
         match crate::transport::idle::copy_with_idle_timeout(&mut io, &mut upstream, idle).await {
             Ok((a, b)) => conn.bytes(a + b),
             Err(e) => tracing::debug!(error = %e, "inbound tcp ended with an error"),
         }
+        None
     }
 
     fn app_pool(&self, app: SocketAddr, version: pool::Version) -> Arc<Pool> {

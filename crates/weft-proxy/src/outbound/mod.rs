@@ -20,6 +20,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
+use bytes::Bytes;
 use http::{Request, Response, StatusCode};
 use hyper::body::Incoming;
 use tokio::io::AsyncWriteExt;
@@ -190,12 +191,13 @@ impl Outbound {
 
     async fn serve(self: Arc<Self>, mut stream: TcpStream, target: Target) {
         let snap = self.store.load();
-        let settings = snap.settings();
-        let Some(outcome) = detect::sniff(
+        let settings = snap.settings().clone();
+        drop(snap);
+        let Some(mut outcome) = detect::sniff(
             &mut stream,
             target.port.protocol,
             target.port.port,
-            settings,
+            &settings,
         )
         .await
         else {
@@ -210,26 +212,56 @@ impl Outbound {
                 connection_security: Security::Unknown,
             },
         );
-        let io = Rewind::new(outcome.prefix, stream);
+        if outcome.detected == Detected::Silent {
+            // Connect first; whichever side speaks first decides (a slow HTTP client
+            // is still parsed as HTTP).
+            let sniff = detect::Sniff {
+                first_byte: settings.detect_timeout,
+                rest: settings.request_header_timeout,
+                http_only: false,
+            };
+            match self
+                .tcp(&mut stream, Bytes::new(), Some(sniff), &target, &conn)
+                .await
+            {
+                Some(spoke) => outcome = spoke,
+                None => return,
+            }
+        }
         match outcome.detected {
             Detected::Http1 | Detected::Http2 => {
                 let http2 = outcome.detected == Detected::Http2;
-                let settings = settings.clone();
                 let key = target.service.key.clone();
                 let port = target.port.port;
+                let routed_by = http::HeaderValue::from_str(&format!("{key}:{port}")).ok();
                 let this = self.clone();
-                crate::http::server::serve(io, http2, &settings, &self.drain, move |req| {
+                let io = Rewind::new(outcome.prefix, stream);
+                let conn = crate::http::server::Connection {
+                    http2,
+                    settings: &settings,
+                    drain: &self.drain,
+                    metrics: &self.metrics,
+                    routed_by,
+                };
+                crate::http::server::serve(io, conn, move |req| {
                     let this = this.clone();
                     let key = key.clone();
                     async move { this.request(req, &key, port, http2).await }
                 })
                 .await;
             }
+            Detected::Malformed(refusal) => {
+                crate::http::server::refuse_head(&mut stream, refusal, &self.metrics).await;
+            }
             Detected::Tls { sni } => {
                 tracing::debug!(service = %target.service.key, ?sni, "TLS from the app; forwarding opaque");
-                self.tcp(io, &target, &conn).await;
+                self.tcp(&mut stream, outcome.prefix, None, &target, &conn)
+                    .await;
             }
-            Detected::Opaque => self.tcp(io, &target, &conn).await,
+            Detected::Opaque | Detected::Silent => {
+                self.tcp(&mut stream, outcome.prefix, None, &target, &conn)
+                    .await;
+            }
         }
     }
 
@@ -577,12 +609,22 @@ impl Outbound {
     }
 
     /// Opaque TCP: one endpoint per connection, bytes copied both ways.
-    async fn tcp(&self, mut io: Rewind<TcpStream>, target: &Target, conn: &ConnectionGuard) {
+    /// Copies the connection to an endpoint of `target`, `prefix` first. With
+    /// `after_silence` (the client said nothing during detection), waits for the first
+    /// side to speak once connected: a client that speaks first is detected again, and
+    /// if it speaks HTTP the upstream is dropped and its outcome returned, to be served
+    /// as HTTP.
+    async fn tcp(
+        &self,
+        client: &mut TcpStream,
+        prefix: Bytes,
+        after_silence: Option<detect::Sniff>,
+        target: &Target,
+        conn: &ConnectionGuard,
+    ) -> Option<detect::Outcome> {
         let snap = self.store.load();
         let table = snap.routes(target);
-        let Some(backend) = table.find_tcp().and_then(route::Rule::pick) else {
-            return;
-        };
+        let backend = table.find_tcp().and_then(route::Rule::pick)?;
         let service = &backend.service;
         let hash = match &service.policy.hash_on {
             Some(weft_api::proxy::HashOn::SourceIp) => Some(source_hash(&snap)),
@@ -591,7 +633,7 @@ impl Outbound {
         let Some((index, endpoint)) = service.pick_for(hash, None).map(|(i, e)| (i, e.clone()))
         else {
             tracing::warn!(service = %service.key, "no endpoints; closing connection");
-            return;
+            return None;
         };
         let port = backend.port.target();
         let wait = snap.settings().connect_timeout;
@@ -600,7 +642,7 @@ impl Outbound {
             Err(overflow) => {
                 Metrics::service_event(&self.metrics.overflows, &service.label, overflow.as_str());
                 tracing::warn!(service = %service.key, %overflow, "connection refused by a connection limit");
-                return;
+                return None;
             }
         };
         let mut upstream = match self.connect(&endpoint, port).await {
@@ -608,18 +650,40 @@ impl Outbound {
             Err(e) => {
                 self.observe(service, index, retry::Outcome::ConnectFailed);
                 tracing::warn!(service = %service.key, endpoint = %endpoint.address, error = %e, "connect failed");
-                return;
+                return None;
             }
         };
         let in_flight = endpoint.stats.start();
         let idle_timeout = snap.settings().idle_timeout;
         drop(snap);
+        let mut prefix = prefix;
+        if let Some(sniff) = after_silence {
+            match detect::first_word(client, &mut upstream, sniff, idle_timeout).await {
+                Ok(detect::FirstWord::Client(outcome)) => match outcome.detected {
+                    Detected::Opaque | Detected::Tls { .. } => prefix = outcome.prefix,
+                    _ => return Some(outcome),
+                },
+                Ok(detect::FirstWord::Upstream(first)) => {
+                    if client.write_all(&first).await.is_err() {
+                        return None;
+                    }
+                    conn.bytes(first.len() as u64);
+                }
+                Ok(detect::FirstWord::Closed) => return None,
+                Err(e) => {
+                    tracing::debug!(error = %e, "connection failed before either side spoke");
+                    return None;
+                }
+            }
+        }
+        let mut io = Rewind::new(prefix, client);
         match idle::copy_with_idle_timeout(&mut io, &mut upstream, idle_timeout).await {
             Ok((a, b)) => conn.bytes(a + b),
             Err(e) => tracing::debug!(error = %e, "tcp connection ended with an error"),
         }
         drop(in_flight);
         let _ = upstream.shutdown().await;
+        None
     }
 
     /// Copies a captured connection whose destination is not a mesh service straight

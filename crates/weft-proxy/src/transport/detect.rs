@@ -176,7 +176,13 @@ async fn detect_from<S: AsyncRead + Unpin>(
             }));
         }
         match tokio::time::timeout_at(deadline, io.read_buf(&mut buf)).await {
-            Ok(Ok(0)) | Err(_) if buf.is_empty() => return Ok(None),
+            Ok(Ok(0)) if buf.is_empty() => return Ok(None),
+            Err(_) if buf.is_empty() => {
+                return Ok((!sniff.http_only).then(|| Outcome {
+                    detected: Detected::Silent,
+                    prefix: Bytes::new(),
+                }));
+            }
             // EOF or time up: decide on what we have.
             Ok(Ok(0)) | Err(_) => {
                 return Ok(Some(Outcome {
@@ -197,13 +203,14 @@ async fn detect_from<S: AsyncRead + Unpin>(
 /// On a port declared `http`, only HTTP is served.
 fn restrict(detected: Detected, http_only: bool) -> Detected {
     match detected {
-        Detected::Opaque | Detected::Tls { .. } if http_only => Detected::Malformed(strict::NOT_HTTP),
+        Detected::Opaque | Detected::Tls { .. } if http_only => {
+            Detected::Malformed(strict::NOT_HTTP)
+        }
         other => other,
     }
 }
 
-/// Silent clients that stay silent forever: the wait for either side to speak first
-/// ends with the connection's idle timeout.
+/// Which side of a [`Detected::Silent`] connection spoke first.
 #[derive(Debug)]
 pub enum FirstWord {
     /// The client spoke first; its bytes were detected like any other client's.
@@ -216,8 +223,8 @@ pub enum FirstWord {
 }
 
 /// After a [`Detected::Silent`] start, with `upstream` connected: waits for whichever
-/// side speaks first. A client that speaks first is detected with `sniff`'s rules, so
-/// its HTTP is parsed (never copied) however long it waited.
+/// side speaks first (at most `idle`). A client that speaks first is detected with
+/// `sniff`'s rules, so its HTTP is parsed (never copied) however long it waited.
 pub async fn first_word<C, U>(
     client: &mut C,
     upstream: &mut U,
@@ -363,9 +370,17 @@ mod tests {
 
     use super::*;
 
+    fn auto(wait: Duration) -> Plan {
+        Plan::Sniff(Sniff {
+            first_byte: wait,
+            rest: wait,
+            http_only: false,
+        })
+    }
+
     async fn run(input: &[u8], wait_ms: u64) -> Detected {
         let mut io = input;
-        detect(&mut io, Plan::Sniff(Duration::from_millis(wait_ms)))
+        detect(&mut io, auto(Duration::from_millis(wait_ms)))
             .await
             .expect("io")
             .expect("bytes")
@@ -390,54 +405,159 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn treats_other_bytes_as_opaque() {
+    async fn treats_bytes_unlike_http_as_opaque() {
         assert_eq!(
             run(b"\x00\x00\x00\x08\x04\xd2\x16\x2f", 100).await,
             Detected::Opaque
         );
-        assert_eq!(run(b"GET /x SPDY/3\r\n", 100).await, Detected::Opaque);
         assert_eq!(run(b"hello world\r\n", 100).await, Detected::Opaque);
     }
 
     #[tokio::test]
-    async fn server_first_connection_times_out_to_opaque() {
+    async fn refuses_what_begins_like_http_but_is_malformed() {
+        for input in [
+            &b"GET /x SPDY/3\r\n"[..],
+            b"GET /x HTTP/1.1 \r\n",
+            b"GET\t/x\tHTTP/1.1\r\n",
+            b"GET /x HTTP/1.1\rX: y\r\n",
+            b"get /x http/1.1\r\n",
+        ] {
+            assert!(
+                matches!(run(input, 100).await, Detected::Malformed(_)),
+                "{:?}",
+                String::from_utf8_lossy(input)
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn a_port_declared_http_serves_nothing_but_http() {
+        let plan = plan(
+            Protocol::Http,
+            80,
+            Duration::ZERO,
+            Duration::from_millis(100),
+        );
+        for input in [&b"hello world\r\n"[..], b"\x16\x03\x01\x00\x01\x01"] {
+            let mut io = input;
+            let out = detect(&mut io, plan.clone())
+                .await
+                .expect("io")
+                .expect("bytes");
+            assert_eq!(out.detected, Detected::Malformed(strict::NOT_HTTP));
+        }
+        // A silent client on an HTTP port is dropped, not copied.
+        let (mut client, _server) = tokio::io::duplex(64);
+        assert!(detect(&mut client, plan).await.expect("io").is_none());
+    }
+
+    #[tokio::test]
+    async fn a_silent_client_is_reported_silent_after_the_wait() {
         let (mut client, _server) = tokio::io::duplex(64);
         let started = tokio::time::Instant::now();
-        let out = detect(&mut client, Plan::Sniff(Duration::from_millis(50)))
+        let out = detect(&mut client, auto(Duration::from_millis(50)))
             .await
             .expect("io")
             .expect("no EOF");
-        assert_eq!(out.detected, Detected::Opaque);
+        assert_eq!(out.detected, Detected::Silent);
         assert!(out.prefix.is_empty());
         assert!(started.elapsed() < Duration::from_millis(500));
     }
 
-    #[tokio::test]
-    async fn partial_request_line_waits_for_more() {
+    #[tokio::test(start_paused = true)]
+    async fn an_unfinished_line_that_could_be_http_is_refused_not_copied() {
         use tokio::io::AsyncWriteExt;
         let (mut client, mut server) = tokio::io::duplex(64);
-        let task =
-            tokio::spawn(
-                async move { detect(&mut client, Plan::Sniff(Duration::from_secs(5))).await },
-            );
         server.write_all(b"GE").await.expect("write");
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        let out = detect(&mut client, auto(Duration::from_millis(300)))
+            .await
+            .expect("io")
+            .expect("bytes");
+        assert_eq!(out.detected, Detected::Malformed(strict::HEAD_TIMEOUT));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn after_the_first_byte_detection_waits_the_header_timeout() {
+        use tokio::io::AsyncWriteExt;
+        let (mut client, mut server) = tokio::io::duplex(64);
+        let plan = Plan::Sniff(Sniff {
+            first_byte: Duration::from_millis(300),
+            rest: Duration::from_secs(10),
+            http_only: false,
+        });
+        let task = tokio::spawn(async move { detect(&mut client, plan).await });
+        server.write_all(b"GE").await.expect("write");
+        tokio::time::sleep(Duration::from_secs(2)).await;
         server.write_all(b"T / HTTP/1.1\r\n").await.expect("write");
         let out = task.await.expect("join").expect("io").expect("bytes");
         assert_eq!(out.detected, Detected::Http1);
         assert_eq!(&out.prefix[..], b"GET / HTTP/1.1\r\n");
     }
 
+    #[tokio::test]
+    async fn a_client_that_speaks_first_after_silence_is_detected() {
+        use tokio::io::AsyncWriteExt;
+        let (mut client, mut client_peer) = tokio::io::duplex(1024);
+        let (mut upstream, _upstream_peer) = tokio::io::duplex(1024);
+        client_peer
+            .write_all(b"GET / HTTP/1.1\r\nx-forwarded-client-cert: forged\r\n\r\n")
+            .await
+            .expect("write");
+        let sniff = Sniff {
+            first_byte: Duration::from_millis(10),
+            rest: Duration::from_secs(1),
+            http_only: false,
+        };
+        let word = first_word(&mut client, &mut upstream, sniff, Duration::from_secs(5))
+            .await
+            .expect("io");
+        assert!(
+            matches!(&word, FirstWord::Client(o) if o.detected == Detected::Http1),
+            "{word:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn an_upstream_that_speaks_first_makes_the_connection_opaque() {
+        use tokio::io::AsyncWriteExt;
+        let (mut client, _client_peer) = tokio::io::duplex(1024);
+        let (mut upstream, mut upstream_peer) = tokio::io::duplex(1024);
+        upstream_peer
+            .write_all(b"220 smtp ready\r\n")
+            .await
+            .expect("write");
+        let sniff = Sniff {
+            first_byte: Duration::from_millis(10),
+            rest: Duration::from_secs(1),
+            http_only: false,
+        };
+        let word = first_word(&mut client, &mut upstream, sniff, Duration::from_secs(5))
+            .await
+            .expect("io");
+        assert!(
+            matches!(&word, FirstWord::Upstream(b) if &b[..] == b"220 smtp ready\r\n"),
+            "{word:?}"
+        );
+    }
+
     #[test]
     fn declared_ports_skip_detection() {
         let d = Duration::from_millis(300);
+        let h = Duration::from_secs(10);
         assert_eq!(
-            plan(Protocol::Auto, 5432, d, d),
+            plan(Protocol::Auto, 5432, d, h),
             Plan::Skip(Detected::Opaque)
         );
-        assert_eq!(plan(Protocol::Tcp, 80, d, d), Plan::Skip(Detected::Opaque));
-        assert_eq!(plan(Protocol::Grpc, 80, d, d), Plan::Skip(Detected::Http2));
-        assert_eq!(plan(Protocol::Auto, 80, d, d), Plan::Sniff(d));
+        assert_eq!(plan(Protocol::Tcp, 80, d, h), Plan::Skip(Detected::Opaque));
+        assert_eq!(plan(Protocol::Grpc, 80, d, h), Plan::Skip(Detected::Http2));
+        assert_eq!(
+            plan(Protocol::Auto, 80, d, h),
+            Plan::Sniff(Sniff {
+                first_byte: d,
+                rest: h,
+                http_only: false
+            })
+        );
     }
 
     #[test]
