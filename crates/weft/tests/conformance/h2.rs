@@ -1,0 +1,737 @@
+//! The HTTP/2 half of the conformance suite (issue 12, item 5): a raw h2c client sends
+//! each vector of `h2_vectors.rs` (and the floods of `h2_flood.rs`) to a `weft proxy`
+//! listener declared `http2`, and each is judged by what came back (frames per stream,
+//! RST_STREAM and GOAWAY codes) and by what the origin logged.
+//!
+//! Three paths, one test each, every vector on each:
+//! - one hop: client → outbound proxy → HTTP/2 origin;
+//! - two hops: client → outbound → HBONE → inbound → HTTP/2 origin;
+//! - two hops to an app port declared `http`: the inbound side converts to HTTP/1.1 and
+//!   the origin is the raw HTTP/1.1 one of `origin.rs` (floods are not repeated there:
+//!   they hit the same downstream HTTP/2 server).
+//!
+//! Vectors run three at a time, one per lane (origin + service + listener), since lanes
+//! share nothing; floods run alone, one at a time across the whole binary.
+//! `WEFT_VECTOR=name[,name…]` runs only those. When all three paths ran every vector,
+//! the `h2-vectors` section of `docs/security/http-conformance.md` must match the
+//! results (`WEFT_BLESS=1` rewrites it).
+
+#[path = "h2_client.rs"]
+mod client;
+#[path = "h2_flood.rs"]
+mod flood;
+#[path = "h2_frame.rs"]
+mod frame;
+#[path = "h2_hpack.rs"]
+mod hpack;
+#[path = "h2_origin.rs"]
+mod origin;
+#[path = "h2_vectors.rs"]
+mod vectors;
+
+use std::collections::{BTreeMap, VecDeque};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use crate::table;
+use crate::topology::{Hops, Lane, PortProtocol, Topology};
+use client::{Conn, Options, Outcome, ANSWER_TIMEOUT};
+use flood::Flood;
+use frame::Reason;
+use origin::{H2Origin, Seen, Witness};
+use vectors::{Answer, Attack, Ctx, Reach, Vector};
+
+/// Vectors in flight at once (one lane each).
+const LANES: usize = 3;
+
+/// How long to wait after a vector for stragglers to reach the origin.
+const SETTLE: Duration = Duration::from_millis(40);
+
+/// Floods in different tests must not overlap: each measures the machine.
+static FLOODS: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// Results per path, for the table: path label → vector → cell.
+static RESULTS: Mutex<BTreeMap<&'static str, BTreeMap<&'static str, String>>> =
+    Mutex::new(BTreeMap::new());
+
+/// One of the three paths.
+#[derive(Clone, Copy)]
+struct Path {
+    label: &'static str,
+    hops: Hops,
+    protocol: PortProtocol,
+    h1_origin: bool,
+    floods: bool,
+}
+
+const ONE_HOP: Path = Path {
+    label: "one hop",
+    hops: Hops::One,
+    protocol: PortProtocol::Http2,
+    h1_origin: false,
+    floods: true,
+};
+const TWO_HOPS: Path = Path {
+    label: "two hops",
+    hops: Hops::Two,
+    protocol: PortProtocol::Http2,
+    h1_origin: false,
+    floods: true,
+};
+const TWO_HOPS_H1: Path = Path {
+    label: "two hops, HTTP/1.1 app",
+    hops: Hops::Two,
+    protocol: PortProtocol::Http,
+    h1_origin: true,
+    floods: false,
+};
+const PATHS: [Path; 3] = [ONE_HOP, TWO_HOPS, TWO_HOPS_H1];
+
+/// A vector that did not get its verdict.
+#[derive(Debug)]
+struct Mismatch {
+    /// A few words for the table.
+    short: String,
+    /// Everything needed to see why.
+    detail: String,
+}
+
+/// What the client saw for one vector.
+#[derive(Default)]
+struct Observed {
+    /// The vector's stream (3), if the verdict is about a stream.
+    outcome: Option<Outcome>,
+    /// GOAWAY code, if the verdict is about the connection.
+    closing: Option<Reason>,
+    /// The connection closed.
+    closed: bool,
+    /// The well-formed stream sent after the vector.
+    after: Option<Outcome>,
+    /// A reset of stream 1 after it was answered.
+    first_reset: Option<Reason>,
+    /// A GOAWAY the connection got, whatever the verdict.
+    goaway: Option<(Reason, u32)>,
+    /// Frames from the proxy, one line.
+    frames: String,
+    /// A header block from the proxy that did not decode.
+    decode_error: Option<String>,
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn h2_vectors_one_hop() {
+    run(ONE_HOP).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn h2_vectors_two_hops() {
+    run(TWO_HOPS).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn h2_vectors_two_hops_to_http1_app() {
+    run(TWO_HOPS_H1).await;
+}
+
+/// The vectors `WEFT_VECTOR` selects (all when unset).
+fn selected() -> (Vec<Vector>, bool) {
+    let all = vectors::all();
+    let Ok(wanted) = std::env::var("WEFT_VECTOR") else {
+        return (all, true);
+    };
+    let names: Vec<&str> = wanted.split(',').map(str::trim).collect();
+    (
+        all.into_iter()
+            .filter(|v| names.contains(&v.name))
+            .collect(),
+        false,
+    )
+}
+
+async fn run(path: Path) {
+    let (vectors, everything) = selected();
+    if vectors.is_empty() {
+        eprintln!("h2 {}: WEFT_VECTOR selects no HTTP/2 vector", path.label);
+        return;
+    }
+    let mut witnesses = Vec::new();
+    for _ in 0..LANES {
+        witnesses.push(Arc::new(if path.h1_origin {
+            Witness::H1(crate::origin::Origin::spawn().await)
+        } else {
+            Witness::H2(H2Origin::spawn().await)
+        }));
+    }
+    let addrs: Vec<SocketAddr> = witnesses.iter().map(|w| w.addr()).collect();
+    let mut topology = Topology::start(path.hops, path.protocol, &addrs).await;
+    let ctx = Arc::new(Ctx {
+        h1_origin: path.h1_origin,
+        xfcc: topology.expected_xfcc(),
+    });
+    let lanes: Vec<Lane> = topology.lanes().to_vec();
+    let started = Instant::now();
+
+    let mut results: BTreeMap<&'static str, Result<(), Mismatch>> = BTreeMap::new();
+    let (floods, singles): (Vec<Vector>, Vec<Vector>) = vectors
+        .into_iter()
+        .partition(|v| matches!(v.attack, Attack::Flood(_)));
+
+    // The baseline first: if a plain GET does not cross, nothing else means anything.
+    let baseline = singles.iter().position(|v| v.name == "baseline-get");
+    if let Some(i) = baseline {
+        let v = &singles[i];
+        let result = run_vector(v, &lanes[0], &witnesses[0], &ctx).await;
+        if let Err(m) = result {
+            panic!(
+                "h2 {}: the baseline GET does not cross, so no vector can be judged:\n{}\n{}",
+                path.label,
+                m.detail,
+                topology.log_tails(30)
+            );
+        }
+    }
+
+    let singles = Arc::new(singles);
+    let queue = Arc::new(Mutex::new((0..singles.len()).collect::<VecDeque<usize>>()));
+    let mut workers = tokio::task::JoinSet::new();
+    for (lane, witness) in lanes.iter().cloned().zip(witnesses.iter().cloned()) {
+        let (singles, queue, ctx) = (singles.clone(), queue.clone(), ctx.clone());
+        workers.spawn(async move {
+            let mut out = Vec::new();
+            loop {
+                let next = queue.lock().unwrap().pop_front();
+                let Some(i) = next else { break };
+                let v = &singles[i];
+                out.push((v.name, run_vector(v, &lane, &witness, &ctx).await));
+            }
+            out
+        });
+    }
+    while let Some(done) = workers.join_next().await {
+        results.extend(done.expect("vector worker"));
+    }
+
+    if path.floods && !floods.is_empty() {
+        let _alone = FLOODS.lock().await;
+        for v in &floods {
+            let Attack::Flood(f) = &v.attack else {
+                continue;
+            };
+            let result = run_flood(v, *f, &lanes[0], &witnesses[0], &mut topology).await;
+            results.insert(v.name, result);
+        }
+    }
+    let alive = topology.alive();
+    let elapsed = started.elapsed();
+
+    let order: Vec<&'static str> = vectors::all()
+        .iter()
+        .map(|v| v.name)
+        .filter(|n| results.contains_key(n))
+        .collect();
+    let failures: Vec<(&str, &Mismatch)> = order
+        .iter()
+        .filter_map(|n| results[n].as_ref().err().map(|m| (*n, m)))
+        .collect();
+    eprintln!(
+        "h2 {}: {} vectors in {:.1}s, {} mismatches",
+        path.label,
+        results.len(),
+        elapsed.as_secs_f32(),
+        failures.len()
+    );
+
+    let doc = record(path, &results, everything);
+    let mut report = String::new();
+    if !alive {
+        report.push_str("A PROXY DIED during the run.\n");
+    }
+    if !failures.is_empty() {
+        report.push_str(&format!(
+            "{} of {} HTTP/2 vectors did not get their verdict on {}:\n",
+            failures.len(),
+            results.len(),
+            path.label
+        ));
+        for (name, m) in &failures {
+            report.push_str(&format!("  {name}: {}\n", m.short));
+        }
+        report.push('\n');
+        for (_, m) in &failures {
+            report.push_str(&m.detail);
+            report.push('\n');
+        }
+    }
+    if let Err(e) = doc {
+        report.push_str(&e);
+    }
+    if !report.is_empty() {
+        panic!("h2 {}:\n{report}\n{}", path.label, topology.log_tails(20));
+    }
+}
+
+// === one vector ===
+
+async fn run_vector(v: &Vector, lane: &Lane, witness: &Witness, ctx: &Ctx) -> Result<(), Mismatch> {
+    if witness.is_h1() {
+        // Whatever the last vector left half-sent must not be read as this one's.
+        witness.reset();
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let mark = witness.mark();
+    let observed = exchange(v, lane.listen).await;
+    tokio::time::sleep(SETTLE).await;
+    let seen = witness.since(&mark);
+    let observed = match observed {
+        Ok(o) => o,
+        Err(e) => {
+            return Err(mismatch(v, &format!("harness: {e}"), &e, &seen, None));
+        }
+    };
+    judge(v, &observed, &seen, ctx)
+}
+
+/// Opens a connection, proves it with stream 1, sends the attack, and records what
+/// came back.
+async fn exchange(v: &Vector, addr: SocketAddr) -> Result<Observed, String> {
+    let conn = match &v.attack {
+        Attack::Opening(bytes) => Conn::open_raw(addr, bytes.clone(), true).await,
+        _ => Conn::open(addr, &Options::default()).await,
+    }
+    .map_err(|e| format!("connect: {e}"))?;
+    let mut obs = Observed::default();
+    if !matches!(v.attack, Attack::Opening(_)) {
+        conn.get(1, "/good/1");
+        let first = conn.outcome(1, ANSWER_TIMEOUT).await;
+        if !is_ok(&first) {
+            return Err(format!(
+                "the well-formed stream 1 before the vector got {first}; frames: {}",
+                conn.describe()
+            ));
+        }
+    }
+    match &v.attack {
+        Attack::Request(req) => {
+            for f in req.frames(3) {
+                conn.send(&f);
+            }
+        }
+        Attack::Frames(frames) => {
+            for f in frames {
+                conn.send(f);
+            }
+        }
+        Attack::Opening(_) | Attack::Flood(_) => {}
+    }
+    match &v.verdict.answer {
+        Answer::ConnectionError { .. } => {
+            obs.closing = conn.closing(ANSWER_TIMEOUT).await.map(|(code, _)| code);
+            // GOAWAY comes before the close; give the close a moment to follow.
+            let until = Instant::now() + Duration::from_millis(300);
+            while !conn.is_closed() && Instant::now() < until {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            obs.closed = conn.is_closed();
+        }
+        Answer::Ignored => {}
+        _ => obs.outcome = Some(conn.outcome(3, ANSWER_TIMEOUT).await),
+    }
+    if !matches!(v.verdict.answer, Answer::ConnectionError { .. }) {
+        let after = v.attack.max_stream() + 2;
+        conn.get(after, &format!("/good/{after}"));
+        obs.after = Some(conn.outcome(after, ANSWER_TIMEOUT).await);
+        obs.first_reset = conn.stream(1).reset;
+    }
+    obs.goaway = conn.goaway();
+    obs.frames = conn.describe();
+    obs.decode_error = conn.decode_error();
+    Ok(obs)
+}
+
+fn is_ok(outcome: &Outcome) -> bool {
+    matches!(
+        outcome,
+        Outcome::Response {
+            status: 200,
+            reset: None,
+            ..
+        }
+    )
+}
+
+/// Compares what happened with the verdict.
+fn judge(v: &Vector, obs: &Observed, seen: &Seen, ctx: &Ctx) -> Result<(), Mismatch> {
+    let outcome = obs.outcome.clone().unwrap_or(Outcome::Timeout);
+    let stream_error = |codes: &[Reason], statuses: &[u16]| match &outcome {
+        Outcome::Reset(code) => codes.contains(code),
+        Outcome::Response { status, .. } => statuses.contains(status),
+        _ => false,
+    };
+    let (answer_ok, actual) = match &v.verdict.answer {
+        Answer::Ok => (is_ok(&outcome), outcome.to_string()),
+        Answer::NotMalformed => (
+            matches!(&outcome, Outcome::Response { status, .. } if *status != 400),
+            outcome.to_string(),
+        ),
+        Answer::StreamError { codes, statuses } => {
+            (stream_error(codes, statuses), outcome.to_string())
+        }
+        Answer::OkOrStreamError { codes, statuses } => (
+            is_ok(&outcome) || stream_error(codes, statuses),
+            outcome.to_string(),
+        ),
+        Answer::ConnectionError { codes, or_eof } => match obs.closing {
+            Some(code) => (codes.contains(&code), format!("GOAWAY {code}")),
+            None if obs.closed => (*or_eof, "connection closed without GOAWAY".to_owned()),
+            None => (false, "connection still open, no GOAWAY".to_owned()),
+        },
+        Answer::Ignored => (true, "ignored".to_owned()),
+        Answer::Withstood { .. } => unreachable!("floods are judged by run_flood"),
+    };
+    if !answer_ok {
+        return Err(mismatch(v, &actual, &actual, seen, Some(obs)));
+    }
+    // The connection's other streams carry on.
+    if let Some(after) = &obs.after {
+        if !is_ok(after) {
+            let short = match &obs.goaway {
+                Some((code, _)) => format!("{actual}, then GOAWAY {code}"),
+                None => format!("{actual}, then the next stream got {after}"),
+            };
+            let detail = format!("{short} (a stream error must not end the connection)");
+            return Err(mismatch(v, &short, &detail, seen, Some(obs)));
+        }
+    }
+    if let Some(reason) = obs.first_reset {
+        let short = format!("stream 1 reset with {reason} afterwards");
+        return Err(mismatch(v, &short, &short, seen, Some(obs)));
+    }
+    if let Some(e) = &obs.decode_error {
+        let short = format!("undecodable header block from the proxy ({e})");
+        return Err(mismatch(v, &short, &short, seen, Some(obs)));
+    }
+    reach(v, seen, ctx).map_err(|(short, detail)| mismatch(v, &short, &detail, seen, Some(obs)))
+}
+
+/// Judges what reached the origin; `Err((short, detail))`.
+fn reach(v: &Vector, seen: &Seen, ctx: &Ctx) -> Result<(), (String, String)> {
+    let foreign = seen.foreign();
+    let other = || {
+        (!seen.other.is_empty()).then(|| {
+            (
+                "the origin got bytes that are no request".to_owned(),
+                seen.other.join("\n"),
+            )
+        })
+    };
+    match &v.verdict.reach {
+        Reach::Any => Ok(()),
+        Reach::Nothing => {
+            if let Some(a) = foreign.first() {
+                let short = if a.complete {
+                    "forwarded to the origin"
+                } else {
+                    "its head reached the origin"
+                };
+                return Err((short.to_owned(), a.describe()));
+            }
+            other().map_or(Ok(()), Err)
+        }
+        Reach::Incomplete => match foreign.iter().find(|a| a.complete && a.reset.is_none()) {
+            Some(a) => Err((
+                "a complete request reached the origin".to_owned(),
+                a.describe(),
+            )),
+            None => Ok(()),
+        },
+        Reach::Request(check) => {
+            if foreign.is_empty() {
+                return Err((
+                    "nothing reached the origin".to_owned(),
+                    "the request was not forwarded".to_owned(),
+                ));
+            }
+            if let Some(e) = other() {
+                return Err(e);
+            }
+            for a in &foreign {
+                if !a.complete {
+                    return Err((
+                        "the origin got an incomplete request".to_owned(),
+                        a.describe(),
+                    ));
+                }
+                (check.test)(a, ctx).map_err(|e| (e.clone(), format!("{e}: {}", a.describe())))?;
+            }
+            Ok(())
+        }
+        Reach::IfArrived(check) => {
+            for a in &foreign {
+                (check.test)(a, ctx).map_err(|e| (e.clone(), format!("{e}: {}", a.describe())))?;
+            }
+            Ok(())
+        }
+    }
+}
+
+fn mismatch(
+    v: &Vector,
+    short: &str,
+    actual: &str,
+    seen: &Seen,
+    obs: Option<&Observed>,
+) -> Mismatch {
+    let mut detail = format!(
+        "--- {} [{}] ({})\n    sent:     {}\n    expected: {}\n    actual:   {}\n",
+        v.name,
+        v.class,
+        v.source,
+        v.attack.summary(),
+        v.verdict.summary(),
+        actual
+    );
+    if let Some(obs) = obs {
+        if let Some(after) = &obs.after {
+            detail.push_str(&format!("    next stream: {after}\n"));
+        }
+        detail.push_str(&format!("    from proxy: {}\n", obs.frames));
+    }
+    for line in seen.describe().lines() {
+        detail.push_str(&format!("    {line}\n"));
+    }
+    Mismatch {
+        short: short.to_owned(),
+        detail,
+    }
+}
+
+// === floods ===
+
+async fn run_flood(
+    v: &Vector,
+    flood: Flood,
+    lane: &Lane,
+    witness: &Witness,
+    topology: &mut Topology,
+) -> Result<(), Mismatch> {
+    let mark = witness.mark();
+    let pids = proxy_pids(lane, witness);
+    let before: Vec<(u32, u64)> = pids
+        .iter()
+        .filter_map(|&p| Some((p, flood::rss_kb(p)?)))
+        .collect();
+    let stop = Arc::new(AtomicBool::new(false));
+    let legit = tokio::spawn(flood::legitimate(lane.listen, stop.clone()));
+    let peak = {
+        let (stop, pids) = (stop.clone(), pids.clone());
+        tokio::spawn(async move {
+            let mut peak: BTreeMap<u32, u64> = BTreeMap::new();
+            while !stop.load(Ordering::Relaxed) {
+                for &p in &pids {
+                    if let Some(kb) = flood::rss_kb(p) {
+                        let e = peak.entry(p).or_insert(0);
+                        *e = (*e).max(kb);
+                    }
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            peak
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let report = flood.attack(lane.listen).await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    stop.store(true, Ordering::Relaxed);
+    let legit = legit.await.expect("legitimate client");
+    let peak = peak.await.expect("rss sampler");
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let seen = witness.since(&mark);
+
+    let mut failures: Vec<String> = Vec::new();
+    let mut short: Vec<String> = Vec::new();
+    let total = legit.ok + legit.failed.len();
+    if !legit.failed.is_empty() {
+        failures.push(format!(
+            "legitimate client: {} of {total} requests failed, first: {}",
+            legit.failed.len(),
+            legit.failed[0]
+        ));
+        short.push("legitimate client failed".to_owned());
+    }
+    let slowest = legit.latencies.iter().max().copied().unwrap_or_default();
+    if slowest > flood::LEGIT_LATENCY_LIMIT {
+        failures.push(format!(
+            "legitimate client: slowest request {slowest:?} (limit {:?})",
+            flood::LEGIT_LATENCY_LIMIT
+        ));
+        short.push("legitimate client slow".to_owned());
+    }
+    let mut memory = Vec::new();
+    for (pid, kb) in &before {
+        let top = peak.get(pid).copied().unwrap_or(*kb).max(*kb);
+        memory.push(format!("pid {pid}: {} → {} MiB", kb / 1024, top / 1024));
+        if top.saturating_sub(*kb) > flood::RSS_GROWTH_LIMIT_KB {
+            failures.push(format!(
+                "proxy pid {pid} grew from {} KiB to {top} KiB (limit +{} KiB)",
+                kb,
+                flood::RSS_GROWTH_LIMIT_KB
+            ));
+            short.push("proxy memory grew".to_owned());
+        }
+    }
+    if let Answer::Withstood { goaway } = &v.verdict.answer {
+        if !goaway.is_empty() {
+            match report.goaway {
+                Some((code, _)) if goaway.contains(&code) => {}
+                Some((code, _)) => {
+                    failures.push(format!("attacker got GOAWAY {code}"));
+                    short.push(format!("GOAWAY {code}"));
+                }
+                None => {
+                    failures.push("attacker got no GOAWAY".to_owned());
+                    short.push("no GOAWAY".to_owned());
+                }
+            }
+        }
+    }
+    if !report.failures.is_empty() {
+        short.push(report.failures[0].clone());
+    }
+    failures.extend(report.failures.iter().cloned());
+    let foreign: Vec<&origin::Arrival> = seen.foreign().into_iter().collect();
+    let from_origin = flood.judge_origin(&foreign);
+    if let Some(first) = from_origin.first() {
+        short.push(first.clone());
+    }
+    failures.extend(from_origin);
+    if !topology.alive() {
+        failures.push("a proxy died".to_owned());
+        short.push("proxy died".to_owned());
+    }
+    let p50 = {
+        let mut l = legit.latencies.clone();
+        l.sort();
+        l.get(l.len() / 2).copied().unwrap_or_default()
+    };
+    let summary = format!(
+        "attacker: {} frames, {} KiB, {} connection(s), GOAWAY {:?} {}; legitimate: {}/{total} ok, p50 {p50:?}, max {slowest:?}; memory: {}; origin got {} flood requests",
+        report.frames,
+        report.bytes / 1024,
+        report.connections,
+        report.goaway.map(|(c, _)| c),
+        report.notes.join(", "),
+        legit.ok,
+        memory.join(", "),
+        foreign.len()
+    );
+    eprintln!("h2 {}: {summary}", v.name);
+    if failures.is_empty() {
+        return Ok(());
+    }
+    let detail = format!(
+        "--- {} [{}] ({})\n    sent:     {}\n    expected: {}\n    actual:   {}\n    {summary}\n",
+        v.name,
+        v.class,
+        v.source,
+        v.attack.summary(),
+        v.verdict.summary(),
+        failures.join("; ")
+    );
+    Err(Mismatch {
+        short: short.join("; "),
+        detail,
+    })
+}
+
+/// The proxies on `lane`'s path: the one listening on the lane, and the one holding
+/// the origin's most recent connection (the same process on one hop).
+fn proxy_pids(lane: &Lane, witness: &Witness) -> Vec<u32> {
+    let mut pids: Vec<u32> = flood::pid_of_socket(lane.listen).into_iter().collect();
+    if let Some(peer) = witness.peers().last() {
+        if let Some(pid) = flood::pid_of_socket(*peer) {
+            if !pids.contains(&pid) {
+                pids.push(pid);
+            }
+        }
+    }
+    pids
+}
+
+// === the table ===
+
+/// Keeps `path`'s results; once every path has run every vector, checks (or blesses)
+/// the table in the docs.
+fn record(
+    path: Path,
+    results: &BTreeMap<&'static str, Result<(), Mismatch>>,
+    everything: bool,
+) -> Result<(), String> {
+    if !everything {
+        return Ok(());
+    }
+    let cells: BTreeMap<&'static str, String> = results
+        .iter()
+        .map(|(name, r)| {
+            (
+                *name,
+                match r {
+                    Ok(()) => "pass".to_owned(),
+                    Err(m) => m.short.clone(),
+                },
+            )
+        })
+        .collect();
+    let all = {
+        let mut stored = RESULTS.lock().unwrap();
+        stored.insert(path.label, cells);
+        if stored.len() < PATHS.len() {
+            return Ok(());
+        }
+        stored.clone()
+    };
+    table::sync_section("h2-vectors", &render(&all))
+}
+
+/// The table: one row per vector, one result column per path.
+fn render(results: &BTreeMap<&'static str, BTreeMap<&'static str, String>>) -> String {
+    let mut out = String::from("| vector | class | frames | expected | source |");
+    for p in &PATHS {
+        out.push_str(&format!(" {} |", p.label));
+    }
+    out.push_str("\n|---|---|---|---|---|");
+    for _ in &PATHS {
+        out.push_str("---|");
+    }
+    out.push('\n');
+    for v in vectors::all() {
+        out.push_str(&format!(
+            "| `{}` | {} | `{}` | {} | {} |",
+            v.name,
+            v.class,
+            v.attack.summary().replace('`', "'"),
+            cell(&v.verdict.summary()),
+            cell(v.source)
+        ));
+        for p in &PATHS {
+            let result = results
+                .get(p.label)
+                .and_then(|r| r.get(v.name))
+                .map_or("—", String::as_str);
+            let result = if !p.floods && v.class == vectors::Class::Flood {
+                "—"
+            } else {
+                result
+            };
+            out.push_str(&format!(" {} |", cell(result)));
+        }
+        out.push('\n');
+    }
+    out
+}
+
+fn cell(s: &str) -> String {
+    s.replace('|', "\\|").replace('\n', " ")
+}
