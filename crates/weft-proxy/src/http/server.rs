@@ -9,6 +9,7 @@
 
 use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 
 use http::{HeaderValue, Request, Response};
 use hyper::body::Incoming;
@@ -17,7 +18,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use weft_api::proxy::Settings;
 
-use super::body::Body;
+use super::body::{Body, RequestBody};
 use super::forward;
 use super::strict::{self, Refusal};
 use crate::telemetry::Metrics;
@@ -56,6 +57,36 @@ pub async fn refuse_head<S: AsyncWrite + Unpin>(io: &mut S, refusal: Refusal, me
     let _ = io.shutdown().await;
 }
 
+/// Most of a chunked body read before its head is forwarded: 64 KiB.
+const READ_AHEAD_BYTES: usize = 64 * 1024;
+/// Longest wait for a chunked body before its head is forwarded anyway: 1 s (or the
+/// request-header timeout, if shorter).
+const READ_AHEAD_WAIT: Duration = Duration::from_secs(1);
+
+/// An HTTP/1 chunked body is read ahead (up to [`READ_AHEAD_BYTES`], for at most
+/// [`READ_AHEAD_WAIT`]) before the head is forwarded, so malformed chunk framing that
+/// came with the head is refused with 400 and nothing reaches the app. Other bodies
+/// are streamed as they come: their length is in the head.
+async fn read_ahead(
+    req: Request<Incoming>,
+    header_timeout: Duration,
+) -> Result<Request<RequestBody>, Refusal> {
+    let chunked = req.version() != http::Version::HTTP_2
+        && req.headers().contains_key(http::header::TRANSFER_ENCODING);
+    let (parts, body) = req.into_parts();
+    let body = if chunked {
+        RequestBody::read_ahead(body, READ_AHEAD_BYTES, READ_AHEAD_WAIT.min(header_timeout))
+            .await
+            .map_err(|e| {
+                tracing::debug!(error = %e, "refused a request whose chunked body is malformed");
+                strict::BAD_CHUNKED
+            })?
+    } else {
+        RequestBody::Streamed(body)
+    };
+    Ok(Request::from_parts(parts, body))
+}
+
 /// The answer to a request [`strict::check`] refused on HTTP/1.
 fn refusal_response(refusal: Refusal) -> Response<Body> {
     let mut resp = forward::local(refusal.status, &format!("weft: {}", refusal.reason));
@@ -70,7 +101,7 @@ fn refusal_response(refusal: Refusal) -> Response<Body> {
 pub async fn serve<I, F, Fut>(io: I, conn: Connection<'_>, handle: F)
 where
     I: AsyncRead + AsyncWrite + Send + Unpin + 'static,
-    F: Fn(Request<Incoming>) -> Fut + Send + Sync + 'static + Clone,
+    F: Fn(Request<RequestBody>) -> Fut + Send + Sync + 'static + Clone,
     Fut: Future<Output = Response<Body>> + Send + 'static,
 {
     let Connection {
@@ -88,9 +119,16 @@ where
             strict::normalize(&mut req, routed_by.as_ref());
         }
         let metrics = metrics.clone();
+        let header_timeout = settings.request_header_timeout;
         async move {
             match checked {
-                Ok(()) => Ok(handle(req).await),
+                Ok(()) => match read_ahead(req, header_timeout).await {
+                    Ok(req) => Ok(handle(req).await),
+                    Err(refusal) => {
+                        metrics.failure(refusal.as_str());
+                        Ok(refusal_response(refusal))
+                    }
+                },
                 Err(refusal) => {
                     metrics.failure(refusal.as_str());
                     tracing::debug!(reason = refusal.reason, method = %req.method(), "refused a request head");

@@ -60,6 +60,8 @@ pub const LINE_TOO_LONG: Refusal = Refusal {
     status: StatusCode::URI_TOO_LONG,
     reason: "the request line is longer than 16 KiB",
 };
+/// The chunked framing of a body that came with its head is malformed.
+pub const BAD_CHUNKED: Refusal = Refusal::bad("the chunked body is malformed (RFC 9112 §7.1)");
 /// The head did not arrive in time.
 pub const HEAD_TIMEOUT: Refusal = Refusal {
     status: StatusCode::REQUEST_TIMEOUT,

@@ -23,7 +23,6 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use http::{HeaderName, HeaderValue, Request, Response, StatusCode};
-use hyper::body::Incoming;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use weft_api::proxy::{MtlsMode, Protocol};
@@ -329,7 +328,7 @@ impl Inbound {
 
     async fn request(
         &self,
-        mut req: Request<Incoming>,
+        mut req: Request<RequestBody>,
         app: SocketAddr,
         caller: &Caller,
     ) -> Response<Body> {
@@ -359,7 +358,7 @@ impl Inbound {
         }
         let authority = crate::outbound::authority(&req);
         forward::prepare(&mut req, version, authority.as_ref());
-        let req = req.map(RequestBody::Streamed);
+        let req = req;
         let resp = match forward::forward(&pool, req).await {
             Ok(resp) => resp,
             Err(e) => {

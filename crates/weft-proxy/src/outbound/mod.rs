@@ -22,7 +22,6 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use http::{Request, Response, StatusCode};
-use hyper::body::Incoming;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
@@ -268,7 +267,7 @@ impl Outbound {
     /// Routes and forwards one HTTP request.
     async fn request(
         &self,
-        mut req: Request<Incoming>,
+        mut req: Request<RequestBody>,
         key: &str,
         port: u16,
         http2: bool,
@@ -365,7 +364,7 @@ impl Outbound {
         let retryable =
             policy.attempts > 0 && (!policy.codes.is_empty() || !policy.grpc_codes.is_empty());
         let (mut next, resend) = if upgrade || (!retryable && mirrors.is_empty()) {
-            (Some(req.map(RequestBody::Streamed)), None)
+            (Some(req), None)
         } else {
             match resendable(req, policy, &method, deadline, !mirrors.is_empty()).await {
                 Ok(pair) => pair,
@@ -848,7 +847,7 @@ pub const MAX_RETRY_BODY: u64 = 64 * 1024;
 /// request's deadline). Otherwise the request goes once, streamed. A body that cannot
 /// be read is the client's failure: 400.
 async fn resendable(
-    req: Request<Incoming>,
+    req: Request<RequestBody>,
     policy: &weft_api::proxy::Retry,
     method: &http::Method,
     deadline: Option<Instant>,
@@ -868,7 +867,7 @@ async fn resendable(
             .exact()
             .is_some_and(|n| n <= MAX_RETRY_BODY);
     if !repeatable || !small {
-        return Ok((Some(req.map(RequestBody::Streamed)), None));
+        return Ok((Some(req), None));
     }
     let (parts, body) = req.into_parts();
     // Most retried requests (GETs) have no body: nothing to read, no timer to arm.
