@@ -41,7 +41,11 @@ pub(crate) fn run(data: &[u8]) {
         }
     };
     if data.len() >= 2 && !reply.is_empty() {
-        assert_eq!(reply.get(..2), data.get(..2), "the reply's id is not the query's");
+        assert_eq!(
+            reply.get(..2),
+            data.get(..2),
+            "the reply's id is not the query's"
+        );
     }
 }
 

@@ -42,7 +42,10 @@ fn write_seeds() {
         "examples/local-mesh/mesh.yaml",
     ];
     for input in inputs {
-        let name = std::path::Path::new(input).file_stem().unwrap().to_string_lossy();
+        let name = std::path::Path::new(input)
+            .file_stem()
+            .unwrap()
+            .to_string_lossy();
         let text = std::fs::read_to_string(root.join(input)).unwrap();
         seed("resource_yaml", &format!("{name}.yaml"), text.as_bytes());
 

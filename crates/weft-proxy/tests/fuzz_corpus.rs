@@ -190,7 +190,7 @@ fn write_seeds() {
     }
     let mut h2 = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec();
     h2.extend_from_slice(&[0, 0, 0, 4, 0, 0, 0, 0, 0]); // SETTINGS, empty
-    // :method GET, :scheme http, :path /, :authority api.default (literal, indexed name).
+                                                        // :method GET, :scheme http, :path /, :authority api.default (literal, indexed name).
     let block = [&[0x82, 0x86, 0x84, 0x41, 11][..], b"api.default"].concat();
     h2.extend_from_slice(&[0, 0, block.len() as u8, 1, 0x05, 0, 0, 0, 1]); // HEADERS, END_STREAM|END_HEADERS, stream 1
     h2.extend_from_slice(&block);

@@ -69,14 +69,28 @@ fn write_seeds() {
     let now = SystemTime::UNIX_EPOCH + Duration::from_secs(token::TOKEN_NOW_UNIX);
     let hour = Duration::from_secs(3600);
     let issue = |key: &TokenKey, at: SystemTime| {
-        key.issue(&WorkloadClaims::new("cluster.local", "default", "web", at, hour))
-            .unwrap()
+        key.issue(&WorkloadClaims::new(
+            "cluster.local",
+            "default",
+            "web",
+            at,
+            hour,
+        ))
+        .unwrap()
     };
     let valid = issue(&key, now);
     seed("token", "valid", valid.as_bytes());
     seed("token", "expired", issue(&key, now - 2 * hour).as_bytes());
-    seed("token", "not-yet-valid", issue(&key, now + 2 * hour).as_bytes());
-    seed("token", "other-key", issue(&TokenKey::generate().unwrap(), now).as_bytes());
+    seed(
+        "token",
+        "not-yet-valid",
+        issue(&key, now + 2 * hour).as_bytes(),
+    );
+    seed(
+        "token",
+        "other-key",
+        issue(&TokenKey::generate().unwrap(), now).as_bytes(),
+    );
     let payload = valid.split('.').nth(1).unwrap();
     let none = URL_SAFE_NO_PAD.encode(br#"{"alg":"none","typ":"JWT"}"#);
     seed("token", "alg-none", format!("{none}.{payload}.").as_bytes());
