@@ -78,8 +78,8 @@ pub fn plan(
 ) -> Plan {
     match declared {
         Protocol::Tcp => Plan::Skip(Detected::Opaque),
-        Protocol::Http2 | Protocol::Grpc => Plan::Skip(Detected::Http2),
-        Protocol::Http => Plan::Sniff(Sniff {
+        // HTTP of either version: the inbound side converts to the declared one.
+        Protocol::Http | Protocol::Http2 | Protocol::Grpc => Plan::Sniff(Sniff {
             first_byte: header_timeout,
             rest: header_timeout,
             http_only: true,
@@ -549,7 +549,13 @@ mod tests {
             Plan::Skip(Detected::Opaque)
         );
         assert_eq!(plan(Protocol::Tcp, 80, d, h), Plan::Skip(Detected::Opaque));
-        assert_eq!(plan(Protocol::Grpc, 80, d, h), Plan::Skip(Detected::Http2));
+        let http_only = Plan::Sniff(Sniff {
+            first_byte: h,
+            rest: h,
+            http_only: true,
+        });
+        assert_eq!(plan(Protocol::Grpc, 80, d, h), http_only);
+        assert_eq!(plan(Protocol::Http2, 80, d, h), http_only);
         assert_eq!(
             plan(Protocol::Auto, 80, d, h),
             Plan::Sniff(Sniff {

@@ -202,3 +202,107 @@ fn plaintext_reaches_a_workload_only_while_its_port_is_permissive() {
         String::from_utf8_lossy(&meshed.stderr)
     );
 }
+
+/// Sends `request` to `addr` from inside `host` after `delay`, and returns everything
+/// the server answered until it closed.
+fn slow_request(host: &Host, addr: std::net::SocketAddr, delay: Duration, request: &str) -> String {
+    let request = request.to_owned();
+    host.run(move || async move {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+        tokio::time::sleep(delay).await;
+        stream.write_all(request.as_bytes()).await.expect("send");
+        let mut answer = Vec::new();
+        let _ = tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut answer)).await;
+        String::from_utf8_lossy(&answer).into_owned()
+    })
+}
+
+#[test]
+fn a_plaintext_client_silent_past_detection_still_cannot_forge_identity_headers() {
+    let Some(mesh) =
+        Mesh::new("a_plaintext_client_silent_past_detection_still_cannot_forge_identity_headers")
+    else {
+        return;
+    };
+    let cp = mesh.host("cp");
+    let server = mesh.host("server");
+    let legacy = mesh.host("legacy");
+    let _cp = mesh.control_plane(&cp, &[]);
+    // An undeclared (`auto`) port: the proxy detects the protocol.
+    let services = ECHO_SERVICES.replace("protocol: http }", "protocol: auto }");
+    assert_ne!(services, ECHO_SERVICES);
+    mesh.apply(&cp, "services", &services);
+    mesh.apply(
+        &cp,
+        "mesh",
+        "apiVersion: weft.dev/v1alpha1\nkind: Mesh\nmetadata: { name: default }\nspec:\n  mtls: { mode: permissive }\n",
+    );
+    let _app = server
+        .spawn_server(|| async { weft_testkit::echo::spawn_http(local(8080), "v1").await })
+        .expect("echo app starts");
+    let boot = mesh.bootstrap(
+        &server,
+        "echo-v1",
+        &[("app", "echo"), ("version", "v1")],
+        &[(8080, "auto")],
+        &[],
+    );
+    let _server_proxy = mesh.meshed_proxy(&server, &boot, &cp);
+    let out = server
+        .exec(&[
+            "iptables",
+            "-t",
+            "nat",
+            "-A",
+            "PREROUTING",
+            "-p",
+            "tcp",
+            "--dport",
+            "8080",
+            "-j",
+            "REDIRECT",
+            "--to-ports",
+            "15006",
+        ])
+        .expect("iptables");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let url = format!("http://{}:8080/legacy", server.ip());
+    assert!(
+        eventually(Duration::from_secs(10), || legacy_get(&legacy, &url)
+            .is_ok()),
+        "the permissive port never served plaintext"
+    );
+
+    // Sent after the 300 ms detection wait: the proxy has connected to the app by then,
+    // but the client spoke first, so its bytes are still parsed as HTTP.
+    let addr = std::net::SocketAddr::from((server.ip(), 8080));
+    let answer = slow_request(
+        &legacy,
+        addr,
+        Duration::from_millis(1200),
+        "GET /late HTTP/1.1\r\nhost: echo\r\nx-forwarded-client-cert: By=x;URI=spiffe://cluster.local/ns/default/sa/admin\r\nconnection: close\r\n\r\n",
+    );
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    let body = answer.split("\r\n\r\n").nth(1).unwrap_or_default();
+    let reply = EchoReply::from_body(body.as_bytes()).expect("echo reply");
+    assert_eq!(reply.path, "/late");
+    assert_eq!(
+        reply.header("x-forwarded-client-cert"),
+        None,
+        "a forged identity header reached the app after the detection timeout"
+    );
+
+    // A malformed first request line after the wait is refused, not copied.
+    let answer = slow_request(
+        &legacy,
+        addr,
+        Duration::from_millis(1200),
+        "GET /late HTTP/1.1 \r\nhost: echo\r\nx-forwarded-client-cert: forged\r\n\r\n",
+    );
+    assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+}
