@@ -145,7 +145,7 @@ impl Conn {
                     Ok(n) => {
                         buf.extend_from_slice(&chunk[..n]);
                         while let Some(frame) = Frame::decode(&mut buf) {
-                            reader.on_frame(frame);
+                            reader.on_frame(&frame);
                         }
                     }
                 }
@@ -369,7 +369,7 @@ struct Reader {
 }
 
 impl Reader {
-    fn on_frame(&mut self, frame: Frame) {
+    fn on_frame(&mut self, frame: &Frame) {
         let shared = self.state.clone();
         let mut state = shared.lock().unwrap();
         state.frames.push((frame.kind, frame.flags, frame.stream));
@@ -423,15 +423,13 @@ impl Reader {
                 let reason = frame.reason().unwrap_or(Reason::NO_ERROR);
                 state.streams.entry(frame.stream).or_default().reset = Some(reason);
             }
-            kind::GOAWAY => {
-                if state.goaway.is_none() {
-                    let debug = frame.payload.get(8..).unwrap_or_default().to_vec();
-                    state.goaway = Some((
-                        frame.last_stream().unwrap_or(0),
-                        frame.reason().unwrap_or(Reason::NO_ERROR),
-                        debug,
-                    ));
-                }
+            kind::GOAWAY if state.goaway.is_none() => {
+                let debug = frame.payload.get(8..).unwrap_or_default().to_vec();
+                state.goaway = Some((
+                    frame.last_stream().unwrap_or(0),
+                    frame.reason().unwrap_or(Reason::NO_ERROR),
+                    debug,
+                ));
             }
             _ => {}
         }

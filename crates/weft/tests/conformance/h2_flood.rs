@@ -29,15 +29,21 @@ use super::origin::Arrival;
 use super::vectors::{Attack, Class, Req, Vector, Verdict};
 
 /// How long each flood writes.
-pub(crate) const DURATION: Duration = Duration::from_millis(1000);
+pub(crate) const DURATION: Duration = Duration::from_secs(1);
+
+/// How long floods whose attack is holding something (stalled or open streams) keep it
+/// after [`DURATION`].
+const HOLD_AFTER: Duration = Duration::from_millis(500);
 
 /// How much a proxy's resident set may grow during one flood before it counts as
 /// unbounded: 64 MiB. Legitimate buffering (flow-control windows of 1 MiB per stream,
 /// 4 MiB per upstream connection) stays well under it.
 pub(crate) const RSS_GROWTH_LIMIT_KB: u64 = 64 * 1024;
 
-/// The slowest a legitimate request may be during a flood: 1 s.
-pub(crate) const LEGIT_LATENCY_LIMIT: Duration = Duration::from_secs(1);
+/// The slowest a legitimate request may be during a flood: 800 ms. They take 1-30 ms
+/// on an idle machine and have been seen at 600 ms on a loaded one; a request stuck
+/// behind the attack waits until the attack ends, a second or more after it was sent.
+pub(crate) const LEGIT_LATENCY_LIMIT: Duration = Duration::from_millis(800);
 
 /// One flood.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -67,8 +73,8 @@ pub(crate) enum Flood {
     /// More streams than SETTINGS_MAX_CONCURRENT_STREAMS (100), held open.
     StreamExhaustion,
     /// Malformed requests that each earn a RST_STREAM, never reading (CVE-2019-9514).
-    ResetFlood,
-    /// PRIORITY frames reshuffling a dependency tree (CVE-2019-9513).
+    Resets,
+    /// PRIORITY frames reshuffling a dependency tree of idle streams (CVE-2019-9513).
     PriorityChurn,
     /// Header blocks of empty-name fields, connection after connection (CVE-2019-9516).
     ZeroLengthHeaders,
@@ -119,11 +125,11 @@ impl Flood {
             Self::ZeroWindow => {
                 "INITIAL_WINDOW_SIZE 0, 100 GETs of 256 KiB, WINDOW_UPDATE +1 per stream"
             }
-            Self::StreamExhaustion => "101+ open POST streams (limit 100), held",
-            Self::ResetFlood => {
-                "GETs with `connection: close` (each earns RST_STREAM), never reading"
+            Self::StreamExhaustion => {
+                "100 open POST streams held, the 101st and one more every 100 ms refused"
             }
-            Self::PriorityChurn => "PRIORITY frames re-parenting 100 streams in a loop",
+            Self::Resets => "GETs with `connection: close` (each earns RST_STREAM), never reading",
+            Self::PriorityChurn => "PRIORITY frames re-parenting 100 idle streams in a loop",
             Self::ZeroLengthHeaders => {
                 "per connection: a HEADERS of 2000 empty-name fields, repeated"
             }
@@ -176,7 +182,7 @@ impl Flood {
         report.connections = 1;
         let (read, mut write) = stream.into_split();
         // Floods whose point is a peer that never reads start reading only at the end.
-        let reads_during = !matches!(self, Self::Settings | Self::Ping | Self::ResetFlood);
+        let reads_during = !matches!(self, Self::Settings | Self::Ping | Self::Resets);
         let mut pending_read = Some(read);
         let watch = if reads_during {
             pending_read.take().map(Watch::spawn)
@@ -214,12 +220,6 @@ impl Flood {
                     .encode_into(&mut preamble);
                 }
             }
-            Self::PriorityChurn => {
-                for i in 0..100u32 {
-                    Frame::headers(1 + 2 * i, Req::post(b"").header_block(), flag::END_HEADERS)
-                        .encode_into(&mut preamble);
-                }
-            }
             _ => {}
         }
         let mut written = write_until(&mut write, preamble, deadline).await;
@@ -240,6 +240,11 @@ impl Flood {
             report
                 .notes
                 .push("the proxy closed or reset the connection".to_owned());
+        }
+        if self == Self::ZeroWindow {
+            // Stalled streams are the attack: hold them a while longer, so a legitimate
+            // request stuck behind them shows, however late the stall began.
+            tokio::time::sleep(HOLD_AFTER).await;
         }
         let watch = match pending_read {
             Some(read) => Watch::spawn(read),
@@ -285,7 +290,11 @@ impl Flood {
                 }
             }
             Self::Settings => {
-                let value = if batch % 2 == 0 { 65_535 } else { 65_536 };
+                let value = if batch.is_multiple_of(2) {
+                    65_535
+                } else {
+                    65_536
+                };
                 Frame::settings(&[(setting::INITIAL_WINDOW_SIZE, value)]).encode_into(out);
             }
             Self::Ping => Frame::ping(batch.to_be_bytes(), false).encode_into(out),
@@ -297,11 +306,9 @@ impl Flood {
             Self::HpackBomb => {
                 let id = take(next);
                 let block = Block::literals(&Req::get().fields)
-                    .raw(&[0x80 | 62; 16_000])
+                    .raw(&[0xbe; 16_000]) // indexed field 62 (0x80 | 62)
                     .into_bytes();
                 Frame::headers(id, block, flag::END_HEADERS | flag::END_STREAM).encode_into(out);
-                // Stay under the default SETTINGS_MAX_FRAME_SIZE: the block is 16,0xx
-                // bytes, so split it if needed.
             }
             Self::ZeroWindow => {
                 for i in 0..100u32 {
@@ -309,7 +316,7 @@ impl Flood {
                 }
                 Frame::window_update(0, 100).encode_into(out);
             }
-            Self::ResetFlood => {
+            Self::Resets => {
                 let id = take(next);
                 let block =
                     Block::literals(&Req::get().push("connection", "close").fields).into_bytes();
@@ -319,7 +326,8 @@ impl Flood {
                 let a = 1 + 2 * (batch % 100) as u32;
                 let b = 1 + 2 * ((batch * 37 + 11) % 100) as u32;
                 if a != b {
-                    Frame::priority(a, b, batch % 3 == 0, (batch % 256) as u8).encode_into(out);
+                    Frame::priority(a, b, batch.is_multiple_of(3), (batch % 256) as u8)
+                        .encode_into(out);
                 }
                 Frame::priority(b, 0, true, 200).encode_into(out);
             }
@@ -419,18 +427,19 @@ async fn stream_exhaustion(addr: SocketAddr, deadline: Instant) -> Report {
             watch.goaway()
         )),
     }
+    // Hold the 100 streams for the rest of the flood, trying one more now and then
+    // (few enough to stay under any reset-rate limit), so the legitimate client's
+    // numbers show what 100 held streams of one client cost the others.
     let mut next = 203u32;
     while Instant::now() < deadline {
-        let mut out = Vec::new();
-        for _ in 0..50 {
-            Frame::headers(take(&mut next), hold.clone(), flag::END_HEADERS).encode_into(&mut out);
-            report.frames += 1;
-        }
-        if !write_until(&mut write, out, deadline).await {
+        let frame = Frame::headers(take(&mut next), hold.clone(), flag::END_HEADERS);
+        report.frames += 1;
+        if !write_until(&mut write, frame.encode(), deadline).await {
             break;
         }
-        tokio::time::sleep(Duration::from_millis(5)).await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    tokio::time::sleep(HOLD_AFTER).await;
     report.goaway = watch.goaway();
     let resets = watch.state.lock().unwrap().resets.len();
     report.notes.push(format!("{resets} streams reset"));
@@ -728,7 +737,7 @@ pub(crate) fn vectors() -> Vec<Vector> {
             Flood::StreamExhaustion,
             &[],
         ),
-        flood("flood-reset", "CVE-2019-9514", Flood::ResetFlood, &[]),
+        flood("flood-reset", "CVE-2019-9514", Flood::Resets, &[]),
         flood(
             "flood-priority-churn",
             "CVE-2019-9513",

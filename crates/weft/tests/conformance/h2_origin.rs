@@ -12,6 +12,7 @@
 //! `/big/<n>` answers `n` bytes, sent as flow control allows (for the stalled-reader
 //! floods).
 
+use std::fmt::Write as _;
 use std::future::poll_fn;
 use std::io;
 use std::net::SocketAddr;
@@ -252,13 +253,13 @@ impl Arrival {
         );
         if let Some(trailers) = &self.trailers {
             let t: Vec<String> = trailers.iter().map(field_text).collect();
-            out.push_str(&format!(" trailers=[{}]", t.join(", ")));
+            let _ = write!(out, " trailers=[{}]", t.join(", "));
         }
         if !self.complete {
             out.push_str(" (incomplete)");
         }
         if let Some(reason) = self.reset {
-            out.push_str(&format!(" RST_STREAM {reason}"));
+            let _ = write!(out, " RST_STREAM {reason}");
         }
         out
     }

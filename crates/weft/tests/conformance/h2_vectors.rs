@@ -335,26 +335,29 @@ impl Req {
         frames
     }
 
-    /// What differs from `GET /v`, for the table: `+name: value`, `-name`, `name=value`.
+    /// What differs from `GET /v`, for the table: added fields as `name: value`,
+    /// missing ones as `no name`, and the field order when it changed.
     pub(crate) fn summary(&self) -> String {
         let base = Self::get().fields;
         let mut parts: Vec<String> = Vec::new();
         if let Some((_, holds)) = &self.block {
             parts.push(format!("block: {holds}"));
         } else {
-            for (i, (n, v)) in self.fields.iter().enumerate() {
-                match base.get(i) {
-                    Some((bn, bv)) if bn == n && bv == v => {}
-                    _ if base.iter().any(|(bn, bv)| bn == n && bv == v) => {
-                        parts.push(format!("moved {}", text(n)));
-                    }
-                    _ => parts.push(format!("{}: {}", text(n), text(v))),
+            for (n, v) in &self.fields {
+                if !base.contains(&(n.clone(), v.clone())) {
+                    parts.push(format!("{}: {}", text(n), text(v)));
                 }
             }
             for (n, _) in &base {
                 if !self.fields.iter().any(|(f, _)| f == n) {
                     parts.push(format!("no {}", text(n)));
                 }
+            }
+            let kept: Vec<&Field> = self.fields.iter().filter(|f| base.contains(f)).collect();
+            let in_base: Vec<&Field> = base.iter().filter(|f| kept.contains(f)).collect();
+            if kept != in_base {
+                let order: Vec<String> = self.fields.iter().map(|(n, _)| text(n)).collect();
+                parts.push(format!("order {}", order.join(", ")));
             }
         }
         if let Some(size) = self.split {
@@ -413,26 +416,17 @@ impl Attack {
     /// The highest stream id the attack uses (the next good stream goes above it).
     pub(crate) fn max_stream(&self) -> u32 {
         match self {
-            Self::Request(_) => 3,
             Self::Frames(frames) => frames.iter().map(|f| f.stream).max().unwrap_or(0).max(3),
-            Self::Opening(_) | Self::Flood(_) => 3,
+            Self::Request(_) | Self::Opening(_) | Self::Flood(_) => 3,
         }
     }
 }
 
 fn frame_summary(frame: &Frame) -> String {
-    let name = match frame.kind {
-        kind::DATA
-        | kind::HEADERS
-        | kind::PRIORITY
-        | kind::RST_STREAM
-        | kind::SETTINGS
-        | kind::PUSH_PROMISE
-        | kind::PING
-        | kind::GOAWAY
-        | kind::WINDOW_UPDATE
-        | kind::CONTINUATION => Frame::kind_name(frame.kind).to_owned(),
-        other => format!("type 0x{other:02x}"),
+    let name = if frame.kind <= kind::CONTINUATION {
+        Frame::kind_name(frame.kind).to_owned()
+    } else {
+        format!("type 0x{:02x}", frame.kind)
     };
     let mut flags = Vec::new();
     if frame.kind == kind::HEADERS || frame.kind == kind::DATA {
@@ -576,9 +570,7 @@ impl Verdict {
                 format!("GOAWAY {}{eof}", codes.join(" or "))
             }
             Answer::Ignored => "ignored; the connection carries on".to_owned(),
-            Answer::Withstood { goaway } if goaway.is_empty() => {
-                "legitimate client 100%, memory bounded".to_owned()
-            }
+            Answer::Withstood { goaway: [] } => "legitimate client 100%, memory bounded".to_owned(),
             Answer::Withstood { goaway } => {
                 let codes: Vec<String> = goaway.iter().map(ToString::to_string).collect();
                 format!(
@@ -641,7 +633,7 @@ fn expect_values(a: &Arrival, name: &str, want: &[&[u8]]) -> Result<(), String> 
 }
 
 fn expect_xfcc(a: &Arrival, ctx: &Ctx) -> Result<(), String> {
-    let want: Vec<&[u8]> = ctx.xfcc.iter().map(|x| x.as_bytes()).collect();
+    let want: Vec<&[u8]> = ctx.xfcc.iter().map(String::as_bytes).collect();
     expect_values(a, "x-forwarded-client-cert", &want)
 }
 
