@@ -17,6 +17,12 @@
 //! it). Vectors run three at a time, one per lane (origin + service + listener), since
 //! lanes share nothing; floods run alone, one at a time across the whole binary.
 //! `WEFT_VECTOR=name[,name…]` runs only those (and skips the table).
+//!
+//! Files, in the order a vector meets them: `h2_vectors.rs` (what a vector is, its
+//! verdict, the building blocks), `h2_requests.rs` and `h2_framing.rs` (the vectors),
+//! `h2_flood.rs` (floods, the legitimate client, memory), `h2_frame.rs` and
+//! `h2_hpack.rs` (the wire codec), `h2_client.rs` (the raw client), `h2_origin.rs` (the
+//! HTTP/2 origin and one view over both origins).
 
 #[path = "h2_client.rs"]
 mod client;
@@ -24,10 +30,14 @@ mod client;
 mod flood;
 #[path = "h2_frame.rs"]
 mod frame;
+#[path = "h2_framing.rs"]
+mod framing;
 #[path = "h2_hpack.rs"]
 mod hpack;
 #[path = "h2_origin.rs"]
 mod origin;
+#[path = "h2_requests.rs"]
+mod requests;
 #[path = "h2_vectors.rs"]
 mod vectors;
 
