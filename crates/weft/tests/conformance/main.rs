@@ -4,11 +4,21 @@
 //! what came back to the client. See `docs/security/http-conformance.md`.
 //!
 //! - [`topology`]: the proxies (one hop, two hops; `http`, `http2` or `auto` ports).
-//! - [`origin`]: the raw origin that logs the bytes and requests it received.
+//! - [`origin`]: the raw HTTP/1.1 origin that logs the bytes and requests it received.
+//! - [`client`]: the raw HTTP/1.1 client.
+//! - [`h1`], [`h1_vectors`]: the HTTP/1.1 vectors, their runner and verdicts.
+//! - [`table`]: the verdict tables of the docs page, shared with the HTTP/2 side.
+//!
+//! `WEFT_VECTOR=name` runs one vector; `WEFT_BLESS=1` rewrites the tables.
 
 #![allow(unreachable_pub, dead_code, clippy::unwrap_used)]
 
+mod client;
+mod h1;
+mod h1_vectors;
+mod h2;
 mod origin;
+mod table;
 mod topology;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -44,9 +54,17 @@ async fn a_plain_get_crosses_both_paths() {
             origin::escape(&answer, 500),
             activity.describe()
         );
-        assert_eq!(activity.requests.len(), 1, "{hops}: {}", activity.describe());
+        assert_eq!(
+            activity.requests.len(),
+            1,
+            "{hops}: {}",
+            activity.describe()
+        );
         let request = &activity.requests[0];
         assert_eq!(request.target, "/smoke");
-        assert_eq!(request.header("x-forwarded-client-cert"), topology.expected_xfcc());
+        assert_eq!(
+            request.header("x-forwarded-client-cert"),
+            topology.expected_xfcc()
+        );
     }
 }

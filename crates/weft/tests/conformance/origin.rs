@@ -13,6 +13,7 @@
 //! Not a general HTTP server: no `Expect: 100-continue`, no upgrades, no HTTP/2.
 
 use std::fmt;
+use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
@@ -235,29 +236,32 @@ impl Activity {
             return "origin: nothing received\n".to_owned();
         }
         for (conn, bytes) in &self.bytes {
-            out.push_str(&format!(
-                "origin conn#{conn} received {} bytes: {}\n",
+            let _ = writeln!(
+                out,
+                "origin conn#{conn} received {} bytes: {}",
                 bytes.len(),
                 escape(bytes, 600)
-            ));
+            );
         }
         for r in &self.requests {
-            out.push_str(&format!("origin parsed {}\n", r.describe()));
+            let _ = writeln!(out, "origin parsed {}", r.describe());
         }
         for e in &self.errors {
-            out.push_str(&format!(
-                "origin conn#{} could NOT parse ({}): {}\n",
+            let _ = writeln!(
+                out,
+                "origin conn#{} could NOT parse ({}): {}",
                 e.connection,
                 e.reason,
                 escape(&e.bytes, 300)
-            ));
+            );
         }
         for (conn, bytes) in &self.pending {
-            out.push_str(&format!(
-                "origin conn#{conn} holds {} unparsed bytes: {}\n",
+            let _ = writeln!(
+                out,
+                "origin conn#{conn} holds {} unparsed bytes: {}",
                 bytes.len(),
                 escape(bytes, 300)
-            ));
+            );
         }
         out
     }
@@ -406,7 +410,13 @@ fn wants_close(request: &Request) -> bool {
     let tokens: Vec<String> = request
         .header_values("connection")
         .iter()
-        .flat_map(|v| String::from_utf8_lossy(v).to_ascii_lowercase().split(',').map(|t| t.trim().to_owned()).collect::<Vec<_>>())
+        .flat_map(|v| {
+            String::from_utf8_lossy(v)
+                .to_ascii_lowercase()
+                .split(',')
+                .map(|t| t.trim().to_owned())
+                .collect::<Vec<_>>()
+        })
         .collect();
     if request.version == "HTTP/1.0" {
         !tokens.iter().any(|t| t == "keep-alive")
@@ -642,22 +652,25 @@ fn split_crlf(head: &[u8]) -> impl Iterator<Item = &[u8]> {
     let mut rest = Some(head);
     std::iter::from_fn(move || {
         let r = rest?;
-        match find(r, b"\r\n") {
-            Some(i) => {
-                rest = Some(&r[i + 2..]);
-                Some(&r[..i])
-            }
-            None => {
-                rest = None;
-                Some(r)
-            }
+        if let Some(i) = find(r, b"\r\n") {
+            rest = Some(&r[i + 2..]);
+            Some(&r[..i])
+        } else {
+            rest = None;
+            Some(r)
         }
     })
 }
 
 fn trim_ows(v: &[u8]) -> &[u8] {
-    let start = v.iter().position(|&b| b != b' ' && b != b'\t').unwrap_or(v.len());
-    let end = v.iter().rposition(|&b| b != b' ' && b != b'\t').map_or(start, |e| e + 1);
+    let start = v
+        .iter()
+        .position(|&b| b != b' ' && b != b'\t')
+        .unwrap_or(v.len());
+    let end = v
+        .iter()
+        .rposition(|&b| b != b' ' && b != b'\t')
+        .map_or(start, |e| e + 1);
     &v[start..end]
 }
 
@@ -677,11 +690,13 @@ pub fn escape(bytes: &[u8], max: usize) -> String {
             b'\t' => out.push_str("\\t"),
             b'\\' => out.push_str("\\\\"),
             0x20..=0x7e => out.push(b as char),
-            _ => out.push_str(&format!("\\x{b:02x}")),
+            _ => {
+                let _ = write!(out, "\\x{b:02x}");
+            }
         }
     }
     if bytes.len() > max {
-        out.push_str(&format!("…(+{} bytes)", bytes.len() - max));
+        let _ = write!(out, "…(+{} bytes)", bytes.len() - max);
     }
     out
 }
@@ -717,7 +732,7 @@ mod tests {
     #[test]
     fn parses_content_length_and_chunked_bodies() {
         let (r, used) = request(b"POST /a HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabcGET");
-        assert_eq!((r.body.as_slice(), used), (&b"abc"[..], 49));
+        assert_eq!((r.body.as_slice(), used), (&b"abc"[..], 51));
         let (r, _) = request(
             b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3;a=b\r\nabc\r\n0\r\nT: 1\r\n\r\n",
         );

@@ -17,6 +17,7 @@
 //! framing and identity path an HTTP request takes.
 
 use std::fmt;
+use std::fmt::Write as _;
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 
@@ -180,22 +181,25 @@ impl Topology {
         );
         if hops == Hops::Two {
             let certs = pki.issue("default", CLIENT_SA).expect("client certs");
-            yaml.push_str(&format!(
-                "certificates: {{ cert: {}, key: {}, trustBundle: {} }}\n",
+            let _ = writeln!(
+                yaml,
+                "certificates: {{ cert: {}, key: {}, trustBundle: {} }}",
                 certs.cert.display(),
                 certs.key.display(),
                 certs.trust_bundle.display(),
-            ));
+            );
         }
-        yaml.push_str(&format!(
+        let _ = writeln!(
+            yaml,
             "listeners: {{ admin: 127.0.0.1:{admin}, hbone: null, metrics: null, outboundCapture: null }}\n\
-             settings: {{ drainTimeout: 1s }}\noutbound:\n"
-        ));
+             settings: {{ drainTimeout: 1s }}\noutbound:"
+        );
         for lane in &lanes {
-            yaml.push_str(&format!(
-                "  - {{ listen: \"{}\", service: {}, port: {SERVICE_PORT} }}\n",
+            let _ = writeln!(
+                yaml,
+                "  - {{ listen: \"{}\", service: {}, port: {SERVICE_PORT} }}",
                 lane.listen, lane.service
-            ));
+            );
         }
         yaml.push_str("services:\n");
         for lane in &lanes {
@@ -206,12 +210,13 @@ impl Topology {
                     spiffe(SERVER_SA)
                 ),
             };
-            yaml.push_str(&format!(
+            let _ = writeln!(
+            yaml,
                 "  - name: {}\n    ports: [{{ port: {SERVICE_PORT}, targetPort: {}, protocol: {protocol} }}]\n    \
-                 policy: {{ outlierDetection: null }}\n    endpoints: [{endpoint}]\n",
+                 policy: {{ outlierDetection: null }}\n    endpoints: [{endpoint}]",
                 lane.service,
                 lane.app.port(),
-            ));
+            );
         }
         let path = write(dir.path(), "outbound.yaml", &yaml);
         let outbound = spawn(path, SocketAddr::from(([127, 0, 0, 1], admin))).await;
@@ -262,10 +267,7 @@ impl Topology {
             self.outbound.log_tail(lines)
         );
         if let Some(inbound) = &self.inbound {
-            out.push_str(&format!(
-                "--- inbound proxy ---\n{}\n",
-                inbound.log_tail(lines)
-            ));
+            let _ = writeln!(out, "--- inbound proxy ---\n{}", inbound.log_tail(lines));
         }
         out
     }
