@@ -154,6 +154,8 @@ pub struct Outcome {
     pub name: &'static str,
     /// `None`: as expected.
     pub mismatch: Option<Mismatch>,
+    /// What happened, pass or not (printed for `WEFT_VECTOR` runs).
+    pub report: String,
 }
 
 /// How the actual outcome differs from the expected one.
@@ -639,28 +641,22 @@ fn judge(
         fail(Severity::Unsafe, "canary poisoned".to_owned());
     }
 
-    if problems.is_empty() {
-        return Outcome {
-            name: v.name,
-            mismatch: None,
-        };
-    }
     let unsafe_ = problems.iter().any(|p| p.severity != Severity::Differs);
-    let summary = summary(exchange, activity, &problems);
-    let reused = match (got.last(), canary_activity.requests.first()) {
-        (Some(a), Some(b)) => format!(
-            "canary on origin conn#{} (vector's last request on conn#{})",
-            b.connection, a.connection
-        ),
-        _ => String::new(),
+    let summary = if problems.is_empty() {
+        "pass".to_owned()
+    } else {
+        summary(exchange, activity, &problems)
     };
     let mut report = format!(
-        "vector {} [{}]\n  bytes:    {}\n  expected: {}\n  actual:   {summary}\n  problems:\n",
+        "vector {} [{}]\n  bytes:    {}\n  expected: {}\n  actual:   {summary}\n",
         v.name,
         v.class.label(),
         escape(&v.bytes, 400),
         v.expect,
     );
+    if !problems.is_empty() {
+        report.push_str("  problems:\n");
+    }
     for p in &problems {
         let _ = writeln!(
             report,
@@ -675,21 +671,26 @@ fn judge(
     }
     report.push_str(&indent(&exchange.describe()));
     report.push_str(&indent(&activity.describe()));
-    if !canary_ok {
+    if !canary_ok || problems.is_empty() {
         let _ = writeln!(report, "  canary {canary_target}:");
         report.push_str(&indent(&canary.describe()));
         report.push_str(&indent(&canary_activity.describe()));
     }
-    if !reused.is_empty() {
-        let _ = writeln!(report, "  {reused}");
+    if let (Some(a), Some(b)) = (got.last(), canary_activity.requests.first()) {
+        let _ = writeln!(
+            report,
+            "  canary on origin conn#{} (the vector's last request on conn#{})",
+            b.connection, a.connection
+        );
     }
     Outcome {
         name: v.name,
-        mismatch: Some(Mismatch {
+        mismatch: (!problems.is_empty()).then(|| Mismatch {
             unsafe_,
             summary,
-            report,
+            report: report.clone(),
         }),
+        report,
     }
 }
 
@@ -852,6 +853,11 @@ pub fn summarize(bytes: &[u8], max: usize) -> String {
 }
 
 fn report(hops: Hops, outcomes: &[Outcome]) {
+    if !selection().is_empty() {
+        for o in outcomes {
+            eprintln!("{hops}: {}", o.report);
+        }
+    }
     let failed: Vec<&Mismatch> = outcomes
         .iter()
         .filter_map(|o| o.mismatch.as_ref())
