@@ -689,7 +689,8 @@ pub(crate) fn vectors() -> Vec<Vector> {
             Attack::Request(
                 (0..70)
                     .fold(Req::get(), |r, i| r.push(format!("x-big-{i}"), "a".repeat(1000)))
-                    .split(16_000),
+                    .split(16_000)
+                    .described("70 fields x-big-N of 1000 bytes (70 KB)"),
             ),
             Verdict {
                 answer: Answer::StreamError {
@@ -703,7 +704,11 @@ pub(crate) fn vectors() -> Vec<Vector> {
             "header-count-over-100",
             Limits,
             "DESIGN §7 (maxHeaders 100)",
-            Attack::Request((0..101).fold(Req::get(), |r, i| r.push(format!("x-n-{i}"), "1"))),
+            Attack::Request(
+                (0..101)
+                    .fold(Req::get(), |r, i| r.push(format!("x-n-{i}"), "1"))
+                    .described("101 more fields x-n-N: 1 (106 in all)"),
+            ),
             Verdict {
                 answer: Answer::StreamError {
                     codes: REFUSED,
@@ -716,7 +721,9 @@ pub(crate) fn vectors() -> Vec<Vector> {
             "header-count-90",
             Limits,
             "DESIGN §7 (under the limit)",
-            (0..90).fold(Req::get(), |r, i| r.push(format!("x-n-{i}"), "1")),
+            (0..90)
+                .fold(Req::get(), |r, i| r.push(format!("x-n-{i}"), "1"))
+                .described("90 more fields x-n-N: 1 (95 in all)"),
             intact(),
         ),
     ]

@@ -13,11 +13,11 @@
 //! - an error the RFC makes connection-wide gets `GOAWAY` with the code the RFC names;
 //! - framing fields never travel as trailers; identity headers never come from clients.
 
-use std::fmt;
+use std::fmt::{self, Write as _};
 use std::sync::Arc;
 
 use super::flood::Flood;
-use super::frame::{flag, kind, Frame, Reason};
+use super::frame::{flag, kind, setting, Frame, Reason};
 use super::hpack::{Block, Field};
 use super::origin::Arrival;
 
@@ -79,6 +79,8 @@ pub(crate) struct Req {
     pub(crate) pad: Option<u8>,
     /// Leave the stream open after the header block (no END_STREAM anywhere).
     pub(crate) open: bool,
+    /// What the table says instead of listing the fields (for long requests).
+    pub(crate) described: Option<&'static str>,
 }
 
 /// The expected result.
@@ -199,6 +201,7 @@ impl Req {
             split: None,
             pad: None,
             open: false,
+            described: None,
         }
     }
 
@@ -278,6 +281,12 @@ impl Req {
         self
     }
 
+    /// Shows `what` in the table instead of the fields.
+    pub(crate) fn described(mut self, what: &'static str) -> Self {
+        self.described = Some(what);
+        self
+    }
+
     pub(crate) fn open(mut self) -> Self {
         self.open = true;
         self
@@ -336,17 +345,25 @@ impl Req {
         frames
     }
 
-    /// What differs from `GET /v`, for the table: added fields as `name: value`,
-    /// missing ones as `no name`, and the field order when it changed.
+    /// What differs from `GET /v`, for the table: new or changed fields as
+    /// `name: value`, a repeat of one the GET has as `+name: value`, missing ones as
+    /// `no name`, and the field order when it changed.
     pub(crate) fn summary(&self) -> String {
         let base = Self::get().fields;
         let mut parts: Vec<String> = Vec::new();
-        if let Some((_, holds)) = &self.block {
+        if let Some(what) = self.described {
+            parts.push(what.to_owned());
+        } else if let Some((_, holds)) = &self.block {
             parts.push(format!("block: {holds}"));
         } else {
+            let count =
+                |fields: &[Field], name: &[u8]| fields.iter().filter(|(n, _)| n == name).count();
             for (n, v) in &self.fields {
                 if !base.contains(&(n.clone(), v.clone())) {
-                    parts.push(format!("{}: {}", text(n), text(v)));
+                    // A second field of a name the GET already has is marked as such.
+                    let extra = count(&base, n) > 0 && count(&self.fields, n) > count(&base, n);
+                    let mark = if extra { "+" } else { "" };
+                    parts.push(format!("{mark}{}: {}", text(n), text(v)));
                 }
             }
             for (n, _) in &base {
@@ -409,7 +426,16 @@ impl Attack {
                 let parts: Vec<String> = frames.iter().map(frame_summary).collect();
                 collapse(parts)
             }
-            Self::Opening(bytes) => format!("opening bytes `{}`", text(bytes)),
+            Self::Opening(bytes) => match bytes.strip_prefix(super::frame::PREFACE) {
+                Some(rest) => {
+                    let mut rest = rest.to_vec();
+                    let frames: Vec<String> = std::iter::from_fn(|| Frame::decode(&mut rest))
+                        .map(|f| frame_summary(&f))
+                        .collect();
+                    format!("preface, then {}", collapse(frames))
+                }
+                None => format!("opening bytes `{}`", text(bytes)),
+            },
             Self::Flood(flood) => flood.summary(),
         }
     }
@@ -455,6 +481,23 @@ fn frame_summary(frame: &Frame) -> String {
         format!(" {}", flags.join(","))
     };
     let detail = match frame.kind {
+        kind::SETTINGS if frame.payload.len().is_multiple_of(6) => {
+            frame.payload.chunks(6).fold(String::new(), |mut out, c| {
+                let id = u16::from_be_bytes([c[0], c[1]]);
+                let value = u32::from_be_bytes([c[2], c[3], c[4], c[5]]);
+                let _ = write!(out, " {}={value}", setting_name(id));
+                out
+            })
+        }
+        kind::PRIORITY if frame.payload.len() == 5 => {
+            let dep = u32::from_be_bytes([
+                frame.payload[0],
+                frame.payload[1],
+                frame.payload[2],
+                frame.payload[3],
+            ]);
+            format!(" on s{}", dep & 0x7fff_ffff)
+        }
         kind::WINDOW_UPDATE if frame.payload.len() == 4 => {
             format!(" +{}", frame.increment().unwrap_or(0))
         }
@@ -468,6 +511,18 @@ fn frame_summary(frame: &Frame) -> String {
         frame.stream,
         frame.payload.len()
     )
+}
+
+fn setting_name(id: u16) -> String {
+    match id {
+        setting::HEADER_TABLE_SIZE => "HEADER_TABLE_SIZE".to_owned(),
+        setting::ENABLE_PUSH => "ENABLE_PUSH".to_owned(),
+        setting::MAX_CONCURRENT_STREAMS => "MAX_CONCURRENT_STREAMS".to_owned(),
+        setting::INITIAL_WINDOW_SIZE => "INITIAL_WINDOW_SIZE".to_owned(),
+        setting::MAX_FRAME_SIZE => "MAX_FRAME_SIZE".to_owned(),
+        setting::MAX_HEADER_LIST_SIZE => "MAX_HEADER_LIST_SIZE".to_owned(),
+        other => format!("0x{other:x}"),
+    }
 }
 
 /// Runs of the same text as `text ×n`.
