@@ -951,3 +951,170 @@ fn vector_names_are_unique_and_kebab_case() {
     assert_eq!(before, names.len(), "duplicate vector names");
     assert!(before >= 150, "only {before} vectors");
 }
+
+/// The judge itself, on made-up exchanges: it must catch what the proxy under test
+/// might do wrong, not only bless what it does right.
+#[cfg(test)]
+mod judge_tests {
+    use super::*;
+    use crate::client::{parse_responses, End};
+    use crate::origin::Framing;
+
+    fn lane() -> Lane {
+        Lane {
+            index: 0,
+            service: "origin-0".to_owned(),
+            listen: "127.0.0.1:1".parse().unwrap(),
+            app: "127.0.0.1:2".parse().unwrap(),
+        }
+    }
+
+    fn exchange(bytes: &[u8], end: End) -> Exchange {
+        let (responses, interim, leftover) = parse_responses(bytes, end != End::Quiet);
+        Exchange {
+            received: bytes.to_vec(),
+            responses,
+            interim,
+            leftover,
+            end,
+            write_error: None,
+        }
+    }
+
+    fn ok(seq: u64, target: &str) -> Vec<u8> {
+        format!(
+            "HTTP/1.1 200 OK\r\ncontent-length: 0\r\nx-origin-seq: {seq}\r\nx-origin-target: {target}\r\n\r\n"
+        )
+        .into_bytes()
+    }
+
+    fn request(seq: u64, target: &str, headers: &[(&str, &str)]) -> Request {
+        Request {
+            seq,
+            connection: 0,
+            method: "GET".to_owned(),
+            target: target.to_owned(),
+            version: "HTTP/1.1".to_owned(),
+            headers: headers
+                .iter()
+                .map(|(n, v)| ((*n).to_owned(), v.as_bytes().to_vec()))
+                .collect(),
+            body: Vec::new(),
+            framing: Framing::None,
+            trailers: Vec::new(),
+        }
+    }
+
+    fn seen(requests: Vec<Request>) -> Activity {
+        Activity {
+            requests,
+            ..Activity::default()
+        }
+    }
+
+    fn run(vector: &Vector, ex: &Exchange, activity: &Activity, canary: (&[u8], u64)) -> Outcome {
+        let target = format!("/__canary/{}", vector.name);
+        let canary_ex = exchange(canary.0, End::Closed);
+        let canary_seen = seen(vec![request(canary.1, &target, &[("host", HOST)])]);
+        judge(
+            vector,
+            &lane(),
+            None,
+            ex,
+            activity,
+            &target,
+            &canary_ex,
+            &canary_seen,
+        )
+    }
+
+    fn vector(expect: Expect) -> Vector {
+        Vector {
+            name: "t",
+            class: Class::Baseline,
+            bytes: b"GET / HTTP/1.1\r\nHost: app.example\r\n\r\n".to_vec(),
+            expect,
+        }
+    }
+
+    #[test]
+    fn passes_an_exact_forward() {
+        let v = vector(Expect::forwarded(vec![Want::get("/")]));
+        let out = run(
+            &v,
+            &exchange(&ok(1, "/"), End::Quiet),
+            &seen(vec![request(1, "/", &[("host", HOST)])]),
+            (&ok(2, "/__canary/t"), 2),
+        );
+        assert!(out.mismatch.is_none(), "{}", out.report);
+    }
+
+    #[test]
+    fn a_canary_answered_with_another_requests_response_is_poisoned() {
+        let v = vector(Expect::forwarded(vec![Want::get("/")]));
+        let out = run(
+            &v,
+            &exchange(&ok(1, "/"), End::Quiet),
+            &seen(vec![request(1, "/", &[("host", HOST)])]),
+            (&ok(7, "/smuggled"), 2),
+        );
+        let m = out.mismatch.expect("mismatch");
+        assert!(
+            m.unsafe_ && m.summary.contains("canary poisoned"),
+            "{}",
+            m.report
+        );
+    }
+
+    #[test]
+    fn a_refusal_that_reached_the_origin_is_unsafe() {
+        let v = vector(Expect::refused(Status::Is(400)));
+        let out = run(
+            &v,
+            &exchange(&ok(1, "/"), End::Closed),
+            &seen(vec![request(1, "/", &[("host", HOST)])]),
+            (&ok(2, "/__canary/t"), 2),
+        );
+        let m = out.mismatch.expect("mismatch");
+        assert!(m.unsafe_ && m.summary.starts_with("UNSAFE"), "{}", m.report);
+    }
+
+    #[test]
+    fn a_forged_identity_header_is_unsafe() {
+        let v = vector(Expect::forwarded(vec![Want::get("/")]));
+        let forged = request(
+            1,
+            "/",
+            &[("host", HOST), ("x-forwarded-client-cert", "URI=x")],
+        );
+        let out = run(
+            &v,
+            &exchange(&ok(1, "/"), End::Quiet),
+            &seen(vec![forged]),
+            (&ok(2, "/__canary/t"), 2),
+        );
+        let m = out.mismatch.expect("mismatch");
+        assert!(
+            m.unsafe_ && m.report.contains("x-forwarded-client-cert"),
+            "{}",
+            m.report
+        );
+    }
+
+    #[test]
+    fn a_refusal_without_close_only_differs() {
+        let v = vector(Expect::refused(Status::Is(400)));
+        let out = run(
+            &v,
+            &exchange(
+                b"HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\n\r\n",
+                End::Quiet,
+            ),
+            &Activity::default(),
+            (&ok(1, "/__canary/t"), 1),
+        );
+        let m = out.mismatch.expect("mismatch");
+        assert!(!m.unsafe_, "{}", m.report);
+        assert_eq!(m.summary, "differs: client 400; origin no request");
+    }
+}
