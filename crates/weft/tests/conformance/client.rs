@@ -245,7 +245,12 @@ fn parse_response(bytes: &[u8], closed: bool) -> Option<(Response, usize)> {
     };
     let body_start = head_end + 4;
     let rest = &bytes[body_start..];
-    if (100..200).contains(&status) || status == 204 || status == 304 {
+    // `x-origin-head`: the origin's answer to a HEAD (a content-length, no body).
+    if (100..200).contains(&status)
+        || status == 204
+        || status == 304
+        || response.header("x-origin-head").is_some()
+    {
         return Some((response, body_start));
     }
     let chunked = response

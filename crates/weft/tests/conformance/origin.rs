@@ -426,14 +426,12 @@ fn wants_close(request: &Request) -> bool {
 }
 
 /// `200`, body `origin seq=N\n`; `x-origin-seq` and `x-origin-target` name the request
-/// so a client can tell whose answer it got. `HEAD` gets `content-length: 0` and no body
-/// so responses can be split without knowing the method.
+/// so a client can tell whose answer it got. `HEAD` gets what a real server sends: the
+/// `content-length` a `GET` would have had and no body, so a proxy that waits for that
+/// body swallows the next response; `x-origin-head` tells the test client not to.
 fn respond(request: &Request, close: bool) -> Vec<u8> {
-    let body = if request.method == "HEAD" {
-        String::new()
-    } else {
-        format!("origin seq={}\n", request.seq)
-    };
+    let body = format!("origin seq={}\n", request.seq);
+    let head_only = request.method == "HEAD";
     let target: String = shorten(&request.target, 200)
         .chars()
         .map(|c| if c.is_ascii_graphic() { c } else { '?' })
@@ -443,11 +441,16 @@ fn respond(request: &Request, close: bool) -> Vec<u8> {
         body.len(),
         request.seq
     );
+    if head_only {
+        head.push_str("x-origin-head: 1\r\n");
+    }
     if close {
         head.push_str("connection: close\r\n");
     }
     head.push_str("\r\n");
-    head.push_str(&body);
+    if !head_only {
+        head.push_str(&body);
+    }
     head.into_bytes()
 }
 
