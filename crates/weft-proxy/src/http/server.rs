@@ -112,14 +112,15 @@ where
         routed_by,
     } = conn;
     let metrics = metrics.clone();
+    let max_headers = usize::from(settings.max_headers);
+    let header_timeout = settings.request_header_timeout;
     let service = service_fn(move |mut req: Request<Incoming>| {
         let handle = handle.clone();
-        let checked = strict::check(&req);
+        let checked = strict::check(&req).and_then(|()| strict::field_count(&req, max_headers));
         if checked.is_ok() {
             strict::normalize(&mut req, routed_by.as_ref());
         }
         let metrics = metrics.clone();
-        let header_timeout = settings.request_header_timeout;
         async move {
             match checked {
                 Ok(()) => match read_ahead(req, header_timeout).await {
