@@ -126,6 +126,8 @@ struct Mismatch {
     short: String,
     /// Everything needed to see why.
     detail: String,
+    /// Only a latency bound was missed (worth one more try: the machine may be busy).
+    timing_only: bool,
 }
 
 /// What the client saw for one vector.
@@ -321,7 +323,13 @@ async fn run(path: Path) -> Run {
             let Attack::Flood(f) = &v.attack else {
                 continue;
             };
-            let result = run_flood(v, *f, &lanes[0], &witnesses[0], &mut topology).await;
+            let mut result = run_flood(v, *f, &lanes[0], &witnesses[0], &mut topology).await;
+            if result.as_ref().is_err_and(|m| m.timing_only) {
+                // A slow request on a busy 2-core machine is not yet a finding; a stall
+                // caused by the attack happens again.
+                eprintln!("h2 {}: only too slow; once more", v.name);
+                result = run_flood(v, *f, &lanes[0], &witnesses[0], &mut topology).await;
+            }
             run.outcomes.insert(v.name, result);
         }
     }
@@ -584,6 +592,7 @@ fn mismatch(
     Mismatch {
         short: short.to_owned(),
         detail,
+        timing_only: false,
     }
 }
 
@@ -720,6 +729,7 @@ async fn run_flood(
         failures.join("; ")
     );
     Err(Mismatch {
+        timing_only: failures.len() == 1 && slowest > flood::LEGIT_LATENCY_LIMIT,
         short: short.join("; "),
         detail,
     })
