@@ -835,3 +835,130 @@ fn render(runs: &[&Run]) -> String {
 fn cell(s: &str) -> String {
     s.replace('|', "\\|").replace('\n', " ")
 }
+
+/// The judge on made-up exchanges: it must catch what the suite is there to catch, not
+/// only bless passing vectors.
+#[cfg(test)]
+mod tests {
+    use super::origin::Arrival;
+    use super::*;
+
+    fn vector(name: &str) -> Vector {
+        vectors::all().into_iter().find(|v| v.name == name).unwrap()
+    }
+
+    fn ok() -> Outcome {
+        Outcome::Response {
+            status: 200,
+            body: b"ok\n".to_vec(),
+            reset: None,
+        }
+    }
+
+    fn answered(outcome: Outcome) -> Observed {
+        Observed {
+            outcome: Some(outcome),
+            after: Some(ok()),
+            ..Observed::default()
+        }
+    }
+
+    fn arrival(fields: &[(&str, &str)], complete: bool) -> Arrival {
+        Arrival {
+            fields: fields
+                .iter()
+                .map(|(n, v)| (n.as_bytes().to_vec(), v.as_bytes().to_vec()))
+                .collect(),
+            complete,
+            ..Arrival::default()
+        }
+    }
+
+    fn seen(arrivals: Vec<Arrival>) -> Seen {
+        Seen {
+            arrivals,
+            other: Vec::new(),
+        }
+    }
+
+    const ONE_HOP: Ctx = Ctx {
+        h1_origin: false,
+        xfcc: None,
+    };
+
+    #[test]
+    fn a_refused_request_that_also_reached_the_origin_fails() {
+        let v = vector("connection-field");
+        let obs = answered(Outcome::Reset(Reason::PROTOCOL_ERROR));
+        assert!(judge(&v, &obs, &seen(Vec::new()), &ONE_HOP).is_ok());
+        let leaked = seen(vec![arrival(&[(":path", "/v")], true)]);
+        let m = judge(&v, &obs, &leaked, &ONE_HOP).unwrap_err();
+        assert_eq!(m.short, "forwarded to the origin");
+    }
+
+    #[test]
+    fn a_goaway_where_a_stream_error_is_due_fails() {
+        let v = vector("name-uppercase");
+        let goaway = Outcome::GoAway {
+            code: Reason::PROTOCOL_ERROR,
+            last_stream: 1,
+        };
+        let obs = Observed {
+            outcome: Some(goaway.clone()),
+            after: Some(goaway),
+            ..Observed::default()
+        };
+        assert!(judge(&v, &obs, &seen(Vec::new()), &ONE_HOP).is_err());
+        // The right code on the stream, but the next stream is not answered: still wrong.
+        let obs = Observed {
+            after: Some(Outcome::Closed),
+            ..answered(Outcome::Reset(Reason::PROTOCOL_ERROR))
+        };
+        assert!(judge(&v, &obs, &seen(Vec::new()), &ONE_HOP).is_err());
+    }
+
+    #[test]
+    fn a_body_fault_may_forward_the_head_but_never_a_whole_request() {
+        let v = vector("content-length-too-little-data");
+        let obs = answered(Outcome::Reset(Reason::PROTOCOL_ERROR));
+        let mut head = arrival(&[(":path", "/v")], false);
+        head.reset = Some(Reason::CANCEL);
+        assert!(judge(&v, &obs, &seen(vec![head]), &ONE_HOP).is_ok());
+        let whole = arrival(&[(":path", "/v")], true);
+        assert!(judge(&v, &obs, &seen(vec![whole]), &ONE_HOP).is_err());
+    }
+
+    #[test]
+    fn a_forged_identity_header_at_the_origin_fails() {
+        let v = vector("xfcc-forged");
+        let forged = arrival(
+            &[
+                (":path", "/v"),
+                ("x-forwarded-client-cert", "URI=spiffe://evil"),
+            ],
+            true,
+        );
+        assert!(judge(&v, &answered(ok()), &seen(vec![forged]), &ONE_HOP).is_err());
+        let two_hops = Ctx {
+            h1_origin: false,
+            xfcc: Some("By=a;URI=b".to_owned()),
+        };
+        let clean = arrival(
+            &[(":path", "/v"), ("x-forwarded-client-cert", "By=a;URI=b")],
+            true,
+        );
+        assert!(judge(&v, &answered(ok()), &seen(vec![clean.clone()]), &two_hops).is_ok());
+        assert!(judge(&v, &answered(ok()), &seen(vec![clean]), &ONE_HOP).is_err());
+    }
+
+    #[test]
+    fn the_harness_own_requests_are_not_the_vectors() {
+        let v = vector("connection-field");
+        let obs = answered(Outcome::Reset(Reason::PROTOCOL_ERROR));
+        let good = seen(vec![
+            arrival(&[(":path", "/good/1")], true),
+            arrival(&[(":path", "/good/5")], true),
+        ]);
+        assert!(judge(&v, &obs, &good, &ONE_HOP).is_ok());
+    }
+}
