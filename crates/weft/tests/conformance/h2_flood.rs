@@ -40,10 +40,11 @@ const HOLD_AFTER: Duration = Duration::from_millis(500);
 /// 4 MiB per upstream connection) stays well under it.
 pub(crate) const RSS_GROWTH_LIMIT_KB: u64 = 64 * 1024;
 
-/// The slowest a legitimate request may be during a flood: 800 ms. They take 1-30 ms
-/// on an idle machine and have been seen at 600 ms on a loaded one; a request stuck
-/// behind the attack waits until the attack ends, a second or more after it was sent.
-pub(crate) const LEGIT_LATENCY_LIMIT: Duration = Duration::from_millis(800);
+/// The slowest a legitimate request may be during a flood: 1.2 s. They take 1-30 ms
+/// on an idle machine and have been seen at 600 ms on a loaded one (CI runs every test
+/// binary at once on 2 cores); a request stuck behind the attack waits until the
+/// attack ends and its streams are released, 1.5 s or more after it was sent.
+pub(crate) const LEGIT_LATENCY_LIMIT: Duration = Duration::from_millis(1200);
 
 /// One flood.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
