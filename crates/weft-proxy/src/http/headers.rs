@@ -82,7 +82,29 @@ pub fn is_upgrade(headers: &HeaderMap) -> bool {
 
 /// Removes every identity header a client could use to impersonate a mesh peer.
 pub fn strip_identity(headers: &mut HeaderMap) {
-    headers.remove(XFCC);
+    remove_with_lookalikes(headers, &XFCC);
+}
+
+/// Removes `name` and every field spelled like it with `_` for `-`
+/// (`X_Forwarded_Client_Cert`): CGI-style frameworks map both spellings to one
+/// variable, so a look-alike would reach the app as the real thing.
+pub fn remove_with_lookalikes(headers: &mut HeaderMap, name: &HeaderName) {
+    headers.remove(name);
+    let lookalikes: Vec<HeaderName> = headers
+        .keys()
+        .filter(|k| {
+            k.as_str().len() == name.as_str().len()
+                && k.as_str().contains('_')
+                && k.as_str()
+                    .bytes()
+                    .zip(name.as_str().bytes())
+                    .all(|(a, b)| a == b || (a == b'_' && b == b'-'))
+        })
+        .cloned()
+        .collect();
+    for k in lookalikes {
+        headers.remove(k);
+    }
 }
 
 #[cfg(test)]
@@ -144,5 +166,18 @@ mod tests {
         let mut h = map(&[("x-forwarded-client-cert", "URI=spiffe://evil/ns/x/sa/admin")]);
         strip_identity(&mut h);
         assert!(h.is_empty());
+    }
+
+    #[test]
+    fn strips_identity_lookalikes_spelled_with_underscores() {
+        let mut h = map(&[
+            ("x_forwarded_client_cert", "URI=spiffe://evil/ns/x/sa/admin"),
+            ("x-forwarded_client-cert", "URI=spiffe://evil/ns/x/sa/admin"),
+            ("x_forwarded_client_certs", "kept: another name"),
+            ("x-app", "kept"),
+        ]);
+        strip_identity(&mut h);
+        assert_eq!(h.len(), 2, "{h:?}");
+        assert!(h.contains_key("x_forwarded_client_certs"));
     }
 }

@@ -152,7 +152,7 @@ impl Caller {
     fn assert_on(&self, headers: &mut http::HeaderMap) {
         headers::strip_identity(headers);
         if let Some((name, value)) = &self.identity_header {
-            headers.remove(name);
+            headers::remove_with_lookalikes(headers, name);
             if let Some(value) = value {
                 headers.insert(name.clone(), value.clone());
             }

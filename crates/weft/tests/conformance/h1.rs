@@ -119,6 +119,11 @@ pub enum Then {
     /// The client sent an incomplete request and leaves: no complete request of it may
     /// reach the origin, and the canary must still be answered correctly.
     Abandoned,
+    /// The proxy closes the connection after the forwarded requests' answers, and
+    /// nothing after them reaches the origin (RFC 9112 §6.1: a request with both
+    /// Content-Length and Transfer-Encoding is read by its chunked framing alone, the
+    /// Content-Length removed, and the connection closed after the response).
+    Closed,
 }
 
 /// The expected verdict.
@@ -288,6 +293,14 @@ impl Expect {
         }
     }
 
+    /// Exactly `wants` forwarded and answered, then the connection closes.
+    pub fn forwarded_then_closed(wants: Vec<Want>) -> Self {
+        Self {
+            forwarded: wants,
+            then: Then::Closed,
+        }
+    }
+
     /// `wants` forwarded, then an incomplete request the client abandons.
     pub fn abandoned(wants: Vec<Want>) -> Self {
         Self {
@@ -304,6 +317,7 @@ impl fmt::Display for Expect {
             (0, Then::Refused(s)) => write!(f, "refused {s}"),
             (n, Then::Refused(s)) => write!(f, "forwarded {n}, then refused {s}"),
             (n, Then::Nothing) => write!(f, "forwarded {n}"),
+            (n, Then::Closed) => write!(f, "forwarded {n}, then closed"),
             (0, Then::Abandoned) => f.write_str("nothing forwarded (abandoned)"),
             (n, Then::Abandoned) => write!(f, "forwarded {n}, rest abandoned"),
         }
@@ -611,6 +625,22 @@ fn judge(
                 }
             }
         },
+        Then::Closed => {
+            if exchange.responses.len() > n {
+                let extra = &exchange.responses[n..];
+                fail(
+                    Severity::Unsafe,
+                    format!(
+                        "{} response(s) after the last forwarded one [{}]",
+                        extra.len(),
+                        statuses(extra)
+                    ),
+                );
+            }
+            if !exchange.closed() {
+                fail(Severity::Differs, "connection left open".to_owned());
+            }
+        }
         Then::Abandoned => {
             if exchange.responses.len() > n {
                 let extra = &exchange.responses[n..];
