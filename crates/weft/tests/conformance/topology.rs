@@ -312,8 +312,15 @@ fn write(dir: &Path, name: &str, yaml: &str) -> PathBuf {
     path
 }
 
+/// The proxy under test: this build's `weft`, or `WEFT_CONFORMANCE_BIN` (to measure
+/// another build, e.g. an earlier release, against the same vectors).
+fn weft_binary() -> PathBuf {
+    std::env::var_os("WEFT_CONFORMANCE_BIN")
+        .map_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_weft")), PathBuf::from)
+}
+
 async fn spawn(config: PathBuf, admin: SocketAddr) -> WeftProcess {
-    let weft = PathBuf::from(env!("CARGO_BIN_EXE_weft"));
+    let weft = weft_binary();
     tokio::task::spawn_blocking(move || {
         WeftProcess::spawn_local(
             &weft,
