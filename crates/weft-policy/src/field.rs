@@ -4,6 +4,8 @@
 use std::collections::BTreeMap;
 
 use serde::de::DeserializeOwned;
+use serde::Serialize;
+use serde_json::Value;
 use weft_api::proxy::{FieldError, ValidationErrors};
 
 /// Every problem found so far.
@@ -34,11 +36,17 @@ impl Errors {
 
 /// Deserializes `value` as `T`, locating a shape error under `prefix`
 /// (`spec.rules[1].backendRefs[0].weight`).
-pub(crate) fn parse<T: DeserializeOwned>(
+///
+/// Serde also reads a struct from a list of its field values and a unit variant from a
+/// one-key mapping (`{"strict": null}`); documents are stored as written, so those
+/// shapes, which the published schema refuses, are refused here too: `T` written back
+/// must have the JSON type of the input wherever both have a value.
+pub(crate) fn parse<T: DeserializeOwned + Serialize>(
     prefix: &str,
     value: serde_json::Value,
 ) -> Result<T, FieldError> {
-    serde_path_to_error::deserialize(value).map_err(|e| {
+    let given = value.clone();
+    let parsed: T = serde_path_to_error::deserialize(value).map_err(|e| {
         let inner = e.path().to_string();
         let message = e.into_inner().to_string();
         let path = match inner.as_str() {
@@ -47,7 +55,53 @@ pub(crate) fn parse<T: DeserializeOwned>(
             p => format!("{prefix}.{p}"),
         };
         FieldError { path, message }
-    })
+    })?;
+    if let Ok(written) = serde_json::to_value(&parsed) {
+        if let Some(error) = shape_mismatch(&given, &written, prefix) {
+            return Err(error);
+        }
+    }
+    Ok(parsed)
+}
+
+/// The first place where `given` has another JSON type than `written`.
+fn shape_mismatch(given: &Value, written: &Value, path: &str) -> Option<FieldError> {
+    let at = |key: &str| {
+        if path.is_empty() {
+            key.to_owned()
+        } else {
+            format!("{path}.{key}")
+        }
+    };
+    match (given, written) {
+        (Value::Object(given), Value::Object(written)) => given.iter().find_map(|(key, g)| {
+            written
+                .get(key)
+                .and_then(|w| shape_mismatch(g, w, &at(key)))
+        }),
+        (Value::Array(given), Value::Array(written)) => given
+            .iter()
+            .zip(written)
+            .enumerate()
+            .find_map(|(i, (g, w))| shape_mismatch(g, w, &format!("{path}[{i}]"))),
+        (Value::Null, _) | (_, Value::Null) => None,
+        (g, w) if json_type(g) == json_type(w) => None,
+        (g, w) => Some(FieldError {
+            path: path.to_owned(),
+            message: format!("must be {}, not {}", json_type(w), json_type(g)),
+        }),
+    }
+}
+
+fn json_type(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "a list",
+        Value::Object(_) => "a mapping",
+    }
 }
 
 /// A lower-case RFC 1123 label: names, namespaces, service accounts, port names.
@@ -184,6 +238,28 @@ mod tests {
         for bad in ["", "Echo", "-a", "a-", "a.b", "a_b", &"a".repeat(64)] {
             assert!(!is_label(bad), "{bad}");
         }
+    }
+
+    #[test]
+    fn refuses_a_struct_written_as_a_list_and_a_variant_written_as_a_mapping() {
+        use weft_api::resource::{backend, mesh};
+        let list = serde_json::json!({
+            "targetRefs": [{"kind": "Service", "name": "web"}],
+            "retryBudget": [null, null]
+        });
+        let error = parse::<backend::Spec>("spec", list).err().map(|e| e.path);
+        assert_eq!(error.as_deref(), Some("spec.retryBudget"));
+        let mapping = serde_json::json!({"mtls": {"mode": {"strict": null}}});
+        let error = parse::<mesh::Spec>("spec", mapping).err();
+        assert_eq!(
+            error.map(|e| (e.path, e.message)),
+            Some((
+                "spec.mtls.mode".to_owned(),
+                "must be a string, not a mapping".to_owned()
+            ))
+        );
+        let fine = serde_json::json!({"mtls": {"mode": "permissive"}, "ca": {"provided": null}});
+        assert!(parse::<mesh::Spec>("spec", fine).is_ok());
     }
 
     #[test]

@@ -401,7 +401,7 @@ fn merge(errors: &mut Option<&mut Errors>, problems: Errors) {
     }
 }
 
-fn parse_into<T: serde::de::DeserializeOwned>(
+fn parse_into<T: serde::de::DeserializeOwned + serde::Serialize>(
     errors: &mut Errors,
     path: &str,
     body: serde_json::Value,
