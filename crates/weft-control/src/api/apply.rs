@@ -43,6 +43,7 @@ pub(super) async fn handler(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Reply, Error> {
+    let format = Format::of_response(&headers)?;
     // Either format is read by the same parser; the type only has to be one of ours.
     Format::of_request(&headers)?;
     let text = format::read_text(body).await?;
@@ -142,8 +143,5 @@ pub(super) async fn handler(
             resource_version: stored.metadata.resource_version.clone().unwrap_or_default(),
         });
     }
-    Ok(Reply::ok(
-        Format::of_response(&headers),
-        &Applied { results },
-    ))
+    Ok(Reply::ok(format, &Applied { results }))
 }

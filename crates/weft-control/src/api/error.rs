@@ -3,9 +3,11 @@
 //! the request's `Accept`, so clients parse one shape.
 //!
 //! User faults (4xx) carry a message naming the input and a hint; internal faults
-//! (5xx) carry none and are logged here instead.
+//! (5xx) carry none and are logged here instead. Every status an operation can answer
+//! is listed for it in `/openapi.json`.
 
-use axum::http::{Method, StatusCode, Uri};
+use axum::http::header::ALLOW;
+use axum::http::{HeaderValue, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use weft_api::resource::Kind;
@@ -20,6 +22,8 @@ pub struct Error {
     reason: &'static str,
     message: String,
     details: Vec<Detail>,
+    /// `405`: the methods the path serves, for the `Allow` header.
+    allow: Option<String>,
 }
 
 /// One located problem in a request: a field path, and for `/v1/apply` the document
@@ -69,6 +73,7 @@ impl Error {
             reason,
             message: message.into(),
             details: Vec::new(),
+            allow: None,
         }
     }
 
@@ -98,6 +103,21 @@ impl Error {
         Error::new(StatusCode::BAD_REQUEST, "BadRequest", message)
     }
 
+    /// `400 BadRequest` for one parameter (`location` is `path` or `query`): the message
+    /// names it; `problem` quotes the value and says what is allowed. The one detail's
+    /// `path` is the parameter's name.
+    pub fn invalid_parameter(location: &str, name: &str, problem: impl Into<String>) -> Self {
+        let problem = problem.into();
+        Error {
+            details: vec![Detail {
+                path: name.to_owned(),
+                message: problem.clone(),
+                ..Detail::default()
+            }],
+            ..Error::bad_request(format!("{location} parameter {name}: {problem}"))
+        }
+    }
+
     /// `401 Unauthorized`: no credentials; the message says how to get them.
     pub fn unauthorized(message: impl Into<String>) -> Self {
         Error::new(StatusCode::UNAUTHORIZED, "Unauthorized", message)
@@ -125,6 +145,33 @@ impl Error {
     /// `409 AlreadyExists`: a create found the object.
     pub fn already_exists(message: impl Into<String>) -> Self {
         Error::new(StatusCode::CONFLICT, "AlreadyExists", message)
+    }
+
+    /// `405 MethodNotAllowed`: `path` exists but does not serve `method`; `allow` lists
+    /// the methods it does (the `Allow` header), as `/openapi.json` documents them.
+    pub fn method_not_allowed(method: &Method, path: &str, allow: &[&str]) -> Self {
+        let allow = allow.join(", ");
+        Error {
+            allow: Some(allow.clone()),
+            ..Error::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "MethodNotAllowed",
+                format!("{method} is not supported on {path}; it serves {allow}"),
+            )
+        }
+    }
+
+    /// `406 NotAcceptable`: the `Accept` header names none of the types the operation
+    /// answers in.
+    pub fn not_acceptable(accept: &str, offered: &[&str]) -> Self {
+        Error::new(
+            StatusCode::NOT_ACCEPTABLE,
+            "NotAcceptable",
+            format!(
+                "Accept {accept:?} names no type this operation answers in; accept one of {}",
+                offered.join(", ")
+            ),
+        )
     }
 
     /// `413 PayloadTooLarge`.
@@ -230,23 +277,32 @@ impl From<StoreError> for Error {
 
 impl IntoResponse for Error {
     fn into_response(self) -> Response {
-        (self.code, axum::Json(self.to_json())).into_response()
+        let mut response = (self.code, axum::Json(self.to_json())).into_response();
+        if let Some(allow) = self.allow.and_then(|a| HeaderValue::from_str(&a).ok()) {
+            response.headers_mut().insert(ALLOW, allow);
+        }
+        response
     }
 }
 
 /// Fallback for paths no route matches.
 pub(super) async fn not_found(uri: Uri) -> Error {
+    no_such_path(&uri)
+}
+
+fn no_such_path(uri: &Uri) -> Error {
     Error::not_found(format!(
         "no such path {}; see /openapi.json for the API",
         uri.path()
     ))
 }
 
-/// Fallback for a known path with a method it does not serve.
+/// Fallback for a routed path with a method it does not serve: `405` with the methods
+/// `/openapi.json` lists for the path, or `404` when the document has no such path (a
+/// route pattern like `/v1/{plural}` also matches paths that name no kind).
 pub(super) async fn method_not_allowed(method: Method, uri: Uri) -> Error {
-    Error::new(
-        StatusCode::METHOD_NOT_ALLOWED,
-        "MethodNotAllowed",
-        format!("{method} is not supported on {}", uri.path()),
-    )
+    match super::openapi::methods_of(uri.path()) {
+        Some(allow) => Error::method_not_allowed(&method, uri.path(), &allow),
+        None => no_such_path(&uri),
+    }
 }

@@ -1,9 +1,14 @@
-//! Content negotiation: request bodies in JSON or YAML (by `Content-Type`), responses
-//! in JSON or YAML (by `Accept`), bodies capped at [`MAX_BODY_BYTES`].
+//! Content negotiation: request bodies in JSON or YAML (by `Content-Type`, else 415),
+//! responses in JSON or YAML (by `Accept`, else 406), request bodies read whole before
+//! anything answers ([`read_first`]) and capped at [`MAX_BODY_BYTES`] (else 413).
+
+use std::cmp::{Ordering, Reverse};
 
 use axum::body::Body;
+use axum::extract::Request;
 use axum::http::header::{ACCEPT, CONTENT_TYPE};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 use serde::Serialize;
@@ -42,30 +47,123 @@ impl Format {
         }
     }
 
-    /// The response format the client asked for: YAML if `Accept` names a YAML type
-    /// before (or without) JSON, otherwise JSON.
-    pub(super) fn of_response(headers: &HeaderMap) -> Format {
-        let accept = headers
-            .get_all(ACCEPT)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(','))
-            .map(|v| {
-                v.split(';')
-                    .next()
-                    .unwrap_or_default()
-                    .trim()
-                    .to_ascii_lowercase()
-            });
-        for media in accept {
-            if YAML_TYPES.contains(&media.as_str()) {
-                return Format::Yaml;
-            }
-            if media == "application/json" {
-                return Format::Json;
+    /// The response format the client asked for: the offered type (JSON, then YAML)
+    /// the `Accept` header ranks highest (by `q`, then by how specifically it names it,
+    /// then by its position), JSON without an `Accept` header. `406` when `Accept`
+    /// names neither, not even through `*/*` or `application/*`.
+    pub(super) fn of_response(headers: &HeaderMap) -> Result<Format, Error> {
+        const OFFERED: [(Format, &[&str]); 2] = [
+            (Format::Json, &["application/json"]),
+            (Format::Yaml, &YAML_TYPES),
+        ];
+        match negotiate(headers, &OFFERED.map(|(_, names)| names)) {
+            Ok(index) => Ok(OFFERED[index].0),
+            Err(accept) => Err(Error::not_acceptable(
+                &accept,
+                &["application/json", "application/yaml"],
+            )),
+        }
+    }
+}
+
+/// Checks that `Accept` allows a watch's `application/x-ndjson` (a JSON client's
+/// `application/json` does too: each line is JSON).
+pub(super) fn accepts_ndjson(headers: &HeaderMap) -> Result<(), Error> {
+    const NDJSON: &[&str] = &["application/x-ndjson", "application/json"];
+    negotiate(headers, &[NDJSON])
+        .map(|_| ())
+        .map_err(|accept| Error::not_acceptable(&accept, &["application/x-ndjson"]))
+}
+
+/// The index of the offered type (each given by its names, the first canonical) that
+/// `Accept` prefers, or `Err(accept)` when it accepts none. No (or an empty) `Accept`
+/// accepts anything: the first offer wins.
+fn negotiate(headers: &HeaderMap, offered: &[&[&str]]) -> Result<usize, String> {
+    let accept: Vec<&str> = headers
+        .get_all(ACCEPT)
+        .iter()
+        .map(|v| v.to_str().unwrap_or("\u{fffd}"))
+        .collect();
+    let accept = accept.join(", ");
+    if accept.trim().is_empty() {
+        return Ok(0);
+    }
+    let ranges: Vec<(String, f32)> = accept.split(',').filter_map(media_range).collect();
+    // Per offer: the rank of the most specific range that names it.
+    let mut best: Option<(usize, Rank)> = None;
+    for (index, names) in offered.iter().enumerate() {
+        let mut rank: Option<Rank> = None;
+        for (position, (range, q)) in ranges.iter().enumerate() {
+            let Some(specificity) = names.iter().filter_map(|n| specificity(range, n)).max() else {
+                continue;
+            };
+            let candidate = (*q, specificity, Reverse(position));
+            if rank.is_none_or(|r| specificity > r.1) {
+                rank = Some(candidate);
             }
         }
-        Format::Json
+        if let Some(rank) = rank.filter(|r| r.0 > 0.0) {
+            if best.is_none_or(|(_, b)| rank.partial_cmp(&b) == Some(Ordering::Greater)) {
+                best = Some((index, rank));
+            }
+        }
+    }
+    best.map(|(index, _)| index).ok_or(accept)
+}
+
+/// How much `Accept` wants an offered type: the `q` of the most specific range naming
+/// it, that range's specificity, and its position (earlier wins).
+type Rank = (f32, u8, Reverse<usize>);
+
+/// One `Accept` element as (lower-case `type/subtype`, q); `None` if malformed.
+fn media_range(element: &str) -> Option<(String, f32)> {
+    let mut parts = element.split(';');
+    let range = parts.next()?.trim().to_ascii_lowercase();
+    let (kind, sub) = range.split_once('/')?;
+    if kind.is_empty() || sub.is_empty() || (kind == "*" && sub != "*") {
+        return None;
+    }
+    let mut q = 1.0;
+    for parameter in parts {
+        if let Some((name, value)) = parameter.split_once('=') {
+            if name.trim().eq_ignore_ascii_case("q") {
+                q = value
+                    .trim()
+                    .parse::<f32>()
+                    .ok()
+                    .filter(|q| (0.0..=1.0).contains(q))?;
+            }
+        }
+    }
+    Some((range, q))
+}
+
+/// How specifically `range` names `media` (3 exact, 2 `type/*`, 1 `*/*`), if it does.
+fn specificity(range: &str, media: &str) -> Option<u8> {
+    if range == media {
+        return Some(3);
+    }
+    let (kind, sub) = range.split_once('/')?;
+    match (kind, sub) {
+        ("*", "*") => Some(1),
+        (kind, "*") if media.split_once('/').is_some_and(|(k, _)| k == kind) => Some(2),
+        _ => None,
+    }
+}
+
+/// Middleware, outermost on the router: reads the whole request body (at most
+/// [`MAX_BODY_BYTES`]) before anything answers. A request refused before its handler
+/// reads the body (401, 404, 405, or 400 for a path parameter) would otherwise leave it
+/// unread, and hyper closes such a connection: a client still sending the body sees a
+/// reset instead of the answer.
+pub(super) async fn read_first(request: Request, next: Next) -> Response {
+    let (parts, body) = request.into_parts();
+    match read_body(body).await {
+        Ok(bytes) => {
+            next.run(Request::from_parts(parts, Body::from(bytes)))
+                .await
+        }
+        Err(e) => e.into_response(),
     }
 }
 

@@ -6,13 +6,16 @@
 //! compiler, or the xDS server; those sit behind [`ApiState`]. The `weft` CLI is its
 //! main client.
 //!
+//! `/openapi.json` is the exact contract: every status each operation can answer, the
+//! parameter rules the server checks, the bodies it reads and writes (see [`openapi`]).
+//!
 //! Endpoints (every error is a JSON [`Error`] body):
 //!
 //! | method | path | what |
 //! |---|---|---|
 //! | GET | `/healthz`, `/readyz` | liveness; readiness (store ping) |
 //! | GET | `/openapi.json` | OpenAPI 3.1 document of this API |
-//! | GET | `/v1/{plural}` | list a kind across namespaces (`?labelSelector=`, `?watch=true`) |
+//! | GET | `/v1/{plural}` | list a kind across namespaces (`?labelSelector=`, `?watch=true`, `?resourceVersion=`, `?timeoutSeconds=`) |
 //! | GET, POST | `/v1/namespaces/{ns}/{plural}` | list, create |
 //! | GET, PUT, DELETE | `/v1/namespaces/{ns}/{plural}/{name}` | read, replace, delete |
 //! | POST | `/v1/meshes`; GET, PUT, DELETE `/v1/meshes/{name}` | the cluster-scoped `Mesh` |
@@ -30,9 +33,11 @@ mod extract;
 mod format;
 mod health;
 mod openapi;
+mod params;
 mod proxies;
 mod resources;
 pub mod selector;
+mod timestamp;
 mod tokens;
 mod watch;
 
@@ -126,11 +131,12 @@ pub fn router(state: ApiState) -> Router {
         .fallback(error::not_found)
         .method_not_allowed_fallback(error::method_not_allowed)
         .with_state(state);
-    match admin {
+    let router = match admin {
         Some(admin) => router.layer(axum::middleware::from_fn_with_state(
             admin,
             auth::require_admin,
         )),
         None => router,
-    }
+    };
+    router.layer(axum::middleware::from_fn(format::read_first))
 }

@@ -8,12 +8,16 @@ use serde_json::json;
 use super::error::Error;
 use super::extract::Segments;
 use super::format::{Format, Reply};
-use super::ApiState;
+use super::{params, ApiState};
 
-pub(super) async fn list(State(state): State<ApiState>, headers: HeaderMap) -> Reply {
+pub(super) async fn list(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+) -> Result<Reply, Error> {
+    let format = Format::of_response(&headers)?;
     let items = state.proxies.list();
     let list = json!({"apiVersion": "v1", "kind": "List", "items": items});
-    Reply::ok(Format::of_response(&headers), &list)
+    Ok(Reply::ok(format, &list))
 }
 
 pub(super) async fn get(
@@ -21,8 +25,11 @@ pub(super) async fn get(
     Segments((namespace, name)): Segments<(String, String)>,
     headers: HeaderMap,
 ) -> Result<Reply, Error> {
+    params::check_label("namespace", &namespace)?;
+    params::check_label("name", &name)?;
+    let format = Format::of_response(&headers)?;
     match state.proxies.get(&namespace, &name) {
-        Some(proxy) => Ok(Reply::ok(Format::of_response(&headers), &proxy)),
+        Some(proxy) => Ok(Reply::ok(format, &proxy)),
         None => Err(Error::not_found(format!(
             "no proxy for workload {namespace}/{name} is connected; `weft get workloads -n {namespace}` shows registered workloads"
         ))),

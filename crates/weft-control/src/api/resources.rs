@@ -4,31 +4,23 @@
 //! Request bodies are whole objects. Their `kind`, `metadata.namespace` and
 //! `metadata.name` must agree with the path; `status` and the store's bookkeeping
 //! (`uid`, `generation`, `creationTimestamp`) are ignored; `metadata.resourceVersion`,
-//! when present, makes a `PUT` conditional on it.
+//! when present, makes a `PUT` conditional on it. Names and namespaces in paths are
+//! checked (see [`params`](super::params)) before anything is read or written, and so
+//! is the `Accept` header.
 
 use axum::body::Body;
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
-use serde::Deserialize;
 use serde_json::json;
 use weft_api::resource::{Key, Kind, Object};
 
 use super::error::{Detail, Error};
 use super::extract::{Params, Segments};
 use super::format::{self, Format, Reply};
-use super::selector::Selector;
+use super::params::{self, ListQuery};
 use super::{watch, ApiState};
 use crate::store::{Precondition, Written};
-
-/// Query parameters of a list.
-#[derive(Debug, Default, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub(super) struct ListParams {
-    label_selector: Option<String>,
-    watch: Option<String>,
-    resource_version: Option<String>,
-}
 
 /// Where a request points: a kind, a namespace (`""` for cluster-scoped kinds) and
 /// for single-object requests a name.
@@ -42,21 +34,21 @@ struct Target {
 pub(super) async fn list_all(
     State(state): State<ApiState>,
     Segments(plural): Segments<String>,
-    Params(params): Params<ListParams>,
+    Params(query): Params<ListQuery>,
     headers: HeaderMap,
 ) -> Result<Response, Error> {
     let kind = kind_of(&plural)?;
-    list(&state, kind, None, params, &headers).await
+    list(&state, kind, None, query, &headers).await
 }
 
 pub(super) async fn list_namespaced(
     State(state): State<ApiState>,
     Segments((namespace, plural)): Segments<(String, String)>,
-    Params(params): Params<ListParams>,
+    Params(query): Params<ListQuery>,
     headers: HeaderMap,
 ) -> Result<Response, Error> {
     let target = namespaced(&namespace, &plural)?;
-    list(&state, target.kind, Some(namespace), params, &headers).await
+    list(&state, target.kind, Some(namespace), query, &headers).await
 }
 
 pub(super) async fn create_cluster(
@@ -65,6 +57,17 @@ pub(super) async fn create_cluster(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Reply, Error> {
+    let kind = kind_of(&plural)?;
+    if kind.namespaced() {
+        // `/v1/{plural}` of a namespaced kind lists across namespaces; it creates nothing.
+        return Err(
+            Error::method_not_allowed(&Method::POST, &format!("/v1/{plural}"), &["GET"])
+                .with_message(format!(
+                    "POST is not supported on /v1/{plural}: {plural} are namespaced; POST to \
+                 /v1/namespaces/{{namespace}}/{plural}"
+                )),
+        );
+    }
     let target = cluster(&plural)?;
     create(&state, &target, &headers, body).await
 }
@@ -141,29 +144,25 @@ async fn list(
     state: &ApiState,
     kind: Kind,
     namespace: Option<String>,
-    params: ListParams,
+    query: ListQuery,
     headers: &HeaderMap,
 ) -> Result<Response, Error> {
-    let selector: Selector = params
-        .label_selector
-        .as_deref()
-        .unwrap_or_default()
-        .parse()
-        .map_err(|e: super::selector::ParseError| Error::bad_request(e.to_string()))?;
+    let query = query.check()?;
     let filter = watch::Filter {
         kind,
         namespace,
-        selector,
+        selector: query.selector,
     };
-    if is_true(params.watch.as_deref()) {
-        let start = match params.resource_version.as_deref() {
-            None | Some("" | "0") => None,
-            Some(text) => Some(text.parse::<u64>().map_err(|_| {
-                Error::bad_request(format!("resourceVersion {text:?} is not a revision number"))
-            })?),
-        };
-        return Ok(watch::respond(state.store.clone(), filter, start));
+    if query.watch {
+        format::accepts_ndjson(headers)?;
+        return Ok(watch::respond(
+            state.store.clone(),
+            filter,
+            query.resource_version,
+            query.timeout,
+        ));
     }
+    let format = Format::of_response(headers)?;
     let (objects, revision) = state
         .store
         .list(Some(kind), filter.namespace.as_deref())
@@ -175,7 +174,7 @@ async fn list(
         "metadata": {"resourceVersion": revision.to_string()},
         "items": items,
     });
-    Ok(Reply::ok(Format::of_response(headers), &list).into_response())
+    Ok(Reply::ok(format, &list).into_response())
 }
 
 async fn read(
@@ -184,9 +183,11 @@ async fn read(
     name: String,
     headers: &HeaderMap,
 ) -> Result<Reply, Error> {
+    params::check_label("name", &name)?;
+    let format = Format::of_response(headers)?;
     let key = target.key(name);
     match state.store.get(&key).await? {
-        Some(object) => Ok(Reply::ok(Format::of_response(headers), &object)),
+        Some(object) => Ok(Reply::ok(format, &object)),
         None => Err(Error::not_found(format!("{key} not found"))),
     }
 }
@@ -197,6 +198,7 @@ async fn create(
     headers: &HeaderMap,
     body: Body,
 ) -> Result<Reply, Error> {
+    let format = Format::of_response(headers)?;
     let (object, _) = object_from_body(target, None, headers, body).await?;
     let key = target.key(object.metadata.name.clone());
     let written = match state.store.put(object, Precondition::Absent).await {
@@ -209,7 +211,7 @@ async fn create(
     };
     Ok(Reply::with_status(
         StatusCode::CREATED,
-        Format::of_response(headers),
+        format,
         written.object(),
     ))
 }
@@ -221,17 +223,15 @@ async fn replace(
     headers: &HeaderMap,
     body: Body,
 ) -> Result<Reply, Error> {
+    params::check_label("name", name)?;
+    let format = Format::of_response(headers)?;
     let (object, precondition) = object_from_body(target, Some(name), headers, body).await?;
     let written = state.store.put(object, precondition).await?;
     let status = match written {
         Written::Created(_) => StatusCode::CREATED,
         Written::Configured(_) | Written::Unchanged(_) => StatusCode::OK,
     };
-    Ok(Reply::with_status(
-        status,
-        Format::of_response(headers),
-        written.object(),
-    ))
+    Ok(Reply::with_status(status, format, written.object()))
 }
 
 async fn delete(
@@ -240,9 +240,11 @@ async fn delete(
     name: String,
     headers: &HeaderMap,
 ) -> Result<Reply, Error> {
+    params::check_label("name", &name)?;
+    let format = Format::of_response(headers)?;
     let key = target.key(name);
     let object = state.store.delete(&key, Precondition::None).await?;
-    Ok(Reply::ok(Format::of_response(headers), &object))
+    Ok(Reply::ok(format, &object))
 }
 
 // === decoding ===
@@ -266,6 +268,13 @@ async fn object_from_body(
         return Err(Error::invalid(
             "request body must be one object (a mapping), not a list or scalar; use /v1/apply for several",
             vec![],
+        ));
+    }
+    if value.get("metadata").is_some_and(|m| !m.is_object()) {
+        // Serde would read ObjectMeta from a list of its field values too.
+        return Err(Error::invalid_field(
+            "metadata",
+            "must be a mapping (name, namespace, labels, …)",
         ));
     }
     let mut object: Object = serde_json::from_value(value)
@@ -355,16 +364,25 @@ fn check_against_path(object: &Object, target: &Target, name: Option<&str>) -> R
 pub(super) fn precondition_of(object: &Object) -> Result<Precondition, String> {
     match object.metadata.resource_version.as_deref() {
         None | Some("") => Ok(Precondition::None),
-        Some(text) => text
-            .parse()
+        Some(text) => params::revision(text)
             .map(Precondition::ResourceVersion)
-            .map_err(|_| format!("{text:?} is not a revision number")),
+            .ok_or_else(|| {
+                format!(
+                    "{text:?} is not a revision: use digits only (at most 18), the \
+                     metadata.resourceVersion the object was read with"
+                )
+            }),
     }
 }
 
 /// The object as it should be handed to the store: namespace explicit (or absent for
-/// cluster-scoped kinds), no status, no store bookkeeping.
+/// cluster-scoped kinds), no status, no store bookkeeping, and a spec (a `Mesh` may
+/// leave it out or send `null`, meaning every default: it is stored as `{}`, so every
+/// answer has the object the document promises).
 pub(super) fn normalise(mut object: Object) -> Object {
+    if object.spec.is_null() {
+        object.spec = json!({});
+    }
     let namespace = object.namespace().to_owned();
     object.metadata.namespace = (!namespace.is_empty()).then_some(namespace);
     object.metadata.resource_version = None;
@@ -415,6 +433,7 @@ fn namespaced(namespace: &str, plural: &str) -> Result<Target, Error> {
             "{plural} are cluster-scoped: use /v1/{plural}"
         )));
     }
+    params::check_label("namespace", namespace)?;
     Ok(Target {
         kind,
         namespace: namespace.to_owned(),
@@ -428,8 +447,4 @@ pub(super) fn qualified(namespace: &str, name: &str) -> String {
     } else {
         format!("{namespace}/{name}")
     }
-}
-
-fn is_true(flag: Option<&str>) -> bool {
-    matches!(flag, Some("" | "true" | "1"))
 }

@@ -1,10 +1,21 @@
 //! Label selectors as in `?labelSelector=` and `weft get -l`: a comma-separated list of
 //! requirements that must all hold — `key=value` (or `key==value`), `key!=value`,
 //! `key` (the label exists) and `!key` (it does not).
+//!
+//! Keys are letters, digits, `-`, `_`, `.` and `/`; values the same without `/` and may
+//! be empty. Spaces around requirements and operators are allowed, nothing else is:
+//! [`PATTERN`] is this grammar as a regular expression, the one `/openapi.json` states.
 
 use std::collections::BTreeMap;
 use std::fmt;
 use std::str::FromStr;
+
+/// The selector grammar as an ECMA-262 regular expression, for the OpenAPI document.
+/// It accepts exactly what [`Selector::from_str`] accepts (a test holds them together).
+pub const PATTERN: &str = concat!(
+    r"^ *(?:(?:!? *[A-Za-z0-9._/-]+|[A-Za-z0-9._/-]+ *(?:==?|!=) *[A-Za-z0-9._-]*) *)?",
+    r"(?:, *(?:(?:!? *[A-Za-z0-9._/-]+|[A-Za-z0-9._/-]+ *(?:==?|!=) *[A-Za-z0-9._-]*) *)?)*$",
+);
 
 /// A parsed label selector. The empty selector matches everything.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -66,7 +77,7 @@ impl FromStr for Selector {
             message,
         };
         let mut requirements = Vec::new();
-        for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        for part in text.split(',').map(trim).filter(|p| !p.is_empty()) {
             let requirement = if let Some((k, v)) = part.split_once("!=") {
                 Requirement::NotEquals(key(k).map_err(fail)?, value(v).map_err(fail)?)
             } else if let Some((k, v)) = part.split_once("==").or_else(|| part.split_once('=')) {
@@ -99,8 +110,13 @@ impl fmt::Display for Selector {
     }
 }
 
+/// Spaces (only) around requirements and operators are not part of them.
+fn trim(text: &str) -> &str {
+    text.trim_matches(' ')
+}
+
 fn key(text: &str) -> Result<String, String> {
-    let text = text.trim();
+    let text = trim(text);
     if text.is_empty() {
         return Err("a requirement has an empty key".to_owned());
     }
@@ -111,7 +127,7 @@ fn key(text: &str) -> Result<String, String> {
 }
 
 fn value(text: &str) -> Result<String, String> {
-    let text = text.trim();
+    let text = trim(text);
     if let Some(c) = text.chars().find(|c| !is_label_char(*c)) {
         return Err(format!("value {text:?} contains {c:?}"));
     }
@@ -163,6 +179,52 @@ mod tests {
         assert!("=web".parse::<Selector>().is_err());
         assert!("app=we b".parse::<Selector>().is_err());
         assert!("app in (a,b)".parse::<Selector>().is_err());
+    }
+
+    #[test]
+    fn the_documented_pattern_accepts_exactly_what_parses() {
+        let pattern = regex::Regex::new(PATTERN).unwrap();
+        for text in [
+            "",
+            ",",
+            " , ,",
+            "app",
+            "app=web",
+            "app==web",
+            "app!=web",
+            "!app",
+            "! app",
+            " app = web , tier != db ,env, !canary ",
+            "app=",
+            "app==",
+            "app!=",
+            "weft.dev/zone=eu_1.a",
+            "/",
+            "a/b/c",
+            "=web",
+            "!=web",
+            "app=we b",
+            "app=web=x",
+            "app===web",
+            "app!==web",
+            "app=!web",
+            "!app=web",
+            "!!app",
+            "!",
+            "app in (a,b)",
+            "app=a/b",
+            "\tapp",
+            "app\n",
+            "app=é",
+            "a pp",
+            "app,,tier",
+        ] {
+            assert_eq!(
+                text.parse::<Selector>().is_ok(),
+                pattern.is_match(text),
+                "{text:?}"
+            );
+        }
     }
 
     #[test]

@@ -13,10 +13,14 @@
 //! `ADDED` when the watch started from a full list, and on a resumed watch when the
 //! object is at its first generation. An object that stops matching the label
 //! selector is reported `DELETED`, as Kubernetes does.
+//!
+//! With `timeoutSeconds=N` the stream ends after `N` seconds, whatever it is doing
+//! (Kubernetes' meaning); without it, it lasts until the client goes away.
 
 use std::collections::HashSet;
 use std::convert::Infallible;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::body::Body;
 use axum::http::header::CONTENT_TYPE;
@@ -55,8 +59,13 @@ impl Filter {
     }
 }
 
-/// Starts a watch and returns its streaming response.
-pub(super) fn respond(store: Arc<dyn Store>, filter: Filter, start: Option<u64>) -> Response {
+/// Starts a watch and returns its streaming response; it ends after `timeout` if given.
+pub(super) fn respond(
+    store: Arc<dyn Store>,
+    filter: Filter,
+    start: Option<u64>,
+    timeout: Option<Duration>,
+) -> Response {
     let (tx, mut rx) = mpsc::channel::<Bytes>(BUFFER);
     tokio::spawn(async move {
         let mut watcher = Watcher {
@@ -66,7 +75,14 @@ pub(super) fn respond(store: Arc<dyn Store>, filter: Filter, start: Option<u64>)
             seen: HashSet::new(),
             listed: start.is_none(),
         };
-        if let Err(WatchEnd::Store(error)) = watcher.run(start).await {
+        let ran = match timeout {
+            None => watcher.run(start).await,
+            // Ending the task drops the sender, which ends the response body.
+            Some(timeout) => tokio::time::timeout(timeout, watcher.run(start))
+                .await
+                .unwrap_or(Ok(())),
+        };
+        if let Err(WatchEnd::Store(error)) = ran {
             let error = Error::from(error).to_json();
             let event = serde_json::json!({"type": "ERROR", "object": error["error"]});
             let _ = watcher.tx.send(line(&event)).await;

@@ -114,7 +114,8 @@ fn workload(args: &WorkloadArgs) -> anyhow::Result<()> {
         "serviceAccount": args.service_account,
     });
     if let Some(ttl) = args.ttl {
-        body["ttl"] = json!(humantime::format_duration(ttl).to_string());
+        // The API takes one number and one unit (`/openapi.json`); seconds say any ttl.
+        body["ttl"] = json!(format!("{}s", ttl.as_secs()));
     }
     let issued = client::block_on(post(&client, "/v1/tokens/workload", &body))?;
     let text = |field: &str| issued[field].as_str().unwrap_or_default().to_owned();

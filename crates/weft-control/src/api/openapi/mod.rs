@@ -1,235 +1,290 @@
-//! `GET /openapi.json`: an OpenAPI 3.1 description of this API, built from
+//! `GET /openapi.json`: the OpenAPI 3.1 contract of this API, built once from
 //! [`Kind::ALL`] so a new kind shows up without editing this file.
 //!
-//! Each kind's `spec` schema is generated (schemars) from its typed spec in
-//! `weft_api::resource`, so the document and the validator cannot drift apart.
+//! The contract is exact, and a test holds the server to it: `api_contract.rs` in
+//! `crates/weft/tests` runs Schemathesis against a live control plane. So:
+//!
+//! - every status an operation can answer is listed, with the [`Error`](super::Error)
+//!   body and the headers that come with it (`WWW-Authenticate` on 401, `Allow` on 405);
+//! - each parameter carries the pattern, enum or range the server checks (the same
+//!   constants, see [`params`](super::params));
+//! - answers are described as the server writes them ([`schemas`]), request bodies as it
+//!   reads them; each kind's `spec` schema is generated (schemars) from its typed spec in
+//!   `weft_api::resource`, so the document and the validator cannot drift apart.
+//!
+//! A resource body can still break rules no JSON Schema states (its name must match the
+//! path's, ports must be unique, …); those answer `400` with the field path. Each
+//! request body has a valid example ([`examples`]).
+//!
+//! The `405` fallback reads the document too ([`methods_of`]), so `Allow` lists exactly
+//! the methods documented for a path.
+
+mod examples;
+mod schemas;
+
+use std::sync::LazyLock;
 
 use axum::http::HeaderMap;
 use serde_json::{json, Map, Value};
-use weft_api::resource::{Kind, ObjectMeta};
+use weft_api::resource::mesh::MESH_NAME;
+use weft_api::resource::Kind;
 
+use super::error::Error;
 use super::format::{Format, Reply};
+use super::params::{LABEL_PATTERN, MAX_TIMEOUT_SECONDS, REVISION_PATTERN};
+use super::selector;
+use super::MAX_BODY_BYTES;
 
-pub(super) async fn handler(headers: HeaderMap) -> Reply {
-    // Always JSON unless YAML was asked for explicitly.
-    Reply::ok(Format::of_response(&headers), &openapi())
+/// The document, built on first use.
+static DOCUMENT: LazyLock<Value> = LazyLock::new(build);
+
+/// HTTP methods as they appear in a path item, with their names on the wire.
+const METHODS: [(&str, &str); 8] = [
+    ("get", "GET"),
+    ("put", "PUT"),
+    ("post", "POST"),
+    ("delete", "DELETE"),
+    ("options", "OPTIONS"),
+    ("head", "HEAD"),
+    ("patch", "PATCH"),
+    ("trace", "TRACE"),
+];
+
+pub(super) async fn handler(headers: HeaderMap) -> Result<Reply, Error> {
+    Ok(Reply::ok(Format::of_response(&headers)?, &*DOCUMENT))
 }
 
 /// The OpenAPI 3.1 document: every path, and a schema per kind.
 pub fn openapi() -> Value {
+    DOCUMENT.clone()
+}
+
+/// The methods the document lists for a concrete request `path`, or `None` if it has no
+/// such path. A path matching several templates takes the one with the most literal
+/// segments (`/v1/tokens/revoke` before a `/v1/tokens/{name}`).
+pub(super) fn methods_of(path: &str) -> Option<Vec<&'static str>> {
+    let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    let paths = DOCUMENT["paths"].as_object()?;
+    let (_, item) = paths
+        .iter()
+        .filter_map(|(template, item)| {
+            let parts: Vec<&str> = template.trim_start_matches('/').split('/').collect();
+            if parts.len() != segments.len() {
+                return None;
+            }
+            let mut literal = 0;
+            for (part, segment) in parts.iter().zip(&segments) {
+                if part.starts_with('{') {
+                    if segment.is_empty() {
+                        return None;
+                    }
+                } else if part == segment {
+                    literal += 1;
+                } else {
+                    return None;
+                }
+            }
+            Some((literal, item))
+        })
+        .max_by_key(|(literal, _)| *literal)?;
+    Some(
+        METHODS
+            .iter()
+            .filter(|(key, _)| item.get(key).is_some())
+            .map(|(_, method)| *method)
+            .collect(),
+    )
+}
+
+fn build() -> Value {
     let mut paths = Map::new();
-    let mut schemas = Map::new();
+    let mut components = schemas::components();
     for kind in Kind::ALL {
         kind_paths(kind, &mut paths);
-        let (spec, definitions) = spec_schema(kind);
-        schemas.insert(kind.as_str().to_owned(), kind_schema(kind, &spec));
-        schemas.extend(definitions);
     }
     paths.insert(
         "/healthz".into(),
         json!({"get": {
-            "summary": "Liveness: the process answers.",
+            "summary": "Liveness: the process answers. Open: no token needed.",
             "security": [],
-            "responses": {"200": {"description": "alive"}}
+            "responses": {
+                "200": {"description": "alive", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Health"}}}},
+                "400": status(400, ""),
+                "405": status(405, ""),
+                "413": status(413, "")
+            }
         }}),
     );
-    paths.insert("/readyz".into(), json!({"get": {
-        "summary": "Readiness: the store answers.",
-        "security": [],
-        "responses": {"200": {"description": "ready"}, "503": error_response("the store does not answer")}
-    }}));
+    paths.insert(
+        "/readyz".into(),
+        json!({"get": {
+            "summary": "Readiness: the store answers. Open: no token needed.",
+            "security": [],
+            "responses": {
+                "200": {"description": "ready", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Ready"}}}},
+                "400": status(400, ""),
+                "405": status(405, ""),
+                "413": status(413, ""),
+                "503": status(503, "the store does not answer (reason NotReady)")
+            }
+        }}),
+    );
     paths.insert(
         "/openapi.json".into(),
         json!({"get": {
             "summary": "This document.",
-            "responses": {"200": {"description": "OpenAPI 3.1 document"}}
+            "responses": responses(
+                json!({"200": {"description": "the OpenAPI 3.1 document", "content": {
+                    "application/json": {"schema": {"type": "object"}},
+                    "application/yaml": {"schema": {"type": "object"}}
+                }}}),
+                &[401, 403, 405, 406, 500],
+                &[],
+            )
         }}),
     );
     paths.insert("/v1/apply".into(), json!({"post": {
         "summary": "Create or update many objects; all are validated before any is written.",
+        "description": "One object, an array of objects or a `kind: List` with `items`, in JSON or as YAML (YAML may also be several documents separated by `---`). Every document is checked first; one invalid document fails the request with 400, listing every problem with its document index, kind, name and field path, and nothing is written. Then each object is written in order (conditional on its `metadata.resourceVersion` when given). Two documents naming the same object are refused.",
         "requestBody": {"required": true, "content": {
-            "application/yaml": {"schema": {"type": "string", "description": "one or more YAML documents separated by ---"}},
-            "application/json": {"schema": {"oneOf": [{"$ref": "#/components/schemas/Object"}, {"type": "array", "items": {"$ref": "#/components/schemas/Object"}}]}}
+            "application/json": {"schema": {"$ref": "#/components/schemas/ApplyRequest"}, "example": examples::apply()},
+            "application/yaml": {"schema": {"$ref": "#/components/schemas/ApplyRequest"}, "example": examples::apply()}
         }},
-        "responses": {
-            "200": {"description": "per object: created, configured or unchanged", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ApplyResult"}}}},
-            "400": error_response("a document is invalid; nothing was written"),
-            "409": error_response("a resourceVersion did not match"),
-            "413": error_response("the body is larger than 4 MiB")
-        }
+        "responses": responses(
+            json!({"200": {"description": "per object: created, configured or unchanged", "content": {
+                "application/json": {"schema": {"$ref": "#/components/schemas/ApplyResult"}},
+                "application/yaml": {"schema": {"$ref": "#/components/schemas/ApplyResult"}}
+            }}}),
+            &[400, 401, 403, 405, 406, 409, 413, 415, 500, 503],
+                &[],
+        )
     }}));
     paths.insert(
         "/v1/proxies".into(),
         json!({"get": {
             "summary": "Connected proxies: config sent, versions ACKed, last NACK.",
-            "responses": {"200": {"description": "list of proxies"}}
+            "responses": responses(
+                json!({"200": {"description": "the proxies connected to this instance", "content": {
+                    "application/json": {"schema": {"$ref": "#/components/schemas/ProxyList"}},
+                    "application/yaml": {"schema": {"$ref": "#/components/schemas/ProxyList"}}
+                }}}),
+                &[401, 403, 405, 406, 500],
+                &[],
+            )
         }}),
     );
-    paths.insert("/v1/proxies/{namespace}/{name}".into(), json!({
-        "parameters": [path_param("namespace"), path_param("name")],
-        "get": {
-            "summary": "One connected proxy, by its workload.",
-            "responses": {"200": {"description": "the proxy"}, "404": error_response("not connected")}
-        }
-    }));
-
-    token_paths(&mut paths, &mut schemas);
-
-    schemas.insert("ObjectMeta".into(), object_meta_schema());
-    schemas.insert("Object".into(), json!({
-        "type": "object",
-        "required": ["apiVersion", "kind", "metadata"],
-        "properties": {
-            "apiVersion": {"type": "string"},
-            "kind": {"type": "string", "enum": Kind::ALL.iter().map(|k| k.as_str()).collect::<Vec<_>>()},
-            "metadata": {"$ref": "#/components/schemas/ObjectMeta"},
-            "spec": {"type": "object", "description": "What the operator asks for; see the kind's documentation."},
-            "status": {"type": "object", "description": "Written by the control plane; ignored in requests."}
-        }
-    }));
-    schemas.insert("List".into(), json!({
-        "type": "object",
-        "properties": {
-            "apiVersion": {"const": "v1"},
-            "kind": {"const": "List"},
-            "metadata": {"type": "object", "properties": {"resourceVersion": {"type": "string"}}},
-            "items": {"type": "array", "items": {"$ref": "#/components/schemas/Object"}}
-        }
-    }));
-    schemas.insert(
-        "WatchEvent".into(),
+    paths.insert(
+        "/v1/proxies/{namespace}/{name}".into(),
         json!({
-            "type": "object",
-            "description": "One line of a watch stream (application/x-ndjson).",
-            "properties": {
-                "type": {"enum": ["ADDED", "MODIFIED", "DELETED", "ERROR"]},
-                "object": {"$ref": "#/components/schemas/Object"}
+            "parameters": [namespace_param(), name_param(Kind::Workload)],
+            "get": {
+                "summary": "One connected proxy, by its workload.",
+                "responses": responses(
+                    json!({"200": {"description": "the proxy", "content": {
+                        "application/json": {"schema": {"$ref": "#/components/schemas/Proxy"}},
+                        "application/yaml": {"schema": {"$ref": "#/components/schemas/Proxy"}}
+                    }}}),
+                    &[400, 401, 403, 404, 405, 406, 500],
+                &[(404, "no proxy of this workload is connected to this instance")],
+                )
             }
         }),
     );
-    schemas.insert(
-        "ApplyResult".into(),
-        json!({
-            "type": "object",
-            "properties": {"results": {"type": "array", "items": {
-                "type": "object",
-                "properties": {
-                    "kind": {"type": "string"},
-                    "namespace": {"type": "string"},
-                    "name": {"type": "string"},
-                    "result": {"enum": ["created", "configured", "unchanged"]},
-                    "resourceVersion": {"type": "string"}
-                }
-            }}}
-        }),
-    );
-    schemas.insert(
-        "Error".into(),
-        json!({
-            "type": "object",
-            "properties": {"error": {
-                "type": "object",
-                "required": ["code", "reason", "message"],
-                "properties": {
-                    "code": {"type": "integer"},
-                    "reason": {"type": "string"},
-                    "message": {"type": "string"},
-                    "details": {"type": "array", "items": {
-                        "type": "object",
-                        "required": ["path", "message"],
-                        "properties": {
-                            "document": {"type": "integer"},
-                            "kind": {"type": "string"},
-                            "namespace": {"type": "string"},
-                            "name": {"type": "string"},
-                            "path": {"type": "string"},
-                            "message": {"type": "string"}
-                        }
-                    }}
-                }
-            }}
-        }),
-    );
+    token_paths(&mut paths);
+    if let Some(map) = components.get_mut("schemas").and_then(Value::as_object_mut) {
+        for kind in Kind::ALL {
+            schemas::kind(kind, map);
+        }
+    }
 
     json!({
         "openapi": "3.1.0",
         "info": {
             "title": "Weft control plane API",
             "version": "v1",
-            "description": "Resources in JSON (application/json) or YAML (application/yaml). Errors are always JSON."
+            "description": "Resources in JSON (application/json) or YAML (application/yaml): the `Content-Type` of a body (JSON when absent), the `Accept` header for answers (JSON when absent; 406 when it allows neither). Errors are always JSON (the Error schema): the message names the input and says what to do; `details` locate problems by field path (or parameter name). Every path but /healthz and /readyz needs the admin token."
         },
         "paths": paths,
         "security": [{"bearer": []}],
-        "components": {
-            "schemas": schemas,
-            "securitySchemes": {"bearer": {
-                "type": "http",
-                "scheme": "bearer",
-                "description": "The operator admin token: `weft token admin` on the control-plane host prints it."
-            }}
-        }
+        "components": components
     })
 }
 
+/// Paths and operations of one kind.
 fn kind_paths(kind: Kind, paths: &mut Map<String, Value>) {
     let plural = kind.plural();
     let name = kind.as_str();
-    let one = json!({"$ref": format!("#/components/schemas/{name}")});
+    let answer = json!({"$ref": format!("#/components/schemas/{name}")});
+    let request = json!({"$ref": format!("#/components/schemas/{name}Request")});
+    let example = examples::object(kind);
     let body = json!({"required": true, "content": {
-        "application/json": {"schema": one},
-        "application/yaml": {"schema": one}
+        "application/json": {"schema": request, "example": example},
+        "application/yaml": {"schema": request, "example": example}
     }});
-    let object_response = |what: &str| json!({"description": what, "content": {"application/json": {"schema": one}, "application/yaml": {"schema": one}}});
+    let object = |what: &str| {
+        json!({"description": what, "content": {
+            "application/json": {"schema": answer},
+            "application/yaml": {"schema": answer}
+        }})
+    };
+    let list_schema = json!({"$ref": format!("#/components/schemas/{name}List")});
     let list = json!({
-        "summary": format!("List {name} objects"),
+        "summary": format!("List {name} objects, or watch them (watch=true)"),
         "parameters": list_params(),
-        "responses": {
-            "200": {"description": "the list, or with watch=true a stream of WatchEvent lines", "content": {
-                "application/json": {"schema": {"$ref": "#/components/schemas/List"}},
+        "responses": responses(
+            json!({"200": {"description": "the list; with watch=true a stream of WatchEvent lines (one JSON object per line) that lasts until timeoutSeconds or the client goes away", "content": {
+                "application/json": {"schema": list_schema},
+                "application/yaml": {"schema": list_schema},
                 "application/x-ndjson": {"schema": {"$ref": "#/components/schemas/WatchEvent"}}
-            }},
-            "400": error_response("bad label selector"),
-            "410": error_response("resourceVersion too old; re-list")
-        }
+            }}}),
+            &[400, 401, 403, 405, 406, 413, 500, 503],
+                &[(400, "a query parameter is invalid (the message names it)")],
+        )
     });
     let create = json!({
         "summary": format!("Create a {name}"),
         "requestBody": body,
-        "responses": {
-            "201": object_response("created"),
-            "400": error_response("invalid"),
-            "409": error_response("already exists"),
-            "413": error_response("body too large")
-        }
+        "responses": responses(
+            json!({"201": object("created")}),
+            &[400, 401, 403, 405, 406, 409, 413, 415, 500, 503],
+                &[(400, "invalid: the body is not a valid object of this kind (field paths in details), or disagrees with the path"), (409, "already exists (reason AlreadyExists); PUT replaces")],
+        )
     });
     let item = json!({
         "get": {
             "summary": format!("Read a {name}"),
-            "responses": {"200": object_response("the object"), "404": error_response("not found")}
+            "responses": responses(
+                json!({"200": object("the object")}),
+                &[400, 401, 403, 404, 405, 406, 500, 503],
+                &[(404, "no such object")],
+            )
         },
         "put": {
-            "summary": format!("Create or replace a {name} (conditional on metadata.resourceVersion when given)"),
+            "summary": format!("Create or replace a {name}; conditional on metadata.resourceVersion when the body gives one"),
             "requestBody": body,
-            "responses": {
-                "200": object_response("replaced"),
-                "201": object_response("created"),
-                "400": error_response("invalid, or body disagrees with the path"),
-                "409": error_response("resourceVersion mismatch")
-            }
+            "responses": responses(
+                json!({"200": object("replaced (or unchanged)"), "201": object("created")}),
+                &[400, 401, 403, 404, 405, 406, 409, 413, 415, 500, 503],
+                &[(400, "invalid: the body is not a valid object of this kind (field paths in details), or disagrees with the path"), (404, "metadata.resourceVersion was given but there is no such object"), (409, "metadata.resourceVersion does not match the stored object (reason Conflict)")],
+            )
         },
         "delete": {
             "summary": format!("Delete a {name}"),
-            "responses": {"200": object_response("the deleted object"), "404": error_response("not found")}
+            "responses": responses(
+                json!({"200": object("the deleted object")}),
+                &[400, 401, 403, 404, 405, 406, 500, 503],
+                &[(404, "no such object")],
+            )
         }
     });
+    let mut item = item;
     if kind.namespaced() {
         paths.insert(format!("/v1/{plural}"), json!({"get": list.clone()}));
         paths.insert(
             format!("/v1/namespaces/{{namespace}}/{plural}"),
-            json!({"parameters": [path_param("namespace")], "get": list, "post": create}),
+            json!({"parameters": [namespace_param()], "get": list, "post": create}),
         );
-        let mut item = item;
-        item["parameters"] = json!([path_param("namespace"), path_param("name")]);
+        item["parameters"] = json!([namespace_param(), name_param(kind)]);
         paths.insert(
             format!("/v1/namespaces/{{namespace}}/{plural}/{{name}}"),
             item,
@@ -239,161 +294,139 @@ fn kind_paths(kind: Kind, paths: &mut Map<String, Value>) {
             format!("/v1/{plural}"),
             json!({"get": list, "post": create}),
         );
-        let mut item = item;
-        item["parameters"] = json!([path_param("name")]);
+        item["parameters"] = json!([name_param(kind)]);
         paths.insert(format!("/v1/{plural}/{{name}}"), item);
     }
 }
 
-fn kind_schema(kind: Kind, spec: &Value) -> Value {
-    json!({
-        "allOf": [{"$ref": "#/components/schemas/Object"}],
-        "properties": {
-            "apiVersion": {"enum": kind.accepted_api_versions()},
-            "kind": {"const": kind.as_str()},
-            "spec": spec
-        },
-        "x-weft-plural": kind.plural(),
-        "x-weft-namespaced": kind.namespaced()
-    })
-}
-
-/// The JSON schema of a kind's spec, and the definitions it refers to, renamed
-/// `<Kind>.<Type>` (two kinds may both have a `Port`) and referenced as components.
-fn spec_schema(kind: Kind) -> (Value, Map<String, Value>) {
-    use weft_api::resource::{backend, mesh, route, service, traffic, workload};
-    let schema = match kind {
-        Kind::Mesh => schemars::schema_for!(mesh::Spec),
-        Kind::Service => schemars::schema_for!(service::Spec),
-        Kind::Workload => schemars::schema_for!(workload::Spec),
-        Kind::HttpRoute => schemars::schema_for!(route::HttpSpec),
-        Kind::GrpcRoute => schemars::schema_for!(route::GrpcSpec),
-        Kind::TcpRoute => schemars::schema_for!(route::TcpSpec),
-        Kind::BackendPolicy => schemars::schema_for!(backend::Spec),
-        Kind::RateLimit => schemars::schema_for!(traffic::RateLimitSpec),
-        Kind::FaultInjection => schemars::schema_for!(traffic::FaultSpec),
-    };
-    let mut schema = serde_json::to_value(schema).unwrap_or_default();
-    let mut definitions = Map::new();
-    if let Some(map) = schema.as_object_mut() {
-        map.remove("$schema");
-        if let Some(Value::Object(defs)) = map.remove("$defs") {
-            for (name, def) in defs {
-                definitions.insert(format!("{}.{name}", kind.as_str()), def);
-            }
-        }
-    }
-    let prefix = format!("#/components/schemas/{}.", kind.as_str());
-    rewrite_refs(&mut schema, &prefix);
-    for def in definitions.values_mut() {
-        rewrite_refs(def, &prefix);
-    }
-    (schema, definitions)
-}
-
-/// Points `#/$defs/X` references at `{prefix}X`.
-fn rewrite_refs(value: &mut Value, prefix: &str) {
-    match value {
-        Value::Object(map) => {
-            for (key, v) in map.iter_mut() {
-                match v {
-                    Value::String(target) if key == "$ref" => {
-                        if let Some(name) = target.strip_prefix("#/$defs/") {
-                            *target = format!("{prefix}{name}");
-                        }
-                    }
-                    _ => rewrite_refs(v, prefix),
-                }
-            }
-        }
-        Value::Array(items) => items.iter_mut().for_each(|v| rewrite_refs(v, prefix)),
-        _ => {}
-    }
-}
-
-fn object_meta_schema() -> Value {
-    let mut schema = serde_json::to_value(schemars::schema_for!(ObjectMeta)).unwrap_or_default();
-    if let Some(map) = schema.as_object_mut() {
-        map.remove("$schema");
-    }
-    schema
-}
-
 fn list_params() -> Value {
     json!([
-        {"name": "labelSelector", "in": "query", "schema": {"type": "string"},
-         "description": "comma-separated: key=value, key!=value, key, !key"},
+        {"name": "labelSelector", "in": "query",
+         "schema": {"type": "string", "pattern": selector::PATTERN},
+         "description": "Only objects whose labels satisfy every requirement: comma-separated `key=value` (or `key==value`), `key!=value`, `key` (present), `!key` (absent). Keys: letters, digits, `-`, `_`, `.`, `/`; values the same but `/`, may be empty; spaces around requirements and operators are allowed.",
+         "example": "app=web,tier!=db"},
         {"name": "watch", "in": "query", "schema": {"type": "boolean"},
-         "description": "stream changes as NDJSON WatchEvent lines"},
-        {"name": "resourceVersion", "in": "query", "schema": {"type": "string"},
-         "description": "with watch: stream changes after this revision"}
+         "description": "`true`: instead of a list, a stream (application/x-ndjson) of WatchEvent lines: ADDED for each object listed, then each change."},
+        {"name": "resourceVersion", "in": "query",
+         "schema": {"type": "string", "pattern": REVISION_PATTERN},
+         "description": "A revision (the `metadata.resourceVersion` of a list). With `watch=true`: stream the changes after it instead of starting with a full list (`0` or empty: start with a list; a revision older than the store keeps ends the stream with one ERROR event, code 410: list again). Without watch: the list must be at least this recent, which every list is, as it is read at the store's latest revision."},
+        {"name": "timeoutSeconds", "in": "query",
+         "schema": {"type": "number", "exclusiveMinimum": 0, "maximum": MAX_TIMEOUT_SECONDS},
+         "description": "With watch=true: how long the stream lasts, in seconds (fractions allowed); default: until the client goes away. A list is answered at once, well within any timeout."}
     ])
 }
 
+fn namespace_param() -> Value {
+    json!({"name": "namespace", "in": "path", "required": true,
+           "schema": {"type": "string", "pattern": LABEL_PATTERN},
+           "description": "A namespace: a lower-case RFC 1123 label (at most 63 letters, digits and '-').",
+           "example": weft_api::resource::DEFAULT_NAMESPACE})
+}
+
+fn name_param(kind: Kind) -> Value {
+    if kind == Kind::Mesh {
+        json!({"name": "name", "in": "path", "required": true,
+               "schema": {"type": "string", "enum": [MESH_NAME]},
+               "description": "There is one Mesh, named `default`.",
+               "example": MESH_NAME})
+    } else {
+        json!({"name": "name", "in": "path", "required": true,
+               "schema": {"type": "string", "pattern": LABEL_PATTERN},
+               "description": "An object name: a lower-case RFC 1123 label (at most 63 letters, digits and '-').",
+               "example": examples::NAME})
+    }
+}
+
 /// `/v1/tokens/…`: issuing and revoking workload tokens.
-fn token_paths(paths: &mut Map<String, Value>, schemas: &mut Map<String, Value>) {
+fn token_paths(paths: &mut Map<String, Value>) {
+    let no_issuer = (404, "this control plane issues no tokens");
+    let request = |schema: &str, example: Value| {
+        json!({"required": true, "content": {
+            "application/json": {"schema": {"$ref": format!("#/components/schemas/{schema}")}, "example": example},
+            "application/yaml": {"schema": {"$ref": format!("#/components/schemas/{schema}")}, "example": example}
+        }})
+    };
+    let answer = |schema: &str, what: &str, headers: Value| {
+        json!({"description": what, "headers": headers, "content": {
+            "application/json": {"schema": {"$ref": format!("#/components/schemas/{schema}")}},
+            "application/yaml": {"schema": {"$ref": format!("#/components/schemas/{schema}")}}
+        }})
+    };
     paths.insert("/v1/tokens/workload".into(), json!({"post": {
         "summary": "Issue a workload token: the credential a proxy presents to get certificates for spiffe://<trustDomain>/ns/<namespace>/sa/<serviceAccount>.",
-        "requestBody": {"required": true, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/WorkloadTokenRequest"}}}},
-        "responses": {
-            "200": {"description": "the token (Cache-Control: no-store)", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/WorkloadToken"}}}},
-            "400": error_response("invalid namespace, service account or ttl"),
-            "404": error_response("this control plane issues no tokens")
-        }
+        "requestBody": request("WorkloadTokenRequest", json!({"namespace": "default", "serviceAccount": "web", "ttl": "30d"})),
+        "responses": responses(
+            json!({"200": answer("WorkloadToken", "the token", json!({"Cache-Control": {
+                "description": "`no-store`: the answer carries a credential",
+                "required": true,
+                "schema": {"const": "no-store"}
+            }}))}),
+            &[400, 401, 403, 404, 405, 406, 413, 415, 500, 503],
+                &[(400, "a field is invalid (named in details)"), no_issuer],
+        )
     }}));
     paths.insert("/v1/tokens/revoke".into(), json!({"post": {
         "summary": "Revoke a workload token by id: the control plane signs no more certificates for it.",
-        "requestBody": {"required": true, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/RevokeTokenRequest"}}}},
-        "responses": {
-            "200": {"description": "revoked", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/RevokedToken"}}}},
-            "400": error_response("missing id or invalid expiresAt"),
-            "404": error_response("this control plane issues no tokens")
-        }
+        "requestBody": request("RevokeTokenRequest", json!({"id": "0123456789abcdef0123456789abcdef"})),
+        "responses": responses(
+            json!({"200": answer("RevokedToken", "revoked", json!({}))}),
+            &[400, 401, 403, 404, 405, 406, 413, 415, 500, 503],
+                &[(400, "a field is invalid (named in details)"), no_issuer],
+        )
     }}));
-    schemas.insert("WorkloadTokenRequest".into(), json!({
-        "type": "object",
-        "required": ["namespace", "serviceAccount"],
-        "additionalProperties": false,
-        "properties": {
-            "namespace": {"type": "string"},
-            "serviceAccount": {"type": "string"},
-            "ttl": {"type": "string", "description": "lifetime, e.g. 24h or 30d; default 24h, at most 365d"}
-        }
-    }));
-    schemas.insert("WorkloadToken".into(), json!({
-        "type": "object",
-        "properties": {
-            "token": {"type": "string", "description": "the token; send it as `authorization: Bearer <token>`"},
-            "id": {"type": "string", "description": "the token id, for revocation"},
-            "identity": {"type": "string", "description": "the SPIFFE ID the token names"},
-            "expiresAt": {"type": "string", "format": "date-time"}
-        }
-    }));
-    schemas.insert("RevokeTokenRequest".into(), json!({
-        "type": "object",
-        "required": ["id"],
-        "additionalProperties": false,
-        "properties": {
-            "id": {"type": "string"},
-            "expiresAt": {"type": "string", "format": "date-time", "description": "when the token expires; the revocation is kept until then (default: longer than any token lives)"}
-        }
-    }));
-    schemas.insert(
-        "RevokedToken".into(),
-        json!({
-            "type": "object",
-            "properties": {
-                "id": {"type": "string"},
-                "revokedUntil": {"type": "string", "format": "date-time"}
-            }
-        }),
-    );
 }
 
-fn path_param(name: &str) -> Value {
-    json!({"name": name, "in": "path", "required": true, "schema": {"type": "string"}})
+/// `success` with the Error responses of `codes`, described as `described` says, else
+/// by [`status`]'s default, and 400 and 413, which any request can get.
+fn responses(success: Value, codes: &[u16], described: &[(u16, &str)]) -> Value {
+    let mut all = match success {
+        Value::Object(map) => map,
+        _ => Map::new(),
+    };
+    for code in codes {
+        let what = described
+            .iter()
+            .find(|(c, _)| c == code)
+            .map_or("", |(_, what)| what);
+        all.insert(code.to_string(), status(*code, what));
+    }
+    // Every request's body is read first (see `format::read_first`): too large or
+    // unreadable, whatever the operation.
+    for code in [400, 413] {
+        all.entry(code.to_string())
+            .or_insert_with(|| status(code, ""));
+    }
+    Value::Object(all)
 }
 
-fn error_response(what: &str) -> Value {
-    json!({"description": what, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}})
+/// One error response: the Error body, with the headers its status comes with.
+fn status(code: u16, what: &str) -> Value {
+    let (default, headers) = match code {
+        400 => ("the request body could not be read", json!({})),
+        401 => (
+            "no admin token: send `Authorization: Bearer <token>` (`weft token admin` on the control-plane host prints it)",
+            json!({"WWW-Authenticate": {"description": "`Bearer`", "required": true, "schema": {"const": "Bearer"}}}),
+        ),
+        403 => ("the bearer token is not the admin token", json!({})),
+        404 => ("not found", json!({})),
+        405 => (
+            "the path does not serve this method",
+            json!({"Allow": {"description": "the methods the path serves, as documented here", "required": true, "schema": {"type": "string"}}}),
+        ),
+        406 => ("`Accept` allows none of the types this operation answers in", json!({})),
+        413 => ("the body is larger than the limit (see the message)", json!({})),
+        415 => ("the body's `Content-Type` is neither JSON nor YAML", json!({})),
+        500 => ("internal error; the control plane logs the cause", json!({})),
+        503 => ("the store is unavailable; retry later", json!({})),
+        _ => ("error", json!({})),
+    };
+    let what = if what.is_empty() { default } else { what };
+    let what = if code == 413 {
+        format!("{what} ({MAX_BODY_BYTES} bytes)")
+    } else {
+        what.to_owned()
+    };
+    json!({"description": what, "headers": headers, "content": {
+        "application/json": {"schema": {"$ref": "#/components/schemas/Error"}}
+    }})
 }
