@@ -8,6 +8,8 @@
 //! settled on.
 
 use std::future::Future;
+
+use futures::future::{Either, FutureExt as _};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -63,6 +65,10 @@ const READ_AHEAD_BYTES: usize = 64 * 1024;
 /// request-header timeout, if shorter).
 const READ_AHEAD_WAIT: Duration = Duration::from_secs(1);
 
+/// The rarer answers (a refusal, a chunked body read ahead), boxed so the common
+/// path's future stays the handler's own.
+type Refused = std::pin::Pin<Box<dyn Future<Output = Result<Response<Body>, h2::Error>> + Send>>;
+
 /// An HTTP/1 chunked body is read ahead (up to [`READ_AHEAD_BYTES`], for at most
 /// [`READ_AHEAD_WAIT`]) before the head is forwarded, so malformed chunk framing that
 /// came with the head is refused with 400 and nothing reaches the app. Other bodies
@@ -71,19 +77,13 @@ async fn read_ahead(
     req: Request<Incoming>,
     header_timeout: Duration,
 ) -> Result<Request<RequestBody>, Refusal> {
-    let chunked = req.version() != http::Version::HTTP_2
-        && req.headers().contains_key(http::header::TRANSFER_ENCODING);
     let (parts, body) = req.into_parts();
-    let body = if chunked {
-        RequestBody::read_ahead(body, READ_AHEAD_BYTES, READ_AHEAD_WAIT.min(header_timeout))
-            .await
-            .map_err(|e| {
-                tracing::debug!(error = %e, "refused a request whose chunked body is malformed");
-                strict::BAD_CHUNKED
-            })?
-    } else {
-        RequestBody::Streamed(body)
-    };
+    let body = RequestBody::read_ahead(body, READ_AHEAD_BYTES, READ_AHEAD_WAIT.min(header_timeout))
+        .await
+        .map_err(|e| {
+            tracing::debug!(error = %e, "refused a request whose chunked body is malformed");
+            strict::BAD_CHUNKED
+        })?;
     Ok(Request::from_parts(parts, body))
 }
 
@@ -115,30 +115,36 @@ where
     let max_headers = usize::from(settings.max_headers);
     let header_timeout = settings.request_header_timeout;
     let service = service_fn(move |mut req: Request<Incoming>| {
-        let handle = handle.clone();
-        let checked = strict::check(&req).and_then(|()| strict::field_count(&req, max_headers));
-        if checked.is_ok() {
-            strict::normalize(&mut req, routed_by.as_ref());
-        }
-        let metrics = metrics.clone();
-        async move {
-            match checked {
-                Ok(()) => match read_ahead(req, header_timeout).await {
-                    Ok(req) => Ok(handle(req).await),
-                    Err(refusal) => {
-                        metrics.failure(refusal.as_str());
-                        Ok(refusal_response(refusal))
+        let checked = strict::check(&req)
+            .and_then(|head| strict::field_count(&req, max_headers).map(|()| head));
+        match checked {
+            // The common case: no extra future around the handler's.
+            Ok(head) if !head.chunked => {
+                strict::normalize(&mut req, head, routed_by.as_ref());
+                Either::Left(handle(req.map(RequestBody::Streamed)).map(Ok))
+            }
+            Ok(head) => {
+                strict::normalize(&mut req, head, routed_by.as_ref());
+                let (handle, metrics) = (handle.clone(), metrics.clone());
+                Either::Right(Box::pin(async move {
+                    match read_ahead(req, header_timeout).await {
+                        Ok(req) => Ok(handle(req).await),
+                        Err(refusal) => {
+                            metrics.failure(refusal.as_str());
+                            Ok(refusal_response(refusal))
+                        }
                     }
-                },
-                Err(refusal) => {
-                    metrics.failure(refusal.as_str());
-                    tracing::debug!(reason = refusal.reason, method = %req.method(), "refused a request head");
-                    if req.version() == http::Version::HTTP_2 {
-                        Err(h2::Error::from(h2::Reason::PROTOCOL_ERROR))
-                    } else {
-                        Ok(refusal_response(refusal))
-                    }
-                }
+                }) as Refused)
+            }
+            Err(refusal) => {
+                metrics.failure(refusal.as_str());
+                tracing::debug!(reason = refusal.reason, method = %req.method(), "refused a request head");
+                let answer = if req.version() == http::Version::HTTP_2 {
+                    Err(h2::Error::from(h2::Reason::PROTOCOL_ERROR))
+                } else {
+                    Ok(refusal_response(refusal))
+                };
+                Either::Right(Box::pin(std::future::ready(answer)) as Refused)
             }
         }
     });

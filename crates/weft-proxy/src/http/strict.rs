@@ -212,8 +212,20 @@ fn parse_line(line: &[u8]) -> Result<(), Refusal> {
     Ok(())
 }
 
+/// What [`check`] learnt about a head that passed, so later steps need not look the
+/// same fields up again (each lookup hashes the name).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Head {
+    /// HTTP/1 with `Transfer-Encoding: chunked`.
+    pub chunked: bool,
+    /// The request carries a Host field.
+    pub host: bool,
+    /// More than one Content-Length value (identical: hyper refused differing ones).
+    pub repeated_length: bool,
+}
+
 /// Checks a parsed request head. `Err` means the request must not be forwarded.
-pub fn check<B>(req: &Request<B>) -> Result<(), Refusal> {
+pub fn check<B>(req: &Request<B>) -> Result<Head, Refusal> {
     if req.method() == Method::CONNECT {
         return Err(Refusal {
             status: StatusCode::METHOD_NOT_ALLOWED,
@@ -222,7 +234,7 @@ pub fn check<B>(req: &Request<B>) -> Result<(), Refusal> {
     }
     target(req)?;
     if req.version() == Version::HTTP_2 {
-        h2_fields(req)
+        h2_fields(req).map(|()| Head::default())
     } else {
         h1_fields(req)
     }
@@ -272,10 +284,15 @@ fn target<B>(req: &Request<B>) -> Result<(), Refusal> {
     Ok(())
 }
 
-fn h1_fields<B>(req: &Request<B>) -> Result<(), Refusal> {
+fn h1_fields<B>(req: &Request<B>) -> Result<Head, Refusal> {
     let headers = req.headers();
     let mut hosts = headers.get_all(header::HOST).iter();
-    match (hosts.next(), hosts.next()) {
+    let first_host = hosts.next();
+    let mut head = Head {
+        host: first_host.is_some(),
+        ..Head::default()
+    };
+    match (first_host, hosts.next()) {
         (Some(_), Some(_)) => return Err(Refusal::bad("more than one Host header field")),
         (None, _) if req.version() == Version::HTTP_11 => {
             return Err(Refusal::bad(
@@ -300,20 +317,28 @@ fn h1_fields<B>(req: &Request<B>) -> Result<(), Refusal> {
             }
         }
     }
+    let mut lengths = headers.get_all(header::CONTENT_LENGTH).iter();
+    head.repeated_length = match (lengths.next(), lengths.next()) {
+        (Some(_), Some(_)) => true,
+        (Some(v), None) => v.as_bytes().contains(&b','),
+        _ => false,
+    };
+    let has_length = head.repeated_length || headers.contains_key(header::CONTENT_LENGTH);
     if headers.contains_key(header::TRANSFER_ENCODING) {
         if req.version() == Version::HTTP_10 {
             return Err(Refusal::bad(
                 "Transfer-Encoding is not defined for HTTP/1.0 (RFC 9112 §6.1)",
             ));
         }
-        if headers.contains_key(header::CONTENT_LENGTH) {
+        if has_length {
             return Err(Refusal::bad(
                 "both Content-Length and Transfer-Encoding: the framing is ambiguous",
             ));
         }
         transfer_encoding(headers)?;
+        head.chunked = true;
     }
-    Ok(())
+    Ok(head)
 }
 
 /// Exactly one transfer coding, `chunked`: others would reach the app undecoded once
@@ -416,7 +441,7 @@ pub fn valid_host(value: &[u8]) -> bool {
 /// authority replaces Host (RFC 9112 §3.2.2), an HTTP/1.0 request without Host gets
 /// `routed_by` (the authority the proxy routed it by), and repeated identical
 /// Content-Length values become one field.
-pub fn normalize<B>(req: &mut Request<B>, routed_by: Option<&HeaderValue>) {
+pub fn normalize<B>(req: &mut Request<B>, head: Head, routed_by: Option<&HeaderValue>) {
     if req.version() == Version::HTTP_2 {
         return;
     }
@@ -424,16 +449,14 @@ pub fn normalize<B>(req: &mut Request<B>, routed_by: Option<&HeaderValue>) {
         if let Ok(value) = HeaderValue::from_str(authority.as_str()) {
             req.headers_mut().insert(header::HOST, value);
         }
-    } else if !req.headers().contains_key(header::HOST) {
+    } else if !head.host {
         if let Some(value) = routed_by {
             req.headers_mut().insert(header::HOST, value.clone());
         }
     }
-    let headers = req.headers_mut();
-    let mut lengths = headers.get_all(header::CONTENT_LENGTH).iter();
-    let single = matches!((lengths.next(), lengths.next()), (Some(v), None) if !v.as_bytes().contains(&b','));
-    if !single && headers.contains_key(header::CONTENT_LENGTH) {
+    if head.repeated_length {
         // hyper accepted the values, so they agree: keep one.
+        let headers = req.headers_mut();
         if let Some(len) = first_length(headers) {
             headers.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
         }
@@ -566,7 +589,7 @@ mod tests {
             ),
         ];
         for r in &ok {
-            assert_eq!(check(r), Ok(()), "{r:?}");
+            assert!(check(r).is_ok(), "{r:?}");
         }
         let bad = [
             (req(V::HTTP_11, "GET", "/", &[]), 400),
@@ -685,12 +708,14 @@ mod tests {
             "http://b.example:81/x",
             &[("host", "a")],
         );
-        normalize(&mut r, None);
+        let head = check(&r).expect("valid");
+        normalize(&mut r, head, None);
         assert_eq!(r.headers()[header::HOST], "b.example:81");
 
         let routed = HeaderValue::from_static("catalog");
         let mut r = req(Version::HTTP_10, "GET", "/", &[]);
-        normalize(&mut r, Some(&routed));
+        let head = check(&r).expect("valid");
+        normalize(&mut r, head, Some(&routed));
         assert_eq!(r.headers()[header::HOST], "catalog");
 
         let mut r = req(
@@ -699,7 +724,9 @@ mod tests {
             "/",
             &[("host", "a"), ("content-length", "5, 5")],
         );
-        normalize(&mut r, None);
+        let head = check(&r).expect("valid");
+        assert!(head.repeated_length);
+        normalize(&mut r, head, None);
         assert_eq!(
             r.headers().get_all(header::CONTENT_LENGTH).iter().count(),
             1
