@@ -90,19 +90,16 @@ pub fn strip_identity(headers: &mut HeaderMap) {
 /// variable, so a look-alike would reach the app as the real thing.
 pub fn remove_with_lookalikes(headers: &mut HeaderMap, name: &HeaderName) {
     headers.remove(name);
-    let lookalikes: Vec<HeaderName> = headers
-        .keys()
-        .filter(|k| {
-            k.as_str().len() == name.as_str().len()
-                && k.as_str().contains('_')
-                && k.as_str()
-                    .bytes()
-                    .zip(name.as_str().bytes())
-                    .all(|(a, b)| a == b || (a == b'_' && b == b'-'))
-        })
-        .cloned()
-        .collect();
-    for k in lookalikes {
+    let lookalike = |k: &HeaderName| {
+        k.as_str().len() == name.as_str().len()
+            && k.as_str().contains('_')
+            && k.as_str()
+                .bytes()
+                .zip(name.as_str().bytes())
+                .all(|(a, b)| a == b || (a == b'_' && b == b'-'))
+    };
+    // Rare: look again only after a removal.
+    while let Some(k) = headers.keys().find(|k| lookalike(k)).cloned() {
         headers.remove(k);
     }
 }

@@ -318,12 +318,10 @@ fn h1_fields<B>(req: &Request<B>) -> Result<Head, Refusal> {
         }
     }
     let mut lengths = headers.get_all(header::CONTENT_LENGTH).iter();
-    head.repeated_length = match (lengths.next(), lengths.next()) {
-        (Some(_), Some(_)) => true,
-        (Some(v), None) => v.as_bytes().contains(&b','),
-        _ => false,
-    };
-    let has_length = head.repeated_length || headers.contains_key(header::CONTENT_LENGTH);
+    let (first_length, second_length) = (lengths.next(), lengths.next());
+    let has_length = first_length.is_some();
+    head.repeated_length =
+        second_length.is_some() || first_length.is_some_and(|v| v.as_bytes().contains(&b','));
     if headers.contains_key(header::TRANSFER_ENCODING) {
         if req.version() == Version::HTTP_10 {
             return Err(Refusal::bad(
@@ -403,6 +401,37 @@ fn trim_ows(mut s: &[u8]) -> &[u8] {
     s
 }
 
+/// The bytes of a reg-name (RFC 3986 §3.2.2: unreserved, sub-delims, `%`), as a table:
+/// Host is checked on every request.
+static REG_NAME: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        table[b] = c.is_ascii_alphanumeric()
+            || matches!(
+                c,
+                b'-' | b'.'
+                    | b'_'
+                    | b'~'
+                    | b'!'
+                    | b'$'
+                    | b'&'
+                    | b'\''
+                    | b'('
+                    | b')'
+                    | b'*'
+                    | b'+'
+                    | b','
+                    | b';'
+                    | b'='
+                    | b'%'
+            );
+        b += 1;
+    }
+    table
+};
+
 /// `host [ ":" port ]` with host a reg-name, IPv4 or an IP-literal (RFC 3986 §3.2.2).
 pub fn valid_host(value: &[u8]) -> bool {
     let (host, port) = if let Some(rest) = value.strip_prefix(b"[") {
@@ -429,10 +458,7 @@ pub fn valid_host(value: &[u8]) -> bool {
         }
     };
     let host_ok = value.starts_with(b"[")
-        || (!host.is_empty()
-            && host
-                .iter()
-                .all(|&b| b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=%".contains(&b)));
+        || (!host.is_empty() && host.iter().all(|&b| REG_NAME[usize::from(b)]));
     let port_ok = port.is_none_or(|p| p.len() <= 5 && p.iter().all(u8::is_ascii_digit));
     host_ok && port_ok
 }
