@@ -23,7 +23,7 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use http::{HeaderName, HeaderValue, Request, Response, StatusCode};
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use weft_api::proxy::{MtlsMode, Protocol};
 use weft_tls::SpiffeId;
@@ -478,22 +478,14 @@ impl Inbound {
         let _ = upstream.set_nodelay(true);
         let mut prefix = prefix;
         if let Some(sniff) = after_silence {
-            match detect::first_word(client, &mut upstream, sniff, idle).await {
-                Ok(detect::FirstWord::Client(outcome)) => match outcome.detected {
-                    Detected::Opaque | Detected::Tls { .. } => prefix = outcome.prefix,
-                    _ => return Some(outcome),
-                },
-                Ok(detect::FirstWord::Upstream(first)) => {
-                    if client.write_all(&first).await.is_err() {
-                        return None;
-                    }
-                    conn.bytes(first.len() as u64);
-                }
-                Ok(detect::FirstWord::Closed) => return None,
-                Err(e) => {
-                    tracing::debug!(error = %e, "connection failed before either side spoke");
-                    return None;
-                }
+            let mut written = 0;
+            let settled =
+                detect::settle_silence(client, &mut upstream, sniff, idle, &mut written).await;
+            conn.bytes(written);
+            match settled {
+                detect::AfterSilence::Http(outcome) => return Some(outcome),
+                detect::AfterSilence::Copy(first) => prefix = first,
+                detect::AfterSilence::Done => return None,
             }
         }
         let mut io = Rewind::new(prefix, client);

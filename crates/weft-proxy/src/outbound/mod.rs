@@ -657,22 +657,15 @@ impl Outbound {
         drop(snap);
         let mut prefix = prefix;
         if let Some(sniff) = after_silence {
-            match detect::first_word(client, &mut upstream, sniff, idle_timeout).await {
-                Ok(detect::FirstWord::Client(outcome)) => match outcome.detected {
-                    Detected::Opaque | Detected::Tls { .. } => prefix = outcome.prefix,
-                    _ => return Some(outcome),
-                },
-                Ok(detect::FirstWord::Upstream(first)) => {
-                    if client.write_all(&first).await.is_err() {
-                        return None;
-                    }
-                    conn.bytes(first.len() as u64);
-                }
-                Ok(detect::FirstWord::Closed) => return None,
-                Err(e) => {
-                    tracing::debug!(error = %e, "connection failed before either side spoke");
-                    return None;
-                }
+            let mut written = 0;
+            let settled =
+                detect::settle_silence(client, &mut upstream, sniff, idle_timeout, &mut written)
+                    .await;
+            conn.bytes(written);
+            match settled {
+                detect::AfterSilence::Http(outcome) => return Some(outcome),
+                detect::AfterSilence::Copy(first) => prefix = first,
+                detect::AfterSilence::Done => return None,
             }
         }
         let mut io = Rewind::new(prefix, client);

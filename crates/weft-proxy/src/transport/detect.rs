@@ -254,6 +254,54 @@ where
     }
 }
 
+/// What to do with a silent connection once [`first_word`] has decided.
+#[derive(Debug)]
+pub enum AfterSilence {
+    /// The client spoke HTTP (or malformed HTTP) first: serve it as HTTP; the upstream
+    /// opened for the race is dropped.
+    Http(Outcome),
+    /// Copy the connection as opaque, replaying these client bytes first (the app's
+    /// first bytes, if it spoke first, were already written to the client).
+    Copy(Bytes),
+    /// Nothing more to do: a side closed, failed, or neither spoke.
+    Done,
+}
+
+/// Runs [`first_word`] on a silent connection and settles it: the one step both
+/// sides of the proxy take after [`Detected::Silent`]. Adds what it writes to the
+/// client to `written`.
+pub async fn settle_silence<C, U>(
+    client: &mut C,
+    upstream: &mut U,
+    sniff: Sniff,
+    idle: Duration,
+    written: &mut u64,
+) -> AfterSilence
+where
+    C: AsyncRead + tokio::io::AsyncWrite + Unpin,
+    U: AsyncRead + Unpin,
+{
+    use tokio::io::AsyncWriteExt as _;
+    match first_word(client, upstream, sniff, idle).await {
+        Ok(FirstWord::Client(outcome)) => match outcome.detected {
+            Detected::Opaque | Detected::Tls { .. } => AfterSilence::Copy(outcome.prefix),
+            _ => AfterSilence::Http(outcome),
+        },
+        Ok(FirstWord::Upstream(first)) => {
+            if client.write_all(&first).await.is_err() {
+                return AfterSilence::Done;
+            }
+            *written += first.len() as u64;
+            AfterSilence::Copy(Bytes::new())
+        }
+        Ok(FirstWord::Closed) => AfterSilence::Done,
+        Err(e) => {
+            tracing::debug!(error = %e, "connection failed before either side spoke");
+            AfterSilence::Done
+        }
+    }
+}
+
 /// A decision from the bytes so far, or `None` if more bytes could change it. Pure:
 /// the protocol detector's whole judgement, for tests and fuzzing.
 pub fn classify(buf: &[u8]) -> Option<Detected> {
