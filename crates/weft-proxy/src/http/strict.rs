@@ -286,49 +286,43 @@ fn target<B>(req: &Request<B>) -> Result<(), Refusal> {
 
 fn h1_fields<B>(req: &Request<B>) -> Result<Head, Refusal> {
     let headers = req.headers();
-    let mut hosts = headers.get_all(header::HOST).iter();
-    let first_host = hosts.next();
-    let mut head = Head {
-        host: first_host.is_some(),
-        ..Head::default()
-    };
-    match (first_host, hosts.next()) {
-        (Some(_), Some(_)) => return Err(Refusal::bad("more than one Host header field")),
+    // One pass over the fields (a request has a handful) instead of a hashed lookup
+    // per name: this runs on every request.
+    let (mut hosts, mut first_host, mut lengths, mut te) = (0_usize, None, 0_usize, false);
+    let mut head = Head::default();
+    for (name, value) in headers {
+        if name == header::HOST {
+            hosts += 1;
+            first_host = first_host.or(Some(value));
+        } else if name == header::CONNECTION {
+            connection(value)?;
+        } else if name == header::CONTENT_LENGTH {
+            lengths += 1;
+            head.repeated_length |= lengths > 1 || value.as_bytes().contains(&b',');
+        } else if name == header::TRANSFER_ENCODING {
+            te = true;
+        }
+    }
+    head.host = hosts > 0;
+    match (first_host, hosts) {
+        (Some(_), 2..) => return Err(Refusal::bad("more than one Host header field")),
         (None, _) if req.version() == Version::HTTP_11 => {
             return Err(Refusal::bad(
                 "an HTTP/1.1 request must carry a Host header field",
             ))
         }
-        (Some(host), None) if !valid_host(host.as_bytes()) => return Err(Refusal::bad(
+        (Some(host), _) if !valid_host(host.as_bytes()) => return Err(Refusal::bad(
             "the Host header field is not a valid host[:port] (no spaces, `/`, `@` or empty value)",
         )),
         _ => {}
     }
-    for value in headers.get_all(header::CONNECTION) {
-        for token in value.as_bytes().split(|&b| b == b',') {
-            let token = trim_ows(token);
-            if [&b"host"[..], b"content-length", b"transfer-encoding"]
-                .iter()
-                .any(|name| token.eq_ignore_ascii_case(name))
-            {
-                return Err(Refusal::bad(
-                    "Connection must not nominate Host, Content-Length or Transfer-Encoding",
-                ));
-            }
-        }
-    }
-    let mut lengths = headers.get_all(header::CONTENT_LENGTH).iter();
-    let (first_length, second_length) = (lengths.next(), lengths.next());
-    let has_length = first_length.is_some();
-    head.repeated_length =
-        second_length.is_some() || first_length.is_some_and(|v| v.as_bytes().contains(&b','));
-    if headers.contains_key(header::TRANSFER_ENCODING) {
+    if te {
         if req.version() == Version::HTTP_10 {
             return Err(Refusal::bad(
                 "Transfer-Encoding is not defined for HTTP/1.0 (RFC 9112 §6.1)",
             ));
         }
-        if has_length {
+        if lengths > 0 {
             return Err(Refusal::bad(
                 "both Content-Length and Transfer-Encoding: the framing is ambiguous",
             ));
@@ -337,6 +331,23 @@ fn h1_fields<B>(req: &Request<B>) -> Result<Head, Refusal> {
         head.chunked = true;
     }
     Ok(head)
+}
+
+/// `Connection` may not nominate Host or a framing field (RFC 9110 §7.6.1): removing
+/// them as hop-by-hop would change how the next hop reads the message.
+fn connection(value: &HeaderValue) -> Result<(), Refusal> {
+    for token in value.as_bytes().split(|&b| b == b',') {
+        let token = trim_ows(token);
+        if [&b"host"[..], b"content-length", b"transfer-encoding"]
+            .iter()
+            .any(|name| token.eq_ignore_ascii_case(name))
+        {
+            return Err(Refusal::bad(
+                "Connection must not nominate Host, Content-Length or Transfer-Encoding",
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Exactly one transfer coding, `chunked`: others would reach the app undecoded once
