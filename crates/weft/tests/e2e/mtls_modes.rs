@@ -49,6 +49,34 @@ fn meshed_get(client: &Host, path: &str, headers: &[&str]) -> std::process::Outp
         .expect("curl")
 }
 
+/// The redirect rule `weft redirect install` writes for a permissive port: plaintext
+/// for app port `port` goes to the inbound capture listener.
+fn redirect_plaintext_to_inbound_capture(host: &Host, port: u16) {
+    let port = port.to_string();
+    let out = host
+        .exec(&[
+            "iptables",
+            "-t",
+            "nat",
+            "-A",
+            "PREROUTING",
+            "-p",
+            "tcp",
+            "--dport",
+            &port,
+            "-j",
+            "REDIRECT",
+            "--to-ports",
+            "15006",
+        ])
+        .expect("iptables");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 fn metrics(host: &Host) -> String {
     let out = host
         .command("curl")
@@ -88,30 +116,7 @@ fn plaintext_reaches_a_workload_only_while_its_port_is_permissive() {
     let client_boot = mesh.bootstrap(&client, "client", &[], &[], &[(18080, "echo", 80)]);
     let _client_proxy = mesh.meshed_proxy(&client, &client_boot, &cp);
 
-    // The redirect rule `weft redirect install` writes for permissive ports: plaintext
-    // for the app port goes to the inbound capture listener.
-    let out = server
-        .exec(&[
-            "iptables",
-            "-t",
-            "nat",
-            "-A",
-            "PREROUTING",
-            "-p",
-            "tcp",
-            "--dport",
-            "8080",
-            "-j",
-            "REDIRECT",
-            "--to-ports",
-            "15006",
-        ])
-        .expect("iptables");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    redirect_plaintext_to_inbound_capture(&server, 8080);
     let url = format!("http://{}:8080/legacy", server.ip());
 
     // A new mesh is strict: nothing takes plaintext, and the meshed client still works
@@ -249,28 +254,7 @@ fn a_plaintext_client_silent_past_detection_still_cannot_forge_identity_headers(
         &[],
     );
     let _server_proxy = mesh.meshed_proxy(&server, &boot, &cp);
-    let out = server
-        .exec(&[
-            "iptables",
-            "-t",
-            "nat",
-            "-A",
-            "PREROUTING",
-            "-p",
-            "tcp",
-            "--dport",
-            "8080",
-            "-j",
-            "REDIRECT",
-            "--to-ports",
-            "15006",
-        ])
-        .expect("iptables");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    redirect_plaintext_to_inbound_capture(&server, 8080);
     let url = format!("http://{}:8080/legacy", server.ip());
     assert!(
         eventually(Duration::from_secs(10), || legacy_get(&legacy, &url)
