@@ -214,11 +214,7 @@ impl Outbound {
         if outcome.detected == Detected::Silent {
             // Connect first; whichever side speaks first decides (a slow HTTP client
             // is still parsed as HTTP).
-            let sniff = detect::Sniff {
-                first_byte: settings.detect_timeout,
-                rest: settings.request_header_timeout,
-                http_only: false,
-            };
+            let sniff = detect::Sniff::auto(&settings);
             match self
                 .tcp(&mut stream, Bytes::new(), Some(sniff), &target, &conn)
                 .await

@@ -93,6 +93,18 @@ pub fn plan(
     }
 }
 
+impl Sniff {
+    /// An `auto` port's reading with the settings' waits: what a client that spoke
+    /// after a silent start is held to.
+    pub fn auto(settings: &weft_api::proxy::Settings) -> Self {
+        Self {
+            first_byte: settings.detect_timeout,
+            rest: settings.request_header_timeout,
+            http_only: false,
+        }
+    }
+}
+
 /// Whether to read the client's bytes, and for how long.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Plan {
