@@ -13,6 +13,7 @@
 //! - [`dns`]: a DNS stub client and a fake upstream resolver.
 //! - [`ca`]: a throw-away PKI (test CA, workload certificates, expired ones, a second CA).
 //! - [`postgres`]: a throw-away PostgreSQL server, on loopback or inside a host.
+//! - [`ports`]: ports for the processes a test starts, reserved against other test processes.
 //!
 //! An end-to-end test reads like this (`weft` flags are illustrative):
 //!
@@ -54,6 +55,7 @@ pub mod dns;
 pub mod echo;
 pub mod grpc;
 pub mod netns;
+pub mod ports;
 pub mod postgres;
 pub mod process;
 pub mod websocket;

@@ -22,7 +22,7 @@
 //! ```
 
 use std::fmt;
-use std::net::{Ipv4Addr, SocketAddr, TcpListener};
+use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -94,9 +94,6 @@ pub enum Error {
         /// Its standard output and error.
         output: String,
     },
-    /// No free TCP port could be found on 127.0.0.1.
-    #[error("finding a free port on 127.0.0.1: {0}")]
-    Port(std::io::Error),
     /// Starting the server failed, it exited, or it did not become ready.
     #[error(transparent)]
     Process(#[from] process::Error),
@@ -182,7 +179,7 @@ impl Builder {
         for _ in 0..attempts {
             let port = match fixed_port {
                 Some(port) => port,
-                None => free_port()?,
+                None => crate::ports::free_loopback_port(),
             };
             match Postgres::launch(&bin_dir, self.host.clone(), port, run_as) {
                 Ok(server) => return Ok(server),
@@ -485,12 +482,6 @@ fn initdb(bin_dir: &Path, data: &Path, run_as: RunAs, cwd: &Path) -> Result<()> 
             String::from_utf8_lossy(&output.stderr)
         ),
     })
-}
-
-fn free_port() -> Result<u16> {
-    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).map_err(Error::Port)?;
-    let port = listener.local_addr().map_err(Error::Port)?.port();
-    Ok(port)
 }
 
 #[cfg(test)]

@@ -1,6 +1,6 @@
 //! The Python gRPC echo server and client: all four RPC kinds, with trailers.
 
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 
 use weft_testkit::grpc::{self, GrpcServer};
 use weft_testkit::{e2e_guard, Topology};
@@ -10,9 +10,7 @@ fn grpc_echo_runs_all_four_kinds_on_loopback() {
     if !grpc::available("grpc_echo_runs_all_four_kinds_on_loopback") {
         return;
     }
-    let addr = TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("free port");
+    let addr = SocketAddr::from(([127, 0, 0, 1], weft_testkit::ports::free_loopback_port()));
     let _server = GrpcServer::spawn(None, addr, "local").expect("server");
     let report = grpc::run_client(None, addr, Some("echo.test")).expect("client");
     assert_eq!(report.server, "local");
@@ -27,9 +25,7 @@ fn grpc_client_fails_without_a_server() {
     if !grpc::available("grpc_client_fails_without_a_server") {
         return;
     }
-    let addr = TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("free port");
+    let addr = SocketAddr::from(([127, 0, 0, 1], weft_testkit::ports::free_loopback_port()));
     let err = grpc::run_client(None, addr, None).expect_err("nothing listens");
     assert!(matches!(err, grpc::Error::ClientFailed { .. }), "{err}");
 }

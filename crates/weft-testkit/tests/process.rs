@@ -1,7 +1,7 @@
 //! Processes under test: readiness, logs, signals and cleanup, with a fake `weft` (a
 //! Python HTTP server that answers `/ready`).
 
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
@@ -33,8 +33,7 @@ fn python() -> &'static Path {
 }
 
 fn free_local_port() -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-    listener.local_addr().expect("addr")
+    SocketAddr::from(([127, 0, 0, 1], weft_testkit::ports::free_loopback_port()))
 }
 
 #[test]

@@ -5,7 +5,7 @@
 #![allow(clippy::unwrap_used)] // a failed unwrap is a failed test
 
 use std::io::{Read as _, Write as _};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
@@ -33,7 +33,7 @@ impl ControlPlane {
             .env_remove("WEFT_ADMIN_TOKEN_FILE")
             .env_remove("WEFT_DATA_DIR")
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(std::fs::File::create(data_dir.join("control-plane.log")).unwrap())
             .spawn()
             .unwrap();
         let ca_file = data_dir.join("ca.crt");
@@ -45,7 +45,11 @@ impl ControlPlane {
         let deadline = Instant::now() + Duration::from_secs(30);
         while let Err(why) = weft_testkit::process::https_ready(api, "/readyz", &cp.ca_file) {
             if let Some(status) = cp.child.try_wait().unwrap() {
-                panic!("weft control-plane exited early: {status}");
+                let log = std::fs::read_to_string(data_dir.join("control-plane.log"));
+                panic!(
+                    "weft control-plane exited early: {status}\n{}",
+                    log.unwrap_or_default()
+                );
             }
             assert!(
                 Instant::now() < deadline,
@@ -82,10 +86,7 @@ impl Drop for ControlPlane {
 }
 
 fn free_port() -> SocketAddr {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
+    SocketAddr::from(([127, 0, 0, 1], weft_testkit::ports::free_loopback_port()))
 }
 
 /// The answer to a plaintext `GET /readyz`, or `None` if the connection was closed

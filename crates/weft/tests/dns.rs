@@ -1,24 +1,16 @@
 //! The proxy's mesh DNS on loopback, without root: a `weft proxy` with `listeners.dns`,
 //! a fake upstream resolver, and a stub client asking over UDP and TCP.
 
-use std::net::{IpAddr, SocketAddr, TcpListener};
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use weft_testkit::dns::{self, Rcode, Type};
 use weft_testkit::process::WeftProcess;
 
-/// A port free for TCP and UDP a moment ago.
+/// A port free for TCP and UDP, reserved for this test process.
 fn free_port() -> u16 {
-    loop {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .map(|a| a.port())
-            .expect("free port");
-        if std::net::UdpSocket::bind(("127.0.0.1", port)).is_ok() {
-            return port;
-        }
-    }
+    weft_testkit::ports::free_port_tcp_udp(std::net::Ipv4Addr::LOCALHOST)
 }
 
 /// The proxy's loopback ports.

@@ -3,7 +3,7 @@
 //! smoke test every developer runs; the network-namespace suite (`tests/e2e`) covers
 //! the rest and needs root.
 
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -13,12 +13,9 @@ use weft_testkit::ca::TestPki;
 use weft_testkit::echo::{self, EchoReply};
 use weft_testkit::process::WeftProcess;
 
-/// A port that was free a moment ago on `ip`.
+/// A port free on `ip`, reserved for this test process.
 fn free_port(ip: &str) -> u16 {
-    TcpListener::bind((ip, 0))
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
+    weft_testkit::ports::free_port(ip.parse::<std::net::IpAddr>().expect("an IP address"))
 }
 
 fn write(dir: &std::path::Path, name: &str, yaml: &str) -> PathBuf {

@@ -2,7 +2,7 @@
 //! front of an echo app, and `weft run` starting a client proxy and then an app that
 //! calls the echo app through it.
 
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -11,11 +11,9 @@ use weft_testkit::ca::TestPki;
 use weft_testkit::echo;
 use weft_testkit::process::WeftProcess;
 
+/// A port free on `ip`, reserved for this test process.
 fn free_port(ip: &str) -> u16 {
-    TcpListener::bind((ip, 0))
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
+    weft_testkit::ports::free_port(ip.parse::<std::net::IpAddr>().expect("an IP address"))
 }
 
 fn weft() -> PathBuf {

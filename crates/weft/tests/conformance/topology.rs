@@ -18,7 +18,7 @@
 
 use std::fmt;
 use std::fmt::Write as _;
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use weft_testkit::ca::TestPki;
@@ -298,12 +298,9 @@ pub fn spiffe(sa: &str) -> String {
     format!("spiffe://{TRUST_DOMAIN}/ns/default/sa/{sa}")
 }
 
-/// A port that was free a moment ago on `ip`.
+/// A port free on `ip`, reserved for this test process.
 pub fn free_port(ip: &str) -> u16 {
-    TcpListener::bind((ip, 0))
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
+    weft_testkit::ports::free_port(ip.parse::<std::net::IpAddr>().expect("an IP address"))
 }
 
 fn write(dir: &Path, name: &str, yaml: &str) -> PathBuf {
