@@ -1745,6 +1745,13 @@ impl proto::Peer for Peer {
                 malformed!("malformed headers: missing path");
             }
 
+            // RFC 9113 §8.3.1 and RFC 9110 §4.2.4: a request target has no fragment.
+            // `PathAndQuery` would drop it silently, so the app would get a path the
+            // client did not send.
+            if path.contains('#') {
+                malformed!("malformed headers: fragment in path ({:?})", path);
+            }
+
             let maybe_path = uri::PathAndQuery::from_maybe_shared(path.clone().into_inner());
             parts.path_and_query = Some(maybe_path.or_else(|why| {
                 malformed!("malformed headers: malformed path ({:?}): {}", path, why,)

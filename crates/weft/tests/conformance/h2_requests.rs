@@ -413,6 +413,29 @@ pub(crate) fn vectors() -> Vec<Vector> {
             Req::get().push("te", "trailers, gzip"),
         ),
         // --- field names (RFC 9113 §8.2.1) ---
+        // A malformed field added to the dynamic table still takes its slot: stream 5
+        // names it by index, so a decoder that dropped it would see index 62 past the
+        // table and end the connection (COMPRESSION_ERROR) instead of resetting stream 5.
+        v(
+            "name-uppercase-indexed-then-referenced",
+            FieldName,
+            "RFC 9113 §8.2.1, RFC 7541 §2.3.2",
+            Attack::Frames(vec![
+                Frame::headers(
+                    3,
+                    Block::literals(&Req::get().fields)
+                        .literal_indexed(b"X-Bad", b"v")
+                        .into_bytes(),
+                    flag::END_HEADERS | flag::END_STREAM,
+                ),
+                Frame::headers(
+                    5,
+                    Block::literals(&Req::get().fields).indexed(62).into_bytes(),
+                    flag::END_HEADERS | flag::END_STREAM,
+                ),
+            ]),
+            Verdict::stream(PROTOCOL, Reach::Nothing),
+        ),
         bad(
             "name-uppercase",
             FieldName,

@@ -38,6 +38,10 @@ struct FrameDecoder {
     max_continuation_frames: usize,
 
     partial: Option<Partial>,
+
+    /// Until the peer's first frame: RFC 9113 §3.4 makes it a SETTINGS frame (not an
+    /// acknowledgement), and anything else a connection error of type PROTOCOL_ERROR.
+    awaiting_settings: bool,
 }
 
 /// Partially loaded headers frame
@@ -123,6 +127,7 @@ impl FrameDecoder {
                 max_frame_size,
             ),
             partial: None,
+            awaiting_settings: true,
         }
     }
 
@@ -166,6 +171,15 @@ fn decode_frame(decoder: &mut FrameDecoder, mut bytes: BytesMut) -> Result<Optio
 
     tracing::trace!(frame.kind = ?kind);
 
+    if decoder.awaiting_settings {
+        const ACK: u8 = 0x1;
+        if kind != Kind::Settings || head.flag() & ACK == ACK {
+            proto_err!(conn: "connection preface: expected SETTINGS, got {:?}", kind);
+            return Err(Error::library_go_away(Reason::PROTOCOL_ERROR));
+        }
+        decoder.awaiting_settings = false;
+    }
+
     macro_rules! header_block {
         ($frame:ident, $head:ident, $bytes:ident) => ({
             // Drop the frame header
@@ -193,11 +207,6 @@ fn decode_frame(decoder: &mut FrameDecoder, mut bytes: BytesMut) -> Result<Optio
             match frame.load_hpack(&mut payload, decoder.max_header_list_size, &mut decoder.hpack) {
                 Ok(_) => {},
                 Err(frame::Error::Hpack(hpack::DecoderError::NeedMore(_))) if !is_end_headers => {},
-                Err(frame::Error::MalformedMessage) => {
-                    let id = $head.stream_id();
-                    proto_err!(stream: "malformed header block; stream={:?}", id);
-                    return Err(Error::library_reset(id, Reason::PROTOCOL_ERROR));
-                },
                 Err(frame::Error::HeaderListWayTooLarge) => {
                     proto_err!(conn: "decoded header list size over abuse limit");
                     return Err(Error::library_go_away_data(
@@ -206,9 +215,18 @@ fn decode_frame(decoder: &mut FrameDecoder, mut bytes: BytesMut) -> Result<Optio
                     ));
                 },
                 Err(e) => {
+                    // RFC 9113 §4.3: a field block that cannot be decompressed.
                     proto_err!(conn: "failed HPACK decoding; err={:?}", e);
-                    return Err(Error::library_go_away(Reason::PROTOCOL_ERROR));
+                    return Err(Error::library_go_away(Reason::COMPRESSION_ERROR));
                 }
+            }
+
+            if is_end_headers && frame.is_malformed() {
+                // RFC 9113 §8.1.1: a malformed message is a stream error; the block was
+                // decoded to its end, so the HPACK state stays in step.
+                let id = $head.stream_id();
+                proto_err!(stream: "malformed header block; stream={:?}", id);
+                return Err(Error::library_reset(id, Reason::PROTOCOL_ERROR));
             }
 
             if is_end_headers {
@@ -233,7 +251,14 @@ fn decode_frame(decoder: &mut FrameDecoder, mut bytes: BytesMut) -> Result<Optio
 
             res.map_err(|e| {
                 proto_err!(conn: "failed to load SETTINGS frame; err={:?}", e);
-                Error::library_go_away(Reason::PROTOCOL_ERROR)
+                // RFC 9113 §6.5 and §6.5.2 name the codes.
+                Error::library_go_away(match e {
+                    frame::Error::InvalidPayloadLength | frame::Error::InvalidPayloadAckSettings => {
+                        Reason::FRAME_SIZE_ERROR
+                    }
+                    frame::Error::InitialWindowSizeTooLarge => Reason::FLOW_CONTROL_ERROR,
+                    _ => Reason::PROTOCOL_ERROR,
+                })
             })?
             .into()
         }
@@ -242,18 +267,27 @@ fn decode_frame(decoder: &mut FrameDecoder, mut bytes: BytesMut) -> Result<Optio
 
             res.map_err(|e| {
                 proto_err!(conn: "failed to load PING frame; err={:?}", e);
-                Error::library_go_away(Reason::PROTOCOL_ERROR)
+                Error::library_go_away(frame_size_or_protocol(&e))
             })?
             .into()
         }
         Kind::WindowUpdate => {
             let res = frame::WindowUpdate::load(head, &bytes[frame::HEADER_LEN..]);
 
-            res.map_err(|e| {
-                proto_err!(conn: "failed to load WINDOW_UPDATE frame; err={:?}", e);
-                Error::library_go_away(Reason::PROTOCOL_ERROR)
-            })?
-            .into()
+            match res {
+                Ok(frame) => frame.into(),
+                // RFC 9113 §6.9: an increment of 0 on a stream is a stream error; on the
+                // connection, a connection error.
+                Err(frame::Error::InvalidWindowUpdateValue) if !head.stream_id().is_zero() => {
+                    let id = head.stream_id();
+                    proto_err!(stream: "WINDOW_UPDATE increment of 0; stream={:?}", id);
+                    return Err(Error::library_reset(id, Reason::PROTOCOL_ERROR));
+                }
+                Err(e) => {
+                    proto_err!(conn: "failed to load WINDOW_UPDATE frame; err={:?}", e);
+                    return Err(Error::library_go_away(frame_size_or_protocol(&e)));
+                }
+            }
         }
         Kind::Data => {
             bytes.advance(frame::HEADER_LEN);
@@ -271,7 +305,7 @@ fn decode_frame(decoder: &mut FrameDecoder, mut bytes: BytesMut) -> Result<Optio
             let res = frame::Reset::load(head, &bytes[frame::HEADER_LEN..]);
             res.map_err(|e| {
                 proto_err!(conn: "failed to load RESET frame; err={:?}", e);
-                Error::library_go_away(Reason::PROTOCOL_ERROR)
+                Error::library_go_away(frame_size_or_protocol(&e))
             })?
             .into()
         }
@@ -279,7 +313,7 @@ fn decode_frame(decoder: &mut FrameDecoder, mut bytes: BytesMut) -> Result<Optio
             let res = frame::GoAway::load(head, &bytes[frame::HEADER_LEN..]);
             res.map_err(|e| {
                 proto_err!(conn: "failed to load GO_AWAY frame; err={:?}", e);
-                Error::library_go_away(Reason::PROTOCOL_ERROR)
+                Error::library_go_away(frame_size_or_protocol(&e))
             })?
             .into()
         }
@@ -300,6 +334,13 @@ fn decode_frame(decoder: &mut FrameDecoder, mut bytes: BytesMut) -> Result<Optio
                     let id = head.stream_id();
                     proto_err!(stream: "PRIORITY invalid dependency ID; stream={:?}", id);
                     return Err(Error::library_reset(id, Reason::PROTOCOL_ERROR));
+                }
+                Err(frame::Error::InvalidPayloadLength) => {
+                    // RFC 9113 §6.3: a PRIORITY frame of the wrong length is a stream
+                    // error of type FRAME_SIZE_ERROR.
+                    let id = head.stream_id();
+                    proto_err!(stream: "PRIORITY of the wrong length; stream={:?}", id);
+                    return Err(Error::library_reset(id, Reason::FRAME_SIZE_ERROR));
                 }
                 Err(e) => {
                     proto_err!(conn: "failed to load PRIORITY frame; err={:?};", e);
@@ -376,11 +417,6 @@ fn decode_frame(decoder: &mut FrameDecoder, mut bytes: BytesMut) -> Result<Optio
             ) {
                 Ok(_) => {}
                 Err(frame::Error::Hpack(hpack::DecoderError::NeedMore(_))) if !is_end_headers => {}
-                Err(frame::Error::MalformedMessage) => {
-                    let id = head.stream_id();
-                    proto_err!(stream: "malformed CONTINUATION frame; stream={:?}", id);
-                    return Err(Error::library_reset(id, Reason::PROTOCOL_ERROR));
-                }
                 Err(frame::Error::HeaderListWayTooLarge) => {
                     proto_err!(conn: "decoded CONTINUATION header list size over abuse limit");
                     return Err(Error::library_go_away_data(
@@ -389,9 +425,17 @@ fn decode_frame(decoder: &mut FrameDecoder, mut bytes: BytesMut) -> Result<Optio
                     ));
                 }
                 Err(e) => {
+                    // RFC 9113 §4.3: a field block that cannot be decompressed.
                     proto_err!(conn: "failed HPACK decoding; err={:?}", e);
-                    return Err(Error::library_go_away(Reason::PROTOCOL_ERROR));
+                    return Err(Error::library_go_away(Reason::COMPRESSION_ERROR));
                 }
+            }
+
+            if is_end_headers && partial.frame.is_malformed() {
+                // RFC 9113 §8.1.1, as for a HEADERS frame that ends its block.
+                let id = head.stream_id();
+                proto_err!(stream: "malformed header block; stream={:?}", id);
+                return Err(Error::library_reset(id, Reason::PROTOCOL_ERROR));
             }
 
             if is_end_headers {
@@ -447,6 +491,15 @@ fn map_err(err: io::Error) -> Error {
     err.into()
 }
 
+/// The code for a control frame that failed to load: FRAME_SIZE_ERROR for a payload of
+/// the wrong length (RFC 9113 §4.2 and each frame's section), PROTOCOL_ERROR otherwise.
+fn frame_size_or_protocol(e: &frame::Error) -> Reason {
+    match e {
+        frame::Error::BadFrameSize | frame::Error::InvalidPayloadLength => Reason::FRAME_SIZE_ERROR,
+        _ => Reason::PROTOCOL_ERROR,
+    }
+}
+
 // ===== impl Continuable =====
 
 impl Continuable {
@@ -461,6 +514,13 @@ impl Continuable {
         match *self {
             Continuable::Headers(ref h) => h.is_over_size(),
             Continuable::PushPromise(ref p) => p.is_over_size(),
+        }
+    }
+
+    fn is_malformed(&self) -> bool {
+        match *self {
+            Continuable::Headers(ref h) => h.is_malformed(),
+            Continuable::PushPromise(ref p) => p.is_malformed(),
         }
     }
 

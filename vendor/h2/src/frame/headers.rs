@@ -97,6 +97,10 @@ struct HeaderBlock {
     /// Set to true if decoding went over the max header list size.
     is_over_size: bool,
 
+    /// Set when a field makes the message malformed (RFC 9113 §8.1.1). The block is
+    /// still decoded to its end, across CONTINUATION frames, to keep the HPACK state.
+    is_malformed: bool,
+
     /// Pseudo headers, these are broken out as they must be sent as part of the
     /// headers frame.
     pseudo: Pseudo,
@@ -125,6 +129,7 @@ impl Headers {
                 field_size: calculate_headermap_size(&fields),
                 fields,
                 is_over_size: false,
+                is_malformed: false,
                 pseudo,
             },
             flags: HeadersFlag::default(),
@@ -142,6 +147,7 @@ impl Headers {
                 field_size: calculate_headermap_size(&fields),
                 fields,
                 is_over_size: false,
+                is_malformed: false,
                 pseudo: Pseudo::default(),
             },
             flags,
@@ -207,6 +213,7 @@ impl Headers {
                 fields: HeaderMap::new(),
                 field_size: 0,
                 is_over_size: false,
+                is_malformed: false,
                 pseudo: Pseudo::default(),
             },
             flags,
@@ -246,6 +253,11 @@ impl Headers {
 
     pub fn is_over_size(&self) -> bool {
         self.header_block.is_over_size
+    }
+
+    /// Whether a field of the block makes the message malformed (a stream error).
+    pub fn is_malformed(&self) -> bool {
+        self.header_block.is_malformed
     }
 
     pub fn into_parts(self) -> (Pseudo, HeaderMap) {
@@ -367,6 +379,7 @@ impl PushPromise {
                 field_size: calculate_headermap_size(&fields),
                 fields,
                 is_over_size: false,
+                is_malformed: false,
                 pseudo,
             },
             promised_id,
@@ -458,6 +471,7 @@ impl PushPromise {
                 fields: HeaderMap::new(),
                 field_size: 0,
                 is_over_size: false,
+                is_malformed: false,
                 pseudo: Pseudo::default(),
             },
             promised_id,
@@ -493,6 +507,11 @@ impl PushPromise {
 
     pub fn is_over_size(&self) -> bool {
         self.header_block.is_over_size
+    }
+
+    /// Whether a field of the block makes the message malformed (a stream error).
+    pub fn is_malformed(&self) -> bool {
+        self.header_block.is_malformed
     }
 
     pub fn encode(
@@ -558,6 +577,16 @@ impl Continuation {
 // ===== impl Pseudo =====
 
 impl Pseudo {
+    /// Whether any pseudo-header field is set.
+    pub(crate) fn has_any(&self) -> bool {
+        self.method.is_some()
+            || self.scheme.is_some()
+            || self.authority.is_some()
+            || self.path.is_some()
+            || self.protocol.is_some()
+            || self.status.is_some()
+    }
+
     pub fn request(method: Method, uri: Uri, protocol: Option<Protocol>) -> Self {
         let parts = uri::Parts::from(uri);
 
@@ -866,7 +895,7 @@ impl HeaderBlock {
         decoder: &mut hpack::Decoder,
     ) -> Result<(), Error> {
         let mut reg = !self.fields.is_empty();
-        let mut malformed = false;
+        let mut malformed = self.is_malformed;
         let mut header_list_way_too_large = false;
         let mut headers_size = self.calculate_header_list_size();
         let max_header_list_abuse_size =
@@ -963,10 +992,18 @@ impl HeaderBlock {
                 Path(v) => set_pseudo!(path, v),
                 Protocol(v) => set_pseudo!(protocol, v),
                 Status(v) => set_pseudo!(status, v),
+                Malformed { .. } => {
+                    tracing::trace!("load_hpack; malformed field");
+                    malformed = true;
+                }
             }
 
             ControlFlow::Continue(())
         });
+
+        // Kept across CONTINUATION frames: the caller resets the stream once the block
+        // has ended (see `is_malformed`).
+        self.is_malformed = malformed;
 
         match res {
             Ok(()) => {}
@@ -979,11 +1016,6 @@ impl HeaderBlock {
         if header_list_way_too_large {
             tracing::trace!("header list way too large; aborting connection");
             return Err(Error::HeaderListWayTooLarge);
-        }
-
-        if malformed {
-            tracing::trace!("malformed message");
-            return Err(Error::MalformedMessage);
         }
 
         Ok(())

@@ -141,6 +141,9 @@ pub enum Error {
     /// An invalid setting value was provided
     InvalidSettingValue,
 
+    /// SETTINGS_INITIAL_WINDOW_SIZE above 2^31-1 (RFC 9113 §6.5.2: FLOW_CONTROL_ERROR).
+    InitialWindowSizeTooLarge,
+
     /// An invalid window update value
     InvalidWindowUpdateValue,
 

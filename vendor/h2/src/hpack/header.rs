@@ -17,6 +17,11 @@ pub enum Header<T = HeaderName> {
     Path(BytesStr),
     Protocol(Protocol),
     Status(StatusCode),
+    /// A field HPACK decoded but HTTP does not allow (RFC 9113 §8.2.1, §8.3): an
+    /// invalid name or value, or an unknown pseudo-header. Kept, with its size, so the
+    /// dynamic table stays in step with the peer's; its stream is malformed (a stream
+    /// error), the connection's other streams are not. Only the decoder makes these.
+    Malformed { name: Bytes, value: Bytes },
 }
 
 /// The header field name
@@ -29,6 +34,7 @@ pub enum Name<'a> {
     Path,
     Protocol,
     Status,
+    Malformed(&'a [u8]),
 }
 
 #[doc(hidden)]
@@ -56,12 +62,22 @@ impl Header<Option<HeaderName>> {
             Path(v) => Path(v),
             Protocol(v) => Protocol(v),
             Status(v) => Status(v),
+            Malformed { name, value } => Malformed { name, value },
         })
     }
 }
 
 impl Header {
+    /// The field `name: value`, or [`Header::Malformed`] when HTTP does not allow it.
     pub fn new(name: Bytes, value: Bytes) -> Result<Header, DecoderError> {
+        match Header::parse(&name, &value) {
+            Ok(header) => Ok(header),
+            Err(_) => Ok(Header::Malformed { name, value }),
+        }
+    }
+
+    fn parse(name: &Bytes, value: &Bytes) -> Result<Header, DecoderError> {
+        let value = value.clone();
         if name.is_empty() {
             return Err(DecoderError::NeedMore(NeedMore::UnexpectedEndOfStream));
         }
@@ -95,7 +111,7 @@ impl Header {
             }
         } else {
             // HTTP/2 requires lower case header names
-            let name = HeaderName::from_lowercase(&name)?;
+            let name = HeaderName::from_lowercase(name)?;
             let value = HeaderValue::from_bytes(&value)?;
 
             Ok(Header::Field { name, value })
@@ -114,6 +130,10 @@ impl Header {
             Header::Path(ref v) => 32 + 5 + v.len(),
             Header::Protocol(ref v) => 32 + 9 + v.as_str().len(),
             Header::Status(_) => 32 + 7 + 3,
+            Header::Malformed {
+                ref name,
+                ref value,
+            } => 32 + name.len() + value.len(),
         }
     }
 
@@ -127,6 +147,7 @@ impl Header {
             Header::Path(..) => Name::Path,
             Header::Protocol(..) => Name::Protocol,
             Header::Status(..) => Name::Status,
+            Header::Malformed { ref name, .. } => Name::Malformed(name),
         }
     }
 
@@ -139,6 +160,7 @@ impl Header {
             Header::Path(ref v) => v.as_ref(),
             Header::Protocol(ref v) => v.as_ref(),
             Header::Status(ref v) => v.as_str().as_ref(),
+            Header::Malformed { ref value, .. } => value,
         }
     }
 
@@ -173,6 +195,10 @@ impl Header {
             },
             Header::Status(ref a) => match *other {
                 Header::Status(ref b) => a == b,
+                _ => false,
+            },
+            Header::Malformed { value: ref a, .. } => match *other {
+                Header::Malformed { value: ref b, .. } => a == b,
                 _ => false,
             },
         }
@@ -222,13 +248,27 @@ impl From<Header> for Header<Option<HeaderName>> {
             Header::Path(v) => Header::Path(v),
             Header::Protocol(v) => Header::Protocol(v),
             Header::Status(v) => Header::Status(v),
+            Header::Malformed { name, value } => Header::Malformed { name, value },
         }
     }
 }
 
 impl<'a> Name<'a> {
+    /// This name with `value`, or [`Header::Malformed`] when HTTP does not allow the
+    /// value (or the name was malformed already).
     pub fn into_entry(self, value: Bytes) -> Result<Header, DecoderError> {
-        match self {
+        let raw = value.clone();
+        match self.parse_entry(value) {
+            Ok(header) => Ok(header),
+            Err(_) => Ok(Header::Malformed {
+                name: Bytes::copy_from_slice(self.as_slice()),
+                value: raw,
+            }),
+        }
+    }
+
+    fn parse_entry(&self, value: Bytes) -> Result<Header, DecoderError> {
+        match *self {
             Name::Field(name) => Ok(Header::Field {
                 name: name.clone(),
                 value: HeaderValue::from_bytes(&value)?,
@@ -245,6 +285,7 @@ impl<'a> Name<'a> {
                     Err(_) => Err(DecoderError::InvalidStatusCode),
                 }
             }
+            Name::Malformed(_) => Err(DecoderError::InvalidUtf8),
         }
     }
 
@@ -257,6 +298,7 @@ impl<'a> Name<'a> {
             Name::Path => b":path",
             Name::Protocol => b":protocol",
             Name::Status => b":status",
+            Name::Malformed(name) => name,
         }
     }
 }

@@ -757,5 +757,6 @@ fn index_static(header: &Header) -> Option<(usize, bool)> {
             500 => Some((14, true)),
             _ => Some((8, false)),
         },
+        Header::Malformed { .. } => None,
     }
 }

@@ -427,6 +427,13 @@ impl Recv {
             return Err(Error::library_reset(stream.id, Reason::PROTOCOL_ERROR));
         }
 
+        // RFC 9113 §8.1: trailers carry no pseudo-header fields. `into_fields` would
+        // drop them silently, so the message is malformed instead.
+        if frame.pseudo().has_any() {
+            proto_err!(stream: "recv_trailers: pseudo-header field in trailers; stream={:?}", stream.id);
+            return Err(Error::library_reset(stream.id, Reason::PROTOCOL_ERROR));
+        }
+
         let trailers = frame.into_fields();
 
         // Push the frame onto the stream's recv buffer
@@ -660,10 +667,16 @@ impl Recv {
 
         let is_ignoring_frame = stream.state.is_local_error();
 
-        if !is_ignoring_frame && !stream.state.is_recv_streaming() {
-            // TODO: There are cases where this can be a stream error of
-            // STREAM_CLOSED instead...
+        if !is_ignoring_frame && stream.state.is_half_closed_remote() {
+            // RFC 9113 §5.1: DATA on a half-closed (remote) stream is a stream error of
+            // type STREAM_CLOSED. The frame still counts against the connection window;
+            // the caller releases it with the reset.
+            self.consume_connection_window(sz)?;
+            proto_err!(stream: "DATA after END_STREAM; stream={:?}", stream.id);
+            return Err(Error::library_reset(stream.id, Reason::STREAM_CLOSED));
+        }
 
+        if !is_ignoring_frame && !stream.state.is_recv_streaming() {
             // Receiving a DATA frame when not expecting one is a protocol
             // error.
             proto_err!(conn: "unexpected DATA frame; stream={:?}", stream.id);

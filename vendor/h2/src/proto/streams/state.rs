@@ -429,6 +429,11 @@ impl State {
         )
     }
 
+    /// Whether END_STREAM was received and this side has not finished sending.
+    pub fn is_half_closed_remote(&self) -> bool {
+        matches!(self.inner, HalfClosedRemote(..))
+    }
+
     pub fn is_closed(&self) -> bool {
         matches!(self.inner, Closed(_))
     }
