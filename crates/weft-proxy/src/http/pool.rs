@@ -2,12 +2,22 @@
 //!
 //! HTTP/1.1: a stack of idle connections; a connection goes back on the stack when its
 //! response body ends (see [`Checkin`]), so a request never waits behind another one.
-//! HTTP/2: one multiplexed connection, redialled when it closes. The dialer decides what
-//! a connection is (an HBONE stream to a peer proxy, or plain TCP to a local app), so
-//! the same pool serves the outbound and inbound sides.
+//! HTTP/2: multiplexed connections, each carrying at most [`H2_STREAMS_PER_CONNECTION`]
+//! requests at once; another is dialled when every one is full (up to
+//! [`MAX_H2_CONNECTIONS`]), so streams held open by one client never queue another
+//! client's request behind the peer's stream limit. The dialer decides what a
+//! connection is (an HBONE stream to a peer proxy, or plain TCP to a local app), so the
+//! same pool serves the outbound and inbound sides.
+//!
+//! HTTP/2 flow control: a response nobody reads (a client that never opens its window)
+//! holds at most one stream window here. The connection window is larger than the
+//! stream windows of every stream a connection may carry, so those held responses can
+//! never use it up and stall the other streams (CVE-2019-9517's shape, between
+//! clients sharing a connection). Memory per connection stays bounded by that sum.
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 
 use super::body::RequestBody;
@@ -36,6 +46,22 @@ pub struct DialTime(pub std::time::Duration);
 
 /// Idle HTTP/1 connections kept per endpoint.
 const MAX_IDLE: usize = 64;
+
+/// Requests an HTTP/2 connection carries at once before another is dialled: the
+/// `maxConcurrentStreams` Weft's own HTTP and HBONE servers advertise by default (a
+/// peer allowing fewer queues the rest in `h2`, as before).
+pub const H2_STREAMS_PER_CONNECTION: u32 = 100;
+
+/// HTTP/2 connections per endpoint; past it, requests share the least busy one.
+pub const MAX_H2_CONNECTIONS: usize = 16;
+
+/// The receive window of each upstream HTTP/2 stream: what one unread response can
+/// hold in the proxy.
+const H2_STREAM_WINDOW: u32 = 256 * 1024;
+
+/// The receive window of each upstream HTTP/2 connection: more than the stream windows
+/// of the streams it may carry (see the module documentation).
+const H2_CONNECTION_WINDOW: u32 = H2_STREAM_WINDOW * (H2_STREAMS_PER_CONNECTION + 28);
 
 /// HTTP version spoken to the upstream.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -115,8 +141,8 @@ pub struct Pool {
     dial: Dialer,
     /// Idle HTTP/1 connections, with the requests each has carried.
     idle: Mutex<Vec<(http1::SendRequest<RequestBody>, u32)>>,
-    /// The HTTP/2 connection, with the requests it has carried.
-    h2: tokio::sync::Mutex<Option<(http2::SendRequest<RequestBody>, u32)>>,
+    /// The HTTP/2 connections that take new requests.
+    h2: tokio::sync::Mutex<Vec<H2Connection>>,
     max_header_list: u32,
     /// Requests a connection carries before it is retired (`None`: no limit).
     max_requests_per_connection: Option<u32>,
@@ -130,30 +156,79 @@ impl std::fmt::Debug for Pool {
     }
 }
 
-/// Returns an HTTP/1 connection to its pool once the response body has been read.
-#[derive(Debug)]
-pub struct Checkin {
-    sender: http1::SendRequest<RequestBody>,
-    /// Requests the connection has carried, this one included.
+/// One upstream HTTP/2 connection.
+struct H2Connection {
+    sender: http2::SendRequest<RequestBody>,
+    /// Requests it has carried.
     served: u32,
-    pool: Weak<Pool>,
+    /// Requests on it now (their [`Checkin`]s hold a count each).
+    in_flight: Arc<AtomicU32>,
+}
+
+impl H2Connection {
+    fn load(&self) -> u32 {
+        self.in_flight.load(Ordering::Relaxed)
+    }
+}
+
+/// Hands a connection back once the response body has been read (or dropped).
+#[derive(Debug)]
+pub struct Checkin(Kind);
+
+#[derive(Debug)]
+enum Kind {
+    /// An HTTP/1 connection, returned to the idle stack.
+    Http1 {
+        sender: http1::SendRequest<RequestBody>,
+        /// Requests the connection has carried, this one included.
+        served: u32,
+        pool: Weak<Pool>,
+    },
+    /// A stream of an HTTP/2 connection, counted until dropped.
+    Http2 { _slot: StreamSlot },
+}
+
+/// One of a connection's streams in use; dropping it frees the slot.
+#[derive(Debug)]
+struct StreamSlot(Arc<AtomicU32>);
+
+impl StreamSlot {
+    fn take(in_flight: &Arc<AtomicU32>) -> Self {
+        in_flight.fetch_add(1, Ordering::Relaxed);
+        Self(Arc::clone(in_flight))
+    }
+}
+
+impl Drop for StreamSlot {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 impl Checkin {
-    /// The response is complete: the connection may carry another request, unless it
-    /// has carried its limit (then dropping it closes it).
+    /// The response is complete: an HTTP/1 connection may carry another request,
+    /// unless it has carried its limit (then dropping it closes it); an HTTP/2 stream
+    /// frees its slot.
     pub fn done(self) {
-        if let Some(pool) = self.pool.upgrade() {
+        let Kind::Http1 {
+            sender,
+            served,
+            pool,
+        } = self.0
+        else {
+            return;
+        };
+        if let Some(pool) = pool.upgrade() {
             let spent = pool
                 .max_requests_per_connection
-                .is_some_and(|max| self.served >= max);
-            if !self.sender.is_closed() && !spent {
+                .is_some_and(|max| served >= max);
+            if !sender.is_closed() && !spent {
                 let mut idle = pool
                     .idle
                     .lock()
                     .unwrap_or_else(std::sync::PoisonError::into_inner);
                 if idle.len() < MAX_IDLE {
-                    idle.push((self.sender, self.served));
+                    idle.push((sender, served));
                 }
             }
         }
@@ -173,15 +248,16 @@ impl Pool {
             version,
             dial,
             idle: Mutex::new(Vec::new()),
-            h2: tokio::sync::Mutex::new(None),
+            h2: tokio::sync::Mutex::new(Vec::new()),
             max_header_list,
             max_requests_per_connection,
         })
     }
 
-    /// Sends `req`. For HTTP/1 the returned [`Checkin`] must be completed when the
-    /// response body ends (the [`super::body::Body`] does it); it is `None` for HTTP/2
-    /// and for upgrades, whose connection is handed over to the upgraded stream.
+    /// Sends `req`. The returned [`Checkin`] must be completed when the response body
+    /// ends (the [`super::body::Body`] does it), or dropped if it never will; it is
+    /// `None` for HTTP/1 upgrades, whose connection is handed over to the upgraded
+    /// stream.
     pub async fn send(
         self: &Arc<Self>,
         req: Request<RequestBody>,
@@ -191,7 +267,7 @@ impl Pool {
             Version::Http1 => self.send_http1(req, upgrade).await,
             Version::Http2 => {
                 let started = std::time::Instant::now();
-                let (mut sender, dialled) = match self.h2_sender().await {
+                let (mut sender, slot, dialled) = match self.h2_sender().await {
                     Ok(sender) => sender,
                     Err(e) => return Err(e.returning(req)),
                 };
@@ -199,7 +275,7 @@ impl Pool {
                 if dialled {
                     resp.extensions_mut().insert(DialTime(started.elapsed()));
                 }
-                Ok((resp, None))
+                Ok((resp, Some(Checkin(Kind::Http2 { _slot: slot }))))
             }
         }
     }
@@ -241,10 +317,12 @@ impl Pool {
         served: u32,
         upgrade: bool,
     ) -> (Response<Incoming>, Option<Checkin>) {
-        let checkin = (!upgrade).then(|| Checkin {
-            sender,
-            served,
-            pool: Arc::downgrade(self),
+        let checkin = (!upgrade).then(|| {
+            Checkin(Kind::Http1 {
+                sender,
+                served,
+                pool: Arc::downgrade(self),
+            })
         });
         (resp, checkin)
     }
@@ -273,24 +351,35 @@ impl Pool {
         Ok(sender)
     }
 
-    /// The shared HTTP/2 connection, and whether it had to be dialled now. A
-    /// connection that has carried its request limit is replaced; its streams in
+    /// A connection for one more request, the slot its stream takes, and whether the
+    /// connection had to be dialled now: the first that is open, under its request
+    /// limit and not full; else a new one; past [`MAX_H2_CONNECTIONS`], the least busy.
+    /// A connection that has carried its request limit takes no more; its streams in
     /// flight finish on it.
-    async fn h2_sender(&self) -> Result<(http2::SendRequest<RequestBody>, bool), Error> {
-        let mut slot = self.h2.lock().await;
-        if let Some((sender, served)) = slot.as_mut() {
-            let spent = self
-                .max_requests_per_connection
-                .is_some_and(|max| *served >= max);
-            if !sender.is_closed() && !spent {
-                *served += 1;
-                return Ok((sender.clone(), false));
-            }
+    async fn h2_sender(
+        &self,
+    ) -> Result<(http2::SendRequest<RequestBody>, StreamSlot, bool), Error> {
+        let mut conns = self.h2.lock().await;
+        let limit = self.max_requests_per_connection;
+        conns.retain(|c| !c.sender.is_closed() && limit.is_none_or(|max| c.served < max));
+        let pick = conns
+            .iter()
+            .position(|c| c.load() < H2_STREAMS_PER_CONNECTION)
+            .or_else(|| {
+                (conns.len() >= MAX_H2_CONNECTIONS)
+                    .then(|| (0..conns.len()).min_by_key(|&i| conns[i].load()))
+                    .flatten()
+            });
+        if let Some(i) = pick {
+            let conn = &mut conns[i];
+            conn.served += 1;
+            let slot = StreamSlot::take(&conn.in_flight);
+            return Ok((conn.sender.clone(), slot, false));
         }
         let io = (self.dial)().await.map_err(Error::connect)?;
         let (sender, conn) = http2::Builder::new(TokioExecutor::new())
-            .initial_stream_window_size(1 << 20)
-            .initial_connection_window_size(4 << 20)
+            .initial_stream_window_size(H2_STREAM_WINDOW)
+            .initial_connection_window_size(H2_CONNECTION_WINDOW)
             .max_header_list_size(self.max_header_list)
             .handshake(TokioIo::new(io))
             .await?;
@@ -299,8 +388,19 @@ impl Pool {
                 tracing::debug!(error = %e, "upstream HTTP/2 connection ended with an error");
             }
         });
-        *slot = Some((sender.clone(), 1));
-        Ok((sender, true))
+        let in_flight = Arc::new(AtomicU32::new(0));
+        let slot = StreamSlot::take(&in_flight);
+        conns.push(H2Connection {
+            sender: sender.clone(),
+            served: 1,
+            in_flight,
+        });
+        Ok((sender, slot, true))
+    }
+
+    /// HTTP/2 connections taking requests (for tests and metrics).
+    pub async fn h2_connections(&self) -> usize {
+        self.h2.lock().await.len()
     }
 
     /// Idle HTTP/1 connections (for tests and metrics).
@@ -309,5 +409,162 @@ impl Pool {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::convert::Infallible;
+    use std::net::SocketAddr;
+    use std::sync::atomic::AtomicUsize;
+    use std::time::Duration;
+
+    use bytes::Bytes;
+    use http_body::Frame;
+    use http_body_util::{BodyExt as _, Either, Full};
+    use hyper::service::service_fn;
+
+    use super::*;
+
+    /// A response body that never ends: a response its client holds open.
+    struct Endless;
+
+    impl http_body::Body for Endless {
+        type Data = Bytes;
+        type Error = Infallible;
+
+        fn poll_frame(
+            self: Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+            std::task::Poll::Pending
+        }
+    }
+
+    /// An HTTP/2 app: `/hold` answers with a body that never ends, `/big` with 1 MiB,
+    /// anything else with `ok`.
+    async fn h2_app() -> SocketAddr {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        tokio::spawn(async move {
+            while let Ok((tcp, _)) = listener.accept().await {
+                let service = service_fn(|req: Request<Incoming>| async move {
+                    let body = match req.uri().path() {
+                        "/hold" => Either::Left(Endless),
+                        "/big" => Either::Right(Full::new(Bytes::from(vec![b'x'; 1 << 20]))),
+                        _ => Either::Right(Full::new(Bytes::from_static(b"ok"))),
+                    };
+                    Ok::<_, Infallible>(Response::new(body))
+                });
+                tokio::spawn(
+                    hyper::server::conn::http2::Builder::new(TokioExecutor::new())
+                        .max_concurrent_streams(1000)
+                        .serve_connection(TokioIo::new(tcp), service),
+                );
+            }
+        });
+        addr
+    }
+
+    /// An HTTP/2 pool to `addr`, and how many connections it dialled.
+    fn pool(addr: SocketAddr) -> (Arc<Pool>, Arc<AtomicUsize>) {
+        let dials = Arc::new(AtomicUsize::new(0));
+        let counter = Arc::clone(&dials);
+        let dial: Dialer = Arc::new(move || {
+            counter.fetch_add(1, Ordering::Relaxed);
+            Box::pin(async move {
+                let tcp = tokio::net::TcpStream::connect(addr).await?;
+                Ok(Box::new(tcp) as Box<dyn Io>)
+            })
+        });
+        (Pool::new(Version::Http2, dial, 64 * 1024, None), dials)
+    }
+
+    fn get(path: &str) -> Request<RequestBody> {
+        Request::get(path)
+            .body(RequestBody::buffered(Bytes::new()))
+            .expect("request")
+    }
+
+    /// Sends `path`, returning the response with its checkin (held by the caller).
+    async fn send(pool: &Arc<Pool>, path: &str) -> (Response<Incoming>, Option<Checkin>) {
+        tokio::time::timeout(Duration::from_secs(5), pool.send(get(path), false))
+            .await
+            .expect("answered within 5 s")
+            .expect("response")
+    }
+
+    /// Sends `path` and reads the whole body, within 2 s.
+    async fn fetch(pool: &Arc<Pool>, path: &str) -> Bytes {
+        tokio::time::timeout(Duration::from_secs(2), async {
+            let (resp, checkin) = pool.send(get(path), false).await.expect("response");
+            let body = resp.into_body().collect().await.expect("body").to_bytes();
+            if let Some(c) = checkin {
+                c.done();
+            }
+            body
+        })
+        .await
+        .expect("read within 2 s: another client's streams stalled it")
+    }
+
+    #[tokio::test]
+    async fn a_request_goes_on_a_new_connection_when_every_stream_of_the_first_is_held() {
+        let (pool, dials) = pool(h2_app().await);
+        let mut held = Vec::new();
+        for _ in 0..H2_STREAMS_PER_CONNECTION {
+            held.push(send(&pool, "/hold").await);
+        }
+        assert_eq!(dials.load(Ordering::Relaxed), 1);
+        assert_eq!(fetch(&pool, "/quick").await, "ok");
+        assert_eq!(
+            dials.load(Ordering::Relaxed),
+            2,
+            "the 101st request was queued"
+        );
+        assert_eq!(pool.h2_connections().await, 2);
+    }
+
+    #[tokio::test]
+    async fn a_dropped_or_finished_response_frees_its_stream_for_the_next_request() {
+        let (pool, dials) = pool(h2_app().await);
+        let held: Vec<_> = (0..H2_STREAMS_PER_CONNECTION)
+            .map(|_| send(&pool, "/hold"))
+            .collect::<futures::future::JoinAll<_>>()
+            .await;
+        drop(held);
+        for _ in 0..2 * H2_STREAMS_PER_CONNECTION {
+            assert_eq!(fetch(&pool, "/quick").await, "ok");
+        }
+        assert_eq!(dials.load(Ordering::Relaxed), 1, "slots leaked");
+    }
+
+    #[tokio::test]
+    async fn unread_responses_do_not_stall_the_other_streams_of_their_connection() {
+        let (pool, dials) = pool(h2_app().await);
+        // 20 MiB of responses nobody reads: five times the 4 MiB connection window
+        // this pool had, which they used up, stalling every other stream.
+        let mut unread = Vec::new();
+        for _ in 0..20 {
+            unread.push(send(&pool, "/big").await);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert_eq!(fetch(&pool, "/big").await.len(), 1 << 20);
+        assert_eq!(dials.load(Ordering::Relaxed), 1, "all on one connection");
+    }
+
+    #[tokio::test]
+    async fn past_the_connection_cap_requests_share_the_connections_there_are() {
+        let (pool, dials) = pool(h2_app().await);
+        let mut held = Vec::new();
+        let cap = u32::try_from(MAX_H2_CONNECTIONS).expect("small") * H2_STREAMS_PER_CONNECTION;
+        for _ in 0..cap {
+            held.push(send(&pool, "/hold").await);
+        }
+        assert_eq!(dials.load(Ordering::Relaxed), MAX_H2_CONNECTIONS);
+        assert_eq!(fetch(&pool, "/quick").await, "ok");
+        assert_eq!(dials.load(Ordering::Relaxed), MAX_H2_CONNECTIONS);
     }
 }
