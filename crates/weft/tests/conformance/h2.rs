@@ -64,17 +64,7 @@ use vectors::{Answer, Attack, Ctx, Reach, Vector};
 /// A path's test tolerates their mismatch and fails if a non-flood one starts passing
 /// (remove it from here then); floods on this list are shown as `known gap` in the
 /// table whatever the run measured, since their stall is a matter of timing.
-const KNOWN_GAPS: &[(&str, &str)] = &[
-    // Stalls of other clients' requests (isolation), measured by timing.
-    (
-        "flood-zero-window-dribble",
-        "shared upstream window: other clients stall until the attack ends",
-    ),
-    (
-        "flood-stream-exhaustion",
-        "two hops: a request waits for the pooled HBONE connection's streams",
-    ),
-];
+const KNOWN_GAPS: &[(&str, &str)] = &[];
 
 fn known_gap(name: &str) -> Option<&'static str> {
     KNOWN_GAPS
@@ -811,11 +801,10 @@ GETs one after another: every one must succeed within 1.2 s, each proxy's reside
 set may grow by at most 64 MiB, both proxies must stay up, and where a GOAWAY is \
 listed the attacker must get it.
 - `known gap`: this tree does not give the verdict yet, for the reason listed in \
-`KNOWN_GAPS` (`h2.rs`); the path's test tolerates it. Only floods are left on that \
-list, shown as `known gap` whatever the run measured: both are stalls of other clients \
-while the attack lasts, never anything forwarded. The RFC 9113 field rules and error \
-codes the released `h2` crate got wrong are fixed in the patched copy under \
-`vendor/h2` (ADR 21).
+`KNOWN_GAPS` (`h2.rs`); the path's test tolerates it. The list is empty on this tree: \
+the RFC 9113 field rules and error codes the released `h2` crate got wrong are fixed \
+in the patched copy under `vendor/h2` (ADR 21), and the two flood stalls by the \
+upstream HTTP/2 pool (ADR 22).
 
 ";
 
