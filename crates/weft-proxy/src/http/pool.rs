@@ -265,19 +265,26 @@ impl Pool {
     ) -> Result<(Response<Incoming>, Option<Checkin>), Error> {
         match self.version {
             Version::Http1 => self.send_http1(req, upgrade).await,
-            Version::Http2 => {
-                let started = std::time::Instant::now();
-                let (mut sender, slot, dialled) = match self.h2_sender().await {
-                    Ok(sender) => sender,
-                    Err(e) => return Err(e.returning(req)),
-                };
-                let mut resp = sender.send_request(req).await?;
-                if dialled {
-                    resp.extensions_mut().insert(DialTime(started.elapsed()));
-                }
-                Ok((resp, Some(Checkin(Kind::Http2 { _slot: slot }))))
-            }
+            // Boxed: the HTTP/2 future (connection choice, dial, slot) would otherwise
+            // grow every HTTP/1 request's future, which is moved on each poll chain.
+            Version::Http2 => Box::pin(self.send_http2(req)).await,
         }
+    }
+
+    async fn send_http2(
+        self: &Arc<Self>,
+        req: Request<RequestBody>,
+    ) -> Result<(Response<Incoming>, Option<Checkin>), Error> {
+        let started = std::time::Instant::now();
+        let (mut sender, slot, dialled) = match self.h2_sender().await {
+            Ok(sender) => sender,
+            Err(e) => return Err(e.returning(req)),
+        };
+        let mut resp = sender.send_request(req).await?;
+        if dialled {
+            resp.extensions_mut().insert(DialTime(started.elapsed()));
+        }
+        Ok((resp, Some(Checkin(Kind::Http2 { _slot: slot }))))
     }
 
     async fn send_http1(
