@@ -1,7 +1,7 @@
 //! `Mesh`: validation, and the values compile reads from it (the trust domain and the
 //! mTLS mode).
 
-use weft_api::resource::mesh::{CaType, Spec, MESH_NAME};
+use weft_api::resource::mesh::{CaType, DefaultAction, Spec, MESH_NAME};
 use weft_api::resource::{Kind, Object};
 
 use crate::field::{self, Errors};
@@ -25,6 +25,14 @@ pub(crate) fn validate(object: &Object, spec: &Spec, errors: &mut Errors) {
                  e.g. \"cluster.local\"",
                 spec.trust_domain
             ),
+        );
+    }
+    if spec.default_action == DefaultAction::Deny {
+        // Accepting a security setting that nothing enforces is worse than refusing it.
+        errors.push(
+            "spec.defaultAction",
+            "\"deny\" is not enforced yet: proxies allow every authenticated mesh identity \
+             until TrafficPermission arrives; remove the field or set it to \"allow\"",
         );
     }
     validate_ca(spec, errors);
@@ -141,6 +149,23 @@ mod tests {
     }
 
     const HEAD: &str = "apiVersion: weft.dev/v1alpha1\nkind: Mesh\nmetadata: { name: default }\n";
+
+    #[test]
+    fn default_action_deny_is_refused_until_it_is_enforced() {
+        let errors = errors(&format!("{HEAD}spec:\n  defaultAction: deny\n"));
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert!(
+            errors[0].starts_with("spec.defaultAction: \"deny\" is not enforced yet"),
+            "{errors:?}"
+        );
+        assert!(errors[0].contains("set it to \"allow\""), "{errors:?}");
+    }
+
+    #[test]
+    fn default_action_allow_is_accepted() {
+        let yaml = format!("{HEAD}spec:\n  defaultAction: allow\n");
+        assert_eq!(errors(&yaml), Vec::<String>::new());
+    }
 
     #[test]
     fn provided_ca_with_absolute_paths_is_valid() {

@@ -26,7 +26,8 @@ pub struct Spec {
     #[serde(default)]
     pub mtls: Mtls,
     /// What happens to a request no `TrafficPermission` speaks about. Default `allow`
-    /// (any authenticated mesh identity).
+    /// (any authenticated mesh identity). `deny` is refused until authorization
+    /// enforces it.
     #[serde(default)]
     pub default_action: DefaultAction,
     /// Where workload certificates come from. Default: `type: builtin`.
