@@ -80,14 +80,25 @@ pub fn bundle_file(dir: &Path) -> PathBuf {
     dir.join(BUNDLE_FILE)
 }
 
-/// The credentials persisted in `dir`, if present, loadable and not expired.
-pub fn load_persisted(dir: &Path) -> Option<Arc<Credentials>> {
+/// The credentials persisted in `dir`, if present, loadable, not expired and for
+/// `identity` (the workload's: a certificate a token for another identity once got is
+/// never presented again).
+pub fn load_persisted(dir: &Path, identity: &SpiffeId) -> Option<Arc<Credentials>> {
     let creds = Credentials::from_pem_files(
         &dir.join(CERT_FILE),
         &dir.join(KEY_FILE),
         &dir.join(BUNDLE_FILE),
     );
     match creds {
+        Ok(c) if c.identity() != identity => {
+            tracing::warn!(
+                dir = %dir.display(),
+                persisted = %c.identity(),
+                workload = %identity,
+                "the persisted certificate is for another identity; discarding it and requesting one for this workload"
+            );
+            None
+        }
         Ok(c) if !c.is_expired() => Some(Arc::new(c)),
         Ok(c) => {
             tracing::warn!(dir = %dir.display(), identity = %c.identity(), "the persisted certificate has expired; requesting a new one");
@@ -148,6 +159,17 @@ pub async fn request(options: &Options) -> Result<Arc<Credentials>, Error> {
         bundle_pem.as_bytes(),
     )
     .map_err(|e| Error::Unusable(e.to_string()))?;
+    if creds.identity() != &options.identity {
+        // The control plane signs the token's identity: a token for another identity
+        // must not change who this workload is.
+        return Err(Error::Unusable(format!(
+            "it is for {} but this workload is {}: the token file holds a token for \
+             another identity; issue one with `weft token workload` for this workload's \
+             namespace and service account",
+            creds.identity(),
+            options.identity
+        )));
+    }
     persist(&options.dir, &chain_pem, &key_pem, &bundle_pem).map_err(|source| Error::Persist {
         path: options.dir.clone(),
         source,
@@ -290,6 +312,32 @@ fn persist(dir: &Path, chain: &str, key: &str, bundle: &str) -> std::io::Result<
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    /// `dir` holding a valid certificate for `ns/sa` as `persist` writes it.
+    fn persisted(dir: &Path, ns: &str, sa: &str) -> SpiffeId {
+        let ca = weft_tls::ca::Authority::generate("cluster.local", Duration::from_secs(86_400))
+            .unwrap();
+        let id = SpiffeId::new("cluster.local", ns, sa).unwrap();
+        let issued = ca.issue(&id, Duration::from_secs(3600)).unwrap();
+        persist(dir, &issued.cert_pem, &issued.key_pem, &ca.cert_pem()).unwrap();
+        id
+    }
+
+    #[test]
+    fn a_persisted_certificate_for_the_workload_identity_is_loaded() {
+        let dir = tempfile::tempdir().unwrap();
+        let id = persisted(dir.path(), "shop", "catalog");
+        let creds = load_persisted(dir.path(), &id).expect("loaded");
+        assert_eq!(creds.identity(), &id);
+    }
+
+    #[test]
+    fn a_persisted_certificate_for_another_identity_is_discarded() {
+        let dir = tempfile::tempdir().unwrap();
+        persisted(dir.path(), "shop", "attacker");
+        let workload = SpiffeId::new("cluster.local", "shop", "catalog").unwrap();
+        assert!(load_persisted(dir.path(), &workload).is_none());
+    }
 
     #[test]
     fn renewal_is_due_at_half_life() {

@@ -121,10 +121,16 @@ pub fn load(
     };
     // Without certificate files in the bootstrap, the certificate comes from the
     // control plane; one issued before a restart serves until it expires.
-    let issued = if boot.creds.is_none() {
-        identity::load_persisted(&control::identity_dir(&cp.state_dir, &boot.config))
-    } else {
-        None
+    let workload = &boot.config.workload;
+    let issued = match weft_tls::SpiffeId::new(
+        &workload.trust_domain,
+        &workload.namespace,
+        &workload.service_account,
+    ) {
+        Ok(id) if boot.creds.is_none() => {
+            identity::load_persisted(&control::identity_dir(&cp.state_dir, &boot.config), &id)
+        }
+        _ => None,
     };
     let snapshot = match Composer::initial(&boot, &dynamic, issued.as_ref()) {
         Ok(s) => s,

@@ -635,3 +635,75 @@ fn a_proxy_restarted_during_a_control_plane_outage_serves_with_its_persisted_cer
         "no certificate can have been issued during the outage:\n{logs}"
     );
 }
+
+#[test]
+fn a_proxy_restarted_without_its_identity_files_gets_a_certificate_and_becomes_ready() {
+    let Some(mesh) = Mesh::new(
+        "a_proxy_restarted_without_its_identity_files_gets_a_certificate_and_becomes_ready",
+    ) else {
+        return;
+    };
+    let cp = mesh.host("cp");
+    let client = mesh.host("client");
+    let server = mesh.host("server");
+    let _control = mesh.control_plane(&cp, &[]);
+    let IssuedPair {
+        _app,
+        server: server_proxy,
+        client: _client_proxy,
+    } = issued_pair(&mesh, &cp, &client, &server);
+    drop(server_proxy);
+    // The persisted config stays; the certificate, key and bundle are gone. The control
+    // plane has nothing new to send (the versions match), so readiness must not wait
+    // for it.
+    let state = mesh.dir.path().join("state-server").join("echo-v1.default");
+    std::fs::remove_dir_all(state.join("identity")).expect("remove the identity files");
+    let boot = mesh.dir.path().join("bootstrap-echo-v1.yaml");
+    let token = mesh.dir.path().join("echo-v1.token");
+    // `tokened_proxy` waits for `/ready`.
+    let restarted = mesh.tokened_proxy(&server, &boot, &token, &cp);
+    assert!(
+        eventually(Duration::from_secs(10), || client.run(|| get(18080, "/"))
+            == (200, Some("v1".into()))),
+        "the restarted proxy did not serve:\n{}",
+        restarted.logs()
+    );
+    assert!(state.join("identity").join("cert.pem").exists());
+}
+
+#[test]
+fn a_deleted_state_directory_is_recreated_owner_only_with_the_identity_persisted() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let Some(mesh) =
+        Mesh::new("a_deleted_state_directory_is_recreated_owner_only_with_the_identity_persisted")
+    else {
+        return;
+    };
+    let cp = mesh.host("cp");
+    let client = mesh.host("client");
+    let server = mesh.host("server");
+    let _control = mesh.control_plane(&cp, &[]);
+    let IssuedPair {
+        _app,
+        server: server_proxy,
+        client: _client_proxy,
+    } = issued_pair(&mesh, &cp, &client, &server);
+    drop(server_proxy);
+    let base = mesh.dir.path().join("state-server");
+    std::fs::remove_dir_all(&base).expect("remove the state directory");
+    let boot = mesh.dir.path().join("bootstrap-echo-v1.yaml");
+    let token = mesh.dir.path().join("echo-v1.token");
+    let restarted = mesh.tokened_proxy(&server, &boot, &token, &cp);
+    assert!(
+        eventually(Duration::from_secs(10), || client.run(|| get(18080, "/"))
+            == (200, Some("v1".into()))),
+        "the restarted proxy did not serve:\n{}",
+        restarted.logs()
+    );
+    let state = base.join("echo-v1.default");
+    for dir in [&base, &state, &state.join("identity")] {
+        let mode = std::fs::metadata(dir).expect("recreated").permissions().mode() & 0o777;
+        assert_eq!(mode, 0o700, "{} is {mode:o}", dir.display());
+    }
+    assert!(state.join("identity").join("key.pem").exists());
+}
