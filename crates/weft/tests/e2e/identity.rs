@@ -702,7 +702,11 @@ fn a_deleted_state_directory_is_recreated_owner_only_with_the_identity_persisted
     );
     let state = base.join("echo-v1.default");
     for dir in [&base, &state, &state.join("identity")] {
-        let mode = std::fs::metadata(dir).expect("recreated").permissions().mode() & 0o777;
+        let mode = std::fs::metadata(dir)
+            .expect("recreated")
+            .permissions()
+            .mode()
+            & 0o777;
         assert_eq!(mode, 0o700, "{} is {mode:o}", dir.display());
     }
     assert!(state.join("identity").join("key.pem").exists());
