@@ -669,6 +669,10 @@ impl Hooks for Registrar {
             Err(registry::RegisterError::Invalid(e)) => {
                 Err(tonic::Status::invalid_argument(format!("{node}: {e}")))
             }
+            Err(e @ registry::RegisterError::Taken { .. }) => {
+                tracing::warn!(workload = %node, peer = ?info.peer, reason = %e, "proxy refused");
+                Err(tonic::Status::permission_denied(e.to_string()))
+            }
             Err(registry::RegisterError::Store(e)) => {
                 tracing::error!(workload = %node, error = %e, "could not record a registration");
                 Err(tonic::Status::unavailable(format!(

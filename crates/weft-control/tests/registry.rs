@@ -169,3 +169,66 @@ async fn a_registration_that_is_not_a_valid_workload_is_refused_and_nothing_is_s
     let (workloads, _) = store.list(Some(Kind::Workload), None).await.unwrap();
     assert!(workloads.is_empty());
 }
+
+#[tokio::test]
+async fn a_token_for_another_identity_cannot_take_over_a_registered_workload() {
+    let (_dir, store) = store().await;
+    apply_web_service(store.as_ref()).await;
+    let owner = registration("web-1", "10.0.0.1");
+    registry::connected(store.as_ref(), "cp-a", 1, &owner)
+        .await
+        .unwrap();
+    // Same name, another service account (the token's), the attacker's address.
+    let mut attacker = registration("web-1", "10.0.0.66");
+    attacker.service_account = "attacker".into();
+    let err = registry::connected(store.as_ref(), "cp-a", 2, &attacker)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, RegisterError::Taken { .. }), "{err}");
+    let text = err.to_string();
+    assert!(
+        text.contains("default/web-1")
+            && text.contains("\"web-1\"")
+            && text.contains("\"attacker\""),
+        "{text}"
+    );
+    assert!(
+        text.contains("weft delete workload web-1 -n default"),
+        "{text}"
+    );
+    // Nothing changed: the owner's address is still the endpoint, its connection owns it.
+    assert_eq!(endpoints(store.as_ref()).await, vec!["10.0.0.1".to_owned()]);
+    let status = store
+        .get(&key("web-1"))
+        .await
+        .unwrap()
+        .unwrap()
+        .status
+        .unwrap();
+    assert_eq!(status["connection"], 1);
+}
+
+#[tokio::test]
+async fn a_workload_the_operator_declared_is_taken_only_by_its_own_identity() {
+    let (_dir, store) = store().await;
+    let declared: Object = serde_json::from_value(serde_json::json!({
+        "apiVersion": "weft.dev/v1alpha1",
+        "kind": "Workload",
+        "metadata": {"name": "vm-1", "namespace": "default", "labels": {"app": "web"}},
+        "spec": {"serviceAccount": "vm-1", "address": "10.0.0.9", "ports": [{"port": 8080}]}
+    }))
+    .unwrap();
+    weft_policy::validate(&declared).unwrap();
+    store.put(declared, Precondition::None).await.unwrap();
+    let mut other = registration("vm-1", "10.0.0.66");
+    other.service_account = "web-2".into();
+    let err = registry::connected(store.as_ref(), "cp-a", 1, &other)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, RegisterError::Taken { .. }), "{err}");
+    // Its own identity registers and becomes Healthy.
+    registry::connected(store.as_ref(), "cp-a", 2, &registration("vm-1", "10.0.0.9"))
+        .await
+        .unwrap();
+    assert_eq!(phase_of(store.as_ref(), "vm-1").await, phase::HEALTHY);
+}

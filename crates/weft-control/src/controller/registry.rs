@@ -35,6 +35,26 @@ pub enum RegisterError {
     /// The registration does not describe a valid workload.
     #[error("invalid registration: {0}")]
     Invalid(String),
+    /// The workload exists with another identity: a token proves an identity, and
+    /// another identity's workload is not its to take.
+    #[error(
+        "workload {workload} is registered with service account {registered:?}; a proxy \
+         whose token is for {requested:?} cannot take it over: give this proxy another \
+         workload name, or delete the workload first if it is really retired \
+         (`weft delete workload {name} -n {namespace}`)"
+    )]
+    Taken {
+        /// `namespace/name`.
+        workload: String,
+        /// Its namespace.
+        namespace: String,
+        /// Its name.
+        name: String,
+        /// The service account it is registered with.
+        registered: String,
+        /// The service account of the token presented.
+        requested: String,
+    },
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -82,7 +102,10 @@ pub fn workload_object(reg: &pb::Registration) -> Result<Object, RegisterError> 
 }
 
 /// Records a connected proxy: writes its `Workload` (spec from the registration) and
-/// marks it `Healthy`, owned by `instance`/`connection`.
+/// marks it `Healthy`, owned by `instance`/`connection`. A workload already registered
+/// (or declared by the operator) with another service account is refused
+/// ([`RegisterError::Taken`]); the write is conditional on what was checked, so a
+/// concurrent registration cannot slip in between.
 pub async fn connected(
     store: &dyn Store,
     instance: &str,
@@ -93,7 +116,30 @@ pub async fn connected(
     let key = object
         .key()
         .map_err(|e| RegisterError::Invalid(e.to_string()))?;
-    store.put(object, Precondition::None).await?;
+    let existing = store.get(&key).await?;
+    let precondition = match &existing {
+        Some(current) => {
+            let registered = current
+                .spec
+                .get("serviceAccount")
+                .and_then(serde_json::Value::as_str)
+                .unwrap_or_default();
+            if registered != reg.service_account {
+                return Err(RegisterError::Taken {
+                    workload: format!("{}/{}", key.namespace, key.name),
+                    namespace: key.namespace.clone(),
+                    name: key.name.clone(),
+                    registered: registered.to_owned(),
+                    requested: reg.service_account.clone(),
+                });
+            }
+            current
+                .resource_version()
+                .map_or(Precondition::None, Precondition::ResourceVersion)
+        }
+        None => Precondition::Absent,
+    };
+    store.put(object, precondition).await?;
     // What the proxy held before it reconnected stays known: a proxy that already has
     // the current trust bundle is not sent (and does not ACK) it again.
     let previous = store.get(&key).await?.and_then(|o| o.status);
