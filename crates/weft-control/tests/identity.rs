@@ -47,6 +47,23 @@ impl Plane {
     }
 
     async fn serve(dir: tempfile::TempDir, store: Arc<dyn Store>, ca: MeshCa) -> Plane {
+        Plane::serve_recording(dir, store, ca, false).await
+    }
+
+    /// A plane with the builtin CA that records issued certificates on workloads.
+    async fn recording() -> Plane {
+        let dir = weft_testkit::tempdir().unwrap();
+        let store = store::open(&StoreSpec::data_dir(dir.path())).await.unwrap();
+        let ca = MeshCa::start(store.as_ref()).await.unwrap();
+        Plane::serve_recording(dir, store, ca, true).await
+    }
+
+    async fn serve_recording(
+        dir: tempfile::TempDir,
+        store: Arc<dyn Store>,
+        ca: MeshCa,
+        records: bool,
+    ) -> Plane {
         let ca = Arc::new(ca);
         let tokens = Arc::new(
             Tokens::load(store.clone(), ca.trust_domain())
@@ -55,7 +72,12 @@ impl Plane {
         );
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr: SocketAddr = listener.local_addr().unwrap();
-        let service = identity::service(ca.clone(), tokens.clone(), identity::Options::default());
+        let service = identity::service_recording(
+            ca.clone(),
+            tokens.clone(),
+            identity::Options::default(),
+            records.then(|| store.clone()),
+        );
         tokio::spawn(async move {
             tonic::transport::Server::builder()
                 .add_service(service)
@@ -94,10 +116,21 @@ impl Plane {
         csr: Vec<u8>,
         ttl: Option<Duration>,
     ) -> Result<pb::SignResponse, tonic::Status> {
+        self.sign_for(token, csr, ttl, "").await
+    }
+
+    /// [`Plane::sign`] naming `workload` in the request.
+    async fn sign_for(
+        &self,
+        token: Option<&str>,
+        csr: Vec<u8>,
+        ttl: Option<Duration>,
+        workload: &str,
+    ) -> Result<pb::SignResponse, tonic::Status> {
         let mut request = tonic::Request::new(pb::SignRequest {
             csr,
             ttl: ttl.map(|d| prost_types::Duration::try_from(d).unwrap()),
-            workload: String::new(),
+            workload: workload.to_owned(),
         });
         if let Some(token) = token {
             request.metadata_mut().insert(
@@ -514,4 +547,64 @@ async fn a_missing_provided_ca_file_is_named() {
         err.contains("certFile") && err.contains("missing.crt"),
         "{err}"
     );
+}
+
+#[tokio::test]
+async fn a_csr_may_name_only_a_workload_of_its_own_identity() {
+    let plane = Plane::recording().await;
+    let workload = |name: &str, sa: &str| -> weft_api::resource::Object {
+        serde_json::from_value(serde_json::json!({
+            "apiVersion": "weft.dev/v1alpha1",
+            "kind": "Workload",
+            "metadata": {"name": name, "namespace": "shop"},
+            "spec": {"serviceAccount": sa, "address": "10.0.0.1", "ports": [{"port": 8080}]}
+        }))
+        .unwrap()
+    };
+    plane
+        .store
+        .put(workload("catalog-v1", "catalog"), store::Precondition::None)
+        .await
+        .unwrap();
+    let attacker = plane.token("shop", "attacker");
+    let (_, csr) = csr_for("shop", "attacker");
+    let refused = plane
+        .sign_for(Some(&attacker), csr.clone(), None, "catalog-v1")
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::PermissionDenied, "{refused:?}");
+    assert!(
+        refused
+            .message()
+            .contains("shop/catalog-v1 belongs to service account \"catalog\""),
+        "{}",
+        refused.message()
+    );
+    let key = weft_api::resource::Key {
+        kind: weft_api::resource::Kind::Workload,
+        namespace: "shop".into(),
+        name: "catalog-v1".into(),
+    };
+    let status = plane.store.get(&key).await.unwrap().unwrap().status;
+    assert!(
+        status.is_none_or(|s| s.get("certificate").is_none()),
+        "a refused request recorded a certificate"
+    );
+    // Its own workload, or one not registered yet, is fine.
+    plane
+        .store
+        .put(
+            workload("attacker-1", "attacker"),
+            store::Precondition::None,
+        )
+        .await
+        .unwrap();
+    plane
+        .sign_for(Some(&attacker), csr.clone(), None, "attacker-1")
+        .await
+        .unwrap();
+    plane
+        .sign_for(Some(&attacker), csr, None, "not-registered-yet")
+        .await
+        .unwrap();
 }

@@ -92,6 +92,32 @@ fn malformed_authorization() -> Status {
     ))
 }
 
+/// Refuses a `workload` the caller's identity does not own: a workload stored with
+/// another service account. A workload not stored yet is fine (a proxy asks for its
+/// certificate before it registers); nothing is recorded on it then.
+async fn own_workload(store: &dyn Store, key: &Key, service_account: &str) -> Result<(), Status> {
+    let existing = store.get(key).await.map_err(|e| {
+        tracing::error!(error = %e, "cannot read a workload to check a CSR's workload field");
+        Status::unavailable(format!("store unavailable: {e}"))
+    })?;
+    let Some(workload) = existing else {
+        return Ok(());
+    };
+    let owner = workload
+        .spec
+        .get("serviceAccount")
+        .and_then(serde_json::Value::as_str)
+        .unwrap_or_default();
+    if owner == service_account {
+        return Ok(());
+    }
+    Err(Status::permission_denied(format!(
+        "workload {}/{} belongs to service account {owner:?}, not to {service_account:?} \
+         whose token signed this request: set `workload` to this proxy's own workload name",
+        key.namespace, key.name
+    )))
+}
+
 // === impl IdentityService ===
 
 impl IdentityService {
@@ -142,16 +168,23 @@ impl Identity for IdentityService {
             tracing::error!(error = %e, "a verified workload token names an invalid identity");
             Status::internal("the workload token names an invalid identity")
         })?;
+        let record = match (&self.records, request.workload.is_empty()) {
+            (Some(store), false) => {
+                let key = Key {
+                    kind: Kind::Workload,
+                    namespace: claims.namespace.clone(),
+                    name: request.workload.clone(),
+                };
+                own_workload(store.as_ref(), &key, &claims.service_account).await?;
+                Some((store, key))
+            }
+            _ => None,
+        };
         let (leaf, bundle, signer) = self.ca.sign_bundled(&csr, &id, ttl, now).map_err(|e| {
             tracing::error!(identity = %id, error = %e, "cannot sign a CSR");
             Status::internal("cannot sign the certificate; see the control plane's log")
         })?;
-        if let (Some(store), false) = (&self.records, request.workload.is_empty()) {
-            let key = Key {
-                kind: Kind::Workload,
-                namespace: claims.namespace.clone(),
-                name: request.workload.clone(),
-            };
+        if let Some((store, key)) = record {
             let value = serde_json::json!({
                 "signer": signer,
                 "notAfter": humantime::format_rfc3339_seconds(leaf.not_after).to_string(),
