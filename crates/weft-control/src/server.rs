@@ -51,6 +51,8 @@ pub struct Options {
     pub tls_hosts: Vec<String>,
     /// Lifetimes of the workload certificates the CA signs. Default 24 h.
     pub certificates: identity::Options,
+    /// Workloads per identity, and how long unhealthy ones are kept.
+    pub quotas: registry::Quotas,
 }
 
 /// File name of the trust bundle written next to the store.
@@ -140,6 +142,7 @@ pub async fn run(options: Options, shutdown: CancellationToken) -> Result<(), Er
     let hooks = Arc::new(Registrar {
         store: store.clone(),
         instance: options.instance.clone(),
+        quotas: options.quotas,
         tokens: tokens.clone(),
         streams: Mutex::new(HashMap::new()),
     });
@@ -218,9 +221,10 @@ pub async fn run(options: Options, shutdown: CancellationToken) -> Result<(), Er
         let store = store.clone();
         let shutdown = shutdown.clone();
         let grace = options.grace_period;
+        let retention = options.quotas.retention;
         let interval = (grace / 4).clamp(Duration::from_millis(250), Duration::from_secs(10));
         tasks.spawn(async move {
-            registry::reap(store, grace, interval, shutdown).await;
+            registry::reap(store, grace, retention, interval, shutdown).await;
             Ok(())
         });
     }
@@ -586,6 +590,7 @@ struct StreamToken {
 struct Registrar {
     store: Arc<dyn Store>,
     instance: String,
+    quotas: registry::Quotas,
     tokens: Arc<Tokens>,
     /// The token of every admitted stream, by connection id.
     streams: Mutex<HashMap<u64, StreamToken>>,
@@ -660,7 +665,15 @@ impl Hooks for Registrar {
                 info.node_id
             )));
         }
-        match registry::connected(self.store.as_ref(), &self.instance, info.conn_id, reg).await {
+        match registry::connected_within(
+            self.store.as_ref(),
+            &self.instance,
+            info.conn_id,
+            reg,
+            &self.quotas,
+        )
+        .await
+        {
             Ok(()) => {
                 self.streams().insert(info.conn_id, token);
                 tracing::info!(workload = %node, conn = info.conn_id, peer = ?info.peer, "proxy connected");
@@ -668,6 +681,10 @@ impl Hooks for Registrar {
             }
             Err(registry::RegisterError::Invalid(e)) => {
                 Err(tonic::Status::invalid_argument(format!("{node}: {e}")))
+            }
+            Err(e @ registry::RegisterError::Quota { .. }) => {
+                tracing::warn!(workload = %node, peer = ?info.peer, reason = %e, "proxy refused");
+                Err(tonic::Status::resource_exhausted(e.to_string()))
             }
             Err(e @ registry::RegisterError::Taken { .. }) => {
                 tracing::warn!(workload = %node, peer = ?info.peer, reason = %e, "proxy refused");

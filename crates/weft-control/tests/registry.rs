@@ -232,3 +232,116 @@ async fn a_workload_the_operator_declared_is_taken_only_by_its_own_identity() {
         .unwrap();
     assert_eq!(phase_of(store.as_ref(), "vm-1").await, phase::HEALTHY);
 }
+
+#[tokio::test]
+async fn one_identity_registers_workloads_up_to_its_quota_and_reconnects_past_it() {
+    let (_dir, store) = store().await;
+    let quotas = registry::Quotas {
+        workloads_per_identity: 3,
+        ..registry::Quotas::default()
+    };
+    let as_bot = |name: &str| {
+        let mut reg = registration(name, "10.0.0.5");
+        reg.service_account = "bot".into();
+        reg
+    };
+    for i in 0..3 {
+        registry::connected_within(
+            store.as_ref(),
+            "cp-a",
+            i,
+            &as_bot(&format!("bot-{i}")),
+            &quotas,
+        )
+        .await
+        .unwrap();
+    }
+    let err = registry::connected_within(store.as_ref(), "cp-a", 9, &as_bot("bot-3"), &quotas)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            RegisterError::Quota {
+                count: 3,
+                limit: 3,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    let text = err.to_string();
+    assert!(
+        text.contains("default/bot already has 3 workloads")
+            && text.contains("--max-workloads-per-identity 3"),
+        "{text}"
+    );
+    let (workloads, _) = store.list(Some(Kind::Workload), None).await.unwrap();
+    assert_eq!(workloads.len(), 3, "the refused workload was stored");
+    // A workload it already has reconnects; another identity has its own quota.
+    registry::connected_within(store.as_ref(), "cp-a", 10, &as_bot("bot-1"), &quotas)
+        .await
+        .unwrap();
+    registry::connected_within(
+        store.as_ref(),
+        "cp-a",
+        11,
+        &registration("web-1", "10.0.0.1"),
+        &quotas,
+    )
+    .await
+    .unwrap();
+}
+
+#[tokio::test]
+async fn a_workload_unhealthy_past_the_retention_is_deleted_and_a_healthy_one_is_kept() {
+    let (_dir, store) = store().await;
+    for (i, name) in ["gone-1", "back-1"].into_iter().enumerate() {
+        registry::connected(
+            store.as_ref(),
+            "cp-a",
+            i as u64,
+            &registration(name, "10.0.0.1"),
+        )
+        .await
+        .unwrap();
+        registry::disconnected(store.as_ref(), "cp-a", i as u64, &key(name))
+            .await
+            .unwrap();
+    }
+    let grace = Duration::from_secs(30);
+    let retention = Duration::from_secs(3600);
+    let later = SystemTime::now() + grace * 2;
+    assert_eq!(
+        registry::reap_once(store.as_ref(), grace, later)
+            .await
+            .unwrap(),
+        2
+    );
+    // back-1's proxy returns before the retention runs out.
+    registry::connected(
+        store.as_ref(),
+        "cp-b",
+        5,
+        &registration("back-1", "10.0.0.1"),
+    )
+    .await
+    .unwrap();
+    let before = SystemTime::now() + grace + retention / 2;
+    assert_eq!(
+        registry::delete_retired(store.as_ref(), grace, retention, before)
+            .await
+            .unwrap(),
+        0,
+        "deleted before the retention ran out"
+    );
+    let after = SystemTime::now() + grace + retention + Duration::from_secs(1);
+    assert_eq!(
+        registry::delete_retired(store.as_ref(), grace, retention, after)
+            .await
+            .unwrap(),
+        1
+    );
+    assert!(store.get(&key("gone-1")).await.unwrap().is_none());
+    assert_eq!(phase_of(store.as_ref(), "back-1").await, phase::HEALTHY);
+}

@@ -29,6 +29,25 @@ pub mod phase {
     pub const UNHEALTHY: &str = "Unhealthy";
 }
 
+/// What registrations may create, and how long what they leave behind is kept.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Quotas {
+    /// Workloads one identity (namespace and service account) may have registered at
+    /// once. Default 1,000.
+    pub workloads_per_identity: usize,
+    /// How long a workload stays `Unhealthy` before it is deleted. Default 1 h.
+    pub retention: Duration,
+}
+
+impl Default for Quotas {
+    fn default() -> Self {
+        Self {
+            workloads_per_identity: 1000,
+            retention: Duration::from_secs(60 * 60),
+        }
+    }
+}
+
 /// Why a registration was refused.
 #[derive(Debug, thiserror::Error)]
 pub enum RegisterError {
@@ -54,6 +73,22 @@ pub enum RegisterError {
         registered: String,
         /// The service account of the token presented.
         requested: String,
+    },
+    /// The identity has as many workloads as it may have.
+    #[error(
+        "{identity} already has {count} workloads in namespace {namespace:?}, the most one \
+         identity may register (--max-workloads-per-identity {limit}): remove workloads it no \
+         longer runs (`weft get workloads -n {namespace}`), or raise the limit"
+    )]
+    Quota {
+        /// `ns/sa`.
+        identity: String,
+        /// Its namespace.
+        namespace: String,
+        /// Workloads it has.
+        count: usize,
+        /// The limit.
+        limit: usize,
     },
     /// The store failed.
     #[error(transparent)]
@@ -112,32 +147,63 @@ pub async fn connected(
     connection: u64,
     reg: &pb::Registration,
 ) -> Result<(), RegisterError> {
+    connected_within(store, instance, connection, reg, &Quotas::default()).await
+}
+
+/// [`connected`], refusing a new workload past `quotas`
+/// ([`RegisterError::Quota`]).
+pub async fn connected_within(
+    store: &dyn Store,
+    instance: &str,
+    connection: u64,
+    reg: &pb::Registration,
+    quotas: &Quotas,
+) -> Result<(), RegisterError> {
     let object = workload_object(reg)?;
     let key = object
         .key()
         .map_err(|e| RegisterError::Invalid(e.to_string()))?;
     let existing = store.get(&key).await?;
-    let precondition = match &existing {
-        Some(current) => {
-            let registered = current
-                .spec
-                .get("serviceAccount")
-                .and_then(serde_json::Value::as_str)
-                .unwrap_or_default();
-            if registered != reg.service_account {
-                return Err(RegisterError::Taken {
-                    workload: format!("{}/{}", key.namespace, key.name),
-                    namespace: key.namespace.clone(),
-                    name: key.name.clone(),
-                    registered: registered.to_owned(),
-                    requested: reg.service_account.clone(),
-                });
-            }
-            current
-                .resource_version()
-                .map_or(Precondition::None, Precondition::ResourceVersion)
+    let precondition = if let Some(current) = &existing {
+        let registered = current
+            .spec
+            .get("serviceAccount")
+            .and_then(serde_json::Value::as_str)
+            .unwrap_or_default();
+        if registered != reg.service_account {
+            return Err(RegisterError::Taken {
+                workload: format!("{}/{}", key.namespace, key.name),
+                namespace: key.namespace.clone(),
+                name: key.name.clone(),
+                registered: registered.to_owned(),
+                requested: reg.service_account.clone(),
+            });
         }
-        None => Precondition::Absent,
+        current
+            .resource_version()
+            .map_or(Precondition::None, Precondition::ResourceVersion)
+    } else {
+        let (workloads, _) = store
+            .list(Some(Kind::Workload), Some(&key.namespace))
+            .await?;
+        let count = workloads
+            .iter()
+            .filter(|w| {
+                w.spec
+                    .get("serviceAccount")
+                    .and_then(serde_json::Value::as_str)
+                    == Some(reg.service_account.as_str())
+            })
+            .count();
+        if count >= quotas.workloads_per_identity {
+            return Err(RegisterError::Quota {
+                identity: format!("{}/{}", key.namespace, reg.service_account),
+                namespace: key.namespace.clone(),
+                count,
+                limit: quotas.workloads_per_identity,
+            });
+        }
+        Precondition::Absent
     };
     store.put(object, precondition).await?;
     // What the proxy held before it reconnected stays known: a proxy that already has
@@ -244,10 +310,12 @@ pub async fn disconnected(
 }
 
 /// Every `interval`, marks workloads disconnected for longer than `grace` as
-/// `Unhealthy`, which removes them from their services' endpoints.
+/// `Unhealthy`, which removes them from their services' endpoints, and deletes those
+/// `Unhealthy` for longer than `retention`.
 pub async fn reap(
     store: Arc<dyn Store>,
     grace: Duration,
+    retention: Duration,
     interval: Duration,
     shutdown: CancellationToken,
 ) {
@@ -256,10 +324,55 @@ pub async fn reap(
             () = shutdown.cancelled() => return,
             () = tokio::time::sleep(interval) => {}
         }
-        if let Err(e) = reap_once(store.as_ref(), grace, SystemTime::now()).await {
+        let now = SystemTime::now();
+        if let Err(e) = reap_once(store.as_ref(), grace, now).await {
             tracing::warn!(error = %e, "workload health sweep failed");
         }
+        if let Err(e) = delete_retired(store.as_ref(), grace, retention, now).await {
+            tracing::warn!(error = %e, "deleting retired workloads failed");
+        }
     }
+}
+
+/// Deletes the workloads `Unhealthy` for longer than `retention` (disconnected for
+/// longer than `grace + retention`); returns how many. A workload that reconnected in
+/// the meantime is kept (the delete is conditional on the status read).
+pub async fn delete_retired(
+    store: &dyn Store,
+    grace: Duration,
+    retention: Duration,
+    now: SystemTime,
+) -> Result<usize, StoreError> {
+    let (workloads, _) = store.list(Some(Kind::Workload), None).await?;
+    let mut deleted = 0;
+    for w in workloads {
+        let Some(status) = &w.status else { continue };
+        if status["phase"] != json!(phase::UNHEALTHY) {
+            continue;
+        }
+        let since = status["since"]
+            .as_str()
+            .and_then(|s| humantime::parse_rfc3339(s).ok());
+        let retired = since.is_some_and(|t| {
+            now.duration_since(t).unwrap_or_default() >= grace.saturating_add(retention)
+        });
+        if !retired {
+            continue;
+        }
+        let Ok(key) = w.key() else { continue };
+        let precondition = w
+            .resource_version()
+            .map_or(Precondition::None, Precondition::ResourceVersion);
+        match store.delete(&key, precondition).await {
+            Ok(_) => {
+                tracing::info!(workload = %key, retention = %humantime::format_duration(retention), "deleted a workload unhealthy for longer than the retention");
+                deleted += 1;
+            }
+            Err(StoreError::Conflict { .. } | StoreError::NotFound(_)) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(deleted)
 }
 
 /// One sweep of [`reap`]; returns how many workloads turned `Unhealthy`.

@@ -48,6 +48,14 @@ pub(crate) struct Args {
     /// How long a workload whose proxy disconnected stays an endpoint.
     #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
     grace_period: Duration,
+    /// Workloads one identity (namespace and service account) may register at once;
+    /// past it a proxy's registration is refused (RESOURCE_EXHAUSTED).
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..))]
+    max_workloads_per_identity: u32,
+    /// How long a workload whose proxy is gone stays listed as `Unhealthy` before it
+    /// is deleted.
+    #[arg(long, default_value = "1h", value_parser = humantime::parse_duration)]
+    workload_retention: Duration,
     /// Lifetime of the workload certificates the mesh CA signs; proxies renew them at
     /// half-life. Also the longest a proxy may ask for.
     #[arg(long, default_value = "24h", value_parser = humantime::parse_duration)]
@@ -101,6 +109,11 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<()> {
         certificates: weft_control::identity::Options {
             default_ttl: args.certificate_ttl,
             max_ttl: args.certificate_ttl,
+        },
+        quotas: weft_control::controller::registry::Quotas {
+            workloads_per_identity: usize::try_from(args.max_workloads_per_identity)
+                .unwrap_or(usize::MAX),
+            retention: args.workload_retention,
         },
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()

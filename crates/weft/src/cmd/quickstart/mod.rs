@@ -389,6 +389,7 @@ impl Mesh {
             ca_file: Some(ca_file.clone()),
             tls_hosts: vec!["localhost".into(), "127.0.0.1".into()],
             certificates: weft_control::identity::Options::default(),
+            quotas: weft_control::controller::registry::Quotas::default(),
         };
         let stop = CancellationToken::new();
         let task = self.failures.spawn(
