@@ -671,6 +671,7 @@ impl Hooks for Registrar {
             info.conn_id,
             reg,
             &self.quotas,
+            Some(&token.id),
         )
         .await
         {
@@ -682,7 +683,10 @@ impl Hooks for Registrar {
             Err(registry::RegisterError::Invalid(e)) => {
                 Err(tonic::Status::invalid_argument(format!("{node}: {e}")))
             }
-            Err(e @ registry::RegisterError::Quota { .. }) => {
+            Err(
+                e @ (registry::RegisterError::Quota { .. }
+                | registry::RegisterError::TokenQuota { .. }),
+            ) => {
                 tracing::warn!(workload = %node, peer = ?info.peer, reason = %e, "proxy refused");
                 Err(tonic::Status::resource_exhausted(e.to_string()))
             }

@@ -252,13 +252,15 @@ async fn one_identity_registers_workloads_up_to_its_quota_and_reconnects_past_it
             i,
             &as_bot(&format!("bot-{i}")),
             &quotas,
+            None,
         )
         .await
         .unwrap();
     }
-    let err = registry::connected_within(store.as_ref(), "cp-a", 9, &as_bot("bot-3"), &quotas)
-        .await
-        .unwrap_err();
+    let err =
+        registry::connected_within(store.as_ref(), "cp-a", 9, &as_bot("bot-3"), &quotas, None)
+            .await
+            .unwrap_err();
     assert!(
         matches!(
             err,
@@ -279,7 +281,7 @@ async fn one_identity_registers_workloads_up_to_its_quota_and_reconnects_past_it
     let (workloads, _) = store.list(Some(Kind::Workload), None).await.unwrap();
     assert_eq!(workloads.len(), 3, "the refused workload was stored");
     // A workload it already has reconnects; another identity has its own quota.
-    registry::connected_within(store.as_ref(), "cp-a", 10, &as_bot("bot-1"), &quotas)
+    registry::connected_within(store.as_ref(), "cp-a", 10, &as_bot("bot-1"), &quotas, None)
         .await
         .unwrap();
     registry::connected_within(
@@ -288,9 +290,56 @@ async fn one_identity_registers_workloads_up_to_its_quota_and_reconnects_past_it
         11,
         &registration("web-1", "10.0.0.1"),
         &quotas,
+        None,
     )
     .await
     .unwrap();
+}
+
+#[tokio::test]
+async fn one_token_registers_workloads_up_to_its_quota_and_another_token_has_its_own() {
+    let (_dir, store) = store().await;
+    let quotas = registry::Quotas {
+        workloads_per_token: 2,
+        ..registry::Quotas::default()
+    };
+    let register = |name: String, token: &'static str| {
+        let store = store.clone();
+        async move {
+            let mut reg = registration(&name, "10.0.0.5");
+            reg.service_account = "bot".into();
+            registry::connected_within(store.as_ref(), "cp-a", 1, &reg, &quotas, Some(token)).await
+        }
+    };
+    register("bot-0".into(), "token-a").await.unwrap();
+    register("bot-1".into(), "token-a").await.unwrap();
+    let err = register("bot-2".into(), "token-a").await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            RegisterError::TokenQuota {
+                count: 2,
+                limit: 2,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert!(
+        err.to_string()
+            .contains("workload token token-a already registered 2 workloads"),
+        "{err}"
+    );
+    // The workload records the token it registered with; another token has its own quota.
+    let status = store
+        .get(&key("bot-0"))
+        .await
+        .unwrap()
+        .unwrap()
+        .status
+        .unwrap();
+    assert_eq!(status[registry::TOKEN_FIELD], "token-a");
+    register("bot-2".into(), "token-b").await.unwrap();
 }
 
 #[tokio::test]

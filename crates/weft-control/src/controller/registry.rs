@@ -35,6 +35,8 @@ pub struct Quotas {
     /// Workloads one identity (namespace and service account) may have registered at
     /// once. Default 1,000.
     pub workloads_per_identity: usize,
+    /// Workloads registered with one workload token. Default 100.
+    pub workloads_per_token: usize,
     /// How long a workload stays `Unhealthy` before it is deleted. Default 1 h.
     pub retention: Duration,
 }
@@ -43,6 +45,7 @@ impl Default for Quotas {
     fn default() -> Self {
         Self {
             workloads_per_identity: 1000,
+            workloads_per_token: 100,
             retention: Duration::from_secs(60 * 60),
         }
     }
@@ -86,6 +89,20 @@ pub enum RegisterError {
         /// Its namespace.
         namespace: String,
         /// Workloads it has.
+        count: usize,
+        /// The limit.
+        limit: usize,
+    },
+    /// The workload token has registered as many workloads as one token may.
+    #[error(
+        "workload token {token} already registered {count} workloads, the most one token \
+         may (--max-workloads-per-token {limit}): give each group of proxies its own token \
+         (`weft token workload`), or raise the limit"
+    )]
+    TokenQuota {
+        /// The token id.
+        token: String,
+        /// Workloads registered with it.
         count: usize,
         /// The limit.
         limit: usize,
@@ -147,17 +164,19 @@ pub async fn connected(
     connection: u64,
     reg: &pb::Registration,
 ) -> Result<(), RegisterError> {
-    connected_within(store, instance, connection, reg, &Quotas::default()).await
+    connected_within(store, instance, connection, reg, &Quotas::default(), None).await
 }
 
-/// [`connected`], refusing a new workload past `quotas`
-/// ([`RegisterError::Quota`]).
+/// [`connected`], refusing a new workload past `quotas` ([`RegisterError::Quota`],
+/// [`RegisterError::TokenQuota`]); `token` is the id of the workload token the proxy
+/// presented, recorded in the status (`status.token`) and counted.
 pub async fn connected_within(
     store: &dyn Store,
     instance: &str,
     connection: u64,
     reg: &pb::Registration,
     quotas: &Quotas,
+    token: Option<&str>,
 ) -> Result<(), RegisterError> {
     let object = workload_object(reg)?;
     let key = object
@@ -203,6 +222,25 @@ pub async fn connected_within(
                 limit: quotas.workloads_per_identity,
             });
         }
+        if let Some(token) = token {
+            let count = workloads
+                .iter()
+                .filter(|w| {
+                    w.status
+                        .as_ref()
+                        .and_then(|s| s.get(TOKEN_FIELD))
+                        .and_then(serde_json::Value::as_str)
+                        == Some(token)
+                })
+                .count();
+            if count >= quotas.workloads_per_token {
+                return Err(RegisterError::TokenQuota {
+                    token: token.to_owned(),
+                    count,
+                    limit: quotas.workloads_per_token,
+                });
+            }
+        }
         Precondition::Absent
     };
     store.put(object, precondition).await?;
@@ -225,6 +263,9 @@ pub async fn connected_within(
         "proxyVersion": reg.proxy_version,
         "issuedCertificate": reg.issued_certificate,
     });
+    if let Some(token) = token {
+        status[TOKEN_FIELD] = json!(token);
+    }
     for field in [TRUST_BUNDLE_FIELD, CERTIFICATE_FIELD] {
         if !kept(field).is_null() {
             status[field] = kept(field);
@@ -234,6 +275,8 @@ pub async fn connected_within(
     Ok(())
 }
 
+/// Workload status field: the id of the workload token its proxy registered with.
+pub const TOKEN_FIELD: &str = "token";
 /// Workload status field: the version of the trust bundle its proxy last ACKed.
 pub const TRUST_BUNDLE_FIELD: &str = "trustBundle";
 /// Workload status field: `{signer, notAfter}` of the certificate last issued to it.

@@ -52,6 +52,9 @@ pub(crate) struct Args {
     /// past it a proxy's registration is refused (RESOURCE_EXHAUSTED).
     #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..))]
     max_workloads_per_identity: u32,
+    /// Workloads proxies may register with one workload token.
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..))]
+    max_workloads_per_token: u32,
     /// How long a workload whose proxy is gone stays listed as `Unhealthy` before it
     /// is deleted.
     #[arg(long, default_value = "1h", value_parser = humantime::parse_duration)]
@@ -112,6 +115,8 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<()> {
         },
         quotas: weft_control::controller::registry::Quotas {
             workloads_per_identity: usize::try_from(args.max_workloads_per_identity)
+                .unwrap_or(usize::MAX),
+            workloads_per_token: usize::try_from(args.max_workloads_per_token)
                 .unwrap_or(usize::MAX),
             retention: args.workload_retention,
         },
