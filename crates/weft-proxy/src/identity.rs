@@ -288,11 +288,8 @@ pub(crate) fn read_token(path: &Path) -> Result<String, String> {
 /// Writes the three files atomically (temp + fsync + rename), owner-only.
 fn persist(dir: &Path, chain: &str, key: &str, bundle: &str) -> std::io::Result<()> {
     use std::io::Write;
-    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)?;
+    use std::os::unix::fs::OpenOptionsExt;
+    crate::xds::state_file::create_private_dir(dir)?;
     for (name, text) in [(KEY_FILE, key), (CERT_FILE, chain), (BUNDLE_FILE, bundle)] {
         let tmp = dir.join(format!(".{name}.tmp"));
         let mut file = std::fs::OpenOptions::new()

@@ -386,20 +386,10 @@ pub async fn delete_retired(
     retention: Duration,
     now: SystemTime,
 ) -> Result<usize, StoreError> {
-    let (workloads, _) = store.list(Some(Kind::Workload), None).await?;
     let mut deleted = 0;
-    for w in workloads {
-        let Some(status) = &w.status else { continue };
-        if status["phase"] != json!(phase::UNHEALTHY) {
-            continue;
-        }
-        let since = status["since"]
-            .as_str()
-            .and_then(|s| humantime::parse_rfc3339(s).ok());
-        let retired = since.is_some_and(|t| {
-            now.duration_since(t).unwrap_or_default() >= grace.saturating_add(retention)
-        });
-        if !retired {
+    for (w, age) in in_phase(store, phase::UNHEALTHY, now).await? {
+        // Unhealthy for `retention` after the grace period; unknown: kept.
+        if age.is_none_or(|age| age < grace.saturating_add(retention)) {
             continue;
         }
         let Ok(key) = w.key() else { continue };
@@ -418,26 +408,46 @@ pub async fn delete_retired(
     Ok(deleted)
 }
 
+/// The workloads in `phase`, each with how long before `now` its status' `since` is
+/// (`None` if it has none readable).
+async fn in_phase(
+    store: &dyn Store,
+    phase: &str,
+    now: SystemTime,
+) -> Result<Vec<(Object, Option<Duration>)>, StoreError> {
+    let (workloads, _) = store.list(Some(Kind::Workload), None).await?;
+    Ok(workloads
+        .into_iter()
+        .filter(|w| {
+            w.status
+                .as_ref()
+                .is_some_and(|s| s["phase"] == json!(phase))
+        })
+        .map(|w| {
+            let age = w
+                .status
+                .as_ref()
+                .and_then(|s| s["since"].as_str())
+                .and_then(|s| humantime::parse_rfc3339(s).ok())
+                .map(|since| now.duration_since(since).unwrap_or_default());
+            (w, age)
+        })
+        .collect())
+}
+
 /// One sweep of [`reap`]; returns how many workloads turned `Unhealthy`.
 pub async fn reap_once(
     store: &dyn Store,
     grace: Duration,
     now: SystemTime,
 ) -> Result<usize, StoreError> {
-    let (workloads, _) = store.list(Some(Kind::Workload), None).await?;
     let mut reaped = 0;
-    for w in workloads {
+    for (w, age) in in_phase(store, phase::DISCONNECTED, now).await? {
+        // Within the grace period; unknown: expired.
+        if age.is_some_and(|age| age < grace) {
+            continue;
+        }
         let Some(status) = &w.status else { continue };
-        if status["phase"] != json!(phase::DISCONNECTED) {
-            continue;
-        }
-        let since = status["since"]
-            .as_str()
-            .and_then(|s| humantime::parse_rfc3339(s).ok());
-        let expired = since.is_none_or(|t| now.duration_since(t).unwrap_or_default() >= grace);
-        if !expired {
-            continue;
-        }
         let Ok(key) = w.key() else { continue };
         let mut next = status.clone();
         next["phase"] = json!(phase::UNHEALTHY);

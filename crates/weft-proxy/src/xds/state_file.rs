@@ -81,7 +81,7 @@ pub fn store(state_dir: &Path, control_plane: &str, resources: &ResourceSet) -> 
             })
             .collect(),
     };
-    fs::create_dir_all(state_dir)?;
+    create_private_dir(state_dir)?;
     let path = path(state_dir);
     let tmp = state_dir.join(format!(".{FILE_NAME}.tmp"));
     let mut file = fs::OpenOptions::new()
@@ -95,6 +95,17 @@ pub fn store(state_dir: &Path, control_plane: &str, resources: &ResourceSet) -> 
     drop(file);
     fs::rename(&tmp, &path)?;
     fs::File::open(state_dir)?.sync_all()
+}
+
+/// Creates `dir` and its missing parents owner-only (0700): the state directory holds
+/// the workload's key and config. Whichever writer comes first (config or certificate)
+/// creates it the same way.
+pub fn create_private_dir(dir: &Path) -> io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt as _;
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
 }
 
 #[cfg(test)]
@@ -132,6 +143,18 @@ mod tests {
             .mode();
         assert_eq!(mode & 0o777, 0o600);
         assert!(!dir.path().join(format!(".{FILE_NAME}.tmp")).exists());
+    }
+
+    #[test]
+    fn a_missing_state_directory_is_created_owner_only_with_its_parents() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let base = dir.path().join("state");
+        let state = base.join("web.default");
+        store(&state, "http://cp:5678", &set()).expect("store");
+        for d in [&base, &state] {
+            let mode = fs::metadata(d).expect("created").permissions().mode();
+            assert_eq!(mode & 0o777, 0o700, "{}", d.display());
+        }
     }
 
     #[test]

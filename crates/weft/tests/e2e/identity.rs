@@ -601,6 +601,34 @@ fn a_ca_rotation_under_load_reissues_every_leaf_and_retires_the_old_root_losing_
     assert!(text.contains("Verification: OK"), "{text}");
 }
 
+/// Restarts `echo-v1`'s proxy on `server` with the same bootstrap, token and state
+/// base as before (`tokened_proxy` waits for `/ready`), and checks that the client's
+/// requests reach it again.
+fn restart_echo_proxy(
+    mesh: &Mesh,
+    cp: &weft_testkit::Host,
+    client: &weft_testkit::Host,
+    server: &weft_testkit::Host,
+) -> weft_testkit::process::WeftProcess {
+    let boot = mesh.dir.path().join("bootstrap-echo-v1.yaml");
+    let token = mesh.dir.path().join("echo-v1.token");
+    let restarted = mesh.tokened_proxy(server, &boot, &token, cp);
+    assert!(
+        eventually(Duration::from_secs(10), || client.run(|| get(18080, "/"))
+            == (200, Some("v1".into()))),
+        "the restarted proxy did not serve:\n{}",
+        restarted.logs()
+    );
+    restarted
+}
+
+/// `echo-v1`'s proxy state directory under the state base of `server`.
+fn echo_state(mesh: &Mesh) -> (std::path::PathBuf, std::path::PathBuf) {
+    let base = mesh.dir.path().join("state-server");
+    let state = base.join("echo-v1.default");
+    (base, state)
+}
+
 #[test]
 fn a_proxy_restarted_during_a_control_plane_outage_serves_with_its_persisted_certificate() {
     let Some(mesh) = Mesh::new(
@@ -612,23 +640,11 @@ fn a_proxy_restarted_during_a_control_plane_outage_serves_with_its_persisted_cer
     let client = mesh.host("client");
     let server = mesh.host("server");
     let control = mesh.control_plane(&cp, &[]);
-    let IssuedPair {
-        _app,
-        server: server_proxy,
-        client: _client_proxy,
-    } = issued_pair(&mesh, &cp, &client, &server);
+    let pair = issued_pair(&mesh, &cp, &client, &server);
     drop(control);
-    drop(server_proxy);
-    // Same bootstrap, token and state dir, and no control plane to ask.
-    let boot = mesh.dir.path().join("bootstrap-echo-v1.yaml");
-    let token = mesh.dir.path().join("echo-v1.token");
-    let restarted = mesh.tokened_proxy(&server, &boot, &token, &cp);
-    assert!(
-        eventually(Duration::from_secs(10), || client.run(|| get(18080, "/"))
-            == (200, Some("v1".into()))),
-        "the restarted proxy did not serve:\n{}",
-        restarted.logs()
-    );
+    drop(pair.server);
+    // No control plane to ask.
+    let restarted = restart_echo_proxy(&mesh, &cp, &client, &server);
     let logs = restarted.logs();
     assert!(
         !logs.contains("workload certificate issued by the control plane"),
@@ -647,27 +663,13 @@ fn a_proxy_restarted_without_its_identity_files_gets_a_certificate_and_becomes_r
     let client = mesh.host("client");
     let server = mesh.host("server");
     let _control = mesh.control_plane(&cp, &[]);
-    let IssuedPair {
-        _app,
-        server: server_proxy,
-        client: _client_proxy,
-    } = issued_pair(&mesh, &cp, &client, &server);
-    drop(server_proxy);
-    // The persisted config stays; the certificate, key and bundle are gone. The control
-    // plane has nothing new to send (the versions match), so readiness must not wait
-    // for it.
-    let state = mesh.dir.path().join("state-server").join("echo-v1.default");
+    let pair = issued_pair(&mesh, &cp, &client, &server);
+    drop(pair.server);
+    // The persisted config stays; the certificate, key and bundle are gone, and the
+    // control plane has nothing new to send (the versions match).
+    let (_, state) = echo_state(&mesh);
     std::fs::remove_dir_all(state.join("identity")).expect("remove the identity files");
-    let boot = mesh.dir.path().join("bootstrap-echo-v1.yaml");
-    let token = mesh.dir.path().join("echo-v1.token");
-    // `tokened_proxy` waits for `/ready`.
-    let restarted = mesh.tokened_proxy(&server, &boot, &token, &cp);
-    assert!(
-        eventually(Duration::from_secs(10), || client.run(|| get(18080, "/"))
-            == (200, Some("v1".into()))),
-        "the restarted proxy did not serve:\n{}",
-        restarted.logs()
-    );
+    let _restarted = restart_echo_proxy(&mesh, &cp, &client, &server);
     assert!(state.join("identity").join("cert.pem").exists());
 }
 
@@ -683,24 +685,11 @@ fn a_deleted_state_directory_is_recreated_owner_only_with_the_identity_persisted
     let client = mesh.host("client");
     let server = mesh.host("server");
     let _control = mesh.control_plane(&cp, &[]);
-    let IssuedPair {
-        _app,
-        server: server_proxy,
-        client: _client_proxy,
-    } = issued_pair(&mesh, &cp, &client, &server);
-    drop(server_proxy);
-    let base = mesh.dir.path().join("state-server");
+    let pair = issued_pair(&mesh, &cp, &client, &server);
+    drop(pair.server);
+    let (base, state) = echo_state(&mesh);
     std::fs::remove_dir_all(&base).expect("remove the state directory");
-    let boot = mesh.dir.path().join("bootstrap-echo-v1.yaml");
-    let token = mesh.dir.path().join("echo-v1.token");
-    let restarted = mesh.tokened_proxy(&server, &boot, &token, &cp);
-    assert!(
-        eventually(Duration::from_secs(10), || client.run(|| get(18080, "/"))
-            == (200, Some("v1".into()))),
-        "the restarted proxy did not serve:\n{}",
-        restarted.logs()
-    );
-    let state = base.join("echo-v1.default");
+    let _restarted = restart_echo_proxy(&mesh, &cp, &client, &server);
     for dir in [&base, &state, &state.join("identity")] {
         let mode = std::fs::metadata(dir)
             .expect("recreated")
