@@ -21,6 +21,8 @@
 //! - [`control`]: TLS of the control plane's own listeners, and how Weft's clients
 //!   verify them (the control plane's SPIFFE identity).
 //! - [`bundle`]: trust bundles, one root normally, two during a CA rotation.
+//! - [`listener`]: connection caps, idle and handshake timeouts, accept-error pacing
+//!   and the open-file limit, shared by every TLS listener.
 //! - [`token`]: signed workload tokens (JWT, ES256) that bind a proxy to its identity when
 //!   it calls the control plane.
 
@@ -35,6 +37,7 @@ pub mod ca;
 pub mod control;
 pub mod creds;
 pub mod csr;
+pub mod listener;
 pub mod spiffe;
 pub mod token;
 pub mod verify;
