@@ -14,6 +14,7 @@ use tokio_util::sync::CancellationToken;
 use weft_api::pb::v1 as pb;
 use weft_api::resource::{Key, Kind};
 use weft_policy::Compiled;
+use weft_tls::listener::Limits;
 
 use crate::api::{self, ApiState, ProxyDirectory};
 use crate::ca::{self, MeshCa};
@@ -60,6 +61,28 @@ pub const CA_FILE: &str = "ca.crt";
 
 /// Lifetime of the control plane's serving certificate; renewed at half-life.
 pub const SERVING_VALIDITY: Duration = Duration::from_secs(24 * 60 * 60);
+
+/// The HTTP API's default listener limits (ADR 0023): API clients are operators and
+/// proxies' registration calls, so the caps are lower and the idle timeout shorter than
+/// xDS's; both are lowered to fit the open-file limit at start.
+pub fn api_limits() -> Limits {
+    Limits {
+        max_connections: 1024,
+        max_connections_per_source: 64,
+        idle_timeout: Duration::from_secs(60),
+        ..Limits::default()
+    }
+}
+
+/// The xDS and certificate-signing listener's default limits (ADR 0023): one long-lived
+/// connection per proxy, kept alive by HTTP/2 pings every [`KEEPALIVE_INTERVAL`].
+pub fn xds_limits() -> Limits {
+    Limits {
+        max_connections: 10_000,
+        max_connections_per_source: 1000,
+        ..Limits::default()
+    }
+}
 
 /// Why the control plane stopped.
 #[derive(Debug, thiserror::Error)]
@@ -137,6 +160,17 @@ pub async fn run(options: Options, shutdown: CancellationToken) -> Result<(), Er
     };
     let api_listener = bind("HTTP API", options.api_listen).await?;
     let xds_listener = bind("xDS server", options.xds_listen).await?;
+    // A quarter of the connection budget for the API, the rest for proxies' xDS.
+    let budget = weft_tls::listener::current_fd_limit().connection_budget();
+    let api_limits = api_limits().within(budget / 4);
+    let xds_limits = xds_limits().within(budget - budget / 4);
+    tracing::info!(
+        api_max_connections = api_limits.max_connections,
+        api_max_per_source = api_limits.max_connections_per_source,
+        xds_max_connections = xds_limits.max_connections,
+        xds_max_per_source = xds_limits.max_connections_per_source,
+        "listener connection caps (below the open-file limit)"
+    );
 
     let (snapshots_tx, snapshots) = watch::channel(Arc::new(Snapshot::new(0)));
     let hooks = Arc::new(Registrar {
@@ -237,6 +271,7 @@ pub async fn run(options: Options, shutdown: CancellationToken) -> Result<(), Er
             xds_listener,
             weft_tls::control::server_config(serving.clone(), weft_tls::control::ALPN_GRPC)?,
             "xDS server",
+            &xds_limits,
             streams.clone(),
         );
         let server = tonic::transport::Server::builder()
@@ -268,13 +303,13 @@ pub async fn run(options: Options, shutdown: CancellationToken) -> Result<(), Er
             api_listener,
             weft_tls::control::server_config(serving.clone(), weft_tls::control::ALPN_API)?,
             "HTTP API",
+            &api_limits,
             shutdown.clone(),
         );
+        let header_read_timeout = api_limits.header_read_timeout;
         tasks.spawn(async move {
-            axum::serve(incoming, api::router(state))
-                .with_graceful_shutdown(shutdown.cancelled_owned())
-                .await
-                .map_err(|e| Error::Serve(format!("HTTP API: {e}")))
+            serve_api(incoming, api::router(state), header_read_timeout, shutdown).await;
+            Ok(())
         });
     }
     tracing::info!(
@@ -298,6 +333,63 @@ pub async fn run(options: Options, shutdown: CancellationToken) -> Result<(), Er
         }
     }
     result
+}
+
+/// Serves the HTTP API on `incoming` until `shutdown`, then lets each connection finish
+/// its requests. HTTP/1 request heads must arrive within `header_read_timeout` (also
+/// between keep-alive requests), so a slowloris client holds its slot no longer.
+async fn serve_api(
+    mut incoming: crate::tls::Incoming,
+    router: axum::Router,
+    header_read_timeout: Duration,
+    shutdown: CancellationToken,
+) {
+    use futures::StreamExt as _;
+    use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+
+    let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(header_read_timeout);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_concurrent_streams(100)
+        .max_header_list_size(64 * 1024);
+    let connections = tokio_util::task::TaskTracker::new();
+    loop {
+        let conn = tokio::select! {
+            () = shutdown.cancelled() => break,
+            conn = incoming.next() => match conn {
+                Some(Ok(conn)) => conn,
+                Some(Err(_)) | None => break,
+            },
+        };
+        let builder = builder.clone();
+        let router = router.clone();
+        let shutdown = shutdown.clone();
+        connections.spawn(async move {
+            let service = hyper::service::service_fn(move |request| {
+                let mut router = router.clone();
+                async move { tower::Service::call(&mut router, request).await }
+            });
+            let conn = builder.serve_connection_with_upgrades(TokioIo::new(conn), service);
+            tokio::pin!(conn);
+            let result = tokio::select! {
+                result = conn.as_mut() => result,
+                () = shutdown.cancelled() => {
+                    conn.as_mut().graceful_shutdown();
+                    conn.await
+                }
+            };
+            if let Err(error) = result {
+                tracing::debug!(%error, "HTTP API connection ended with an error");
+            }
+        });
+    }
+    connections.close();
+    connections.wait().await;
 }
 
 /// Where the trust bundle goes: the configured file, else next to a SQLite store.

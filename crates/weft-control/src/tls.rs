@@ -4,13 +4,17 @@
 //! silent client costs a task, never the next connection) and hands finished streams to
 //! tonic (gRPC: xDS and CSR signing) or axum (the HTTP API). The certificate comes
 //! from the mesh CA ([`weft_tls::control`]) and can be replaced while serving.
+//!
+//! Each listener enforces its [`Limits`] (ADR 0023): connections past the total or
+//! per-source cap are closed at accept, before any TLS work; a handshake has
+//! `handshake_timeout`; an established connection that moves no bytes for
+//! `idle_timeout` is closed; accept errors are logged at a bounded rate with a pause.
 
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
@@ -18,15 +22,15 @@ use tokio::sync::mpsc;
 use tokio_rustls::server::TlsStream;
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
+use weft_tls::listener::{AcceptErrors, IdleTimeout, Limits, Permit};
 
-/// How long a client may take to complete its handshake.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Handshaken connections waiting for the server to take them.
 const BACKLOG: usize = 1024;
 
 /// A TLS connection accepted by a control-plane listener.
 pub struct TlsConn {
-    inner: TlsStream<TcpStream>,
+    inner: IdleTimeout<TlsStream<TcpStream>>,
+    _permit: Permit,
     local: Option<SocketAddr>,
     remote: Option<SocketAddr>,
 }
@@ -37,40 +41,52 @@ pub struct Incoming {
     local: io::Result<SocketAddr>,
 }
 
-/// Accepts on `listener` until `shutdown`, completing each handshake with `config` in
-/// its own task.
+/// Accepts on `listener` until `shutdown`, within `limits`, completing each handshake
+/// with `config` in its own task.
 pub fn incoming(
     listener: TcpListener,
     config: Arc<rustls::ServerConfig>,
     what: &'static str,
+    limits: &Limits,
     shutdown: CancellationToken,
 ) -> Incoming {
     let (tx, rx) = mpsc::channel(BACKLOG);
     let local = listener.local_addr();
     let acceptor = TlsAcceptor::from(config);
+    let guard = limits.guard();
+    let handshake_timeout = limits.handshake_timeout;
+    let idle_timeout = limits.idle_timeout;
     tokio::spawn(async move {
+        let mut errors = AcceptErrors::new(what);
         loop {
             let (tcp, remote) = tokio::select! {
                 () = shutdown.cancelled() => return,
                 accepted = listener.accept() => match accepted {
                     Ok(pair) => pair,
                     Err(e) => {
-                        tracing::warn!(listener = what, error = %e, "accept failed");
-                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        errors.failed(&e).await;
                         continue;
                     }
                 },
+            };
+            let permit = match guard.admit(remote.ip()) {
+                Ok(permit) => permit,
+                Err(refused) => {
+                    tracing::debug!(listener = what, %remote, %refused, "connection refused");
+                    continue;
+                }
             };
             let _ = tcp.set_nodelay(true);
             let acceptor = acceptor.clone();
             let tx = tx.clone();
             tokio::spawn(async move {
                 let local = tcp.local_addr().ok();
-                match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
+                match tokio::time::timeout(handshake_timeout, acceptor.accept(tcp)).await {
                     Ok(Ok(inner)) => {
                         let _ = tx
                             .send(TlsConn {
-                                inner,
+                                inner: IdleTimeout::new(inner, idle_timeout),
+                                _permit: permit,
                                 local,
                                 remote: Some(remote),
                             })

@@ -311,6 +311,18 @@ impl FdLimit {
     }
 }
 
+/// The open-file limit in force now, without changing it (1024 if unreadable).
+pub fn current_fd_limit() -> FdLimit {
+    use nix::sys::resource::{getrlimit, Resource};
+
+    let (soft, hard) = getrlimit(Resource::RLIMIT_NOFILE).unwrap_or((1024, 1024));
+    FdLimit {
+        soft,
+        hard,
+        raised_from: None,
+    }
+}
+
 /// Raises the soft open-file limit to the hard limit where the OS allows, logs the
 /// result once, and returns the limit in force. On failure to read the limit, assumes
 /// the common default of 1024.

@@ -77,6 +77,8 @@ pub(crate) struct Args {
 /// Runs the control plane until SIGTERM or SIGINT.
 pub(crate) fn run(args: &Args) -> anyhow::Result<()> {
     let _log = logging::init(&args.log_level, args.log_format)?;
+    // Listener connection caps are sized below the open-file limit (ADR 0023).
+    weft_tls::listener::raise_fd_limit();
     if args.certificate_ttl < Duration::from_secs(2) {
         anyhow::bail!(
             "--certificate-ttl {} is too short: proxies renew at half-life; use at least 2s (e.g. 1h)",

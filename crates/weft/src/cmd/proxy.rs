@@ -79,6 +79,8 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
 /// Sets up logging, loads the config and builds the runtime; `None` after `--check`.
 pub(crate) fn prepare(args: Args) -> anyhow::Result<Option<Prepared>> {
     let log = logging::init(&args.log_level, args.log_format)?;
+    // Listener connection caps are sized below the open-file limit (ADR 0023).
+    weft_tls::listener::raise_fd_limit();
     let control_plane = args
         .control_plane
         .clone()

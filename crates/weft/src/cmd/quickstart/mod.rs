@@ -82,6 +82,8 @@ pub(crate) struct Args {
 /// its temporary directory removed (unless `--keep-data`) before it returns.
 pub(crate) fn run(args: &Args) -> anyhow::Result<()> {
     let _log = logging::init(&args.log_level, logging::Format::Text)?;
+    // Listener connection caps are sized below the open-file limit (ADR 0023).
+    weft_tls::listener::raise_fd_limit();
     let layout = Layout::new(args.port_base)?;
     mesh::check_ports(layout)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
