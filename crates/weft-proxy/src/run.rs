@@ -226,7 +226,11 @@ pub async fn run(options: Options, initial: Initial) -> Result<(), Error> {
         let server = hbone::Server::new(
             hbone::ServerConfig {
                 max_concurrent_streams: settings.max_concurrent_streams,
-                max_connections,
+                // Below the open-file limit, with room for the upstream side of each
+                // connection (ADR 0023).
+                max_connections: max_connections
+                    .min(weft_tls::listener::current_fd_limit().connection_budget() / 2)
+                    .max(1),
                 ..hbone::ServerConfig::default()
             },
             Arc::new(move || creds_store.load().creds.clone()),

@@ -6,6 +6,11 @@
 //! the target `ip:port`, ask the inbound side's [`Authorize`] callback, answer `200`, and
 //! hand the stream to the [`Handler`] in its own task.
 //!
+//! Limits (ADR 0023): connections past `max_connections` in total or
+//! `max_connections_per_source` from one IP are closed at accept, before any TLS work;
+//! a connection with no open stream for `idle_timeout` is sent GOAWAY and closed;
+//! accept errors are logged at a bounded rate and followed by a pause.
+//!
 //! A client that speaks plaintext, presents no certificate, or one from another CA or
 //! expired, never gets past the TLS handshake: it is dropped, logged at debug with the
 //! reason, and counted in [`Stats`]; nothing reaches the handler.
@@ -26,10 +31,10 @@ use h2::RecvStream;
 use http::{Method, Request, Response, StatusCode};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
+use weft_tls::listener::{AcceptErrors, Guard, Permit};
 use weft_tls::{Credentials, SpiffeId};
 
 use crate::telemetry::Metrics;
@@ -38,10 +43,6 @@ use super::{
     Error, H2Stream, CONNECTION_WINDOW, MAX_FRAME_SIZE, MAX_HEADER_LIST_SIZE, SEND_BUFFER,
     STREAM_WINDOW,
 };
-
-/// How long the accept loop pauses after `accept` fails (e.g. out of file descriptors),
-/// so that it does not spin.
-const ACCEPT_ERROR_BACKOFF: Duration = Duration::from_millis(100);
 
 /// Settings of a [`Server`].
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -52,8 +53,16 @@ pub struct ServerConfig {
     /// Deadline for a new connection's TLS and HTTP/2 handshakes. Default: 10s.
     pub handshake_timeout: Duration,
     /// Most client connections served at once; connections past it are closed at once
-    /// and counted in [`Stats::refused_connections`]. Default: 10000.
+    /// and counted in [`Stats::refused_connections`]. Default: 10000 (the proxy lowers
+    /// it below its open-file limit).
     pub max_connections: usize,
+    /// Most client connections from one source IP address; past it, new connections
+    /// from that address are closed at once and counted like `max_connections`.
+    /// Default: 1000 (a peer proxy pools its streams on a few connections).
+    pub max_connections_per_source: usize,
+    /// A connection with no open `CONNECT` stream for this long is sent GOAWAY and
+    /// closed. Default: 10m.
+    pub idle_timeout: Duration,
 }
 
 /// Our current credentials, read at each new TLS handshake so that reloaded certificates
@@ -125,6 +134,8 @@ impl Default for ServerConfig {
             max_concurrent_streams: 100,
             handshake_timeout: Duration::from_secs(10),
             max_connections: 10_000,
+            max_connections_per_source: 1000,
+            idle_timeout: Duration::from_secs(600),
         }
     }
 }
@@ -171,7 +182,8 @@ impl Server {
             stats,
             metrics,
         } = self;
-        let limit = Arc::new(Semaphore::new(config.max_connections));
+        let guard = Guard::new(config.max_connections, config.max_connections_per_source);
+        let mut errors = AcceptErrors::new("HBONE");
         let shared = Arc::new(Shared {
             config,
             authorize,
@@ -193,16 +205,18 @@ impl Server {
                     let (tcp, addr) = match accepted {
                         Ok(accepted) => accepted,
                         Err(err) => {
-                            tracing::warn!(error = %err, "cannot accept HBONE connection");
-                            tokio::time::sleep(ACCEPT_ERROR_BACKOFF).await;
+                            errors.failed(&err).await;
                             continue;
                         }
                     };
-                    let Ok(permit) = limit.clone().try_acquire_owned() else {
-                        shared.stats.refused_connections.fetch_add(1, Ordering::Relaxed);
-                        shared.metrics.failure("connection_limit");
-                        tracing::debug!(peer_addr = %addr, max = shared.config.max_connections, "HBONE connection limit reached; closing new connection");
-                        continue;
+                    let permit = match guard.admit(addr.ip()) {
+                        Ok(permit) => permit,
+                        Err(refused) => {
+                            shared.stats.refused_connections.fetch_add(1, Ordering::Relaxed);
+                            shared.metrics.failure("connection_limit");
+                            tracing::debug!(peer_addr = %addr, %refused, "HBONE connection limit reached; closing new connection");
+                            continue;
+                        }
                     };
                     let acceptor = match acceptors.get(&creds) {
                         Ok(acceptor) => acceptor,
@@ -253,7 +267,8 @@ impl Stats {
         self.handshake_failures.load(Ordering::Relaxed)
     }
 
-    /// Connections closed unserved because `max_connections` were open.
+    /// Connections closed unserved because `max_connections` were open in total or
+    /// `max_connections_per_source` from the caller's address.
     pub fn refused_connections(&self) -> u64 {
         self.refused_connections.load(Ordering::Relaxed)
     }
@@ -303,6 +318,7 @@ impl Shared {
         mut respond: SendResponse<Bytes>,
         peer: &SpiffeId,
         peer_addr: SocketAddr,
+        open: &Arc<()>,
     ) {
         let status = match self.admit(&request, peer) {
             Ok(target) => {
@@ -310,12 +326,18 @@ impl Shared {
                     Ok(send) => {
                         self.stats.streams.fetch_add(1, Ordering::Relaxed);
                         let stream = H2Stream::new(send, request.into_body());
-                        tokio::spawn((self.handler)(Accepted {
+                        let handled = (self.handler)(Accepted {
                             peer: peer.clone(),
                             peer_addr,
                             target,
                             stream,
-                        }));
+                        });
+                        // The connection counts its open streams by the clones alive.
+                        let open = open.clone();
+                        tokio::spawn(async move {
+                            handled.await;
+                            drop(open);
+                        });
                     }
                     Err(err) => {
                         tracing::debug!(%peer_addr, %peer, %target, error = %err, "HBONE stream ended before it was accepted");
@@ -373,7 +395,7 @@ async fn serve_connection(
     acceptor: TlsAcceptor,
     shared: Arc<Shared>,
     shutdown: CancellationToken,
-    _permit: OwnedSemaphorePermit,
+    _permit: Permit,
 ) {
     let after = shared.config.handshake_timeout;
     let handshake = tokio::time::timeout(after, handshake(tcp, addr, acceptor, &shared.config));
@@ -396,11 +418,17 @@ async fn serve_connection(
     shared.stats.connections.fetch_add(1, Ordering::Relaxed);
     tracing::debug!(peer_addr = %addr, %peer, "HBONE connection accepted");
 
+    let idle_timeout = shared.config.idle_timeout;
+    let open = Arc::new(());
+    let mut idle_since = tokio::time::Instant::now();
     let mut draining = false;
     loop {
         tokio::select! {
             request = connection.accept() => match request {
-                Some(Ok((request, respond))) => shared.serve_stream(request, respond, &peer, addr),
+                Some(Ok((request, respond))) => {
+                    shared.serve_stream(request, respond, &peer, addr, &open);
+                    idle_since = tokio::time::Instant::now();
+                }
                 Some(Err(err)) => {
                     tracing::debug!(peer_addr = %addr, %peer, error = %err, "HBONE connection failed");
                     break;
@@ -410,6 +438,15 @@ async fn serve_connection(
             () = shutdown.cancelled(), if !draining => {
                 connection.graceful_shutdown();
                 draining = true;
+            }
+            () = tokio::time::sleep_until(idle_since + idle_timeout), if !draining => {
+                if Arc::strong_count(&open) > 1 {
+                    idle_since = tokio::time::Instant::now();
+                } else {
+                    tracing::debug!(peer_addr = %addr, %peer, after = ?idle_timeout, "HBONE connection idle; closing");
+                    connection.graceful_shutdown();
+                    draining = true;
+                }
             }
         }
     }

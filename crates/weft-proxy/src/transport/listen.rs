@@ -10,6 +10,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
+use weft_tls::listener::AcceptErrors;
 
 /// Shared shutdown state: a signal every connection watches, and a tracker of every
 /// connection task so shutdown can wait for them.
@@ -98,6 +99,7 @@ pub async fn serve<F, Fut>(
 {
     let slots = Arc::new(Semaphore::new(max_connections));
     let local = listener.local_addr().ok();
+    let mut errors = AcceptErrors::new("proxy listener");
     loop {
         let accepted = tokio::select! {
             biased;
@@ -108,9 +110,8 @@ pub async fn serve<F, Fut>(
         let (stream, peer) = match accepted {
             Ok(pair) => pair,
             Err(e) => {
-                // EMFILE and friends: back off instead of spinning.
-                tracing::warn!(listener = ?local, error = %e, "accept failed");
-                tokio::time::sleep(Duration::from_millis(50)).await;
+                // EMFILE and friends: logged at a bounded rate, then a pause.
+                errors.failed(&e).await;
                 continue;
             }
         };
