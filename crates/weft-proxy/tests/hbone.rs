@@ -74,10 +74,19 @@ async fn start(creds: Arc<Credentials>, handle: StreamHandler) -> Peer {
 }
 
 fn start_on(listener: TcpListener, creds: Arc<Credentials>, handle: StreamHandler) -> Peer {
+    start_with(listener, creds, handle, ServerConfig::default())
+}
+
+fn start_with(
+    listener: TcpListener,
+    creds: Arc<Credentials>,
+    handle: StreamHandler,
+    config: ServerConfig,
+) -> Peer {
     let addr = listener.local_addr().unwrap();
     let (tx, seen) = mpsc::unbounded_channel();
     let server = Server::new(
-        ServerConfig::default(),
+        config,
         Arc::new(move || Some(creds.clone())),
         Arc::new(|_: &SpiffeId, target: SocketAddr| {
             if target.port() == DENIED_PORT {
@@ -728,4 +737,130 @@ async fn shutdown_drains_streams_and_pool_redials() {
     roundtrip(&mut stream, b"after restart").await;
     assert_eq!(pool.connections(), 1);
     assert_eq!(restarted.stats.connections(), 1);
+}
+
+/// Opens a TCP connection to `to` from the loopback address `from` (any of 127.0.0.0/8
+/// works without root), so that tests can play clients from several sources.
+async fn connect_from(from: [u8; 4], to: SocketAddr) -> std::io::Result<TcpStream> {
+    let socket = tokio::net::TcpSocket::new_v4()?;
+    socket.bind(SocketAddr::from((from, 0)))?;
+    socket.connect(to).await
+}
+
+/// Whether the server closed `stream` (EOF or reset) within `within`.
+async fn closed_within(stream: &mut TcpStream, within: Duration) -> bool {
+    let mut buf = [0u8; 1024];
+    let read = tokio::time::timeout(within, async {
+        loop {
+            match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            }
+        }
+    });
+    read.await.is_ok()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn idle_connections_and_a_slowloris_from_one_source_do_not_starve_a_peer() {
+    const IDLE: usize = 2000;
+    let ca = Authority::generate(TRUST_DOMAIN, DAY).unwrap();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    // Scaled-down caps: without the per-source cap, the attacker alone would fill the
+    // listener's 1500 slots and the mesh peer would be refused.
+    let server = start_with(
+        listener,
+        creds(&ca, "server"),
+        echo(),
+        ServerConfig {
+            max_connections: 1500,
+            max_connections_per_source: 500,
+            handshake_timeout: Duration::from_secs(3),
+            ..ServerConfig::default()
+        },
+    );
+    let client = creds(&ca, "client");
+
+    // The attacker (127.0.0.2): connections that never start TLS...
+    let mut idle = Vec::with_capacity(IDLE);
+    for _ in 0..IDLE {
+        idle.push(connect_from([127, 0, 0, 2], server.addr).await.unwrap());
+    }
+    // ...and a slowloris trickling a TLS ClientHello, a byte at a time.
+    let mut slow = connect_from([127, 0, 0, 3], server.addr).await.unwrap();
+    let trickle = tokio::spawn({
+        let addr = server.addr;
+        async move {
+            let mut slow = connect_from([127, 0, 0, 3], addr).await.unwrap();
+            for byte in [0x16u8, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00, 0x01, 0xfc] {
+                if slow.write_all(&[byte]).await.is_err() {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+        }
+    });
+    slow.write_all(&[0x16, 0x03, 0x01]).await.unwrap();
+    let stats = server.stats.clone();
+    eventually(
+        "the server refuses the attacker past its per-source cap",
+        || stats.refused_connections() >= (IDLE - 500) as u64,
+    )
+    .await;
+
+    // The legitimate peer (127.0.0.1) is served promptly.
+    let started = std::time::Instant::now();
+    let mut stream = tokio::time::timeout(
+        Duration::from_secs(3),
+        pool().connect(&client, server.addr, &id("server"), target()),
+    )
+    .await
+    .expect("a legitimate peer connects within 3s")
+    .unwrap();
+    roundtrip(&mut stream, b"still served").await;
+    assert!(started.elapsed() < Duration::from_secs(3));
+
+    // The slowloris is cut at the handshake timeout.
+    assert!(
+        closed_within(&mut slow, Duration::from_secs(6)).await,
+        "a stalled handshake is closed at the handshake timeout"
+    );
+    trickle.abort();
+    drop(idle);
+}
+
+#[tokio::test]
+async fn a_connection_without_streams_is_closed_after_the_idle_timeout() {
+    let ca = Authority::generate(TRUST_DOMAIN, DAY).unwrap();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let server = start_with(
+        listener,
+        creds(&ca, "server"),
+        echo(),
+        ServerConfig {
+            idle_timeout: Duration::from_millis(300),
+            ..ServerConfig::default()
+        },
+    );
+    let client = creds(&ca, "client");
+    let pool = Pool::new(PoolConfig {
+        idle_timeout: Duration::from_secs(3600),
+        ..PoolConfig::default()
+    });
+
+    let mut stream = pool
+        .connect(&client, server.addr, &id("server"), target())
+        .await
+        .unwrap();
+    roundtrip(&mut stream, b"busy").await;
+    // An open stream keeps the connection, however quiet.
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    roundtrip(&mut stream, b"still open").await;
+    assert_eq!(pool.connections(), 1);
+
+    drop(stream);
+    eventually("the server closes the idle connection", || {
+        pool.connections() == 0
+    })
+    .await;
 }
