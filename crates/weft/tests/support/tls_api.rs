@@ -38,8 +38,13 @@ pub(crate) async fn serve(router: axum::Router, dir: &Path) -> TlsApi {
         .await
         .expect("bind");
     let addr = listener.local_addr().expect("local addr");
-    let incoming =
-        weft_control::tls::incoming(listener, config, "test API", CancellationToken::new());
+    let incoming = weft_control::tls::incoming(
+        listener,
+        config,
+        "test API",
+        &weft_tls::listener::Limits::default(),
+        CancellationToken::new(),
+    );
     tokio::spawn(async move { axum::serve(incoming, router).await });
     let ca_file = dir.join("ca.crt");
     std::fs::write(&ca_file, ca.cert_pem()).expect("write CA file");
