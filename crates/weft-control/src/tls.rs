@@ -192,3 +192,92 @@ impl AsyncWrite for TlsConn {
         Pin::new(&mut self.inner).poll_shutdown(cx)
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // a failed unwrap is a failed test
+mod tests {
+    use std::time::{Duration, SystemTime};
+
+    use tokio::io::AsyncReadExt as _;
+    use tokio::net::TcpSocket;
+
+    use super::*;
+
+    fn server_config() -> Arc<rustls::ServerConfig> {
+        let day = Duration::from_secs(86_400);
+        let ca = weft_tls::ca::Authority::generate("cluster.local", day).unwrap();
+        let id = weft_tls::control::identity("cluster.local").unwrap();
+        let leaf = ca
+            .issue_server(&id, &["127.0.0.1".into()], day, SystemTime::now())
+            .unwrap();
+        let cert =
+            Arc::new(weft_tls::control::ServingCert::new(&leaf.chain, &leaf.key_der).unwrap());
+        weft_tls::control::server_config(cert, weft_tls::control::ALPN_API).unwrap()
+    }
+
+    async fn connect_from(from: [u8; 4], to: SocketAddr) -> TcpStream {
+        let socket = TcpSocket::new_v4().unwrap();
+        socket.bind(SocketAddr::from((from, 0))).unwrap();
+        socket.connect(to).await.unwrap()
+    }
+
+    /// Whether the server closed `tcp` within `within` (EOF or reset, no bytes).
+    async fn closed_within(tcp: &mut TcpStream, within: Duration) -> bool {
+        let mut buf = [0u8; 16];
+        matches!(
+            tokio::time::timeout(within, tcp.read(&mut buf)).await,
+            Ok(Ok(0) | Err(_))
+        )
+    }
+
+    #[tokio::test]
+    async fn closes_connections_past_the_per_source_cap_before_tls() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let limits = Limits {
+            max_connections_per_source: 2,
+            ..Limits::default()
+        };
+        let shutdown = CancellationToken::new();
+        let _incoming = incoming(listener, server_config(), "test", &limits, shutdown.clone());
+
+        let mut held = vec![
+            connect_from([127, 0, 0, 2], addr).await,
+            connect_from([127, 0, 0, 2], addr).await,
+        ];
+        let mut third = connect_from([127, 0, 0, 2], addr).await;
+        assert!(
+            closed_within(&mut third, Duration::from_secs(2)).await,
+            "the third connection from one source is closed at once"
+        );
+        let mut other = connect_from([127, 0, 0, 1], addr).await;
+        assert!(
+            !closed_within(&mut other, Duration::from_millis(300)).await,
+            "another source is still admitted"
+        );
+        for tcp in &mut held {
+            assert!(!closed_within(tcp, Duration::from_millis(100)).await);
+        }
+        // A released slot is reused.
+        drop(held.pop());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let mut again = connect_from([127, 0, 0, 2], addr).await;
+        assert!(!closed_within(&mut again, Duration::from_millis(300)).await);
+        shutdown.cancel();
+    }
+
+    #[tokio::test]
+    async fn closes_a_stalled_handshake_at_the_handshake_timeout() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let limits = Limits {
+            handshake_timeout: Duration::from_millis(300),
+            ..Limits::default()
+        };
+        let shutdown = CancellationToken::new();
+        let _incoming = incoming(listener, server_config(), "test", &limits, shutdown.clone());
+        let mut silent = connect_from([127, 0, 0, 1], addr).await;
+        assert!(closed_within(&mut silent, Duration::from_secs(3)).await);
+        shutdown.cancel();
+    }
+}
