@@ -889,6 +889,24 @@ async fn readyz_is_503_while_the_store_does_not_answer() {
 }
 
 #[tokio::test]
+async fn readyz_is_503_naming_the_cause_while_the_store_cannot_write() {
+    let api = Api::new();
+    api.store
+        .set_write_failure(Some("(code: 13) database or disk is full"));
+    let error = api
+        .get("/readyz")
+        .await
+        .expect(StatusCode::SERVICE_UNAVAILABLE)
+        .json();
+    assert_eq!(error["error"]["reason"], "StoreCannotWrite", "{error}");
+    let message = error["error"]["message"].as_str().unwrap();
+    assert!(message.contains("disk is full"), "{message}");
+    assert!(message.contains("free disk space"), "{message}");
+    api.store.set_write_failure(None);
+    api.get("/readyz").await.expect(StatusCode::OK);
+}
+
+#[tokio::test]
 async fn proxies_come_from_the_directory_and_unknown_ones_are_404() {
     let api = Api::new();
     let list = api.get("/v1/proxies").await.expect(StatusCode::OK).json();

@@ -19,10 +19,11 @@
 //! insert-if-absent, so instances starting together on one database agree on one value.
 
 use std::fmt;
+use std::future::Future;
 use std::path::PathBuf;
 use std::str::FromStr;
-use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
 use tokio::sync::broadcast;
@@ -191,6 +192,22 @@ pub enum StoreError {
     },
 }
 
+/// How often, at most, `/readyz` re-tries a write while writes fail: 1 s.
+pub const WRITE_PROBE_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Whether the store can write, as the last write found (ADR 0024). Only database
+/// failures count (a conflict is the caller's fault, not the store's); any successful
+/// write, or a probe write, clears a failure.
+#[derive(Default)]
+pub(crate) struct WriteHealth {
+    failed: Mutex<Option<Failed>>,
+}
+
+struct Failed {
+    message: String,
+    checked: Instant,
+}
+
 /// Opens the store `spec` names with default [`Options`]: creates the SQLite file or
 /// connects to PostgreSQL, runs migrations and starts the change feed. Must be called
 /// inside a tokio runtime; background tasks end when the last `Arc` is dropped.
@@ -216,6 +233,14 @@ pub trait Store: Send + Sync + 'static {
 
     /// Whether the database answers (used by `/readyz`).
     async fn ping(&self) -> Result<(), StoreError>;
+
+    /// `None` while writes work; else why the last write failed (the database's own
+    /// words). While writes fail, each call re-tries a write that changes nothing, at
+    /// most once per [`WRITE_PROBE_INTERVAL`], so the answer clears when the cause (a
+    /// full disk) goes away even if nobody writes (used by `/readyz`).
+    async fn write_failure(&self) -> Option<String> {
+        None
+    }
 
     /// One object.
     async fn get(&self, key: &Key) -> Result<Option<Object>, StoreError>;
@@ -285,6 +310,94 @@ fn unix_seconds_ceil(time: SystemTime) -> i64 {
     let since = time.duration_since(UNIX_EPOCH).unwrap_or_default();
     let seconds = since.as_secs() + u64::from(since.subsec_nanos() > 0);
     i64::try_from(seconds).unwrap_or(i64::MAX)
+}
+
+// === transactions ===
+
+/// Ends a write transaction: `COMMIT` when `result` is `Ok`, else an explicit
+/// `ROLLBACK` (whose own failure is only logged: the write's error is the one to
+/// report, and [`release_healthy`] keeps a connection left in doubt out of the pool).
+async fn finish<DB: sqlx::Database, T>(
+    tx: sqlx::Transaction<'static, DB>,
+    result: Result<T, StoreError>,
+) -> Result<T, StoreError> {
+    match result {
+        Ok(value) => {
+            tx.commit().await?;
+            Ok(value)
+        }
+        Err(error) => {
+            if let Err(rollback) = tx.rollback().await {
+                tracing::debug!(%error, %rollback, "rollback after a failed write failed");
+            }
+            Err(error)
+        }
+    }
+}
+
+/// The pools' `after_release` check: a connection goes back into the pool only when no
+/// transaction is open on it (else the pool closes it and opens a fresh one). The ping
+/// first waits for a rollback queued by a dropped transaction (a cancelled request).
+fn release_healthy<DB: sqlx::Database>(
+    conn: &mut DB::Connection,
+    _meta: sqlx::pool::PoolConnectionMetadata,
+) -> futures::future::BoxFuture<'_, Result<bool, sqlx::Error>> {
+    use sqlx::Connection as _;
+    Box::pin(async move {
+        conn.ping().await?;
+        if conn.is_in_transaction() {
+            tracing::warn!(
+                "closing a store connection left inside a transaction after a failed write"
+            );
+            return Ok(false);
+        }
+        Ok(true)
+    })
+}
+
+// === impl WriteHealth ===
+
+impl WriteHealth {
+    /// Notes a write's outcome and passes it on.
+    pub(crate) fn record<T>(&self, result: Result<T, StoreError>) -> Result<T, StoreError> {
+        match &result {
+            Ok(_) => self.set(None),
+            Err(error @ StoreError::Database(_)) => self.set(Some(error.to_string())),
+            Err(_) => {}
+        }
+        result
+    }
+
+    /// See [`Store::write_failure`]; `probe` is the backend's no-op write.
+    pub(crate) async fn failure<F, P>(&self, probe: P) -> Option<String>
+    where
+        P: FnOnce() -> F,
+        F: Future<Output = Result<(), StoreError>>,
+    {
+        let due = match &*self.lock() {
+            None => return None,
+            Some(failed) => failed.checked.elapsed() >= WRITE_PROBE_INTERVAL,
+        };
+        if due {
+            let outcome = probe().await;
+            if let Err(error) = &outcome {
+                tracing::warn!(%error, "the store still cannot write");
+            }
+            let _ = self.record(outcome);
+        }
+        self.lock().as_ref().map(|failed| failed.message.clone())
+    }
+
+    fn set(&self, message: Option<String>) {
+        *self.lock() = message.map(|message| Failed {
+            message,
+            checked: Instant::now(),
+        });
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Option<Failed>> {
+        self.failed.lock().unwrap_or_else(PoisonError::into_inner)
+    }
 }
 
 // === impl StoreSpec ===

@@ -21,7 +21,8 @@ use weft_api::resource::{Key, Kind, Object};
 use super::feed::{ChangeLog, Feed};
 use super::record::{self, to_i64, to_u64, PutPlan, RawChange, RawRecord, Record};
 use super::{
-    unix_seconds_ceil, Change, ChangeOp, Options, Precondition, Store, StoreError, Written,
+    finish, release_healthy, unix_seconds_ceil, Change, ChangeOp, Options, Precondition, Store,
+    StoreError, WriteHealth, Written,
 };
 
 /// The notification channel writes announce their revision on.
@@ -45,6 +46,7 @@ const SELECT_OBJECT: &str = "SELECT kind, namespace, name, uid, api_version, gen
 pub struct Postgres {
     db: Db,
     feed: Feed,
+    health: WriteHealth,
 }
 
 /// The pool and what writes need; cloned into the feed's publisher.
@@ -67,6 +69,7 @@ impl Postgres {
         let pool = PgPoolOptions::new()
             .max_connections(options.max_connections.max(1))
             .acquire_timeout(options.acquire_timeout)
+            .after_release(release_healthy::<sqlx::Postgres>)
             .connect_with(connect.clone())
             .await
             .map_err(|e| connect_error(&target, &e))?;
@@ -95,7 +98,11 @@ impl Postgres {
         let feed = Feed::spawn(db.clone(), start, options);
         tokio::spawn(listen(listener, feed.poker(), feed.cancelled()));
         tracing::info!(database = %target, revision = start, "opened the PostgreSQL store");
-        Ok(Self { db, feed })
+        Ok(Self {
+            db,
+            feed,
+            health: WriteHealth::default(),
+        })
     }
 }
 
@@ -108,6 +115,10 @@ impl Store for Postgres {
     async fn ping(&self) -> Result<(), StoreError> {
         sqlx::query("SELECT 1").execute(&self.db.pool).await?;
         Ok(())
+    }
+
+    async fn write_failure(&self) -> Option<String> {
+        self.health.failure(|| self.db.probe()).await
     }
 
     async fn get(&self, key: &Key) -> Result<Option<Object>, StoreError> {
@@ -147,22 +158,12 @@ impl Store for Postgres {
     async fn put(&self, object: Object, precondition: Precondition) -> Result<Written, StoreError> {
         let key = record::key_of(&object)?;
         let mut tx = self.db.pool.begin().await?;
-        lock_writes(&mut tx).await?;
-        let current = load(&mut tx, &key).await?;
-        let (mut next, created) = match record::plan_put(key, current, object, precondition)? {
-            PutPlan::Unchanged(current) => return Ok(Written::Unchanged(current.to_object())),
-            PutPlan::Create(next) => (next, true),
-            PutPlan::Update(next) => (next, false),
-        };
-        self.db.write(&mut tx, &mut next, ChangeOp::Put).await?;
-        tx.commit().await?;
-        self.feed.poke();
-        let object = next.to_object();
-        Ok(if created {
-            Written::Created(object)
-        } else {
-            Written::Configured(object)
-        })
+        let result = self.db.put(&mut tx, key, object, precondition).await;
+        let written = self.health.record(finish(tx, result).await)?;
+        if !matches!(written, Written::Unchanged(_)) {
+            self.feed.poke();
+        }
+        Ok(written)
     }
 
     async fn put_status(
@@ -172,26 +173,36 @@ impl Store for Postgres {
         precondition: Precondition,
     ) -> Result<Option<Object>, StoreError> {
         let mut tx = self.db.pool.begin().await?;
-        lock_writes(&mut tx).await?;
-        let current = load(&mut tx, key).await?;
-        let Some(mut next) = record::plan_status(key, current, status, precondition)? else {
-            return Ok(None);
-        };
-        self.db.write(&mut tx, &mut next, ChangeOp::Put).await?;
-        tx.commit().await?;
-        self.feed.poke();
-        Ok(Some(next.to_object()))
+        let result = async {
+            lock_writes(&mut tx).await?;
+            let current = load(&mut tx, key).await?;
+            let Some(mut next) = record::plan_status(key, current, status, precondition)? else {
+                return Ok(None);
+            };
+            self.db.write(&mut tx, &mut next, ChangeOp::Put).await?;
+            Ok(Some(next.to_object()))
+        }
+        .await;
+        let written = self.health.record(finish(tx, result).await)?;
+        if written.is_some() {
+            self.feed.poke();
+        }
+        Ok(written)
     }
 
     async fn delete(&self, key: &Key, precondition: Precondition) -> Result<Object, StoreError> {
         let mut tx = self.db.pool.begin().await?;
-        lock_writes(&mut tx).await?;
-        let current = load(&mut tx, key).await?;
-        let mut gone = record::plan_delete(key, current, precondition)?;
-        self.db.write(&mut tx, &mut gone, ChangeOp::Delete).await?;
-        tx.commit().await?;
+        let result = async {
+            lock_writes(&mut tx).await?;
+            let current = load(&mut tx, key).await?;
+            let mut gone = record::plan_delete(key, current, precondition)?;
+            self.db.write(&mut tx, &mut gone, ChangeOp::Delete).await?;
+            Ok(gone.to_object())
+        }
+        .await;
+        let gone = self.health.record(finish(tx, result).await)?;
         self.feed.poke();
-        Ok(gone.to_object())
+        Ok(gone)
     }
 
     async fn changes_since(&self, revision: u64, limit: u32) -> Result<Vec<Change>, StoreError> {
@@ -235,20 +246,23 @@ impl Store for Postgres {
 
     async fn revoke_token(&self, id: &str, expires_at: SystemTime) -> Result<(), StoreError> {
         let mut tx = self.db.pool.begin().await?;
-        sqlx::query("DELETE FROM revoked_tokens WHERE expires_at < now()")
+        let result = async {
+            sqlx::query("DELETE FROM revoked_tokens WHERE expires_at < now()")
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query(
+                "INSERT INTO revoked_tokens (id, expires_at) VALUES ($1, to_timestamp($2::bigint)) \
+                 ON CONFLICT (id) DO UPDATE SET \
+                 expires_at = GREATEST(revoked_tokens.expires_at, excluded.expires_at)",
+            )
+            .bind(id)
+            .bind(unix_seconds_ceil(expires_at))
             .execute(&mut *tx)
             .await?;
-        sqlx::query(
-            "INSERT INTO revoked_tokens (id, expires_at) VALUES ($1, to_timestamp($2::bigint)) \
-             ON CONFLICT (id) DO UPDATE SET \
-             expires_at = GREATEST(revoked_tokens.expires_at, excluded.expires_at)",
-        )
-        .bind(id)
-        .bind(unix_seconds_ceil(expires_at))
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        Ok(())
+            Ok(())
+        }
+        .await;
+        self.health.record(finish(tx, result).await)
     }
 
     async fn is_revoked(&self, id: &str) -> Result<bool, StoreError> {
@@ -271,6 +285,43 @@ impl Store for Postgres {
 // === impl Db ===
 
 impl Db {
+    /// The body of [`Store::put`], inside the caller's transaction: takes the write
+    /// lock, then plans and writes.
+    async fn put(
+        &self,
+        tx: &mut PgConnection,
+        key: Key,
+        object: Object,
+        precondition: Precondition,
+    ) -> Result<Written, StoreError> {
+        lock_writes(tx).await?;
+        let current = load(tx, &key).await?;
+        let (mut next, created) = match record::plan_put(key, current, object, precondition)? {
+            PutPlan::Unchanged(current) => return Ok(Written::Unchanged(current.to_object())),
+            PutPlan::Create(next) => (next, true),
+            PutPlan::Update(next) => (next, false),
+        };
+        self.write(tx, &mut next, ChangeOp::Put).await?;
+        let object = next.to_object();
+        Ok(if created {
+            Written::Created(object)
+        } else {
+            Written::Configured(object)
+        })
+    }
+
+    /// A write that changes nothing but must reach the disk: whether the store can
+    /// write again after a failure (`/readyz`).
+    async fn probe(&self) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let result = sqlx::query("UPDATE store_state SET revision = revision WHERE id = 1")
+            .execute(&mut *tx)
+            .await
+            .map(|_| ())
+            .map_err(StoreError::from);
+        finish(tx, result).await
+    }
+
     async fn revision(&self) -> Result<u64, StoreError> {
         let mut conn = self.pool.acquire().await?;
         read_revision(&mut conn).await

@@ -6,6 +6,12 @@
 //! process opening the file cannot interleave). Reads run concurrently from the pool.
 //! The feed is published from this process after each commit; a periodic re-read also
 //! picks up writes made by another process on the same file.
+//!
+//! Failed writes (ADR 0024): every write transaction ends in an explicit `COMMIT` or
+//! `ROLLBACK` ([`finish`]). SQLite may already have rolled back on `SQLITE_FULL` or an
+//! I/O error, so that `ROLLBACK` can fail and leave sqlx counting a transaction that no
+//! longer exists ("non-zero transaction depth" on every later write); such a connection
+//! is closed when it returns to the pool instead of being reused ([`release_healthy`]).
 
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::Path;
@@ -23,7 +29,8 @@ use weft_api::resource::{Key, Kind, Object};
 use super::feed::{ChangeLog, Feed};
 use super::record::{self, to_i64, to_u64, PutPlan, RawChange, RawRecord, Record};
 use super::{
-    unix_seconds_ceil, Change, ChangeOp, Options, Precondition, Store, StoreError, Written,
+    finish, release_healthy, unix_seconds_ceil, Change, ChangeOp, Options, Precondition, Store,
+    StoreError, WriteHealth, Written,
 };
 
 /// How long a statement waits for another process's write lock: 5 s.
@@ -37,6 +44,7 @@ const SELECT_OBJECT: &str = "SELECT kind, namespace, name, uid, api_version, gen
 pub struct Sqlite {
     db: Db,
     feed: Feed,
+    health: WriteHealth,
 }
 
 /// The pool and what writes need; cloned into the feed's publisher.
@@ -87,6 +95,7 @@ impl Sqlite {
         let pool = SqlitePoolOptions::new()
             .max_connections(options.max_connections.max(1))
             .acquire_timeout(options.acquire_timeout)
+            .after_release(release_healthy::<sqlx::Sqlite>)
             .connect_with(connect)
             .await
             .map_err(|e| connect_error(path, &e))?;
@@ -100,7 +109,11 @@ impl Sqlite {
         let start = db.revision().await?;
         let feed = Feed::spawn(db.clone(), start, options);
         tracing::info!(path = %path.display(), revision = start, "opened the SQLite store");
-        Ok(Self { db, feed })
+        Ok(Self {
+            db,
+            feed,
+            health: WriteHealth::default(),
+        })
     }
 }
 
@@ -113,6 +126,10 @@ impl Store for Sqlite {
     async fn ping(&self) -> Result<(), StoreError> {
         sqlx::query("SELECT 1").execute(&self.db.pool).await?;
         Ok(())
+    }
+
+    async fn write_failure(&self) -> Option<String> {
+        self.health.failure(|| self.db.probe()).await
     }
 
     async fn get(&self, key: &Key) -> Result<Option<Object>, StoreError> {
@@ -148,21 +165,12 @@ impl Store for Sqlite {
         let key = record::key_of(&object)?;
         let _writer = self.db.write_lock.lock().await;
         let mut tx = self.db.pool.begin_with("BEGIN IMMEDIATE").await?;
-        let current = load(&mut tx, &key).await?;
-        let (mut next, created) = match record::plan_put(key, current, object, precondition)? {
-            PutPlan::Unchanged(current) => return Ok(Written::Unchanged(current.to_object())),
-            PutPlan::Create(next) => (next, true),
-            PutPlan::Update(next) => (next, false),
-        };
-        self.db.write(&mut tx, &mut next, ChangeOp::Put).await?;
-        tx.commit().await?;
-        self.feed.poke();
-        let object = next.to_object();
-        Ok(if created {
-            Written::Created(object)
-        } else {
-            Written::Configured(object)
-        })
+        let result = self.db.put(&mut tx, key, object, precondition).await;
+        let written = self.health.record(finish(tx, result).await)?;
+        if !matches!(written, Written::Unchanged(_)) {
+            self.feed.poke();
+        }
+        Ok(written)
     }
 
     async fn put_status(
@@ -173,25 +181,35 @@ impl Store for Sqlite {
     ) -> Result<Option<Object>, StoreError> {
         let _writer = self.db.write_lock.lock().await;
         let mut tx = self.db.pool.begin_with("BEGIN IMMEDIATE").await?;
-        let current = load(&mut tx, key).await?;
-        let Some(mut next) = record::plan_status(key, current, status, precondition)? else {
-            return Ok(None);
-        };
-        self.db.write(&mut tx, &mut next, ChangeOp::Put).await?;
-        tx.commit().await?;
-        self.feed.poke();
-        Ok(Some(next.to_object()))
+        let result = async {
+            let current = load(&mut tx, key).await?;
+            let Some(mut next) = record::plan_status(key, current, status, precondition)? else {
+                return Ok(None);
+            };
+            self.db.write(&mut tx, &mut next, ChangeOp::Put).await?;
+            Ok(Some(next.to_object()))
+        }
+        .await;
+        let written = self.health.record(finish(tx, result).await)?;
+        if written.is_some() {
+            self.feed.poke();
+        }
+        Ok(written)
     }
 
     async fn delete(&self, key: &Key, precondition: Precondition) -> Result<Object, StoreError> {
         let _writer = self.db.write_lock.lock().await;
         let mut tx = self.db.pool.begin_with("BEGIN IMMEDIATE").await?;
-        let current = load(&mut tx, key).await?;
-        let mut gone = record::plan_delete(key, current, precondition)?;
-        self.db.write(&mut tx, &mut gone, ChangeOp::Delete).await?;
-        tx.commit().await?;
+        let result = async {
+            let current = load(&mut tx, key).await?;
+            let mut gone = record::plan_delete(key, current, precondition)?;
+            self.db.write(&mut tx, &mut gone, ChangeOp::Delete).await?;
+            Ok(gone.to_object())
+        }
+        .await;
+        let gone = self.health.record(finish(tx, result).await)?;
         self.feed.poke();
-        Ok(gone.to_object())
+        Ok(gone)
     }
 
     async fn changes_since(&self, revision: u64, limit: u32) -> Result<Vec<Change>, StoreError> {
@@ -218,37 +236,43 @@ impl Store for Sqlite {
     async fn create_secret(&self, name: &str, value: &[u8]) -> Result<Vec<u8>, StoreError> {
         let _writer = self.db.write_lock.lock().await;
         let mut tx = self.db.pool.begin_with("BEGIN IMMEDIATE").await?;
-        sqlx::query(
-            "INSERT INTO secrets (name, value) VALUES (?1, ?2) ON CONFLICT (name) DO NOTHING",
-        )
-        .bind(name)
-        .bind(value)
-        .execute(&mut *tx)
-        .await?;
-        let stored: Vec<u8> = sqlx::query_scalar("SELECT value FROM secrets WHERE name = ?1")
+        let result = async {
+            sqlx::query(
+                "INSERT INTO secrets (name, value) VALUES (?1, ?2) ON CONFLICT (name) DO NOTHING",
+            )
             .bind(name)
-            .fetch_one(&mut *tx)
+            .bind(value)
+            .execute(&mut *tx)
             .await?;
-        tx.commit().await?;
-        Ok(stored)
+            let stored: Vec<u8> = sqlx::query_scalar("SELECT value FROM secrets WHERE name = ?1")
+                .bind(name)
+                .fetch_one(&mut *tx)
+                .await?;
+            Ok(stored)
+        }
+        .await;
+        self.health.record(finish(tx, result).await)
     }
 
     async fn revoke_token(&self, id: &str, expires_at: SystemTime) -> Result<(), StoreError> {
         let _writer = self.db.write_lock.lock().await;
         let mut tx = self.db.pool.begin_with("BEGIN IMMEDIATE").await?;
-        sqlx::query("DELETE FROM revoked_tokens WHERE expires_at < unixepoch()")
+        let result = async {
+            sqlx::query("DELETE FROM revoked_tokens WHERE expires_at < unixepoch()")
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query(
+                "INSERT INTO revoked_tokens (id, expires_at) VALUES (?1, ?2) \
+                 ON CONFLICT (id) DO UPDATE SET expires_at = MAX(expires_at, excluded.expires_at)",
+            )
+            .bind(id)
+            .bind(unix_seconds_ceil(expires_at))
             .execute(&mut *tx)
             .await?;
-        sqlx::query(
-            "INSERT INTO revoked_tokens (id, expires_at) VALUES (?1, ?2) \
-             ON CONFLICT (id) DO UPDATE SET expires_at = MAX(expires_at, excluded.expires_at)",
-        )
-        .bind(id)
-        .bind(unix_seconds_ceil(expires_at))
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        Ok(())
+            Ok(())
+        }
+        .await;
+        self.health.record(finish(tx, result).await)
     }
 
     async fn is_revoked(&self, id: &str) -> Result<bool, StoreError> {
@@ -271,6 +295,42 @@ impl Store for Sqlite {
 // === impl Db ===
 
 impl Db {
+    /// The body of [`Store::put`], inside the caller's transaction.
+    async fn put(
+        &self,
+        tx: &mut SqliteConnection,
+        key: Key,
+        object: Object,
+        precondition: Precondition,
+    ) -> Result<Written, StoreError> {
+        let current = load(tx, &key).await?;
+        let (mut next, created) = match record::plan_put(key, current, object, precondition)? {
+            PutPlan::Unchanged(current) => return Ok(Written::Unchanged(current.to_object())),
+            PutPlan::Create(next) => (next, true),
+            PutPlan::Update(next) => (next, false),
+        };
+        self.write(tx, &mut next, ChangeOp::Put).await?;
+        let object = next.to_object();
+        Ok(if created {
+            Written::Created(object)
+        } else {
+            Written::Configured(object)
+        })
+    }
+
+    /// A write that changes nothing but must reach the disk: whether the store can
+    /// write again after a failure (`/readyz`).
+    async fn probe(&self) -> Result<(), StoreError> {
+        let _writer = self.write_lock.lock().await;
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let result = sqlx::query("UPDATE store_state SET revision = revision WHERE id = 1")
+            .execute(&mut *tx)
+            .await
+            .map(|_| ())
+            .map_err(StoreError::from);
+        finish(tx, result).await
+    }
+
     async fn revision(&self) -> Result<u64, StoreError> {
         let mut conn = self.pool.acquire().await?;
         read_revision(&mut conn).await
@@ -433,4 +493,93 @@ fn connect_error(path: &Path, error: &sqlx::Error) -> StoreError {
         "cannot open SQLite database at {}: {error}",
         path.display()
     ))))
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+    use weft_api::resource::{ObjectMeta, WEFT_API_VERSION};
+
+    use super::*;
+
+    fn service(name: &str, padding: usize) -> Object {
+        Object {
+            api_version: WEFT_API_VERSION.into(),
+            kind: "Service".into(),
+            metadata: ObjectMeta {
+                name: name.into(),
+                namespace: Some("default".into()),
+                ..ObjectMeta::default()
+            },
+            spec: json!({"padding": "x".repeat(padding)}),
+            status: None,
+        }
+    }
+
+    /// `PRAGMA max_page_count` on the only pooled connection: SQLite then answers
+    /// `SQLITE_FULL` as it does on a full disk, without needing a small file system.
+    async fn limit_pages(store: &Sqlite, pages: Option<i64>) {
+        let mut conn = store.db.pool.acquire().await.expect("acquire");
+        let pages = match pages {
+            Some(pages) => pages,
+            None => sqlx::query_scalar("PRAGMA page_count")
+                .fetch_one(&mut *conn)
+                .await
+                .expect("page_count"),
+        };
+        sqlx::query(&format!("PRAGMA max_page_count = {pages}"))
+            .execute(&mut *conn)
+            .await
+            .expect("max_page_count");
+    }
+
+    #[tokio::test]
+    async fn writes_resume_after_the_database_was_full() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let options = Options {
+            max_connections: 1,
+            ..Options::default()
+        };
+        let store = Sqlite::open(&dir.path().join("weft.db"), &options)
+            .await
+            .expect("open");
+        store
+            .put(service("before", 10), Precondition::None)
+            .await
+            .expect("a write with room");
+
+        for attempt in 0..3 {
+            limit_pages(&store, None).await;
+            let error = store
+                .put(
+                    service(&format!("full-{attempt}"), 64 * 1024),
+                    Precondition::None,
+                )
+                .await
+                .expect_err("a write into a full database fails");
+            assert!(
+                error.to_string().contains("full"),
+                "attempt {attempt}: the failure is the full database, not a stuck \
+                 connection: {error}"
+            );
+        }
+
+        let failure = store.write_failure().await;
+        assert!(
+            failure.as_deref().is_some_and(|f| f.contains("full")),
+            "readiness sees the failing writes: {failure:?}"
+        );
+
+        limit_pages(&store, Some(1 << 30)).await;
+        store
+            .put(service("after", 64 * 1024), Precondition::None)
+            .await
+            .expect("writes resume once there is room, without a restart");
+        assert_eq!(store.write_failure().await, None, "and readiness sees it");
+        let stored = store
+            .get(&record::key_of(&service("after", 0)).expect("key"))
+            .await
+            .expect("get");
+        assert!(stored.is_some());
+    }
 }

@@ -23,6 +23,7 @@ pub(crate) struct MemoryStore {
     state: Mutex<State>,
     feed: broadcast::Sender<Change>,
     unreachable: AtomicBool,
+    write_failure: Mutex<Option<String>>,
 }
 
 #[derive(Default)]
@@ -44,6 +45,7 @@ impl Default for MemoryStore {
             state: Mutex::new(State::default()),
             feed: broadcast::channel(1024).0,
             unreachable: AtomicBool::new(false),
+            write_failure: Mutex::new(None),
         }
     }
 }
@@ -52,6 +54,11 @@ impl MemoryStore {
     /// Makes `ping` fail (or succeed again).
     pub(crate) fn set_unreachable(&self, unreachable: bool) {
         self.unreachable.store(unreachable, Ordering::SeqCst);
+    }
+
+    /// What `write_failure` answers (a store whose writes fail, e.g. on a full disk).
+    pub(crate) fn set_write_failure(&self, failure: Option<&str>) {
+        *self.write_failure.lock().unwrap() = failure.map(str::to_owned);
     }
 
     /// Drops every logged change up to the current revision.
@@ -111,6 +118,10 @@ impl Store for MemoryStore {
         } else {
             Ok(())
         }
+    }
+
+    async fn write_failure(&self) -> Option<String> {
+        self.write_failure.lock().unwrap().clone()
     }
 
     async fn get(&self, key: &Key) -> Result<Option<Object>, StoreError> {
