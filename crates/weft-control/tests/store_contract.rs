@@ -121,6 +121,43 @@ async fn assert_feed_quiet(feed: &mut broadcast::Receiver<Change>) {
 mod contract {
     use super::*;
 
+    pub(super) async fn put_all_stores_every_object_or_none(store: Arc<dyn Store>) {
+        put(&store, service("shop", "taken", json!({}))).await;
+        let revision = store.revision().await.expect("revision");
+        let batch = vec![
+            (service("shop", "a", json!({})), Precondition::None),
+            (service("shop", "b", json!({})), Precondition::None),
+            (
+                service("shop", "taken", json!({"x": 1})),
+                Precondition::Absent,
+            ),
+        ];
+        let error = store
+            .put_all(batch)
+            .await
+            .expect_err("the last write conflicts");
+        assert!(
+            matches!(&error, StoreError::InBatch { index: 2, source } if matches!(**source, StoreError::Conflict { .. })),
+            "{error:?}"
+        );
+        let (objects, after) = store.list(None, None).await.expect("list");
+        assert_eq!(objects.len(), 1, "nothing of the failed batch is stored");
+        assert_eq!(after, revision, "and it took no revision");
+        store
+            .put(service("shop", "c", json!({})), Precondition::Absent)
+            .await
+            .expect("the store still writes");
+
+        let batch = vec![
+            (service("shop", "a", json!({})), Precondition::None),
+            (service("shop", "taken", json!({})), Precondition::None),
+        ];
+        let written = store.put_all(batch).await.expect("a batch that fits");
+        assert!(matches!(written[0], Written::Created(_)), "{written:?}");
+        assert!(matches!(written[1], Written::Unchanged(_)), "{written:?}");
+        assert_eq!(store.list(None, None).await.expect("list").0.len(), 3);
+    }
+
     pub(super) async fn creates_and_gets_objects_with_bookkeeping_fields(store: Arc<dyn Store>) {
         let mut object = service(
             "shop",
@@ -883,6 +920,7 @@ macro_rules! contract_tests {
 
 contract_tests! {
     store: [
+        put_all_stores_every_object_or_none,
         creates_and_gets_objects_with_bookkeeping_fields,
         update_bumps_generation_and_resource_version,
         identical_put_is_unchanged_and_takes_no_revision,

@@ -2,9 +2,11 @@
 //!
 //! All documents are parsed and validated before anything is written: one invalid
 //! document fails the request with `400`, listing every problem with its document
-//! index, kind/name and field path, and nothing is stored. Then each object is put in
-//! order (conditional on `metadata.resourceVersion` when a document carries it), and
-//! the response says per object whether it was created, configured or unchanged.
+//! index, kind/name and field path, and nothing is stored. Then every object is put in
+//! order, in one store transaction (conditional on `metadata.resourceVersion` when a
+//! document carries it): all are stored or none, even if the process dies mid-way
+//! (ADR 0024). The response says per object whether it was created, configured or
+//! unchanged.
 
 use std::collections::HashMap;
 
@@ -18,7 +20,7 @@ use super::error::{Detail, Error};
 use super::format::{self, Format, Reply};
 use super::resources::{normalise, precondition_of, qualified};
 use super::ApiState;
-use crate::store::{Precondition, Written};
+use crate::store::{Precondition, StoreError, Written};
 
 /// The response body.
 #[derive(Serialize)]
@@ -113,35 +115,48 @@ pub(super) async fn handler(
         ));
     }
 
-    let mut results = Vec::with_capacity(writes.len());
-    for (index, object, precondition) in writes {
-        let label = format!(
-            "document {index} ({} {})",
-            object.kind,
-            qualified(object.namespace(), &object.metadata.name)
-        );
-        let written = state.store.put(object, precondition).await.map_err(|e| {
-            let error = Error::from(e);
-            let message = format!(
-                "{label}: {}; the {} document(s) before it were applied",
-                error.message(),
-                results.len()
-            );
-            error.with_message(message)
-        })?;
-        let result = match written {
-            Written::Created(_) => "created",
-            Written::Configured(_) => "configured",
-            Written::Unchanged(_) => "unchanged",
+    let labels: Vec<String> = writes
+        .iter()
+        .map(|(index, object, _)| {
+            format!(
+                "document {index} ({} {})",
+                object.kind,
+                qualified(object.namespace(), &object.metadata.name)
+            )
+        })
+        .collect();
+    let batch = writes
+        .into_iter()
+        .map(|(_, object, precondition)| (object, precondition))
+        .collect();
+    let written = state.store.put_all(batch).await.map_err(|e| {
+        let label = match &e {
+            StoreError::InBatch { index, .. } => labels.get(*index).map(String::as_str),
+            _ => None,
         };
-        let stored = written.object();
-        results.push(Outcome {
-            kind: stored.kind.clone(),
-            namespace: stored.namespace().to_owned(),
-            name: stored.metadata.name.clone(),
-            result,
-            resource_version: stored.metadata.resource_version.clone().unwrap_or_default(),
-        });
-    }
+        let error = Error::from(e);
+        let message = match label {
+            Some(label) => format!("{label}: {}; nothing was applied", error.message()),
+            None => format!("{}; nothing was applied", error.message()),
+        };
+        error.with_message(message)
+    })?;
+    let results = written
+        .iter()
+        .map(|written| {
+            let stored = written.object();
+            Outcome {
+                kind: stored.kind.clone(),
+                namespace: stored.namespace().to_owned(),
+                name: stored.metadata.name.clone(),
+                result: match written {
+                    Written::Created(_) => "created",
+                    Written::Configured(_) => "configured",
+                    Written::Unchanged(_) => "unchanged",
+                },
+                resource_version: stored.metadata.resource_version.clone().unwrap_or_default(),
+            }
+        })
+        .collect();
     Ok(Reply::ok(format, &Applied { results }))
 }

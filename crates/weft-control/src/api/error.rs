@@ -271,6 +271,7 @@ impl From<StoreError> for Error {
                 )
             }
             StoreError::Corrupt { .. } => Error::internal(&error),
+            StoreError::InBatch { source, .. } => Error::from(*source),
         }
     }
 }

@@ -179,6 +179,14 @@ pub enum StoreError {
     /// The database failed or is unreachable.
     #[error("store: {0}")]
     Database(#[from] sqlx::Error),
+    /// Write `index` of a [`Store::put_all`] failed; nothing of the batch was stored.
+    #[error("object {index} of the batch: {source}")]
+    InBatch {
+        /// 0-based position in the batch.
+        index: usize,
+        /// Why that write failed.
+        source: Box<StoreError>,
+    },
     /// Migrations failed.
     #[error("store migration: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
@@ -258,6 +266,14 @@ pub trait Store: Send + Sync + 'static {
     /// The object's `metadata.resourceVersion` is ignored; pass the precondition
     /// explicitly.
     async fn put(&self, object: Object, precondition: Precondition) -> Result<Written, StoreError>;
+
+    /// [`Store::put`] of every object, in order, in one transaction: all are stored or,
+    /// on the first failure ([`StoreError::InBatch`] naming it, or a failed commit),
+    /// none. One revision per changed object, as with separate puts.
+    async fn put_all(
+        &self,
+        writes: Vec<(Object, Precondition)>,
+    ) -> Result<Vec<Written>, StoreError>;
 
     /// Replaces an object's status without touching its spec or generation. Returns
     /// `Ok(None)` when the status was already equal (no revision taken).
@@ -362,7 +378,7 @@ impl WriteHealth {
     pub(crate) fn record<T>(&self, result: Result<T, StoreError>) -> Result<T, StoreError> {
         match &result {
             Ok(_) => self.set(None),
-            Err(error @ StoreError::Database(_)) => self.set(Some(error.to_string())),
+            Err(error) if error.is_database() => self.set(Some(error.to_string())),
             Err(_) => {}
         }
         result
@@ -397,6 +413,20 @@ impl WriteHealth {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Option<Failed>> {
         self.failed.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+// === impl StoreError ===
+
+impl StoreError {
+    /// Whether the database failed (as opposed to the request: a conflict, a missing
+    /// object), in a batch or alone.
+    pub fn is_database(&self) -> bool {
+        match self {
+            StoreError::Database(_) | StoreError::Migrate(_) => true,
+            StoreError::InBatch { source, .. } => source.is_database(),
+            _ => false,
+        }
     }
 }
 

@@ -166,6 +166,32 @@ impl Store for Postgres {
         Ok(written)
     }
 
+    async fn put_all(
+        &self,
+        writes: Vec<(Object, Precondition)>,
+    ) -> Result<Vec<Written>, StoreError> {
+        let mut tx = self.db.pool.begin().await?;
+        let result = async {
+            let mut written = Vec::with_capacity(writes.len());
+            for (index, (object, precondition)) in writes.into_iter().enumerate() {
+                let in_batch = |source| StoreError::InBatch {
+                    index,
+                    source: Box::new(source),
+                };
+                let key = record::key_of(&object).map_err(in_batch)?;
+                let one = self.db.put(&mut tx, key, object, precondition);
+                written.push(one.await.map_err(in_batch)?);
+            }
+            Ok(written)
+        }
+        .await;
+        let written = self.health.record(finish(tx, result).await)?;
+        if written.iter().any(|w| !matches!(w, Written::Unchanged(_))) {
+            self.feed.poke();
+        }
+        Ok(written)
+    }
+
     async fn put_status(
         &self,
         key: &Key,

@@ -144,6 +144,32 @@ impl Store for MemoryStore {
         Ok((objects, state.revision))
     }
 
+    async fn put_all(
+        &self,
+        writes: Vec<(Object, Precondition)>,
+    ) -> Result<Vec<Written>, StoreError> {
+        // All or nothing: put one by one, and restore the state on a failure.
+        let before = {
+            let state = self.state.lock().unwrap();
+            (state.objects.clone(), state.revision, state.log.clone())
+        };
+        let mut written = Vec::with_capacity(writes.len());
+        for (index, (object, precondition)) in writes.into_iter().enumerate() {
+            match self.put(object, precondition).await {
+                Ok(one) => written.push(one),
+                Err(source) => {
+                    let mut state = self.state.lock().unwrap();
+                    (state.objects, state.revision, state.log) = before;
+                    return Err(StoreError::InBatch {
+                        index,
+                        source: Box::new(source),
+                    });
+                }
+            }
+        }
+        Ok(written)
+    }
+
     async fn put(
         &self,
         mut object: Object,
