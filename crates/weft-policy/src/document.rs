@@ -7,43 +7,101 @@ use weft_api::resource::Object;
 use crate::field;
 use crate::ParseError;
 
+/// The most objects one input may hold (YAML documents, array elements and `List`
+/// items together): 10,000.
+pub const MAX_DOCUMENTS: usize = 10_000;
+
+/// The most YAML nodes (mappings, sequences and scalars) one input may hold: 1,000,000,
+/// about 100 per object at [`MAX_DOCUMENTS`].
+pub const MAX_NODES: usize = 1_000_000;
+
 /// See [`crate::parse_documents`].
 pub(crate) fn parse(text: &str) -> Result<Vec<Object>, ParseError> {
-    let documents: Vec<Value> = serde_saphyr::from_multiple(text).map_err(|e| {
-        let line = e.location().map(|l| l.line());
-        ParseError {
-            index: line.map_or(0, |l| document_at_line(text, l)),
-            path: None,
-            message: format!("not valid YAML: {e}"),
-        }
-    })?;
-    let mut objects = Vec::new();
-    for (index, document) in documents.into_iter().enumerate() {
-        for (prefix, value) in flatten(document) {
-            if value.is_null() {
-                continue;
+    let mut budget = serde_saphyr::Budget::default();
+    budget.max_documents = MAX_DOCUMENTS;
+    budget.max_nodes = MAX_NODES;
+    // Parser events: a node is one or two (start and end of a collection), plus
+    // document and stream events; the node limit is the one to meet first.
+    budget.max_events = 4 * MAX_NODES;
+    let mut options = serde_saphyr::Options::default();
+    options.budget = Some(budget);
+    let documents: Vec<Value> =
+        serde_saphyr::from_multiple_with_options(text, options).map_err(|e| {
+            if let Some(message) = over_limit(&e) {
+                return ParseError {
+                    index: 0,
+                    path: None,
+                    message,
+                };
             }
-            let object: Object = field::parse(&prefix, value).map_err(|e| ParseError {
-                index,
-                path: Some(if e.path.is_empty() {
-                    "(top level)".to_owned()
+            let line = e.location().map(|l| l.line());
+            ParseError {
+                index: line.map_or(0, |l| document_at_line(text, l)),
+                path: None,
+                message: format!("not valid YAML: {e}"),
+            }
+        })?;
+    let values: Vec<(usize, String, Value)> = documents
+        .into_iter()
+        .enumerate()
+        .flat_map(|(index, document)| {
+            flatten(document)
+                .into_iter()
+                .filter(|(_, value)| !value.is_null())
+                .map(move |(prefix, value)| (index, prefix, value))
+        })
+        .collect();
+    if values.len() > MAX_DOCUMENTS {
+        return Err(ParseError {
+            index: MAX_DOCUMENTS,
+            path: None,
+            message: format!(
+                "{} documents, the limit is {MAX_DOCUMENTS}; split the input",
+                values.len()
+            ),
+        });
+    }
+    let mut objects = Vec::with_capacity(values.len());
+    for (index, prefix, value) in values {
+        let object: Object = field::parse(&prefix, value).map_err(|e| ParseError {
+            index,
+            path: Some(if e.path.is_empty() {
+                "(top level)".to_owned()
+            } else {
+                e.path.clone()
+            }),
+            message: format!(
+                "{}: {}",
+                if e.path.is_empty() {
+                    "(top level)"
                 } else {
-                    e.path.clone()
-                }),
-                message: format!(
-                    "{}: {}",
-                    if e.path.is_empty() {
-                        "(top level)"
-                    } else {
-                        &e.path
-                    },
-                    e.message
-                ),
-            })?;
-            objects.push(object);
-        }
+                    &e.path
+                },
+                e.message
+            ),
+        })?;
+        objects.push(object);
     }
     Ok(objects)
+}
+
+/// Our wording for the parser's budget breaches that are our documented limits.
+fn over_limit(error: &serde_saphyr::Error) -> Option<String> {
+    use serde_saphyr::budget::BudgetBreach;
+    match error {
+        serde_saphyr::Error::Budget { breach, .. } => match breach {
+            BudgetBreach::Documents { .. } => Some(format!(
+                "more than {MAX_DOCUMENTS} documents, the limit is {MAX_DOCUMENTS}; split the input"
+            )),
+            BudgetBreach::Nodes { .. } | BudgetBreach::Events { .. } => Some(format!(
+                "more than {MAX_NODES} YAML nodes (mappings, lists and values), the limit is \
+                 {MAX_NODES}; split the input"
+            )),
+            _ => None,
+        },
+        serde_saphyr::Error::WithSnippet { error, .. } => over_limit(error),
+        _ => None,
+    }
 }
 
 /// The objects of one document with the path prefix that locates each: the document

@@ -27,6 +27,7 @@ mod workload;
 
 use std::collections::BTreeMap;
 
+pub use document::{MAX_DOCUMENTS, MAX_NODES};
 pub use status::CONTROLLER_NAME;
 use weft_api::pb::v1 as pb;
 pub use weft_api::proxy::{FieldError, ValidationErrors};
@@ -46,7 +47,9 @@ pub struct ParseError {
 
 /// Reads a stream of YAML documents (`---` separated) or one JSON document/array into
 /// objects. Empty documents are skipped; an array or a `kind: List` with `items`
-/// yields its elements. Does not validate specs; see [`validate`].
+/// yields its elements. Does not validate specs; see [`validate`]. At most
+/// [`MAX_DOCUMENTS`] objects and [`MAX_NODES`] YAML nodes: more is an error naming the
+/// limit. Duplicate keys in a mapping are an error.
 pub fn parse_documents(text: &str) -> Result<Vec<Object>, ParseError> {
     document::parse(text)
 }

@@ -1052,3 +1052,36 @@ fn a_rule_an_older_route_shadows_is_reported_as_conflicted() {
         "the older route wins and is not told anything"
     );
 }
+
+#[test]
+fn more_documents_than_the_limit_are_refused_naming_the_limit() {
+    let one = "---\napiVersion: weft.dev/v1alpha1\nkind: Service\nmetadata: {name: a, namespace: x}\nspec: {}\n";
+    let error = parse_documents(&one.repeat(crate::MAX_DOCUMENTS + 1)).expect_err("too many");
+    assert!(error.message.contains("the limit is 10000"), "{error}");
+    assert!(error.message.contains("split"), "{error}");
+
+    let list = format!("[{}]", vec!["{}"; crate::MAX_DOCUMENTS + 1].join(","));
+    let error = parse_documents(&list).expect_err("too many items");
+    assert!(
+        error
+            .message
+            .contains("10001 documents, the limit is 10000"),
+        "{error}"
+    );
+}
+
+#[test]
+fn more_nodes_than_the_limit_are_refused_naming_the_limit() {
+    let list = format!("[{}]", vec!["1"; crate::MAX_NODES + 1].join(","));
+    let error = parse_documents(&list).expect_err("too many nodes");
+    assert!(error.message.contains("the limit is 1000000"), "{error}");
+}
+
+#[test]
+fn duplicate_keys_are_refused() {
+    let error = parse_documents("kind: Service\nkind: Workload\n").expect_err("duplicate");
+    assert!(
+        error.message.to_lowercase().contains("duplicate"),
+        "{error}"
+    );
+}
