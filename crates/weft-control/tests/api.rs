@@ -386,6 +386,42 @@ async fn every_kind_round_trips_in_yaml() {
 }
 
 #[tokio::test]
+async fn single_object_writes_refuse_repeated_keys_as_apply_does() {
+    let api = Api::new();
+    let json = r#"{"apiVersion": "weft.dev/v1alpha1", "kind": "Service",
+        "metadata": {"name": "web", "name": "other"}, "spec": {}}"#;
+    let yaml = "apiVersion: weft.dev/v1alpha1\nkind: Service\nmetadata:\n  name: web\n  name: other\nspec: {}\n";
+    for (content_type, body) in [("application/json", json), ("application/yaml", yaml)] {
+        for (method, path) in [
+            (Method::POST, "/v1/namespaces/default/services"),
+            (Method::PUT, "/v1/namespaces/default/services/web"),
+        ] {
+            let reply = api
+                .send(
+                    method.clone(),
+                    path,
+                    content_type,
+                    "application/json",
+                    body.to_owned(),
+                )
+                .await;
+            let error = reply.expect(StatusCode::BAD_REQUEST).json();
+            let message = error["error"]["message"].as_str().unwrap().to_lowercase();
+            assert!(
+                message.contains("duplicate")
+                    || message.contains("repeats the key `metadata.name`"),
+                "{method} {content_type}: {message}"
+            );
+        }
+    }
+    let applied = api.apply(yaml).await;
+    applied.expect(StatusCode::BAD_REQUEST);
+    api.get("/v1/namespaces/default/services/web")
+        .await
+        .expect(StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
 async fn post_of_an_existing_object_is_409_already_exists() {
     let api = Api::new();
     let body = object(Kind::Service, "web", spec(Kind::Service));

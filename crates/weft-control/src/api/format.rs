@@ -188,10 +188,92 @@ pub(super) async fn read_text(body: Body) -> Result<String, Error> {
 /// Decodes one document in `format` into a JSON value.
 pub(super) fn decode(format: Format, text: &str) -> Result<serde_json::Value, Error> {
     match format {
-        Format::Json => serde_json::from_str(text)
-            .map_err(|e| Error::invalid(format!("request body is not valid JSON: {e}"), vec![])),
+        Format::Json => {
+            let value = serde_json::from_str(text).map_err(|e| {
+                Error::invalid(format!("request body is not valid JSON: {e}"), vec![])
+            })?;
+            // serde_json keeps the last of repeated keys; `apply` refuses them (its YAML
+            // parser does), and so does every other write.
+            let mut json = serde_json::Deserializer::from_str(text);
+            serde::de::DeserializeSeed::deserialize(UniqueKeys(String::new()), &mut json)
+                .map_err(|e| Error::invalid(format!("request body {e}"), vec![]))?;
+            Ok(value)
+        }
         Format::Yaml => serde_saphyr::from_str(text)
             .map_err(|e| Error::invalid(format!("request body is not valid YAML: {e}"), vec![])),
+    }
+}
+
+/// Walks a JSON value and fails on the first mapping that repeats a key, naming its
+/// path (`metadata.name`); holds the path of the value it reads.
+struct UniqueKeys(String);
+
+impl<'de> serde::de::DeserializeSeed<'de> for UniqueKeys {
+    type Value = ();
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for UniqueKeys {
+    type Value = ();
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_i64<E>(self, _: i64) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_u64<E>(self, _: u64) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_f64<E>(self, _: f64) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_str<E>(self, _: &str) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_unit<E>(self) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        let mut index = 0;
+        while seq
+            .next_element_seed(UniqueKeys(format!("{}[{index}]", self.0)))?
+            .is_some()
+        {
+            index += 1;
+        }
+        Ok(())
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        let mut seen = std::collections::HashSet::new();
+        while let Some(key) = map.next_key::<String>()? {
+            let path = if self.0.is_empty() {
+                key.clone()
+            } else {
+                format!("{}.{key}", self.0)
+            };
+            if !seen.insert(key) {
+                return Err(serde::de::Error::custom(format!(
+                    "repeats the key `{path}`; give each key once"
+                )));
+            }
+            map.next_value_seed(UniqueKeys(path))?;
+        }
+        Ok(())
     }
 }
 
