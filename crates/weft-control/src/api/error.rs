@@ -270,7 +270,9 @@ impl From<StoreError> for Error {
                     "the store is unavailable; retry later",
                 )
             }
-            StoreError::Corrupt { .. } => Error::internal(&error),
+            StoreError::Corrupt { .. } | StoreError::UnsafeDirectory { .. } => {
+                Error::internal(&error)
+            }
             StoreError::InBatch { source, .. } => Error::from(*source),
         }
     }

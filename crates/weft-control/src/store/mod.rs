@@ -187,6 +187,20 @@ pub enum StoreError {
         /// Why that write failed.
         source: Box<StoreError>,
     },
+    /// The SQLite database's directory is writable by users other than its owner, who
+    /// could replace the database or its journal: refused at start.
+    #[error(
+        "the data directory {} has mode {mode:o}: others can write to it; run `chmod go-w {}` \
+         (weft creates it with 0700) and start again",
+        path.display(),
+        path.display()
+    )]
+    UnsafeDirectory {
+        /// The directory.
+        path: PathBuf,
+        /// Its permission bits.
+        mode: u32,
+    },
     /// Migrations failed.
     #[error("store migration: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),

@@ -13,7 +13,7 @@
 //! longer exists ("non-zero transaction depth" on every later write); such a connection
 //! is closed when it returns to the pool instead of being reused ([`release_healthy`]).
 
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -60,7 +60,9 @@ struct Db {
 impl Sqlite {
     /// Opens (creating if missing: the directory with mode 0700, the file with 0600)
     /// the database file at `path`, runs migrations and starts the change feed. Must be
-    /// called inside a tokio runtime.
+    /// called inside a tokio runtime. An existing directory that group or others can
+    /// write to is refused ([`StoreError::UnsafeDirectory`]), not fixed: its mode is the
+    /// operator's choice to correct, and a warning is easy to miss.
     pub async fn open(path: &Path, options: &Options) -> Result<Self, StoreError> {
         let open_error = |e: std::io::Error| {
             StoreError::Database(sqlx::Error::Io(std::io::Error::new(
@@ -75,6 +77,16 @@ impl Sqlite {
                     .mode(0o700)
                     .create(dir)
                     .map_err(open_error)?;
+            }
+            let mode = std::fs::metadata(dir)
+                .map_err(open_error)?
+                .permissions()
+                .mode();
+            if mode & 0o022 != 0 {
+                return Err(StoreError::UnsafeDirectory {
+                    path: dir.to_owned(),
+                    mode: mode & 0o7777,
+                });
             }
         }
         // Created here rather than by SQLite so that it is private from the start.
@@ -558,6 +570,28 @@ mod tests {
             .execute(&mut *conn)
             .await
             .expect("max_page_count");
+    }
+
+    #[tokio::test]
+    async fn refuses_a_data_directory_others_can_write_to() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let data = dir.path().join("data");
+        std::fs::create_dir(&data).expect("mkdir");
+        std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o777)).expect("chmod");
+        let error = match Sqlite::open(&data.join("weft.db"), &Options::default()).await {
+            Ok(_) => panic!("opened a world-writable data directory"),
+            Err(error) => error,
+        };
+        let message = error.to_string();
+        assert!(message.contains(&data.display().to_string()), "{message}");
+        assert!(message.contains("mode 777"), "{message}");
+        assert!(message.contains("chmod go-w"), "{message}");
+        assert!(!data.join("weft.db").exists(), "nothing was created in it");
+
+        std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o700)).expect("chmod");
+        Sqlite::open(&data.join("weft.db"), &Options::default())
+            .await
+            .expect("opens once fixed");
     }
 
     #[tokio::test]
