@@ -578,9 +578,8 @@ mod tests {
         let data = dir.path().join("data");
         std::fs::create_dir(&data).expect("mkdir");
         std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o777)).expect("chmod");
-        let error = match Sqlite::open(&data.join("weft.db"), &Options::default()).await {
-            Ok(_) => panic!("opened a world-writable data directory"),
-            Err(error) => error,
+        let Err(error) = Sqlite::open(&data.join("weft.db"), &Options::default()).await else {
+            panic!("opened a world-writable data directory")
         };
         let message = error.to_string();
         assert!(message.contains(&data.display().to_string()), "{message}");
