@@ -1,6 +1,11 @@
-//! The real `weft control-plane` killed with SIGKILL in the middle of a large
-//! `weft apply`, then restarted on the same data directory: the apply is one store
-//! transaction, so either every object is stored or none is (ADR 0024). No root needed.
+//! The real `weft control-plane` and its SQLite store when things go wrong (ADR 0024):
+//!
+//! - killed with SIGKILL in the middle of a large `weft apply`, then restarted on the
+//!   same data directory: the apply is one store transaction, so either every object
+//!   is stored or none is. No root needed.
+//! - its database on a small tmpfs (mounted in a private mount namespace: needs root;
+//!   skipped otherwise unless `WEFT_E2E=required`) that fills up: writes fail,
+//!   `/readyz` says why, and once the tmpfs grows writes resume without a restart.
 
 #![allow(clippy::unwrap_used)] // a failed unwrap is a failed test
 
@@ -24,13 +29,32 @@ impl ControlPlane {
     /// Starts the control plane on free loopback ports with `data_dir` and waits for
     /// `/readyz`.
     fn start(data_dir: &Path, log: &str) -> ControlPlane {
+        ControlPlane::start_in(Command::new(env!("CARGO_BIN_EXE_weft")), data_dir, log, &[])
+    }
+
+    /// [`ControlPlane::start`] with the SQLite database in `db_dir`, on a tmpfs of
+    /// `size` mounted there in a mount namespace of the control plane's own.
+    fn start_on_tmpfs(data_dir: &Path, db_dir: &Path, size: &str) -> ControlPlane {
+        let mut command = Command::new("unshare");
+        command
+            .args(["--mount", "--propagation", "private", "--", "sh", "-c"])
+            .arg(r#"mount -t tmpfs -o "size=$1,mode=0700" weft-test "$2" && shift 2 && exec "$@""#)
+            .args(["sh", size])
+            .arg(db_dir)
+            .arg(env!("CARGO_BIN_EXE_weft"));
+        let store = format!("sqlite://{}", db_dir.join("weft.db").display());
+        ControlPlane::start_in(command, data_dir, "tmpfs.log", &["--store", &store])
+    }
+
+    fn start_in(mut command: Command, data_dir: &Path, log: &str, extra: &[&str]) -> ControlPlane {
         let api = free_port();
         let xds = free_port();
-        let child = Command::new(env!("CARGO_BIN_EXE_weft"))
+        let child = command
             .args(["control-plane", "--data-dir"])
             .arg(data_dir)
             .args(["--api-listen", &api.to_string()])
             .args(["--xds-listen", &xds.to_string()])
+            .args(extra)
             .env_remove("WEFT_STORE")
             .env_remove("WEFT_ADMIN_TOKEN_FILE")
             .env_remove("WEFT_DATA_DIR")
@@ -79,6 +103,34 @@ impl Drop for ControlPlane {
     }
 }
 
+/// `/readyz`'s status code and body, through curl.
+fn readyz(cp: &ControlPlane) -> (u16, String) {
+    let output = Command::new("curl")
+        .args(["-s", "-w", "\n%{http_code}", "--cacert"])
+        .arg(&cp.ca_file)
+        .arg(format!("https://{}/readyz", cp.api))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&output.stdout).into_owned();
+    let (body, code) = text.rsplit_once('\n').unwrap_or_default();
+    (code.trim().parse().unwrap_or(0), body.to_owned())
+}
+
+/// A manifest of `count` services named `{prefix}-{i}` in namespace `bulk`.
+fn services(prefix: &str, count: usize) -> String {
+    let mut manifest = String::new();
+    for i in 0..count {
+        write!(
+            manifest,
+            "---\napiVersion: weft.dev/v1alpha1\nkind: Service\nmetadata: {{name: {prefix}-{i}, \
+             namespace: bulk}}\nspec: {{selector: {{app: a{i}}}, ports: [{{name: http, port: 80, \
+             targetPort: 8080, protocol: http}}]}}\n"
+        )
+        .unwrap();
+    }
+    manifest
+}
+
 fn free_port() -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], weft_testkit::ports::free_loopback_port()))
 }
@@ -119,18 +171,8 @@ fn services_in(output: &Output) -> usize {
 fn kill_9_during_a_large_apply_leaves_all_or_nothing() {
     let home = tempfile::tempdir().unwrap();
     let data = tempfile::tempdir().unwrap();
-    let mut manifest = String::new();
-    for i in 0..OBJECTS {
-        write!(
-            manifest,
-            "---\napiVersion: weft.dev/v1alpha1\nkind: Service\nmetadata: {{name: svc-{i}, \
-             namespace: bulk}}\nspec: {{selector: {{app: a{i}}}, ports: [{{name: http, port: 80, \
-             targetPort: 8080, protocol: http}}]}}\n"
-        )
-        .unwrap();
-    }
     let file = home.path().join("bulk.yaml");
-    std::fs::write(&file, manifest).unwrap();
+    std::fs::write(&file, services("svc", OBJECTS)).unwrap();
 
     let mut cp = ControlPlane::start(data.path(), "first.log");
     let token = admin_token(home.path(), data.path());
@@ -186,4 +228,94 @@ fn kill_9_during_a_large_apply_leaves_all_or_nothing() {
         stored == 0 || stored == OBJECTS,
         "{stored} of {OBJECTS} objects survived the kill: the apply was not all-or-nothing"
     );
+}
+
+#[test]
+fn a_full_disk_fails_writes_and_readiness_until_space_returns_without_a_restart() {
+    if !weft_testkit::netns::e2e_guard("a_full_disk_fails_writes_and_readiness") {
+        return;
+    }
+    let home = tempfile::tempdir().unwrap();
+    let data = tempfile::tempdir().unwrap();
+    let db_dir = data.path().join("db");
+    std::fs::create_dir(&db_dir).unwrap();
+    let cp = ControlPlane::start_on_tmpfs(data.path(), &db_dir, "1m");
+    let token = admin_token(home.path(), data.path());
+    let apply = |name: &str, manifest: String| {
+        let file = home.path().join(format!("{name}.yaml"));
+        std::fs::write(&file, manifest).unwrap();
+        cp.weft(
+            home.path(),
+            &["apply", "-f", file.to_str().unwrap()],
+            &token,
+        )
+        .output()
+        .unwrap()
+    };
+
+    // Fill the tmpfs.
+    let mut batch = 0;
+    loop {
+        let output = apply(
+            &format!("fill-{batch}"),
+            services(&format!("fill-{batch}"), 100),
+        );
+        if !output.status.success() {
+            break;
+        }
+        batch += 1;
+        assert!(batch < 100, "a 1 MiB tmpfs took 10,000 services");
+    }
+    let (code, body) = readyz(&cp);
+    assert_eq!(code, 503, "/readyz while writes fail: {body}");
+    assert!(
+        body.contains("StoreCannotWrite") && body.contains("full"),
+        "{body}"
+    );
+    assert!(body.contains("free disk space"), "{body}");
+
+    // Still full: a write fails for that reason, not for a connection left broken.
+    let output = apply("still-full", services("still-full", 100));
+    assert!(
+        !output.status.success(),
+        "a write into a full tmpfs succeeded"
+    );
+    std::thread::sleep(Duration::from_millis(1_500));
+    let (code, body) = readyz(&cp);
+    assert_eq!(code, 503, "/readyz while the disk is still full: {body}");
+
+    // Space returns: readiness and writes come back, same process.
+    let grown = Command::new("nsenter")
+        .args([
+            "-t",
+            &cp.child.id().to_string(),
+            "-m",
+            "mount",
+            "-o",
+            "remount,size=64m",
+        ])
+        .arg(&db_dir)
+        .status()
+        .unwrap();
+    assert!(grown.success(), "remounting the tmpfs larger");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (code, body) = readyz(&cp);
+        if code == 200 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "/readyz still {code} after space returned: {body}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let output = apply("after", services("after", 100));
+    assert!(
+        output.status.success(),
+        "writes resume without a restart: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let log = std::fs::read_to_string(data.path().join("tmpfs.log")).unwrap_or_default();
+    assert!(!log.contains("transaction depth"), "{log}");
 }
