@@ -366,14 +366,19 @@ async fn finish<DB: sqlx::Database, T>(
 }
 
 /// The pools' `after_release` check: a connection goes back into the pool only when no
-/// transaction is open on it (else the pool closes it and opens a fresh one). The ping
-/// first waits for a rollback queued by a dropped transaction (a cancelled request).
+/// transaction is open on it (else the pool closes it and opens a fresh one). A
+/// connection that looks inside one is pinged first: that lets a rollback queued by a
+/// dropped transaction (a cancelled request, an early return) run. Only that case
+/// costs a round trip.
 fn release_healthy<DB: sqlx::Database>(
     conn: &mut DB::Connection,
     _meta: sqlx::pool::PoolConnectionMetadata,
 ) -> futures::future::BoxFuture<'_, Result<bool, sqlx::Error>> {
     use sqlx::Connection as _;
     Box::pin(async move {
+        if !conn.is_in_transaction() {
+            return Ok(true);
+        }
         conn.ping().await?;
         if conn.is_in_transaction() {
             tracing::warn!(
