@@ -118,14 +118,14 @@ fn build() -> Value {
     paths.insert(
         "/readyz".into(),
         json!({"get": {
-            "summary": "Readiness: the store answers. Open: no token needed.",
+            "summary": "Readiness: the store answers and can write. Open: no token needed.",
             "security": [],
             "responses": {
                 "200": {"description": "ready", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Ready"}}}},
                 "400": status(400, ""),
                 "405": status(405, ""),
                 "413": status(413, ""),
-                "503": status(503, "the store does not answer (reason NotReady)")
+                "503": status(503, "the store does not answer (reason NotReady), or its writes fail, e.g. on a full disk (reason StoreCannotWrite)")
             }
         }}),
     );
@@ -145,7 +145,7 @@ fn build() -> Value {
     );
     paths.insert("/v1/apply".into(), json!({"post": {
         "summary": "Create or update many objects; all are validated before any is written.",
-        "description": "One object, an array of objects or a `kind: List` with `items`, in JSON or as YAML (YAML may also be several documents separated by `---`). Every document is checked first; one invalid document fails the request with 400, listing every problem with its document index, kind, name and field path, and nothing is written. Then each object is written in order (conditional on its `metadata.resourceVersion` when given). Two documents naming the same object are refused.",
+        "description": "One object, an array of objects or a `kind: List` with `items`, in JSON or as YAML (YAML may also be several documents separated by `---`). Every document is checked first; one invalid document fails the request with 400, listing every problem with its document index, kind, name and field path, and nothing is written. Then every object is written in order, in one transaction: all or none (conditional on its `metadata.resourceVersion` when given). Two documents naming the same object, and a mapping that repeats a key, are refused. Limits: 10,000 objects and 1,000,000 YAML nodes per request (400 naming the limit), 4 MiB per body (413).",
         "requestBody": {"required": true, "content": {
             "application/json": {"schema": {"$ref": "#/components/schemas/ApplyRequest"}, "example": examples::apply()},
             "application/yaml": {"schema": {"$ref": "#/components/schemas/ApplyRequest"}, "example": examples::apply()}
