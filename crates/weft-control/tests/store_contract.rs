@@ -942,3 +942,71 @@ contract_tests! {
         secrets_and_revocations_survive_reopening_and_are_shared,
     ],
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn postgres_writes_and_readiness_recover_after_failed_writes() {
+    let Some(fixture) =
+        Fixture::postgres("postgres_writes_and_readiness_recover_after_failed_writes")
+    else {
+        return;
+    };
+    let Fixture::Postgres { server } = &fixture else {
+        unreachable!("a PostgreSQL fixture")
+    };
+    // One pooled connection: the failed writes and the later ones share it.
+    let store = fixture
+        .open_with(&Options {
+            max_connections: 1,
+            ..Options::default()
+        })
+        .await;
+    put(&store, service("default", "before", json!({}))).await;
+    assert_eq!(store.write_failure().await, None);
+
+    // Every write takes a revision; make that fail, as a full disk would.
+    let admin = sqlx::PgPool::connect(&server.url()).await.expect("admin");
+    sqlx::query(
+        "ALTER TABLE store_state ADD CONSTRAINT weft_test_no_writes CHECK (revision < 0) NOT VALID",
+    )
+    .execute(&admin)
+    .await
+    .expect("constraint");
+    for attempt in 0..3 {
+        let error = store
+            .put(
+                service("default", &format!("w{attempt}"), json!({})),
+                Precondition::None,
+            )
+            .await
+            .expect_err("writes fail");
+        assert!(
+            error.to_string().contains("weft_test_no_writes"),
+            "attempt {attempt}: the write's own failure, not a broken connection: {error}"
+        );
+    }
+    let failure = store.write_failure().await;
+    assert!(
+        failure
+            .as_deref()
+            .is_some_and(|f| f.contains("weft_test_no_writes")),
+        "{failure:?}"
+    );
+    tokio::time::sleep(store::WRITE_PROBE_INTERVAL + Duration::from_millis(100)).await;
+    assert!(
+        store.write_failure().await.is_some(),
+        "the probe write fails too"
+    );
+
+    sqlx::query("ALTER TABLE store_state DROP CONSTRAINT weft_test_no_writes")
+        .execute(&admin)
+        .await
+        .expect("drop constraint");
+    tokio::time::sleep(store::WRITE_PROBE_INTERVAL + Duration::from_millis(100)).await;
+    assert_eq!(
+        store.write_failure().await,
+        None,
+        "readiness returns with no write but the probe"
+    );
+    put(&store, service("default", "after", json!({}))).await;
+    admin.close().await;
+}
