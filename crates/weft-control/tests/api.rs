@@ -1589,12 +1589,19 @@ async fn revoke_takes_a_token_id_and_an_rfc_3339_time_and_reads_the_past_as_now(
         let error = error_of(&revoke(body.clone()).await, StatusCode::BAD_REQUEST);
         assert_eq!(error["details"][0]["path"], field, "{body}");
     }
-    let later = revoke(json!({"id": id, "expiresAt": "2030-01-01T01:00:00+01:00"})).await;
+    // An id this control plane never issued is 404 and says how to revoke it anyway.
+    let unknown = error_of(&revoke(json!({"id": id})).await, StatusCode::NOT_FOUND);
+    assert!(
+        unknown["message"].as_str().unwrap().contains("--force"),
+        "{unknown}"
+    );
+    let later =
+        revoke(json!({"id": id, "expiresAt": "2030-01-01T01:00:00+01:00", "force": true})).await;
     assert_eq!(
         later.expect(StatusCode::OK).json()["revokedUntil"],
         "2030-01-01T00:00:00Z"
     );
-    let past = revoke(json!({"id": id, "expiresAt": "1900-01-01T00:00:00Z"})).await;
+    let past = revoke(json!({"id": id, "expiresAt": "1900-01-01T00:00:00Z", "force": true})).await;
     let until = past.expect(StatusCode::OK).json()["revokedUntil"]
         .as_str()
         .unwrap()

@@ -18,7 +18,7 @@ use weft_api::pb::v1 as pb;
 use weft_api::pb::v1::identity_client::IdentityClient;
 use weft_api::resource::Object;
 use weft_control::ca::{MeshCa, Source, BUILTIN_SECRET};
-use weft_control::identity::tokens::SIGNING_KEY_SECRET;
+use weft_control::identity::tokens::{self, SIGNING_KEY_SECRET};
 use weft_control::identity::{self, Tokens};
 use weft_control::store::{self, Precondition, Store, StoreSpec};
 use weft_tls::bundle::TrustBundle;
@@ -322,14 +322,15 @@ async fn a_revoked_token_is_permission_denied() {
     let plane = Plane::builtin().await;
     let issued = plane
         .tokens
-        .issue("shop", "web", Duration::from_secs(3600), SystemTime::now())
+        .issue_recorded("shop", "web", Duration::from_secs(3600), SystemTime::now())
+        .await
         .unwrap();
     let (_, csr) = csr_for("shop", "web");
     plane.sign(Some(&issued.token), csr, None).await.unwrap();
 
     plane
         .tokens
-        .revoke(&issued.claims.id, Some(issued.claims.expires_at))
+        .revoke(&issued.claims.id, Some(issued.claims.expires_at), false)
         .await
         .unwrap();
     let (_, csr) = csr_for("shop", "web");
@@ -605,6 +606,43 @@ async fn a_csr_may_name_only_a_workload_of_its_own_identity() {
         .unwrap();
     plane
         .sign_for(Some(&attacker), csr, None, "not-registered-yet")
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn revoking_an_id_never_issued_is_an_error_unless_forced() {
+    let plane = Plane::builtin().await;
+    let never = "0123456789abcdef0123456789abcdef";
+    let err = plane.tokens.revoke(never, None, false).await.unwrap_err();
+    assert!(matches!(err, tokens::Error::Unknown(_)), "{err}");
+    assert!(err.to_string().contains("--force"), "{err}");
+    assert!(!plane.store.is_revoked(never).await.unwrap());
+    // A token issued without a record (before records were kept) is revoked with force.
+    let old = plane
+        .tokens
+        .issue("shop", "web", Duration::from_secs(3600), SystemTime::now())
+        .unwrap();
+    assert!(plane
+        .tokens
+        .revoke(&old.claims.id, None, false)
+        .await
+        .is_err());
+    plane
+        .tokens
+        .revoke(&old.claims.id, None, true)
+        .await
+        .unwrap();
+    assert!(plane.store.is_revoked(&old.claims.id).await.unwrap());
+    // One issued now is on record.
+    let new = plane
+        .tokens
+        .issue_recorded("shop", "web", Duration::from_secs(3600), SystemTime::now())
+        .await
+        .unwrap();
+    plane
+        .tokens
+        .revoke(&new.claims.id, None, false)
         .await
         .unwrap();
 }

@@ -646,6 +646,33 @@ mod contract {
         assert!(store.is_revoked("tok-1").await.expect("read"), "not pruned");
         assert!(store.is_revoked("tok-3").await.expect("read"));
     }
+
+    pub(super) async fn issued_tokens_are_known_until_they_expire(store: Arc<dyn Store>) {
+        let hour = Duration::from_secs(3600);
+        let now = std::time::SystemTime::now();
+        assert!(!store.token_issued("tok-1").await.expect("read"));
+        store
+            .record_issued_token("tok-1", now + hour)
+            .await
+            .expect("record");
+        assert!(store.token_issued("tok-1").await.expect("read"));
+        assert!(!store.token_issued("tok-2").await.expect("read"));
+        // An expired token is not known any more, and a later record prunes it.
+        store
+            .record_issued_token("tok-old", now - 2 * hour)
+            .await
+            .expect("record an expired token");
+        assert!(!store.token_issued("tok-old").await.expect("read"));
+        store
+            .record_issued_token("tok-3", now + hour)
+            .await
+            .expect("record");
+        assert!(
+            store.token_issued("tok-1").await.expect("read"),
+            "not pruned"
+        );
+        assert!(store.token_issued("tok-3").await.expect("read"));
+    }
 }
 
 /// Behaviours that need the database, not just one store.
@@ -935,6 +962,7 @@ contract_tests! {
         create_secret_keeps_the_first_value_outside_the_feed,
         concurrent_secret_creations_agree_on_one_value,
         revoked_tokens_are_reported_until_pruned,
+        issued_tokens_are_known_until_they_expire,
     ],
     database: [
         data_survives_reopening,

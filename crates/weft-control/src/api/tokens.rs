@@ -5,8 +5,9 @@
 //!   identity, expiresAt}`. Namespace and service account are RFC 1123 labels (as in
 //!   resources; the namespace not Weft's own); `ttl` is a number and a unit, `s`, `m`,
 //!   `h` or `d`, from 1s to 365d ([`ttl_pattern`]); default [`DEFAULT_TOKEN_TTL`].
-//! - `POST /v1/tokens/revoke` `{id, expiresAt?}` → `{id, revokedUntil}`. `id` is the
-//!   32 hexadecimal digits `weft token workload` printed; `expiresAt` an RFC 3339 time
+//! - `POST /v1/tokens/revoke` `{id, expiresAt?, force?}` → `{id, revokedUntil}`. `id` is
+//!   the 32 hexadecimal digits `weft token workload` printed, of a token this control
+//!   plane issued (404 otherwise, unless `force`); `expiresAt` an RFC 3339 time
 //!   (see [`timestamp`](super::timestamp)): one in the past means now, since the token
 //!   has expired already; default: long enough to outlive any token.
 //!
@@ -74,6 +75,9 @@ struct RevokeRequest {
     id: String,
     #[serde(default)]
     expires_at: Option<String>,
+    /// Revoke an id with no record of its issue (issued before records were kept).
+    #[serde(default)]
+    force: bool,
 }
 
 /// `POST /v1/tokens/revoke` response.
@@ -125,12 +129,13 @@ pub(super) async fn workload(
         })?,
     };
     let issued = tokens
-        .issue(
+        .issue_recorded(
             &request.namespace,
             &request.service_account,
             ttl,
             SystemTime::now(),
         )
+        .await
         .map_err(|e| match e {
             tokens::Error::Identity(e) => Error::invalid(e.to_string(), vec![]),
             tokens::Error::Reserved(_) => Error::invalid_field("namespace", e.to_string()),
@@ -191,10 +196,11 @@ pub(super) async fn revoke(
         })
         .transpose()?;
     let until = tokens
-        .revoke(&request.id, expires_at)
+        .revoke(&request.id, expires_at, request.force)
         .await
         .map_err(|e| match e {
             tokens::Error::Store(e) => Error::from(e),
+            e @ tokens::Error::Unknown(_) => Error::not_found(e.to_string()),
             other => Error::internal(&other),
         })?;
     Ok(Reply::ok(

@@ -56,6 +56,14 @@ pub enum Error {
     /// Signing the token failed.
     #[error("cannot sign the workload token: {0}")]
     Sign(#[source] TokenError),
+    /// Revoking an id this control plane did not issue (or that has expired).
+    #[error(
+        "no unexpired workload token with id {0} was issued by this control plane: check the \
+         id `weft token workload` printed; a token issued before this control plane \
+         recorded the tokens it issues can still be revoked with `weft token revoke {0} \
+         --force`"
+    )]
+    Unknown(String),
 }
 
 /// Why a presented token is refused. `Display` says why, for the caller.
@@ -158,13 +166,35 @@ impl Tokens {
         Ok(IssuedToken { token, claims })
     }
 
+    /// [`Tokens::issue`], and records the token as issued so that it can be revoked
+    /// by id.
+    pub async fn issue_recorded(
+        &self,
+        namespace: &str,
+        service_account: &str,
+        ttl: Duration,
+        now: SystemTime,
+    ) -> Result<IssuedToken, Error> {
+        let issued = self.issue(namespace, service_account, ttl, now)?;
+        self.store
+            .record_issued_token(&issued.claims.id, issued.claims.expires_at)
+            .await?;
+        Ok(issued)
+    }
+
     /// Revokes token `id` until `expires_at` (default: long enough to outlive any
-    /// token, [`MAX_TTL`] from now).
+    /// token, [`MAX_TTL`] from now). An id this control plane has no unexpired record
+    /// of is [`Error::Unknown`], unless `force` (for tokens issued before records were
+    /// kept).
     pub async fn revoke(
         &self,
         id: &str,
         expires_at: Option<SystemTime>,
+        force: bool,
     ) -> Result<SystemTime, Error> {
+        if !force && !self.store.token_issued(id).await? {
+            return Err(Error::Unknown(id.to_owned()));
+        }
         let until = expires_at.unwrap_or_else(|| SystemTime::now() + MAX_TTL);
         self.store.revoke_token(id, until).await?;
         tracing::info!(id, until = %humantime::format_rfc3339_seconds(until), "revoked a workload token");

@@ -332,6 +332,14 @@ pub trait Store: Send + Sync + 'static {
     /// The ids of every revoked token whose revocation has not expired (a short list:
     /// revocations are rare and pruned when the token would have expired anyway).
     async fn revoked_tokens(&self) -> Result<Vec<String>, StoreError>;
+
+    /// Records workload token `id` as issued, until it expires at `expires_at`. Also
+    /// prunes the records of expired tokens.
+    async fn record_issued_token(&self, id: &str, expires_at: SystemTime)
+        -> Result<(), StoreError>;
+
+    /// Whether workload token `id` was issued (and has not expired).
+    async fn token_issued(&self, id: &str) -> Result<bool, StoreError>;
 }
 
 /// Seconds since the epoch, rounded up (a revocation must not end before its token),

@@ -306,6 +306,40 @@ impl Store for Postgres {
                 .await?;
         Ok(ids)
     }
+
+    async fn record_issued_token(
+        &self,
+        id: &str,
+        expires_at: SystemTime,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.db.pool.begin().await?;
+        let result = async {
+            sqlx::query("DELETE FROM issued_tokens WHERE expires_at < now()")
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query(
+                "INSERT INTO issued_tokens (id, expires_at) VALUES ($1, to_timestamp($2::bigint)) \
+                 ON CONFLICT (id) DO UPDATE SET \
+                 expires_at = GREATEST(issued_tokens.expires_at, excluded.expires_at)",
+            )
+            .bind(id)
+            .bind(unix_seconds_ceil(expires_at))
+            .execute(&mut *tx)
+            .await?;
+            Ok(())
+        }
+        .await;
+        self.health.record(finish(tx, result).await)
+    }
+
+    async fn token_issued(&self, id: &str) -> Result<bool, StoreError> {
+        let found: Option<i32> =
+            sqlx::query_scalar("SELECT 1 FROM issued_tokens WHERE id = $1 AND expires_at >= now()")
+                .bind(id)
+                .fetch_optional(&self.db.pool)
+                .await?;
+        Ok(found.is_some())
+    }
 }
 
 // === impl Db ===

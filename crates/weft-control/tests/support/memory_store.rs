@@ -37,6 +37,7 @@ struct State {
     secrets: BTreeMap<String, Vec<u8>>,
     /// Revoked token ids and until when.
     revoked: BTreeMap<String, SystemTime>,
+    issued: BTreeMap<String, SystemTime>,
 }
 
 impl Default for MemoryStore {
@@ -304,5 +305,26 @@ impl Store for MemoryStore {
 
     async fn revoked_tokens(&self) -> Result<Vec<String>, StoreError> {
         Ok(self.state.lock().unwrap().revoked.keys().cloned().collect())
+    }
+
+    async fn record_issued_token(
+        &self,
+        id: &str,
+        expires_at: SystemTime,
+    ) -> Result<(), StoreError> {
+        let mut state = self.state.lock().unwrap();
+        let now = SystemTime::now();
+        state.issued.retain(|_, until| *until >= now);
+        let until = state.issued.entry(id.to_owned()).or_insert(expires_at);
+        *until = (*until).max(expires_at);
+        Ok(())
+    }
+
+    async fn token_issued(&self, id: &str) -> Result<bool, StoreError> {
+        let state = self.state.lock().unwrap();
+        Ok(state
+            .issued
+            .get(id)
+            .is_some_and(|until| *until >= SystemTime::now()))
     }
 }

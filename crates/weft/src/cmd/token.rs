@@ -67,6 +67,10 @@ struct RevokeArgs {
     /// long enough to outlive any token.
     #[arg(long, value_name = "TIME")]
     expires_at: Option<String>,
+    /// Revoke an id the control plane has no record of issuing (a token issued before
+    /// it kept records); without it, such an id is an error.
+    #[arg(long)]
+    force: bool,
     #[command(flatten)]
     connect: ConnectArgs,
 }
@@ -136,6 +140,9 @@ fn workload(args: &WorkloadArgs) -> anyhow::Result<()> {
 fn revoke(args: &RevokeArgs) -> anyhow::Result<()> {
     let client = Client::new(&args.connect)?;
     let mut body = json!({ "id": args.id });
+    if args.force {
+        body["force"] = json!(true);
+    }
     if let Some(expires_at) = &args.expires_at {
         body["expiresAt"] = json!(expires_at);
     }

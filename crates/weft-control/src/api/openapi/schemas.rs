@@ -153,7 +153,8 @@ pub(super) fn components() -> Value {
                         "type": ["string", "null"],
                         "format": "date-time",
                         "description": "RFC 3339 (upper-case T and Z), when the token expires: the revocation is kept until then; a time in the past means now; default (or null): longer than any token lives"
-                    }
+                    },
+                    "force": {"type": "boolean", "description": "revoke an id this control plane has no record of issuing (a token issued before it kept records); without it such an id is 404"}
                 }
             },
             "RevokedToken": {

@@ -1,0 +1,10 @@
+-- Workload tokens this control plane issued, by id (`jti`), kept until they expire:
+-- revoking an id that was never issued is an error, not a silent success. Rows past
+-- `expires_at` are pruned. Tokens issued before this table existed are not in it
+-- (`weft token revoke --force` revokes such an id anyway).
+CREATE TABLE issued_tokens (
+    id         text COLLATE "C" PRIMARY KEY,
+    expires_at timestamptz NOT NULL
+);
+
+CREATE INDEX issued_tokens_expires_at ON issued_tokens (expires_at);
