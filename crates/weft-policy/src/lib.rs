@@ -172,7 +172,7 @@ pub fn compile<'a>(objects: impl IntoIterator<Item = &'a Object>) -> Compiled {
         let policy = attached
             .get(&(object.namespace().to_owned(), object.metadata.name.clone()))
             .map_or(&defaults, |(_, a)| a);
-        let svc = service::compile(
+        let (svc, refused) = service::compile(
             object,
             spec,
             &workloads,
@@ -188,6 +188,7 @@ pub fn compile<'a>(objects: impl IntoIterator<Item = &'a Object>) -> Compiled {
                     svc.endpoints.len(),
                     vip.vip,
                     vip.problem.as_deref(),
+                    &refused,
                     object.metadata.generation,
                 ),
             );

@@ -45,6 +45,14 @@ pub(crate) fn validate(spec: &Spec, errors: &mut Errors) {
             }
         }
     }
+    let mut accounts = HashSet::new();
+    for (i, sa) in spec.service_accounts.iter().enumerate() {
+        let path = format!("spec.serviceAccounts[{i}]");
+        field::label(errors, &path, sa);
+        if !accounts.insert(sa) {
+            errors.push(path, format!("service account {sa:?} is listed twice"));
+        }
+    }
     if spec.load_balancer.is_some() {
         errors.push(
             "spec.loadBalancer",
@@ -69,8 +77,10 @@ pub(crate) struct Workload<'a> {
 }
 
 /// Builds the proxy resource for one service: endpoints are the workloads of the same
-/// namespace whose labels contain the selector and whose phase makes them endpoints,
-/// sorted by address (then workload name) so the output is byte-for-byte stable.
+/// namespace whose labels contain the selector, whose phase makes them endpoints and
+/// whose service account `spec.serviceAccounts` allows, sorted by address (then
+/// workload name) so the output is byte-for-byte stable. Also returns the selected
+/// workloads refused for their service account (`namespace/name (sa)`), for the status.
 pub(crate) fn compile(
     object: &Object,
     spec: &Spec,
@@ -79,15 +89,28 @@ pub(crate) fn compile(
     vip: Option<std::net::IpAddr>,
     domain: &str,
     policy: &crate::backend::Attached,
-) -> pb::Service {
+) -> (pb::Service, Vec<String>) {
     let namespace = object.namespace();
-    let mut endpoints: Vec<(std::net::IpAddr, String, pb::Endpoint)> = workloads
-        .iter()
-        .filter(|w| {
-            w.object.namespace() == namespace
-                && selects(spec, &w.object.metadata.labels)
-                && w.phase.is_some_and(workload::Phase::is_endpoint)
+    let allowed = |w: &Workload<'_>| {
+        spec.service_accounts.is_empty() || spec.service_accounts.contains(&w.spec.service_account)
+    };
+    let selected = workloads.iter().filter(|w| {
+        w.object.namespace() == namespace
+            && selects(spec, &w.object.metadata.labels)
+            && w.phase.is_some_and(workload::Phase::is_endpoint)
+    });
+    let refused: Vec<String> = selected
+        .clone()
+        .filter(|w| !allowed(w))
+        .map(|w| {
+            format!(
+                "{namespace}/{} ({})",
+                w.object.metadata.name, w.spec.service_account
+            )
         })
+        .collect();
+    let mut endpoints: Vec<(std::net::IpAddr, String, pb::Endpoint)> = selected
+        .filter(|w| allowed(w))
         .map(|w| {
             let ns = w.object.namespace();
             let endpoint = pb::Endpoint {
@@ -104,7 +127,7 @@ pub(crate) fn compile(
         })
         .collect();
     endpoints.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
-    pb::Service {
+    let service = pb::Service {
         name: object.metadata.name.clone(),
         namespace: namespace.to_owned(),
         vip: vip.map(|v| v.to_string()).unwrap_or_default(),
@@ -121,7 +144,8 @@ pub(crate) fn compile(
         endpoints: endpoints.into_iter().map(|(_, _, e)| e).collect(),
         hostnames: vec![format!("{}.{namespace}.svc.{domain}", object.metadata.name)],
         policy: Some(policy_to_pb(&policy.policy)),
-    }
+    };
+    (service, refused)
 }
 
 /// `matchLabels`: every selector entry present with the same value. An empty selector

@@ -104,6 +104,7 @@ pub(crate) fn service(
     endpoints: usize,
     vip: Option<std::net::IpAddr>,
     vip_problem: Option<&str>,
+    refused: &[String],
     generation: Option<i64>,
 ) -> Value {
     let mut status = Map::new();
@@ -111,17 +112,32 @@ pub(crate) fn service(
     if let Some(vip) = vip {
         status.insert("vip".into(), vip.to_string().into());
     }
+    let mut conditions = Vec::new();
     if let Some(problem) = vip_problem {
-        status.insert(
-            "conditions".into(),
-            json!([condition(
-                "VipAllocated",
-                false,
-                "VipUnavailable",
-                problem,
-                generation
-            )]),
-        );
+        conditions.push(condition(
+            "VipAllocated",
+            false,
+            "VipUnavailable",
+            problem,
+            generation,
+        ));
+    }
+    if !refused.is_empty() {
+        conditions.push(condition(
+            "EndpointsAllowed",
+            false,
+            "ServiceAccountNotAllowed",
+            &format!(
+                "selected but not endpoints, their service accounts are not in \
+                 spec.serviceAccounts: {}; add the service account there if the workload \
+                 is meant to serve this service, or change its labels",
+                refused.join(", ")
+            ),
+            generation,
+        ));
+    }
+    if !conditions.is_empty() {
+        status.insert("conditions".into(), Value::Array(conditions));
     }
     Value::Object(status)
 }

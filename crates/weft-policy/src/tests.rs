@@ -557,6 +557,66 @@ fn empty_selector_selects_nothing() {
 }
 
 #[test]
+fn a_workload_of_a_service_account_the_service_does_not_allow_is_not_an_endpoint() {
+    let svc = SERVICE.replace(
+        "  vip: 10.96.0.10\n",
+        "  vip: 10.96.0.10\n  serviceAccounts: [echo]\n",
+    );
+    // Same labels, another identity: it copied the selector.
+    let intruder = WORKLOAD
+        .replace("name: echo-1", "name: intruder")
+        .replace("serviceAccount: echo", "serviceAccount: attacker")
+        .replace("10.0.0.2", "10.0.0.66");
+    let compiled = compile(&[
+        object(&svc),
+        healthy(object(WORKLOAD)),
+        healthy(object(&intruder)),
+    ]);
+    let endpoints: Vec<&str> = compiled.services["echo.shop"]
+        .endpoints
+        .iter()
+        .map(|e| e.address.as_str())
+        .collect();
+    assert_eq!(endpoints, ["10.0.0.2"]);
+    let status = &compiled.statuses[&key(Kind::Service, "shop", "echo")];
+    assert_eq!(status["endpoints"], 1);
+    assert_eq!(status["conditions"][0]["type"], "EndpointsAllowed");
+    assert_eq!(status["conditions"][0]["status"], "False");
+    let message = status["conditions"][0]["message"]
+        .as_str()
+        .expect("message");
+    assert!(message.contains("shop/intruder (attacker)"), "{message}");
+    // Without the field, any service account serves (the default).
+    let open = compile(&[
+        object(SERVICE),
+        healthy(object(WORKLOAD)),
+        healthy(object(&intruder)),
+    ]);
+    assert_eq!(open.services["echo.shop"].endpoints.len(), 2);
+    assert!(open.statuses[&key(Kind::Service, "shop", "echo")]
+        .get("conditions")
+        .is_none());
+}
+
+#[test]
+fn service_accounts_of_a_service_are_labels_listed_once() {
+    let svc = SERVICE.replace(
+        "  vip: 10.96.0.10\n",
+        "  serviceAccounts: [echo, Bad_Name, echo]\n",
+    );
+    let errors = errors(&svc);
+    assert_eq!(errors.len(), 2, "{errors:?}");
+    assert!(
+        errors[0].starts_with("spec.serviceAccounts[1]"),
+        "{errors:?}"
+    );
+    assert!(
+        errors[1].starts_with("spec.serviceAccounts[2]: service account \"echo\" is listed twice"),
+        "{errors:?}"
+    );
+}
+
+#[test]
 fn endpoint_identity_uses_the_mesh_trust_domain() {
     let input = [object(MESH), object(SERVICE), healthy(object(WORKLOAD))];
     let ep = &compile(&input).services["echo.shop"].endpoints[0];

@@ -18,6 +18,12 @@ pub struct Spec {
     pub selector: BTreeMap<String, String>,
     /// Ports clients use; at least one, unique by number and by name.
     pub ports: Vec<Port>,
+    /// The service accounts (of the service's namespace) allowed to serve it: a
+    /// selected workload running as another one is not an endpoint, and the status
+    /// says so, so a workload cannot join the service by copying its labels. Default
+    /// (empty): any service account.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub service_accounts: Vec<String>,
     /// Virtual IP clients dial in transparent mode. Default: none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub vip: Option<IpAddr>,
