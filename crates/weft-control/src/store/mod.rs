@@ -114,6 +114,25 @@ pub enum Precondition {
     Absent,
 }
 
+/// The two lists of workload token ids kept until the tokens expire.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum TokenTable {
+    /// Revoked tokens.
+    Revoked,
+    /// Issued tokens.
+    Issued,
+}
+
+impl TokenTable {
+    /// The table's name (a constant, never user input).
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Self::Revoked => "revoked_tokens",
+            Self::Issued => "issued_tokens",
+        }
+    }
+}
+
 /// What a `put` did.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Written {

@@ -22,7 +22,7 @@ use super::feed::{ChangeLog, Feed};
 use super::record::{self, to_i64, to_u64, PutPlan, RawChange, RawRecord, Record};
 use super::{
     finish, release_healthy, unix_seconds_ceil, Change, ChangeOp, Options, Precondition, Store,
-    StoreError, WriteHealth, Written,
+    StoreError, TokenTable, WriteHealth, Written,
 };
 
 /// The notification channel writes announce their revision on.
@@ -103,6 +103,37 @@ impl Postgres {
             feed,
             health: WriteHealth::default(),
         })
+    }
+}
+
+impl Postgres {
+    /// Keeps token `id` in `table` until `expires_at` (of two times, the later wins),
+    /// and prunes the rows already past theirs.
+    async fn keep_token_until(
+        &self,
+        table: TokenTable,
+        id: &str,
+        expires_at: SystemTime,
+    ) -> Result<(), StoreError> {
+        let table = table.name();
+        let prune = format!("DELETE FROM {table} WHERE expires_at < now()");
+        let upsert = format!(
+            "INSERT INTO {table} (id, expires_at) VALUES ($1, to_timestamp($2::bigint)) \
+             ON CONFLICT (id) DO UPDATE SET \
+             expires_at = GREATEST({table}.expires_at, excluded.expires_at)"
+        );
+        let mut tx = self.db.pool.begin().await?;
+        let result = async {
+            sqlx::query(&prune).execute(&mut *tx).await?;
+            sqlx::query(&upsert)
+                .bind(id)
+                .bind(unix_seconds_ceil(expires_at))
+                .execute(&mut *tx)
+                .await?;
+            Ok(())
+        }
+        .await;
+        self.health.record(finish(tx, result).await)
     }
 }
 
@@ -271,24 +302,8 @@ impl Store for Postgres {
     }
 
     async fn revoke_token(&self, id: &str, expires_at: SystemTime) -> Result<(), StoreError> {
-        let mut tx = self.db.pool.begin().await?;
-        let result = async {
-            sqlx::query("DELETE FROM revoked_tokens WHERE expires_at < now()")
-                .execute(&mut *tx)
-                .await?;
-            sqlx::query(
-                "INSERT INTO revoked_tokens (id, expires_at) VALUES ($1, to_timestamp($2::bigint)) \
-                 ON CONFLICT (id) DO UPDATE SET \
-                 expires_at = GREATEST(revoked_tokens.expires_at, excluded.expires_at)",
-            )
-            .bind(id)
-            .bind(unix_seconds_ceil(expires_at))
-            .execute(&mut *tx)
-            .await?;
-            Ok(())
-        }
-        .await;
-        self.health.record(finish(tx, result).await)
+        self.keep_token_until(TokenTable::Revoked, id, expires_at)
+            .await
     }
 
     async fn is_revoked(&self, id: &str) -> Result<bool, StoreError> {
@@ -312,24 +327,8 @@ impl Store for Postgres {
         id: &str,
         expires_at: SystemTime,
     ) -> Result<(), StoreError> {
-        let mut tx = self.db.pool.begin().await?;
-        let result = async {
-            sqlx::query("DELETE FROM issued_tokens WHERE expires_at < now()")
-                .execute(&mut *tx)
-                .await?;
-            sqlx::query(
-                "INSERT INTO issued_tokens (id, expires_at) VALUES ($1, to_timestamp($2::bigint)) \
-                 ON CONFLICT (id) DO UPDATE SET \
-                 expires_at = GREATEST(issued_tokens.expires_at, excluded.expires_at)",
-            )
-            .bind(id)
-            .bind(unix_seconds_ceil(expires_at))
-            .execute(&mut *tx)
-            .await?;
-            Ok(())
-        }
-        .await;
-        self.health.record(finish(tx, result).await)
+        self.keep_token_until(TokenTable::Issued, id, expires_at)
+            .await
     }
 
     async fn token_issued(&self, id: &str) -> Result<bool, StoreError> {

@@ -30,7 +30,7 @@ use super::feed::{ChangeLog, Feed};
 use super::record::{self, to_i64, to_u64, PutPlan, RawChange, RawRecord, Record};
 use super::{
     finish, release_healthy, unix_seconds_ceil, Change, ChangeOp, Options, Precondition, Store,
-    StoreError, WriteHealth, Written,
+    StoreError, TokenTable, WriteHealth, Written,
 };
 
 /// How long a statement waits for another process's write lock: 5 s.
@@ -126,6 +126,37 @@ impl Sqlite {
             feed,
             health: WriteHealth::default(),
         })
+    }
+}
+
+impl Sqlite {
+    /// Keeps token `id` in `table` until `expires_at` (of two times, the later wins),
+    /// and prunes the rows already past theirs.
+    async fn keep_token_until(
+        &self,
+        table: TokenTable,
+        id: &str,
+        expires_at: SystemTime,
+    ) -> Result<(), StoreError> {
+        let table = table.name();
+        let prune = format!("DELETE FROM {table} WHERE expires_at < unixepoch()");
+        let upsert = format!(
+            "INSERT INTO {table} (id, expires_at) VALUES (?1, ?2) \
+             ON CONFLICT (id) DO UPDATE SET expires_at = MAX(expires_at, excluded.expires_at)"
+        );
+        let _writer = self.db.write_lock.lock().await;
+        let mut tx = self.db.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let result = async {
+            sqlx::query(&prune).execute(&mut *tx).await?;
+            sqlx::query(&upsert)
+                .bind(id)
+                .bind(unix_seconds_ceil(expires_at))
+                .execute(&mut *tx)
+                .await?;
+            Ok(())
+        }
+        .await;
+        self.health.record(finish(tx, result).await)
     }
 }
 
@@ -294,24 +325,8 @@ impl Store for Sqlite {
     }
 
     async fn revoke_token(&self, id: &str, expires_at: SystemTime) -> Result<(), StoreError> {
-        let _writer = self.db.write_lock.lock().await;
-        let mut tx = self.db.pool.begin_with("BEGIN IMMEDIATE").await?;
-        let result = async {
-            sqlx::query("DELETE FROM revoked_tokens WHERE expires_at < unixepoch()")
-                .execute(&mut *tx)
-                .await?;
-            sqlx::query(
-                "INSERT INTO revoked_tokens (id, expires_at) VALUES (?1, ?2) \
-                 ON CONFLICT (id) DO UPDATE SET expires_at = MAX(expires_at, excluded.expires_at)",
-            )
-            .bind(id)
-            .bind(unix_seconds_ceil(expires_at))
-            .execute(&mut *tx)
-            .await?;
-            Ok(())
-        }
-        .await;
-        self.health.record(finish(tx, result).await)
+        self.keep_token_until(TokenTable::Revoked, id, expires_at)
+            .await
     }
 
     async fn is_revoked(&self, id: &str) -> Result<bool, StoreError> {
@@ -335,24 +350,8 @@ impl Store for Sqlite {
         id: &str,
         expires_at: SystemTime,
     ) -> Result<(), StoreError> {
-        let _writer = self.db.write_lock.lock().await;
-        let mut tx = self.db.pool.begin_with("BEGIN IMMEDIATE").await?;
-        let result = async {
-            sqlx::query("DELETE FROM issued_tokens WHERE expires_at < unixepoch()")
-                .execute(&mut *tx)
-                .await?;
-            sqlx::query(
-                "INSERT INTO issued_tokens (id, expires_at) VALUES (?1, ?2) \
-                 ON CONFLICT (id) DO UPDATE SET expires_at = MAX(expires_at, excluded.expires_at)",
-            )
-            .bind(id)
-            .bind(unix_seconds_ceil(expires_at))
-            .execute(&mut *tx)
-            .await?;
-            Ok(())
-        }
-        .await;
-        self.health.record(finish(tx, result).await)
+        self.keep_token_until(TokenTable::Issued, id, expires_at)
+            .await
     }
 
     async fn token_issued(&self, id: &str) -> Result<bool, StoreError> {
