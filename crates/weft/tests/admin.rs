@@ -11,6 +11,10 @@ use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+#[path = "support/control_plane.rs"]
+mod control_plane;
+use control_plane::{admin_token, free_port};
+
 /// A running `weft control-plane`, killed on drop.
 struct ControlPlane {
     child: Child,
@@ -23,6 +27,7 @@ impl ControlPlane {
     /// `/readyz`.
     fn start(data_dir: &Path) -> ControlPlane {
         let api = free_port();
+
         let xds = free_port();
         let child = Command::new(env!("CARGO_BIN_EXE_weft"))
             .args(["control-plane", "--data-dir"])
@@ -85,10 +90,6 @@ impl Drop for ControlPlane {
     }
 }
 
-fn free_port() -> SocketAddr {
-    SocketAddr::from(([127, 0, 0, 1], weft_testkit::ports::free_loopback_port()))
-}
-
 /// The answer to a plaintext `GET /readyz`, or `None` if the connection was closed
 /// without one.
 fn plaintext_readyz(addr: SocketAddr) -> Option<String> {
@@ -100,21 +101,6 @@ fn plaintext_readyz(addr: SocketAddr) -> Option<String> {
     let mut response = Vec::new();
     let _ = stream.read_to_end(&mut response);
     (!response.is_empty()).then(|| String::from_utf8_lossy(&response).into_owned())
-}
-
-fn admin_token(home: &Path, data_dir: &Path) -> String {
-    let output = Command::new(env!("CARGO_BIN_EXE_weft"))
-        .args(["token", "admin", "--data-dir"])
-        .arg(data_dir)
-        .env("HOME", home)
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "weft token admin: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8(output.stdout).unwrap().trim().to_owned()
 }
 
 #[test]

@@ -15,6 +15,10 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::{TcpSocket, TcpStream};
 
+#[path = "support/control_plane.rs"]
+mod control_plane;
+use control_plane::{admin_token, free_port};
+
 /// A running `weft control-plane`, killed on drop.
 struct ControlPlane {
     child: Child,
@@ -24,12 +28,9 @@ struct ControlPlane {
 impl Drop for ControlPlane {
     fn drop(&mut self) {
         let _ = self.child.kill();
+
         let _ = self.child.wait();
     }
-}
-
-fn free_port() -> SocketAddr {
-    SocketAddr::from(([127, 0, 0, 1], weft_testkit::ports::free_loopback_port()))
 }
 
 /// Starts the control plane with soft and hard open-file limits of 1024 (so it cannot
@@ -69,21 +70,6 @@ fn start(data_dir: &Path) -> ControlPlane {
         std::thread::sleep(Duration::from_millis(50));
     }
     cp
-}
-
-fn admin_token(home: &Path, data_dir: &Path) -> String {
-    let output = Command::new(env!("CARGO_BIN_EXE_weft"))
-        .args(["token", "admin", "--data-dir"])
-        .arg(data_dir)
-        .env("HOME", home)
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8(output.stdout).unwrap().trim().to_owned()
 }
 
 fn tls_config(ca_file: &Path) -> Arc<rustls::ClientConfig> {

@@ -15,6 +15,10 @@ use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+#[path = "support/control_plane.rs"]
+mod control_plane;
+use control_plane::{admin_token, free_port};
+
 /// Objects in the apply: enough that writing them takes a while.
 const OBJECTS: usize = 5_000;
 
@@ -36,6 +40,7 @@ impl ControlPlane {
     /// `size` mounted there in a mount namespace of the control plane's own.
     fn start_on_tmpfs(data_dir: &Path, db_dir: &Path, size: &str) -> ControlPlane {
         let mut command = Command::new("unshare");
+
         command
             .args(["--mount", "--propagation", "private", "--", "sh", "-c"])
             .arg(r#"mount -t tmpfs -o "size=$1,mode=0700" weft-test "$2" && shift 2 && exec "$@""#)
@@ -129,25 +134,6 @@ fn services(prefix: &str, count: usize) -> String {
         .unwrap();
     }
     manifest
-}
-
-fn free_port() -> SocketAddr {
-    SocketAddr::from(([127, 0, 0, 1], weft_testkit::ports::free_loopback_port()))
-}
-
-fn admin_token(home: &Path, data_dir: &Path) -> String {
-    let output = Command::new(env!("CARGO_BIN_EXE_weft"))
-        .args(["token", "admin", "--data-dir"])
-        .arg(data_dir)
-        .env("HOME", home)
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8(output.stdout).unwrap().trim().to_owned()
 }
 
 fn wal_size(data_dir: &Path) -> u64 {
