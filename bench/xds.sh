@@ -118,7 +118,7 @@ trap stop_cp EXIT
     echo "host: $(hostname), nproc $(nproc), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')"
     echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
     echo "command: ROUNDS=$ROUNDS TARGETS=$TARGETS DEBOUNCE=$DEBOUNCE LOG_LEVEL=$LOG_LEVEL bench/xds.sh ${SIZES[*]}"
-    echo "control plane: CPU $CP_CPU, SQLite store, --debounce $DEBOUNCE, --grace-period 10m, --log-level $LOG_LEVEL"
+    echo "control plane: CPU $CP_CPU, SQLite store, --debounce $DEBOUNCE, --grace-period 10m, --log-level $LOG_LEVEL, workload quotas and xDS connection caps raised to N"
     echo "simulator: CPU $SIM_CPU, one TCP/h2 connection per stream, plaintext delta ADS, $TARGETS target endpoints"
 } | tee "$OUT/report.txt" >&2
 
@@ -132,6 +132,8 @@ for n in "${SIZES[@]}"; do
     taskset -c "$CP_CPU" "$WEFT" control-plane --data-dir "$DATA" \
         --api-listen "127.0.0.1:$api_port" --xds-listen "127.0.0.1:$xds_port" \
         --grace-period 10m --debounce "$DEBOUNCE" --log-level "$LOG_LEVEL" \
+        --max-workloads-per-identity "$n" --max-workloads-per-token "$n" \
+        --xds-max-connections "$((n + 100))" --xds-max-connections-per-source "$((n + 100))" \
         >"$OUT/cp-$n.log" 2>&1 &
     CP_PID=$!
     ready=0
@@ -145,12 +147,10 @@ for n in "${SIZES[@]}"; do
     rss_idle=$(kb_of "$CP_PID" VmRSS)
     ticks_before=$(cpu_ticks "$CP_PID")
 
-    # The API needs the admin token; every simulated proxy presents one workload
-    # token for default/sim (the registrations differ by name, not identity).
-    export WEFT_TOKEN WEFT_WORKLOAD_TOKEN
+    # The API needs the admin token; with it the simulator issues its workload tokens
+    # for default/sim, one per label set (a workload's labels come from its token).
+    export WEFT_TOKEN
     WEFT_TOKEN=$(cat "$DATA/admin-token")
-    WEFT_WORKLOAD_TOKEN=$(WEFT_CONTROL_PLANE="https://127.0.0.1:$api_port" WEFT_CA_FILE="$DATA/ca.crt" \
-        "$WEFT" token workload --service-account sim 2>/dev/null)
 
     log "N=$n: simulator on CPU $SIM_CPU, $ROUNDS rounds"
     sim_rc=0

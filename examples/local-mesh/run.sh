@@ -55,9 +55,10 @@ done
 WEFT_TOKEN=$("$weft" token admin --data-dir "$work/control-plane")
 export WEFT_TOKEN
 
-echo "==> a workload token per proxy: a proxy can only register, and get config for, its own identity"
+echo "==> a workload token per proxy: a proxy can only register, and get config for, its own identity,"
+echo "    and carries the labels its token grants"
 for proxy in api web; do
-  "$weft" token workload --service-account $proxy > $proxy.token 2>/dev/null
+  "$weft" token workload --service-account $proxy --label app=$proxy > $proxy.token 2>/dev/null
   chmod 600 $proxy.token
 done
 

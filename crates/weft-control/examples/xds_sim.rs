@@ -105,13 +105,11 @@ struct Args {
     /// Tokio worker threads. Default: the CPUs this process may run on.
     #[arg(long)]
     threads: Option<usize>,
-    /// Operator admin token for the API (`weft token admin`).
+    /// Operator admin token for the API (`weft token admin`). The simulator issues
+    /// itself three workload tokens for `default/sim` with it, one per label set its
+    /// registrations carry (a workload's labels come from its token).
     #[arg(long, env = "WEFT_TOKEN", hide_env_values = true)]
     admin_token: Option<String>,
-    /// Workload token for service account `sim` in `default`
-    /// (`weft token workload --service-account sim`), presented by every stream.
-    #[arg(long, env = "WEFT_WORKLOAD_TOKEN", hide_env_values = true)]
-    workload_token: Option<String>,
 }
 
 /// What the coordinator and every client share.
@@ -135,8 +133,36 @@ struct Shared {
     retries: AtomicUsize,
     /// The first few errors, verbatim.
     errors: Mutex<Vec<String>>,
-    /// The workload token every stream presents.
-    workload_token: Option<String>,
+    /// The workload tokens streams present, by label set: [`LabelSet::index`].
+    workload_tokens: [Option<String>; 3],
+}
+
+/// The labels a simulated proxy carries: every one `app: sim`; the targets also
+/// `role: target`, and half of them `shard: a`.
+#[derive(Clone, Copy, Debug)]
+enum LabelSet {
+    Plain,
+    Target,
+    Shard,
+}
+
+impl LabelSet {
+    const ALL: [LabelSet; 3] = [LabelSet::Plain, LabelSet::Target, LabelSet::Shard];
+
+    fn index(self) -> usize {
+        self as usize
+    }
+
+    fn labels(self) -> HashMap<String, String> {
+        let mut labels = HashMap::from([("app".to_owned(), "sim".to_owned())]);
+        if matches!(self, LabelSet::Target | LabelSet::Shard) {
+            labels.insert("role".to_owned(), TARGET.to_owned());
+        }
+        if matches!(self, LabelSet::Shard) {
+            labels.insert("shard".to_owned(), "a".to_owned());
+        }
+        labels
+    }
 }
 
 /// Latency figures of one set of samples, in milliseconds.
@@ -173,19 +199,6 @@ fn main() -> anyhow::Result<()> {
 
 async fn run(args: &Args) -> anyhow::Result<()> {
     let n = args.clients;
-    let shared = Arc::new(Shared {
-        epoch: Instant::now(),
-        target: AtomicU64::new(pack(0, args.targets)),
-        converged: AtomicUsize::new(0),
-        round_done: (0..n).map(|_| AtomicU32::new(u32::MAX)).collect(),
-        ack_ns: (0..n).map(|_| AtomicU64::new(0)).collect(),
-        failed: AtomicUsize::new(0),
-        open: AtomicUsize::new(0),
-        last_first_response: AtomicU64::new(0),
-        retries: AtomicUsize::new(0),
-        errors: Mutex::new(Vec::new()),
-        workload_token: args.workload_token.clone(),
-    });
     let pem = std::fs::read_to_string(&args.ca_file)
         .with_context(|| format!("--ca-file {}", args.ca_file.display()))?;
     let roots = || -> anyhow::Result<rustls::RootCertStore> {
@@ -203,6 +216,29 @@ async fn run(args: &Args) -> anyhow::Result<()> {
     api.put_target(false)
         .await
         .context("creating Service target")?;
+    let mut workload_tokens = [None, None, None];
+    if api.admin_token.is_some() {
+        for set in LabelSet::ALL {
+            workload_tokens[set.index()] = Some(
+                api.workload_token(&set.labels())
+                    .await
+                    .with_context(|| format!("issuing the workload token for {set:?}"))?,
+            );
+        }
+    }
+    let shared = Arc::new(Shared {
+        epoch: Instant::now(),
+        target: AtomicU64::new(pack(0, args.targets)),
+        converged: AtomicUsize::new(0),
+        round_done: (0..n).map(|_| AtomicU32::new(u32::MAX)).collect(),
+        ack_ns: (0..n).map(|_| AtomicU64::new(0)).collect(),
+        failed: AtomicUsize::new(0),
+        open: AtomicUsize::new(0),
+        last_first_response: AtomicU64::new(0),
+        retries: AtomicUsize::new(0),
+        errors: Mutex::new(Vec::new()),
+        workload_tokens,
+    });
     println!(
         "xds_sim: {n} clients ({} targets) -> {}, api {}, {} rounds",
         args.targets, args.xds, args.api, args.rounds
@@ -557,7 +593,7 @@ impl SimClient {
             pb::REGISTRATION_METADATA_KEY,
             MetadataValue::from_bytes(&self.registration().encode_to_vec()),
         );
-        if let Some(token) = &self.shared.workload_token {
+        if let Some(token) = &self.shared.workload_tokens[self.label_set().index()] {
             request.metadata_mut().insert(
                 pb::AUTHORIZATION_METADATA_KEY,
                 format!("{}{token}", pb::BEARER_PREFIX)
@@ -573,16 +609,21 @@ impl SimClient {
         Ok((tx, responses))
     }
 
+    /// This client's labels: targets first, the first half of them in shard `a`.
+    fn label_set(&self) -> LabelSet {
+        if self.index >= self.targets {
+            LabelSet::Plain
+        } else if self.index < self.targets / 2 {
+            LabelSet::Shard
+        } else {
+            LabelSet::Target
+        }
+    }
+
     /// This client's registration: `sim-<i>` with a distinct 10.x.y.z address.
     fn registration(&self) -> pb::Registration {
         let i = self.index;
-        let mut labels = HashMap::from([("app".to_owned(), "sim".to_owned())]);
-        if i < self.targets {
-            labels.insert("role".to_owned(), TARGET.to_owned());
-            if i < self.targets / 2 {
-                labels.insert("shard".to_owned(), "a".to_owned());
-            }
-        }
+        let labels = self.label_set().labels();
         let host = i + 1;
         pb::Registration {
             name: format!("sim-{i}"),
@@ -673,6 +714,24 @@ impl Api {
         }
     }
 
+    /// Issues a workload token for `default/sim` granting `labels`.
+    async fn workload_token(&self, labels: &HashMap<String, String>) -> anyhow::Result<String> {
+        let body = serde_json::json!({
+            "namespace": NAMESPACE,
+            "serviceAccount": "sim",
+            "labels": labels,
+        });
+        let answer = self
+            .send(http::Method::POST, "/v1/tokens/workload", &body)
+            .await?;
+        let reply: serde_json::Value =
+            serde_json::from_slice(&answer).context("the token answer is not JSON")?;
+        reply["token"]
+            .as_str()
+            .map(str::to_owned)
+            .context("the token answer carries no token")
+    }
+
     /// Creates or replaces Service `target`: selecting every target, or (`sharded`) the
     /// half labelled `shard: a`.
     async fn put_target(&self, sharded: bool) -> anyhow::Result<()> {
@@ -689,33 +748,45 @@ impl Api {
                 "ports": [{ "port": 80, "targetPort": 8080, "protocol": "http" }],
             },
         });
-        let uri = format!("{}/v1/namespaces/{NAMESPACE}/services/{TARGET}", self.base);
-        let mut request = http::Request::put(&uri);
+        let path = format!("/v1/namespaces/{NAMESPACE}/services/{TARGET}");
+        self.send(http::Method::PUT, &path, &body).await?;
+        Ok(())
+    }
+
+    /// Sends `body` as JSON to `path`; the answer's body, if the status is a success.
+    async fn send(
+        &self,
+        method: http::Method,
+        path: &str,
+        body: &serde_json::Value,
+    ) -> anyhow::Result<Bytes> {
+        let uri = format!("{}{path}", self.base);
+        let mut request = http::Request::builder().method(method.clone()).uri(&uri);
         if let Some(token) = &self.admin_token {
             request = request.header(http::header::AUTHORIZATION, format!("Bearer {token}"));
         }
         let request = request
             .header(http::header::CONTENT_TYPE, "application/json")
-            .body(Full::new(Bytes::from(serde_json::to_vec(&body)?)))
+            .body(Full::new(Bytes::from(serde_json::to_vec(body)?)))
             .context("building the request")?;
         let response = self
             .http
             .request(request)
             .await
-            .with_context(|| format!("PUT {uri}"))?;
+            .with_context(|| format!("{method} {uri}"))?;
         let status = response.status();
         let text = response
             .into_body()
             .collect()
             .await
-            .with_context(|| format!("PUT {uri}: reading the response"))?
+            .with_context(|| format!("{method} {uri}: reading the response"))?
             .to_bytes();
         ensure!(
             status.is_success(),
-            "PUT {uri}: {status}: {}",
+            "{method} {uri}: {status}: {}",
             String::from_utf8_lossy(&text)
         );
-        Ok(())
+        Ok(text)
     }
 }
 

@@ -54,6 +54,9 @@ pub struct Options {
     pub certificates: identity::Options,
     /// Workloads per identity, and how long unhealthy ones are kept.
     pub quotas: registry::Quotas,
+    /// Connection caps and timeouts of the xDS listener, before they are lowered to fit
+    /// the open-file limit; [`xds_limits`] unless the operator says otherwise.
+    pub xds_limits: Limits,
 }
 
 /// File name of the trust bundle written next to the store.
@@ -163,7 +166,7 @@ pub async fn run(options: Options, shutdown: CancellationToken) -> Result<(), Er
     // A quarter of the connection budget for the API, the rest for proxies' xDS.
     let budget = weft_tls::listener::current_fd_limit().connection_budget();
     let api_limits = api_limits().within(budget / 4);
-    let xds_limits = xds_limits().within(budget - budget / 4);
+    let xds_limits = options.xds_limits.clone().within(budget - budget / 4);
     tracing::info!(
         api_max_connections = api_limits.max_connections,
         api_max_per_source = api_limits.max_connections_per_source,
@@ -676,6 +679,12 @@ async fn enforce_tokens(
 struct StreamToken {
     id: String,
     expires_at: std::time::SystemTime,
+    /// The labels it grants the workload.
+    labels: std::collections::BTreeMap<String, String>,
+    /// `<namespace>/<name>` of the workload the stream registered.
+    node: String,
+    /// The proxy process's `Registration.session`.
+    session: String,
 }
 
 /// Registers workloads as their proxies connect and disconnect.
@@ -730,6 +739,9 @@ impl Registrar {
         Ok(StreamToken {
             id: claims.id,
             expires_at: claims.expires_at,
+            labels: claims.labels,
+            node: format!("{}/{}", reg.namespace, reg.name),
+            session: reg.session.clone(),
         })
     }
 }
@@ -757,18 +769,44 @@ impl Hooks for Registrar {
                 info.node_id
             )));
         }
-        match registry::connected_within(
+        // One live stream per workload on this instance: another proxy process naming
+        // it is refused, the same one (same session) reconnecting is not. Reserved
+        // before the store is written, so two racing streams cannot both pass.
+        {
+            let mut streams = self.streams();
+            let live = streams.iter().find(|(_, t)| {
+                t.node == node && (token.session.is_empty() || t.session != token.session)
+            });
+            if let Some((conn, _)) = live {
+                let message = format!(
+                    "workload {node} is already served by a live proxy (stream {conn} on control-plane \
+                     instance {}); two proxies cannot register one workload: give this proxy \
+                     another workload name, or stop the other one",
+                    self.instance
+                );
+                tracing::warn!(workload = %node, peer = ?info.peer, reason = %message, "proxy refused");
+                return Err(tonic::Status::already_exists(message));
+            }
+            streams.insert(info.conn_id, token.clone());
+        }
+        let grant = registry::Grant {
+            token: &token.id,
+            labels: &token.labels,
+        };
+        let registered = registry::connected_within(
             self.store.as_ref(),
             &self.instance,
             info.conn_id,
             reg,
             &self.quotas,
-            Some(&token.id),
+            Some(grant),
         )
-        .await
-        {
+        .await;
+        if registered.is_err() {
+            self.streams().remove(&info.conn_id);
+        }
+        match registered {
             Ok(()) => {
-                self.streams().insert(info.conn_id, token);
                 tracing::info!(workload = %node, conn = info.conn_id, peer = ?info.peer, "proxy connected");
                 Ok(())
             }
@@ -782,7 +820,10 @@ impl Hooks for Registrar {
                 tracing::warn!(workload = %node, peer = ?info.peer, reason = %e, "proxy refused");
                 Err(tonic::Status::resource_exhausted(e.to_string()))
             }
-            Err(e @ registry::RegisterError::Taken { .. }) => {
+            Err(
+                e
+                @ (registry::RegisterError::Taken { .. } | registry::RegisterError::Labels { .. }),
+            ) => {
                 tracing::warn!(workload = %node, peer = ?info.peer, reason = %e, "proxy refused");
                 Err(tonic::Status::permission_denied(e.to_string()))
             }
@@ -921,6 +962,127 @@ fn decode(any: &prost_types::Any) -> serde_json::Value {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    /// A registrar on a fresh SQLite store, and a token for `default/web` granting
+    /// `app: web`.
+    async fn registrar() -> (tempfile::TempDir, Registrar, String) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = crate::store::open(&StoreSpec::data_dir(dir.path()))
+            .await
+            .unwrap();
+        let tokens = Arc::new(Tokens::load(store.clone(), "cluster.local").await.unwrap());
+        let labels = std::collections::BTreeMap::from([("app".to_owned(), "web".to_owned())]);
+        let token = tokens
+            .issue(
+                "default",
+                "web",
+                &labels,
+                Duration::from_secs(3600),
+                std::time::SystemTime::now(),
+            )
+            .unwrap()
+            .token;
+        let registrar = Registrar {
+            store,
+            instance: "cp-test".into(),
+            quotas: registry::Quotas::default(),
+            tokens,
+            streams: Mutex::new(HashMap::new()),
+        };
+        (dir, registrar, token)
+    }
+
+    fn stream(conn_id: u64, token: &str, session: &str, labels: &[(&str, &str)]) -> ConnectionInfo {
+        let registration = pb::Registration {
+            name: "web-1".into(),
+            namespace: "default".into(),
+            service_account: "web".into(),
+            address: "10.0.0.1".into(),
+            labels: labels
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
+            session: session.into(),
+            ..pb::Registration::default()
+        };
+        ConnectionInfo {
+            conn_id,
+            node_id: "default/web-1".into(),
+            registration: Some(registration),
+            peer: None,
+            connected_at: std::time::SystemTime::now(),
+            authorization: Some(crate::xds::Authorization(format!(
+                "{}{token}",
+                pb::BEARER_PREFIX
+            ))),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_second_proxy_cannot_register_a_workload_whose_proxy_is_live_but_the_same_one_can_reconnect(
+    ) {
+        let (_dir, registrar, token) = registrar().await;
+        registrar
+            .connected(&stream(1, &token, "proxy-a", &[]))
+            .await
+            .unwrap();
+
+        let refused = registrar
+            .connected(&stream(2, &token, "proxy-b", &[]))
+            .await
+            .unwrap_err();
+        assert_eq!(refused.code(), tonic::Code::AlreadyExists);
+        assert!(
+            refused
+                .message()
+                .contains("already served by a live proxy (stream 1"),
+            "{}",
+            refused.message()
+        );
+
+        // The first proxy reconnecting (before its old stream is known gone) is fine.
+        registrar
+            .connected(&stream(3, &token, "proxy-a", &[]))
+            .await
+            .unwrap();
+        // Once every stream of proxy-a has ended, another proxy may take the name.
+        registrar.disconnected(1, "default/web-1").await;
+        registrar.disconnected(3, "default/web-1").await;
+        registrar
+            .connected(&stream(4, &token, "proxy-b", &[]))
+            .await
+            .unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_refused_registration_leaves_no_live_stream_behind() {
+        let (_dir, registrar, token) = registrar().await;
+        let refused = registrar
+            .connected(&stream(1, &token, "proxy-a", &[("app", "db")]))
+            .await
+            .unwrap_err();
+        assert_eq!(refused.code(), tonic::Code::PermissionDenied);
+        assert!(
+            refused.message().contains("does not grant"),
+            "{}",
+            refused.message()
+        );
+        // Not counted as live: the same workload registers as soon as it is fixed.
+        registrar
+            .connected(&stream(2, &token, "proxy-b", &[("app", "web")]))
+            .await
+            .unwrap();
+        let key = Key {
+            kind: weft_api::resource::Kind::Workload,
+            namespace: "default".into(),
+            name: "web-1".into(),
+        };
+        let stored = registrar.store.get(&key).await.unwrap().unwrap();
+        assert_eq!(
+            stored.metadata.labels.get("app").map(String::as_str),
+            Some("web")
+        );
+    }
 
     #[test]
     fn equal_bytes_give_equal_versions_and_different_bytes_differ() {

@@ -5,6 +5,7 @@
 
 #![allow(clippy::unwrap_used)] // a failed unwrap is a failed test
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
@@ -102,6 +103,7 @@ impl Plane {
             .issue(
                 namespace,
                 service_account,
+                &BTreeMap::new(),
                 Duration::from_secs(3600),
                 SystemTime::now(),
             )
@@ -294,7 +296,13 @@ async fn a_token_signed_by_another_key_is_unauthenticated() {
     let plane = Plane::builtin().await;
     let forger = Tokens::new(TokenKey::generate().unwrap(), plane.store.clone(), TD);
     let forged = forger
-        .issue("shop", "web", Duration::from_secs(3600), SystemTime::now())
+        .issue(
+            "shop",
+            "web",
+            &BTreeMap::new(),
+            Duration::from_secs(3600),
+            SystemTime::now(),
+        )
         .unwrap()
         .token;
     let (_, csr) = csr_for("shop", "web");
@@ -308,7 +316,13 @@ async fn an_expired_token_is_unauthenticated_and_says_so() {
     let two_hours_ago = SystemTime::now() - Duration::from_secs(2 * 3600);
     let expired = plane
         .tokens
-        .issue("shop", "web", Duration::from_secs(3600), two_hours_ago)
+        .issue(
+            "shop",
+            "web",
+            &BTreeMap::new(),
+            Duration::from_secs(3600),
+            two_hours_ago,
+        )
         .unwrap()
         .token;
     let (_, csr) = csr_for("shop", "web");
@@ -322,7 +336,13 @@ async fn a_revoked_token_is_permission_denied() {
     let plane = Plane::builtin().await;
     let issued = plane
         .tokens
-        .issue_recorded("shop", "web", Duration::from_secs(3600), SystemTime::now())
+        .issue_recorded(
+            "shop",
+            "web",
+            &BTreeMap::new(),
+            Duration::from_secs(3600),
+            SystemTime::now(),
+        )
         .await
         .unwrap();
     let (_, csr) = csr_for("shop", "web");
@@ -354,7 +374,13 @@ async fn a_token_of_another_trust_domain_is_permission_denied() {
     let key = TokenKey::from_pem(std::str::from_utf8(&pem).unwrap()).unwrap();
     let other = Tokens::new(key, plane.store.clone(), "other.example");
     let token = other
-        .issue("shop", "web", Duration::from_secs(3600), SystemTime::now())
+        .issue(
+            "shop",
+            "web",
+            &BTreeMap::new(),
+            Duration::from_secs(3600),
+            SystemTime::now(),
+        )
         .unwrap()
         .token;
     let (_, csr) = csr_for("shop", "web");
@@ -621,7 +647,13 @@ async fn revoking_an_id_never_issued_is_an_error_unless_forced() {
     // A token issued without a record (before records were kept) is revoked with force.
     let old = plane
         .tokens
-        .issue("shop", "web", Duration::from_secs(3600), SystemTime::now())
+        .issue(
+            "shop",
+            "web",
+            &BTreeMap::new(),
+            Duration::from_secs(3600),
+            SystemTime::now(),
+        )
         .unwrap();
     assert!(plane
         .tokens
@@ -637,7 +669,13 @@ async fn revoking_an_id_never_issued_is_an_error_unless_forced() {
     // One issued now is on record.
     let new = plane
         .tokens
-        .issue_recorded("shop", "web", Duration::from_secs(3600), SystemTime::now())
+        .issue_recorded(
+            "shop",
+            "web",
+            &BTreeMap::new(),
+            Duration::from_secs(3600),
+            SystemTime::now(),
+        )
         .await
         .unwrap();
     plane

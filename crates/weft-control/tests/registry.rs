@@ -4,7 +4,7 @@
 
 #![allow(clippy::unwrap_used)]
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -308,7 +308,12 @@ async fn one_token_registers_workloads_up_to_its_quota_and_another_token_has_its
         async move {
             let mut reg = registration(&name, "10.0.0.5");
             reg.service_account = "bot".into();
-            registry::connected_within(store.as_ref(), "cp-a", 1, &reg, &quotas, Some(token)).await
+            let labels = BTreeMap::from([("app".to_owned(), "web".to_owned())]);
+            let grant = registry::Grant {
+                token,
+                labels: &labels,
+            };
+            registry::connected_within(store.as_ref(), "cp-a", 1, &reg, &quotas, Some(grant)).await
         }
     };
     register("bot-0".into(), "token-a").await.unwrap();
@@ -393,4 +398,92 @@ async fn a_workload_unhealthy_past_the_retention_is_deleted_and_a_healthy_one_is
     );
     assert!(store.get(&key("gone-1")).await.unwrap().is_none());
     assert_eq!(phase_of(store.as_ref(), "back-1").await, phase::HEALTHY);
+}
+
+/// Registers `reg` as a proxy presenting a token that grants `labels` would.
+async fn connect_granted(
+    store: &dyn Store,
+    reg: &pb::Registration,
+    labels: &[(&str, &str)],
+) -> Result<(), RegisterError> {
+    let labels: BTreeMap<String, String> = labels
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
+    let grant = registry::Grant {
+        token: "token-1",
+        labels: &labels,
+    };
+    registry::connected_within(
+        store,
+        "cp-a",
+        1,
+        reg,
+        &registry::Quotas::default(),
+        Some(grant),
+    )
+    .await
+}
+
+#[tokio::test]
+async fn a_label_the_token_does_not_grant_is_refused_and_the_workload_joins_no_service() {
+    let (_dir, store) = store().await;
+    apply_web_service(store.as_ref()).await;
+    // The attacker copies the selector labels of `web` into its registration.
+    let mut reg = registration("intruder", "10.0.0.66");
+    reg.labels = HashMap::from([("app".into(), "web".into())]);
+
+    let err = connect_granted(store.as_ref(), &reg, &[])
+        .await
+        .unwrap_err();
+    assert!(matches!(err, RegisterError::Labels { .. }), "{err}");
+    let message = err.to_string();
+    assert!(message.contains("app=\"web\""), "{message}");
+    assert!(message.contains("the token grants no labels"), "{message}");
+    assert!(message.contains("--label app=web"), "{message}");
+
+    // A token granting another value of the key is no better.
+    let err = connect_granted(store.as_ref(), &reg, &[("app", "intruder")])
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("the token grants app=intruder"),
+        "{err}"
+    );
+
+    assert!(store.get(&key("intruder")).await.unwrap().is_none());
+    assert!(endpoints(store.as_ref()).await.is_empty());
+}
+
+#[tokio::test]
+async fn a_workload_carries_the_labels_its_token_grants_whatever_it_declares() {
+    let (_dir, store) = store().await;
+    apply_web_service(store.as_ref()).await;
+    // Declares nothing: gets the granted labels, and joins `web`.
+    let mut reg = registration("web-1", "10.0.0.7");
+    reg.labels.clear();
+    connect_granted(store.as_ref(), &reg, &[("app", "web"), ("version", "v1")])
+        .await
+        .unwrap();
+    let stored = store.get(&key("web-1")).await.unwrap().unwrap();
+    assert_eq!(
+        stored.metadata.labels,
+        BTreeMap::from([
+            ("app".to_owned(), "web".to_owned()),
+            ("version".to_owned(), "v1".to_owned())
+        ])
+    );
+    assert_eq!(endpoints(store.as_ref()).await, ["10.0.0.7"]);
+
+    // Declares a subset of what is granted: still every granted label.
+    let mut reg = registration("web-2", "10.0.0.8");
+    reg.labels = HashMap::from([("version".into(), "v1".into())]);
+    connect_granted(store.as_ref(), &reg, &[("app", "web"), ("version", "v1")])
+        .await
+        .unwrap();
+    let stored = store.get(&key("web-2")).await.unwrap().unwrap();
+    assert_eq!(
+        stored.metadata.labels.get("app").map(String::as_str),
+        Some("web")
+    );
 }

@@ -60,6 +60,18 @@ pub fn validate(object: &Object) -> Result<(), ValidationErrors> {
     checked(object).map(|_| ())
 }
 
+/// Validates a map of Kubernetes labels (keys `[prefix/]name`, values at most 63
+/// characters) outside an object, e.g. the labels granted to a workload token; `path`
+/// prefixes each error's field path.
+pub fn validate_labels(
+    path: &str,
+    labels: &BTreeMap<String, String>,
+) -> Result<(), ValidationErrors> {
+    let mut errors = field::Errors::default();
+    field::labels(&mut errors, path, labels);
+    errors.into_result()
+}
+
 /// The result of compiling the whole store.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Compiled {

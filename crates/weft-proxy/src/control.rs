@@ -56,7 +56,8 @@ pub fn load_persisted(base: &Path, bootstrap: &Config) -> Option<Dynamic> {
     Some(dynamic)
 }
 
-/// What this proxy tells the control plane about its workload.
+/// What this proxy tells the control plane about its workload; call it once per process
+/// (each call draws a new `session`).
 pub fn registration(config: &Config) -> pb::Registration {
     let w = &config.workload;
     let hbone = config.listeners.hbone.map_or_else(String::new, |h| {
@@ -89,6 +90,7 @@ pub fn registration(config: &Config) -> pb::Registration {
         zone: w.zone.clone().unwrap_or_default(),
         proxy_version: env!("CARGO_PKG_VERSION").to_owned(),
         issued_certificate: config.certificates.is_none() && config.listeners.hbone.is_some(),
+        session: format!("{:016x}{:016x}", fastrand::u64(..), fastrand::u64(..)),
     }
 }
 

@@ -8,7 +8,8 @@
 //!
 //! On the wire the claims are the registered JWT ones: `iss` = `weft-control-plane`,
 //! `aud` = `weft`, `sub` = the SPIFFE ID, `jti` = a random id for revocation, `iat`, `nbf`
-//! (= `iat`) and `exp` in seconds. The header carries `alg: ES256` and `kid`, the
+//! (= `iat`) and `exp` in seconds, and the private claim `labels`: the workload labels
+//! the operator granted the token's holder (absent when none are). The header carries `alg: ES256` and `kid`, the
 //! [`TokenKey::key_id`] of the signing key, so that during a key rotation the verifier can
 //! pick the right key and refuse tokens of retired ones ([`TokenError::UnknownKey`]).
 //!
@@ -20,6 +21,7 @@
 //! What it is not: a revocation list or a session store. [`WorkloadClaims::id`] gives the
 //! caller something to revoke by; remembering revoked ids is the control plane's job.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime};
@@ -160,6 +162,10 @@ pub struct WorkloadClaims {
     /// When the token expires (JWT `exp`, whole seconds).
     #[serde(with = "serde_unix_seconds")]
     pub expires_at: SystemTime,
+    /// The labels a workload registered with this token carries: the operator grants
+    /// them when issuing the token, and a proxy cannot add to them. Empty: none.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
 }
 
 /// The JWT payload as it travels.
@@ -172,6 +178,8 @@ struct Wire {
     iat: u64,
     nbf: u64,
     exp: u64,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    labels: BTreeMap<String, String>,
 }
 
 /// The part of the header read before verification.
@@ -249,6 +257,7 @@ impl TokenKey {
             iat,
             nbf: iat,
             exp: to_unix(claims.expires_at)?,
+            labels: claims.labels.clone(),
         };
         let mut header = Header::new(Algorithm::ES256);
         header.kid = Some(self.key_id.clone());
@@ -308,6 +317,7 @@ impl TokenKey {
             id: wire.jti,
             issued_at: from_unix(wire.iat)?,
             expires_at,
+            labels: wire.labels,
         })
     }
 }
@@ -347,7 +357,15 @@ impl WorkloadClaims {
             id: token_id(now),
             issued_at: SystemTime::UNIX_EPOCH + Duration::from_secs(iat),
             expires_at: SystemTime::UNIX_EPOCH + Duration::from_secs(exp),
+            labels: BTreeMap::new(),
         }
+    }
+
+    /// The claims granting `labels` to the workloads registered with the token.
+    #[must_use]
+    pub fn with_labels(mut self, labels: BTreeMap<String, String>) -> Self {
+        self.labels = labels;
+        self
     }
 
     /// The SPIFFE ID the claims name.
@@ -509,6 +527,33 @@ mod tests {
         let claims = claims(now);
         let token = key.issue(&claims).unwrap();
         assert_eq!(key.verify(&token, now, Duration::ZERO).unwrap(), claims);
+    }
+
+    #[test]
+    fn granted_labels_travel_in_the_token_and_a_token_without_them_grants_none() {
+        let key = TokenKey::generate().unwrap();
+        let now = SystemTime::now();
+        let labels = BTreeMap::from([("app".to_owned(), "catalog".to_owned())]);
+        let granted = claims(now).with_labels(labels.clone());
+        let token = key.issue(&granted).unwrap();
+        let payload = decode_part(token.split('.').nth(1).unwrap());
+        assert_eq!(payload["labels"]["app"], "catalog");
+        assert_eq!(
+            key.verify(&token, now, Duration::ZERO).unwrap().labels,
+            labels
+        );
+
+        let bare = key.issue(&claims(now)).unwrap();
+        let payload = decode_part(bare.split('.').nth(1).unwrap());
+        assert!(
+            payload.get("labels").is_none(),
+            "no claim when none granted"
+        );
+        assert!(key
+            .verify(&bare, now, Duration::ZERO)
+            .unwrap()
+            .labels
+            .is_empty());
     }
 
     #[test]

@@ -1,10 +1,12 @@
 //! `/v1/tokens/…`: issuing and revoking workload tokens, the credentials a proxy
 //! presents to get certificates (`weft token workload`, `weft token revoke`).
 //!
-//! - `POST /v1/tokens/workload` `{namespace, serviceAccount, ttl?}` → `{token, id,
-//!   identity, expiresAt}`. Namespace and service account are RFC 1123 labels (as in
-//!   resources; the namespace not Weft's own); `ttl` is a number and a unit, `s`, `m`,
-//!   `h` or `d`, from 1s to 365d ([`ttl_pattern`]); default [`DEFAULT_TOKEN_TTL`].
+//! - `POST /v1/tokens/workload` `{namespace, serviceAccount, labels?, ttl?}` →
+//!   `{token, id, identity, labels, expiresAt}`. Namespace and service account are RFC
+//!   1123 labels (as in resources; the namespace not Weft's own); `labels` are the
+//!   Kubernetes labels the workloads registered with the token carry (a proxy cannot
+//!   add to them); `ttl` is a number and a unit, `s`, `m`, `h` or `d`, from 1s to 365d
+//!   ([`ttl_pattern`]); default [`DEFAULT_TOKEN_TTL`].
 //! - `POST /v1/tokens/revoke` `{id, expiresAt?, force?}` → `{id, revokedUntil}`. `id` is
 //!   the 32 hexadecimal digits `weft token workload` printed, of a token this control
 //!   plane issued (404 otherwise, unless `force`); `expiresAt` an RFC 3339 time
@@ -17,6 +19,7 @@
 //! layer on these routes in [`router`](super::router), added without touching this file.
 //! Responses carrying a token are `Cache-Control: no-store`.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -28,7 +31,7 @@ use axum::response::{IntoResponse, Response};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use super::error::Error;
+use super::error::{Detail, Error};
 use super::format::{self, Format, Reply};
 use super::params::{self, LABEL_RULE};
 use super::timestamp::Timestamp;
@@ -55,6 +58,8 @@ struct WorkloadRequest {
     namespace: String,
     service_account: String,
     #[serde(default)]
+    labels: BTreeMap<String, String>,
+    #[serde(default)]
     ttl: Option<String>,
 }
 
@@ -65,6 +70,7 @@ struct WorkloadToken {
     token: String,
     id: String,
     identity: String,
+    labels: BTreeMap<String, String>,
     expires_at: String,
 }
 
@@ -132,12 +138,25 @@ pub(super) async fn workload(
         .issue_recorded(
             &request.namespace,
             &request.service_account,
+            &request.labels,
             ttl,
             SystemTime::now(),
         )
         .await
         .map_err(|e| match e {
             tokens::Error::Identity(e) => Error::invalid(e.to_string(), vec![]),
+            tokens::Error::Labels(errors) => Error::invalid(
+                format!("{errors}; label keys are an optional DNS prefix and '/' then a name, values at most 63 letters, digits, '-', '_' or '.'"),
+                errors
+                    .0
+                    .into_iter()
+                    .map(|e| Detail {
+                        path: e.path,
+                        message: e.message,
+                        ..Detail::default()
+                    })
+                    .collect(),
+            ),
             tokens::Error::Reserved(_) => Error::invalid_field("namespace", e.to_string()),
             tokens::Error::Ttl(_) => Error::invalid_field("ttl", e.to_string()),
             tokens::Error::Store(e) => Error::from(e),
@@ -149,6 +168,7 @@ pub(super) async fn workload(
         &WorkloadToken {
             identity: tokens::identity(claims),
             id: claims.id.clone(),
+            labels: claims.labels.clone(),
             expires_at: humantime::format_rfc3339_seconds(claims.expires_at).to_string(),
             token: issued.token,
         },

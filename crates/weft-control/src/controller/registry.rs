@@ -77,6 +77,27 @@ pub enum RegisterError {
         /// The service account of the token presented.
         requested: String,
     },
+    /// The proxy declares a label its workload token does not grant: labels decide
+    /// which services a workload serves, so they come from the operator.
+    #[error(
+        "workload {workload} declares label {key}={value:?}, which its workload token does \
+         not grant (the token grants {granted}): a workload's labels come from its token; \
+         issue one that grants them (`weft token workload {identity} --label {key}={value}`), \
+         or remove the label from the proxy's bootstrap"
+    )]
+    Labels {
+        /// `namespace/name`.
+        workload: String,
+        /// Its identity as `weft token workload` arguments
+        /// (`-n NAMESPACE --service-account SA`).
+        identity: String,
+        /// The label key.
+        key: String,
+        /// The value declared.
+        value: String,
+        /// The labels the token grants, as `k=v, …` (or "no labels").
+        granted: String,
+    },
     /// The identity has as many workloads as it may have.
     #[error(
         "{identity} already has {count} workloads in namespace {namespace:?}, the most one \
@@ -167,18 +188,34 @@ pub async fn connected(
     connected_within(store, instance, connection, reg, &Quotas::default(), None).await
 }
 
+/// What the workload token a proxy presented grants its registration.
+#[derive(Clone, Copy, Debug)]
+pub struct Grant<'a> {
+    /// The token id, recorded in the status (`status.token`) and counted against
+    /// [`Quotas::workloads_per_token`].
+    pub token: &'a str,
+    /// The labels the workload carries, whatever the registration declares: each label
+    /// the registration declares must be one of these ([`RegisterError::Labels`]).
+    pub labels: &'a BTreeMap<String, String>,
+}
+
 /// [`connected`], refusing a new workload past `quotas` ([`RegisterError::Quota`],
-/// [`RegisterError::TokenQuota`]); `token` is the id of the workload token the proxy
-/// presented, recorded in the status (`status.token`) and counted.
+/// [`RegisterError::TokenQuota`]). With a `grant` (from the proxy's workload token),
+/// the workload's labels are the granted ones; without one, the registration's labels
+/// are trusted as they are (for callers that are the operator, e.g. tests and tools).
 pub async fn connected_within(
     store: &dyn Store,
     instance: &str,
     connection: u64,
     reg: &pb::Registration,
     quotas: &Quotas,
-    token: Option<&str>,
+    grant: Option<Grant<'_>>,
 ) -> Result<(), RegisterError> {
-    let object = workload_object(reg)?;
+    let mut object = workload_object(reg)?;
+    if let Some(grant) = grant {
+        object.metadata.labels = granted_labels(reg, grant.labels)?;
+    }
+    let token = grant.map(|g| g.token);
     let key = object
         .key()
         .map_err(|e| RegisterError::Invalid(e.to_string()))?;
@@ -273,6 +310,40 @@ pub async fn connected_within(
     }
     store.put_status(&key, status, Precondition::None).await?;
     Ok(())
+}
+
+/// The labels of a workload registered with a token granting `granted`: those, once
+/// every label `reg` declares is found among them.
+fn granted_labels(
+    reg: &pb::Registration,
+    granted: &BTreeMap<String, String>,
+) -> Result<BTreeMap<String, String>, RegisterError> {
+    let mut declared: Vec<(&String, &String)> = reg.labels.iter().collect();
+    declared.sort();
+    for (key, value) in declared {
+        if granted.get(key) != Some(value) {
+            let granted = if granted.is_empty() {
+                "no labels".to_owned()
+            } else {
+                granted
+                    .iter()
+                    .map(|(k, v)| format!("{k}={v}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            };
+            return Err(RegisterError::Labels {
+                workload: format!("{}/{}", reg.namespace, reg.name),
+                identity: format!(
+                    "-n {} --service-account {}",
+                    reg.namespace, reg.service_account
+                ),
+                key: key.clone(),
+                value: value.clone(),
+                granted,
+            });
+        }
+    }
+    Ok(granted.clone())
 }
 
 /// Workload status field: the id of the workload token its proxy registered with.

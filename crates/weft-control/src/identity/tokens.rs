@@ -2,6 +2,7 @@
 //! tokens for `weft token workload`, revoking them, and authenticating a presented
 //! token (signature, expiry, trust domain, revocation) for the gRPC services.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -53,6 +54,9 @@ pub enum Error {
     /// The requested lifetime is under a second or longer than [`MAX_TTL`].
     #[error("token lifetime {} is out of range: use at least 1s and at most 365d", humantime::format_duration(*.0))]
     Ttl(Duration),
+    /// The labels to grant are not valid Kubernetes labels.
+    #[error("{0}")]
+    Labels(#[from] weft_api::proxy::ValidationErrors),
     /// Signing the token failed.
     #[error("cannot sign the workload token: {0}")]
     Sign(#[source] TokenError),
@@ -140,11 +144,14 @@ impl Tokens {
         &self.trust_domain
     }
 
-    /// Issues a token for `namespace`/`service_account`, valid from `now` for `ttl`.
+    /// Issues a token for `namespace`/`service_account`, valid from `now` for `ttl`,
+    /// granting `labels` to the workloads registered with it (a proxy cannot add to
+    /// them; see [`crate::controller::registry`]).
     pub fn issue(
         &self,
         namespace: &str,
         service_account: &str,
+        labels: &BTreeMap<String, String>,
         ttl: Duration,
         now: SystemTime,
     ) -> Result<IssuedToken, Error> {
@@ -155,7 +162,9 @@ impl Tokens {
         if weft_tls::control::is_reserved(namespace) {
             return Err(Error::Reserved(namespace.to_owned()));
         }
-        let claims = WorkloadClaims::new(&self.trust_domain, namespace, service_account, now, ttl);
+        weft_policy::validate_labels("labels", labels)?;
+        let claims = WorkloadClaims::new(&self.trust_domain, namespace, service_account, now, ttl)
+            .with_labels(labels.clone());
         let token = self.key.issue(&claims).map_err(Error::Sign)?;
         tracing::info!(
             identity = %identity(&claims),
@@ -172,10 +181,11 @@ impl Tokens {
         &self,
         namespace: &str,
         service_account: &str,
+        labels: &BTreeMap<String, String>,
         ttl: Duration,
         now: SystemTime,
     ) -> Result<IssuedToken, Error> {
-        let issued = self.issue(namespace, service_account, ttl, now)?;
+        let issued = self.issue(namespace, service_account, labels, ttl, now)?;
         self.store
             .record_issued_token(&issued.claims.id, issued.claims.expires_at)
             .await?;

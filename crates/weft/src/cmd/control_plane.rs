@@ -55,6 +55,14 @@ pub(crate) struct Args {
     /// Workloads proxies may register with one workload token.
     #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..))]
     max_workloads_per_token: u32,
+    /// Connections the xDS listener accepts in total (one per proxy); lowered at start
+    /// to fit the open-file limit.
+    #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u32).range(1..))]
+    xds_max_connections: u32,
+    /// Connections the xDS listener accepts from one address: raise it when many
+    /// proxies reach the control plane through one NAT address.
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..))]
+    xds_max_connections_per_source: u32,
     /// How long a workload whose proxy is gone stays listed as `Unhealthy` before it
     /// is deleted.
     #[arg(long, default_value = "1h", value_parser = humantime::parse_duration)]
@@ -121,6 +129,12 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<()> {
             workloads_per_token: usize::try_from(args.max_workloads_per_token)
                 .unwrap_or(usize::MAX),
             retention: args.workload_retention,
+        },
+        xds_limits: weft_tls::listener::Limits {
+            max_connections: usize::try_from(args.xds_max_connections).unwrap_or(usize::MAX),
+            max_connections_per_source: usize::try_from(args.xds_max_connections_per_source)
+                .unwrap_or(usize::MAX),
+            ..weft_control::server::xds_limits()
         },
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()

@@ -50,6 +50,11 @@ struct WorkloadArgs {
     /// spiffe://<trust-domain>/ns/<namespace>/sa/<service-account>.
     #[arg(long)]
     service_account: String,
+    /// A label every workload registered with this token carries, `KEY=VALUE`
+    /// (repeat for more). Labels decide which services a workload serves, so they come
+    /// from the token: a proxy may repeat them in its bootstrap but not add others.
+    #[arg(long = "label", value_name = "KEY=VALUE", value_parser = parse_label)]
+    labels: Vec<(String, String)>,
     /// How long the token is valid, e.g. `24h`, `30d` (at most 365d). Default 365d:
     /// the proxy needs it on every reconnect and certificate renewal; revoke tokens
     /// you no longer trust with `weft token revoke`.
@@ -117,6 +122,14 @@ fn workload(args: &WorkloadArgs) -> anyhow::Result<()> {
         "namespace": args.namespace,
         "serviceAccount": args.service_account,
     });
+    if !args.labels.is_empty() {
+        let labels: serde_json::Map<String, serde_json::Value> = args
+            .labels
+            .iter()
+            .map(|(k, v)| (k.clone(), json!(v)))
+            .collect();
+        body["labels"] = serde_json::Value::Object(labels);
+    }
     if let Some(ttl) = args.ttl {
         // The API takes one number and one unit (`/openapi.json`); seconds say any ttl.
         body["ttl"] = json!(format!("{}s", ttl.as_secs()));
@@ -128,13 +141,33 @@ fn workload(args: &WorkloadArgs) -> anyhow::Result<()> {
         anyhow::bail!("the control plane answered without a token");
     }
     println!("{token}");
+    let labels = issued["labels"]
+        .as_object()
+        .map(|m| {
+            m.iter()
+                .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default()))
+                .collect::<Vec<_>>()
+                .join(",")
+        })
+        .filter(|l| !l.is_empty())
+        .unwrap_or_else(|| "none".to_owned());
     eprintln!(
-        "token id {} for {}, expires at {}",
+        "token id {} for {}, labels {labels}, expires at {}",
         text("id"),
         text("identity"),
         text("expiresAt")
     );
     Ok(())
+}
+
+/// `KEY=VALUE` of `--label`; the control plane checks the key and value.
+fn parse_label(text: &str) -> Result<(String, String), String> {
+    match text.split_once('=') {
+        Some((key, value)) if !key.is_empty() => Ok((key.to_owned(), value.to_owned())),
+        _ => Err(format!(
+            "{text:?} is not KEY=VALUE: write e.g. --label app=catalog --label version=v1"
+        )),
+    }
 }
 
 fn revoke(args: &RevokeArgs) -> anyhow::Result<()> {

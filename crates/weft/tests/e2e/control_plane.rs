@@ -149,7 +149,7 @@ fn proxies_serve_through_a_control_plane_outage_and_restart_from_persisted_confi
     let _v1 = meshed_echo(&mesh, &v1, &cp, "v1");
     let _v2 = meshed_echo(&mesh, &v2, &cp, "v2");
     let boot = mesh.bootstrap(&client, "client", &[], &[], &[(18080, "echo", 80)]);
-    let token = mesh.workload_token(&cp, "client");
+    let token = mesh.workload_token(&cp, "client", &[]);
     let mut proxy = mesh.tokened_proxy(&client, &boot, &token, &cp);
     mesh.apply(&cp, "services", ECHO_SERVICES);
     mesh.apply(&cp, "split", &echo_split(50, 50));

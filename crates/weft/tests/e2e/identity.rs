@@ -2,7 +2,10 @@
 //! certificate files generate a key, send a CSR with their workload token, and talk
 //! mTLS with the leaf the control plane's CA signs.
 
+use std::path::Path;
 use std::time::Duration;
+
+use weft_testkit::Host;
 
 use crate::support::{eventually, get, local, Mesh, ECHO_SERVICES};
 
@@ -159,7 +162,7 @@ fn a_proxy_cannot_register_an_identity_its_token_does_not_name() {
     let mallory = mesh.host("mallory");
     let _cp = mesh.control_plane(&cp, &[]);
     // A token for `client`, presented by a proxy that claims to be `echo-v1`.
-    let token = mesh.workload_token(&cp, "client");
+    let token = mesh.workload_token(&cp, "client", &[]);
     let boot = mesh.bootstrap(
         &mallory,
         "echo-v1",
@@ -167,29 +170,7 @@ fn a_proxy_cannot_register_an_identity_its_token_does_not_name() {
         &[(8080, "http")],
         &[],
     );
-    let state = mesh.dir.path().join("state-mallory");
-    let ca_file = mesh.ca_file(&cp);
-    let mut proxy = weft_testkit::process::Child::spawn(
-        {
-            let mut c = mallory.command(crate::support::weft());
-            c.args([
-                "proxy",
-                "--config",
-                boot.to_str().expect("utf-8"),
-                "--control-plane",
-                &crate::support::Mesh::xds_endpoint(&cp),
-                "--control-plane-ca",
-                ca_file.to_str().expect("utf-8"),
-                "--state-dir",
-                state.to_str().expect("utf-8"),
-                "--token-file",
-                token.to_str().expect("utf-8"),
-            ]);
-            c
-        },
-        "weft@mallory",
-    )
-    .expect("spawn proxy");
+    let mut proxy = refused_proxy(&mesh, &cp, &mallory, &boot, &token);
     assert!(
         proxy
             .wait_for_log("permission", Duration::from_secs(10))
@@ -203,6 +184,97 @@ fn a_proxy_cannot_register_an_identity_its_token_does_not_name() {
         "nothing registered:\n{workloads}"
     );
     proxy.kill().expect("stop proxy");
+}
+
+/// Starts `weft proxy` on `host` with `boot` and `token` without waiting for it to be
+/// ready (the control plane is expected to refuse it).
+fn refused_proxy(
+    mesh: &Mesh,
+    cp: &Host,
+    host: &Host,
+    boot: &Path,
+    token: &Path,
+) -> weft_testkit::process::Child {
+    let state = mesh.dir.path().join(format!("state-{}", host.name()));
+    let ca_file = mesh.ca_file(cp);
+    weft_testkit::process::Child::spawn(
+        {
+            let mut c = host.command(crate::support::weft());
+            c.args([
+                "proxy",
+                "--config",
+                boot.to_str().expect("utf-8"),
+                "--control-plane",
+                &crate::support::Mesh::xds_endpoint(cp),
+                "--control-plane-ca",
+                ca_file.to_str().expect("utf-8"),
+                "--state-dir",
+                state.to_str().expect("utf-8"),
+                "--token-file",
+                token.to_str().expect("utf-8"),
+            ]);
+            c
+        },
+        &format!("weft@{}", host.name()),
+    )
+    .expect("spawn proxy")
+}
+
+#[test]
+fn a_proxy_copying_a_services_selector_labels_is_refused_and_its_app_never_answers() {
+    let Some(mesh) = Mesh::new(
+        "a_proxy_copying_a_services_selector_labels_is_refused_and_its_app_never_answers",
+    ) else {
+        return;
+    };
+    let cp = mesh.host("cp");
+    let client = mesh.host("client");
+    let server = mesh.host("server");
+    let mallory = mesh.host("mallory");
+    let _cp = mesh.control_plane(&cp, &[]);
+    let _pair = issued_pair(&mesh, &cp, &client, &server);
+    // The attacker's app answers as `mallory`; its proxy holds an ordinary token for
+    // its own identity (granting no labels) and declares echo's selector labels.
+    let _evil = mallory
+        .spawn_server(|| weft_testkit::echo::spawn_http(local(8080), "mallory"))
+        .expect("attacker app");
+    let (boot, _) = mesh.tokened_bootstrap(
+        &cp,
+        &mallory,
+        "intruder",
+        &[("app", "echo"), ("version", "v1")],
+        &[(8080, "http")],
+        &[],
+    );
+    let token = mesh.workload_token(&cp, "intruder", &[]);
+    let mut intruder = refused_proxy(&mesh, &cp, &mallory, &boot, &token);
+    assert!(
+        intruder
+            .wait_for_log("does not grant", Duration::from_secs(10))
+            .is_ok(),
+        "the proxy was not told why it was refused:\n{}",
+        intruder.logs()
+    );
+
+    let answers = client.run(|| async {
+        let mut answers = Vec::new();
+        for _ in 0..40 {
+            answers.push(get(18080, "/").await);
+        }
+        answers
+    });
+    assert!(
+        answers
+            .iter()
+            .all(|(status, from)| *status == 200 && from.as_deref() == Some("v1")),
+        "every request is answered by the real echo-v1: {answers:?}"
+    );
+    let (_, workloads) = mesh.cli(&cp, &["get", "workloads"]);
+    assert!(
+        !workloads.contains("intruder"),
+        "the intruder registered nothing:\n{workloads}"
+    );
+    intruder.kill().expect("stop the intruder");
 }
 
 #[test]
@@ -236,6 +308,8 @@ fn revoking_a_workload_token_ends_its_proxy_stream_and_refuses_its_return() {
             "default",
             "--service-account",
             "echo-v1",
+            "--label",
+            "app=echo",
         ],
     );
     assert!(ok, "{out}");

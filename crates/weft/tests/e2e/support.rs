@@ -384,24 +384,31 @@ impl Mesh {
             .find_map(|l| l.trim().strip_prefix("serviceAccount: "))
             .expect("bootstrap names a service account")
             .to_owned();
-        let token = self.workload_token(cp, &sa);
+        let labels = bootstrap_labels(&yaml);
+        let labels: Vec<(&str, &str)> = labels
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        let token = self.workload_token(cp, &sa, &labels);
         self.tokened_proxy(host, bootstrap, &token, cp)
     }
 
-    /// Mints a workload token for `default/<sa>` with `weft token workload` on `cp`;
-    /// returns the file it was written to.
-    pub fn workload_token(&self, cp: &Host, sa: &str) -> PathBuf {
-        let (ok, out) = self.cli(
-            cp,
-            &[
-                "token",
-                "workload",
-                "--namespace",
-                "default",
-                "--service-account",
-                sa,
-            ],
-        );
+    /// Mints a workload token for `default/<sa>` granting `labels` with `weft token
+    /// workload` on `cp`; returns the file it was written to.
+    pub fn workload_token(&self, cp: &Host, sa: &str, labels: &[(&str, &str)]) -> PathBuf {
+        let labels: Vec<String> = labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        let mut args = vec![
+            "token",
+            "workload",
+            "--namespace",
+            "default",
+            "--service-account",
+            sa,
+        ];
+        for label in &labels {
+            args.extend(["--label", label.as_str()]);
+        }
+        let (ok, out) = self.cli(cp, &args);
         assert!(ok, "weft token workload failed:\n{out}");
         let token = out
             .lines()
@@ -412,6 +419,20 @@ impl Mesh {
         std::fs::write(&path, token + "\n").expect("write token");
         path
     }
+}
+
+/// The `labels: { k: v, … }` line [`Mesh::bootstrap`] writes, as pairs.
+fn bootstrap_labels(yaml: &str) -> Vec<(String, String)> {
+    yaml.lines()
+        .find_map(|l| l.trim().strip_prefix("labels: {"))
+        .map(|rest| {
+            rest.trim_end_matches('}')
+                .split(',')
+                .filter_map(|pair| pair.split_once(':'))
+                .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 /// The echo service family the control-plane tests use: `echo` (port 80 → 8080) over
@@ -511,7 +532,7 @@ impl Mesh {
             kept.push(line);
         }
         let path = self.write(&format!("bootstrap-{name}"), &(kept.join("\n") + "\n"));
-        (path, self.workload_token(cp, name))
+        (path, self.workload_token(cp, name, labels))
     }
 
     /// Like [`Mesh::meshed_proxy`], presenting `token`.

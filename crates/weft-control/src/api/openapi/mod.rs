@@ -354,7 +354,7 @@ fn token_paths(paths: &mut Map<String, Value>) {
     };
     paths.insert("/v1/tokens/workload".into(), json!({"post": {
         "summary": "Issue a workload token: the credential a proxy presents to get certificates for spiffe://<trustDomain>/ns/<namespace>/sa/<serviceAccount>.",
-        "requestBody": request("WorkloadTokenRequest", json!({"namespace": "default", "serviceAccount": "web", "ttl": "30d"})),
+        "requestBody": request("WorkloadTokenRequest", json!({"namespace": "default", "serviceAccount": "web", "labels": {"app": "web"}, "ttl": "30d"})),
         "responses": responses(
             json!({"200": answer("WorkloadToken", "the token", json!({"Cache-Control": {
                 "description": "`no-store`: the answer carries a credential",

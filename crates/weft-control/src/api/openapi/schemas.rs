@@ -125,6 +125,10 @@ pub(super) fn components() -> Value {
                         "description": "an RFC 1123 label; not Weft's own namespace"
                     },
                     "serviceAccount": {"type": "string", "pattern": LABEL_PATTERN, "description": "an RFC 1123 label"},
+                    "labels": {
+                        "$ref": "#/components/schemas/Labels",
+                        "description": "the labels every workload registered with this token carries (what Service selectors match); a proxy cannot add to them. Default: none"
+                    },
                     "ttl": {
                         "type": ["string", "null"],
                         "pattern": ttl_pattern(),
@@ -135,11 +139,12 @@ pub(super) fn components() -> Value {
             "WorkloadToken": {
                 "type": "object",
                 "additionalProperties": false,
-                "required": ["token", "id", "identity", "expiresAt"],
+                "required": ["token", "id", "identity", "labels", "expiresAt"],
                 "properties": {
                     "token": {"type": "string", "description": "the token; the proxy sends it as `authorization: Bearer <token>`"},
                     "id": {"type": "string", "pattern": ID_PATTERN, "description": "the token id, for revocation"},
                     "identity": {"type": "string", "pattern": "^spiffe://", "description": "the SPIFFE ID the token names"},
+                    "labels": {"$ref": "#/components/schemas/Labels"},
                     "expiresAt": {"type": "string", "format": "date-time"}
                 }
             },

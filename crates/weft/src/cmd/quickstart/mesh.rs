@@ -58,8 +58,9 @@ pub(super) struct Workload {
     pub(super) name: &'static str,
     /// Service account: the identity is spiffe://cluster.local/ns/default/sa/<this>.
     pub(super) service_account: &'static str,
-    /// Labels its sidecar registers; the Services select on them.
-    labels: &'static [(&'static str, &'static str)],
+    /// Labels its sidecar's workload token grants (and its bootstrap repeats); the
+    /// Services select on them.
+    pub(super) labels: &'static [(&'static str, &'static str)],
     /// Last octet of its loopback address, 127.0.0.<host>.
     host: u8,
     /// What the sidecar fronts.

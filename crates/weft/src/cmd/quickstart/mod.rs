@@ -392,6 +392,7 @@ impl Mesh {
             tls_hosts: vec!["localhost".into(), "127.0.0.1".into()],
             certificates: weft_control::identity::Options::default(),
             quotas: weft_control::controller::registry::Quotas::default(),
+            xds_limits: weft_control::server::xds_limits(),
         };
         let stop = CancellationToken::new();
         let task = self.failures.spawn(
@@ -732,7 +733,16 @@ async fn control_plane_ready(
 
 /// A workload token for `w`'s identity, from the API (as `weft token workload`).
 async fn workload_token(api: &Client, w: &Workload) -> anyhow::Result<String> {
-    let body = json!({ "namespace": mesh::NAMESPACE, "serviceAccount": w.service_account });
+    let labels: serde_json::Map<String, serde_json::Value> = w
+        .labels
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), json!(v)))
+        .collect();
+    let body = json!({
+        "namespace": mesh::NAMESPACE,
+        "serviceAccount": w.service_account,
+        "labels": labels,
+    });
     let issued = api
         .send(
             Method::POST,
