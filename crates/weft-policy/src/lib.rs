@@ -15,6 +15,7 @@
 
 mod backend;
 mod document;
+mod export;
 mod field;
 mod inbound;
 mod mesh;
@@ -28,6 +29,7 @@ mod workload;
 use std::collections::BTreeMap;
 
 pub use document::{MAX_DOCUMENTS, MAX_NODES};
+pub use export::Export;
 pub use status::CONTROLLER_NAME;
 use weft_api::pb::v1 as pb;
 pub use weft_api::proxy::{FieldError, ValidationErrors};
@@ -83,6 +85,10 @@ pub struct Compiled {
     /// Proxy `InboundPolicy` resources by resource name (`<name>.<namespace>` of the
     /// workload): one per workload.
     pub inbound_policies: BTreeMap<String, pb::InboundPolicy>,
+    /// The effective `exportTo` of every compiled service, by its resource name
+    /// (`<name>.<namespace>`): the namespaces whose proxies may see the `Service` and
+    /// the `RouteTable` of that name.
+    pub exports: BTreeMap<String, Export>,
     /// The proxy `TrustBundle` (resource `mesh`), from the CA state the control plane
     /// keeps in `Mesh.status.ca`; `None` before it has written one.
     pub trust_bundle: Option<pb::TrustBundle>,
@@ -184,6 +190,10 @@ pub fn compile<'a>(objects: impl IntoIterator<Item = &'a Object>) -> Compiled {
         let policy = attached
             .get(&(object.namespace().to_owned(), object.metadata.name.clone()))
             .map_or(&defaults, |(_, a)| a);
+        let export = Export::resolve(
+            spec.export_to.as_deref().unwrap_or(&mesh.default_export_to),
+            object.namespace(),
+        );
         let (svc, refused) = service::compile(
             object,
             spec,
@@ -201,6 +211,7 @@ pub fn compile<'a>(objects: impl IntoIterator<Item = &'a Object>) -> Compiled {
                     vip.vip,
                     vip.problem.as_deref(),
                     &refused,
+                    &export,
                     object.metadata.generation,
                 ),
             );
@@ -209,9 +220,9 @@ pub fn compile<'a>(objects: impl IntoIterator<Item = &'a Object>) -> Compiled {
             (object.namespace().to_owned(), object.metadata.name.clone()),
             service::ports(spec),
         );
-        compiled
-            .services
-            .insert(format!("{}.{}", svc.name, svc.namespace), svc);
+        let name = format!("{}.{}", svc.name, svc.namespace);
+        compiled.exports.insert(name.clone(), export);
+        compiled.services.insert(name, svc);
     }
     traffic::sort(&mut traffic_policies);
     compiled.inbound_policies =
@@ -334,7 +345,7 @@ fn spec(object: &Object, kind: Kind, errors: &mut field::Errors) -> Option<Spec>
     };
     match &spec {
         Spec::Mesh(s) => mesh::validate(object, s, errors),
-        Spec::Service(s) => service::validate(s, errors),
+        Spec::Service(s) => service::validate(object, s, errors),
         Spec::Workload(s) => workload::validate(s, errors),
         Spec::HttpRoute(s) => route::http::validate(s, errors),
         Spec::GrpcRoute(s) => route::grpc::validate(s, errors),

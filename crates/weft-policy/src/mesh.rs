@@ -37,6 +37,12 @@ pub(crate) fn validate(object: &Object, spec: &Spec, errors: &mut Errors) {
     }
     validate_ca(spec, errors);
     validate_dns(spec, errors);
+    crate::export::validate(
+        errors,
+        "spec.defaultExportTo",
+        &spec.default_export_to,
+        None,
+    );
 }
 
 /// The DNS domain is a DNS name, and the VIP range has room and cannot shadow

@@ -12,8 +12,9 @@ use weft_api::resource::Object;
 
 use crate::field::{self, Errors};
 
-/// Checks a parsed `Service` spec.
-pub(crate) fn validate(spec: &Spec, errors: &mut Errors) {
+/// Checks a parsed `Service` spec (its namespace, to spot `"."` and the namespace's
+/// own name both in `exportTo`).
+pub(crate) fn validate(object: &Object, spec: &Spec, errors: &mut Errors) {
     field::labels(errors, "spec.selector", &spec.selector);
     if spec.ports.is_empty() {
         errors.push(
@@ -52,6 +53,9 @@ pub(crate) fn validate(spec: &Spec, errors: &mut Errors) {
         if !accounts.insert(sa) {
             errors.push(path, format!("service account {sa:?} is listed twice"));
         }
+    }
+    if let Some(export_to) = &spec.export_to {
+        crate::export::validate(errors, "spec.exportTo", export_to, Some(object.namespace()));
     }
     if spec.load_balancer.is_some() {
         errors.push(

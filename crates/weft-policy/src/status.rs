@@ -105,10 +105,13 @@ pub(crate) fn service(
     vip: Option<std::net::IpAddr>,
     vip_problem: Option<&str>,
     refused: &[String],
+    export: &crate::Export,
     generation: Option<i64>,
 ) -> Value {
     let mut status = Map::new();
     status.insert("endpoints".into(), endpoints.into());
+    // The effective exportTo (the service's own or the mesh default), resolved.
+    status.insert("exportTo".into(), export.to_list().into());
     if let Some(vip) = vip {
         status.insert("vip".into(), vip.to_string().into());
     }

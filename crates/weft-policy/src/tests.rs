@@ -471,8 +471,82 @@ fn selector_picks_healthy_and_disconnected_workloads_of_its_namespace() {
     assert_eq!(svc.ports[0].protocol, pb::Protocol::Http as i32);
     assert_eq!(
         compiled.statuses[&key(Kind::Service, "shop", "echo")],
-        json!({ "endpoints": 2, "vip": "10.96.0.10" })
+        json!({ "endpoints": 2, "vip": "10.96.0.10", "exportTo": ["*"] })
     );
+}
+
+// === compile: exportTo ===
+
+#[test]
+fn export_to_defaults_to_the_mesh_default_which_defaults_to_every_namespace() {
+    let cases: &[(&str, &str, &[&str])] = &[
+        ("no Mesh, no exportTo", "", &["*"]),
+        ("Mesh default only", "defaultExportTo: [\".\"]", &["shop"]),
+        (
+            "Mesh default naming another namespace",
+            "defaultExportTo: [\".\", monitoring]",
+            &["monitoring", "shop"],
+        ),
+    ];
+    for (case, mesh_spec, want) in cases {
+        let mut objects = vec![object(SERVICE)];
+        if !mesh_spec.is_empty() {
+            objects.push(object(&format!(
+                "apiVersion: weft.dev/v1alpha1\nkind: Mesh\nmetadata: {{ name: default }}\nspec: {{ {mesh_spec} }}\n"
+            )));
+        }
+        let compiled = compile(&objects);
+        let want: Vec<String> = want.iter().map(|n| (*n).to_owned()).collect();
+        assert_eq!(compiled.exports["echo.shop"].to_list(), want, "{case}");
+        assert_eq!(
+            compiled.statuses[&key(Kind::Service, "shop", "echo")]["exportTo"],
+            json!(want),
+            "{case}: the status shows the effective exportTo"
+        );
+    }
+}
+
+#[test]
+fn a_services_export_to_overrides_the_mesh_default() {
+    let mesh = object(
+        "apiVersion: weft.dev/v1alpha1\nkind: Mesh\nmetadata: { name: default }\n\
+         spec: { defaultExportTo: [\".\"] }\n",
+    );
+    let cases: &[(&str, &[&str])] = &[
+        ("[\"*\"]", &["*"]),
+        ("[team-b]", &["shop", "team-b"]),
+        ("[\".\", team-b]", &["shop", "team-b"]),
+    ];
+    for (export_to, want) in cases {
+        let service = format!("{SERVICE}  exportTo: {export_to}\n");
+        let compiled = compile(&[mesh.clone(), object(&service)]);
+        let want: Vec<String> = want.iter().map(|n| (*n).to_owned()).collect();
+        assert_eq!(compiled.exports["echo.shop"].to_list(), want, "{export_to}");
+    }
+}
+
+#[test]
+fn an_invalid_export_to_is_refused_with_its_field_path() {
+    let service = format!("{SERVICE}  exportTo: [\"*\", Team_B]\n");
+    let errors = validate(&object(&service)).expect_err("invalid").0;
+    let paths: Vec<&str> = errors.iter().map(|e| e.path.as_str()).collect();
+    assert_eq!(
+        paths,
+        ["spec.exportTo[0]", "spec.exportTo[1]"],
+        "{errors:?}"
+    );
+    assert!(
+        errors[1].message.contains("\"Team_B\" is not a namespace"),
+        "{errors:?}"
+    );
+
+    let mesh = object(
+        "apiVersion: weft.dev/v1alpha1\nkind: Mesh\nmetadata: { name: default }\n\
+         spec: { defaultExportTo: [] }\n",
+    );
+    let errors = validate(&mesh).expect_err("invalid").0;
+    assert_eq!(errors[0].path, "spec.defaultExportTo", "{errors:?}");
+    assert!(errors[0].message.contains("is empty"), "{errors:?}");
 }
 
 // === compile: VIPs and names ===

@@ -37,6 +37,13 @@ pub struct Spec {
     /// 240.240.0.0/16`.
     #[serde(default)]
     pub dns: Dns,
+    /// `exportTo` of every `Service` that does not set its own: the namespaces whose
+    /// proxies may see it (`"."`: the service's own namespace; `"*"`: every
+    /// namespace; or namespace names). Default `["*"]`, so existing meshes keep
+    /// working; set `["."]` so that a workload token holder sees only the services of
+    /// its own namespace and those exported to it.
+    #[serde(default = "default_export_to")]
+    pub default_export_to: Vec<String>,
 }
 
 impl Default for Spec {
@@ -47,8 +54,13 @@ impl Default for Spec {
             default_action: DefaultAction::default(),
             ca: Ca::default(),
             dns: Dns::default(),
+            default_export_to: default_export_to(),
         }
     }
+}
+
+fn default_export_to() -> Vec<String> {
+    vec![crate::resource::service::EXPORT_ALL.to_owned()]
 }
 
 /// `Mesh.spec.dns`: the names services answer to and the addresses behind them.

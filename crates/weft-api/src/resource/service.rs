@@ -8,6 +8,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::proxy;
 
+/// `exportTo` entry naming every namespace.
+pub const EXPORT_ALL: &str = "*";
+/// `exportTo` entry naming the service's own namespace.
+pub const EXPORT_OWN: &str = ".";
+
 /// `Service.spec`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -27,6 +32,14 @@ pub struct Spec {
     /// Virtual IP clients dial in transparent mode. Default: none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub vip: Option<IpAddr>,
+    /// The namespaces whose proxies may see this service (its endpoints, identities
+    /// and route tables) over xDS: namespace names (RFC 1123 labels), `"."` for the
+    /// service's own namespace, or `["*"]` for every namespace (Istio semantics). The
+    /// service's own namespace always sees it. A proxy outside these namespaces is told
+    /// the service does not exist, so its DNS name does not resolve there. Default:
+    /// `Mesh.spec.defaultExportTo` (itself `["*"]` unless the operator changes it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub export_to: Option<Vec<String>>,
     /// Moved to `BackendPolicy.spec.loadBalancer.type`; kept only so that validation
     /// can say so instead of "unknown field".
     #[serde(default, skip_serializing_if = "Option::is_none")]
