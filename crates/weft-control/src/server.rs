@@ -22,7 +22,7 @@ use crate::controller::{self, registry};
 use crate::identity::{self, Tokens};
 use crate::store::{self, Store, StoreError, StoreSpec};
 use crate::xds::server::{KEEPALIVE_INTERVAL, KEEPALIVE_TIMEOUT};
-use crate::xds::{ConnectionInfo, Hooks, Snapshot, XdsResource, XdsServer};
+use crate::xds::{ConnectionInfo, Hooks, Snapshot, Viewer, Visibility, XdsResource, XdsServer};
 
 /// How to run a control plane.
 #[derive(Clone, Debug)]
@@ -551,6 +551,7 @@ impl Publisher {
     /// out costs O(proxies).
     fn publish(&mut self, compiled: &Compiled, revision: u64) {
         let mut next = Snapshot::new(revision);
+        let audience = Audience::new(compiled);
         let mut changed = self.previous.len()
             != compiled.services.len()
                 + compiled.route_tables.len()
@@ -581,7 +582,8 @@ impl Publisher {
                 )
             }));
         for (type_url, name, value) in encoded {
-            let (resource, reused) = self.resource(type_url, name, value);
+            let visible = audience.of(type_url, name);
+            let (resource, reused) = self.resource(type_url, name, value, visible);
             changed |= !reused;
             next.insert(resource);
         }
@@ -591,24 +593,88 @@ impl Publisher {
         }
     }
 
-    /// The resource, or the previous snapshot's `Arc` of it when the bytes are equal
-    /// (then `true`).
-    fn resource(&self, type_url: &str, name: &str, value: Vec<u8>) -> (Arc<XdsResource>, bool) {
+    /// The resource, or the previous snapshot's `Arc` of it when the bytes and the
+    /// audience are equal (then `true`).
+    fn resource(
+        &self,
+        type_url: &str,
+        name: &str,
+        value: Vec<u8>,
+        visible: Visibility,
+    ) -> (Arc<XdsResource>, bool) {
         let version = content_version(&value);
         if let Some(old) = self.previous.get(type_url, name) {
-            if old.version == version {
+            if old.version == version && old.visible == visible {
                 return (old.clone(), true);
             }
         }
-        let fresh = Arc::new(XdsResource::new(
-            name,
-            version,
-            prost_types::Any {
-                type_url: type_url.to_owned(),
-                value,
-            },
-        ));
+        let fresh = Arc::new(
+            XdsResource::new(
+                name,
+                version,
+                prost_types::Any {
+                    type_url: type_url.to_owned(),
+                    value,
+                },
+            )
+            .with_visibility(visible),
+        );
         (fresh, false)
+    }
+}
+
+/// Who may see each compiled resource (ADR 0026): a `Service` and its `RouteTable`
+/// the namespaces of the service's effective `exportTo`, an `InboundPolicy` only its
+/// own workload, the trust bundle everyone.
+struct Audience {
+    /// One shared list per distinct export, by service resource name.
+    exports: HashMap<String, Visibility>,
+}
+
+impl Audience {
+    fn new(compiled: &Compiled) -> Self {
+        let mut shared: HashMap<&[String], Visibility> = HashMap::new();
+        let exports = compiled
+            .exports
+            .iter()
+            .map(|(name, export)| {
+                let visible = match export {
+                    weft_policy::Export::Mesh => Visibility::All,
+                    weft_policy::Export::Namespaces(namespaces) => shared
+                        .entry(namespaces.as_slice())
+                        .or_insert_with(|| Visibility::Namespaces(Arc::from(namespaces.as_slice())))
+                        .clone(),
+                };
+                (name.clone(), visible)
+            })
+            .collect();
+        Self { exports }
+    }
+
+    fn of(&self, type_url: &str, name: &str) -> Visibility {
+        // Names are `<name>.<namespace>`; neither part may contain a dot.
+        let split = name.split_once('.');
+        match type_url {
+            pb::TRUST_BUNDLE_TYPE_URL => Visibility::All,
+            pb::SERVICE_TYPE_URL | pb::ROUTE_TABLE_TYPE_URL => {
+                self.exports.get(name).cloned().unwrap_or_else(|| {
+                    // A route table without a compiled parent: its namespace only.
+                    Visibility::Namespaces(Arc::from(
+                        split.map(|(_, ns)| vec![ns.to_owned()]).unwrap_or_default(),
+                    ))
+                })
+            }
+            pb::INBOUND_POLICY_TYPE_URL => match split {
+                Some((name, namespace)) => Visibility::Workload {
+                    namespace: namespace.to_owned(),
+                    name: name.to_owned(),
+                },
+                None => Visibility::Namespaces(Arc::from(Vec::new())),
+            },
+            // A type this list does not know yet is seen by no workload until it is
+            // given an audience here.
+            _ => Visibility::Namespaces(Arc::from(Vec::new())),
+        }
     }
 }
 
@@ -748,7 +814,7 @@ impl Registrar {
 
 #[async_trait::async_trait]
 impl Hooks for Registrar {
-    async fn connected(&self, info: &ConnectionInfo) -> Result<(), tonic::Status> {
+    async fn connected(&self, info: &ConnectionInfo) -> Result<Viewer, tonic::Status> {
         let Some(reg) = &info.registration else {
             return Err(tonic::Status::invalid_argument(format!(
                 "no workload registration: send a weft.proxy.v1.Registration in the {} metadata",
@@ -808,7 +874,12 @@ impl Hooks for Registrar {
         match registered {
             Ok(()) => {
                 tracing::info!(workload = %node, conn = info.conn_id, peer = ?info.peer, "proxy connected");
-                Ok(())
+                // The namespace is the token's (`authorize` refused any other), the
+                // name the registration just accepted for the token's identity.
+                Ok(Viewer::Workload {
+                    namespace: reg.namespace.clone(),
+                    name: reg.name.clone(),
+                })
             }
             Err(registry::RegisterError::Invalid(e)) => {
                 Err(tonic::Status::invalid_argument(format!("{node}: {e}")))
@@ -1145,5 +1216,79 @@ mod tests {
         publisher.publish(&compiled, 3);
         assert!(rx.has_changed().unwrap(), "a removed service is a change");
         assert!(rx.borrow().is_empty());
+    }
+
+    #[test]
+    fn each_resource_gets_its_audience_and_an_export_change_alone_is_published() {
+        let (tx, mut rx) = watch::channel(Arc::new(Snapshot::new(0)));
+        let mut publisher = Publisher {
+            tx,
+            previous: Snapshot::new(0),
+        };
+        let mut compiled = Compiled::default();
+        for name in ["open.team-a", "closed.team-a"] {
+            compiled
+                .services
+                .insert(name.into(), pb::Service::default());
+            compiled
+                .route_tables
+                .insert(name.into(), pb::RouteTable::default());
+        }
+        compiled
+            .exports
+            .insert("open.team-a".into(), weft_policy::Export::Mesh);
+        let own = weft_policy::Export::Namespaces(vec!["team-a".into()]);
+        compiled.exports.insert("closed.team-a".into(), own.clone());
+        compiled
+            .inbound_policies
+            .insert("web.team-a".into(), pb::InboundPolicy::default());
+        compiled.trust_bundle = Some(pb::TrustBundle::default());
+        publisher.publish(&compiled, 1);
+
+        let snap = rx.borrow_and_update().clone();
+        let visible = |type_url: &str, name: &str| {
+            snap.get(type_url, name).map(|r| r.visible.clone()).unwrap()
+        };
+        let team_a = Visibility::Namespaces(Arc::from(["team-a".to_owned()]));
+        assert_eq!(
+            visible(pb::SERVICE_TYPE_URL, "open.team-a"),
+            Visibility::All
+        );
+        assert_eq!(
+            visible(pb::ROUTE_TABLE_TYPE_URL, "open.team-a"),
+            Visibility::All
+        );
+        assert_eq!(visible(pb::SERVICE_TYPE_URL, "closed.team-a"), team_a);
+        assert_eq!(visible(pb::ROUTE_TABLE_TYPE_URL, "closed.team-a"), team_a);
+        assert_eq!(
+            visible(pb::INBOUND_POLICY_TYPE_URL, "web.team-a"),
+            Visibility::Workload {
+                namespace: "team-a".into(),
+                name: "web".into()
+            }
+        );
+        assert_eq!(
+            visible(pb::TRUST_BUNDLE_TYPE_URL, pb::TRUST_BUNDLE_NAME),
+            Visibility::All
+        );
+
+        // Same bytes, new audience: a new snapshot, with the version unchanged.
+        let before = snap
+            .get(pb::SERVICE_TYPE_URL, "closed.team-a")
+            .cloned()
+            .unwrap();
+        compiled.exports.insert(
+            "closed.team-a".into(),
+            weft_policy::Export::Namespaces(vec!["team-a".into(), "team-b".into()]),
+        );
+        publisher.publish(&compiled, 2);
+        assert!(rx.has_changed().unwrap(), "an export change is a change");
+        let after = rx
+            .borrow_and_update()
+            .get(pb::SERVICE_TYPE_URL, "closed.team-a")
+            .cloned()
+            .unwrap();
+        assert_eq!(after.version, before.version);
+        assert_ne!(after.visible, before.visible);
     }
 }

@@ -18,7 +18,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use weft_api::pb::v1 as pb;
 use weft_control::xds::{
-    ConnectionInfo, Hooks, NoHooks, ProxyStatus, Snapshot, XdsResource, XdsServer,
+    ConnectionInfo, Hooks, NoHooks, ProxyStatus, Snapshot, Viewer, XdsResource, XdsServer,
 };
 use weft_proxy::xds::{Client, ClientOptions, ResourceSet, Sink, Status, Subscriptions};
 
@@ -526,11 +526,11 @@ struct RecordingHooks {
 
 #[async_trait::async_trait]
 impl Hooks for RecordingHooks {
-    async fn connected(&self, info: &ConnectionInfo) -> Result<(), tonic::Status> {
+    async fn connected(&self, info: &ConnectionInfo) -> Result<Viewer, tonic::Status> {
         self.connected.lock().expect("lock").push(info.clone());
         match &self.refuse {
             Some(why) => Err(tonic::Status::permission_denied(why.clone())),
-            None => Ok(()),
+            None => Ok(Viewer::Unrestricted),
         }
     }
 

@@ -6,6 +6,8 @@ use std::time::SystemTime;
 
 use weft_api::pb::v1 as pb;
 
+use super::snapshot::Viewer;
+
 /// Who opened an xDS stream.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ConnectionInfo {
@@ -40,9 +42,12 @@ impl std::fmt::Debug for Authorization {
 /// reason.
 #[async_trait::async_trait]
 pub trait Hooks: Send + Sync + 'static {
-    /// A proxy opened a stream. Returning an error ends the stream with that status
-    /// (e.g. `permission_denied` for an unknown workload); nothing is served.
-    async fn connected(&self, info: &ConnectionInfo) -> Result<(), tonic::Status>;
+    /// A proxy opened a stream. Returns who the stream serves, from what the hooks
+    /// verified (the workload token, the accepted registration): the stream receives
+    /// only resources visible to that viewer. Returning an error ends the stream with
+    /// that status (e.g. `permission_denied` for an unknown workload); nothing is
+    /// served.
+    async fn connected(&self, info: &ConnectionInfo) -> Result<Viewer, tonic::Status>;
 
     /// An accepted stream ended.
     async fn disconnected(&self, conn_id: u64, node_id: &str);
@@ -60,14 +65,15 @@ pub trait Hooks: Send + Sync + 'static {
     }
 }
 
-/// [`Hooks`] that accept every proxy and do nothing.
+/// [`Hooks`] that accept every proxy as [`Viewer::Unrestricted`] and do nothing: for
+/// tests and in-process tools, never for proxies holding workload tokens.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct NoHooks;
 
 #[async_trait::async_trait]
 impl Hooks for NoHooks {
-    async fn connected(&self, _info: &ConnectionInfo) -> Result<(), tonic::Status> {
-        Ok(())
+    async fn connected(&self, _info: &ConnectionInfo) -> Result<Viewer, tonic::Status> {
+        Ok(Viewer::Unrestricted)
     }
 
     async fn disconnected(&self, _conn_id: u64, _node_id: &str) {}

@@ -6,7 +6,9 @@
 //! `watch` channel; [`XdsServer`] accepts streams ([`server`]), asks [`Hooks`] whether
 //! the proxy may connect, and runs a per-stream [`session`] state machine that diffs
 //! the stream's subscriptions against every new snapshot and tracks ACKs and NACKs.
-//! [`status`] is what `weft inspect proxy` shows.
+//! [`status`] is what `weft inspect proxy` shows. Each resource carries its audience
+//! ([`Visibility`]) and each stream the [`Viewer`] its hooks established, so a proxy
+//! receives only what its namespace (or, for inbound policy, its workload) may see.
 //!
 //! Not here: compiling resources (`weft-policy`), TLS and token authentication (the
 //! server is plaintext h2c for now; TLS means serving [`XdsServer::service`] from a tonic
@@ -21,7 +23,7 @@ pub mod status;
 pub use hooks::{Authorization, ConnectionInfo, Hooks, NoHooks};
 pub use server::{AdsService, XdsServer};
 pub use session::WILDCARD;
-pub use snapshot::{Resources, Snapshot, XdsResource};
+pub use snapshot::{Resources, Snapshot, Viewer, Visibility, XdsResource};
 pub use status::{ProxyStatus, ResourceError, TypeStatus};
 
 /// Errors of the xDS server.

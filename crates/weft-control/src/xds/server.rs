@@ -360,14 +360,17 @@ async fn run_stream(
         connected_at,
         authorization,
     };
-    if let Err(status) = inner.hooks.connected(&info).await {
-        info!(conn_id, node_id, peer = ?peer, code = ?status.code(), message = status.message(), "proxy refused");
-        let _ = tx.send(Err(status)).await;
-        return;
-    }
+    let viewer = match inner.hooks.connected(&info).await {
+        Ok(viewer) => viewer,
+        Err(status) => {
+            info!(conn_id, node_id, peer = ?peer, code = ?status.code(), message = status.message(), "proxy refused");
+            let _ = tx.send(Err(status)).await;
+            return;
+        }
+    };
     let conn = Arc::new(Conn {
         info,
-        session: Mutex::new(Session::new(conn_id)),
+        session: Mutex::new(Session::new(conn_id, viewer)),
         closer: CancellationToken::new(),
         closed_with: Mutex::new(None),
     });

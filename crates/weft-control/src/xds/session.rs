@@ -9,6 +9,13 @@
 //! Flow control: at most one response per type is unacknowledged. Changes that arrive
 //! meanwhile are folded into the next diff, computed when the ACK or NACK arrives, so a
 //! slow proxy receives the latest state once instead of every intermediate one.
+//!
+//! Visibility: the session serves one [`Viewer`] (fixed when the stream was admitted)
+//! and sees the snapshot through it. A resource the viewer may not see is, to this
+//! stream, a resource that does not exist: a wildcard does not send it, a name
+//! subscribed to it is reported in `removed_resources` as a missing one is, and a
+//! resource that stops being visible is removed as a deleted one is. The filter is
+//! one check per resource the diff already visits, so the cost stays as before.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
@@ -23,17 +30,19 @@ use prost::Message;
 use tracing::{debug, warn};
 use weft_api::pb::v1 as pb;
 
-use super::snapshot::{Snapshot, XdsResource};
+use super::snapshot::{Resources, Snapshot, Viewer, XdsResource};
 use super::status::{Acked, Nack, ResourceError, Sent, TypeStatus};
 
 /// The name that subscribes to every resource of a type.
 pub const WILDCARD: &str = "*";
 
 /// Protocol state of one stream.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct Session {
     nonce_prefix: u64,
     nonce_seq: u64,
+    /// Who the stream serves; what it may not see does not exist for it.
+    viewer: Viewer,
     types: HashMap<String, TypeState>,
 }
 
@@ -56,12 +65,14 @@ struct TypeState {
 // === impl Session ===
 
 impl Session {
-    /// A session whose nonces start with `conn_id` (unique across streams, which makes
-    /// logs and `weft inspect` unambiguous).
-    pub(crate) fn new(conn_id: u64) -> Self {
+    /// A session serving `viewer`, whose nonces start with `conn_id` (unique across
+    /// streams, which makes logs and `weft inspect` unambiguous).
+    pub(crate) fn new(conn_id: u64, viewer: Viewer) -> Self {
         Self {
             nonce_prefix: conn_id,
-            ..Self::default()
+            nonce_seq: 0,
+            viewer,
+            types: HashMap::new(),
         }
     }
 
@@ -109,7 +120,8 @@ impl Session {
         }
 
         let resources = snapshot.resources(&type_url);
-        let exists = |name: &str| resources.is_some_and(|r| r.contains_key(name));
+        let viewer = &self.viewer;
+        let exists = |name: &str| visible(resources, viewer, name).is_some();
         // Initial versions only count on the first request for a type (spec); later
         // ones are ignored.
         if first {
@@ -117,7 +129,7 @@ impl Session {
                 if !state.subscribed(&name) {
                     continue;
                 }
-                match resources.and_then(|r| r.get(&name)) {
+                match visible(resources, viewer, &name) {
                     Some(current) if current.version == version => {
                         state.known.insert(name, Arc::clone(current));
                     }
@@ -156,7 +168,7 @@ impl Session {
         if state.pending.is_some() {
             return None;
         }
-        let (updated, removed) = state.diff(snapshot.resources(type_url));
+        let (updated, removed) = state.diff(snapshot.resources(type_url), &self.viewer);
         if updated.is_empty() && removed.is_empty() {
             return None;
         }
@@ -303,14 +315,16 @@ impl TypeState {
         }
     }
 
-    /// What to send so the client matches `resources`: changed or newly visible
-    /// resources, and names to report removed. Costs the subscribed names plus what the
-    /// client holds (plus the type's size for a wildcard subscription).
+    /// What to send so the client matches `resources` as `viewer` sees them: changed or
+    /// newly visible resources, and names to report removed (deleted, or no longer
+    /// visible). Costs the subscribed names plus what the client holds (plus the
+    /// type's size for a wildcard subscription).
     fn diff(
         &mut self,
-        resources: Option<&HashMap<String, Arc<XdsResource>>>,
+        resources: Option<&Resources>,
+        viewer: &Viewer,
     ) -> (Vec<Arc<XdsResource>>, Vec<String>) {
-        let get = |name: &str| resources.and_then(|r| r.get(name));
+        let get = |name: &str| visible(resources, viewer, name);
         let mut updated = Vec::new();
         let mut wanted = |resource: &Arc<XdsResource>| {
             let held = self.known.get(&resource.name);
@@ -322,6 +336,7 @@ impl TypeState {
             resources
                 .into_iter()
                 .flat_map(HashMap::values)
+                .filter(|r| r.visible_to(viewer))
                 .for_each(&mut wanted);
         } else {
             self.names
@@ -365,6 +380,16 @@ impl TypeState {
             last_nack: self.last_nack.as_ref().map(Nack::status),
         }
     }
+}
+
+/// The resource `name` of `resources` if `viewer` may see it; to the stream, one it
+/// may not see does not exist.
+fn visible<'a>(
+    resources: Option<&'a Resources>,
+    viewer: &Viewer,
+    name: &str,
+) -> Option<&'a Arc<XdsResource>> {
+    resources?.get(name).filter(|r| r.visible_to(viewer))
 }
 
 fn to_proto(resource: &XdsResource) -> Resource {
@@ -476,7 +501,7 @@ mod tests {
     #[test]
     fn subscribe_sends_only_the_named_resources_and_reports_missing_ones_removed() {
         let snap = snapshot(1, &[("a", "1"), ("b", "1"), ("c", "1")]);
-        let mut session = Session::new(1);
+        let mut session = Session::new(1, Viewer::Unrestricted);
         let response =
             request(&mut session, subscribe(&["a", "b", "zz"]), &snap).expect("response");
         assert_eq!(sent(&response), pairs(&[("a", "1"), ("b", "1")]));
@@ -488,7 +513,7 @@ mod tests {
     #[test]
     fn first_request_without_names_is_a_legacy_wildcard() {
         let snap = snapshot(1, &[("a", "1"), ("b", "1")]);
-        let mut session = Session::new(1);
+        let mut session = Session::new(1, Viewer::Unrestricted);
         let response = request(&mut session, subscribe(&[]), &snap).expect("response");
         assert_eq!(sent(&response), pairs(&[("a", "1"), ("b", "1")]));
         assert_eq!(session.status()[0].subscribed, vec!["*".to_owned()]);
@@ -496,7 +521,7 @@ mod tests {
 
     #[test]
     fn explicit_wildcard_receives_new_resources_and_unsubscribing_it_stops_them() {
-        let mut session = Session::new(1);
+        let mut session = Session::new(1, Viewer::Unrestricted);
         let response = request(
             &mut session,
             subscribe(&["*", "a"]),
@@ -538,7 +563,7 @@ mod tests {
     #[test]
     fn initial_versions_skip_unchanged_and_report_deleted_resources() {
         let snap = snapshot(5, &[("a", "1"), ("b", "2")]);
-        let mut session = Session::new(1);
+        let mut session = Session::new(1, Viewer::Unrestricted);
         let mut req = subscribe(&["a", "b", "gone"]);
         req.initial_resource_versions = [("a", "1"), ("b", "1"), ("gone", "1")]
             .iter()
@@ -552,7 +577,7 @@ mod tests {
     #[test]
     fn client_already_up_to_date_gets_no_response() {
         let snap = snapshot(5, &[("a", "1")]);
-        let mut session = Session::new(1);
+        let mut session = Session::new(1, Viewer::Unrestricted);
         let mut req = subscribe(&["a"]);
         req.initial_resource_versions = [("a".to_owned(), "1".to_owned())].into();
         assert!(request(&mut session, req, &snap).is_none());
@@ -560,7 +585,7 @@ mod tests {
 
     #[test]
     fn snapshot_change_pushes_only_changed_and_removed_subscribed_resources() {
-        let mut session = Session::new(1);
+        let mut session = Session::new(1, Viewer::Unrestricted);
         let first = request(
             &mut session,
             subscribe(&["a", "b"]),
@@ -578,7 +603,7 @@ mod tests {
 
     #[test]
     fn changes_wait_for_the_ack_and_are_coalesced() {
-        let mut session = Session::new(1);
+        let mut session = Session::new(1, Viewer::Unrestricted);
         let first = request(&mut session, subscribe(&["a"]), &snapshot(1, &[("a", "1")]))
             .expect("response");
         assert!(session.on_snapshot(&snapshot(2, &[("a", "2")])).is_empty());
@@ -597,7 +622,7 @@ mod tests {
 
     #[test]
     fn missing_resource_is_sent_once_it_appears() {
-        let mut session = Session::new(1);
+        let mut session = Session::new(1, Viewer::Unrestricted);
         let first =
             request(&mut session, subscribe(&["later"]), &snapshot(1, &[])).expect("absent report");
         assert_eq!(first.removed_resources, vec!["later".to_owned()]);
@@ -612,7 +637,7 @@ mod tests {
     #[test]
     fn nack_records_message_and_resource_errors_and_does_not_resend() {
         let snap = snapshot(1, &[("a", "1"), ("bad", "1")]);
-        let mut session = Session::new(1);
+        let mut session = Session::new(1, Viewer::Unrestricted);
         let first = request(&mut session, subscribe(&["a", "bad"]), &snap).expect("response");
         let errors = pb::ResourceErrors {
             errors: vec![pb::ResourceError {
@@ -646,7 +671,7 @@ mod tests {
 
     #[test]
     fn stale_nonce_is_not_an_ack() {
-        let mut session = Session::new(1);
+        let mut session = Session::new(1, Viewer::Unrestricted);
         request(&mut session, subscribe(&["a"]), &snapshot(1, &[("a", "1")])).expect("response");
         assert!(request(&mut session, ack("1-999"), &snapshot(1, &[])).is_none());
         assert!(session.status()[0].acked.is_none());
@@ -655,7 +680,7 @@ mod tests {
 
     #[test]
     fn unsubscribed_resource_is_neither_pushed_nor_reported() {
-        let mut session = Session::new(1);
+        let mut session = Session::new(1, Viewer::Unrestricted);
         let first = request(
             &mut session,
             subscribe(&["a", "b"]),
@@ -671,9 +696,197 @@ mod tests {
         assert!(session.on_snapshot(&snapshot(3, &[("a", "1")])).is_empty());
     }
 
+    // === visibility ===
+
+    use crate::xds::snapshot::Visibility;
+
+    fn namespaces(names: &[&str]) -> Visibility {
+        Visibility::Namespaces(names.iter().map(|n| (*n).to_owned()).collect())
+    }
+
+    fn workload(namespace: &str, name: &str) -> Viewer {
+        Viewer::Workload {
+            namespace: namespace.to_owned(),
+            name: name.to_owned(),
+        }
+    }
+
+    fn visible_snapshot(revision: u64, resources: &[(&str, &str, Visibility)]) -> Snapshot {
+        let mut snapshot = Snapshot::new(revision);
+        for (name, version, visible) in resources {
+            snapshot.insert(
+                XdsResource::new(
+                    *name,
+                    *version,
+                    prost_types::Any {
+                        type_url: T.to_owned(),
+                        value: name.as_bytes().to_vec(),
+                    },
+                )
+                .with_visibility(visible.clone()),
+            );
+        }
+        snapshot
+    }
+
+    /// A snapshot of team-a resources with every kind of audience.
+    fn team_a(revision: u64) -> Snapshot {
+        visible_snapshot(
+            revision,
+            &[
+                ("everyone.team-a", "1", Visibility::All),
+                ("own.team-a", "1", namespaces(&["team-a"])),
+                ("to-b.team-a", "1", namespaces(&["team-a", "team-b"])),
+                (
+                    "web.team-a",
+                    "1",
+                    Visibility::Workload {
+                        namespace: "team-a".into(),
+                        name: "web".into(),
+                    },
+                ),
+            ],
+        )
+    }
+
+    #[test]
+    fn wildcard_receives_only_what_the_viewer_may_see() {
+        let cases: &[(&str, Viewer, &[&str])] = &[
+            (
+                "another namespace",
+                workload("team-b", "web"),
+                &["everyone.team-a", "to-b.team-a"],
+            ),
+            (
+                "a namespace nothing is exported to",
+                workload("team-c", "web"),
+                &["everyone.team-a"],
+            ),
+            (
+                "another workload of the namespace",
+                workload("team-a", "api"),
+                &["everyone.team-a", "own.team-a", "to-b.team-a"],
+            ),
+            (
+                "the workload itself",
+                workload("team-a", "web"),
+                &["everyone.team-a", "own.team-a", "to-b.team-a", "web.team-a"],
+            ),
+            (
+                "unrestricted",
+                Viewer::Unrestricted,
+                &["everyone.team-a", "own.team-a", "to-b.team-a", "web.team-a"],
+            ),
+        ];
+        for (case, viewer, want) in cases {
+            let mut session = Session::new(1, viewer.clone());
+            let response = request(&mut session, subscribe(&["*"]), &team_a(1)).expect(case);
+            let names: Vec<&str> = response.resources.iter().map(|r| r.name.as_str()).collect();
+            assert_eq!(names, *want, "{case}");
+            assert!(response.removed_resources.is_empty(), "{case}");
+        }
+    }
+
+    #[test]
+    fn a_named_subscription_to_a_hidden_resource_is_answered_like_a_missing_one() {
+        let cases: &[(&str, &str)] = &[
+            ("a service not exported to the namespace", "own.team-a"),
+            ("another workload's inbound policy", "web.team-a"),
+        ];
+        for (case, hidden) in cases {
+            let snap = team_a(1);
+            let mut hidden_session = Session::new(7, workload("team-b", "web"));
+            let mut missing_session = Session::new(7, workload("team-b", "web"));
+            let to_hidden = request(
+                &mut hidden_session,
+                subscribe(&[hidden, "to-b.team-a"]),
+                &snap,
+            )
+            .expect(case);
+            let to_missing = request(
+                &mut missing_session,
+                subscribe(&["nothing.team-a", "to-b.team-a"]),
+                &snap,
+            )
+            .expect(case);
+            assert_eq!(
+                to_hidden.removed_resources,
+                vec![(*hidden).to_owned()],
+                "{case}"
+            );
+            assert_eq!(sent(&to_hidden), pairs(&[("to-b.team-a", "1")]), "{case}");
+            // Nothing but the name tells the two answers apart.
+            let mut normalised = to_missing.clone();
+            normalised.removed_resources = vec![(*hidden).to_owned()];
+            assert_eq!(to_hidden, normalised, "{case}");
+            assert_eq!(
+                hidden_session.status()[0].resources.len(),
+                missing_session.status()[0].resources.len(),
+                "{case}"
+            );
+        }
+    }
+
+    #[test]
+    fn initial_versions_of_a_hidden_resource_are_reported_removed() {
+        let mut session = Session::new(1, workload("team-b", "web"));
+        let mut req = subscribe(&["own.team-a", "to-b.team-a"]);
+        req.initial_resource_versions = [("own.team-a", "1"), ("to-b.team-a", "1")]
+            .iter()
+            .map(|(n, v)| ((*n).to_owned(), (*v).to_owned()))
+            .collect();
+        let response = request(&mut session, req, &team_a(1)).expect("removal");
+        assert!(response.resources.is_empty());
+        assert_eq!(response.removed_resources, vec!["own.team-a".to_owned()]);
+    }
+
+    #[test]
+    fn a_resource_that_stops_being_visible_is_removed_and_sent_again_when_it_returns() {
+        let shown = |rev| {
+            visible_snapshot(
+                rev,
+                &[("svc.team-a", "1", namespaces(&["team-a", "team-b"]))],
+            )
+        };
+        let hidden = |rev| visible_snapshot(rev, &[("svc.team-a", "1", namespaces(&["team-a"]))]);
+        for subscription in [&["*"][..], &["svc.team-a"]] {
+            let mut session = Session::new(1, workload("team-b", "web"));
+            let first = request(&mut session, subscribe(subscription), &shown(1)).expect("first");
+            assert_eq!(
+                sent(&first),
+                pairs(&[("svc.team-a", "1")]),
+                "{subscription:?}"
+            );
+            request(&mut session, ack(&first.nonce), &shown(1));
+
+            let narrowed = session.on_snapshot(&hidden(2));
+            assert_eq!(narrowed.len(), 1, "{subscription:?}");
+            assert!(narrowed[0].resources.is_empty(), "{subscription:?}");
+            assert_eq!(
+                narrowed[0].removed_resources,
+                vec!["svc.team-a".to_owned()],
+                "{subscription:?}"
+            );
+            request(&mut session, ack(&narrowed[0].nonce), &hidden(2));
+            assert!(
+                session.on_snapshot(&hidden(3)).is_empty(),
+                "{subscription:?}"
+            );
+
+            let widened = session.on_snapshot(&shown(4));
+            assert_eq!(widened.len(), 1, "{subscription:?}");
+            assert_eq!(
+                sent(&widened[0]),
+                pairs(&[("svc.team-a", "1")]),
+                "{subscription:?}: same version, sent again because the proxy dropped it"
+            );
+            assert!(widened[0].removed_resources.is_empty(), "{subscription:?}");
+        }
+    }
+
     #[test]
     fn request_without_type_url_is_invalid() {
-        let mut session = Session::new(1);
+        let mut session = Session::new(1, Viewer::Unrestricted);
         let mut req = subscribe(&["a"]);
         req.type_url.clear();
         let error = session

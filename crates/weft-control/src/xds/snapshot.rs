@@ -5,6 +5,10 @@
 //! its own subscriptions against each new snapshot. Resources are `Arc`ed so that
 //! streams remember what they sent by pointer, and a snapshot derived from the previous
 //! one (`clone` + `insert`) shares every unchanged resource.
+//!
+//! Each resource carries its audience ([`Visibility`]); each stream knows who it serves
+//! ([`Viewer`]) and filters as it diffs, so one snapshot serves every proxy and a
+//! proxy never receives (or learns the existence of) a resource it may not see.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -12,12 +16,51 @@ use std::sync::Arc;
 /// One named, versioned proxy resource as sent on the wire.
 #[derive(Debug, Clone, PartialEq)]
 pub struct XdsResource {
-    /// Resource name, unique within its type (e.g. `default/payments`).
+    /// Resource name, unique within its type (e.g. `payments.default`).
     pub name: String,
     /// Opaque version; a client holding this version is not sent the resource again.
     pub version: String,
     /// The encoded resource; its `type_url` is the resource type.
     pub body: prost_types::Any,
+    /// Which streams may receive it. Not part of the version: a change of audience
+    /// alone sends or removes the resource without changing what a holder has.
+    pub visible: Visibility,
+}
+
+/// The audience of a resource: which streams may receive it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum Visibility {
+    /// Every stream (the trust bundle; a service exported to `"*"`).
+    #[default]
+    All,
+    /// Streams of workloads in these namespaces (a service's effective `exportTo`,
+    /// which always includes its own namespace).
+    Namespaces(Arc<[String]>),
+    /// Only the stream of this workload (its own `InboundPolicy`).
+    Workload {
+        /// The workload's namespace.
+        namespace: String,
+        /// The workload's name.
+        name: String,
+    },
+}
+
+/// Who a stream serves, as the [`Hooks`](super::Hooks) established when they admitted
+/// it: never something the proxy merely claims.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Viewer {
+    /// Sees every resource. For streams the hooks do not tie to a workload
+    /// ([`NoHooks`](super::NoHooks): tests, in-process tools); the control plane's
+    /// own hooks never return it.
+    Unrestricted,
+    /// A registered workload: its namespace proven by the workload token, its name by
+    /// the registration the control plane accepted for that token's identity.
+    Workload {
+        /// The namespace the token is for.
+        namespace: String,
+        /// The registered workload name.
+        name: String,
+    },
 }
 
 /// All resources the control plane serves, by type URL and name, at one revision.
@@ -43,6 +86,32 @@ impl XdsResource {
             name: name.into(),
             version: version.into(),
             body,
+            visible: Visibility::All,
+        }
+    }
+
+    /// The same resource, visible only to `visible` (default: [`Visibility::All`]).
+    #[must_use]
+    pub fn with_visibility(mut self, visible: Visibility) -> Self {
+        self.visible = visible;
+        self
+    }
+
+    /// Whether a stream serving `viewer` may receive this resource.
+    pub fn visible_to(&self, viewer: &Viewer) -> bool {
+        let Viewer::Workload {
+            namespace: viewer_ns,
+            name: viewer_name,
+        } = viewer
+        else {
+            return true;
+        };
+        match &self.visible {
+            Visibility::All => true,
+            Visibility::Namespaces(namespaces) => namespaces.iter().any(|n| n == viewer_ns),
+            Visibility::Workload { namespace, name } => {
+                namespace == viewer_ns && name == viewer_name
+            }
         }
     }
 
@@ -167,6 +236,44 @@ mod tests {
         assert!(snapshot.remove("t/a", "x").is_none());
         assert!(snapshot.is_empty());
         assert_eq!(snapshot.type_urls().count(), 0);
+    }
+
+    #[test]
+    fn visibility_admits_the_namespaces_or_the_workload_it_names() {
+        let team_a = Viewer::Workload {
+            namespace: "team-a".into(),
+            name: "web".into(),
+        };
+        let team_b = Viewer::Workload {
+            namespace: "team-b".into(),
+            name: "web".into(),
+        };
+        let exported = Visibility::Namespaces(Arc::from(["team-a".to_owned()]));
+        let own = Visibility::Workload {
+            namespace: "team-a".into(),
+            name: "web".into(),
+        };
+        let cases = [
+            (Visibility::All, &team_b, true),
+            (exported.clone(), &team_a, true),
+            (exported.clone(), &team_b, false),
+            (exported, &Viewer::Unrestricted, true),
+            (own.clone(), &team_a, true),
+            (own.clone(), &team_b, false),
+            (
+                own.clone(),
+                &Viewer::Workload {
+                    namespace: "team-a".into(),
+                    name: "api".into(),
+                },
+                false,
+            ),
+            (own, &Viewer::Unrestricted, true),
+        ];
+        for (visible, viewer, want) in cases {
+            let r = resource("t/a", "x", "1").with_visibility(visible.clone());
+            assert_eq!(r.visible_to(viewer), want, "{visible:?} to {viewer:?}");
+        }
     }
 
     #[test]
