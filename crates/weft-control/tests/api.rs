@@ -879,6 +879,22 @@ async fn openapi_describes_each_spec_and_every_reference_resolves() {
         service["properties"]["loadBalancer"].is_null(),
         "moved to BackendPolicy: {service}"
     );
+    // exportTo: a non-empty list of `*`, `.` or namespace names, described.
+    let mesh = &schemas["Mesh"]["properties"]["spec"]["properties"]["defaultExportTo"];
+    for export_to in [&service["properties"]["exportTo"], mesh] {
+        assert_eq!(export_to["minItems"], 1, "{export_to}");
+        assert_eq!(
+            export_to["items"]["pattern"],
+            weft_api::resource::service::EXPORT_PATTERN,
+            "{export_to}"
+        );
+        assert!(
+            export_to["description"]
+                .as_str()
+                .is_some_and(|d| d.contains("namespace")),
+            "{export_to}"
+        );
+    }
     assert!(schemas["HTTPRoute"]["properties"]["spec"]["properties"]["rules"].is_object());
     let policy = &schemas["BackendPolicy"]["properties"]["spec"]["properties"];
     for field in [

@@ -43,6 +43,10 @@ pub struct Spec {
     /// working; set `["."]` so that a workload token holder sees only the services of
     /// its own namespace and those exported to it.
     #[serde(default = "default_export_to")]
+    #[schemars(
+        length(min = 1),
+        inner(regex(pattern = crate::resource::service::EXPORT_PATTERN))
+    )]
     pub default_export_to: Vec<String>,
 }
 

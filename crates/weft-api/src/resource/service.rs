@@ -13,6 +13,10 @@ pub const EXPORT_ALL: &str = "*";
 /// `exportTo` entry naming the service's own namespace.
 pub const EXPORT_OWN: &str = ".";
 
+/// One `exportTo` entry, for the published schema: `*`, `.` or an RFC 1123 label.
+/// Validation also refuses `*` with other entries and repeated entries.
+pub const EXPORT_PATTERN: &str = r"^(\*|\.|[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)$";
+
 /// `Service.spec`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -39,6 +43,7 @@ pub struct Spec {
     /// the service does not exist, so its DNS name does not resolve there. Default:
     /// `Mesh.spec.defaultExportTo` (itself `["*"]` unless the operator changes it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1), inner(regex(pattern = EXPORT_PATTERN)))]
     pub export_to: Option<Vec<String>>,
     /// Moved to `BackendPolicy.spec.loadBalancer.type`; kept only so that validation
     /// can say so instead of "unknown field".

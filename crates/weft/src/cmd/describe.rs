@@ -154,6 +154,33 @@ fn vip(service: &Value) -> String {
     }
 }
 
+/// The namespaces whose proxies may see the service (`status.exportTo`, resolved by
+/// the control plane) and where that came from.
+fn export(service: &Value) -> String {
+    let list = |v: &Value| {
+        v.as_array().map(|items| {
+            items
+                .iter()
+                .filter_map(Value::as_str)
+                .collect::<Vec<_>>()
+                .join(", ")
+        })
+    };
+    let source = if service["spec"]["exportTo"].is_array() {
+        "spec.exportTo"
+    } else {
+        "Mesh.spec.defaultExportTo"
+    };
+    match list(&service["status"]["exportTo"]) {
+        Some(names) if names == "*" => format!("every namespace ({source})"),
+        Some(names) => format!("{names} ({source})"),
+        None => match list(&service["spec"]["exportTo"]) {
+            Some(names) => format!("{names} (spec.exportTo; not yet compiled)"),
+            None => "<not yet compiled>".to_owned(),
+        },
+    }
+}
+
 /// The description of a service, its endpoints and routes.
 pub(crate) fn service(
     service: &Value,
@@ -176,6 +203,7 @@ pub(crate) fn service(
     let _ = writeln!(out, "Labels:       {}", pairs(&meta["labels"]));
     let _ = writeln!(out, "Selector:     {}", pairs(&selector));
     let _ = writeln!(out, "VIP:          {}", vip(service));
+    let _ = writeln!(out, "Exported to:  {}", export(service));
     let _ = writeln!(
         out,
         "DNS name:     {}.{}.svc.{domain}",
@@ -597,7 +625,7 @@ mod tests {
             "kind": "Service",
             "metadata": {"name": "web", "namespace": "default"},
             "spec": {"selector": {"app": "web"}, "ports": [{"name": "http", "port": 80, "appProtocol": "http"}]},
-            "status": {"endpoints": 1, "vip": "240.240.0.9"}
+            "status": {"endpoints": 1, "vip": "240.240.0.9", "exportTo": ["*"]}
         });
         let workloads = [
             json!({"metadata": {"name": "web-1", "labels": {"app": "web"}}, "spec": {"address": "10.0.0.1"}, "status": {"phase": "Healthy"}}),
@@ -676,6 +704,10 @@ mod tests {
             text.contains("DNS name:     web.default.svc.mesh.internal"),
             "{text}"
         );
+        assert!(
+            text.contains("Exported to:  every namespace (Mesh.spec.defaultExportTo)"),
+            "{text}"
+        );
         assert!(text.contains("web-1   10.0.0.1   Healthy"), "{text}");
         assert!(!text.contains("db-1"), "{text}");
         assert!(text.contains("HTTPRoute default/web"), "{text}");
@@ -694,6 +726,32 @@ mod tests {
             text.contains("Accepted=False (BackendNotFound): web-v2 does not exist"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn the_effective_export_and_its_source_are_shown() {
+        let cases = [
+            (
+                json!({}),
+                json!({"exportTo": ["team-a", "team-b"]}),
+                "team-a, team-b (Mesh.spec.defaultExportTo)",
+            ),
+            (
+                json!({"exportTo": ["*"]}),
+                json!({"exportTo": ["*"]}),
+                "every namespace (spec.exportTo)",
+            ),
+            (
+                json!({"exportTo": ["."]}),
+                json!({}),
+                ". (spec.exportTo; not yet compiled)",
+            ),
+            (json!({}), json!({}), "<not yet compiled>"),
+        ];
+        for (spec, status, want) in cases {
+            let svc = json!({"spec": spec, "status": status});
+            assert_eq!(export(&svc), want);
+        }
     }
 
     #[test]
