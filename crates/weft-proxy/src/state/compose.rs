@@ -271,3 +271,74 @@ fn build(
     };
     Snapshot::build(config, creds, version, previous).map_err(|e| e.to_string())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dns::Lookup;
+
+    /// A transparent-mode bootstrap (mesh DNS on) in namespace team-b.
+    fn boot() -> Loaded {
+        let config = Config::from_yaml(
+            "workload: { name: client, namespace: team-b, address: 10.0.0.1 }\n\
+             listeners: { hbone: null, dns: \"127.0.0.1:15053\" }\n",
+        )
+        .expect("bootstrap");
+        Loaded {
+            config,
+            creds: None,
+            version: "boot".to_owned(),
+        }
+    }
+
+    /// What the control plane sends: `private` of team-a and `own` of team-b.
+    fn received(with_private: bool) -> Dynamic {
+        let config = Config::from_yaml(
+            "workload: { name: x, namespace: team-b, address: 10.0.0.1 }\n\
+             listeners: { hbone: null }\n\
+             services:\n\
+             \x20 - { name: own, namespace: team-b, vip: 240.240.0.2, hostnames: [own.team-b.svc.cluster.local], ports: [{ port: 80 }] }\n\
+             \x20 - { name: private, namespace: team-a, vip: 240.240.0.1, hostnames: [private.team-a.svc.cluster.local], ports: [{ port: 80 }] }\n",
+        )
+        .expect("services");
+        Dynamic {
+            services: config
+                .services
+                .into_iter()
+                .filter(|s| with_private || s.name != "private")
+                .map(|s| (s.key(), s))
+                .collect(),
+            version: "1".to_owned(),
+            ..Dynamic::default()
+        }
+    }
+
+    #[test]
+    fn a_service_the_control_plane_removes_stops_resolving_and_is_unknown() {
+        let before = build(&boot(), &received(true), None, None).expect("snapshot");
+        let after = build(&boot(), &received(false), None, Some(&before)).expect("snapshot");
+        for name in [
+            "private.team-a.svc.cluster.local",
+            "private.team-a.svc",
+            "private.team-a",
+        ] {
+            assert!(
+                matches!(before.dns().lookup(name), Lookup::Service(_)),
+                "{name} resolves while exported"
+            );
+        }
+        assert_eq!(
+            after.dns().lookup("private.team-a.svc.cluster.local"),
+            Lookup::Unknown,
+            "NXDOMAIN, not forwarded, once it is no longer exported"
+        );
+        assert!(
+            !after.config.services.iter().any(|s| s.name == "private"),
+            "calls to it take the unknown-service path"
+        );
+        assert!(matches!(
+            after.dns().lookup("own.team-b.svc.cluster.local"),
+            Lookup::Service(_)
+        ));
+    }
+}
