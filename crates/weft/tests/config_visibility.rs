@@ -297,7 +297,7 @@ impl Stream {
             let response = match next {
                 Ok(Ok(Some(response))) => response,
                 Ok(other) => panic!("stream ended waiting for {what}: {other:?}"),
-                Err(_) => panic!("timed out waiting for {what}; held {:?}", self.names),
+                Err(elapsed) => panic!("{elapsed} waiting for {what}; held {:?}", self.names),
             };
             self.apply(response);
         }
