@@ -124,6 +124,7 @@ impl Plane {
             tls_hosts: Vec::new(),
             certificates: weft_control::identity::Options::default(),
             quotas: weft_control::controller::registry::Quotas::default(),
+            xds_limits: weft_control::server::xds_limits(),
         };
         let shutdown = CancellationToken::new();
         let run = tokio::spawn(weft_control::server::run(options, shutdown.clone()));
