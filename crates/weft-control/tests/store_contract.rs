@@ -14,7 +14,8 @@ use serde_json::json;
 use tokio::sync::broadcast;
 use weft_api::resource::{Key, Kind, Object, ObjectMeta, WEFT_API_VERSION};
 use weft_control::store::{
-    self, Change, ChangeOp, Options, Precondition, Retention, Store, StoreError, StoreSpec, Written,
+    self, Change, ChangeOp, OperatorToken, Options, Precondition, Retention, Revocation, Role,
+    Store, StoreError, StoreSpec, Written,
 };
 
 /// How long a change may take to reach a subscriber before the test fails.
@@ -114,6 +115,29 @@ async fn assert_feed_quiet(feed: &mut broadcast::Receiver<Change>) {
         extra.is_err(),
         "unexpected extra change on the feed: {extra:?}"
     );
+}
+
+/// An operator token named `name` as the API would create it, with a hash made from
+/// `seed` (the store keeps hashes, never tokens), created now.
+fn operator(name: &str, role: Role, seed: u8, expires_in: Option<i64>) -> OperatorToken {
+    let now = std::time::SystemTime::now();
+    let now = std::time::UNIX_EPOCH
+        + Duration::from_secs(now.duration_since(std::time::UNIX_EPOCH).unwrap().as_secs());
+    OperatorToken {
+        id: format!("{seed:032x}"),
+        name: name.into(),
+        role,
+        hash: format!("{seed:064x}"),
+        created_at: now,
+        expires_at: expires_in.map(|s| {
+            if s >= 0 {
+                now + Duration::from_secs(s.unsigned_abs())
+            } else {
+                now - Duration::from_secs(s.unsigned_abs())
+            }
+        }),
+        revoked_at: None,
+    }
 }
 
 // === the contract ===
@@ -673,6 +697,118 @@ mod contract {
         );
         assert!(store.token_issued("tok-3").await.expect("read"));
     }
+
+    pub(super) async fn operator_tokens_are_named_revocable_and_never_lose_the_last_admin(
+        store: Arc<dyn Store>,
+    ) {
+        assert!(store.operator_tokens().await.expect("list").is_empty());
+        let ops = operator("ops", Role::Admin, 1, None);
+        assert!(store
+            .create_operator_token(&ops, false)
+            .await
+            .expect("create"));
+        assert!(
+            !store
+                .create_operator_token(&operator("ops", Role::Admin, 2, None), false)
+                .await
+                .expect("create"),
+            "a name is unique among unrevoked tokens"
+        );
+        let ci = operator("ci", Role::ReadOnly, 3, Some(3600));
+        assert!(store
+            .create_operator_token(&ci, false)
+            .await
+            .expect("create"));
+        assert_eq!(
+            store.operator_tokens().await.expect("list"),
+            [ci.clone(), ops.clone()],
+            "kept as given, ordered by name"
+        );
+
+        assert_eq!(
+            store.revoke_operator_token("ops").await.expect("revoke"),
+            Revocation::LastAdmin(ops.clone()),
+            "the only admin token cannot be revoked"
+        );
+        assert_eq!(
+            store.revoke_operator_token("nobody").await.expect("revoke"),
+            Revocation::Unknown
+        );
+        let ops_2 = operator("ops-2", Role::Admin, 4, None);
+        assert!(store
+            .create_operator_token(&ops_2, false)
+            .await
+            .expect("create"));
+        let Revocation::Revoked(revoked) =
+            store.revoke_operator_token("ops").await.expect("revoke")
+        else {
+            panic!("ops is revoked once another admin token exists");
+        };
+        assert!(revoked.revoked_at.is_some() && revoked.hash == ops.hash);
+        assert!(matches!(
+            store.revoke_operator_token("ops").await.expect("revoke again"),
+            Revocation::AlreadyRevoked(t) if t.id == ops.id
+        ));
+        // A revoked token's name can be used again; the revoked one stays listed.
+        let ops_again = operator("ops", Role::Admin, 5, None);
+        assert!(store
+            .create_operator_token(&ops_again, false)
+            .await
+            .expect("create"));
+        // An expired token's name too, and an expired admin token is no admin.
+        let old = operator("old", Role::Admin, 6, Some(-10));
+        assert!(store
+            .create_operator_token(&old, false)
+            .await
+            .expect("create"));
+        let old_again = operator("old", Role::Admin, 7, Some(-5));
+        assert!(store
+            .create_operator_token(&old_again, false)
+            .await
+            .expect("create"));
+        // `replace` retires an unexpired token of the name (the recovery path).
+        let ops_2_new = operator("ops-2", Role::Admin, 8, None);
+        assert!(store
+            .create_operator_token(&ops_2_new, true)
+            .await
+            .expect("replace"));
+        assert!(matches!(
+            store.revoke_operator_token("ops-2").await.expect("revoke"),
+            Revocation::Revoked(t) if t.id == ops_2_new.id
+        ));
+        assert!(
+            matches!(
+                store.revoke_operator_token("ops").await.expect("revoke"),
+                Revocation::LastAdmin(t) if t.id == ops_again.id
+            ),
+            "expired admin tokens do not count"
+        );
+        assert!(matches!(
+            store.revoke_operator_token("ci").await.expect("revoke"),
+            Revocation::Revoked(_)
+        ));
+
+        let listed = store.operator_tokens().await.expect("list");
+        let summary: Vec<(&str, u8, bool)> = listed
+            .iter()
+            .map(|t| {
+                let seed = u8::from_str_radix(&t.id[30..], 16).unwrap();
+                (t.name.as_str(), seed, t.revoked_at.is_some())
+            })
+            .collect();
+        assert_eq!(
+            summary,
+            [
+                ("ci", 3, true),
+                ("old", 6, true),
+                ("old", 7, false),
+                ("ops", 1, true),
+                ("ops", 5, false),
+                ("ops-2", 4, true),
+                ("ops-2", 8, true),
+            ]
+        );
+    }
 }
 
 /// Behaviours that need the database, not just one store.
@@ -721,6 +857,59 @@ mod database {
             Some(from_a)
         );
         assert!(reopened.is_revoked("tok-1").await.expect("read"));
+    }
+
+    /// A store last opened by a version with one admin token (secret
+    /// `admin/token-sha256`) gets it as the admin operator token `bootstrap`: the
+    /// upgrade is replayed by undoing migration 4 and opening the store again.
+    pub(super) async fn the_legacy_admin_token_becomes_the_bootstrap_operator_token(
+        fixture: &Fixture,
+    ) {
+        let legacy = "ab".repeat(32);
+        let store = fixture.open().await;
+        store
+            .create_secret("admin/token-sha256", format!("{legacy}\n").as_bytes())
+            .await
+            .expect("the secret an earlier version wrote");
+        drop(store);
+        let undo = [
+            "DROP TABLE operator_tokens",
+            "DELETE FROM _sqlx_migrations WHERE version = 4",
+        ];
+        match fixture.spec() {
+            StoreSpec::Sqlite { path } => {
+                let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", path.display()))
+                    .await
+                    .expect("connect");
+                for sql in undo {
+                    sqlx::query(sql).execute(&pool).await.expect(sql);
+                }
+                pool.close().await;
+            }
+            StoreSpec::Postgres { url } => {
+                let pool = sqlx::PgPool::connect(&url).await.expect("connect");
+                for sql in undo {
+                    sqlx::query(sql).execute(&pool).await.expect(sql);
+                }
+                pool.close().await;
+            }
+        }
+
+        let upgraded = fixture.open().await;
+        let tokens = upgraded.operator_tokens().await.expect("list");
+        assert_eq!(tokens.len(), 1, "{tokens:?}");
+        let bootstrap = &tokens[0];
+        assert_eq!(
+            (
+                bootstrap.name.as_str(),
+                bootstrap.role,
+                bootstrap.hash.as_str()
+            ),
+            ("bootstrap", Role::Admin, legacy.as_str())
+        );
+        assert_eq!(bootstrap.id.len(), 32, "{}", bootstrap.id);
+        assert!(bootstrap.id.bytes().all(|b| b.is_ascii_hexdigit()));
+        assert_eq!((bootstrap.expires_at, bootstrap.revoked_at), (None, None));
     }
 
     pub(super) async fn compacted_revisions_answer_compacted(fixture: &Fixture) {
@@ -963,11 +1152,13 @@ contract_tests! {
         concurrent_secret_creations_agree_on_one_value,
         revoked_tokens_are_reported_until_pruned,
         issued_tokens_are_known_until_they_expire,
+        operator_tokens_are_named_revocable_and_never_lose_the_last_admin,
     ],
     database: [
         data_survives_reopening,
         compacted_revisions_answer_compacted,
         secrets_and_revocations_survive_reopening_and_are_shared,
+        the_legacy_admin_token_becomes_the_bootstrap_operator_token,
     ],
 }
 

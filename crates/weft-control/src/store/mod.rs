@@ -17,6 +17,10 @@
 //! tokens. They live in their own tables, outside the revision counter and the change
 //! log: no watcher, API call or log line ever sees them. [`Store::create_secret`] is
 //! insert-if-absent, so instances starting together on one database agree on one value.
+//!
+//! Operator tokens ([`OperatorToken`], ADR 0025) have their own table too: the hash of
+//! each token, never the token, with its name, role and times. They are not in the
+//! change feed either; each instance re-reads them (see `api::auth`).
 
 use std::fmt;
 use std::future::Future;
@@ -30,10 +34,12 @@ use tokio::sync::broadcast;
 use weft_api::resource::{Key, Kind, Object};
 
 mod feed;
+mod operator;
 mod postgres;
 mod record;
 mod sqlite;
 
+pub use operator::{OperatorToken, Revocation, Role};
 pub use postgres::{Postgres, CHANNEL as POSTGRES_CHANNEL, LISTENER_APPLICATION_NAME};
 pub use sqlite::{Sqlite, BUSY_TIMEOUT as SQLITE_BUSY_TIMEOUT};
 
@@ -359,6 +365,26 @@ pub trait Store: Send + Sync + 'static {
 
     /// Whether workload token `id` was issued (and has not expired).
     async fn token_issued(&self, id: &str) -> Result<bool, StoreError>;
+
+    /// Every operator token, revoked and expired ones included, ordered by name, then
+    /// creation (a short list: one per operator or tool).
+    async fn operator_tokens(&self) -> Result<Vec<OperatorToken>, StoreError>;
+
+    /// Stores `token` (its `revoked_at` is ignored: a new token is unrevoked), in one
+    /// transaction with what it replaces. Names are unique among unrevoked tokens: an
+    /// unrevoked token of the same name that has expired is marked revoked first; with
+    /// `replace`, so is one that has not. `Ok(false)` (nothing stored) when an
+    /// unexpired, unrevoked token of that name exists and `replace` is false.
+    async fn create_operator_token(
+        &self,
+        token: &OperatorToken,
+        replace: bool,
+    ) -> Result<bool, StoreError>;
+
+    /// Revokes the unrevoked token named `name`, unless it is the last unrevoked,
+    /// unexpired token of role [`Role::Admin`] ([`Revocation::LastAdmin`]): checked and
+    /// written in one transaction, so two concurrent revocations cannot both pass.
+    async fn revoke_operator_token(&self, name: &str) -> Result<Revocation, StoreError>;
 }
 
 /// Seconds since the epoch, rounded up (a revocation must not end before its token),

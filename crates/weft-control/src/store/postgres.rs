@@ -19,10 +19,11 @@ use tokio_util::sync::CancellationToken;
 use weft_api::resource::{Key, Kind, Object};
 
 use super::feed::{ChangeLog, Feed};
+use super::operator::{self, RawOperatorToken};
 use super::record::{self, to_i64, to_u64, PutPlan, RawChange, RawRecord, Record};
 use super::{
-    finish, release_healthy, unix_seconds_ceil, Change, ChangeOp, Options, Precondition, Store,
-    StoreError, TokenTable, WriteHealth, Written,
+    finish, release_healthy, unix_seconds_ceil, Change, ChangeOp, OperatorToken, Options,
+    Precondition, Revocation, Role, Store, StoreError, TokenTable, WriteHealth, Written,
 };
 
 /// The notification channel writes announce their revision on.
@@ -34,6 +35,18 @@ pub const LISTENER_APPLICATION_NAME: &str = "weft-control-feed";
 
 /// How long the listener waits before retrying after a failure: 1 s.
 const RETRY_DELAY: Duration = Duration::from_secs(1);
+
+/// The columns of an operator token, times in seconds since the epoch.
+const OPERATOR_TOKEN_COLUMNS: &str = "id, name, role, hash, \
+     floor(extract(epoch FROM created_at))::bigint AS created_at, \
+     floor(extract(epoch FROM expires_at))::bigint AS expires_at, \
+     floor(extract(epoch FROM revoked_at))::bigint AS revoked_at";
+
+/// An unrevoked, unexpired token.
+const USABLE: &str = "revoked_at IS NULL AND (expires_at IS NULL OR expires_at > now())";
+
+/// Serialises operator token writes across instances (reads go on).
+const LOCK_OPERATOR_TOKENS: &str = "LOCK TABLE operator_tokens IN EXCLUSIVE MODE";
 
 const SELECT_OBJECT: &str = "SELECT kind, namespace, name, uid, api_version, generation, \
      resource_version, \
@@ -338,6 +351,109 @@ impl Store for Postgres {
                 .fetch_optional(&self.db.pool)
                 .await?;
         Ok(found.is_some())
+    }
+
+    async fn operator_tokens(&self) -> Result<Vec<OperatorToken>, StoreError> {
+        let rows: Vec<RawOperatorToken> = sqlx::query_as(&format!(
+            "SELECT {OPERATOR_TOKEN_COLUMNS} FROM operator_tokens \
+             ORDER BY name, created_at, id"
+        ))
+        .fetch_all(&self.db.pool)
+        .await?;
+        rows.into_iter().map(RawOperatorToken::decode).collect()
+    }
+
+    async fn create_operator_token(
+        &self,
+        token: &OperatorToken,
+        replace: bool,
+    ) -> Result<bool, StoreError> {
+        let retire = if replace {
+            "UPDATE operator_tokens SET revoked_at = now() \
+             WHERE name = $1 AND revoked_at IS NULL"
+        } else {
+            "UPDATE operator_tokens SET revoked_at = now() \
+             WHERE name = $1 AND revoked_at IS NULL AND expires_at <= now()"
+        };
+        let mut tx = self.db.pool.begin().await?;
+        let result = async {
+            sqlx::query(LOCK_OPERATOR_TOKENS).execute(&mut *tx).await?;
+            sqlx::query(retire)
+                .bind(&token.name)
+                .execute(&mut *tx)
+                .await?;
+            let inserted = sqlx::query(
+                "INSERT INTO operator_tokens (id, name, role, hash, created_at, expires_at) \
+                 VALUES ($1, $2, $3, $4, to_timestamp($5::bigint), to_timestamp($6::bigint)) \
+                 ON CONFLICT DO NOTHING",
+            )
+            .bind(&token.id)
+            .bind(&token.name)
+            .bind(token.role.as_str())
+            .bind(&token.hash)
+            .bind(operator::to_seconds(token.created_at))
+            .bind(token.expires_at.map(operator::to_seconds))
+            .execute(&mut *tx)
+            .await?;
+            Ok(inserted.rows_affected() == 1)
+        }
+        .await;
+        self.health.record(finish(tx, result).await)
+    }
+
+    async fn revoke_operator_token(&self, name: &str) -> Result<Revocation, StoreError> {
+        let mut tx = self.db.pool.begin().await?;
+        let result = async {
+            sqlx::query(LOCK_OPERATOR_TOKENS).execute(&mut *tx).await?;
+            let unrevoked: Option<RawOperatorToken> = sqlx::query_as(&format!(
+                "SELECT {OPERATOR_TOKEN_COLUMNS} FROM operator_tokens \
+                 WHERE name = $1 AND revoked_at IS NULL"
+            ))
+            .bind(name)
+            .fetch_optional(&mut *tx)
+            .await?;
+            let Some(token) = unrevoked.map(RawOperatorToken::decode).transpose()? else {
+                let latest: Option<RawOperatorToken> = sqlx::query_as(&format!(
+                    "SELECT {OPERATOR_TOKEN_COLUMNS} FROM operator_tokens \
+                     WHERE name = $1 ORDER BY revoked_at DESC LIMIT 1"
+                ))
+                .bind(name)
+                .fetch_optional(&mut *tx)
+                .await?;
+                return Ok(match latest {
+                    Some(raw) => Revocation::AlreadyRevoked(raw.decode()?),
+                    None => Revocation::Unknown,
+                });
+            };
+            if token.role == Role::Admin {
+                let others: i64 = sqlx::query_scalar(&format!(
+                    "SELECT count(*) FROM operator_tokens WHERE role = $1 AND id <> $2 AND {USABLE}"
+                ))
+                .bind(Role::Admin.as_str())
+                .bind(&token.id)
+                .fetch_one(&mut *tx)
+                .await?;
+                let usable: Option<i32> = sqlx::query_scalar(&format!(
+                    "SELECT 1 FROM operator_tokens WHERE id = $1 AND {USABLE}"
+                ))
+                .bind(&token.id)
+                .fetch_optional(&mut *tx)
+                .await?;
+                if others == 0 && usable.is_some() {
+                    return Ok(Revocation::LastAdmin(token));
+                }
+            }
+            let revoked: RawOperatorToken = sqlx::query_as(&format!(
+                "UPDATE operator_tokens SET revoked_at = now() WHERE id = $1 \
+                 RETURNING {OPERATOR_TOKEN_COLUMNS}"
+            ))
+            .bind(&token.id)
+            .fetch_one(&mut *tx)
+            .await?;
+            Ok(Revocation::Revoked(revoked.decode()?))
+        }
+        .await;
+        self.health.record(finish(tx, result).await)
     }
 }
 

@@ -27,14 +27,21 @@ use tokio::sync::{broadcast, Mutex};
 use weft_api::resource::{Key, Kind, Object};
 
 use super::feed::{ChangeLog, Feed};
+use super::operator::{self, RawOperatorToken};
 use super::record::{self, to_i64, to_u64, PutPlan, RawChange, RawRecord, Record};
 use super::{
-    finish, release_healthy, unix_seconds_ceil, Change, ChangeOp, Options, Precondition, Store,
-    StoreError, TokenTable, WriteHealth, Written,
+    finish, release_healthy, unix_seconds_ceil, Change, ChangeOp, OperatorToken, Options,
+    Precondition, Revocation, Role, Store, StoreError, TokenTable, WriteHealth, Written,
 };
 
 /// How long a statement waits for another process's write lock: 5 s.
 pub const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+const SELECT_OPERATOR_TOKEN: &str =
+    "SELECT id, name, role, hash, created_at, expires_at, revoked_at FROM operator_tokens";
+
+/// An unrevoked, unexpired token.
+const USABLE: &str = "revoked_at IS NULL AND (expires_at IS NULL OR expires_at > unixepoch())";
 
 const SELECT_OBJECT: &str = "SELECT kind, namespace, name, uid, api_version, generation, \
      resource_version, created_at, labels, annotations, spec, status FROM objects";
@@ -362,6 +369,105 @@ impl Store for Sqlite {
         .fetch_optional(&self.db.pool)
         .await?;
         Ok(found.is_some())
+    }
+
+    async fn operator_tokens(&self) -> Result<Vec<OperatorToken>, StoreError> {
+        let rows: Vec<RawOperatorToken> = sqlx::query_as(&format!(
+            "{SELECT_OPERATOR_TOKEN} ORDER BY name, created_at, id"
+        ))
+        .fetch_all(&self.db.pool)
+        .await?;
+        rows.into_iter().map(RawOperatorToken::decode).collect()
+    }
+
+    async fn create_operator_token(
+        &self,
+        token: &OperatorToken,
+        replace: bool,
+    ) -> Result<bool, StoreError> {
+        let retire = if replace {
+            "UPDATE operator_tokens SET revoked_at = unixepoch() \
+             WHERE name = ?1 AND revoked_at IS NULL"
+        } else {
+            "UPDATE operator_tokens SET revoked_at = unixepoch() \
+             WHERE name = ?1 AND revoked_at IS NULL AND expires_at <= unixepoch()"
+        };
+        let _writer = self.db.write_lock.lock().await;
+        let mut tx = self.db.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let result = async {
+            sqlx::query(retire)
+                .bind(&token.name)
+                .execute(&mut *tx)
+                .await?;
+            let inserted = sqlx::query(
+                "INSERT INTO operator_tokens (id, name, role, hash, created_at, expires_at) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT DO NOTHING",
+            )
+            .bind(&token.id)
+            .bind(&token.name)
+            .bind(token.role.as_str())
+            .bind(&token.hash)
+            .bind(operator::to_seconds(token.created_at))
+            .bind(token.expires_at.map(operator::to_seconds))
+            .execute(&mut *tx)
+            .await?;
+            Ok(inserted.rows_affected() == 1)
+        }
+        .await;
+        self.health.record(finish(tx, result).await)
+    }
+
+    async fn revoke_operator_token(&self, name: &str) -> Result<Revocation, StoreError> {
+        let _writer = self.db.write_lock.lock().await;
+        let mut tx = self.db.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let result = async {
+            let unrevoked: Option<RawOperatorToken> = sqlx::query_as(&format!(
+                "{SELECT_OPERATOR_TOKEN} WHERE name = ?1 AND revoked_at IS NULL"
+            ))
+            .bind(name)
+            .fetch_optional(&mut *tx)
+            .await?;
+            let Some(token) = unrevoked.map(RawOperatorToken::decode).transpose()? else {
+                let latest: Option<RawOperatorToken> = sqlx::query_as(&format!(
+                    "{SELECT_OPERATOR_TOKEN} WHERE name = ?1 ORDER BY revoked_at DESC LIMIT 1"
+                ))
+                .bind(name)
+                .fetch_optional(&mut *tx)
+                .await?;
+                return Ok(match latest {
+                    Some(raw) => Revocation::AlreadyRevoked(raw.decode()?),
+                    None => Revocation::Unknown,
+                });
+            };
+            if token.role == Role::Admin {
+                let others: i64 = sqlx::query_scalar(&format!(
+                    "SELECT count(*) FROM operator_tokens WHERE role = ?1 AND id <> ?2 AND {USABLE}"
+                ))
+                .bind(Role::Admin.as_str())
+                .bind(&token.id)
+                .fetch_one(&mut *tx)
+                .await?;
+                let usable: Option<i64> = sqlx::query_scalar(&format!(
+                    "SELECT 1 FROM operator_tokens WHERE id = ?1 AND {USABLE}"
+                ))
+                .bind(&token.id)
+                .fetch_optional(&mut *tx)
+                .await?;
+                if others == 0 && usable.is_some() {
+                    return Ok(Revocation::LastAdmin(token));
+                }
+            }
+            let revoked: RawOperatorToken = sqlx::query_as(
+                "UPDATE operator_tokens SET revoked_at = unixepoch() WHERE id = ?1 \
+                 RETURNING id, name, role, hash, created_at, expires_at, revoked_at",
+            )
+            .bind(&token.id)
+            .fetch_one(&mut *tx)
+            .await?;
+            Ok(Revocation::Revoked(revoked.decode()?))
+        }
+        .await;
+        self.health.record(finish(tx, result).await)
     }
 }
 

@@ -13,7 +13,9 @@ use std::time::SystemTime;
 use async_trait::async_trait;
 use tokio::sync::broadcast;
 use weft_api::resource::{Key, Kind, Object};
-use weft_control::store::{Change, ChangeOp, Precondition, Store, StoreError, Written};
+use weft_control::store::{
+    Change, ChangeOp, OperatorToken, Precondition, Revocation, Role, Store, StoreError, Written,
+};
 
 /// Creation timestamp given to every object (the store has no clock in tests).
 pub(crate) const CREATED_AT: &str = "2025-01-01T00:00:00Z";
@@ -38,6 +40,8 @@ struct State {
     /// Revoked token ids and until when.
     revoked: BTreeMap<String, SystemTime>,
     issued: BTreeMap<String, SystemTime>,
+    /// Operator tokens, in creation order.
+    operators: Vec<OperatorToken>,
 }
 
 impl Default for MemoryStore {
@@ -326,5 +330,66 @@ impl Store for MemoryStore {
             .issued
             .get(id)
             .is_some_and(|until| *until >= SystemTime::now()))
+    }
+
+    async fn operator_tokens(&self) -> Result<Vec<OperatorToken>, StoreError> {
+        let mut tokens = self.state.lock().unwrap().operators.clone();
+        tokens.sort_by(|a, b| (&a.name, a.created_at).cmp(&(&b.name, b.created_at)));
+        Ok(tokens)
+    }
+
+    async fn create_operator_token(
+        &self,
+        token: &OperatorToken,
+        replace: bool,
+    ) -> Result<bool, StoreError> {
+        let mut state = self.state.lock().unwrap();
+        let now = SystemTime::now();
+        if state.operators.iter().any(|t| {
+            t.name == token.name && t.revoked_at.is_none() && !t.is_expired(now) && !replace
+        }) || state.operators.iter().any(|t| t.hash == token.hash)
+        {
+            return Ok(false);
+        }
+        for old in &mut state.operators {
+            if old.name == token.name && old.revoked_at.is_none() {
+                old.revoked_at = Some(now);
+            }
+        }
+        state.operators.push(OperatorToken {
+            revoked_at: None,
+            ..token.clone()
+        });
+        Ok(true)
+    }
+
+    async fn revoke_operator_token(&self, name: &str) -> Result<Revocation, StoreError> {
+        let mut state = self.state.lock().unwrap();
+        let now = SystemTime::now();
+        let Some(index) = state
+            .operators
+            .iter()
+            .position(|t| t.name == name && t.revoked_at.is_none())
+        else {
+            return Ok(state
+                .operators
+                .iter()
+                .filter(|t| t.name == name)
+                .max_by_key(|t| t.revoked_at)
+                .map_or(Revocation::Unknown, |t| {
+                    Revocation::AlreadyRevoked(t.clone())
+                }));
+        };
+        let token = &state.operators[index];
+        let others = state
+            .operators
+            .iter()
+            .filter(|t| t.role == Role::Admin && t.id != token.id && t.is_usable(now))
+            .count();
+        if token.role == Role::Admin && token.is_usable(now) && others == 0 {
+            return Ok(Revocation::LastAdmin(token.clone()));
+        }
+        state.operators[index].revoked_at = Some(now);
+        Ok(Revocation::Revoked(state.operators[index].clone()))
     }
 }
