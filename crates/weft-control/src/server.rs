@@ -99,7 +99,7 @@ pub enum Error {
     /// The workload token signing key could not be loaded or created.
     #[error(transparent)]
     Tokens(#[from] identity::tokens::Error),
-    /// The operator admin token could not be loaded, created or written.
+    /// The bootstrap admin token could not be created or written.
     #[error(transparent)]
     Admin(#[from] api::auth::Error),
     /// This instance would create the admin token but has nowhere to write it.
@@ -139,7 +139,7 @@ pub async fn run(options: Options, shutdown: CancellationToken) -> Result<(), Er
     let store = store::open(&options.store).await?;
     let ca = Arc::new(MeshCa::start(store.as_ref()).await?);
     let tokens = Arc::new(Tokens::load(store.clone(), ca.trust_domain()).await?);
-    let admin = Arc::new(admin_auth(store.as_ref(), &options).await?);
+    let admin = Arc::new(admin_auth(&store, &options).await?);
     let leaf = ca.issue_serving(
         &options.tls_hosts,
         SERVING_VALIDITY,
@@ -503,9 +503,10 @@ async fn renew_serving(
     }
 }
 
-/// The store's admin token checker. On the store's first start, creates the token and
-/// writes it to the admin token file (logging where, never the token itself).
-async fn admin_auth(store: &dyn Store, options: &Options) -> Result<api::AdminAuth, Error> {
+/// The store's operator token checker. On the store's first start (no operator token
+/// at all), creates the admin token `bootstrap` and writes it to the admin token file
+/// (logging where, never the token itself).
+async fn admin_auth(store: &Arc<dyn Store>, options: &Options) -> Result<api::OperatorAuth, Error> {
     let file = options
         .admin_token_file
         .clone()
@@ -515,11 +516,11 @@ async fn admin_auth(store: &dyn Store, options: &Options) -> Result<api::AdminAu
                 .map(|dir| dir.join(api::auth::ADMIN_TOKEN_FILE)),
             StoreSpec::Postgres { .. } => None,
         });
-    if store.secret(api::auth::ADMIN_TOKEN_SECRET).await?.is_none() && file.is_none() {
+    if file.is_none() && store.operator_tokens().await?.is_empty() {
         return Err(Error::NoAdminTokenFile);
     }
-    let loaded = api::AdminAuth::load_or_create(store).await?;
-    match (&loaded.created, &file) {
+    let created = api::auth::create_bootstrap(store.as_ref()).await?;
+    match (&created, &file) {
         (Some(token), Some(file)) => {
             api::auth::write_token_file(file, token)?;
             tracing::info!(
@@ -531,11 +532,12 @@ async fn admin_auth(store: &dyn Store, options: &Options) -> Result<api::AdminAu
         (None, Some(file)) if !file.exists() => tracing::warn!(
             file = %file.display(),
             "the store has an admin token but this host has no copy of it; \
-             run `weft token admin` where the control plane first started"
+             run `weft token admin` where the control plane first started, or \
+             `weft control-plane admin-token reset` to make a new one"
         ),
         (None, _) => {}
     }
-    Ok(loaded.auth)
+    Ok(api::OperatorAuth::new(store.clone()))
 }
 
 /// Turns each compilation into an xDS snapshot, reusing unchanged resources.

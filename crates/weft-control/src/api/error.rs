@@ -147,6 +147,12 @@ impl Error {
         Error::new(StatusCode::CONFLICT, "AlreadyExists", message)
     }
 
+    /// `409 Conflict`: the request contradicts the stored state; the message says how
+    /// to proceed.
+    pub fn conflict(message: impl Into<String>) -> Self {
+        Error::new(StatusCode::CONFLICT, "Conflict", message)
+    }
+
     /// `405 MethodNotAllowed`: `path` exists but does not serve `method`; `allow` lists
     /// the methods it does (the `Allow` header), as `/openapi.json` documents them.
     pub fn method_not_allowed(method: &Method, path: &str, allow: &[&str]) -> Self {

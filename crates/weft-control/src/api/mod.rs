@@ -22,9 +22,11 @@
 //! | POST | `/v1/apply` | create or update many documents at once, all validated first |
 //! | GET | `/v1/proxies`, `/v1/proxies/{ns}/{name}` | connected proxies, from [`ProxyDirectory`] |
 //! | POST | `/v1/tokens/workload`, `/v1/tokens/revoke` | issue, revoke workload tokens ([`ApiState::tokens`]) |
+//! | GET, POST | `/v1/tokens/operator`; DELETE `/v1/tokens/operator/{name}` | list, create, revoke operator tokens |
 //!
-//! With [`ApiState::admin`] set, every path but `/healthz` and `/readyz` requires the
-//! operator admin token (`Authorization: Bearer …`; see [`auth`]).
+//! With [`ApiState::admin`] set, every path but `/healthz` and `/readyz` requires an
+//! operator token (`Authorization: Bearer …`), and every method but `GET` and `HEAD`
+//! an admin one (see [`auth`]).
 
 mod apply;
 pub mod auth;
@@ -33,6 +35,7 @@ mod extract;
 mod format;
 mod health;
 mod openapi;
+mod operator_tokens;
 mod params;
 mod proxies;
 mod resources;
@@ -43,10 +46,10 @@ mod watch;
 
 use std::sync::Arc;
 
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use axum::Router;
 
-pub use self::auth::AdminAuth;
+pub use self::auth::OperatorAuth;
 pub use self::error::Error;
 pub use self::openapi::openapi;
 pub use self::tokens::DEFAULT_TOKEN_TTL;
@@ -65,9 +68,9 @@ pub struct ApiState {
     pub proxies: Arc<dyn ProxyDirectory>,
     /// Issues and revokes workload tokens; `None` answers `404` on `/v1/tokens/…`.
     pub tokens: Option<Arc<Tokens>>,
-    /// Checks the operator admin token on every route but `/healthz` and `/readyz`;
-    /// `None` leaves the API open (in-process tests and tools only).
-    pub admin: Option<Arc<AdminAuth>>,
+    /// Checks operator tokens and their roles on every route but `/healthz` and
+    /// `/readyz`; `None` leaves the API open (in-process tests and tools only).
+    pub admin: Option<Arc<OperatorAuth>>,
 }
 
 /// Read access to the proxies connected to this control plane, implemented by the xDS
@@ -109,6 +112,14 @@ pub fn router(state: ApiState) -> Router {
         .route("/v1/tokens/workload", post(tokens::workload))
         .route("/v1/tokens/revoke", post(tokens::revoke))
         .route(
+            "/v1/tokens/operator",
+            get(operator_tokens::list).post(operator_tokens::create),
+        )
+        .route(
+            "/v1/tokens/operator/{name}",
+            delete(operator_tokens::revoke),
+        )
+        .route(
             "/v1/{plural}",
             get(resources::list_all).post(resources::create_cluster),
         )
@@ -134,7 +145,7 @@ pub fn router(state: ApiState) -> Router {
     let router = match admin {
         Some(admin) => router.layer(axum::middleware::from_fn_with_state(
             admin,
-            auth::require_admin,
+            auth::require_operator,
         )),
         None => router,
     };

@@ -41,6 +41,10 @@ use crate::identity::tokens::{self, Tokens, MAX_TTL};
 /// Token ids: 128 bits in lower-case hex.
 pub(super) const ID_PATTERN: &str = "^[0-9a-f]{32}$";
 
+/// What a `ttl` may be, for error messages.
+pub(super) const TTL_RULE: &str =
+    "write a whole number and a unit s, m, h or d, from 1s to 365d, e.g. 24h or 30d";
+
 /// The units a `ttl` may use, with their length in seconds.
 const TTL_UNITS: [(char, u64); 4] = [('s', 1), ('m', 60), ('h', 3600), ('d', 86_400)];
 
@@ -127,10 +131,7 @@ pub(super) async fn workload(
         Some(text) => parse_ttl(text).ok_or_else(|| {
             Error::invalid_field(
                 "ttl",
-                format!(
-                    "{text:?} is not a token lifetime: write a whole number and a unit s, m, h \
-                     or d, from 1s to 365d, e.g. 24h or 30d"
-                ),
+                format!("{text:?} is not a token lifetime: {TTL_RULE}"),
             )
         })?,
     };
@@ -242,7 +243,7 @@ fn issuer(state: &ApiState) -> Result<&Arc<Tokens>, Error> {
 
 /// A `ttl` as [`ttl_pattern`] allows it: digits without a leading zero and one unit,
 /// from 1s to [`MAX_TTL`].
-fn parse_ttl(text: &str) -> Option<Duration> {
+pub(super) fn parse_ttl(text: &str) -> Option<Duration> {
     let unit = text.chars().last()?;
     let (_, seconds) = TTL_UNITS.iter().find(|(u, _)| *u == unit)?;
     let digits = &text[..text.len() - 1];
@@ -303,7 +304,7 @@ fn is_token_id(id: &str) -> bool {
 }
 
 /// The body (JSON or YAML) as `T`, unknown fields refused.
-async fn read<T: DeserializeOwned>(headers: &HeaderMap, body: Body) -> Result<T, Error> {
+pub(super) async fn read<T: DeserializeOwned>(headers: &HeaderMap, body: Body) -> Result<T, Error> {
     let format = Format::of_request(headers)?;
     let text = format::read_text(body).await?;
     let value = format::decode(format, &text)?;

@@ -202,7 +202,7 @@ fn build() -> Value {
         "info": {
             "title": "Weft control plane API",
             "version": "v1",
-            "description": "Resources in JSON (application/json) or YAML (application/yaml): the `Content-Type` of a body (JSON when absent), the `Accept` header for answers (JSON when absent; 406 when it allows neither). Errors are always JSON (the Error schema): the message names the input and says what to do; `details` locate problems by field path (or parameter name). Every path but /healthz and /readyz needs the admin token."
+            "description": "Resources in JSON (application/json) or YAML (application/yaml): the `Content-Type` of a body (JSON when absent), the `Accept` header for answers (JSON when absent; 406 when it allows neither). Errors are always JSON (the Error schema): the message names the input and says what to do; `details` locate problems by field path (or parameter name). Every path but /healthz and /readyz needs an operator token; every method but GET and HEAD an admin one."
         },
         "paths": paths,
         "security": [{"bearer": []}],
@@ -374,6 +374,44 @@ fn token_paths(paths: &mut Map<String, Value>) {
                 &[(400, "a field is invalid (named in details)"), no_issuer],
         )
     }}));
+    let operator = |schema: &str, what: &str| answer(schema, what, json!({}));
+    paths.insert("/v1/tokens/operator".into(), json!({
+        "get": {
+            "summary": "List operator tokens, revoked and expired ones included: names, roles and times, never a token or its hash.",
+            "responses": responses(
+                json!({"200": operator("OperatorTokenList", "the tokens, by name")}),
+                &[401, 403, 405, 406, 500, 503],
+                &[],
+            )
+        },
+        "post": {
+            "summary": "Create an operator token: the answer is the only time the token is shown. Admin tokens only.",
+            "requestBody": request("OperatorTokenRequest", json!({"name": "ci-deploy", "role": "read-only", "ttl": "30d"})),
+            "responses": responses(
+                json!({"201": answer("OperatorToken", "the token", json!({"Cache-Control": {
+                    "description": "`no-store`: the answer carries a credential",
+                    "required": true,
+                    "schema": {"const": "no-store"}
+                }}))}),
+                &[400, 401, 403, 405, 406, 409, 413, 415, 500, 503],
+                &[(400, "a field is invalid (named in details)"), (409, "an unrevoked, unexpired token has this name (reason AlreadyExists): revoke it first or pick another name")],
+            )
+        }
+    }));
+    paths.insert("/v1/tokens/operator/{name}".into(), json!({
+        "parameters": [{"name": "name", "in": "path", "required": true,
+            "schema": {"type": "string", "pattern": LABEL_PATTERN},
+            "description": "The token's name: a lower-case RFC 1123 label.",
+            "example": "ci-deploy"}],
+        "delete": {
+            "summary": "Revoke the operator token of this name: every instance refuses it within 2 s, this one at once. Revoking a revoked token answers it again. Admin tokens only.",
+            "responses": responses(
+                json!({"200": operator("OperatorTokenInfo", "the revoked token")}),
+                &[400, 401, 403, 404, 405, 406, 409, 500, 503],
+                &[(400, "the name is not an RFC 1123 label"), (404, "no token ever had this name"), (409, "the last usable admin token cannot be revoked (reason Conflict): create another admin token first")],
+            )
+        }
+    }));
 }
 
 /// `success` with the Error responses of `codes`, described as `described` says, else
@@ -404,10 +442,10 @@ fn status(code: u16, what: &str) -> Value {
     let (default, headers) = match code {
         400 => ("the request body could not be read", json!({})),
         401 => (
-            "no admin token: send `Authorization: Bearer <token>` (`weft token admin` on the control-plane host prints it)",
+            "no operator token, or an expired or revoked one (the message says which): send `Authorization: Bearer <token>` (`weft token admin` on the control-plane host prints the admin token)",
             json!({"WWW-Authenticate": {"description": "`Bearer`", "required": true, "schema": {"const": "Bearer"}}}),
         ),
-        403 => ("the bearer token is not the admin token", json!({})),
+        403 => ("the bearer token is no operator token, or its role does not allow this (a read-only token may only GET)", json!({})),
         404 => ("not found", json!({})),
         405 => (
             "the path does not serve this method",

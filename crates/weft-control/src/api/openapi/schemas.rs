@@ -6,6 +6,8 @@ use serde_json::{json, Map, Value};
 use weft_api::resource::mesh::MESH_NAME;
 use weft_api::resource::Kind;
 
+use crate::store::Role;
+
 use super::super::params::LABEL_PATTERN;
 use super::super::tokens::{ttl_pattern, ID_PATTERN};
 
@@ -162,6 +164,54 @@ pub(super) fn components() -> Value {
                     "force": {"type": "boolean", "description": "revoke an id this control plane has no record of issuing (a token issued before it kept records); without it such an id is 404"}
                 }
             },
+            "OperatorTokenRequest": {
+                "type": "object",
+                "additionalProperties": false,
+                "required": ["name", "role"],
+                "properties": {
+                    "name": {"type": "string", "pattern": LABEL_PATTERN, "description": "an RFC 1123 label, unique among unrevoked tokens"},
+                    "role": {"type": "string", "enum": Role::ALL.map(Role::as_str), "description": "admin: everything; read-only: GET and HEAD only"},
+                    "ttl": {
+                        "type": ["string", "null"],
+                        "pattern": ttl_pattern(),
+                        "description": "lifetime: a whole number and a unit s, m, h or d, from 1s to 365d (e.g. 24h, 30d); default (or null): the token does not expire"
+                    }
+                }
+            },
+            "OperatorToken": {
+                "type": "object",
+                "additionalProperties": false,
+                "required": ["token", "id", "name", "role", "expiresAt"],
+                "properties": {
+                    "token": {"type": "string", "pattern": "^weft-(admin|read)-[A-Za-z0-9_-]{43}$", "description": "the token, shown only here: send it as `Authorization: Bearer <token>`"},
+                    "id": {"type": "string", "pattern": ID_PATTERN},
+                    "name": {"type": "string", "pattern": LABEL_PATTERN},
+                    "role": {"type": "string", "enum": Role::ALL.map(Role::as_str)},
+                    "expiresAt": {"type": ["string", "null"], "format": "date-time", "description": "null: never"}
+                }
+            },
+            "OperatorTokenInfo": {
+                "type": "object",
+                "additionalProperties": false,
+                "required": ["name", "id", "role", "createdAt", "expiresAt", "revokedAt", "status"],
+                "properties": {
+                    "name": {"type": "string", "pattern": LABEL_PATTERN},
+                    "id": {"type": "string", "pattern": ID_PATTERN},
+                    "role": {"type": "string", "enum": Role::ALL.map(Role::as_str)},
+                    "createdAt": {"type": "string", "format": "date-time"},
+                    "expiresAt": {"type": ["string", "null"], "format": "date-time", "description": "null: never"},
+                    "revokedAt": {"type": ["string", "null"], "format": "date-time", "description": "null: not revoked"},
+                    "status": {"type": "string", "enum": ["active", "expired", "revoked"]}
+                }
+            },
+            "OperatorTokenList": {
+                "type": "object",
+                "additionalProperties": false,
+                "required": ["items"],
+                "properties": {
+                    "items": {"type": "array", "items": {"$ref": "#/components/schemas/OperatorTokenInfo"}}
+                }
+            },
             "RevokedToken": {
                 "type": "object",
                 "additionalProperties": false,
@@ -175,7 +225,7 @@ pub(super) fn components() -> Value {
         "securitySchemes": {"bearer": {
             "type": "http",
             "scheme": "bearer",
-            "description": "The operator admin token: `weft token admin` on the control-plane host prints it."
+            "description": "An operator token: `weft token admin` on the control-plane host prints the bootstrap admin token; `weft token admin create` makes others, admin or read-only."
         }}
     })
 }
