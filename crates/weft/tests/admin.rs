@@ -386,3 +386,219 @@ fn service_vips_are_allocated_once_and_survive_a_control_plane_restart() {
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+/// `output`'s stdout and stderr, for assertion messages.
+fn both(output: &Output) -> String {
+    format!(
+        "stdout:\n{}\nstderr:\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+#[track_caller]
+fn succeeded(output: Output) -> Output {
+    assert!(output.status.success(), "{}", both(&output));
+    output
+}
+
+#[track_caller]
+fn failed_with(output: &Output, words: &[&str]) {
+    assert!(!output.status.success(), "{}", both(output));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    for word in words {
+        assert!(stderr.contains(word), "no {word:?} in {stderr}");
+    }
+}
+
+#[test]
+fn token_admin_create_list_and_revoke_round_trip_against_the_control_plane() {
+    let home = tempfile::tempdir().unwrap();
+    let data = tempfile::tempdir().unwrap();
+    let cp = ControlPlane::start(data.path());
+    let admin = admin_token(home.path(), data.path());
+    let shown = succeeded(cp.weft(
+        home.path(),
+        &[
+            "token",
+            "admin",
+            "show",
+            "--data-dir",
+            &data.path().display().to_string(),
+        ],
+        None,
+    ));
+    assert_eq!(
+        String::from_utf8_lossy(&shown.stdout).trim(),
+        admin,
+        "`show` is `weft token admin`"
+    );
+
+    // Read-only by default: it reads, and its writes are refused naming the role.
+    let created = succeeded(cp.weft(
+        home.path(),
+        &["token", "admin", "create", "viewer", "--ttl", "1h"],
+        Some(&admin),
+    ));
+    let stdout = String::from_utf8(created.stdout).unwrap();
+    assert_eq!(
+        stdout.lines().count(),
+        1,
+        "only the token on stdout: {stdout}"
+    );
+    let viewer = stdout.trim().to_owned();
+    assert!(viewer.starts_with("weft-read-"), "{viewer}");
+    let stderr = String::from_utf8_lossy(&created.stderr);
+    assert!(
+        stderr.contains("\"viewer\" (role read-only") && stderr.contains("expires at"),
+        "{stderr}"
+    );
+    succeeded(cp.weft(home.path(), &["get", "services"], Some(&viewer)));
+    let write = cp.weft(
+        home.path(),
+        &["token", "admin", "create", "mine"],
+        Some(&viewer),
+    );
+    failed_with(&write, &["403", "read-only", "--role admin"]);
+
+    let ops = succeeded(cp.weft(
+        home.path(),
+        &["token", "admin", "create", "ops", "--role", "admin"],
+        Some(&admin),
+    ));
+    let ops = String::from_utf8(ops.stdout).unwrap().trim().to_owned();
+    assert!(ops.starts_with("weft-admin-"), "{ops}");
+
+    let listed = succeeded(cp.weft(home.path(), &["token", "admin", "list"], Some(&ops)));
+    let table = String::from_utf8(listed.stdout).unwrap();
+    for secret in [&admin, &viewer, &ops] {
+        assert!(!table.contains(secret.as_str()), "{table}");
+    }
+    let rows: Vec<Vec<&str>> = table
+        .lines()
+        .map(|l| l.split_whitespace().take(3).collect())
+        .collect();
+    assert_eq!(
+        rows,
+        [
+            vec!["NAME", "ROLE", "STATUS"],
+            vec!["bootstrap", "admin", "active"],
+            vec!["ops", "admin", "active"],
+            vec!["viewer", "read-only", "active"],
+        ],
+        "{table}"
+    );
+
+    succeeded(cp.weft(
+        home.path(),
+        &["token", "admin", "revoke", "viewer"],
+        Some(&ops),
+    ));
+    let refused = cp.weft(home.path(), &["get", "services"], Some(&viewer));
+    failed_with(&refused, &["401", "\"viewer\" was revoked"]);
+    let unknown = cp.weft(
+        home.path(),
+        &["token", "admin", "revoke", "nobody"],
+        Some(&ops),
+    );
+    failed_with(&unknown, &["404", "\"nobody\""]);
+    let listed = succeeded(cp.weft(home.path(), &["token", "admin", "list"], Some(&admin)));
+    let table = String::from_utf8(listed.stdout).unwrap();
+    assert!(
+        table
+            .lines()
+            .any(|l| l.starts_with("viewer") && l.contains("revoked")),
+        "{table}"
+    );
+}
+
+#[test]
+fn admin_token_reset_recovers_access_after_the_token_file_is_lost() {
+    let home = tempfile::tempdir().unwrap();
+    let data = tempfile::tempdir().unwrap();
+    let data_dir = data.path().display().to_string();
+    let cp = ControlPlane::start(data.path());
+    let old = admin_token(home.path(), data.path());
+    let ci = succeeded(cp.weft(home.path(), &["token", "admin", "create", "ci"], Some(&old)));
+    let ci = String::from_utf8(ci.stdout).unwrap().trim().to_owned();
+    std::fs::remove_file(data.path().join("admin-token")).unwrap();
+
+    // While the control plane runs.
+    let reset = Command::new(env!("CARGO_BIN_EXE_weft"))
+        .args([
+            "control-plane",
+            "admin-token",
+            "reset",
+            "--data-dir",
+            &data_dir,
+        ])
+        .env("HOME", home.path())
+        .env_remove("WEFT_STORE")
+        .env_remove("WEFT_ADMIN_TOKEN_FILE")
+        .output()
+        .unwrap();
+    let reset = succeeded(reset);
+    let said = String::from_utf8_lossy(&reset.stdout);
+    assert!(
+        said.contains(&data.path().join("admin-token").display().to_string()),
+        "{said}"
+    );
+    let new = admin_token(home.path(), data.path());
+    assert_ne!(new, old);
+    assert!(new.starts_with("weft-admin-"), "{new}");
+    let mode = std::fs::metadata(data.path().join("admin-token"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600, "the token file is private");
+
+    succeeded(cp.weft(home.path(), &["get", "services"], Some(&new)));
+    succeeded(cp.weft(home.path(), &["get", "services"], Some(&ci)));
+    // The running instance refuses the old token within its refresh interval (2 s).
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let output = cp.weft(home.path(), &["get", "services"], Some(&old));
+        if !output.status.success() {
+            failed_with(&output, &["401", "\"bootstrap\" was revoked"]);
+            break;
+        }
+        assert!(Instant::now() < deadline, "the old token still works");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    drop(cp);
+
+    // And while it is stopped.
+    std::fs::remove_file(data.path().join("admin-token")).unwrap();
+    succeeded(
+        Command::new(env!("CARGO_BIN_EXE_weft"))
+            .args([
+                "control-plane",
+                "admin-token",
+                "reset",
+                "--data-dir",
+                &data_dir,
+            ])
+            .env("HOME", home.path())
+            .env_remove("WEFT_STORE")
+            .env_remove("WEFT_ADMIN_TOKEN_FILE")
+            .output()
+            .unwrap(),
+    );
+    let newest = admin_token(home.path(), data.path());
+    let cp = ControlPlane::start(data.path());
+    succeeded(cp.weft(home.path(), &["get", "services"], Some(&newest)));
+    succeeded(cp.weft(home.path(), &["get", "services"], Some(&ci)));
+    let output = cp.weft(home.path(), &["get", "services"], Some(&new));
+    failed_with(&output, &["401", "revoked"]);
+
+    // A data directory with no store is an error, not a new empty store.
+    let empty = tempfile::tempdir().unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_weft"))
+        .args(["control-plane", "admin-token", "reset", "--data-dir"])
+        .arg(empty.path())
+        .env_remove("WEFT_STORE")
+        .output()
+        .unwrap();
+    failed_with(&output, &["no control-plane store"]);
+    assert!(!empty.path().join("weft.db").exists());
+}

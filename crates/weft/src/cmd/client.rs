@@ -9,7 +9,7 @@
 //! the host name dialled does not matter. `http://` is refused: the control plane
 //! serves TLS only.
 //!
-//! Every request carries the operator admin token (`Authorization: Bearer`) from, in
+//! Every request carries an operator token (`Authorization: Bearer`) from, in
 //! order: `--token` / `$WEFT_TOKEN`, `token:` in ~/.config/weft/config.yaml, else none.
 //! A `401` or `403` ends the command with a hint to `weft token admin`.
 
@@ -34,7 +34,8 @@ pub(crate) struct ConnectArgs {
     /// ~/.config/weft/config.yaml, else https://127.0.0.1:5681.
     #[arg(long, env = "WEFT_CONTROL_PLANE", value_name = "URL")]
     control_plane: Option<String>,
-    /// The admin token (`weft token admin` on the control-plane host prints it).
+    /// An operator token: the admin token `weft token admin` prints on the
+    /// control-plane host, or one `weft token admin create` made.
     /// Default: `token` in ~/.config/weft/config.yaml.
     #[arg(long, env = "WEFT_TOKEN", value_name = "TOKEN", hide_env_values = true)]
     token: Option<String>,
@@ -140,7 +141,7 @@ impl Client {
                 let mut value =
                     http::HeaderValue::from_str(&format!("Bearer {token}")).map_err(|_| {
                         anyhow::anyhow!(
-                            "the admin token {} has characters not allowed in an HTTP header",
+                            "the token {} has characters not allowed in an HTTP header",
                             match &from {
                                 TokenFrom::Flag => "from --token / WEFT_TOKEN".to_owned(),
                                 TokenFrom::File(path) => format!("in {}", path.display()),
@@ -220,18 +221,18 @@ impl Client {
     fn refused(&self, response: &Response) -> anyhow::Error {
         let error = response.error();
         let given = match &self.auth {
-            None => "no admin token was given".to_owned(),
+            None => "no operator token was given".to_owned(),
             Some((_, TokenFrom::Flag)) => {
-                "the admin token from --token / WEFT_TOKEN was refused".to_owned()
+                "the token from --token / WEFT_TOKEN was refused".to_owned()
             }
-            Some((_, TokenFrom::File(path))) => format!(
-                "the admin token from `token:` in {} was refused",
-                path.display()
-            ),
+            Some((_, TokenFrom::File(path))) => {
+                format!("the token from `token:` in {} was refused", path.display())
+            }
         };
         anyhow::anyhow!(
             "the control plane at {} refused the request: {given}: {error}\n\
-             hint: run `weft token admin` on the control-plane host to print the admin token, \
+             hint: run `weft token admin` on the control-plane host to print the admin token (or \
+             ask an admin for a token of your own: `weft token admin create NAME`), \
              then pass it with --token TOKEN, $WEFT_TOKEN, or token: in ~/.config/weft/config.yaml",
             self.base
         )

@@ -1,5 +1,9 @@
 //! `weft control-plane`: the resource store, the HTTP API (:5681) and the delta xDS
 //! server (:5678) in one process.
+//!
+//! `weft control-plane admin-token reset`: the recovery path when the bootstrap admin
+//! token is lost. It works on the store directly (no API, so no token needed), on the
+//! control-plane host, whether the control plane runs or not.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -14,6 +18,8 @@ use crate::logging;
 /// Arguments of `weft control-plane`.
 #[derive(Debug, clap::Args)]
 pub(crate) struct Args {
+    #[command(subcommand)]
+    command: Option<Command>,
     /// Directory for local files, created if missing: the embedded SQLite store
     /// (`DIR/weft.db`, unless --store names another), the admin token
     /// (`DIR/admin-token`) and the mesh CA certificate clients verify the control plane
@@ -82,8 +88,45 @@ pub(crate) struct Args {
     log_format: logging::Format,
 }
 
-/// Runs the control plane until SIGTERM or SIGINT.
+#[derive(Debug, clap::Subcommand)]
+enum Command {
+    /// The bootstrap admin token, through the store itself (run on the control-plane
+    /// host; no API token needed).
+    #[command(subcommand)]
+    AdminToken(AdminTokenCommand),
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum AdminTokenCommand {
+    /// Replace the admin token `bootstrap` with a new one and write it to
+    /// DIR/admin-token (mode 0600): for when the token file is lost. Every other
+    /// operator token stays as it is. Works whether the control plane runs or not;
+    /// running instances refuse the old token within 2 s. Run it as the control
+    /// plane's user.
+    Reset(ResetArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct ResetArgs {
+    /// The control plane's data directory: its store (`DIR/weft.db`, unless --store
+    /// names another) and where the token is written (`DIR/admin-token`). Default: as
+    /// for `weft control-plane`.
+    #[arg(long, env = "WEFT_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    /// Where to write the token instead (mode 0600). Default: DIR/admin-token.
+    #[arg(long, env = "WEFT_ADMIN_TOKEN_FILE", value_name = "PATH")]
+    admin_token_file: Option<PathBuf>,
+    /// The control plane's store URL, when it is not the data directory's:
+    /// `postgres://user@host/db` or `sqlite://FILE`.
+    #[arg(long, env = "WEFT_STORE")]
+    store: Option<String>,
+}
+
+/// Runs the control plane until SIGTERM or SIGINT, or a subcommand.
 pub(crate) fn run(args: &Args) -> anyhow::Result<()> {
+    if let Some(Command::AdminToken(AdminTokenCommand::Reset(reset))) = &args.command {
+        return reset_admin_token(reset);
+    }
     let _log = logging::init(&args.log_level, args.log_format)?;
     // Listener connection caps are sized below the open-file limit (ADR 0023).
     weft_tls::listener::raise_fd_limit();
@@ -152,6 +195,56 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<()> {
         weft_control::server::run(options, shutdown).await
     })?;
     runtime.shutdown_timeout(Duration::from_millis(500));
+    Ok(())
+}
+
+/// `weft control-plane admin-token reset`.
+fn reset_admin_token(args: &ResetArgs) -> anyhow::Result<()> {
+    let data_dir = args.data_dir.clone().unwrap_or_else(default_data_dir);
+    let store = match &args.store {
+        Some(url) => url
+            .parse::<StoreSpec>()
+            .with_context(|| format!("--store {url:?}"))?,
+        None => StoreSpec::data_dir(&data_dir),
+    };
+    // Opening a store that is not there would create an empty one.
+    if let StoreSpec::Sqlite { path } = &store {
+        if !path.exists() {
+            anyhow::bail!(
+                "no control-plane store at {}: give the control plane's --data-dir (or its \
+                 --store), and run this on the control-plane host",
+                path.display()
+            );
+        }
+    }
+    let file = args
+        .admin_token_file
+        .clone()
+        .unwrap_or_else(|| data_dir.join(weft_control::api::auth::ADMIN_TOKEN_FILE));
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    let created = runtime.block_on(async {
+        let opened = weft_control::store::open(&store)
+            .await
+            .with_context(|| format!("opening the store {store}"))?;
+        weft_control::api::auth::reset_bootstrap(opened.as_ref())
+            .await
+            .context("replacing the bootstrap admin token")
+    })?;
+    weft_control::api::auth::write_token_file(&file, &created.token).context(
+        "the store has a new bootstrap admin token, but it could not be saved: fix the cause \
+         and run `weft control-plane admin-token reset` again",
+    )?;
+    println!(
+        "wrote a new admin token {:?} to {} (`weft token admin` prints it); the old one no \
+         longer works (running control-plane instances refuse it within {}); other operator \
+         tokens are unchanged",
+        created.record.name,
+        file.display(),
+        humantime::format_duration(weft_control::api::auth::REFRESH_INTERVAL)
+    );
     Ok(())
 }
 

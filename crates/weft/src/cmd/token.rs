@@ -1,10 +1,12 @@
 //! `weft token workload` and `weft token revoke`: workload tokens, the credential a
 //! proxy presents to the control plane to get certificates for its identity.
-//! `weft token admin`: prints the operator admin token from the control plane's data
-//! directory (run it on the control-plane host).
+//! `weft token admin` (or `admin show`): prints the bootstrap admin token from the
+//! control plane's data directory (run it on the control-plane host).
+//! `weft token admin create|list|revoke`: operator tokens, the API's credentials, each
+//! named and with a role (`admin` or `read-only`; ADR 0025).
 //!
-//! `workload` prints the token alone on stdout (so `TOKEN=$(weft token workload …)`
-//! works) and its id, identity and expiry on stderr; keep the id to revoke the token.
+//! `workload` and `admin create` print the token alone on stdout (so
+//! `TOKEN=$(weft token workload …)` works) and what it is on stderr.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -15,6 +17,7 @@ use serde_json::json;
 use weft_api::resource::DEFAULT_NAMESPACE;
 
 use super::client::{self, Client, ConnectArgs};
+use super::output;
 
 /// Arguments of `weft token`.
 #[derive(Debug, clap::Args)]
@@ -29,16 +32,79 @@ enum Command {
     Workload(WorkloadArgs),
     /// Revoke a token by the id `weft token workload` printed.
     Revoke(RevokeArgs),
-    /// Print the operator admin token (run on the control-plane host).
+    /// Operator tokens: with no subcommand, print the bootstrap admin token (run on the
+    /// control-plane host).
     Admin(AdminArgs),
 }
 
 #[derive(Debug, clap::Args)]
 struct AdminArgs {
+    #[command(subcommand)]
+    command: Option<AdminCommand>,
+    #[command(flatten)]
+    show: ShowArgs,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum AdminCommand {
+    /// Print the bootstrap admin token from the control plane's data directory (run on
+    /// the control-plane host). The same as `weft token admin`.
+    Show(ShowArgs),
+    /// Create an operator token: the token alone on stdout (shown only now), what it
+    /// is on stderr.
+    Create(CreateArgs),
+    /// List operator tokens: names, roles, status and times (never the tokens).
+    List(ListArgs),
+    /// Revoke an operator token by name: every control-plane instance refuses it within
+    /// 2 s. To rotate a token, create its successor, switch to it, then revoke it.
+    Revoke(RevokeAdminArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct ShowArgs {
     /// The control plane's data directory (the token is DIR/admin-token). Default: the
     /// same as `weft control-plane`'s.
     #[arg(long, env = "WEFT_DATA_DIR")]
     data_dir: Option<PathBuf>,
+}
+
+/// What an operator token may do.
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+enum Role {
+    /// Everything.
+    Admin,
+    /// GET only: list, describe, watch.
+    ReadOnly,
+}
+
+#[derive(Debug, clap::Args)]
+struct CreateArgs {
+    /// The token's name: lower-case letters, digits and '-' (an RFC 1123 label), unique
+    /// among unrevoked tokens, e.g. the operator's or the tool's name.
+    name: String,
+    /// What the token may do. Default: read-only (ask for admin when it must write).
+    #[arg(long, value_enum, default_value = "read-only")]
+    role: Role,
+    /// How long the token is valid, e.g. `12h`, `30d` (at most 365d). Default: until it
+    /// is revoked.
+    #[arg(long, value_parser = humantime::parse_duration)]
+    ttl: Option<Duration>,
+    #[command(flatten)]
+    connect: ConnectArgs,
+}
+
+#[derive(Debug, clap::Args)]
+struct ListArgs {
+    #[command(flatten)]
+    connect: ConnectArgs,
+}
+
+#[derive(Debug, clap::Args)]
+struct RevokeAdminArgs {
+    /// The token's name, as `weft token admin list` shows it.
+    name: String,
+    #[command(flatten)]
+    connect: ConnectArgs,
 }
 
 #[derive(Debug, clap::Args)]
@@ -85,11 +151,17 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<()> {
     match &args.command {
         Command::Workload(args) => workload(args),
         Command::Revoke(args) => revoke(args),
-        Command::Admin(args) => admin(args),
+        Command::Admin(args) => match &args.command {
+            None => show(&args.show),
+            Some(AdminCommand::Show(args)) => show(args),
+            Some(AdminCommand::Create(args)) => create(args),
+            Some(AdminCommand::List(args)) => list(args),
+            Some(AdminCommand::Revoke(args)) => revoke_operator(args),
+        },
     }
 }
 
-fn admin(args: &AdminArgs) -> anyhow::Result<()> {
+fn show(args: &ShowArgs) -> anyhow::Result<()> {
     let dir = args
         .data_dir
         .clone()
@@ -184,6 +256,86 @@ fn revoke(args: &RevokeArgs) -> anyhow::Result<()> {
         "token {} revoked (kept until {})",
         args.id,
         revoked["revokedUntil"].as_str().unwrap_or("its expiry")
+    );
+    Ok(())
+}
+
+fn create(args: &CreateArgs) -> anyhow::Result<()> {
+    let client = Client::new(&args.connect)?;
+    let role = match args.role {
+        Role::Admin => "admin",
+        Role::ReadOnly => "read-only",
+    };
+    let mut body = json!({"name": args.name, "role": role});
+    if let Some(ttl) = args.ttl {
+        // The API takes one number and one unit (`/openapi.json`); seconds say any ttl.
+        body["ttl"] = json!(format!("{}s", ttl.as_secs()));
+    }
+    let created = client::block_on(post(&client, "/v1/tokens/operator", &body))?;
+    let token = created["token"].as_str().unwrap_or_default();
+    if token.is_empty() {
+        anyhow::bail!("the control plane answered without a token");
+    }
+    println!("{token}");
+    let expiry = match created["expiresAt"].as_str() {
+        Some(at) => format!("expires at {at}"),
+        None => "does not expire".to_owned(),
+    };
+    eprintln!(
+        "operator token {:?} (role {role}, id {}) {expiry}; it is shown only now: store it \
+         safely, and revoke it with `weft token admin revoke {}`",
+        args.name,
+        created["id"].as_str().unwrap_or_default(),
+        args.name
+    );
+    Ok(())
+}
+
+fn list(args: &ListArgs) -> anyhow::Result<()> {
+    let client = Client::new(&args.connect)?;
+    let listed = client::block_on(async { client.get_json("/v1/tokens/operator").await })?;
+    let text =
+        |token: &serde_json::Value, field: &str| token[field].as_str().unwrap_or("-").to_owned();
+    let rows: Vec<Vec<String>> = listed["items"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or_default()
+        .iter()
+        .map(|token| {
+            let expires = match token["expiresAt"].as_str() {
+                Some(at) => at.to_owned(),
+                None => "never".to_owned(),
+            };
+            vec![
+                text(token, "name"),
+                text(token, "role"),
+                text(token, "status"),
+                text(token, "createdAt"),
+                expires,
+                text(token, "revokedAt"),
+                text(token, "id"),
+            ]
+        })
+        .collect();
+    print!(
+        "{}",
+        output::table(
+            &["NAME", "ROLE", "STATUS", "CREATED", "EXPIRES", "REVOKED", "ID"],
+            &rows
+        )
+    );
+    Ok(())
+}
+
+fn revoke_operator(args: &RevokeAdminArgs) -> anyhow::Result<()> {
+    let client = Client::new(&args.connect)?;
+    let path = format!("/v1/tokens/operator/{}", client::encode_query(&args.name));
+    let revoked =
+        client::block_on(async { client.send(Method::DELETE, &path, None).await?.json() })?;
+    println!(
+        "operator token {:?} revoked at {}",
+        args.name,
+        revoked["revokedAt"].as_str().unwrap_or("an earlier time")
     );
     Ok(())
 }
