@@ -122,7 +122,11 @@ async fn assert_feed_quiet(feed: &mut broadcast::Receiver<Change>) {
 fn operator(name: &str, role: Role, seed: u8, expires_in: Option<i64>) -> OperatorToken {
     let now = std::time::SystemTime::now();
     let now = std::time::UNIX_EPOCH
-        + Duration::from_secs(now.duration_since(std::time::UNIX_EPOCH).unwrap().as_secs());
+        + Duration::from_secs(
+            now.duration_since(std::time::UNIX_EPOCH)
+                .expect("after 1970")
+                .as_secs(),
+        );
     OperatorToken {
         id: format!("{seed:032x}"),
         name: name.into(),
@@ -792,7 +796,7 @@ mod contract {
         let summary: Vec<(&str, u8, bool)> = listed
             .iter()
             .map(|t| {
-                let seed = u8::from_str_radix(&t.id[30..], 16).unwrap();
+                let seed = u8::from_str_radix(&t.id[30..], 16).expect("hex id");
                 (t.name.as_str(), seed, t.revoked_at.is_some())
             })
             .collect();
