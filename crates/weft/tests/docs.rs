@@ -1,5 +1,7 @@
-//! The docs name real tests: every test `docs/security.md` cites for a guarantee exists,
-//! so the threat model cannot point at a test that was renamed or removed.
+//! The docs match the code: every test `docs/security.md` cites for a guarantee exists,
+//! so the threat model cannot point at a test that was renamed or removed; and every
+//! YAML example in the README and `docs/` that is a whole document (resources, or a
+//! proxy config) parses and validates as Weft would.
 
 use std::path::{Path, PathBuf};
 
@@ -76,4 +78,134 @@ fn a_cited_test_is_found_with_or_without_its_binary_prefix() {
             "plain_words_here_too"
         ]
     );
+}
+
+/// Every Markdown file of the README and `docs/`.
+fn pages() -> Vec<PathBuf> {
+    fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                walk(&path, out);
+            } else if path.extension().is_some_and(|e| e == "md") {
+                out.push(path);
+            }
+        }
+    }
+    let mut out = vec![root().join("README.md")];
+    walk(&root().join("docs"), &mut out);
+    out.sort();
+    out
+}
+
+/// The fenced `yaml` blocks of `text`, each with the line its text starts on.
+fn yaml_blocks(text: &str) -> Vec<(usize, String)> {
+    let mut blocks = Vec::new();
+    let mut current: Option<(usize, String)> = None;
+    for (i, line) in text.lines().enumerate() {
+        match current.as_mut() {
+            None if line.trim_start().starts_with("```yaml") => {
+                current = Some((i + 2, String::new()));
+            }
+            None => {}
+            Some(_) if line.trim_start().starts_with("```") => {
+                blocks.extend(current.take());
+            }
+            Some((_, block)) => {
+                block.push_str(line);
+                block.push('\n');
+            }
+        }
+    }
+    blocks
+}
+
+/// What a YAML example is, from its first key.
+#[derive(Debug, PartialEq)]
+enum Example {
+    /// Kubernetes-shaped resources (`apiVersion:` first).
+    Resources,
+    /// A proxy config or bootstrap (`workload:` first).
+    ProxyConfig,
+    /// A fragment of a larger document (e.g. `spec:` alone); not checkable alone.
+    Fragment,
+}
+
+fn kind_of(block: &str) -> Example {
+    let first = block
+        .lines()
+        .map(str::trim_start)
+        .find(|l| !l.is_empty() && !l.starts_with('#'))
+        .unwrap_or_default();
+    if first.starts_with("apiVersion:") {
+        Example::Resources
+    } else if first.starts_with("workload:") {
+        Example::ProxyConfig
+    } else {
+        Example::Fragment
+    }
+}
+
+#[test]
+fn every_whole_yaml_example_in_the_docs_validates() {
+    let mut checked = 0;
+    let mut failures = Vec::new();
+    for page in pages() {
+        let text = std::fs::read_to_string(&page).expect("read page");
+        let name = page
+            .strip_prefix(root())
+            .unwrap_or(&page)
+            .display()
+            .to_string();
+        for (line, block) in yaml_blocks(&text) {
+            let problem = match kind_of(&block) {
+                Example::Resources => match weft_policy::parse_documents(&block) {
+                    Err(e) => Some(e.to_string()),
+                    Ok(objects) => objects
+                        .iter()
+                        .find_map(|o| weft_policy::validate(o).err())
+                        .map(|e| e.to_string()),
+                },
+                Example::ProxyConfig => weft_api::proxy::Config::from_yaml_with(
+                    &block,
+                    weft_api::proxy::References::Deferred,
+                )
+                .err()
+                .map(|e| e.to_string()),
+                Example::Fragment => continue,
+            };
+            checked += 1;
+            if let Some(problem) = problem {
+                failures.push(format!("{name}:{line}: {problem}"));
+            }
+        }
+    }
+    assert!(
+        checked >= 10,
+        "only {checked} examples found: is the scan broken?"
+    );
+    assert!(
+        failures.is_empty(),
+        "examples that do not validate:\n{}",
+        failures.join("\n")
+    );
+}
+
+#[test]
+fn yaml_blocks_are_found_with_their_line_and_classified_by_their_first_key() {
+    let text = "intro\n```yaml\napiVersion: v\n```\n```sh\nls\n```\n```yaml\n# c\nspec: {}\n```\n";
+    let blocks = yaml_blocks(text);
+    assert_eq!(
+        blocks,
+        [
+            (3, "apiVersion: v\n".to_owned()),
+            (9, "# c\nspec: {}\n".to_owned())
+        ]
+    );
+    assert_eq!(kind_of(&blocks[0].1), Example::Resources);
+    assert_eq!(kind_of(&blocks[1].1), Example::Fragment);
+    assert_eq!(kind_of("workload: { name: a }\n"), Example::ProxyConfig);
 }
