@@ -221,7 +221,7 @@ fn refused_proxy(
 }
 
 #[test]
-fn a_proxy_copying_a_services_selector_labels_is_refused_and_its_app_never_answers() {
+fn a_proxy_taking_another_workloads_name_or_selector_labels_is_refused_and_its_app_never_answers() {
     let Some(mesh) = Mesh::new(
         "a_proxy_copying_a_services_selector_labels_is_refused_and_its_app_never_answers",
     ) else {
@@ -255,6 +255,38 @@ fn a_proxy_copying_a_services_selector_labels_is_refused_and_its_app_never_answe
         "the proxy was not told why it was refused:\n{}",
         intruder.logs()
     );
+    // A second attacker proxy, with a token of its own identity granting echo's labels
+    // even, names itself `echo-v1`, the live workload it wants to take over.
+    let hijacker = mesh.host("hijacker");
+    let _evil2 = hijacker
+        .spawn_server(|| weft_testkit::echo::spawn_http(local(8080), "mallory"))
+        .expect("attacker app");
+    let (boot, _) = mesh.tokened_bootstrap(
+        &cp,
+        &hijacker,
+        "echo-v1",
+        &[("app", "echo"), ("version", "v1")],
+        &[(8080, "http")],
+        &[],
+    );
+    let yaml = std::fs::read_to_string(&boot)
+        .expect("bootstrap")
+        .replace("serviceAccount: echo-v1", "serviceAccount: hijacker");
+    std::fs::write(&boot, yaml).expect("bootstrap");
+    let token = mesh.workload_token(&cp, "hijacker", &[("app", "echo"), ("version", "v1")]);
+    let mut hijack = refused_proxy(&mesh, &cp, &hijacker, &boot, &token);
+    assert!(
+        hijack
+            // echo-v1's proxy is live: refused as a second proxy (were it gone, as
+            // another identity's workload; `registry` tests show that one).
+            .wait_for_log(
+                "two proxies cannot register one workload",
+                Duration::from_secs(10)
+            )
+            .is_ok(),
+        "the hijacker was not told why it was refused:\n{}",
+        hijack.logs()
+    );
 
     let answers = client.run(|| async {
         let mut answers = Vec::new();
@@ -274,7 +306,17 @@ fn a_proxy_copying_a_services_selector_labels_is_refused_and_its_app_never_answe
         !workloads.contains("intruder"),
         "the intruder registered nothing:\n{workloads}"
     );
+    assert!(
+        workloads.contains("echo-v1"),
+        "echo-v1 is still registered:\n{workloads}"
+    );
+    let (_, owner) = mesh.cli(&cp, &["get", "workload", "echo-v1", "-o", "yaml"]);
+    assert!(
+        owner.contains("serviceAccount: echo-v1") && owner.contains(&server.ip().to_string()),
+        "echo-v1 is still the real one, at its own address:\n{owner}"
+    );
     intruder.kill().expect("stop the intruder");
+    hijack.kill().expect("stop the hijacker");
 }
 
 #[test]
