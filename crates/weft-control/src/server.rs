@@ -604,7 +604,7 @@ impl Publisher {
         value: Vec<u8>,
         visible: Visibility,
     ) -> (Arc<XdsResource>, bool) {
-        let version = content_version(&value);
+        let version = crate::xds::content_version(&value);
         if let Some(old) = self.previous.get(type_url, name) {
             if old.version == version && old.visible == visible {
                 return (old.clone(), true);
@@ -678,12 +678,6 @@ impl Audience {
             _ => Visibility::Namespaces(Arc::from(Vec::new())),
         }
     }
-}
-
-/// FNV-1a of the encoded resource: equal bytes give equal versions on every instance,
-/// so a proxy moving between instances is not resent what it has.
-pub(crate) fn content_version(bytes: &[u8]) -> String {
-    weft_api::digest::hex(bytes)
 }
 
 /// How often open xDS streams are checked against token revocations and expiry.
@@ -1159,6 +1153,7 @@ mod tests {
 
     #[test]
     fn equal_bytes_give_equal_versions_and_different_bytes_differ() {
+        use crate::xds::content_version;
         assert_eq!(content_version(b"abc"), content_version(b"abc"));
         assert_ne!(content_version(b"abc"), content_version(b"abd"));
         assert_eq!(content_version(b"").len(), 16);

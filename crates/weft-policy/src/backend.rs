@@ -42,7 +42,7 @@ impl Default for Attached {
 
 /// Checks a parsed `BackendPolicy` spec.
 pub(crate) fn validate(spec: &Spec, errors: &mut Errors) {
-    crate::traffic::validate_targets(errors, "BackendPolicy", &spec.target_refs);
+    crate::field::validate_targets(errors, "BackendPolicy", &spec.target_refs);
     build(spec, errors);
 }
 

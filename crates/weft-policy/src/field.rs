@@ -7,6 +7,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::Value;
 use weft_api::proxy::{FieldError, ValidationErrors};
+use weft_api::resource::PolicyTargetRef;
 
 /// Every problem found so far.
 #[derive(Debug, Default)]
@@ -223,6 +224,35 @@ pub(crate) fn positive_duration(
             errors.push(path, e);
             None
         }
+    }
+}
+
+/// Checks the `targetRefs` of a policy that targets services.
+pub(crate) fn validate_targets(errors: &mut Errors, kind: &str, refs: &[PolicyTargetRef]) {
+    if refs.is_empty() {
+        errors.push(
+            "spec.targetRefs",
+            format!("a {kind} needs at least one target, e.g. [{{kind: Service, name: catalog}}]"),
+        );
+    }
+    for (i, t) in refs.iter().enumerate() {
+        let path = format!("spec.targetRefs[{i}]");
+        if !matches!(t.group.as_deref(), None | Some("" | "weft.dev")) {
+            errors.push(
+                format!("{path}.group"),
+                format!(
+                    "{:?} is not supported; use \"\" or \"weft.dev\" (a Service)",
+                    t.group.as_deref().unwrap_or_default()
+                ),
+            );
+        }
+        if t.kind != "Service" {
+            errors.push(
+                format!("{path}.kind"),
+                format!("{:?} is not supported; a {kind} targets a Service", t.kind),
+            );
+        }
+        label(errors, &format!("{path}.name"), &t.name);
     }
 }
 

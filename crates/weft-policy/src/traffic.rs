@@ -20,38 +20,9 @@ use crate::field::{self, Errors};
 use crate::route::http::{proxy_match, validate_match};
 use crate::status;
 
-/// Checks the `targetRefs` of a policy that targets services.
-pub(crate) fn validate_targets(errors: &mut Errors, kind: &str, refs: &[PolicyTargetRef]) {
-    if refs.is_empty() {
-        errors.push(
-            "spec.targetRefs",
-            format!("a {kind} needs at least one target, e.g. [{{kind: Service, name: catalog}}]"),
-        );
-    }
-    for (i, t) in refs.iter().enumerate() {
-        let path = format!("spec.targetRefs[{i}]");
-        if !matches!(t.group.as_deref(), None | Some("" | "weft.dev")) {
-            errors.push(
-                format!("{path}.group"),
-                format!(
-                    "{:?} is not supported; use \"\" or \"weft.dev\" (a Service)",
-                    t.group.as_deref().unwrap_or_default()
-                ),
-            );
-        }
-        if t.kind != "Service" {
-            errors.push(
-                format!("{path}.kind"),
-                format!("{:?} is not supported; a {kind} targets a Service", t.kind),
-            );
-        }
-        field::label(errors, &format!("{path}.name"), &t.name);
-    }
-}
-
 /// Checks a parsed `RateLimit` spec.
 pub(crate) fn validate_rate_limit(spec: &RateLimitSpec, errors: &mut Errors) {
-    validate_targets(errors, "RateLimit", &spec.target_refs);
+    field::validate_targets(errors, "RateLimit", &spec.target_refs);
     if spec.limits.is_empty() {
         errors.push(
             "spec.limits",
@@ -80,7 +51,7 @@ pub(crate) fn validate_rate_limit(spec: &RateLimitSpec, errors: &mut Errors) {
 
 /// Checks a parsed `FaultInjection` spec.
 pub(crate) fn validate_fault(spec: &FaultSpec, errors: &mut Errors) {
-    validate_targets(errors, "FaultInjection", &spec.target_refs);
+    field::validate_targets(errors, "FaultInjection", &spec.target_refs);
     if spec.delay.is_none() && spec.abort.is_none() {
         errors.push("spec", "a FaultInjection needs a delay, an abort, or both");
     }

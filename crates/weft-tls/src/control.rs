@@ -25,10 +25,10 @@ use rustls::{ClientConfig, RootCertStore, ServerConfig};
 use crate::spiffe::{self, SpiffeId};
 use crate::verify::ServerVerifier;
 
-/// Namespace of the control plane's identity; reserved: no workload may have it.
-pub const NAMESPACE: &str = "weft-system";
-/// Service account of the control plane's identity.
-pub const SERVICE_ACCOUNT: &str = "weft-control-plane";
+pub use crate::spiffe::{
+    is_control_plane, is_reserved, CONTROL_PLANE_NAMESPACE as NAMESPACE,
+    CONTROL_PLANE_SERVICE_ACCOUNT as SERVICE_ACCOUNT,
+};
 
 /// ALPN of the gRPC listener.
 pub const ALPN_GRPC: &[&[u8]] = &[b"h2"];
@@ -57,17 +57,6 @@ pub enum Error {
 /// The control plane's SPIFFE identity in `trust_domain`.
 pub fn identity(trust_domain: &str) -> Result<SpiffeId, spiffe::Error> {
     SpiffeId::new(trust_domain, NAMESPACE, SERVICE_ACCOUNT)
-}
-
-/// Whether `id` is the control plane's identity (in any trust domain).
-pub fn is_control_plane(id: &SpiffeId) -> bool {
-    id.namespace() == NAMESPACE && id.service_account() == SERVICE_ACCOUNT
-}
-
-/// Whether `namespace` is reserved for Weft itself: no workload token, registration
-/// or certificate may name it.
-pub fn is_reserved(namespace: &str) -> bool {
-    namespace == NAMESPACE
 }
 
 /// The certificate the control plane serves, swappable while listeners run.

@@ -320,6 +320,23 @@ impl<'de> serde::Deserialize<'de> for SpiffeId {
     }
 }
 
+/// Namespace of the control plane's identity; reserved: no workload may have it.
+pub const CONTROL_PLANE_NAMESPACE: &str = "weft-system";
+/// Service account of the control plane's identity.
+pub const CONTROL_PLANE_SERVICE_ACCOUNT: &str = "weft-control-plane";
+
+/// Whether `id` is the control plane's identity (in any trust domain).
+pub fn is_control_plane(id: &SpiffeId) -> bool {
+    id.namespace() == CONTROL_PLANE_NAMESPACE
+        && id.service_account() == CONTROL_PLANE_SERVICE_ACCOUNT
+}
+
+/// Whether `namespace` is reserved for Weft itself: no workload token, registration
+/// or certificate may name it.
+pub fn is_reserved(namespace: &str) -> bool {
+    namespace == CONTROL_PLANE_NAMESPACE
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -274,7 +274,7 @@ impl ServerCertVerifier for ServerVerifier {
                     found: Box::new(found),
                 }));
             }
-            None if !crate::control::is_control_plane(&found) => {
+            None if !crate::spiffe::is_control_plane(&found) => {
                 return Err(certificate_error(Error::NotControlPlane {
                     found: Box::new(found),
                 }));

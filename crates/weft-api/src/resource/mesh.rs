@@ -14,6 +14,15 @@ pub const MESH_NAME: &str = "default";
 /// Trust domain used when no `Mesh` sets one.
 pub const DEFAULT_TRUST_DOMAIN: &str = "cluster.local";
 
+/// `exportTo` entry naming every namespace.
+pub const EXPORT_ALL: &str = "*";
+/// `exportTo` entry naming the service's own namespace.
+pub const EXPORT_OWN: &str = ".";
+
+/// One `exportTo` entry, for the published schema: `*`, `.` or an RFC 1123 label.
+/// Validation also refuses `*` with other entries and repeated entries.
+pub const EXPORT_PATTERN: &str = r"^(\*|\.|[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)$";
+
 /// `Mesh.spec`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -45,7 +54,7 @@ pub struct Spec {
     #[serde(default = "default_export_to")]
     #[schemars(
         length(min = 1),
-        inner(regex(pattern = crate::resource::service::EXPORT_PATTERN))
+        inner(regex(pattern = EXPORT_PATTERN))
     )]
     pub default_export_to: Vec<String>,
 }
@@ -64,7 +73,7 @@ impl Default for Spec {
 }
 
 fn default_export_to() -> Vec<String> {
-    vec![crate::resource::service::EXPORT_ALL.to_owned()]
+    vec![EXPORT_ALL.to_owned()]
 }
 
 /// `Mesh.spec.dns`: the names services answer to and the addresses behind them.

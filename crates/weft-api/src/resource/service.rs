@@ -8,14 +8,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::proxy;
 
-/// `exportTo` entry naming every namespace.
-pub const EXPORT_ALL: &str = "*";
-/// `exportTo` entry naming the service's own namespace.
-pub const EXPORT_OWN: &str = ".";
-
-/// One `exportTo` entry, for the published schema: `*`, `.` or an RFC 1123 label.
-/// Validation also refuses `*` with other entries and repeated entries.
-pub const EXPORT_PATTERN: &str = r"^(\*|\.|[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)$";
+// The `exportTo` vocabulary is the mesh's (its `defaultExportTo` uses it too).
+pub use crate::resource::mesh::{EXPORT_ALL, EXPORT_OWN, EXPORT_PATTERN};
 
 /// `Service.spec`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]

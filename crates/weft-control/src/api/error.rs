@@ -7,7 +7,7 @@
 //! is listed for it in `/openapi.json`.
 
 use axum::http::header::ALLOW;
-use axum::http::{HeaderValue, Method, StatusCode, Uri};
+use axum::http::{HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use weft_api::resource::Kind;
@@ -291,27 +291,5 @@ impl IntoResponse for Error {
             response.headers_mut().insert(ALLOW, allow);
         }
         response
-    }
-}
-
-/// Fallback for paths no route matches.
-pub(super) async fn not_found(uri: Uri) -> Error {
-    no_such_path(&uri)
-}
-
-fn no_such_path(uri: &Uri) -> Error {
-    Error::not_found(format!(
-        "no such path {}; see /openapi.json for the API",
-        uri.path()
-    ))
-}
-
-/// Fallback for a routed path with a method it does not serve: `405` with the methods
-/// `/openapi.json` lists for the path, or `404` when the document has no such path (a
-/// route pattern like `/v1/{plural}` also matches paths that name no kind).
-pub(super) async fn method_not_allowed(method: Method, uri: Uri) -> Error {
-    match super::openapi::methods_of(uri.path()) {
-        Some(allow) => Error::method_not_allowed(&method, uri.path(), &allow),
-        None => no_such_path(&uri),
     }
 }

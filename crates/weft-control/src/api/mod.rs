@@ -46,6 +46,7 @@ mod watch;
 
 use std::sync::Arc;
 
+use axum::http::{Method, Uri};
 use axum::routing::{delete, get, post};
 use axum::Router;
 
@@ -139,8 +140,8 @@ pub fn router(state: ApiState) -> Router {
                 .put(resources::replace_namespaced)
                 .delete(resources::delete_namespaced),
         )
-        .fallback(error::not_found)
-        .method_not_allowed_fallback(error::method_not_allowed)
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
         .with_state(state);
     let router = match admin {
         Some(admin) => router.layer(axum::middleware::from_fn_with_state(
@@ -150,4 +151,26 @@ pub fn router(state: ApiState) -> Router {
         None => router,
     };
     router.layer(axum::middleware::from_fn(format::read_first))
+}
+
+/// Fallback for paths no route matches.
+async fn not_found(uri: Uri) -> error::Error {
+    no_such_path(&uri)
+}
+
+fn no_such_path(uri: &Uri) -> error::Error {
+    error::Error::not_found(format!(
+        "no such path {}; see /openapi.json for the API",
+        uri.path()
+    ))
+}
+
+/// Fallback for a routed path with a method it does not serve: `405` with the methods
+/// `/openapi.json` lists for the path, or `404` when the document has no such path (a
+/// route pattern like `/v1/{plural}` also matches paths that name no kind).
+async fn method_not_allowed(method: Method, uri: Uri) -> error::Error {
+    match openapi::methods_of(uri.path()) {
+        Some(allow) => error::Error::method_not_allowed(&method, uri.path(), &allow),
+        None => no_such_path(&uri),
+    }
 }

@@ -88,7 +88,7 @@ pub fn bundle_of(status: &CaStatus) -> Result<TrustBundle, Error> {
 
 /// The xDS version of the `TrustBundle` a status publishes (what proxies ACK).
 pub fn bundle_version(status: &CaStatus) -> String {
-    crate::server::content_version(&status.trust_bundle().encode_to_vec())
+    crate::xds::content_version(&status.trust_bundle().encode_to_vec())
 }
 
 /// Runs the rotation until `shutdown`.

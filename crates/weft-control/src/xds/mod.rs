@@ -23,7 +23,7 @@ pub mod status;
 pub use hooks::{Authorization, ConnectionInfo, Hooks, NoHooks};
 pub use server::{AdsService, XdsServer};
 pub use session::WILDCARD;
-pub use snapshot::{Resources, Snapshot, Viewer, Visibility, XdsResource};
+pub use snapshot::{content_version, Resources, Snapshot, Viewer, Visibility, XdsResource};
 pub use status::{ProxyStatus, ResourceError, TypeStatus};
 
 /// Errors of the xDS server.

@@ -73,6 +73,13 @@ pub struct Snapshot {
 /// The resources of one type in a [`Snapshot`], by name.
 pub type Resources = HashMap<String, Arc<XdsResource>>;
 
+/// The version of a resource whose encoding is `bytes`: its FNV-1a, so equal bytes give
+/// equal versions on every instance and a proxy moving between instances is not resent
+/// what it has.
+pub fn content_version(bytes: &[u8]) -> String {
+    weft_api::digest::hex(bytes)
+}
+
 // === impl XdsResource ===
 
 impl XdsResource {
