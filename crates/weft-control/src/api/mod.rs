@@ -30,6 +30,7 @@
 
 mod apply;
 pub mod auth;
+pub(crate) mod directory;
 mod error;
 mod extract;
 mod format;

@@ -38,6 +38,7 @@ use weft_tls::SpiffeId;
 use crate::store::{Store, StoreError};
 
 pub mod rotation;
+pub mod serving;
 
 /// Store secret holding the builtin CA (JSON `{"certificate": PEM, "privateKey": PEM}`).
 pub const BUILTIN_SECRET: &str = "ca/builtin";

@@ -15,6 +15,7 @@
 //! server with `tls_config`), and the proxy side (`weft_proxy::xds`).
 
 mod hooks;
+pub(crate) mod publish;
 pub mod server;
 mod session;
 mod snapshot;
