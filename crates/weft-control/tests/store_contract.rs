@@ -15,7 +15,7 @@ use tokio::sync::broadcast;
 use weft_api::resource::{Key, Kind, Object, ObjectMeta, WEFT_API_VERSION};
 use weft_control::store::{
     self, Change, ChangeOp, OperatorToken, Options, Precondition, Retention, Revocation, Role,
-    Store, StoreError, StoreSpec, Written,
+    Store, StoreError, StoreSpec, WorkloadCounts, Written,
 };
 
 /// How long a change may take to reach a subscriber before the test fails.
@@ -644,6 +644,75 @@ mod contract {
         );
     }
 
+    pub(super) async fn workloads_are_counted_by_identity_and_by_token(store: Arc<dyn Store>) {
+        // (namespace, name, service account, token in status)
+        let workloads = [
+            ("shop", "web-1", "web", Some("t1")),
+            ("shop", "web-2", "web", Some("t1")),
+            ("shop", "web-3", "web", Some("t2")),
+            ("shop", "web-4", "web", None),
+            ("shop", "db-1", "db", Some("t1")),
+            ("other", "web-1", "web", Some("t1")),
+        ];
+        for (namespace, name, sa, token) in workloads {
+            let mut workload = service(
+                namespace,
+                name,
+                json!({"serviceAccount": sa, "address": "10.0.0.1"}),
+            );
+            workload.kind = "Workload".into();
+            put(&store, workload).await;
+            if let Some(token) = token {
+                store
+                    .put_status(
+                        &key(Kind::Workload, namespace, name),
+                        json!({"phase": "Healthy", "token": token}),
+                        Precondition::None,
+                    )
+                    .await
+                    .expect("status");
+            }
+        }
+        // A Service with the same fields is not a workload.
+        put(
+            &store,
+            service("shop", "web", json!({"serviceAccount": "web"})),
+        )
+        .await;
+        let count = |sa: &'static str, token: Option<&'static str>| {
+            let store = store.clone();
+            async move {
+                store
+                    .count_workloads("shop", sa, token)
+                    .await
+                    .expect("count")
+            }
+        };
+        assert_eq!(
+            count("web", Some("t1")).await,
+            WorkloadCounts {
+                identity: 4,
+                token: 3
+            },
+            "t1 registered web-1, web-2 and db-1 in shop"
+        );
+        assert_eq!(
+            count("web", None).await,
+            WorkloadCounts {
+                identity: 4,
+                token: 0
+            }
+        );
+        assert_eq!(
+            count("db", Some("t2")).await,
+            WorkloadCounts {
+                identity: 1,
+                token: 1
+            }
+        );
+        assert_eq!(count("cache", Some("t9")).await, WorkloadCounts::default());
+    }
+
     pub(super) async fn revoked_tokens_are_reported_until_pruned(store: Arc<dyn Store>) {
         let hour = Duration::from_secs(3600);
         let now = std::time::SystemTime::now();
@@ -1155,6 +1224,7 @@ contract_tests! {
         create_secret_keeps_the_first_value_outside_the_feed,
         concurrent_secret_creations_agree_on_one_value,
         revoked_tokens_are_reported_until_pruned,
+        workloads_are_counted_by_identity_and_by_token,
         issued_tokens_are_known_until_they_expire,
         operator_tokens_are_named_revocable_and_never_lose_the_last_admin,
     ],

@@ -239,41 +239,22 @@ pub async fn connected_within(
             .resource_version()
             .map_or(Precondition::None, Precondition::ResourceVersion)
     } else {
-        let (workloads, _) = store
-            .list(Some(Kind::Workload), Some(&key.namespace))
+        let counts = store
+            .count_workloads(&key.namespace, &reg.service_account, token)
             .await?;
-        let count = workloads
-            .iter()
-            .filter(|w| {
-                w.spec
-                    .get("serviceAccount")
-                    .and_then(serde_json::Value::as_str)
-                    == Some(reg.service_account.as_str())
-            })
-            .count();
-        if count >= quotas.workloads_per_identity {
+        if counts.identity >= quotas.workloads_per_identity {
             return Err(RegisterError::Quota {
                 identity: format!("{}/{}", key.namespace, reg.service_account),
                 namespace: key.namespace.clone(),
-                count,
+                count: counts.identity,
                 limit: quotas.workloads_per_identity,
             });
         }
         if let Some(token) = token {
-            let count = workloads
-                .iter()
-                .filter(|w| {
-                    w.status
-                        .as_ref()
-                        .and_then(|s| s.get(TOKEN_FIELD))
-                        .and_then(serde_json::Value::as_str)
-                        == Some(token)
-                })
-                .count();
-            if count >= quotas.workloads_per_token {
+            if counts.token >= quotas.workloads_per_token {
                 return Err(RegisterError::TokenQuota {
                     token: token.to_owned(),
-                    count,
+                    count: counts.token,
                     limit: quotas.workloads_per_token,
                 });
             }

@@ -270,6 +270,15 @@ pub async fn open_with(spec: &StoreSpec, options: &Options) -> Result<Arc<dyn St
     })
 }
 
+/// What [`Store::count_workloads`] counts.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct WorkloadCounts {
+    /// Workloads of the identity (namespace and service account).
+    pub identity: usize,
+    /// Workloads of the namespace registered with the token.
+    pub token: usize,
+}
+
 /// A resource store. Implementations must be safe to share between tasks and, for
 /// PostgreSQL, between processes: every instance's [`Store::subscribe`] sees every
 /// write made through any instance.
@@ -365,6 +374,35 @@ pub trait Store: Send + Sync + 'static {
 
     /// Whether workload token `id` was issued (and has not expired).
     async fn token_issued(&self, id: &str) -> Result<bool, StoreError>;
+
+    /// How many `Workload`s of `namespace` have `spec.serviceAccount ==
+    /// service_account`, and how many of them, or of any service account there, have
+    /// `status.token == token` (0 without a token): what registration quotas count.
+    /// Counted by the database, without reading the objects out.
+    async fn count_workloads(
+        &self,
+        namespace: &str,
+        service_account: &str,
+        token: Option<&str>,
+    ) -> Result<WorkloadCounts, StoreError> {
+        let (workloads, _) = self.list(Some(Kind::Workload), Some(namespace)).await?;
+        let field = |part: Option<&serde_json::Value>, name: &str| {
+            part.and_then(|p| p.get(name))
+                .and_then(serde_json::Value::as_str)
+                .map(str::to_owned)
+        };
+        let identity = workloads
+            .iter()
+            .filter(|w| field(Some(&w.spec), "serviceAccount").as_deref() == Some(service_account))
+            .count();
+        let token = token.map_or(0, |t| {
+            workloads
+                .iter()
+                .filter(|w| field(w.status.as_ref(), "token").as_deref() == Some(t))
+                .count()
+        });
+        Ok(WorkloadCounts { identity, token })
+    }
 
     /// Every operator token, revoked and expired ones included, ordered by name, then
     /// creation (a short list: one per operator or tool).

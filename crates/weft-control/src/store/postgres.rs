@@ -23,7 +23,8 @@ use super::operator::{self, RawOperatorToken};
 use super::record::{self, to_i64, to_u64, PutPlan, RawChange, RawRecord, Record};
 use super::{
     finish, release_healthy, unix_seconds_ceil, Change, ChangeOp, OperatorToken, Options,
-    Precondition, Revocation, Role, Store, StoreError, TokenTable, WriteHealth, Written,
+    Precondition, Revocation, Role, Store, StoreError, TokenTable, WorkloadCounts, WriteHealth,
+    Written,
 };
 
 /// The notification channel writes announce their revision on.
@@ -351,6 +352,29 @@ impl Store for Postgres {
                 .fetch_optional(&self.db.pool)
                 .await?;
         Ok(found.is_some())
+    }
+
+    async fn count_workloads(
+        &self,
+        namespace: &str,
+        service_account: &str,
+        token: Option<&str>,
+    ) -> Result<WorkloadCounts, StoreError> {
+        let (identity, by_token): (i64, i64) = sqlx::query_as(
+            "SELECT \
+               count(*) FILTER (WHERE spec->>'serviceAccount' = $2), \
+               count(*) FILTER (WHERE $3::text IS NOT NULL AND status->>'token' = $3) \
+             FROM objects WHERE kind = 'Workload' AND namespace = $1",
+        )
+        .bind(namespace)
+        .bind(service_account)
+        .bind(token)
+        .fetch_one(&self.db.pool)
+        .await?;
+        Ok(WorkloadCounts {
+            identity: usize::try_from(identity).unwrap_or(0),
+            token: usize::try_from(by_token).unwrap_or(0),
+        })
     }
 
     async fn operator_tokens(&self) -> Result<Vec<OperatorToken>, StoreError> {

@@ -31,7 +31,8 @@ use super::operator::{self, RawOperatorToken};
 use super::record::{self, to_i64, to_u64, PutPlan, RawChange, RawRecord, Record};
 use super::{
     finish, release_healthy, unix_seconds_ceil, Change, ChangeOp, OperatorToken, Options,
-    Precondition, Revocation, Role, Store, StoreError, TokenTable, WriteHealth, Written,
+    Precondition, Revocation, Role, Store, StoreError, TokenTable, WorkloadCounts, WriteHealth,
+    Written,
 };
 
 /// How long a statement waits for another process's write lock: 5 s.
@@ -369,6 +370,29 @@ impl Store for Sqlite {
         .fetch_optional(&self.db.pool)
         .await?;
         Ok(found.is_some())
+    }
+
+    async fn count_workloads(
+        &self,
+        namespace: &str,
+        service_account: &str,
+        token: Option<&str>,
+    ) -> Result<WorkloadCounts, StoreError> {
+        let (identity, by_token): (i64, i64) = sqlx::query_as(
+            "SELECT \
+               COALESCE(SUM(json_extract(spec, '$.serviceAccount') = ?2), 0), \
+               COALESCE(SUM(?3 IS NOT NULL AND json_extract(status, '$.token') = ?3), 0) \
+             FROM objects WHERE kind = 'Workload' AND namespace = ?1",
+        )
+        .bind(namespace)
+        .bind(service_account)
+        .bind(token)
+        .fetch_one(&self.db.pool)
+        .await?;
+        Ok(WorkloadCounts {
+            identity: usize::try_from(identity).unwrap_or(0),
+            token: usize::try_from(by_token).unwrap_or(0),
+        })
     }
 
     async fn operator_tokens(&self) -> Result<Vec<OperatorToken>, StoreError> {
