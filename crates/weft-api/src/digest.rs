@@ -21,6 +21,11 @@ impl Fnv1a {
         }
     }
 
+    /// The digest.
+    pub fn finish(&self) -> u64 {
+        self.0
+    }
+
     /// The digest as 16 lower-case hex digits.
     pub fn hex(&self) -> String {
         format!("{:016x}", self.0)

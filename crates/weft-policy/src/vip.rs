@@ -143,9 +143,9 @@ fn fresh(range: Cidr, object: &Object, owner: &HashMap<IpAddr, usize>) -> Option
 /// FNV-1a, 64 bits: stable across builds and platforms (std's hasher is not promised
 /// to be).
 fn fnv1a(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| {
-        (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
-    })
+    let mut digest = weft_api::digest::Fnv1a::default();
+    digest.write(bytes);
+    digest.finish()
 }
 
 fn name(object: &Object) -> String {

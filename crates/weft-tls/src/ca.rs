@@ -596,7 +596,7 @@ impl Authority {
         let public_key = rcgen::SubjectPublicKeyInfo::from_der(csr.public_key_der())
             .map_err(|source| Error::CsrKey { source })?;
         let serial = random_serial()?;
-        let serial_hex = hex(serial.as_ref());
+        let serial_hex = hex::encode(serial.as_ref());
         let params = leaf_params(id, serial, not_before, not_after)?;
         let cert = params
             .signed_by(&public_key, &self.issuer)
@@ -702,7 +702,7 @@ impl Authority {
 /// tell which CA issued its certificate without keeping anything else.
 fn name_id(name_der: &[u8]) -> String {
     let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, name_der);
-    hex(&digest.as_ref()[..8])
+    hex::encode(&digest.as_ref()[..8])
 }
 
 /// The id ([`Authority::signer_id`]) of the CA that issued the certificate `cert_der`.
@@ -994,15 +994,6 @@ fn random_serial() -> Result<SerialNumber, Error> {
     // Positive and exactly 16 bytes long once DER-encoded.
     bytes[0] = (bytes[0] & 0x7f) | 0x40;
     Ok(SerialNumber::from_slice(&bytes))
-}
-
-/// Lowercase hex of `bytes`.
-fn hex(bytes: &[u8]) -> String {
-    use fmt::Write as _;
-    bytes.iter().fold(String::new(), |mut out, b| {
-        let _ = write!(out, "{b:02x}");
-        out
-    })
 }
 
 /// `time` without its sub-second part, as X.509 stores it.
@@ -1448,7 +1439,7 @@ mod tests {
             leaf.not_after,
             whole_seconds(now + Duration::from_secs(600))
         );
-        assert_eq!(leaf.serial, hex(x509.raw_serial()));
+        assert_eq!(leaf.serial, hex::encode(x509.raw_serial()));
         assert_eq!(
             verify::peer_identity(&[CertificateDer::from(leaf.chain[0].clone())]).unwrap(),
             id("td", "web")
@@ -1462,7 +1453,6 @@ mod tests {
             whole_seconds(t),
             SystemTime::UNIX_EPOCH + Duration::from_secs(1)
         );
-        assert_eq!(hex(&[0x00, 0xab, 0x7f]), "00ab7f");
     }
 
     #[test]

@@ -220,7 +220,7 @@ impl TokenKey {
             })?;
         let point = pair.public_key().as_ref();
         let spki = [&P256_SPKI_PREFIX[..], point].concat();
-        let key_id = hex(&digest(&SHA256, &spki).as_ref()[..8]);
+        let key_id = hex::encode(&digest(&SHA256, &spki).as_ref()[..8]);
         Ok(TokenKey {
             pkcs8: pkcs8.to_vec(),
             encoding: EncodingKey::from_ec_der(pkcs8),
@@ -442,15 +442,7 @@ fn token_id(now: SystemTime) -> String {
         );
         bytes.copy_from_slice(&digest(&SHA256, seed.as_bytes()).as_ref()[..16]);
     }
-    hex(&bytes)
-}
-
-fn hex(bytes: &[u8]) -> String {
-    use fmt::Write as _;
-    bytes.iter().fold(String::new(), |mut out, b| {
-        let _ = write!(out, "{b:02x}");
-        out
-    })
+    hex::encode(bytes)
 }
 
 fn to_unix(time: SystemTime) -> Result<u64, TokenError> {
@@ -645,7 +637,10 @@ mod tests {
         let key = TokenKey::generate().unwrap();
         let rcgen_key = rcgen::KeyPair::from_pem(&key.to_pem()).unwrap();
         let spki = rcgen::PublicKeyData::subject_public_key_info(&rcgen_key);
-        assert_eq!(key.key_id(), hex(&digest(&SHA256, &spki).as_ref()[..8]));
+        assert_eq!(
+            key.key_id(),
+            hex::encode(&digest(&SHA256, &spki).as_ref()[..8])
+        );
     }
 
     #[test]

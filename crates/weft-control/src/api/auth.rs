@@ -315,7 +315,7 @@ fn new_token(
     aws_lc_rs::rand::fill(&mut id).map_err(|_| Error::Random)?;
     Ok(Created {
         record: OperatorToken {
-            id: hex(&id),
+            id: hex::encode(id),
             name: name.to_owned(),
             role,
             hash: hash_hex(&token),
@@ -343,7 +343,7 @@ pub fn generate_token(role: Role) -> Result<String, Error> {
 
 /// The SHA-256 of `token` as the store keeps it: 64 lower-case hex digits.
 pub fn hash_hex(token: &str) -> String {
-    hex(&sha256(token))
+    hex::encode(sha256(token))
 }
 
 /// Writes `token` to `path` atomically (a temporary file in the same directory, mode
@@ -508,7 +508,7 @@ fn unhex(text: &str) -> Option<[u8; 32]> {
 
 /// Equality that takes the same time wherever the first difference is.
 fn constant_time_eq(a: &[u8; 32], b: &[u8; 32]) -> bool {
-    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    aws_lc_rs::constant_time::verify_slices_are_equal(a, b).is_ok()
 }
 
 /// `time` without its fraction of a second, as the store keeps times.
@@ -517,14 +517,6 @@ fn whole_seconds(time: SystemTime) -> SystemTime {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap_or_default();
     std::time::UNIX_EPOCH + Duration::from_secs(since.as_secs())
-}
-
-fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write as _;
-    bytes.iter().fold(String::with_capacity(64), |mut s, b| {
-        let _ = write!(s, "{b:02x}");
-        s
-    })
 }
 
 #[cfg(test)]

@@ -6,8 +6,6 @@
 //! function what to do, then take a revision and write.
 
 use std::collections::BTreeMap;
-use std::fmt::Write as _;
-use std::io::Read;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde_json::Value;
@@ -362,27 +360,15 @@ fn map_json(map: &BTreeMap<String, String>) -> String {
 /// A random (version 4) UUID, e.g. `1b4e28ba-2fa1-41d2-883f-0016d3cca427`.
 fn new_uid() -> Result<String, StoreError> {
     let mut bytes = [0_u8; 16];
-    std::fs::File::open("/dev/urandom")
-        .and_then(|mut random| random.read_exact(&mut bytes))
-        .map_err(|e| StoreError::Database(sqlx::Error::Io(e)))?;
-    Ok(format_uuid_v4(bytes))
-}
-
-fn format_uuid_v4(mut bytes: [u8; 16]) -> String {
-    bytes[6] = (bytes[6] & 0x0f) | 0x40;
-    bytes[8] = (bytes[8] & 0x3f) | 0x80;
-    let hex: String = bytes.iter().fold(String::with_capacity(32), |mut hex, b| {
-        let _ = write!(hex, "{b:02x}");
-        hex
-    });
-    format!(
-        "{}-{}-{}-{}-{}",
-        &hex[0..8],
-        &hex[8..12],
-        &hex[12..16],
-        &hex[16..20],
-        &hex[20..32]
-    )
+    aws_lc_rs::rand::fill(&mut bytes).map_err(|_| {
+        StoreError::Database(sqlx::Error::Io(std::io::Error::other(
+            "the system random generator failed",
+        )))
+    })?;
+    Ok(uuid::Builder::from_random_bytes(bytes)
+        .into_uuid()
+        .hyphenated()
+        .to_string())
 }
 
 /// Now, as RFC 3339 in UTC with whole seconds (`2024-05-01T12:00:00Z`).
