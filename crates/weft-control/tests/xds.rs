@@ -224,12 +224,8 @@ impl Proxy {
     }
 }
 
-async fn eventually(what: &str, mut condition: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !condition() {
-        assert!(Instant::now() < deadline, "timed out waiting for: {what}");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+async fn eventually(what: &str, condition: impl FnMut() -> bool) {
+    weft_testkit::eventually_async(what, Duration::from_secs(10), condition).await;
 }
 
 fn versions(items: &[(&str, &str)]) -> BTreeMap<String, String> {

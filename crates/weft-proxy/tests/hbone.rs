@@ -142,14 +142,7 @@ async fn roundtrip(stream: &mut H2Stream, message: &[u8]) {
 
 /// Waits until `check` holds, failing the test after [`PROMPTLY`].
 async fn eventually(what: &str, check: impl Fn() -> bool) {
-    let deadline = tokio::time::Instant::now() + PROMPTLY;
-    while !check() {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting until {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    weft_testkit::eventually_async(what, PROMPTLY, check).await;
 }
 
 /// Deterministic, non-repeating-looking test data.

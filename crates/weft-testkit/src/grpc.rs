@@ -104,11 +104,7 @@ pub fn available(test: &str) -> bool {
     let Err(e) = python() else {
         return true;
     };
-    let message = format!("skipping {test}: {e}");
-    let required = std::env::var("WEFT_E2E").is_ok_and(|v| v == "required");
-    assert!(!required, "{message}");
-    eprintln!("{message}");
-    false
+    crate::wait::skip(test, &e.to_string())
 }
 
 /// The path of `grpc_echo.py`.

@@ -58,9 +58,11 @@ pub mod netns;
 pub mod ports;
 pub mod postgres;
 pub mod process;
+pub mod wait;
 pub mod websocket;
 
 pub use netns::{e2e_guard, Host, Topology};
+pub use wait::{eventually, eventually_async};
 
 /// A fresh temporary directory (`weft-test-*`), removed when dropped.
 pub fn tempdir() -> std::io::Result<tempfile::TempDir> {

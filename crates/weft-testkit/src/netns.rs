@@ -45,9 +45,6 @@ const SUBNET: [u8; 3] = [198, 18, 0];
 const FIRST_HOST_OCTET: u8 = 2;
 const LAST_HOST_OCTET: u8 = 254;
 
-/// Environment variable that turns a skipped end-to-end test into a failure.
-const E2E_ENV: &str = "WEFT_E2E";
-
 static TOPOLOGY_COUNTER: AtomicU32 = AtomicU32::new(0);
 
 /// Errors from building a topology or running something inside a host.
@@ -571,13 +568,7 @@ pub fn e2e_guard(test: &str) -> bool {
     if nix::unistd::Uid::effective().is_root() {
         return true;
     }
-    let message = format!(
-        "skipping {test}: needs root for network namespaces (set {E2E_ENV}=required to fail instead)"
-    );
-    let required = std::env::var(E2E_ENV).is_ok_and(|v| v == "required");
-    assert!(!required, "{message}");
-    eprintln!("{message}");
-    false
+    crate::wait::skip(test, "needs root for network namespaces")
 }
 
 // === commands ===

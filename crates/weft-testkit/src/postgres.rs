@@ -54,9 +54,6 @@ pub const DEFAULT_HOST_PORT: u16 = 5432;
 /// the port between our probe and the server's bind).
 const PORT_ATTEMPTS: usize = 3;
 
-/// Environment variable that turns a skipped test into a failure (as in [`crate::e2e_guard`]).
-const E2E_ENV: &str = "WEFT_E2E";
-
 /// Errors from preparing, starting or probing the server.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -440,11 +437,7 @@ pub fn guard(test: &str) -> bool {
     let Some(why) = missing else {
         return true;
     };
-    let message = format!("skipping {test}: {why} (set {E2E_ENV}=required to fail instead)");
-    let required = std::env::var(E2E_ENV).is_ok_and(|v| v == "required");
-    assert!(!required, "{message}");
-    eprintln!("{message}");
-    false
+    crate::wait::skip(test, &why.to_string())
 }
 
 fn initdb(bin_dir: &Path, data: &Path, run_as: RunAs, cwd: &Path) -> Result<()> {

@@ -3,7 +3,6 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::time::Duration;
 
 use weft_testkit::ca::TestPki;
 use weft_testkit::process::WeftProcess;
@@ -139,17 +138,7 @@ pub fn local(port: u16) -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], port))
 }
 
-/// Polls `check` until it is true or `timeout` passes.
-pub fn eventually(timeout: Duration, mut check: impl FnMut() -> bool) -> bool {
-    let deadline = std::time::Instant::now() + timeout;
-    while std::time::Instant::now() < deadline {
-        if check() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    check()
-}
+pub use weft_testkit::eventually;
 
 /// A GET through a client host's outbound listener, returning (status, echo server name).
 pub async fn get(port: u16, path: &str) -> (u16, Option<String>) {
