@@ -6,6 +6,9 @@
 //! Most behaviours take only an `Arc<dyn Store>`; those about the database itself
 //! (reopening, compaction, several instances) take the [`Fixture`].
 
+#[path = "support/memory_store.rs"]
+mod memory_store;
+
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -644,6 +647,26 @@ mod contract {
         );
     }
 
+    pub(super) async fn an_api_version_only_change_is_configured_in_the_same_generation(
+        store: Arc<dyn Store>,
+    ) {
+        let first = put(&store, service("shop", "web", json!({"a": 1})))
+            .await
+            .object()
+            .clone();
+        let mut moved = service("shop", "web", json!({"a": 1}));
+        moved.api_version = "weft.dev/v1beta1".into();
+        let written = store.put(moved, Precondition::None).await.expect("put");
+        assert!(matches!(written, Written::Configured(_)), "{written:?}");
+        let stored = written.object();
+        assert_eq!(stored.api_version, "weft.dev/v1beta1");
+        assert_eq!(stored.metadata.generation, first.metadata.generation);
+        assert_ne!(
+            stored.metadata.resource_version,
+            first.metadata.resource_version
+        );
+    }
+
     pub(super) async fn workloads_are_counted_by_identity_and_by_token(store: Arc<dyn Store>) {
         // (namespace, name, service account, token in status)
         let workloads = [
@@ -1184,6 +1207,18 @@ macro_rules! contract_tests {
             )*
         }
 
+        // The API tests' in-memory store keeps the same rules as the real ones.
+        mod memory {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $store() {
+                    let store: std::sync::Arc<dyn weft_control::store::Store> =
+                        std::sync::Arc::new(super::memory_store::MemoryStore::default());
+                    super::contract::$store(store).await;
+                }
+            )*
+        }
+
         mod postgres {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -1225,6 +1260,7 @@ contract_tests! {
         concurrent_secret_creations_agree_on_one_value,
         revoked_tokens_are_reported_until_pruned,
         workloads_are_counted_by_identity_and_by_token,
+        an_api_version_only_change_is_configured_in_the_same_generation,
         issued_tokens_are_known_until_they_expire,
         operator_tokens_are_named_revocable_and_never_lose_the_last_admin,
     ],

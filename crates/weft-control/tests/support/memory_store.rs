@@ -184,6 +184,8 @@ impl Store for MemoryStore {
             key: object.metadata.name.clone(),
             message: e.to_string(),
         })?;
+        // As the real stores: a namespaced object stored without one is in `default`.
+        object.metadata.namespace = (!key.namespace.is_empty()).then(|| key.namespace.clone());
         let mut state = self.state.lock().unwrap();
         let current = state.objects.get(&key).cloned();
         check(&key, current.as_ref(), precondition)?;
@@ -205,10 +207,17 @@ impl Store for MemoryStore {
                 .metadata
                 .creation_timestamp
                 .clone_from(&current.metadata.creation_timestamp);
-            object.metadata.generation = Some(current.metadata.generation.unwrap_or(0) + 1);
+            // As the real stores: only a spec, label or annotation change is a new
+            // generation; an apiVersion-only change is configured, same generation.
+            let configured = current.spec != object.spec
+                || current.metadata.labels != object.metadata.labels
+                || current.metadata.annotations != object.metadata.annotations;
+            let generation = current.metadata.generation.unwrap_or(0);
+            object.metadata.generation = Some(generation + i64::from(configured));
             object.status.clone_from(&current.status);
         } else {
-            object.metadata.uid = Some(format!("uid-{revision}"));
+            // Shaped like the real stores' version 4 UUIDs, unique per revision.
+            object.metadata.uid = Some(format!("00000000-0000-4000-8000-{revision:012x}"));
             object.metadata.creation_timestamp = Some(CREATED_AT.to_owned());
             object.metadata.generation = Some(1);
             object.status = None;
