@@ -61,8 +61,12 @@ fn build(spec: &Spec, errors: &mut Errors) -> Attached {
         };
         policy.hash_on = hash_on(lb, out.load_balancer, errors);
         if let Some(s) = &lb.slow_start {
-            policy.slow_start =
-                field::positive_duration(errors, "spec.loadBalancer.slowStart.window", &s.window);
+            policy.slow_start = field::positive_duration(
+                errors,
+                "spec.loadBalancer.slowStart.window",
+                &s.window,
+                weft_api::duration::MAX,
+            );
         }
         if let Some(p) = lb.panic_threshold_percent {
             policy.panic_threshold_percent =
@@ -181,10 +185,14 @@ fn hash_on(
                 format!("{:?} is not a cookie name (an RFC 6265 token)", c.name),
             );
         }
-        let ttl = c
-            .ttl
-            .as_deref()
-            .and_then(|t| field::positive_duration(errors, &format!("{PATH}.cookie.ttl"), t));
+        let ttl = c.ttl.as_deref().and_then(|t| {
+            field::positive_duration(
+                errors,
+                &format!("{PATH}.cookie.ttl"),
+                t,
+                weft_api::duration::MAX_LIFETIME,
+            )
+        });
         let path = c.path.clone().unwrap_or_else(|| "/".to_owned());
         if !path.starts_with('/') || path.bytes().any(|b| b.is_ascii_control() || b == b';') {
             errors.push(
@@ -216,7 +224,14 @@ fn outlier(o: &api::OutlierDetection, errors: &mut Errors) -> Option<proxy::Outl
     let d = proxy::OutlierDetection::default();
     let time = |errors: &mut Errors, field: &str, text: &Option<String>, default: Duration| {
         text.as_deref()
-            .and_then(|t| field::positive_duration(errors, &format!("{PATH}.{field}"), t))
+            .and_then(|t| {
+                field::positive_duration(
+                    errors,
+                    &format!("{PATH}.{field}"),
+                    t,
+                    weft_api::duration::MAX,
+                )
+            })
             .unwrap_or(default)
     };
     let out = proxy::OutlierDetection {
@@ -348,7 +363,14 @@ fn health(h: &api::HealthCheck, errors: &mut Errors) -> Option<proxy::HealthChec
     };
     let time = |errors: &mut Errors, field: &str, text: &Option<String>, default: Duration| {
         text.as_deref()
-            .and_then(|t| field::positive_duration(errors, &format!("{PATH}.{field}"), t))
+            .and_then(|t| {
+                field::positive_duration(
+                    errors,
+                    &format!("{PATH}.{field}"),
+                    t,
+                    weft_api::duration::MAX,
+                )
+            })
             .unwrap_or(default)
     };
     let threshold = |errors: &mut Errors, field: &str, v: Option<u32>, default: u32| {

@@ -208,18 +208,26 @@ pub(crate) fn port(errors: &mut Errors, path: &str, port: u16) {
     }
 }
 
-/// A Gateway API duration (`10s`, `500ms`) that must be longer than zero.
+/// A Gateway API duration (`10s`, `500ms`) that must be longer than zero and at most
+/// `max` (`weft_api::duration::MAX` for timers, `MAX_LIFETIME` for lifetimes).
 pub(crate) fn positive_duration(
     errors: &mut Errors,
     path: &str,
     text: &str,
+    max: std::time::Duration,
 ) -> Option<std::time::Duration> {
     match weft_api::resource::route::parse_duration(text) {
         Ok(d) if d.is_zero() => {
             errors.push(path, "must be longer than 0s");
             None
         }
-        Ok(d) => Some(d),
+        Ok(d) => match weft_api::duration::at_most(d, max) {
+            Ok(()) => Some(d),
+            Err(why) => {
+                errors.push(path, why);
+                None
+            }
+        },
         Err(e) => {
             errors.push(path, e);
             None

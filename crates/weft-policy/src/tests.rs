@@ -383,6 +383,33 @@ fn rejects_bad_values_with_path_and_message() {
 }
 
 #[test]
+fn an_absurd_route_timeout_is_refused_with_its_field_path_and_the_maximum() {
+    let route = |rule: &str| {
+        format!(
+            "apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {{ name: r }}\nspec:\n  parentRefs: [{{ name: echo }}]\n  rules:\n    - {rule}\n"
+        )
+    };
+    assert_eq!(
+        errors(&route(
+            "{ backendRefs: [{ name: echo }], timeouts: { request: 99999h, backendRequest: 25h }, retry: { backoff: 30h } }"
+        )),
+        [
+            "spec.rules[0].timeouts.request: 99999h is longer than the maximum, 24h",
+            "spec.rules[0].timeouts.backendRequest: 25h is longer than the maximum, 24h",
+            "spec.rules[0].retry.backoff: 30h is longer than the maximum, 24h",
+        ]
+    );
+    // More digits than Gateway API durations allow is refused before the bound.
+    let errs = errors(&route(
+        "{ backendRefs: [{ name: echo }], timeouts: { request: 100000000h } }",
+    ));
+    assert!(
+        errs.len() == 1 && errs[0].starts_with("spec.rules[0].timeouts.request: \"100000000h\""),
+        "{errs:?}"
+    );
+}
+
+#[test]
 fn collects_every_error_in_one_pass() {
     let yaml = "apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: { name: BAD }\nspec:\n  parentRefs: [{ name: echo, sectionName: http }]\n  rules: [{ backendRefs: [{ name: echo, weight: -5 }, { name: Nope }] }]\n";
     let paths: Vec<String> = errors(yaml)

@@ -38,7 +38,7 @@ pub(crate) fn validate_rate_limit(spec: &RateLimitSpec, errors: &mut Errors) {
             );
         }
         if let Some(per) = &l.per {
-            field::positive_duration(errors, &format!("{path}.per"), per);
+            field::positive_duration(errors, &format!("{path}.per"), per, weft_api::duration::MAX);
         }
         if l.burst == Some(0) {
             errors.push(format!("{path}.burst"), "must be at least 1");
@@ -62,7 +62,12 @@ pub(crate) fn validate_fault(spec: &FaultSpec, errors: &mut Errors) {
     };
     if let Some(d) = &spec.delay {
         share(errors, "spec.delay.percent", d.percent);
-        field::positive_duration(errors, "spec.delay.fixedDelay", &d.fixed_delay);
+        field::positive_duration(
+            errors,
+            "spec.delay.fixedDelay",
+            &d.fixed_delay,
+            weft_api::duration::MAX,
+        );
     }
     if let Some(a) = &spec.abort {
         share(errors, "spec.abort.percent", a.percent);

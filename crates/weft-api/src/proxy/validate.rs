@@ -69,6 +69,7 @@ pub(super) fn config(config: &Config, references: References) -> Result<(), Vali
     services(config, &mut errors);
     routes(config, &mut errors);
     settings(config, &mut errors);
+    durations(config, &mut errors);
     if errors.0.is_empty() {
         Ok(())
     } else {
@@ -732,6 +733,87 @@ fn settings(config: &Config, errors: &mut Errors) {
     }
 }
 
+/// Every duration against its maximum ([`crate::duration::MAX`], or
+/// [`crate::duration::MAX_LIFETIME`] for a cookie's TTL): each becomes an `Instant +
+/// Duration` somewhere, and an absurd one would overflow it.
+fn durations(config: &Config, errors: &mut Errors) {
+    use crate::duration::{at_most, MAX, MAX_LIFETIME};
+    use std::time::Duration;
+
+    let mut found: Vec<(String, Duration, Duration)> = Vec::new();
+    let mut timer = |path: String, value: Duration| found.push((path, value, MAX));
+    let s = &config.settings;
+    timer("settings.detectTimeout".into(), s.detect_timeout);
+    timer("settings.connectTimeout".into(), s.connect_timeout);
+    timer("settings.drainTimeout".into(), s.drain_timeout);
+    timer(
+        "settings.requestHeaderTimeout".into(),
+        s.request_header_timeout,
+    );
+    timer("settings.idleTimeout".into(), s.idle_timeout);
+    timer("dns.ttl".into(), config.dns.ttl);
+    for (i, l) in config.inbound.rate_limits.iter().enumerate() {
+        timer(format!("inbound.rateLimits[{i}].per"), l.per);
+    }
+    for (i, f) in config.inbound.faults.iter().enumerate() {
+        if let Some(d) = &f.delay {
+            timer(format!("inbound.faults[{i}].delay.duration"), d.duration);
+        }
+    }
+    for (i, svc) in config.services.iter().enumerate() {
+        let p = &svc.policy;
+        let path = format!("services[{i}].policy");
+        if let Some(d) = p.slow_start {
+            timer(format!("{path}.slowStart"), d);
+        }
+        if let Some(o) = &p.outlier_detection {
+            timer(format!("{path}.outlierDetection.interval"), o.interval);
+            timer(
+                format!("{path}.outlierDetection.baseEjectionTime"),
+                o.base_ejection_time,
+            );
+            timer(
+                format!("{path}.outlierDetection.maxEjectionTime"),
+                o.max_ejection_time,
+            );
+        }
+        if let Some(h) = &p.health_check {
+            timer(format!("{path}.healthCheck.interval"), h.interval);
+            timer(format!("{path}.healthCheck.timeout"), h.timeout);
+        }
+    }
+    for (i, table) in config.routes.iter().enumerate() {
+        for (r, rule) in table.rules.iter().enumerate() {
+            let rpath = format!("routes[{i}].rules[{r}]");
+            if let Some(t) = rule.timeout {
+                timer(format!("{rpath}.timeout"), t);
+            }
+            if let Some(t) = rule.per_try_timeout {
+                timer(format!("{rpath}.perTryTimeout"), t);
+            }
+            if let Some(retry) = &rule.retry {
+                timer(format!("{rpath}.retry.backoff"), retry.backoff);
+            }
+        }
+    }
+    for (i, svc) in config.services.iter().enumerate() {
+        if let Some(super::HashOn::Cookie(c)) = &svc.policy.hash_on {
+            if let Some(ttl) = c.ttl {
+                found.push((
+                    format!("services[{i}].policy.hashOn.cookie.ttl"),
+                    ttl,
+                    MAX_LIFETIME,
+                ));
+            }
+        }
+    }
+    for (path, value, max) in found {
+        if let Err(why) = at_most(value, max) {
+            errors.push(path, why);
+        }
+    }
+}
+
 fn name(path: &str, value: &str, errors: &mut Errors) {
     let ok = !value.is_empty()
         && value.len() <= 63
@@ -862,6 +944,38 @@ services:
         assert!(
             err.to_string()
                 .starts_with("routes[0].rules[0].backends[0].weight"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn rejects_an_absurd_route_timeout_with_its_path_and_the_maximum() {
+        let errors = errors_of(
+            "routes:\n  - service: echo\n    rules:\n      - backends: [{ service: echo }]\n        timeout: 100000000h\n        retry: { attempts: 1, backoff: 25h }\n",
+        );
+        assert_eq!(
+            errors,
+            [
+                "routes[0].rules[0].timeout: 100000000h is longer than the maximum, 24h",
+                "routes[0].rules[0].retry.backoff: 25h is longer than the maximum, 24h",
+            ]
+        );
+    }
+
+    #[test]
+    fn bounds_settings_and_allows_a_long_cookie_ttl() {
+        let errors = errors_of("settings: { idleTimeout: 48h }\n");
+        assert_eq!(
+            errors,
+            ["settings.idleTimeout: 48h is longer than the maximum, 24h"]
+        );
+        let cookie = "  - name: sticky\n    ports: [{ port: 80 }]\n    loadBalancer: ringHash\n    policy:\n      hashOn: { cookie: { name: s, ttl: TTL } }\n";
+        let parse = |ttl: &str| Config::from_yaml(&format!("{BASE}{}", cookie.replace("TTL", ttl)));
+        assert!(parse("720h").is_ok(), "{:?}", parse("720h"));
+        let err = parse("9000h").expect_err("longer than a year");
+        assert!(
+            err.to_string()
+                .contains("hashOn.cookie.ttl: 9000h is longer than the maximum, 8760h"),
             "{err}"
         );
     }

@@ -61,7 +61,11 @@ fn validate_retry(errors: &mut Errors, path: &str, r: &GrpcRetry) {
             Ok(d) if d.is_zero() => {
                 errors.push(format!("{path}.backoff"), "must be longer than 0s");
             }
-            Ok(_) => {}
+            Ok(d) => {
+                if let Err(why) = weft_api::duration::at_most(d, weft_api::duration::MAX) {
+                    errors.push(format!("{path}.backoff"), why);
+                }
+            }
             Err(e) => errors.push(format!("{path}.backoff"), e),
         }
     }

@@ -61,6 +61,9 @@ pub(crate) fn validate(spec: &HttpSpec, errors: &mut Errors) {
             let parse = |errors: &mut Errors, field: &str, text: &Option<String>| {
                 let text = text.as_deref()?;
                 parse_duration(text)
+                    .and_then(|d| {
+                        weft_api::duration::at_most(d, weft_api::duration::MAX).map(|()| d)
+                    })
                     .map_err(|e| errors.push(format!("{rpath}.timeouts.{field}"), e))
                     .ok()
             };
@@ -109,7 +112,11 @@ fn validate_retry(errors: &mut Errors, path: &str, r: &weft_api::resource::route
                 format!("{path}.backoff"),
                 "0s would retry at once, in lockstep; use e.g. 25ms",
             ),
-            Ok(_) => {}
+            Ok(d) => {
+                if let Err(why) = weft_api::duration::at_most(d, weft_api::duration::MAX) {
+                    errors.push(format!("{path}.backoff"), why);
+                }
+            }
             Err(e) => errors.push(format!("{path}.backoff"), e),
         }
     }

@@ -85,6 +85,21 @@ fn rejects_bad_policies_with_path_and_message() {
             "not a Gateway API duration",
         ),
         (
+            POLICY.replace("ttl: 1h", "ttl: 9000h"),
+            "spec.loadBalancer.hashOn.cookie.ttl",
+            "9000h is longer than the maximum, 8760h",
+        ),
+        (
+            POLICY.replace("interval: 5s", "interval: 25h"),
+            "spec.healthCheck.interval",
+            "25h is longer than the maximum, 24h",
+        ),
+        (
+            POLICY.replace("baseEjectionTime: 10s", "baseEjectionTime: 99999h"),
+            "spec.outlierDetection.baseEjectionTime",
+            "longer than the maximum, 24h",
+        ),
+        (
             POLICY.replace("window: 30s", "window: 0s"),
             "spec.loadBalancer.slowStart.window",
             "longer than 0s",

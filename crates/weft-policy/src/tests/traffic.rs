@@ -52,6 +52,16 @@ fn rejects_bad_rate_limits_and_faults_with_path_and_message() {
             "not a Gateway API duration",
         ),
         (
+            RATE_LIMIT.replace("per: 1m", "per: 48h"),
+            "spec.limits[0].per",
+            "48h is longer than the maximum, 24h",
+        ),
+        (
+            FAULT.replace("fixedDelay: 2s", "fixedDelay: 99999h"),
+            "spec.delay.fixedDelay",
+            "99999h is longer than the maximum, 24h",
+        ),
+        (
             RATE_LIMIT.replace("burst: 20", "burst: 0"),
             "spec.limits[0].burst",
             "at least 1",

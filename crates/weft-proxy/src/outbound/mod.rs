@@ -341,7 +341,7 @@ impl Outbound {
             authority = crate::outbound::authority(&req);
         }
         forward::prepare(&mut req, version, authority.as_ref());
-        let deadline = rule.timeout.map(|t| started + t);
+        let deadline = rule.timeout.and_then(|t| started.checked_add(t));
         let method = req.method().clone();
         let policy = &rule.retry;
         let upgrade = req.version() <= http::Version::HTTP_11 && headers::is_upgrade(req.headers());
