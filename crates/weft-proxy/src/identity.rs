@@ -58,6 +58,15 @@ pub enum Error {
     /// The control plane refused.
     #[error("the control plane refused the certificate request: {}: {}", .0.code(), .0.message())]
     Refused(tonic::Status),
+    /// The request failed in a way the error chain explains (nothing listening, wrong
+    /// CA, `http://` to TLS, token refused).
+    #[error("certificate request: {explained}")]
+    Failed {
+        /// What went wrong and what to do.
+        explained: String,
+        /// The status.
+        source: tonic::Status,
+    },
     /// What came back is not usable.
     #[error("the issued certificate is unusable: {0}")]
     Unusable(String),
@@ -149,7 +158,20 @@ pub async fn request(options: &Options) -> Result<Arc<Credentials>, Error> {
     let response = client
         .sign(request)
         .await
-        .map_err(Error::Refused)?
+        .map_err(|status| {
+            match crate::xds::channel::explain_status(
+                &options.endpoint,
+                &options.trust,
+                options.token_file.as_deref(),
+                &status,
+            ) {
+                Some(explained) => Error::Failed {
+                    explained,
+                    source: status,
+                },
+                None => Error::Refused(status),
+            }
+        })?
         .into_inner();
     let chain_pem = weft_tls::bundle::certificates_pem(&response.cert_chain);
     let bundle_pem = weft_tls::bundle::certificates_pem(&response.trust_bundle);

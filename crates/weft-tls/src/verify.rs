@@ -83,6 +83,17 @@ pub enum Error {
         found: Box<SpiffeId>,
     },
 
+    /// A server reached as the control plane presented a certificate that no trusted
+    /// root signed: the CA file given is not that control plane's CA.
+    #[error(
+        "the server presented a certificate for {presented} that no CA in the trusted roots signed"
+    )]
+    UntrustedIssuer {
+        /// The identity in the presented leaf (unverified, for diagnosis only): its
+        /// SPIFFE ID, or its SANs when it carries none.
+        presented: String,
+    },
+
     /// A server reached as the control plane presented another identity.
     #[error("the server presented SPIFFE ID {found}, not the control plane's (…/ns/weft-system/sa/weft-control-plane); is the address that of a control plane?")]
     NotControlPlane {
@@ -265,7 +276,22 @@ impl ServerCertVerifier for ServerVerifier {
             intermediates,
             now,
             &self.algorithms,
-        )?;
+        )
+        .map_err(|e| match e {
+            // Reaching the control plane with the wrong CA file is the common mistake;
+            // say whose certificate it was. (HBONE keeps rustls's own error.)
+            rustls::Error::InvalidCertificate(CertificateError::UnknownIssuer)
+                if self.expected.is_none() =>
+            {
+                let presented = match peer_identity(std::slice::from_ref(end_entity)) {
+                    Ok(id) => id.to_string(),
+                    Err(Error::NoUriSan { sans }) if !sans.is_empty() => list(&sans),
+                    Err(_) => "an identity that is not a SPIFFE ID".to_owned(),
+                };
+                certificate_error(Error::UntrustedIssuer { presented })
+            }
+            other => other,
+        })?;
         let found = peer_identity(std::slice::from_ref(end_entity)).map_err(certificate_error)?;
         match &self.expected {
             Some(expected) if found != *expected => {

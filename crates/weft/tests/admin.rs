@@ -256,8 +256,13 @@ fn the_cli_refuses_a_control_plane_whose_certificate_is_from_another_ca() {
         "a control plane of another CA was trusted"
     );
     let stderr = String::from_utf8_lossy(&out.stderr);
+    // The address is right; the hint names the CA file, not reachability.
     assert!(
-        stderr.contains("cannot reach the control plane"),
+        stderr.contains(
+            "presented a certificate for spiffe://cluster.local/ns/weft-system/sa/weft-control-plane"
+        ) && stderr.contains(&format!("the CA file {} did not sign", foreign_ca.display()))
+            && stderr.contains("copy <data-dir>/ca.crt")
+            && !stderr.contains("is `weft control-plane` running"),
         "{stderr}"
     );
 }

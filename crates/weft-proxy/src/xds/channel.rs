@@ -1,11 +1,14 @@
 //! The gRPC channel to the control plane: TLS for `https://` endpoints, verified
 //! against the mesh's roots with the control plane's SPIFFE identity
-//! ([`weft_tls::control`]); plaintext h2c for `http://` (in-process tests only: the
-//! control plane itself serves TLS).
+//! ([`weft_tls::control`]); plaintext h2c for `http://` (in-process tests against a
+//! fake control plane only: `weft control-plane` serves TLS only).
 //!
 //! The roots are read afresh on every connect: the CA file the operator gave
 //! (`--control-plane-ca`), plus the trust bundle last issued to this proxy, so a proxy
 //! keeps trusting the control plane through a CA rotation.
+//!
+//! [`explain`] turns the error chain of a failed connect or call (an I/O error, a rustls
+//! alert, an h2 protocol error, a gRPC status) into what went wrong and what to do.
 
 use std::future::Future;
 use std::io;
@@ -52,8 +55,132 @@ pub enum Error {
     #[error(transparent)]
     Tls(#[from] weft_tls::control::Error),
     /// Connecting (TCP, TLS, HTTP/2) failed.
-    #[error("{0}")]
-    Transport(#[from] tonic::transport::Error),
+    #[error("{explained}")]
+    Transport {
+        /// What went wrong and what to do, from [`explain`] (or the error chain).
+        explained: String,
+        /// The transport's error.
+        source: tonic::transport::Error,
+    },
+}
+
+impl Error {
+    fn transport(url: &str, trust: &Trust, source: tonic::transport::Error) -> Self {
+        let explained = explain(url, trust, &source).unwrap_or_else(|| chain(&source));
+        Error::Transport { explained, source }
+    }
+}
+
+/// What a failure to reach or talk to the control plane at `url` means, read from the
+/// error chain, with what to do next; `None` when nothing in the chain is recognised.
+///
+/// Recognised: nothing listening (connection refused), a certificate no trusted CA
+/// signed (the wrong CA file; the message names the identity the server presented),
+/// a server that is not the control plane, `http://` to a TLS server (an h2 protocol
+/// error) and `https://` to a plaintext one.
+pub fn explain(
+    url: &str,
+    trust: &Trust,
+    error: &(dyn std::error::Error + 'static),
+) -> Option<String> {
+    let mut next = Some(error);
+    while let Some(e) = next {
+        if let Some(tls) = e.downcast_ref::<rustls::Error>() {
+            return Some(tls_failure(url, trust, tls));
+        }
+        if let Some(io) = e.downcast_ref::<io::Error>() {
+            // io::Error's `source()` skips the error it wraps: look inside.
+            if let Some(tls) = io.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()) {
+                return Some(tls_failure(url, trust, tls));
+            }
+            if io.kind() == io::ErrorKind::ConnectionRefused {
+                return Some(format!(
+                    "nothing is listening at {url} (connection refused): is `weft \
+                     control-plane` running there, and is this its xDS address \
+                     (--xds-listen, default port 5678)?"
+                ));
+            }
+        }
+        if url.starts_with("http://")
+            && (e.downcast_ref::<h2::Error>().is_some()
+                || e.downcast_ref::<hyper::Error>().is_some())
+        {
+            return Some(format!(
+                "{url} is plaintext, but the control plane serves TLS only (the HTTP/2 \
+                 connection failed: {}): use https:// with --control-plane-ca \
+                 <data-dir>/ca.crt",
+                chain(e)
+            ));
+        }
+        next = e.source();
+    }
+    None
+}
+
+fn tls_failure(url: &str, trust: &Trust, tls: &rustls::Error) -> String {
+    let roots = match &trust.ca_file {
+        Some(path) => format!("the CA file {}", path.display()),
+        None => "the trust bundle issued to this proxy".to_owned(),
+    };
+    match weft_tls::verify::Error::from_rustls(tls) {
+        Some(weft_tls::verify::Error::UntrustedIssuer { presented }) => format!(
+            "the control plane at {url} presented a certificate for {presented} that \
+             {roots} did not sign: give --control-plane-ca the CA of that control plane \
+             (it writes it to <data-dir>/ca.crt on its host)"
+        ),
+        Some(other) => format!("the server at {url} is not trusted as the control plane: {other}"),
+        None => match tls {
+            rustls::Error::InvalidMessage(_) => format!(
+                "the server at {url} does not speak TLS ({tls}): is this the control \
+                 plane's xDS address?"
+            ),
+            _ => format!("TLS with the control plane at {url} failed: {tls}"),
+        },
+    }
+}
+
+/// What a failed call means: its transport failure [`explain`]ed, a refused workload
+/// token (`UNAUTHENTICATED`, `PERMISSION_DENIED`) named with how to get a new one;
+/// `None` for any other status.
+pub fn explain_status(
+    url: &str,
+    trust: &Trust,
+    token_file: Option<&std::path::Path>,
+    status: &tonic::Status,
+) -> Option<String> {
+    if let Some(text) = explain(url, trust, status) {
+        return Some(text);
+    }
+    if !matches!(
+        status.code(),
+        tonic::Code::Unauthenticated | tonic::Code::PermissionDenied
+    ) {
+        return None;
+    }
+    let given = match token_file {
+        Some(path) => format!("the workload token in {}", path.display()),
+        None => "this proxy, which sent no workload token (--token-file)".to_owned(),
+    };
+    Some(format!(
+        "the control plane at {url} refused {given}: {}: issue a token on the \
+         control-plane host (`weft token workload --namespace NS --service-account SA \
+         --label app=NAME`), write it to a file and give it with --token-file",
+        status.message()
+    ))
+}
+
+/// An error and its sources, each message once.
+pub(crate) fn chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut next = error.source();
+    while let Some(inner) = next {
+        let more = inner.to_string();
+        if !text.contains(&more) {
+            text = format!("{text}: {more}");
+        }
+        next = inner.source();
+    }
+    text
 }
 
 impl Trust {
@@ -89,14 +216,16 @@ impl Trust {
 
 /// Opens a channel on `endpoint` (built from `url`) with `trust`.
 pub async fn connect(url: &str, endpoint: &Endpoint, trust: &Trust) -> Result<Channel, Error> {
+    let failed = |e| Error::transport(url, trust, e);
     match endpoint.uri().scheme_str() {
-        Some("http") => Ok(endpoint.connect().await?),
+        Some("http") => endpoint.connect().await.map_err(failed),
         Some("https") => {
             let config =
                 weft_tls::control::client_config(trust.roots()?, weft_tls::control::ALPN_GRPC)?;
-            Ok(endpoint
+            endpoint
                 .connect_with_connector(Connector::new(config, TCP_CONNECT_TIMEOUT))
-                .await?)
+                .await
+                .map_err(failed)
         }
         _ => Err(Error::Scheme(url.to_owned())),
     }

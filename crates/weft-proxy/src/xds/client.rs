@@ -270,6 +270,16 @@ impl Client {
         set
     }
 
+    /// A failed call, explained where the error chain says why.
+    fn call_failed(&self, status: tonic::Status) -> Error {
+        Error::from_status(
+            status,
+            &self.options.endpoint,
+            &self.options.trust,
+            self.options.token_file.as_deref(),
+        )
+    }
+
     /// One stream: connect, subscribe, then handle responses until it ends. `Ok` only
     /// on shutdown.
     async fn stream<S: Sink>(
@@ -323,7 +333,7 @@ impl Client {
         }
         let mut responses = tokio::select! {
             () = shutdown.cancelled() => return Ok(()),
-            response = client.delta_aggregated_resources(request) => response.map_err(Error::Stream)?.into_inner(),
+            response = client.delta_aggregated_resources(request) => response.map_err(|s| self.call_failed(s))?.into_inner(),
         };
         info!(
             endpoint = self.options.endpoint,
@@ -342,7 +352,7 @@ impl Client {
                 message = responses.message() => match message {
                     Ok(Some(response)) => response,
                     Ok(None) => return Err(Error::Closed),
-                    Err(status) => return Err(Error::Stream(status)),
+                    Err(status) => return Err(self.call_failed(status)),
                 },
             };
             for request in self.handle(state, response).await {

@@ -8,7 +8,9 @@
 //! known good config even while the control plane is down.
 //!
 //! The stream runs over TLS to the control plane ([`channel`]: verified by the control
-//! plane's SPIFFE identity against the mesh roots) and carries the workload token.
+//! plane's SPIFFE identity against the mesh roots) and carries the workload token. A
+//! failure says which (nothing listening, wrong CA, `http://` to TLS, token refused):
+//! [`channel::explain`].
 //!
 //! Not here: decoding resources into the data-path config (the proxy's `Sink`).
 
@@ -38,6 +40,15 @@ pub enum Error {
     /// The control plane refused or ended the stream with a status.
     #[error("xDS stream failed: {}: {}", .0.code(), .0.message())]
     Stream(#[source] tonic::Status),
+    /// A call failed in a way [`channel::explain_status`] recognises (the transport
+    /// failed under it, or the token was refused): what happened and what to do.
+    #[error("{explained}")]
+    Call {
+        /// What went wrong and what to do.
+        explained: String,
+        /// The status.
+        source: tonic::Status,
+    },
     /// The workload token file could not be used.
     #[error("workload token {}: {message}", path.display())]
     Token {
@@ -49,4 +60,22 @@ pub enum Error {
     /// The control plane closed the stream without a status.
     #[error("the control plane closed the xDS stream")]
     Closed,
+}
+
+impl Error {
+    /// A failed call, [`channel::explain_status`]ed where it can be.
+    pub(crate) fn from_status(
+        status: tonic::Status,
+        url: &str,
+        trust: &channel::Trust,
+        token_file: Option<&std::path::Path>,
+    ) -> Self {
+        match channel::explain_status(url, trust, token_file, &status) {
+            Some(explained) => Error::Call {
+                explained,
+                source: status,
+            },
+            None => Error::Stream(status),
+        }
+    }
 }

@@ -60,6 +60,8 @@ pub(crate) struct Client {
     auth: Option<(http::HeaderValue, TokenFrom)>,
     pool: Pool<Connector, Full<Bytes>>,
     request_timeout: Duration,
+    /// The CA file that vouches for the control plane, for the hint when it does not.
+    ca_file: std::path::PathBuf,
 }
 
 /// A response, body read.
@@ -158,6 +160,7 @@ impl Client {
             auth,
             pool,
             request_timeout: args.request_timeout,
+            ca_file,
         })
     }
 
@@ -239,6 +242,19 @@ impl Client {
     }
 
     fn unreachable(&self, error: &(dyn std::error::Error + 'static)) -> anyhow::Error {
+        if let Some(presented) = untrusted_issuer(error) {
+            // Reachable, but vouched for by another CA: the address is fine, the CA
+            // file is not.
+            return anyhow::anyhow!(
+                "the control plane at {} presented a certificate for {presented} that the CA \
+                 file {} did not sign\n\
+                 hint: that file is not this control plane's CA: copy <data-dir>/ca.crt from \
+                 the control-plane host and give it with --ca-file, $WEFT_CA_FILE, or caFile \
+                 in ~/.config/weft/config.yaml",
+                self.base,
+                self.ca_file.display()
+            );
+        }
         let mut cause = error.to_string();
         let mut source = error.source();
         while let Some(inner) = source {
@@ -260,6 +276,27 @@ impl Client {
             self.base
         )
     }
+}
+
+/// The identity a server presented with a certificate no trusted CA signed, if that is
+/// what failed the TLS handshake somewhere in `error`'s chain.
+fn untrusted_issuer(error: &(dyn std::error::Error + 'static)) -> Option<String> {
+    let mut next = Some(error);
+    while let Some(e) = next {
+        // io::Error's `source()` skips the error it wraps: look inside.
+        let tls = e.downcast_ref::<rustls::Error>().or_else(|| {
+            e.downcast_ref::<std::io::Error>()
+                .and_then(|io| io.get_ref())
+                .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+        });
+        if let Some(weft_tls::verify::Error::UntrustedIssuer { presented }) =
+            tls.and_then(weft_tls::verify::Error::from_rustls)
+        {
+            return Some(presented.clone());
+        }
+        next = e.source();
+    }
+    None
 }
 
 // === impl Response ===
