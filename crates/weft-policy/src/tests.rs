@@ -312,7 +312,7 @@ fn rejects_bad_values_with_path_and_message() {
         (
             route("{ backendRefs: [{ name: echo, filters: [{ type: RequestHeaderModifier }] }] }"),
             "spec.rules[1].backendRefs[0].filters",
-            "not supported here yet",
+            "GRPCRoute rules and backendRefs take none",
         ),
         (
             route("{ backendRefs: [{ name: echo, kind: ServiceImport }] }"),

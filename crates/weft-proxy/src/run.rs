@@ -49,7 +49,7 @@ pub struct Options {
 /// Where and how to reach the control plane.
 #[derive(Clone, Debug)]
 pub struct ControlPlane {
-    /// xDS endpoint, e.g. `http://10.0.0.1:5678`.
+    /// xDS endpoint, e.g. `https://10.0.0.1:5678` (the control plane serves TLS only).
     pub endpoint: String,
     /// Where the last accepted config is persisted (and read at boot).
     pub state_dir: PathBuf,

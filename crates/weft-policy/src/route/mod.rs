@@ -139,9 +139,9 @@ pub(crate) fn validate_filters(errors: &mut Errors, path: &str, filters: &[Value
     if !filters.is_empty() {
         errors.push(
             path,
-            "filters are not supported here yet (HTTPRoute rules take RequestHeaderModifier \
-             and ResponseHeaderModifier; redirects, rewrites and mirroring come later); \
-             remove them",
+            "filters are not supported here: GRPCRoute rules and backendRefs take none \
+             (HTTPRoute rules take RequestHeaderModifier, ResponseHeaderModifier, \
+             RequestRedirect, URLRewrite and RequestMirror); remove them",
         );
     }
 }

@@ -7,8 +7,9 @@
 //! snapshot they started with and nothing is dropped. Endpoint statistics and upstream
 //! connection pools carry over from the previous snapshot.
 //!
-//! Where config comes from is [`file`] today (a local YAML file, re-read on change);
-//! the control plane's xDS client feeds the same [`Store`] later.
+//! Config comes from [`file`] (a local YAML file, re-read on change) or, with a control
+//! plane, from the xDS client: [`compose`] lays what it receives over the bootstrap file
+//! and the result goes into the same [`Store`].
 
 pub mod compose;
 pub mod file;

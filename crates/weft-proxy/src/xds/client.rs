@@ -63,8 +63,9 @@ impl<T: Sink + ?Sized> Sink for Arc<T> {
 /// How to reach the control plane and who to say we are.
 #[derive(Debug, Clone)]
 pub struct ClientOptions {
-    /// Control-plane xDS address, `https://host:port` (`http://` is plaintext h2c, for
-    /// in-process tests).
+    /// Control-plane xDS address, `https://host:port`. (`http://` is plaintext h2c,
+    /// which only in-process tests' fake control planes serve: `weft control-plane`
+    /// serves TLS only.)
     pub endpoint: String,
     /// The roots that vouch for the control plane (for `https://`). Default: none.
     pub trust: super::channel::Trust,
