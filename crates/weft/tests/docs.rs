@@ -1,7 +1,8 @@
 //! The docs match the code: every test `docs/security.md` cites for a guarantee exists,
 //! so the threat model cannot point at a test that was renamed or removed; and every
 //! YAML example in the README and `docs/` that is a whole document (resources, or a
-//! proxy config) parses and validates as Weft would.
+//! proxy config), and every YAML file under `examples/`, parses and validates as Weft
+//! would.
 
 use std::path::{Path, PathBuf};
 
@@ -149,6 +150,69 @@ fn kind_of(block: &str) -> Example {
     }
 }
 
+/// `None` for a fragment; else what is wrong with a whole document, if anything.
+fn check(block: &str) -> Option<Option<String>> {
+    Some(match kind_of(block) {
+        Example::Resources => match weft_policy::parse_documents(block) {
+            Err(e) => Some(e.to_string()),
+            Ok(objects) => objects
+                .iter()
+                .find_map(|o| weft_policy::validate(o).err())
+                .map(|e| e.to_string()),
+        },
+        Example::ProxyConfig => {
+            weft_api::proxy::Config::from_yaml_with(block, weft_api::proxy::References::Deferred)
+                .err()
+                .map(|e| e.to_string())
+        }
+        Example::Fragment => return None,
+    })
+}
+
+#[test]
+fn every_yaml_file_under_examples_is_a_whole_document_that_validates() {
+    fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                walk(&path, out);
+            } else if path.extension().is_some_and(|e| e == "yaml" || e == "yml") {
+                out.push(path);
+            }
+        }
+    }
+    let mut files = Vec::new();
+    walk(&root().join("examples"), &mut files);
+    files.sort();
+    assert!(
+        files.len() >= 6,
+        "only {} example files found: is the scan broken?",
+        files.len()
+    );
+    let failures: Vec<String> = files
+        .iter()
+        .filter_map(|file| {
+            let text = std::fs::read_to_string(file).expect("read example");
+            let name = file.strip_prefix(root()).unwrap_or(file).display().to_string();
+            match check(&text) {
+                None => Some(format!(
+                    "{name}: neither resources (apiVersion: first) nor a proxy config (workload: first)"
+                )),
+                Some(Some(problem)) => Some(format!("{name}: {problem}")),
+                Some(None) => None,
+            }
+        })
+        .collect();
+    assert!(
+        failures.is_empty(),
+        "example files that do not validate:\n{}",
+        failures.join("\n")
+    );
+}
+
 #[test]
 fn every_whole_yaml_example_in_the_docs_validates() {
     let mut checked = 0;
@@ -161,21 +225,8 @@ fn every_whole_yaml_example_in_the_docs_validates() {
             .display()
             .to_string();
         for (line, block) in yaml_blocks(&text) {
-            let problem = match kind_of(&block) {
-                Example::Resources => match weft_policy::parse_documents(&block) {
-                    Err(e) => Some(e.to_string()),
-                    Ok(objects) => objects
-                        .iter()
-                        .find_map(|o| weft_policy::validate(o).err())
-                        .map(|e| e.to_string()),
-                },
-                Example::ProxyConfig => weft_api::proxy::Config::from_yaml_with(
-                    &block,
-                    weft_api::proxy::References::Deferred,
-                )
-                .err()
-                .map(|e| e.to_string()),
-                Example::Fragment => continue,
+            let Some(problem) = check(&block) else {
+                continue;
             };
             checked += 1;
             if let Some(problem) = problem {
@@ -208,4 +259,32 @@ fn yaml_blocks_are_found_with_their_line_and_classified_by_their_first_key() {
     assert_eq!(kind_of(&blocks[0].1), Example::Resources);
     assert_eq!(kind_of(&blocks[1].1), Example::Fragment);
     assert_eq!(kind_of("workload: { name: a }\n"), Example::ProxyConfig);
+}
+
+#[test]
+fn ci_runs_the_readme_test_command_verbatim_and_installs_nextest_itself() {
+    let readme = std::fs::read_to_string(root().join("README.md")).expect("README.md");
+    let section = readme
+        .split("\n## Test\n")
+        .nth(1)
+        .expect("the README has a Test section");
+    let command = section
+        .split("```sh\n")
+        .nth(1)
+        .and_then(|block| block.lines().next())
+        .expect("the Test section opens with a sh block");
+    let ci = std::fs::read_to_string(root().join(".ci/run")).expect(".ci/run");
+    assert!(
+        ci.lines().any(|line| line.trim() == command),
+        ".ci/run does not run the README's test command {command:?}"
+    );
+    assert!(
+        ci.contains("cargo install cargo-nextest --locked")
+            && readme.contains("cargo install cargo-nextest --locked"),
+        "the README and .ci/run must say how cargo-nextest is installed"
+    );
+    assert!(
+        readme.contains(&format!("Rust **{}**", env!("CARGO_PKG_RUST_VERSION"))),
+        "the README must name the rust-version of Cargo.toml"
+    );
 }
