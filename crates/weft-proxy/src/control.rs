@@ -120,6 +120,10 @@ pub fn spawn(
     };
     options.trust = trust.clone();
     let client = Client::new(options)?;
+    // What cannot get better by retrying stops the proxy, with the reason: a scheme
+    // other than https:// (or http:// for test fakes), or no CA to verify the control
+    // plane with (a missing or empty --control-plane-ca and no bundle issued before).
+    crate::xds::channel::check_static(&cp.endpoint, &trust).map_err(crate::xds::Error::Connect)?;
     // Without certificate files in the bootstrap, keep one issued by the control plane.
     let needs_certificate = bootstrap.certificates.is_none() && bootstrap.listeners.hbone.is_some();
     // The CA that signs now, from the trust bundle: a certificate from another renews.
@@ -160,9 +164,7 @@ pub fn spawn(
                     shutdown.clone(),
                 ));
             }
-            Err(e) => {
-                tracing::error!(error = %e, "the workload identity is not a SPIFFE ID; no certificate can be requested");
-            }
+            Err(e) => return Err(crate::xds::Error::Identity(e)),
         }
     }
     let mut status = client.status();
@@ -192,6 +194,7 @@ pub fn spawn(
     }
     if restored && (!needs_certificate || composer.has_credentials()) {
         admin.ready.store(true, Ordering::Release);
+        tracing::info!("proxy ready, on the last known good config from disk");
     }
     {
         let shutdown = shutdown.clone();
@@ -212,8 +215,11 @@ pub fn spawn(
                     && synced(!targets.is_empty(), pb::ROUTE_TABLE_TYPE_URL)
                     && (!needs_certificate || composer.has_credentials())
                 {
-                    admin.ready.store(true, Ordering::Release);
                     tracing::info!("configuration received from the control plane");
+                    // `/ready` turns 200 here (unless the config from disk already did).
+                    if !admin.ready.swap(true, Ordering::AcqRel) {
+                        tracing::info!("proxy ready");
+                    }
                     return;
                 }
                 tokio::select! {

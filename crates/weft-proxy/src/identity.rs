@@ -228,11 +228,7 @@ pub async fn maintain(
             (Some(c), Some(start)) => renew_in(start, c.not_after(), SystemTime::now()),
             _ => Duration::ZERO,
         };
-        let wait = if failures > 0 {
-            backoff(failures).min(wait.max(Duration::from_millis(200)))
-        } else {
-            wait
-        };
+        let wait = retry_wait(failures, wait);
         let wanted = signer.borrow_and_update().clone();
         let wait = match current.as_ref().and_then(|c| c.issuer_id()) {
             Some(issuer) if !wanted.is_empty() && issuer != wanted => {
@@ -276,6 +272,18 @@ pub fn renew_in(start: SystemTime, not_after: SystemTime, now: SystemTime) -> Du
     let lifetime = not_after.duration_since(start).unwrap_or_default();
     let renew_at = start + lifetime / 2;
     renew_at.duration_since(now).unwrap_or_default()
+}
+
+/// The wait before the next request: the renewal schedule, or after `failures` failed
+/// requests in a row the backoff alone. (Capping the backoff by the schedule, as this
+/// once did, retried every 200 ms forever when no certificate was held yet or one was
+/// past half-life: a refused or malformed token hammered the control plane.)
+fn retry_wait(failures: u32, scheduled: Duration) -> Duration {
+    if failures == 0 {
+        scheduled
+    } else {
+        backoff(failures)
+    }
 }
 
 /// Full-jitter exponential backoff: up to 500 ms × 2^(n−1), capped at 30 s.
@@ -368,6 +376,21 @@ mod tests {
             Duration::from_secs(800)
         );
         assert_eq!(renew_in(start, end, end), Duration::ZERO);
+    }
+
+    #[test]
+    fn failures_without_a_certificate_back_off_instead_of_retrying_every_200ms() {
+        // No certificate held: the schedule says "now" (zero) on every turn.
+        assert_eq!(retry_wait(0, Duration::ZERO), Duration::ZERO);
+        let mean = |failures: u32| {
+            (0..200)
+                .map(|_| retry_wait(failures, Duration::ZERO))
+                .sum::<Duration>()
+                / 200
+        };
+        assert!(mean(4) > Duration::from_millis(1500), "{:?}", mean(4));
+        assert!(mean(10) > Duration::from_secs(10), "{:?}", mean(10));
+        assert!((0..200).all(|_| retry_wait(10, Duration::ZERO) <= Duration::from_secs(30)));
     }
 
     #[test]

@@ -84,6 +84,9 @@ pub enum Error {
     /// The bootstrap could not be compiled.
     #[error("{0}")]
     Compose(String),
+    /// The control-plane client cannot start: a misconfiguration no retry fixes.
+    #[error("cannot use the control plane: {0}")]
+    ControlPlane(#[source] crate::xds::Error),
     /// A listener could not bind.
     #[error("cannot bind {what} on {addr}: {source} (is another proxy running, or is the address not on this host?)")]
     Bind {
@@ -339,7 +342,7 @@ pub async fn run(options: Options, initial: Initial) -> Result<(), Error> {
             restored,
             drain.token(),
         ) {
-            return Err(Error::Compose(e.to_string()));
+            return Err(Error::ControlPlane(e));
         }
     } else {
         let explicit = explicit.clone();
@@ -367,16 +370,24 @@ pub async fn run(options: Options, initial: Initial) -> Result<(), Error> {
         ));
     }
 
-    if !control_mode {
+    if control_mode {
+        // "proxy ready" is logged by the control-plane client when `/ready` turns 200:
+        // once the config (and the certificate, when the control plane issues it) is in.
+        tracing::info!(
+            admin = %listeners.admin,
+            hbone = ?listeners.hbone,
+            "proxy listening; waiting for config from the control plane (/ready answers 503 until then)"
+        );
+    } else {
         admin.ready.store(true, Ordering::Release);
+        tracing::info!(
+            version = %snap.version,
+            identity = ?snap.creds.as_ref().map(|c| c.identity().to_string()),
+            admin = %listeners.admin,
+            hbone = ?listeners.hbone,
+            "proxy ready"
+        );
     }
-    tracing::info!(
-        version = %snap.version,
-        identity = ?snap.creds.as_ref().map(|c| c.identity().to_string()),
-        admin = %listeners.admin,
-        hbone = ?listeners.hbone,
-        "proxy ready"
-    );
     drop(snap);
 
     match &options.stop {

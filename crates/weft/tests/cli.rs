@@ -423,3 +423,98 @@ async fn inspect_proxy_puts_the_nack_first_and_404s_unknown_proxies() {
         missing.stderr
     );
 }
+
+#[tokio::test]
+async fn proxy_check_accepts_a_bootstrap_without_a_control_plane_and_names_what_is_wrong_otherwise()
+{
+    let home = tempfile::tempdir().unwrap();
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/run-a-mesh/web.yaml");
+    let run = weft(
+        home.path(),
+        &["proxy", "--check", "--config", example.to_str().unwrap()],
+    )
+    .await
+    .ok();
+    assert!(
+        run.stdout.contains("valid as a bootstrap") && run.stdout.contains("--control-plane"),
+        "{}",
+        run.stdout
+    );
+    let broken = home.path().join("broken.yaml");
+    std::fs::write(
+        &broken,
+        "workload: { name: web, address: 127.0.0.1 }\nsettings: { idleTimeout: 100000000h }\n",
+    )
+    .unwrap();
+    let run = weft(
+        home.path(),
+        &["proxy", "--check", "--config", broken.to_str().unwrap()],
+    )
+    .await
+    .failed();
+    assert!(
+        run.stderr
+            .contains("settings.idleTimeout: 100000000h is longer than the maximum, 24h"),
+        "{}",
+        run.stderr
+    );
+}
+
+#[tokio::test]
+async fn a_proxy_without_a_usable_control_plane_ca_stops_with_the_reason() {
+    let home = tempfile::tempdir().unwrap();
+    let bootstrap = home.path().join("bootstrap.yaml");
+    std::fs::write(
+        &bootstrap,
+        "workload: { name: web, serviceAccount: web, address: 127.0.0.1 }\n\
+         listeners: { admin: '127.0.0.1:0', metrics: null, hbone: null, outboundCapture: null }\n",
+    )
+    .unwrap();
+    let missing = home.path().join("no-such-ca.crt");
+    let run = tokio::time::timeout(
+        std::time::Duration::from_secs(30),
+        weft(
+            home.path(),
+            &[
+                "proxy",
+                "--config",
+                bootstrap.to_str().unwrap(),
+                "--control-plane",
+                "https://127.0.0.1:1",
+                "--control-plane-ca",
+                missing.to_str().unwrap(),
+                "--state-dir",
+                home.path().join("state").to_str().unwrap(),
+            ],
+        ),
+    )
+    .await
+    .expect("the proxy stops instead of retrying")
+    .failed();
+    assert!(
+        run.stderr.contains("cannot use the control plane")
+            && run
+                .stderr
+                .contains(&format!("control-plane CA {}", missing.display())),
+        "{}",
+        run.stderr
+    );
+    let run = weft(
+        home.path(),
+        &[
+            "proxy",
+            "--config",
+            bootstrap.to_str().unwrap(),
+            "--control-plane",
+            "http://127.0.0.1:1",
+        ],
+    )
+    .await
+    .failed();
+    assert!(
+        run.stderr
+            .contains("the control plane serves TLS only; use https://"),
+        "{}",
+        run.stderr
+    );
+}

@@ -214,6 +214,16 @@ impl Trust {
     }
 }
 
+/// What no retry can fix, checked once at start: the scheme, and (for `https://`) that
+/// there are roots to verify the control plane with.
+pub fn check_static(url: &str, trust: &Trust) -> Result<(), Error> {
+    match url.split_once("://").map(|(scheme, _)| scheme) {
+        Some("http") => Ok(()),
+        Some("https") => trust.roots().map(|_| ()),
+        _ => Err(Error::Scheme(url.to_owned())),
+    }
+}
+
 /// Opens a channel on `endpoint` (built from `url`) with `trust`.
 pub async fn connect(url: &str, endpoint: &Endpoint, trust: &Trust) -> Result<Channel, Error> {
     let failed = |e| Error::transport(url, trust, e);

@@ -57,6 +57,10 @@ pub enum Error {
         /// What was wrong.
         message: String,
     },
+    /// The bootstrap's workload identity is not a SPIFFE ID, so no certificate can be
+    /// requested for it.
+    #[error("the bootstrap's workload identity is not a SPIFFE ID ({0}); fix workload.trustDomain, workload.namespace or workload.serviceAccount")]
+    Identity(#[source] weft_tls::spiffe::Error),
     /// The control plane closed the stream without a status.
     #[error("the control plane closed the xDS stream")]
     Closed,

@@ -60,6 +60,38 @@ pub(crate) struct Prepared {
     pub(crate) initial: weft_proxy::run::Initial,
 }
 
+/// `--check` without `--control-plane`: a complete local config, or else a bootstrap
+/// (services and certificates to come from a control plane) is valid too, and says so.
+/// A file that is neither reports the local-config errors, which name every problem.
+fn check_without_control_plane(path: &std::path::Path) -> anyhow::Result<()> {
+    let full = match weft_proxy::run::load(path, None) {
+        Ok(initial) => {
+            let snap = initial.snapshot();
+            println!(
+                "{}: valid (version {}, {} services, {} routes)",
+                path.display(),
+                snap.version,
+                snap.config.services.len(),
+                snap.config.routes.len()
+            );
+            return Ok(());
+        }
+        Err(e) => e,
+    };
+    match weft_proxy::state::file::read_config(path, weft_api::proxy::References::Deferred) {
+        Ok(_) => {
+            println!(
+                "{}: valid as a bootstrap: the services, routes and certificates it leaves \
+                 out come from the control plane (run it with --control-plane; as a \
+                 local config on its own it is incomplete: {full})",
+                path.display()
+            );
+            Ok(())
+        }
+        Err(_) => Err(full.into()),
+    }
+}
+
 /// Runs the proxy until it has drained.
 pub(crate) fn run(args: Args) -> anyhow::Result<()> {
     let Some(Prepared {
@@ -81,6 +113,15 @@ pub(crate) fn prepare(args: Args) -> anyhow::Result<Option<Prepared>> {
     let log = logging::init(&args.log_level, args.log_format)?;
     // Listener connection caps are sized below the open-file limit (ADR 0023).
     weft_tls::listener::raise_fd_limit();
+    if let Some(url) = args.control_plane.as_deref() {
+        if url.starts_with("http://") {
+            // Plaintext only ever reaches test fakes: fail now, not on every reconnect.
+            anyhow::bail!(
+                "--control-plane {url}: the control plane serves TLS only; use https:// \
+                 (with --control-plane-ca <data-dir>/ca.crt)"
+            );
+        }
+    }
     let control_plane = args
         .control_plane
         .clone()
@@ -90,6 +131,10 @@ pub(crate) fn prepare(args: Args) -> anyhow::Result<Option<Prepared>> {
             token_file: args.token_file.clone(),
             ca_file: args.control_plane_ca.clone(),
         });
+    if args.check && control_plane.is_none() {
+        check_without_control_plane(&args.config)?;
+        return Ok(None);
+    }
     let initial = weft_proxy::run::load(&args.config, control_plane.as_ref())?;
     if args.check {
         let snap = initial.snapshot();
