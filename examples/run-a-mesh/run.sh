@@ -19,13 +19,17 @@ cleanup() {
   rm -rf "$work"
 }
 trap cleanup EXIT
+trap 'exit 130' INT TERM
 
 if [ -z "${WEFT:-}" ]; then
   echo "==> building weft (release)"
   cargo build --release --quiet -p weft --manifest-path "$root/Cargo.toml"
   WEFT="$root/target/release/weft"
 fi
-weft() { "$WEFT" "$@"; }
+WEFT=$(realpath "$WEFT")
+# `weft` below is the binary itself (not a shell function), so that the cleanup's
+# SIGTERM reaches the processes started in the background.
+mkdir -p "$work/bin" && ln -s "$WEFT" "$work/bin/weft" && export PATH="$work/bin:$PATH"
 cd "$work"
 
 echo "==> the app: echoes the request headers it receives, on 127.0.0.1:9090"

@@ -124,8 +124,10 @@ pub fn spawn(
     // other than https:// (or http:// for test fakes), or no CA to verify the control
     // plane with (a missing or empty --control-plane-ca and no bundle issued before).
     crate::xds::channel::check_static(&cp.endpoint, &trust).map_err(crate::xds::Error::Connect)?;
-    // Without certificate files in the bootstrap, keep one issued by the control plane.
-    let needs_certificate = bootstrap.certificates.is_none() && bootstrap.listeners.hbone.is_some();
+    // Without certificate files in the bootstrap, keep one issued by the control plane:
+    // a proxy without an HBONE listener needs one too, as the client side of mTLS
+    // (without it, every call to a strict endpoint failed "no certificates configured").
+    let needs_certificate = bootstrap.certificates.is_none();
     // The CA that signs now, from the trust bundle: a certificate from another renews.
     let (signer_tx, signer_rx) = tokio::sync::watch::channel(
         composer

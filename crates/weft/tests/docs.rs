@@ -150,9 +150,16 @@ fn kind_of(block: &str) -> Example {
     }
 }
 
-/// `None` for a fragment; else what is wrong with a whole document, if anything.
-fn check(block: &str) -> Option<Option<String>> {
-    Some(match kind_of(block) {
+/// What checking an example found.
+enum Verdict {
+    /// A fragment, not checkable alone.
+    Fragment,
+    /// A whole document; what is wrong with it, if anything.
+    Whole(Option<String>),
+}
+
+fn check(block: &str) -> Verdict {
+    Verdict::Whole(match kind_of(block) {
         Example::Resources => match weft_policy::parse_documents(block) {
             Err(e) => Some(e.to_string()),
             Ok(objects) => objects
@@ -165,7 +172,7 @@ fn check(block: &str) -> Option<Option<String>> {
                 .err()
                 .map(|e| e.to_string())
         }
-        Example::Fragment => return None,
+        Example::Fragment => return Verdict::Fragment,
     })
 }
 
@@ -198,11 +205,11 @@ fn every_yaml_file_under_examples_is_a_whole_document_that_validates() {
             let text = std::fs::read_to_string(file).expect("read example");
             let name = file.strip_prefix(root()).unwrap_or(file).display().to_string();
             match check(&text) {
-                None => Some(format!(
+                Verdict::Fragment => Some(format!(
                     "{name}: neither resources (apiVersion: first) nor a proxy config (workload: first)"
                 )),
-                Some(Some(problem)) => Some(format!("{name}: {problem}")),
-                Some(None) => None,
+                Verdict::Whole(Some(problem)) => Some(format!("{name}: {problem}")),
+                Verdict::Whole(None) => None,
             }
         })
         .collect();
@@ -225,7 +232,7 @@ fn every_whole_yaml_example_in_the_docs_validates() {
             .display()
             .to_string();
         for (line, block) in yaml_blocks(&text) {
-            let Some(problem) = check(&block) else {
+            let Verdict::Whole(problem) = check(&block) else {
                 continue;
             };
             checked += 1;
