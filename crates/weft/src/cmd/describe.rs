@@ -285,6 +285,7 @@ pub(crate) fn service(
             .enumerate()
         {
             let _ = writeln!(out, "    rules[{i}]: {}; {budget}", rule_policies(rule));
+            let _ = writeln!(out, "      backends: {}", rule_backends(rule));
         }
         write_conditions(&mut out, &route["status"], "    ");
     }
@@ -354,6 +355,42 @@ pub(crate) fn service(
 
 /// The resilience policies a route rule applies, in a line: timeouts and retries
 /// (every retry also within the destination's retry budget).
+/// A rule's backends with their weights and the share of requests each gets:
+/// `web:80 weight 90 (90%), web-v2:80 weight 10 (10%)`.
+fn rule_backends(rule: &Value) -> String {
+    let refs: Vec<&Value> = rule["backendRefs"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .collect();
+    if refs.is_empty() {
+        return "<none>".to_owned();
+    }
+    // Gateway API: a backendRef without a weight has weight 1.
+    let weight = |b: &Value| b["weight"].as_u64().unwrap_or(1);
+    let total: u64 = refs.iter().map(|b| weight(b)).sum();
+    refs.iter()
+        .map(|b| {
+            let w = weight(b);
+            let port = b["port"]
+                .as_u64()
+                .map(|p| format!(":{p}"))
+                .unwrap_or_default();
+            #[allow(clippy::cast_precision_loss)] // weights are at most 1,000,000
+            let share = if total == 0 {
+                0.0
+            } else {
+                w as f64 * 100.0 / total as f64
+            };
+            format!(
+                "{}{port} weight {w} ({share:.0}%)",
+                b["name"].as_str().unwrap_or("?")
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 fn rule_policies(rule: &Value) -> String {
     let mut parts = Vec::new();
     let timeouts = &rule["timeouts"];
@@ -635,7 +672,7 @@ mod tests {
             "kind": "HTTPRoute",
             "metadata": {"name": "web", "namespace": "default"},
             "spec": {"parentRefs": [{"name": "web"}], "rules": [
-                {"backendRefs": [{"name": "web"}], "timeouts": {"request": "2s"}, "retry": {"codes": [503], "attempts": 3}},
+                {"backendRefs": [{"name": "web", "port": 80, "weight": 90}, {"name": "web-v2", "port": 80, "weight": 10}], "timeouts": {"request": "2s"}, "retry": {"codes": [503], "attempts": 3}},
                 {"backendRefs": [{"name": "web"}]}
             ]},
             "status": {"parents": [{"conditions": [{"type": "Accepted", "status": "False", "reason": "BackendNotFound", "message": "web-v2 does not exist"}]}]}
@@ -719,9 +756,14 @@ mod tests {
             "{text}"
         );
         assert!(
+            text.contains("backends: web:80 weight 90 (90%), web-v2:80 weight 10 (10%)\n"),
+            "{text}"
+        );
+        assert!(
             text.contains("rules[1]: retry failed connects once (default)"),
             "{text}"
         );
+        assert!(text.contains("backends: web weight 1 (100%)\n"), "{text}");
         assert!(
             text.contains("Accepted=False (BackendNotFound): web-v2 does not exist"),
             "{text}"

@@ -144,10 +144,15 @@ fn kind_cells(kind: Kind, item: &Value) -> Vec<String> {
     let spec = &item["spec"];
     let status = &item["status"];
     match kind {
-        Kind::Mesh => vec![
-            or_none(spec["trustDomain"].as_str()),
-            or_none(spec["mtls"]["mode"].as_str().or(spec["mtls"].as_str())),
-        ],
+        Kind::Mesh => {
+            // The values in force: what the spec leaves out takes its default, as the
+            // control plane applies it.
+            let effective = mesh_in_force(spec);
+            vec![
+                or_none(effective["trustDomain"].as_str()),
+                or_none(effective["mtls"]["mode"].as_str()),
+            ]
+        }
         Kind::Service => vec![ports(spec), endpoints(&status["endpoints"])],
         Kind::Workload => vec![
             or_none(spec["address"].as_str()),
@@ -175,6 +180,19 @@ fn kind_cells(kind: Kind, item: &Value) -> Vec<String> {
         Kind::RateLimit => vec![targets(spec), limits(spec), accepted(status)],
         Kind::FaultInjection => vec![targets(spec), faults(spec), accepted(status)],
     }
+}
+
+/// A `Mesh.spec` with every default applied (the spec itself if it does not parse).
+fn mesh_in_force(spec: &Value) -> Value {
+    let given = if spec.is_null() {
+        serde_json::json!({})
+    } else {
+        spec.clone()
+    };
+    serde_json::from_value::<weft_api::resource::mesh::Spec>(given)
+        .ok()
+        .and_then(|s| serde_json::to_value(s).ok())
+        .unwrap_or_else(|| spec.clone())
 }
 
 /// `80/http,443` from `spec.ports`.
@@ -490,6 +508,22 @@ mod tests {
                 "<unknown>"
             ]
         );
+    }
+
+    #[test]
+    fn meshes_show_the_values_in_force_with_defaults_applied() {
+        let omitted = json!({"metadata": {"name": "default"}});
+        assert_eq!(
+            kind_cells(Kind::Mesh, &omitted),
+            ["cluster.local", "strict"]
+        );
+        let partial = json!({"spec": {"mtls": {"mode": "permissive"}}});
+        assert_eq!(
+            kind_cells(Kind::Mesh, &partial),
+            ["cluster.local", "permissive"]
+        );
+        let full = json!({"spec": {"trustDomain": "prod.example", "mtls": {}}});
+        assert_eq!(kind_cells(Kind::Mesh, &full), ["prod.example", "strict"]);
     }
 
     #[test]
