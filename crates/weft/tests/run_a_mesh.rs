@@ -12,7 +12,10 @@ use std::time::{Duration, Instant};
 fn the_readme_run_a_mesh_example_answers_through_the_mesh_with_verified_identities() {
     for tool in ["python3", "curl"] {
         if Command::new(tool).arg("--version").output().is_err() {
-            eprintln!("skipped: {tool} not found (the example needs it)");
+            weft_testkit::wait::skip(
+                "the_readme_run_a_mesh_example_answers_through_the_mesh_with_verified_identities",
+                &format!("{tool} not found (the example needs it)"),
+            );
             return;
         }
     }
