@@ -139,9 +139,11 @@ fn tls_failure(url: &str, trust: &Trust, tls: &rustls::Error) -> String {
     }
 }
 
-/// What a failed call means: its transport failure [`explain`]ed, a refused workload
-/// token (`UNAUTHENTICATED`, `PERMISSION_DENIED`) named with how to get a new one;
-/// `None` for any other status.
+/// What a failed call means: its transport failure [`explain`]ed; a token the control
+/// plane could not authenticate (`UNAUTHENTICATED`: missing, malformed, expired) named
+/// with how to get a new one; a proxy it refused (`PERMISSION_DENIED`: revoked token,
+/// another identity, labels its token does not grant) with the control plane's reason,
+/// which says what to do; `None` for any other status.
 pub fn explain_status(
     url: &str,
     trust: &Trust,
@@ -151,22 +153,24 @@ pub fn explain_status(
     if let Some(text) = explain(url, trust, status) {
         return Some(text);
     }
-    if !matches!(
-        status.code(),
-        tonic::Code::Unauthenticated | tonic::Code::PermissionDenied
-    ) {
-        return None;
-    }
     let given = match token_file {
         Some(path) => format!("the workload token in {}", path.display()),
         None => "this proxy, which sent no workload token (--token-file)".to_owned(),
     };
-    Some(format!(
-        "the control plane at {url} refused {given}: {}: issue a token on the \
-         control-plane host (`weft token workload --namespace NS --service-account SA \
-         --label app=NAME`), write it to a file and give it with --token-file",
-        status.message()
-    ))
+    match status.code() {
+        tonic::Code::Unauthenticated => Some(format!(
+            "the control plane at {url} refused {given}: {}: issue a token on the \
+             control-plane host (`weft token workload --namespace NS --service-account SA \
+             --label app=NAME`), write it to a file and give it with --token-file",
+            status.message()
+        )),
+        tonic::Code::PermissionDenied => Some(format!(
+            "the control plane at {url} refused this proxy, presenting {given} \
+             (permission denied): {}",
+            status.message()
+        )),
+        _ => None,
+    }
 }
 
 /// An error and its sources, each message once.
