@@ -13,6 +13,7 @@
 pub mod admin;
 pub mod control;
 pub mod dns;
+pub mod error;
 pub mod hbone;
 pub mod http;
 pub mod identity;

@@ -114,13 +114,9 @@ fn seconds() -> u64 {
 pub enum Outcome {
     /// A response with this status.
     Response(StatusCode),
-    /// No connection could be made: nothing was sent.
-    ConnectFailed,
-    /// The request was sent (perhaps in part) and the exchange failed: a reset, a
-    /// closed connection, a protocol error.
-    Failed,
-    /// The attempt outlasted its per-try timeout.
-    TimedOut,
+    /// No response: the attempt failed, and its classification says whether
+    /// sending it again is safe ([`crate::error::Error::retry`]).
+    Failed(crate::error::Retry),
     /// A gRPC error in the response headers (a trailers-only answer): its
     /// `grpc-status`, never 0.
     Grpc(u32),
@@ -155,12 +151,18 @@ pub fn idempotent(method: &Method) -> bool {
 /// are retried whatever the method (every call is a POST): listing one says the
 /// server did not act on the call, as `unavailable` and `resource-exhausted` mean.
 pub fn retries(policy: &Retry, outcome: Outcome, method: &Method) -> bool {
+    use crate::error::Retry as Safe;
     let repeatable = policy.non_idempotent || idempotent(method);
     match outcome {
         // Nothing reached the backend: always safe.
-        Outcome::ConnectFailed => true,
-        Outcome::Failed => repeatable && !policy.codes.is_empty(),
-        Outcome::TimedOut => repeatable && policy.codes.contains(&504),
+        Outcome::Failed(Safe::Always) => true,
+        Outcome::Failed(Safe::Never) => false,
+        Outcome::Failed(Safe::IfRepeatable { status: None }) => {
+            repeatable && !policy.codes.is_empty()
+        }
+        Outcome::Failed(Safe::IfRepeatable {
+            status: Some(status),
+        }) => repeatable && policy.codes.contains(&status),
         Outcome::Response(status) => repeatable && policy.codes.contains(&status.as_u16()),
         Outcome::Grpc(code) => policy.grpc_codes.contains(&code),
     }
@@ -199,6 +201,7 @@ fn backoff(base: Duration, retry: u32) -> Duration {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error::Error;
 
     fn policy(codes: &[u16], non_idempotent: bool) -> Retry {
         Retry {
@@ -313,18 +316,30 @@ mod tests {
             &Method::POST
         ));
         assert!(
-            retries(&p, Outcome::ConnectFailed, &Method::POST),
+            retries(
+                &p,
+                Outcome::Failed(Error::Connect(String::new()).retry()),
+                &Method::POST
+            ),
             "nothing was sent"
         );
-        assert!(retries(&p, Outcome::Failed, &Method::PUT));
-        assert!(!retries(&p, Outcome::Failed, &Method::POST));
+        assert!(retries(
+            &p,
+            Outcome::Failed(Error::Reset(String::new()).retry()),
+            &Method::PUT
+        ));
+        assert!(!retries(
+            &p,
+            Outcome::Failed(Error::Reset(String::new()).retry()),
+            &Method::POST
+        ));
         assert!(
-            !retries(&p, Outcome::TimedOut, &Method::GET),
+            !retries(&p, Outcome::Failed(Error::Timeout.retry()), &Method::GET),
             "504 is not listed"
         );
         assert!(retries(
             &policy(&[504], false),
-            Outcome::TimedOut,
+            Outcome::Failed(Error::Timeout.retry()),
             &Method::GET
         ));
         let post = policy(&[503], true);
@@ -334,8 +349,16 @@ mod tests {
             &Method::POST
         ));
         let connect_only = Retry::connect_failure_only();
-        assert!(!retries(&connect_only, Outcome::Failed, &Method::GET));
-        assert!(retries(&connect_only, Outcome::ConnectFailed, &Method::GET));
+        assert!(!retries(
+            &connect_only,
+            Outcome::Failed(Error::Reset(String::new()).retry()),
+            &Method::GET
+        ));
+        assert!(retries(
+            &connect_only,
+            Outcome::Failed(Error::Connect(String::new()).retry()),
+            &Method::GET
+        ));
     }
 
     #[test]

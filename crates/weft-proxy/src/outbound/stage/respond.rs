@@ -1,0 +1,143 @@
+//! Stage 6, respond: the answer that goes back to the app. The route's response
+//! header edits and a new affinity cookie apply to what the upstream exchange gave
+//! (its response, or the answer to its failure); a refusal is answered as the
+//! classification says and counted; every answer is counted in the request metrics
+//! under the service that was (or would have been) called.
+
+use std::time::Instant;
+
+use http::{HeaderValue, Response};
+
+use crate::error::Error;
+use crate::http::body::Body;
+use crate::outbound::route::{Edits, Rule};
+use crate::state::{ServiceState, Target};
+use crate::telemetry::{Direction, Metrics, Name, RequestLabels, Security};
+
+/// What the answer needs from the stages before it.
+#[derive(Debug)]
+pub struct Reply<'a> {
+    metrics: &'a Metrics,
+    started: Instant,
+    /// The service the request is counted under: the routed one until a backend is
+    /// picked, then the backend.
+    service: &'a Name,
+    /// The rule's response header edits, once routed.
+    edits: Option<&'a Edits>,
+    /// `Set-Cookie` for a new affinity cookie.
+    cookie: Option<HeaderValue>,
+}
+
+impl<'a> Reply<'a> {
+    /// An answer for a request to `service` that arrived at `started`.
+    pub fn new(metrics: &'a Metrics, service: &'a Name, started: Instant) -> Self {
+        Self {
+            metrics,
+            started,
+            service,
+            edits: None,
+            cookie: None,
+        }
+    }
+
+    /// The request goes to `backend` under `rule`.
+    pub fn forwarding(&mut self, rule: &'a Rule<Target>, backend: &'a ServiceState) {
+        self.service = &backend.label;
+        self.edits = rule.response_headers.as_ref();
+    }
+
+    /// The response gets a new affinity cookie.
+    pub fn set_cookie(&mut self, cookie: Option<HeaderValue>) {
+        self.cookie = cookie;
+    }
+
+    /// The answer to `result`, counted.
+    pub fn respond(self, result: Result<Response<Body>, Error>) -> Response<Body> {
+        let exchanged = result.as_ref().map_or_else(Error::is_exchange, |_| true);
+        let mut resp = match result {
+            Ok(resp) => resp,
+            Err(e) => {
+                e.record(self.metrics, self.service);
+                e.into_response(false)
+            }
+        };
+        if exchanged {
+            if let Some(edits) = self.edits {
+                edits.apply(resp.headers_mut());
+            }
+            if let Some(cookie) = self.cookie {
+                resp.headers_mut().append(http::header::SET_COOKIE, cookie);
+            }
+        }
+        self.metrics.request(
+            &RequestLabels {
+                direction: Direction::Outbound,
+                service: self.service.clone(),
+                status: resp.status().as_u16(),
+                connection_security: Security::Unknown,
+            },
+            self.started.elapsed(),
+        );
+        resp
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    const CONFIG: &str = r"
+workload: { name: client, address: 10.0.0.1 }
+listeners: { hbone: null }
+services:
+  - name: echo
+    ports: [{ port: 80, protocol: http }]
+    endpoints: [{ address: 10.0.0.2 }]
+routes:
+  - service: echo
+    rules:
+      - backends: [{ service: echo }]
+        responseHeaders: { set: [[x-served-by, mesh]] }
+";
+
+    /// Result → status, whether the rule's edits and the cookie applied, and the
+    /// overflow metric.
+    #[test]
+    fn edits_apply_to_exchanges_and_refusals_are_counted() {
+        let config = weft_api::proxy::Config::from_yaml(CONFIG).expect("valid config");
+        let snap = crate::state::Snapshot::build(config, None, "v".into(), None).expect("snapshot");
+        let target = snap.target("echo.default", 80).expect("target");
+        let table = snap.routes(&target);
+        let rule = &table.rules[0];
+        let key: Arc<str> = Arc::from("echo.default");
+        let limit = || Error::Limit {
+            service: key.clone(),
+            overflow: crate::outbound::limits::Overflow::Requests(1),
+        };
+        #[rustfmt::skip]
+        let cases: Vec<(Result<Response<Body>, Error>, u16, bool)> = vec![
+            (Ok(Response::new(Body::empty())), 200, true),
+            (Err(Error::Connect("refused".into())), 503, true),
+            (Err(Error::Timeout), 504, true),
+            (Err(limit()), 503, false),
+            (Err(Error::NoEndpoints(key.clone())), 503, false),
+        ];
+        for (result, status, edited) in cases {
+            let metrics = Metrics::new();
+            let name = format!("{result:?}");
+            let mut reply = Reply::new(&metrics, &target.service.label, Instant::now());
+            reply.forwarding(rule, &target.service);
+            reply.set_cookie(Some(HeaderValue::from_static("s=1")));
+            let resp = reply.respond(result);
+            assert_eq!(resp.status().as_u16(), status, "{name}");
+            assert_eq!(resp.headers().contains_key("x-served-by"), edited, "{name}");
+            assert_eq!(resp.headers().contains_key("set-cookie"), edited, "{name}");
+            let text = metrics.encode();
+            assert!(
+                text.contains(&format!("status=\"{status}\"")),
+                "{name}: counted by status"
+            );
+        }
+    }
+}
