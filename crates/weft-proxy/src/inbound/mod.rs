@@ -15,6 +15,9 @@
 //! strict one. Metrics label the two `connection_security="mutual_tls"` and `"none"`.
 
 pub mod ratelimit;
+pub mod stage;
+
+pub use stage::identity::PeerIdentity;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -22,146 +25,22 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use bytes::Bytes;
-use http::{HeaderName, HeaderValue, Request, Response, StatusCode};
+use http::{Request, Response, StatusCode};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
-use weft_api::proxy::{MtlsMode, Protocol};
+use weft_api::proxy::MtlsMode;
 use weft_tls::SpiffeId;
 
 use crate::hbone::Accepted;
 use crate::http::body::{Body, RequestBody};
 use crate::http::pool::{self, DialError, Pool};
-use crate::http::{forward, headers};
 use crate::state::Store;
-use crate::telemetry::{
-    ConnectionGuard, ConnectionLabels, Direction, Metrics, RequestLabels, Security,
-};
+use crate::telemetry::{ConnectionGuard, ConnectionLabels, Direction, Metrics, Security};
 use crate::transport::detect::{self, Detected};
 use crate::transport::listen::Drain;
 use crate::transport::rewind::Rewind;
-
-/// `RESOURCE_EXHAUSTED`: what a rate-limited gRPC call is told.
-const GRPC_RESOURCE_EXHAUSTED: u32 = 8;
-/// `UNAVAILABLE`: an aborted gRPC call without a configured status.
-const GRPC_UNAVAILABLE: u32 = 14;
-
-/// The proxy's own refusal: for gRPC a trailers-only answer (HTTP 200 with
-/// `grpc-status`), else `status` with a short text and `Retry-After` when given.
-fn refusal(
-    grpc: bool,
-    status: StatusCode,
-    grpc_status: u32,
-    message: &str,
-    retry_after: Option<std::time::Duration>,
-) -> Response<Body> {
-    let mut resp = if grpc {
-        let mut resp = Response::new(Body::empty());
-        let headers = resp.headers_mut();
-        headers.insert(
-            http::header::CONTENT_TYPE,
-            HeaderValue::from_static("application/grpc"),
-        );
-        headers.insert("grpc-status", HeaderValue::from(grpc_status));
-        if let Ok(v) = HeaderValue::from_str(&message.replace(' ', "%20")) {
-            headers.insert("grpc-message", v);
-        }
-        resp
-    } else {
-        forward::local(status, &format!("weft: {message}"))
-    };
-    if let Some(wait) = retry_after {
-        resp.headers_mut().insert(
-            http::header::RETRY_AFTER,
-            HeaderValue::from(ratelimit::retry_after_seconds(wait)),
-        );
-    }
-    resp
-}
-
-/// The HTTP version spoken to the app: the one its port declares (`http` is
-/// HTTP/1.1, `http2` and `grpc` are HTTP/2), else the caller's (ADR 2, revised).
-fn app_version(declared: Option<Protocol>, downstream: http::Version) -> pool::Version {
-    match declared {
-        Some(Protocol::Http) => pool::Version::Http1,
-        Some(Protocol::Http2 | Protocol::Grpc) => pool::Version::Http2,
-        _ if downstream == http::Version::HTTP_2 => pool::Version::Http2,
-        _ => pool::Version::Http1,
-    }
-}
-
-/// The caller's verified identity, attached to each inbound request's extensions for
-/// policy layers.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct PeerIdentity(pub SpiffeId);
-
-/// What the inbound side asserts to the app about one connection's caller: computed
-/// once per connection, applied to every request on it.
-struct Caller {
-    /// The verified caller, for policy layers (`None`: plaintext).
-    peer: Option<PeerIdentity>,
-    security: Security,
-    /// `x-forwarded-client-cert: By=<own ID>;URI=<caller>`.
-    xfcc: Option<HeaderValue>,
-    /// The configured identity header (`inbound.identityHeader`): its name, and the
-    /// caller's SPIFFE ID when there is a verified caller.
-    identity_header: Option<(HeaderName, Option<HeaderValue>)>,
-    /// The caller's SPIFFE ID as text, the key of per-identity rate limits.
-    key: Option<Box<str>>,
-}
-
-impl Caller {
-    fn new(snap: &crate::state::Snapshot, peer: Option<SpiffeId>) -> Self {
-        let xfcc = peer.as_ref().and_then(|peer| {
-            HeaderValue::from_str(&format!(
-                "By={};URI={peer}",
-                snap.creds
-                    .as_ref()
-                    .map(|c| c.identity().to_string())
-                    .unwrap_or_default()
-            ))
-            .ok()
-        });
-        let identity_header = snap
-            .config
-            .inbound
-            .identity_header
-            .as_deref()
-            .and_then(|name| HeaderName::from_bytes(name.as_bytes()).ok())
-            .map(|name| {
-                let value = peer
-                    .as_ref()
-                    .and_then(|p| HeaderValue::from_str(&p.to_string()).ok());
-                (name, value)
-            });
-        let key = peer.as_ref().map(|p| p.to_string().into_boxed_str());
-        Self {
-            key,
-            security: if peer.is_some() {
-                Security::MutualTls
-            } else {
-                Security::None
-            },
-            peer: peer.map(PeerIdentity),
-            xfcc,
-            identity_header,
-        }
-    }
-
-    /// Removes every identity header the request came with, then sets the ones this
-    /// proxy vouches for: a client can never supply its own.
-    fn assert_on(&self, headers: &mut http::HeaderMap) {
-        headers::strip_identity(headers);
-        if let Some((name, value)) = &self.identity_header {
-            headers::remove_with_lookalikes(headers, name);
-            if let Some(value) = value {
-                headers.insert(name.clone(), value.clone());
-            }
-        }
-        if let Some(v) = &self.xfcc {
-            headers.insert(headers::XFCC, v.clone());
-        }
-    }
-}
+use stage::forward::app_version;
+use stage::identity::Caller;
 
 /// Inbound handling.
 #[derive(Debug)]
@@ -322,6 +201,10 @@ impl Inbound {
         }
     }
 
+    /// Serves one HTTP request: the inbound stages, in order ([`stage`]). A stage
+    /// that refuses the request ends the list with an
+    /// [`Error`](crate::error::Error); the last answers
+    /// either way.
     async fn request(
         &self,
         mut req: Request<RequestBody>,
@@ -329,113 +212,31 @@ impl Inbound {
         caller: &Caller,
     ) -> Response<Body> {
         let started = Instant::now();
-        let version = app_version(self.store.load().inbound_port(app.port()), req.version());
-        if caller.peer.is_none()
-            && self.store.load().config.port_mtls(app.port()) != MtlsMode::Permissive
-        {
-            // The port turned strict while this plaintext connection was open.
-            self.metrics.failure("plaintext_refused");
-            let mut resp = forward::local(
-                StatusCode::FORBIDDEN,
-                "weft: this port accepts mesh (mTLS) connections only",
-            );
-            resp.headers_mut()
-                .insert(http::header::CONNECTION, HeaderValue::from_static("close"));
-            return resp;
-        }
-        if let Some(resp) = self.traffic_policies(&req, app.port(), caller).await {
-            self.count(started, caller, &resp);
-            return resp;
-        }
-        let pool = self.app_pool(app, version);
-        caller.assert_on(req.headers_mut());
-        if let Some(peer) = &caller.peer {
-            req.extensions_mut().insert(peer.clone());
-        }
-        let authority = crate::outbound::authority(&req);
-        forward::prepare(&mut req, version, authority.as_ref());
-        let req = req;
-        let resp = match forward::forward(&pool, req).await {
-            Ok(resp) => resp,
-            Err(e) => {
-                tracing::warn!(%app, error = %e, "app request failed");
-                forward::local(StatusCode::BAD_GATEWAY, &format!("weft: app at {app}: {e}"))
-            }
-        };
-        self.count(started, caller, &resp);
-        resp
-    }
-
-    fn count(&self, started: Instant, caller: &Caller, resp: &Response<Body>) {
         let snap = self.store.load();
-        self.metrics.request(
-            &RequestLabels {
-                direction: Direction::Inbound,
-                service: snap.workload_label.clone(),
-                status: resp.status().as_u16(),
-                connection_security: caller.security,
-            },
-            started.elapsed(),
-        );
-    }
-
-    /// Applies the inbound rate limits and faults to a request for app port `port`:
-    /// the answer when the request is refused or aborted (after any injected delay),
-    /// `None` to forward it.
-    async fn traffic_policies<B>(
-        &self,
-        req: &Request<B>,
-        port: u16,
-        caller: &Caller,
-    ) -> Option<Response<Body>> {
-        let snap = self.store.load();
+        if let Err(refused) = stage::authorize::authorize(&snap, caller, app.port()) {
+            // Refused before the request is the app's: not counted as one of its.
+            refused.record(&self.metrics, &snap.workload_label);
+            return refused.into_response(false);
+        }
         let traffic = snap.inbound_traffic();
-        if traffic.limits.is_empty() && traffic.faults.is_empty() {
-            return None;
+        let grpc = traffic.is_active() && stage::respond::is_grpc(&req);
+        let result = async {
+            stage::rate_limit::check(traffic, &req, app.port(), caller.key())?;
+            stage::fault::inject(traffic, &req, app.port(), &self.metrics).await?;
+            stage::identity::assert(&mut req, caller);
+            let version = app_version(snap.inbound_port(app.port()), req.version());
+            stage::forward::forward(&self.app_pool(app, version), req, version, app).await
         }
-        let authority = crate::outbound::authority(req);
-        let view = crate::outbound::route::RequestView {
-            method: req.method(),
-            uri: req.uri(),
-            headers: req.headers(),
-            authority: authority.as_ref().map_or("", http::uri::Authority::host),
-        };
-        let grpc = req
-            .headers()
-            .get(http::header::CONTENT_TYPE)
-            .is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"));
-        let now = Instant::now();
-        for (i, scope) in traffic.limits.iter().enumerate() {
-            if !scope.covers(port, &view) {
-                continue;
-            }
-            if let ratelimit::Decision::Limited { retry_after } =
-                traffic.limiter.check(i, caller.key.as_deref(), now)
-            {
-                self.metrics.failure("rate_limited");
-                return Some(refusal(
-                    grpc,
-                    StatusCode::TOO_MANY_REQUESTS,
-                    GRPC_RESOURCE_EXHAUSTED,
-                    "rate limited",
-                    Some(retry_after),
-                ));
-            }
-        }
-        let (_, fault) = traffic.faults.iter().find(|(s, _)| s.covers(port, &view))?;
-        let hit = |percent: f64| fastrand::f64() * 100.0 < percent;
-        if let Some(delay) = fault.delay.as_ref().filter(|d| hit(d.percent)) {
-            self.metrics.failure("fault_delay");
-            tokio::time::sleep(delay.duration).await;
-        }
-        let abort = fault.abort.as_ref().filter(|a| hit(a.percent))?;
-        self.metrics.failure("fault_abort");
-        let status =
-            StatusCode::from_u16(abort.http_status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
-        Some(match abort.grpc_status {
-            Some(code) => refusal(true, status, code, "fault injected", None),
-            None => refusal(grpc, status, GRPC_UNAVAILABLE, "fault injected", None),
-        })
+        .await;
+        let label = &snap.workload_label;
+        stage::respond::respond(
+            &self.metrics,
+            label,
+            caller.security(),
+            started,
+            result,
+            grpc,
+        )
     }
 
     /// Copies the connection to the app, `prefix` first. With `after_silence` (the

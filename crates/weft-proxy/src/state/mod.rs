@@ -65,6 +65,14 @@ pub struct InboundTraffic {
     pub faults: Vec<(Scope, weft_api::proxy::Fault)>,
 }
 
+impl InboundTraffic {
+    /// Whether any limit or fault is configured: without, the inbound stages that
+    /// apply them cost nothing.
+    pub fn is_active(&self) -> bool {
+        !self.limits.is_empty() || !self.faults.is_empty()
+    }
+}
+
 /// Which inbound requests a limit or fault covers.
 #[derive(Debug)]
 pub struct Scope {

@@ -1,0 +1,98 @@
+//! Stage 6, respond: a refusal turned into its answer (gRPC-shaped for a gRPC
+//! request), and every answer counted in the request metrics.
+
+use std::time::Instant;
+
+use http::Response;
+
+use crate::error::Error;
+use crate::http::body::Body;
+use crate::telemetry::{Direction, Metrics, Name, RequestLabels, Security};
+
+/// The answer to `result`, counted under the workload `service` and the caller's
+/// `security`. `grpc`: the request was a gRPC call.
+pub fn respond(
+    metrics: &Metrics,
+    service: &Name,
+    security: Security,
+    started: Instant,
+    result: Result<Response<Body>, Error>,
+    grpc: bool,
+) -> Response<Body> {
+    let resp = match result {
+        Ok(resp) => resp,
+        Err(e) => {
+            e.record(metrics, service);
+            e.into_response(grpc)
+        }
+    };
+    metrics.request(
+        &RequestLabels {
+            direction: Direction::Inbound,
+            service: service.clone(),
+            status: resp.status().as_u16(),
+            connection_security: security,
+        },
+        started.elapsed(),
+    );
+    resp
+}
+
+/// Whether `req` is a gRPC call (its answers then carry `grpc-status`).
+pub fn is_grpc<B>(req: &http::Request<B>) -> bool {
+    req.headers()
+        .get(http::header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    type Outcome = Result<Response<Body>, Error>;
+    type Label = Option<&'static str>;
+
+    /// Result and request kind → status, `grpc-status`, and the failure counted.
+    #[test]
+    fn refusals_are_answered_in_the_callers_protocol_and_counted() {
+        #[rustfmt::skip]
+        let cases: Vec<(Outcome, bool, u16, Label, Label)> = vec![
+            (Ok(Response::new(Body::empty())), false, 200, None, None),
+            (Err(Error::RateLimited { retry_after_secs: 1 }), false, 429, None, Some("rate_limited")),
+            (Err(Error::RateLimited { retry_after_secs: 1 }), true, 200, Some("8"), Some("rate_limited")),
+            (Err(Error::App("app at 127.0.0.1:8080: refused".into())), true, 502, None, None),
+        ];
+        for (result, grpc, status, grpc_status, failure) in cases {
+            let name = format!("{result:?} grpc={grpc}");
+            let metrics = Metrics::new();
+            let label = Name(std::sync::Arc::from("server"));
+            let resp = respond(
+                &metrics,
+                &label,
+                Security::MutualTls,
+                Instant::now(),
+                result,
+                grpc,
+            );
+            assert_eq!(resp.status().as_u16(), status, "{name}");
+            assert_eq!(
+                resp.headers()
+                    .get("grpc-status")
+                    .and_then(|v| v.to_str().ok()),
+                grpc_status,
+                "{name}"
+            );
+            let text = metrics.encode();
+            if let Some(reason) = failure {
+                assert!(
+                    text.contains(&format!("reason=\"{reason}\"")),
+                    "{name}: {text}"
+                );
+            }
+            assert!(
+                text.contains(&format!("status=\"{status}\"")),
+                "{name}: counted"
+            );
+        }
+    }
+}
