@@ -201,7 +201,8 @@ impl<'a> Attempts<'a> {
                 }
             }
             if let Err(e) = &result {
-                if e.is_exchange() {
+                // Timeouts are not logged here: the 504 says it, as before.
+                if e.is_exchange() && !matches!(e, Error::Timeout) {
                     tracing::warn!(service = %service.key, endpoint = %endpoint.address, error = %e, reason = e.label(), "upstream request failed");
                 }
             }
