@@ -52,8 +52,11 @@ pub fn prepare<B>(req: &mut Request<B>, version: Version, authority: Option<&Aut
 /// Sends `req` through `pool` and returns the response to relay downstream. Protocol
 /// upgrades (WebSocket) are spliced: once both sides agree on 101, the two upgraded
 /// connections are copied into each other by a background task.
+///
+/// The pool is taken by value so the returned future borrows nothing (the attempt
+/// loop's `send` seam returns it as is).
 pub async fn forward(
-    pool: &Arc<Pool>,
+    pool: Arc<Pool>,
     mut req: Request<RequestBody>,
 ) -> Result<Response<Body>, pool::Error> {
     let upgrade = req.version() <= HttpVersion::HTTP_11 && headers::is_upgrade(req.headers());

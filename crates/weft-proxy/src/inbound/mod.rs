@@ -225,7 +225,7 @@ impl Inbound {
             stage::fault::inject(traffic, &req, app.port(), &self.metrics).await?;
             stage::identity::assert(&mut req, caller);
             let version = app_version(snap.inbound_port(app.port()), req.version());
-            stage::forward::forward(&self.app_pool(app, version), req, version, app).await
+            stage::forward::forward(self.app_pool(app, version), req, version, app).await
         }
         .await;
         let label = &snap.workload_label;

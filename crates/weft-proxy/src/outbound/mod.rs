@@ -309,7 +309,7 @@ impl Outbound {
             );
             let port = backend.port.target();
             let send = |e: &Arc<EndpointState>, req| {
-                send(self.pool(service, e, port, version, &snap), req)
+                forward::forward(self.pool(service, e, port, version, &snap), req)
             };
             attempts
                 .run(first, held.as_ref(), &self.metrics, send)
@@ -544,11 +544,6 @@ async fn connect(
             Ok(Box::new(stream))
         }
     }
-}
-
-/// Sends `req` through `pool` (owning both, so the future borrows nothing).
-async fn send(pool: Arc<Pool>, req: Request<RequestBody>) -> Result<Response<Body>, pool::Error> {
-    forward::forward(&pool, req).await
 }
 
 /// The HTTP version spoken upstream: the client's.

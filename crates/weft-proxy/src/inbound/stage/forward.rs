@@ -24,7 +24,7 @@ pub fn app_version(declared: Option<Protocol>, downstream: http::Version) -> poo
 
 /// Sends `req` to the app at `app` through `pool`, shaped for `version`.
 pub async fn forward(
-    pool: &Arc<Pool>,
+    pool: Arc<Pool>,
     mut req: Request<RequestBody>,
     version: pool::Version,
     app: SocketAddr,

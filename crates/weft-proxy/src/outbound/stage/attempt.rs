@@ -133,12 +133,12 @@ impl<'a> Attempts<'a> {
         Ok((None, Some(resend)))
     }
 
-    /// Sends the request (`first`, else built from `resend`) through `send` until an
+    /// Sends the request (`next`, else built from `resend`) through `send` until an
     /// answer is final: a response or failure the policy does not retry, no retry
     /// left, no time left, or no budget.
     pub async fn run<F, Fut>(
         &self,
-        first: Option<Request<RequestBody>>,
+        mut next: Option<Request<RequestBody>>,
         resend: Option<&Resend>,
         metrics: &Metrics,
         send: F,
@@ -151,7 +151,6 @@ impl<'a> Attempts<'a> {
         let policy = &self.rule.retry;
         let max_retries = if self.upgrade { 0 } else { policy.attempts };
         service.shared.budget.deposit();
-        let mut next = first;
         let mut retried = 0;
         let mut avoid: Option<Arc<EndpointState>> = None;
         loop {
@@ -165,15 +164,31 @@ impl<'a> Attempts<'a> {
                 .take()
                 .or_else(|| resend.map(Resend::build))
                 .ok_or(Error::NotResent)?;
-            let result = self.attempt(&endpoint, req, &send).await;
+            // One attempt, within its time limit. Inline rather than its own `async
+            // fn`: every nested future holds another copy of the request, and the
+            // whole request future is moved (copied) a few times per request.
+            let limit = attempt_limit(self.rule.per_try_timeout, self.deadline);
+            let mut in_flight = endpoint.stats.start();
+            let sent = send(&endpoint, req);
+            let result = match limit {
+                Some(t) => tokio::time::timeout(t, sent).await.ok(),
+                None => Some(sent.await),
+            };
+            if let Some(Ok(resp)) = &result {
+                // Load statistics measure the endpoint, not this proxy's dialling.
+                if let Some(dial) = resp.extensions().get::<pool::DialTime>() {
+                    in_flight.exclude(dial.0);
+                }
+            }
+            drop(in_flight);
             let result = match result {
-                Ok(resp) => Ok(resp),
-                Err(Some(mut e)) => {
+                Some(Ok(resp)) => Ok(resp),
+                Some(Err(mut e)) => {
                     // A failed connect hands the untouched request back.
                     next = e.take_unsent();
                     Err(Error::of_attempt(&e, &service.key))
                 }
-                Err(None) => Err(Error::Timeout),
+                None => Err(Error::Timeout),
             };
             let outcome = match &result {
                 Ok(resp) => retry::Outcome::of_response(resp.status(), resp.headers()),
@@ -208,33 +223,6 @@ impl<'a> Attempts<'a> {
             }
             return result;
         }
-    }
-
-    /// One attempt to `endpoint`, within its time limit (`Err(None)`: out of time).
-    async fn attempt<F, Fut>(
-        &self,
-        endpoint: &Arc<EndpointState>,
-        req: Request<RequestBody>,
-        send: &F,
-    ) -> Result<Response<Body>, Option<pool::Error>>
-    where
-        F: Fn(&Arc<EndpointState>, Request<RequestBody>) -> Fut,
-        Fut: Future<Output = Result<Response<Body>, pool::Error>>,
-    {
-        let limit = attempt_limit(self.rule.per_try_timeout, self.deadline);
-        let mut in_flight = endpoint.stats.start();
-        let sent = send(endpoint, req);
-        let result = match limit {
-            Some(t) => tokio::time::timeout(t, sent).await.map_err(|_| None)?,
-            None => sent.await,
-        };
-        if let Ok(resp) = &result {
-            // Load statistics measure the endpoint, not this proxy's dialling.
-            if let Some(dial) = resp.extensions().get::<pool::DialTime>() {
-                in_flight.exclude(dial.0);
-            }
-        }
-        result.map_err(Some)
     }
 }
 

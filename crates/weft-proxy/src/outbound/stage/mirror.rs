@@ -86,7 +86,7 @@ fn spawn<F>(
     tokio::spawn(async move {
         use http_body_util::BodyExt as _;
         let sent = async {
-            let resp = forward::forward(&pool, req).await.ok()?;
+            let resp = forward::forward(pool, req).await.ok()?;
             // Read the answer through, so the connection can be reused.
             resp.into_body().collect().await.ok().map(|_| ())
         };
