@@ -18,7 +18,6 @@ use http::{HeaderValue, Response, StatusCode};
 use crate::http::body::Body;
 use crate::http::forward;
 use crate::http::pool;
-use crate::outbound::limits::Overflow;
 use crate::telemetry::{Metrics, Name};
 
 /// `RESOURCE_EXHAUSTED`: what a rate-limited gRPC call is told.
@@ -343,6 +342,31 @@ fn is_protocol(e: &hyper::Error) -> bool {
         source = s.source();
     }
     false
+}
+
+/// Which connection limit of a service refused the work (`BackendPolicy.limits`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum Overflow {
+    /// `maxRequests` requests were in flight.
+    #[error("{0} requests already in flight to the service (connectionLimits.maxRequests)")]
+    Requests(usize),
+    /// `maxPendingRequests` were already waiting for a connection.
+    #[error("{0} requests already waiting for a connection to the service (connectionLimits.maxPendingRequests)")]
+    Pending(usize),
+    /// No connection closed within the connect timeout.
+    #[error("{0} connections to the service are open and none closed in time (connectionLimits.maxConnections)")]
+    Connections(usize),
+}
+
+impl Overflow {
+    /// The metric label of the limit.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Requests(_) => "max_requests",
+            Self::Pending(_) => "max_pending_requests",
+            Self::Connections(_) => "max_connections",
+        }
+    }
 }
 
 #[cfg(test)]

@@ -23,30 +23,7 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::sync::Notify;
 use weft_api::proxy::Limits;
 
-/// Which limit refused the work.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
-pub enum Overflow {
-    /// `maxRequests` requests were in flight.
-    #[error("{0} requests already in flight to the service (connectionLimits.maxRequests)")]
-    Requests(usize),
-    /// `maxPendingRequests` were already waiting for a connection.
-    #[error("{0} requests already waiting for a connection to the service (connectionLimits.maxPendingRequests)")]
-    Pending(usize),
-    /// No connection closed within the connect timeout.
-    #[error("{0} connections to the service are open and none closed in time (connectionLimits.maxConnections)")]
-    Connections(usize),
-}
-
-impl Overflow {
-    /// The metric label of the limit.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Requests(_) => "max_requests",
-            Self::Pending(_) => "max_pending_requests",
-            Self::Connections(_) => "max_connections",
-        }
-    }
-}
+pub use crate::error::Overflow;
 
 /// The counters and current limits of one service.
 #[derive(Debug)]
