@@ -11,16 +11,19 @@ fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
-/// Every `.rs` file under `dir`.
-fn sources(dir: &Path, out: &mut Vec<PathBuf>) {
+/// Every file under `dir` whose extension is one of `extensions`.
+fn files(dir: &Path, extensions: &[&str], out: &mut Vec<PathBuf>) {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return;
     };
     for entry in entries.flatten() {
         let path = entry.path();
         if path.is_dir() {
-            sources(&path, out);
-        } else if path.extension().is_some_and(|e| e == "rs") {
+            files(&path, extensions, out);
+        } else if path
+            .extension()
+            .is_some_and(|e| extensions.iter().any(|x| e == *x))
+        {
             out.push(path);
         }
     }
@@ -50,9 +53,9 @@ fn every_test_the_security_page_cites_exists() {
         cited.len() >= 10,
         "too few tests found in the page: {cited:?}"
     );
-    let mut files = Vec::new();
-    sources(&root().join("crates"), &mut files);
-    let code: String = files
+    let mut sources = Vec::new();
+    files(&root().join("crates"), &["rs"], &mut sources);
+    let code: String = sources
         .iter()
         .filter_map(|f| std::fs::read_to_string(f).ok())
         .collect();
@@ -83,21 +86,8 @@ fn a_cited_test_is_found_with_or_without_its_binary_prefix() {
 
 /// Every Markdown file of the README and `docs/`.
 fn pages() -> Vec<PathBuf> {
-    fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
-        let Ok(entries) = std::fs::read_dir(dir) else {
-            return;
-        };
-        for entry in entries.flatten() {
-            let path = entry.path();
-            if path.is_dir() {
-                walk(&path, out);
-            } else if path.extension().is_some_and(|e| e == "md") {
-                out.push(path);
-            }
-        }
-    }
     let mut out = vec![root().join("README.md")];
-    walk(&root().join("docs"), &mut out);
+    files(&root().join("docs"), &["md"], &mut out);
     out.sort();
     out
 }
@@ -178,28 +168,15 @@ fn check(block: &str) -> Verdict {
 
 #[test]
 fn every_yaml_file_under_examples_is_a_whole_document_that_validates() {
-    fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
-        let Ok(entries) = std::fs::read_dir(dir) else {
-            return;
-        };
-        for entry in entries.flatten() {
-            let path = entry.path();
-            if path.is_dir() {
-                walk(&path, out);
-            } else if path.extension().is_some_and(|e| e == "yaml" || e == "yml") {
-                out.push(path);
-            }
-        }
-    }
-    let mut files = Vec::new();
-    walk(&root().join("examples"), &mut files);
-    files.sort();
+    let mut found = Vec::new();
+    files(&root().join("examples"), &["yaml", "yml"], &mut found);
+    found.sort();
     assert!(
-        files.len() >= 6,
+        found.len() >= 6,
         "only {} example files found: is the scan broken?",
-        files.len()
+        found.len()
     );
-    let failures: Vec<String> = files
+    let failures: Vec<String> = found
         .iter()
         .filter_map(|file| {
             let text = std::fs::read_to_string(file).expect("read example");
