@@ -223,7 +223,7 @@ fn refused_proxy(
 #[test]
 fn a_proxy_taking_another_workloads_name_or_selector_labels_is_refused_and_its_app_never_answers() {
     let Some(mesh) = Mesh::new(
-        "a_proxy_copying_a_services_selector_labels_is_refused_and_its_app_never_answers",
+        "a_proxy_taking_another_workloads_name_or_selector_labels_is_refused_and_its_app_never_answers",
     ) else {
         return;
     };
