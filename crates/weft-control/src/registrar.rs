@@ -34,11 +34,7 @@ pub(crate) async fn enforce_tokens(
             () = shutdown.cancelled() => return,
             () = tokio::time::sleep(every) => {}
         }
-        let streams: Vec<(u64, StreamToken)> = registrar
-            .streams()
-            .iter()
-            .map(|(id, t)| (*id, t.clone()))
-            .collect();
+        let streams = registrar.streams().tokens();
         if streams.is_empty() {
             continue;
         }
@@ -91,8 +87,55 @@ pub(crate) struct Registrar {
     instance: String,
     quotas: registry::Quotas,
     tokens: Arc<Tokens>,
-    /// The token of every admitted stream, by connection id.
-    streams: Mutex<HashMap<u64, StreamToken>>,
+    /// Every admitted stream's token.
+    streams: Mutex<LiveStreams>,
+}
+
+/// The admitted streams, by connection id and by workload, so that admitting one
+/// costs the streams of its own workload, not all of them.
+#[derive(Default)]
+struct LiveStreams {
+    by_conn: HashMap<u64, StreamToken>,
+    by_node: HashMap<String, Vec<u64>>,
+}
+
+impl LiveStreams {
+    fn insert(&mut self, conn: u64, token: StreamToken) {
+        self.by_node
+            .entry(token.node.clone())
+            .or_default()
+            .push(conn);
+        self.by_conn.insert(conn, token);
+    }
+
+    fn remove(&mut self, conn: u64) {
+        let Some(token) = self.by_conn.remove(&conn) else {
+            return;
+        };
+        if let Some(conns) = self.by_node.get_mut(&token.node) {
+            conns.retain(|c| *c != conn);
+            if conns.is_empty() {
+                self.by_node.remove(&token.node);
+            }
+        }
+    }
+
+    /// A live stream of `node` from another proxy process than `session` (any, when
+    /// the session is unknown).
+    fn other_proxy(&self, node: &str, session: &str) -> Option<u64> {
+        self.by_node.get(node)?.iter().copied().find(|conn| {
+            self.by_conn
+                .get(conn)
+                .is_some_and(|t| session.is_empty() || t.session != session)
+        })
+    }
+
+    fn tokens(&self) -> Vec<(u64, StreamToken)> {
+        self.by_conn
+            .iter()
+            .map(|(conn, t)| (*conn, t.clone()))
+            .collect()
+    }
 }
 
 impl Registrar {
@@ -109,19 +152,19 @@ impl Registrar {
             instance,
             quotas,
             tokens,
-            streams: Mutex::new(HashMap::new()),
+            streams: Mutex::new(LiveStreams::default()),
         }
     }
 
-    /// The stream's workload token must be valid and name the identity the proxy
-    /// registers: a proxy can only get config, and register a workload, for the
-    /// identity it was given.
-    fn streams(&self) -> std::sync::MutexGuard<'_, HashMap<u64, StreamToken>> {
+    fn streams(&self) -> std::sync::MutexGuard<'_, LiveStreams> {
         self.streams
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
+    /// The stream's workload token must be valid and name the identity the proxy
+    /// registers: a proxy can only get config, and register a workload, for the
+    /// identity it was given.
     async fn authorize(
         &self,
         info: &ConnectionInfo,
@@ -189,10 +232,7 @@ impl Hooks for Registrar {
         // before the store is written, so two racing streams cannot both pass.
         {
             let mut streams = self.streams();
-            let live = streams.iter().find(|(_, t)| {
-                t.node == node && (token.session.is_empty() || t.session != token.session)
-            });
-            if let Some((conn, _)) = live {
+            if let Some(conn) = streams.other_proxy(&node, &token.session) {
                 let message = format!(
                     "workload {node} is already served by a live proxy (stream {conn} on control-plane \
                      instance {}); two proxies cannot register one workload: give this proxy \
@@ -218,7 +258,7 @@ impl Hooks for Registrar {
         )
         .await;
         if registered.is_err() {
-            self.streams().remove(&info.conn_id);
+            self.streams().remove(info.conn_id);
         }
         match registered {
             Ok(()) => {
@@ -283,7 +323,7 @@ impl Hooks for Registrar {
     }
 
     async fn disconnected(&self, conn_id: u64, node_id: &str) {
-        self.streams().remove(&conn_id);
+        self.streams().remove(conn_id);
         let Some(key) = workload_key(node_id) else {
             return;
         };
@@ -331,13 +371,8 @@ mod tests {
             )
             .unwrap()
             .token;
-        let registrar = Registrar {
-            store,
-            instance: "cp-test".into(),
-            quotas: registry::Quotas::default(),
-            tokens,
-            streams: Mutex::new(HashMap::new()),
-        };
+        let registrar =
+            Registrar::new(store, "cp-test".into(), registry::Quotas::default(), tokens);
         (dir, registrar, token)
     }
 
