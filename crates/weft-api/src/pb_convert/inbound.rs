@@ -1,6 +1,9 @@
 //! Rate limits and faults of an `InboundPolicy`, on the wire ↔ in the proxy model.
 
-use super::{duration_from_pb, duration_to_pb, port, route_match, Error};
+use std::collections::BTreeMap;
+
+use super::route::route_match;
+use super::{duration_from_pb, duration_to_pb, port, Error};
 use crate::pb::v1 as pb;
 use crate::proxy;
 
@@ -131,6 +134,78 @@ pub fn fault_to_pb(f: &proxy::Fault) -> pb::Fault {
         abort_http_status: f.abort.as_ref().map_or(0, |a| u32::from(a.http_status)),
         abort_grpc_status: f.abort.as_ref().and_then(|a| a.grpc_status),
         source: f.source.clone().unwrap_or_default(),
+    }
+}
+
+impl TryFrom<&pb::InboundPolicy> for proxy::InboundPolicy {
+    type Error = Error;
+
+    fn try_from(p: &pb::InboundPolicy) -> Result<Self, Error> {
+        let mut ports = BTreeMap::new();
+        for (i, entry) in p.ports.iter().enumerate() {
+            let number = port(&format!("ports[{i}].port"), entry.port)?;
+            let mode = mtls_mode(&format!("ports[{i}].mtls"), entry.mtls)?;
+            if ports.insert(number, mode).is_some() {
+                return Err(Error::new(
+                    format!("ports[{i}].port"),
+                    format!("port {number} is listed twice"),
+                ));
+            }
+        }
+        Ok(proxy::InboundPolicy {
+            mtls: mtls_mode("mtls", p.mtls)?,
+            ports,
+            rate_limits: p
+                .rate_limits
+                .iter()
+                .enumerate()
+                .map(|(i, l)| rate_limit(&format!("rateLimits[{i}]"), l))
+                .collect::<Result<_, Error>>()?,
+            faults: p
+                .faults
+                .iter()
+                .enumerate()
+                .map(|(i, f)| fault(&format!("faults[{i}]"), f))
+                .collect::<Result<_, Error>>()?,
+        })
+    }
+}
+
+impl From<&proxy::InboundPolicy> for pb::InboundPolicy {
+    fn from(p: &proxy::InboundPolicy) -> Self {
+        pb::InboundPolicy {
+            workload: String::new(),
+            mtls: mtls_mode_to_pb(p.mtls) as i32,
+            ports: p
+                .ports
+                .iter()
+                .map(|(&port, &mode)| pb::PortMtls {
+                    port: u32::from(port),
+                    mtls: mtls_mode_to_pb(mode) as i32,
+                })
+                .collect(),
+            rate_limits: p.rate_limits.iter().map(rate_limit_to_pb).collect(),
+            faults: p.faults.iter().map(fault_to_pb).collect(),
+        }
+    }
+}
+
+/// The wire form of an mTLS mode.
+pub fn mtls_mode_to_pb(mode: proxy::MtlsMode) -> pb::MtlsMode {
+    match mode {
+        proxy::MtlsMode::Strict => pb::MtlsMode::Strict,
+        proxy::MtlsMode::Permissive => pb::MtlsMode::Permissive,
+    }
+}
+
+fn mtls_mode(path: &str, value: i32) -> Result<proxy::MtlsMode, Error> {
+    match pb::MtlsMode::try_from(value) {
+        Ok(pb::MtlsMode::Strict) => Ok(proxy::MtlsMode::Strict),
+        Ok(pb::MtlsMode::Permissive) => Ok(proxy::MtlsMode::Permissive),
+        Err(_) => Err(Error::new(
+            path,
+            format!("unknown mTLS mode {value} (a newer control plane?)"),
+        )),
     }
 }
 
