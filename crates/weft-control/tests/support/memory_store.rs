@@ -1,6 +1,6 @@
 //! An in-memory [`Store`] for API and CLI tests: the trait's semantics (revisions,
 //! preconditions, unchanged writes, change log, live feed) without a database.
-//! Shared by `weft-control/tests/api.rs` and `weft/tests/cli.rs` (through `#[path]`).
+//! Shared by `weft-control/tests/api/` and `weft/tests/cli.rs` (through `#[path]`).
 
 #![allow(clippy::unwrap_used)] // a failed unwrap is a failed test
 #![allow(dead_code)]
