@@ -14,7 +14,7 @@ use weft_api::proxy::Settings;
 use weft_proxy::http::{forward, server, strict};
 use weft_proxy::telemetry::Metrics;
 use weft_proxy::transport::detect::{self, Detected};
-use weft_proxy::transport::listen::Drain;
+use weft_proxy::drain::Drain;
 
 /// Classifies `data`, then serves it as one client connection that sends it and closes.
 pub(crate) fn run(data: &[u8]) {

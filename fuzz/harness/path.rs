@@ -1,12 +1,12 @@
-// Target `path`: request paths through routing (weft_proxy::outbound::route: path,
+// Target `path`: request paths through routing (weft_proxy::route: path,
 // authority and query matching, the prefix a rule matched) and the URL filters
-// (weft_proxy::outbound::filters: URLRewrite, RequestRedirect, ReplacePrefixMatch).
+// (weft_proxy::route::filters: URLRewrite, RequestRedirect, ReplacePrefixMatch).
 // Included by fuzz_targets/path.rs and crates/weft-proxy/tests/fuzz_corpus.rs.
 
 use http::{HeaderMap, Method, Request, Uri};
 use weft_api::proxy as api;
-use weft_proxy::outbound::filters;
-use weft_proxy::outbound::route::{RequestView, Rule, Table};
+use weft_proxy::route::filters;
+use weft_proxy::route::{RequestView, Rule, Table};
 
 /// Input lines: the request target (`/a/b?q=1`); the rule's path match (`=` exact,
 /// `^` prefix, `~` regex, then the value); the path modifier of its filters (`F` full,

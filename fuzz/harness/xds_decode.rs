@@ -1,18 +1,18 @@
 // Target `xds_decode`: xDS resources as the proxy takes them. The bytes are a
 // `weft.proxy.v1.LastKnownGood` state file, or one resource body that the harness
-// wraps in one; the proxy reads it back (weft_proxy::control::load_persisted: prost
+// wraps in one; the proxy reads it back (weft_proxy::control_plane::load_persisted: prost
 // decode, the weft_api::pb_convert conversions, validation, route compilation, exactly
 // the checks of a live xDS response) and composes the accepted resources with its
-// bootstrap into a snapshot (weft_proxy::state::compose). Included by
+// bootstrap into a snapshot (weft_proxy::control_plane::compose). Included by
 // fuzz_targets/xds_decode.rs and crates/weft-proxy/tests/fuzz_corpus.rs.
 
 use prost::Message;
 use weft_api::pb::v1 as pb;
 use weft_api::proxy::{self, Config, References};
-use weft_proxy::control;
-use weft_proxy::state::compose::{self, Composer};
+use weft_proxy::control_plane as control;
+use weft_proxy::control_plane::compose::{self, Composer};
 use weft_proxy::state::file::Loaded;
-use weft_proxy::xds::state_file;
+use weft_proxy::control_plane::xds::state_file;
 
 /// The proxy the resources are for: `web` in `default`, calling `api:80`.
 const XDS_BOOTSTRAP: &str = r#"

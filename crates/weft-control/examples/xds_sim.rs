@@ -48,7 +48,7 @@ use tokio_util::sync::CancellationToken;
 use tonic::metadata::MetadataValue;
 use tonic::transport::Endpoint;
 use weft_api::pb::v1 as pb;
-use weft_proxy::xds::channel::Connector;
+use weft_proxy::control_plane::channel::Connector;
 
 /// Namespace of every simulated workload and of the target service.
 const NAMESPACE: &str = "default";

@@ -1,7 +1,7 @@
 //! The delta xDS server against the real proxy client, over 127.0.0.1.
 //!
 //! Each test runs an in-process [`XdsServer`] serving a snapshot the test controls and
-//! one or more `weft_proxy::xds::Client`s with a recording [`Sink`], then checks what the
+//! one or more `weft_proxy::control_plane::xds::Client`s with a recording [`Sink`], then checks what the
 //! proxy applied and what the server recorded (sent, ACK, NACK).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -20,7 +20,9 @@ use weft_api::pb::v1 as pb;
 use weft_control::xds::{
     ConnectionInfo, Hooks, NoHooks, ProxyStatus, Snapshot, Viewer, XdsResource, XdsServer,
 };
-use weft_proxy::xds::{Client, ClientOptions, ResourceSet, Sink, Status, Subscriptions};
+use weft_proxy::control_plane::xds::{
+    Client, ClientOptions, ResourceSet, Sink, Status, Subscriptions,
+};
 
 const SERVICE: &str = pb::SERVICE_TYPE_URL;
 const NODE: &str = "default/client";
@@ -466,7 +468,11 @@ async fn proxy_boots_from_persisted_state_without_a_control_plane() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn corrupt_state_file_is_ignored_and_config_comes_from_the_server() {
     let state = tempfile::tempdir().expect("tempdir");
-    std::fs::write(weft_proxy::xds::state_file::path(state.path()), b"garbage").expect("write");
+    std::fs::write(
+        weft_proxy::control_plane::xds::state_file::path(state.path()),
+        b"garbage",
+    )
+    .expect("write");
     assert!(Client::load_persisted(state.path()).is_none());
 
     let server = Server::start(snapshot(&[("a", "1")]), Arc::new(NoHooks)).await;

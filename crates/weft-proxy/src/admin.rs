@@ -19,9 +19,9 @@ use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 
+use crate::drain::Drain;
 use crate::state::Store;
 use crate::telemetry::Metrics;
-use crate::transport::listen::Drain;
 
 /// Reads and changes the log filter at run time.
 pub trait LogControl: Send + Sync {

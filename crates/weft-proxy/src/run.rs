@@ -18,15 +18,18 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 use crate::admin::{self, Admin, LogControl};
+use crate::control_plane::compose::{Composer, Dynamic};
+use crate::control_plane::{self as control, identity};
+use crate::drain::Drain;
 use crate::hbone;
 use crate::inbound::Inbound;
 use crate::outbound::Outbound;
-use crate::state::compose::{Composer, Dynamic};
 use crate::state::{file, Snapshot, Store};
 use crate::telemetry::Metrics;
-use crate::transport::listen::{self, Drain};
-use crate::{control, identity};
+use crate::transport::listen;
 use weft_api::proxy::References;
+
+pub use crate::control_plane::ControlPlane;
 
 /// How to run the proxy.
 pub struct Options {
@@ -44,19 +47,6 @@ pub struct Options {
     /// signals: they go to the app, and the proxy drains once the app has exited).
     /// `None` (default for `weft proxy`): the proxy handles the signals itself.
     pub stop: Option<CancellationToken>,
-}
-
-/// Where and how to reach the control plane.
-#[derive(Clone, Debug)]
-pub struct ControlPlane {
-    /// xDS endpoint, e.g. `https://10.0.0.1:5678` (the control plane serves TLS only).
-    pub endpoint: String,
-    /// Where the last accepted config is persisted (and read at boot).
-    pub state_dir: PathBuf,
-    /// File holding this workload's token, presented to the control plane.
-    pub token_file: Option<PathBuf>,
-    /// The mesh CA certificate(s) that vouch for the control plane (PEM).
-    pub ca_file: Option<PathBuf>,
 }
 
 /// What the proxy starts from.
@@ -86,7 +76,7 @@ pub enum Error {
     Compose(String),
     /// The control-plane client cannot start: a misconfiguration no retry fixes.
     #[error("cannot use the control plane: {0}")]
-    ControlPlane(#[source] crate::xds::Error),
+    ControlPlane(#[source] crate::control_plane::xds::Error),
     /// A listener could not bind.
     #[error("cannot bind {what} on {addr}: {source} (is another proxy running, or is the address not on this host?)")]
     Bind {

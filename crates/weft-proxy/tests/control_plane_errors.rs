@@ -12,8 +12,8 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use tokio::net::TcpListener;
 use weft_api::pb::v1 as pb;
-use weft_proxy::identity;
-use weft_proxy::xds::channel::Trust;
+use weft_proxy::control_plane::channel::Trust;
+use weft_proxy::control_plane::identity;
 use weft_tls::ca::Authority;
 use weft_tls::SpiffeId;
 

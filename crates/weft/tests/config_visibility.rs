@@ -227,11 +227,11 @@ impl Stream {
     async fn open(plane: &Plane, token: &str, namespace: &str, name: &str, sa: &str) -> Stream {
         let url = format!("https://{}", plane.xds);
         let endpoint = tonic::transport::Endpoint::from_shared(url.clone()).unwrap();
-        let trust = weft_proxy::xds::channel::Trust {
+        let trust = weft_proxy::control_plane::channel::Trust {
             ca_file: Some(plane.ca_file.clone()),
             issued_bundle: None,
         };
-        let channel = weft_proxy::xds::channel::connect(&url, &endpoint, &trust)
+        let channel = weft_proxy::control_plane::channel::connect(&url, &endpoint, &trust)
             .await
             .unwrap();
         let (tx, rx) = mpsc::unbounded_channel();

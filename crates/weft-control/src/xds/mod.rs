@@ -12,7 +12,7 @@
 //!
 //! Not here: compiling resources (`weft-policy`), TLS and token authentication (the
 //! server is plaintext h2c for now; TLS means serving [`XdsServer::service`] from a tonic
-//! server with `tls_config`), and the proxy side (`weft_proxy::xds`).
+//! server with `tls_config`), and the proxy side (`weft_proxy::control_plane::xds`).
 
 mod hooks;
 pub(crate) mod publish;

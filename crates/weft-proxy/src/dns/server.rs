@@ -13,7 +13,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::Semaphore;
 
-use super::{Lookup, MAX_FORWARDS};
+use super::MAX_FORWARDS;
+use crate::state::names::Lookup;
 use crate::state::Store;
 use crate::telemetry::Metrics;
 

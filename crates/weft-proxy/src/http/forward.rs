@@ -8,9 +8,10 @@ use http::{Request, Response, StatusCode, Uri, Version as HttpVersion};
 use http_body::Body as _;
 use hyper_util::rt::TokioIo;
 
-use super::body::{Body, RequestBody};
+use super::body::Body;
 use super::headers;
 use super::pool::{self, Pool, Version};
+use super::request_body::RequestBody;
 
 /// Rewrites `req` for an upstream that speaks `version`, converting between versions
 /// where the client spoke the other one: origin-form URI and a Host field (from

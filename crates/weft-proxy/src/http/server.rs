@@ -20,11 +20,12 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use weft_api::proxy::Settings;
 
-use super::body::{Body, RequestBody};
+use super::body::Body;
 use super::forward;
+use super::request_body::RequestBody;
 use super::strict::{self, Refusal};
+use crate::drain::Drain;
 use crate::telemetry::Metrics;
-use crate::transport::listen::Drain;
 
 /// What one downstream connection is served with, besides its handler.
 pub struct Connection<'a> {

@@ -527,6 +527,21 @@ pub fn strip_trailers(trailers: &mut HeaderMap) {
     super::headers::strip_identity(trailers);
 }
 
+/// [`strip_trailers`] on a body frame, for the body types that pass frames through.
+pub fn strip_frame_trailers(
+    frame: Option<Result<http_body::Frame<bytes::Bytes>, hyper::Error>>,
+) -> Option<Result<http_body::Frame<bytes::Bytes>, hyper::Error>> {
+    match frame {
+        Some(Ok(mut frame)) => {
+            if let Some(trailers) = frame.trailers_mut() {
+                strip_trailers(trailers);
+            }
+            Some(Ok(frame))
+        }
+        other => other,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -14,7 +14,6 @@
 //! identity (and every identity header the client sent removed), and closes it for a
 //! strict one. Metrics label the two `connection_security="mutual_tls"` and `"none"`.
 
-pub mod ratelimit;
 pub mod stage;
 
 pub use stage::identity::PeerIdentity;
@@ -31,13 +30,14 @@ use tokio::net::TcpStream;
 use weft_api::proxy::MtlsMode;
 use weft_tls::SpiffeId;
 
+use crate::drain::Drain;
 use crate::hbone::Accepted;
-use crate::http::body::{Body, RequestBody};
+use crate::http::body::Body;
 use crate::http::pool::{self, DialError, Pool};
+use crate::http::request_body::RequestBody;
 use crate::state::Store;
 use crate::telemetry::{ConnectionGuard, ConnectionLabels, Direction, Metrics, Security};
 use crate::transport::detect::{self, Detected};
-use crate::transport::listen::Drain;
 use crate::transport::rewind::Rewind;
 use stage::forward::app_version;
 use stage::identity::Caller;

@@ -2,19 +2,15 @@
 //!
 //! A connection arrives on an explicit listener (which names its service port) or on the
 //! transparent capture listener (the original destination names it, via a service VIP).
-//! Its protocol is detected; HTTP is served and each request is routed
-//! ([`route`]), balanced across endpoints ([`balance`]) and forwarded over a pooled
+//! Its protocol is detected; HTTP is served and each request goes through the
+//! [`stage`]s: routed ([`crate::route`]), balanced across endpoints
+//! ([`crate::upstream::balance`]), retried ([`retry`]) and forwarded over a pooled
 //! upstream connection; anything else is balanced once per connection and copied.
-//! Endpoints in the mesh are reached through HBONE, others directly.
+//! Endpoints in the mesh are reached through HBONE, others directly. What the proxy
+//! learns about endpoints on the way (load, failures, health) is kept in
+//! [`crate::upstream`]; [`Outbound::supervise_health`] runs the active checks there.
 
-pub mod balance;
-pub mod filters;
-pub mod hash;
-pub mod health;
-pub mod limits;
-pub mod outlier;
 pub mod retry;
-pub mod route;
 pub mod stage;
 
 pub use stage::attempt::MAX_RETRY_BODY;
@@ -29,17 +25,19 @@ use http::{Request, Response};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
+use crate::drain::Drain;
 use crate::error::Error;
 use crate::hbone;
-use crate::http::body::{Body, RequestBody};
+use crate::http::body::Body;
 use crate::http::forward;
 use crate::http::pool::{self, DialError, Io, Pool};
-use crate::state::{Dial, EndpointState, ServiceState, Snapshot, Store, Target};
+use crate::http::request_body::RequestBody;
+use crate::state::{Snapshot, Store};
 use crate::telemetry::{ConnectionGuard, ConnectionLabels, Direction, Metrics, Name, Security};
 use crate::transport::detect::{self, Detected};
 use crate::transport::idle;
-use crate::transport::listen::Drain;
 use crate::transport::rewind::Rewind;
+use crate::upstream::{health, limits, outlier, Dial, EndpointState, ServiceState, Target};
 use stage::attempt::Attempts;
 use stage::respond::Reply;
 use stage::route::Routed;
@@ -354,7 +352,7 @@ impl Outbound {
     ) -> Option<detect::Outcome> {
         let snap = self.store.load();
         let table = snap.routes(target);
-        let backend = table.find_tcp().and_then(route::Rule::pick)?;
+        let backend = table.find_tcp().and_then(crate::route::Rule::pick)?;
         let service = &backend.service;
         let hash = match &service.policy.hash_on {
             Some(weft_api::proxy::HashOn::SourceIp) => Some(stage::limits::source_hash(&snap)),

@@ -1,33 +1,35 @@
 //! The proxy's current configuration, compiled for the data path and swapped atomically.
 //!
-//! A [`Snapshot`] is built from a validated [`Config`]: services with their endpoints
-//! and load-balancer state, compiled route tables, lookup maps for listeners and VIPs,
-//! and the loaded credentials. Connections read the current snapshot with one atomic
-//! load; a reload builds a new one and swaps it in, so in-flight requests finish on the
-//! snapshot they started with and nothing is dropped. Endpoint statistics and upstream
-//! connection pools carry over from the previous snapshot.
+//! A [`Snapshot`] is what the config says, compiled: route tables over the services it
+//! names, lookup maps for listeners and VIPs, the mesh DNS [`names`], the inbound rate
+//! limits and faults, and the loaded credentials. Connections read the current snapshot
+//! with one atomic load; a reload builds a new one and swaps it in, so in-flight
+//! requests finish on the snapshot they started with and nothing is dropped.
+//!
+//! Not here: what the proxy learns at run time. A snapshot's services are
+//! [`crate::upstream::ServiceState`]s and its rate limits use [`crate::ratelimit`]
+//! buckets; those modules own that state and carry it from the snapshot in force to
+//! the next, so endpoint statistics, ejections, health, pools and token buckets
+//! survive a reload.
 //!
 //! Config comes from [`file`] (a local YAML file, re-read on change) or, with a control
-//! plane, from the xDS client: [`compose`] lays what it receives over the bootstrap file
-//! and the result goes into the same [`Store`].
+//! plane, from [`crate::control_plane`], which lays what it receives over the
+//! bootstrap file; either way the result goes into the same [`Store`].
 
-pub mod compose;
 pub mod file;
+pub mod names;
 
 use std::collections::HashMap;
-use std::net::{IpAddr, SocketAddr};
-use std::sync::atomic::AtomicUsize;
-use std::sync::{Arc, Mutex, OnceLock};
-use std::time::Instant;
+use std::net::SocketAddr;
+use std::sync::Arc;
 
 use arc_swap::ArcSwap;
-use weft_api::proxy::{BackendPolicy, Config, LoadBalancer, Protocol, ServicePort, Settings};
-use weft_tls::{Credentials, SpiffeId};
+use weft_api::proxy::{Config, Protocol, Settings};
+use weft_tls::Credentials;
 
-use crate::http::pool::{self, Pool};
-use crate::outbound::balance::Stats;
-use crate::outbound::{hash, health, limits, outlier, retry, route};
+use crate::route;
 use crate::telemetry::Name;
+use crate::upstream::{Carried, ServiceState, Target};
 
 /// A route table over [`Target`]s.
 pub type RouteTable = route::Table<Target>;
@@ -47,9 +49,7 @@ pub struct Snapshot {
     outbound: HashMap<SocketAddr, Target>,
     vips: HashMap<SocketAddr, Target>,
     routes: HashMap<(Arc<str>, u16), Arc<RouteTable>>,
-    dns: crate::dns::Table,
-    /// What each service keeps across reloads, by service key.
-    shared: HashMap<Arc<str>, Arc<Shared>>,
+    dns: names::Table,
     /// Rate limits and faults of the inbound side.
     inbound: Arc<InboundTraffic>,
 }
@@ -60,7 +60,7 @@ pub struct InboundTraffic {
     /// The limits, in order, with what they cover.
     pub limits: Vec<Scope>,
     /// Buckets of `limits` (same order), carried across reloads.
-    pub limiter: crate::inbound::ratelimit::Limiter,
+    pub limiter: crate::ratelimit::Limiter,
     /// Faults, in order: the first that covers a request applies.
     pub faults: Vec<(Scope, weft_api::proxy::Fault)>,
 }
@@ -89,185 +89,15 @@ impl Scope {
     }
 }
 
-/// A service port as a routing destination.
-#[derive(Clone, Debug)]
-pub struct Target {
-    /// The service.
-    pub service: Arc<ServiceState>,
-    /// The port.
-    pub port: ServicePort,
-}
-
-/// A service with its endpoints and the policy its callers apply.
-#[derive(Debug)]
-pub struct ServiceState {
-    /// `name.namespace`.
-    pub key: Arc<str>,
-    /// The same, as a metric label.
-    pub label: Name,
-    /// Ports.
-    pub ports: Vec<ServicePort>,
-    /// Load-balancing algorithm.
-    pub load_balancer: LoadBalancer,
-    /// Endpoints.
-    pub endpoints: Vec<Arc<EndpointState>>,
-    /// The `BackendPolicy` in force (affinity, locality, health checks, …).
-    pub policy: BackendPolicy,
-    /// What outlives this snapshot: retry budget, connection limits, round-robin
-    /// position.
-    pub shared: Arc<Shared>,
-    /// Outlier detection over `endpoints`, if on.
-    pub outlier: Option<outlier::Detector>,
-    /// The consistent-hash table over `endpoints` for `ringHash` and `maglev`.
-    pub table: Option<Arc<hash::Table>>,
-    /// Indices of the endpoints in this proxy's zone, when zone preference applies
-    /// (this workload has a zone and some endpoints share it); empty otherwise.
-    pub local: Vec<usize>,
-}
-
-/// The part of a service's state that a reload keeps: the counters and savings that
-/// describe traffic already sent, not configuration.
-#[derive(Debug)]
-pub struct Shared {
-    /// Retries this proxy may still send to the service.
-    pub budget: retry::Budget,
-    /// Requests and connections in flight against `connectionLimits`.
-    pub limiter: Arc<limits::Limiter>,
-    /// Round-robin position.
-    pub cursor: AtomicUsize,
-    /// When this proxy first saw the service: endpoints present from the start are not
-    /// "new" for slow start.
-    pub created: Instant,
-    /// The last hash table built, with the endpoint addresses it was built over, so an
-    /// unchanged service does not rebuild it on every reload.
-    table: Mutex<Option<CachedTable>>,
-}
-
-/// A hash table with the endpoint addresses and algorithm it was built for.
-type CachedTable = (Vec<IpAddr>, LoadBalancer, Arc<hash::Table>);
-
-/// How to reach an endpoint.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub enum Dial {
-    /// Through its proxy over HBONE; the proxy must present `identity`.
-    Hbone {
-        /// The peer proxy's HBONE address.
-        proxy: SocketAddr,
-        /// The SPIFFE ID it must present.
-        identity: SpiffeId,
-    },
-    /// Directly, in plaintext (an endpoint outside the mesh).
-    Direct,
-}
-
-/// One endpoint of one service: where it is, how to reach it, what we learned about
-/// it. Kept across reloads while the service still has it.
-#[derive(Debug)]
-pub struct EndpointState {
-    /// Workload address.
-    pub address: IpAddr,
-    /// How to reach it.
-    pub dial: Dial,
-    /// Load statistics.
-    pub stats: Stats,
-    /// Outlier detection state (ejected or not, consecutive failures).
-    pub outlier: outlier::Endpoint,
-    /// When this proxy first saw it (slow start).
-    pub added: Instant,
-    /// Active health: set once checks start, kept when the check changes.
-    pub health: OnceLock<Arc<health::State>>,
-    /// The running check and the config it runs, replaced when the config changes.
-    pub health_task: Mutex<Option<(weft_api::proxy::HealthCheck, health::Handle)>>,
-    pools: Mutex<HashMap<(u16, pool::Version), Arc<Pool>>>,
-}
-
-impl AsRef<outlier::Endpoint> for Arc<EndpointState> {
-    fn as_ref(&self) -> &outlier::Endpoint {
-        &self.outlier
-    }
-}
-
-impl AsRef<Stats> for Arc<EndpointState> {
-    fn as_ref(&self) -> &Stats {
-        &self.stats
-    }
-}
-
-impl EndpointState {
-    /// The HTTP pool for `port` and `version`, created with `make` on first use.
-    pub fn pool(
-        &self,
-        port: u16,
-        version: pool::Version,
-        make: impl FnOnce() -> Arc<Pool>,
-    ) -> Arc<Pool> {
-        let mut pools = self
-            .pools
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        pools.entry((port, version)).or_insert_with(make).clone()
-    }
-}
-
-impl EndpointState {
-    fn new(address: IpAddr, dial: Dial) -> Self {
-        Self {
-            address,
-            dial,
-            stats: Stats::default(),
-            outlier: outlier::Endpoint::default(),
-            added: Instant::now(),
-            health: OnceLock::new(),
-            health_task: Mutex::new(None),
-            pools: Mutex::new(HashMap::new()),
-        }
-    }
-
-    /// Whether the last health checks passed; `false` before any check ran.
-    pub fn is_healthy(&self) -> bool {
-        self.health.get().is_some_and(|h| h.is_healthy())
-    }
-}
-
-impl ServiceState {
-    /// Picks an endpoint with the service's load balancer (no affinity key, nothing to
-    /// avoid); see [`Self::pick_for`].
-    pub fn pick(&self) -> Option<&Arc<EndpointState>> {
-        self.pick_for(None, None).map(|(_, e)| e)
-    }
-
-    /// Picks an endpoint for a request whose affinity key hashes to `hash` (hashing
-    /// load balancers), other than `avoid` where another is usable (a retry goes
-    /// elsewhere). Returns its index in [`Self::endpoints`] too, for outlier detection.
-    pub fn pick_for(
-        &self,
-        hash: Option<u64>,
-        avoid: Option<&Arc<EndpointState>>,
-    ) -> Option<(usize, &Arc<EndpointState>)> {
-        let i = crate::outbound::balance::choose(self, hash, avoid, Instant::now())?;
-        self.endpoints.get(i).map(|e| (i, e))
-    }
-
-    /// Picks an endpoint other than `avoid` where there is one (a retry goes elsewhere).
-    pub fn pick_other(&self, avoid: Option<&Arc<EndpointState>>) -> Option<&Arc<EndpointState>> {
-        self.pick_for(None, avoid).map(|(_, e)| e)
-    }
-}
-
 /// Why a snapshot could not be built from a (valid) config.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// Certificates could not be loaded.
     #[error("certificates: {0}")]
     Credentials(#[from] weft_tls::CredsError),
-    /// An endpoint identity is not a SPIFFE ID.
-    #[error("{path}: {source}")]
-    Identity {
-        /// Field path.
-        path: String,
-        /// Parse error.
-        source: weft_tls::spiffe::Error,
-    },
+    /// A service's endpoints could not be built (an identity is not a SPIFFE ID).
+    #[error(transparent)]
+    Upstream(#[from] crate::upstream::Error),
     /// A route did not compile.
     #[error("{path}: {source}")]
     Route {
@@ -287,93 +117,14 @@ impl Snapshot {
         version: String,
         previous: Option<&Snapshot>,
     ) -> Result<Self, Error> {
-        // Endpoint state is per service: outlier detection judges an endpoint by the
-        // service's traffic, and two services may share a workload.
-        let mut reuse: HashMap<(Arc<str>, IpAddr, Dial), Arc<EndpointState>> = HashMap::new();
-        if let Some(prev) = previous {
-            for svc in prev.services.values() {
-                for ep in &svc.endpoints {
-                    reuse.insert((svc.key.clone(), ep.address, ep.dial.clone()), ep.clone());
-                }
-            }
-        }
+        let carried = previous.map_or_else(Carried::default, |prev| {
+            Carried::from_services(prev.services.values())
+        });
         let zone = config.workload.zone.as_deref();
         let mut services = HashMap::new();
-        let mut shared_by_key = HashMap::new();
         for (i, s) in config.services.iter().enumerate() {
-            let key: Arc<str> = Arc::from(s.key());
-            let mut endpoints = Vec::with_capacity(s.endpoints.len());
-            for (e, ep) in s.endpoints.iter().enumerate() {
-                let dial = match (&ep.identity, ep.hbone_address()) {
-                    (Some(id), Some(proxy)) => Dial::Hbone {
-                        proxy,
-                        identity: id.parse().map_err(|source| Error::Identity {
-                            path: format!("services[{i}].endpoints[{e}].identity"),
-                            source,
-                        })?,
-                    },
-                    _ => Dial::Direct,
-                };
-                let state = reuse
-                    .get(&(key.clone(), ep.address, dial.clone()))
-                    .cloned()
-                    .unwrap_or_else(|| Arc::new(EndpointState::new(ep.address, dial)));
-                endpoints.push(state);
-            }
-            let policy = &s.policy;
-            let shared = previous
-                .and_then(|p| p.shared.get(&key))
-                .cloned()
-                .map_or_else(
-                    || {
-                        Arc::new(Shared {
-                            budget: retry::Budget::new(&policy.retry_budget),
-                            limiter: limits::Limiter::new(&policy.limits),
-                            cursor: AtomicUsize::new(0),
-                            created: Instant::now(),
-                            table: Mutex::new(None),
-                        })
-                    },
-                    |shared| {
-                        shared.budget.set(&policy.retry_budget);
-                        shared.limiter.set(&policy.limits);
-                        shared
-                    },
-                );
-            let table = s
-                .load_balancer
-                .hashes()
-                .then(|| shared.table(s.load_balancer, &endpoints));
-            let local: Vec<usize> = match zone {
-                Some(z) if policy.locality.prefer_zone => s
-                    .endpoints
-                    .iter()
-                    .enumerate()
-                    .filter(|(_, e)| e.zone.as_deref() == Some(z))
-                    .map(|(i, _)| i)
-                    .collect(),
-                _ => Vec::new(),
-            };
-            let outlier = policy
-                .outlier_detection
-                .as_ref()
-                .map(|o| outlier::Detector::new(outlier_config(o), Instant::now()));
-            shared_by_key.insert(key.clone(), shared.clone());
-            services.insert(
-                s.key(),
-                Arc::new(ServiceState {
-                    label: Name(key.clone()),
-                    key,
-                    ports: s.ports.clone(),
-                    load_balancer: s.load_balancer,
-                    endpoints,
-                    policy: policy.clone(),
-                    shared,
-                    outlier,
-                    table,
-                    local,
-                }),
-            );
+            let service = ServiceState::build(i, s, zone, &carried)?;
+            services.insert(s.key(), Arc::new(service));
         }
         let target = |reference: &str, port: u16| -> Option<Target> {
             let svc = config.service(reference)?;
@@ -447,9 +198,9 @@ impl Snapshot {
         )));
         // Only a proxy that serves mesh DNS needs the name table.
         let dns = if config.listeners.dns.is_some() {
-            crate::dns::Table::build(&config)
+            names::Table::build(&config)
         } else {
-            crate::dns::Table::default()
+            names::Table::default()
         };
         Ok(Self {
             config: Arc::new(config),
@@ -461,7 +212,6 @@ impl Snapshot {
             vips,
             routes,
             dns,
-            shared: shared_by_key,
             inbound,
         })
     }
@@ -482,7 +232,7 @@ impl Snapshot {
     }
 
     /// The names the mesh DNS answers.
-    pub fn dns(&self) -> &crate::dns::Table {
+    pub fn dns(&self) -> &names::Table {
         &self.dns
     }
 
@@ -530,33 +280,13 @@ impl Snapshot {
     }
 }
 
-impl Shared {
-    /// The hash table over `endpoints`, reusing the last one while the addresses and
-    /// the algorithm are unchanged (a Maglev table is 64 Ki entries to build).
-    fn table(&self, lb: LoadBalancer, endpoints: &[Arc<EndpointState>]) -> Arc<hash::Table> {
-        let addresses: Vec<IpAddr> = endpoints.iter().map(|e| e.address).collect();
-        let mut cached = self
-            .table
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if let Some((a, l, t)) = cached.as_ref() {
-            if *a == addresses && *l == lb {
-                return t.clone();
-            }
-        }
-        let table = Arc::new(hash::Table::build(lb, &addresses));
-        *cached = Some((addresses, lb, table.clone()));
-        table
-    }
-}
-
 /// The inbound limits and faults of `config`, keeping the buckets of unchanged limits
 /// from `previous` (a reload must not hand out a fresh burst).
 fn inbound_traffic(
     config: &Config,
     previous: Option<&InboundTraffic>,
 ) -> Result<InboundTraffic, Error> {
-    use crate::inbound::ratelimit::{By, Limit, Limiter, Rate};
+    use crate::ratelimit::{By, Limit, Limiter, Rate};
     let scope = |path: String, ports: &[u16], matches: &[weft_api::proxy::RouteMatch]| {
         Ok::<_, Error>(Scope {
             ports: ports.to_vec(),
@@ -608,23 +338,6 @@ fn inbound_traffic(
     })
 }
 
-/// The outlier detector's settings from the proxy config.
-fn outlier_config(o: &weft_api::proxy::OutlierDetection) -> outlier::Config {
-    outlier::Config {
-        consecutive_5xx: o.consecutive_5xx,
-        consecutive_gateway_errors: o.consecutive_gateway_errors,
-        interval: o.interval,
-        base_ejection_time: o.base_ejection_time,
-        max_ejection_time: o.max_ejection_time,
-        max_ejection_percent: o.max_ejection_percent,
-        success_rate: o.success_rate.map(|r| outlier::SuccessRate {
-            minimum_hosts: r.minimum_hosts,
-            request_volume: r.request_volume,
-            stdev_factor: r.stdev_factor,
-        }),
-    }
-}
-
 /// The current snapshot, swapped atomically, with a signal for whoever acts on
 /// changes (the health-check supervisor).
 #[derive(Debug)]
@@ -662,6 +375,7 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::upstream::Dial;
 
     const CONFIG: &str = r"
 workload: { name: client, address: 10.0.0.1 }

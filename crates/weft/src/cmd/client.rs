@@ -23,7 +23,7 @@ use http::{Method, Request, StatusCode, Uri};
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client as Pool;
 use hyper_util::rt::TokioExecutor;
-use weft_proxy::xds::channel::Connector;
+use weft_proxy::control_plane::channel::Connector;
 
 use super::config::{self, Origin, TokenFrom};
 

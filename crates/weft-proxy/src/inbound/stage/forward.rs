@@ -8,8 +8,9 @@ use http::{Request, Response};
 use weft_api::proxy::Protocol;
 
 use crate::error::Error;
-use crate::http::body::{Body, RequestBody};
+use crate::http::body::Body;
 use crate::http::pool::{self, Pool};
+use crate::http::request_body::RequestBody;
 
 /// The HTTP version spoken to the app: the one its port declares (`http` is
 /// HTTP/1.1, `http2` and `grpc` are HTTP/2), else the caller's (ADR 2, revised).

@@ -2,7 +2,7 @@
 //! the mesh's `RateLimit` objects), each checked in order; the first that is out of
 //! tokens refuses the request with 429 (gRPC: `RESOURCE_EXHAUSTED`).
 //!
-//! The token buckets are [`crate::inbound::ratelimit`]; this stage asks them about one
+//! The token buckets are [`crate::ratelimit`]; this stage asks them about one
 //! request.
 
 use std::time::Instant;
@@ -10,8 +10,8 @@ use std::time::Instant;
 use http::Request;
 
 use crate::error::Error;
-use crate::inbound::ratelimit::{self, Decision};
 use crate::outbound::stage::route::view;
+use crate::ratelimit::{self, Decision};
 use crate::state::InboundTraffic;
 
 /// Whether a request to the app's `port` from the caller keyed `caller` (its SPIFFE

@@ -15,12 +15,13 @@ use std::time::{Duration, Instant};
 use http::{Request, Response};
 
 use crate::error::Error;
-use crate::http::body::{Body, RequestBody};
+use crate::http::body::Body;
+use crate::http::request_body::RequestBody;
 use crate::http::{headers, pool};
-use crate::outbound::route::Rule;
-use crate::outbound::{outlier, retry};
-use crate::state::{EndpointState, ServiceState, Target};
+use crate::outbound::retry;
+use crate::route::Rule;
 use crate::telemetry::Metrics;
+use crate::upstream::{outlier, EndpointState, ServiceState, Target};
 
 /// Bodies up to this size are held so a request can be retried; larger ones are sent
 /// once.
@@ -292,8 +293,8 @@ mod tests {
     use std::sync::Mutex;
 
     use super::*;
-    use crate::outbound::limits::Overflow;
     use crate::state::Snapshot;
+    use crate::upstream::limits::Overflow;
 
     /// What the scripted upstream does with one attempt.
     #[derive(Clone, Copy, Debug)]

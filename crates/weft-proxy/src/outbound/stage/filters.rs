@@ -3,16 +3,16 @@
 //! header edits and URL rewrite apply.
 //!
 //! The filters themselves (compiled from the route) are
-//! [`crate::outbound::filters`]; this stage applies them to one request.
+//! [`crate::route::filters`]; this stage applies them to one request.
 
 use http::uri::Authority;
 use http::Request;
 
 use crate::error::Error;
-use crate::http::body::RequestBody;
 use crate::http::headers;
-use crate::outbound::route::Rule;
-use crate::state::Target;
+use crate::http::request_body::RequestBody;
+use crate::route::Rule;
+use crate::upstream::Target;
 
 /// Applies `rule`'s request filters to `req`, going to `service`. `authority` is the
 /// request's and follows a rewrite of it.

@@ -9,9 +9,10 @@ use http::{HeaderValue, Request};
 
 use crate::error::Error;
 use crate::http::headers;
-use crate::outbound::hash;
-use crate::outbound::limits::RequestGuard;
-use crate::state::{ServiceState, Snapshot};
+use crate::state::Snapshot;
+use crate::upstream::hash;
+use crate::upstream::limits::RequestGuard;
+use crate::upstream::ServiceState;
 
 /// The request, counted in flight against `service`'s limit until the guard drops;
 /// refused when the limit is reached.

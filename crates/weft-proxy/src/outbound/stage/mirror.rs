@@ -11,9 +11,9 @@ use std::time::Duration;
 
 use crate::http::forward;
 use crate::http::pool::Pool;
-use crate::outbound::route::Rule;
-use crate::state::{EndpointState, Target};
+use crate::route::Rule;
 use crate::telemetry::Metrics;
+use crate::upstream::{EndpointState, Target};
 
 use super::attempt::Resend;
 

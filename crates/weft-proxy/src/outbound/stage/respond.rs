@@ -10,9 +10,9 @@ use http::{HeaderValue, Response};
 
 use crate::error::Error;
 use crate::http::body::Body;
-use crate::outbound::route::{Edits, Rule};
-use crate::state::{ServiceState, Target};
+use crate::route::{Edits, Rule};
 use crate::telemetry::{Direction, Metrics, Name, RequestLabels, Security};
+use crate::upstream::{ServiceState, Target};
 
 /// What the answer needs from the stages before it.
 #[derive(Debug)]
@@ -113,7 +113,7 @@ routes:
         let key: Arc<str> = Arc::from("echo.default");
         let limit = || Error::Limit {
             service: key.clone(),
-            overflow: crate::outbound::limits::Overflow::Requests(1),
+            overflow: crate::upstream::limits::Overflow::Requests(1),
         };
         #[rustfmt::skip]
         let cases: Vec<(Result<Response<Body>, Error>, u16, bool)> = vec![

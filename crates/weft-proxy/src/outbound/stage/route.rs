@@ -1,7 +1,7 @@
 //! Stage 1, route: the first rule of the service port's table that matches the
 //! request, and the backend it picks by weight. A redirect rule answers here.
 //!
-//! Matching itself (the compiled table) is [`crate::outbound::route`]; this stage only
+//! Matching itself (the compiled table) is [`crate::route`]; this stage only
 //! applies it to one request.
 
 use http::uri::Authority;
@@ -9,9 +9,10 @@ use http::Request;
 
 use crate::error::Error;
 use crate::http::body::Body;
-use crate::outbound::filters::Redirect;
-use crate::outbound::route::{RequestView, Rule};
-use crate::state::{RouteTable, Target};
+use crate::route::filters::Redirect;
+use crate::route::{RequestView, Rule};
+use crate::state::RouteTable;
+use crate::upstream::Target;
 
 /// Where a request goes.
 #[derive(Debug)]

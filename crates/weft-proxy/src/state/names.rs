@@ -1,4 +1,6 @@
 //! The names the mesh DNS owns, built once per snapshot so a query is one map lookup.
+//!
+//! What the config says about names only; answering queries is [`crate::dns`]'s.
 
 use std::collections::{BTreeSet, HashMap};
 use std::net::IpAddr;

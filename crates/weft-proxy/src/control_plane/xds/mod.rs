@@ -8,16 +8,17 @@
 //! known good config even while the control plane is down.
 //!
 //! The stream runs over TLS to the control plane ([`channel`]: verified by the control
-//! plane's SPIFFE identity against the mesh roots) and carries the workload token. A
-//! failure says which (nothing listening, wrong CA, `http://` to TLS, token refused):
-//! [`channel::explain`].
+//! plane's SPIFFE identity against the mesh roots) and carries the workload token
+//! ([`super::token`]). A failure says which (nothing listening, wrong CA, `http://` to
+//! TLS, token refused): [`channel::explain`].
 //!
-//! Not here: decoding resources into the data-path config (the proxy's `Sink`).
+//! Not here: decoding resources into the data-path config ([`super::sink`]).
 
-pub mod channel;
 mod client;
 mod resources;
 pub mod state_file;
+
+use super::channel;
 
 pub use client::{Client, ClientOptions, Sink, Status};
 pub use resources::{Resource, ResourceSet, Subscriptions, WILDCARD};

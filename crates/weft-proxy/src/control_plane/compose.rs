@@ -1,5 +1,7 @@
-//! Control-plane mode: the bootstrap file (identity, certificates, listeners, limits)
-//! combined with the services and route tables received over xDS into one snapshot.
+//! The snapshot a control-plane proxy runs on: the bootstrap file (identity,
+//! certificates, listeners, limits) combined with the services, route tables, inbound
+//! policy and trust bundle received over xDS, compiled and swapped into the
+//! [`Store`].
 //!
 //! Either side can change on its own: a certificate rotated on disk rebuilds the
 //! snapshot with the current xDS resources, and an xDS update rebuilds it with the
@@ -11,8 +13,8 @@ use std::sync::{Arc, Mutex};
 use weft_api::proxy::{Config, InboundPolicy, References, RouteTable, Service};
 use weft_tls::Credentials;
 
-use super::file::Loaded;
-use super::{Snapshot, Store};
+use crate::state::file::Loaded;
+use crate::state::{Snapshot, Store};
 
 /// Called after every swap (e.g. to reconcile explicit outbound listeners).
 pub type OnChange = Box<dyn Fn(&Snapshot) + Send + Sync>;
@@ -195,7 +197,7 @@ pub fn service_key(reference: &str, default_namespace: &str) -> String {
 /// wildcard) in transparent mode (`listeners.dns` set), where the app may dial any.
 pub fn targets(config: &Config) -> BTreeSet<String> {
     if config.listeners.dns.is_some() {
-        return BTreeSet::from([crate::xds::WILDCARD.to_owned()]);
+        return BTreeSet::from([super::xds::WILDCARD.to_owned()]);
     }
     let ns = &config.workload.namespace;
     config
@@ -275,7 +277,7 @@ fn build(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::dns::Lookup;
+    use crate::state::names::Lookup;
 
     /// A transparent-mode bootstrap (mesh DNS on) in namespace team-b.
     fn boot() -> Loaded {

@@ -19,7 +19,7 @@
 //!
 //! It is not a distributed or global limit: each workload instance limits on its own,
 //! so N instances together allow N times the rate. It is not a connection limit either
-//! (that is `connectionLimits`, on the outbound side, in `outbound::limits`): it counts
+//! (that is `connectionLimits`, on the outbound side, in `upstream::limits`): it counts
 //! requests, whatever connections they arrive on.
 
 use std::collections::hash_map::RandomState;

@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 
 use weft_api::proxy::LoadBalancer;
 
-use crate::state::{EndpointState, ServiceState};
+use super::{EndpointState, ServiceState};
 
 /// Decay time of the latency average.
 const DECAY: Duration = Duration::from_secs(10);
@@ -334,7 +334,7 @@ mod tests {
             let _ = detector.record(
                 &svc.endpoints,
                 index,
-                crate::outbound::outlier::Outcome::Status(503),
+                crate::upstream::outlier::Outcome::Status(503),
                 Instant::now(),
             );
         }
@@ -388,7 +388,7 @@ mod tests {
             "maglev",
             "    policy: { hashOn: { header: x-user }, outlierDetection: { maxEjectionPercent: 100 } }\n",
         );
-        let key = crate::outbound::hash::key_hash(b"alice");
+        let key = crate::upstream::hash::key_hash(b"alice");
         let counts = tally(&snap, 100, Some(key));
         let owner = counts
             .iter()

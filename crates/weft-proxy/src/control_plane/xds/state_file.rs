@@ -81,7 +81,7 @@ pub fn store(state_dir: &Path, control_plane: &str, resources: &ResourceSet) -> 
             })
             .collect(),
     };
-    create_private_dir(state_dir)?;
+    crate::control_plane::create_private_dir(state_dir)?;
     let path = path(state_dir);
     let tmp = state_dir.join(format!(".{FILE_NAME}.tmp"));
     let mut file = fs::OpenOptions::new()
@@ -95,17 +95,6 @@ pub fn store(state_dir: &Path, control_plane: &str, resources: &ResourceSet) -> 
     drop(file);
     fs::rename(&tmp, &path)?;
     fs::File::open(state_dir)?.sync_all()
-}
-
-/// Creates `dir` and its missing parents owner-only (0700): the state directory holds
-/// the workload's key and config. Whichever writer comes first (config or certificate)
-/// creates it the same way.
-pub fn create_private_dir(dir: &Path) -> io::Result<()> {
-    use std::os::unix::fs::DirBuilderExt as _;
-    fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)
 }
 
 #[cfg(test)]

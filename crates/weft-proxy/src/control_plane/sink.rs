@@ -1,20 +1,10 @@
-//! Control-plane mode: the xDS client ([`crate::xds`]) feeding the [`Composer`].
-//!
-//! The proxy registers its workload from the bootstrap, subscribes to the services
-//! its outbound listeners target (and their route tables, and the backends those
-//! name), checks each resource on its own — decode, convert, validate, compile routes
-//! with the data path's limits — so a bad one is NACKed alone, and swaps every
-//! accepted set in as one snapshot. The accepted set is persisted by the client and
-//! read back at boot ([`load_persisted`]).
-//!
-//! Readiness: `/ready` turns 200 once the proxy has a config — restored from disk, or
-//! received after connecting (immediately on connect for a workload that calls
-//! nothing).
+//! What the proxy does with the resources the xDS client receives: each is decoded,
+//! converted and validated on its own the way the data path will use it — routes
+//! compiled with the data path's limits — so a bad one is NACKed alone ([`check`]);
+//! every accepted set is turned into [`Dynamic`] resources, route tables wait for
+//! their backends ("warming"), and the result goes to the [`Composer`].
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
-use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -24,221 +14,13 @@ use tokio_util::sync::CancellationToken;
 use weft_api::pb::v1 as pb;
 use weft_api::proxy::{self, Config, References};
 
-use crate::admin::Admin;
-use crate::outbound::route;
-use crate::run::ControlPlane;
-use crate::state::compose::{self, Composer, Dynamic};
+use super::compose::{self, Composer, Dynamic};
+use super::xds::{self, Resource, ResourceSet, Subscriptions};
+use crate::route;
 use crate::telemetry::{Metrics, ReasonLabels};
-use crate::xds::{Client, ClientOptions, Resource, ResourceSet, Sink, Subscriptions};
 
-/// The per-workload state directory under the configured base.
-pub fn state_dir(base: &Path, config: &Config) -> PathBuf {
-    base.join(format!(
-        "{}.{}",
-        config.workload.name, config.workload.namespace
-    ))
-}
-
-/// Where the certificate issued by the control plane is kept.
-pub fn identity_dir(base: &Path, config: &Config) -> PathBuf {
-    state_dir(base, config).join("identity")
-}
-
-/// The resources persisted by the last run, if any (refused ones dropped).
-pub fn load_persisted(base: &Path, bootstrap: &Config) -> Option<Dynamic> {
-    let set = Client::load_persisted(&state_dir(base, bootstrap))?;
-    let (dynamic, refused) = to_dynamic(&set, |type_url, r| {
-        check(bootstrap, type_url, &r.name, &r.body)
-    });
-    for (name, why) in refused {
-        tracing::warn!(resource = %name, error = %why, "persisted resource no longer applies; dropped");
-    }
-    Some(dynamic)
-}
-
-/// What this proxy tells the control plane about its workload; call it once per process
-/// (each call draws a new `session`).
-pub fn registration(config: &Config) -> pb::Registration {
-    let w = &config.workload;
-    let hbone = config.listeners.hbone.map_or_else(String::new, |h| {
-        if h.ip().is_unspecified() {
-            if h.port() == 15008 {
-                String::new()
-            } else {
-                SocketAddr::new(w.address, h.port()).to_string()
-            }
-        } else {
-            h.to_string()
-        }
-    });
-    pb::Registration {
-        name: w.name.clone(),
-        namespace: w.namespace.clone(),
-        service_account: w.service_account.clone(),
-        trust_domain: w.trust_domain.clone(),
-        address: w.address.to_string(),
-        hbone,
-        labels: w.labels.clone().into_iter().collect(),
-        ports: w
-            .ports
-            .iter()
-            .map(|p| pb::WorkloadPort {
-                port: u32::from(p.port),
-                protocol: weft_api::pb_convert::protocol_to_pb(p.protocol) as i32,
-            })
-            .collect(),
-        zone: w.zone.clone().unwrap_or_default(),
-        proxy_version: env!("CARGO_PKG_VERSION").to_owned(),
-        issued_certificate: config.certificates.is_none() && config.listeners.hbone.is_some(),
-        session: format!("{:016x}{:016x}", fastrand::u64(..), fastrand::u64(..)),
-    }
-}
-
-/// Starts the xDS client; it runs until `shutdown`.
-pub fn spawn(
-    cp: &ControlPlane,
-    composer: Arc<Composer>,
-    admin: Arc<Admin>,
-    metrics: Arc<Metrics>,
-    restored: bool,
-    shutdown: CancellationToken,
-) -> Result<(), crate::xds::Error> {
-    let bootstrap = composer.bootstrap();
-    let node_id = format!(
-        "{}/{}",
-        bootstrap.workload.namespace, bootstrap.workload.name
-    );
-    let mut options = ClientOptions::new(cp.endpoint.clone(), node_id, registration(&bootstrap));
-    options.state_dir = Some(state_dir(&cp.state_dir, &bootstrap));
-    options.token_file.clone_from(&cp.token_file);
-    let trust = crate::xds::channel::Trust {
-        ca_file: cp.ca_file.clone(),
-        issued_bundle: Some(crate::identity::bundle_file(&identity_dir(
-            &cp.state_dir,
-            &bootstrap,
-        ))),
-    };
-    options.trust = trust.clone();
-    let client = Client::new(options)?;
-    // What cannot get better by retrying stops the proxy, with the reason: a scheme
-    // other than https:// (or http:// for test fakes), or no CA to verify the control
-    // plane with (a missing or empty --control-plane-ca and no bundle issued before).
-    crate::xds::channel::check_static(&cp.endpoint, &trust).map_err(crate::xds::Error::Connect)?;
-    // Without certificate files in the bootstrap, keep one issued by the control plane:
-    // a proxy without an HBONE listener needs one too, as the client side of mTLS
-    // (without it, every call to a strict endpoint failed "no certificates configured").
-    let needs_certificate = bootstrap.certificates.is_none();
-    // The CA that signs now, from the trust bundle: a certificate from another renews.
-    let (signer_tx, signer_rx) = tokio::sync::watch::channel(
-        composer
-            .dynamic()
-            .trust
-            .map(|t| t.signer)
-            .unwrap_or_default(),
-    );
-    if needs_certificate {
-        match weft_tls::SpiffeId::new(
-            &bootstrap.workload.trust_domain,
-            &bootstrap.workload.namespace,
-            &bootstrap.workload.service_account,
-        ) {
-            Ok(identity) => {
-                let options = crate::identity::Options {
-                    endpoint: cp.endpoint.clone(),
-                    trust,
-                    token_file: cp.token_file.clone(),
-                    identity,
-                    dir: identity_dir(&cp.state_dir, &bootstrap),
-                    ttl: None,
-                    workload: bootstrap.workload.name.clone(),
-                };
-                let current = composer.store_credentials();
-                let c = composer.clone();
-                tokio::spawn(crate::identity::maintain(
-                    options,
-                    current,
-                    signer_rx,
-                    move |creds| {
-                        if let Err(e) = c.set_issued(creds) {
-                            tracing::error!(error = %e, "could not install the new certificate");
-                        }
-                    },
-                    shutdown.clone(),
-                ));
-            }
-            Err(e) => return Err(crate::xds::Error::Identity(e)),
-        }
-    }
-    let mut status = client.status();
-    let sink = Arc::new(ProxySink {
-        signer: signer_tx,
-        composer: composer.clone(),
-        metrics,
-        converted: Mutex::new(HashMap::new()),
-        warming: Mutex::new(Warming::default()),
-        rewarm: Notify::new(),
-    });
-    {
-        let sink = sink.clone();
-        let shutdown = shutdown.clone();
-        tokio::spawn(async move {
-            loop {
-                tokio::select! {
-                    () = shutdown.cancelled() => return,
-                    () = sink.rewarm.notified() => {}
-                }
-                tokio::select! {
-                    () = shutdown.cancelled() => return,
-                    () = tokio::time::sleep(WARM_TIMEOUT) => sink.rewarm(),
-                }
-            }
-        });
-    }
-    if restored && (!needs_certificate || composer.has_credentials()) {
-        admin.ready.store(true, Ordering::Release);
-        tracing::info!("proxy ready, on the last known good config from disk");
-    }
-    {
-        let shutdown = shutdown.clone();
-        tokio::spawn(async move {
-            // Ready once connected, every subscribed type has been answered, and (when
-            // the control plane issues it) the certificate is in.
-            loop {
-                let (connected, answered) = {
-                    let s = status.borrow_and_update();
-                    (s.connected, s.answered.clone())
-                };
-                let (targets, services) = composer.wanted();
-                let synced = |wanted: bool, type_url: &str| {
-                    !wanted || answered.iter().any(|a| a == type_url)
-                };
-                if connected
-                    && synced(!services.is_empty(), pb::SERVICE_TYPE_URL)
-                    && synced(!targets.is_empty(), pb::ROUTE_TABLE_TYPE_URL)
-                    && (!needs_certificate || composer.has_credentials())
-                {
-                    tracing::info!("configuration received from the control plane");
-                    // `/ready` turns 200 here (unless the config from disk already did).
-                    if !admin.ready.swap(true, Ordering::AcqRel) {
-                        tracing::info!("proxy ready");
-                    }
-                    return;
-                }
-                tokio::select! {
-                    () = shutdown.cancelled() => return,
-                    changed = status.changed() => if changed.is_err() { return },
-                    // The certificate arrives on its own path.
-                    () = tokio::time::sleep(Duration::from_millis(50)), if needs_certificate => {}
-                }
-            }
-        });
-    }
-    tokio::spawn(client.run(sink, shutdown));
-    Ok(())
-}
-
-/// Checks and applies xDS resources for the data path.
-struct ProxySink {
+/// Checks and applies xDS resources for the data path (the xDS client's [`xds::Sink`]).
+pub struct Sink {
     /// Tells the certificate keeper which CA signs now.
     signer: tokio::sync::watch::Sender<String>,
     composer: Arc<Composer>,
@@ -249,7 +31,7 @@ struct ProxySink {
     rewarm: Notify,
 }
 
-impl Sink for ProxySink {
+impl xds::Sink for Sink {
     fn check(&self, type_url: &str, name: &str, body: &prost_types::Any) -> Result<(), String> {
         let checked = check(&self.composer.bootstrap(), type_url, name, body)?;
         self.lock_converted().insert(
@@ -318,7 +100,42 @@ impl Sink for ProxySink {
     }
 }
 
-impl ProxySink {
+impl Sink {
+    /// A sink feeding `composer`; `signer` tells the certificate keeper which CA signs
+    /// now.
+    pub fn new(
+        signer: tokio::sync::watch::Sender<String>,
+        composer: Arc<Composer>,
+        metrics: Arc<Metrics>,
+    ) -> Self {
+        Self {
+            signer,
+            composer,
+            metrics,
+            converted: Mutex::new(HashMap::new()),
+            warming: Mutex::new(Warming::default()),
+            rewarm: Notify::new(),
+        }
+    }
+
+    /// Starts the task that re-applies the last set once route tables have waited
+    /// [`WARM_TIMEOUT`] for their backends; it runs until `shutdown`.
+    pub fn spawn_rewarm(self: &Arc<Self>, shutdown: CancellationToken) {
+        let sink = self.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    () = shutdown.cancelled() => return,
+                    () = sink.rewarm.notified() => {}
+                }
+                tokio::select! {
+                    () = shutdown.cancelled() => return,
+                    () = tokio::time::sleep(WARM_TIMEOUT) => sink.rewarm(),
+                }
+            }
+        });
+    }
+
     fn lock_converted(&self) -> std::sync::MutexGuard<'_, Converted> {
         self.converted
             .lock()
@@ -378,7 +195,7 @@ impl ProxySink {
             .latest
             .take();
         if let Some(set) = latest {
-            self.apply(&set);
+            xds::Sink::apply(self, &set);
         }
     }
 }
@@ -422,7 +239,7 @@ type Converted = HashMap<(String, String), (Vec<u8>, Checked)>;
 
 /// A checked resource, converted to the proxy model.
 #[derive(Clone)]
-enum Checked {
+pub(super) enum Checked {
     Service(Box<proxy::Service>),
     Routes(String, Vec<proxy::RouteTable>),
     Inbound(proxy::InboundPolicy),
@@ -435,7 +252,7 @@ fn inbound_policy_name(config: &Config) -> String {
 }
 
 /// Decodes, converts and validates one resource the way the data path will use it.
-fn check(
+pub(super) fn check(
     bootstrap: &Config,
     type_url: &str,
     name: &str,
@@ -534,7 +351,7 @@ fn check(
 }
 
 /// Converts an accepted set; returns the resources that did not convert, with why.
-fn to_dynamic(
+pub(super) fn to_dynamic(
     set: &ResourceSet,
     mut convert: impl FnMut(&str, &Resource) -> Result<Checked, String>,
 ) -> (Dynamic, Vec<(String, String)>) {

@@ -1,7 +1,12 @@
 //! Request routing: compiled match rules and weighted backend choice.
 //!
 //! Pure and I/O-free. A [`Table`] is compiled once per config snapshot (regexes built,
-//! weights summed) so matching a request allocates nothing.
+//! weights summed) so matching a request allocates nothing. The snapshot
+//! ([`crate::state`]) compiles the tables; the outbound side matches requests against
+//! them and applies their [`filters`]; the inbound side matches its rate limits and
+//! faults with the same [`Matches`].
+
+pub mod filters;
 
 use std::time::Duration;
 
@@ -34,9 +39,9 @@ pub struct Rule<T> {
     /// Edits of the response's headers.
     pub response_headers: Option<Edits>,
     /// Answer with this redirect instead of forwarding.
-    pub redirect: Option<super::filters::Redirect>,
+    pub redirect: Option<filters::Redirect>,
     /// Rewrite the request before forwarding.
-    pub rewrite: Option<super::filters::Rewrite>,
+    pub rewrite: Option<filters::Rewrite>,
     /// Mirror targets, with the share of requests copied in millionths.
     pub mirrors: Vec<(T, u32)>,
 }
@@ -146,7 +151,7 @@ pub enum Error {
     Token(String),
     /// A redirect or rewrite is not valid.
     #[error(transparent)]
-    Filter(#[from] super::filters::Error),
+    Filter(#[from] filters::Error),
 }
 
 /// What a request looks like to the matcher.
@@ -213,14 +218,14 @@ impl<T> Rule<T> {
             .collect();
         let total_weight = backends.iter().map(|(_, w)| u64::from(*w)).sum();
         let path = |p: &api::PathRewrite| match p {
-            api::PathRewrite::Full(f) => super::filters::PathModifier::Full(f.clone()),
-            api::PathRewrite::Prefix(f) => super::filters::PathModifier::Prefix(f.clone()),
+            api::PathRewrite::Full(f) => filters::PathModifier::Full(f.clone()),
+            api::PathRewrite::Prefix(f) => filters::PathModifier::Prefix(f.clone()),
         };
         let redirect = rule
             .redirect
             .as_ref()
             .map(|d| {
-                super::filters::Redirect::build(
+                filters::Redirect::build(
                     d.scheme.clone(),
                     d.hostname.clone(),
                     d.path.as_ref().map(path),
@@ -232,7 +237,7 @@ impl<T> Rule<T> {
         let rewrite = rule
             .rewrite
             .as_ref()
-            .map(|w| super::filters::Rewrite::build(w.hostname.clone(), w.path.as_ref().map(path)))
+            .map(|w| filters::Rewrite::build(w.hostname.clone(), w.path.as_ref().map(path)))
             .transpose()?;
         let mirrors = rule
             .mirrors

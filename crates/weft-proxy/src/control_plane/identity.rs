@@ -20,7 +20,7 @@ pub struct Options {
     /// Control-plane gRPC endpoint (the xDS address).
     pub endpoint: String,
     /// The roots that vouch for the control plane.
-    pub trust: crate::xds::channel::Trust,
+    pub trust: super::channel::Trust,
     /// The workload token file (`authorization: Bearer …`), re-read on every request.
     pub token_file: Option<PathBuf>,
     /// The identity to ask for (the control plane signs the token's identity).
@@ -132,7 +132,7 @@ pub async fn request(options: &Options) -> Result<Arc<Credentials>, Error> {
         })?
         .connect_timeout(Duration::from_secs(5))
         .timeout(Duration::from_secs(15));
-    let channel = crate::xds::channel::connect(&options.endpoint, &endpoint, &options.trust)
+    let channel = super::channel::connect(&options.endpoint, &endpoint, &options.trust)
         .await
         .map_err(|e| Error::Connect {
             endpoint: options.endpoint.clone(),
@@ -147,7 +147,7 @@ pub async fn request(options: &Options) -> Result<Arc<Credentials>, Error> {
         workload: options.workload.clone(),
     });
     if let Some(path) = &options.token_file {
-        let value = authorization(path).map_err(|message| Error::Token {
+        let value = super::token::authorization(path).map_err(|message| Error::Token {
             path: path.clone(),
             message,
         })?;
@@ -159,7 +159,7 @@ pub async fn request(options: &Options) -> Result<Arc<Credentials>, Error> {
         .sign(request)
         .await
         .map_err(|status| {
-            match crate::xds::channel::explain_status(
+            match super::channel::explain_status(
                 &options.endpoint,
                 &options.trust,
                 options.token_file.as_deref(),
@@ -294,32 +294,11 @@ fn backoff(failures: u32) -> Duration {
     cap.mul_f64(fastrand::f64().max(0.1))
 }
 
-/// The `authorization` metadata value for the workload token in `path`
-/// (`Bearer <token>`), read afresh so a rotated token file is picked up.
-pub(crate) fn authorization(
-    path: &Path,
-) -> Result<tonic::metadata::MetadataValue<tonic::metadata::Ascii>, String> {
-    let token = read_token(path)?;
-    format!("{}{token}", pb::BEARER_PREFIX)
-        .parse()
-        .map_err(|_| "contains characters not allowed in a header".to_owned())
-}
-
-/// The workload token in `path`, trimmed; the error says what was wrong with the file.
-pub(crate) fn read_token(path: &Path) -> Result<String, String> {
-    let text = std::fs::read_to_string(path).map_err(|e| e.to_string())?;
-    let token = text.trim();
-    if token.is_empty() {
-        return Err("is empty".into());
-    }
-    Ok(token.to_owned())
-}
-
 /// Writes the three files atomically (temp + fsync + rename), owner-only.
 fn persist(dir: &Path, chain: &str, key: &str, bundle: &str) -> std::io::Result<()> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
-    crate::xds::state_file::create_private_dir(dir)?;
+    super::create_private_dir(dir)?;
     for (name, text) in [(KEY_FILE, key), (CERT_FILE, chain), (BUNDLE_FILE, bundle)] {
         let tmp = dir.join(format!(".{name}.tmp"));
         let mut file = std::fs::OpenOptions::new()
@@ -400,19 +379,5 @@ mod tests {
             assert!(d <= Duration::from_secs(30), "{n}: {d:?}");
         }
         assert!(backoff(1) <= Duration::from_millis(500));
-    }
-
-    #[test]
-    fn the_token_file_becomes_a_bearer_header_and_bad_files_are_named_errors() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("token");
-        std::fs::write(&path, "  abc.def.ghi \n").unwrap();
-        assert_eq!(authorization(&path).unwrap(), "Bearer abc.def.ghi");
-        std::fs::write(&path, "\n").unwrap();
-        assert_eq!(authorization(&path).unwrap_err(), "is empty");
-        std::fs::write(&path, "a\u{7f}b").unwrap();
-        assert!(authorization(&path).unwrap_err().contains("not allowed"));
-        let missing = authorization(&dir.path().join("nope")).unwrap_err();
-        assert!(missing.contains("No such file"), "{missing}");
     }
 }

@@ -68,7 +68,7 @@ pub struct ClientOptions {
     /// serves TLS only.)
     pub endpoint: String,
     /// The roots that vouch for the control plane (for `https://`). Default: none.
-    pub trust: super::channel::Trust,
+    pub trust: crate::control_plane::channel::Trust,
     /// `Node.id` sent on the stream: `<namespace>/<name>`.
     pub node_id: String,
     /// Sent in `weft-registration-bin` metadata.
@@ -149,7 +149,7 @@ impl ClientOptions {
     ) -> Self {
         Self {
             endpoint: endpoint.into(),
-            trust: super::channel::Trust::default(),
+            trust: crate::control_plane::channel::Trust::default(),
             node_id: node_id.into(),
             registration,
             state_dir: None,
@@ -290,7 +290,7 @@ impl Client {
     ) -> Result<(), Error> {
         let channel = tokio::select! {
             () = shutdown.cancelled() => return Ok(()),
-            channel = super::channel::connect(&self.options.endpoint, &self.endpoint, &self.options.trust) => channel.map_err(Error::Connect)?,
+            channel = crate::control_plane::channel::connect(&self.options.endpoint, &self.endpoint, &self.options.trust) => channel.map_err(Error::Connect)?,
         };
         let mut client = AggregatedDiscoveryServiceClient::new(channel)
             .max_decoding_message_size(16 * 1024 * 1024);
@@ -324,9 +324,11 @@ impl Client {
         );
         if let Some(path) = &self.options.token_file {
             // Re-read on every connect, so a rotated token file is picked up.
-            let value = crate::identity::authorization(path).map_err(|message| Error::Token {
-                path: path.clone(),
-                message,
+            let value = crate::control_plane::token::authorization(path).map_err(|message| {
+                Error::Token {
+                    path: path.clone(),
+                    message,
+                }
             })?;
             request
                 .metadata_mut()
