@@ -288,9 +288,12 @@ fn retry_wait(failures: u32, scheduled: Duration) -> Duration {
 
 /// Full-jitter exponential backoff: up to 500 ms × 2^(n−1), capped at 30 s.
 fn backoff(failures: u32) -> Duration {
-    let cap = Duration::from_millis(500)
-        .saturating_mul(1 << failures.saturating_sub(1).min(6))
-        .min(Duration::from_secs(30));
+    let cap = crate::backoff::ceiling(
+        Duration::from_millis(500),
+        Duration::from_secs(30),
+        failures.saturating_sub(1),
+    );
+    // Never less than a tenth of the ceiling: a refused token is not retried at once.
     cap.mul_f64(fastrand::f64().max(0.1))
 }
 

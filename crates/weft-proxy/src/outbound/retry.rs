@@ -96,10 +96,8 @@ pub fn delay(base: Duration, retry: u32, headers: Option<&HeaderMap>) -> Option<
 }
 
 fn backoff(base: Duration, retry: u32) -> Duration {
-    let factor = 1u32 << retry.saturating_sub(1).min(16);
-    let ceiling = base.saturating_mul(factor.min(BACKOFF_CAP_FACTOR));
-    let nanos = u64::try_from(ceiling.as_nanos()).unwrap_or(u64::MAX);
-    Duration::from_nanos(fastrand::u64(0..=nanos))
+    let max = base.saturating_mul(BACKOFF_CAP_FACTOR);
+    crate::backoff::full_jitter(crate::backoff::ceiling(base, max, retry.saturating_sub(1)))
 }
 
 #[cfg(test)]

@@ -27,6 +27,7 @@ use weft_api::pb::v1 as pb;
 
 use super::resources::{Resource, ResourceSet, Subscriptions};
 use super::{state_file, Error};
+use crate::backoff::Backoff;
 
 /// HTTP/2 PING interval, so a dead control plane is noticed on an idle stream.
 const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(10);
@@ -128,14 +129,6 @@ struct State<S> {
     sink: S,
     held: ResourceSet,
     wanted: Subscriptions,
-}
-
-/// Full-jitter exponential backoff.
-#[derive(Debug)]
-struct Backoff {
-    initial: Duration,
-    max: Duration,
-    attempt: u32,
 }
 
 // === impl ClientOptions ===
@@ -539,48 +532,9 @@ fn nack(errors: &[pb::ResourceError]) -> Option<rpc::Status> {
 
 // === impl Backoff ===
 
-impl Backoff {
-    fn new(initial: Duration, max: Duration) -> Self {
-        Self {
-            initial,
-            max,
-            attempt: 0,
-        }
-    }
-
-    /// A delay drawn uniformly from `[0, min(max, initial * 2^attempt)]`.
-    fn next_delay(&mut self) -> Duration {
-        let cap = self
-            .initial
-            .saturating_mul(1 << self.attempt.min(20))
-            .min(self.max);
-        self.attempt = self.attempt.saturating_add(1);
-        let nanos = u64::try_from(cap.as_nanos()).unwrap_or(u64::MAX);
-        Duration::from_nanos(fastrand::u64(0..=nanos))
-    }
-
-    fn reset(&mut self) {
-        self.attempt = 0;
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn backoff_caps_grow_exponentially_up_to_max_and_reset() {
-        let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(1));
-        for cap_ms in [200, 400, 800, 1000, 1000] {
-            let delay = backoff.next_delay();
-            assert!(
-                delay <= Duration::from_millis(cap_ms),
-                "{delay:?} > {cap_ms}ms"
-            );
-        }
-        backoff.reset();
-        assert!(backoff.next_delay() <= Duration::from_millis(200));
-    }
 
     #[test]
     fn nack_names_each_refused_resource_and_carries_resource_errors() {

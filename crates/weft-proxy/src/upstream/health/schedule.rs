@@ -3,11 +3,11 @@
 //! state changes logged.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use tokio::task::JoinHandle;
 
 use super::{probe, Check, State, MIN_INTERVAL};
+use crate::backoff::full_jitter;
 use crate::http::pool::Dialer;
 
 /// The checker task of one endpoint; dropping it stops the checks.
@@ -30,7 +30,7 @@ pub fn spawn(check: Check, dialer: Dialer, state: Arc<State>, label: Arc<str>) -
 /// The checker loop; runs until its task is aborted.
 async fn run(check: Check, dialer: Dialer, state: Arc<State>, label: Arc<str>) {
     let interval = check.interval.max(MIN_INTERVAL);
-    let mut delay = jitter(interval / 10);
+    let mut delay = full_jitter(interval / 10);
     // Whether anything about this endpoint was logged above debug yet: a new endpoint
     // that never passes has no state change to log, but the operator must learn why.
     let mut announced = false;
@@ -66,14 +66,8 @@ async fn run(check: Check, dialer: Dialer, state: Arc<State>, label: Arc<str>) {
         announced |= change.is_some() || result.is_err();
         delay = interval
             .saturating_sub(interval / 10)
-            .saturating_add(jitter(interval / 5));
+            .saturating_add(full_jitter(interval / 5));
     }
-}
-
-/// A random duration from zero to `up_to`.
-fn jitter(up_to: Duration) -> Duration {
-    let nanos = u64::try_from(up_to.as_nanos()).unwrap_or(u64::MAX);
-    Duration::from_nanos(fastrand::u64(0..=nanos))
 }
 
 impl Drop for Handle {
