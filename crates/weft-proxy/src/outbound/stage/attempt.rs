@@ -4,9 +4,9 @@
 //! timeout — feeding every outcome to outlier detection.
 //!
 //! Whether a failure may be retried and whether it counts against the endpoint are the
-//! classification's ([`crate::error::Error`]); which statuses the route retries, the
-//! backoff and the budget are [`crate::outbound::retry`]'s. Sending itself is the
-//! caller's (`send`), so the loop runs in tests without sockets.
+//! classification's ([`crate::error::Error`]); which statuses the route retries and the
+//! backoff are [`crate::outbound::retry`]'s, the budget [`crate::upstream::budget`]'s.
+//! Sending itself is the caller's (`send`), so the loop runs in tests without sockets.
 
 use std::future::Future;
 use std::sync::Arc;

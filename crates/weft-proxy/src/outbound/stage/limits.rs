@@ -2,8 +2,8 @@
 //! (`BackendPolicy.connectionLimits.maxRequests`) admits the request or refuses it,
 //! and the affinity key (`BackendPolicy.hashOn`) is hashed for a hashing balancer.
 //!
-//! The counters themselves are [`crate::outbound::limits`]; the hash table
-//! [`crate::outbound::hash`].
+//! The counters themselves are [`crate::upstream::limits`]; the hash table
+//! [`crate::upstream::hash`].
 
 use http::{HeaderValue, Request};
 
