@@ -77,16 +77,71 @@ pub enum Error {
     /// The control-plane client cannot start: a misconfiguration no retry fixes.
     #[error("cannot use the control plane: {0}")]
     ControlPlane(#[source] crate::control_plane::xds::Error),
-    /// A listener could not bind.
-    #[error("cannot bind {what} on {addr}: {source} (is another proxy running, or is the address not on this host?)")]
-    Bind {
-        /// Which listener.
-        what: &'static str,
-        /// Its address.
-        addr: SocketAddr,
-        /// The OS error.
-        source: std::io::Error,
-    },
+    /// Listeners could not bind: every one that failed, so one fix covers them all.
+    #[error("{0}")]
+    Bind(BindFailures),
+}
+
+/// One listener that could not bind.
+#[derive(Debug)]
+pub struct BindFailure {
+    /// Which listener, by its config path (`listeners.admin`, `outbound[].listen`).
+    pub what: &'static str,
+    /// Its address.
+    pub addr: SocketAddr,
+    /// The OS error.
+    pub source: std::io::Error,
+}
+
+/// The listeners that could not bind, in the order the proxy tried them.
+#[derive(Debug, Default)]
+pub struct BindFailures(pub Vec<BindFailure>);
+
+impl std::fmt::Display for BindFailures {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let kinds = || self.0.iter().map(|one| one.source.kind());
+        let mut hints = Vec::new();
+        if kinds().any(|k| k == std::io::ErrorKind::AddrInUse) {
+            hints.push(
+                "another proxy on this host? give each its own ports with \
+                 listeners.portOffset (e.g. 100 moves every default port)",
+            );
+        }
+        if kinds().any(|k| k == std::io::ErrorKind::AddrNotAvailable) {
+            hints.push("an address that is not on this host cannot be bound");
+        }
+        let hints = hints.join("; ");
+        match self.0.as_slice() {
+            [one] => {
+                write!(
+                    f,
+                    "cannot bind {} on {}: {}",
+                    one.what, one.addr, one.source
+                )?;
+                if !hints.is_empty() {
+                    write!(f, " ({hints})")?;
+                }
+            }
+            all => {
+                write!(f, "cannot bind {} listeners:", all.len())?;
+                for one in all {
+                    write!(f, "\n  {} on {}: {}", one.what, one.addr, one.source)?;
+                }
+                if !hints.is_empty() {
+                    write!(f, "\n{hints}")?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for BindFailures {}
+
+impl From<BindFailure> for Error {
+    fn from(one: BindFailure) -> Self {
+        Error::Bind(BindFailures(vec![one]))
+    }
 }
 
 /// Loads the initial config (before the runtime starts, so worker count can come from
@@ -139,8 +194,17 @@ pub fn load(
     })
 }
 
-fn bind(what: &'static str, addr: SocketAddr) -> Result<tokio::net::TcpListener, Error> {
-    listen::bind(addr).map_err(|source| Error::Bind { what, addr, source })
+fn bind(what: &'static str, addr: SocketAddr) -> Result<tokio::net::TcpListener, BindFailure> {
+    listen::bind(addr).map_err(|source| BindFailure { what, addr, source })
+}
+
+/// Binds `addr` if set; a failure is noted in `failed` so startup can report them all.
+fn bind_noting(
+    failed: &mut Vec<BindFailure>,
+    what: &'static str,
+    addr: Option<SocketAddr>,
+) -> Option<tokio::net::TcpListener> {
+    bind(what, addr?).map_err(|e| failed.push(e)).ok()
 }
 
 fn udp_bind(addr: SocketAddr) -> std::io::Result<tokio::net::UdpSocket> {
@@ -189,16 +253,30 @@ pub async fn run(options: Options, initial: Initial) -> Result<(), Error> {
         log: options.log,
         shutdown_enabled: options.admin_shutdown,
     });
-    let admin_listener = bind("listeners.admin", listeners.admin)?;
-    tokio::spawn(admin::serve(
-        admin.clone(),
-        admin_listener,
-        admin::Kind::Admin,
-    ));
-    if let Some(addr) = listeners.metrics {
-        let l = bind("listeners.metrics", addr)?;
-        tokio::spawn(admin::serve(admin.clone(), l, admin::Kind::Metrics));
-    }
+    // Bind every listener before serving any, so a conflict is reported for all of
+    // them at once and a failed start leaves nothing running.
+    let mut failed = Vec::new();
+    let admin_listener = bind_noting(&mut failed, "listeners.admin", Some(listeners.admin));
+    let metrics_listener = bind_noting(&mut failed, "listeners.metrics", listeners.metrics);
+    let hbone_listener = bind_noting(&mut failed, "listeners.hbone", listeners.hbone);
+    let capture_listener = bind_noting(
+        &mut failed,
+        "listeners.outboundCapture",
+        listeners.outbound_capture,
+    );
+    let dns_sockets = listeners.dns.and_then(|addr| {
+        let udp = udp_bind(addr)
+            .map_err(|source| {
+                failed.push(BindFailure {
+                    what: "listeners.dns",
+                    addr,
+                    source,
+                });
+            })
+            .ok();
+        let tcp = bind_noting(&mut failed, "listeners.dns", Some(addr));
+        Some((addr, udp?, tcp?))
+    });
 
     let pool = hbone::Pool::new(hbone::PoolConfig {
         connect_timeout: settings.connect_timeout,
@@ -206,13 +284,39 @@ pub async fn run(options: Options, initial: Initial) -> Result<(), Error> {
         ..hbone::PoolConfig::default()
     });
     let outbound = Outbound::new(store.clone(), metrics.clone(), pool, drain.clone());
-    // Not a drained task: checks simply stop when draining starts.
-    tokio::spawn(outbound.clone().supervise_health(drain.token()));
     let inbound = Inbound::new(store.clone(), metrics.clone(), drain.clone());
     let max_connections = settings.max_connections as usize;
 
-    if let Some(addr) = listeners.hbone {
-        let l = bind("listeners.hbone", addr)?;
+    let explicit = Arc::new(Explicit {
+        running: Mutex::new(HashMap::new()),
+        plaintext: Mutex::new(None),
+        inbound: inbound.clone(),
+        outbound: outbound.clone(),
+        drain: drain.clone(),
+        metrics: metrics.clone(),
+        max_connections,
+    });
+    match explicit.reconcile(&snap, true) {
+        Ok(()) => {}
+        Err(Error::Bind(more)) => failed.extend(more.0),
+        Err(other) => return Err(other),
+    }
+    if !failed.is_empty() {
+        explicit.stop();
+        return Err(Error::Bind(BindFailures(failed)));
+    }
+
+    // Not a drained task: checks simply stop when draining starts.
+    tokio::spawn(outbound.clone().supervise_health(drain.token()));
+
+    if let Some(l) = admin_listener {
+        tokio::spawn(admin::serve(admin.clone(), l, admin::Kind::Admin));
+    }
+    if let Some(l) = metrics_listener {
+        tokio::spawn(admin::serve(admin.clone(), l, admin::Kind::Metrics));
+    }
+
+    if let Some(l) = hbone_listener {
         let creds_store = store.clone();
         let authorize_inbound = inbound.clone();
         let handle_inbound = inbound.clone();
@@ -242,8 +346,8 @@ pub async fn run(options: Options, initial: Initial) -> Result<(), Error> {
         });
     }
 
-    if let Some(addr) = listeners.outbound_capture {
-        let mut bound = vec![bind("listeners.outboundCapture", addr)?];
+    if let (Some(addr), Some(l)) = (listeners.outbound_capture, capture_listener) {
+        let mut bound = vec![l];
         bound.extend(
             ipv6_twin(addr).and_then(|twin| {
                 optional_bind(listen::bind(twin), "listeners.outboundCapture", twin)
@@ -263,13 +367,7 @@ pub async fn run(options: Options, initial: Initial) -> Result<(), Error> {
         }
     }
 
-    if let Some(addr) = listeners.dns {
-        let udp = udp_bind(addr).map_err(|source| Error::Bind {
-            what: "listeners.dns",
-            addr,
-            source,
-        })?;
-        let tcp = bind("listeners.dns", addr)?;
+    if let Some((addr, udp, tcp)) = dns_sockets {
         let system = crate::dns::system_upstreams();
         if snap.config.dns.upstreams.is_empty() && system.is_empty() {
             tracing::warn!("mesh DNS: no dns.upstreams and no nameserver in /etc/resolv.conf; names outside the mesh get SERVFAIL");
@@ -283,17 +381,6 @@ pub async fn run(options: Options, initial: Initial) -> Result<(), Error> {
             }
         }
     }
-
-    let explicit = Arc::new(Explicit {
-        running: Mutex::new(HashMap::new()),
-        plaintext: Mutex::new(None),
-        inbound: inbound.clone(),
-        outbound: outbound.clone(),
-        drain: drain.clone(),
-        metrics: metrics.clone(),
-        max_connections,
-    });
-    explicit.reconcile(&snap, true)?;
 
     let applied = snap.version.clone();
     let control_mode = composed.is_some() && options.control_plane.is_some();
@@ -429,18 +516,46 @@ struct Explicit {
 }
 
 impl Explicit {
-    /// Binds listeners new in `snap` and stops those it no longer has. At startup a
-    /// bind failure is fatal; on reload it is logged and the rest still apply.
+    /// Binds listeners new in `snap` and stops those it no longer has. Every bind
+    /// failure is returned (at startup they are fatal, listed together with the other
+    /// listeners'); on reload each is logged and the rest still apply.
     fn reconcile(&self, snap: &Snapshot, startup: bool) -> Result<(), Error> {
-        let plaintext = self.reconcile_plaintext(snap, startup);
-        let outbound = self.reconcile_outbound(snap, startup);
-        plaintext.and(outbound)
+        let mut failed = Vec::new();
+        if let Err(e) = self.reconcile_plaintext(snap, startup) {
+            failed.push(e);
+        }
+        failed.extend(self.reconcile_outbound(snap, startup));
+        if failed.is_empty() {
+            Ok(())
+        } else {
+            Err(Error::Bind(BindFailures(failed)))
+        }
+    }
+
+    /// Stops every listener this started (a failed startup leaves nothing serving).
+    fn stop(&self) {
+        for token in self
+            .running
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .values()
+        {
+            token.cancel();
+        }
+        if let Some((_, token)) = self
+            .plaintext
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take()
+        {
+            token.cancel();
+        }
     }
 
     /// The inbound capture listener runs while a port is permissive; when the last one
     /// turns strict it stops accepting (open plaintext HTTP connections get 403 on
     /// their next request).
-    fn reconcile_plaintext(&self, snap: &Snapshot, startup: bool) -> Result<(), Error> {
+    fn reconcile_plaintext(&self, snap: &Snapshot, startup: bool) -> Result<(), BindFailure> {
         let wanted = snap
             .config
             .accepts_plaintext()
@@ -460,9 +575,10 @@ impl Explicit {
         let Some(addr) = wanted else { return Ok(()) };
         let listener = match bind("listeners.inboundCapture", addr) {
             Ok(l) => l,
-            Err(e) if startup => return Err(e),
             Err(e) => {
-                tracing::error!(error = %e, "inbound plaintext capture not started; plaintext clients are refused");
+                if !startup {
+                    tracing::error!(%addr, error = %e.source, "inbound plaintext capture not started; plaintext clients are refused");
+                }
                 return Err(e);
             }
         };
@@ -482,7 +598,7 @@ impl Explicit {
         Ok(())
     }
 
-    fn reconcile_outbound(&self, snap: &Snapshot, startup: bool) -> Result<(), Error> {
+    fn reconcile_outbound(&self, snap: &Snapshot, startup: bool) -> Vec<BindFailure> {
         let mut running = self
             .running
             .lock()
@@ -496,17 +612,18 @@ impl Explicit {
             }
             keep
         });
-        let mut first_error = None;
+        let mut failed = Vec::new();
         for addr in wanted {
             if running.contains_key(&addr) {
                 continue;
             }
             let listener = match bind("outbound[].listen", addr) {
                 Ok(l) => l,
-                Err(e) if startup => return Err(e),
                 Err(e) => {
-                    tracing::error!(error = %e, "outbound listener not started");
-                    first_error.get_or_insert(e);
+                    if !startup {
+                        tracing::error!(%addr, error = %e.source, "outbound listener not started");
+                    }
+                    failed.push(e);
                     continue;
                 }
             };
@@ -524,6 +641,6 @@ impl Explicit {
             ));
             tracing::debug!(%addr, "outbound listener started");
         }
-        first_error.map_or(Ok(()), Err)
+        failed
     }
 }

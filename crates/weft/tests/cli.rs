@@ -518,3 +518,48 @@ async fn a_proxy_without_a_usable_control_plane_ca_stops_with_the_reason() {
         run.stderr
     );
 }
+
+#[tokio::test]
+async fn a_proxy_that_cannot_bind_lists_every_conflicting_listener_and_how_to_move_them() {
+    let home = tempfile::tempdir().unwrap();
+    // Two ports another process already holds: the admin port and an outbound listener.
+    let taken_admin = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let taken_outbound = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let (admin, outbound) = (
+        taken_admin.local_addr().unwrap(),
+        taken_outbound.local_addr().unwrap(),
+    );
+    let config = home.path().join("proxy.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "workload: {{ name: web, address: 127.0.0.1 }}\n\
+             listeners: {{ admin: '{admin}', metrics: null, hbone: null, outboundCapture: null }}\n\
+             outbound: [{{ listen: '{outbound}', service: api, port: 80 }}]\n\
+             services:\n  - name: api\n    ports: [{{ port: 80 }}]\n    endpoints: [{{ address: 127.0.0.2 }}]\n"
+        ),
+    )
+    .unwrap();
+    let run = tokio::time::timeout(
+        std::time::Duration::from_secs(30),
+        weft(
+            home.path(),
+            &["proxy", "--config", config.to_str().unwrap()],
+        ),
+    )
+    .await
+    .expect("the proxy stops instead of hanging")
+    .failed();
+    for expected in [
+        "cannot bind 2 listeners".to_owned(),
+        format!("listeners.admin on {admin}"),
+        format!("outbound[].listen on {outbound}"),
+        "listeners.portOffset".to_owned(),
+    ] {
+        assert!(
+            run.stderr.contains(&expected),
+            "missing {expected:?} in:\n{}",
+            run.stderr
+        );
+    }
+}

@@ -192,26 +192,32 @@ pub struct CertificatePaths {
 }
 
 /// Addresses the proxy binds. `null` disables a listener.
+///
+/// `portOffset` moves every listener left at its default port by the same amount, so a
+/// second proxy on one host needs one setting (`portOffset: 100`: admin 15100, HBONE
+/// 15108, ...). Addresses written out are used as written.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(
+    rename_all = "camelCase",
+    deny_unknown_fields,
+    try_from = "ListenersFile"
+)]
 pub struct Listeners {
+    /// Added to the port of every listener left at its default. Default 0.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub port_offset: u16,
     /// Admin API. Default `127.0.0.1:15000`; keep it on loopback.
-    #[serde(default = "default_admin")]
     pub admin: SocketAddr,
     /// Prometheus metrics and `/healthz`. Default `0.0.0.0:15020`.
-    #[serde(default = "default_metrics")]
     pub metrics: Option<SocketAddr>,
     /// HBONE server (mTLS HTTP/2 CONNECT from other proxies). Default `0.0.0.0:15008`.
-    #[serde(default = "default_hbone")]
     pub hbone: Option<SocketAddr>,
     /// Transparent outbound capture (SO_ORIGINAL_DST). Default `127.0.0.1:15001`.
-    #[serde(default = "default_capture")]
     pub outbound_capture: Option<SocketAddr>,
     /// Inbound capture of plaintext from clients outside the mesh (SO_ORIGINAL_DST),
     /// for permissive ports. Bound only while some port is permissive; with every
     /// port strict nothing listens, so redirected plaintext is refused. Default
     /// `0.0.0.0:15006`.
-    #[serde(default = "default_inbound_capture")]
     pub inbound_capture: Option<SocketAddr>,
     /// Mesh DNS (UDP and TCP): answers service names with their VIPs and forwards
     /// the rest to `dns.upstreams`; `weft redirect install` sends the host's DNS here.
@@ -226,6 +232,7 @@ pub struct Listeners {
 impl Default for Listeners {
     fn default() -> Self {
         Self {
+            port_offset: 0,
             admin: default_admin(),
             metrics: default_metrics(),
             hbone: default_hbone(),
@@ -234,6 +241,103 @@ impl Default for Listeners {
             dns: None,
         }
     }
+}
+
+/// `listeners` as written: each address left out (its default, moved by `portOffset`),
+/// `null` (off), or given.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct ListenersFile {
+    #[serde(default)]
+    port_offset: u16,
+    #[serde(default)]
+    admin: Option<SocketAddr>,
+    #[serde(default, deserialize_with = "written")]
+    metrics: Written,
+    #[serde(default, deserialize_with = "written")]
+    hbone: Written,
+    #[serde(default, deserialize_with = "written")]
+    outbound_capture: Written,
+    #[serde(default, deserialize_with = "written")]
+    inbound_capture: Written,
+    #[serde(default)]
+    dns: Option<SocketAddr>,
+}
+
+/// A listener address as written in the file.
+#[derive(Default)]
+enum Written {
+    /// Left out: the default, moved by `portOffset`.
+    #[default]
+    Default,
+    /// `null`: no listener.
+    Off,
+    /// An address, used as written.
+    At(SocketAddr),
+}
+
+/// Reads a written field: `null` is [`Written::Off`]; a left-out field never gets here.
+fn written<'de, D>(d: D) -> Result<Written, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    Ok(Option::<SocketAddr>::deserialize(d)?.map_or(Written::Off, Written::At))
+}
+
+impl TryFrom<ListenersFile> for Listeners {
+    type Error = String;
+
+    fn try_from(file: ListenersFile) -> Result<Self, String> {
+        let offset = file.port_offset;
+        let moved = |name: &str, default: SocketAddr| -> Result<SocketAddr, String> {
+            default
+                .port()
+                .checked_add(offset)
+                .map(|port| SocketAddr::new(default.ip(), port))
+                .ok_or_else(|| {
+                    format!(
+                        "portOffset {offset} moves the default {name} port {} past 65535; \
+                         use an offset of at most {}",
+                        default.port(),
+                        u16::MAX - MAX_DEFAULT_PORT
+                    )
+                })
+        };
+        let either = |name: &str,
+                      given: Written,
+                      default: Option<SocketAddr>|
+         -> Result<Option<SocketAddr>, String> {
+            match (given, default) {
+                (Written::At(addr), _) => Ok(Some(addr)),
+                (Written::Off, _) | (Written::Default, None) => Ok(None),
+                (Written::Default, Some(default)) => moved(name, default).map(Some),
+            }
+        };
+        Ok(Self {
+            port_offset: offset,
+            admin: match file.admin {
+                Some(admin) => admin,
+                None => moved("admin", default_admin())?,
+            },
+            metrics: either("metrics", file.metrics, default_metrics())?,
+            hbone: either("hbone", file.hbone, default_hbone())?,
+            outbound_capture: either("outboundCapture", file.outbound_capture, default_capture())?,
+            inbound_capture: either(
+                "inboundCapture",
+                file.inbound_capture,
+                default_inbound_capture(),
+            )?,
+            dns: file.dns,
+        })
+    }
+}
+
+/// The highest default listener port (metrics, 15020): what bounds `portOffset`.
+const MAX_DEFAULT_PORT: u16 = 15020;
+
+#[allow(clippy::trivially_copy_pass_by_ref)] // serde's skip_serializing_if signature
+fn is_zero(n: &u16) -> bool {
+    *n == 0
 }
 
 /// An explicit outbound listener: the app connects here to reach a service.

@@ -1,4 +1,3 @@
-
 use super::*;
 
 fn rate(requests: u32, per: Duration, burst: u32) -> Rate {

@@ -136,6 +136,56 @@ fn rejects_listener_address_conflicts() {
 }
 
 #[test]
+fn a_port_offset_moves_every_default_listener_and_keeps_written_ones() {
+    let with = |listeners: &str| {
+        let certs = "certificates: { cert: a.crt, key: a.key, trustBundle: ca.crt }";
+        Config::from_yaml(&BASE.replace(
+            "listeners: { hbone: null }",
+            &format!("{listeners}\n{certs}"),
+        ))
+        .expect("valid")
+        .listeners
+    };
+    let moved =
+        with("listeners: { portOffset: 100, metrics: 127.0.0.1:9090, inboundCapture: null }");
+    assert_eq!(moved.admin.to_string(), "127.0.0.1:15100");
+    assert_eq!(
+        moved.hbone.map(|a| a.to_string()).as_deref(),
+        Some("0.0.0.0:15108")
+    );
+    assert_eq!(
+        moved.outbound_capture.map(|a| a.to_string()).as_deref(),
+        Some("127.0.0.1:15101")
+    );
+    assert_eq!(
+        moved.metrics.map(|a| a.to_string()).as_deref(),
+        Some("127.0.0.1:9090")
+    );
+    assert_eq!(moved.inbound_capture, None);
+    // Without an offset the defaults stand.
+    let plain = with("listeners: {}");
+    assert_eq!(plain.admin.to_string(), "127.0.0.1:15000");
+    assert_eq!(plain.hbone.map(|a| a.port()), Some(15008));
+    // What the proxy writes out (config dump, persisted state) reads back the same.
+    let again: crate::proxy::Listeners =
+        serde_json::from_value(serde_json::to_value(&moved).unwrap()).unwrap();
+    assert_eq!(again, moved);
+}
+
+#[test]
+fn a_port_offset_past_the_last_port_is_refused_with_the_largest_that_fits() {
+    let err = Config::from_yaml(&BASE.replace(
+        "listeners: { hbone: null }",
+        "listeners: { hbone: null, portOffset: 60000 }",
+    ))
+    .expect_err("offset overflows");
+    let text = err.to_string();
+    assert!(text.contains("listeners"), "{text}");
+    assert!(text.contains("portOffset 60000"), "{text}");
+    assert!(text.contains("at most 50515"), "{text}");
+}
+
+#[test]
 fn requires_certificates_when_hbone_is_on() {
     let err = Config::from_yaml(&BASE.replace("listeners: { hbone: null }\n", ""))
         .expect_err("hbone without certs must fail");
