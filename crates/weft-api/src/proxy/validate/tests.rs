@@ -168,7 +168,8 @@ fn a_port_offset_moves_every_default_listener_and_keeps_written_ones() {
     assert_eq!(plain.hbone.map(|a| a.port()), Some(15008));
     // What the proxy writes out (config dump, persisted state) reads back the same.
     let again: crate::proxy::Listeners =
-        serde_json::from_value(serde_json::to_value(&moved).unwrap()).unwrap();
+        serde_json::from_value(serde_json::to_value(&moved).expect("serialises"))
+            .expect("reads back");
     assert_eq!(again, moved);
 }
 
