@@ -14,7 +14,6 @@ mod lifecycle;
 mod mtls_modes;
 mod protocols;
 mod resilience;
-mod routing;
 mod run;
 mod security;
 mod traffic;

@@ -1,0 +1,12 @@
+//! Behaviour tests on an in-process mesh: proxies, a control plane (or a scripted fake)
+//! and apps in this test process, each "host" a loopback address of its own. No root,
+//! no network namespaces: every developer runs these. What needs hosts of their own
+//! (traffic capture, transparent DNS, several addresses per host, apps under another
+//! uid) stays in the namespace suite, `tests/e2e`.
+
+#![allow(unreachable_pub, clippy::unwrap_used)] // a failed unwrap is a failed test
+
+#[path = "../support/harness/mod.rs"]
+mod harness;
+
+mod routing;
