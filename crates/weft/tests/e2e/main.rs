@@ -13,8 +13,6 @@ mod identity;
 mod lifecycle;
 mod mtls_modes;
 mod protocols;
-mod resilience;
 mod run;
 mod security;
-mod traffic;
 mod transparent;

@@ -9,4 +9,6 @@
 #[path = "../support/harness/mod.rs"]
 mod harness;
 
+mod resilience;
 mod routing;
+mod traffic;

@@ -3,38 +3,35 @@
 //! multiplying an outage.
 
 use std::fmt::Write as _;
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use weft_testkit::client::Http1Client;
 use weft_testkit::echo::{self, Misbehaviour};
-use weft_testkit::Host;
 
-use crate::support::{addr, local, outbound, Mesh};
+use crate::harness::{Host, Mesh, Proxy};
 
-/// An app on `host`:8080 misbehaving as `how`, behind a proxy (service account
-/// `echo`). Keep both alive for the test.
-fn misbehaving_workload(
+/// An app on `host` misbehaving as `how`, behind a proxy (service account `echo`).
+/// Keep both alive for the test.
+async fn misbehaving_workload(
     mesh: &Mesh,
     host: &Host,
     name: &str,
     how: Misbehaviour,
-) -> (
-    weft_testkit::netns::Hosted<echo::Server>,
-    weft_testkit::process::WeftProcess,
-) {
-    let app_name = name.to_owned();
-    let app = host
-        .spawn_server(move || async move {
-            echo::spawn_http_misbehaving(local(8080), &app_name, how).await
-        })
+) -> (echo::Server, Proxy) {
+    let app = echo::spawn_http_misbehaving(mesh.app(host), name, how)
+        .await
         .expect("app starts");
-    let config = mesh.write(name, &mesh.identity_yaml(host, "echo", &[(8080, "http")]));
-    (app, mesh.proxy(host, &config))
+    let config = mesh.write(
+        name,
+        &mesh.identity_yaml(host, "echo", &[(mesh.ports.app, "http")]),
+    );
+    (app, mesh.proxy(host, &config).await)
 }
 
-/// Sends `n` GETs through the client's listener on `port`; the statuses, in order.
-async fn statuses_on(port: u16, n: usize, path: &str) -> Vec<u16> {
-    let mut c = Http1Client::connect(local(port)).await.expect("connect");
+/// Sends `n` GETs to the client's listener `listen`; the statuses, in order.
+async fn statuses(listen: SocketAddr, n: usize, path: &str) -> Vec<u16> {
+    let mut c = Http1Client::connect(listen).await.expect("connect");
     let mut out = Vec::with_capacity(n);
     for _ in 0..n {
         let req = http::Request::get(path)
@@ -46,35 +43,22 @@ async fn statuses_on(port: u16, n: usize, path: &str) -> Vec<u16> {
     out
 }
 
-/// [`statuses_on`] the listener on 18080.
-async fn statuses(n: usize, path: &str) -> Vec<u16> {
-    statuses_on(18080, n, path).await
-}
-
-/// The client proxy: listener 18080 → `echo:80`, with `endpoints` and the route rule
+/// The client proxy: its listener → `echo:80`, with `endpoints` and the route rule
 /// options `rule` (YAML flow entries after `backends`, each led by a comma).
 fn client_config(mesh: &Mesh, client: &Host, endpoints: &[String], rule: &str) -> String {
-    format!(
-        "{id}outbound:\n{ob}services:\n{svc}\
-         routes:\n  - service: echo\n    rules:\n      - {{ backends: [{{ service: echo }}]{rule} }}\n",
-        id = mesh.identity_yaml(client, "client", &[]),
-        ob = outbound(18080, "echo", 80),
-        svc = crate::support::service("echo", 80, 8080, "http", endpoints),
+    mesh.client_config(
+        client,
+        "client",
+        &mesh.service("echo", 80, "http", endpoints),
+        &format!(
+            "routes:\n  - service: echo\n    rules:\n      - {{ backends: [{{ service: echo }}]{rule} }}\n"
+        ),
     )
 }
 
-/// A plaintext endpoint outside the mesh (dialled directly on the target port).
-fn direct(host: &Host) -> String {
-    format!("{{ address: {} }}", host.ip())
-}
-
-#[test]
-fn retries_recover_transient_errors_resets_and_dead_and_slow_endpoints() {
-    let Some(mesh) =
-        Mesh::new("retries_recover_transient_errors_resets_and_dead_and_slow_endpoints")
-    else {
-        return;
-    };
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retries_recover_transient_errors_resets_and_dead_and_slow_endpoints() {
+    let mesh = Mesh::new();
     let client = mesh.host("client");
     let flaky_host = mesh.host("flaky");
     let reset_host = mesh.host("reset");
@@ -91,15 +75,16 @@ fn retries_recover_transient_errors_resets_and_dead_and_slow_endpoints() {
             error_rate: 0.1,
             ..Misbehaviour::default()
         },
-    );
+    )
+    .await;
     let cfg = client_config(
         &mesh,
         &client,
-        &[Mesh::endpoint(&flaky_host, "echo")],
+        &[mesh.endpoint(&flaky_host, "echo")],
         ", retry: { attempts: 2, codes: [503], backoff: 5ms }",
     );
-    let proxy = mesh.proxy(&client, &mesh.write("client", &cfg));
-    let got = client.run(|| statuses(100, "/flaky"));
+    let proxy = mesh.proxy(&client, &mesh.write("client", &cfg)).await;
+    let got = statuses(mesh.listen(&client), 100, "/flaky").await;
     assert!(got.iter().all(|s| *s == 200), "{got:?}");
     // Every tenth attempt fails (retries included), and each failure was retried:
     // attempts = 100 + ceil(attempts / 10), which only 112 solves.
@@ -112,41 +97,31 @@ fn retries_recover_transient_errors_resets_and_dead_and_slow_endpoints() {
     // failed connect, and the slow one's attempts are cut by the per-try timeout and
     // retried elsewhere. A service without a retry section still retries a failed
     // connect once.
-    let healthy_addr = addr(&healthy_host, 8080);
-    let _healthy = healthy_host
-        .spawn_server(move || echo::spawn_http(healthy_addr, "healthy"))
+    let _healthy = echo::spawn_http(mesh.app(&healthy_host), "healthy")
+        .await
         .expect("healthy");
-    let reset_addr = addr(&reset_host, 8080);
-    let reset = reset_host
-        .spawn_server(move || echo::spawn_resetting(reset_addr, "reset"))
+    let reset = echo::spawn_resetting(mesh.app(&reset_host), "reset")
+        .await
         .expect("reset");
-    let slow_addr = addr(&slow_host, 8080);
-    let slow = slow_host
-        .spawn_server(move || echo::spawn_http_slow(slow_addr, "slow", Duration::from_secs(5)))
+    let slow = echo::spawn_http_slow(mesh.app(&slow_host), "slow", Duration::from_secs(5))
+        .await
         .expect("slow");
-    let healthy = direct(&healthy_host);
+    let healthy = Mesh::direct(&healthy_host);
     let rule = "timeout: 10s, perTryTimeout: 300ms, retry: { attempts: 2, codes: [503, 504], backoff: 5ms }";
     let mut services = String::new();
     let mut routes = String::new();
     let mut listeners = String::new();
-    for (i, (name, bad, rule)) in [
-        ("reset", direct(&reset_host), rule),
-        ("dead", direct(&dead_host), rule),
-        ("slow", direct(&slow_host), rule),
-        ("plain", direct(&dead_host), ""),
-    ]
-    .into_iter()
-    .enumerate()
-    {
-        let port = 18081 + u16::try_from(i).expect("small");
-        listeners.push_str(&outbound(port, name, 80));
-        services.push_str(&crate::support::service(
-            name,
-            80,
-            8080,
-            "http",
-            &[bad, healthy.clone()],
-        ));
+    let mut ports = Vec::new();
+    for (name, bad, rule) in [
+        ("reset", Mesh::direct(&reset_host), rule),
+        ("dead", Mesh::direct(&dead_host), rule),
+        ("slow", Mesh::direct(&slow_host), rule),
+        ("plain", Mesh::direct(&dead_host), ""),
+    ] {
+        let port = mesh.port();
+        ports.push((name, client.addr(port)));
+        listeners.push_str(&Mesh::outbound(&client, port, name, 80));
+        services.push_str(&mesh.service(name, 80, "http", &[bad, healthy.clone()]));
         // Round robin: every other first attempt goes to the bad endpoint.
         services.push_str("    loadBalancer: roundRobin\n");
         if !rule.is_empty() {
@@ -160,11 +135,10 @@ fn retries_recover_transient_errors_resets_and_dead_and_slow_endpoints() {
         "{id}outbound:\n{listeners}services:\n{services}routes:\n{routes}",
         id = mesh.identity_yaml(&client, "client", &[]),
     );
-    let _proxy = mesh.proxy(&client, &mesh.write("client", &cfg));
-    for (i, name) in ["reset", "dead", "slow", "plain"].into_iter().enumerate() {
-        let port = 18081 + u16::try_from(i).expect("small");
+    let _proxy = mesh.proxy(&client, &mesh.write("client", &cfg)).await;
+    for (name, listen) in ports {
         let started = Instant::now();
-        let got = client.run(move || statuses_on(port, 10, "/mixed"));
+        let got = statuses(listen, 10, "/mixed").await;
         assert!(got.iter().all(|s| *s == 200), "{name}: {got:?}");
         let took = started.elapsed();
         assert!(took < Duration::from_secs(5), "{name}: {took:?}");
@@ -182,11 +156,9 @@ fn retries_recover_transient_errors_resets_and_dead_and_slow_endpoints() {
     assert!(slow.recorder().count() >= 5, "the slow endpoint was tried");
 }
 
-#[test]
-fn retries_stop_at_the_budget_when_every_attempt_fails() {
-    let Some(mesh) = Mesh::new("retries_stop_at_the_budget_when_every_attempt_fails") else {
-        return;
-    };
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retries_stop_at_the_budget_when_every_attempt_fails() {
+    let mesh = Mesh::new();
     let client = mesh.host("client");
     let broken_host = mesh.host("broken");
     let (broken, _bp) = misbehaving_workload(
@@ -197,17 +169,18 @@ fn retries_stop_at_the_budget_when_every_attempt_fails() {
             error_rate: 1.0,
             ..Misbehaviour::default()
         },
-    );
+    )
+    .await;
     let cfg = client_config(
         &mesh,
         &client,
-        &[Mesh::endpoint(&broken_host, "echo")],
+        &[mesh.endpoint(&broken_host, "echo")],
         ", retry: { attempts: 3, codes: [503], backoff: 1ms }",
     );
-    let _proxy = mesh.proxy(&client, &mesh.write("client", &cfg));
+    let _proxy = mesh.proxy(&client, &mesh.write("client", &cfg)).await;
     let started = Instant::now();
     let n = 300;
-    let got = client.run(|| statuses(n, "/outage"));
+    let got = statuses(mesh.listen(&client), n, "/outage").await;
     let seconds = started.elapsed().as_secs() + 1;
     assert!(
         got.iter().all(|s| *s == 503),
@@ -221,11 +194,9 @@ fn retries_stop_at_the_budget_when_every_attempt_fails() {
         (n + n / 10..=bound).contains(&attempts),
         "{attempts} attempts for {n} requests in {seconds} s (bound {bound})"
     );
-    let metrics = client.run(|| async {
-        weft_testkit::client::http1_get(local(15020), "metrics", "/metrics")
-            .await
-            .expect("metrics")
-    });
+    let metrics = weft_testkit::client::http1_get(mesh.metrics(&client), "metrics", "/metrics")
+        .await
+        .expect("metrics");
     let body = String::from_utf8_lossy(metrics.body()).into_owned();
     assert!(
         body.lines()
@@ -235,44 +206,42 @@ fn retries_stop_at_the_budget_when_every_attempt_fails() {
     );
 }
 
-#[test]
-fn grpc_unavailable_answers_are_retried_when_the_rule_lists_the_code() {
-    let Some(mesh) = Mesh::new("grpc_unavailable_answers_are_retried_when_the_rule_lists_the_code")
-    else {
-        return;
-    };
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn grpc_unavailable_answers_are_retried_when_the_rule_lists_the_code() {
+    let mesh = Mesh::new();
     let client = mesh.host("client");
     let server_host = mesh.host("grpc");
     // Every other call is answered UNAVAILABLE (trailers-only, as gRPC servers do).
-    let listen = addr(&server_host, 8080);
-    let server = server_host
-        .spawn_server(move || {
-            echo::spawn_http_misbehaving(
-                listen,
-                "grpc",
-                Misbehaviour {
-                    error_rate: 0.5,
-                    grpc_error: Some(14),
-                    ..Misbehaviour::default()
-                },
-            )
-        })
-        .expect("server");
+    let server = echo::spawn_http_misbehaving(
+        mesh.app(&server_host),
+        "grpc",
+        Misbehaviour {
+            error_rate: 0.5,
+            grpc_error: Some(14),
+            ..Misbehaviour::default()
+        },
+    )
+    .await
+    .expect("server");
     // Half the calls fail, so the default budget (20% + 10/s) would refuse some
     // retries; this service's budget allows one retry per call.
     let services = format!(
         "{}    policy: {{ retryBudget: {{ percent: 100 }} }}\n",
-        crate::support::service("echo", 80, 8080, "grpc", &[direct(&server_host)])
+        mesh.service("echo", 80, "grpc", &[Mesh::direct(&server_host)])
     );
     let config = |retry: &str| {
-        format!(
-            "{id}outbound:\n{ob}services:\n{services}routes:\n  - service: echo\n    rules:\n      - {{ backends: [{{ service: echo }}]{retry} }}\n",
-            id = mesh.identity_yaml(&client, "client", &[]),
-            ob = outbound(18080, "echo", 80),
+        mesh.client_config(
+            &client,
+            "client",
+            &services,
+            &format!(
+                "routes:\n  - service: echo\n    rules:\n      - {{ backends: [{{ service: echo }}]{retry} }}\n"
+            ),
         )
     };
+    let listen = mesh.listen(&client);
     let calls = |n: usize| async move {
-        let c = weft_testkit::client::Http2Client::connect(local(18080))
+        let c = weft_testkit::client::Http2Client::connect(listen)
             .await
             .expect("connect");
         let mut statuses = Vec::new();
@@ -296,8 +265,10 @@ fn grpc_unavailable_answers_are_retried_when_the_rule_lists_the_code() {
         statuses
     };
     // Without the code listed, half the calls fail.
-    let proxy = mesh.proxy(&client, &mesh.write("client", &config("")));
-    let without = client.run(move || calls(20));
+    let proxy = mesh
+        .proxy(&client, &mesh.write("client", &config("")))
+        .await;
+    let without = calls(20).await;
     assert_eq!(
         without.iter().filter(|s| *s == "14").count(),
         10,
@@ -306,14 +277,16 @@ fn grpc_unavailable_answers_are_retried_when_the_rule_lists_the_code() {
     drop(proxy);
     server.recorder().clear();
     // With it, each UNAVAILABLE is retried (a POST, retried all the same).
-    let _proxy = mesh.proxy(
-        &client,
-        &mesh.write(
-            "client",
-            &config(", retry: { attempts: 2, grpcCodes: [14], backoff: 5ms }"),
-        ),
-    );
-    let with = client.run(move || calls(20));
+    let _proxy = mesh
+        .proxy(
+            &client,
+            &mesh.write(
+                "client",
+                &config(", retry: { attempts: 2, grpcCodes: [14], backoff: 5ms }"),
+            ),
+        )
+        .await;
+    let with = calls(20).await;
     assert!(with.iter().all(|s| s == "0"), "{with:?}");
     assert_eq!(
         server.recorder().count(),
