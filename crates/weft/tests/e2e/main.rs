@@ -6,7 +6,6 @@
 
 mod support;
 
-mod backend;
 mod capture;
 mod control_plane;
 mod identity;

@@ -9,6 +9,7 @@
 #[path = "../support/harness/mod.rs"]
 mod harness;
 
+mod backend;
 mod resilience;
 mod routing;
 mod traffic;

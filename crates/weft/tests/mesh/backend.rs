@@ -1,33 +1,32 @@
-//! `BackendPolicy` end to end: outlier ejection and its end, active health checks,
-//! sticky sessions (a `BackendPolicy` applied through the control plane), zone
-//! preference with failover, and connection limits.
+//! `BackendPolicy`: outlier ejection and its end, active health checks, sticky sessions
+//! (a `BackendPolicy` applied through the control plane), zone preference with
+//! failover, and connection limits.
 
 use std::collections::HashMap;
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use weft_testkit::client::Http1Client;
 use weft_testkit::echo::{self, Misbehaviour};
-use weft_testkit::Host;
 
-use crate::support::{addr, eventually, local, meshed_echo, outbound, Mesh, ECHO_SERVICES};
+use crate::harness::{eventually, Host, Mesh};
 
 /// A plaintext endpoint outside the mesh on `host`, optionally in `zone`.
 fn direct(host: &Host, zone: Option<&str>) -> String {
     match zone {
         Some(z) => format!("{{ address: {}, zone: {z} }}", host.ip()),
-        None => format!("{{ address: {} }}", host.ip()),
+        None => Mesh::direct(host),
     }
 }
 
-/// An echo app on `host`:8080 named `name`, misbehaving as `how`.
-fn app(host: &Host, name: &str, how: Misbehaviour) -> weft_testkit::netns::Hosted<echo::Server> {
-    let name = name.to_owned();
-    let listen = addr(host, 8080);
-    host.spawn_server(move || async move { echo::spawn_http_misbehaving(listen, &name, how).await })
+/// An echo app on `host` named `name`, misbehaving as `how`.
+async fn app(mesh: &Mesh, host: &Host, name: &str, how: Misbehaviour) -> echo::Server {
+    echo::spawn_http_misbehaving(mesh.app(host), name, how)
+        .await
         .expect("app starts")
 }
 
-/// The client proxy's config: listener 18080 → `echo:80` over `endpoints`, with the
+/// The client proxy's config: its listener → `echo:80` over `endpoints`, with the
 /// service lines `extra` (indented as `services[0]` fields) and the workload `zone`.
 fn client_config(
     mesh: &Mesh,
@@ -36,15 +35,16 @@ fn client_config(
     endpoints: &[String],
     extra: &str,
 ) -> String {
-    let mut id = mesh.identity_yaml(client, "client", &[]);
-    if let Some(z) = zone {
-        id = id.replacen("workload:\n", &format!("workload:\n  zone: {z}\n"), 1);
+    let config = mesh.client_config(
+        client,
+        "client",
+        &format!("{}{extra}", mesh.service("echo", 80, "http", endpoints)),
+        "",
+    );
+    match zone {
+        Some(z) => config.replacen("workload:\n", &format!("workload:\n  zone: {z}\n"), 1),
+        None => config,
     }
-    format!(
-        "{id}outbound:\n{ob}services:\n{svc}{extra}",
-        ob = outbound(18080, "echo", 80),
-        svc = crate::support::service("echo", 80, 8080, "http", endpoints),
-    )
 }
 
 /// One answer: status, the echo server that answered, and any `Set-Cookie`.
@@ -83,10 +83,10 @@ async fn ask(c: &mut Http1Client, path: &str, cookie: Option<&str>) -> Answer {
         .expect("response through the proxy")
 }
 
-/// `n` requests on one connection: how many each server answered (`"<status>"` for
-/// the proxy's own answers, which name no server).
-async fn tally(n: usize, path: &str) -> HashMap<String, usize> {
-    let mut c = Http1Client::connect(local(18080)).await.expect("connect");
+/// `n` requests on one connection to `listen`: how many each server answered
+/// (`"<status>"` for the proxy's own answers, which name no server).
+async fn tally(listen: SocketAddr, n: usize, path: &str) -> HashMap<String, usize> {
+    let mut c = Http1Client::connect(listen).await.expect("connect");
     let mut counts = HashMap::new();
     for _ in 0..n {
         let a = ask(&mut c, path, None).await;
@@ -97,7 +97,7 @@ async fn tally(n: usize, path: &str) -> HashMap<String, usize> {
 }
 
 /// Requests the app saw that were not health checks.
-fn traffic(app: &weft_testkit::netns::Hosted<echo::Server>) -> usize {
+fn traffic(app: &echo::Server) -> usize {
     app.recorder()
         .requests()
         .iter()
@@ -107,24 +107,23 @@ fn traffic(app: &weft_testkit::netns::Hosted<echo::Server>) -> usize {
         .count()
 }
 
-#[test]
-fn an_ejected_endpoint_gets_no_traffic_until_its_ejection_ends() {
-    let Some(mesh) = Mesh::new("an_ejected_endpoint_gets_no_traffic_until_its_ejection_ends")
-    else {
-        return;
-    };
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_ejected_endpoint_gets_no_traffic_until_its_ejection_ends() {
+    let mesh = Mesh::new();
     let client = mesh.host("client");
     let bad_host = mesh.host("bad");
     let good_host = mesh.host("good");
     let bad = app(
+        &mesh,
         &bad_host,
         "bad",
         Misbehaviour {
             error_rate: 1.0,
             ..Misbehaviour::default()
         },
-    );
-    let _good = app(&good_host, "good", Misbehaviour::default());
+    )
+    .await;
+    let _good = app(&mesh, &good_host, "good", Misbehaviour::default()).await;
     let cfg = client_config(
         &mesh,
         &client,
@@ -132,31 +131,30 @@ fn an_ejected_endpoint_gets_no_traffic_until_its_ejection_ends() {
         &[direct(&bad_host, None), direct(&good_host, None)],
         "    loadBalancer: roundRobin\n    policy:\n      outlierDetection: { consecutive5xx: 3, baseEjectionTime: 3s, maxEjectionPercent: 50 }\n",
     );
-    let _proxy = mesh.proxy(&client, &mesh.write("client", &cfg));
+    let _proxy = mesh.proxy(&client, &mesh.write("client", &cfg)).await;
+    let listen = mesh.listen(&client);
 
     // Round robin alternates until the bad endpoint's third 503 in a row ejects it.
     let started = Instant::now();
-    let first = client.run(|| tally(6, "/"));
+    let first = tally(listen, 6, "/").await;
     assert_eq!(first.get("bad"), Some(&3), "{first:?}");
     assert_eq!(bad.recorder().count(), 3);
     // Ejected: every request goes to the good endpoint, the bad one sees none.
-    let during = client.run(|| tally(40, "/"));
+    let during = tally(listen, 40, "/").await;
     assert_eq!(during.get("good"), Some(&40), "{during:?}");
     assert_eq!(bad.recorder().count(), 3, "an ejected endpoint got traffic");
     // The admin API shows the ejection.
     let bad_ip = bad_host.ip().to_string();
-    let ejected = client.run(move || async move {
-        let resp = weft_testkit::client::http1_get(local(15000), "localhost", "/endpoints")
-            .await
-            .expect("admin /endpoints");
-        let doc: serde_json::Value = serde_json::from_slice(resp.body()).expect("JSON");
-        doc["services"][0]["endpoints"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .find(|e| e["address"] == bad_ip.as_str())
-            .map(|e| (e["ejected"].clone(), e["timesEjected"].clone()))
-    });
+    let resp = weft_testkit::client::http1_get(mesh.admin(&client), "localhost", "/endpoints")
+        .await
+        .expect("admin /endpoints");
+    let doc: serde_json::Value = serde_json::from_slice(resp.body()).expect("JSON");
+    let ejected = doc["services"][0]["endpoints"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|e| e["address"] == bad_ip.as_str())
+        .map(|e| (e["ejected"].clone(), e["timesEjected"].clone()));
     assert_eq!(
         ejected,
         Some((serde_json::json!(true), serde_json::json!(1))),
@@ -167,33 +165,34 @@ fn an_ejected_endpoint_gets_no_traffic_until_its_ejection_ends() {
         "the check ran past the ejection"
     );
     // After the ejection ends it is tried again.
-    std::thread::sleep(
+    tokio::time::sleep(
         Duration::from_secs(3).saturating_sub(started.elapsed()) + Duration::from_millis(300),
-    );
-    let after = client.run(|| tally(4, "/"));
+    )
+    .await;
+    let after = tally(listen, 4, "/").await;
     assert!(after.get("bad").is_some_and(|n| *n >= 1), "{after:?}");
     assert!(bad.recorder().count() > 3, "the endpoint never came back");
 }
 
-#[test]
-fn a_health_checked_failing_or_dead_endpoint_is_never_chosen() {
-    let Some(mesh) = Mesh::new("a_health_checked_failing_or_dead_endpoint_is_never_chosen") else {
-        return;
-    };
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_health_checked_failing_or_dead_endpoint_is_never_chosen() {
+    let mesh = Mesh::new();
     let client = mesh.host("client");
     let sick_host = mesh.host("sick");
     let dead_host = mesh.host("dead");
     let good_host = mesh.host("good");
     // Answers everything, its health check included, with 503.
     let sick = app(
+        &mesh,
         &sick_host,
         "sick",
         Misbehaviour {
             error_rate: 1.0,
             ..Misbehaviour::default()
         },
-    );
-    let good = app(&good_host, "good", Misbehaviour::default());
+    )
+    .await;
+    let good = app(&mesh, &good_host, "good", Misbehaviour::default()).await;
     // No retries, so a request that reached the dead endpoint would fail.
     let cfg = client_config(
         &mesh,
@@ -204,26 +203,32 @@ fn a_health_checked_failing_or_dead_endpoint_is_never_chosen() {
             direct(&dead_host, None),
             direct(&good_host, None),
         ],
-        "    policy:\n      panicThresholdPercent: 20\n      healthCheck: { port: 8080, interval: 500ms, timeout: 300ms, check: { http: { path: /healthz, host: echo } } }\n\
-         routes:\n  - service: echo\n    rules:\n      - { backends: [{ service: echo }], retry: { attempts: 0 } }\n",
+        &format!(
+            "    policy:\n      panicThresholdPercent: 20\n      healthCheck: {{ port: {}, interval: 500ms, timeout: 300ms, check: {{ http: {{ path: /healthz, host: echo }} }} }}\n\
+             routes:\n  - service: echo\n    rules:\n      - {{ backends: [{{ service: echo }}], retry: {{ attempts: 0 }} }}\n",
+            mesh.ports.app
+        ),
     );
-    let _proxy = mesh.proxy(&client, &mesh.write("client", &cfg));
+    let _proxy = mesh.proxy(&client, &mesh.write("client", &cfg)).await;
+    let listen = mesh.listen(&client);
     // The first checks run within a tenth of the interval. Until their results are
     // in, no endpoint is known healthy and the service is in panic (every endpoint
     // used), so wait for the good one's first pass to take effect.
     assert!(
-        sick.recorder().wait_for(1, Duration::from_secs(5)),
+        sick.recorder()
+            .wait_for_async(1, Duration::from_secs(5))
+            .await,
         "the sick endpoint was never checked"
     );
     assert!(
-        eventually(Duration::from_secs(5), || client
-            .run(|| tally(10, "/"))
-            .get("good")
-            == Some(&10)),
+        eventually(Duration::from_secs(5), || async {
+            tally(listen, 10, "/").await.get("good") == Some(&10)
+        })
+        .await,
         "the good endpoint never passed its check"
     );
     let before = traffic(&sick);
-    let got = client.run(|| tally(100, "/"));
+    let got = tally(listen, 100, "/").await;
     assert_eq!(got.get("good"), Some(&100), "{got:?}");
     assert_eq!(traffic(&sick), before, "a failing endpoint got requests");
     // The checks ask for the configured path and host (a request sent while the
@@ -240,84 +245,80 @@ fn a_health_checked_failing_or_dead_endpoint_is_never_chosen() {
     );
 }
 
-#[test]
-fn sticky_sessions_keep_a_cookie_on_one_endpoint_across_1000_requests() {
-    let Some(mesh) =
-        Mesh::new("sticky_sessions_keep_a_cookie_on_one_endpoint_across_1000_requests")
-    else {
-        return;
-    };
-    let cp = mesh.host("cp");
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sticky_sessions_keep_a_cookie_on_one_endpoint_across_1000_requests() {
+    let mesh = Mesh::new();
     let client = mesh.host("client");
     let hosts = [mesh.host("e1"), mesh.host("e2"), mesh.host("e3")];
-    let _cp = mesh.control_plane(&cp, &[]);
-    let _apps: Vec<_> = hosts
-        .iter()
-        .zip(["e1", "e2", "e3"])
-        .map(|(h, name)| meshed_echo(&mesh, h, &cp, name))
-        .collect();
-    let boot = mesh.bootstrap(
-        &client,
-        "client",
-        &[("app", "client")],
-        &[],
-        &[(18080, "echo", 80)],
-    );
-    let _client = mesh.meshed_proxy(&client, &boot, &cp);
-    mesh.apply(&cp, "services", ECHO_SERVICES);
-    let out = mesh.apply(
-        &cp,
-        "sticky",
-        "apiVersion: weft.dev/v1alpha1\nkind: BackendPolicy\nmetadata: { name: echo-sticky }\nspec:\n  \
-         targetRefs: [{ kind: Service, name: echo }]\n  \
-         loadBalancer: { type: maglev, hashOn: { cookie: { name: session, ttl: 1h } } }\n",
-    );
+    let cp = mesh.control_plane().await;
+    let mut apps = Vec::new();
+    for (h, name) in hosts.iter().zip(["e1", "e2", "e3"]) {
+        apps.push(mesh.meshed_echo(&cp, h, name).await);
+    }
+    let files = mesh
+        .meshed(
+            &cp,
+            &client,
+            "client",
+            &[("app", "client")],
+            &[],
+            &[(mesh.ports.listen, "echo", 80)],
+        )
+        .await;
+    let _client = mesh.meshed_proxy(&cp, &client, &files).await;
+    cp.apply(&mesh, "services", &mesh.echo_services()).await;
+    let out = cp
+        .apply(
+            &mesh,
+            "sticky",
+            "apiVersion: weft.dev/v1alpha1\nkind: BackendPolicy\nmetadata: { name: echo-sticky }\nspec:\n  \
+             targetRefs: [{ kind: Service, name: echo }]\n  \
+             loadBalancer: { type: maglev, hashOn: { cookie: { name: session, ttl: 1h } } }\n",
+        )
+        .await;
     assert!(out.contains("backendpolicy/echo-sticky created"), "{out}");
+    let listen = mesh.listen(&client);
 
     // Every new session gets a cookie; new sessions spread over all three endpoints.
     assert!(
-        eventually(Duration::from_secs(10), || {
-            client.run(|| async {
-                let Ok(mut c) = Http1Client::connect(local(18080)).await else {
+        eventually(Duration::from_secs(10), || async {
+            let Ok(mut c) = Http1Client::connect(listen).await else {
+                return false;
+            };
+            let mut seen = std::collections::HashSet::new();
+            for _ in 0..30 {
+                let Some(a) = try_ask(&mut c, "/", None).await else {
                     return false;
                 };
-                let mut seen = std::collections::HashSet::new();
-                for _ in 0..30 {
-                    let Some(a) = try_ask(&mut c, "/", None).await else {
-                        return false;
-                    };
-                    if a.status != 200 || a.set_cookie.is_none() {
-                        return false;
-                    }
-                    seen.extend(a.server);
+                if a.status != 200 || a.set_cookie.is_none() {
+                    return false;
                 }
-                seen.len() == 3
-            })
-        }),
+                seen.extend(a.server);
+            }
+            seen.len() == 3
+        })
+        .await,
         "the policy never reached the client, or sessions did not spread"
     );
-    let (servers, cookie) = client.run(|| async {
-        let mut c = Http1Client::connect(local(18080)).await.expect("connect");
-        let first = ask(&mut c, "/", None).await;
-        let cookie = first
-            .set_cookie
-            .expect("a new session gets a cookie")
-            .split(';')
-            .next()
-            .expect("name=value")
-            .to_owned();
-        let mut servers = vec![first.server.expect("answered by an app")];
-        for _ in 0..999 {
-            let a = ask(&mut c, "/", Some(&cookie)).await;
-            assert_eq!(a.status, 200);
-            assert!(
-                a.set_cookie.is_none(),
-                "a session with a cookie gets no new one"
-            );
-            servers.push(a.server.expect("answered by an app"));
-        }
-        (servers, cookie)
-    });
+    let mut c = Http1Client::connect(listen).await.expect("connect");
+    let first = ask(&mut c, "/", None).await;
+    let cookie = first
+        .set_cookie
+        .expect("a new session gets a cookie")
+        .split(';')
+        .next()
+        .expect("name=value")
+        .to_owned();
+    let mut servers = vec![first.server.expect("answered by an app")];
+    for _ in 0..999 {
+        let a = ask(&mut c, "/", Some(&cookie)).await;
+        assert_eq!(a.status, 200);
+        assert!(
+            a.set_cookie.is_none(),
+            "a session with a cookie gets no new one"
+        );
+        servers.push(a.server.expect("answered by an app"));
+    }
     assert!(cookie.starts_with("session="), "{cookie}");
     let first = servers[0].clone();
     assert!(
@@ -326,7 +327,7 @@ fn sticky_sessions_keep_a_cookie_on_one_endpoint_across_1000_requests() {
         servers.iter().collect::<std::collections::HashSet<_>>()
     );
 
-    let (ok, text) = mesh.cli(&cp, &["describe", "service", "echo"]);
+    let (ok, text) = cp.cli(&["describe", "service", "echo"]).await;
     assert!(ok, "{text}");
     assert!(text.contains("BackendPolicy echo-sticky"), "{text}");
     assert!(
@@ -335,20 +336,16 @@ fn sticky_sessions_keep_a_cookie_on_one_endpoint_across_1000_requests() {
     );
 }
 
-#[test]
-fn traffic_stays_in_the_callers_zone_and_fails_over_when_it_is_unhealthy() {
-    let Some(mesh) =
-        Mesh::new("traffic_stays_in_the_callers_zone_and_fails_over_when_it_is_unhealthy")
-    else {
-        return;
-    };
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn traffic_stays_in_the_callers_zone_and_fails_over_when_it_is_unhealthy() {
+    let mesh = Mesh::new();
     let client = mesh.host("client");
     let a1_host = mesh.host("a1");
     let b1_host = mesh.host("b1");
     let b2_host = mesh.host("b2");
-    let a1 = app(&a1_host, "a1", Misbehaviour::default());
-    let _b1 = app(&b1_host, "b1", Misbehaviour::default());
-    let _b2 = app(&b2_host, "b2", Misbehaviour::default());
+    let a1 = app(&mesh, &a1_host, "a1", Misbehaviour::default()).await;
+    let _b1 = app(&mesh, &b1_host, "b1", Misbehaviour::default()).await;
+    let _b2 = app(&mesh, &b2_host, "b2", Misbehaviour::default()).await;
     let cfg = client_config(
         &mesh,
         &client,
@@ -358,48 +355,53 @@ fn traffic_stays_in_the_callers_zone_and_fails_over_when_it_is_unhealthy() {
             direct(&b1_host, Some("zone-b")),
             direct(&b2_host, Some("zone-b")),
         ],
-        "    policy:\n      healthCheck: { port: 8080, interval: 200ms, timeout: 150ms, unhealthyThreshold: 1, healthyThreshold: 1, check: tcp }\n",
+        &format!(
+            "    policy:\n      healthCheck: {{ port: {}, interval: 200ms, timeout: 150ms, unhealthyThreshold: 1, healthyThreshold: 1, check: tcp }}\n",
+            mesh.ports.app
+        ),
     );
-    let _proxy = mesh.proxy(&client, &mesh.write("client", &cfg));
+    let _proxy = mesh.proxy(&client, &mesh.write("client", &cfg)).await;
+    let listen = mesh.listen(&client);
     // Once the checks have passed, all of it stays in zone-a.
     assert!(
-        eventually(Duration::from_secs(5), || client
-            .run(|| tally(20, "/"))
-            .get("a1")
-            == Some(&20)),
+        eventually(Duration::from_secs(5), || async {
+            tally(listen, 20, "/").await.get("a1") == Some(&20)
+        })
+        .await,
         "traffic never settled on the caller's zone"
     );
-    let local_only = client.run(|| tally(100, "/"));
+    let local_only = tally(listen, 100, "/").await;
     assert_eq!(local_only.get("a1"), Some(&100), "{local_only:?}");
 
     // The zone's only endpoint goes away: its check fails and traffic fails over to
     // the other zone, over both of its endpoints.
     drop(a1);
     assert!(
-        eventually(Duration::from_secs(5), || {
-            let got = client.run(|| tally(40, "/"));
+        eventually(Duration::from_secs(5), || async {
+            let got = tally(listen, 40, "/").await;
             got.get("b1").copied().unwrap_or(0) + got.get("b2").copied().unwrap_or(0) == 40
                 && got.len() == 2
-        }),
+        })
+        .await,
         "traffic did not fail over to zone-b"
     );
 }
 
-#[test]
-fn requests_past_the_connection_limit_get_503_at_once() {
-    let Some(mesh) = Mesh::new("requests_past_the_connection_limit_get_503_at_once") else {
-        return;
-    };
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_past_the_connection_limit_get_503_at_once() {
+    let mesh = Mesh::new();
     let client = mesh.host("client");
     let slow_host = mesh.host("slow");
     let slow = app(
+        &mesh,
         &slow_host,
         "slow",
         Misbehaviour {
             latency: Duration::from_millis(800),
             ..Misbehaviour::default()
         },
-    );
+    )
+    .await;
     let cfg = client_config(
         &mesh,
         &client,
@@ -407,34 +409,32 @@ fn requests_past_the_connection_limit_get_503_at_once() {
         &[direct(&slow_host, None)],
         "    policy:\n      limits: { maxRequests: 2 }\n",
     );
-    let _proxy = mesh.proxy(&client, &mesh.write("client", &cfg));
-    let results = client.run(|| async {
-        let mut tasks = Vec::new();
-        for i in 0..5u64 {
-            tasks.push(tokio::spawn(async move {
-                // The first two get in; the rest arrive while they are in flight.
-                tokio::time::sleep(Duration::from_millis(if i < 2 { 0 } else { 200 })).await;
-                let mut c = Http1Client::connect(local(18080)).await.expect("connect");
-                let started = Instant::now();
-                let req = http::Request::get("/")
-                    .header("host", "echo")
-                    .body(http_body_util::Empty::<bytes::Bytes>::new())
-                    .expect("request");
-                let resp = c.send(req).await.expect("response");
-                let overflow = resp
-                    .headers()
-                    .get("x-weft-overflow")
-                    .and_then(|v| v.to_str().ok())
-                    .map(str::to_owned);
-                (resp.status().as_u16(), overflow, started.elapsed())
-            }));
-        }
-        let mut out = Vec::new();
-        for t in tasks {
-            out.push(t.await.expect("task"));
-        }
-        out
-    });
+    let _proxy = mesh.proxy(&client, &mesh.write("client", &cfg)).await;
+    let listen = mesh.listen(&client);
+    let mut tasks = Vec::new();
+    for i in 0..5u64 {
+        tasks.push(tokio::spawn(async move {
+            // The first two get in; the rest arrive while they are in flight.
+            tokio::time::sleep(Duration::from_millis(if i < 2 { 0 } else { 200 })).await;
+            let mut c = Http1Client::connect(listen).await.expect("connect");
+            let started = Instant::now();
+            let req = http::Request::get("/")
+                .header("host", "echo")
+                .body(http_body_util::Empty::<bytes::Bytes>::new())
+                .expect("request");
+            let resp = c.send(req).await.expect("response");
+            let overflow = resp
+                .headers()
+                .get("x-weft-overflow")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned);
+            (resp.status().as_u16(), overflow, started.elapsed())
+        }));
+    }
+    let mut results = Vec::new();
+    for t in tasks {
+        results.push(t.await.expect("task"));
+    }
     let ok = results.iter().filter(|(s, _, _)| *s == 200).count();
     let refused: Vec<_> = results.iter().filter(|(s, _, _)| *s == 503).collect();
     assert_eq!((ok, refused.len()), (2, 3), "{results:?}");
