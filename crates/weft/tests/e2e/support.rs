@@ -449,22 +449,6 @@ spec:
   ports: [{ port: 80, targetPort: 8080, protocol: http }]
 ";
 
-/// An HTTPRoute on `echo` splitting between v1 and v2 with the given weights.
-pub fn echo_split(v1: u32, v2: u32) -> String {
-    format!(
-        "apiVersion: gateway.networking.k8s.io/v1
-kind: HTTPRoute
-metadata: {{ name: echo-split }}
-spec:
-  parentRefs: [{{ kind: Service, name: echo, port: 80 }}]
-  rules:
-    - backendRefs:
-        - {{ name: echo-v1, port: 80, weight: {v1} }}
-        - {{ name: echo-v2, port: 80, weight: {v2} }}
-"
-    )
-}
-
 /// An echo app on `host`:8080 answering as `name`, with a control-plane-mode proxy
 /// registered with labels `app: echo, version: <version>`.
 pub fn meshed_echo(

@@ -10,6 +10,8 @@
 mod harness;
 
 mod backend;
+mod control_plane;
+mod lifecycle;
 mod resilience;
 mod routing;
 mod traffic;
