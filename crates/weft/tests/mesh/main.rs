@@ -15,3 +15,4 @@ mod lifecycle;
 mod resilience;
 mod routing;
 mod traffic;
+mod xds;
