@@ -68,7 +68,7 @@ impl Proxy {
             let (stop, kill, logs) = (stop.clone(), kill.clone(), logs.clone());
             std::thread::Builder::new()
                 .name(format!("proxy-{name}"))
-                .spawn(move || run(config, control_plane, stop, kill, logs))
+                .spawn(move || run(config, control_plane, stop, &kill, logs))
                 .expect("spawn the proxy thread")
         };
         Proxy {
@@ -166,7 +166,7 @@ fn run(
     config: PathBuf,
     control_plane: Option<weft_proxy::run::ControlPlane>,
     stop: CancellationToken,
-    kill: CancellationToken,
+    kill: &CancellationToken,
     logs: Logs,
 ) -> Result<(), String> {
     let runtime = tokio::runtime::Builder::new_current_thread()
