@@ -13,5 +13,4 @@ mod lifecycle;
 mod mtls_modes;
 mod protocols;
 mod run;
-mod security;
 mod transparent;

@@ -14,5 +14,6 @@ mod control_plane;
 mod lifecycle;
 mod resilience;
 mod routing;
+mod security;
 mod traffic;
 mod xds;

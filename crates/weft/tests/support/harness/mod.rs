@@ -137,6 +137,17 @@ impl Mesh {
     /// whose service account is `sa`, serving `ports` (`(port, protocol)`).
     pub fn identity_yaml(&self, host: &Host, sa: &str, ports: &[(u16, &str)]) -> String {
         let certs = self.pki.issue("default", sa).expect("issue certificate");
+        self.identity_yaml_with(host, sa, ports, &certs)
+    }
+
+    /// As [`Mesh::identity_yaml`] with given certificate files.
+    pub fn identity_yaml_with(
+        &self,
+        host: &Host,
+        sa: &str,
+        ports: &[(u16, &str)],
+        certs: &weft_tls::ca::IssuedPaths,
+    ) -> String {
         let certificates = format!(
             "certificates:\n  cert: {}\n  key: {}\n  trustBundle: {}\n",
             certs.cert.display(),
