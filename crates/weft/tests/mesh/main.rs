@@ -12,6 +12,7 @@ mod harness;
 mod backend;
 mod control_plane;
 mod lifecycle;
+mod protocols;
 mod resilience;
 mod routing;
 mod security;

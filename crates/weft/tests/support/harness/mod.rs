@@ -207,12 +207,22 @@ impl Mesh {
         )
     }
 
-    /// One `services:` list item whose port 80 (or `port`) targets the mesh's app port.
+    /// One `services:` list item whose `port` targets the mesh's app port.
     pub fn service(&self, name: &str, port: u16, protocol: &str, endpoints: &[String]) -> String {
+        Mesh::service_on(name, port, self.ports.app, protocol, endpoints)
+    }
+
+    /// One `services:` list item whose `port` targets `target`.
+    pub fn service_on(
+        name: &str,
+        port: u16,
+        target: u16,
+        protocol: &str,
+        endpoints: &[String],
+    ) -> String {
         format!(
             "  - name: {name}\n    ports: [{{ port: {port}, targetPort: {target}, protocol: {protocol} }}]\n    endpoints: [{}]\n",
             endpoints.join(", "),
-            target = self.ports.app,
         )
     }
 
