@@ -11,6 +11,7 @@ mod harness;
 
 mod backend;
 mod control_plane;
+mod identity;
 mod lifecycle;
 mod protocols;
 mod resilience;

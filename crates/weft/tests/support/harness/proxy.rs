@@ -129,6 +129,18 @@ impl Proxy {
         self.logs.text()
     }
 
+    /// Waits until its logs contain `needle`; whether they did within `timeout`.
+    pub async fn wait_for_log(&self, needle: &str, timeout: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + timeout;
+        while !self.logs().contains(needle) {
+            if tokio::time::Instant::now() >= deadline {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        true
+    }
+
     /// Drains it as SIGTERM does and waits for it to finish: `Err` with the reason
     /// when `weft proxy` would have exited non-zero.
     pub async fn shutdown(mut self) -> Result<(), String> {
