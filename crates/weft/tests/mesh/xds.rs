@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use weft_api::pb::v1 as pb;
 use weft_api::proxy;
 use weft_testkit::echo;
 
@@ -71,13 +72,29 @@ async fn a_pushed_route_reaches_the_proxy_and_a_nacked_one_leaves_the_old_one_se
         "the proxy registers its workload from the bootstrap"
     );
 
-    // A new route table is pushed, ACKed, and followed.
+    // A new route table is pushed, ACKed, and followed; the proxy subscribes to the
+    // backend it names, which nothing named before.
+    assert!(
+        !fake
+            .wait_subscribed(
+                pb::SERVICE_TYPE_URL,
+                "echo-v2.default",
+                Duration::from_millis(100)
+            )
+            .await,
+        "subscribed to a service no route named"
+    );
     let pushed = fake.set_routes(
         "echo.default",
         &routes("{ backends: [{ service: echo-v2 }] }"),
     );
     assert_eq!(pushed.len(), 1, "one subscribed proxy");
     assert_eq!(fake.answer(&pushed[0], ANSWER).await, Some(Answer::Ack));
+    assert!(
+        fake.wait_subscribed(pb::SERVICE_TYPE_URL, "echo-v2.default", ANSWER)
+            .await,
+        "the proxy did not subscribe to the backend its new route names"
+    );
     assert!(
         eventually(Duration::from_secs(5), || async {
             get(listen, "/").await == (200, Some("v2".into()))

@@ -11,7 +11,7 @@
 //! 8080, admin 15000, HBONE 15008, metrics 15020, client listener 18080) are the
 //! mesh's reserved [`Ports`] here.
 
-#![allow(dead_code, unused_imports, unreachable_pub)] // each suite uses part of it
+#![allow(unreachable_pub)] // pub within the test crate that includes it
 
 pub mod control_plane;
 pub mod fake_xds;

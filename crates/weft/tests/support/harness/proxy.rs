@@ -119,11 +119,6 @@ impl Proxy {
             .map_or(0, |r| r.status().as_u16())
     }
 
-    /// Its admin API address.
-    pub fn admin(&self) -> SocketAddr {
-        self.admin
-    }
-
     /// What it has logged so far (text, without colours).
     pub fn logs(&self) -> String {
         self.logs.text()
@@ -150,16 +145,6 @@ impl Proxy {
             .await
             .expect("join the waiting task")
             .unwrap_or_else(|_| Err("the proxy thread panicked".to_owned()))
-    }
-
-    /// Starts draining without waiting (SIGTERM); see [`Proxy::wait_stopped`].
-    pub fn begin_shutdown(&self) {
-        self.stop.cancel();
-    }
-
-    /// Waits for a draining proxy to finish; `Err` when it would have exited non-zero.
-    pub async fn wait_stopped(self) -> Result<(), String> {
-        self.shutdown().await
     }
 }
 
