@@ -12,7 +12,7 @@ use crate::harness::{eventually, get, ControlPlane, Host, Mesh, Proxy};
 struct IssuedPair {
     _app: weft_testkit::echo::Server,
     server: Proxy,
-    _client: Proxy,
+    client: Proxy,
 }
 
 async fn issued_pair(mesh: &Mesh, cp: &ControlPlane, client: &Host, server: &Host) -> IssuedPair {
@@ -40,7 +40,7 @@ async fn issued_pair(mesh: &Mesh, cp: &ControlPlane, client: &Host, server: &Hos
     IssuedPair {
         _app: app,
         server: server_proxy,
-        _client: client_proxy,
+        client: client_proxy,
     }
 }
 
@@ -391,4 +391,304 @@ async fn a_deleted_state_directory_is_recreated_owner_only_with_the_identity_per
         assert_eq!(mode, 0o700, "{} is {mode:o}", dir.display());
     }
     assert!(state.join("identity").join("key.pem").exists());
+}
+
+/// Runs `sh -c script`; panics with its output if it fails.
+async fn sh(script: &str) -> String {
+    let out = tokio::process::Command::new("sh")
+        .args(["-c", script])
+        .output()
+        .await
+        .expect("sh");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "{script}:\n{text}");
+    text
+}
+
+/// The serial number of the certificate the proxy on `host` presents on its HBONE
+/// port, as `openssl s_client` sees it.
+async fn hbone_serial(mesh: &Mesh, host: &Host) -> Option<String> {
+    let out = sh(&format!(
+        "openssl s_client -connect {} -alpn h2 </dev/null 2>/dev/null | openssl x509 -noout -serial",
+        host.addr(mesh.ports.hbone)
+    ))
+    .await;
+    out.trim().strip_prefix("serial=").map(str::to_owned)
+}
+
+/// `Mesh.status.ca` as `weft get mesh default -o json` shows it.
+async fn ca_status(cp: &ControlPlane) -> serde_json::Value {
+    let (ok, out) = cp.cli(&["get", "mesh", "default", "-o", "json"]).await;
+    if !ok {
+        return serde_json::Value::Null;
+    }
+    serde_json::from_str::<serde_json::Value>(&out)
+        .map(|m| m["status"]["ca"].clone())
+        .unwrap_or_default()
+}
+
+/// Requests to `listen`, each on a new app connection, until `stop`: (answered,
+/// failures).
+async fn load_until(
+    listen: std::net::SocketAddr,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> (u32, Vec<String>) {
+    let (mut ok, mut failed) = (0u32, Vec::new());
+    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+        match weft_testkit::client::http1_get(listen, "echo", "/load").await {
+            Ok(resp) if resp.status() == 200 => ok += 1,
+            Ok(resp) => failed.push(format!("status {}", resp.status())),
+            Err(e) => failed.push(e.to_string()),
+        }
+    }
+    (ok, failed)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn leaf_renewal_under_load_loses_no_request() {
+    let mesh = Mesh::new();
+    let client = mesh.host("client");
+    let server = mesh.host("server");
+    // Four-second certificates: a renewal every two seconds on each proxy.
+    let cp = mesh
+        .control_plane_with(|o| {
+            o.certificates.default_ttl = Duration::from_secs(4);
+            o.certificates.max_ttl = Duration::from_secs(4);
+        })
+        .await;
+    let pair = issued_pair(&mesh, &cp, &client, &server).await;
+    let first_serial = hbone_serial(&mesh, &server)
+        .await
+        .expect("the server proxy's certificate");
+
+    // Ten seconds of requests, each on a new app connection, across several renewals.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let load = tokio::spawn(load_until(mesh.listen(&client), stop.clone()));
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (ok, failed) = load.await.expect("load task");
+    assert!(
+        failed.is_empty(),
+        "{} of {} requests failed: {:?}",
+        failed.len(),
+        ok as usize + failed.len(),
+        &failed[..failed.len().min(5)]
+    );
+    assert!(ok > 100, "only {ok} requests in 10 s");
+    for (name, proxy) in [("server", &pair.server), ("client", &pair.client)] {
+        let renewals = proxy
+            .logs()
+            .matches("workload certificate issued by the control plane")
+            .count();
+        assert!(
+            renewals >= 4,
+            "the {name} proxy renewed {renewals} times in 10 s:\n{}",
+            proxy.logs()
+        );
+    }
+    let last_serial = hbone_serial(&mesh, &server)
+        .await
+        .expect("the server proxy's certificate");
+    assert_ne!(
+        first_serial, last_serial,
+        "new handshakes get the renewed certificate"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mesh_rotated_to_an_openssl_made_intermediate_issues_leaves_that_verify_against_its_root_alone(
+) {
+    let mesh = Mesh::new();
+    let server = mesh.host("server");
+    // The operator's PKI, made with openssl: a root, and an intermediate for the mesh.
+    let pki = mesh.dir.path().join("pki");
+    std::fs::create_dir_all(&pki).expect("pki dir");
+    sh(&format!(
+        "cd {dir} && \
+         openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out root.key && \
+         openssl req -x509 -new -key root.key -subj '/CN=Example Root CA' -days 30 -out root.crt \
+           -addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign,cRLSign && \
+         openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out mesh.key && \
+         openssl req -new -key mesh.key -subj '/CN=Example Mesh Intermediate' -out mesh.csr && \
+         printf 'basicConstraints=critical,CA:TRUE,pathlen:0\\nkeyUsage=critical,keyCertSign,cRLSign\\nsubjectAltName=URI:spiffe://cluster.local\\n' > mesh.ext && \
+         openssl x509 -req -in mesh.csr -CA root.crt -CAkey root.key -CAcreateserial -days 7 \
+           -extfile mesh.ext -out mesh.crt",
+        dir = pki.display()
+    ))
+    .await;
+    // A mesh that started on the builtin CA moves to the operator's by a rotation.
+    let cp = mesh.control_plane().await;
+    let cp_ip = cp.api().ip();
+    cp.apply(
+        &mesh,
+        "mesh",
+        &format!(
+            "apiVersion: weft.dev/v1alpha1\nkind: Mesh\nmetadata: {{ name: default }}\nspec:\n  ca:\n    type: provided\n    provided:\n      certFile: {d}/mesh.crt\n      keyFile: {d}/mesh.key\n      chainFile: {d}/root.crt\n",
+            d = pki.display()
+        ),
+    )
+    .await;
+    assert!(
+        eventually(Duration::from_secs(30), || async {
+            let status = ca_status(&cp).await;
+            status["phase"] == "Ready"
+                && status["signer"]
+                    .as_str()
+                    .is_some_and(|s| s.starts_with("provided:"))
+        })
+        .await,
+        "the rotation to the provided CA did not complete: {}",
+        ca_status(&cp).await
+    );
+    // The control plane's own certificate follows within a second.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let _server = mesh.meshed_echo(&cp, &server, "v1").await;
+
+    // An openssl client that trusts only the operator's root verifies the workload's
+    // chain (leaf + intermediate) on its HBONE port...
+    let root = pki.join("root.crt");
+    let hbone_addr = server.addr(mesh.ports.hbone);
+    let hbone = sh(&format!(
+        "openssl s_client -connect {hbone_addr} -alpn h2 -CAfile {} -verify_return_error -brief </dev/null 2>&1 || true",
+        root.display()
+    ))
+    .await;
+    assert!(
+        hbone.contains("Verification: OK") || hbone.contains("Verify return code: 0 (ok)"),
+        "the mesh leaf chain does not verify against the operator's root:\n{hbone}"
+    );
+    let leaf = sh(&format!(
+        "openssl s_client -connect {hbone_addr} -alpn h2 -showcerts </dev/null 2>/dev/null | openssl x509 -noout -ext subjectAltName -issuer"
+    ))
+    .await;
+    assert!(
+        leaf.contains("URI:spiffe://cluster.local/ns/default/sa/echo-v1"),
+        "{leaf}"
+    );
+    assert!(leaf.contains("Example Mesh Intermediate"), "{leaf}");
+    // ...and the control plane's own API certificate, by IP address.
+    let api = sh(&format!(
+        "openssl s_client -connect {} -CAfile {} -verify_return_error -verify_ip {cp_ip} -brief </dev/null 2>&1",
+        cp.api(),
+        root.display(),
+    ))
+    .await;
+    assert!(api.contains("Verification: OK"), "{api}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ca_rotation_under_load_reissues_every_leaf_and_retires_the_old_root_losing_no_request() {
+    let mesh = Mesh::new();
+    let client = mesh.host("client");
+    let server = mesh.host("server");
+    let late = mesh.host("late");
+    let cp = mesh.control_plane().await;
+    let pair = issued_pair(&mesh, &cp, &client, &server).await;
+    assert!(
+        eventually(Duration::from_secs(10), || async {
+            ca_status(&cp).await["phase"] == "Ready"
+        })
+        .await,
+        "the control plane records its CA in Mesh.status.ca: {:?}",
+        cp.cli(&["get", "mesh", "default", "-o", "json"]).await
+    );
+    let before = ca_status(&cp).await;
+    assert_eq!(before["signer"], "builtin:0", "{before}");
+    let old_root = before["roots"][0].as_str().expect("a root").to_owned();
+
+    // Continuous requests, each on a new app connection, for the whole rotation.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let load = tokio::spawn(load_until(mesh.listen(&client), stop.clone()));
+    cp.apply(
+        &mesh,
+        "mesh",
+        "apiVersion: weft.dev/v1alpha1\nkind: Mesh\nmetadata: { name: default }\nspec:\n  ca: { type: builtin, builtin: { generation: 1 } }\n",
+    )
+    .await;
+    let mut phases: Vec<String> = Vec::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    let done = loop {
+        let status = ca_status(&cp).await;
+        let phase = status["phase"].as_str().unwrap_or_default().to_owned();
+        if phases.last() != Some(&phase) {
+            phases.push(phase.clone());
+        }
+        if phase == "Ready" && status["signer"] == "builtin:1" {
+            break true;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            break false;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (ok, failed) = load.await.expect("load task");
+    assert!(
+        done,
+        "the rotation did not complete; phases {phases:?}, now {}\nworkloads: {}\nproxy: {}",
+        ca_status(&cp).await,
+        cp.cli(&["get", "workloads", "-o", "json"]).await.1,
+        cp.cli(&["inspect", "proxy", "echo-v1"]).await.1
+    );
+    assert_eq!(phases.first().map(String::as_str), Some("Ready"));
+    assert!(
+        phases.iter().any(|p| p == "Distributing") && phases.iter().any(|p| p == "Reissuing"),
+        "phases seen: {phases:?}"
+    );
+    assert!(
+        failed.is_empty(),
+        "{} of {} requests failed during the rotation: {:?}",
+        failed.len(),
+        ok as usize + failed.len(),
+        &failed[..failed.len().min(5)]
+    );
+    assert!(ok > 50, "only {ok} requests during the rotation");
+    let after = ca_status(&cp).await;
+    let roots = after["roots"].as_array().expect("roots");
+    assert_eq!(roots.len(), 1, "the old root is retired: {after}");
+    assert_ne!(roots[0].as_str(), Some(old_root.as_str()), "a new root");
+    assert!(
+        pair.server
+            .logs()
+            .matches("workload certificate issued by the control plane")
+            .count()
+            >= 2,
+        "the server proxy was reissued a certificate:\n{}",
+        pair.server.logs()
+    );
+
+    // A proxy that joins now trusts the new root only, and reaches the reissued server
+    // over a fresh handshake; the server's certificate verifies against the new root.
+    let files = mesh
+        .meshed(
+            &cp,
+            &late,
+            "late",
+            &[],
+            &[],
+            &[(mesh.ports.listen, "echo", 80)],
+        )
+        .await;
+    let _late_proxy = mesh.meshed_proxy(&cp, &late, &files).await;
+    let late_listen = mesh.listen(&late);
+    assert!(
+        eventually(Duration::from_secs(10), || async {
+            get(late_listen, "/").await == (200, Some("v1".into()))
+        })
+        .await,
+        "a proxy with only the new root cannot reach the reissued server"
+    );
+    let new_root = mesh.dir.path().join("new-root.pem");
+    std::fs::write(&new_root, roots[0].as_str().expect("pem")).expect("write root");
+    let text = sh(&format!(
+        "openssl s_client -connect {} -alpn h2 -CAfile {} -verify_return_error -brief </dev/null 2>&1 || true",
+        server.addr(mesh.ports.hbone),
+        new_root.display()
+    ))
+    .await;
+    assert!(text.contains("Verification: OK"), "{text}");
 }

@@ -28,9 +28,16 @@ pub struct ControlPlane {
 impl ControlPlane {
     /// Starts a control plane whose store lives in `data`, serving its API on `api` and
     /// xDS on `xds` (all loopback); waits until the CLI gets answers from it.
-    pub async fn start(data: &Path, api: SocketAddr, xds: SocketAddr) -> ControlPlane {
+    /// `configure` changes the options first (what the flags of `weft control-plane`
+    /// set, e.g. the certificate lifetime).
+    pub async fn start(
+        data: &Path,
+        api: SocketAddr,
+        xds: SocketAddr,
+        configure: impl FnOnce(&mut weft_control::server::Options),
+    ) -> ControlPlane {
         std::fs::create_dir_all(data).expect("control-plane data dir");
-        let options = weft_control::server::Options {
+        let mut options = weft_control::server::Options {
             store: weft_control::store::StoreSpec::data_dir(data),
             api_listen: api,
             xds_listen: xds,
@@ -44,6 +51,7 @@ impl ControlPlane {
             quotas: weft_control::controller::registry::Quotas::default(),
             xds_limits: weft_control::server::xds_limits(),
         };
+        configure(&mut options);
         let kill = CancellationToken::new();
         let thread = {
             let kill = kill.clone();
@@ -110,6 +118,11 @@ impl ControlPlane {
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
         }
+    }
+
+    /// Where its API listens.
+    pub fn api(&self) -> SocketAddr {
+        self.api
     }
 
     /// The mesh CA certificate it wrote.
@@ -206,8 +219,16 @@ impl Mesh {
     /// Starts a control plane on 127.0.0.1 with its store in `<dir>/cp`; the same
     /// ports for every control plane of this mesh, so a restart takes over.
     pub async fn control_plane(&self) -> ControlPlane {
+        self.control_plane_with(|_| {}).await
+    }
+
+    /// As [`Mesh::control_plane`], with the options `configure` changes.
+    pub async fn control_plane_with(
+        &self,
+        configure: impl FnOnce(&mut weft_control::server::Options),
+    ) -> ControlPlane {
         let (api, xds) = self.control_plane_addrs();
-        ControlPlane::start(&self.dir.path().join("cp"), api, xds).await
+        ControlPlane::start(&self.dir.path().join("cp"), api, xds, configure).await
     }
 
     fn control_plane_addrs(&self) -> (SocketAddr, SocketAddr) {
