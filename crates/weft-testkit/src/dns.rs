@@ -147,6 +147,21 @@ impl Drop for Upstream {
     }
 }
 
+/// A UDP socket and a TCP listener on the same free port of 127.0.0.1. The UDP port is
+/// picked by the kernel; another test may already hold it for TCP, so a few are tried.
+async fn udp_and_tcp_on_one_port() -> io::Result<(UdpSocket, TcpListener)> {
+    let mut last = None;
+    for _ in 0..20 {
+        let udp = UdpSocket::bind("127.0.0.1:0").await?;
+        match TcpListener::bind(udp.local_addr()?).await {
+            Ok(tcp) => return Ok((udp, tcp)),
+            Err(e) if e.kind() == io::ErrorKind::AddrInUse => last = Some(e),
+            Err(e) => return Err(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| io::Error::from(io::ErrorKind::AddrInUse)))
+}
+
 /// Starts a fake resolver on `127.0.0.1` answering `records` (lowercase names without
 /// the trailing dot).
 pub async fn spawn_upstream(records: &[(&str, IpAddr)]) -> io::Result<Upstream> {
@@ -156,9 +171,9 @@ pub async fn spawn_upstream(records: &[(&str, IpAddr)]) -> io::Result<Upstream> 
             .map(|(n, ip)| ((*n).to_owned(), *ip))
             .collect(),
     );
-    let udp = Arc::new(UdpSocket::bind("127.0.0.1:0").await?);
+    let (udp, tcp) = udp_and_tcp_on_one_port().await?;
+    let udp = Arc::new(udp);
     let addr = udp.local_addr()?;
-    let tcp = TcpListener::bind(addr).await?;
     let asked = Arc::new(AtomicUsize::new(0));
     let counter = asked.clone();
     let udp_task = {
