@@ -297,7 +297,11 @@ impl Outbound {
             forward::prepare(&mut req, version, authority.as_ref());
             let attempts = Attempts::new(rule, service, hash, started, &req);
             let mirrors = stage::mirror::select(rule, attempts.upgrade());
-            let (first, held) = attempts.hold(req, !mirrors.is_empty()).await?;
+            let (first, held) = if attempts.holds(&req, !mirrors.is_empty()) {
+                (None, Some(attempts.hold(req).await?))
+            } else {
+                (Some(req), None)
+            };
             stage::mirror::send(
                 &mirrors,
                 held.as_ref(),

@@ -77,37 +77,38 @@ impl<'a> Attempts<'a> {
         self.upgrade
     }
 
-    /// Splits `req` into the first attempt and a copy for retries (and mirrors) when
-    /// the rule may retry it or it is `mirrored`: a repeatable method (any, when
-    /// mirrored) and a body of known size up to [`MAX_RETRY_BODY`], read in full first
-    /// within the request's deadline. Otherwise the request goes once, streamed.
-    pub async fn hold(
-        &self,
-        req: Request<RequestBody>,
-        mirrored: bool,
-    ) -> Result<(Option<Request<RequestBody>>, Option<Resend>), Error> {
+    /// Whether `req` is held for retries (and mirrors) before its first attempt: when
+    /// the rule may retry it or it is `mirrored`, a repeatable method (any, when
+    /// mirrored) and a body of known size up to [`MAX_RETRY_BODY`]. Otherwise the
+    /// request goes once, streamed. A plain function, so a request that is not held is
+    /// not moved into and out of [`Self::hold`]'s future.
+    pub fn holds(&self, req: &Request<RequestBody>, mirrored: bool) -> bool {
         use http_body::Body as _;
-        use http_body_util::BodyExt as _;
         let policy = &self.rule.retry;
         let retryable =
             policy.attempts > 0 && (!policy.codes.is_empty() || !policy.grpc_codes.is_empty());
         if self.upgrade || (!retryable && !mirrored) {
-            return Ok((Some(req), None));
+            return false;
         }
         // A mirrored request is copied whatever its method; retries check it again.
         let repeatable = mirrored
             || policy.non_idempotent
             || !policy.grpc_codes.is_empty()
             || retry::idempotent(&self.method);
-        let small = req.body().is_end_stream()
-            || req
-                .body()
-                .size_hint()
-                .exact()
-                .is_some_and(|n| n <= MAX_RETRY_BODY);
-        if !repeatable || !small {
-            return Ok((Some(req), None));
-        }
+        repeatable
+            && (req.body().is_end_stream()
+                || req
+                    .body()
+                    .size_hint()
+                    .exact()
+                    .is_some_and(|n| n <= MAX_RETRY_BODY))
+    }
+
+    /// Holds `req` (one [`Self::holds`] accepted): its head and its whole body, read
+    /// first within the request's deadline.
+    pub async fn hold(&self, req: Request<RequestBody>) -> Result<Resend, Error> {
+        use http_body::Body as _;
+        use http_body_util::BodyExt as _;
         let (parts, body) = req.into_parts();
         // Most retried requests (GETs) have no body: nothing to read, no timer to arm.
         let body = if body.is_end_stream() {
@@ -124,14 +125,13 @@ impl<'a> Attempts<'a> {
                 .map_err(|e| Error::BodyUnreadable(e.to_string()))?
                 .to_bytes()
         };
-        let resend = Resend {
+        Ok(Resend {
             method: parts.method,
             uri: parts.uri,
             version: parts.version,
             headers: parts.headers,
             body,
-        };
-        Ok((None, Some(resend)))
+        })
     }
 
     /// Sends the request (`next`, else built from `resend`) through `send` until an
@@ -161,36 +161,42 @@ impl<'a> Attempts<'a> {
             else {
                 return Err(Error::NoEndpoints(service.key.clone()));
             };
-            let req = next
-                .take()
-                .or_else(|| resend.map(Resend::build))
-                .ok_or(Error::NotResent)?;
+            // Plain matches, not `Option` combinators: each combinator moves (copies)
+            // the request once more.
+            let req = match (next.take(), resend) {
+                (Some(req), _) => req,
+                (None, Some(resend)) => resend.build(),
+                (None, None) => return Err(Error::NotResent),
+            };
             // One attempt, within its time limit. Inline rather than its own `async
             // fn`: every nested future holds another copy of the request, and the
             // whole request future is moved (copied) a few times per request.
             let limit = attempt_limit(self.rule.per_try_timeout, self.deadline);
             let mut in_flight = endpoint.stats.start();
-            let sent = send(&endpoint, req);
-            let result = match limit {
-                Some(t) => tokio::time::timeout(t, sent).await.ok(),
-                None => Some(sent.await),
+            // Boxed: the send future (pool, hyper's dispatch) is the largest part of
+            // the request's future; in a box the timeout and the await move a pointer,
+            // not kilobytes, at the cost of one allocation (bench/RESULTS.md, issue 14).
+            let sent = Box::pin(send(&endpoint, req));
+            let sent = match limit {
+                Some(t) => tokio::time::timeout(t, sent).await,
+                None => Ok(sent.await),
             };
-            if let Some(Ok(resp)) = &result {
-                // Load statistics measure the endpoint, not this proxy's dialling.
-                if let Some(dial) = resp.extensions().get::<pool::DialTime>() {
-                    in_flight.exclude(dial.0);
+            let result = match sent {
+                Ok(Ok(resp)) => {
+                    // Load statistics measure the endpoint, not this proxy's dialling.
+                    if let Some(dial) = resp.extensions().get::<pool::DialTime>() {
+                        in_flight.exclude(dial.0);
+                    }
+                    Ok(resp)
                 }
-            }
-            drop(in_flight);
-            let result = match result {
-                Some(Ok(resp)) => Ok(resp),
-                Some(Err(mut e)) => {
+                Ok(Err(mut e)) => {
                     // A failed connect hands the untouched request back.
                     next = e.take_unsent();
                     Err(Error::of_attempt(&e, &service.key))
                 }
-                None => Err(Error::Timeout),
+                Err(_elapsed) => Err(Error::Timeout),
             };
+            drop(in_flight);
             let outcome = match &result {
                 Ok(resp) => retry::Outcome::of_response(resp.status(), resp.headers()),
                 Err(e) => retry::Outcome::Failed(e.retry()),
@@ -347,7 +353,11 @@ routes:
             .body(RequestBody::buffered(bytes::Bytes::new()))
             .expect("request");
         let attempts = Attempts::new(rule, service, None, Instant::now(), &req);
-        let (first, held) = attempts.hold(req, false).await.expect("held");
+        let (first, held) = if attempts.holds(&req, false) {
+            (None, Some(attempts.hold(req).await.expect("held")))
+        } else {
+            (Some(req), None)
+        };
         let script = Mutex::new(steps.iter().copied().collect::<VecDeque<_>>());
         let tried = Mutex::new(Vec::new());
         let send = |endpoint: &Arc<EndpointState>, req: Request<RequestBody>| {
