@@ -4,6 +4,8 @@
 
 #![allow(unreachable_pub, clippy::unused_self)]
 
+#[path = "../support/config.rs"]
+mod config;
 mod support;
 
 mod capture;

@@ -57,18 +57,11 @@ impl Mesh {
         ports: &[(u16, &str)],
         certs: &weft_tls::ca::IssuedPaths,
     ) -> String {
-        let ports: Vec<String> = ports
-            .iter()
-            .map(|(p, proto)| format!("{{ port: {p}, protocol: {proto} }}"))
-            .collect();
         format!(
-            "workload:\n  name: {sa}\n  serviceAccount: {sa}\n  address: {ip}\n  ports: [{ports}]\n\
-             certificates:\n  cert: {cert}\n  key: {key}\n  trustBundle: {bundle}\n",
+            "workload:\n  name: {sa}\n  serviceAccount: {sa}\n  address: {ip}\n  ports: [{ports}]\n{certificates}",
             ip = host.ip(),
-            ports = ports.join(", "),
-            cert = certs.cert.display(),
-            key = certs.key.display(),
-            bundle = certs.trust_bundle.display(),
+            ports = crate::config::ports(ports),
+            certificates = crate::config::certificates(certs),
         )
     }
 
@@ -385,28 +378,11 @@ impl Mesh {
     /// Mints a workload token for `default/<sa>` granting `labels` with `weft token
     /// workload` on `cp`; returns the file it was written to.
     pub fn workload_token(&self, cp: &Host, sa: &str, labels: &[(&str, &str)]) -> PathBuf {
-        let labels: Vec<String> = labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
-        let mut args = vec![
-            "token",
-            "workload",
-            "--namespace",
-            "default",
-            "--service-account",
-            sa,
-        ];
-        for label in &labels {
-            args.extend(["--label", label.as_str()]);
-        }
+        let args = crate::config::workload_token_args(sa, labels);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
         let (ok, out) = self.cli(cp, &args);
         assert!(ok, "weft token workload failed:\n{out}");
-        let token = out
-            .lines()
-            .find(|l| l.split('.').count() == 3 && !l.contains(' '))
-            .unwrap_or_else(|| panic!("no token in:\n{out}"))
-            .to_owned();
-        let path = self.dir.path().join(format!("{sa}.token"));
-        std::fs::write(&path, token + "\n").expect("write token");
-        path
+        crate::config::save_workload_token(&out, self.dir.path(), sa)
     }
 }
 

@@ -6,6 +6,8 @@
 
 #![allow(unreachable_pub, clippy::unwrap_used)] // a failed unwrap is a failed test
 
+#[path = "../support/config.rs"]
+mod config;
 #[path = "../support/harness/mod.rs"]
 mod harness;
 

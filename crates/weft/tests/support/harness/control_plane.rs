@@ -178,28 +178,11 @@ impl ControlPlane {
     /// Mints a workload token for `default/<sa>` granting `labels` with `weft token
     /// workload`; returns the file it was written to in `dir`.
     pub async fn workload_token(&self, dir: &Path, sa: &str, labels: &[(&str, &str)]) -> PathBuf {
-        let labels: Vec<String> = labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
-        let mut args = vec![
-            "token",
-            "workload",
-            "--namespace",
-            "default",
-            "--service-account",
-            sa,
-        ];
-        for label in &labels {
-            args.extend(["--label", label.as_str()]);
-        }
+        let args = crate::config::workload_token_args(sa, labels);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
         let (ok, out) = self.cli(&args).await;
         assert!(ok, "weft token workload failed:\n{out}");
-        let token = out
-            .lines()
-            .find(|l| l.split('.').count() == 3 && !l.contains(' '))
-            .unwrap_or_else(|| panic!("no token in:\n{out}"))
-            .to_owned();
-        let path = dir.join(format!("{sa}.token"));
-        std::fs::write(&path, token + "\n").expect("write token");
-        path
+        crate::config::save_workload_token(&out, dir, sa)
     }
 }
 

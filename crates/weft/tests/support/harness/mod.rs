@@ -148,13 +148,7 @@ impl Mesh {
         ports: &[(u16, &str)],
         certs: &weft_tls::ca::IssuedPaths,
     ) -> String {
-        let certificates = format!(
-            "certificates:\n  cert: {}\n  key: {}\n  trustBundle: {}\n",
-            certs.cert.display(),
-            certs.key.display(),
-            certs.trust_bundle.display(),
-        );
-        self.workload_yaml(host, sa, &[], ports) + &certificates
+        self.workload_yaml(host, sa, &[], ports) + &crate::config::certificates(certs)
     }
 
     /// The `workload:` and `listeners:` blocks, without certificates (a proxy that
@@ -166,10 +160,7 @@ impl Mesh {
         labels: &[(&str, &str)],
         ports: &[(u16, &str)],
     ) -> String {
-        let ports: Vec<String> = ports
-            .iter()
-            .map(|(p, proto)| format!("{{ port: {p}, protocol: {proto} }}"))
-            .collect();
+        let ports = crate::config::ports(ports);
         let labels: Vec<String> = labels.iter().map(|(k, v)| format!("{k}: {v}")).collect();
         format!(
             "workload:\n  name: {name}\n  serviceAccount: {name}\n  address: {ip}\n  appAddress: {ip}\n  \
@@ -178,7 +169,7 @@ impl Mesh {
              outboundCapture: null\n  inboundCapture: null\n",
             ip = host.ip(),
             labels = labels.join(", "),
-            ports = ports.join(", "),
+            ports = ports,
             admin = self.ports.admin,
             metrics = self.ports.metrics,
             hbone = self.ports.hbone,
