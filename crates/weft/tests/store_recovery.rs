@@ -266,9 +266,15 @@ fn a_full_disk_fails_writes_and_readiness_until_space_returns_without_a_restart(
         !output.status.success(),
         "a write into a full tmpfs succeeded"
     );
-    std::thread::sleep(Duration::from_millis(1_500));
-    let (code, body) = readyz(&cp);
-    assert_eq!(code, 503, "/readyz while the disk is still full: {body}");
+    // Over several probe intervals: the probe's no-op write can succeed on a full disk
+    // (SQLite reuses its log), which must not make readiness claim room it lacks.
+    let until = Instant::now() + Duration::from_millis(3_500);
+    while Instant::now() < until {
+        let (code, body) = readyz(&cp);
+        assert_eq!(code, 503, "/readyz while the disk is still full: {body}");
+        assert!(body.contains("full"), "{body}");
+        std::thread::sleep(Duration::from_millis(250));
+    }
 
     // Space returns: readiness and writes come back, same process.
     let grown = Command::new("nsenter")

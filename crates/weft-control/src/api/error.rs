@@ -268,7 +268,7 @@ impl From<StoreError> for Error {
             StoreError::Compacted { .. } => {
                 Error::new(StatusCode::GONE, "Expired", error.to_string())
             }
-            StoreError::Database(_) | StoreError::Migrate(_) => {
+            StoreError::Database(_) | StoreError::Migrate(_) | StoreError::LowDiskSpace { .. } => {
                 tracing::warn!(%error, "store unavailable");
                 Error::new(
                     StatusCode::SERVICE_UNAVAILABLE,

@@ -226,6 +226,21 @@ pub enum StoreError {
         /// Its permission bits.
         mode: u32,
     },
+    /// The filesystem that holds the store has less free space than a write may need:
+    /// after a failed write, readiness returns only once this much is free again.
+    #[error(
+        "the filesystem of {} is full: {free} bytes free, {needed} needed before writes \
+         count as recovered",
+        path.display()
+    )]
+    LowDiskSpace {
+        /// The store's directory.
+        path: PathBuf,
+        /// Bytes available to the store's user.
+        free: u64,
+        /// Bytes the probe asks for ([`WRITE_HEADROOM`]).
+        needed: u64,
+    },
     /// Migrations failed.
     #[error("store migration: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
@@ -241,6 +256,11 @@ pub enum StoreError {
 
 /// How often, at most, `/readyz` re-tries a write while writes fail: 1 s.
 pub const WRITE_PROBE_INTERVAL: Duration = Duration::from_secs(1);
+
+/// The free space a store on a local filesystem must have again before a failed write
+/// counts as recovered: 4 MiB. A no-op write alone can succeed on a full disk (SQLite
+/// reuses its write-ahead log), while the next real apply would fail again.
+pub const WRITE_HEADROOM: u64 = 4 << 20;
 
 /// Whether the store can write, as the last write found (ADR 0024). Only database
 /// failures count (a conflict is the caller's fault, not the store's); any successful
@@ -533,7 +553,9 @@ impl StoreError {
     /// object), in a batch or alone.
     pub fn is_database(&self) -> bool {
         match self {
-            StoreError::Database(_) | StoreError::Migrate(_) => true,
+            StoreError::Database(_) | StoreError::Migrate(_) | StoreError::LowDiskSpace { .. } => {
+                true
+            }
             StoreError::InBatch { source, .. } => source.is_database(),
             _ => false,
         }

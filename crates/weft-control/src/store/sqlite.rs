@@ -14,7 +14,7 @@
 //! is closed when it returns to the pool instead of being reused ([`release_healthy`]).
 
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -32,7 +32,7 @@ use super::record::{self, to_i64, to_u64, PutPlan, RawChange, RawRecord, Record}
 use super::{
     finish, release_healthy, unix_seconds_ceil, Change, ChangeOp, OperatorToken, Options,
     Precondition, Revocation, Role, Store, StoreError, TokenTable, WorkloadCounts, WriteHealth,
-    Written,
+    Written, WRITE_HEADROOM,
 };
 
 /// How long a statement waits for another process's write lock: 5 s.
@@ -53,6 +53,8 @@ pub struct Sqlite {
     db: Db,
     feed: Feed,
     health: WriteHealth,
+    /// The database's directory: where free space is measured.
+    dir: PathBuf,
 }
 
 /// The pool and what writes need; cloned into the feed's publisher.
@@ -129,10 +131,15 @@ impl Sqlite {
         let start = db.revision().await?;
         let feed = Feed::spawn(db.clone(), start, options);
         tracing::info!(path = %path.display(), revision = start, "opened the SQLite store");
+        let dir = match path.parent() {
+            Some(dir) if !dir.as_os_str().is_empty() => dir.to_owned(),
+            _ => PathBuf::from("."),
+        };
         Ok(Self {
             db,
             feed,
             health: WriteHealth::default(),
+            dir,
         })
     }
 }
@@ -180,7 +187,12 @@ impl Store for Sqlite {
     }
 
     async fn write_failure(&self) -> Option<String> {
-        self.health.failure(|| self.db.probe()).await
+        self.health
+            .failure(|| async {
+                headroom(self.dir.clone()).await?;
+                self.db.probe().await
+            })
+            .await
     }
 
     async fn get(&self, key: &Key) -> Result<Option<Object>, StoreError> {
@@ -689,6 +701,38 @@ async fn read_revision(conn: &mut SqliteConnection) -> Result<u64, StoreError> {
         .fetch_one(&mut *conn)
         .await?;
     to_u64(revision, "store_state.revision")
+}
+
+/// Whether the filesystem holding `dir` has [`WRITE_HEADROOM`] free for the store's
+/// user: a recovered write must have room for the next apply, not only for a no-op.
+async fn headroom(dir: PathBuf) -> Result<(), StoreError> {
+    let measured = tokio::task::spawn_blocking(move || {
+        let stat = nix::sys::statvfs::statvfs(&dir);
+        (dir, stat)
+    })
+    .await;
+    // A join error means the blocking pool is shutting down: nothing left to serve.
+    let Ok((dir, stat)) = measured else {
+        return Ok(());
+    };
+    let stat = stat.map_err(|errno| {
+        StoreError::Database(sqlx::Error::Io(std::io::Error::new(
+            std::io::Error::from(errno).kind(),
+            format!(
+                "cannot measure the free space of {}: {errno}",
+                dir.display()
+            ),
+        )))
+    })?;
+    let free = stat.blocks_available().saturating_mul(stat.fragment_size());
+    if free < WRITE_HEADROOM {
+        return Err(StoreError::LowDiskSpace {
+            path: dir,
+            free,
+            needed: WRITE_HEADROOM,
+        });
+    }
+    Ok(())
 }
 
 fn connect_error(path: &Path, error: &sqlx::Error) -> StoreError {
