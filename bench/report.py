@@ -31,6 +31,18 @@ SYSTEMS_INFO = {
                            "as weft-1hop with 3 rules (header/path matches), retries with budget, "
                            "timeouts, outlier detection, peak-EWMA"),
 }
+def base_of(system):
+    """A system "NAME@base" is NAME run with the WEFT_BASE binary (an A/B in one run)."""
+    return system[:-len("@base")] if system.endswith("@base") else system
+
+
+def info(system):
+    name, *rest = SYSTEMS_INFO.get(base_of(system), (system, "?", "?", "?"))
+    if system.endswith("@base"):
+        name += " (WEFT_BASE binary)"
+    return (name, *rest)
+
+
 HOPS = {"direct": 0, "haproxy": 1, "nginx": 1, "weft-1hop": 1, "weft-2hop-l7": 2, "weft-2hop-l4": 2,
         "weft-1hop-bare": 1, "weft-1hop-policies": 1}
 
@@ -299,7 +311,7 @@ def main():
     p("|---|---|---|---|---|---|---|---|")
     for s in systems:
         acc, _ = rows[s]
-        name = SYSTEMS_INFO.get(s, (s,))[0]
+        name = info(s)[0]
         if s == "direct":
             p(f"| {name} | 1 = {fmt(acc['abs_rps10'], 0)} req/s | 1 = {fmt(acc['abs_rps1'], 0)} req/s "
               f"| p50 = {fmt(acc['abs_p50'], 0)} µs | p99 = {fmt(acc['abs_p99'], 0)} µs "
@@ -324,8 +336,8 @@ def main():
     p("| system | hops | mTLS | layer | setup |")
     p("|---|---|---|---|---|")
     for s in systems:
-        name, mtls, layer, setup = SYSTEMS_INFO.get(s, (s, "?", "?", "?"))
-        p(f"| {name} | {HOPS.get(s, '?')} | {mtls} | {layer} | {setup} |")
+        name, mtls, layer, setup = info(s)
+        p(f"| {name} | {HOPS.get(base_of(s), '?')} | {mtls} | {layer} | {setup} |")
     p()
     p("## Absolute figures (median over rounds)")
     p()
@@ -344,7 +356,7 @@ def main():
     for s in systems:
         acc, _ = rows[s]
         med = lambda k, d=0: (f"{statistics.median(acc[k]):.{d}f}" if acc[k] else "n/a")  # noqa: E731
-        p(f"| {SYSTEMS_INFO.get(s, (s,))[0]} | {med('abs_rps10')} | {med('abs_rps1')} | {med('abs_mibs', 1)} "
+        p(f"| {info(s)[0]} | {med('abs_rps10')} | {med('abs_rps1')} | {med('abs_mibs', 1)} "
           f"| {med('cpu_mib') if s != 'direct' else '–'} | {med('cpu1', 1) if s != 'direct' else '–'} | {med('abs_p50')} / {med('abs_p99')} "
           f"| {med('fixfrac', 2) if lat_oha else '–'} "
           f"| {(med('own_p50') + ' / ' + med('own_p99')) if lat_oha else '–'} "
@@ -358,7 +370,7 @@ def main():
         _, per_proxy = rows[s]
         for name, m in sorted(per_proxy.items()):
             med = lambda k: (f"{statistics.median(m[k]):.1f}" if m[k] else "n/a")  # noqa: E731
-            p(f"| {SYSTEMS_INFO.get(s, (s,))[0]} | {name} | {med('idle')} | {med('load')} | {med('hwm')} |")
+            p(f"| {info(s)[0]} | {name} | {med('idle')} | {med('load')} | {med('hwm')} |")
     p()
     p("## Problems seen")
     p()

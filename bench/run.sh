@@ -20,6 +20,8 @@ LAT_RATE=${LAT_RATE:-1000}             # oha fixed rate (req/s, 1 conn) common t
 LAT_FRACTION=${LAT_FRACTION:-0.25}     # second oha run: this x the system's own 1-conn max
 SYSTEMS=${SYSTEMS:-"direct haproxy nginx weft-1hop weft-2hop-l7 weft-2hop-l4"}
 SKIP_BUILD=${SKIP_BUILD:-0}            # 1: use the existing target/release/weft as is
+WEFT_BASE=${WEFT_BASE:-}               # another weft binary: a system named "weft-...@base"
+                                       # runs it, interleaved with the same system on $WEFT
 OHA_INSTALL=${OHA_INSTALL:-1}          # 0: never try `cargo install --locked oha`
 OHA_INSTALL_TIMEOUT=${OHA_INSTALL_TIMEOUT:-1200}
 KEEP_PKI=${KEEP_PKI:-0}                # 1: keep the generated keys in the output dir
@@ -136,6 +138,11 @@ snapshot_weft() {
     WEFT_BUILT=$(date -u -r "$WEFT" '+%Y-%m-%d %H:%M:%S UTC')
     cp "$WEFT" "$RUN/weft"
     WEFT=$RUN/weft
+    if [[ -n $WEFT_BASE ]]; then
+        [[ -x $WEFT_BASE ]] || die "WEFT_BASE=$WEFT_BASE is not an executable"
+        cp "$WEFT_BASE" "$RUN/weft-base"
+        WEFT_BASE=$RUN/weft-base
+    fi
 }
 
 OHA=""
@@ -502,8 +509,13 @@ run_with_sampler() {  # procfile label entries... -- command...
 URL=""
 ENTRIES=()
 start_system() {  # system round
-    local sys=$1 r=$2 pid
+    local sys=$1 name=$1 r=$2 pid weft=$WEFT
     ENTRIES=()
+    if [[ $sys == *@base ]]; then
+        [[ -x $WEFT_BASE ]] || die "$sys needs WEFT_BASE=<a weft binary>"
+        weft=$WEFT_BASE
+        sys=${sys%@base}
+    fi
     case $sys in
     direct)
         URL="http://$ADDR_S:8080" ;;
@@ -517,19 +529,19 @@ start_system() {  # system round
         ENTRIES=("nginx:$LAST_PID")
         URL="http://127.0.0.1:$PORT_NGINX" ;;
     weft-1hop|weft-1hop-bare|weft-1hop-policies)
-        start_proc "$NS_C" "$PROXY_CORE" "$LOGS/r$r-$sys.log" \
-            env NO_COLOR=1 "$WEFT" proxy --config "$RUN/$sys.yaml" --workers 1
+        start_proc "$NS_C" "$PROXY_CORE" "$LOGS/r$r-$name.log" \
+            env NO_COLOR=1 "$weft" proxy --config "$RUN/$sys.yaml" --workers 1
         ENTRIES=("client:$LAST_PID")
         wait_http "$NS_C" http://127.0.0.1:15000/ready || return 1
         URL="http://127.0.0.1:$PORT_WEFT1" ;;
     weft-2hop-l7|weft-2hop-l4)
         local proto=http
         [[ $sys == weft-2hop-l4 ]] && proto=tcp
-        start_proc "$NS_S" "$PROXY_CORE" "$LOGS/r$r-$sys-server.log" \
-            env NO_COLOR=1 "$WEFT" proxy --config "$RUN/weft-2hop-$proto-server.yaml" --workers 1
+        start_proc "$NS_S" "$PROXY_CORE" "$LOGS/r$r-$name-server.log" \
+            env NO_COLOR=1 "$weft" proxy --config "$RUN/weft-2hop-$proto-server.yaml" --workers 1
         ENTRIES=("server:$LAST_PID")
-        start_proc "$NS_C" "$PROXY_CORE" "$LOGS/r$r-$sys-client.log" \
-            env NO_COLOR=1 "$WEFT" proxy --config "$RUN/weft-2hop-$proto-client.yaml" --workers 1
+        start_proc "$NS_C" "$PROXY_CORE" "$LOGS/r$r-$name-client.log" \
+            env NO_COLOR=1 "$weft" proxy --config "$RUN/weft-2hop-$proto-client.yaml" --workers 1
         ENTRIES=("client:$LAST_PID" "${ENTRIES[@]}")
         wait_http "$NS_S" http://127.0.0.1:15000/ready || return 1
         wait_http "$NS_C" http://127.0.0.1:15000/ready || return 1
@@ -678,6 +690,7 @@ CPU_MODEL=$(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo)
     echo "nginx=$(nginx -v 2>&1 | sed 's/^nginx version: //')"
     echo "haproxy=$(haproxy -v | awk 'NR==1 {print $3}')"
     echo "wrk=$(wrk --version 2>&1 | awk 'NR==1 {print $2}')"
+    [[ -n $WEFT_BASE ]] && echo "weft_base=$WEFT_BASE ($("$WEFT_BASE" --version 2>/dev/null || echo weft)), systems ending in @base"
     echo "weft=$("$WEFT" --version 2>/dev/null || echo "weft") (binary built ${WEFT_BUILT:-?}; tree at $(cd "$ROOT_DIR" && git rev-parse --short HEAD 2>/dev/null || echo '?')$(cd "$ROOT_DIR" && git diff --quiet HEAD -- crates 2>/dev/null || echo ' + uncommitted changes in crates/'))"
 } >"$OUT/meta.txt"
 log "machine: $NPROC CPUs, $CPU_MODEL, load average $LOAD_BEFORE"
