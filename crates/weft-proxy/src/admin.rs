@@ -161,7 +161,7 @@ impl Admin {
                     (_, None) => reply(
                         StatusCode::BAD_REQUEST,
                         "text/plain",
-                        "missing ?level=FILTER (e.g. ?level=debug or ?level=info,weft_proxy=trace)\n",
+                        "missing ?level=FILTER (e.g. ?level=debug or ?level=info,weft_proxy=debug)\n",
                     ),
                     (None, _) => reply(StatusCode::NOT_IMPLEMENTED, "text/plain", "log control not installed\n"),
                 }

