@@ -69,9 +69,11 @@ die() { log "error: $*"; exit 1; }
 
 # ---------------------------------------------------------------- cleanup -----------
 PIDS=()
+SAMPLER=""   # the memory sampler loop, while one runs: cleanup's `wait` would wait for it forever
 cleanup() {
     local rc=$?
     set +e
+    [[ -n $SAMPLER ]] && kill -TERM "$SAMPLER" 2>/dev/null
     for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null; done
     sleep 0.3
     for ns in "$NS_C" "$NS_S"; do
@@ -426,18 +428,18 @@ start_proc() {  # ns core logfile cmd...
 }
 
 stop_proc() {  # pid -> 0 if it was still running
-    local pid=$1 i alive=0
+    local pid=$1 _ alive=0
     kill -0 "$pid" 2>/dev/null || alive=1
     kill -TERM "$pid" 2>/dev/null || true
-    for i in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
     kill -KILL "$pid" 2>/dev/null || true
     wait "$pid" 2>/dev/null || true
     return $alive
 }
 
 wait_http() {  # ns url [expect]; 10 s
-    local ns=$1 url=$2 i
-    for i in $(seq 100); do
+    local ns=$1 url=$2 _
+    for _ in $(seq 100); do
         ip netns exec "$ns" curl -fsS -o /dev/null --max-time 1 "$url" 2>/dev/null && return 0
         sleep 0.1
     done
@@ -476,13 +478,12 @@ mem_sample() {  # label entries... -> "mem LABEL NAME RSS_KB HWM_KB" per proxy
 }
 
 # ---------------------------------------------------------------- load --------------
-WRK_ERR=0
 run_wrk() {  # out conns path duration url
     local out=$1 conns=$2 path=$3 dur=$4 url=$5
     ip netns exec "$NS_C" taskset -c "$LOAD_CORE" \
         wrk -t1 -c"$conns" -d"${dur}s" --timeout 5s --latency -s "$RUN/report.lua" "$url$path" \
         >"$out" 2>&1 || true
-    grep -q '^WRKJSON' "$out" || { log "  wrk produced no result: $(tail -3 "$out" | tr '\n' ' ')"; WRK_ERR=1; }
+    grep -q '^WRKJSON' "$out" || { log "  wrk produced no result: $(tail -3 "$out" | tr '\n' ' ')"; }
 }
 
 wrk_field() {  # file field
@@ -496,13 +497,14 @@ run_with_sampler() {  # procfile label entries... -- command...
     local entries=()
     while [[ $1 != -- ]]; do entries+=("$1"); shift; done
     shift
-    local sampler=""
+    SAMPLER=""
     if ((${#entries[@]})); then
         ( while sleep 1; do mem_sample "$label" "${entries[@]}" >>"$procfile"; done ) &
-        sampler=$!
+        SAMPLER=$!
     fi
     "$@"
-    if [[ -n $sampler ]]; then kill "$sampler" 2>/dev/null || true; wait "$sampler" 2>/dev/null || true; fi
+    if [[ -n $SAMPLER ]]; then kill "$SAMPLER" 2>/dev/null || true; wait "$SAMPLER" 2>/dev/null || true; fi
+    SAMPLER=""
 }
 
 # Starts one system; sets URL and ENTRIES ("name:pid" of each proxy process).
