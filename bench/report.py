@@ -30,7 +30,22 @@ SYSTEMS_INFO = {
     "weft-1hop-policies": ("Weft, 1 hop, realistic policies", "no", "L7",
                            "as weft-1hop with 3 rules (header/path matches), retries with budget, "
                            "timeouts, outlier detection, peak-EWMA"),
+    "direct-unpinned": ("direct, unpinned (baseline of the capture systems)", "none", "-",
+                        "as direct, with wrk/oha and the backend on every CPU"),
+    "weft-2hop-l7-capture": ("Weft, 2 hops HBONE mTLS, L7, client captured", "yes (TLS 1.3, HBONE h2 CONNECT)",
+                             "L7", "wrk dials 198.18.1.2:8080; `weft redirect install` in the client ns -> "
+                             "client capture :15001 (service VIP = 198.18.1.2) -> HBONE :15008 -> server "
+                             "inbound -> 127.0.0.1:8080 (protocol http); proxies as an unprivileged uid, unpinned"),
+    "weft-2hop-l4-capture": ("Weft, 2 hops HBONE mTLS, L4, client captured", "yes (TLS 1.3, HBONE h2 CONNECT)",
+                             "L4", "same path, ports declared protocol tcp (bytes copied)"),
 }
+
+# Systems measured with nothing pinned (proxies, load generator and backend share every
+# CPU); their ratios are against direct-unpinned, the others' against direct.
+UNPINNED = {"direct-unpinned", "weft-2hop-l7-capture", "weft-2hop-l4-capture"}
+BASELINES = {"direct", "direct-unpinned"}
+
+
 def base_of(system):
     """A system "NAME@base" is NAME run with the WEFT_BASE binary (an A/B in one run)."""
     return system[:-len("@base")] if system.endswith("@base") else system
@@ -44,7 +59,39 @@ def info(system):
 
 
 HOPS = {"direct": 0, "haproxy": 1, "nginx": 1, "weft-1hop": 1, "weft-2hop-l7": 2, "weft-2hop-l4": 2,
-        "weft-1hop-bare": 1, "weft-1hop-policies": 1}
+        "weft-1hop-bare": 1, "weft-1hop-policies": 1, "direct-unpinned": 0,
+        "weft-2hop-l7-capture": 2, "weft-2hop-l4-capture": 2}
+
+
+def baseline(system):
+    """The system a system's ratios are taken against, in the same round."""
+    return "direct-unpinned" if base_of(system) in UNPINNED else "direct"
+
+
+def is_baseline(system):
+    return system in BASELINES
+
+
+def read_metrics(path):
+    """Prometheus text -> [(name, {label: value}, value)]; None if nothing was scraped."""
+    if not os.path.exists(path) or not os.path.getsize(path):
+        return None
+    rows = []
+    for line in open(path):
+        m = re.match(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})?\s+(\S+)', line)
+        if not m or line.startswith("#"):
+            continue
+        labels = dict(re.findall(r'(\w+)="([^"]*)"', m.group(2) or ""))
+        try:
+            rows.append((m.group(1), labels, float(m.group(3))))
+        except ValueError:
+            pass
+    return rows
+
+
+def metric_sum(rows, name, **want):
+    return sum(v for n, labels, v in rows or () if n == name
+               and all(labels.get(k) == w for k, w in want.items()))
 
 
 def read_meta(out):
@@ -109,6 +156,8 @@ def read_proc(path):
             res["clk_tck"] = int(p[1])
         elif p[0] == "cpu":
             res["cpu"][p[1]] = int(p[2])
+        elif p[0] == "uid" and len(p) == 3:
+            res.setdefault("uid", {})[p[1]] = p[2]
         elif p[0] == "mem":
             label, name, rss, hwm = p[1], p[2], int(p[3]), int(p[4])
             d = res["mem"].setdefault(name, {})
@@ -140,6 +189,8 @@ def collect(out, systems, rounds):
                 "ohafix": read_oha(base + "-latfix.oha.json"),
                 "rate": rate,
                 "proc": read_proc(base + "-proc.txt"),
+                "metrics_client": read_metrics(base + "-metrics-client.txt"),
+                "metrics_server": read_metrics(base + "-metrics-server.txt"),
             }
     return data
 
@@ -158,6 +209,55 @@ def fmt(vals, digits=2, signed=False):
     if len(vals) == 1:
         return f.format(med)
     return f"{f.format(med)} ({f.format(min(vals))}–{f.format(max(vals))})"
+
+
+def through_mesh(system, d):
+    """What the two proxies of a capture system counted, against what wrk saw: proof
+    that the load went client proxy -> mTLS -> server proxy, not around them."""
+    runs = [d[k] for k in ("warm", "c10", "c1", "m1") if ok(d[k])]
+    wrk = {
+        "requests": sum(w["requests"] for w in runs),
+        "bytes": sum(w["bytes"] for w in runs),
+        # 10 + 10 + 1 + 10: the warm-up, the two 10-connection runs and the 1-connection run
+        "conns": sum(n for k, n in (("warm", 10), ("c10", 10), ("c1", 1), ("m1", 10)) if ok(d[k])),
+    }
+    cm, sm = d["metrics_client"], d["metrics_server"]
+    l7 = "-l7-" in base_of(system)
+    seen = {"wrk": wrk, "problems": []}
+    if cm is None or sm is None:
+        seen["problems"].append("no metrics scraped from "
+                                + " and ".join(n for n, m in (("the client proxy", cm), ("the server proxy", sm))
+                                               if m is None) + ": cannot tell whether the load went through both")
+        return seen
+    seen["client_requests"] = metric_sum(cm, "weft_proxy_requests_total", direction="outbound")
+    seen["client_conns"] = metric_sum(cm, "weft_proxy_connections_total", direction="outbound")
+    seen["passthrough_conns"] = metric_sum(cm, "weft_proxy_connections_total", direction="outbound",
+                                           service="passthrough")
+    seen["client_conns"] -= seen["passthrough_conns"]
+    seen["server_requests"] = metric_sum(sm, "weft_proxy_requests_total", direction="inbound",
+                                         connection_security="mutual_tls")
+    seen["server_conns"] = metric_sum(sm, "weft_proxy_connections_total", direction="inbound",
+                                      connection_security="mutual_tls")
+    seen["server_bytes"] = metric_sum(sm, "weft_proxy_tcp_bytes_total", direction="inbound",
+                                      connection_security="mutual_tls")
+    if seen["passthrough_conns"]:
+        seen["problems"].append(f"the client proxy passed {seen['passthrough_conns']:.0f} captured connections "
+                                f"straight through (not to the service, outside the mesh)")
+    if l7:
+        checks = (("client_requests", "requests", "the client proxy's outbound requests"),
+                  ("server_requests", "requests", "the server proxy's inbound mTLS requests"))
+    else:
+        # At L4 there are no requests to count: every wrk connection must have been
+        # accepted by the client proxy and arrived at the server proxy over mTLS (bytes
+        # are listed, not checked: a connection that ends in an error, as wrk's do
+        # mid-response at the end of a run, adds none to weft_proxy_tcp_bytes_total).
+        checks = (("client_conns", "conns", "the client proxy's outbound connections"),
+                  ("server_conns", "conns", "the server proxy's inbound mTLS connections"))
+    for key, wkey, what in checks:
+        if seen[key] < wrk[wkey]:
+            seen["problems"].append(f"{what}: {seen[key]:.0f}, fewer than wrk's {wrk[wkey]} {wkey}: "
+                                    f"some load did not go through both proxies")
+    return seen
 
 
 def main():
@@ -184,15 +284,29 @@ def main():
 
     # Per-round figures.
     rows = {}
+    traffic = {s: [] for s in systems}
     for s in systems:
         acc = {k: [] for k in ("rps10", "rps1", "p50", "p99", "m1", "cpu", "cpu1", "idle", "load", "hwm",
                                "abs_rps10", "abs_rps1", "abs_p50", "abs_p99", "abs_mibs", "rate",
                                "fixfrac", "own_p50", "own_p99", "cpu_mib")}
         per_proxy = {}
         for r in range(1, rounds + 1):
-            d, base = data[(r, s)], data.get((r, "direct"))
+            d, base = data[(r, s)], data.get((r, baseline(s)))
             if d["status"] != "ok":
                 problems.append(f"round {r}, {s}: {d['status']}")
+            if r == 1 and base is None:
+                problems.append(f"{s}: {baseline(s)} was not measured in this run, so no ratios")
+            if base_of(s) in UNPINNED and not is_baseline(s) and d["status"] == "ok":
+                uids = d["proc"].get("uid", {})
+                for name in ("client", "server"):
+                    if uids.get(name) in (None, "0"):
+                        problems.append(f"round {r}, {s}: the {name} proxy ran as "
+                                        f"{'root' if uids.get(name) == '0' else 'an unrecorded uid'}, "
+                                        f"not as the unprivileged PROXY_UID")
+                if d["status"] == "ok":
+                    seen = through_mesh(s, d)
+                    traffic[s].append(seen)
+                    problems.extend(f"round {r}, {s}: {line}" for line in seen["problems"])
             for key, label in (("warm", "warm-up 10 conns 100 B"), ("c10", "10 conns 100 B"),
                                ("c1", "1 conn 100 B"), ("m1", "10 conns 1 MiB")):
                 w = d[key]
@@ -249,17 +363,17 @@ def main():
             if base and ok(d["m1"]) and ok(base["m1"]):
                 acc["m1"].append(d["m1"]["bps"] / base["m1"]["bps"])
             if base:
-                bp50, bp99 = latency(r, "direct")
+                bp50, bp99 = latency(r, baseline(s))
                 if p50 is not None and bp50 is not None:
                     acc["p50"].append(p50 - bp50)
                     acc["p99"].append(p99 - bp99)
             proc = d["proc"]
             tick_us = 1e6 / proc["clk_tck"]
-            if s != "direct" and ok(d["c10"]) and "c10_100b" in proc["cpu"] and d["c10"]["requests"]:
+            if not is_baseline(s) and ok(d["c10"]) and "c10_100b" in proc["cpu"] and d["c10"]["requests"]:
                 acc["cpu"].append(proc["cpu"]["c10_100b"] * tick_us / d["c10"]["requests"])
-            if s != "direct" and ok(d["m1"]) and "c10_1m" in proc["cpu"] and d["m1"]["bytes"]:
+            if not is_baseline(s) and ok(d["m1"]) and "c10_1m" in proc["cpu"] and d["m1"]["bytes"]:
                 acc["cpu_mib"].append(proc["cpu"]["c10_1m"] * tick_us / (d["m1"]["bytes"] / 1048576))
-            if s != "direct" and ok(d["c1"]) and "c1_100b" in proc["cpu"] and d["c1"]["requests"]:
+            if not is_baseline(s) and ok(d["c1"]) and "c1_100b" in proc["cpu"] and d["c1"]["requests"]:
                 acc["cpu1"].append(proc["cpu"]["c1_100b"] * tick_us / d["c1"]["requests"])
             mem = proc["mem"]
             if mem:
@@ -300,38 +414,65 @@ def main():
     p(f"- versions: {meta['weft']}; nginx {meta['nginx']}; HAProxy {meta['haproxy']}; wrk {meta['wrk']}")
     p(f"- {meta['lat_note']}")
     p()
-    p("Ratios are proxied ÷ direct in the same round; cells are median (min–max) over rounds. "
+    pinned = [s for s in systems if base_of(s) not in UNPINNED]
+    unpinned = [s for s in systems if base_of(s) in UNPINNED]
+    all_cpus = meta.get("all_cpus", "all")
+    p("Ratios are proxied ÷ direct in the same round (pinned systems: ÷ direct; unpinned capture "
+      "systems: ÷ direct-unpinned); cells are median (min–max) over rounds. "
       "CPU is all proxy processes of that system together (both proxies for two hops), "
       "from /proc/PID/stat over the 10-connection 100 B run. RSS is per proxy process "
       "(the larger of the two for two hops): idle = ready, before any request; "
       "loaded = highest 1 s sample during the 10-connection runs; peak = VmHWM after all load.")
-    p()
-    p("| system | req/s, 10 conns | req/s, 1 conn | added p50, 1 conn (µs) | added p99, 1 conn (µs) "
-      "| 1 MiB bodies | CPU µs/request | RSS idle / loaded / peak (MB) |")
-    p("|---|---|---|---|---|---|---|---|")
-    for s in systems:
-        acc, _ = rows[s]
-        name = info(s)[0]
-        if s == "direct":
-            p(f"| {name} | 1 = {fmt(acc['abs_rps10'], 0)} req/s | 1 = {fmt(acc['abs_rps1'], 0)} req/s "
-              f"| p50 = {fmt(acc['abs_p50'], 0)} µs | p99 = {fmt(acc['abs_p99'], 0)} µs "
-              f"| 1 = {fmt(acc['abs_mibs'], 0)} MiB/s | – | – |")
-            continue
-        mem = "n/a"
-        if acc["idle"]:
-            mem = (f"{statistics.median(acc['idle']):.1f} / "
-                   f"{statistics.median(acc['load']) if acc['load'] else float('nan'):.1f} / "
-                   f"{statistics.median(acc['hwm']) if acc['hwm'] else float('nan'):.1f}")
-        p(f"| {name} | {fmt(acc['rps10'])} | {fmt(acc['rps1'])} | {fmt(acc['p50'], 0, True)} "
-          f"| {fmt(acc['p99'], 0, True)} | {fmt(acc['m1'])} | {fmt(acc['cpu'], 1)} | {mem} |")
+
+    def main_table(group):
+        p()
+        p("| system | req/s, 10 conns | req/s, 1 conn | added p50, 1 conn (µs) | added p99, 1 conn (µs) "
+          "| 1 MiB bodies | CPU µs/request | RSS idle / loaded / peak (MB) |")
+        p("|---|---|---|---|---|---|---|---|")
+        for s in group:
+            acc, _ = rows[s]
+            name = info(s)[0]
+            if is_baseline(s):
+                p(f"| {name} | 1 = {fmt(acc['abs_rps10'], 0)} req/s | 1 = {fmt(acc['abs_rps1'], 0)} req/s "
+                  f"| p50 = {fmt(acc['abs_p50'], 0)} µs | p99 = {fmt(acc['abs_p99'], 0)} µs "
+                  f"| 1 = {fmt(acc['abs_mibs'], 0)} MiB/s | – | – |")
+                continue
+            mem = "n/a"
+            if acc["idle"]:
+                mem = (f"{statistics.median(acc['idle']):.1f} / "
+                       f"{statistics.median(acc['load']) if acc['load'] else float('nan'):.1f} / "
+                       f"{statistics.median(acc['hwm']) if acc['hwm'] else float('nan'):.1f}")
+            p(f"| {name} | {fmt(acc['rps10'])} | {fmt(acc['rps1'])} | {fmt(acc['p50'], 0, True)} "
+              f"| {fmt(acc['p99'], 0, True)} | {fmt(acc['m1'])} | {fmt(acc['cpu'], 1)} | {mem} |")
+
+    if pinned and unpinned:
+        p()
+        p(f"### Pinned: systems under test on core {meta.get('proxy_core', '0')}, load generator and "
+          f"backend on core {meta.get('load_core', '1')} (ratios ÷ direct)")
+    if pinned:
+        main_table(pinned)
+    if unpinned:
+        p()
+        p(f"### Unpinned, client side captured transparently: proxies, load generator and backend share "
+          f"CPUs {all_cpus} (ratios ÷ direct-unpinned)")
+        main_table(unpinned)
     p()
     p("## What was on")
     p()
     p("All: HTTP/1.1 with keep-alive from wrk/oha to the first hop and to nginx; GET of a static file of "
       "100 B (req/s, latency, CPU) or 1 MiB (throughput, bytes/s); `wrk -t1` with 10 connections and "
-      "with 1 connection; systems under test pinned to core 0 (`taskset -c 0`, one worker/thread), "
-      "load generator and the nginx backend (1 worker) on core 1; two network namespaces joined by a "
-      "veth pair (198.18.1.1 client, 198.18.1.2 server).")
+      "with 1 connection; one worker/thread per proxy, a one-worker nginx backend; two network "
+      "namespaces joined by a veth pair (198.18.1.1 client, 198.18.1.2 server).")
+    if pinned:
+        p(f"Pinned systems ({', '.join(pinned)}): systems under test on core {meta.get('proxy_core', '0')} "
+          f"(`taskset -c`; both proxies of two hops share it), load generator and backend on core "
+          f"{meta.get('load_core', '1')}.")
+    if unpinned:
+        p(f"Unpinned systems ({', '.join(unpinned)}): nothing pinned, the proxies, wrk/oha and the backend "
+          f"all run on CPUs {all_cpus}; for the capture systems `weft redirect install --proxy-uid "
+          f"{meta.get('proxy_uid', '?')} --no-dns` in the client namespace sends wrk's connections to the "
+          f"client proxy's capture listener (rules removed when the system stops), and both proxies run "
+          f"as uid {meta.get('proxy_uid', '?')} (`setpriv`, no capabilities) with `--workers 1`.")
     p()
     p("| system | hops | mTLS | layer | setup |")
     p("|---|---|---|---|---|")
@@ -357,7 +498,7 @@ def main():
         acc, _ = rows[s]
         med = lambda k, d=0: (f"{statistics.median(acc[k]):.{d}f}" if acc[k] else "n/a")  # noqa: E731
         p(f"| {info(s)[0]} | {med('abs_rps10')} | {med('abs_rps1')} | {med('abs_mibs', 1)} "
-          f"| {med('cpu_mib') if s != 'direct' else '–'} | {med('cpu1', 1) if s != 'direct' else '–'} | {med('abs_p50')} / {med('abs_p99')} "
+          f"| {med('cpu_mib') if not is_baseline(s) else '–'} | {med('cpu1', 1) if not is_baseline(s) else '–'} | {med('abs_p50')} / {med('abs_p99')} "
           f"| {med('fixfrac', 2) if lat_oha else '–'} "
           f"| {(med('own_p50') + ' / ' + med('own_p99')) if lat_oha else '–'} "
           f"| {med('rate') if lat_oha else '–'} |")
@@ -372,6 +513,36 @@ def main():
             med = lambda k: (f"{statistics.median(m[k]):.1f}" if m[k] else "n/a")  # noqa: E731
             p(f"| {info(s)[0]} | {name} | {med('idle')} | {med('load')} | {med('hwm')} |")
     p()
+    captured = [s for s in systems if traffic[s]]
+    if captured:
+        p("## Through the mesh (capture systems)")
+        p()
+        p("What each proxy's own metrics counted over the whole round (from `/metrics` on its metrics "
+          "listener, read before it stopped), median over rounds, against what wrk counted in its four "
+          "runs (warm-up, 10 and 1 connections at 100 B, 10 connections at 1 MiB; the curl checks and "
+          "oha add a few more). Client: outbound to the service, captured; server: inbound over "
+          "HBONE with `connection_security=\"mutual_tls\"`. Passthrough: captured connections that "
+          "did not match the service and went straight to their destination (must be 0).")
+        p()
+        p("| system | wrk requests / conns | client requests / conns | server mTLS requests / conns "
+          "| server mTLS bytes ÷ wrk bytes (L4) | passthrough conns |")
+        p("|---|---|---|---|---|---|")
+        for s in captured:
+            t = [x for x in traffic[s] if "client_requests" in x]
+            if not t:
+                p(f"| {info(s)[0]} | n/a | n/a | n/a | n/a | n/a |")
+                continue
+            med = lambda k: f"{statistics.median(x[k] for x in t):.0f}"  # noqa: E731
+            l7 = "-l7-" in base_of(s)
+            req = (lambda k: med(k)) if l7 else (lambda k: "–")  # noqa: E731
+            bytes_ratio = fmt([x["server_bytes"] / x["wrk"]["bytes"] for x in t if x["wrk"]["bytes"]], 2)
+            wrk_req = statistics.median(x["wrk"]["requests"] for x in t)
+            wrk_conns = statistics.median(x["wrk"]["conns"] for x in t)
+            p(f"| {info(s)[0]} | {wrk_req:.0f} / {wrk_conns:.0f} "
+              f"| {req('client_requests')} / {med('client_conns')} "
+              f"| {req('server_requests')} / {med('server_conns')} "
+              f"| {'–' if l7 else bytes_ratio} | {med('passthrough_conns')} |")
+        p()
     p("## Problems seen")
     p()
     if problems:
@@ -379,7 +550,9 @@ def main():
             p(f"- {line}")
     else:
         p("None: every wrk and oha run finished with zero socket errors and only 2xx responses, "
-          "and every proxy process was alive at the end of each round.")
+          "and every proxy process was alive at the end of each round"
+          + (" (capture systems: both proxies counted all of wrk's load, none passed through, "
+             "both ran unprivileged)." if captured else "."))
 
 
 if __name__ == "__main__":

@@ -1,6 +1,10 @@
 #!/usr/bin/env bash
 # Weft data-plane benchmark: direct vs HAProxy vs nginx vs Weft (one hop plaintext L7,
-# two hops HBONE mTLS at L7 and at L4), measured interleaved in the same run.
+# two hops HBONE mTLS at L7 and at L4), measured interleaved in the same run. Two
+# groups: pinned (proxy on core 0, load and backend on core 1; the one-hop comparison
+# with HAProxy and nginx) and unpinned with transparent capture on the client side
+# (`weft redirect install` in the client namespace, proxies as an unprivileged uid;
+# the layout of the shared two-hop figures), each with its own direct baseline.
 #
 #   sudo bench/run.sh                      # ROUNDS=5 DURATION=10s
 #   sudo ROUNDS=3 DURATION=5s bench/run.sh
@@ -18,7 +22,7 @@ DURATION=${DURATION:-10s}              # per load test; seconds, "10" or "10s"
 WARMUP=${WARMUP:-2s}                   # wrk warm-up before each system's first test
 LAT_RATE=${LAT_RATE:-1000}             # oha fixed rate (req/s, 1 conn) common to all systems
 LAT_FRACTION=${LAT_FRACTION:-0.25}     # second oha run: this x the system's own 1-conn max
-SYSTEMS=${SYSTEMS:-"direct haproxy nginx weft-1hop weft-2hop-l7 weft-2hop-l4"}
+SYSTEMS=${SYSTEMS:-"direct haproxy nginx weft-1hop weft-2hop-l7 weft-2hop-l4 direct-unpinned weft-2hop-l7-capture weft-2hop-l4-capture"}
 SKIP_BUILD=${SKIP_BUILD:-0}            # 1: use the existing target/release/weft as is
 WEFT_BASE=${WEFT_BASE:-}               # another weft binary: a system named "weft-...@base"
                                        # runs it, interleaved with the same system on $WEFT
@@ -29,6 +33,8 @@ SPIN=${SPIN:-0}                        # 1: keep both CPUs out of idle (SCHED_ID
                                        # to remove VM idle-wakeup latency; a diagnostic, not default
 NICE=${NICE:-0}                        # e.g. -10 on a busy shared host: applies to everything
                                        # measured (proxies, backend, load generators) alike
+PROXY_UID=${PROXY_UID:-65534}          # *-capture systems: the proxies' uid (excluded from the
+PROXY_GID=${PROXY_GID:-65534}          # redirect) and gid; must not be 0
 
 BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT_DIR=$(dirname "$BENCH_DIR")
@@ -61,11 +67,26 @@ PORT_HAPROXY=18081
 PORT_NGINX=18082
 PORT_WEFT1=18083
 PORT_WEFT2=18084
+# *-capture systems: the client proxy's capture listener (what `weft redirect install`
+# sends outbound TCP to) and both proxies' metrics listener (scraped after each round).
+PORT_CAPTURE=15001
+PORT_METRICS=15020
 
 log() { printf '[bench %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 die() { log "error: $*"; exit 1; }
 
 [[ $(id -u) -eq 0 ]] || die "run as root (network namespaces): sudo $0"
+[[ $PROXY_UID =~ ^[0-9]+$ && $PROXY_GID =~ ^[0-9]+$ && $PROXY_UID != 0 ]] ||
+    die "PROXY_UID/PROXY_GID must be numeric and PROXY_UID not 0 (its traffic is not captured)"
+
+# The capture systems' ratios are against direct measured the same way (unpinned, same
+# round): add that baseline when it was left out.
+NEED_CAPTURE=0
+for sys in $SYSTEMS; do [[ ${sys%@base} == *-capture ]] && NEED_CAPTURE=1; done
+if [[ $NEED_CAPTURE == 1 && " $SYSTEMS " != *" direct-unpinned "* ]]; then
+    SYSTEMS="direct-unpinned $SYSTEMS"
+    log "SYSTEMS: added direct-unpinned, the baseline of the capture systems"
+fi
 
 # ---------------------------------------------------------------- cleanup -----------
 PIDS=()
@@ -76,6 +97,7 @@ cleanup() {
     [[ -n $SAMPLER ]] && kill -TERM "$SAMPLER" 2>/dev/null
     for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null; done
     sleep 0.3
+    redirect_remove   # rules live in the client namespace; never leave them, even on error
     for ns in "$NS_C" "$NS_S"; do
         if ip netns list 2>/dev/null | grep -qw "$ns"; then
             # Only processes we started live in these namespaces.
@@ -390,6 +412,53 @@ settings: { drainTimeout: 1s }
 EOF
     done
 
+    # Weft, two hops with transparent capture on the client side (*-capture systems):
+    # the app (wrk, as root) dials the backend's own address; `weft redirect install`
+    # sends it to the client proxy's capture listener. The proxy routes captured
+    # connections by service VIP (anything else is passed through, outside the mesh), so
+    # the service's VIP is the backend's address and its port the one wrk dials. Both
+    # proxies run as PROXY_UID: they get their own copies of their keys, readable by it.
+    if [[ $NEED_CAPTURE == 1 ]]; then
+        local sa
+        for sa in bench-client nginx; do
+            install -m 0400 -o "$PROXY_UID" -g "$PROXY_GID" "$PKI/$sa.key" "$PKI/$sa.proxy-uid.key"
+        done
+        for proto in http tcp; do
+            cat >"$RUN/weft-2hop-$proto-capture-client.yaml" <<EOF
+workload: { name: bench-client, serviceAccount: bench-client, address: $ADDR_C }
+certificates: { cert: pki/bench-client.crt, key: pki/bench-client.proxy-uid.key, trustBundle: pki/ca.crt }
+listeners:
+  hbone: null
+  inboundCapture: null
+  outboundCapture: "127.0.0.1:$PORT_CAPTURE"
+  metrics: "127.0.0.1:$PORT_METRICS"
+  admin: "127.0.0.1:15000"
+services:
+  - name: nginx
+    vip: $ADDR_S   # the backend's own address: what wrk dials is captured as this service
+    ports: [{ port: 8080, targetPort: 8080, protocol: $proto }]
+    endpoints:
+      - { address: $ADDR_S, identity: "spiffe://cluster.local/ns/default/sa/nginx" }
+settings: { drainTimeout: 1s }
+EOF
+            cat >"$RUN/weft-2hop-$proto-capture-server.yaml" <<EOF
+workload:
+  name: nginx
+  serviceAccount: nginx
+  address: $ADDR_S
+  ports: [{ port: 8080, protocol: $proto }]
+certificates: { cert: pki/nginx.crt, key: pki/nginx.proxy-uid.key, trustBundle: pki/ca.crt }
+listeners:
+  hbone: "0.0.0.0:15008"
+  inboundCapture: null
+  outboundCapture: null
+  metrics: "127.0.0.1:$PORT_METRICS"
+  admin: "127.0.0.1:15000"
+settings: { drainTimeout: 1s }
+EOF
+        done
+    fi
+
     # wrk reporter: exact counts as one JSON line (the text summary is kept too).
     cat >"$RUN/report.lua" <<'EOF'
 done = function(summary, latency, requests)
@@ -411,18 +480,26 @@ check_configs() {
     ip netns exec "$NS_C" nginx -t -q -c "$RUN/nginx-proxy.conf" -e "$LOGS/nginx-t.log" || die "nginx proxy config invalid"
     haproxy -c -q -f "$RUN/haproxy.cfg" || die "haproxy config invalid"
     [[ $NEED_WEFT == 1 ]] || return 0
+    local as=()
     for f in "$RUN"/weft-*.yaml; do
-        "$WEFT" proxy --config "$f" --check >>"$LOGS/weft-check.log" 2>&1 ||
-            { cat "$LOGS/weft-check.log" >&2; die "weft rejected $f"; }
+        # The capture systems' configs are checked as the uid their proxies run as: it
+        # must be able to run the binary and read the config, certificates and key.
+        as=()
+        [[ $f == *-capture-* ]] && as=("${AS_PROXY_UID[@]}")
+        "${as[@]}" "$WEFT" proxy --config "$f" --check >>"$LOGS/weft-check.log" 2>&1 ||
+            { cat "$LOGS/weft-check.log" >&2; die "weft rejected $f${as:+ (run as uid $PROXY_UID: can it reach every directory of $RUN?)}"; }
     done
+    if [[ $NEED_CAPTURE == 1 && -n $WEFT_BASE ]]; then
+        "${AS_PROXY_UID[@]}" test -x "$WEFT_BASE" || die "uid $PROXY_UID cannot run $WEFT_BASE"
+    fi
     log "configs valid ($(wc -l <"$LOGS/weft-check.log") weft configs accepted, certificates loaded)"
 }
 
 # ---------------------------------------------------------------- processes ---------
 LAST_PID=""
-start_proc() {  # ns core logfile cmd...
-    local ns=$1 core=$2 logf=$3; shift 3
-    ip netns exec "$ns" taskset -c "$core" "$@" >"$logf" 2>&1 &
+start_proc() {  # ns cpus logfile cmd...   (cpus: a taskset list, "0" or "0,1")
+    local ns=$1 cpus=$2 logf=$3; shift 3
+    ip netns exec "$ns" taskset -c "$cpus" "$@" >"$logf" 2>&1 &
     LAST_PID=$!
     PIDS+=("$LAST_PID")
 }
@@ -435,6 +512,50 @@ stop_proc() {  # pid -> 0 if it was still running
     kill -KILL "$pid" 2>/dev/null || true
     wait "$pid" 2>/dev/null || true
     return $alive
+}
+
+# The capture systems' proxies run as an unprivileged uid: no capabilities, and its own
+# connections (the client proxy's HBONE dials) are the ones the redirect leaves alone.
+AS_PROXY_UID=(setpriv --reuid "$PROXY_UID" --regid "$PROXY_GID" --clear-groups)
+
+# `weft redirect` only ever runs inside the client namespace (`ip netns exec` runs
+# nothing if the namespace is gone), so the host's own rules are never touched.
+REDIRECT_BIN=""
+redirect_install() {  # weft binary
+    REDIRECT_BIN=$1
+    ip netns exec "$NS_C" "$1" redirect install --proxy-uid "$PROXY_UID" \
+        --outbound-port "$PORT_CAPTURE" --no-dns >>"$LOGS/redirect.log" 2>&1
+}
+nat_weft_rules() {  # -> the number of WEFT lines in the client namespace's nat tables
+    { ip netns exec "$NS_C" iptables-save -t nat 2>/dev/null
+      ip netns exec "$NS_C" ip6tables-save -t nat 2>/dev/null; } | grep -c WEFT || true
+}
+redirect_remove() {  # -> 0 when no WEFT rule is left in the client namespace
+    [[ $NEED_CAPTURE == 1 ]] || return 0
+    ip netns list 2>/dev/null | grep -qw "$NS_C" || return 0
+    local bin=${REDIRECT_BIN:-$WEFT}
+    [[ -x $bin ]] || bin=$WEFT
+    ip netns exec "$NS_C" "$bin" redirect remove >>"$LOGS/redirect.log" 2>&1
+    REDIRECT_BIN=""
+    [[ $(nat_weft_rules) == 0 ]]
+}
+
+# The backend is pinned to the load core; unpinned systems let it run on every CPU for
+# their round (the same nginx process, so no system gets a fresh or a warmer backend).
+BACKEND_PID=""
+BACKEND_UNPINNED=0
+backend_cpus() {  # cpu list
+    local p
+    [[ -n $BACKEND_PID ]] || return 0
+    for p in $(tree_pids "$BACKEND_PID"); do taskset -apc "$1" "$p" >/dev/null 2>&1 || true; done
+    BACKEND_UNPINNED=0
+    [[ $1 == "$LOAD_CORE" ]] || BACKEND_UNPINNED=1
+}
+
+affinity_of() {  # pid -> the cpu list of every process in its tree, e.g. "0,1 0,1"
+    local p lists=()
+    for p in $(tree_pids "$1"); do lists+=("$(taskset -pc "$p" 2>/dev/null | awk -F': ' '{print $2}')"); done
+    echo "${lists[*]}"
 }
 
 wait_http() {  # ns url [expect]; 10 s
@@ -480,7 +601,7 @@ mem_sample() {  # label entries... -> "mem LABEL NAME RSS_KB HWM_KB" per proxy
 # ---------------------------------------------------------------- load --------------
 run_wrk() {  # out conns path duration url
     local out=$1 conns=$2 path=$3 dur=$4 url=$5
-    ip netns exec "$NS_C" taskset -c "$LOAD_CORE" \
+    ip netns exec "$NS_C" taskset -c "$LOAD_CPUS" \
         wrk -t1 -c"$conns" -d"${dur}s" --timeout 5s --latency -s "$RUN/report.lua" "$url$path" \
         >"$out" 2>&1 || true
     grep -q '^WRKJSON' "$out" || { log "  wrk produced no result: $(tail -3 "$out" | tr '\n' ' ')"; }
@@ -507,12 +628,16 @@ run_with_sampler() {  # procfile label entries... -- command...
     SAMPLER=""
 }
 
-# Starts one system; sets URL and ENTRIES ("name:pid" of each proxy process).
+# Starts one system; sets URL, ENTRIES ("name:pid" of each proxy process) and LOAD_CPUS
+# (where wrk and oha run).
 URL=""
 ENTRIES=()
+LOAD_CPUS=$LOAD_CORE
+SCRAPE_METRICS=0
 start_system() {  # system round
     local sys=$1 name=$1 r=$2 pid weft=$WEFT
     ENTRIES=()
+    LOAD_CPUS=$LOAD_CORE
     if [[ $sys == *@base ]]; then
         [[ -x $WEFT_BASE ]] || die "$sys needs WEFT_BASE=<a weft binary>"
         weft=$WEFT_BASE
@@ -548,6 +673,30 @@ start_system() {  # system round
         wait_http "$NS_S" http://127.0.0.1:15000/ready || return 1
         wait_http "$NS_C" http://127.0.0.1:15000/ready || return 1
         URL="http://127.0.0.1:$PORT_WEFT2" ;;
+    direct-unpinned)
+        LOAD_CPUS=$ALL_CPUS
+        backend_cpus "$ALL_CPUS"
+        URL="http://$ADDR_S:8080" ;;
+    weft-2hop-l7-capture|weft-2hop-l4-capture)
+        # wrk dials the backend's own address, as for direct; the redirect in the client
+        # namespace sends it to the client proxy's capture listener, which routes it as
+        # service nginx (whose VIP is that address) over HBONE mTLS to the server proxy.
+        # Nothing pinned: proxies, wrk/oha and the backend share every CPU.
+        local proto=http
+        [[ $sys == weft-2hop-l4-capture ]] && proto=tcp
+        LOAD_CPUS=$ALL_CPUS
+        backend_cpus "$ALL_CPUS"
+        SCRAPE_METRICS=1
+        start_proc "$NS_S" "$ALL_CPUS" "$LOGS/r$r-$name-server.log" "${AS_PROXY_UID[@]}" \
+            env NO_COLOR=1 "$weft" proxy --config "$RUN/weft-2hop-$proto-capture-server.yaml" --workers 1
+        ENTRIES=("server:$LAST_PID")
+        start_proc "$NS_C" "$ALL_CPUS" "$LOGS/r$r-$name-client.log" "${AS_PROXY_UID[@]}" \
+            env NO_COLOR=1 "$weft" proxy --config "$RUN/weft-2hop-$proto-capture-client.yaml" --workers 1
+        ENTRIES=("client:$LAST_PID" "${ENTRIES[@]}")
+        wait_http "$NS_S" http://127.0.0.1:15000/ready || return 1
+        wait_http "$NS_C" http://127.0.0.1:15000/ready || return 1
+        redirect_install "$weft" || { log "  weft redirect install failed (see $LOGS/redirect.log)"; return 1; }
+        URL="http://$ADDR_S:8080" ;;
     *) die "unknown system $sys" ;;
     esac
     wait_http "$NS_C" "$URL/100b" || return 1
@@ -566,12 +715,22 @@ measure() {  # system round
     : >"$proc"; : >"$st"
     echo "clk_tck $(getconf CLK_TCK)" >>"$proc"
     log "round $r/$ROUNDS: $sys"
+    CUR_BASE=$base
     if ! start_system "$sys" "$r"; then
         echo "failed to start or not ready" >>"$st"
         log "  $sys did not become ready; skipped this round"
         stop_system; return
     fi
     mem_sample idle "${ENTRIES[@]}" >>"$proc"
+    local e
+    for e in "${ENTRIES[@]}" "backend:$BACKEND_PID"; do
+        echo "affinity ${e%%:*} $(affinity_of "${e#*:}")" >>"$proc"
+    done
+    echo "affinity load $LOAD_CPUS" >>"$proc"
+    for e in "${ENTRIES[@]}"; do   # what ran, as whom: the record of @base and PROXY_UID
+        echo "uid ${e%%:*} $(awk '/^Uid:/ {print $2}' "/proc/${e#*:}/status" 2>/dev/null)" >>"$proc"
+        echo "exe ${e%%:*} $(readlink "/proc/${e#*:}/exe" 2>/dev/null)" >>"$proc"
+    done
 
     # End-to-end check of both bodies before measuring anything.
     local got100 got1m
@@ -613,11 +772,11 @@ for l in open(sys.argv[1]):
         rate=$(python3 -c 'import sys; print(max(1, int(float(sys.argv[1]) * float(sys.argv[2]))))' "${max1:-0}" "$LAT_FRACTION")
         echo "$rate" >"$base-lat.rate"
         # Same fixed rate for every system: "added" latency compares like with like.
-        ip netns exec "$NS_C" taskset -c "$LOAD_CORE" \
+        ip netns exec "$NS_C" taskset -c "$LOAD_CPUS" \
             "$OHA" --no-tui -c 1 -q "$LAT_RATE" -z "${D_SEC}s" --latency-correction \
             --output-format json "$URL/100b" >"$base-latfix.oha.json" 2>"$base-latfix.oha.err" || true
         # A stated fraction of this system's own 1-connection maximum.
-        ip netns exec "$NS_C" taskset -c "$LOAD_CORE" \
+        ip netns exec "$NS_C" taskset -c "$LOAD_CPUS" \
             "$OHA" --no-tui -c 1 -q "$rate" -z "${D_SEC}s" --latency-correction \
             --output-format json "$URL/100b" >"$base-lat.oha.json" 2>"$base-lat.oha.err" || true
     fi
@@ -627,10 +786,23 @@ for l in open(sys.argv[1]):
     stop_system
 }
 
+CUR_BASE=""
 stop_system() {
     local e
+    if [[ $SCRAPE_METRICS == 1 ]]; then
+        # What each proxy counted: report.py checks that the load really went through
+        # both (a capture that passed traffic straight to the backend would not show).
+        ip netns exec "$NS_C" curl -s --max-time 2 "http://127.0.0.1:$PORT_METRICS/metrics" \
+            >"$CUR_BASE-metrics-client.txt" 2>/dev/null || true
+        ip netns exec "$NS_S" curl -s --max-time 2 "http://127.0.0.1:$PORT_METRICS/metrics" \
+            >"$CUR_BASE-metrics-server.txt" 2>/dev/null || true
+        SCRAPE_METRICS=0
+    fi
+    # Rules off before the proxies stop: the next system must not be captured.
+    [[ -z $REDIRECT_BIN ]] || redirect_remove || die "redirect rules left in $NS_C after 'weft redirect remove' (see $LOGS/redirect.log)"
     for e in "${ENTRIES[@]}"; do stop_proc "${e#*:}" || true; done
     ENTRIES=()
+    [[ $BACKEND_UNPINNED == 1 ]] && backend_cpus "$LOAD_CORE"
     sleep 0.5   # let TIME_WAIT sockets and the CPU settle
 }
 
@@ -638,6 +810,7 @@ stop_system() {
 mkdir -p "$RAW" "$LOGS" "$RUN"
 LOAD_AT_START=$(cut -d' ' -f1-3 /proc/loadavg)
 NPROC=$(nproc)   # before the harness pins itself to one core
+ALL_CPUS=$(taskset -pc $$ | awk -F': ' '{print $2}')   # what unpinned systems run on
 install_deps
 build_weft
 snapshot_weft
@@ -686,6 +859,10 @@ CPU_MODEL=$(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo)
     echo "lat_rate=$LAT_RATE"
     echo "nice=$NICE"
     echo "spin=$SPIN"
+    echo "all_cpus=$ALL_CPUS"
+    echo "proxy_core=$PROXY_CORE"
+    echo "load_core=$LOAD_CORE"
+    echo "proxy_uid=$PROXY_UID"
     echo "busiest_before=$(top -bn2 -d0.5 -w200 | awk '/^top -/ {n++} n==2 && $1 ~ /^[0-9]+$/ && c<4 {printf "%s%s %s%%", (c?", ":""), $12, $9; c++}')"
     echo "systems=$SYSTEMS"
     echo "command=$( [[ $ROUNDS != 5 || $D_SEC != 10 ]] && echo "ROUNDS=$ROUNDS DURATION=${D_SEC}s ")$( [[ $NICE != 0 ]] && echo "NICE=$NICE ")$( [[ $SPIN != 0 ]] && echo "SPIN=$SPIN ")sudo bench/run.sh"
