@@ -22,7 +22,8 @@ DURATION=${DURATION:-10s}              # per load test; seconds, "10" or "10s"
 WARMUP=${WARMUP:-2s}                   # wrk warm-up before each system's first test
 LAT_RATE=${LAT_RATE:-1000}             # oha fixed rate (req/s, 1 conn) common to all systems
 LAT_FRACTION=${LAT_FRACTION:-0.25}     # second oha run: this x the system's own 1-conn max
-SYSTEMS=${SYSTEMS:-"direct haproxy nginx weft-1hop weft-2hop-l7 weft-2hop-l4 direct-unpinned weft-2hop-l7-capture weft-2hop-l4-capture"}
+DEFAULT_SYSTEMS="direct haproxy nginx weft-1hop weft-2hop-l7 weft-2hop-l4 direct-unpinned weft-2hop-l7-capture weft-2hop-l4-capture"
+SYSTEMS=${SYSTEMS:-$DEFAULT_SYSTEMS}
 SKIP_BUILD=${SKIP_BUILD:-0}            # 1: use the existing target/release/weft as is
 WEFT_BASE=${WEFT_BASE:-}               # another weft binary: a system named "weft-...@base"
                                        # runs it, interleaved with the same system on $WEFT
@@ -865,7 +866,8 @@ CPU_MODEL=$(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo)
     echo "proxy_uid=$PROXY_UID"
     echo "busiest_before=$(top -bn2 -d0.5 -w200 | awk '/^top -/ {n++} n==2 && $1 ~ /^[0-9]+$/ && c<4 {printf "%s%s %s%%", (c?", ":""), $12, $9; c++}')"
     echo "systems=$SYSTEMS"
-    echo "command=$( [[ $ROUNDS != 5 || $D_SEC != 10 ]] && echo "ROUNDS=$ROUNDS DURATION=${D_SEC}s ")$( [[ $NICE != 0 ]] && echo "NICE=$NICE ")$( [[ $SPIN != 0 ]] && echo "SPIN=$SPIN ")sudo bench/run.sh"
+    # sudo resets the environment: the variables go after it to take effect.
+    echo "command=sudo $( [[ $SYSTEMS != "$DEFAULT_SYSTEMS" ]] && echo "SYSTEMS=\"$SYSTEMS\" ")$( [[ $ROUNDS != 5 || $D_SEC != 10 ]] && echo "ROUNDS=$ROUNDS DURATION=${D_SEC}s ")$( [[ $NICE != 0 ]] && echo "NICE=$NICE ")$( [[ $SPIN != 0 ]] && echo "SPIN=$SPIN ")bench/run.sh"
     echo "nginx=$(nginx -v 2>&1 | sed 's/^nginx version: //')"
     echo "haproxy=$(haproxy -v | awk 'NR==1 {print $3}')"
     echo "wrk=$(wrk --version 2>&1 | awk 'NR==1 {print $2}')"
