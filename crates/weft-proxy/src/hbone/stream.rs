@@ -24,7 +24,7 @@ use std::io;
 use std::pin::Pin;
 use std::task::{ready, Context, Poll};
 
-use bytes::{Buf, Bytes};
+use bytes::{Buf, Bytes, BytesMut};
 use h2::{RecvStream, SendStream};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
@@ -34,12 +34,22 @@ use super::client::Lease;
 /// hold connection window that other streams on the same connection could use.
 const MAX_WRITE_RESERVATION: usize = 1024 * 1024;
 
+/// Frames at least this large are built in the stream's reusable write buffer; smaller
+/// ones (HTTP heads, small bodies) in a fresh allocation, which the allocator hands
+/// back cache-hot from the frame freed just before. Measured: carving small frames
+/// out of one buffer cost the two-hop L7 path 3-6% (cold cache lines).
+const REUSE_WRITE_BUFFER_FROM: usize = 16 * 1024;
+
 /// A `CONNECT` stream as a byte stream: tokio `AsyncRead + AsyncWrite`, `Send`, `Unpin`.
 pub struct H2Stream {
     send: SendStream<Bytes>,
     recv: RecvStream,
     /// The rest of the last DATA frame, not yet read by the caller.
     unread: Bytes,
+    /// Where large writes are copied before h2 queues them as DATA. Each frame is split
+    /// off; once h2 has sent and dropped it, the next frame reuses the allocation, so
+    /// a bulk copy does not allocate (and fault in) fresh heap for every 32 KiB.
+    out: BytesMut,
     /// The peer ended its half of the stream.
     read_closed: bool,
     /// We sent `END_STREAM`.
@@ -57,6 +67,7 @@ impl H2Stream {
             send,
             recv,
             unread: Bytes::new(),
+            out: BytesMut::new(),
             read_closed: false,
             write_closed: false,
             _lease: None,
@@ -122,12 +133,13 @@ impl AsyncRead for H2Stream {
 
 impl H2Stream {
     /// Waits for send capacity for up to `wanted` bytes, then queues what fits as one
-    /// DATA frame built by `fill(n)`. Returns how many bytes were queued.
+    /// DATA frame: `fill(out, n)` appends exactly `n` bytes to the empty `out`. Returns
+    /// how many bytes were queued.
     fn poll_send(
         &mut self,
         cx: &mut Context<'_>,
         wanted: usize,
-        fill: impl FnOnce(usize) -> Bytes,
+        fill: impl FnOnce(&mut BytesMut, usize),
     ) -> Poll<io::Result<usize>> {
         if wanted == 0 {
             return Poll::Ready(Ok(0));
@@ -142,8 +154,9 @@ impl H2Stream {
             let capacity = self.send.capacity();
             if capacity > 0 {
                 let n = capacity.min(wanted);
+                let frame = build(&mut self.out, n, fill);
                 self.send
-                    .send_data(fill(n), false)
+                    .send_data(frame, false)
                     .map_err(|err| to_io(err, io::ErrorKind::BrokenPipe))?;
                 return Poll::Ready(Ok(n));
             }
@@ -176,7 +189,7 @@ impl AsyncWrite for H2Stream {
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
         self.get_mut()
-            .poll_send(cx, buf.len(), |n| Bytes::copy_from_slice(&buf[..n]))
+            .poll_send(cx, buf.len(), |out, n| out.extend_from_slice(&buf[..n]))
     }
 
     /// Gathers the slices into one DATA frame. Claiming vectored support matters: hyper
@@ -188,16 +201,16 @@ impl AsyncWrite for H2Stream {
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
         let total = bufs.iter().map(|b| b.len()).sum();
-        self.get_mut().poll_send(cx, total, |n| {
-            let mut out = bytes::BytesMut::with_capacity(n);
+        self.get_mut().poll_send(cx, total, |out, n| {
+            let mut left = n;
             for b in bufs {
-                let take = b.len().min(n - out.len());
+                let take = b.len().min(left);
                 out.extend_from_slice(&b[..take]);
-                if out.len() == n {
+                left -= take;
+                if left == 0 {
                     break;
                 }
             }
-            out.freeze()
         })
     }
 
@@ -233,6 +246,21 @@ impl fmt::Debug for H2Stream {
     }
 }
 
+/// One DATA frame of `n` bytes that `fill` appends: in `out` for a large frame (in place
+/// when h2 has dropped the frame split off before, else in a fresh allocation), or in
+/// its own allocation for a small one.
+fn build(out: &mut BytesMut, n: usize, fill: impl FnOnce(&mut BytesMut, usize)) -> Bytes {
+    if n < REUSE_WRITE_BUFFER_FROM {
+        let mut frame = BytesMut::with_capacity(n);
+        fill(&mut frame, n);
+        return frame.freeze();
+    }
+    out.reserve(n);
+    fill(out, n);
+    debug_assert_eq!(out.len(), n, "fill appends exactly n bytes");
+    out.split().freeze()
+}
+
 /// Maps an h2 error to the I/O error a TCP socket would give in the same situation:
 /// `reset` (ConnectionReset or BrokenPipe) for a reset stream or a closed connection.
 fn to_io(err: h2::Error, reset: io::ErrorKind) -> io::Error {
@@ -247,4 +275,38 @@ fn to_io(err: h2::Error, reset: io::ErrorKind) -> io::Error {
         io::ErrorKind::Other
     };
     io::Error::new(kind, err)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frame(out: &mut BytesMut, n: usize, byte: u8) -> Bytes {
+        build(out, n, |b, n| b.extend_from_slice(&vec![byte; n]))
+    }
+
+    #[test]
+    fn a_sent_large_frames_buffer_is_reused_and_a_queued_one_is_never_overwritten() {
+        let mut out = BytesMut::new();
+        let first = frame(&mut out, 32 * 1024, 1);
+        let start = first.as_ptr();
+        drop(first); // h2 wrote it to the connection
+        let second = frame(&mut out, 32 * 1024, 2);
+        assert_eq!(second.as_ptr(), start, "the sent frame's buffer is reused");
+
+        // Still queued in h2: the next frame must go elsewhere.
+        let third = frame(&mut out, 32 * 1024, 3);
+        assert_ne!(third.as_ptr(), second.as_ptr());
+        assert!(second.iter().all(|&x| x == 2), "a queued frame is intact");
+        assert!(third.iter().all(|&x| x == 3));
+    }
+
+    #[test]
+    fn small_frames_leave_the_write_buffer_alone() {
+        let mut out = BytesMut::new();
+        let head = frame(&mut out, 200, 7);
+        assert_eq!(head.len(), 200);
+        assert!(head.iter().all(|&x| x == 7));
+        assert_eq!(out.capacity(), 0, "no buffer kept for small writes");
+    }
 }
