@@ -286,9 +286,11 @@ impl Inbound {
             }
         }
         let mut io = Rewind::new(prefix, client);
-        match crate::transport::idle::copy_with_idle_timeout(&mut io, &mut upstream, idle).await {
-            Ok((a, b)) => conn.bytes(a + b),
-            Err(e) => tracing::debug!(error = %e, "inbound tcp ended with an error"),
+        let copied =
+            crate::transport::idle::copy_with_idle_timeout(&mut io, &mut upstream, idle).await;
+        conn.bytes(copied.bytes);
+        if let Err(e) = copied.result {
+            tracing::debug!(error = %e, "inbound tcp ended with an error");
         }
         None
     }

@@ -407,9 +407,10 @@ impl Outbound {
             }
         }
         let mut io = Rewind::new(prefix, client);
-        match idle::copy_with_idle_timeout(&mut io, &mut upstream, idle_timeout).await {
-            Ok((a, b)) => conn.bytes(a + b),
-            Err(e) => tracing::debug!(error = %e, "tcp connection ended with an error"),
+        let copied = idle::copy_with_idle_timeout(&mut io, &mut upstream, idle_timeout).await;
+        conn.bytes(copied.bytes);
+        if let Err(e) = copied.result {
+            tracing::debug!(error = %e, "tcp connection ended with an error");
         }
         drop(in_flight);
         let _ = upstream.shutdown().await;
@@ -438,10 +439,11 @@ impl Outbound {
         match tokio::time::timeout(timeout, TcpStream::connect(dst)).await {
             Ok(Ok(mut upstream)) => {
                 let _ = upstream.set_nodelay(true);
-                if let Ok((a, b)) =
-                    idle::copy_with_idle_timeout(&mut stream, &mut upstream, idle_timeout).await
-                {
-                    conn.bytes(a + b);
+                let copied =
+                    idle::copy_with_idle_timeout(&mut stream, &mut upstream, idle_timeout).await;
+                conn.bytes(copied.bytes);
+                if let Err(e) = copied.result {
+                    tracing::debug!(%dst, error = %e, "passthrough ended with an error");
                 }
             }
             Ok(Err(e)) => tracing::debug!(%dst, error = %e, "passthrough connect failed"),

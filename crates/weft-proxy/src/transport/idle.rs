@@ -59,15 +59,18 @@ impl Activity {
         Tracked {
             inner,
             activity: self.clone(),
+            written: 0,
         }
     }
 }
 
-/// A stream whose reads stamp an [`Activity`].
+/// A stream whose reads stamp an [`Activity`] and whose writes are counted.
 #[derive(Debug)]
 pub struct Tracked<S> {
     inner: S,
     activity: Activity,
+    /// Bytes the inner stream accepted.
+    written: u64,
 }
 
 impl<S: AsyncRead + Unpin> AsyncRead for Tracked<S> {
@@ -91,7 +94,11 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Tracked<S> {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write(cx, buf)
+        let polled = Pin::new(&mut self.inner).poll_write(cx, buf);
+        if let Poll::Ready(Ok(n)) = polled {
+            self.written += n as u64;
+        }
+        polled
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -103,9 +110,19 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Tracked<S> {
     }
 }
 
-/// Copies `a` ⇄ `b` until both sides finish or nothing moves for `timeout`. Returns
-/// the bytes copied each way, or `TimedOut`.
-pub async fn copy_with_idle_timeout<A, B>(a: A, b: B, timeout: Duration) -> io::Result<(u64, u64)>
+/// What a copy moved, and how it ended.
+#[derive(Debug)]
+pub struct Copied {
+    /// Bytes written to either side, counted as they were written: a copy that ends
+    /// with an error (a reset, a timeout) still reports what it moved before.
+    pub bytes: u64,
+    /// `Ok` once both sides finished; otherwise the error that ended the copy, or
+    /// `TimedOut`.
+    pub result: io::Result<()>,
+}
+
+/// Copies `a` ⇄ `b` until both sides finish or nothing moves for `timeout`.
+pub async fn copy_with_idle_timeout<A, B>(a: A, b: B, timeout: Duration) -> Copied
 where
     A: AsyncRead + AsyncWrite + Unpin,
     B: AsyncRead + AsyncWrite + Unpin,
@@ -114,12 +131,16 @@ where
     activity.touch();
     let mut a = activity.track(a);
     let mut b = activity.track(b);
-    tokio::select! {
-        r = tokio::io::copy_bidirectional_with_sizes(&mut a, &mut b, COPY_BUFFER, COPY_BUFFER) => r,
+    let result = tokio::select! {
+        r = tokio::io::copy_bidirectional_with_sizes(&mut a, &mut b, COPY_BUFFER, COPY_BUFFER) => r.map(|_| ()),
         () = activity.expired(timeout) => Err(io::Error::new(
             io::ErrorKind::TimedOut,
             format!("no traffic for {}", humantime::format_duration(timeout)),
         )),
+    };
+    Copied {
+        bytes: a.written + b.written,
+        result,
     }
 }
 
@@ -133,10 +154,10 @@ mod tests {
     async fn quiet_copy_times_out() {
         let (a, _a_peer) = tokio::io::duplex(64);
         let (b, _b_peer) = tokio::io::duplex(64);
-        let err = copy_with_idle_timeout(a, b, Duration::from_secs(5))
-            .await
-            .expect_err("must time out");
+        let copied = copy_with_idle_timeout(a, b, Duration::from_secs(5)).await;
+        let err = copied.result.expect_err("must time out");
         assert_eq!(err.kind(), io::ErrorKind::TimedOut);
+        assert_eq!(copied.bytes, 0);
     }
 
     #[tokio::test(start_paused = true)]
@@ -157,5 +178,26 @@ mod tests {
         drop(a_peer);
         drop(b_peer);
         let _ = copy.await;
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_copy_that_ends_in_an_error_still_counts_what_it_moved() {
+        let (a, mut a_peer) = tokio::io::duplex(64);
+        let (b, mut b_peer) = tokio::io::duplex(64);
+        let copy = tokio::spawn(copy_with_idle_timeout(a, b, Duration::from_secs(5)));
+        a_peer.write_all(b"hello").await.expect("write");
+        let mut got = [0u8; 5];
+        b_peer.read_exact(&mut got).await.expect("read");
+        b_peer.write_all(b"hi").await.expect("write back");
+        let mut back = [0u8; 2];
+        a_peer.read_exact(&mut back).await.expect("read back");
+        // Then nothing: the idle timeout ends the copy with an error.
+        let copied = copy.await.expect("copy task");
+        assert_eq!(
+            copied.result.expect_err("idle").kind(),
+            io::ErrorKind::TimedOut
+        );
+        assert_eq!(copied.bytes, 7, "5 bytes one way and 2 the other");
+        drop((a_peer, b_peer));
     }
 }
