@@ -47,12 +47,17 @@ BASELINES = {"direct", "direct-unpinned"}
 
 
 def base_of(system):
-    """A system "NAME@base" is NAME run with the WEFT_BASE binary (an A/B in one run)."""
-    return system[:-len("@base")] if system.endswith("@base") else system
+    """A system "NAME@base" is NAME run with the WEFT_BASE binary (an A/B in one run);
+    "NAME+wN" is NAME with N runtime threads per proxy."""
+    system = system[:-len("@base")] if system.endswith("@base") else system
+    return re.sub(r"\+w\d+$", "", system)
 
 
 def info(system):
     name, *rest = SYSTEMS_INFO.get(base_of(system), (system, "?", "?", "?"))
+    workers = re.search(r"\+w(\d+)(@base)?$", system)
+    if workers:
+        name += f", {workers.group(1)} threads per proxy"
     if system.endswith("@base"):
         name += " (WEFT_BASE binary)"
     return (name, *rest)

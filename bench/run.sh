@@ -644,6 +644,12 @@ start_system() {  # system round
         weft=$WEFT_BASE
         sys=${sys%@base}
     fi
+    # "NAME+wN": the same system with N runtime threads per proxy instead of 1.
+    local workers=1
+    if [[ $sys =~ ^(.*)\+w([0-9]+)$ ]]; then
+        sys=${BASH_REMATCH[1]}
+        workers=${BASH_REMATCH[2]}
+    fi
     case $sys in
     direct)
         URL="http://$ADDR_S:8080" ;;
@@ -658,7 +664,7 @@ start_system() {  # system round
         URL="http://127.0.0.1:$PORT_NGINX" ;;
     weft-1hop|weft-1hop-bare|weft-1hop-policies)
         start_proc "$NS_C" "$PROXY_CORE" "$LOGS/r$r-$name.log" \
-            env NO_COLOR=1 "$weft" proxy --config "$RUN/$sys.yaml" --workers 1
+            env NO_COLOR=1 "$weft" proxy --config "$RUN/$sys.yaml" --workers "$workers"
         ENTRIES=("client:$LAST_PID")
         wait_http "$NS_C" http://127.0.0.1:15000/ready || return 1
         URL="http://127.0.0.1:$PORT_WEFT1" ;;
@@ -666,10 +672,10 @@ start_system() {  # system round
         local proto=http
         [[ $sys == weft-2hop-l4 ]] && proto=tcp
         start_proc "$NS_S" "$PROXY_CORE" "$LOGS/r$r-$name-server.log" \
-            env NO_COLOR=1 "$weft" proxy --config "$RUN/weft-2hop-$proto-server.yaml" --workers 1
+            env NO_COLOR=1 "$weft" proxy --config "$RUN/weft-2hop-$proto-server.yaml" --workers "$workers"
         ENTRIES=("server:$LAST_PID")
         start_proc "$NS_C" "$PROXY_CORE" "$LOGS/r$r-$name-client.log" \
-            env NO_COLOR=1 "$weft" proxy --config "$RUN/weft-2hop-$proto-client.yaml" --workers 1
+            env NO_COLOR=1 "$weft" proxy --config "$RUN/weft-2hop-$proto-client.yaml" --workers "$workers"
         ENTRIES=("client:$LAST_PID" "${ENTRIES[@]}")
         wait_http "$NS_S" http://127.0.0.1:15000/ready || return 1
         wait_http "$NS_C" http://127.0.0.1:15000/ready || return 1
@@ -689,10 +695,10 @@ start_system() {  # system round
         backend_cpus "$ALL_CPUS"
         SCRAPE_METRICS=1
         start_proc "$NS_S" "$ALL_CPUS" "$LOGS/r$r-$name-server.log" "${AS_PROXY_UID[@]}" \
-            env NO_COLOR=1 "$weft" proxy --config "$RUN/weft-2hop-$proto-capture-server.yaml" --workers 1
+            env NO_COLOR=1 "$weft" proxy --config "$RUN/weft-2hop-$proto-capture-server.yaml" --workers "$workers"
         ENTRIES=("server:$LAST_PID")
         start_proc "$NS_C" "$ALL_CPUS" "$LOGS/r$r-$name-client.log" "${AS_PROXY_UID[@]}" \
-            env NO_COLOR=1 "$weft" proxy --config "$RUN/weft-2hop-$proto-capture-client.yaml" --workers 1
+            env NO_COLOR=1 "$weft" proxy --config "$RUN/weft-2hop-$proto-capture-client.yaml" --workers "$workers"
         ENTRIES=("client:$LAST_PID" "${ENTRIES[@]}")
         wait_http "$NS_S" http://127.0.0.1:15000/ready || return 1
         wait_http "$NS_C" http://127.0.0.1:15000/ready || return 1
