@@ -405,7 +405,10 @@ pub struct Settings {
     pub max_hbone_streams: u32,
     /// Maximum concurrent connections per listener. Default 16384.
     pub max_connections: u32,
-    /// Worker threads; 0 means one per CPU. Default 0.
+    /// Runtime threads; 0 means one per CPU. Default 1: a sidecar shares its host with
+    /// the app, and one thread spent 27% less CPU per request than two on a 2-core host
+    /// (bench/RESULTS.md, issue 15). Raise it for a proxy that must use more than one
+    /// core.
     pub worker_threads: u16,
 }
 
@@ -422,7 +425,7 @@ impl Default for Settings {
             max_concurrent_streams: 100,
             max_hbone_streams: 100,
             max_connections: 16384,
-            worker_threads: 0,
+            worker_threads: 1,
         }
     }
 }

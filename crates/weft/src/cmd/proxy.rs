@@ -36,7 +36,7 @@ pub(crate) struct Args {
     /// Validate the config (and load its certificates), print the result, and exit.
     #[arg(long)]
     check: bool,
-    /// Worker threads; overrides settings.workerThreads (0 = one per CPU).
+    /// Runtime threads; overrides settings.workerThreads (default 1; 0 = one per CPU).
     #[arg(long)]
     workers: Option<usize>,
     /// How often to check the config file for changes.
