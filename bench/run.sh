@@ -30,6 +30,7 @@ WEFT_BASE=${WEFT_BASE:-}               # another weft binary: a system named "we
 OHA_INSTALL=${OHA_INSTALL:-1}          # 0: never try `cargo install --locked oha`
 OHA_INSTALL_TIMEOUT=${OHA_INSTALL_TIMEOUT:-1200}
 KEEP_PKI=${KEEP_PKI:-0}                # 1: keep the generated keys in the output dir
+IDLE_SETTLE=${IDLE_SETTLE:-3}          # seconds between ready and the idle RSS sample
 SPIN=${SPIN:-0}                        # 1: keep both CPUs out of idle (SCHED_IDLE busy loops)
                                        # to remove VM idle-wakeup latency; a diagnostic, not default
 NICE=${NICE:-0}                        # e.g. -10 on a busy shared host: applies to everything
@@ -728,6 +729,9 @@ measure() {  # system round
         log "  $sys did not become ready; skipped this round"
         stop_system; return
     fi
+    # Idle means settled: a Weft proxy gives back its start-up code's pages 2 s after
+    # it is ready (ADR 34); every system waits the same before the sample.
+    sleep "$IDLE_SETTLE"
     mem_sample idle "${ENTRIES[@]}" >>"$proc"
     local e
     for e in "${ENTRIES[@]}" "backend:$BACKEND_PID"; do

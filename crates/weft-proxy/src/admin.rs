@@ -31,6 +31,43 @@ pub trait LogControl: Send + Sync {
     fn set(&self, filter: &str) -> Result<(), String>;
 }
 
+/// Whether the proxy is ready (`/ready` answers 200 unless draining); set once.
+#[derive(Debug, Default)]
+pub struct Readiness {
+    ready: AtomicBool,
+    became: tokio::sync::Notify,
+}
+
+impl Readiness {
+    /// Marks the proxy ready; returns whether it was not ready before.
+    pub fn set(&self) -> bool {
+        let first = !self.ready.swap(true, Ordering::AcqRel);
+        if first {
+            self.became.notify_waiters();
+        }
+        first
+    }
+
+    /// Whether the proxy is ready.
+    pub fn is_set(&self) -> bool {
+        self.ready.load(Ordering::Acquire)
+    }
+
+    /// Returns once the proxy is ready.
+    pub async fn wait(&self) {
+        loop {
+            let became = self.became.notified();
+            tokio::pin!(became);
+            // Registered before the check, so a `set` in between is not missed.
+            became.as_mut().enable();
+            if self.is_set() {
+                return;
+            }
+            became.await;
+        }
+    }
+}
+
 /// State the admin endpoints read.
 pub struct Admin {
     /// Current config.
@@ -39,8 +76,8 @@ pub struct Admin {
     pub metrics: Arc<Metrics>,
     /// Shutdown state.
     pub drain: Drain,
-    /// Set once every listener is bound.
-    pub ready: AtomicBool,
+    /// Set once every listener is bound and the config is in.
+    pub ready: Readiness,
     /// Log filter control, if the binary installed one.
     pub log: Option<Box<dyn LogControl>>,
     /// Whether `POST /shutdown` is allowed.
@@ -71,7 +108,7 @@ impl Admin {
     fn admin(&self, req: &Request<Incoming>) -> Resp {
         match (req.method(), req.uri().path()) {
             (&Method::GET, "/ready") => {
-                if self.ready.load(Ordering::Acquire) && !self.drain.is_draining() {
+                if self.ready.is_set() && !self.drain.is_draining() {
                     reply(StatusCode::OK, "text/plain", "ready\n")
                 } else {
                     reply(StatusCode::SERVICE_UNAVAILABLE, "text/plain", "not ready\n")

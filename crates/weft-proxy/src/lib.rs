@@ -24,6 +24,7 @@ pub mod error;
 pub mod hbone;
 pub mod http;
 pub mod inbound;
+pub mod memory;
 pub mod outbound;
 pub mod ratelimit;
 pub mod route;

@@ -11,7 +11,6 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -249,7 +248,7 @@ pub async fn run(options: Options, initial: Initial) -> Result<(), Error> {
         store: store.clone(),
         metrics: metrics.clone(),
         drain: drain.clone(),
-        ready: std::sync::atomic::AtomicBool::new(false),
+        ready: crate::admin::Readiness::default(),
         log: options.log,
         shutdown_enabled: options.admin_shutdown,
     });
@@ -456,7 +455,7 @@ pub async fn run(options: Options, initial: Initial) -> Result<(), Error> {
             "proxy listening; waiting for config from the control plane (/ready answers 503 until then)"
         );
     } else {
-        admin.ready.store(true, Ordering::Release);
+        admin.ready.set();
         tracing::info!(
             version = %snap.version,
             identity = ?snap.creds.as_ref().map(|c| c.identity().to_string()),
@@ -466,6 +465,7 @@ pub async fn run(options: Options, initial: Initial) -> Result<(), Error> {
         );
     }
     drop(snap);
+    release_startup_pages_once_ready(admin.clone());
 
     match &options.stop {
         Some(stop) => tokio::select! {
@@ -486,6 +486,27 @@ pub async fn run(options: Options, initial: Initial) -> Result<(), Error> {
         );
     }
     Ok(())
+}
+
+/// How long after becoming ready the start-up code's pages are released: long enough
+/// for the first config's follow-up work (health checks, the first pushes) to run.
+const RELEASE_AFTER_READY: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Once the proxy is ready, gives back the pages of code it ran only to start
+/// ([`crate::memory`], ADR 34).
+fn release_startup_pages_once_ready(admin: Arc<Admin>) {
+    tokio::spawn(async move {
+        admin.ready.wait().await;
+        tokio::time::sleep(RELEASE_AFTER_READY).await;
+        match crate::memory::release_startup_pages() {
+            Ok(released) => tracing::debug!(
+                mappings = released.mappings,
+                resident_kib = released.resident_bytes / 1024,
+                "released the start-up code's pages"
+            ),
+            Err(e) => tracing::debug!(error = %e, "cannot release the start-up code's pages"),
+        }
+    });
 }
 
 async fn wait_for_signal(drain: &Drain) {

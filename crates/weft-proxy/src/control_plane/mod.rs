@@ -33,7 +33,6 @@ pub mod xds;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -213,7 +212,7 @@ pub fn spawn(
     let sink = Arc::new(Sink::new(signer_tx, composer.clone(), metrics));
     sink.spawn_rewarm(shutdown.clone());
     if restored && (!needs_certificate || composer.has_credentials()) {
-        admin.ready.store(true, Ordering::Release);
+        admin.ready.set();
         tracing::info!("proxy ready, on the last known good config from disk");
     }
     {
@@ -237,7 +236,7 @@ pub fn spawn(
                 {
                     tracing::info!("configuration received from the control plane");
                     // `/ready` turns 200 here (unless the config from disk already did).
-                    if !admin.ready.swap(true, Ordering::AcqRel) {
+                    if admin.ready.set() {
                         tracing::info!("proxy ready");
                     }
                     return;
