@@ -7,6 +7,11 @@
 #   HOPS=2 bench/instructions.sh BINARY [BINARY…]
 #       two proxies with HBONE mTLS between them; one row per binary and proxy.
 #   POLICIES=compare bench/instructions.sh BINARY
+#   ORDER=FILE bench/instructions.sh BINARY
+#       two hops, and writes FILE: the binary's functions that run while either proxy
+#       serves (counted from ready on), those run per request first, hottest first,
+#       as the linker's symbol names — the link order of the serving code
+#       (crates/weft/symbol-order.txt; see crates/weft/build.rs, ADR 35).
 #       one binary, one hop, twice: with no policies (no routes, no outlier detection)
 #       and with a realistic set (three rules with header and path matches, retries
 #       with the budget, request and per-try timeouts, outlier detection, peak-EWMA);
@@ -48,6 +53,7 @@ N1=${N1:-200}
 N2=${N2:-2200}
 PORT_BASE=${PORT_BASE:-16000}
 HOPS=${HOPS:-1}
+[ -z "${ORDER:-}" ] || HOPS=2 # the order comes from the two-hop run
 [ $# -ge 1 ] || { echo "usage: [HOPS=2] [POLICIES=compare] $0 BINARY [BINARY…]" >&2; exit 2; }
 case $HOPS in 1 | 2) ;; *) echo "HOPS is 1 or 2, not '$HOPS'" >&2; exit 2 ;; esac
 if [ "${POLICIES:-}" = compare ] && [ "$HOPS" != 1 ]; then
@@ -90,12 +96,16 @@ import http.server, sys
 class H(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     def do_GET(self):
-        body = b"ok\n"
+        body = BIG if self.path == "/1m" else b"ok\n"
         self.send_response(200)
         self.send_header("content-length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)
+    def do_POST(self):
+        self.rfile.read(int(self.headers["content-length"]))
+        self.do_GET()
     def log_message(self, *a): pass
+BIG = bytes(range(256)) * 4096
 http.server.ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), H).serve_forever()
 PY
 cat > "$work/client.py" <<'PY'
@@ -114,6 +124,14 @@ while True:  # the proxy starts slowly under valgrind
 for _ in range(n - 1):
     c.request("GET", "/", headers={"host": host}); r = c.getresponse(); r.read()
     if r.status != 200: sys.exit(f"status {r.status}")
+# With a fourth argument: that many 1 MiB downloads and uploads too (ORDER mode, so
+# the bulk path is in the profile; the same number at N1 and N2, so it cancels).
+big = bytes(range(256)) * 4096
+for _ in range(int(sys.argv[4]) if len(sys.argv) > 4 else 0):
+    c.request("GET", "/1m", headers={"host": host}); r = c.getresponse()
+    if len(r.read()) != len(big) or r.status != 200: sys.exit("short 1 MiB download")
+    c.request("POST", "/", body=big, headers={"host": host}); r = c.getresponse(); r.read()
+    if r.status != 200: sys.exit(f"upload: status {r.status}")
 PY
 # Waits until ADDR:PORT listens (read from /proc/net/tcp, so the waiting costs the
 # measured proxy nothing) or process PID has exited.
@@ -130,6 +148,59 @@ while time.time() < deadline:
         sys.exit(f"the proxy meant to listen on {addr}:{port} exited")
     time.sleep(0.1)
 sys.exit(f"nothing listens on {addr}:{port} after 120 s")
+PY
+# Self Ir per function of BINARY's own code in two callgrind out files (N1, N2): the
+# functions whose count grew, hottest first, one linker symbol name per line.
+cat > "$work/order.py" <<'PY'
+import os, re, sys
+def costs(path, binary):
+    names, obs, ob, fn, positions, call, out = {}, {}, "", "", 1, False, {}
+    def name(spec, table):
+        m = re.match(r"\((\d+)\)(?: (.*))?$", spec)
+        if not m:
+            return spec
+        if m.group(2) is not None:
+            table[m.group(1)] = m.group(2)
+        return table[m.group(1)]
+    with open(path, errors="replace") as f:
+        for line in f:
+            if line.startswith("positions:"):
+                positions = len(line.split()) - 1
+            elif line.startswith("ob="):
+                ob = name(line[3:].rstrip("\n"), obs)
+            elif line.startswith("fn="):
+                fn = name(line[3:].rstrip("\n"), names)
+            elif line.startswith(("cfn=", "cfi=", "cob=")):
+                if line.startswith("cfn="):
+                    name(line[4:].rstrip("\n"), names)
+                elif line.startswith("cob="):
+                    name(line[4:].rstrip("\n"), obs)
+            elif line.startswith("calls="):
+                call = True
+            elif line[:1] in "0123456789+-*":
+                if call:
+                    call = False
+                elif os.path.realpath(ob) == binary:
+                    parts = line.split()
+                    if len(parts) > positions:
+                        key = re.sub(r"'\d+$", "", fn)
+                        out[key] = out.get(key, 0) + int(parts[positions])
+    return out
+# Per request first (what grew from N1 to N2, hottest first), then everything else
+# that ran while serving (first connections: handshakes, set-up), most run first.
+binary = os.path.realpath(sys.argv[1])
+grew, ran = {}, {}
+for before, after in zip(sys.argv[2::2], sys.argv[3::2]):
+    a, b = costs(before, binary), costs(after, binary)
+    for fn, ir in b.items():
+        ran[fn] = ran.get(fn, 0) + ir
+        if ir > a.get(fn, 0):
+            grew[fn] = grew.get(fn, 0) + ir - a.get(fn, 0)
+for fn, _ in sorted(grew.items(), key=lambda kv: (-kv[1], kv[0])):
+    print(fn)
+for fn, _ in sorted(ran.items(), key=lambda kv: (-kv[1], kv[0])):
+    if fn not in grew:
+        print(fn)
 PY
 # Ir and allocations of one callgrind out file (see the header), printed as "IR ALLOCS".
 # Format: `fn=` sets the current function, `cfn=` the callee of the next `calls=N …`
@@ -261,7 +332,7 @@ check() {
 }
 # under_callgrind BINARY CONFIG OUT: starts one proxy under callgrind; pid in $started.
 under_callgrind() {
-  start valgrind --tool=callgrind --callgrind-out-file="$3" --log-file="$3.log" \
+  start valgrind --tool=callgrind ${ORDER:+--demangle=no --instr-atstart=no} --callgrind-out-file="$3" --log-file="$3.log" \
     "$1" proxy --config "$2" "${proxy_args[@]}" >/dev/null 2>&1
 }
 # result OUT: sets $ir and $allocs from a finished callgrind run.
@@ -280,6 +351,11 @@ count() {
   stop "$vp"
   result "$out"
 }
+# collect_from_now PID: with ORDER, callgrind counts only from here on (the proxy is
+# ready): what runs while serving, first connections included, not start-up.
+collect_from_now() {
+  [ -z "${ORDER:-}" ] || callgrind_control --instr=on "$1" >/dev/null 2>&1
+}
 # count2 BINARY N SIDE: two hops, SIDE (client|server) under callgrind and the other
 # proxy native; sets $ir, $allocs. The server side listens before the client side starts,
 # so no request of the measured run fails.
@@ -288,13 +364,16 @@ count2() {
   if [ "$side" = server ]; then
     under_callgrind "$bin" "$work/server.yaml" "$out"; vp=$started
     python3 "$work/listening.py" 127.0.0.2 "$hbone" "$vp"
+    collect_from_now "$vp"
     start "$bin" proxy --config "$work/client.yaml" "${proxy_args[@]}" >/dev/null 2>&1; op=$started
   else
     start "$bin" proxy --config "$work/server.yaml" "${proxy_args[@]}" >/dev/null 2>&1; op=$started
     python3 "$work/listening.py" 127.0.0.2 "$hbone" "$op"
     under_callgrind "$bin" "$work/client.yaml" "$out"; vp=$started
+    python3 "$work/listening.py" 127.0.0.1 "$listen" "$vp"
+    collect_from_now "$vp"
   fi
-  python3 "$work/client.py" "$listen" "$n" api
+  python3 "$work/client.py" "$listen" "$n" api ${ORDER:+20}
   stop "$vp"
   stop "$op"
   result "$out"
@@ -317,6 +396,19 @@ if [ "${POLICIES:-}" = compare ]; then
     printf "\npolicies / bare = %.3f (instructions)", b / a
     if (c > 0) printf ", %.3f (allocations)", d / c
     printf "\n" }'
+  exit 0
+fi
+
+if [ -n "${ORDER:-}" ]; then
+  bin=$1
+  check "$bin" "$work/client.yaml" "$work/server.yaml"
+  for side in client server; do
+    count2 "$bin" "$N1" "$side"
+    count2 "$bin" "$N2" "$side"
+  done
+  python3 "$work/order.py" "$bin" "$work/cg.client.$N1" "$work/cg.client.$N2" \
+    "$work/cg.server.$N1" "$work/cg.server.$N2" >"$ORDER"
+  echo "$(wc -l <"$ORDER") symbols run while serving, per-request ones first: $ORDER"
   exit 0
 fi
 

@@ -49,8 +49,9 @@ const CONNECTION_WINDOW: u32 = 16 * 1024 * 1024;
 const MAX_FRAME_SIZE: u32 = 64 * 1024;
 
 /// Most bytes one stream may have queued for the connection to write; past it, writes
-/// wait. Bounds memory per stream while keeping a window's worth in flight.
-const SEND_BUFFER: usize = 1024 * 1024;
+/// wait. Bounds memory per stream; the peer's window, not this queue, keeps data in
+/// flight (the queue only has to cover the time the connection task takes to run).
+const SEND_BUFFER: usize = 256 * 1024;
 
 /// Largest header block we accept (DESIGN §7: 64 KiB).
 const MAX_HEADER_LIST_SIZE: u32 = 64 * 1024;

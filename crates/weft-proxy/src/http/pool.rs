@@ -44,6 +44,12 @@ pub type Dialer = Arc<dyn Fn() -> DialFuture + Send + Sync>;
 #[derive(Clone, Copy, Debug)]
 pub struct DialTime(pub std::time::Duration);
 
+/// Most an upstream HTTP/1 connection's read buffer grows to (hyper's default is about
+/// 400 KiB): room for a response head of the largest size the proxy accepts, and for
+/// body reads of a whole HBONE DATA frame. Ten connections streaming large bodies no
+/// longer hold 4 MB of read buffers (bench/RESULTS.md, 2026-12-07).
+const UPSTREAM_READ_BUFFER: usize = 64 * 1024;
+
 /// Idle HTTP/1 connections kept per endpoint.
 const MAX_IDLE: usize = 64;
 
@@ -349,7 +355,10 @@ impl Pool {
 
     async fn dial_http1(&self) -> Result<http1::SendRequest<RequestBody>, Error> {
         let io = (self.dial)().await.map_err(Error::connect)?;
-        let (sender, conn) = http1::Builder::new().handshake(TokioIo::new(io)).await?;
+        let (sender, conn) = http1::Builder::new()
+            .max_buf_size(UPSTREAM_READ_BUFFER.max(self.max_header_list as usize))
+            .handshake(TokioIo::new(io))
+            .await?;
         tokio::spawn(async move {
             if let Err(e) = conn.with_upgrades().await {
                 tracing::debug!(error = %e, "upstream HTTP/1 connection ended with an error");
