@@ -490,7 +490,7 @@ pub async fn run(options: Options, initial: Initial) -> Result<(), Error> {
 
 /// How long after becoming ready the start-up code's pages are released: long enough
 /// for the first config's follow-up work (health checks, the first pushes) to run.
-const RELEASE_AFTER_READY: std::time::Duration = std::time::Duration::from_secs(2);
+const RELEASE_AFTER_READY: Duration = Duration::from_secs(2);
 
 /// Once the proxy is ready, gives back the pages of code it ran only to start
 /// ([`crate::memory`], ADR 34).
