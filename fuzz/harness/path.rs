@@ -1,6 +1,8 @@
-// Target `path`: request paths through routing (weft_proxy::route: path,
-// authority and query matching, the prefix a rule matched) and the URL filters
-// (weft_proxy::route::filters: URLRewrite, RequestRedirect, ReplacePrefixMatch).
+// Target `path`: request paths through normalisation (weft_proxy::http::path, every
+// mode: never a panic, a result that normalises to itself and parses, no dot-segment
+// left), routing (weft_proxy::route: path, authority and query matching, the prefix a
+// rule matched) and the URL filters (weft_proxy::route::filters: URLRewrite,
+// RequestRedirect, ReplacePrefixMatch).
 // Included by fuzz_targets/path.rs and crates/weft-proxy/tests/fuzz_corpus.rs.
 
 use http::{HeaderMap, Method, Request, Uri};
@@ -44,6 +46,7 @@ pub(crate) fn run(data: &[u8]) {
     let Ok(uri) = target.parse::<Uri>() else {
         return;
     };
+    normalise(&uri);
     let matches = vec![api::RouteMatch {
         path: path_match,
         authority: Some(api::StringMatch::Prefix(authority.to_owned())),
@@ -107,6 +110,34 @@ pub(crate) fn run(data: &[u8]) {
         }
         if let Some(redirect) = &rule.redirect {
             let _ = redirect.response_location("http", authority, &uri, prefix);
+        }
+    }
+}
+
+/// Every normalisation mode over `uri`'s path: what it promises the rules and the app.
+fn normalise(uri: &Uri) {
+    use weft_proxy::http::path;
+    for mode in [
+        api::PathNormalization::None,
+        api::PathNormalization::Base,
+        api::PathNormalization::MergeSlashes,
+        api::PathNormalization::DecodeAndMergeSlashes,
+    ] {
+        let _ = path::without_params(uri.path());
+        let Ok(once) = path::normalize(uri.path(), mode) else {
+            continue;
+        };
+        let twice = path::normalize(&once, mode).expect("a normalised path normalises");
+        assert_eq!(once, twice, "normalising twice changed {:?} ({mode:?})", uri.path());
+        if mode != api::PathNormalization::None && once != "*" {
+            assert!(
+                !once.split('/').any(|s| s == "." || s == ".."),
+                "a dot-segment survived: {once:?} from {:?}",
+                uri.path()
+            );
+            let mut rebuilt = uri.clone();
+            path::normalize_uri(&mut rebuilt, mode).expect("normalises as its path did");
+            assert_eq!(rebuilt.path(), once, "the URI carries the normalised path");
         }
     }
 }

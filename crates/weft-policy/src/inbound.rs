@@ -11,19 +11,17 @@ use weft_api::pb::v1 as pb;
 use weft_api::pb_convert::mtls_mode_to_pb;
 use weft_api::proxy::MtlsMode;
 use weft_api::resource::mesh;
-use weft_api::resource::service::Spec;
-use weft_api::resource::Object;
 
-use crate::service::{self, Workload};
+use crate::service;
 
 /// One `InboundPolicy` per workload, keyed `<name>.<namespace>`.
 pub(crate) fn compile(
-    mesh_mode: mesh::MtlsMode,
-    services: &[(&Object, Spec)],
-    workloads: &[Workload<'_>],
+    cx: &crate::permission::Context<'_>,
     traffic: &[crate::traffic::Policy<'_>],
+    permissions: &[crate::permission::Permission<'_>],
 ) -> BTreeMap<String, pb::InboundPolicy> {
-    let default = mode(mesh_mode);
+    let (services, workloads) = (cx.services, cx.workloads);
+    let default = mode(cx.mesh.mtls.mode);
     workloads
         .iter()
         .map(|w| {
@@ -63,6 +61,13 @@ pub(crate) fn compile(
                     .collect(),
                 rate_limits: Vec::new(),
                 faults: Vec::new(),
+                path_normalization: path_normalization(cx.mesh.path_normalization) as i32,
+                authorization: crate::permission::for_workload(
+                    cx,
+                    permissions,
+                    namespace,
+                    &w.object.metadata.labels,
+                ),
             };
             crate::traffic::for_workload(
                 traffic,
@@ -74,6 +79,16 @@ pub(crate) fn compile(
             (name, policy)
         })
         .collect()
+}
+
+fn path_normalization(n: mesh::PathNormalization) -> pb::PathNormalization {
+    use weft_api::proxy::PathNormalization as P;
+    weft_api::pb_convert::path_normalization_to_pb(match n {
+        mesh::PathNormalization::None => P::None,
+        mesh::PathNormalization::Base => P::Base,
+        mesh::PathNormalization::MergeSlashes => P::MergeSlashes,
+        mesh::PathNormalization::DecodeAndMergeSlashes => P::DecodeAndMergeSlashes,
+    })
 }
 
 fn mode(m: mesh::MtlsMode) -> MtlsMode {

@@ -19,6 +19,7 @@ mod export;
 mod field;
 mod inbound;
 mod mesh;
+mod permission;
 mod route;
 mod service;
 mod status;
@@ -116,6 +117,7 @@ pub fn compile<'a>(objects: impl IntoIterator<Item = &'a Object>) -> Compiled {
     let mut routes = Vec::new();
     let mut policies = Vec::new();
     let mut traffic_policies = Vec::new();
+    let mut permissions = Vec::new();
     for &object in &objects {
         let Ok(key) = object.key() else { continue };
         match checked(object) {
@@ -138,6 +140,10 @@ pub fn compile<'a>(objects: impl IntoIterator<Item = &'a Object>) -> Compiled {
             Ok(Spec::FaultInjection(spec)) => {
                 traffic_policies.push(traffic::Policy::Fault(object, *spec));
             }
+            Ok(Spec::TrafficPermission(spec)) => permissions.push(permission::Permission {
+                object,
+                spec: *spec,
+            }),
             Ok(Spec::Mesh(_)) => {}
             Err(errors) => {
                 let generation = object.metadata.generation;
@@ -152,7 +158,10 @@ pub fn compile<'a>(objects: impl IntoIterator<Item = &'a Object>) -> Compiled {
                             .statuses
                             .insert(key, status::invalid_route(&errors, generation));
                     }
-                    Kind::BackendPolicy | Kind::RateLimit | Kind::FaultInjection => {
+                    Kind::BackendPolicy
+                    | Kind::RateLimit
+                    | Kind::FaultInjection
+                    | Kind::TrafficPermission => {
                         compiled
                             .statuses
                             .insert(key, status::invalid_policy(&errors, generation));
@@ -225,8 +234,21 @@ pub fn compile<'a>(objects: impl IntoIterator<Item = &'a Object>) -> Compiled {
         compiled.services.insert(name, svc);
     }
     traffic::sort(&mut traffic_policies);
-    compiled.inbound_policies =
-        inbound::compile(mesh.mtls.mode, &services, &workloads, &traffic_policies);
+    permission::sort(&mut permissions);
+    let cx = permission::Context {
+        mesh: &mesh,
+        services: &services,
+        workloads: &workloads,
+    };
+    compiled.inbound_policies = inbound::compile(&cx, &traffic_policies, &permissions);
+    for (p, status) in permissions
+        .iter()
+        .zip(permission::statuses(&cx, &permissions))
+    {
+        if let Ok(key) = p.object.key() {
+            compiled.statuses.insert(key, status);
+        }
+    }
     for (p, status) in traffic_policies
         .iter()
         .zip(traffic::statuses(&traffic_policies, &services))
@@ -255,6 +277,7 @@ enum Spec {
     BackendPolicy(Box<api::backend::Spec>),
     RateLimit(Box<api::traffic::RateLimitSpec>),
     FaultInjection(Box<api::traffic::FaultSpec>),
+    TrafficPermission(Box<api::permission::Spec>),
 }
 
 /// Validates `object` and returns its typed spec.
@@ -335,6 +358,9 @@ fn spec(object: &Object, kind: Kind, errors: &mut field::Errors) -> Option<Spec>
         Kind::FaultInjection => {
             field::parse("spec", value).map(|s| Spec::FaultInjection(Box::new(s)))
         }
+        Kind::TrafficPermission => {
+            field::parse("spec", value).map(|s| Spec::TrafficPermission(Box::new(s)))
+        }
     };
     let spec = match parsed {
         Ok(spec) => spec,
@@ -353,6 +379,7 @@ fn spec(object: &Object, kind: Kind, errors: &mut field::Errors) -> Option<Spec>
         Spec::BackendPolicy(s) => backend::validate(s, errors),
         Spec::RateLimit(s) => traffic::validate_rate_limit(s, errors),
         Spec::FaultInjection(s) => traffic::validate_fault(s, errors),
+        Spec::TrafficPermission(s) => permission::validate(s, errors),
     }
     Some(spec)
 }

@@ -1,7 +1,7 @@
 //! `Mesh`: validation, and the values compile reads from it (the trust domain and the
 //! mTLS mode).
 
-use weft_api::resource::mesh::{CaType, DefaultAction, Spec, MESH_NAME};
+use weft_api::resource::mesh::{CaType, Spec, MESH_NAME};
 use weft_api::resource::{Kind, Object};
 
 use crate::field::{self, Errors};
@@ -27,14 +27,7 @@ pub(crate) fn validate(object: &Object, spec: &Spec, errors: &mut Errors) {
             ),
         );
     }
-    if spec.default_action == DefaultAction::Deny {
-        // Accepting a security setting that nothing enforces is worse than refusing it.
-        errors.push(
-            "spec.defaultAction",
-            "\"deny\" is not enforced yet: proxies allow every authenticated mesh identity \
-             until TrafficPermission arrives; remove the field or set it to \"allow\"",
-        );
-    }
+    validate_default_actions(spec, errors);
     validate_ca(spec, errors);
     validate_dns(spec, errors);
     crate::export::validate(
@@ -43,6 +36,25 @@ pub(crate) fn validate(object: &Object, spec: &Spec, errors: &mut Errors) {
         &spec.default_export_to,
         None,
     );
+}
+
+/// Each override names a namespace (and maybe a service) once.
+fn validate_default_actions(spec: &Spec, errors: &mut Errors) {
+    let mut seen = std::collections::HashSet::new();
+    for (i, o) in spec.default_action_overrides.iter().enumerate() {
+        let path = format!("spec.defaultActionOverrides[{i}]");
+        field::label(errors, &format!("{path}.namespace"), &o.namespace);
+        if let Some(service) = &o.service {
+            field::label(errors, &format!("{path}.service"), service);
+        }
+        if !seen.insert((o.namespace.as_str(), o.service.as_deref())) {
+            let what = match &o.service {
+                Some(svc) => format!("service {}/{svc}", o.namespace),
+                None => format!("namespace {}", o.namespace),
+            };
+            errors.push(path, format!("{what} has another override above; keep one"));
+        }
+    }
 }
 
 /// The DNS domain is a DNS name, and the VIP range has room and cannot shadow
@@ -157,14 +169,32 @@ mod tests {
     const HEAD: &str = "apiVersion: weft.dev/v1alpha1\nkind: Mesh\nmetadata: { name: default }\n";
 
     #[test]
-    fn default_action_deny_is_refused_until_it_is_enforced() {
-        let errors = errors(&format!("{HEAD}spec:\n  defaultAction: deny\n"));
-        assert_eq!(errors.len(), 1, "{errors:?}");
+    fn every_default_action_is_accepted_now_that_it_is_enforced() {
+        for action in ["allow", "deny", "audit"] {
+            let yaml = format!(
+                "{HEAD}spec:\n  defaultAction: {action}\n  defaultActionOverrides:\n    - {{ namespace: shop, defaultAction: {action} }}\n"
+            );
+            assert_eq!(errors(&yaml), Vec::<String>::new(), "{action}");
+        }
+    }
+
+    #[test]
+    fn default_action_overrides_name_each_namespace_or_service_once() {
+        let yaml = format!(
+            "{HEAD}spec:\n  defaultActionOverrides:\n    - {{ namespace: shop, defaultAction: deny }}\n    - {{ namespace: shop, service: cart, defaultAction: audit }}\n    - {{ namespace: shop, defaultAction: allow }}\n    - {{ namespace: Shop, defaultAction: deny }}\n"
+        );
+        let errors = errors(&yaml);
+        assert_eq!(errors.len(), 2, "{errors:?}");
         assert!(
-            errors[0].starts_with("spec.defaultAction: \"deny\" is not enforced yet"),
+            errors[0].starts_with(
+                "spec.defaultActionOverrides[2]: namespace shop has another override above"
+            ),
             "{errors:?}"
         );
-        assert!(errors[0].contains("set it to \"allow\""), "{errors:?}");
+        assert!(
+            errors[1].starts_with("spec.defaultActionOverrides[3].namespace"),
+            "{errors:?}"
+        );
     }
 
     #[test]

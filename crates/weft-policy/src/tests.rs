@@ -7,6 +7,7 @@ use weft_api::resource::{Key, Kind, Object};
 use super::{compile, parse_documents, validate};
 
 mod backend;
+mod permission;
 mod traffic;
 
 const MESH: &str = "apiVersion: weft.dev/v1alpha1\nkind: Mesh\nmetadata: { name: default }\nspec: { trustDomain: corp.example }\n";

@@ -24,6 +24,8 @@ use crate::telemetry::{Metrics, Name};
 pub const GRPC_RESOURCE_EXHAUSTED: u32 = 8;
 /// `UNAVAILABLE`: an aborted gRPC call without a configured status.
 pub const GRPC_UNAVAILABLE: u32 = 14;
+/// `PERMISSION_DENIED`: what a gRPC call authorization refuses is told.
+pub const GRPC_PERMISSION_DENIED: u32 = 7;
 
 /// Why a request was not answered by its upstream.
 #[derive(Debug, thiserror::Error)]
@@ -105,9 +107,13 @@ pub enum Error {
         grpc_status: Option<u32>,
     },
     /// A plaintext request on a port that turned strict (mTLS only) while its
-    /// connection was open. Authorization denials (issue 16) join here.
+    /// connection was open.
     #[error("this port accepts mesh (mTLS) connections only")]
     PlaintextRefused,
+    /// Refused by authorization: a `deny` rule, or a default `deny` no `allow` rule
+    /// lifted. The answer names nothing of the policy; the proxy's log does.
+    #[error("access denied")]
+    Denied,
 }
 
 /// Who is to blame for a failure.
@@ -175,7 +181,8 @@ impl Error {
             | Self::Limit { .. }
             | Self::RateLimited { .. }
             | Self::Fault { .. }
-            | Self::PlaintextRefused => Blame::Policy,
+            | Self::PlaintextRefused
+            | Self::Denied => Blame::Policy,
         }
     }
 
@@ -196,7 +203,7 @@ impl Error {
             Self::NoRoute => StatusCode::NOT_FOUND,
             Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Fault { status, .. } => *status,
-            Self::PlaintextRefused => StatusCode::FORBIDDEN,
+            Self::PlaintextRefused | Self::Denied => StatusCode::FORBIDDEN,
         }
     }
 
@@ -220,6 +227,7 @@ impl Error {
             Self::RateLimited { .. } => "rate_limited",
             Self::Fault { .. } => "fault_abort",
             Self::PlaintextRefused => "plaintext_refused",
+            Self::Denied => "denied",
         }
     }
 
@@ -259,7 +267,10 @@ impl Error {
                 Metrics::service_event(&metrics.overflows, service, overflow.as_str());
                 tracing::debug!(service = %key, %overflow, "request refused by a connection limit");
             }
-            Self::RateLimited { .. } | Self::Fault { .. } | Self::PlaintextRefused => {
+            Self::RateLimited { .. }
+            | Self::Fault { .. }
+            | Self::PlaintextRefused
+            | Self::Denied => {
                 metrics.failure(self.label());
             }
             _ => {}
@@ -277,6 +288,7 @@ impl Error {
                 ..
             } => Some(*code),
             Self::Fault { .. } if grpc => Some(GRPC_UNAVAILABLE),
+            Self::Denied if grpc => Some(GRPC_PERMISSION_DENIED),
             _ => None,
         };
         let mut resp = match grpc_status {
@@ -402,6 +414,7 @@ mod tests {
             (Error::RateLimited { retry_after_secs: 1 }, Policy, 429, "rate_limited", Retry::Never, false),
             (Error::Fault { status: StatusCode::IM_A_TEAPOT, grpc_status: None }, Policy, 418, "fault_abort", Retry::Never, false),
             (Error::PlaintextRefused, Policy, 403, "plaintext_refused", Retry::Never, false),
+            (Error::Denied, Policy, 403, "denied", Retry::Never, false),
         ];
         for (error, blame, status, label, retry, outlier) in table {
             let name = format!("{error:?}");
@@ -433,11 +446,13 @@ mod tests {
     }
 
     #[test]
-    fn grpc_requests_get_grpc_refusals_only_from_rate_limits_and_faults() {
+    fn grpc_requests_get_grpc_refusals_from_rate_limits_faults_and_denials() {
         #[rustfmt::skip]
         let table: Vec<(Error, bool, Option<&str>, u16)> = vec![
             (Error::RateLimited { retry_after_secs: 1 }, true, Some("8"), 200),
             (Error::RateLimited { retry_after_secs: 1 }, false, None, 429),
+            (Error::Denied, true, Some("7"), 200),
+            (Error::Denied, false, None, 403),
             (Error::Fault { status: StatusCode::SERVICE_UNAVAILABLE, grpc_status: None }, true, Some("14"), 200),
             (Error::Fault { status: StatusCode::SERVICE_UNAVAILABLE, grpc_status: Some(4) }, false, Some("4"), 200),
             (Error::Connect("refused".into()), true, None, 503),

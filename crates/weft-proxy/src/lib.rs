@@ -16,6 +16,7 @@
 //! it all together for the `weft proxy` command.
 
 pub mod admin;
+pub mod authz;
 pub mod backoff;
 pub mod control_plane;
 pub mod dns;

@@ -167,6 +167,11 @@ impl TryFrom<&pb::InboundPolicy> for proxy::InboundPolicy {
                 .enumerate()
                 .map(|(i, f)| fault(&format!("faults[{i}]"), f))
                 .collect::<Result<_, Error>>()?,
+            authorization: super::authorization::authorization(
+                "authorization",
+                p.authorization.as_ref(),
+            )?,
+            path_normalization: path_normalization("pathNormalization", p.path_normalization)?,
         })
     }
 }
@@ -186,6 +191,8 @@ impl From<&proxy::InboundPolicy> for pb::InboundPolicy {
                 .collect(),
             rate_limits: p.rate_limits.iter().map(rate_limit_to_pb).collect(),
             faults: p.faults.iter().map(fault_to_pb).collect(),
+            authorization: super::authorization_to_pb(&p.authorization),
+            path_normalization: path_normalization_to_pb(p.path_normalization) as i32,
         }
     }
 }
@@ -195,6 +202,35 @@ pub fn mtls_mode_to_pb(mode: proxy::MtlsMode) -> pb::MtlsMode {
     match mode {
         proxy::MtlsMode::Strict => pb::MtlsMode::Strict,
         proxy::MtlsMode::Permissive => pb::MtlsMode::Permissive,
+    }
+}
+
+/// The wire form of a path normalisation.
+pub fn path_normalization_to_pb(n: proxy::PathNormalization) -> pb::PathNormalization {
+    match n {
+        proxy::PathNormalization::None => pb::PathNormalization::None,
+        proxy::PathNormalization::Base => pb::PathNormalization::Base,
+        proxy::PathNormalization::MergeSlashes => pb::PathNormalization::MergeSlashes,
+        proxy::PathNormalization::DecodeAndMergeSlashes => {
+            pb::PathNormalization::DecodeAndMergeSlashes
+        }
+    }
+}
+
+fn path_normalization(path: &str, value: i32) -> Result<proxy::PathNormalization, Error> {
+    match pb::PathNormalization::try_from(value) {
+        Ok(pb::PathNormalization::None) => Ok(proxy::PathNormalization::None),
+        Ok(pb::PathNormalization::Base) => Ok(proxy::PathNormalization::Base),
+        Ok(pb::PathNormalization::MergeSlashes) => Ok(proxy::PathNormalization::MergeSlashes),
+        Ok(pb::PathNormalization::DecodeAndMergeSlashes) => {
+            Ok(proxy::PathNormalization::DecodeAndMergeSlashes)
+        }
+        Err(_) => Err(Error::new(
+            path,
+            format!(
+                "unknown path normalisation {value} (a newer control plane? upgrade this proxy)"
+            ),
+        )),
     }
 }
 

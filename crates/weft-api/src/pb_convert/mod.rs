@@ -17,6 +17,7 @@ use std::time::Duration;
 use crate::pb::v1 as pb;
 use crate::proxy::{self, FieldError};
 
+mod authorization;
 mod backend;
 mod inbound;
 mod route;
@@ -24,9 +25,10 @@ mod service;
 #[cfg(test)]
 mod tests;
 
+pub use authorization::{authorization_to_pb, default_action_to_pb, permission_to_pb};
 pub use backend::policy_to_pb;
-pub use inbound::{fault_to_pb, mtls_mode_to_pb, rate_limit_to_pb};
-pub use route::{route_table_to_pb, route_tables_from_pb};
+pub use inbound::{fault_to_pb, mtls_mode_to_pb, path_normalization_to_pb, rate_limit_to_pb};
+pub use route::{key_value_to_pb, route_table_to_pb, route_tables_from_pb};
 pub use service::{load_balancer_to_pb, protocol_to_pb};
 
 /// A wire resource field that cannot be used.

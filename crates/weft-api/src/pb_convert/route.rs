@@ -163,7 +163,8 @@ fn string_match_to_pb(m: &proxy::StringMatch) -> pb::StringMatch {
     }
 }
 
-fn key_value_to_pb(kv: &proxy::KeyValueMatch) -> pb::KeyValueMatch {
+/// The wire form of a header or query match.
+pub fn key_value_to_pb(kv: &proxy::KeyValueMatch) -> pb::KeyValueMatch {
     pb::KeyValueMatch {
         name: kv.name.clone(),
         value: Some(string_match_to_pb(&kv.value)),
@@ -417,16 +418,7 @@ pub(super) fn route_match(path: &str, m: &pb::RouteMatch) -> Result<proxy::Route
         items
             .iter()
             .enumerate()
-            .map(|(i, kv)| {
-                let kpath = format!("{path}.{field}[{i}]");
-                if kv.name.is_empty() {
-                    return Err(Error::new(format!("{kpath}.name"), "must not be empty"));
-                }
-                Ok(proxy::KeyValueMatch {
-                    name: kv.name.clone(),
-                    value: string_match(&format!("{kpath}.value"), kv.value.as_ref())?,
-                })
-            })
+            .map(|(i, kv)| key_value(&format!("{path}.{field}[{i}]"), kv))
             .collect::<Result<Vec<_>, Error>>()
     };
     Ok(proxy::RouteMatch {
@@ -451,6 +443,17 @@ pub(super) fn route_match(path: &str, m: &pb::RouteMatch) -> Result<proxy::Route
         method: (!m.method.is_empty()).then(|| m.method.clone()),
         headers: key_values("headers", &m.headers)?,
         query: key_values("query", &m.query)?,
+    })
+}
+
+/// A header or query match at `path`.
+pub(super) fn key_value(path: &str, kv: &pb::KeyValueMatch) -> Result<proxy::KeyValueMatch, Error> {
+    if kv.name.is_empty() {
+        return Err(Error::new(format!("{path}.name"), "must not be empty"));
+    }
+    Ok(proxy::KeyValueMatch {
+        name: kv.name.clone(),
+        value: string_match(&format!("{path}.value"), kv.value.as_ref())?,
     })
 }
 

@@ -242,6 +242,8 @@ fn inbound_policy_round_trips_and_refuses_unknown_modes_by_path() {
         ports: BTreeMap::from([(8080, proxy::MtlsMode::Permissive)]),
         rate_limits: Vec::new(),
         faults: Vec::new(),
+        authorization: proxy::Authorization::default(),
+        path_normalization: proxy::PathNormalization::Base,
     };
     let wire = pb::InboundPolicy::from(&policy);
     assert_eq!(proxy::InboundPolicy::try_from(&wire), Ok(policy));
@@ -259,4 +261,84 @@ fn inbound_policy_round_trips_and_refuses_unknown_modes_by_path() {
         .expect_err("duplicate port")
         .to_string()
         .starts_with("ports[1].port: port 8080 is listed twice"));
+}
+
+fn authorization() -> proxy::Authorization {
+    serde_saphyr::from_str(
+        r#"
+defaultAction: deny
+ports: { 9090: audit }
+rules:
+  - action: deny
+    ports: [8080]
+    from: [{ identity: "spiffe://cluster.local/ns/shop/*" }, { unauthenticated: true }]
+    to:
+      - paths: [{ type: PathPrefix, value: /admin, ignoreCase: true }, { type: Glob, value: "/a/*/b" }]
+        methods: [POST]
+        hosts: ["*.example.com"]
+        headers: [{ name: x-role, value: { exact: guest } }]
+        grpc: [{ service: shop.v1.Catalog, method: Delete }, { method: Get }]
+    source: TrafficPermission/shop/no-admin
+    rule: 2
+  - from: [{ identity: "*" }]
+"#,
+    )
+    .expect("yaml")
+}
+
+#[test]
+fn authorization_round_trips_and_is_absent_when_default() {
+    let a = authorization();
+    let policy = proxy::InboundPolicy {
+        authorization: a.clone(),
+        ..proxy::InboundPolicy::default()
+    };
+    let wire = pb::InboundPolicy::from(&policy);
+    assert!(wire.authorization.is_some());
+    assert_eq!(
+        proxy::InboundPolicy::try_from(&wire)
+            .expect("valid")
+            .authorization,
+        a
+    );
+    let open = pb::InboundPolicy::from(&proxy::InboundPolicy::default());
+    assert_eq!(open.authorization, None);
+}
+
+#[test]
+fn authorization_from_a_newer_control_plane_is_refused_by_path() {
+    type Mutation = fn(&mut pb::Authorization);
+    let cases: Vec<(Mutation, &str)> = vec![
+        (|a| a.default_action = 9, "authorization.defaultAction"),
+        (|a| a.rules[0].action = 9, "authorization.rules[0].action"),
+        (|a| a.ports[0].action = 9, "authorization.ports[0].action"),
+        (
+            |a| a.rules[0].from[0].kind = None,
+            "authorization.rules[0].from[0]",
+        ),
+        (
+            |a| a.rules[0].to[0].paths[0].kind = None,
+            "authorization.rules[0].to[0].paths[0]",
+        ),
+        (
+            |a| {
+                a.rules[0].to[0].paths[0].kind =
+                    Some(pb::path_pattern::Kind::Exact("admin".into()));
+            },
+            "authorization.rules[0].to[0].paths[0]",
+        ),
+        (
+            |a| a.rules[0].ports[0] = 70_000,
+            "authorization.rules[0].ports[0]",
+        ),
+    ];
+    for (mutate, path) in cases {
+        let mut wire = pb::InboundPolicy::from(&proxy::InboundPolicy {
+            authorization: authorization(),
+            ..proxy::InboundPolicy::default()
+        });
+        mutate(wire.authorization.as_mut().expect("set"));
+        let err = proxy::InboundPolicy::try_from(&wire).expect_err(path);
+        assert_eq!(err.path, path, "{err}");
+    }
 }

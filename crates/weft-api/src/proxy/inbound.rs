@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::{Config, RouteMatch};
+use super::{Authorization, Config, RouteMatch};
 
 /// The inbound side's behaviour: which connections it accepts, and what it tells the
 /// app about the caller.
@@ -31,6 +31,11 @@ pub struct Inbound {
     /// control plane, from `FaultInjection` objects.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub faults: Vec<Fault>,
+    /// Who may call this workload, and with which requests. Default: every caller
+    /// the port's mTLS mode admits. With a control plane, from `TrafficPermission`
+    /// objects and `Mesh.spec.defaultAction`.
+    #[serde(default, skip_serializing_if = "Authorization::is_default")]
+    pub authorization: Authorization,
 }
 
 /// A local rate limit: a token bucket over matching requests.
@@ -153,6 +158,12 @@ pub struct InboundPolicy {
     /// Injected faults.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub faults: Vec<Fault>,
+    /// Authorization.
+    #[serde(default, skip_serializing_if = "Authorization::is_default")]
+    pub authorization: Authorization,
+    /// How this workload's proxy normalises request paths (`settings.pathNormalization`).
+    #[serde(default, skip_serializing_if = "super::PathNormalization::is_default")]
+    pub path_normalization: super::PathNormalization,
 }
 
 impl InboundPolicy {
@@ -162,6 +173,8 @@ impl InboundPolicy {
         config.inbound.mtls = self.mtls;
         config.inbound.rate_limits.clone_from(&self.rate_limits);
         config.inbound.faults.clone_from(&self.faults);
+        config.inbound.authorization.clone_from(&self.authorization);
+        config.settings.path_normalization = self.path_normalization;
         for port in &mut config.workload.ports {
             port.mtls = self.ports.get(&port.port).copied();
         }

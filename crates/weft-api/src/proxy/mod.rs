@@ -16,11 +16,16 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+mod authorization;
 mod inbound;
 mod route;
 mod service;
 mod validate;
 
+pub use authorization::{
+    Action, Authorization, DefaultAction, GrpcMethod, Operation, PathPattern, PathPatternType,
+    Permission, Principal,
+};
 pub use inbound::{Fault, FaultAbort, FaultDelay, Inbound, InboundPolicy, MtlsMode, RateLimit};
 pub use route::{
     Backend, HeaderEdits, KeyValueMatch, Mirror, PathMatch, PathRewrite, Redirect, Retry, Rewrite,
@@ -410,6 +415,47 @@ pub struct Settings {
     /// (bench/RESULTS.md, issue 15). Raise it for a proxy that must use more than one
     /// core.
     pub worker_threads: u16,
+    /// How request paths are normalised before routing, authorization and
+    /// forwarding (`docs/policies/path-normalization.md`). Default `mergeSlashes`. With a
+    /// control plane, `Mesh.spec.pathNormalization` replaces it.
+    pub path_normalization: PathNormalization,
+}
+
+/// How request paths are normalised: what routes and permissions compare and what
+/// the app receives.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum PathNormalization {
+    /// As sent.
+    None,
+    /// Dot-segments removed, unreserved escapes decoded, and what apps read in
+    /// different ways (`%2F`, `%5C`, escaped dot-segments, double escapes of `.`, `/`,
+    /// `\` and `%`, `..;`, `\`, control bytes, escapes that are not UTF-8) refused
+    /// with 400.
+    Base,
+    /// `base`, and runs of `/` merged into one (as nginx and most servers read them).
+    #[default]
+    MergeSlashes,
+    /// `mergeSlashes`, with `%2F`, `%5C` and `\` decoded to `/` first.
+    DecodeAndMergeSlashes,
+}
+
+impl PathNormalization {
+    /// Whether it is the default, `mergeSlashes`.
+    #[allow(clippy::trivially_copy_pass_by_ref)] // serde's skip_serializing_if signature
+    pub fn is_default(&self) -> bool {
+        *self == Self::default()
+    }
+
+    /// The name as written in config.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::None => "none",
+            Self::Base => "base",
+            Self::MergeSlashes => "mergeSlashes",
+            Self::DecodeAndMergeSlashes => "decodeAndMergeSlashes",
+        }
+    }
 }
 
 impl Default for Settings {
@@ -426,6 +472,7 @@ impl Default for Settings {
             max_hbone_streams: 100,
             max_connections: 16384,
             worker_threads: 1,
+            path_normalization: PathNormalization::MergeSlashes,
         }
     }
 }

@@ -34,11 +34,26 @@ pub struct Spec {
     /// Mutual TLS between proxies. Default: `mode: strict`.
     #[serde(default)]
     pub mtls: Mtls,
-    /// What happens to a request no `TrafficPermission` speaks about. Default `allow`
-    /// (any authenticated mesh identity). `deny` is refused until authorization
-    /// enforces it.
+    /// What a request gets when no `TrafficPermission` allows it: `allow` (every
+    /// caller the port's mTLS mode admits), `deny` (HTTP 403, gRPC
+    /// `PERMISSION_DENIED`, or the connection closed), or `audit` (served, and logged
+    /// and counted as a denial would be: the dry run of `deny`). Default `allow`.
     #[serde(default)]
     pub default_action: DefaultAction,
+    /// Other default actions for some namespaces or services, for a gradual rollout
+    /// (`[{namespace: shop, defaultAction: deny}]`). The most specific entry applies
+    /// (a service's over its namespace's over the mesh's); where two services of one
+    /// workload port disagree, the strictest wins (`deny` over `audit` over `allow`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub default_action_overrides: Vec<DefaultActionOverride>,
+    /// How proxies normalise request paths before routing, authorization and
+    /// forwarding: `none`, `base` (dot-segments removed, unreserved escapes decoded,
+    /// ambiguous forms such as `%2F`, `..;` or `\\` refused with 400), `mergeSlashes`
+    /// (`base`, and `//` merged, as most servers read it) or `decodeAndMergeSlashes`
+    /// (`%2F` and `%5C` decoded to `/`, then merged). Default `mergeSlashes`
+    /// (`docs/policies/path-normalization.md`).
+    #[serde(default)]
+    pub path_normalization: PathNormalization,
     /// Where workload certificates come from. Default: `type: builtin`.
     #[serde(default)]
     pub ca: Ca,
@@ -65,6 +80,8 @@ impl Default for Spec {
             trust_domain: default_trust_domain(),
             mtls: Mtls::default(),
             default_action: DefaultAction::default(),
+            default_action_overrides: Vec::new(),
+            path_normalization: PathNormalization::default(),
             ca: Ca::default(),
             dns: Dns::default(),
             default_export_to: default_export_to(),
@@ -142,11 +159,45 @@ pub enum MtlsMode {
 )]
 #[serde(rename_all = "camelCase")]
 pub enum DefaultAction {
-    /// Allow authenticated mesh identities.
+    /// Served.
     #[default]
     Allow,
-    /// Deny unless a permission allows.
+    /// Refused unless a permission allows it.
     Deny,
+    /// Served; logged and counted as a denial would be.
+    Audit,
+}
+
+/// `Mesh.spec.pathNormalization`.
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema,
+)]
+#[serde(rename_all = "camelCase")]
+pub enum PathNormalization {
+    /// As sent.
+    None,
+    /// Dot-segments removed, unreserved escapes decoded, ambiguous forms refused.
+    Base,
+    /// `base`, and runs of `/` merged.
+    #[default]
+    MergeSlashes,
+    /// `%2F`, `%5C` and `\\` decoded to `/`, then `mergeSlashes`.
+    DecodeAndMergeSlashes,
+}
+
+/// `Mesh.spec.defaultActionOverrides[]`: the default action of one namespace, or of one
+/// service's workloads.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct DefaultActionOverride {
+    /// The namespace.
+    pub namespace: String,
+    /// A service of that namespace: only its workloads, on its target ports. Default:
+    /// every workload of the namespace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service: Option<String>,
+    /// Their default action.
+    pub default_action: DefaultAction,
 }
 
 /// `Mesh.spec.ca`.

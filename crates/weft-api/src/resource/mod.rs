@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 
 pub mod backend;
 pub mod mesh;
+pub mod permission;
 pub mod route;
 pub mod service;
 pub mod traffic;
@@ -49,11 +50,13 @@ pub enum Kind {
     RateLimit,
     /// Delays and aborts a service's workloads inject (chaos testing).
     FaultInjection,
+    /// Who may call a service's workloads, with which requests.
+    TrafficPermission,
 }
 
 impl Kind {
     /// Every kind, in the order the CLI lists them.
-    pub const ALL: [Kind; 9] = [
+    pub const ALL: [Kind; 10] = [
         Kind::Mesh,
         Kind::Service,
         Kind::Workload,
@@ -63,6 +66,7 @@ impl Kind {
         Kind::BackendPolicy,
         Kind::RateLimit,
         Kind::FaultInjection,
+        Kind::TrafficPermission,
     ];
 
     /// The `kind` field value, e.g. `HTTPRoute`.
@@ -77,6 +81,7 @@ impl Kind {
             Kind::BackendPolicy => "BackendPolicy",
             Kind::RateLimit => "RateLimit",
             Kind::FaultInjection => "FaultInjection",
+            Kind::TrafficPermission => "TrafficPermission",
         }
     }
 
@@ -92,6 +97,7 @@ impl Kind {
             Kind::BackendPolicy => "backendpolicies",
             Kind::RateLimit => "ratelimits",
             Kind::FaultInjection => "faultinjections",
+            Kind::TrafficPermission => "trafficpermissions",
         }
     }
 
@@ -103,7 +109,8 @@ impl Kind {
             | Kind::Workload
             | Kind::BackendPolicy
             | Kind::RateLimit
-            | Kind::FaultInjection => WEFT_API_VERSION,
+            | Kind::FaultInjection
+            | Kind::TrafficPermission => WEFT_API_VERSION,
             Kind::HttpRoute | Kind::GrpcRoute => GATEWAY_API_VERSION,
             Kind::TcpRoute => GATEWAY_API_ALPHA_VERSION,
         }
@@ -117,7 +124,8 @@ impl Kind {
             | Kind::Workload
             | Kind::BackendPolicy
             | Kind::RateLimit
-            | Kind::FaultInjection => &[WEFT_API_VERSION],
+            | Kind::FaultInjection
+            | Kind::TrafficPermission => &[WEFT_API_VERSION],
             Kind::HttpRoute | Kind::GrpcRoute => &[GATEWAY_API_VERSION],
             Kind::TcpRoute => &[GATEWAY_API_ALPHA_VERSION, GATEWAY_API_VERSION],
         }
@@ -148,6 +156,7 @@ impl Kind {
             Kind::BackendPolicy => &["bp"],
             Kind::RateLimit => &["rl"],
             Kind::FaultInjection => &["fault", "faults"],
+            Kind::TrafficPermission => &["tp", "permission", "permissions"],
             Kind::GrpcRoute | Kind::TcpRoute => &[],
         }
     }
@@ -162,7 +171,7 @@ impl fmt::Display for Kind {
 /// Error for an unknown kind name.
 #[derive(Debug, thiserror::Error)]
 #[error(
-    "unknown kind {0:?} (expected one of Mesh, Service, Workload, HTTPRoute, GRPCRoute, TCPRoute, BackendPolicy, RateLimit, FaultInjection)"
+    "unknown kind {0:?} (expected one of Mesh, Service, Workload, HTTPRoute, GRPCRoute, TCPRoute, BackendPolicy, RateLimit, FaultInjection, TrafficPermission)"
 )]
 pub struct UnknownKind(pub String);
 

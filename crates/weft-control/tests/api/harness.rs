@@ -324,6 +324,10 @@ pub(crate) fn spec(kind: Kind) -> Value {
             "targetRefs": [{"kind": "Service", "name": "web"}],
             "abort": {"percent": 1.0}
         }),
+        Kind::TrafficPermission => json!({
+            "targetRefs": [{"kind": "Service", "name": "web"}],
+            "rules": [{"from": [{"namespace": "default"}]}]
+        }),
     }
 }
 
@@ -352,6 +356,11 @@ pub(crate) fn other_spec(kind: Kind) -> Value {
         Kind::FaultInjection => json!({
             "targetRefs": [{"kind": "Service", "name": "web"}],
             "delay": {"percent": 5.0, "fixedDelay": "1s"}
+        }),
+        Kind::TrafficPermission => json!({
+            "targetRefs": [{"kind": "Service", "name": "web"}],
+            "action": "deny",
+            "rules": [{"to": [{"paths": [{"type": "PathPrefix", "value": "/admin"}]}]}]
         }),
     }
 }

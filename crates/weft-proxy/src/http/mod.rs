@@ -10,6 +10,7 @@
 pub mod body;
 pub mod forward;
 pub mod headers;
+pub mod path;
 pub mod pool;
 pub mod request_body;
 pub mod server;

@@ -30,6 +30,7 @@ use tokio::net::TcpStream;
 use weft_api::proxy::MtlsMode;
 use weft_tls::SpiffeId;
 
+use crate::authz::Traffic;
 use crate::drain::Drain;
 use crate::hbone::Accepted;
 use crate::http::body::Body;
@@ -63,7 +64,9 @@ impl Inbound {
     }
 
     /// Decides whether a CONNECT to `target` may proceed: it must address this
-    /// workload and one of its declared ports.
+    /// workload and one of its declared ports, and the workload's authorization must
+    /// not refuse `peer` on that port whatever it sends (403, with the reason in this
+    /// proxy's log).
     pub fn authorize(&self, peer: &SpiffeId, target: SocketAddr) -> Result<(), StatusCode> {
         let snap = self.store.load();
         let w = &snap.config.workload;
@@ -76,6 +79,19 @@ impl Inbound {
             tracing::warn!(%peer, %target, "CONNECT to a port the workload does not serve");
             self.metrics.failure("unknown_port");
             return Err(StatusCode::NOT_FOUND);
+        }
+        if !snap.authorization().is_open() {
+            let caller = peer.to_string();
+            let port = target.port();
+            if !stage::authorize::connection(
+                &snap,
+                Some(&caller),
+                port,
+                Traffic::Connect,
+                &self.metrics,
+            ) {
+                return Err(StatusCode::FORBIDDEN);
+            }
         }
         Ok(())
     }
@@ -112,6 +128,14 @@ impl Inbound {
                 Some(("unknown_port", "a port the workload does not serve"))
             } else if snap.config.port_mtls(target.port()) != MtlsMode::Permissive {
                 Some(("plaintext_refused", "a strict port (mTLS only)"))
+            } else if !stage::authorize::connection(
+                &snap,
+                None,
+                target.port(),
+                Traffic::Connect,
+                &self.metrics,
+            ) {
+                Some(("denied", "a port that refuses unauthenticated callers"))
             } else {
                 None
             }
@@ -159,6 +183,23 @@ impl Inbound {
         );
         let app = SocketAddr::new(snap.config.workload.app_address, target.port());
         let caller = Arc::new(Caller::new(&snap, peer));
+        // Opaque TCP has no requests to decide one by one: the connection is decided
+        // now, before the app sees a byte (a silent client is treated as TCP).
+        let opaque = !matches!(
+            outcome.detected,
+            Detected::Http1 | Detected::Http2 | Detected::Malformed(_)
+        );
+        if opaque
+            && !stage::authorize::connection(
+                &snap,
+                caller.key(),
+                target.port(),
+                Traffic::Tcp,
+                &self.metrics,
+            )
+        {
+            return;
+        }
         drop(snap);
         if outcome.detected == Detected::Silent {
             // Connect first; whichever side speaks first decides (a slow HTTP client
@@ -213,10 +254,12 @@ impl Inbound {
     ) -> Response<Body> {
         let started = Instant::now();
         let snap = self.store.load();
-        if let Err(refused) = stage::authorize::authorize(&snap, caller, app.port()) {
+        if let Err(refused) =
+            stage::authorize::authorize(&snap, caller, app.port(), &mut req, &self.metrics)
+        {
             // Refused before the request is the app's: not counted as one of its.
             refused.record(&self.metrics, &snap.workload_label);
-            return refused.into_response(false);
+            return refused.into_response(stage::respond::is_grpc(&req));
         }
         let traffic = snap.inbound_traffic();
         let grpc = traffic.is_active() && stage::respond::is_grpc(&req);

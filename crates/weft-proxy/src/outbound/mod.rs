@@ -269,7 +269,7 @@ impl Outbound {
     /// the reply answers either way.
     async fn request(
         &self,
-        req: Request<RequestBody>,
+        mut req: Request<RequestBody>,
         key: &str,
         port: u16,
         http2: bool,
@@ -282,6 +282,10 @@ impl Outbound {
         let table = snap.routes(&parent);
         let mut reply = Reply::new(&self.metrics, &parent.service.label, started);
         let result = async {
+            // One path for routing and the destination: the one the destination
+            // authorises (docs/policies/path-normalization.md).
+            crate::http::path::normalize_uri(req.uri_mut(), snap.settings().path_normalization)
+                .map_err(|refusal| Error::BadRequest(format!("refused path: {refusal}")))?;
             let mut authority = authority(&req);
             let (rule, backend) = match stage::route::route(&table, &req, authority.as_ref())? {
                 Routed::Forward { rule, backend } => (rule, backend),

@@ -121,8 +121,9 @@ struct Match {
     query: Vec<(String, Text)>,
 }
 
+/// A compiled string condition (exact, prefix or anchored regex).
 #[derive(Debug)]
-enum Text {
+pub(crate) enum Text {
     Exact(String),
     Prefix(String),
     Regex(Regex),
@@ -385,7 +386,7 @@ impl Match {
 /// needs 4 MB and is refused when the route is applied.
 pub const REGEX_SIZE_LIMIT: usize = 2 * 1024 * 1024;
 
-fn anchored(pattern: &str) -> Result<Regex, Error> {
+pub(crate) fn anchored(pattern: &str) -> Result<Regex, Error> {
     regex::RegexBuilder::new(&format!("^(?:{pattern})$"))
         .size_limit(REGEX_SIZE_LIMIT)
         .build()
@@ -396,7 +397,7 @@ fn anchored(pattern: &str) -> Result<Regex, Error> {
 }
 
 impl Text {
-    fn compile(m: &StringMatch) -> Result<Self, Error> {
+    pub(crate) fn compile(m: &StringMatch) -> Result<Self, Error> {
         Ok(match m {
             StringMatch::Exact(s) => Self::Exact(s.clone()),
             StringMatch::Prefix(s) => Self::Prefix(s.clone()),
@@ -404,7 +405,7 @@ impl Text {
         })
     }
 
-    fn matches(&self, value: &str) -> bool {
+    pub(crate) fn matches(&self, value: &str) -> bool {
         match self {
             Self::Exact(s) => value == s,
             Self::Prefix(s) => value.starts_with(s.as_str()),

@@ -52,6 +52,8 @@ pub struct Snapshot {
     dns: names::Table,
     /// Rate limits and faults of the inbound side.
     inbound: Arc<InboundTraffic>,
+    /// Who may call this workload.
+    authz: crate::authz::Policy,
 }
 
 /// The inbound side's rate limits (with their buckets) and faults, compiled.
@@ -98,6 +100,9 @@ pub enum Error {
     /// A service's endpoints could not be built (an identity is not a SPIFFE ID).
     #[error(transparent)]
     Upstream(#[from] crate::upstream::Error),
+    /// An authorization rule did not compile.
+    #[error(transparent)]
+    Authorization(#[from] crate::authz::Error),
     /// A route did not compile.
     #[error("{path}: {source}")]
     Route {
@@ -192,6 +197,7 @@ impl Snapshot {
             }
         }
         let inbound = Arc::new(inbound_traffic(&config, previous.map(|p| &*p.inbound))?);
+        let authz = crate::authz::Policy::compile(&config.inbound.authorization)?;
         let workload_label = Name(Arc::from(format!(
             "{}.{}",
             config.workload.name, config.workload.namespace
@@ -213,12 +219,18 @@ impl Snapshot {
             routes,
             dns,
             inbound,
+            authz,
         })
     }
 
     /// The inbound side's rate limits and faults.
     pub fn inbound_traffic(&self) -> &InboundTraffic {
         &self.inbound
+    }
+
+    /// Who may call this workload, compiled.
+    pub fn authorization(&self) -> &crate::authz::Policy {
+        &self.authz
     }
 
     /// Every service, for the health-check supervisor and debugging output.

@@ -130,6 +130,18 @@ pub struct DnsLabels {
     pub result: &'static str,
 }
 
+/// Labels of authorization decisions.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct AuthzLabels {
+    /// What decided: `TrafficPermission/<namespace>/<name>` (or the local rule's
+    /// path), or `default`.
+    pub permission: Name,
+    /// Its action: `allow`, `deny` or `audit`.
+    pub action: &'static str,
+    /// `allowed`, `denied`, or `audited` (served, but an `audit` flagged it).
+    pub result: &'static str,
+}
+
 /// Every metric the proxy records.
 #[derive(Debug)]
 pub struct Metrics {
@@ -157,6 +169,14 @@ pub struct Metrics {
     pub overflows: Family<ServiceEventLabels, Counter>,
     /// Mirrored copies by outcome (`sent`, `failed`, `skipped`).
     pub mirrors: Family<ServiceEventLabels, Counter>,
+    /// Authorization decisions by what decided and how.
+    pub authz: Family<AuthzLabels, Counter>,
+    /// Denial and audit log lines not written because too many came at once.
+    pub authz_logs_suppressed: Counter,
+    /// Rate limit of denial and audit log lines.
+    pub authz_log_budget: LogBudget,
+    /// The `permission` label of default decisions, made once.
+    pub default_permission: Name,
     registry: Registry,
 }
 
@@ -235,7 +255,23 @@ impl Metrics {
             "Copies of requests sent to mirror backends, by result (sent, failed, skipped)",
             mirrors.clone(),
         );
+        let authz = Family::default();
+        registry.register(
+            "authorization_decisions",
+            "Authorization decisions by permission, action and result",
+            authz.clone(),
+        );
+        let authz_logs_suppressed = Counter::default();
+        registry.register(
+            "authorization_logs_suppressed",
+            "Denial and audit log lines dropped because more than the log budget came at once",
+            authz_logs_suppressed.clone(),
+        );
         Arc::new(Self {
+            authz,
+            authz_logs_suppressed,
+            authz_log_budget: LogBudget::new(AUTHZ_LOG_LINES_PER_SECOND),
+            default_permission: Name(Arc::from("default")),
             requests,
             request_duration,
             connections,
@@ -258,6 +294,17 @@ impl Metrics {
         self.request_duration
             .get_or_create(labels)
             .observe(elapsed.as_secs_f64());
+    }
+
+    /// Counts an authorization decision.
+    pub fn authz(&self, permission: &Name, action: &'static str, result: &'static str) {
+        self.authz
+            .get_or_create(&AuthzLabels {
+                permission: permission.clone(),
+                action,
+                result,
+            })
+            .inc();
     }
 
     /// Counts a retry decision for `service`.
@@ -334,5 +381,80 @@ impl Drop for ConnectionGuard {
             .connections_active
             .get_or_create(&self.labels)
             .dec();
+    }
+}
+
+/// Denial and audit log lines allowed per second; more are counted, not written, so a
+/// flood of refused requests cannot fill the disk.
+pub const AUTHZ_LOG_LINES_PER_SECOND: u32 = 20;
+
+/// A budget of log lines per second, shared by every connection without a lock.
+#[derive(Debug)]
+pub struct LogBudget {
+    per_second: u32,
+    /// The second (since `start`) the count is for, and the count, in one word.
+    state: std::sync::atomic::AtomicU64,
+    start: std::time::Instant,
+}
+
+impl LogBudget {
+    /// A budget of `per_second` lines.
+    pub fn new(per_second: u32) -> Self {
+        Self {
+            per_second,
+            state: std::sync::atomic::AtomicU64::new(0),
+            start: std::time::Instant::now(),
+        }
+    }
+
+    /// Whether one more line may be written now.
+    pub fn take(&self) -> bool {
+        self.take_at(self.start.elapsed())
+    }
+
+    fn take_at(&self, since_start: Duration) -> bool {
+        use std::sync::atomic::Ordering;
+        let second = since_start.as_secs() & 0xffff_ffff;
+        let mut current = self.state.load(Ordering::Relaxed);
+        loop {
+            let (at, count) = (current >> 32, current & 0xffff_ffff);
+            let next = if at == second {
+                if count >= u64::from(self.per_second) {
+                    return false;
+                }
+                current + 1
+            } else {
+                (second << 32) | 1
+            };
+            match self.state.compare_exchange_weak(
+                current,
+                next,
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => return true,
+                Err(seen) => current = seen,
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod log_budget_tests {
+    use super::*;
+
+    #[test]
+    fn a_budget_allows_its_lines_each_second_and_no_more() {
+        let budget = LogBudget::new(3);
+        let at = |ms| budget.take_at(Duration::from_millis(ms));
+        assert_eq!(
+            [at(0), at(10), at(20), at(30), at(999)],
+            [true, true, true, false, false]
+        );
+        assert_eq!(
+            [at(1000), at(1001), at(1002), at(1003)],
+            [true, true, true, false]
+        );
+        assert!(at(5000), "a new second starts a new budget");
     }
 }

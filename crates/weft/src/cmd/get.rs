@@ -130,13 +130,14 @@ pub(crate) fn render(
 
 fn kind_headers(kind: Kind) -> &'static [&'static str] {
     match kind {
-        Kind::Mesh => &["TRUST-DOMAIN", "MTLS"],
+        Kind::Mesh => &["TRUST-DOMAIN", "MTLS", "DEFAULT-ACTION"],
         Kind::Service => &["PORTS", "ENDPOINTS"],
         Kind::Workload => &["ADDRESS", "IDENTITY", "PHASE", "CONTROL-PLANE"],
         Kind::HttpRoute | Kind::GrpcRoute | Kind::TcpRoute => &["PARENTS", "BACKENDS", "ACCEPTED"],
         Kind::BackendPolicy => &["TARGETS", "LOAD-BALANCER", "ACCEPTED"],
         Kind::RateLimit => &["TARGETS", "LIMITS", "ACCEPTED"],
         Kind::FaultInjection => &["TARGETS", "FAULTS", "ACCEPTED"],
+        Kind::TrafficPermission => &["TARGETS", "ACTION", "RULES", "ACCEPTED"],
     }
 }
 
@@ -151,6 +152,7 @@ fn kind_cells(kind: Kind, item: &Value) -> Vec<String> {
             vec![
                 or_none(effective["trustDomain"].as_str()),
                 or_none(effective["mtls"]["mode"].as_str()),
+                or_none(effective["defaultAction"].as_str()),
             ]
         }
         Kind::Service => vec![ports(spec), endpoints(&status["endpoints"])],
@@ -179,6 +181,16 @@ fn kind_cells(kind: Kind, item: &Value) -> Vec<String> {
         ],
         Kind::RateLimit => vec![targets(spec), limits(spec), accepted(status)],
         Kind::FaultInjection => vec![targets(spec), faults(spec), accepted(status)],
+        Kind::TrafficPermission => vec![
+            if spec["targetRefs"].as_array().is_none_or(Vec::is_empty) {
+                "<namespace>".to_owned()
+            } else {
+                targets(spec)
+            },
+            spec["action"].as_str().unwrap_or("allow").to_owned(),
+            spec["rules"].as_array().map_or(0, Vec::len).to_string(),
+            accepted(status),
+        ],
     }
 }
 

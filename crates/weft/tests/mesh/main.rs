@@ -11,6 +11,7 @@ mod config;
 #[path = "../support/harness/mod.rs"]
 mod harness;
 
+mod authorization;
 mod backend;
 mod control_plane;
 mod identity;

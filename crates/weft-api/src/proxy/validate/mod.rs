@@ -10,6 +10,7 @@ use std::fmt;
 
 use super::{Config, KeyValueMatch, MtlsMode, PathMatch, StringMatch};
 
+mod authorization;
 mod route;
 mod service;
 #[cfg(test)]
@@ -74,6 +75,7 @@ pub(super) fn config(config: &Config, references: References) -> Result<(), Vali
     workload(config, &mut errors);
     listeners(config, &mut errors);
     inbound(config, &mut errors);
+    authorization::authorization(&config.inbound.authorization, &mut errors);
     services(config, &mut errors);
     routes(config, &mut errors);
     settings(config, &mut errors);

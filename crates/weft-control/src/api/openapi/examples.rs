@@ -40,6 +40,14 @@ pub(super) fn object(kind: Kind) -> Value {
             "targetRefs": service_ref,
             "abort": {"percent": 1.0, "httpStatus": 503}
         }),
+        Kind::TrafficPermission => json!({
+            "targetRefs": service_ref,
+            "action": "allow",
+            "rules": [{
+                "from": [{"namespace": DEFAULT_NAMESPACE}],
+                "to": [{"methods": ["GET"], "paths": [{"type": "PathPrefix", "value": "/api"}]}]
+            }]
+        }),
     };
     let metadata = if kind.namespaced() {
         json!({"name": NAME, "namespace": DEFAULT_NAMESPACE, "labels": {"app": NAME}})

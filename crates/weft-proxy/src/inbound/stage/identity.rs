@@ -87,16 +87,22 @@ impl Caller {
     }
 }
 
+/// Removes every identity header a client could have sent: `x-forwarded-client-cert`
+/// and the configured `inbound.identityHeader`, with their look-alikes.
+pub fn strip_forged(headers: &mut http::HeaderMap, caller: &Caller) {
+    headers::strip_identity(headers);
+    if let Some((name, _)) = &caller.identity_header {
+        headers::remove_with_lookalikes(headers, name);
+    }
+}
+
 /// Removes every identity header `req` came with, sets the ones this proxy vouches
 /// for, and attaches the verified caller to its extensions.
 pub fn assert<B>(req: &mut Request<B>, caller: &Caller) {
     let headers = req.headers_mut();
-    headers::strip_identity(headers);
-    if let Some((name, value)) = &caller.identity_header {
-        headers::remove_with_lookalikes(headers, name);
-        if let Some(value) = value {
-            headers.insert(name.clone(), value.clone());
-        }
+    strip_forged(headers, caller);
+    if let Some((name, Some(value))) = &caller.identity_header {
+        headers.insert(name.clone(), value.clone());
     }
     if let Some(v) = &caller.xfcc {
         headers.insert(headers::XFCC, v.clone());

@@ -1,8 +1,8 @@
 //! The inbound request path, one stage per file, in the order
 //! [`Inbound::request`](super::Inbound) runs them:
 //!
-//! 1. [`authorize`]: whether this caller may make this request at all — the place
-//!    for authorization (issue 16); today only the port's mTLS mode;
+//! 1. [`authorize`]: the path normalised, then whether this caller may make this
+//!    request at all (the port's mTLS mode, then `TrafficPermission`s);
 //! 2. [`rate_limit`]: the workload's local rate limits;
 //! 3. [`fault`]: injected delays and aborts;
 //! 4. [`identity`]: the caller's identity asserted to the app, forged headers removed;

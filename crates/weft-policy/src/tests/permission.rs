@@ -1,0 +1,348 @@
+//! `TrafficPermission` and the mesh's default actions: validation with field paths,
+//! and the `Authorization` each workload's `InboundPolicy` gets.
+
+use weft_api::pb::v1 as pb;
+
+use super::{compile, errors, healthy, key, object, workload, Kind, SERVICE, WORKLOAD};
+
+const PERMISSION: &str = r#"
+apiVersion: weft.dev/v1alpha1
+kind: TrafficPermission
+metadata: { name: readers, namespace: shop }
+spec:
+  targetRefs: [{ kind: Service, name: echo }]
+  rules:
+    - from:
+        - serviceAccount: frontend
+        - serviceAccount: ops/admin
+        - namespace: checkout
+        - identity: "spiffe://cluster.local/ns/batch/*"
+        - service: web
+        - unauthenticated: true
+      to:
+        - ports: [80]
+          methods: [get]
+          paths: [{ type: PathPrefix, value: /items }, { type: Glob, value: "/files/**", ignoreCase: true }]
+          hosts: ["Echo.Shop", "*.example.com"]
+          headers: [{ name: x-tenant, value: blue }]
+          grpc: [{ service: shop.v1.Catalog, method: Get }]
+"#;
+
+const WEB: &str = r"
+apiVersion: weft.dev/v1alpha1
+kind: Service
+metadata: { name: web, namespace: shop }
+spec:
+  selector: { app: web }
+  ports: [{ port: 80 }]
+";
+
+fn authorization(compiled: &crate::Compiled, workload: &str) -> pb::Authorization {
+    compiled.inbound_policies[workload]
+        .authorization
+        .clone()
+        .expect("an authorization")
+}
+
+fn identities(p: &pb::Permission) -> Vec<String> {
+    p.from
+        .iter()
+        .map(|f| match &f.kind {
+            Some(pb::principal::Kind::Identity(id)) => id.clone(),
+            Some(pb::principal::Kind::Unauthenticated(_)) => "unauthenticated".to_owned(),
+            None => "?".to_owned(),
+        })
+        .collect()
+}
+
+#[test]
+fn a_permission_validates() {
+    assert_eq!(errors(PERMISSION), Vec::<String>::new());
+}
+
+#[test]
+fn rejects_bad_permissions_with_path_and_message() {
+    let cases: Vec<(String, &str, &str)> = vec![
+        (
+            PERMISSION.replace("kind: Service", "kind: HTTPRoute"),
+            "spec.targetRefs[0].kind",
+            "targets a Service",
+        ),
+        (
+            PERMISSION.replace("name: echo }]", "name: echo, port: 0 }]"),
+            "spec.targetRefs[0].port",
+            "1-65535",
+        ),
+        (
+            format!("{PERMISSION}  colour: red\n"),
+            "spec.colour",
+            "unknown field",
+        ),
+        (
+            PERMISSION.replace(
+                "- serviceAccount: frontend",
+                "- { serviceAccount: frontend, namespace: shop }",
+            ),
+            "spec.rules[0].from[0]",
+            "names 2 kinds of caller",
+        ),
+        (
+            PERMISSION.replace("- serviceAccount: frontend", "- {}"),
+            "spec.rules[0].from[0]",
+            "names 0 kinds",
+        ),
+        (
+            PERMISSION.replace(
+                "spiffe://cluster.local/ns/batch/*",
+                "spiffe://cluster.local/*/sa/x",
+            ),
+            "spec.rules[0].from[3].identity",
+            "may only end the pattern",
+        ),
+        (
+            PERMISSION.replace(
+                "spiffe://cluster.local/ns/batch/*",
+                "cluster.local/ns/batch",
+            ),
+            "spec.rules[0].from[3].identity",
+            "is not a SPIFFE ID",
+        ),
+        (
+            PERMISSION.replace("unauthenticated: true", "unauthenticated: false"),
+            "spec.rules[0].from[5].unauthenticated",
+            "names nobody",
+        ),
+        (
+            PERMISSION.replace("namespace: checkout", "namespace: Checkout"),
+            "spec.rules[0].from[2].namespace",
+            "not a valid",
+        ),
+        (
+            PERMISSION.replace("ports: [80]", "ports: [0]"),
+            "spec.rules[0].to[0].ports[0]",
+            "1-65535",
+        ),
+        (
+            PERMISSION.replace("value: /items }", "value: items }"),
+            "spec.rules[0].to[0].paths[0].value",
+            "must start with '/'",
+        ),
+        (
+            PERMISSION.replace("value: /items }", "value: /items/../admin }"),
+            "spec.rules[0].to[0].paths[0].value",
+            "not a normalised path",
+        ),
+        (
+            PERMISSION.replace("value: /items }", "value: '/it%65ms' }"),
+            "spec.rules[0].to[0].paths[0].value",
+            "write the decoded path",
+        ),
+        (
+            PERMISSION.replace("value: /items }", "value: '/items/*' }"),
+            "spec.rules[0].to[0].paths[0].value",
+            "use type: Glob",
+        ),
+        (
+            PERMISSION.replace("methods: [get]", "methods: ['GE T']"),
+            "spec.rules[0].to[0].methods[0]",
+            "not an HTTP method",
+        ),
+        (
+            PERMISSION.replace("\"Echo.Shop\"", "\"echo.shop:80\""),
+            "spec.rules[0].to[0].hosts[0]",
+            "without a port",
+        ),
+        (
+            PERMISSION.replace("name: x-tenant", "name: 'x tenant'"),
+            "spec.rules[0].to[0].headers[0].name",
+            "not a valid name",
+        ),
+        (
+            PERMISSION.replace("method: Get }", "method: Get/x }"),
+            "spec.rules[0].to[0].grpc[0].method",
+            "not a gRPC method",
+        ),
+        (
+            PERMISSION
+                .split("  rules:\n")
+                .next()
+                .map(|head| format!("{head}  rules: []\n"))
+                .unwrap_or_default(),
+            "spec.rules",
+            "at least one rule",
+        ),
+    ];
+    for (yaml, path, message) in cases {
+        let errors = errors(&yaml);
+        assert!(
+            errors
+                .iter()
+                .any(|e| e.starts_with(&format!("{path}: ")) && e.contains(message)),
+            "expected {path}: ...{message}..., got {errors:?}"
+        );
+    }
+}
+
+#[test]
+fn a_permission_compiles_to_identities_and_target_ports_on_the_selected_workloads() {
+    let web = workload("web-1", "shop", "10.0.0.9", "{ app: web }", "Healthy");
+    let mut web_obj = web;
+    web_obj.spec["serviceAccount"] = "web-sa".into();
+    let compiled = compile(&[
+        object(SERVICE),
+        object(WEB),
+        healthy(object(WORKLOAD)),
+        web_obj,
+        object(PERMISSION),
+    ]);
+    let a = authorization(&compiled, "echo-1.shop");
+    assert_eq!(a.default_action, pb::AuthzAction::Allow as i32);
+    assert_eq!(a.rules.len(), 1);
+    let rule = &a.rules[0];
+    assert_eq!(rule.source, "TrafficPermission/shop/readers");
+    assert_eq!(rule.ports, [8080], "the service's target port");
+    assert_eq!(
+        identities(rule),
+        [
+            "spiffe://cluster.local/ns/shop/sa/frontend",
+            "spiffe://cluster.local/ns/ops/sa/admin",
+            "spiffe://cluster.local/ns/checkout/sa/*",
+            "spiffe://cluster.local/ns/batch/*",
+            "spiffe://cluster.local/ns/shop/sa/web-sa",
+            "unauthenticated",
+        ]
+    );
+    let to = &rule.to[0];
+    assert_eq!(to.ports, [8080], "service port 80 is target port 8080");
+    assert_eq!(to.methods, ["GET"]);
+    assert_eq!(to.hosts, ["echo.shop", "*.example.com"]);
+    assert!(matches!(&to.paths[1].kind, Some(pb::path_pattern::Kind::Glob(g)) if g == "/files/**"));
+    assert!(to.paths[1].ignore_case);
+    assert_eq!(
+        (to.grpc[0].service.as_str(), to.grpc[0].method.as_str()),
+        ("shop.v1.Catalog", "Get")
+    );
+    // The web workload is not a target: nothing applies there.
+    assert!(compiled.inbound_policies["web-1.shop"]
+        .authorization
+        .is_none());
+    let status = &compiled.statuses[&key(Kind::TrafficPermission, "shop", "readers")];
+    assert_eq!(status["ancestors"][0]["conditions"][0]["status"], "True");
+    assert_eq!(status["conditions"][0]["status"], "True", "{status}");
+}
+
+#[test]
+fn a_rule_that_cannot_match_is_left_out_never_widened_and_the_status_says_why() {
+    let yaml = PERMISSION
+        .replace("- service: web\n", "- service: gone\n")
+        .replace("ports: [80]", "ports: [81]");
+    let compiled = compile(&[object(SERVICE), healthy(object(WORKLOAD)), object(&yaml)]);
+    // Its only `to` names a port the service does not have: the rule is dropped, not
+    // turned into "every request".
+    assert!(compiled.inbound_policies["echo-1.shop"]
+        .authorization
+        .is_none());
+    let c = &compiled.statuses[&key(Kind::TrafficPermission, "shop", "readers")]["conditions"][0];
+    assert_eq!(c["status"], "False");
+    let message = c["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("spec.rules[0].from[4].service: Service shop/gone does not exist"),
+        "{message}"
+    );
+    assert!(
+        message.contains("spec.rules[0].to[0].ports[0]: 81 is not a port of the targets"),
+        "{message}"
+    );
+
+    let only_gone = r"
+apiVersion: weft.dev/v1alpha1
+kind: TrafficPermission
+metadata: { name: gone-only, namespace: shop }
+spec:
+  action: allow
+  rules: [{ from: [{ service: gone }] }]
+";
+    let compiled = compile(&[
+        object(SERVICE),
+        healthy(object(WORKLOAD)),
+        object(only_gone),
+    ]);
+    assert!(
+        compiled.inbound_policies["echo-1.shop"]
+            .authorization
+            .is_none(),
+        "callers that resolve to nobody are not everybody"
+    );
+}
+
+#[test]
+fn a_namespace_wide_permission_covers_every_port_of_every_workload_there() {
+    let yaml = r"
+apiVersion: weft.dev/v1alpha1
+kind: TrafficPermission
+metadata: { name: no-debug, namespace: shop }
+spec:
+  action: deny
+  rules: [{ to: [{ ports: [9090] }] }]
+";
+    let compiled = compile(&[
+        object(SERVICE),
+        healthy(object(WORKLOAD)),
+        workload("other", "elsewhere", "10.0.0.5", "{ app: echo }", "Healthy"),
+        object(yaml),
+    ]);
+    let a = authorization(&compiled, "echo-1.shop");
+    assert_eq!(a.rules[0].action, pb::AuthzAction::Deny as i32);
+    assert!(a.rules[0].ports.is_empty(), "every port");
+    assert_eq!(a.rules[0].to[0].ports, [9090], "workload ports as written");
+    assert!(compiled.inbound_policies["other.elsewhere"]
+        .authorization
+        .is_none());
+}
+
+#[test]
+fn default_actions_follow_the_most_specific_override_and_the_strictest_service() {
+    let mesh = r"
+apiVersion: weft.dev/v1alpha1
+kind: Mesh
+metadata: { name: default }
+spec:
+  defaultAction: allow
+  defaultActionOverrides:
+    - { namespace: shop, defaultAction: audit }
+    - { namespace: shop, service: echo, defaultAction: deny }
+    - { namespace: shop, service: echo-alias, defaultAction: allow }
+";
+    let alias = SERVICE
+        .replace("name: echo,", "name: echo-alias,")
+        .replace("vip: 10.96.0.10", "vip: 10.96.0.11");
+    let compiled = compile(&[
+        object(mesh),
+        object(SERVICE),
+        object(&alias),
+        healthy(object(WORKLOAD)),
+        workload("lone", "shop", "10.0.0.6", "{ app: lone }", "Healthy"),
+        workload("away", "prod", "10.0.0.7", "{ app: echo }", "Healthy"),
+    ]);
+    let echo = authorization(&compiled, "echo-1.shop");
+    assert_eq!(
+        echo.default_action,
+        pb::AuthzAction::Audit as i32,
+        "the namespace's"
+    );
+    assert_eq!(echo.ports.len(), 1);
+    assert_eq!(
+        (echo.ports[0].port, echo.ports[0].action),
+        (8080, pb::AuthzAction::Deny as i32),
+        "two services disagree on 8080: the strictest"
+    );
+    let lone = authorization(&compiled, "lone.shop");
+    assert_eq!(lone.default_action, pb::AuthzAction::Audit as i32);
+    assert!(lone.ports.is_empty());
+    assert!(
+        compiled.inbound_policies["away.prod"]
+            .authorization
+            .is_none(),
+        "another namespace keeps the mesh's allow"
+    );
+}
