@@ -527,15 +527,18 @@ mod tests {
         let omitted = json!({"metadata": {"name": "default"}});
         assert_eq!(
             kind_cells(Kind::Mesh, &omitted),
-            ["cluster.local", "strict"]
+            ["cluster.local", "strict", "allow"]
         );
-        let partial = json!({"spec": {"mtls": {"mode": "permissive"}}});
+        let partial = json!({"spec": {"mtls": {"mode": "permissive"}, "defaultAction": "deny"}});
         assert_eq!(
             kind_cells(Kind::Mesh, &partial),
-            ["cluster.local", "permissive"]
+            ["cluster.local", "permissive", "deny"]
         );
         let full = json!({"spec": {"trustDomain": "prod.example", "mtls": {}}});
-        assert_eq!(kind_cells(Kind::Mesh, &full), ["prod.example", "strict"]);
+        assert_eq!(
+            kind_cells(Kind::Mesh, &full),
+            ["prod.example", "strict", "allow"]
+        );
     }
 
     #[test]
