@@ -28,6 +28,7 @@ pub(crate) fn validate(object: &Object, spec: &Spec, errors: &mut Errors) {
         );
     }
     validate_default_actions(spec, errors);
+    validate_providers(spec, errors);
     validate_ca(spec, errors);
     validate_dns(spec, errors);
     crate::export::validate(
@@ -53,6 +54,40 @@ fn validate_default_actions(spec: &Spec, errors: &mut Errors) {
                 None => format!("namespace {}", o.namespace),
             };
             errors.push(path, format!("{what} has another override above; keep one"));
+        }
+    }
+}
+
+/// Each provider has a unique name, a loopback address and a positive timeout.
+fn validate_providers(spec: &Spec, errors: &mut Errors) {
+    let mut seen = std::collections::HashSet::new();
+    for (i, p) in spec.authorization_providers.iter().enumerate() {
+        let path = format!("spec.authorizationProviders[{i}]");
+        field::label(errors, &format!("{path}.name"), &p.name);
+        if !seen.insert(p.name.as_str()) {
+            errors.push(
+                format!("{path}.name"),
+                format!("{:?} is used by another provider above", p.name),
+            );
+        }
+        if !p.address.ip().is_loopback() {
+            errors.push(
+                format!("{path}.address"),
+                format!(
+                    "{} is not a loopback address: each proxy sends the request's headers and \
+                     caller to it in plaintext, so run the server beside every proxy \
+                     (127.0.0.1:<port>)",
+                    p.address
+                ),
+            );
+        }
+        if let Some(t) = &p.timeout {
+            field::positive_duration(
+                errors,
+                &format!("{path}.timeout"),
+                t,
+                weft_api::duration::MAX,
+            );
         }
     }
 }

@@ -51,6 +51,19 @@ pub(crate) fn validate(spec: &Spec, errors: &mut Errors) {
             errors.push(format!("{path}.port"), "must be 1-65535");
         }
     }
+    match (spec.action, &spec.provider) {
+        (Action::Custom, None) => errors.push(
+            "spec.provider",
+            "action: custom needs the provider to ask, e.g. provider: {name: opa} (one of \
+             Mesh.spec.authorizationProviders)",
+        ),
+        (Action::Custom, Some(p)) => field::label(errors, "spec.provider.name", &p.name),
+        (_, Some(_)) => errors.push(
+            "spec.provider",
+            "only action: custom asks a provider; remove it or set action: custom",
+        ),
+        (_, None) => {}
+    }
     if spec.rules.is_empty() {
         errors.push(
             "spec.rules",
@@ -294,6 +307,25 @@ impl Context<'_> {
         )
     }
 
+    /// The wire form of the mesh's provider `name`, if it has one.
+    fn provider(&self, name: &str) -> Option<pb::ExtAuthzProvider> {
+        self.mesh
+            .authorization_providers
+            .iter()
+            .find(|p| p.name == name)
+            .map(|p| pb::ExtAuthzProvider {
+                name: p.name.clone(),
+                address: p.address.to_string(),
+                timeout: Some(weft_api::pb_convert::duration_to_pb(
+                    p.timeout
+                        .as_deref()
+                        .and_then(|t| weft_api::resource::route::parse_duration(t).ok())
+                        .unwrap_or(weft_api::proxy::DEFAULT_EXT_AUTHZ_TIMEOUT),
+                )),
+                fail_open: p.fail_open,
+            })
+    }
+
     /// The identities serving `namespace/name`: its `serviceAccounts`, else those of
     /// the workloads it selects.
     fn service_identities(&self, namespace: &str, name: &str) -> BTreeSet<String> {
@@ -359,6 +391,7 @@ pub(crate) fn for_workload(
 ) -> Option<pb::Authorization> {
     let (default, ports) = default_actions(cx, namespace, labels);
     let mut rules = Vec::new();
+    let mut providers: Vec<pb::ExtAuthzProvider> = Vec::new();
     for p in permissions {
         if p.object.namespace() != namespace {
             continue;
@@ -366,13 +399,30 @@ pub(crate) fn for_workload(
         let Some(targets) = target_ports(cx, p, namespace, labels) else {
             continue;
         };
+        let provider = p
+            .spec
+            .provider
+            .as_ref()
+            .filter(|_| p.spec.action == Action::Custom)
+            .map(|r| cx.provider(&r.name));
         for (index, rule) in p.spec.rules.iter().enumerate() {
-            if let Some(compiled) = compile_rule(cx, p, namespace, &targets, rule) {
-                rules.push(pb::Permission {
-                    rule: u32::try_from(index).unwrap_or(u32::MAX),
-                    ..compiled
-                });
+            let Some(mut compiled) = compile_rule(cx, p, namespace, &targets, rule) else {
+                continue;
+            };
+            compiled.rule = u32::try_from(index).unwrap_or(u32::MAX);
+            match &provider {
+                Some(Some(server)) => {
+                    compiled.provider.clone_from(&server.name);
+                    if !providers.iter().any(|known| known.name == server.name) {
+                        providers.push(server.clone());
+                    }
+                }
+                // A provider that does not exist cannot allow anything: its rules
+                // refuse what they match until it does (the status says so).
+                Some(None) => compiled.action = pb::AuthzAction::Deny as i32,
+                None => {}
             }
+            rules.push(compiled);
         }
     }
     if rules.is_empty() && default == DefaultAction::Allow && ports.is_empty() {
@@ -388,6 +438,7 @@ pub(crate) fn for_workload(
             })
             .collect(),
         rules,
+        providers,
     })
 }
 
@@ -550,12 +601,14 @@ fn compile_rule(
             Action::Allow => pb::AuthzAction::Allow,
             Action::Deny => pb::AuthzAction::Deny,
             Action::Audit => pb::AuthzAction::Audit,
+            Action::Custom => pb::AuthzAction::Custom,
         } as i32,
         ports: targets.all(),
         from,
         to,
         source: p.source(),
         rule: 0,
+        provider: String::new(),
     })
 }
 
@@ -668,6 +721,15 @@ pub(crate) fn never_matching(cx: &Context<'_>, p: &Permission<'_>) -> Vec<String
             })
             .collect()
     });
+    if let (Action::Custom, Some(provider)) = (p.spec.action, &p.spec.provider) {
+        if cx.provider(&provider.name).is_none() {
+            out.push(format!(
+                "spec.provider.name: {:?} is not one of Mesh.spec.authorizationProviders; the \
+                 rules refuse every request they match until it is",
+                provider.name
+            ));
+        }
+    }
     for (r, rule) in p.spec.rules.iter().enumerate() {
         for (i, s) in rule.from.iter().enumerate() {
             let path = format!("spec.rules[{r}].from[{i}]");

@@ -33,8 +33,10 @@ pub struct Policy {
     default: DefaultAction,
     ports: Vec<(u16, DefaultAction)>,
     deny: Vec<Rule>,
+    custom: Vec<Rule>,
     audit: Vec<Rule>,
     allow: Vec<Rule>,
+    providers: Vec<api::ExtAuthz>,
 }
 
 /// One compiled rule.
@@ -50,6 +52,8 @@ pub struct Rule {
     ports: Vec<u16>,
     from: Vec<Principal>,
     to: Vec<Operation>,
+    /// A custom rule's provider: its index in the policy's providers.
+    provider: Option<usize>,
 }
 
 #[derive(Debug)]
@@ -183,6 +187,9 @@ pub struct Decision<'p> {
     pub by: Option<By<'p>>,
     /// What an `audit` flagged, if anything.
     pub audit: Option<By<'p>>,
+    /// A `custom` rule that matched an allowed request: its provider must agree
+    /// before the request is served.
+    pub ask: Option<(&'p Rule, &'p api::ExtAuthz)>,
 }
 
 impl Decision<'_> {
@@ -190,6 +197,7 @@ impl Decision<'_> {
         outcome: Outcome::Allow,
         by: None,
         audit: None,
+        ask: None,
     };
 }
 
@@ -204,13 +212,23 @@ impl Policy {
                 .filter(|(_, act)| **act != a.default_action)
                 .map(|(p, act)| (*p, *act))
                 .collect(),
+            providers: a.providers.clone(),
             ..Self::default()
         };
         for (i, p) in a.rules.iter().enumerate() {
             let path = format!("inbound.authorization.rules[{i}]");
-            let rule = Rule::compile(&path, p)?;
+            let mut rule = Rule::compile(&path, p)?;
+            if rule.action == Action::Custom {
+                let name = p.provider.as_deref().unwrap_or_default();
+                let index = a.providers.iter().position(|x| x.name == name);
+                rule.provider = Some(index.ok_or_else(|| Error {
+                    path: format!("{path}.provider"),
+                    message: format!("{name:?} is not one of inbound.authorization.providers"),
+                })?);
+            }
             match rule.action {
                 Action::Deny => policy.deny.push(rule),
+                Action::Custom => policy.custom.push(rule),
                 Action::Audit => policy.audit.push(rule),
                 Action::Allow => policy.allow.push(rule),
             }
@@ -222,6 +240,7 @@ impl Policy {
     /// `allow`): the request path skips authorization then.
     pub fn is_open(&self) -> bool {
         self.deny.is_empty()
+            && self.custom.is_empty()
             && self.audit.is_empty()
             && self.allow.is_empty()
             && self.default == DefaultAction::Allow
@@ -236,9 +255,13 @@ impl Policy {
             .map_or(self.default, |(_, a)| *a)
     }
 
-    /// Every rule, deny first, for debugging output.
+    /// Every rule in the order they are tried: deny, custom, audit, allow.
     pub fn rules(&self) -> impl Iterator<Item = &Rule> {
-        self.deny.iter().chain(&self.audit).chain(&self.allow)
+        self.deny
+            .iter()
+            .chain(&self.custom)
+            .chain(&self.audit)
+            .chain(&self.allow)
     }
 
     /// Decides `traffic` to workload port `port` from `caller` (its SPIFFE ID; `None`:
@@ -249,11 +272,23 @@ impl Policy {
         }
         for rule in &self.deny {
             if rule.matches(port, caller, traffic, true) == Some(true) {
-                return Decision {
-                    outcome: Outcome::Deny,
-                    by: Some(By::Rule(rule)),
-                    audit: None,
-                };
+                return Decision::denied(By::Rule(rule));
+            }
+        }
+        // A custom rule asks its provider about HTTP requests; a TCP connection it
+        // matches cannot be asked about, and is refused.
+        let mut ask = None;
+        for rule in &self.custom {
+            match (rule.matches(port, caller, traffic, true), traffic) {
+                (Some(true), Traffic::Tcp) => return Decision::denied(By::Rule(rule)),
+                (Some(true), Traffic::Http(_)) => {
+                    ask = rule
+                        .provider
+                        .and_then(|i| self.providers.get(i))
+                        .map(|p| (rule, p));
+                    break;
+                }
+                _ => {}
             }
         }
         let default = self.default_for(port);
@@ -266,15 +301,10 @@ impl Policy {
             return if may_allow {
                 Decision {
                     outcome: Outcome::Defer,
-                    by: None,
-                    audit: None,
+                    ..Decision::OPEN
                 }
             } else {
-                Decision {
-                    outcome: Outcome::Deny,
-                    by: Some(By::Default(default)),
-                    audit: None,
-                }
+                Decision::denied(By::Default(default))
             };
         }
         let mut audit = self
@@ -291,6 +321,7 @@ impl Policy {
                 outcome: Outcome::Allow,
                 by: Some(By::Rule(rule)),
                 audit,
+                ask,
             };
         }
         let outcome = match default {
@@ -305,6 +336,18 @@ impl Policy {
             outcome,
             by: Some(By::Default(default)),
             audit,
+            ask: ask.filter(|_| outcome == Outcome::Allow),
+        }
+    }
+}
+
+impl<'p> Decision<'p> {
+    fn denied(by: By<'p>) -> Self {
+        Self {
+            outcome: Outcome::Deny,
+            by: Some(by),
+            audit: None,
+            ask: None,
         }
     }
 }
@@ -347,6 +390,7 @@ impl Rule {
             ports: p.ports.clone(),
             from,
             to,
+            provider: None,
         })
     }
 

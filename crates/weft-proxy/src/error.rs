@@ -114,6 +114,20 @@ pub enum Error {
     /// lifted. The answer names nothing of the policy; the proxy's log does.
     #[error("access denied")]
     Denied,
+    /// Refused by an external authorization server, with its own answer.
+    #[error("access denied ({})", .0.status)]
+    ExtDenied(Box<ExtDenial>),
+}
+
+/// An external authorization server's refusal: what the caller is answered.
+#[derive(Debug)]
+pub struct ExtDenial {
+    /// Its status (403 when the server gave none).
+    pub status: StatusCode,
+    /// Headers it asked for.
+    pub headers: http::HeaderMap,
+    /// Its body.
+    pub body: bytes::Bytes,
 }
 
 /// Who is to blame for a failure.
@@ -182,7 +196,8 @@ impl Error {
             | Self::RateLimited { .. }
             | Self::Fault { .. }
             | Self::PlaintextRefused
-            | Self::Denied => Blame::Policy,
+            | Self::Denied
+            | Self::ExtDenied(_) => Blame::Policy,
         }
     }
 
@@ -204,6 +219,7 @@ impl Error {
             Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Fault { status, .. } => *status,
             Self::PlaintextRefused | Self::Denied => StatusCode::FORBIDDEN,
+            Self::ExtDenied(d) => d.status,
         }
     }
 
@@ -227,7 +243,7 @@ impl Error {
             Self::RateLimited { .. } => "rate_limited",
             Self::Fault { .. } => "fault_abort",
             Self::PlaintextRefused => "plaintext_refused",
-            Self::Denied => "denied",
+            Self::Denied | Self::ExtDenied(_) => "denied",
         }
     }
 
@@ -270,7 +286,8 @@ impl Error {
             Self::RateLimited { .. }
             | Self::Fault { .. }
             | Self::PlaintextRefused
-            | Self::Denied => {
+            | Self::Denied
+            | Self::ExtDenied(_) => {
                 metrics.failure(self.label());
             }
             _ => {}
@@ -280,6 +297,28 @@ impl Error {
     /// The proxy's answer. Rate limits and faults answer a gRPC request (`grpc`) the
     /// gRPC way: HTTP 200, trailers-only, with a `grpc-status`.
     pub fn into_response(self, grpc: bool) -> Response<Body> {
+        if let Self::ExtDenied(d) = self {
+            if grpc {
+                return grpc_refusal(GRPC_PERMISSION_DENIED, "access denied");
+            }
+            let ExtDenial {
+                status,
+                headers,
+                body,
+            } = *d;
+            let mut resp = Response::new(Body::text(body));
+            *resp.status_mut() = status;
+            *resp.headers_mut() = headers;
+            // The body's framing is this proxy's to decide.
+            for framing in [
+                http::header::CONTENT_LENGTH,
+                http::header::TRANSFER_ENCODING,
+                http::header::CONNECTION,
+            ] {
+                resp.headers_mut().remove(framing);
+            }
+            return resp;
+        }
         let status = self.status();
         let grpc_status = match &self {
             Self::RateLimited { .. } if grpc => Some(GRPC_RESOURCE_EXHAUSTED),
@@ -415,6 +454,7 @@ mod tests {
             (Error::Fault { status: StatusCode::IM_A_TEAPOT, grpc_status: None }, Policy, 418, "fault_abort", Retry::Never, false),
             (Error::PlaintextRefused, Policy, 403, "plaintext_refused", Retry::Never, false),
             (Error::Denied, Policy, 403, "denied", Retry::Never, false),
+            (Error::ExtDenied(Box::new(ExtDenial { status: StatusCode::UNAUTHORIZED, headers: http::HeaderMap::new(), body: bytes::Bytes::new() })), Policy, 401, "denied", Retry::Never, false),
         ];
         for (error, blame, status, label, retry, outlier) in table {
             let name = format!("{error:?}");

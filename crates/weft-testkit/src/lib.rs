@@ -10,6 +10,7 @@
 //! - [`client`]: small clients for those apps, usable inside [`netns::Host::run`] or on
 //!   loopback.
 //! - [`grpc`]: the Python `grpcio` echo server and client (real gRPC, no generated code).
+//! - [`ext_authz`]: an Envoy external authorization server on tonic.
 //! - [`dns`]: a DNS stub client and a fake upstream resolver.
 //! - [`ca`]: a throw-away PKI (test CA, workload certificates, expired ones, a second CA).
 //! - [`postgres`]: a throw-away PostgreSQL server, on loopback or inside a host.
@@ -53,6 +54,7 @@ pub mod ca;
 pub mod client;
 pub mod dns;
 pub mod echo;
+pub mod ext_authz;
 pub mod grpc;
 pub mod netns;
 pub mod ports;

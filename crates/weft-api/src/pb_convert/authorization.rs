@@ -15,6 +15,7 @@ fn action(path: &str, value: i32) -> Result<proxy::Action, Error> {
         Ok(pb::AuthzAction::Allow) => Ok(proxy::Action::Allow),
         Ok(pb::AuthzAction::Deny) => Ok(proxy::Action::Deny),
         Ok(pb::AuthzAction::Audit) => Ok(proxy::Action::Audit),
+        Ok(pb::AuthzAction::Custom) => Ok(proxy::Action::Custom),
         Err(_) => Err(Error::new(
             path,
             format!("unknown action {value} (a newer control plane? upgrade this proxy)"),
@@ -23,11 +24,15 @@ fn action(path: &str, value: i32) -> Result<proxy::Action, Error> {
 }
 
 fn default_action(path: &str, value: i32) -> Result<proxy::DefaultAction, Error> {
-    Ok(match action(path, value)? {
-        proxy::Action::Allow => proxy::DefaultAction::Allow,
-        proxy::Action::Deny => proxy::DefaultAction::Deny,
-        proxy::Action::Audit => proxy::DefaultAction::Audit,
-    })
+    match action(path, value)? {
+        proxy::Action::Allow => Ok(proxy::DefaultAction::Allow),
+        proxy::Action::Deny => Ok(proxy::DefaultAction::Deny),
+        proxy::Action::Audit => Ok(proxy::DefaultAction::Audit),
+        proxy::Action::Custom => Err(Error::new(
+            path,
+            "custom is not a default action (allow, deny or audit)",
+        )),
+    }
 }
 
 fn action_to_pb(a: proxy::Action) -> pb::AuthzAction {
@@ -35,6 +40,7 @@ fn action_to_pb(a: proxy::Action) -> pb::AuthzAction {
         proxy::Action::Allow => pb::AuthzAction::Allow,
         proxy::Action::Deny => pb::AuthzAction::Deny,
         proxy::Action::Audit => pb::AuthzAction::Audit,
+        proxy::Action::Custom => pb::AuthzAction::Custom,
     }
 }
 
@@ -152,8 +158,16 @@ fn operation_to_pb(o: &proxy::Operation) -> pb::Operation {
 }
 
 fn permission(path: &str, p: &pb::Permission) -> Result<proxy::Permission, Error> {
+    let act = action(&format!("{path}.action"), p.action)?;
+    if act == proxy::Action::Custom && p.provider.is_empty() {
+        return Err(Error::new(
+            format!("{path}.provider"),
+            "a custom rule names the provider to ask",
+        ));
+    }
     Ok(proxy::Permission {
-        action: action(&format!("{path}.action"), p.action)?,
+        action: act,
+        provider: (!p.provider.is_empty()).then(|| p.provider.clone()),
         ports: ports(path, &p.ports)?,
         from: p
             .from
@@ -181,7 +195,27 @@ pub fn permission_to_pb(p: &proxy::Permission) -> pb::Permission {
         to: p.to.iter().map(operation_to_pb).collect(),
         source: p.source.clone().unwrap_or_default(),
         rule: p.rule,
+        provider: p.provider.clone().unwrap_or_default(),
     }
+}
+
+fn provider(path: &str, p: &pb::ExtAuthzProvider) -> Result<proxy::ExtAuthz, Error> {
+    let address = p.address.parse().map_err(|_| {
+        Error::new(
+            format!("{path}.address"),
+            format!("{:?} is not ip:port", p.address),
+        )
+    })?;
+    let timeout = match &p.timeout {
+        Some(d) => super::duration_from_pb(&format!("{path}.timeout"), d)?,
+        None => proxy::DEFAULT_EXT_AUTHZ_TIMEOUT,
+    };
+    Ok(proxy::ExtAuthz {
+        name: p.name.clone(),
+        address,
+        timeout,
+        fail_open: p.fail_open,
+    })
 }
 
 pub(super) fn authorization(
@@ -212,6 +246,12 @@ pub(super) fn authorization(
             .enumerate()
             .map(|(i, r)| permission(&format!("{path}.rules[{i}]"), r))
             .collect::<Result<_, _>>()?,
+        providers: a
+            .providers
+            .iter()
+            .enumerate()
+            .map(|(i, p)| provider(&format!("{path}.providers[{i}]"), p))
+            .collect::<Result<_, _>>()?,
     })
 }
 
@@ -231,5 +271,15 @@ pub fn authorization_to_pb(a: &proxy::Authorization) -> Option<pb::Authorization
             })
             .collect(),
         rules: a.rules.iter().map(permission_to_pb).collect(),
+        providers: a
+            .providers
+            .iter()
+            .map(|p| pb::ExtAuthzProvider {
+                name: p.name.clone(),
+                address: p.address.to_string(),
+                timeout: Some(super::duration_to_pb(p.timeout)),
+                fail_open: p.fail_open,
+            })
+            .collect(),
     })
 }

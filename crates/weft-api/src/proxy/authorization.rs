@@ -29,6 +29,32 @@ pub struct Authorization {
     /// The rules, in any order: a matching `deny` wins over every `allow`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub rules: Vec<Permission>,
+    /// External authorization servers `custom` rules ask, by name.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub providers: Vec<ExtAuthz>,
+}
+
+/// An Envoy external authorization server (`envoy.service.auth.v3.Authorization`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ExtAuthz {
+    /// The name `custom` rules use.
+    pub name: String,
+    /// Its gRPC endpoint, in plaintext HTTP/2: a loopback address.
+    pub address: std::net::SocketAddr,
+    /// How long a check may take. Default `200ms`.
+    #[serde(default = "default_ext_authz_timeout", with = "crate::duration")]
+    pub timeout: std::time::Duration,
+    /// Serve the request when the server cannot answer (default: refuse with 403).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub fail_open: bool,
+}
+
+/// The default time an external authorization check may take.
+pub const DEFAULT_EXT_AUTHZ_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(200);
+
+fn default_ext_authz_timeout() -> std::time::Duration {
+    DEFAULT_EXT_AUTHZ_TIMEOUT
 }
 
 impl Authorization {
@@ -105,6 +131,9 @@ pub enum Action {
     /// Changes nothing; logged and counted as a denial would be (a `deny` rule's dry
     /// run).
     Audit,
+    /// Asks the rule's `provider` (HTTP requests; a TCP connection it matches is
+    /// refused).
+    Custom,
 }
 
 impl Action {
@@ -114,6 +143,7 @@ impl Action {
             Self::Allow => "allow",
             Self::Deny => "deny",
             Self::Audit => "audit",
+            Self::Custom => "custom",
         }
     }
 }
@@ -142,6 +172,9 @@ pub struct Permission {
     /// Index of the rule in its source's `spec.rules`.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub rule: u32,
+    /// With `action: custom`: the name of the provider (`providers[].name`) to ask.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provider: Option<String>,
 }
 
 #[allow(clippy::trivially_copy_pass_by_ref)] // serde's skip_serializing_if signature

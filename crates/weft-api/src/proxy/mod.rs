@@ -23,8 +23,8 @@ mod service;
 mod validate;
 
 pub use authorization::{
-    Action, Authorization, DefaultAction, GrpcMethod, Operation, PathPattern, PathPatternType,
-    Permission, Principal,
+    Action, Authorization, DefaultAction, ExtAuthz, GrpcMethod, Operation, PathPattern,
+    PathPatternType, Permission, Principal, DEFAULT_EXT_AUTHZ_TIMEOUT,
 };
 pub use inbound::{Fault, FaultAbort, FaultDelay, Inbound, InboundPolicy, MtlsMode, RateLimit};
 pub use route::{

@@ -54,6 +54,10 @@ pub struct Spec {
     /// (`docs/policies/path-normalization.md`).
     #[serde(default)]
     pub path_normalization: PathNormalization,
+    /// External authorization servers `TrafficPermission`s with `action: custom` ask
+    /// (Envoy's `envoy.service.auth.v3.Authorization/Check`, e.g. OPA's Envoy plugin).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub authorization_providers: Vec<AuthorizationProvider>,
     /// Where workload certificates come from. Default: `type: builtin`.
     #[serde(default)]
     pub ca: Ca,
@@ -82,6 +86,7 @@ impl Default for Spec {
             default_action: DefaultAction::default(),
             default_action_overrides: Vec::new(),
             path_normalization: PathNormalization::default(),
+            authorization_providers: Vec::new(),
             ca: Ca::default(),
             dns: Dns::default(),
             default_export_to: default_export_to(),
@@ -166,6 +171,25 @@ pub enum DefaultAction {
     Deny,
     /// Served; logged and counted as a denial would be.
     Audit,
+}
+
+/// `Mesh.spec.authorizationProviders[]`: an Envoy external authorization server.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AuthorizationProvider {
+    /// The name permissions use (`provider: {name}`): an RFC 1123 label.
+    pub name: String,
+    /// `ip:port` of the server's gRPC endpoint on each proxy's own host (a loopback
+    /// address: the request's headers and caller travel in plaintext HTTP/2, so the
+    /// server runs beside every proxy, as OPA's Envoy plugin usually does).
+    pub address: std::net::SocketAddr,
+    /// How long a check may take. Default `200ms`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<String>,
+    /// `true`: serve the request when the server cannot be asked (down, too slow,
+    /// an error). Default `false`: refuse it with 403.
+    #[serde(default)]
+    pub fail_open: bool,
 }
 
 /// `Mesh.spec.pathNormalization`.

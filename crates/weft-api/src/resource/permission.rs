@@ -19,10 +19,15 @@ pub struct Spec {
     /// (empty): every workload of the permission's namespace, on every port.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub target_refs: Vec<TargetRef>,
-    /// What a matching request gets: `allow`, `deny` (wins over every allow), or
-    /// `audit` (served; logged and counted as a denial would be). Default `allow`.
+    /// What a matching request gets: `allow`, `deny` (wins over every allow),
+    /// `audit` (served; logged and counted as a denial would be), or `custom` (the
+    /// `provider` decides; asked before any other rule). Default `allow`.
     #[serde(default)]
     pub action: Action,
+    /// With `action: custom`: the external authorization server to ask, one of
+    /// `Mesh.spec.authorizationProviders`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provider: Option<ProviderRef>,
     /// Rules, any of which matches. At least one; `[{}]` matches every request.
     pub rules: Vec<Rule>,
 }
@@ -56,6 +61,18 @@ pub enum Action {
     Deny,
     /// Served; logged and counted as a denial would be (a `deny`'s dry run).
     Audit,
+    /// Asks `provider`, an external authorization server: it allows (maybe adding
+    /// headers) or denies (with its own answer). HTTP requests only; a TCP connection
+    /// a custom rule matches is refused.
+    Custom,
+}
+
+/// `spec.provider`: an external authorization server by name.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ProviderRef {
+    /// A name of `Mesh.spec.authorizationProviders`.
+    pub name: String,
 }
 
 /// One rule: any caller of `from` making any request of `to`.

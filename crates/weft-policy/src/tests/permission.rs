@@ -346,3 +346,101 @@ spec:
         "another namespace keeps the mesh's allow"
     );
 }
+
+const CUSTOM: &str = r"
+apiVersion: weft.dev/v1alpha1
+kind: TrafficPermission
+metadata: { name: opa, namespace: shop }
+spec:
+  targetRefs: [{ kind: Service, name: echo }]
+  action: custom
+  provider: { name: opa }
+  rules: [{ to: [{ paths: [{ type: PathPrefix, value: /api }] }] }]
+";
+
+const PROVIDERS: &str = r#"
+apiVersion: weft.dev/v1alpha1
+kind: Mesh
+metadata: { name: default }
+spec:
+  authorizationProviders:
+    - { name: opa, address: "127.0.0.1:9191", timeout: 150ms, failOpen: true }
+"#;
+
+#[test]
+fn custom_permissions_name_a_provider_the_mesh_declares_on_loopback() {
+    assert_eq!(errors(CUSTOM), Vec::<String>::new());
+    assert_eq!(errors(PROVIDERS), Vec::<String>::new());
+    let cases: Vec<(String, &str, &str)> = vec![
+        (
+            CUSTOM.replace("  provider: { name: opa }\n", ""),
+            "spec.provider",
+            "needs the provider",
+        ),
+        (
+            CUSTOM.replace("action: custom", "action: deny"),
+            "spec.provider",
+            "only action: custom",
+        ),
+        (
+            PROVIDERS.replace("127.0.0.1:9191", "10.0.0.9:9191"),
+            "spec.authorizationProviders[0].address",
+            "not a loopback address",
+        ),
+        (
+            PROVIDERS.replace("timeout: 150ms", "timeout: soon"),
+            "spec.authorizationProviders[0].timeout",
+            "not a Gateway API duration",
+        ),
+        (
+            PROVIDERS.replace(
+                "failOpen: true }",
+                "failOpen: true }\n    - { name: opa, address: \"127.0.0.1:1\" }",
+            ),
+            "spec.authorizationProviders[1].name",
+            "used by another provider",
+        ),
+    ];
+    for (yaml, path, message) in cases {
+        let errors = errors(&yaml);
+        assert!(
+            errors
+                .iter()
+                .any(|e| e.starts_with(&format!("{path}: ")) && e.contains(message)),
+            "expected {path}: ...{message}..., got {errors:?}"
+        );
+    }
+}
+
+#[test]
+fn a_custom_rule_carries_its_provider_and_an_unknown_provider_fails_closed() {
+    let compiled = compile(&[
+        object(PROVIDERS),
+        object(SERVICE),
+        healthy(object(WORKLOAD)),
+        object(CUSTOM),
+    ]);
+    let a = authorization(&compiled, "echo-1.shop");
+    assert_eq!(a.rules[0].action, pb::AuthzAction::Custom as i32);
+    assert_eq!(a.rules[0].provider, "opa");
+    assert_eq!(a.providers.len(), 1);
+    let p = &a.providers[0];
+    assert_eq!((p.address.as_str(), p.fail_open), ("127.0.0.1:9191", true));
+    assert_eq!(p.timeout.map(|d| d.nanos), Some(150_000_000));
+
+    let compiled = compile(&[object(SERVICE), healthy(object(WORKLOAD)), object(CUSTOM)]);
+    let a = authorization(&compiled, "echo-1.shop");
+    assert_eq!(
+        a.rules[0].action,
+        pb::AuthzAction::Deny as i32,
+        "no provider to ask: the rule refuses what it matches"
+    );
+    assert!(a.providers.is_empty());
+    let c = &compiled.statuses[&key(Kind::TrafficPermission, "shop", "opa")]["conditions"][0];
+    assert!(
+        c["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("\"opa\" is not one of Mesh.spec.authorizationProviders")),
+        "{c}"
+    );
+}

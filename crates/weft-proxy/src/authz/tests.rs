@@ -408,3 +408,52 @@ fn a_rule_that_does_not_compile_names_its_field() {
         "inbound.authorization.rules[0].to[0].headers[0].value"
     );
 }
+
+#[test]
+fn a_custom_rule_asks_its_provider_about_allowed_requests_and_refuses_tcp() {
+    let p = policy(
+        r#"
+defaultAction: allow
+providers: [{ name: opa, address: "127.0.0.1:9191" }]
+rules:
+  - { source: opa, action: custom, provider: opa, to: [{ paths: [{ type: PathPrefix, value: /api }] }] }
+  - { source: no-batch, action: deny, from: [{ identity: "spiffe://cluster.local/ns/jobs/sa/batch" }] }
+"#,
+    );
+    let asked = |caller: &str, path: &'static str| {
+        let r = get(path);
+        let d = p.decide(80, Some(caller), Traffic::Http(&r.view()));
+        (
+            d.outcome,
+            d.ask
+                .map(|(rule, provider)| (rule.source.to_string(), provider.name.clone())),
+        )
+    };
+    assert_eq!(
+        asked(FRONTEND, "/api/x"),
+        (Outcome::Allow, Some(("opa".to_owned(), "opa".to_owned())))
+    );
+    assert_eq!(
+        asked(FRONTEND, "/other"),
+        (Outcome::Allow, None),
+        "not the rule's"
+    );
+    assert_eq!(
+        asked(BATCH, "/api/x"),
+        (Outcome::Deny, None),
+        "denied first, never asked"
+    );
+    assert_eq!(
+        decide(&p, 80, Some(FRONTEND), Traffic::Tcp),
+        "deny by opa#0"
+    );
+    assert_eq!(decide(&p, 80, Some(FRONTEND), Traffic::Connect), "defer");
+}
+
+#[test]
+fn a_custom_rule_without_a_known_provider_does_not_compile() {
+    let a: api::Authorization =
+        serde_saphyr::from_str("rules: [{ action: custom, provider: opa }]").expect("yaml");
+    let err = Policy::compile(&a).expect_err("unknown provider");
+    assert_eq!(err.path, "inbound.authorization.rules[0].provider");
+}

@@ -14,6 +14,7 @@
 //! identity (and every identity header the client sent removed), and closes it for a
 //! strict one. Metrics label the two `connection_security="mutual_tls"` and `"none"`.
 
+pub mod ext_authz;
 pub mod stage;
 
 pub use stage::identity::PeerIdentity;
@@ -50,6 +51,7 @@ pub struct Inbound {
     metrics: Arc<Metrics>,
     drain: Drain,
     apps: Mutex<HashMap<(SocketAddr, pool::Version), Arc<Pool>>>,
+    ext_authz: ext_authz::Clients,
 }
 
 impl Inbound {
@@ -60,6 +62,7 @@ impl Inbound {
             metrics,
             drain,
             apps: Mutex::new(HashMap::new()),
+            ext_authz: ext_authz::Clients::default(),
         })
     }
 
@@ -254,12 +257,30 @@ impl Inbound {
     ) -> Response<Body> {
         let started = Instant::now();
         let snap = self.store.load();
-        if let Err(refused) =
-            stage::authorize::authorize(&snap, caller, app.port(), &mut req, &self.metrics)
-        {
-            // Refused before the request is the app's: not counted as one of its.
-            refused.record(&self.metrics, &snap.workload_label);
-            return refused.into_response(stage::respond::is_grpc(&req));
+        let asked =
+            match stage::authorize::authorize(&snap, caller, app.port(), &mut req, &self.metrics) {
+                Ok(ask) => ask,
+                Err(refused) => {
+                    // Refused before the request is the app's: not counted as one of its.
+                    refused.record(&self.metrics, &snap.workload_label);
+                    return refused.into_response(stage::respond::is_grpc(&req));
+                }
+            };
+        if let Some((permission, provider)) = asked {
+            let own = snap.creds.as_ref().map(|c| c.identity().to_string());
+            let cx = ext_authz::Context {
+                permission: &permission,
+                caller: caller.key(),
+                own: own.as_deref(),
+            };
+            if let Err(refused) = self
+                .ext_authz
+                .check(provider, &mut req, &cx, &self.metrics)
+                .await
+            {
+                refused.record(&self.metrics, &snap.workload_label);
+                return refused.into_response(stage::respond::is_grpc(&req));
+            }
         }
         let traffic = snap.inbound_traffic();
         let grpc = traffic.is_active() && stage::respond::is_grpc(&req);

@@ -1,7 +1,7 @@
 //! Authorization through `weft apply` and real proxies: `TrafficPermission` by
 //! identity, path, method and gRPC method, deny over allow, the mesh's default action
 //! with a namespace override, audit, TCP connections refused before the app sees a
-//! byte, and a change applied under load.
+//! byte, a change applied under load, and an external authorization server.
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use http_body_util::Empty;
 use weft_testkit::client::{self, Http1Client, Http2Client};
-use weft_testkit::echo;
+use weft_testkit::{echo, ext_authz};
 
 use crate::harness::control_plane::ControlPlane;
 use crate::harness::{eventually, Host, Mesh, Proxy};
@@ -423,5 +423,107 @@ async fn a_denied_tcp_connection_is_closed_before_the_app_sees_a_byte() {
         app.recorder().connections().len(),
         before,
         "the denied connection never reached the app"
+    );
+}
+
+fn ext_authz_mesh(address: SocketAddr, fail_open: bool) -> String {
+    format!(
+        "apiVersion: weft.dev/v1alpha1\nkind: Mesh\nmetadata: {{ name: default }}\n\
+         spec:\n  authorizationProviders:\n    - {{ name: opa, address: \"{address}\", timeout: 300ms, failOpen: {fail_open} }}\n"
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_external_authorization_server_allows_denies_and_its_timeout_refuses() {
+    let s = setup().await;
+    let server = ext_authz::spawn(SocketAddr::from(([127, 0, 0, 1], 0)))
+        .await
+        .expect("ext_authz server");
+    let yaml = [
+        ext_authz_mesh(server.addr(), false),
+        "apiVersion: weft.dev/v1alpha1\nkind: TrafficPermission\nmetadata: { name: opa-gets }\n\
+         spec:\n  targetRefs: [{ kind: Service, name: echo }]\n  action: custom\n  \
+         provider: { name: opa }\n  rules: [{ to: [{ methods: [GET] }] }]\n"
+            .to_owned(),
+    ]
+    .join("---\n");
+    s.cp.apply(&s.mesh, "ext-authz", &yaml).await;
+    let frontend_id = "spiffe://cluster.local/ns/default/sa/frontend";
+    assert!(
+        eventually(Duration::from_secs(10), || async {
+            status(s.frontend, "GET", "/ok").await == 200
+                && s.app.recorder().last_request().is_some_and(|r| {
+                    r.headers.get("x-ext-authz").and_then(|v| v.to_str().ok()) == Some(frontend_id)
+                })
+        })
+        .await,
+        "allowed requests never carried the server's header"
+    );
+    s.app.recorder().clear();
+    let req = http::Request::get("/deny/x")
+        .header("host", "echo")
+        .body(Empty::<Bytes>::new())
+        .expect("request");
+    let denied = client::http1_request(s.frontend, req)
+        .await
+        .expect("answer");
+    assert_eq!(denied.status(), 401, "the server's own status");
+    assert_eq!(
+        denied.headers()["www-authenticate"],
+        "Bearer realm=\"test\""
+    );
+    assert_eq!(denied.body().as_ref(), b"denied by the test server\n");
+
+    let started = Instant::now();
+    assert_eq!(
+        status(s.frontend, "GET", "/slow").await,
+        403,
+        "a timeout refuses"
+    );
+    assert!(
+        started.elapsed() < Duration::from_millis(1500),
+        "the 300ms timeout was not honoured: {:?}",
+        started.elapsed()
+    );
+    let asked = server.checks().len();
+    assert_eq!(
+        status(s.frontend, "POST", "/deny/x").await,
+        200,
+        "POST is not the rule's"
+    );
+    assert_eq!(
+        server.checks().len(),
+        asked,
+        "a request no custom rule matches is not asked about"
+    );
+    let seen: Vec<String> = s
+        .app
+        .recorder()
+        .requests()
+        .iter()
+        .map(|r| format!("{} {}", r.method, r.uri.path()))
+        .collect();
+    assert_eq!(
+        seen,
+        ["POST /deny/x"],
+        "refused requests never reached the app"
+    );
+    let check = server.checks().last().cloned().expect("a check");
+    assert_eq!(
+        (check.caller.as_str(), check.path.as_str()),
+        (frontend_id, "/slow")
+    );
+
+    // failOpen: a server that cannot be reached lets requests through.
+    drop(server);
+    let dead = SocketAddr::from(([127, 0, 0, 1], s.mesh.port()));
+    s.cp.apply(&s.mesh, "fail-open", &ext_authz_mesh(dead, true))
+        .await;
+    assert!(
+        eventually(Duration::from_secs(10), || async {
+            status(s.frontend, "GET", "/ok").await == 200
+        })
+        .await,
+        "a failOpen provider that is down still refused"
     );
 }

@@ -10,8 +10,45 @@ pub(super) fn authorization(a: &Authorization, errors: &mut Errors) {
             errors.push(format!("{base}.ports"), "port 0 is not a port (1-65535)");
         }
     }
+    for (i, p) in a.providers.iter().enumerate() {
+        if !p.address.ip().is_loopback() {
+            errors.push(
+                format!("{base}.providers[{i}].address"),
+                format!(
+                    "{} is not a loopback address: the check travels in plaintext, so the \
+                     server runs beside the proxy (127.0.0.1)",
+                    p.address
+                ),
+            );
+        }
+        if p.timeout.is_zero() {
+            errors.push(
+                format!("{base}.providers[{i}].timeout"),
+                "must be longer than 0s",
+            );
+        }
+    }
     for (r, rule) in a.rules.iter().enumerate() {
         let path = format!("{base}.rules[{r}]");
+        match (&rule.provider, rule.action) {
+            (None, crate::proxy::Action::Custom) => errors.push(
+                format!("{path}.provider"),
+                "a custom rule names the provider to ask (one of inbound.authorization.providers)",
+            ),
+            (Some(name), crate::proxy::Action::Custom) => {
+                if !a.providers.iter().any(|p| &p.name == name) {
+                    errors.push(
+                        format!("{path}.provider"),
+                        format!("{name:?} is not one of inbound.authorization.providers"),
+                    );
+                }
+            }
+            (Some(_), _) => errors.push(
+                format!("{path}.provider"),
+                "only a custom rule asks a provider; remove it or set action: custom",
+            ),
+            (None, _) => {}
+        }
         for (i, p) in rule.ports.iter().enumerate() {
             if *p == 0 {
                 errors.push(format!("{path}.ports[{i}]"), "must be 1-65535");

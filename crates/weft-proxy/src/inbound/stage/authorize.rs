@@ -12,7 +12,7 @@
 //! app.
 
 use http::Request;
-use weft_api::proxy::MtlsMode;
+use weft_api::proxy::{ExtAuthz, MtlsMode};
 
 use crate::authz::{self, By, Decision, Outcome, Traffic};
 use crate::error::Error;
@@ -22,21 +22,26 @@ use crate::telemetry::{Metrics, Name};
 
 use super::identity::Caller;
 
+/// A `custom` rule's provider to ask before the request is served, and the rule's
+/// source (the metric label).
+pub type Ask<'s> = (Name, &'s ExtAuthz);
+
 /// Whether `caller` may send `req` to the app's `port`; normalises its path first.
-pub fn authorize<B>(
-    snap: &Snapshot,
+/// `Ok(Some(_))`: allowed if the external authorization server agrees.
+pub fn authorize<'s, B>(
+    snap: &'s Snapshot,
     caller: &Caller,
     port: u16,
     req: &mut Request<B>,
     metrics: &Metrics,
-) -> Result<(), Error> {
+) -> Result<Option<Ask<'s>>, Error> {
     if caller.peer().is_none() && snap.config.port_mtls(port) != MtlsMode::Permissive {
         return Err(Error::PlaintextRefused);
     }
     normalize_path(req, snap.settings().path_normalization)?;
     let policy = snap.authorization();
     if policy.is_open() {
-        return Ok(());
+        return Ok(None);
     }
     // Rules must never see a header only this proxy may set.
     super::identity::strip_forged(req.headers_mut(), caller);
@@ -65,7 +70,9 @@ pub fn authorize<B>(
     record(metrics, &decision, caller.key(), port, what);
     match decision.outcome {
         Outcome::Deny => Err(Error::Denied),
-        Outcome::Allow | Outcome::Defer => Ok(()),
+        Outcome::Allow | Outcome::Defer => Ok(decision
+            .ask
+            .map(|(rule, provider)| (Name(rule.source.clone()), provider))),
     }
 }
 
