@@ -91,7 +91,10 @@ enum PathRule {
         value: Box<str>,
         ignore_case: bool,
     },
-    Glob(Regex),
+    Glob {
+        glob: Box<str>,
+        regex: Regex,
+    },
 }
 
 #[derive(Debug)]
@@ -341,6 +344,154 @@ impl Policy {
     }
 }
 
+/// One rule as `weft explain` shows it: whether it matched, and if not, why.
+#[derive(Debug)]
+pub struct Explained<'p> {
+    /// The rule.
+    pub rule: &'p Rule,
+    /// Whether it matched.
+    pub matched: bool,
+    /// `matches`, the first condition that failed, or why it cannot tell yet.
+    pub why: String,
+}
+
+impl Policy {
+    /// The decision for `traffic` to `port` from `caller`, and every rule in the order
+    /// they are tried, each with why it did or did not match (`weft explain`).
+    pub fn explain(
+        &self,
+        port: u16,
+        caller: Option<&str>,
+        traffic: Traffic<'_>,
+    ) -> (Decision<'_>, Vec<Explained<'_>>) {
+        let decision = self.decide(port, caller, traffic);
+        let explained = self
+            .rules()
+            .map(|rule| {
+                let refusing = rule.action != Action::Allow;
+                let check = rule.check(port, caller, traffic, refusing);
+                let (matched, why) = match check {
+                    Check::Match => (true, "matches".to_owned()),
+                    Check::Unknown => (
+                        false,
+                        "depends on the HTTP request, not known yet".to_owned(),
+                    ),
+                    Check::Miss(miss) => (false, rule.describe(miss, port, caller, traffic)),
+                };
+                Explained { rule, matched, why }
+            })
+            .collect();
+        (decision, explained)
+    }
+}
+
+impl Rule {
+    /// Why `miss` failed, in words.
+    fn describe(
+        &self,
+        miss: Miss,
+        port: u16,
+        caller: Option<&str>,
+        traffic: Traffic<'_>,
+    ) -> String {
+        let list = |items: Vec<String>| items.join(", ");
+        match miss {
+            Miss::Port => format!("covers ports {:?}, not {port}", self.ports),
+            Miss::Caller => format!(
+                "its callers ({}) do not include {}",
+                list(self.from.iter().map(ToString::to_string).collect()),
+                caller.unwrap_or("an unauthenticated caller")
+            ),
+            Miss::To(i, condition) => {
+                let op = &self.to[i];
+                let req = match traffic {
+                    Traffic::Http(req) => Some(req),
+                    _ => None,
+                };
+                let what = match condition {
+                    Condition::Port => format!("ports {:?}, not {port}", op.ports),
+                    Condition::Method => format!(
+                        "methods [{}], not {}",
+                        list(op.methods.iter().map(ToString::to_string).collect()),
+                        req.map_or("?", |r| r.method)
+                    ),
+                    Condition::Host => format!(
+                        "hosts [{}] do not include {:?}",
+                        list(op.hosts.iter().map(ToString::to_string).collect()),
+                        req.map_or("?", |r| r.host)
+                    ),
+                    Condition::Header(h) => {
+                        let (name, text) = &op.headers[h];
+                        format!("header {name} has no value matching {text}")
+                    }
+                    Condition::Path => format!(
+                        "path {:?} matches none of [{}]",
+                        req.map_or("?", |r| r.path),
+                        list(op.paths.iter().map(ToString::to_string).collect())
+                    ),
+                    Condition::Grpc => format!(
+                        "path {:?} is not one of the gRPC methods [{}]",
+                        req.map_or("?", |r| r.path),
+                        list(
+                            op.grpc
+                                .iter()
+                                .map(|(s, m)| format!(
+                                    "/{}/{}",
+                                    s.as_deref().unwrap_or("*"),
+                                    m.as_deref().unwrap_or("*")
+                                ))
+                                .collect()
+                        )
+                    ),
+                    Condition::NotHttp => {
+                        "has HTTP conditions, which an allow rule never meets on a TCP connection"
+                            .to_owned()
+                    }
+                };
+                if self.to.len() > 1 {
+                    format!("to[{i}]: {what} (and no other `to` entry matches)")
+                } else {
+                    format!("to: {what}")
+                }
+            }
+        }
+    }
+}
+
+impl std::fmt::Display for Principal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::AnyIdentity => f.write_str("every mesh identity"),
+            Self::Exact(id) => f.write_str(id),
+            Self::Prefix(p) => write!(f, "{p}*"),
+            Self::Unauthenticated => f.write_str("unauthenticated"),
+        }
+    }
+}
+
+impl std::fmt::Display for PathRule {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let case = |ci: bool| if ci { " (any case)" } else { "" };
+        match self {
+            Self::Exact { value, ignore_case } => write!(f, "Exact {value}{}", case(*ignore_case)),
+            Self::Prefix { value, ignore_case } => {
+                let shown = if value.is_empty() { "/" } else { value };
+                write!(f, "PathPrefix {shown}{}", case(*ignore_case))
+            }
+            Self::Glob { glob, .. } => write!(f, "Glob {glob}"),
+        }
+    }
+}
+
+impl std::fmt::Display for HostRule {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Exact(h) => f.write_str(h),
+            Self::Suffix(s) => write!(f, "*{s}"),
+        }
+    }
+}
+
 impl<'p> Decision<'p> {
     fn denied(by: By<'p>) -> Self {
         Self {
@@ -404,29 +555,80 @@ impl Rule {
         traffic: Traffic<'_>,
         refusing: bool,
     ) -> Option<bool> {
-        if !self.ports.is_empty() && !self.ports.contains(&port) {
-            return Some(false);
-        }
-        if !self.from.is_empty() && !self.from.iter().any(|p| p.matches(caller)) {
-            return Some(false);
-        }
-        if self.to.is_empty() {
-            return Some(true);
-        }
-        let mut unknown = false;
-        for op in &self.to {
-            match op.matches(port, traffic, refusing) {
-                Some(true) => return Some(true),
-                Some(false) => {}
-                None => unknown = true,
-            }
-        }
-        if unknown {
-            None
-        } else {
-            Some(false)
+        match self.check(port, caller, traffic, refusing) {
+            Check::Match => Some(true),
+            Check::Miss(_) => Some(false),
+            Check::Unknown => None,
         }
     }
+
+    /// [`Rule::matches`], with the first condition that failed.
+    fn check(
+        &self,
+        port: u16,
+        caller: Option<&str>,
+        traffic: Traffic<'_>,
+        refusing: bool,
+    ) -> Check {
+        if !self.ports.is_empty() && !self.ports.contains(&port) {
+            return Check::Miss(Miss::Port);
+        }
+        if !self.from.is_empty() && !self.from.iter().any(|p| p.matches(caller)) {
+            return Check::Miss(Miss::Caller);
+        }
+        if self.to.is_empty() {
+            return Check::Match;
+        }
+        let mut unknown = false;
+        let mut first_miss = None;
+        for (i, op) in self.to.iter().enumerate() {
+            match op.check(port, traffic, refusing) {
+                Ok(true) => return Check::Match,
+                Ok(false) => unknown = true,
+                Err(condition) => {
+                    first_miss.get_or_insert(Miss::To(i, condition));
+                }
+            }
+        }
+        match first_miss {
+            Some(miss) if !unknown => Check::Miss(miss),
+            _ => Check::Unknown,
+        }
+    }
+}
+
+/// The result of checking a rule.
+#[derive(Clone, Copy, Debug)]
+enum Check {
+    Match,
+    Miss(Miss),
+    /// Depends on a request not seen yet.
+    Unknown,
+}
+
+/// The first condition of a rule that failed.
+#[derive(Clone, Copy, Debug)]
+enum Miss {
+    /// The rule's ports.
+    Port,
+    /// Its `from`.
+    Caller,
+    /// A condition of its `to[i]`.
+    To(usize, Condition),
+}
+
+/// A condition of a `to` entry.
+#[derive(Clone, Copy, Debug)]
+enum Condition {
+    Port,
+    Method,
+    Host,
+    /// `headers[i]`.
+    Header(usize),
+    Path,
+    Grpc,
+    /// HTTP conditions against a TCP connection (an allowing rule never matches it).
+    NotHttp,
 }
 
 impl Principal {
@@ -496,17 +698,20 @@ impl Operation {
         })
     }
 
-    fn matches(&self, port: u16, traffic: Traffic<'_>, refusing: bool) -> Option<bool> {
+    /// `Ok(true)`: matches; `Ok(false)`: not known before the request is seen;
+    /// `Err`: the first condition that failed.
+    fn check(&self, port: u16, traffic: Traffic<'_>, refusing: bool) -> Result<bool, Condition> {
         if !self.ports.is_empty() && !self.ports.contains(&port) {
-            return Some(false);
+            return Err(Condition::Port);
         }
         if !self.http {
-            return Some(true);
+            return Ok(true);
         }
         match traffic {
-            Traffic::Connect => None,
-            Traffic::Tcp => Some(refusing),
-            Traffic::Http(req) => Some(self.matches_request(req, refusing)),
+            Traffic::Connect => Ok(false),
+            Traffic::Tcp if refusing => Ok(true),
+            Traffic::Tcp => Err(Condition::NotHttp),
+            Traffic::Http(req) => self.check_request(req, refusing).map(|()| true),
         }
     }
 
@@ -514,37 +719,41 @@ impl Operation {
     /// it has `;parameters`, on the path without them: a refusing rule matches if
     /// either does, an allowing one only if both do, so an app that strips parameters
     /// and one that does not both get what the rule says.
-    fn matches_request(&self, req: &Request<'_>, refusing: bool) -> bool {
+    fn check_request(&self, req: &Request<'_>, refusing: bool) -> Result<(), Condition> {
         if !self.methods.is_empty()
             && !self
                 .methods
                 .iter()
                 .any(|m| m.eq_ignore_ascii_case(req.method))
         {
-            return false;
+            return Err(Condition::Method);
         }
         if !self.hosts.is_empty() && !self.hosts.iter().any(|h| h.matches(req.host)) {
-            return false;
+            return Err(Condition::Host);
         }
-        for (name, text) in &self.headers {
+        for (i, (name, text)) in self.headers.iter().enumerate() {
             let found = req
                 .headers
                 .get_all(name)
                 .iter()
                 .any(|v| v.to_str().is_ok_and(|v| text.matches(v)));
             if !found {
-                return false;
+                return Err(Condition::Header(i));
             }
         }
         let forms = || std::iter::once(req.path).chain(req.path_without_params);
-        let path_ok = |p: &str| {
-            (self.paths.is_empty() || self.paths.iter().any(|r| r.matches(p)))
-                && (self.grpc.is_empty() || self.grpc.iter().any(|g| grpc_matches(g, p)))
-        };
-        if refusing {
-            forms().any(path_ok)
+        let path_ok = |p: &str| self.paths.is_empty() || self.paths.iter().any(|r| r.matches(p));
+        let grpc_ok =
+            |p: &str| self.grpc.is_empty() || self.grpc.iter().any(|g| grpc_matches(g, p));
+        let (paths, grpc) = if refusing {
+            (forms().any(path_ok), forms().any(grpc_ok))
         } else {
-            forms().all(path_ok)
+            (forms().all(path_ok), forms().all(grpc_ok))
+        };
+        match (paths, grpc) {
+            (false, _) => Err(Condition::Path),
+            (true, false) => Err(Condition::Grpc),
+            (true, true) => Ok(()),
         }
     }
 }
@@ -592,10 +801,13 @@ impl PathRule {
                         rest = &rest[end..];
                     }
                 }
-                Self::Glob(route::anchored(&re).map_err(|e| Error {
-                    path: path.to_owned(),
-                    message: e.to_string(),
-                })?)
+                Self::Glob {
+                    glob: p.value.as_str().into(),
+                    regex: route::anchored(&re).map_err(|e| Error {
+                        path: path.to_owned(),
+                        message: e.to_string(),
+                    })?,
+                }
             }
         })
     }
@@ -617,7 +829,7 @@ impl PathRule {
                         && eq(&path[..value.len()], value, *ignore_case)
                         && matches!(path.as_bytes().get(value.len()), None | Some(b'/')))
             }
-            Self::Glob(re) => re.is_match(path),
+            Self::Glob { regex, .. } => regex.is_match(path),
         }
     }
 }

@@ -36,6 +36,9 @@ enum Command {
     Delete(cmd::delete::Args),
     /// Show a resource with what relates to it (a service's endpoints and routes).
     Describe(cmd::describe::Args),
+    /// Show which TrafficPermission and rule decide a request, and why the others do
+    /// not match.
+    Explain(cmd::explain::Args),
     /// Show what the control plane sent a connected proxy, and what it ACKed or NACKed.
     Inspect(cmd::inspect::Args),
     /// Validate resource files offline, without a control plane.
@@ -62,6 +65,7 @@ fn main() -> std::process::ExitCode {
         Command::Get(args) => cmd::get::run(&args),
         Command::Delete(args) => cmd::delete::run(&args),
         Command::Describe(args) => cmd::describe::run(&args),
+        Command::Explain(args) => cmd::explain::run(&args),
         Command::Inspect(args) => cmd::inspect::run(&args),
         Command::Check(args) => cmd::check::run(&args),
         Command::Token(args) => cmd::token::run(&args),

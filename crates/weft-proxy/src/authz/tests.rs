@@ -457,3 +457,83 @@ fn a_custom_rule_without_a_known_provider_does_not_compile() {
     let err = Policy::compile(&a).expect_err("unknown provider");
     assert_eq!(err.path, "inbound.authorization.rules[0].provider");
 }
+
+#[test]
+fn explain_names_the_deciding_rule_and_why_each_other_did_not_match() {
+    let p = policy(
+        r#"
+defaultAction: deny
+rules:
+  - { source: no-admin, action: deny, to: [{ paths: [{ type: PathPrefix, value: /admin }] }] }
+  - source: shop-reads
+    from: [{ identity: "spiffe://cluster.local/ns/shop/*" }]
+    to: [{ methods: [GET], paths: [{ type: PathPrefix, value: /items }, { type: Glob, value: "/docs/**" }] }]
+  - { source: tenant, to: [{ headers: [{ name: x-tenant, value: { exact: blue } }] }] }
+"#,
+    );
+    let why = |caller: &str, req: &Req| {
+        let (d, rules) = p.explain(80, Some(caller), Traffic::Http(&req.view()));
+        let by = d.by.map(|b| b.to_string()).unwrap_or_default();
+        let lines: Vec<String> = rules
+            .iter()
+            .map(|e| format!("{}: {}", e.rule.source, e.why))
+            .collect();
+        (by, lines)
+    };
+    let (by, lines) = why(FRONTEND, &get("/items").method("POST"));
+    assert_eq!(by, "the default action (deny)");
+    assert_eq!(
+        lines,
+        [
+            r#"no-admin: to: path "/items" matches none of [PathPrefix /admin]"#,
+            "shop-reads: to: methods [GET], not POST",
+            "tenant: to: header x-tenant has no value matching \"blue\"",
+        ]
+    );
+    let (by, lines) = why(BATCH, &get("/admin/x"));
+    assert_eq!(by, "no-admin rule 0 (deny)");
+    assert_eq!(lines[0], "no-admin: matches");
+    assert_eq!(
+        lines[1],
+        "shop-reads: its callers (spiffe://cluster.local/ns/shop/*) do not include spiffe://cluster.local/ns/jobs/sa/batch"
+    );
+}
+
+#[test]
+fn explain_agrees_with_decide_on_which_rules_match() {
+    let p = policy(
+        r#"
+rules:
+  - { source: a, action: deny, from: [{ identity: "spiffe://cluster.local/ns/jobs/*" }], to: [{ methods: [DELETE] }] }
+  - { source: b, action: audit, to: [{ paths: [{ type: Glob, value: "/x/*" }] }] }
+  - { source: c, from: [{ unauthenticated: true }] }
+"#,
+    );
+    for caller in [Some(FRONTEND), Some(BATCH), None] {
+        for req in [
+            get("/x/1"),
+            get("/y").method("DELETE"),
+            get("/x/2").method("delete"),
+        ] {
+            let view = req.view();
+            let (d, rules) = p.explain(80, caller, Traffic::Http(&view));
+            let deny = rules
+                .iter()
+                .find(|e| e.rule.action == Action::Deny && e.matched);
+            assert_eq!(
+                deny.is_some(),
+                d.outcome == Outcome::Deny,
+                "{caller:?} {} {}",
+                req.method,
+                req.path
+            );
+            if d.outcome != Outcome::Deny {
+                // A denial ends the decision before audits are looked at.
+                let audit = rules
+                    .iter()
+                    .find(|e| e.rule.action == Action::Audit && e.matched);
+                assert_eq!(audit.is_some(), d.audit.is_some());
+            }
+        }
+    }
+}

@@ -396,6 +396,16 @@ pub(crate) fn anchored(pattern: &str) -> Result<Regex, Error> {
         })
 }
 
+impl std::fmt::Display for Text {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Exact(s) => write!(f, "{s:?}"),
+            Self::Prefix(s) => write!(f, "prefix {s:?}"),
+            Self::Regex(r) => write!(f, "regex {:?}", r.as_str()),
+        }
+    }
+}
+
 impl Text {
     pub(crate) fn compile(m: &StringMatch) -> Result<Self, Error> {
         Ok(match m {

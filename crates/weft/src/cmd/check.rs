@@ -1,5 +1,7 @@
 //! `weft check -f FILE…`: offline validation with `weft-policy`, no control plane.
-//! Prints `ok: N objects` or every problem with file, document and field path.
+//! Prints `ok: N objects` or every problem with file, document and field path, and
+//! warns about `TrafficPermission` rules that can never match (judged from the files
+//! given: a service they name may exist elsewhere).
 
 use std::path::PathBuf;
 
@@ -34,6 +36,66 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<()> {
     if !problems.is_empty() {
         return Err(source::report(&problems, "fix them and run check again"));
     }
+    for warning in never_matching(documents.iter().map(|d| &d.object)) {
+        println!("warning: {warning}");
+    }
     println!("ok: {} objects", documents.len());
     Ok(())
+}
+
+/// Every `TrafficPermission` part among `objects` that can never match, as
+/// `trafficpermission/<ns>/<name>: <path>: <why>`.
+fn never_matching<'a>(
+    objects: impl IntoIterator<Item = &'a weft_api::resource::Object>,
+) -> Vec<String> {
+    let compiled = weft_policy::compile(objects);
+    let mut out = Vec::new();
+    for (key, status) in &compiled.statuses {
+        if key.kind != weft_api::resource::Kind::TrafficPermission {
+            continue;
+        }
+        for c in status["conditions"].as_array().into_iter().flatten() {
+            if c["type"] == "RulesMatchable" && c["status"] == "False" {
+                for part in c["message"].as_str().unwrap_or_default().split("; ") {
+                    out.push(format!(
+                        "trafficpermission/{}/{}: {part}",
+                        key.namespace, key.name
+                    ));
+                }
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rules_that_can_never_match_are_reported_with_their_field_path() {
+        let objects = weft_policy::parse_documents(
+            r"
+apiVersion: weft.dev/v1alpha1
+kind: Service
+metadata: { name: catalog, namespace: shop }
+spec: { selector: { app: catalog }, ports: [{ port: 80 }] }
+---
+apiVersion: weft.dev/v1alpha1
+kind: TrafficPermission
+metadata: { name: readers, namespace: shop }
+spec:
+  targetRefs: [{ kind: Service, name: catalog }]
+  rules: [{ from: [{ service: gone }], to: [{ ports: [8080] }] }]
+",
+        )
+        .expect("objects");
+        assert_eq!(
+            never_matching(&objects),
+            [
+                "trafficpermission/shop/readers: spec.rules[0].from[0].service: Service shop/gone does not exist",
+                "trafficpermission/shop/readers: spec.rules[0].to[0].ports[0]: 8080 is not a port of the targets (use the Service's port, not its targetPort)",
+            ]
+        );
+    }
 }

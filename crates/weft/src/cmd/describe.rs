@@ -85,6 +85,12 @@ async fn describe(
                 .cloned(),
         );
     }
+    let permissions = client
+        .get_json(&collection_path(Kind::TrafficPermission, Some(namespace)))
+        .await?["items"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
     // The DNS domain: the Mesh's, or the default while none is stored yet.
     let mesh = client
         .get_json(&item_path(
@@ -105,6 +111,7 @@ async fn describe(
             routes: &routes,
             policies: &policies,
             inbound: &inbound,
+            permissions: &permissions,
         },
         &domain,
         SystemTime::now(),
@@ -130,6 +137,8 @@ pub(crate) struct Related<'a> {
     pub(crate) policies: &'a [Value],
     /// `RateLimit` and `FaultInjection` objects that target it.
     pub(crate) inbound: &'a [Value],
+    /// `TrafficPermission` objects of its namespace (those that apply are shown).
+    pub(crate) permissions: &'a [Value],
 }
 
 /// The VIP in force and where it came from, or why there is none.
@@ -193,6 +202,7 @@ pub(crate) fn service(
         routes,
         policies,
         inbound,
+        permissions,
     } = *related;
     let mut out = String::new();
     let meta = &service["metadata"];
@@ -347,6 +357,17 @@ pub(crate) fn service(
             p["kind"].as_str().unwrap_or("?"),
             name_of(p)
         );
+    }
+    let _ = writeln!(
+        out,
+        "Permissions (who may call it; `weft explain` decides one request):"
+    );
+    let lines = super::explain::permissions_of(permissions, name);
+    if lines.is_empty() {
+        let _ = writeln!(out, "  <none>: the default action decides");
+    }
+    for line in lines {
+        let _ = writeln!(out, "  {line}");
     }
     let _ = writeln!(out, "Conditions:");
     write_conditions(&mut out, &service["status"], "  ");
@@ -699,6 +720,11 @@ mod tests {
         assert!(targets(&policy, "web") && !targets(&policy, "db"));
         let routes = [route];
         let policies = [policy, loser];
+        let permissions = [json!({
+            "kind": "TrafficPermission",
+            "metadata": {"name": "web-readers"},
+            "spec": {"targetRefs": [{"kind": "Service", "name": "web"}], "rules": [{"from": [{"serviceAccount": "frontend"}]}]}
+        })];
         let inbound = [json!({
             "kind": "RateLimit",
             "metadata": {"name": "web-limit"},
@@ -711,6 +737,7 @@ mod tests {
                 routes: &routes,
                 policies: &policies,
                 inbound: &inbound,
+                permissions: &permissions,
             },
             "mesh.internal",
             SystemTime::now(),
@@ -726,6 +753,10 @@ mod tests {
         );
         assert!(
             text.contains("RateLimit web-limit: 100 per 1s per caller"),
+            "{text}"
+        );
+        assert!(
+            text.contains("  allow  web-readers: from serviceAccount frontend\n"),
             "{text}"
         );
         assert!(

@@ -9,6 +9,7 @@ pub(crate) mod config;
 pub(crate) mod control_plane;
 pub(crate) mod delete;
 pub(crate) mod describe;
+pub(crate) mod explain;
 pub(crate) mod get;
 pub(crate) mod inspect;
 pub(crate) mod output;

@@ -176,6 +176,31 @@ async fn permissions_decide_by_identity_path_and_method_and_deny_wins() {
     ] {
         assert!(text.contains(needle), "metrics lack {needle}:\n{text}");
     }
+    // `weft explain` gives the proxy's answer, and why the others did not match.
+    let (ok, out) =
+        s.cp.cli(&[
+            "explain",
+            "--from",
+            "spiffe://cluster.local/ns/default/sa/batch",
+            "--to",
+            "echo:80",
+            "GET",
+            "/items/x/../admin/keys",
+        ])
+        .await;
+    assert!(ok, "{out}");
+    assert!(
+        out.contains("decision: DENIED, by TrafficPermission/default/no-admin rule 0 (deny)")
+            && out.contains("(normalised: /items/admin/keys)")
+            && out
+                .contains("✗ allow  TrafficPermission/default/frontend-reads rule 0: its callers"),
+        "{out}"
+    );
+    let (ok, out) = s.cp.cli(&["describe", "service", "echo"]).await;
+    assert!(
+        ok && out.contains("deny   no-admin: from everyone"),
+        "{out}"
+    );
     let logs = s.server.logs();
     assert!(
         logs.contains("denied")
