@@ -732,11 +732,15 @@ impl Operation {
             return Err(Condition::Host);
         }
         for (i, (name, text)) in self.headers.iter().enumerate() {
-            let found = req
-                .headers
-                .get_all(name)
-                .iter()
-                .any(|v| v.to_str().is_ok_and(|v| text.matches(v)));
+            let value_matches = |v: &http::HeaderValue| v.to_str().is_ok_and(|v| text.matches(v));
+            let found = req.headers.get_all(name).iter().any(value_matches)
+                // A refusing rule also matches `x_debug` for `x-debug`: CGI-style
+                // frameworks read both spellings as one variable.
+                || (refusing
+                    && req
+                        .headers
+                        .iter()
+                        .any(|(k, v)| is_lookalike(k, name) && value_matches(v)));
             if !found {
                 return Err(Condition::Header(i));
             }
@@ -756,6 +760,16 @@ impl Operation {
             (true, true) => Ok(()),
         }
     }
+}
+
+/// Whether `k` is `name` spelled with `_` for some `-`.
+fn is_lookalike(k: &HeaderName, name: &HeaderName) -> bool {
+    let (k, name) = (k.as_str().as_bytes(), name.as_str().as_bytes());
+    k.len() == name.len()
+        && k != name
+        && k.iter()
+            .zip(name)
+            .all(|(a, b)| a == b || (*a == b'_' && *b == b'-'))
 }
 
 /// A gRPC method condition against a path `/<service>/<method>` (whatever the

@@ -11,6 +11,7 @@
 //!   loopback.
 //! - [`grpc`]: the Python `grpcio` echo server and client (real gRPC, no generated code).
 //! - [`ext_authz`]: an Envoy external authorization server on tonic.
+//! - [`webserver`]: nginx and Apache httpd as apps, each reading paths its own way.
 //! - [`dns`]: a DNS stub client and a fake upstream resolver.
 //! - [`ca`]: a throw-away PKI (test CA, workload certificates, expired ones, a second CA).
 //! - [`postgres`]: a throw-away PostgreSQL server, on loopback or inside a host.
@@ -61,6 +62,7 @@ pub mod ports;
 pub mod postgres;
 pub mod process;
 pub mod wait;
+pub mod webserver;
 pub mod websocket;
 
 pub use netns::{e2e_guard, Host, Topology};

@@ -537,3 +537,33 @@ rules:
         }
     }
 }
+
+#[test]
+fn a_denied_header_is_denied_in_any_case_and_with_underscores_for_dashes() {
+    let p = policy(
+        r#"
+rules:
+  - { source: d, action: deny, to: [{ headers: [{ name: X-Debug, value: { exact: "on" } }] }] }
+  - { source: a, action: audit, to: [{ headers: [{ name: x-trace, value: { exact: "1" } }] }] }
+"#,
+    );
+    for (name, value, denied) in [
+        ("x-debug", "on", true),
+        ("X-DEBUG", "on", true),
+        ("x_debug", "on", true),
+        ("X_Debug", "on", true),
+        ("x-debug", "off", false),
+        ("x_debugs", "on", false),
+        ("x.debug", "on", false),
+    ] {
+        let mut r = get("/");
+        r.headers.append(
+            http::HeaderName::from_bytes(name.as_bytes()).expect("name"),
+            HeaderValue::from_static(value),
+        );
+        let got = p
+            .decide(80, Some(FRONTEND), Traffic::Http(&r.view()))
+            .outcome;
+        assert_eq!(got == Outcome::Deny, denied, "{name}: {value}");
+    }
+}

@@ -13,6 +13,7 @@ mod harness;
 
 mod authorization;
 mod backend;
+mod bypass;
 mod control_plane;
 mod identity;
 mod lifecycle;
