@@ -699,9 +699,41 @@ pub(crate) fn statuses(cx: &Context<'_>, permissions: &[Permission<'_>]) -> Vec<
                     generation,
                 )
             };
-            serde_json::json!({ "ancestors": ancestors, "conditions": [accepted] })
+            let mut conditions = vec![accepted];
+            if p.spec.action == Action::Allow && allow_is_moot(cx, p) {
+                conditions.push(status::condition(
+                    "Effective",
+                    false,
+                    "DefaultAllows",
+                    "every workload it applies to already allows what no rule refuses \
+                     (default action allow): allow permissions matter once the default is \
+                     deny, e.g. Mesh.spec.defaultActionOverrides: [{namespace: <ns>, \
+                     defaultAction: deny}]",
+                    generation,
+                ));
+            }
+            serde_json::json!({ "ancestors": ancestors, "conditions": conditions })
         })
         .collect()
+}
+
+/// Whether `p` (an `allow`) changes nothing: every workload it applies to has the
+/// default action `allow` on every port (and there is at least one such workload).
+fn allow_is_moot(cx: &Context<'_>, p: &Permission<'_>) -> bool {
+    let ns = p.object.namespace();
+    let mut any = false;
+    for w in cx.workloads.iter().filter(|w| w.object.namespace() == ns) {
+        let labels = &w.object.metadata.labels;
+        if target_ports(cx, p, ns, labels).is_none() {
+            continue;
+        }
+        any = true;
+        let (default, ports) = default_actions(cx, ns, labels);
+        if default != DefaultAction::Allow || !ports.is_empty() {
+            return false;
+        }
+    }
+    any
 }
 
 /// The parts of `p` that can never match, each with its field path and why.

@@ -444,3 +444,32 @@ fn a_custom_rule_carries_its_provider_and_an_unknown_provider_fails_closed() {
         "{c}"
     );
 }
+
+#[test]
+fn an_allow_permission_under_a_default_of_allow_is_flagged_as_having_no_effect() {
+    let compiled = compile(&[
+        object(SERVICE),
+        healthy(object(WORKLOAD)),
+        object(PERMISSION),
+    ]);
+    let conditions =
+        &compiled.statuses[&key(Kind::TrafficPermission, "shop", "readers")]["conditions"];
+    assert_eq!(conditions[1]["type"], "Effective", "{conditions}");
+    assert_eq!(conditions[1]["reason"], "DefaultAllows");
+
+    let deny = r"
+apiVersion: weft.dev/v1alpha1
+kind: Mesh
+metadata: { name: default }
+spec: { defaultActionOverrides: [{ namespace: shop, defaultAction: deny }] }
+";
+    let compiled = compile(&[
+        object(deny),
+        object(SERVICE),
+        healthy(object(WORKLOAD)),
+        object(PERMISSION),
+    ]);
+    let conditions =
+        &compiled.statuses[&key(Kind::TrafficPermission, "shop", "readers")]["conditions"];
+    assert_eq!(conditions.as_array().map(Vec::len), Some(1), "{conditions}");
+}

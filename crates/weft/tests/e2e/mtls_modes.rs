@@ -290,3 +290,103 @@ fn a_plaintext_client_silent_past_detection_still_cannot_forge_identity_headers(
     );
     assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
 }
+
+/// `curl` from `from` to `url`: the HTTP status, or 0 when the connection failed.
+fn plaintext_status(from: &Host, url: &str) -> u16 {
+    let out = from
+        .command("curl")
+        .args([
+            "-sS",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            "--max-time",
+            "5",
+            url,
+        ])
+        .output()
+        .expect("curl");
+    String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .parse()
+        .unwrap_or(0)
+}
+
+#[test]
+fn with_default_deny_plaintext_is_served_only_where_a_permission_allows_unauthenticated() {
+    let Some(mesh) = Mesh::new(
+        "with_default_deny_plaintext_is_served_only_where_a_permission_allows_unauthenticated",
+    ) else {
+        return;
+    };
+    let cp = mesh.host("cp");
+    let server = mesh.host("server");
+    let client = mesh.host("client");
+    let legacy = mesh.host("legacy");
+    let _cp = mesh.control_plane(&cp, &[]);
+    mesh.apply(&cp, "services", ECHO_SERVICES);
+    // A permissive mesh that denies by default; the meshed client is allowed.
+    mesh.apply(
+        &cp,
+        "policy",
+        "apiVersion: weft.dev/v1alpha1\nkind: Mesh\nmetadata: { name: default }\n\
+         spec:\n  mtls: { mode: permissive }\n  defaultAction: deny\n---\n\
+         apiVersion: weft.dev/v1alpha1\nkind: TrafficPermission\nmetadata: { name: meshed-client }\n\
+         spec:\n  targetRefs: [{ kind: Service, name: echo }]\n  rules: [{ from: [{ serviceAccount: client }] }]\n",
+    );
+    let _app = server
+        .spawn_server(|| async { weft_testkit::echo::spawn_http(local(8080), "v1").await })
+        .expect("echo app starts");
+    let boot = mesh.bootstrap(
+        &server,
+        "echo-v1",
+        &[("app", "echo"), ("version", "v1")],
+        &[(8080, "http")],
+        &[],
+    );
+    let _server_proxy = mesh.meshed_proxy(&server, &boot, &cp);
+    let client_boot = mesh.bootstrap(&client, "client", &[], &[], &[(18080, "echo", 80)]);
+    let _client_proxy = mesh.meshed_proxy(&client, &client_boot, &cp);
+    redirect_plaintext_to_inbound_capture(&server, 8080);
+    let legacy_url = format!("http://{}:8080/legacy/page", server.ip());
+    let other_url = format!("http://{}:8080/other", server.ip());
+
+    assert!(
+        eventually(Duration::from_secs(10), || meshed_get(&client, "/", &[])
+            .status
+            .success()),
+        "the allowed meshed client was never served"
+    );
+    // No permission names unauthenticated callers: plaintext is refused when it
+    // connects, before a byte reaches the app.
+    assert_eq!(
+        plaintext_status(&legacy, &legacy_url),
+        0,
+        "plaintext served under default deny"
+    );
+
+    mesh.apply(
+        &cp,
+        "legacy",
+        "apiVersion: weft.dev/v1alpha1\nkind: TrafficPermission\nmetadata: { name: legacy-pages }\n\
+         spec:\n  targetRefs: [{ kind: Service, name: echo }]\n  \
+         rules: [{ from: [{ unauthenticated: true }], to: [{ paths: [{ type: PathPrefix, value: /legacy }] }] }]\n",
+    );
+    assert!(
+        eventually(Duration::from_secs(10), || plaintext_status(
+            &legacy,
+            &legacy_url
+        ) == 200),
+        "the permission for unauthenticated callers never took effect"
+    );
+    assert_eq!(
+        plaintext_status(&legacy, &other_url),
+        403,
+        "only what it names"
+    );
+    assert!(
+        meshed_get(&client, "/other", &[]).status.success(),
+        "meshed client still allowed"
+    );
+}
