@@ -7,6 +7,11 @@
 #   HOPS=2 bench/instructions.sh BINARY [BINARY…]
 #       two proxies with HBONE mTLS between them; one row per binary and proxy.
 #   POLICIES=compare bench/instructions.sh BINARY
+#   PERMISSIONS=compare bench/instructions.sh BINARY
+#       two hops, the server proxy measured twice: with no permissions, and with 50
+#       mixed L4/L7 authorization rules under a default of deny (20 denials by
+#       identity, 10 by path, 10 audits by header, 10 allows of which the last lets
+#       the benchmark's GETs in); prints the ratios.
 #   ORDER=FILE bench/instructions.sh BINARY
 #       two hops, and writes FILE: the binary's functions that run while either proxy
 #       serves (counted from ready on), those run per request first, hottest first,
@@ -54,8 +59,9 @@ N2=${N2:-2200}
 PORT_BASE=${PORT_BASE:-16000}
 HOPS=${HOPS:-1}
 [ -z "${ORDER:-}" ] || HOPS=2 # the order comes from the two-hop run
-[ $# -ge 1 ] || { echo "usage: [HOPS=2] [POLICIES=compare] $0 BINARY [BINARY…]" >&2; exit 2; }
+[ $# -ge 1 ] || { echo "usage: [HOPS=2] [POLICIES=compare|PERMISSIONS=compare] $0 BINARY [BINARY…]" >&2; exit 2; }
 case $HOPS in 1 | 2) ;; *) echo "HOPS is 1 or 2, not '$HOPS'" >&2; exit 2 ;; esac
+[ "${PERMISSIONS:-}" != compare ] || HOPS=2
 if [ "${POLICIES:-}" = compare ] && [ "$HOPS" != 1 ]; then
   echo "POLICIES=compare is a one-hop comparison; leave HOPS unset" >&2; exit 2
 fi
@@ -316,6 +322,28 @@ workload: { name: api, serviceAccount: api, address: 127.0.0.2, ports: [{ port: 
 certificates: { cert: $work/api.crt, key: $work/api.key, trustBundle: $work/ca.crt }
 listeners: { admin: 127.0.0.2:$admin2, hbone: 127.0.0.2:$hbone, metrics: null, outboundCapture: null, inboundCapture: null }
 YAML
+  # 50 permissions, mixed L4/L7, under a default of deny; the benchmark's GETs (from
+  # web) are let in by the last allow, after every other rule has been tried.
+  cp "$work/server.yaml" "$work/server-permissions.yaml"
+  {
+    echo "inbound:"
+    echo "  authorization:"
+    echo "    defaultAction: deny"
+    echo "    rules:"
+    for i in $(seq 1 20); do
+      echo "      - { action: deny, source: TrafficPermission/default/deny-id-$i, from: [{ identity: \"spiffe://cluster.local/ns/other-$i/sa/x\" }] }"
+    done
+    for i in $(seq 1 10); do
+      echo "      - { action: deny, source: TrafficPermission/default/deny-path-$i, to: [{ paths: [{ type: PathPrefix, value: /admin-$i }] }] }"
+    done
+    for i in $(seq 1 10); do
+      echo "      - { action: audit, source: TrafficPermission/default/audit-$i, to: [{ headers: [{ name: x-debug-$i, value: { exact: \"on\" } }] }] }"
+    done
+    for i in $(seq 1 9); do
+      echo "      - { source: TrafficPermission/default/allow-$i, from: [{ identity: \"spiffe://cluster.local/ns/other-$i/*\" }], to: [{ methods: [GET], paths: [{ type: PathPrefix, value: /api-$i }] }] }"
+    done
+    echo "      - { source: TrafficPermission/default/allow-web, from: [{ identity: \"spiffe://cluster.local/ns/default/sa/web\" }], to: [{ methods: [GET, HEAD] }] }"
+  } >> "$work/server-permissions.yaml"
 fi
 
 start python3 "$work/backend.py" "$app"
@@ -394,6 +422,27 @@ if [ "${POLICIES:-}" = compare ]; then
   done
   awk -v a="${per[0]}" -v b="${per[1]}" -v c="${aper[0]}" -v d="${aper[1]}" 'BEGIN {
     printf "\npolicies / bare = %.3f (instructions)", b / a
+    if (c > 0) printf ", %.3f (allocations)", d / c
+    printf "\n" }'
+  exit 0
+fi
+
+if [ "${PERMISSIONS:-}" = compare ]; then
+  bin=$1
+  check "$bin" "$work/client.yaml" "$work/server.yaml" "$work/server-permissions.yaml"
+  printf '| server config | Ir, N=%s | Ir, N=%s | instructions per request | allocations per request |\n' "$N1" "$N2"
+  printf '|---|---|---|---|---|\n'
+  per=() aper=()
+  cp "$work/server.yaml" "$work/server-none.yaml"
+  for config in none permissions; do
+    cp "$work/server-$config.yaml" "$work/server.yaml"
+    count2 "$bin" "$N1" server; a=$ir aa=$allocs
+    count2 "$bin" "$N2" server; b=$ir ab=$allocs
+    per+=($(((b - a) / (N2 - N1)))) aper+=("$(per_request "$aa" "$ab")")
+    printf '| %s | %s | %s | %s | %s |\n' "$config" "$a" "$b" "${per[-1]}" "${aper[-1]}"
+  done
+  awk -v a="${per[0]}" -v b="${per[1]}" -v c="${aper[0]}" -v d="${aper[1]}" 'BEGIN {
+    printf "\n50 permissions / none = %.3f (instructions)", b / a
     if (c > 0) printf ", %.3f (allocations)", d / c
     printf "\n" }'
   exit 0

@@ -19,7 +19,7 @@
 //!   `CONNECT`): refused only when that is certain (a `deny` without HTTP conditions,
 //!   or a default `deny` no `allow` rule could lift); otherwise [`Outcome::Defer`].
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use http::{HeaderMap, HeaderName};
 use regex::Regex;
@@ -30,6 +30,8 @@ use crate::route::{self, Text};
 /// The compiled authorization of a workload.
 #[derive(Debug, Default)]
 pub struct Policy {
+    /// Unique among the policies of this process (see [`Scope`]).
+    id: u64,
     default: DefaultAction,
     ports: Vec<(u16, DefaultAction)>,
     deny: Vec<Rule>,
@@ -54,6 +56,50 @@ pub struct Rule {
     to: Vec<Operation>,
     /// A custom rule's provider: its index in the policy's providers.
     provider: Option<usize>,
+    /// Its decisions' counters, made on first use (so a request counts with one
+    /// atomic add, not a lookup).
+    pub counters: Counters,
+    /// The first path segments (lower case, without `;parameters`) a request must
+    /// have for the rule to match it; `None`: any. Lets a connection's [`Scope`] try
+    /// only the rules that can match a request's path.
+    segments: Option<Vec<Box<str>>>,
+}
+
+/// What a decision is counted as.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Tally {
+    /// Served.
+    Allowed,
+    /// Refused.
+    Denied,
+    /// Served, flagged by an `audit`.
+    Audited,
+}
+
+impl Tally {
+    /// The `result` label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Allowed => "allowed",
+            Self::Denied => "denied",
+            Self::Audited => "audited",
+        }
+    }
+}
+
+/// One counter per [`Tally`], each made the first time it is needed.
+#[derive(Debug, Default)]
+pub struct Counters([OnceLock<prometheus_client::metrics::counter::Counter>; 3]);
+
+impl Counters {
+    /// The counter of `tally`, made with `make` the first time.
+    pub fn get(
+        &self,
+        tally: Tally,
+        make: impl FnOnce() -> prometheus_client::metrics::counter::Counter,
+    ) -> &prometheus_client::metrics::counter::Counter {
+        self.0[tally as usize].get_or_init(make)
+    }
 }
 
 #[derive(Debug)]
@@ -71,7 +117,8 @@ struct Operation {
     paths: Vec<PathRule>,
     methods: Vec<Box<str>>,
     hosts: Vec<HostRule>,
-    headers: Vec<(HeaderName, Text)>,
+    /// Name, value condition, and the name's bit in [`HeaderNames`].
+    headers: Vec<(HeaderName, Text, u64)>,
     grpc: Vec<GrpcRule>,
     /// Whether any condition needs an HTTP request.
     http: bool,
@@ -128,6 +175,33 @@ pub struct Request<'a> {
     pub host: &'a str,
     /// Headers.
     pub headers: &'a HeaderMap,
+    /// Which header names it has ([`HeaderNames::of`] its headers).
+    pub header_names: HeaderNames,
+}
+
+/// A 64-bit summary of the header names of a request (`_` read as `-`): a header
+/// condition whose name's bit is not set fails without looking through the headers.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct HeaderNames(u64);
+
+impl HeaderNames {
+    /// The summary of `headers`' names.
+    pub fn of(headers: &HeaderMap) -> Self {
+        Self(headers.keys().fold(0, |acc, k| acc | name_bit(k.as_str())))
+    }
+
+    fn may_have(self, bit: u64) -> bool {
+        self.0 & bit != 0
+    }
+}
+
+/// The bit of a header name in [`HeaderNames`] (FNV-1a, `_` as `-`).
+fn name_bit(name: &str) -> u64 {
+    let hash = name.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        let b = if b == b'_' { b'-' } else { b };
+        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+    });
+    1 << (hash >> 58)
 }
 
 /// What is being decided.
@@ -216,6 +290,7 @@ impl Policy {
                 .map(|(p, act)| (*p, *act))
                 .collect(),
             providers: a.providers.clone(),
+            id: NEXT_POLICY_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
             ..Self::default()
         };
         for (i, p) in a.rules.iter().enumerate() {
@@ -270,19 +345,76 @@ impl Policy {
     /// Decides `traffic` to workload port `port` from `caller` (its SPIFFE ID; `None`:
     /// plaintext).
     pub fn decide(&self, port: u16, caller: Option<&str>, traffic: Traffic<'_>) -> Decision<'_> {
+        self.decide_in(port, caller, traffic, None)
+    }
+
+    /// The rules of this policy that can apply to `caller` on `port` (their ports and
+    /// callers match): what a connection works out once, so that each of its requests
+    /// checks only their request conditions ([`Policy::decide_scoped`]).
+    pub fn scope(&self, port: u16, caller: Option<&str>) -> Scope {
+        let keep = |r: &Rule| r.covers(port, caller);
+        Scope {
+            policy: self.id,
+            port,
+            lists: [
+                ScopedList::build(&self.deny, keep),
+                ScopedList::build(&self.custom, keep),
+                ScopedList::build(&self.audit, keep),
+                ScopedList::build(&self.allow, keep),
+            ],
+        }
+    }
+
+    /// Whether `scope` was worked out by this policy for `port`.
+    pub fn is_scope_of(&self, scope: &Scope, port: u16) -> bool {
+        scope.policy == self.id && scope.port == port
+    }
+
+    /// [`Policy::decide`] over the rules of `scope` (made by [`Policy::scope`] of this
+    /// policy, for the same port and caller).
+    pub fn decide_scoped(
+        &self,
+        scope: &Scope,
+        caller: Option<&str>,
+        traffic: Traffic<'_>,
+    ) -> Decision<'_> {
+        self.decide_in(scope.port, caller, traffic, Some(scope))
+    }
+
+    fn decide_in(
+        &self,
+        port: u16,
+        caller: Option<&str>,
+        traffic: Traffic<'_>,
+        scope: Option<&Scope>,
+    ) -> Decision<'_> {
         if self.is_open() {
             return Decision::OPEN;
         }
-        for rule in &self.deny {
-            if rule.matches(port, caller, traffic, true) == Some(true) {
+        // The rules of one list to try: every one, or the scope's (whose ports and
+        // callers are known to match, so only their request conditions are checked).
+        let segment = match traffic {
+            Traffic::Http(req) => Some(first_segment(req.path)),
+            _ => None,
+        };
+        let tried = |list: usize, rules| tried(rules, scope, list, segment);
+        let check = |rule: &Rule, refusing: bool| {
+            if scope.is_some() {
+                rule.check_to(port, traffic, refusing)
+            } else {
+                rule.matches(port, caller, traffic, refusing)
+            }
+        };
+        for rule in tried(0, &self.deny) {
+            if check(rule, true) == Some(true) {
                 return Decision::denied(By::Rule(rule));
             }
         }
         // A custom rule asks its provider about HTTP requests; a TCP connection it
         // matches cannot be asked about, and is refused.
         let mut ask = None;
-        for rule in &self.custom {
-            match (rule.matches(port, caller, traffic, true), traffic) {
+        for rule in tried(1, &self.custom) {
+            match (check(rule, true), traffic) {
                 (Some(true), Traffic::Tcp) => return Decision::denied(By::Rule(rule)),
                 (Some(true), Traffic::Http(_)) => {
                     ask = rule
@@ -297,10 +429,7 @@ impl Policy {
         let default = self.default_for(port);
         if let Traffic::Connect = traffic {
             let may_allow = default != DefaultAction::Deny
-                || self
-                    .allow
-                    .iter()
-                    .any(|r| r.matches(port, caller, traffic, false) != Some(false));
+                || tried(3, &self.allow).any(|r| check(r, false) != Some(false));
             return if may_allow {
                 Decision {
                     outcome: Outcome::Defer,
@@ -310,16 +439,10 @@ impl Policy {
                 Decision::denied(By::Default(default))
             };
         }
-        let mut audit = self
-            .audit
-            .iter()
-            .find(|r| r.matches(port, caller, traffic, true) == Some(true))
+        let mut audit = tried(2, &self.audit)
+            .find(|r| check(r, true) == Some(true))
             .map(By::Rule);
-        if let Some(rule) = self
-            .allow
-            .iter()
-            .find(|r| r.matches(port, caller, traffic, false) == Some(true))
-        {
+        if let Some(rule) = tried(3, &self.allow).find(|r| check(r, false) == Some(true)) {
             return Decision {
                 outcome: Outcome::Allow,
                 by: Some(By::Rule(rule)),
@@ -343,6 +466,120 @@ impl Policy {
         }
     }
 }
+
+/// The rules of a policy that can apply to one caller on one port ([`Policy::scope`]).
+#[derive(Debug)]
+pub struct Scope {
+    policy: u64,
+    port: u16,
+    /// The deny, custom, audit and allow lists.
+    lists: [ScopedList; 4],
+}
+
+/// The rules of one list that can apply to a connection, as indices into the list.
+#[derive(Debug, Default)]
+struct ScopedList {
+    /// Every one of them, in order (connections and TCP).
+    all: Vec<u32>,
+    /// Those that match any path: what a request whose first segment no rule names
+    /// tries.
+    any_path: Vec<u32>,
+    /// By first path segment (sorted): the rules a request with that segment tries,
+    /// those that match any path included, in order.
+    by_segment: Vec<(Box<str>, Vec<u32>)>,
+}
+
+impl ScopedList {
+    fn build(rules: &[Rule], keep: impl Fn(&Rule) -> bool) -> Self {
+        let mut list = Self::default();
+        let mut buckets: std::collections::BTreeMap<Box<str>, Vec<u32>> =
+            std::collections::BTreeMap::new();
+        for (i, rule) in rules.iter().enumerate() {
+            let Ok(i) = u32::try_from(i) else { break };
+            if !keep(rule) {
+                continue;
+            }
+            list.all.push(i);
+            match &rule.segments {
+                None => list.any_path.push(i),
+                Some(keys) => {
+                    for key in keys {
+                        buckets.entry(key.clone()).or_default().push(i);
+                    }
+                }
+            }
+        }
+        list.by_segment = buckets
+            .into_iter()
+            .map(|(key, mut rules)| {
+                rules.extend_from_slice(&list.any_path);
+                rules.sort_unstable();
+                rules.dedup();
+                (key, rules)
+            })
+            .collect();
+        list
+    }
+
+    /// The rules that can match a request whose first segment is `segment` (already
+    /// without parameters), in list order.
+    fn for_segment(&self, segment: &str) -> &[u32] {
+        if self.by_segment.is_empty() {
+            return &self.any_path;
+        }
+        self.by_segment
+            .binary_search_by(|(key, _)| compare_folded(key, segment))
+            .map_or(&self.any_path[..], |i| &self.by_segment[i].1[..])
+    }
+}
+
+/// `key` (lower case) against `segment` in ASCII lower case, without allocating.
+fn compare_folded(key: &str, segment: &str) -> std::cmp::Ordering {
+    key.bytes()
+        .cmp(segment.bytes().map(|b| b.to_ascii_lowercase()))
+}
+
+/// The first segment of `path`, without its `;parameters`.
+fn first_segment(path: &str) -> &str {
+    let rest = path.strip_prefix('/').unwrap_or(path);
+    let end = rest.find(['/', ';']).unwrap_or(rest.len());
+    &rest[..end]
+}
+
+/// The rules of one list a decision tries.
+enum Tried<'r, 's> {
+    All(std::slice::Iter<'r, Rule>),
+    Scoped(&'r [Rule], std::slice::Iter<'s, u32>),
+}
+
+/// The rules of `list` (of the policy's lists) to try: every one, or the scope's
+/// (for an HTTP request, only those its first path segment allows).
+fn tried<'r, 's>(
+    rules: &'r [Rule],
+    scope: Option<&'s Scope>,
+    list: usize,
+    segment: Option<&str>,
+) -> Tried<'r, 's> {
+    match (scope, segment) {
+        (None, _) => Tried::All(rules.iter()),
+        (Some(s), None) => Tried::Scoped(rules, s.lists[list].all.iter()),
+        (Some(s), Some(seg)) => Tried::Scoped(rules, s.lists[list].for_segment(seg).iter()),
+    }
+}
+
+impl<'r> Iterator for Tried<'r, '_> {
+    type Item = &'r Rule;
+
+    fn next(&mut self) -> Option<&'r Rule> {
+        match self {
+            Self::All(it) => it.next(),
+            Self::Scoped(rules, it) => it.next().and_then(|i| rules.get(*i as usize)),
+        }
+    }
+}
+
+/// Identities of compiled policies, so a [`Scope`] is never used with another one.
+static NEXT_POLICY_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
 
 /// One rule as `weft explain` shows it: whether it matched, and if not, why.
 #[derive(Debug)]
@@ -421,7 +658,7 @@ impl Rule {
                         req.map_or("?", |r| r.host)
                     ),
                     Condition::Header(h) => {
-                        let (name, text) = &op.headers[h];
+                        let (name, text, _) = &op.headers[h];
                         format!("header {name} has no value matching {text}")
                     }
                     Condition::Path => format!(
@@ -542,7 +779,10 @@ impl Rule {
             from,
             to,
             provider: None,
-        })
+            counters: Counters::default(),
+            segments: None,
+        }
+        .with_segments())
     }
 
     /// Whether the rule matches: `Some(true)`/`Some(false)`, or `None` when that
@@ -559,6 +799,49 @@ impl Rule {
             Check::Match => Some(true),
             Check::Miss(_) => Some(false),
             Check::Unknown => None,
+        }
+    }
+
+    /// Works out [`Rule::segments`] from its `to`.
+    fn with_segments(mut self) -> Self {
+        let mut keys: Vec<Box<str>> = Vec::new();
+        let mut any = self.to.is_empty();
+        for op in &self.to {
+            match op.segments() {
+                Some(k) => keys.extend(k),
+                None => any = true,
+            }
+        }
+        keys.sort();
+        keys.dedup();
+        self.segments = (!any).then_some(keys);
+        self
+    }
+
+    /// Whether its ports and callers include `port` and `caller`.
+    fn covers(&self, port: u16, caller: Option<&str>) -> bool {
+        (self.ports.is_empty() || self.ports.contains(&port))
+            && (self.from.is_empty() || self.from.iter().any(|p| p.matches(caller)))
+    }
+
+    /// [`Rule::matches`] for a rule that [covers](Rule::covers) the caller and port:
+    /// its `to` alone.
+    fn check_to(&self, port: u16, traffic: Traffic<'_>, refusing: bool) -> Option<bool> {
+        if self.to.is_empty() {
+            return Some(true);
+        }
+        let mut unknown = false;
+        for op in &self.to {
+            match op.check(port, traffic, refusing) {
+                Ok(true) => return Some(true),
+                Ok(false) => unknown = true,
+                Err(_) => {}
+            }
+        }
+        if unknown {
+            None
+        } else {
+            Some(false)
         }
     }
 
@@ -643,6 +926,38 @@ impl Principal {
 }
 
 impl Operation {
+    /// The first path segments (lower case) a request must have to match; `None`: any.
+    fn segments(&self) -> Option<Vec<Box<str>>> {
+        let key = |s: &str| -> Box<str> { s.to_ascii_lowercase().into() };
+        if !self.paths.is_empty() {
+            return self
+                .paths
+                .iter()
+                .map(|p| match p {
+                    PathRule::Exact { value, .. } => Some(key(first_segment(value))),
+                    PathRule::Prefix { value, .. } if !value.is_empty() => {
+                        Some(key(first_segment(value)))
+                    }
+                    PathRule::Glob { glob, .. } => {
+                        let seg = first_segment(glob);
+                        (!seg.contains('*') && glob.len() > seg.len() + 1)
+                            .then(|| key(seg))
+                            .or_else(|| (!glob.contains('*')).then(|| key(seg)))
+                    }
+                    PathRule::Prefix { .. } => None,
+                })
+                .collect();
+        }
+        if !self.grpc.is_empty() {
+            return self
+                .grpc
+                .iter()
+                .map(|(service, _)| service.as_deref().map(key))
+                .collect();
+        }
+        None
+    }
+
     fn compile(path: &str, o: &api::Operation) -> Result<Self, Error> {
         let paths = o
             .paths
@@ -665,7 +980,8 @@ impl Operation {
                         path: format!("{hpath}.value"),
                         message: e.to_string(),
                     })?;
-                    Ok((name, text))
+                    let bit = name_bit(name.as_str());
+                    Ok((name, text, bit))
                 })
                 .collect::<Result<_, Error>>()?;
         Ok(Self {
@@ -731,9 +1047,20 @@ impl Operation {
         if !self.hosts.is_empty() && !self.hosts.iter().any(|h| h.matches(req.host)) {
             return Err(Condition::Host);
         }
-        for (i, (name, text)) in self.headers.iter().enumerate() {
+        for (i, (name, text, bit)) in self.headers.iter().enumerate() {
+            if !req.header_names.may_have(*bit) {
+                return Err(Condition::Header(i));
+            }
             let value_matches = |v: &http::HeaderValue| v.to_str().is_ok_and(|v| text.matches(v));
-            let found = req.headers.get_all(name).iter().any(value_matches)
+            // A request has few headers: comparing names beats hashing one.
+            let exact = if req.headers.len() <= 16 {
+                req.headers
+                    .iter()
+                    .any(|(k, v)| k == name && value_matches(v))
+            } else {
+                req.headers.get_all(name).iter().any(value_matches)
+            };
+            let found = exact
                 // A refusing rule also matches `x_debug` for `x-debug`: CGI-style
                 // frameworks read both spellings as one variable.
                 || (refusing

@@ -57,6 +57,7 @@ impl Req {
             path_without_params: self.params,
             host: self.host,
             headers: &self.headers,
+            header_names: HeaderNames::of(&self.headers),
         }
     }
 }
@@ -566,4 +567,76 @@ rules:
             .outcome;
         assert_eq!(got == Outcome::Deny, denied, "{name}: {value}");
     }
+}
+
+#[test]
+fn a_connection_s_scope_decides_exactly_as_the_whole_policy_does() {
+    let p = policy(
+        r#"
+defaultAction: audit
+ports: { 9090: deny }
+providers: [{ name: opa, address: "127.0.0.1:9191" }]
+rules:
+  - { source: d1, action: deny, from: [{ identity: "spiffe://cluster.local/ns/jobs/*" }], to: [{ methods: [DELETE] }] }
+  - { source: d2, action: deny, ports: [9090], to: [{ paths: [{ type: PathPrefix, value: /admin }] }] }
+  - { source: c, action: custom, provider: opa, from: [{ identity: "*" }], to: [{ paths: [{ type: PathPrefix, value: /api }] }] }
+  - { source: a1, action: audit, to: [{ headers: [{ name: x-debug, value: { exact: "on" } }] }] }
+  - { source: p1, from: [{ identity: "spiffe://cluster.local/ns/shop/sa/frontend" }], to: [{ ports: [8080], methods: [GET] }] }
+  - { source: p2, from: [{ unauthenticated: true }] }
+  - { source: g1, action: deny, to: [{ paths: [{ type: Glob, value: "/files/*/raw" }] }] }
+  - { source: g2, action: audit, to: [{ paths: [{ type: Glob, value: "/*/secret", ignoreCase: true }] }] }
+  - { source: i1, action: deny, to: [{ paths: [{ type: PathPrefix, value: /private, ignoreCase: true }] }] }
+  - { source: e1, to: [{ paths: [{ type: Exact, value: / }] }] }
+  - { source: r1, to: [{ grpc: [{ service: shop.v1.Catalog }] }, { paths: [{ type: PathPrefix, value: /public }] }] }
+  - { source: r2, action: deny, to: [{ paths: [{ type: PathPrefix, value: /public/admin }] }, { methods: [PUT] }] }
+"#,
+    );
+    let summary = |d: &Decision<'_>| {
+        (
+            d.outcome,
+            d.by.map(|b| b.to_string()),
+            d.audit.map(|b| b.to_string()),
+            d.ask.map(|(r, _)| r.source.to_string()),
+        )
+    };
+    for caller in [Some(FRONTEND), Some(BATCH), Some(ADMIN), None] {
+        for port in [8080, 9090] {
+            let scope = p.scope(port, caller);
+            assert!(p.is_scope_of(&scope, port) && !p.is_scope_of(&scope, port + 1));
+            for req in [
+                get("/"),
+                get("/admin/x"),
+                get("/api/v1").method("POST"),
+                get("/x").method("DELETE"),
+                get("/y").header("x-debug", "on"),
+                get("/files/a/raw"),
+                get("/FILES/a/raw"),
+                get("/docs/SECRET"),
+                get("/PRIVATE/key"),
+                get("/private;x/key").params("/private/key"),
+                get("/public;x/admin").params("/public/admin"),
+                get("/shop.v1.Catalog/Get").method("POST"),
+                get("/Shop.v1.Catalog/Get").method("POST"),
+                get("/public/page"),
+                get("/public/page").method("PUT"),
+                get("/other"),
+            ] {
+                let view = req.view();
+                let whole = p.decide(port, caller, Traffic::Http(&view));
+                let scoped = p.decide_scoped(&scope, caller, Traffic::Http(&view));
+                assert_eq!(
+                    summary(&whole),
+                    summary(&scoped),
+                    "{caller:?} port {port} {} {}",
+                    req.method,
+                    req.path
+                );
+            }
+        }
+    }
+    let other = policy("rules: [{ action: deny }]");
+    assert!(
+        !other.is_scope_of(&p.scope(8080, None), 8080),
+        "another policy's scope"
+    );
 }

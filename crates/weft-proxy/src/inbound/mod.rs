@@ -273,11 +273,10 @@ impl Inbound {
                 caller: caller.key(),
                 own: own.as_deref(),
             };
-            if let Err(refused) = self
-                .ext_authz
-                .check(provider, &mut req, &cx, &self.metrics)
-                .await
-            {
+            // Boxed: the gRPC call's future is large, and inline it would be copied
+            // with every request's future, asked or not.
+            let check = Box::pin(self.ext_authz.check(provider, &mut req, &cx, &self.metrics));
+            if let Err(refused) = check.await {
                 refused.record(&self.metrics, &snap.workload_label);
                 return refused.into_response(stage::respond::is_grpc(&req));
             }

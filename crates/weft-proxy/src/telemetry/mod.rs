@@ -177,6 +177,8 @@ pub struct Metrics {
     pub authz_log_budget: LogBudget,
     /// The `permission` label of default decisions, made once.
     pub default_permission: Name,
+    /// Counters of default decisions, by default action (`allow`, `deny`, `audit`).
+    pub default_authz: [crate::authz::Counters; 3],
     registry: Registry,
 }
 
@@ -272,6 +274,7 @@ impl Metrics {
             authz_logs_suppressed,
             authz_log_budget: LogBudget::new(AUTHZ_LOG_LINES_PER_SECOND),
             default_permission: Name(Arc::from("default")),
+            default_authz: Default::default(),
             requests,
             request_duration,
             connections,
@@ -298,13 +301,24 @@ impl Metrics {
 
     /// Counts an authorization decision.
     pub fn authz(&self, permission: &Name, action: &'static str, result: &'static str) {
+        self.authz_counter(permission, action, result).inc();
+    }
+
+    /// The counter of authorization decisions with these labels (a handle: counting
+    /// on it later costs no lookup).
+    pub fn authz_counter(
+        &self,
+        permission: &Name,
+        action: &'static str,
+        result: &'static str,
+    ) -> Counter {
         self.authz
             .get_or_create(&AuthzLabels {
                 permission: permission.clone(),
                 action,
                 result,
             })
-            .inc();
+            .clone()
     }
 
     /// Counts a retry decision for `service`.

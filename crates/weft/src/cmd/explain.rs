@@ -234,6 +234,7 @@ fn one(
             path_without_params: stripped.as_deref(),
             host: authz::normal_host(&host_text, &mut host_buf),
             headers,
+            header_names: authz::HeaderNames::of(headers),
         };
         let shown = if normal == path {
             String::new()

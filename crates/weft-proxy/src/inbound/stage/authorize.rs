@@ -14,7 +14,7 @@
 use http::Request;
 use weft_api::proxy::{ExtAuthz, MtlsMode};
 
-use crate::authz::{self, By, Decision, Outcome, Traffic};
+use crate::authz::{self, By, Decision, Outcome, Tally, Traffic};
 use crate::error::Error;
 use crate::http::path;
 use crate::state::Snapshot;
@@ -64,8 +64,9 @@ pub fn authorize<'s, B>(
         path_without_params: stripped.as_deref(),
         host: authz::normal_host(authority, &mut host_buf),
         headers: req.headers(),
+        header_names: authz::HeaderNames::of(req.headers()),
     };
-    let decision = policy.decide(port, caller.key(), Traffic::Http(&view));
+    let decision = caller.decide(policy, port, Traffic::Http(&view));
     let what = || format!("{} {}", view.method, view.path);
     record(metrics, &decision, caller.key(), port, what);
     match decision.outcome {
@@ -117,21 +118,27 @@ fn record(
     port: u16,
     what: impl Fn() -> String,
 ) {
-    let label = |by: &By<'_>| -> (Name, &'static str) {
-        match by {
-            By::Rule(r) => (Name(r.source.clone()), r.action.as_str()),
-            By::Default(a) => (metrics.default_permission.clone(), a.as_str()),
-        }
+    let count = |by: &By<'_>, tally: Tally| match by {
+        By::Rule(r) => r
+            .counters
+            .get(tally, || {
+                metrics.authz_counter(&Name(r.source.clone()), r.action.as_str(), tally.as_str())
+            })
+            .inc(),
+        By::Default(a) => metrics.default_authz[*a as usize]
+            .get(tally, || {
+                metrics.authz_counter(&metrics.default_permission, a.as_str(), tally.as_str())
+            })
+            .inc(),
     };
     let caller = caller.unwrap_or("unauthenticated");
     if let Some(by) = &decision.by {
-        let result = match decision.outcome {
-            Outcome::Allow => "allowed",
-            Outcome::Deny => "denied",
+        let tally = match decision.outcome {
+            Outcome::Allow => Tally::Allowed,
+            Outcome::Deny => Tally::Denied,
             Outcome::Defer => return,
         };
-        let (permission, action) = label(by);
-        metrics.authz(&permission, action, result);
+        count(by, tally);
         if decision.outcome == Outcome::Deny {
             log(metrics, || {
                 tracing::info!(
@@ -142,8 +149,7 @@ fn record(
         }
     }
     if let Some(by) = &decision.audit {
-        let (permission, action) = label(by);
-        metrics.authz(&permission, action, "audited");
+        count(by, Tally::Audited);
         log(metrics, || {
             tracing::info!(
                 %caller, port, request = %what(), flagged_by = %by,

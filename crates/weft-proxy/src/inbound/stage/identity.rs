@@ -30,6 +30,9 @@ pub struct Caller {
     identity_header: Option<(HeaderName, Option<HeaderValue>)>,
     /// The caller's SPIFFE ID as text, the key of per-identity rate limits.
     key: Option<Box<str>>,
+    /// The authorization rules that can apply to this caller, worked out on its first
+    /// request and again when the policy changes.
+    authz_scope: arc_swap::ArcSwapOption<crate::authz::Scope>,
 }
 
 impl Caller {
@@ -68,7 +71,29 @@ impl Caller {
             peer: peer.map(PeerIdentity),
             xfcc,
             identity_header,
+            authz_scope: arc_swap::ArcSwapOption::empty(),
         }
+    }
+
+    /// `policy`'s decision for a request of this caller to `port`, over the rules
+    /// that can apply to it (worked out once per policy and port, not per request).
+    pub fn decide<'p>(
+        &self,
+        policy: &'p crate::authz::Policy,
+        port: u16,
+        traffic: crate::authz::Traffic<'_>,
+    ) -> crate::authz::Decision<'p> {
+        let cached = self.authz_scope.load();
+        if let Some(scope) = cached.as_deref() {
+            if policy.is_scope_of(scope, port) {
+                return policy.decide_scoped(scope, self.key(), traffic);
+            }
+        }
+        drop(cached);
+        let scope = std::sync::Arc::new(policy.scope(port, self.key()));
+        let decision = policy.decide_scoped(&scope, self.key(), traffic);
+        self.authz_scope.store(Some(scope));
+        decision
     }
 
     /// The verified caller (`None`: plaintext).
