@@ -244,24 +244,39 @@ pub(crate) fn validate_targets(errors: &mut Errors, kind: &str, refs: &[PolicyTa
         );
     }
     for (i, t) in refs.iter().enumerate() {
-        let path = format!("spec.targetRefs[{i}]");
-        if !matches!(t.group.as_deref(), None | Some("" | "weft.dev")) {
-            errors.push(
-                format!("{path}.group"),
-                format!(
-                    "{:?} is not supported; use \"\" or \"weft.dev\" (a Service)",
-                    t.group.as_deref().unwrap_or_default()
-                ),
-            );
-        }
-        if t.kind != "Service" {
-            errors.push(
-                format!("{path}.kind"),
-                format!("{:?} is not supported; a {kind} targets a Service", t.kind),
-            );
-        }
-        label(errors, &format!("{path}.name"), &t.name);
+        service_ref(
+            errors,
+            &format!("spec.targetRefs[{i}]"),
+            (t.group.as_deref(), &t.kind, &t.name),
+            &format!("a {kind} targets a Service"),
+        );
     }
+}
+
+/// Checks one reference to a `Service` (`group`, `kind`, `name`) at `path`; `hint`
+/// ends the message about another kind.
+pub(crate) fn service_ref(
+    errors: &mut Errors,
+    path: &str,
+    (group, kind, name): (Option<&str>, &str, &str),
+    hint: &str,
+) {
+    if !matches!(group, None | Some("" | "weft.dev")) {
+        errors.push(
+            format!("{path}.group"),
+            format!(
+                "{:?} is not supported; use \"\" or \"weft.dev\" (a Service)",
+                group.unwrap_or_default()
+            ),
+        );
+    }
+    if kind != "Service" {
+        errors.push(
+            format!("{path}.kind"),
+            format!("{kind:?} is not supported; {hint}"),
+        );
+    }
+    label(errors, &format!("{path}.name"), name);
 }
 
 #[cfg(test)]

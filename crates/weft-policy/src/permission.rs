@@ -27,26 +27,13 @@ use crate::status;
 pub(crate) fn validate(spec: &Spec, errors: &mut Errors) {
     for (i, t) in spec.target_refs.iter().enumerate() {
         let path = format!("spec.targetRefs[{i}]");
-        if !matches!(t.group.as_deref(), None | Some("" | "weft.dev")) {
-            errors.push(
-                format!("{path}.group"),
-                format!(
-                    "{:?} is not supported; use \"\" or \"weft.dev\" (a Service)",
-                    t.group.as_deref().unwrap_or_default()
-                ),
-            );
-        }
-        if t.kind != "Service" {
-            errors.push(
-                format!("{path}.kind"),
-                format!(
-                    "{:?} is not supported; a TrafficPermission targets a Service (or omit \
-                     targetRefs for every workload of the namespace)",
-                    t.kind
-                ),
-            );
-        }
-        field::label(errors, &format!("{path}.name"), &t.name);
+        field::service_ref(
+            errors,
+            &path,
+            (t.group.as_deref(), &t.kind, &t.name),
+            "a TrafficPermission targets a Service (or omit targetRefs for every workload of \
+             the namespace)",
+        );
         if t.port == Some(0) {
             errors.push(format!("{path}.port"), "must be 1-65535");
         }
