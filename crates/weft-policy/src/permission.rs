@@ -634,7 +634,7 @@ fn operation(op: &To, ports: Vec<u32>) -> pb::Operation {
 
 /// The status of each permission: per target, whether the service (and port)
 /// exists; and the rules that can never match, with why.
-pub(crate) fn statuses(cx: &Context<'_>, permissions: &[Permission<'_>]) -> Vec<Value> {
+pub(crate) fn statuses<'a>(cx: &Context<'_>, permissions: &'a [Permission<'a>]) -> Vec<Value> {
     permissions
         .iter()
         .map(|p| {
@@ -698,10 +698,50 @@ pub(crate) fn statuses(cx: &Context<'_>, permissions: &[Permission<'_>]) -> Vec<
                      defaultAction: deny}]",
                     generation,
                 ));
+            } else if p.spec.action != Action::Deny {
+                if let Some(by) = shadowing_deny(permissions, p) {
+                    conditions.push(status::condition(
+                        "Effective",
+                        false,
+                        "ShadowedByDeny",
+                        &format!(
+                            "TrafficPermission {}/{} denies every request on every port of \
+                             this one's targets, so none of its rules can let one through",
+                            by.object.namespace(),
+                            by.object.metadata.name
+                        ),
+                        generation,
+                    ));
+                }
             }
             serde_json::json!({ "ancestors": ancestors, "conditions": conditions })
         })
         .collect()
+}
+
+/// A `deny` permission of `p`'s namespace that refuses everything (a rule without
+/// `from` or `to`) wherever `p` applies: it targets the whole namespace, or every
+/// service `p` targets, on every port.
+fn shadowing_deny<'a>(
+    permissions: &'a [Permission<'a>],
+    p: &Permission<'_>,
+) -> Option<&'a Permission<'a>> {
+    permissions.iter().find(|d| {
+        d.spec.action == Action::Deny
+            && d.object.namespace() == p.object.namespace()
+            && d.spec
+                .rules
+                .iter()
+                .any(|r| r.from.is_empty() && r.to.is_empty())
+            && (d.spec.target_refs.is_empty()
+                || (!p.spec.target_refs.is_empty()
+                    && p.spec.target_refs.iter().all(|t| {
+                        d.spec
+                            .target_refs
+                            .iter()
+                            .any(|dt| dt.name == t.name && dt.port.is_none())
+                    })))
+    })
 }
 
 /// Whether `p` (an `allow`) changes nothing: every workload it applies to has the

@@ -473,3 +473,44 @@ spec: { defaultActionOverrides: [{ namespace: shop, defaultAction: deny }] }
         &compiled.statuses[&key(Kind::TrafficPermission, "shop", "readers")]["conditions"];
     assert_eq!(conditions.as_array().map(Vec::len), Some(1), "{conditions}");
 }
+
+#[test]
+fn a_permission_under_a_deny_of_everything_on_its_targets_is_flagged_as_shadowed() {
+    let deny_all = r"
+apiVersion: weft.dev/v1alpha1
+kind: TrafficPermission
+metadata: { name: lockdown, namespace: shop }
+spec:
+  action: deny
+  rules: [{}]
+";
+    let deny_mesh = r"
+apiVersion: weft.dev/v1alpha1
+kind: Mesh
+metadata: { name: default }
+spec: { defaultAction: deny }
+";
+    let compiled = compile(&[
+        object(deny_mesh),
+        object(SERVICE),
+        healthy(object(WORKLOAD)),
+        object(PERMISSION),
+        object(deny_all),
+    ]);
+    let conditions =
+        &compiled.statuses[&key(Kind::TrafficPermission, "shop", "readers")]["conditions"];
+    assert_eq!(conditions[1]["reason"], "ShadowedByDeny", "{conditions}");
+    assert!(
+        conditions[1]["message"]
+            .as_str()
+            .is_some_and(|m| m.starts_with("TrafficPermission shop/lockdown denies every request")),
+        "{conditions}"
+    );
+    let lockdown =
+        &compiled.statuses[&key(Kind::TrafficPermission, "shop", "lockdown")]["conditions"];
+    assert_eq!(
+        lockdown.as_array().map(Vec::len),
+        Some(1),
+        "a deny is not shadowed: {lockdown}"
+    );
+}
