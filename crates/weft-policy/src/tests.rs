@@ -93,6 +93,20 @@ fn errors(yaml: &str) -> Vec<String> {
     }
 }
 
+/// Each `(yaml, path, message)`: validating `yaml` gives an error at `path` whose text
+/// contains `message`.
+fn assert_errors<Y: AsRef<str>>(cases: Vec<(Y, &str, &str)>) {
+    for (yaml, path, message) in cases {
+        let errors = errors(yaml.as_ref());
+        assert!(
+            errors
+                .iter()
+                .any(|e| e.starts_with(&format!("{path}: ")) && e.contains(message)),
+            "expected {path}: ...{message}..., got {errors:?}"
+        );
+    }
+}
+
 fn healthy(mut o: Object) -> Object {
     o.status = Some(json!({ "phase": "Healthy", "since": "irrelevant" }));
     o
@@ -373,14 +387,7 @@ fn rejects_bad_values_with_path_and_message() {
             "not a gRPC method name",
         ),
     ];
-    for (yaml, path, message) in cases {
-        let errs = errors(&yaml);
-        assert!(
-            errs.iter()
-                .any(|e| e.starts_with(&format!("{path}: ")) && e.contains(message)),
-            "expected {path}: …{message}…, got {errs:?}"
-        );
-    }
+    assert_errors(cases);
 }
 
 #[test]

@@ -3,7 +3,9 @@
 
 use weft_api::pb::v1 as pb;
 
-use super::{compile, errors, healthy, key, object, workload, Kind, SERVICE, WORKLOAD};
+use super::{
+    assert_errors, compile, errors, healthy, key, object, workload, Kind, SERVICE, WORKLOAD,
+};
 
 const PERMISSION: &str = r#"
 apiVersion: weft.dev/v1alpha1
@@ -172,15 +174,7 @@ fn rejects_bad_permissions_with_path_and_message() {
             "at least one rule",
         ),
     ];
-    for (yaml, path, message) in cases {
-        let errors = errors(&yaml);
-        assert!(
-            errors
-                .iter()
-                .any(|e| e.starts_with(&format!("{path}: ")) && e.contains(message)),
-            "expected {path}: ...{message}..., got {errors:?}"
-        );
-    }
+    assert_errors(cases);
 }
 
 #[test]
@@ -401,15 +395,7 @@ fn custom_permissions_name_a_provider_the_mesh_declares_on_loopback() {
             "used by another provider",
         ),
     ];
-    for (yaml, path, message) in cases {
-        let errors = errors(&yaml);
-        assert!(
-            errors
-                .iter()
-                .any(|e| e.starts_with(&format!("{path}: ")) && e.contains(message)),
-            "expected {path}: ...{message}..., got {errors:?}"
-        );
-    }
+    assert_errors(cases);
 }
 
 #[test]

@@ -3,7 +3,7 @@
 
 use weft_api::pb::v1 as pb;
 
-use super::{compile, errors, healthy, key, object, Kind, SERVICE, WORKLOAD};
+use super::{assert_errors, compile, errors, healthy, key, object, Kind, SERVICE, WORKLOAD};
 
 const RATE_LIMIT: &str = r"
 apiVersion: weft.dev/v1alpha1
@@ -102,15 +102,7 @@ fn rejects_bad_rate_limits_and_faults_with_path_and_message() {
             "needs a delay, an abort, or both",
         ),
     ];
-    for (yaml, path, message) in cases {
-        let errors = errors(&yaml);
-        assert!(
-            errors
-                .iter()
-                .any(|e| e.starts_with(&format!("{path}: ")) && e.contains(message)),
-            "expected {path}: ...{message}..., got {errors:?}"
-        );
-    }
+    assert_errors(cases);
 }
 
 #[test]
