@@ -600,17 +600,18 @@ fn compile_rule(
 }
 
 fn operation(op: &To, ports: Vec<u32>) -> pb::Operation {
-    pb::Operation {
-        ports,
+    let model = proxy::Operation {
+        ports: Vec::new(),
         paths: op
             .paths
             .iter()
-            .map(|p| pb::PathPattern {
-                kind: Some(match p.kind {
-                    PathRuleType::Exact => pb::path_pattern::Kind::Exact(p.value.clone()),
-                    PathRuleType::PathPrefix => pb::path_pattern::Kind::Prefix(p.value.clone()),
-                    PathRuleType::Glob => pb::path_pattern::Kind::Glob(p.value.clone()),
-                }),
+            .map(|p| proxy::PathPattern {
+                kind: match p.kind {
+                    PathRuleType::Exact => proxy::PathPatternType::Exact,
+                    PathRuleType::PathPrefix => proxy::PathPatternType::PathPrefix,
+                    PathRuleType::Glob => proxy::PathPatternType::Glob,
+                },
+                value: p.value.clone(),
                 ignore_case: p.ignore_case,
             })
             .collect(),
@@ -619,16 +620,21 @@ fn operation(op: &To, ports: Vec<u32>) -> pb::Operation {
         headers: op
             .headers
             .iter()
-            .map(|h| weft_api::pb_convert::key_value_to_pb(&crate::route::http::value_match(h)))
+            .map(crate::route::http::value_match)
             .collect(),
         grpc: op
             .grpc
             .iter()
-            .map(|g| pb::GrpcMethod {
-                service: g.service.clone().unwrap_or_default(),
-                method: g.method.clone().unwrap_or_default(),
+            .map(|g| proxy::GrpcMethod {
+                service: g.service.clone(),
+                method: g.method.clone(),
             })
             .collect(),
+    };
+    // Workload ports, already resolved from the targets' service ports.
+    pb::Operation {
+        ports,
+        ..weft_api::pb_convert::operation_to_pb(&model)
     }
 }
 

@@ -139,7 +139,8 @@ fn operation(path: &str, o: &pb::Operation) -> Result<proxy::Operation, Error> {
     })
 }
 
-fn operation_to_pb(o: &proxy::Operation) -> pb::Operation {
+/// The wire form of a rule's request conditions.
+pub fn operation_to_pb(o: &proxy::Operation) -> pb::Operation {
     pb::Operation {
         ports: o.ports.iter().map(|p| u32::from(*p)).collect(),
         paths: o.paths.iter().map(path_pattern_to_pb).collect(),
