@@ -51,7 +51,8 @@
 #
 # Needs valgrind and python3 (and openssl for HOPS=2); no root (127.0.0.2 is on Linux's
 # loopback). Ports on loopback: PORT_BASE (16000) to PORT_BASE+90. Knobs: N1 (200),
-# N2 (2200), HOPS (1), POLICIES, PORT_BASE, ALLOC_FNS. The temporary directory, private
+# N2 (2200), HOPS (1), POLICIES, PORT_BASE, ALLOC_FNS, KEEP_CG (a directory the
+# callgrind out files are copied to, for callgrind_annotate). The temporary directory, private
 # keys included, is removed on exit.
 set -euo pipefail
 N1=${N1:-200}
@@ -78,6 +79,7 @@ cleanup() {
   local p
   for p in ${pids[@]+"${pids[@]}"}; do kill "$p" 2>/dev/null || true; done
   for p in ${pids[@]+"${pids[@]}"}; do wait "$p" 2>/dev/null || true; done
+  if [ -n "${KEEP_CG:-}" ]; then mkdir -p "$KEEP_CG" && cp "$work"/cg.* "$KEEP_CG"/ 2>/dev/null || true; fi
   rm -rf "$work"
 }
 trap cleanup EXIT

@@ -25,6 +25,10 @@ SYSTEMS_INFO = {
                      "client outbound -> HBONE :15008 -> server inbound -> 127.0.0.1:8080 (protocol http)"),
     "weft-2hop-l4": ("Weft, 2 hops HBONE mTLS, L4", "yes (TLS 1.3, HBONE h2 CONNECT)", "L4",
                      "same path, ports declared protocol tcp (bytes copied)"),
+    "weft-2hop-l7-permissions": ("Weft, 2 hops HBONE mTLS, L7, 50 permissions", "yes (TLS 1.3, HBONE h2 CONNECT)",
+                                 "L7", "as weft-2hop-l7 with 50 TrafficPermission rules (deny by identity and "
+                                 "path, audit by header, allow by identity/method/path) under a default of "
+                                 "deny on the server proxy; the last allow admits the client"),
     "weft-1hop-bare": ("Weft, 1 hop, no policies", "no", "L7",
                        "as weft-1hop with outlier detection off and no routes"),
     "weft-1hop-policies": ("Weft, 1 hop, realistic policies", "no", "L7",
@@ -63,7 +67,7 @@ def info(system):
     return (name, *rest)
 
 
-HOPS = {"direct": 0, "haproxy": 1, "nginx": 1, "weft-1hop": 1, "weft-2hop-l7": 2, "weft-2hop-l4": 2,
+HOPS = {"direct": 0, "haproxy": 1, "nginx": 1, "weft-1hop": 1, "weft-2hop-l7": 2, "weft-2hop-l4": 2, "weft-2hop-l7-permissions": 2,
         "weft-1hop-bare": 1, "weft-1hop-policies": 1, "direct-unpinned": 0,
         "weft-2hop-l7-capture": 2, "weft-2hop-l4-capture": 2}
 

@@ -386,6 +386,27 @@ EOF
         retry: { attempts: 2, codes: [502, 503], backoff: 25ms }
 " >"$RUN/weft-1hop-policies.yaml"
 
+    permissions_block() {  # allowed-caller identity
+        local i
+        echo "inbound:"
+        echo "  authorization:"
+        echo "    defaultAction: deny"
+        echo "    rules:"
+        for i in $(seq 1 20); do
+            echo "      - { action: deny, source: TrafficPermission/default/deny-id-$i, from: [{ identity: \"spiffe://cluster.local/ns/other-$i/sa/x\" }] }"
+        done
+        for i in $(seq 1 10); do
+            echo "      - { action: deny, source: TrafficPermission/default/deny-path-$i, to: [{ paths: [{ type: PathPrefix, value: /admin-$i }] }] }"
+        done
+        for i in $(seq 1 10); do
+            echo "      - { action: audit, source: TrafficPermission/default/audit-$i, to: [{ headers: [{ name: x-debug-$i, value: { exact: \"on\" } }] }] }"
+        done
+        for i in $(seq 1 9); do
+            echo "      - { source: TrafficPermission/default/allow-$i, from: [{ identity: \"spiffe://cluster.local/ns/other-$i/*\" }], to: [{ methods: [GET], paths: [{ type: PathPrefix, value: /api-$i }] }] }"
+        done
+        echo "      - { source: TrafficPermission/default/allow-client, from: [{ identity: \"$1\" }], to: [{ methods: [GET, HEAD] }] }"
+    }
+
     # Weft, two hops: client outbound -> HBONE mTLS -> server inbound :15008 -> nginx.
     local proto
     for proto in http tcp; do
@@ -413,6 +434,14 @@ listeners: { hbone: "0.0.0.0:15008", metrics: null, outboundCapture: null, admin
 settings: { drainTimeout: 1s }
 EOF
     done
+    # The L7 server with 50 permissions of mixed L4/L7 rules under a default of deny,
+    # the set bench/instructions.sh measures (SYSTEMS="weft-2hop-l7 weft-2hop-l7-permissions"
+    # gives their cost in request rate as a ratio). wrk's GETs from bench-client are let
+    # in by the last allow, after every other rule has been tried.
+    {
+        cat "$RUN/weft-2hop-http-server.yaml"
+        permissions_block spiffe://cluster.local/ns/default/sa/bench-client
+    } >"$RUN/weft-2hop-http-permissions-server.yaml"
 
     # Weft, two hops with transparent capture on the client side (*-capture systems):
     # the app (wrk, as root) dials the backend's own address; `weft redirect install`
@@ -669,11 +698,12 @@ start_system() {  # system round
         ENTRIES=("client:$LAST_PID")
         wait_http "$NS_C" http://127.0.0.1:15000/ready || return 1
         URL="http://127.0.0.1:$PORT_WEFT1" ;;
-    weft-2hop-l7|weft-2hop-l4)
-        local proto=http
-        [[ $sys == weft-2hop-l4 ]] && proto=tcp
+    weft-2hop-l7|weft-2hop-l4|weft-2hop-l7-permissions)
+        local proto=http server=http
+        [[ $sys == weft-2hop-l4 ]] && proto=tcp server=tcp
+        [[ $sys == weft-2hop-l7-permissions ]] && server=http-permissions
         start_proc "$NS_S" "$PROXY_CORE" "$LOGS/r$r-$name-server.log" \
-            env NO_COLOR=1 "$weft" proxy --config "$RUN/weft-2hop-$proto-server.yaml" --workers "$workers"
+            env NO_COLOR=1 "$weft" proxy --config "$RUN/weft-2hop-$server-server.yaml" --workers "$workers"
         ENTRIES=("server:$LAST_PID")
         start_proc "$NS_C" "$PROXY_CORE" "$LOGS/r$r-$name-client.log" \
             env NO_COLOR=1 "$weft" proxy --config "$RUN/weft-2hop-$proto-client.yaml" --workers "$workers"

@@ -486,10 +486,10 @@ spec: { defaultAction: deny }
     let conditions =
         &compiled.statuses[&key(Kind::TrafficPermission, "shop", "readers")]["conditions"];
     assert_eq!(conditions[1]["reason"], "ShadowedByDeny", "{conditions}");
-    assert!(
-        conditions[1]["message"]
-            .as_str()
-            .is_some_and(|m| m.starts_with("TrafficPermission shop/lockdown denies every request")),
+    assert_eq!(
+        conditions[1]["message"],
+        "rules[0] never applies: TrafficPermission shop/lockdown rules[0] denies every \
+         request it matches, and deny wins",
         "{conditions}"
     );
     let lockdown =
@@ -498,5 +498,190 @@ spec: { defaultAction: deny }
         lockdown.as_array().map(Vec::len),
         Some(1),
         "a deny is not shadowed: {lockdown}"
+    );
+}
+
+/// The conditions a permission `allow` (its `spec` after `targetRefs`/`rules`) gets
+/// beside a `deny` with `deny_spec`, under a default of deny.
+fn shadow_conditions(deny_spec: &str, allow_spec: &str) -> serde_json::Value {
+    let mesh = "apiVersion: weft.dev/v1alpha1\nkind: Mesh\nmetadata: { name: default }\nspec: { defaultAction: deny }\n";
+    let permission = |name: &str, action: &str, spec: &str| {
+        format!(
+            "apiVersion: weft.dev/v1alpha1\nkind: TrafficPermission\nmetadata: {{ name: {name}, namespace: shop }}\nspec:\n  action: {action}\n{spec}"
+        )
+    };
+    let compiled = compile(&[
+        object(mesh),
+        object(SERVICE),
+        healthy(object(WORKLOAD)),
+        object(&permission("guard", "deny", deny_spec)),
+        object(&permission("open", "allow", allow_spec)),
+    ]);
+    compiled.statuses[&key(Kind::TrafficPermission, "shop", "open")]["conditions"].clone()
+}
+
+#[test]
+fn an_allow_rule_is_reported_dead_only_when_a_deny_provably_matches_all_it_matches() {
+    // (deny rules, allow rules, the reason expected beside RulesMatchable)
+    let cases: &[(&str, &str, Option<&str>)] = &[
+        // callers: prefixes, namespaces, service accounts, unauthenticated
+        (
+            "  rules: [{ from: [{ identity: \"spiffe://cluster.local/ns/batch/*\" }] }]\n",
+            "  rules: [{ from: [{ serviceAccount: batch/worker }] }]\n",
+            Some("ShadowedByDeny"),
+        ),
+        (
+            "  rules: [{ from: [{ namespace: batch }] }]\n",
+            "  rules: [{ from: [{ identity: spiffe://cluster.local/ns/batch/sa/x }] }]\n",
+            Some("ShadowedByDeny"),
+        ),
+        (
+            "  rules: [{ from: [{ namespace: batch }] }]\n",
+            "  rules: [{ from: [{ namespace: batch2 }] }]\n",
+            None,
+        ),
+        (
+            "  rules: [{ from: [{ namespace: batch }] }]\n",
+            "  rules: [{ from: [{ namespace: batch }, { namespace: web }] }]\n",
+            None,
+        ),
+        (
+            "  rules: [{ from: [{ unauthenticated: true }] }]\n",
+            "  rules: [{ from: [{ unauthenticated: true }] }]\n",
+            Some("ShadowedByDeny"),
+        ),
+        (
+            "  rules: [{ from: [{ unauthenticated: true }] }]\n",
+            "  rules: [{ from: [{ identity: \"*\" }] }]\n",
+            None,
+        ),
+        (
+            "  rules: [{ from: [{ identity: spiffe://cluster.local/ns/batch/sa/x }] }]\n",
+            "  rules: [{ from: [{ identity: \"spiffe://cluster.local/ns/batch/sa/x*\" }] }]\n",
+            None,
+        ),
+        // paths: segment-boundary prefixes, case, globs
+        (
+            "  rules: [{ to: [{ paths: [{ type: PathPrefix, value: /admin/ }] }] }]\n",
+            "  rules: [{ to: [{ paths: [{ type: Exact, value: /admin/users }, { type: PathPrefix, value: /admin }] }] }]\n",
+            Some("ShadowedByDeny"),
+        ),
+        (
+            "  rules: [{ to: [{ paths: [{ type: PathPrefix, value: /admin }] }] }]\n",
+            "  rules: [{ to: [{ paths: [{ type: PathPrefix, value: /administrator }] }] }]\n",
+            None,
+        ),
+        (
+            "  rules: [{ to: [{ paths: [{ type: PathPrefix, value: /admin }] }] }]\n",
+            "  rules: [{ to: [{ paths: [{ type: PathPrefix, value: /admin, ignoreCase: true }] }] }]\n",
+            None,
+        ),
+        (
+            "  rules: [{ to: [{ paths: [{ type: PathPrefix, value: /Admin, ignoreCase: true }] }] }]\n",
+            "  rules: [{ to: [{ paths: [{ type: Exact, value: /ADMIN/x }] }] }]\n",
+            Some("ShadowedByDeny"),
+        ),
+        (
+            "  rules: [{ to: [{ paths: [{ type: PathPrefix, value: /files }] }] }]\n",
+            "  rules: [{ to: [{ paths: [{ type: Glob, value: \"/files/*/raw\" }] }] }]\n",
+            Some("ShadowedByDeny"),
+        ),
+        (
+            "  rules: [{ to: [{ paths: [{ type: Glob, value: \"/files/**\" }] }] }]\n",
+            "  rules: [{ to: [{ paths: [{ type: Glob, value: \"/files/*\" }] }] }]\n",
+            None,
+        ),
+        (
+            "  rules: [{ to: [{ paths: [{ type: PathPrefix, value: / }] }] }]\n",
+            "  rules: [{ to: [{ paths: [{ type: Exact, value: /anything }] }] }]\n",
+            Some("ShadowedByDeny"),
+        ),
+        // methods, headers (all must match), hosts, gRPC
+        (
+            "  rules: [{ to: [{ methods: [POST] }] }]\n",
+            "  rules: [{ to: [{ methods: [post] }] }]\n",
+            Some("ShadowedByDeny"),
+        ),
+        (
+            "  rules: [{ to: [{ methods: [POST] }] }]\n",
+            "  rules: [{ to: [{ methods: [POST, GET] }] }]\n",
+            None,
+        ),
+        (
+            "  rules: [{ to: [{ headers: [{ name: x-a, value: \"1\" }] }] }]\n",
+            "  rules: [{ to: [{ headers: [{ name: X-A, value: \"1\" }, { name: x-b, value: \"2\" }] }] }]\n",
+            Some("ShadowedByDeny"),
+        ),
+        (
+            "  rules: [{ to: [{ headers: [{ name: x-a, value: \"1\" }, { name: x-b, value: \"2\" }] }] }]\n",
+            "  rules: [{ to: [{ headers: [{ name: x-a, value: \"1\" }] }] }]\n",
+            None,
+        ),
+        (
+            "  rules: [{ to: [{ hosts: [\"*.example.com\"] }] }]\n",
+            "  rules: [{ to: [{ hosts: [a.Example.com] }] }]\n",
+            Some("ShadowedByDeny"),
+        ),
+        (
+            "  rules: [{ to: [{ grpc: [{ service: shop.v1.Catalog }] }] }]\n",
+            "  rules: [{ to: [{ grpc: [{ service: shop.v1.Catalog, method: Get }] }] }]\n",
+            Some("ShadowedByDeny"),
+        ),
+        (
+            "  rules: [{ to: [{ grpc: [{ service: shop.v1.Catalog }] }] }]\n",
+            "  rules: [{ to: [{ methods: [POST] }] }]\n",
+            None,
+        ),
+        // targets: a deny on one port does not cover an allow on the whole service
+        (
+            "  targetRefs: [{ kind: Service, name: echo, port: 80 }]\n  rules: [{}]\n",
+            "  targetRefs: [{ kind: Service, name: echo }]\n  rules: [{}]\n",
+            None,
+        ),
+        (
+            "  rules: [{}]\n",
+            "  targetRefs: [{ kind: Service, name: echo, port: 80 }]\n  rules: [{ from: [{ namespace: web }] }]\n",
+            Some("ShadowedByDeny"),
+        ),
+        // ports mean service ports under a Service, workload ports under a namespace
+        (
+            "  rules: [{ to: [{ ports: [80] }] }]\n",
+            "  targetRefs: [{ kind: Service, name: echo }]\n  rules: [{ to: [{ ports: [80] }] }]\n",
+            None,
+        ),
+        // some rules dead, others not
+        (
+            "  rules: [{ to: [{ paths: [{ value: /admin }] }] }]\n",
+            "  rules: [{ to: [{ paths: [{ value: /admin/x }] }] }, { to: [{ paths: [{ value: /public }] }] }]\n",
+            Some("ShadowedRules"),
+        ),
+    ];
+    for (deny, allow, expected) in cases {
+        let conditions = shadow_conditions(deny, allow);
+        let list = conditions.as_array().expect("conditions");
+        assert_eq!(
+            list[0]["status"], "True",
+            "every rule must be matchable in this table: {deny}{allow}{conditions}"
+        );
+        let got = list
+            .get(1)
+            .map(|c| c["reason"].as_str().unwrap_or_default());
+        assert_eq!(got, *expected, "deny:\n{deny}allow:\n{allow}{conditions}");
+    }
+}
+
+#[test]
+fn a_dead_rule_names_the_deny_rule_that_covers_it() {
+    let conditions = shadow_conditions(
+        "  rules: [{ from: [{ namespace: web }] }, { to: [{ paths: [{ value: /admin }] }] }]\n",
+        "  rules: [{ to: [{ paths: [{ value: /public }] }] }, { to: [{ methods: [GET], paths: [{ value: /admin/x }] }] }]\n",
+    );
+    assert_eq!(conditions[1]["type"], "Conflicted", "{conditions}");
+    assert_eq!(conditions[1]["status"], "True", "{conditions}");
+    assert_eq!(
+        conditions[1]["message"],
+        "rules[1] never applies: TrafficPermission shop/guard rules[1] denies every request it \
+         matches, and deny wins",
+        "{conditions}"
     );
 }

@@ -36,16 +36,17 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<()> {
     if !problems.is_empty() {
         return Err(source::report(&problems, "fix them and run check again"));
     }
-    for warning in never_matching(documents.iter().map(|d| &d.object)) {
+    for warning in permission_warnings(documents.iter().map(|d| &d.object)) {
         println!("warning: {warning}");
     }
     println!("ok: {} objects", documents.len());
     Ok(())
 }
 
-/// Every `TrafficPermission` part among `objects` that can never match, as
+/// Every `TrafficPermission` part among `objects` that can never match or never
+/// applies (a deny covers it), as
 /// `trafficpermission/<ns>/<name>: <path>: <why>`.
-fn never_matching<'a>(
+fn permission_warnings<'a>(
     objects: impl IntoIterator<Item = &'a weft_api::resource::Object>,
 ) -> Vec<String> {
     let compiled = weft_policy::compile(objects);
@@ -55,7 +56,9 @@ fn never_matching<'a>(
             continue;
         }
         for c in status["conditions"].as_array().into_iter().flatten() {
-            if c["type"] == "RulesMatchable" && c["status"] == "False" {
+            let never = c["type"] == "RulesMatchable" && c["status"] == "False";
+            let dead = c["reason"] == "ShadowedRules" || c["reason"] == "ShadowedByDeny";
+            if never || dead {
                 for part in c["message"].as_str().unwrap_or_default().split("; ") {
                     out.push(format!(
                         "trafficpermission/{}/{}: {part}",
@@ -91,11 +94,36 @@ spec:
         )
         .expect("objects");
         assert_eq!(
-            never_matching(&objects),
+            permission_warnings(&objects),
             [
                 "trafficpermission/shop/readers: spec.rules[0].from[0].service: Service shop/gone does not exist",
                 "trafficpermission/shop/readers: spec.rules[0].to[0].ports[0]: 8080 is not a port of the targets (use the Service's port, not its targetPort)",
             ]
+        );
+    }
+
+    #[test]
+    fn an_allow_rule_a_deny_covers_is_reported_as_never_applying() {
+        let objects = weft_policy::parse_documents(
+            r"
+apiVersion: weft.dev/v1alpha1
+kind: TrafficPermission
+metadata: { name: guard, namespace: shop }
+spec:
+  action: deny
+  rules: [{ to: [{ paths: [{ value: /admin }] }] }]
+---
+apiVersion: weft.dev/v1alpha1
+kind: TrafficPermission
+metadata: { name: open, namespace: shop }
+spec:
+  rules: [{ to: [{ paths: [{ value: /public }] }] }, { to: [{ paths: [{ value: /admin/users }] }] }]
+",
+        )
+        .expect("objects");
+        assert_eq!(
+            permission_warnings(&objects),
+            ["trafficpermission/shop/open: rules[1] never applies: TrafficPermission shop/guard rules[0] denies every request it matches, and deny wins"]
         );
     }
 }

@@ -23,6 +23,8 @@ use crate::field::{self, Errors};
 use crate::service::Workload;
 use crate::status;
 
+mod cover;
+
 /// Checks a parsed `TrafficPermission` spec.
 pub(crate) fn validate(spec: &Spec, errors: &mut Errors) {
     for (i, t) in spec.target_refs.iter().enumerate() {
@@ -705,49 +707,55 @@ pub(crate) fn statuses<'a>(cx: &Context<'_>, permissions: &'a [Permission<'a>]) 
                     generation,
                 ));
             } else if p.spec.action != Action::Deny {
-                if let Some(by) = shadowing_deny(permissions, p) {
-                    conditions.push(status::condition(
-                        "Effective",
-                        false,
-                        "ShadowedByDeny",
-                        &format!(
-                            "TrafficPermission {}/{} denies every request on every port of \
-                             this one's targets, so none of its rules can let one through",
-                            by.object.namespace(),
-                            by.object.metadata.name
-                        ),
-                        generation,
-                    ));
-                }
+                conditions.extend(shadowed_condition(cx, permissions, p));
             }
             serde_json::json!({ "ancestors": ancestors, "conditions": conditions })
         })
         .collect()
 }
 
-/// A `deny` permission of `p`'s namespace that refuses everything (a rule without
-/// `from` or `to`) wherever `p` applies: it targets the whole namespace, or every
-/// service `p` targets, on every port.
-fn shadowing_deny<'a>(
-    permissions: &'a [Permission<'a>],
+/// Rules of `p` (an allow, audit or custom) that a deny rule covers, so they never
+/// let a request through, never fire or are never asked about: `Effective: False` when that is every rule,
+/// `Conflicted: True` when it is some.
+fn shadowed_condition(
+    cx: &Context<'_>,
+    permissions: &[Permission<'_>],
     p: &Permission<'_>,
-) -> Option<&'a Permission<'a>> {
-    permissions.iter().find(|d| {
-        d.spec.action == Action::Deny
-            && d.object.namespace() == p.object.namespace()
-            && d.spec
-                .rules
-                .iter()
-                .any(|r| r.from.is_empty() && r.to.is_empty())
-            && (d.spec.target_refs.is_empty()
-                || (!p.spec.target_refs.is_empty()
-                    && p.spec.target_refs.iter().all(|t| {
-                        d.spec
-                            .target_refs
-                            .iter()
-                            .any(|dt| dt.name == t.name && dt.port.is_none())
-                    })))
-    })
+) -> Option<Value> {
+    let shadowed = cover::shadowed_rules(cx, permissions, p);
+    let lines: Vec<String> = shadowed
+        .iter()
+        .enumerate()
+        .filter_map(|(i, by)| {
+            let (d, j) = by.as_ref()?;
+            Some(format!(
+                "rules[{i}] never applies: TrafficPermission {}/{} rules[{j}] denies every \
+                 request it matches, and deny wins",
+                d.object.namespace(),
+                d.object.metadata.name
+            ))
+        })
+        .collect();
+    let generation = p.object.metadata.generation;
+    if lines.is_empty() {
+        None
+    } else if lines.len() == shadowed.len() {
+        Some(status::condition(
+            "Effective",
+            false,
+            "ShadowedByDeny",
+            &lines.join("; "),
+            generation,
+        ))
+    } else {
+        Some(status::condition(
+            "Conflicted",
+            true,
+            "ShadowedRules",
+            &lines.join("; "),
+            generation,
+        ))
+    }
 }
 
 /// Whether `p` (an `allow`) changes nothing: every workload it applies to has the
