@@ -63,6 +63,10 @@ pub struct Rule {
     /// have for the rule to match it; `None`: any. Lets a connection's [`Scope`] try
     /// only the rules that can match a request's path.
     segments: Option<Vec<Box<str>>>,
+    /// Header-name bits ([`HeaderNames`]) of which an HTTP request must have one for
+    /// the rule to match it (every `to` entry names a header); 0: none needed. Lets a
+    /// [`Scope`] pass over a header rule without looking at the rule.
+    needs: u64,
 }
 
 /// What a decision is counted as.
@@ -393,11 +397,11 @@ impl Policy {
         }
         // The rules of one list to try: every one, or the scope's (whose ports and
         // callers are known to match, so only their request conditions are checked).
-        let segment = match traffic {
-            Traffic::Http(req) => Some(first_segment(req.path)),
+        let request = match traffic {
+            Traffic::Http(req) => Some((first_segment(req.path), req.header_names)),
             _ => None,
         };
-        let tried = |list: usize, rules| tried(rules, scope, list, segment);
+        let tried = |list: usize, rules| tried(rules, scope, list, request);
         let check = |rule: &Rule, refusing: bool| {
             if scope.is_some() {
                 rule.check_to(port, traffic, refusing)
@@ -476,35 +480,39 @@ pub struct Scope {
     lists: [ScopedList; 4],
 }
 
-/// The rules of one list that can apply to a connection, as indices into the list.
+/// A rule of a scope: its index in its list, and its [`Rule::needs`].
+type Entry = (u32, u64);
+
+/// The rules of one list that can apply to a connection.
 #[derive(Debug, Default)]
 struct ScopedList {
     /// Every one of them, in order (connections and TCP).
-    all: Vec<u32>,
+    all: Vec<Entry>,
     /// Those that match any path: what a request whose first segment no rule names
     /// tries.
-    any_path: Vec<u32>,
+    any_path: Vec<Entry>,
     /// By first path segment (sorted): the rules a request with that segment tries,
     /// those that match any path included, in order.
-    by_segment: Vec<(Box<str>, Vec<u32>)>,
+    by_segment: Vec<(Box<str>, Vec<Entry>)>,
 }
 
 impl ScopedList {
     fn build(rules: &[Rule], keep: impl Fn(&Rule) -> bool) -> Self {
         let mut list = Self::default();
-        let mut buckets: std::collections::BTreeMap<Box<str>, Vec<u32>> =
+        let mut buckets: std::collections::BTreeMap<Box<str>, Vec<Entry>> =
             std::collections::BTreeMap::new();
         for (i, rule) in rules.iter().enumerate() {
             let Ok(i) = u32::try_from(i) else { break };
             if !keep(rule) {
                 continue;
             }
-            list.all.push(i);
+            let entry = (i, rule.needs);
+            list.all.push(entry);
             match &rule.segments {
-                None => list.any_path.push(i),
+                None => list.any_path.push(entry),
                 Some(keys) => {
                     for key in keys {
-                        buckets.entry(key.clone()).or_default().push(i);
+                        buckets.entry(key.clone()).or_default().push(entry);
                     }
                 }
             }
@@ -523,7 +531,7 @@ impl ScopedList {
 
     /// The rules that can match a request whose first segment is `segment` (already
     /// without parameters), in list order.
-    fn for_segment(&self, segment: &str) -> &[u32] {
+    fn for_segment(&self, segment: &str) -> &[Entry] {
         if self.by_segment.is_empty() {
             return &self.any_path;
         }
@@ -549,21 +557,25 @@ fn first_segment(path: &str) -> &str {
 /// The rules of one list a decision tries.
 enum Tried<'r, 's> {
     All(std::slice::Iter<'r, Rule>),
-    Scoped(&'r [Rule], std::slice::Iter<'s, u32>),
+    /// The rules, the scope's entries, and the request's header names (all bits set
+    /// when there is no request).
+    Scoped(&'r [Rule], std::slice::Iter<'s, Entry>, u64),
 }
 
 /// The rules of `list` (of the policy's lists) to try: every one, or the scope's
-/// (for an HTTP request, only those its first path segment allows).
+/// (for an HTTP request, only those its first path segment and header names allow).
 fn tried<'r, 's>(
     rules: &'r [Rule],
     scope: Option<&'s Scope>,
     list: usize,
-    segment: Option<&str>,
+    request: Option<(&str, HeaderNames)>,
 ) -> Tried<'r, 's> {
-    match (scope, segment) {
+    match (scope, request) {
         (None, _) => Tried::All(rules.iter()),
-        (Some(s), None) => Tried::Scoped(rules, s.lists[list].all.iter()),
-        (Some(s), Some(seg)) => Tried::Scoped(rules, s.lists[list].for_segment(seg).iter()),
+        (Some(s), None) => Tried::Scoped(rules, s.lists[list].all.iter(), u64::MAX),
+        (Some(s), Some((seg, names))) => {
+            Tried::Scoped(rules, s.lists[list].for_segment(seg).iter(), names.0)
+        }
     }
 }
 
@@ -573,7 +585,9 @@ impl<'r> Iterator for Tried<'r, '_> {
     fn next(&mut self) -> Option<&'r Rule> {
         match self {
             Self::All(it) => it.next(),
-            Self::Scoped(rules, it) => it.next().and_then(|i| rules.get(*i as usize)),
+            Self::Scoped(rules, it, have) => it
+                .find(|(_, needs)| *needs == 0 || needs & *have != 0)
+                .and_then(|(i, _)| rules.get(*i as usize)),
         }
     }
 }
@@ -633,8 +647,9 @@ impl Rule {
             provider: None,
             counters: Counters::default(),
             segments: None,
+            needs: 0,
         }
-        .with_segments())
+        .indexed())
     }
 
     /// Whether the rule matches: `Some(true)`/`Some(false)`, or `None` when that
@@ -654,8 +669,13 @@ impl Rule {
         }
     }
 
-    /// Works out [`Rule::segments`] from its `to`.
-    fn with_segments(mut self) -> Self {
+    /// Works out [`Rule::segments`] and [`Rule::needs`] from its `to`.
+    fn indexed(mut self) -> Self {
+        let every_op_names_a_header =
+            !self.to.is_empty() && self.to.iter().all(|op| !op.headers.is_empty());
+        if every_op_names_a_header {
+            self.needs = self.to.iter().fold(0, |acc, op| acc | op.headers[0].2);
+        }
         let mut keys: Vec<Box<str>> = Vec::new();
         let mut any = self.to.is_empty();
         for op in &self.to {

@@ -589,6 +589,8 @@ rules:
   - { source: e1, to: [{ paths: [{ type: Exact, value: / }] }] }
   - { source: r1, to: [{ grpc: [{ service: shop.v1.Catalog }] }, { paths: [{ type: PathPrefix, value: /public }] }] }
   - { source: r2, action: deny, to: [{ paths: [{ type: PathPrefix, value: /public/admin }] }, { methods: [PUT] }] }
+  - { source: h1, action: deny, to: [{ headers: [{ name: x-kill, value: { exact: "1" } }] }, { headers: [{ name: x-stop, value: { exact: "1" } }] }] }
+  - { source: h2, action: audit, to: [{ headers: [{ name: x-trace, value: { exact: "1" } }] }, { methods: [PATCH] }] }
 "#,
     );
     let summary = |d: &Decision<'_>| {
@@ -620,6 +622,12 @@ rules:
                 get("/public/page"),
                 get("/public/page").method("PUT"),
                 get("/other"),
+                get("/y").header("x_debug", "on"),
+                get("/z").header("x-kill", "1"),
+                get("/z").header("x-stop", "1"),
+                get("/z").header("x_stop", "1"),
+                get("/z").header("x-trace", "1"),
+                get("/z").method("PATCH"),
             ] {
                 let view = req.view();
                 let whole = p.decide(port, caller, Traffic::Http(&view));

@@ -280,6 +280,8 @@ impl Inbound {
                 refused.record(&self.metrics, &snap.workload_label);
                 return refused.into_response(stage::respond::is_grpc(&req));
             }
+            // Identity headers are this proxy's alone, even among the server's additions.
+            stage::identity::strip_forged(req.headers_mut(), caller);
         }
         let traffic = snap.inbound_traffic();
         let grpc = traffic.is_active() && stage::respond::is_grpc(&req);

@@ -39,12 +39,13 @@ pub fn authorize<'s, B>(
         return Err(Error::PlaintextRefused);
     }
     normalize_path(req, snap.settings().path_normalization)?;
+    // Neither rules nor the app may see a header only this proxy may set; the
+    // identity stage sets them on what is left.
+    super::identity::strip_forged(req.headers_mut(), caller);
     let policy = snap.authorization();
     if policy.is_open() {
         return Ok(None);
     }
-    // Rules must never see a header only this proxy may set.
-    super::identity::strip_forged(req.headers_mut(), caller);
     let path = req.uri().path();
     let stripped = path::without_params(path);
     let authority = req

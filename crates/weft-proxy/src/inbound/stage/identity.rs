@@ -121,11 +121,11 @@ pub fn strip_forged(headers: &mut http::HeaderMap, caller: &Caller) {
     }
 }
 
-/// Removes every identity header `req` came with, sets the ones this proxy vouches
-/// for, and attaches the verified caller to its extensions.
+/// Sets the identity headers this proxy vouches for, and attaches the verified
+/// caller to `req`'s extensions. Those a client sent are gone already: the authorize
+/// stage strips them ([`strip_forged`]) before anything reads the request.
 pub fn assert<B>(req: &mut Request<B>, caller: &Caller) {
     let headers = req.headers_mut();
-    strip_forged(headers, caller);
     if let Some((name, Some(value))) = &caller.identity_header {
         headers.insert(name.clone(), value.clone());
     }
@@ -167,6 +167,7 @@ mod tests {
                 .header("x-peer", "spiffe://forged")
                 .body(())
                 .expect("request");
+            strip_forged(req.headers_mut(), &caller);
             assert(&mut req, &caller);
             let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok());
             assert_eq!(header("x-peer"), x_peer, "{config} {peer:?}: x-peer");
