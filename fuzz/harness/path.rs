@@ -91,6 +91,8 @@ pub(crate) fn run(data: &[u8]) {
             redirect,
             rewrite,
             mirrors: Vec::new(),
+            source: None,
+            rule: None,
         };
         let Ok(rule) = Rule::compile(&rule, |_| Some(())) else {
             continue;

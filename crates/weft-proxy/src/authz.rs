@@ -19,7 +19,7 @@
 //!   `CONNECT`): refused only when that is certain (a `deny` without HTTP conditions,
 //!   or a default `deny` no `allow` rule could lift); otherwise [`Outcome::Defer`].
 
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 use http::{HeaderMap, HeaderName};
 use regex::Regex;
@@ -91,20 +91,8 @@ impl Tally {
     }
 }
 
-/// One counter per [`Tally`], each made the first time it is needed.
-#[derive(Debug, Default)]
-pub struct Counters([OnceLock<prometheus_client::metrics::counter::Counter>; 3]);
-
-impl Counters {
-    /// The counter of `tally`, made with `make` the first time.
-    pub fn get(
-        &self,
-        tally: Tally,
-        make: impl FnOnce() -> prometheus_client::metrics::counter::Counter,
-    ) -> &prometheus_client::metrics::counter::Counter {
-        self.0[tally as usize].get_or_init(make)
-    }
-}
+/// One counter per [`Tally`] (indexed by it), each made the first time it is needed.
+pub type Counters = crate::telemetry::LazyCounters<3>;
 
 #[derive(Debug)]
 enum Principal {

@@ -108,6 +108,8 @@ impl From<&proxy::RouteRule> for pb::RouteRule {
                     per_million: proxy::per_million(m.percent),
                 })
                 .collect(),
+            source: r.source.clone().unwrap_or_default(),
+            rule: r.rule.unwrap_or_default(),
         }
     }
 }
@@ -356,6 +358,8 @@ pub(super) fn route_rule(path: &str, r: &pb::RouteRule) -> Result<proxy::RouteRu
         redirect,
         rewrite,
         mirrors,
+        source: (!r.source.is_empty()).then(|| r.source.clone()),
+        rule: (!r.source.is_empty()).then_some(r.rule),
     })
 }
 

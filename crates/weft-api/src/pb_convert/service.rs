@@ -133,7 +133,7 @@ impl From<&proxy::Service> for pb::Service {
                     address: e.address.to_string(),
                     identity: e.identity.clone().unwrap_or_default(),
                     hbone: e.hbone.map(|h| h.to_string()).unwrap_or_default(),
-                    workload: String::new(),
+                    workload: e.workload.clone().unwrap_or_default(),
                     zone: e.zone.clone().unwrap_or_default(),
                 })
                 .collect(),
@@ -198,5 +198,6 @@ pub(super) fn endpoint(path: &str, e: &pb::Endpoint) -> Result<proxy::Endpoint, 
         identity,
         hbone,
         zone: (!e.zone.is_empty()).then(|| e.zone.clone()),
+        workload: (!e.workload.is_empty()).then(|| e.workload.clone()),
     })
 }

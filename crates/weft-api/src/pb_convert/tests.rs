@@ -29,12 +29,14 @@ fn service() -> proxy::Service {
                 identity: Some("spiffe://cluster.local/ns/shop/sa/echo".into()),
                 hbone: Some("10.0.0.2:15009".parse().expect("addr")),
                 zone: Some("zone-a".into()),
+                workload: Some("shop/echo-1".into()),
             },
             proxy::Endpoint {
                 address: "fd00::3".parse().expect("ip"),
                 identity: None,
                 hbone: None,
                 zone: None,
+                workload: None,
             },
         ],
         hostnames: vec!["echo.shop.svc.cluster.local".into()],
@@ -90,6 +92,8 @@ fn tables() -> Vec<proxy::RouteTable> {
         redirect: None,
         rewrite: None,
         mirrors: Vec::new(),
+        source: Some("HTTPRoute/shop/echo".into()),
+        rule: Some(2),
     };
     let catch_all = proxy::RouteRule {
         matches: vec![],
@@ -106,6 +110,8 @@ fn tables() -> Vec<proxy::RouteTable> {
         redirect: None,
         rewrite: None,
         mirrors: Vec::new(),
+        source: None,
+        rule: None,
     };
     vec![
         proxy::RouteTable {

@@ -62,6 +62,14 @@ pub struct RouteRule {
     /// Copies of the request go to these too; their responses are discarded.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub mirrors: Vec<Mirror>,
+    /// Where the rule came from (`HTTPRoute/shop/catalog`): the `route` label of the
+    /// requests it routes. Default: `routes[<i>]`, its table's place in the config.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+    /// Its index in `source`'s rules: the `route_rule` label. Default: its index in
+    /// this table.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rule: Option<u32>,
 }
 
 /// A redirect answer (`Location` built from the request, with these replaced).

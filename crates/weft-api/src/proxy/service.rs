@@ -477,6 +477,11 @@ pub struct Endpoint {
     /// Zone (failure domain) the endpoint runs in, for zone preference.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub zone: Option<String>,
+    /// The workload behind it, `<namespace>/<name>`: the `destination_workload` and
+    /// `destination_namespace` labels of the requests it serves. Default: unknown
+    /// (empty labels).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workload: Option<String>,
 }
 
 impl Endpoint {

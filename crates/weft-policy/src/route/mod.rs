@@ -600,6 +600,12 @@ fn port_chunks(
                     redirect: rule.redirect.clone(),
                     rewrite: rule.rewrite.clone(),
                     mirrors: mirrors.clone(),
+                    source: format!(
+                        "{}/{route_ns}/{}",
+                        route.kind.as_str(),
+                        object.metadata.name
+                    ),
+                    rule: u32::try_from(rule_i).unwrap_or(u32::MAX),
                 };
                 entries.push((key, ri, rule));
             }

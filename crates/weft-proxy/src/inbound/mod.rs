@@ -294,14 +294,7 @@ impl Inbound {
         }
         .await;
         let label = &snap.workload_label;
-        stage::respond::respond(
-            &self.metrics,
-            label,
-            caller.security(),
-            started,
-            result,
-            grpc,
-        )
+        stage::respond::respond(&self.metrics, label, caller.labels(), started, result, grpc)
     }
 
     /// Copies the connection to the app, `prefix` first. With `after_silence` (the

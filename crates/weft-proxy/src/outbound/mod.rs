@@ -280,19 +280,27 @@ impl Outbound {
             return Error::NoService.into_response(false);
         };
         let table = snap.routes(&parent);
-        let mut reply = Reply::new(&self.metrics, &parent.service.label, started);
+        let mut reply = Reply::new(&self.metrics, &parent.service, started);
         let result = async {
             // One path for routing and the destination: the one the destination
             // authorises (docs/policies/path-normalization.md).
             crate::http::path::normalize_uri(req.uri_mut(), snap.settings().path_normalization)
                 .map_err(|refusal| Error::BadRequest(format!("refused path: {refusal}")))?;
             let mut authority = authority(&req);
-            let (rule, backend) = match stage::route::route(&table, &req, authority.as_ref())? {
-                Routed::Forward { rule, backend } => (rule, backend),
-                Routed::Answer(redirect) => return Ok(redirect),
-            };
+            let (rule, backend, label) =
+                match stage::route::route(&table, &req, authority.as_ref())? {
+                    Routed::Forward {
+                        rule,
+                        backend,
+                        label,
+                    } => (rule, backend, label),
+                    Routed::Answer(redirect, label) => {
+                        reply.answered_by(label);
+                        return Ok(redirect);
+                    }
+                };
             let service = &backend.service;
-            reply.forwarding(rule, service);
+            reply.forwarding(rule, service, label);
             let mut req = stage::filters::apply(req, rule, &service.key, &mut authority)?;
             let _in_flight = stage::limits::admit(service)?;
             let (hash, cookie) = stage::limits::affinity(service, &req, &snap);
@@ -317,9 +325,14 @@ impl Outbound {
             let send = |e: &Arc<EndpointState>, req| {
                 forward::forward(self.pool(service, e, port, version, &snap), req)
             };
-            attempts
-                .run(first, held.as_ref(), &self.metrics, send)
-                .await
+            let mut last = None;
+            let result = attempts
+                .run(first, held.as_ref(), &self.metrics, &mut last, send)
+                .await;
+            if let Some(endpoint) = &last {
+                reply.attempted(endpoint);
+            }
+            result
         }
         .await;
         reply.respond(result)

@@ -14,6 +14,8 @@ use http::{HeaderMap, Method, Uri};
 use regex::Regex;
 use weft_api::proxy::{self as api, PathMatch, StringMatch};
 
+use crate::telemetry::labels::{RouteLabels, Shared};
+
 /// The rules attached to one service port, in order.
 #[derive(Debug)]
 pub struct Table<T> {
@@ -44,6 +46,12 @@ pub struct Rule<T> {
     pub rewrite: Option<filters::Rewrite>,
     /// Mirror targets, with the share of requests copied in millionths.
     pub mirrors: Vec<(T, u32)>,
+    /// The metric labels of requests this rule sends, one per backend (same order);
+    /// set by the snapshot once the rule is compiled.
+    pub labels: Vec<Shared<RouteLabels>>,
+    /// The labels of requests it answers without a backend (a redirect), or fails
+    /// before picking one: the parent service.
+    pub label: Option<Shared<RouteLabels>>,
 }
 
 /// A rule's request conditions alone (any one must hold; none: every request), for
@@ -184,6 +192,8 @@ impl<T> Table<T> {
                 redirect: None,
                 rewrite: None,
                 mirrors: Vec::new(),
+                labels: Vec::new(),
+                label: None,
             }],
         }
     }
@@ -275,6 +285,8 @@ impl<T> Rule<T> {
             redirect,
             rewrite,
             mirrors,
+            labels: Vec::new(),
+            label: None,
         })
     }
 
@@ -295,21 +307,33 @@ impl<T> Rule<T> {
 
     /// Picks a backend by weight (`None` if every weight is 0).
     pub fn pick(&self) -> Option<&T> {
+        self.pick_index().map(|i| &self.backends[i].0)
+    }
+
+    /// [`Self::pick`], as the backend's index.
+    pub fn pick_index(&self) -> Option<usize> {
         if self.total_weight == 0 {
             return None;
         }
         if self.backends.len() == 1 {
-            return Some(&self.backends[0].0);
+            return Some(0);
         }
         let mut roll = fastrand::u64(..self.total_weight);
-        for (target, weight) in &self.backends {
+        for (i, (_, weight)) in self.backends.iter().enumerate() {
             let w = u64::from(*weight);
             if roll < w {
-                return Some(target);
+                return Some(i);
             }
             roll -= w;
         }
         None
+    }
+
+    /// The labels of requests sent to backend `i`, or of those answered without one.
+    pub fn label(&self, backend: Option<usize>) -> Option<&Shared<RouteLabels>> {
+        backend
+            .and_then(|i| self.labels.get(i))
+            .or(self.label.as_ref())
     }
 }
 

@@ -45,6 +45,8 @@ pub struct Snapshot {
     pub creds: Option<Arc<Credentials>>,
     /// This workload's name, as a metric label.
     pub workload_label: Name,
+    /// This workload's side of the request metrics' peer labels.
+    pub own: crate::telemetry::labels::Own,
     services: HashMap<String, Arc<ServiceState>>,
     outbound: HashMap<SocketAddr, Target>,
     vips: HashMap<SocketAddr, Target>,
@@ -113,6 +115,24 @@ pub enum Error {
     },
 }
 
+/// `rule` (rule `index` of route `source`, attached to the service `parent`) with the
+/// metric labels of what it sends.
+fn labelled(
+    mut rule: route::Rule<Target>,
+    source: &str,
+    index: u32,
+    parent: &str,
+) -> route::Rule<Target> {
+    use crate::telemetry::labels::RouteLabels;
+    rule.labels = rule
+        .backends
+        .iter()
+        .map(|(t, _)| RouteLabels::of(source, index, &t.service.key))
+        .collect();
+    rule.label = Some(RouteLabels::of(source, index, parent));
+    rule
+}
+
 impl Snapshot {
     /// Compiles `config`, reusing endpoint state from `previous` where the endpoint is
     /// unchanged. `creds` are the already-loaded credentials, `version` the content hash.
@@ -126,9 +146,14 @@ impl Snapshot {
             Carried::from_services(prev.services.values())
         });
         let zone = config.workload.zone.as_deref();
+        let own = crate::telemetry::labels::Own::new(
+            &config.workload.name,
+            &config.workload.namespace,
+            creds.as_ref().map(|c| c.identity().to_string()).as_deref(),
+        );
         let mut services = HashMap::new();
         for (i, s) in config.services.iter().enumerate() {
-            let service = ServiceState::build(i, s, zone, &carried)?;
+            let service = ServiceState::build(i, s, zone, &carried, &own)?;
             services.insert(s.key(), Arc::new(service));
         }
         let target = |reference: &str, port: u16| -> Option<Target> {
@@ -170,13 +195,21 @@ impl Snapshot {
                     .iter()
                     .enumerate()
                     .map(|(r, rule)| {
-                        route::Rule::compile(rule, |b| target(&b.service, b.port.unwrap_or(port)))
-                            .map_err(|source| Error::Route {
-                                path: format!("routes[{i}].rules[{r}]"),
-                                source,
-                            })
+                        let compiled = route::Rule::compile(rule, |b| {
+                            target(&b.service, b.port.unwrap_or(port))
+                        })
+                        .map_err(|source| Error::Route {
+                            path: format!("routes[{i}].rules[{r}]"),
+                            source,
+                        })?;
+                        let source = rule
+                            .source
+                            .clone()
+                            .unwrap_or_else(|| format!("routes[{i}]"));
+                        let index = rule.rule.unwrap_or(u32::try_from(r).unwrap_or(u32::MAX));
+                        Ok(labelled(compiled, &source, index, &parent.key()))
                     })
-                    .collect::<Result<Vec<_>, _>>()?;
+                    .collect::<Result<Vec<_>, Error>>()?;
                 routes.insert(
                     (Arc::<str>::from(parent.key()), port),
                     Arc::new(route::Table { rules }),
@@ -189,10 +222,15 @@ impl Snapshot {
                 routes
                     .entry((svc.key.clone(), port.port))
                     .or_insert_with(|| {
-                        Arc::new(route::Table::single(Target {
+                        let mut table = route::Table::single(Target {
                             service: svc.clone(),
                             port: *port,
-                        }))
+                        });
+                        table.rules = std::mem::take(&mut table.rules)
+                            .into_iter()
+                            .map(|r| labelled(r, "default", 0, &svc.key))
+                            .collect();
+                        Arc::new(table)
                     });
             }
         }
@@ -213,6 +251,7 @@ impl Snapshot {
             version,
             creds,
             workload_label,
+            own,
             services,
             outbound,
             vips,

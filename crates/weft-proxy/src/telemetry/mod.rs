@@ -1,8 +1,12 @@
 //! Metrics: request and connection counters and latency histograms, in Prometheus text
 //! format on the metrics listener (`/metrics`).
 //!
-//! Names follow `weft_proxy_<thing>_<unit>`. Label sets are typed; the service label is
-//! a shared `Arc<str>`, so recording a request clones a pointer, not a string.
+//! Names follow `weft_proxy_<thing>_<unit>`. Label sets are typed; the golden request
+//! metrics are labelled by peer (who called whom) and, on the outbound side, by route
+//! rule, from label sets made when a snapshot is built ([`labels`], ADR 37), so
+//! recording a request hashes pointers, not strings.
+
+pub mod labels;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -33,15 +37,16 @@ impl EncodeLabelValue for Direction {
     }
 }
 
-/// How the connection a request arrived on was secured, as Istio's
+/// How the hop between the two proxies was secured, as Istio's
 /// `connection_security_policy` label says it.
 #[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
 pub enum Security {
-    /// Inbound over HBONE: the caller presented a verified mesh certificate.
+    /// HBONE: both sides presented verified mesh certificates.
     MutualTls,
-    /// Inbound in plaintext on a permissive port: the caller is unauthenticated.
+    /// Plaintext: an unauthenticated caller on a permissive port, or an endpoint
+    /// outside the mesh.
     None,
-    /// Outbound: the app's side of the proxy, where no peer is authenticated.
+    /// Not known: the request failed before an endpoint was chosen.
     Unknown,
 }
 
@@ -65,19 +70,6 @@ impl EncodeLabelValue for Name {
         use std::fmt::Write;
         encoder.write_str(&self.0)
     }
-}
-
-/// Labels of request metrics.
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct RequestLabels {
-    /// Direction.
-    pub direction: Direction,
-    /// Destination service (outbound) or this workload (inbound).
-    pub service: Name,
-    /// HTTP status code.
-    pub status: u16,
-    /// `mutual_tls`, `none` (an unauthenticated plaintext caller) or `unknown`.
-    pub connection_security: Security,
 }
 
 /// Labels of connection metrics.
@@ -145,10 +137,15 @@ pub struct AuthzLabels {
 /// Every metric the proxy records.
 #[derive(Debug)]
 pub struct Metrics {
-    /// Requests by direction, service and status.
-    pub requests: Family<RequestLabels, Counter>,
-    /// Request latency to response headers, seconds.
-    pub request_duration: Family<RequestLabels, Histogram>,
+    /// Requests by direction, peer and status.
+    pub requests: Family<labels::RequestLabels, Counter>,
+    /// Request latency to response headers by direction and destination, seconds.
+    pub request_duration: Family<labels::DurationLabels, Histogram>,
+    /// Outbound requests by route rule, backend service and status.
+    pub route_requests: Family<labels::RouteRequestLabels, Counter>,
+    /// Outbound request latency to response headers by route rule, backend service
+    /// and class, seconds.
+    pub route_request_duration: Family<labels::RouteDurationLabels, Histogram>,
     /// Connections accepted.
     pub connections: Family<ConnectionLabels, Counter>,
     /// Connections open now.
@@ -178,7 +175,7 @@ pub struct Metrics {
     /// The `permission` label of default decisions, made once.
     pub default_permission: Name,
     /// Counters of default decisions, by default action (`allow`, `deny`, `audit`).
-    pub default_authz: [crate::authz::Counters; 3],
+    pub default_authz: [LazyCounters<3>; 3],
     registry: Registry,
 }
 
@@ -187,18 +184,34 @@ impl Metrics {
     pub fn new() -> Arc<Self> {
         let mut registry = Registry::with_prefix("weft_proxy");
         let requests = Family::default();
-        registry.register("requests", "HTTP requests handled", requests.clone());
-        let request_duration = Family::<RequestLabels, Histogram>::new_with_constructor(|| {
-            Histogram::new([
-                0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
-                10.0,
-            ])
-        });
+        registry.register(
+            "requests",
+            "HTTP requests handled, by peer and status",
+            requests.clone(),
+        );
+        let request_duration =
+            Family::<labels::DurationLabels, Histogram>::new_with_constructor(latency_histogram);
         registry.register_with_unit(
             "request_duration",
-            "Time from request to response headers",
+            "Time from request to response headers, by destination",
             prometheus_client::registry::Unit::Seconds,
             request_duration.clone(),
+        );
+        let route_requests = Family::default();
+        registry.register(
+            "route_requests",
+            "Outbound HTTP requests by route rule, backend service and status",
+            route_requests.clone(),
+        );
+        let route_request_duration =
+            Family::<labels::RouteDurationLabels, Histogram>::new_with_constructor(
+                latency_histogram,
+            );
+        registry.register_with_unit(
+            "route_request_duration",
+            "Time from outbound request to response headers, by route rule and backend service",
+            prometheus_client::registry::Unit::Seconds,
+            route_request_duration.clone(),
         );
         let connections = Family::default();
         registry.register("connections", "Connections accepted", connections.clone());
@@ -277,6 +290,8 @@ impl Metrics {
             default_authz: Default::default(),
             requests,
             request_duration,
+            route_requests,
+            route_request_duration,
             connections,
             connections_active,
             tcp_bytes,
@@ -291,12 +306,41 @@ impl Metrics {
         })
     }
 
-    /// Records one finished request.
-    pub fn request(&self, labels: &RequestLabels, elapsed: Duration) {
-        self.requests.get_or_create(labels).inc();
+    /// Records one answered request.
+    pub fn request(&self, r: &Answered<'_>) {
+        let class = labels::Class::of(r.status);
+        let seconds = r.elapsed.as_secs_f64();
+        self.requests
+            .get_or_create(&labels::RequestLabels {
+                direction: r.direction,
+                peer: r.peer.counted.clone(),
+                status: r.status,
+                response_class: class,
+                grpc_status: r.grpc,
+            })
+            .inc();
         self.request_duration
-            .get_or_create(labels)
-            .observe(elapsed.as_secs_f64());
+            .get_or_create(&labels::DurationLabels {
+                direction: r.direction,
+                peer: r.peer.timed.clone(),
+            })
+            .observe(seconds);
+        if let Some(route) = r.route {
+            self.route_requests
+                .get_or_create(&labels::RouteRequestLabels {
+                    route: route.clone(),
+                    status: r.status,
+                    response_class: class,
+                    grpc_status: r.grpc,
+                })
+                .inc();
+            self.route_request_duration
+                .get_or_create(&labels::RouteDurationLabels {
+                    route: route.clone(),
+                    response_class: class,
+                })
+                .observe(seconds);
+        }
     }
 
     /// Counts an authorization decision.
@@ -363,6 +407,51 @@ impl Metrics {
         }
         out
     }
+}
+
+/// Counters made the first time each is needed, by index: a handle cache, so counting
+/// later costs one atomic add and no lookup.
+#[derive(Debug)]
+pub struct LazyCounters<const N: usize>([std::sync::OnceLock<Counter>; N]);
+
+impl<const N: usize> Default for LazyCounters<N> {
+    fn default() -> Self {
+        Self(std::array::from_fn(|_| std::sync::OnceLock::new()))
+    }
+}
+
+impl<const N: usize> LazyCounters<N> {
+    /// Counter `i`, made with `make` the first time.
+    ///
+    /// # Panics
+    /// If `i` is not below `N` (a caller's index type out of step with `N`).
+    pub fn get(&self, i: usize, make: impl FnOnce() -> Counter) -> &Counter {
+        self.0[i].get_or_init(make)
+    }
+}
+
+/// The buckets of request latency, seconds: 0.5 ms to 10 s.
+fn latency_histogram() -> Histogram {
+    Histogram::new([
+        0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+    ])
+}
+
+/// One answered request, as the request metrics count it.
+#[derive(Debug)]
+pub struct Answered<'a> {
+    /// Which side of the proxy.
+    pub direction: Direction,
+    /// Who called whom.
+    pub peer: &'a labels::Peer,
+    /// The route rule and backend (outbound, once routed).
+    pub route: Option<&'a labels::Shared<labels::RouteLabels>>,
+    /// HTTP status of the answer.
+    pub status: u16,
+    /// Its gRPC status, if its headers carry one.
+    pub grpc: labels::GrpcStatus,
+    /// From the request to the answer's headers.
+    pub elapsed: Duration,
 }
 
 /// Marks a connection open until dropped.
@@ -470,5 +559,78 @@ mod log_budget_tests {
             [true, true, true, false]
         );
         assert!(at(5000), "a new second starts a new budget");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::labels::{GrpcStatus, Own, RouteLabels};
+    use super::*;
+
+    /// The bound, by construction: a proxy whose outbound side sent every one of 20
+    /// route rules to each of 100 endpoints, and whose inbound side served 100
+    /// callers, each with a success and a failure status, stays under 1 MB of
+    /// exposition.
+    #[test]
+    fn a_proxy_with_100_peers_and_20_routes_exposes_under_1_mb() {
+        let metrics = Metrics::new();
+        let own = Own::new(
+            "frontend-7d9f8c6b5-x2k4p",
+            "storefront",
+            Some("spiffe://cluster.local/ns/storefront/sa/frontend"),
+        );
+        let record = |direction, peer: &labels::Peer, route, status| {
+            metrics.request(&Answered {
+                direction,
+                peer,
+                route,
+                status,
+                grpc: GrpcStatus(None),
+                elapsed: Duration::from_millis(3),
+            });
+        };
+        let routes: Vec<_> = (0..20)
+            .map(|r| {
+                RouteLabels::of(
+                    &format!("HTTPRoute/storefront/route-{r}"),
+                    r % 4,
+                    "catalog-api.storefront",
+                )
+            })
+            .collect();
+        for p in 0..100 {
+            let endpoint = weft_api::proxy::Endpoint {
+                address: std::net::IpAddr::from([10, 0, 0, p]),
+                identity: Some(format!(
+                    "spiffe://cluster.local/ns/storefront/sa/service-{}",
+                    p % 5
+                )),
+                hbone: None,
+                zone: None,
+                workload: Some(format!("storefront/service-{}-7d9f8c6b5-{p:05}", p % 5)),
+            };
+            let out = own.outbound(&format!("service-{}.storefront", p % 5), Some(&endpoint));
+            let caller = format!("spiffe://cluster.local/ns/team-{p}/sa/caller-{p}");
+            let inbound = own.inbound(Some(&caller));
+            // Every route to every peer: peers and routes are separate families, so
+            // their product never becomes series.
+            for route in &routes {
+                for status in [200, 503] {
+                    record(Direction::Outbound, &out, Some(route), status);
+                    record(Direction::Inbound, &inbound, None, status);
+                }
+            }
+        }
+        let text = metrics.encode();
+        let series = text.lines().filter(|l| !l.starts_with('#')).count();
+        assert!(
+            series > 4 * 100 * 2,
+            "every peer and status was recorded: {series}"
+        );
+        assert!(
+            text.len() < 1_000_000,
+            "{} bytes for 100 peers and 20 routes each way",
+            text.len()
+        );
     }
 }

@@ -419,6 +419,7 @@ mod tests {
                 identity: None,
                 hbone: None,
                 zone: None,
+                workload: None,
             });
         let second = Snapshot::build(config, None, "v2".into(), Some(&first)).expect("snapshot");
         let svc = second.service("echo.default").expect("service");

@@ -29,6 +29,7 @@ use weft_api::proxy::{BackendPolicy, LoadBalancer, Service, ServicePort};
 use weft_tls::SpiffeId;
 
 use crate::http::pool::{self, Pool};
+use crate::telemetry::labels::{self, Own};
 use crate::telemetry::Name;
 use balance::Stats;
 
@@ -48,6 +49,8 @@ pub struct ServiceState {
     pub key: Arc<str>,
     /// The same, as a metric label.
     pub label: Name,
+    /// The peer labels of a request that failed before an endpoint was chosen.
+    pub unchosen: labels::Peer,
     /// Ports.
     pub ports: Vec<ServicePort>,
     /// Load-balancing algorithm.
@@ -111,6 +114,8 @@ pub struct EndpointState {
     pub address: IpAddr,
     /// How to reach it.
     pub dial: Dial,
+    /// The peer labels of the requests it serves.
+    pub peer: labels::Peer,
     /// Load statistics.
     pub stats: Stats,
     /// Outlier detection state (ejected or not, consecutive failures).
@@ -153,10 +158,11 @@ impl EndpointState {
 }
 
 impl EndpointState {
-    fn new(address: IpAddr, dial: Dial) -> Self {
+    fn new(address: IpAddr, dial: Dial, peer: labels::Peer) -> Self {
         Self {
             address,
             dial,
+            peer,
             stats: Stats::default(),
             outlier: outlier::Endpoint::default(),
             added: Instant::now(),
@@ -245,6 +251,7 @@ impl ServiceState {
         s: &Service,
         zone: Option<&str>,
         carried: &Carried,
+        own: &Own,
     ) -> Result<Self, Error> {
         let key: Arc<str> = Arc::from(s.key());
         let mut endpoints = Vec::with_capacity(s.endpoints.len());
@@ -259,11 +266,14 @@ impl ServiceState {
                 },
                 _ => Dial::Direct,
             };
+            let peer = own.outbound(&key, Some(ep));
+            // Interned labels: the same endpoint seen the same way has the same set.
             let state = carried
                 .endpoints
                 .get(&(key.clone(), ep.address, dial.clone()))
+                .filter(|e| e.peer == peer)
                 .cloned()
-                .unwrap_or_else(|| Arc::new(EndpointState::new(ep.address, dial)));
+                .unwrap_or_else(|| Arc::new(EndpointState::new(ep.address, dial, peer)));
             endpoints.push(state);
         }
         let policy = &s.policy;
@@ -303,6 +313,7 @@ impl ServiceState {
             .map(|o| outlier::Detector::new(outlier_config(o), Instant::now()));
         Ok(Self {
             label: Name(key.clone()),
+            unchosen: own.outbound(&key, None),
             key,
             ports: s.ports.clone(),
             load_balancer: s.load_balancer,

@@ -112,9 +112,25 @@ fn admin_and_metrics_report_readiness_config_levels_and_requests() {
     );
     assert!(bad.starts_with("invalid filter"), "{bad}");
 
+    // One series per peer and status: its labels include these, its count is 1.
+    let counted = |text: &str, labels: &[&str]| {
+        text.lines().any(|l| {
+            l.starts_with("weft_proxy_requests_total{")
+                && l.ends_with("} 1")
+                && labels.iter().all(|label| l.contains(label))
+        })
+    };
     let (_, metrics) = curl(&client, &["http://127.0.0.1:15020/metrics"]);
     assert!(
-        metrics.contains(r#"weft_proxy_requests_total{direction="outbound",service="echo.default",status="200",connection_security="unknown"} 1"#),
+        counted(
+            &metrics,
+            &[
+                r#"direction="outbound""#,
+                r#"destination_service="echo.default""#,
+                r#"status="200""#,
+                r#"connection_security="mutual_tls""#,
+            ]
+        ),
         "{metrics}"
     );
     assert!(
@@ -123,7 +139,14 @@ fn admin_and_metrics_report_readiness_config_levels_and_requests() {
     );
     let (_, server_metrics) = curl(&server, &["http://127.0.0.1:15020/metrics"]);
     assert!(
-        server_metrics.contains(r#"weft_proxy_requests_total{direction="inbound",service="echo.default",status="200",connection_security="mutual_tls"} 1"#),
+        counted(
+            &server_metrics,
+            &[
+                r#"direction="inbound""#,
+                r#"status="200""#,
+                r#"connection_security="mutual_tls""#,
+            ]
+        ),
         "{server_metrics}"
     );
     // The admin API is bound to loopback: other hosts cannot reach it.

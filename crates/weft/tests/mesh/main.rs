@@ -21,5 +21,6 @@ mod protocols;
 mod resilience;
 mod routing;
 mod security;
+mod telemetry;
 mod traffic;
 mod xds;

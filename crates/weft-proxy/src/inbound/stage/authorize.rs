@@ -122,12 +122,12 @@ fn record(
     let count = |by: &By<'_>, tally: Tally| match by {
         By::Rule(r) => r
             .counters
-            .get(tally, || {
+            .get(tally as usize, || {
                 metrics.authz_counter(&Name(r.source.clone()), r.action.as_str(), tally.as_str())
             })
             .inc(),
         By::Default(a) => metrics.default_authz[*a as usize]
-            .get(tally, || {
+            .get(tally as usize, || {
                 metrics.authz_counter(&metrics.default_permission, a.as_str(), tally.as_str())
             })
             .inc(),

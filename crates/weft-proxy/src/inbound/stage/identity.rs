@@ -9,6 +9,7 @@ use weft_tls::SpiffeId;
 
 use crate::http::headers;
 use crate::state::Snapshot;
+use crate::telemetry::labels::Peer;
 use crate::telemetry::Security;
 
 /// The caller's verified identity, attached to each inbound request's extensions for
@@ -30,6 +31,8 @@ pub struct Caller {
     identity_header: Option<(HeaderName, Option<HeaderValue>)>,
     /// The caller's SPIFFE ID as text, the key of per-identity rate limits.
     key: Option<Box<str>>,
+    /// The peer labels of its requests.
+    labels: Peer,
     /// The authorization rules that can apply to this caller, worked out on its first
     /// request and again when the policy changes.
     authz_scope: arc_swap::ArcSwapOption<crate::authz::Scope>,
@@ -62,6 +65,7 @@ impl Caller {
             });
         let key = peer.as_ref().map(|p| p.to_string().into_boxed_str());
         Self {
+            labels: snap.own.inbound(key.as_deref()),
             key,
             security: if peer.is_some() {
                 Security::MutualTls
@@ -104,6 +108,11 @@ impl Caller {
     /// The connection's security, as metrics label it.
     pub fn security(&self) -> Security {
         self.security
+    }
+
+    /// The peer labels of its requests.
+    pub fn labels(&self) -> &Peer {
+        &self.labels
     }
 
     /// The key of per-identity rate limits: the caller's SPIFFE ID.

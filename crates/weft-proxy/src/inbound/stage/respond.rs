@@ -7,14 +7,16 @@ use http::Response;
 
 use crate::error::Error;
 use crate::http::body::Body;
-use crate::telemetry::{Direction, Metrics, Name, RequestLabels, Security};
+use crate::telemetry::labels::{GrpcStatus, Peer};
+use crate::telemetry::{Answered, Direction, Metrics, Name};
 
-/// The answer to `result`, counted under the workload `service` and the caller's
-/// `security`. `grpc`: the request was a gRPC call.
+/// The answer to `result`, counted as from the caller to this workload (`peer`);
+/// a refusal is recorded under the workload `service`. `grpc`: the request was a
+/// gRPC call.
 pub fn respond(
     metrics: &Metrics,
     service: &Name,
-    security: Security,
+    peer: &Peer,
     started: Instant,
     result: Result<Response<Body>, Error>,
     grpc: bool,
@@ -26,15 +28,14 @@ pub fn respond(
             e.into_response(grpc)
         }
     };
-    metrics.request(
-        &RequestLabels {
-            direction: Direction::Inbound,
-            service: service.clone(),
-            status: resp.status().as_u16(),
-            connection_security: security,
-        },
-        started.elapsed(),
-    );
+    metrics.request(&Answered {
+        direction: Direction::Inbound,
+        peer,
+        route: None,
+        status: resp.status().as_u16(),
+        grpc: GrpcStatus::of(resp.headers()),
+        elapsed: started.elapsed(),
+    });
     resp
 }
 
@@ -66,10 +67,11 @@ mod tests {
             let name = format!("{result:?} grpc={grpc}");
             let metrics = Metrics::new();
             let label = Name(std::sync::Arc::from("server"));
+            let own = crate::telemetry::labels::Own::new("server", "default", None);
             let resp = respond(
                 &metrics,
                 &label,
-                Security::MutualTls,
+                &own.inbound(Some("spiffe://cluster.local/ns/default/sa/client")),
                 Instant::now(),
                 result,
                 grpc,

@@ -142,6 +142,7 @@ impl<'a> Attempts<'a> {
         mut next: Option<Request<RequestBody>>,
         resend: Option<&Resend>,
         metrics: &Metrics,
+        last: &mut Option<Arc<EndpointState>>,
         send: F,
     ) -> Result<Response<Body>, Error>
     where
@@ -228,6 +229,7 @@ impl<'a> Attempts<'a> {
                     tracing::warn!(service = %service.key, endpoint = %endpoint.address, error = %e, reason = e.label(), "upstream request failed");
                 }
             }
+            *last = Some(endpoint);
             return result;
         }
     }
@@ -389,7 +391,9 @@ routes:
         };
         let metrics = Metrics::new();
         let clock = tokio::time::Instant::now();
-        let result = attempts.run(first, held.as_ref(), &metrics, send).await;
+        let result = attempts
+            .run(first, held.as_ref(), &metrics, &mut None, send)
+            .await;
         let status = match result {
             Ok(resp) => resp.status().as_u16(),
             Err(e) => e.status().as_u16(),

@@ -2,7 +2,8 @@
 //! header edits and a new affinity cookie apply to what the upstream exchange gave
 //! (its response, or the answer to its failure); a refusal is answered as the
 //! classification says and counted; every answer is counted in the request metrics
-//! under the service that was (or would have been) called.
+//! under the endpoint that answered (or the service that would have been called) and
+//! the route rule that sent it.
 
 use std::time::Instant;
 
@@ -11,8 +12,9 @@ use http::{HeaderValue, Response};
 use crate::error::Error;
 use crate::http::body::Body;
 use crate::route::{Edits, Rule};
-use crate::telemetry::{Direction, Metrics, Name, RequestLabels, Security};
-use crate::upstream::{ServiceState, Target};
+use crate::telemetry::labels::{GrpcStatus, Peer, RouteLabels, Shared};
+use crate::telemetry::{Answered, Direction, Metrics, Name};
+use crate::upstream::{EndpointState, ServiceState, Target};
 
 /// What the answer needs from the stages before it.
 #[derive(Debug)]
@@ -22,6 +24,11 @@ pub struct Reply<'a> {
     /// The service the request is counted under: the routed one until a backend is
     /// picked, then the backend.
     service: &'a Name,
+    /// Who the request is counted as between: the service until an endpoint is
+    /// tried, then the last endpoint tried.
+    peer: Peer,
+    /// The route rule and backend, once routed.
+    route: Option<&'a Shared<RouteLabels>>,
     /// The rule's response header edits, once routed.
     edits: Option<&'a Edits>,
     /// `Set-Cookie` for a new affinity cookie.
@@ -30,20 +37,40 @@ pub struct Reply<'a> {
 
 impl<'a> Reply<'a> {
     /// An answer for a request to `service` that arrived at `started`.
-    pub fn new(metrics: &'a Metrics, service: &'a Name, started: Instant) -> Self {
+    pub fn new(metrics: &'a Metrics, service: &'a ServiceState, started: Instant) -> Self {
         Self {
             metrics,
             started,
-            service,
+            service: &service.label,
+            peer: service.unchosen.clone(),
+            route: None,
             edits: None,
             cookie: None,
         }
     }
 
-    /// The request goes to `backend` under `rule`.
-    pub fn forwarding(&mut self, rule: &'a Rule<Target>, backend: &'a ServiceState) {
+    /// The request goes to `backend` under `rule`, counted under `route`.
+    pub fn forwarding(
+        &mut self,
+        rule: &'a Rule<Target>,
+        backend: &'a ServiceState,
+        route: Option<&'a Shared<RouteLabels>>,
+    ) {
         self.service = &backend.label;
+        self.peer = backend.unchosen.clone();
+        self.route = route;
         self.edits = rule.response_headers.as_ref();
+    }
+
+    /// The rule answered itself (a redirect), counted under `route`.
+    pub fn answered_by(&mut self, route: Option<&'a Shared<RouteLabels>>) {
+        self.route = route;
+    }
+
+    /// An attempt goes to `endpoint`: the answer is counted as between this workload
+    /// and it.
+    pub fn attempted(&mut self, endpoint: &EndpointState) {
+        self.peer = endpoint.peer.clone();
     }
 
     /// The response gets a new affinity cookie.
@@ -69,15 +96,14 @@ impl<'a> Reply<'a> {
                 resp.headers_mut().append(http::header::SET_COOKIE, cookie);
             }
         }
-        self.metrics.request(
-            &RequestLabels {
-                direction: Direction::Outbound,
-                service: self.service.clone(),
-                status: resp.status().as_u16(),
-                connection_security: Security::Unknown,
-            },
-            self.started.elapsed(),
-        );
+        self.metrics.request(&Answered {
+            direction: Direction::Outbound,
+            peer: &self.peer,
+            route: self.route,
+            status: resp.status().as_u16(),
+            grpc: GrpcStatus::of(resp.headers()),
+            elapsed: self.started.elapsed(),
+        });
         resp
     }
 }
@@ -126,8 +152,8 @@ routes:
         for (result, status, edited) in cases {
             let metrics = Metrics::new();
             let name = format!("{result:?}");
-            let mut reply = Reply::new(&metrics, &target.service.label, Instant::now());
-            reply.forwarding(rule, &target.service);
+            let mut reply = Reply::new(&metrics, &target.service, Instant::now());
+            reply.forwarding(rule, &target.service, rule.label(Some(0)));
             reply.set_cookie(Some(HeaderValue::from_static("s=1")));
             let resp = reply.respond(result);
             assert_eq!(resp.status().as_u16(), status, "{name}");

@@ -12,6 +12,7 @@ use crate::http::body::Body;
 use crate::route::filters::Redirect;
 use crate::route::{RequestView, Rule};
 use crate::state::RouteTable;
+use crate::telemetry::labels::{RouteLabels, Shared};
 use crate::upstream::Target;
 
 /// Where a request goes.
@@ -23,9 +24,11 @@ pub enum Routed<'t> {
         rule: &'t Rule<Target>,
         /// The backend it picked.
         backend: &'t Target,
+        /// The metric labels of requests the rule sends to that backend.
+        label: Option<&'t Shared<RouteLabels>>,
     },
-    /// Nowhere: the rule answers itself (a redirect).
-    Answer(http::Response<Body>),
+    /// Nowhere: the rule answers itself (a redirect), counted under its labels.
+    Answer(http::Response<Body>, Option<&'t Shared<RouteLabels>>),
 }
 
 /// What route matching sees of a request.
@@ -46,10 +49,15 @@ pub fn route<'t, B>(
 ) -> Result<Routed<'t>, Error> {
     let rule = table.find(&view(req, authority)).ok_or(Error::NoRoute)?;
     if let Some(redirect) = &rule.redirect {
-        return redirected(redirect, rule, req, authority).map(Routed::Answer);
+        return redirected(redirect, rule, req, authority)
+            .map(|resp| Routed::Answer(resp, rule.label(None)));
     }
-    let backend = rule.pick().ok_or(Error::NoBackend)?;
-    Ok(Routed::Forward { rule, backend })
+    let i = rule.pick_index().ok_or(Error::NoBackend)?;
+    Ok(Routed::Forward {
+        rule,
+        backend: &rule.backends[i].0,
+        label: rule.label(Some(i)),
+    })
 }
 
 /// The answer of a redirect rule: its status and `Location` (the request's, with the
@@ -128,7 +136,7 @@ routes:
             let authority: Authority = "echo".parse().expect("authority");
             let got = match route(&table, &req, Some(&authority)) {
                 Ok(Routed::Forward { backend, .. }) => Ok(backend.service.key.to_string()),
-                Ok(Routed::Answer(resp)) => Err(resp.status().as_u16()),
+                Ok(Routed::Answer(resp, _)) => Err(resp.status().as_u16()),
                 Err(e) => Err(e.status().as_u16()),
             };
             assert_eq!(got, expected.map(str::to_string), "{path}");
@@ -141,7 +149,7 @@ routes:
         let table = table(&snap);
         let req = Request::get("/old/page?q=1").body(()).expect("request");
         let authority: Authority = "echo".parse().expect("authority");
-        let Ok(Routed::Answer(resp)) = route(&table, &req, Some(&authority)) else {
+        let Ok(Routed::Answer(resp, _)) = route(&table, &req, Some(&authority)) else {
             panic!("a redirect answers");
         };
         assert_eq!(

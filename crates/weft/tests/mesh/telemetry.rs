@@ -1,0 +1,302 @@
+//! Golden metrics through `weft apply` and real proxies: each request counted on both
+//! sides under who called whom (workload, namespace, identity), the route rule that
+//! sent it, its status and class, and the real connection security; and request
+//! paths never becoming series.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::Empty;
+use weft_testkit::client::{self, Http1Client};
+
+use crate::harness::control_plane::ControlPlane;
+use crate::harness::{eventually, Host, Mesh, Proxy};
+
+struct Setup {
+    mesh: Mesh,
+    cp: ControlPlane,
+    server_host: Host,
+    client_host: Host,
+    listen: SocketAddr,
+    _proxies: Vec<Proxy>,
+    _app: weft_testkit::echo::Server,
+}
+
+/// `echo-v1` serving `echo`, and `frontend` with a listener to `echo:80`.
+async fn setup() -> Setup {
+    let mesh = Mesh::new();
+    let server_host = mesh.host("server");
+    let client_host = mesh.host("frontend");
+    let cp = mesh.control_plane().await;
+    let (app, server) = mesh.meshed_echo(&cp, &server_host, "v1").await;
+    let files = mesh
+        .meshed(
+            &cp,
+            &client_host,
+            "frontend",
+            &[("app", "frontend")],
+            &[],
+            &[(mesh.ports.listen, "echo", 80)],
+        )
+        .await;
+    let client = mesh.meshed_proxy(&cp, &client_host, &files).await;
+    cp.apply(&mesh, "services", &mesh.echo_services()).await;
+    Setup {
+        listen: mesh.listen(&client_host),
+        mesh,
+        cp,
+        server_host,
+        client_host,
+        _proxies: vec![server, client],
+        _app: app,
+    }
+}
+
+async fn metrics(mesh: &Mesh, host: &Host) -> String {
+    let req = http::Request::get("/metrics")
+        .header("host", "metrics")
+        .body(Empty::<Bytes>::new())
+        .expect("request");
+    let resp = client::http1_request(mesh.metrics(host), req)
+        .await
+        .expect("metrics");
+    String::from_utf8_lossy(resp.body()).into_owned()
+}
+
+/// The count of the one series of `metric` whose labels include every `labels` pair.
+fn value(text: &str, metric: &str, labels: &[(&str, &str)]) -> Option<u64> {
+    let mut found = None;
+    for line in text.lines() {
+        let Some(rest) = line.strip_prefix(metric).and_then(|r| r.strip_prefix('{')) else {
+            continue;
+        };
+        let Some((set, number)) = rest.rsplit_once("} ") else {
+            continue;
+        };
+        if labels
+            .iter()
+            .all(|(k, v)| set.split(',').any(|pair| pair == format!("{k}=\"{v}\"")))
+        {
+            assert!(
+                found.is_none(),
+                "more than one series of {metric} match {labels:?}:\n{text}"
+            );
+            found = number.trim().parse().ok();
+        }
+    }
+    found
+}
+
+fn route() -> String {
+    "apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: { name: echo-api }\n\
+     spec:\n  parentRefs: [{ kind: Service, name: echo, port: 80 }]\n  rules:\n\
+     \x20   - matches: [{ path: { type: PathPrefix, value: /api } }]\n\
+     \x20     backendRefs: [{ name: echo, port: 80 }]\n\
+     \x20   - backendRefs: [{ name: echo, port: 80 }]\n"
+        .to_owned()
+}
+
+async fn get(listen: SocketAddr, path: &str) -> u16 {
+    client::http1_get(listen, "echo", path)
+        .await
+        .map_or(0, |r| r.status().as_u16())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn both_proxies_count_each_request_by_peer_route_and_status_over_mutual_tls() {
+    let s = setup().await;
+    s.cp.apply(&s.mesh, "route", &route()).await;
+    assert!(
+        eventually(Duration::from_secs(10), || async {
+            get(s.listen, "/api/warm").await == 200
+                && value(
+                    &metrics(&s.mesh, &s.client_host).await,
+                    "weft_proxy_route_requests_total",
+                    &[("route", "HTTPRoute/default/echo-api")],
+                )
+                .is_some()
+        })
+        .await,
+        "the route never reached the client proxy"
+    );
+    let client_before = metrics(&s.mesh, &s.client_host).await;
+    let server_before = metrics(&s.mesh, &s.server_host).await;
+    for _ in 0..5 {
+        assert_eq!(get(s.listen, "/api/items").await, 200);
+    }
+    for _ in 0..3 {
+        assert_eq!(get(s.listen, "/other").await, 200);
+    }
+    for _ in 0..2 {
+        assert_eq!(get(s.listen, "/status/503").await, 503);
+    }
+    let client = metrics(&s.mesh, &s.client_host).await;
+    let server = metrics(&s.mesh, &s.server_host).await;
+    let delta = |after: &str, before: &str, metric: &str, labels: &[(&str, &str)]| {
+        value(after, metric, labels).unwrap_or(0) - value(before, metric, labels).unwrap_or(0)
+    };
+
+    // The client side: this workload to the endpoint that answered, proven by mTLS.
+    let outbound = [
+        ("direction", "outbound"),
+        ("source_workload", "frontend"),
+        ("source_namespace", "default"),
+        (
+            "source_identity",
+            "spiffe://cluster.local/ns/default/sa/frontend",
+        ),
+        ("destination_workload", "echo-v1"),
+        ("destination_namespace", "default"),
+        ("destination_service", "echo.default"),
+        (
+            "destination_identity",
+            "spiffe://cluster.local/ns/default/sa/echo-v1",
+        ),
+        ("connection_security", "mutual_tls"),
+    ];
+    let with = |base: &[(&'static str, &'static str)], more: &[(&'static str, &'static str)]| {
+        base.iter().chain(more).copied().collect::<Vec<_>>()
+    };
+    let ok = with(&outbound, &[("status", "200"), ("response_class", "2xx")]);
+    let failed = with(&outbound, &[("status", "503"), ("response_class", "5xx")]);
+    assert_eq!(
+        delta(&client, &client_before, "weft_proxy_requests_total", &ok),
+        8,
+        "{client}"
+    );
+    assert_eq!(
+        delta(
+            &client,
+            &client_before,
+            "weft_proxy_requests_total",
+            &failed
+        ),
+        2,
+        "{client}"
+    );
+    // Latency per destination endpoint, every answer.
+    let histogram = [
+        ("direction", "outbound"),
+        ("destination_service", "echo.default"),
+        ("destination_workload", "echo-v1"),
+    ];
+    assert_eq!(
+        delta(
+            &client,
+            &client_before,
+            "weft_proxy_request_duration_seconds_count",
+            &histogram
+        ),
+        10,
+        "{client}"
+    );
+
+    // By route rule: /api by rule 0, the rest by rule 1, each to the backend it chose.
+    let rule = |i: &'static str, status: &'static str| {
+        vec![
+            ("route", "HTTPRoute/default/echo-api"),
+            ("route_rule", i),
+            ("destination_service", "echo.default"),
+            ("status", status),
+        ]
+    };
+    let route_delta = |labels: &[(&str, &str)]| {
+        delta(
+            &client,
+            &client_before,
+            "weft_proxy_route_requests_total",
+            labels,
+        )
+    };
+    assert_eq!(route_delta(&rule("0", "200")), 5, "{client}");
+    assert_eq!(route_delta(&rule("1", "200")), 3, "{client}");
+    assert_eq!(route_delta(&rule("1", "503")), 2, "{client}");
+
+    // The server side: the caller as its certificate proved it, to this workload.
+    let inbound = [
+        ("direction", "inbound"),
+        ("source_namespace", "default"),
+        (
+            "source_identity",
+            "spiffe://cluster.local/ns/default/sa/frontend",
+        ),
+        ("destination_workload", "echo-v1"),
+        ("destination_namespace", "default"),
+        (
+            "destination_identity",
+            "spiffe://cluster.local/ns/default/sa/echo-v1",
+        ),
+        ("connection_security", "mutual_tls"),
+    ];
+    let ok = with(&inbound, &[("status", "200")]);
+    let failed = with(&inbound, &[("status", "503")]);
+    assert_eq!(
+        delta(&server, &server_before, "weft_proxy_requests_total", &ok),
+        8,
+        "{server}"
+    );
+    assert_eq!(
+        delta(
+            &server,
+            &server_before,
+            "weft_proxy_requests_total",
+            &failed
+        ),
+        2,
+        "{server}"
+    );
+    assert!(
+        !server.contains("weft_proxy_route_requests_total{"),
+        "routes are the client's: the server side has none\n{server}"
+    );
+}
+
+/// The status of a GET of `path` on the keep-alive connection `conn`.
+async fn send(conn: &mut Http1Client, path: String) -> u16 {
+    let req = http::Request::get(path)
+        .header("host", "echo")
+        .body(Empty::<Bytes>::new())
+        .expect("request");
+    conn.send(req).await.map_or(0, |r| r.status().as_u16())
+}
+
+/// Series in a metrics text (lines that are not comments).
+fn series(text: &str) -> usize {
+    text.lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+        .count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ten_thousand_distinct_paths_add_no_series_on_either_side() {
+    let s = setup().await;
+    assert!(
+        eventually(Duration::from_secs(10), || async {
+            get(s.listen, "/warm").await == 200
+        })
+        .await,
+        "the mesh never served"
+    );
+    let mut conn = Http1Client::connect(s.listen).await.expect("connect");
+    for i in 0..10 {
+        assert_eq!(send(&mut conn, format!("/first/{i}")).await, 200);
+    }
+    let client_before = series(&metrics(&s.mesh, &s.client_host).await);
+    let server_before = series(&metrics(&s.mesh, &s.server_host).await);
+    for i in 0..10_000 {
+        assert_eq!(
+            send(&mut conn, format!("/p/{i}?q={i}")).await,
+            200,
+            "request {i}"
+        );
+    }
+    let client = metrics(&s.mesh, &s.client_host).await;
+    let server = metrics(&s.mesh, &s.server_host).await;
+    assert_eq!(series(&client), client_before, "client side:\n{client}");
+    assert_eq!(series(&server), server_before, "server side:\n{server}");
+    assert!(
+        !client.contains("/p/") && !server.contains("/p/"),
+        "a path became a label"
+    );
+}
