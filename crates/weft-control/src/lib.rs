@@ -7,6 +7,7 @@ pub mod api;
 pub mod ca;
 pub mod controller;
 pub mod identity;
+pub mod metrics;
 mod registrar;
 pub mod server;
 pub mod store;

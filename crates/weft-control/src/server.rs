@@ -134,7 +134,11 @@ pub enum Error {
 
 /// Runs until `shutdown` is cancelled, then stops accepting, closes streams and returns.
 pub async fn run(options: Options, shutdown: CancellationToken) -> Result<(), Error> {
-    let store = store::open(&options.store).await?;
+    let metrics = Arc::new(crate::metrics::ControlMetrics::new());
+    let store: Arc<dyn Store> = Arc::new(store::Timed::new(
+        store::open(&options.store).await?,
+        metrics.clone(),
+    ));
     let ca = Arc::new(MeshCa::start(store.as_ref()).await?);
     let tokens = Arc::new(Tokens::load(store.clone(), ca.trust_domain()).await?);
     let admin = Arc::new(admin_auth(&store, &options).await?);
@@ -180,7 +184,7 @@ pub async fn run(options: Options, shutdown: CancellationToken) -> Result<(), Er
         options.quotas,
         tokens.clone(),
     ));
-    let xds = XdsServer::new(snapshots, hooks.clone());
+    let xds = XdsServer::counted(snapshots, hooks.clone(), Some(metrics.clone()));
 
     let mut tasks = tokio::task::JoinSet::new();
     {
@@ -275,11 +279,12 @@ pub async fn run(options: Options, shutdown: CancellationToken) -> Result<(), Er
             .http2_keepalive_interval(Some(KEEPALIVE_INTERVAL))
             .http2_keepalive_timeout(Some(KEEPALIVE_TIMEOUT))
             .add_service(xds.service(streams.clone()))
-            .add_service(identity::service_recording(
+            .add_service(identity::service_counted(
                 ca.clone(),
                 tokens.clone(),
                 options.certificates,
                 Some(store.clone()),
+                Some(metrics.clone()),
             ));
         let signal = streams.clone().cancelled_owned();
         tasks.spawn(async move {
@@ -294,6 +299,7 @@ pub async fn run(options: Options, shutdown: CancellationToken) -> Result<(), Er
             proxies: Arc::new(Directory { xds: xds.clone() }),
             tokens: Some(tokens.clone()),
             admin: Some(admin),
+            metrics: Some(metrics.clone()),
         };
         let shutdown = shutdown.clone();
         let incoming = crate::tls::incoming(

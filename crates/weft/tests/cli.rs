@@ -105,6 +105,7 @@ impl ControlPlane {
             proxies: Arc::new(NackedProxy),
             tokens: None,
             admin: None,
+            metrics: None,
         });
         let home = tempfile::tempdir().unwrap();
         let api = tls_api::serve(router, home.path()).await;

@@ -45,6 +45,7 @@ impl ControlPlane {
             proxies: Arc::new(NoProxies),
             tokens: Some(tokens.clone()),
             admin: None,
+            metrics: None,
         });
         let home = tempfile::tempdir().unwrap();
         let api = tls_api::serve(router, home.path()).await;

@@ -15,6 +15,7 @@
 //! |---|---|---|
 //! | GET | `/healthz`, `/readyz` | liveness; readiness (store ping) |
 //! | GET | `/openapi.json` | OpenAPI 3.1 document of this API |
+//! | GET | `/metrics` | the control plane's metrics (OpenMetrics text) |
 //! | GET | `/v1/{plural}` | list a kind across namespaces (`?labelSelector=`, `?watch=true`, `?resourceVersion=`, `?timeoutSeconds=`) |
 //! | GET, POST | `/v1/namespaces/{ns}/{plural}` | list, create |
 //! | GET, PUT, DELETE | `/v1/namespaces/{ns}/{plural}/{name}` | read, replace, delete |
@@ -35,6 +36,7 @@ mod error;
 mod extract;
 mod format;
 mod health;
+mod metrics;
 mod openapi;
 mod operator_tokens;
 mod params;
@@ -73,6 +75,8 @@ pub struct ApiState {
     /// Checks operator tokens and their roles on every route but `/healthz` and
     /// `/readyz`; `None` leaves the API open (in-process tests and tools only).
     pub admin: Option<Arc<OperatorAuth>>,
+    /// The control plane's metrics, served at `/metrics`; `None` answers `404` there.
+    pub metrics: Option<Arc<crate::metrics::ControlMetrics>>,
 }
 
 /// Read access to the proxies connected to this control plane, implemented by the xDS
@@ -108,6 +112,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/openapi.json", get(openapi::handler))
+        .route("/metrics", get(metrics::handler))
         .route("/v1/apply", post(apply::handler))
         .route("/v1/proxies", get(proxies::list))
         .route("/v1/proxies/{namespace}/{name}", get(proxies::get))

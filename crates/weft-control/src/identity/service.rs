@@ -16,6 +16,7 @@ use super::tokens::{Refusal, Tokens};
 use super::Options;
 use crate::ca::MeshCa;
 use crate::controller::registry;
+use crate::metrics::ControlMetrics;
 use crate::store::Store;
 
 /// Largest `SignRequest` accepted: 64 KiB (a P-256 CSR is a few hundred bytes).
@@ -30,6 +31,8 @@ pub struct IdentityService {
     /// Where to record which CA issued each workload's certificate (a CA rotation
     /// waits for every one); `None` records nothing.
     records: Option<Arc<dyn Store>>,
+    /// Where requests are counted by result, if anywhere.
+    metrics: Option<Arc<ControlMetrics>>,
 }
 
 /// The gRPC service signing CSRs with `ca` for callers `tokens` authenticates, to add
@@ -50,11 +53,24 @@ pub fn service_recording(
     options: Options,
     records: Option<Arc<dyn Store>>,
 ) -> IdentityServer<IdentityService> {
+    service_counted(ca, tokens, options, records, None)
+}
+
+/// As [`service_recording`], counting each request by result in `metrics`
+/// (`weft_control_certificate_requests_total`).
+pub fn service_counted(
+    ca: Arc<MeshCa>,
+    tokens: Arc<Tokens>,
+    options: Options,
+    records: Option<Arc<dyn Store>>,
+    metrics: Option<Arc<ControlMetrics>>,
+) -> IdentityServer<IdentityService> {
     IdentityServer::new(IdentityService {
         ca,
         tokens,
         options,
         records,
+        metrics,
     })
     .max_decoding_message_size(MAX_REQUEST_BYTES)
 }
@@ -145,6 +161,24 @@ impl IdentityService {
 #[tonic::async_trait]
 impl Identity for IdentityService {
     async fn sign(
+        &self,
+        request: Request<pb::SignRequest>,
+    ) -> Result<Response<pb::SignResponse>, Status> {
+        let result = self.sign_checked(request).await;
+        if let Some(metrics) = &self.metrics {
+            metrics.certificate(match &result {
+                Ok(_) => "issued",
+                Err(status) if status.code() == tonic::Code::Internal => "failed",
+                Err(_) => "refused",
+            });
+        }
+        result
+    }
+}
+
+impl IdentityService {
+    /// [`Identity::sign`], before it is counted.
+    async fn sign_checked(
         &self,
         request: Request<pb::SignRequest>,
     ) -> Result<Response<pb::SignResponse>, Status> {

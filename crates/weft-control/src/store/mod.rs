@@ -38,10 +38,12 @@ mod operator;
 mod postgres;
 mod record;
 mod sqlite;
+mod timed;
 
 pub use operator::{OperatorToken, Revocation, Role};
 pub use postgres::{Postgres, CHANNEL as POSTGRES_CHANNEL, LISTENER_APPLICATION_NAME};
 pub use sqlite::{Sqlite, BUSY_TIMEOUT as SQLITE_BUSY_TIMEOUT};
+pub use timed::Timed;
 
 /// The file name of the SQLite database inside a data directory.
 pub const SQLITE_FILE_NAME: &str = "weft.db";

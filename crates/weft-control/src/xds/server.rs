@@ -33,6 +33,7 @@ use super::session::Session;
 use super::snapshot::{Snapshot, XdsResource};
 use super::status::{self, ProxyStatus, RegistrationSummary};
 use super::Error;
+use crate::metrics::ControlMetrics;
 
 /// HTTP/2 PING interval on idle connections, so dead proxies are detected.
 pub const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(10);
@@ -61,6 +62,8 @@ struct Inner {
     hooks: Arc<dyn Hooks>,
     next_conn_id: AtomicU64,
     conns: Mutex<HashMap<u64, Arc<Conn>>>,
+    /// Where streams, pushes and replies are counted, if anywhere.
+    metrics: Option<Arc<ControlMetrics>>,
 }
 
 /// One accepted stream, shared between its task and introspection.
@@ -87,12 +90,22 @@ impl XdsServer {
     /// A server that serves what `snapshots` publishes and reports stream lifecycle to
     /// `hooks`.
     pub fn new(snapshots: watch::Receiver<Arc<Snapshot>>, hooks: Arc<dyn Hooks>) -> Self {
+        Self::counted(snapshots, hooks, None)
+    }
+
+    /// [`XdsServer::new`], counting connected proxies, pushes and replies in `metrics`.
+    pub fn counted(
+        snapshots: watch::Receiver<Arc<Snapshot>>,
+        hooks: Arc<dyn Hooks>,
+        metrics: Option<Arc<ControlMetrics>>,
+    ) -> Self {
         Self {
             inner: Arc::new(Inner {
                 snapshots,
                 hooks,
                 next_conn_id: AtomicU64::new(1),
                 conns: Mutex::new(HashMap::new()),
+                metrics,
             }),
         }
     }
@@ -370,11 +383,14 @@ async fn run_stream(
     };
     let conn = Arc::new(Conn {
         info,
-        session: Mutex::new(Session::new(conn_id, viewer)),
+        session: Mutex::new(Session::new(conn_id, viewer).counted(inner.metrics.clone())),
         closer: CancellationToken::new(),
         closed_with: Mutex::new(None),
     });
     inner.conns().insert(conn_id, Arc::clone(&conn));
+    if let Some(metrics) = &inner.metrics {
+        metrics.proxies_connected.inc();
+    }
     info!(conn_id, node_id, peer = ?peer, "proxy connected");
 
     let end = serve_stream(&inner, &conn, &shutdown, first, &mut requests, &tx)
@@ -382,6 +398,9 @@ async fn run_stream(
         .await;
 
     inner.conns().remove(&conn_id);
+    if let Some(metrics) = &inner.metrics {
+        metrics.proxies_connected.dec();
+    }
     match &end {
         End::Shutdown => {
             let _ = tx

@@ -32,6 +32,7 @@ use weft_api::pb::v1 as pb;
 
 use super::snapshot::{Resources, Snapshot, Viewer, XdsResource};
 use super::status::{Acked, Nack, ResourceError, Sent, TypeStatus};
+use crate::metrics::ControlMetrics;
 
 /// The name that subscribes to every resource of a type.
 pub const WILDCARD: &str = "*";
@@ -44,6 +45,8 @@ pub(crate) struct Session {
     /// Who the stream serves; what it may not see does not exist for it.
     viewer: Viewer,
     types: HashMap<String, TypeState>,
+    /// Where pushes and replies are counted, if anywhere.
+    metrics: Option<Arc<ControlMetrics>>,
 }
 
 /// Protocol state of one type URL on one stream.
@@ -73,7 +76,15 @@ impl Session {
             nonce_seq: 0,
             viewer,
             types: HashMap::new(),
+            metrics: None,
         }
+    }
+
+    /// Counts this session's pushes and the proxy's replies in `metrics`.
+    #[must_use]
+    pub(crate) fn counted(mut self, metrics: Option<Arc<ControlMetrics>>) -> Self {
+        self.metrics = metrics;
+        self
     }
 
     /// Handles one request; returns the response to send, if any.
@@ -100,7 +111,11 @@ impl Session {
         let state = self.types.entry(type_url.clone()).or_default();
 
         if !response_nonce.is_empty() {
-            state.on_reply(&type_url, response_nonce, error_detail);
+            if let Some(reply) = state.on_reply(&type_url, response_nonce, error_detail) {
+                if let Some(metrics) = &self.metrics {
+                    metrics.reply(&type_url, reply.nack, reply.after);
+                }
+            }
         }
 
         // Legacy wildcard: a first request naming nothing is a subscription to "*".
@@ -205,6 +220,9 @@ impl Session {
             resources: updated,
             removed,
         });
+        if let Some(metrics) = &self.metrics {
+            metrics.push(type_url);
+        }
         Some(response)
     }
 
@@ -269,14 +287,27 @@ impl TypeState {
             .retain(|absent| wildcard || names.contains(absent));
     }
 
-    /// An ACK or NACK of `nonce`.
-    fn on_reply(&mut self, type_url: &str, nonce: String, error: Option<rpc::Status>) {
+    /// An ACK or NACK of `nonce`; what it was, unless the nonce is stale.
+    fn on_reply(
+        &mut self,
+        type_url: &str,
+        nonce: String,
+        error: Option<rpc::Status>,
+    ) -> Option<Reply> {
         if self.pending.as_deref() != Some(nonce.as_str()) {
             debug!(type_url, nonce, "ignoring reply to a stale nonce");
-            return;
+            return None;
         }
         self.pending = None;
         let at = SystemTime::now();
+        let reply = Reply {
+            nack: error.is_some(),
+            after: self
+                .last_sent
+                .as_ref()
+                .and_then(|sent| at.duration_since(sent.at).ok())
+                .unwrap_or_default(),
+        };
         match error {
             None => {
                 let versions = self
@@ -313,6 +344,7 @@ impl TypeState {
                 });
             }
         }
+        Some(reply)
     }
 
     /// What to send so the client matches `resources` as `viewer` sees them: changed or
@@ -402,6 +434,13 @@ fn to_proto(resource: &XdsResource) -> Resource {
         }),
         ..Resource::default()
     }
+}
+
+/// What a reply to a push was: a NACK or an ACK, and how long after the push.
+#[derive(Debug, Clone, Copy)]
+struct Reply {
+    nack: bool,
+    after: std::time::Duration,
 }
 
 /// The per-resource errors a proxy put in a NACK's `error_detail.details`.

@@ -55,6 +55,7 @@ impl Api {
             proxies: Arc::new(OneProxy),
             tokens: None,
             admin: None,
+            metrics: None,
         });
         Api { router, store }
     }
@@ -72,6 +73,7 @@ impl Api {
             proxies: Arc::new(OneProxy),
             tokens: Some(Arc::new(tokens)),
             admin: None,
+            metrics: None,
         });
         Api { router, store }
     }
@@ -98,6 +100,7 @@ impl Api {
             admin: Some(Arc::new(
                 OperatorAuth::new(store.clone()).with_refresh(refresh),
             )),
+            metrics: None,
         });
         Api { router, store }
     }

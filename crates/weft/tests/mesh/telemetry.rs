@@ -300,3 +300,88 @@ async fn ten_thousand_distinct_paths_add_no_series_on_either_side() {
         "a path became a label"
     );
 }
+
+/// `GET /metrics` on the control plane's API with its admin token, over its TLS.
+async fn control_plane_metrics(cp: &ControlPlane) -> String {
+    let token = cp.admin_token().expect("an admin token");
+    let out = tokio::process::Command::new("curl")
+        .args(["-sS", "--fail-with-body", "--cacert"])
+        .arg(cp.ca_file())
+        .arg("-H")
+        .arg(format!("Authorization: Bearer {token}"))
+        .arg(format!("https://{}/metrics", cp.api()))
+        .output()
+        .await
+        .expect("curl runs");
+    assert!(
+        out.status.success(),
+        "GET /metrics: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_control_plane_counts_proxies_pushes_acks_store_writes_and_certificates() {
+    let s = setup().await;
+    s.cp.apply(&s.mesh, "route", &route()).await;
+    assert!(
+        eventually(Duration::from_secs(10), || async {
+            get(s.listen, "/api/warm").await == 200
+        })
+        .await,
+        "the mesh never served"
+    );
+    let text = control_plane_metrics(&s.cp).await;
+    let at_least = |metric: &str, labels: &[(&str, &str)], n: u64| {
+        let got = value(&text, metric, labels).unwrap_or(0);
+        assert!(
+            got >= n,
+            "{metric}{labels:?} is {got}, not at least {n}:\n{text}"
+        );
+    };
+    // Two proxies: the echo app's and the frontend's.
+    let connected = text
+        .lines()
+        .find_map(|l| l.strip_prefix("weft_control_proxies_connected "))
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    assert_eq!(connected, Some(2), "{text}");
+    for t in ["Service", "RouteTable", "InboundPolicy"] {
+        at_least("weft_control_xds_pushes_total", &[("type", t)], 1);
+        at_least(
+            "weft_control_xds_replies_total",
+            &[("type", t), ("result", "ack")],
+            1,
+        );
+        at_least(
+            "weft_control_xds_push_reply_duration_seconds_count",
+            &[("type", t)],
+            1,
+        );
+    }
+    at_least(
+        "weft_control_store_writes_total",
+        &[("op", "apply"), ("result", "ok")],
+        2,
+    );
+    at_least(
+        "weft_control_store_write_duration_seconds_count",
+        &[("op", "apply")],
+        2,
+    );
+    at_least(
+        "weft_control_certificate_requests_total",
+        &[("result", "issued")],
+        2,
+    );
+    assert_eq!(
+        value(
+            &text,
+            "weft_control_xds_replies_total",
+            &[("result", "nack")]
+        ),
+        None,
+        "no proxy refused anything:\n{text}"
+    );
+}

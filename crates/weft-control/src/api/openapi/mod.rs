@@ -143,6 +143,19 @@ fn build() -> Value {
             )
         }}),
     );
+    paths.insert(
+        "/metrics".into(),
+        json!({"get": {
+            "summary": "The control plane's metrics: connected proxies, xDS pushes, ACKs and NACKs by type, store writes and their latency, certificate requests.",
+            "responses": responses(
+                json!({"200": {"description": "Prometheus exposition (OpenMetrics text)", "content": {
+                    "application/openmetrics-text": {"schema": {"type": "string"}}
+                }}}),
+                &[401, 403, 404, 405, 500],
+                &[(404, "this API keeps no metrics (an in-process API without them)")],
+            )
+        }}),
+    );
     paths.insert("/v1/apply".into(), json!({"post": {
         "summary": "Create or update many objects; all are validated before any is written.",
         "description": "One object, an array of objects or a `kind: List` with `items`, in JSON or as YAML (YAML may also be several documents separated by `---`). Every document is checked first; one invalid document fails the request with 400, listing every problem with its document index, kind, name and field path, and nothing is written. Then every object is written in order, in one transaction: all or none (conditional on its `metadata.resourceVersion` when given). Two documents naming the same object, and a mapping that repeats a key, are refused. Limits: 10,000 objects and 1,000,000 YAML nodes per request (400 naming the limit), 4 MiB per body (413).",
