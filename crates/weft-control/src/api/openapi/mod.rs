@@ -148,10 +148,11 @@ fn build() -> Value {
         json!({"get": {
             "summary": "The control plane's metrics: connected proxies, xDS pushes, ACKs and NACKs by type, store writes and their latency, certificate requests.",
             "responses": responses(
-                json!({"200": {"description": "Prometheus exposition (OpenMetrics text)", "content": {
-                    "application/openmetrics-text": {"schema": {"type": "string"}}
+                json!({"200": {"description": "Prometheus exposition: OpenMetrics text, or the same text as text/plain for a client that accepts only that", "content": {
+                    "application/openmetrics-text": {"schema": {"type": "string"}},
+                    "text/plain": {"schema": {"type": "string"}}
                 }}}),
-                &[401, 403, 404, 405, 500],
+                &[401, 403, 404, 405, 406, 500],
                 &[(404, "this API keeps no metrics (an in-process API without them)")],
             )
         }}),
