@@ -241,7 +241,7 @@ def through_mesh(system, d):
     seen["client_requests"] = metric_sum(cm, "weft_proxy_requests_total", direction="outbound")
     seen["client_conns"] = metric_sum(cm, "weft_proxy_connections_total", direction="outbound")
     seen["passthrough_conns"] = metric_sum(cm, "weft_proxy_connections_total", direction="outbound",
-                                           service="passthrough")
+                                           destination_service="passthrough")
     seen["client_conns"] -= seen["passthrough_conns"]
     seen["server_requests"] = metric_sum(sm, "weft_proxy_requests_total", direction="inbound",
                                          connection_security="mutual_tls")

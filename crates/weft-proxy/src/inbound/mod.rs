@@ -38,7 +38,7 @@ use crate::http::body::Body;
 use crate::http::pool::{self, DialError, Pool};
 use crate::http::request_body::RequestBody;
 use crate::state::Store;
-use crate::telemetry::{ConnectionGuard, ConnectionLabels, Direction, Metrics, Security};
+use crate::telemetry::{ConnectionGuard, ConnectionLabels, Direction, Metrics};
 use crate::transport::detect::{self, Detected};
 use crate::transport::rewind::Rewind;
 use stage::forward::app_version;
@@ -170,22 +170,16 @@ impl Inbound {
         else {
             return;
         };
-        let security = if peer.is_some() {
-            Security::MutualTls
-        } else {
-            Security::None
-        };
+        let caller = Arc::new(Caller::new(&snap, peer));
         let conn = ConnectionGuard::new(
             &self.metrics,
             ConnectionLabels {
                 direction: Direction::Inbound,
-                service: snap.workload_label.clone(),
+                peer: caller.labels().counted.clone(),
                 protocol: outcome.detected.as_str(),
-                connection_security: security,
             },
         );
         let app = SocketAddr::new(snap.config.workload.app_address, target.port());
-        let caller = Arc::new(Caller::new(&snap, peer));
         // Opaque TCP has no requests to decide one by one: the connection is decided
         // now, before the app sees a byte (a silent client is treated as TCP).
         let opaque = !matches!(

@@ -33,7 +33,7 @@ use crate::http::forward;
 use crate::http::pool::{self, DialError, Io, Pool};
 use crate::http::request_body::RequestBody;
 use crate::state::{Snapshot, Store};
-use crate::telemetry::{ConnectionGuard, ConnectionLabels, Direction, Metrics, Name, Security};
+use crate::telemetry::{ConnectionGuard, ConnectionLabels, Direction, Metrics};
 use crate::transport::detect::{self, Detected};
 use crate::transport::idle;
 use crate::transport::rewind::Rewind;
@@ -210,9 +210,8 @@ impl Outbound {
             &self.metrics,
             ConnectionLabels {
                 direction: Direction::Outbound,
-                service: target.service.label.clone(),
+                peer: target.service.unchosen.counted.clone(),
                 protocol: outcome.detected.as_str(),
-                connection_security: Security::Unknown,
             },
         );
         if outcome.detected == Detected::Silent {
@@ -416,7 +415,7 @@ impl Outbound {
             let settled =
                 detect::settle_silence(client, &mut upstream, sniff, idle_timeout, &mut written)
                     .await;
-            conn.bytes(written);
+            conn.bytes_via(&endpoint.peer, written);
             match settled {
                 detect::AfterSilence::Http(outcome) => return Some(outcome),
                 detect::AfterSilence::Copy(first) => prefix = first,
@@ -425,7 +424,7 @@ impl Outbound {
         }
         let mut io = Rewind::new(prefix, client);
         let copied = idle::copy_with_idle_timeout(&mut io, &mut upstream, idle_timeout).await;
-        conn.bytes(copied.bytes);
+        conn.bytes_via(&endpoint.peer, copied.bytes);
         if let Err(e) = copied.result {
             tracing::debug!(error = %e, "tcp connection ended with an error");
         }
@@ -441,9 +440,8 @@ impl Outbound {
             &self.metrics,
             ConnectionLabels {
                 direction: Direction::Outbound,
-                service: Name(Arc::from("passthrough")),
+                peer: self.store.load().own.outbound("passthrough", None).counted,
                 protocol: "tcp",
-                connection_security: Security::Unknown,
             },
         );
         let (timeout, idle_timeout) = {

@@ -72,17 +72,19 @@ impl EncodeLabelValue for Name {
     }
 }
 
-/// Labels of connection metrics.
+/// Labels of connection metrics: who connected to whom, and what they spoke.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ConnectionLabels {
     /// Direction.
     pub direction: Direction,
-    /// Destination service, or `passthrough`.
-    pub service: Name,
+    /// Who connected to whom: on the outbound side, the app to the service it dialled
+    /// (`destination_service="passthrough"` for a captured connection outside the
+    /// mesh) and, for bytes, the endpoint they went to; on the inbound side, the
+    /// caller as its certificate proved it.
+    #[prometheus(flatten)]
+    pub peer: labels::Shared<labels::PeerLabels>,
     /// `http1`, `http2`, `tls` or `tcp`.
     pub protocol: &'static str,
-    /// `mutual_tls`, `none` (an unauthenticated plaintext caller) or `unknown`.
-    pub connection_security: Security,
 }
 
 /// Labels of failure counters.
@@ -150,6 +152,8 @@ pub struct Metrics {
     pub connections: Family<ConnectionLabels, Counter>,
     /// Connections open now.
     pub connections_active: Family<ConnectionLabels, Gauge>,
+    /// Connections closed.
+    pub connections_closed: Family<ConnectionLabels, Counter>,
     /// Bytes copied on opaque TCP connections (both directions).
     pub tcp_bytes: Family<ConnectionLabels, Counter>,
     /// Failures that never became a request: TLS handshakes, refused connections.
@@ -215,6 +219,12 @@ impl Metrics {
         );
         let connections = Family::default();
         registry.register("connections", "Connections accepted", connections.clone());
+        let connections_closed = Family::default();
+        registry.register(
+            "connections_closed",
+            "Connections closed",
+            connections_closed.clone(),
+        );
         let connections_active = Family::default();
         registry.register(
             "connections_active",
@@ -294,6 +304,7 @@ impl Metrics {
             route_request_duration,
             connections,
             connections_active,
+            connections_closed,
             tcp_bytes,
             failures,
             reloads,
@@ -476,6 +487,17 @@ impl ConnectionGuard {
     pub fn bytes(&self, n: u64) {
         self.metrics.tcp_bytes.get_or_create(&self.labels).inc_by(n);
     }
+
+    /// Adds bytes copied to (and from) one endpoint, counted under its peer labels.
+    pub fn bytes_via(&self, peer: &labels::Peer, n: u64) {
+        self.metrics
+            .tcp_bytes
+            .get_or_create(&ConnectionLabels {
+                peer: peer.counted.clone(),
+                ..self.labels.clone()
+            })
+            .inc_by(n);
+    }
 }
 
 impl Drop for ConnectionGuard {
@@ -484,6 +506,10 @@ impl Drop for ConnectionGuard {
             .connections_active
             .get_or_create(&self.labels)
             .dec();
+        self.metrics
+            .connections_closed
+            .get_or_create(&self.labels)
+            .inc();
     }
 }
 

@@ -385,3 +385,95 @@ async fn the_control_plane_counts_proxies_pushes_acks_store_writes_and_certifica
         "no proxy refused anything:\n{text}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tcp_connections_and_bytes_are_counted_by_the_peers_they_joined() {
+    let mesh = Mesh::new();
+    let server_host = mesh.host("server");
+    let client_host = mesh.host("frontend");
+    let cp = mesh.control_plane().await;
+    let tcp_port = mesh.port();
+    let _app = weft_testkit::echo::spawn_tcp(server_host.addr(tcp_port), "raw")
+        .await
+        .expect("tcp echo");
+    let files = mesh
+        .meshed(
+            &cp,
+            &server_host,
+            "raw",
+            &[("app", "raw")],
+            &[(tcp_port, "tcp")],
+            &[],
+        )
+        .await;
+    let _server = mesh.meshed_proxy(&cp, &server_host, &files).await;
+    let files = mesh
+        .meshed(
+            &cp,
+            &client_host,
+            "frontend",
+            &[("app", "frontend")],
+            &[],
+            &[(mesh.ports.listen, "raw", 90)],
+        )
+        .await;
+    let _client = mesh.meshed_proxy(&cp, &client_host, &files).await;
+    let listen = mesh.listen(&client_host);
+    cp.apply(
+        &mesh,
+        "raw",
+        &format!(
+            "apiVersion: weft.dev/v1alpha1\nkind: Service\nmetadata: {{ name: raw }}\n\
+             spec:\n  selector: {{ app: raw }}\n  ports: [{{ port: 90, targetPort: {tcp_port}, protocol: tcp }}]\n"
+        ),
+    )
+    .await;
+    let payload = vec![b'x'; 1000];
+    assert!(
+        eventually(Duration::from_secs(10), || async {
+            client::tcp_roundtrip(listen, &payload)
+                .await
+                .ok()
+                .as_deref()
+                == Some(&payload[..])
+        })
+        .await,
+        "the frontend never reached the tcp app"
+    );
+    // Closed connections are counted once both proxies have let go of them.
+    let outbound = [
+        ("direction", "outbound"),
+        ("source_workload", "frontend"),
+        ("destination_workload", "raw"),
+        ("destination_service", "raw.default"),
+        (
+            "destination_identity",
+            "spiffe://cluster.local/ns/default/sa/raw",
+        ),
+        ("connection_security", "mutual_tls"),
+        ("protocol", "tcp"),
+    ];
+    let inbound = [
+        ("direction", "inbound"),
+        (
+            "source_identity",
+            "spiffe://cluster.local/ns/default/sa/frontend",
+        ),
+        ("destination_workload", "raw"),
+        ("connection_security", "mutual_tls"),
+        ("protocol", "tcp"),
+    ];
+    assert!(
+        eventually(Duration::from_secs(5), || async {
+            let client = metrics(&mesh, &client_host).await;
+            let server = metrics(&mesh, &server_host).await;
+            value(&client, "weft_proxy_tcp_bytes_total", &outbound).unwrap_or(0) >= 2000
+                && value(&server, "weft_proxy_tcp_bytes_total", &inbound).unwrap_or(0) >= 2000
+                && value(&server, "weft_proxy_connections_closed_total", &inbound).unwrap_or(0) >= 1
+        })
+        .await,
+        "bytes and closed connections by peer:\n{}\n{}",
+        metrics(&mesh, &client_host).await,
+        metrics(&mesh, &server_host).await
+    );
+}
