@@ -413,6 +413,62 @@ mod tests {
     }
 
     #[test]
+    fn outbound_security_is_what_the_hop_was_and_inbound_names_only_what_is_proven() {
+        let own = Own::new(
+            "web-1",
+            "shop",
+            Some("spiffe://cluster.local/ns/shop/sa/web"),
+        );
+        let endpoint = |identity: Option<&str>, workload: Option<&str>| weft_api::proxy::Endpoint {
+            address: std::net::IpAddr::from([10, 0, 0, 9]),
+            identity: identity.map(str::to_owned),
+            hbone: None,
+            zone: None,
+            workload: workload.map(str::to_owned),
+        };
+        let meshed = endpoint(
+            Some("spiffe://cluster.local/ns/data/sa/db"),
+            Some("data/db-0"),
+        );
+        let outside = endpoint(None, None);
+        let cases = [
+            (
+                own.outbound("db.data", Some(&meshed)),
+                Security::MutualTls,
+                "db-0",
+                "data",
+            ),
+            (
+                own.outbound("legacy.shop", Some(&outside)),
+                Security::None,
+                "",
+                "shop",
+            ),
+            (own.outbound("db.data", None), Security::Unknown, "", "data"),
+        ];
+        for (peer, security, workload, namespace) in cases {
+            let p = &peer.counted;
+            assert_eq!(p.connection_security, security, "{p:?}");
+            assert_eq!(&*p.destination_workload.0, workload, "{p:?}");
+            assert_eq!(&*p.destination_namespace.0, namespace, "{p:?}");
+            assert_eq!(&*p.source_workload.0, "web-1", "{p:?}");
+        }
+        let caller = own.inbound(Some("spiffe://cluster.local/ns/batch/sa/job"));
+        assert_eq!(&*caller.counted.source_namespace.0, "batch");
+        assert_eq!(
+            &*caller.counted.source_workload.0, "",
+            "a caller's workload is a claim"
+        );
+        assert_eq!(
+            &*caller.counted.destination_service.0, "",
+            "the service dialled is a claim"
+        );
+        let plaintext = own.inbound(None);
+        assert_eq!(plaintext.counted.connection_security, Security::None);
+        assert_eq!(&*plaintext.counted.source_identity.0, "");
+    }
+
+    #[test]
     fn a_spiffe_id_gives_its_namespace_and_anything_else_none() {
         for (id, ns) in [
             ("spiffe://cluster.local/ns/shop/sa/web", "shop"),
