@@ -327,25 +327,9 @@ YAML
   # 50 permissions, mixed L4/L7, under a default of deny; the benchmark's GETs (from
   # web) are let in by the last allow, after every other rule has been tried.
   cp "$work/server.yaml" "$work/server-permissions.yaml"
-  {
-    echo "inbound:"
-    echo "  authorization:"
-    echo "    defaultAction: deny"
-    echo "    rules:"
-    for i in $(seq 1 20); do
-      echo "      - { action: deny, source: TrafficPermission/default/deny-id-$i, from: [{ identity: \"spiffe://cluster.local/ns/other-$i/sa/x\" }] }"
-    done
-    for i in $(seq 1 10); do
-      echo "      - { action: deny, source: TrafficPermission/default/deny-path-$i, to: [{ paths: [{ type: PathPrefix, value: /admin-$i }] }] }"
-    done
-    for i in $(seq 1 10); do
-      echo "      - { action: audit, source: TrafficPermission/default/audit-$i, to: [{ headers: [{ name: x-debug-$i, value: { exact: \"on\" } }] }] }"
-    done
-    for i in $(seq 1 9); do
-      echo "      - { source: TrafficPermission/default/allow-$i, from: [{ identity: \"spiffe://cluster.local/ns/other-$i/*\" }], to: [{ methods: [GET], paths: [{ type: PathPrefix, value: /api-$i }] }] }"
-    done
-    echo "      - { source: TrafficPermission/default/allow-web, from: [{ identity: \"spiffe://cluster.local/ns/default/sa/web\" }], to: [{ methods: [GET, HEAD] }] }"
-  } >> "$work/server-permissions.yaml"
+  # shellcheck source=bench/permissions.sh
+  . "$(dirname "${BASH_SOURCE[0]}")/permissions.sh"
+  permissions_block spiffe://cluster.local/ns/default/sa/web >> "$work/server-permissions.yaml"
 fi
 
 start python3 "$work/backend.py" "$app"

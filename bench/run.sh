@@ -386,26 +386,8 @@ EOF
         retry: { attempts: 2, codes: [502, 503], backoff: 25ms }
 " >"$RUN/weft-1hop-policies.yaml"
 
-    permissions_block() {  # allowed-caller identity
-        local i
-        echo "inbound:"
-        echo "  authorization:"
-        echo "    defaultAction: deny"
-        echo "    rules:"
-        for i in $(seq 1 20); do
-            echo "      - { action: deny, source: TrafficPermission/default/deny-id-$i, from: [{ identity: \"spiffe://cluster.local/ns/other-$i/sa/x\" }] }"
-        done
-        for i in $(seq 1 10); do
-            echo "      - { action: deny, source: TrafficPermission/default/deny-path-$i, to: [{ paths: [{ type: PathPrefix, value: /admin-$i }] }] }"
-        done
-        for i in $(seq 1 10); do
-            echo "      - { action: audit, source: TrafficPermission/default/audit-$i, to: [{ headers: [{ name: x-debug-$i, value: { exact: \"on\" } }] }] }"
-        done
-        for i in $(seq 1 9); do
-            echo "      - { source: TrafficPermission/default/allow-$i, from: [{ identity: \"spiffe://cluster.local/ns/other-$i/*\" }], to: [{ methods: [GET], paths: [{ type: PathPrefix, value: /api-$i }] }] }"
-        done
-        echo "      - { source: TrafficPermission/default/allow-client, from: [{ identity: \"$1\" }], to: [{ methods: [GET, HEAD] }] }"
-    }
+    # shellcheck source=bench/permissions.sh
+    . "$BENCH_DIR/permissions.sh"
 
     # Weft, two hops: client outbound -> HBONE mTLS -> server inbound :15008 -> nginx.
     local proto
