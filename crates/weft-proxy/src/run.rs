@@ -277,11 +277,14 @@ pub async fn run(options: Options, initial: Initial) -> Result<(), Error> {
         Some((addr, udp?, tcp?))
     });
 
-    let pool = hbone::Pool::new(hbone::PoolConfig {
-        connect_timeout: settings.connect_timeout,
-        max_streams_per_connection: settings.max_hbone_streams,
-        ..hbone::PoolConfig::default()
-    });
+    let pool = hbone::Pool::counted(
+        hbone::PoolConfig {
+            connect_timeout: settings.connect_timeout,
+            max_streams_per_connection: settings.max_hbone_streams,
+            ..hbone::PoolConfig::default()
+        },
+        Some(metrics.clone()),
+    );
     let outbound = Outbound::new(store.clone(), metrics.clone(), pool, drain.clone());
     let inbound = Inbound::new(store.clone(), metrics.clone(), drain.clone());
     let max_connections = settings.max_connections as usize;

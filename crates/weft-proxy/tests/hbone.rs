@@ -63,6 +63,7 @@ struct Seen {
 struct Peer {
     addr: SocketAddr,
     stats: Arc<Stats>,
+    metrics: Arc<Metrics>,
     seen: mpsc::UnboundedReceiver<Seen>,
     shutdown: CancellationToken,
     task: JoinHandle<()>,
@@ -85,6 +86,7 @@ fn start_with(
 ) -> Peer {
     let addr = listener.local_addr().unwrap();
     let (tx, seen) = mpsc::unbounded_channel();
+    let metrics = Metrics::new();
     let server = Server::new(
         config,
         Arc::new(move || Some(creds.clone())),
@@ -103,7 +105,7 @@ fn start_with(
             });
             handle(accepted.stream)
         }),
-        Metrics::new(),
+        metrics.clone(),
     );
     let stats = server.stats();
     let shutdown = CancellationToken::new();
@@ -111,6 +113,7 @@ fn start_with(
     Peer {
         addr,
         stats,
+        metrics,
         seen,
         shutdown,
         task,
@@ -237,13 +240,21 @@ async fn client_rejects_server_with_wrong_identity() {
     let ca = Authority::generate(TRUST_DOMAIN, DAY).unwrap();
     let mut server = start(creds(&ca, "impostor"), echo()).await;
     let client = creds(&ca, "client");
-    let pool = pool();
+    let dialler = Metrics::new();
+    let pool = Pool::counted(PoolConfig::default(), Some(dialler.clone()));
 
     let err = pool
         .connect(&client, server.addr, &id("server"), target())
         .await
         .unwrap_err();
     assert!(err.is_tls(), "{err:?}");
+    assert!(
+        dialler.encode().contains(
+            r#"weft_proxy_hbone_handshakes_total{direction="outbound",result="failed"} 1"#
+        ),
+        "{}",
+        dialler.encode()
+    );
     let msg = err.to_string();
     assert!(
         msg.contains("spiffe://cluster.local/ns/default/sa/server"),
@@ -256,6 +267,13 @@ async fn client_rejects_server_with_wrong_identity() {
         server.stats.handshake_failures() == 1
     })
     .await;
+    let counted = server.metrics.encode();
+    assert!(
+        counted.contains(
+            r#"weft_proxy_hbone_handshakes_total{direction="inbound",result="failed"} 1"#
+        ) && !counted.contains(r#"result="ok""#),
+        "{counted}"
+    );
     assert_eq!(server.stats.connections(), 0);
     assert!(
         server.seen.try_recv().is_err(),

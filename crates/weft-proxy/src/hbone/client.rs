@@ -74,6 +74,8 @@ struct Inner {
     config: PoolConfig,
     slots: Mutex<HashMap<Key, Slot>>,
     next_id: AtomicU64,
+    /// Where dials are counted by result, if anywhere.
+    metrics: Option<Arc<crate::telemetry::Metrics>>,
 }
 
 /// What a pooled connection is for: a peer proxy address and the identity it proves.
@@ -134,11 +136,18 @@ impl Default for PoolConfig {
 impl Pool {
     /// An empty pool.
     pub fn new(config: PoolConfig) -> Self {
+        Self::counted(config, None)
+    }
+
+    /// [`Pool::new`], counting each dial's result in `metrics`
+    /// (`weft_proxy_hbone_handshakes_total{direction="outbound"}`).
+    pub fn counted(config: PoolConfig, metrics: Option<Arc<crate::telemetry::Metrics>>) -> Self {
         Pool {
             inner: Arc::new(Inner {
                 config,
                 slots: Mutex::new(HashMap::new()),
                 next_id: AtomicU64::new(0),
+                metrics,
             }),
         }
     }
@@ -245,6 +254,7 @@ impl Pool {
         let addr = key.addr;
         let key = key.clone();
         let config = self.inner.config.clone();
+        let metrics = self.inner.metrics.clone();
         let task = tokio::spawn(async move {
             let result = tokio::time::timeout(
                 config.connect_timeout,
@@ -255,6 +265,14 @@ impl Pool {
                 addr: key.addr,
                 after: config.connect_timeout,
             }));
+            if let Some(metrics) = &metrics {
+                let outcome = match &result {
+                    Ok(_) => "ok",
+                    Err(Error::ConnectTimeout { .. }) => "timeout",
+                    Err(_) => "failed",
+                };
+                metrics.handshake(crate::telemetry::Direction::Outbound, outcome);
+            }
             let Some(pool) = pool.upgrade() else {
                 return Ok(());
             };

@@ -403,14 +403,23 @@ async fn serve_connection(
         result = handshake => result.unwrap_or(Err(Error::HandshakeTimeout { addr, after })),
         () = shutdown.cancelled() => return,
     };
+    let direction = crate::telemetry::Direction::Inbound;
     let (peer, mut connection) = match result {
-        Ok(established) => established,
+        Ok(established) => {
+            shared.metrics.handshake(direction, "ok");
+            established
+        }
         Err(err) => {
             shared
                 .stats
                 .handshake_failures
                 .fetch_add(1, Ordering::Relaxed);
             shared.metrics.failure("hbone_handshake");
+            let outcome = match err {
+                Error::HandshakeTimeout { .. } => "timeout",
+                _ => "failed",
+            };
+            shared.metrics.handshake(direction, outcome);
             tracing::debug!(peer_addr = %addr, error = %err, "HBONE handshake failed; connection dropped");
             return;
         }

@@ -87,6 +87,16 @@ pub struct ConnectionLabels {
     pub protocol: &'static str,
 }
 
+/// Labels of HBONE handshakes.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct HandshakeLabels {
+    /// `outbound` (this proxy dialled a peer) or `inbound` (a peer dialled it).
+    pub direction: Direction,
+    /// `ok`, `timeout`, or `failed` (refused, a TLS error, a wrong identity, no
+    /// HTTP/2).
+    pub result: &'static str,
+}
+
 /// Labels of failure counters.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ReasonLabels {
@@ -154,6 +164,8 @@ pub struct Metrics {
     pub connections_active: Family<ConnectionLabels, Gauge>,
     /// Connections closed.
     pub connections_closed: Family<ConnectionLabels, Counter>,
+    /// HBONE connections set up (TCP, mutual TLS 1.3, HTTP/2), by result.
+    pub hbone_handshakes: Family<HandshakeLabels, Counter>,
     /// Bytes copied on opaque TCP connections (both directions).
     pub tcp_bytes: Family<ConnectionLabels, Counter>,
     /// Failures that never became a request: TLS handshakes, refused connections.
@@ -219,6 +231,12 @@ impl Metrics {
         );
         let connections = Family::default();
         registry.register("connections", "Connections accepted", connections.clone());
+        let hbone_handshakes = Family::default();
+        registry.register(
+            "hbone_handshakes",
+            "HBONE connection setups (TCP, mutual TLS 1.3, HTTP/2) by direction and result",
+            hbone_handshakes.clone(),
+        );
         let connections_closed = Family::default();
         registry.register(
             "connections_closed",
@@ -305,6 +323,7 @@ impl Metrics {
             connections,
             connections_active,
             connections_closed,
+            hbone_handshakes,
             tcp_bytes,
             failures,
             reloads,
@@ -397,6 +416,13 @@ impl Metrics {
                 service: service.clone(),
                 reason,
             })
+            .inc();
+    }
+
+    /// Counts an HBONE connection setup.
+    pub fn handshake(&self, direction: Direction, result: &'static str) {
+        self.hbone_handshakes
+            .get_or_create(&HandshakeLabels { direction, result })
             .inc();
     }
 

@@ -250,6 +250,19 @@ async fn both_proxies_count_each_request_by_peer_route_and_status_over_mutual_tl
         !server.contains("weft_proxy_route_requests_total{"),
         "routes are the client's: the server side has none\n{server}"
     );
+
+    // The HBONE connection both counted: dialled by the client, accepted by the server.
+    let handshakes = "weft_proxy_hbone_handshakes_total";
+    let dialled = [("direction", "outbound"), ("result", "ok")];
+    let accepted = [("direction", "inbound"), ("result", "ok")];
+    assert!(
+        value(&client, handshakes, &dialled).unwrap_or(0) >= 1,
+        "{client}"
+    );
+    assert!(
+        value(&server, handshakes, &accepted).unwrap_or(0) >= 1,
+        "{server}"
+    );
 }
 
 /// The status of a GET of `path` on the keep-alive connection `conn`.
