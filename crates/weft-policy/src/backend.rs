@@ -443,18 +443,7 @@ pub(crate) fn compile(
     // Oldest first, then by name: the first to claim a service keeps it.
     let mut order: Vec<usize> = (0..policies.len()).collect();
     order.sort_by(|&a, &b| {
-        let key = |p: &Policy<'_>| {
-            (
-                p.object
-                    .metadata
-                    .creation_timestamp
-                    .clone()
-                    .unwrap_or_default(),
-                p.object.namespace().to_owned(),
-                p.object.metadata.name.clone(),
-            )
-        };
-        key(&policies[a]).cmp(&key(&policies[b]))
+        crate::age_order(policies[a].object).cmp(&crate::age_order(policies[b].object))
     });
     let mut attached: BTreeMap<ServiceKey, (String, Attached)> = BTreeMap::new();
     let mut ancestors: Vec<Vec<Value>> = vec![Vec::new(); policies.len()];

@@ -386,3 +386,14 @@ fn spec(object: &Object, kind: Kind, errors: &mut field::Errors) -> Option<Spec>
 
 #[cfg(test)]
 mod tests;
+
+/// The order objects that compete are considered in: oldest first, then by namespace
+/// and name (an object without a creation time sorts first). Borrowed: sorting by it
+/// copies nothing.
+pub(crate) fn age_order(o: &Object) -> (&str, &str, &str) {
+    (
+        o.metadata.creation_timestamp.as_deref().unwrap_or_default(),
+        o.namespace(),
+        o.metadata.name.as_str(),
+    )
+}

@@ -125,17 +125,7 @@ impl Policy<'_> {
 
 /// Oldest first, then by namespace and name: the order faults are tried in.
 pub(crate) fn sort(policies: &mut [Policy<'_>]) {
-    policies.sort_by(|a, b| {
-        let key = |p: &Policy<'_>| {
-            let o = p.object();
-            (
-                o.metadata.creation_timestamp.clone().unwrap_or_default(),
-                o.namespace().to_owned(),
-                o.metadata.name.clone(),
-            )
-        };
-        key(a).cmp(&key(b))
-    });
+    policies.sort_by(|a, b| crate::age_order(a.object()).cmp(&crate::age_order(b.object())));
 }
 
 /// What `policies` add to the `InboundPolicy` of a workload in `namespace` with

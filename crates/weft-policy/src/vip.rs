@@ -33,17 +33,7 @@ pub(crate) fn allocate(services: &[(&Object, Spec)], range: Cidr) -> Vec<Allocat
     let mut out = vec![Allocation::default(); services.len()];
     // Oldest first, so a newcomer never takes an address from an existing service.
     let mut order: Vec<usize> = (0..services.len()).collect();
-    order.sort_by(|&a, &b| {
-        let key = |i: usize| {
-            let o = services[i].0;
-            (
-                o.metadata.creation_timestamp.clone().unwrap_or_default(),
-                o.namespace().to_owned(),
-                o.metadata.name.clone(),
-            )
-        };
-        key(a).cmp(&key(b))
-    });
+    order.sort_by(|&a, &b| crate::age_order(services[a].0).cmp(&crate::age_order(services[b].0)));
     let mut owner: HashMap<IpAddr, usize> = HashMap::new();
 
     for &i in &order {

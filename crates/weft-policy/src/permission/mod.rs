@@ -259,20 +259,7 @@ impl Permission<'_> {
 /// Oldest first, then by namespace and name (the order rules are listed in; the
 /// decision does not depend on it).
 pub(crate) fn sort(permissions: &mut [Permission<'_>]) {
-    permissions.sort_by(|a, b| {
-        let key = |p: &Permission<'_>| {
-            (
-                p.object
-                    .metadata
-                    .creation_timestamp
-                    .clone()
-                    .unwrap_or_default(),
-                p.object.namespace().to_owned(),
-                p.object.metadata.name.clone(),
-            )
-        };
-        key(a).cmp(&key(b))
-    });
+    permissions.sort_by(|a, b| crate::age_order(a.object).cmp(&crate::age_order(b.object)));
 }
 
 /// What compile needs besides the permissions.
