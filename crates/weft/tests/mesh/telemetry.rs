@@ -30,17 +30,7 @@ async fn setup() -> Setup {
     let client_host = mesh.host("frontend");
     let cp = mesh.control_plane().await;
     let (app, server) = mesh.meshed_echo(&cp, &server_host, "v1").await;
-    let files = mesh
-        .meshed(
-            &cp,
-            &client_host,
-            "frontend",
-            &[("app", "frontend")],
-            &[],
-            &[(mesh.ports.listen, "echo", 80)],
-        )
-        .await;
-    let client = mesh.meshed_proxy(&cp, &client_host, &files).await;
+    let client = frontend(&mesh, &cp, &client_host, "echo", 80).await;
     cp.apply(&mesh, "services", &mesh.echo_services()).await;
     Setup {
         listen: mesh.listen(&client_host),
@@ -51,6 +41,21 @@ async fn setup() -> Setup {
         _proxies: vec![server, client],
         _app: app,
     }
+}
+
+/// The `frontend` workload's proxy on `host`, with a listener to `service:port`.
+async fn frontend(mesh: &Mesh, cp: &ControlPlane, host: &Host, service: &str, port: u16) -> Proxy {
+    let files = mesh
+        .meshed(
+            cp,
+            host,
+            "frontend",
+            &[("app", "frontend")],
+            &[],
+            &[(mesh.ports.listen, service, port)],
+        )
+        .await;
+    mesh.meshed_proxy(cp, host, &files).await
 }
 
 async fn metrics(mesh: &Mesh, host: &Host) -> String {
@@ -420,17 +425,7 @@ async fn tcp_connections_and_bytes_are_counted_by_the_peers_they_joined() {
         )
         .await;
     let _server = mesh.meshed_proxy(&cp, &server_host, &files).await;
-    let files = mesh
-        .meshed(
-            &cp,
-            &client_host,
-            "frontend",
-            &[("app", "frontend")],
-            &[],
-            &[(mesh.ports.listen, "raw", 90)],
-        )
-        .await;
-    let _client = mesh.meshed_proxy(&cp, &client_host, &files).await;
+    let _client = frontend(&mesh, &cp, &client_host, "raw", 90).await;
     let listen = mesh.listen(&client_host);
     cp.apply(
         &mesh,
