@@ -51,6 +51,11 @@ class Echo:
 
     def server_streaming(self, request, context):
         self._trailer(context, "server_streaming")
+        if request == b"fail":
+            # A stream that fails after its first message: the status is only in the
+            # trailers, after data, as a proxy must read it.
+            yield self._reply(request)
+            context.abort(grpc.StatusCode.UNAVAILABLE, "failing after one message")
         for i in range(3):
             yield self._reply(request + b"|" + str(i).encode())
 
@@ -169,6 +174,19 @@ def run_client(target, authority, timeout):
             expect("bidi", responses, [f"{server}|x".encode(), f"{server}|y".encode()])
             check_trailer(call, server, "bidi")
             report["bidi"] = len(responses)
+
+            step = "streamed_failure"
+            call = method("unary_stream", "ServerStreaming")(
+                b"fail", timeout=timeout, metadata=CLIENT_METADATA
+            )
+            received = []
+            try:
+                for response in call:
+                    received.append(response)
+            except grpc.RpcError as e:
+                report["streamed_failure"] = f"{e.code().name} after {len(received)}"
+            else:
+                raise CheckFailed("streamed_failure: the stream ended without an error")
     except grpc.RpcError as e:
         report["error"] = f"{step}: {e.code().name}: {e.details()}"
     except CheckFailed as e:

@@ -83,6 +83,9 @@ pub struct ClientReport {
     pub client_streaming: String,
     /// How many bidi replies arrived (2).
     pub bidi: usize,
+    /// How the server stream that fails after one message ended, as the client saw
+    /// it (`UNAVAILABLE after 1`): the status came in trailers, after data.
+    pub streamed_failure: String,
 }
 
 /// The Python interpreter: `$WEFT_PYTHON`, else `<workspace>/.venv/bin/python`; an error

@@ -5,6 +5,8 @@
 //! [`super::body`].
 
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
@@ -13,6 +15,7 @@ use http_body_util::Full;
 use hyper::body::Incoming;
 
 use super::strict::strip_frame_trailers;
+use crate::telemetry::exchange::RequestSize;
 
 /// A request body sent upstream: streamed from downstream once, or held in memory so
 /// a retry can send it again.
@@ -25,6 +28,9 @@ pub enum RequestBody {
     /// Partly read before the head was forwarded (so its framing was checked first),
     /// then streamed.
     Held(Box<Held>),
+    /// Streamed, with no length in its head: the bytes it carries are counted for the
+    /// request metrics ([`RequestBody::measure`]).
+    Counted(Incoming, Arc<AtomicU64>),
 }
 
 /// What was read of a body ahead of forwarding, and the rest of it.
@@ -33,6 +39,8 @@ pub struct Held {
     data: Option<Bytes>,
     trailers: Option<http::HeaderMap>,
     rest: Option<Incoming>,
+    /// Counts the data it yields, once measured with no known length.
+    read: Option<Arc<AtomicU64>>,
 }
 
 impl RequestBody {
@@ -75,12 +83,61 @@ impl RequestBody {
             data: (!data.is_empty()).then(|| data.freeze()),
             trailers,
             rest: (!ended).then_some(body),
+            read: None,
         })))
     }
+
+    /// The body's size for the request metrics: exact when its head or its buffer
+    /// says it; otherwise the body is made to count the bytes it carries from now on
+    /// (one shared counter, only for bodies of unknown length).
+    pub fn measure(&mut self) -> RequestSize {
+        if let Some(n) = self.size_hint().exact() {
+            return RequestSize::Known(n);
+        }
+        let (body, read) = match std::mem::replace(self, Self::buffered(Bytes::new())) {
+            Self::Streamed(inner) => {
+                let read = Arc::new(AtomicU64::new(0));
+                (Self::Counted(inner, read.clone()), read)
+            }
+            Self::Held(mut held) => {
+                let read = held
+                    .read
+                    .get_or_insert_with(|| Arc::new(AtomicU64::new(0)))
+                    .clone();
+                (Self::Held(held), read)
+            }
+            Self::Counted(inner, read) => (Self::Counted(inner, read.clone()), read),
+            // A buffer's size is always exact (above).
+            buffered @ Self::Buffered(_) => (buffered, Arc::new(AtomicU64::new(0))),
+        };
+        *self = body;
+        RequestSize::Counted(read)
+    }
+}
+
+/// Adds a data frame's length to `read`.
+fn count(
+    polled: Poll<Option<Result<Frame<Bytes>, hyper::Error>>>,
+    read: Option<&AtomicU64>,
+) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+    if let (Poll::Ready(Some(Ok(frame))), Some(read)) = (&polled, read) {
+        if let Some(data) = frame.data_ref() {
+            read.fetch_add(data.len() as u64, Ordering::Relaxed);
+        }
+    }
+    polled
 }
 
 impl Held {
     fn poll_frame(
+        &mut self,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        let polled = self.poll_next(cx);
+        count(polled, self.read.as_deref())
+    }
+
+    fn poll_next(
         &mut self,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
@@ -136,12 +193,16 @@ impl HttpBody for RequestBody {
                 .poll_frame(cx)
                 .map_err(|never| match never {}),
             Self::Held(held) => held.poll_frame(cx),
+            Self::Counted(inner, read) => count(
+                Pin::new(inner).poll_frame(cx).map(strip_frame_trailers),
+                Some(read),
+            ),
         }
     }
 
     fn is_end_stream(&self) -> bool {
         match self {
-            Self::Streamed(inner) => inner.is_end_stream(),
+            Self::Streamed(inner) | Self::Counted(inner, _) => inner.is_end_stream(),
             Self::Buffered(full) => full.is_end_stream(),
             Self::Held(held) => held.is_end_stream(),
         }
@@ -149,7 +210,7 @@ impl HttpBody for RequestBody {
 
     fn size_hint(&self) -> SizeHint {
         match self {
-            Self::Streamed(inner) => inner.size_hint(),
+            Self::Streamed(inner) | Self::Counted(inner, _) => inner.size_hint(),
             Self::Buffered(full) => full.size_hint(),
             Self::Held(held) => held.size_hint(),
         }

@@ -13,6 +13,7 @@ use futures::future::{Either, FutureExt as _};
 use std::sync::Arc;
 use std::time::Duration;
 
+use bytes::Bytes;
 use http::{HeaderValue, Request, Response};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
@@ -68,7 +69,7 @@ const READ_AHEAD_WAIT: Duration = Duration::from_secs(1);
 
 /// The rarer answers (a refusal, a chunked body read ahead), boxed so the common
 /// path's future stays the handler's own.
-type Refused = std::pin::Pin<Box<dyn Future<Output = Result<Response<Body>, h2::Error>> + Send>>;
+type Refused<B> = std::pin::Pin<Box<dyn Future<Output = Result<Response<B>, h2::Error>> + Send>>;
 
 /// An HTTP/1 chunked body is read ahead (up to [`READ_AHEAD_BYTES`], for at most
 /// [`READ_AHEAD_WAIT`]) before the head is forwarded, so malformed chunk framing that
@@ -99,11 +100,16 @@ fn refusal_response(refusal: Refusal) -> Response<Body> {
 /// Serves HTTP/1.1 (with upgrades) or HTTP/2 on `io` until the client leaves or the
 /// drain starts, in which case in-flight requests finish and the connection closes
 /// gracefully (`Connection: close` / GOAWAY).
-pub async fn serve<I, F, Fut>(io: I, conn: Connection<'_>, handle: F)
+///
+/// The handler's answers may be any body a local [`Body`] converts into (the
+/// proxies answer with a [`crate::telemetry::exchange::Metered`] one, which records
+/// the exchange when it ends).
+pub async fn serve<I, F, Fut, B>(io: I, conn: Connection<'_>, handle: F)
 where
     I: AsyncRead + AsyncWrite + Send + Unpin + 'static,
     F: Fn(Request<RequestBody>) -> Fut + Send + Sync + 'static + Clone,
-    Fut: Future<Output = Response<Body>> + Send + 'static,
+    Fut: Future<Output = Response<B>> + Send + 'static,
+    B: http_body::Body<Data = Bytes, Error = hyper::Error> + From<Body> + Send + 'static,
 {
     let Connection {
         http2,
@@ -132,10 +138,10 @@ where
                         Ok(req) => Ok(handle(req).await),
                         Err(refusal) => {
                             metrics.failure(refusal.as_str());
-                            Ok(refusal_response(refusal))
+                            Ok(refusal_response(refusal).map(B::from))
                         }
                     }
-                }) as Refused)
+                }) as Refused<B>)
             }
             Err(refusal) => {
                 metrics.failure(refusal.as_str());
@@ -143,9 +149,9 @@ where
                 let answer = if req.version() == http::Version::HTTP_2 {
                     Err(h2::Error::from(h2::Reason::PROTOCOL_ERROR))
                 } else {
-                    Ok(refusal_response(refusal))
+                    Ok(refusal_response(refusal).map(B::from))
                 };
-                Either::Right(Box::pin(std::future::ready(answer)) as Refused)
+                Either::Right(Box::pin(std::future::ready(answer)) as Refused<B>)
             }
         }
     });

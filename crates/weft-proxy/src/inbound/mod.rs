@@ -34,10 +34,10 @@ use weft_tls::SpiffeId;
 use crate::authz::Traffic;
 use crate::drain::Drain;
 use crate::hbone::Accepted;
-use crate::http::body::Body;
 use crate::http::pool::{self, DialError, Pool};
 use crate::http::request_body::RequestBody;
 use crate::state::Store;
+use crate::telemetry::exchange::Metered;
 use crate::telemetry::{ConnectionGuard, ConnectionLabels, Direction, Metrics};
 use crate::transport::detect::{self, Detected};
 use crate::transport::rewind::Rewind;
@@ -248,7 +248,7 @@ impl Inbound {
         mut req: Request<RequestBody>,
         app: SocketAddr,
         caller: &Caller,
-    ) -> Response<Body> {
+    ) -> Response<Metered> {
         let started = Instant::now();
         let snap = self.store.load();
         let asked =
@@ -257,7 +257,9 @@ impl Inbound {
                 Err(refused) => {
                     // Refused before the request is the app's: not counted as one of its.
                     refused.record(&self.metrics, &snap.workload_label);
-                    return refused.into_response(stage::respond::is_grpc(&req));
+                    return refused
+                        .into_response(stage::respond::is_grpc(&req))
+                        .map(Metered::unrecorded);
                 }
             };
         if let Some((permission, provider)) = asked {
@@ -272,13 +274,20 @@ impl Inbound {
             let check = Box::pin(self.ext_authz.check(provider, &mut req, &cx, &self.metrics));
             if let Err(refused) = check.await {
                 refused.record(&self.metrics, &snap.workload_label);
-                return refused.into_response(stage::respond::is_grpc(&req));
+                return refused
+                    .into_response(stage::respond::is_grpc(&req))
+                    .map(Metered::unrecorded);
             }
             // Identity headers are this proxy's alone, even among the server's additions.
             stage::identity::strip_forged(req.headers_mut(), caller);
         }
         let traffic = snap.inbound_traffic();
-        let grpc = traffic.is_active() && stage::respond::is_grpc(&req);
+        let asked = stage::respond::Asked {
+            peer: caller.labels(),
+            started,
+            request_bytes: req.body_mut().measure(),
+            grpc: traffic.is_active() && stage::respond::is_grpc(&req),
+        };
         let result = async {
             stage::rate_limit::check(traffic, &req, app.port(), caller.key())?;
             stage::fault::inject(traffic, &req, app.port(), &self.metrics).await?;
@@ -287,8 +296,7 @@ impl Inbound {
             stage::forward::forward(self.app_pool(app, version), req, version, app).await
         }
         .await;
-        let label = &snap.workload_label;
-        stage::respond::respond(&self.metrics, label, caller.labels(), started, result, grpc)
+        stage::respond::respond(&self.metrics, &snap.workload_label, asked, result)
     }
 
     /// Copies the connection to the app, `prefix` first. With `after_silence` (the

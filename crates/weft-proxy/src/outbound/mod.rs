@@ -28,11 +28,11 @@ use tokio::net::TcpStream;
 use crate::drain::Drain;
 use crate::error::Error;
 use crate::hbone;
-use crate::http::body::Body;
 use crate::http::forward;
 use crate::http::pool::{self, DialError, Io, Pool};
 use crate::http::request_body::RequestBody;
 use crate::state::{Snapshot, Store};
+use crate::telemetry::exchange::Metered;
 use crate::telemetry::{ConnectionGuard, ConnectionLabels, Direction, Metrics};
 use crate::transport::detect::{self, Detected};
 use crate::transport::idle;
@@ -272,14 +272,17 @@ impl Outbound {
         key: &str,
         port: u16,
         http2: bool,
-    ) -> Response<Body> {
+    ) -> Response<Metered> {
         let started = Instant::now();
         let snap = self.store.load();
         let Some(parent) = snap.target(key, port) else {
-            return Error::NoService.into_response(false);
+            return Error::NoService
+                .into_response(false)
+                .map(Metered::unrecorded);
         };
         let table = snap.routes(&parent);
-        let mut reply = Reply::new(&self.metrics, &parent.service, started);
+        let request_bytes = req.body_mut().measure();
+        let mut reply = Reply::new(&self.metrics, &parent.service, started, request_bytes);
         let result = async {
             // One path for routing and the destination: the one the destination
             // authorises (docs/policies/path-normalization.md).

@@ -113,6 +113,10 @@ pub struct Peer {
     pub counted: Shared<PeerLabels>,
     /// The destination service and workload only.
     pub timed: Shared<LatencyLabels>,
+    /// The destination as coarsely as it is known, for the size histograms: the
+    /// service on the outbound side, this workload on the inbound side (a body's size
+    /// is a property of the API, not of the endpoint that served it).
+    pub sized: Shared<LatencyLabels>,
 }
 
 impl Peer {
@@ -122,9 +126,22 @@ impl Peer {
             destination_workload: labels.destination_workload.clone(),
         }
         .shared();
+        let sized = if labels.destination_service.0.is_empty() {
+            LatencyLabels {
+                destination_service: labels.destination_service.clone(),
+                destination_workload: labels.destination_workload.clone(),
+            }
+        } else {
+            LatencyLabels {
+                destination_service: labels.destination_service.clone(),
+                destination_workload: name(""),
+            }
+        }
+        .shared();
         Self {
             counted: labels.shared(),
             timed,
+            sized,
         }
     }
 }

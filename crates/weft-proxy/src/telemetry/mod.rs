@@ -6,6 +6,7 @@
 //! rule, from label sets made when a snapshot is built ([`labels`], ADR 37), so
 //! recording a request hashes pointers, not strings.
 
+pub mod exchange;
 pub mod labels;
 
 use std::sync::Arc;
@@ -153,6 +154,11 @@ pub struct Metrics {
     pub requests: Family<labels::RequestLabels, Counter>,
     /// Request latency to response headers by direction and destination, seconds.
     pub request_duration: Family<labels::DurationLabels, Histogram>,
+    /// Request body sizes by direction and destination (the service outbound, the
+    /// workload inbound), bytes.
+    pub request_size: Family<labels::DurationLabels, Histogram>,
+    /// Response body sizes by direction and destination (as for requests), bytes.
+    pub response_size: Family<labels::DurationLabels, Histogram>,
     /// Outbound requests by route rule, backend service and status.
     pub route_requests: Family<labels::RouteRequestLabels, Counter>,
     /// Outbound request latency to response headers by route rule, backend service
@@ -212,6 +218,22 @@ impl Metrics {
             "Time from request to response headers, by destination",
             prometheus_client::registry::Unit::Seconds,
             request_duration.clone(),
+        );
+        let request_size =
+            Family::<labels::DurationLabels, Histogram>::new_with_constructor(size_histogram);
+        registry.register_with_unit(
+            "request_size",
+            "Request body sizes, by destination",
+            prometheus_client::registry::Unit::Bytes,
+            request_size.clone(),
+        );
+        let response_size =
+            Family::<labels::DurationLabels, Histogram>::new_with_constructor(size_histogram);
+        registry.register_with_unit(
+            "response_size",
+            "Response body sizes, by destination",
+            prometheus_client::registry::Unit::Bytes,
+            response_size.clone(),
         );
         let route_requests = Family::default();
         registry.register(
@@ -318,6 +340,8 @@ impl Metrics {
             default_authz: Default::default(),
             requests,
             request_duration,
+            request_size,
+            response_size,
             route_requests,
             route_request_duration,
             connections,
@@ -349,12 +373,21 @@ impl Metrics {
                 grpc_status: r.grpc,
             })
             .inc();
-        self.request_duration
-            .get_or_create(&labels::DurationLabels {
-                direction: r.direction,
-                peer: r.peer.timed.clone(),
-            })
-            .observe(seconds);
+        let timed = labels::DurationLabels {
+            direction: r.direction,
+            peer: r.peer.timed.clone(),
+        };
+        self.request_duration.get_or_create(&timed).observe(seconds);
+        let sized = labels::DurationLabels {
+            direction: r.direction,
+            peer: r.peer.sized.clone(),
+        };
+        self.request_size
+            .get_or_create(&sized)
+            .observe(r.request_bytes as f64);
+        self.response_size
+            .get_or_create(&sized)
+            .observe(r.response_bytes as f64);
         if let Some(route) = r.route {
             self.route_requests
                 .get_or_create(&labels::RouteRequestLabels {
@@ -474,6 +507,14 @@ fn latency_histogram() -> Histogram {
     ])
 }
 
+/// The buckets of body sizes, bytes: powers of 4 from 64 B to 16 MiB (an empty
+/// body counts in the first).
+fn size_histogram() -> Histogram {
+    Histogram::new(prometheus_client::metrics::histogram::exponential_buckets(
+        64.0, 4.0, 10,
+    ))
+}
+
 /// One answered request, as the request metrics count it.
 #[derive(Debug)]
 pub struct Answered<'a> {
@@ -489,6 +530,10 @@ pub struct Answered<'a> {
     pub grpc: labels::GrpcStatus,
     /// From the request to the answer's headers.
     pub elapsed: Duration,
+    /// Bytes of the request's body.
+    pub request_bytes: u64,
+    /// Bytes of the answer's body.
+    pub response_bytes: u64,
 }
 
 /// Marks a connection open until dropped.
@@ -639,6 +684,8 @@ mod tests {
                 status,
                 grpc: GrpcStatus(None),
                 elapsed: Duration::from_millis(3),
+                request_bytes: 0,
+                response_bytes: 512,
             });
         };
         let routes: Vec<_> = (0..20)

@@ -9,7 +9,7 @@ use http_body_util::Full;
 use weft_testkit::client::{self, Http1Client, Http2Client};
 use weft_testkit::echo::{self, EchoReply};
 
-use crate::harness::{Host, Mesh, Proxy};
+use crate::harness::{eventually, Host, Mesh, Proxy};
 
 /// Client host with an outbound listener per `(listen, service, port)` and the given
 /// services (`@SERVER@` stands for the server's endpoint); server host with the app
@@ -214,6 +214,25 @@ async fn http2_and_grpc_streaming_cross_hbone() {
     assert_eq!(report.server_streaming, 3);
     assert_eq!(report.client_streaming, "grpc-echo|a,b,c");
     assert_eq!(report.bidi, 2);
+    assert_eq!(report.streamed_failure, "UNAVAILABLE after 1");
+
+    // Each call counted under the gRPC status its trailers carried, after its data:
+    // four OK, one UNAVAILABLE (14), on the caller's side and the server's.
+    for (host, direction) in [(&client, "outbound"), (&server, "inbound")] {
+        let counted = |text: &str, code: &str| {
+            let labels = [("direction", direction), ("grpc_status", code)];
+            crate::telemetry::value(text, "weft_proxy_requests_total", &labels)
+        };
+        assert!(
+            eventually(Duration::from_secs(5), || async {
+                let text = crate::telemetry::metrics(&mesh, host).await;
+                counted(&text, "0") == Some(4) && counted(&text, "14") == Some(1)
+            })
+            .await,
+            "{direction}: {}",
+            crate::telemetry::metrics(&mesh, host).await
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -58,7 +58,7 @@ async fn frontend(mesh: &Mesh, cp: &ControlPlane, host: &Host, service: &str, po
     mesh.meshed_proxy(cp, host, &files).await
 }
 
-async fn metrics(mesh: &Mesh, host: &Host) -> String {
+pub(crate) async fn metrics(mesh: &Mesh, host: &Host) -> String {
     let req = http::Request::get("/metrics")
         .header("host", "metrics")
         .body(Empty::<Bytes>::new())
@@ -70,7 +70,12 @@ async fn metrics(mesh: &Mesh, host: &Host) -> String {
 }
 
 /// The count of the one series of `metric` whose labels include every `labels` pair.
-fn value(text: &str, metric: &str, labels: &[(&str, &str)]) -> Option<u64> {
+pub(crate) fn value(text: &str, metric: &str, labels: &[(&str, &str)]) -> Option<u64> {
+    number(text, metric, labels).map(|n| n as u64)
+}
+
+/// The value of the one series of `metric` whose labels include every `labels` pair.
+pub(crate) fn number(text: &str, metric: &str, labels: &[(&str, &str)]) -> Option<f64> {
     let mut found = None;
     for line in text.lines() {
         let Some(rest) = line.strip_prefix(metric).and_then(|r| r.strip_prefix('{')) else {
@@ -136,11 +141,25 @@ async fn both_proxies_count_each_request_by_peer_route_and_status_over_mutual_tl
     for _ in 0..2 {
         assert_eq!(get(s.listen, "/status/503").await, 503);
     }
-    let client = metrics(&s.mesh, &s.client_host).await;
-    let server = metrics(&s.mesh, &s.server_host).await;
     let delta = |after: &str, before: &str, metric: &str, labels: &[(&str, &str)]| {
         value(after, metric, labels).unwrap_or(0) - value(before, metric, labels).unwrap_or(0)
     };
+    // An exchange is recorded when its answer's body ends, which may be just after
+    // the client read it: wait for all ten on both sides.
+    let count = "weft_proxy_request_size_bytes_count";
+    let settled = eventually(Duration::from_secs(5), || async {
+        let client = metrics(&s.mesh, &s.client_host).await;
+        let server = metrics(&s.mesh, &s.server_host).await;
+        delta(&client, &client_before, count, &[("direction", "outbound")]) == 10
+            && delta(&server, &server_before, count, &[("direction", "inbound")]) == 10
+    })
+    .await;
+    let client = metrics(&s.mesh, &s.client_host).await;
+    let server = metrics(&s.mesh, &s.server_host).await;
+    assert!(
+        settled,
+        "not every exchange was recorded\n{client}\n{server}"
+    );
 
     // The client side: this workload to the endpoint that answered, proven by mTLS.
     let outbound = [
@@ -195,6 +214,36 @@ async fn both_proxies_count_each_request_by_peer_route_and_status_over_mutual_tl
         ),
         10,
         "{client}"
+    );
+
+    // Body sizes by destination service (outbound) and workload (inbound): the echo's
+    // answers are JSON reports of what it received, so never empty.
+    let sized = [
+        ("direction", "outbound"),
+        ("destination_service", "echo.default"),
+        ("destination_workload", ""),
+    ];
+    let sent = number(&client, "weft_proxy_response_size_bytes_sum", &sized).unwrap_or(0.0)
+        - number(&client_before, "weft_proxy_response_size_bytes_sum", &sized).unwrap_or(0.0);
+    let answered = number(
+        &server,
+        "weft_proxy_response_size_bytes_sum",
+        &[("direction", "inbound")],
+    )
+    .unwrap_or(0.0)
+        - number(
+            &server_before,
+            "weft_proxy_response_size_bytes_sum",
+            &[("direction", "inbound")],
+        )
+        .unwrap_or(0.0);
+    assert!(
+        sent > 10.0 * 50.0,
+        "ten echo reports: {sent} bytes\n{client}"
+    );
+    assert!(
+        (sent - answered).abs() < f64::EPSILON,
+        "both sides saw the same response bytes: {sent} and {answered}"
     );
 
     // By route rule: /api by rule 0, the rest by rule 1, each to the backend it chose.

@@ -1,26 +1,40 @@
 //! Stage 6, respond: a refusal turned into its answer (gRPC-shaped for a gRPC
 //! request), and every answer counted in the request metrics.
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use http::Response;
 
 use crate::error::Error;
 use crate::http::body::Body;
+use crate::telemetry::exchange::{Metered, Record, RequestSize};
 use crate::telemetry::labels::{GrpcStatus, Peer};
-use crate::telemetry::{Answered, Direction, Metrics, Name};
+use crate::telemetry::{Direction, Metrics, Name};
 
-/// The answer to `result`, counted as from the caller to this workload (`peer`);
-/// a refusal is recorded under the workload `service`. `grpc`: the request was a
-/// gRPC call.
+/// The request being answered: who called (`peer`), when it arrived, and its body's
+/// size.
+#[derive(Debug)]
+pub struct Asked<'a> {
+    /// As from the caller to this workload.
+    pub peer: &'a Peer,
+    /// When the request arrived.
+    pub started: Instant,
+    /// The request body's size.
+    pub request_bytes: RequestSize,
+    /// The request was a gRPC call (a refusal is answered gRPC-shaped).
+    pub grpc: bool,
+}
+
+/// The answer to `result`, counted when its body ends as `asked` says; a refusal is
+/// recorded under the workload `service`.
 pub fn respond(
-    metrics: &Metrics,
+    metrics: &Arc<Metrics>,
     service: &Name,
-    peer: &Peer,
-    started: Instant,
+    asked: Asked<'_>,
     result: Result<Response<Body>, Error>,
-    grpc: bool,
-) -> Response<Body> {
+) -> Response<Metered> {
+    let grpc = asked.grpc;
     let resp = match result {
         Ok(resp) => resp,
         Err(e) => {
@@ -28,15 +42,17 @@ pub fn respond(
             e.into_response(grpc)
         }
     };
-    metrics.request(&Answered {
+    let record = Record {
+        metrics: metrics.clone(),
         direction: Direction::Inbound,
-        peer,
+        peer: asked.peer.clone(),
         route: None,
         status: resp.status().as_u16(),
         grpc: GrpcStatus::of(resp.headers()),
-        elapsed: started.elapsed(),
-    });
-    resp
+        elapsed: asked.started.elapsed(),
+        request_bytes: asked.request_bytes,
+    };
+    resp.map(|body| Metered::new(body, record))
 }
 
 /// Whether `req` is a gRPC call (its answers then carry `grpc-status`).
@@ -68,14 +84,14 @@ mod tests {
             let metrics = Metrics::new();
             let label = Name(std::sync::Arc::from("server"));
             let own = crate::telemetry::labels::Own::new("server", "default", None);
-            let resp = respond(
-                &metrics,
-                &label,
-                &own.inbound(Some("spiffe://cluster.local/ns/default/sa/client")),
-                Instant::now(),
-                result,
+            let peer = own.inbound(Some("spiffe://cluster.local/ns/default/sa/client"));
+            let asked = Asked {
+                peer: &peer,
+                started: Instant::now(),
+                request_bytes: RequestSize::Known(0),
                 grpc,
-            );
+            };
+            let resp = respond(&metrics, &label, asked, result);
             assert_eq!(resp.status().as_u16(), status, "{name}");
             assert_eq!(
                 resp.headers()
@@ -84,6 +100,7 @@ mod tests {
                 grpc_status,
                 "{name}"
             );
+            drop(resp);
             let text = metrics.encode();
             if let Some(reason) = failure {
                 assert!(

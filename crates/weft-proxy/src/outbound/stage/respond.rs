@@ -5,6 +5,7 @@
 //! under the endpoint that answered (or the service that would have been called) and
 //! the route rule that sent it.
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use http::{HeaderValue, Response};
@@ -12,15 +13,17 @@ use http::{HeaderValue, Response};
 use crate::error::Error;
 use crate::http::body::Body;
 use crate::route::{Edits, Rule};
+use crate::telemetry::exchange::{Metered, Record, RequestSize};
 use crate::telemetry::labels::{GrpcStatus, Peer, RouteLabels, Shared};
-use crate::telemetry::{Answered, Direction, Metrics, Name};
+use crate::telemetry::{Direction, Metrics, Name};
 use crate::upstream::{EndpointState, ServiceState, Target};
 
 /// What the answer needs from the stages before it.
 #[derive(Debug)]
 pub struct Reply<'a> {
-    metrics: &'a Metrics,
+    metrics: &'a Arc<Metrics>,
     started: Instant,
+    request_bytes: RequestSize,
     /// The service the request is counted under: the routed one until a backend is
     /// picked, then the backend.
     service: &'a Name,
@@ -36,11 +39,18 @@ pub struct Reply<'a> {
 }
 
 impl<'a> Reply<'a> {
-    /// An answer for a request to `service` that arrived at `started`.
-    pub fn new(metrics: &'a Metrics, service: &'a ServiceState, started: Instant) -> Self {
+    /// An answer for a request to `service` that arrived at `started`, whose body
+    /// measures `request_bytes`.
+    pub fn new(
+        metrics: &'a Arc<Metrics>,
+        service: &'a ServiceState,
+        started: Instant,
+        request_bytes: RequestSize,
+    ) -> Self {
         Self {
             metrics,
             started,
+            request_bytes,
             service: &service.label,
             peer: service.unchosen.clone(),
             route: None,
@@ -78,8 +88,8 @@ impl<'a> Reply<'a> {
         self.cookie = cookie;
     }
 
-    /// The answer to `result`, counted.
-    pub fn respond(self, result: Result<Response<Body>, Error>) -> Response<Body> {
+    /// The answer to `result`, counted when its body ends.
+    pub fn respond(self, result: Result<Response<Body>, Error>) -> Response<Metered> {
         let exchanged = result.as_ref().map_or_else(Error::is_exchange, |_| true);
         let mut resp = match result {
             Ok(resp) => resp,
@@ -96,15 +106,17 @@ impl<'a> Reply<'a> {
                 resp.headers_mut().append(http::header::SET_COOKIE, cookie);
             }
         }
-        self.metrics.request(&Answered {
+        let record = Record {
+            metrics: self.metrics.clone(),
             direction: Direction::Outbound,
-            peer: &self.peer,
-            route: self.route,
+            peer: self.peer,
+            route: self.route.cloned(),
             status: resp.status().as_u16(),
             grpc: GrpcStatus::of(resp.headers()),
             elapsed: self.started.elapsed(),
-        });
-        resp
+            request_bytes: self.request_bytes,
+        };
+        resp.map(|body| Metered::new(body, record))
     }
 }
 
@@ -152,13 +164,20 @@ routes:
         for (result, status, edited) in cases {
             let metrics = Metrics::new();
             let name = format!("{result:?}");
-            let mut reply = Reply::new(&metrics, &target.service, Instant::now());
+            let mut reply = Reply::new(
+                &metrics,
+                &target.service,
+                Instant::now(),
+                RequestSize::Known(0),
+            );
             reply.forwarding(rule, &target.service, rule.label(Some(0)));
             reply.set_cookie(Some(HeaderValue::from_static("s=1")));
             let resp = reply.respond(result);
             assert_eq!(resp.status().as_u16(), status, "{name}");
             assert_eq!(resp.headers().contains_key("x-served-by"), edited, "{name}");
             assert_eq!(resp.headers().contains_key("set-cookie"), edited, "{name}");
+            // Counted when the answer's body ends (here: is dropped).
+            drop(resp);
             let text = metrics.encode();
             assert!(
                 text.contains(&format!("status=\"{status}\"")),

@@ -1,0 +1,247 @@
+//! One request and its answer, recorded when the answer's body ends: the answer's
+//! body is [`Metered`], which counts the bytes it carries, reads `grpc-status` from
+//! its trailers, and records the exchange in the request metrics when it ends or is
+//! dropped (the client went away), exactly once.
+//!
+//! Recording at the end, not at the answer's headers, is what lets the metrics carry
+//! the response's size and a streamed gRPC call's status, which only its trailers
+//! hold. Latency stays the time to the answer's headers (ADR 37).
+
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body::{Body as HttpBody, Frame, SizeHint};
+
+use super::labels::{GrpcStatus, Peer, RouteLabels, Shared};
+use super::{Direction, Metrics};
+use crate::http::body::Body;
+
+/// The size of a request's body: known from its head (or because it was read whole),
+/// or counted as it streams.
+#[derive(Clone, Debug)]
+pub enum RequestSize {
+    /// Exactly this many bytes.
+    Known(u64),
+    /// The bytes read so far: the body had no length in its head.
+    Counted(Arc<AtomicU64>),
+}
+
+impl RequestSize {
+    /// The bytes the body has carried: all of it once it ended.
+    pub fn bytes(&self) -> u64 {
+        match self {
+            Self::Known(n) => *n,
+            Self::Counted(read) => read.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// An answered request, to be recorded when its answer's body ends.
+#[derive(Debug)]
+pub struct Record {
+    /// Where it is recorded.
+    pub metrics: Arc<Metrics>,
+    /// Which side of the proxy.
+    pub direction: Direction,
+    /// Who called whom.
+    pub peer: Peer,
+    /// The route rule and backend (outbound, once routed).
+    pub route: Option<Shared<RouteLabels>>,
+    /// HTTP status of the answer.
+    pub status: u16,
+    /// Its gRPC status: from its headers, else from its trailers.
+    pub grpc: GrpcStatus,
+    /// From the request to the answer's headers.
+    pub elapsed: Duration,
+    /// The request body's size.
+    pub request_bytes: RequestSize,
+}
+
+/// A response body that records its exchange when it ends (see the module docs).
+#[derive(Debug)]
+pub struct Metered<B = Body> {
+    inner: B,
+    /// The exchange, until recorded.
+    record: Option<Record>,
+    /// Response body bytes sent so far.
+    sent: u64,
+}
+
+impl<B> Metered<B> {
+    /// `inner`, recorded under `record` when it ends.
+    pub fn new(inner: B, record: Record) -> Self {
+        Self {
+            inner,
+            record: Some(record),
+            sent: 0,
+        }
+    }
+
+    /// `inner`, not recorded: an answer that is not one of the app's requests (a
+    /// refusal before the request reached a stage that counts it).
+    pub fn unrecorded(inner: B) -> Self {
+        Self {
+            inner,
+            record: None,
+            sent: 0,
+        }
+    }
+
+    fn finish(&mut self) {
+        if let Some(r) = self.record.take() {
+            r.metrics.request(&super::Answered {
+                direction: r.direction,
+                peer: &r.peer,
+                route: r.route.as_ref(),
+                status: r.status,
+                grpc: r.grpc,
+                elapsed: r.elapsed,
+                request_bytes: r.request_bytes.bytes(),
+                response_bytes: self.sent,
+            });
+        }
+    }
+}
+
+impl From<Body> for Metered {
+    fn from(body: Body) -> Self {
+        Self::unrecorded(body)
+    }
+}
+
+impl<B: HttpBody<Data = Bytes> + Unpin> HttpBody for Metered<B> {
+    type Data = Bytes;
+    type Error = B::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, B::Error>>> {
+        let this = self.get_mut();
+        let polled = Pin::new(&mut this.inner).poll_frame(cx);
+        match &polled {
+            Poll::Ready(Some(Ok(frame))) => {
+                if let Some(data) = frame.data_ref() {
+                    this.sent += data.len() as u64;
+                } else if let (Some(trailers), Some(r)) = (frame.trailers_ref(), &mut this.record) {
+                    if r.grpc.0.is_none() {
+                        r.grpc = GrpcStatus::of(trailers);
+                    }
+                }
+            }
+            Poll::Ready(None | Some(Err(_))) => this.finish(),
+            Poll::Pending => {}
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+impl<B> Drop for Metered<B> {
+    fn drop(&mut self) {
+        self.finish();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::telemetry::labels::Own;
+    use http_body_util::BodyExt as _;
+
+    fn record(metrics: &Arc<Metrics>, grpc: GrpcStatus, request_bytes: RequestSize) -> Record {
+        let own = Own::new("server", "default", None);
+        Record {
+            metrics: metrics.clone(),
+            direction: Direction::Inbound,
+            peer: own.inbound(Some("spiffe://cluster.local/ns/default/sa/client")),
+            route: None,
+            status: 200,
+            grpc,
+            elapsed: Duration::from_millis(1),
+            request_bytes,
+        }
+    }
+
+    fn sum(text: &str, metric: &str) -> Option<f64> {
+        text.lines()
+            .find(|l| l.starts_with(metric) && l.contains("_sum"))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse().ok())
+    }
+
+    /// An answer is counted once its body ends, with the bytes it carried and the
+    /// gRPC status its trailers gave; not before.
+    #[tokio::test]
+    async fn an_answer_is_recorded_when_its_body_ends_with_sizes_and_trailer_status() {
+        let metrics = Metrics::new();
+        let read = Arc::new(AtomicU64::new(0));
+        let body = Body::text("hello, world");
+        let mut metered = Metered::new(
+            body,
+            record(
+                &metrics,
+                GrpcStatus(None),
+                RequestSize::Counted(read.clone()),
+            ),
+        );
+        read.store(4096, Ordering::Relaxed);
+        let frame = metered.frame().await.expect("a frame").expect("data");
+        assert_eq!(frame.data_ref().map(Bytes::len), Some(12));
+        assert!(
+            !metrics.encode().contains("weft_proxy_requests_total{"),
+            "not counted before the body ends"
+        );
+        assert!(metered.frame().await.is_none(), "the body ended");
+        let text = metrics.encode();
+        assert!(text.contains("weft_proxy_requests_total{"), "{text}");
+        assert_eq!(sum(&text, "weft_proxy_response_size_bytes"), Some(12.0));
+        assert_eq!(sum(&text, "weft_proxy_request_size_bytes"), Some(4096.0));
+        drop(metered);
+        let count = metrics
+            .encode()
+            .lines()
+            .filter(|l| l.starts_with("weft_proxy_requests_total{"))
+            .count();
+        assert_eq!(count, 1, "counted once, not again when dropped");
+    }
+
+    /// A streamed gRPC answer's status is in its trailers (the headers said nothing);
+    /// a client that went away mid-body still has its exchange counted.
+    #[tokio::test]
+    async fn trailers_give_the_grpc_status_and_a_dropped_body_is_still_counted() {
+        let metrics = Metrics::new();
+        let mut trailers = http::HeaderMap::new();
+        trailers.insert("grpc-status", http::HeaderValue::from_static("14"));
+        let frames: Vec<Result<Frame<Bytes>, std::convert::Infallible>> = vec![
+            Ok(Frame::data(Bytes::from_static(b"\0\0\0\0\x03abc"))),
+            Ok(Frame::trailers(trailers)),
+            Ok(Frame::data(Bytes::from_static(b"never read"))),
+        ];
+        let body = http_body_util::StreamBody::new(futures::stream::iter(frames));
+        let mut metered = Metered::new(
+            body,
+            record(&metrics, GrpcStatus(None), RequestSize::Known(5)),
+        );
+        metered.frame().await.expect("data").expect("ok");
+        let trailers = metered.frame().await.expect("trailers").expect("ok");
+        assert!(trailers.is_trailers(), "trailers pass through unchanged");
+        assert!(!metrics.encode().contains("weft_proxy_requests_total{"));
+        drop(metered);
+        let text = metrics.encode();
+        assert!(text.contains("grpc_status=\"14\""), "{text}");
+        assert_eq!(sum(&text, "weft_proxy_request_size_bytes"), Some(5.0));
+        assert_eq!(sum(&text, "weft_proxy_response_size_bytes"), Some(8.0));
+    }
+}
