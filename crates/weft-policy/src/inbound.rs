@@ -61,6 +61,7 @@ pub(crate) fn compile(
                     .collect(),
                 rate_limits: Vec::new(),
                 faults: Vec::new(),
+                telemetry: None,
                 path_normalization: path_normalization(cx.mesh.path_normalization) as i32,
                 authorization: crate::permission::for_workload(
                     cx,

@@ -238,6 +238,12 @@ fn optional_bind<T>(bound: std::io::Result<T>, what: &str, addr: SocketAddr) -> 
 pub async fn run(options: Options, initial: Initial) -> Result<(), Error> {
     let metrics = Metrics::new();
     let Initial { snapshot, composed } = initial;
+    let snapshot = snapshot.with_telemetry(&metrics, None).map_err(|e| {
+        Error::Config(Box::new(file::Error::Snapshot {
+            path: options.config.clone(),
+            source: Box::new(e),
+        }))
+    })?;
     let store = Store::new(snapshot);
     let drain = Drain::new();
     let snap = store.load();
@@ -400,6 +406,7 @@ pub async fn run(options: Options, initial: Initial) -> Result<(), Error> {
                     tracing::error!(error = %e, "outbound listener could not be bound");
                 }
             }),
+            metrics.clone(),
         ));
         let c = composer.clone();
         tokio::spawn(file::watch(
@@ -426,6 +433,7 @@ pub async fn run(options: Options, initial: Initial) -> Result<(), Error> {
     } else {
         let explicit = explicit.clone();
         let store = store.clone();
+        let m = metrics.clone();
         tokio::spawn(file::watch(
             options.config.clone(),
             References::Required,
@@ -433,13 +441,11 @@ pub async fn run(options: Options, initial: Initial) -> Result<(), Error> {
             metrics.clone(),
             options.watch_interval,
             move |loaded| {
-                let next = Snapshot::build(
-                    loaded.config,
-                    loaded.creds,
-                    loaded.version,
-                    Some(&store.load()),
-                )
-                .map_err(|e| e.to_string())?;
+                let previous = store.load();
+                let next =
+                    Snapshot::build(loaded.config, loaded.creds, loaded.version, Some(&previous))
+                        .and_then(|next| next.with_telemetry(&m, Some(&previous)))
+                        .map_err(|e| e.to_string())?;
                 store.swap(next);
                 if let Err(e) = explicit.reconcile(&store.load(), false) {
                     tracing::error!(error = %e, "outbound listener could not be bound");

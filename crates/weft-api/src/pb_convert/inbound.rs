@@ -172,8 +172,78 @@ impl TryFrom<&pb::InboundPolicy> for proxy::InboundPolicy {
                 p.authorization.as_ref(),
             )?,
             path_normalization: path_normalization("pathNormalization", p.path_normalization)?,
+            telemetry: telemetry("telemetry", p.telemetry.as_ref())?,
         })
     }
+}
+
+/// The proxy model of a workload's telemetry (absent: the defaults).
+fn telemetry(path: &str, t: Option<&pb::Telemetry>) -> Result<proxy::Telemetry, Error> {
+    let Some(t) = t else {
+        return Ok(proxy::Telemetry::default());
+    };
+    let tracing = match &t.tracing {
+        None => None,
+        Some(tr) => Some(proxy::Tracing {
+            endpoint: tr.endpoint.clone(),
+            sampling: tr.sampling_percent,
+            timeout: match &tr.timeout {
+                Some(d) => super::duration_from_pb(&format!("{path}.tracing.timeout"), d)?,
+                None => std::time::Duration::from_secs(10),
+            },
+        }),
+    };
+    let access_log = match &t.access_log {
+        None => None,
+        Some(log) => Some(proxy::AccessLog {
+            format: match pb::AccessLogFormat::try_from(log.format) {
+                Ok(pb::AccessLogFormat::Json) => proxy::AccessLogFormat::Json,
+                Ok(pb::AccessLogFormat::Text) => proxy::AccessLogFormat::Text,
+                Err(_) => {
+                    return Err(Error::new(
+                        format!("{path}.accessLog.format"),
+                        format!("unknown format {}", log.format),
+                    ))
+                }
+            },
+            template: log.template.clone(),
+            path: log.path.as_ref().map(std::path::PathBuf::from),
+            max_bytes: log.max_bytes,
+            max_files: log.max_files,
+        }),
+    };
+    Ok(proxy::Telemetry {
+        tracing,
+        access_log,
+        metrics: proxy::MetricsOptions {
+            enabled: !t.metrics_disabled,
+        },
+    })
+}
+
+/// The wire form of a workload's telemetry (`None` for the defaults).
+fn telemetry_to_pb(t: &proxy::Telemetry) -> Option<pb::Telemetry> {
+    if t.is_default() {
+        return None;
+    }
+    Some(pb::Telemetry {
+        tracing: t.tracing.as_ref().map(|tr| pb::Tracing {
+            endpoint: tr.endpoint.clone(),
+            sampling_percent: tr.sampling,
+            timeout: Some(super::duration_to_pb(tr.timeout)),
+        }),
+        access_log: t.access_log.as_ref().map(|log| pb::AccessLog {
+            format: match log.format {
+                proxy::AccessLogFormat::Json => pb::AccessLogFormat::Json,
+                proxy::AccessLogFormat::Text => pb::AccessLogFormat::Text,
+            } as i32,
+            template: log.template.clone(),
+            path: log.path.as_ref().map(|p| p.display().to_string()),
+            max_bytes: log.max_bytes,
+            max_files: log.max_files,
+        }),
+        metrics_disabled: !t.metrics.enabled,
+    })
 }
 
 impl From<&proxy::InboundPolicy> for pb::InboundPolicy {
@@ -193,6 +263,7 @@ impl From<&proxy::InboundPolicy> for pb::InboundPolicy {
             faults: p.faults.iter().map(fault_to_pb).collect(),
             authorization: super::authorization_to_pb(&p.authorization),
             path_normalization: path_normalization_to_pb(p.path_normalization) as i32,
+            telemetry: telemetry_to_pb(&p.telemetry),
         }
     }
 }

@@ -250,6 +250,21 @@ fn inbound_policy_round_trips_and_refuses_unknown_modes_by_path() {
         faults: Vec::new(),
         authorization: proxy::Authorization::default(),
         path_normalization: proxy::PathNormalization::Base,
+        telemetry: proxy::Telemetry {
+            tracing: Some(proxy::Tracing {
+                endpoint: "http://127.0.0.1:4317".into(),
+                sampling: 12.5,
+                timeout: std::time::Duration::from_secs(3),
+            }),
+            access_log: Some(proxy::AccessLog {
+                format: proxy::AccessLogFormat::Text,
+                template: Some("{method} {path} {status}".into()),
+                path: Some("/var/log/weft/access.log".into()),
+                max_bytes: 1 << 20,
+                max_files: 3,
+            }),
+            metrics: proxy::MetricsOptions { enabled: false },
+        },
     };
     let wire = pb::InboundPolicy::from(&policy);
     assert_eq!(proxy::InboundPolicy::try_from(&wire), Ok(policy));

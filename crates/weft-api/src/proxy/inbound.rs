@@ -164,6 +164,9 @@ pub struct InboundPolicy {
     /// How this workload's proxy normalises request paths (`settings.pathNormalization`).
     #[serde(default, skip_serializing_if = "super::PathNormalization::is_default")]
     pub path_normalization: super::PathNormalization,
+    /// Traces, access logs and request metrics (`Telemetry` objects).
+    #[serde(default, skip_serializing_if = "super::Telemetry::is_default")]
+    pub telemetry: super::Telemetry,
 }
 
 impl InboundPolicy {
@@ -175,6 +178,7 @@ impl InboundPolicy {
         config.inbound.faults.clone_from(&self.faults);
         config.inbound.authorization.clone_from(&self.authorization);
         config.settings.path_normalization = self.path_normalization;
+        config.telemetry.clone_from(&self.telemetry);
         for port in &mut config.workload.ports {
             port.mtls = self.ports.get(&port.port).copied();
         }

@@ -20,6 +20,7 @@ mod authorization;
 mod inbound;
 mod route;
 mod service;
+mod telemetry;
 mod validate;
 
 pub use authorization::{
@@ -37,6 +38,11 @@ pub use service::{
     ServicePort, SuccessRate,
 };
 
+pub use telemetry::{
+    check_template, AccessLog, AccessLogFormat, MetricsOptions, Telemetry, Tracing,
+    ACCESS_LOG_FIELDS, DEFAULT_ACCESS_LOG_MAX_BYTES, DEFAULT_ACCESS_LOG_MAX_FILES,
+    DEFAULT_SAMPLING_PERCENT,
+};
 pub use validate::{FieldError, References, ValidationErrors};
 
 /// Ports that carry server-speaks-first protocols: protocol detection is skipped on them
@@ -73,6 +79,10 @@ pub struct Config {
     /// The mesh DNS (`listeners.dns`): where names outside the mesh are resolved.
     #[serde(default)]
     pub dns: Dns,
+    /// Traces, access logs and request metrics. With a control plane, the
+    /// `Telemetry` objects that apply to this workload replace it.
+    #[serde(default, skip_serializing_if = "Telemetry::is_default")]
+    pub telemetry: Telemetry,
 }
 
 /// How the mesh DNS resolves names it does not own.

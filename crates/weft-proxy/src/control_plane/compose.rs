@@ -59,6 +59,8 @@ pub struct Composer {
     store: Arc<Store>,
     inner: Mutex<Inner>,
     on_change: OnChange,
+    /// Where the snapshots' telemetry is counted.
+    metrics: Arc<crate::telemetry::Metrics>,
 }
 
 struct Inner {
@@ -86,6 +88,7 @@ impl Composer {
         dynamic: Dynamic,
         issued: Option<Arc<Credentials>>,
         on_change: OnChange,
+        metrics: Arc<crate::telemetry::Metrics>,
     ) -> Self {
         Self {
             store,
@@ -95,18 +98,27 @@ impl Composer {
                 issued,
             }),
             on_change,
+            metrics,
         }
+    }
+
+    /// [`build`], with the telemetry of the result made real.
+    fn next(
+        &self,
+        boot: &Loaded,
+        dynamic: &Dynamic,
+        issued: Option<&Arc<Credentials>>,
+    ) -> Result<Snapshot, String> {
+        let previous = self.store.load();
+        build(boot, dynamic, issued, Some(&previous))?
+            .with_telemetry(&self.metrics, Some(&previous))
+            .map_err(|e| e.to_string())
     }
 
     /// A new bootstrap file was read.
     pub fn set_bootstrap(&self, boot: Loaded) -> Result<(), String> {
         let mut inner = self.lock();
-        let next = build(
-            &boot,
-            &inner.dynamic,
-            inner.issued.as_ref(),
-            Some(&self.store.load()),
-        )?;
+        let next = self.next(&boot, &inner.dynamic, inner.issued.as_ref())?;
         inner.boot = boot;
         self.swap(next);
         Ok(())
@@ -115,12 +127,7 @@ impl Composer {
     /// New resources arrived from the control plane.
     pub fn set_dynamic(&self, dynamic: Dynamic) -> Result<(), String> {
         let mut inner = self.lock();
-        let next = build(
-            &inner.boot,
-            &dynamic,
-            inner.issued.as_ref(),
-            Some(&self.store.load()),
-        )?;
+        let next = self.next(&inner.boot, &dynamic, inner.issued.as_ref())?;
         inner.dynamic = dynamic;
         self.swap(next);
         Ok(())
@@ -130,12 +137,7 @@ impl Composer {
     /// handshakes use it; established connections keep theirs.
     pub fn set_issued(&self, creds: Arc<Credentials>) -> Result<(), String> {
         let mut inner = self.lock();
-        let next = build(
-            &inner.boot,
-            &inner.dynamic,
-            Some(&creds),
-            Some(&self.store.load()),
-        )?;
+        let next = self.next(&inner.boot, &inner.dynamic, Some(&creds))?;
         inner.issued = Some(creds);
         self.swap(next);
         Ok(())

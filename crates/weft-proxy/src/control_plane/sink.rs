@@ -242,7 +242,7 @@ type Converted = HashMap<(String, String), (Vec<u8>, Checked)>;
 pub(super) enum Checked {
     Service(Box<proxy::Service>),
     Routes(String, Vec<proxy::RouteTable>),
-    Inbound(proxy::InboundPolicy),
+    Inbound(Box<proxy::InboundPolicy>),
     Trust(compose::Trust),
 }
 
@@ -276,6 +276,7 @@ pub(super) fn check(
             inbound: proxy::Inbound::default(),
             settings: proxy::Settings::default(),
             dns: proxy::Dns::default(),
+            telemetry: proxy::Telemetry::default(),
         };
         config
             .validate_with(References::Deferred)
@@ -325,7 +326,7 @@ pub(super) fn check(
             let msg = pb::InboundPolicy::decode(body.value.as_slice())
                 .map_err(|e| format!("not a weft.proxy.v1.InboundPolicy: {e}"))?;
             let policy = proxy::InboundPolicy::try_from(&msg).map_err(|e| e.to_string())?;
-            Ok(Checked::Inbound(policy))
+            Ok(Checked::Inbound(Box::new(policy)))
         }
         pb::TRUST_BUNDLE_TYPE_URL => {
             if name != pb::TRUST_BUNDLE_NAME {
@@ -366,7 +367,7 @@ pub(super) fn to_dynamic(
             Ok(Checked::Routes(parent, tables)) => {
                 dynamic.routes.insert(parent, tables);
             }
-            Ok(Checked::Inbound(policy)) => dynamic.inbound = Some(policy),
+            Ok(Checked::Inbound(policy)) => dynamic.inbound = Some(*policy),
             Ok(Checked::Trust(trust)) => dynamic.trust = Some(trust),
             Err(why) => {
                 refused.push((resource.name.clone(), why));

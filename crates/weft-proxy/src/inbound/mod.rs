@@ -282,11 +282,17 @@ impl Inbound {
             stage::identity::strip_forged(req.headers_mut(), caller);
         }
         let traffic = snap.inbound_traffic();
+        let observe = snap.telemetry();
         let asked = stage::respond::Asked {
             peer: caller.labels(),
             started,
             request_bytes: req.body_mut().measure(),
             grpc: traffic.is_active() && stage::respond::is_grpc(&req),
+            counted: observe.metrics,
+            span: observe
+                .tracer
+                .as_ref()
+                .and_then(|t| t.begin(crate::telemetry::trace::Kind::Server, &mut req)),
         };
         let result = async {
             stage::rate_limit::check(traffic, &req, app.port(), caller.key())?;

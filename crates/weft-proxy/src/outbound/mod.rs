@@ -33,6 +33,7 @@ use crate::http::pool::{self, DialError, Io, Pool};
 use crate::http::request_body::RequestBody;
 use crate::state::{Snapshot, Store};
 use crate::telemetry::exchange::Metered;
+use crate::telemetry::trace;
 use crate::telemetry::{ConnectionGuard, ConnectionLabels, Direction, Metrics};
 use crate::transport::detect::{self, Detected};
 use crate::transport::idle;
@@ -283,6 +284,12 @@ impl Outbound {
         let table = snap.routes(&parent);
         let request_bytes = req.body_mut().measure();
         let mut reply = Reply::new(&self.metrics, &parent.service, started, request_bytes);
+        let observe = snap.telemetry();
+        let span = observe
+            .tracer
+            .as_ref()
+            .and_then(|t| t.begin(trace::Kind::Client, &mut req));
+        reply.observed(observe.metrics, span);
         let result = async {
             // One path for routing and the destination: the one the destination
             // authorises (docs/policies/path-normalization.md).

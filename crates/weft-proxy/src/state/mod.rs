@@ -56,6 +56,9 @@ pub struct Snapshot {
     inbound: Arc<InboundTraffic>,
     /// Who may call this workload.
     authz: crate::authz::Policy,
+    /// Spans and whether requests are counted (`telemetry`), once
+    /// [`Snapshot::with_telemetry`] made them.
+    telemetry: Arc<crate::telemetry::sinks::Sinks>,
 }
 
 /// The inbound side's rate limits (with their buckets) and faults, compiled.
@@ -113,6 +116,9 @@ pub enum Error {
         /// Compile error.
         source: route::Error,
     },
+    /// `telemetry` could not be set up.
+    #[error("telemetry: {0}")]
+    Telemetry(String),
 }
 
 /// `rule` (rule `index` of route `source`, attached to the service `parent`) with the
@@ -259,7 +265,35 @@ impl Snapshot {
             dns,
             inbound,
             authz,
+            telemetry: Arc::default(),
         })
+    }
+
+    /// Makes the config's `telemetry` real: its tracer (the previous snapshot's, if
+    /// its settings did not change), counted in `metrics`. Every snapshot a proxy
+    /// serves goes through here; an error (a collector address the exporter refuses)
+    /// refuses the config.
+    pub fn with_telemetry(
+        mut self,
+        metrics: &crate::telemetry::Metrics,
+        previous: Option<&Snapshot>,
+    ) -> Result<Self, Error> {
+        let identity = self.creds.as_ref().map(|c| c.identity().to_string());
+        let sinks = crate::telemetry::sinks::Sinks::build(
+            &self.config.telemetry,
+            previous.map(|p| &*p.telemetry),
+            metrics,
+            (&self.config.workload.name, &self.config.workload.namespace),
+            identity.as_deref(),
+        )
+        .map_err(Error::Telemetry)?;
+        self.telemetry = Arc::new(sinks);
+        Ok(self)
+    }
+
+    /// Spans and whether requests are counted.
+    pub fn telemetry(&self) -> &crate::telemetry::sinks::Sinks {
+        &self.telemetry
     }
 
     /// The inbound side's rate limits and faults.

@@ -59,6 +59,10 @@ pub struct Record {
     pub elapsed: Duration,
     /// The request body's size.
     pub request_bytes: RequestSize,
+    /// Whether the request metrics count it (`telemetry.metrics.enabled`).
+    pub counted: bool,
+    /// Its span, when sampled.
+    pub span: Option<Box<super::trace::Started>>,
 }
 
 /// A response body that records its exchange when it ends (see the module docs).
@@ -92,7 +96,11 @@ impl<B> Metered<B> {
     }
 
     fn finish(&mut self) {
-        if let Some(r) = self.record.take() {
+        let Some(r) = self.record.take() else {
+            return;
+        };
+        let request_bytes = r.request_bytes.bytes();
+        if r.counted {
             r.metrics.request(&super::Answered {
                 direction: r.direction,
                 peer: &r.peer,
@@ -100,8 +108,18 @@ impl<B> Metered<B> {
                 status: r.status,
                 grpc: r.grpc,
                 elapsed: r.elapsed,
-                request_bytes: r.request_bytes.bytes(),
+                request_bytes,
                 response_bytes: self.sent,
+            });
+        }
+        if let Some(span) = r.span {
+            span.finish(&super::trace::Outcome {
+                status: r.status,
+                grpc: r.grpc.0,
+                request_bytes,
+                response_bytes: self.sent,
+                peer: &r.peer,
+                route: r.route.as_ref(),
             });
         }
     }
@@ -171,6 +189,8 @@ mod tests {
             grpc,
             elapsed: Duration::from_millis(1),
             request_bytes,
+            counted: true,
+            span: None,
         }
     }
 

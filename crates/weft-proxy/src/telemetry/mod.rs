@@ -8,6 +8,8 @@
 
 pub mod exchange;
 pub mod labels;
+pub mod sinks;
+pub mod trace;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -95,6 +97,13 @@ pub struct HandshakeLabels {
     pub direction: Direction,
     /// `ok`, `timeout`, or `failed` (refused, a TLS error, a wrong identity, no
     /// HTTP/2).
+    pub result: &'static str,
+}
+
+/// Labels of outcome counters.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ResultLabels {
+    /// What became of it.
     pub result: &'static str,
 }
 
@@ -194,6 +203,10 @@ pub struct Metrics {
     pub authz_logs_suppressed: Counter,
     /// Rate limit of denial and audit log lines.
     pub authz_log_budget: LogBudget,
+    /// Spans by what became of them.
+    pub spans: trace::Exported,
+    /// Access-log lines dropped because the writer fell behind.
+    pub access_log_dropped: Counter,
     /// The `permission` label of default decisions, made once.
     pub default_permission: Name,
     /// Counters of default decisions, by default action (`allow`, `deny`, `audit`).
@@ -332,7 +345,27 @@ impl Metrics {
             "Denial and audit log lines dropped because more than the log budget came at once",
             authz_logs_suppressed.clone(),
         );
+        let span_results = Family::<ResultLabels, Counter>::default();
+        registry.register(
+            "spans",
+            "Spans by result: exported, dropped (the export queue was full), failed (the collector refused or was unreachable)",
+            span_results.clone(),
+        );
+        let span = |result| span_results.get_or_create(&ResultLabels { result }).clone();
+        let spans = trace::Exported {
+            exported: span("exported"),
+            dropped: span("dropped"),
+            failed: span("failed"),
+        };
+        let access_log_dropped = Counter::default();
+        registry.register(
+            "access_log_lines_dropped",
+            "Access-log lines dropped because the writer fell behind",
+            access_log_dropped.clone(),
+        );
         Arc::new(Self {
+            spans,
+            access_log_dropped,
             authz,
             authz_logs_suppressed,
             authz_log_budget: LogBudget::new(AUTHZ_LOG_LINES_PER_SECOND),

@@ -80,6 +80,7 @@ pub(super) fn config(config: &Config, references: References) -> Result<(), Vali
     routes(config, &mut errors);
     settings(config, &mut errors);
     durations(config, &mut errors);
+    telemetry(&config.telemetry, &mut errors);
     if errors.0.is_empty() {
         Ok(())
     } else {
@@ -498,4 +499,95 @@ fn regex(path: &str, re: &str, errors: &mut Errors) {
             format!("{re:?} is not a valid regular expression: {e}"),
         );
     }
+}
+
+fn telemetry(t: &super::Telemetry, errors: &mut Errors) {
+    if let Some(tracing) = &t.tracing {
+        if tracing.endpoint.starts_with("https://") {
+            errors.push(
+                "telemetry.tracing.endpoint",
+                format!(
+                    "{:?}: https collectors are not supported yet; run a collector on this \
+                     host and give its http://127.0.0.1:4317",
+                    tracing.endpoint
+                ),
+            );
+        } else if !is_http_host_port(&tracing.endpoint) {
+            errors.push(
+                "telemetry.tracing.endpoint",
+                format!(
+                    "{:?} is not an OTLP/gRPC endpoint: write http://host:port (e.g. \
+                     http://127.0.0.1:4317)",
+                    tracing.endpoint
+                ),
+            );
+        }
+        if !(0.0..=100.0).contains(&tracing.sampling) {
+            errors.push(
+                "telemetry.tracing.sampling",
+                format!("{} is not a percentage: must be 0 to 100", tracing.sampling),
+            );
+        }
+        if tracing.timeout.is_zero() || tracing.timeout > std::time::Duration::from_secs(60) {
+            errors.push(
+                "telemetry.tracing.timeout",
+                format!("{:?}: must be more than 0 and at most 60s", tracing.timeout),
+            );
+        }
+    }
+    if let Some(log) = &t.access_log {
+        match (log.format, &log.template) {
+            (super::AccessLogFormat::Json, Some(_)) => errors.push(
+                "telemetry.accessLog.template",
+                "a template is for format: text; JSON lines carry every field",
+            ),
+            (super::AccessLogFormat::Text, Some(template)) => {
+                if let Err(e) = super::check_template(template) {
+                    errors.push("telemetry.accessLog.template", e);
+                }
+            }
+            _ => {}
+        }
+        if let Some(path) = &log.path {
+            if !path.is_absolute() {
+                errors.push(
+                    "telemetry.accessLog.path",
+                    format!("{}: must be an absolute path", path.display()),
+                );
+            }
+        }
+        if log.max_bytes < 4096 {
+            errors.push(
+                "telemetry.accessLog.maxBytes",
+                format!("{}: must be at least 4096", log.max_bytes),
+            );
+        }
+        if log.max_files > 100 {
+            errors.push(
+                "telemetry.accessLog.maxFiles",
+                format!("{}: at most 100 rotated files are kept", log.max_files),
+            );
+        }
+    }
+}
+
+/// Whether `endpoint` is `http://host:port` (a name, an IPv4 address or a bracketed
+/// IPv6 address; a port 1-65535; nothing after it but an optional `/`).
+fn is_http_host_port(endpoint: &str) -> bool {
+    let Some(rest) = endpoint.strip_prefix("http://") else {
+        return false;
+    };
+    let rest = rest.strip_suffix('/').unwrap_or(rest);
+    let Some((host, port)) = rest.rsplit_once(':') else {
+        return false;
+    };
+    let host_ok = if let Some(v6) = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
+        v6.parse::<std::net::Ipv6Addr>().is_ok()
+    } else {
+        !host.is_empty()
+            && host
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
+    };
+    host_ok && port.parse::<u16>().is_ok_and(|p| p > 0)
 }

@@ -326,3 +326,38 @@ fn errors_of_yaml(yaml: &str) -> Vec<String> {
         Err(other) => panic!("expected validation errors, got {other:?}"),
     }
 }
+
+/// Telemetry settings that could not work are refused with their path and what to
+/// write instead; good ones pass.
+#[test]
+fn telemetry_settings_are_checked_with_their_paths() {
+    #[rustfmt::skip]
+    let cases: &[(&str, Option<&str>)] = &[
+        ("telemetry: { tracing: { endpoint: \"http://127.0.0.1:4317\", sampling: 0.5 } }", None),
+        ("telemetry: { tracing: { endpoint: \"http://[::1]:4317/\" } }", None),
+        ("telemetry: { tracing: { endpoint: \"http://collector.observability:4317\" } }", None),
+        ("telemetry: { tracing: { endpoint: \"https://collector:4317\" } }", Some("telemetry.tracing.endpoint: \"https://collector:4317\": https collectors are not supported yet")),
+        ("telemetry: { tracing: { endpoint: \"127.0.0.1:4317\" } }", Some("telemetry.tracing.endpoint: \"127.0.0.1:4317\" is not an OTLP/gRPC endpoint: write http://host:port")),
+        ("telemetry: { tracing: { endpoint: \"http://collector\" } }", Some("is not an OTLP/gRPC endpoint")),
+        ("telemetry: { tracing: { endpoint: \"http://c:4317\", sampling: 150 } }", Some("telemetry.tracing.sampling: 150 is not a percentage: must be 0 to 100")),
+        ("telemetry: { tracing: { endpoint: \"http://c:4317\", timeout: 0s } }", Some("telemetry.tracing.timeout: 0ns: must be more than 0")),
+        ("telemetry: { accessLog: { format: text, template: \"{method} {path} {status}\" } }", None),
+        ("telemetry: { accessLog: { format: text, template: \"{method} {pth}\" } }", Some("telemetry.accessLog.template: unknown field {pth}: the fields are start_time, direction")),
+        ("telemetry: { accessLog: { format: text, template: \"{{literal}} {method\" } }", Some("telemetry.accessLog.template: the '{' at byte 12 is never closed")),
+        ("telemetry: { accessLog: { template: \"{method}\" } }", Some("telemetry.accessLog.template: a template is for format: text")),
+        ("telemetry: { accessLog: { path: logs/access.log } }", Some("telemetry.accessLog.path: logs/access.log: must be an absolute path")),
+        ("telemetry: { accessLog: { path: /var/log/a.log, maxBytes: 10 } }", Some("telemetry.accessLog.maxBytes: 10: must be at least 4096")),
+        ("telemetry: { metrics: { enabled: false } }", None),
+        ("telemetry: { metrics: { enabeld: false } }", Some("unknown field `enabeld`")),
+    ];
+    for (yaml, expected) in cases {
+        let errors = errors_of(&format!("{yaml}\n"));
+        match expected {
+            None => assert!(errors.is_empty(), "{yaml}: {errors:?}"),
+            Some(e) => assert!(
+                errors.iter().any(|got| got.contains(e)),
+                "{yaml}: expected {e:?} in {errors:?}"
+            ),
+        }
+    }
+}

@@ -24,6 +24,10 @@ pub struct Asked<'a> {
     pub request_bytes: RequestSize,
     /// The request was a gRPC call (a refusal is answered gRPC-shaped).
     pub grpc: bool,
+    /// Whether the request metrics count it.
+    pub counted: bool,
+    /// Its span, when sampled.
+    pub span: Option<Box<crate::telemetry::trace::Started>>,
 }
 
 /// The answer to `result`, counted when its body ends as `asked` says; a refusal is
@@ -51,6 +55,8 @@ pub fn respond(
         grpc: GrpcStatus::of(resp.headers()),
         elapsed: asked.started.elapsed(),
         request_bytes: asked.request_bytes,
+        counted: asked.counted,
+        span: asked.span,
     };
     resp.map(|body| Metered::new(body, record))
 }
@@ -90,6 +96,8 @@ mod tests {
                 started: Instant::now(),
                 request_bytes: RequestSize::Known(0),
                 grpc,
+                counted: true,
+                span: None,
             };
             let resp = respond(&metrics, &label, asked, result);
             assert_eq!(resp.status().as_u16(), status, "{name}");

@@ -15,6 +15,7 @@ use crate::http::body::Body;
 use crate::route::{Edits, Rule};
 use crate::telemetry::exchange::{Metered, Record, RequestSize};
 use crate::telemetry::labels::{GrpcStatus, Peer, RouteLabels, Shared};
+use crate::telemetry::trace::Started;
 use crate::telemetry::{Direction, Metrics, Name};
 use crate::upstream::{EndpointState, ServiceState, Target};
 
@@ -36,6 +37,10 @@ pub struct Reply<'a> {
     edits: Option<&'a Edits>,
     /// `Set-Cookie` for a new affinity cookie.
     cookie: Option<HeaderValue>,
+    /// Whether the request metrics count it.
+    counted: bool,
+    /// Its span, when sampled.
+    span: Option<Box<Started>>,
 }
 
 impl<'a> Reply<'a> {
@@ -56,7 +61,16 @@ impl<'a> Reply<'a> {
             route: None,
             edits: None,
             cookie: None,
+            counted: true,
+            span: None,
         }
+    }
+
+    /// The request is recorded as the snapshot's telemetry says: counted or not, and
+    /// in `span` when sampled.
+    pub fn observed(&mut self, counted: bool, span: Option<Box<Started>>) {
+        self.counted = counted;
+        self.span = span;
     }
 
     /// The request goes to `backend` under `rule`, counted under `route`.
@@ -115,6 +129,8 @@ impl<'a> Reply<'a> {
             grpc: GrpcStatus::of(resp.headers()),
             elapsed: self.started.elapsed(),
             request_bytes: self.request_bytes,
+            counted: self.counted,
+            span: self.span,
         };
         resp.map(|body| Metered::new(body, record))
     }

@@ -1,0 +1,312 @@
+//! Spans through two real proxies into an OTLP/gRPC receiver built from the official
+//! OpenTelemetry protobuf definitions (`opentelemetry-proto`): a client span on the
+//! caller's side, a server span on the callee's, parent and child in one trace, with
+//! the HTTP attributes and the mesh's identities; W3C and B3 context in, the same
+//! trace out; the sampling decision of the caller kept.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::Request;
+use http_body_util::Full;
+use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{
+    TraceService, TraceServiceServer,
+};
+use opentelemetry_proto::tonic::collector::trace::v1::{
+    ExportTraceServiceRequest, ExportTraceServiceResponse,
+};
+use opentelemetry_proto::tonic::common::v1::any_value::Value;
+use opentelemetry_proto::tonic::trace::v1::span::SpanKind;
+use opentelemetry_proto::tonic::trace::v1::Span;
+use weft_testkit::client::Http1Client;
+use weft_testkit::echo::{self, EchoReply};
+
+use crate::harness::{eventually, Host, Mesh, Proxy};
+
+/// The spans a receiver was sent, with their resource's `service.name`.
+#[derive(Clone, Default)]
+struct Received(Arc<Mutex<Vec<(String, Span)>>>);
+
+#[tonic::async_trait]
+impl TraceService for Received {
+    async fn export(
+        &self,
+        request: tonic::Request<ExportTraceServiceRequest>,
+    ) -> Result<tonic::Response<ExportTraceServiceResponse>, tonic::Status> {
+        let mut spans = self.0.lock().unwrap();
+        for resource in request.into_inner().resource_spans {
+            let service = resource
+                .resource
+                .as_ref()
+                .and_then(|r| r.attributes.iter().find(|a| a.key == "service.name"))
+                .and_then(|a| a.value.as_ref())
+                .and_then(|v| match &v.value {
+                    Some(Value::StringValue(s)) => Some(s.clone()),
+                    _ => None,
+                })
+                .unwrap_or_default();
+            for scope in resource.scope_spans {
+                spans.extend(scope.spans.into_iter().map(|s| (service.clone(), s)));
+            }
+        }
+        Ok(tonic::Response::new(ExportTraceServiceResponse::default()))
+    }
+}
+
+impl Received {
+    fn spans(&self) -> Vec<(String, Span)> {
+        self.0.lock().unwrap().clone()
+    }
+}
+
+/// An OTLP/gRPC receiver on loopback.
+async fn receiver() -> (Received, SocketAddr) {
+    let received = Received::default();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let service = TraceServiceServer::new(received.clone());
+    tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_service(service)
+            .serve_with_incoming(tokio_stream(listener)),
+    );
+    (received, addr)
+}
+
+fn tokio_stream(
+    listener: tokio::net::TcpListener,
+) -> impl futures::Stream<Item = std::io::Result<tokio::net::TcpStream>> {
+    futures::stream::unfold(listener, |l| async move {
+        let accepted = l.accept().await.map(|(s, _)| s);
+        Some((accepted, l))
+    })
+}
+
+fn attribute(span: &Span, key: &str) -> Option<String> {
+    span.attributes
+        .iter()
+        .find(|a| a.key == key)
+        .and_then(|a| a.value.as_ref())
+        .and_then(|v| match &v.value {
+            Some(Value::StringValue(s)) => Some(s.clone()),
+            Some(Value::IntValue(i)) => Some(i.to_string()),
+            _ => None,
+        })
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// `echo` on `server`, called from `client`, both proxies tracing to `collector` at
+/// `sampling` percent.
+async fn traced_pair(
+    mesh: &Mesh,
+    collector: SocketAddr,
+    sampling: u32,
+) -> (Host, Vec<Proxy>, echo::Server) {
+    let client = mesh.host("client");
+    let server = mesh.host("server");
+    let telemetry = format!(
+        "telemetry:\n  tracing: {{ endpoint: \"http://{collector}\", sampling: {sampling} }}\n"
+    );
+    let server_cfg = mesh.write(
+        "server",
+        &format!(
+            "{}{telemetry}",
+            mesh.identity_yaml(&server, "echo", &[(mesh.ports.app, "http")])
+        ),
+    );
+    let services = mesh.service("echo", 80, "http", &[mesh.endpoint(&server, "echo")]);
+    let client_cfg = mesh.write(
+        "client",
+        &mesh.client_config(&client, "client", &services, &telemetry),
+    );
+    let sp = mesh.proxy(&server, &server_cfg).await;
+    let cp = mesh.proxy(&client, &client_cfg).await;
+    let app = echo::spawn_http(mesh.app(&server), "echo").await.unwrap();
+    (client, vec![cp, sp], app)
+}
+
+async fn send(conn: &mut Http1Client, path: &str, headers: &[(&str, &str)]) -> EchoReply {
+    let mut req = Request::get(path).header("host", "echo");
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    let resp = conn
+        .send(req.body(Full::new(Bytes::new())).unwrap())
+        .await
+        .expect("a response through the mesh");
+    assert_eq!(resp.status(), 200);
+    EchoReply::from_body(resp.body()).expect("an echo report")
+}
+
+/// The spans of `trace`, once both hops exported theirs: (client, server).
+async fn hops(received: &Received, trace: &str) -> (Span, Span) {
+    let both = eventually(Duration::from_secs(10), || async {
+        received
+            .spans()
+            .iter()
+            .filter(|(_, s)| hex(&s.trace_id) == trace)
+            .count()
+            >= 2
+    })
+    .await;
+    let spans: Vec<(String, Span)> = received
+        .spans()
+        .into_iter()
+        .filter(|(_, s)| hex(&s.trace_id) == trace)
+        .collect();
+    assert!(both, "two spans of trace {trace}: {spans:#?}");
+    assert_eq!(spans.len(), 2, "one span per hop: {spans:#?}");
+    let kind = |k: SpanKind| {
+        spans
+            .iter()
+            .find(|(_, s)| s.kind == k as i32)
+            .map(|(service, s)| (service.clone(), s.clone()))
+            .unwrap_or_else(|| panic!("a {k:?} span: {spans:#?}"))
+    };
+    let (client_service, client) = kind(SpanKind::Client);
+    let (server_service, server) = kind(SpanKind::Server);
+    assert_eq!(
+        client_service, "client",
+        "the caller's workload names its spans"
+    );
+    assert_eq!(server_service, "echo");
+    (client, server)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_hops_export_a_client_and_a_server_span_of_one_trace_over_otlp() {
+    let mesh = Mesh::new();
+    let (collector, addr) = receiver().await;
+    let (client, _proxies, _app) = traced_pair(&mesh, addr, 100).await;
+    let mut conn = Http1Client::connect(mesh.listen(&client)).await.unwrap();
+
+    // No context in: the caller's proxy starts the trace.
+    let reply = send(&mut conn, "/items/7?secret=1", &[]).await;
+    let traceparent = reply
+        .headers
+        .get("traceparent")
+        .expect("the app gets context");
+    let parts: Vec<&str> = traceparent.split('-').collect();
+    assert_eq!((parts.len(), parts[3]), (4, "01"), "{traceparent}");
+    let (client_span, server_span) = hops(&collector, parts[1]).await;
+    assert!(client_span.parent_span_id.is_empty(), "the trace's root");
+    assert_eq!(
+        server_span.parent_span_id, client_span.span_id,
+        "the server span is the client span's child"
+    );
+    assert_eq!(
+        hex(&server_span.span_id),
+        parts[2],
+        "the app's parent is the server span"
+    );
+    let expect: BTreeMap<&str, &str> = [
+        ("http.request.method", "GET"),
+        ("url.path", "/items/7"),
+        ("http.response.status_code", "200"),
+        ("network.protocol.version", "1.1"),
+        ("weft.connection_security", "mutual_tls"),
+        (
+            "weft.source.identity",
+            "spiffe://cluster.local/ns/default/sa/client",
+        ),
+        (
+            "weft.destination.identity",
+            "spiffe://cluster.local/ns/default/sa/echo",
+        ),
+    ]
+    .into();
+    for span in [&client_span, &server_span] {
+        for (key, value) in &expect {
+            assert_eq!(
+                attribute(span, key).as_deref(),
+                Some(*value),
+                "{key} of {}",
+                span.name
+            );
+        }
+    }
+    assert_eq!(
+        attribute(&client_span, "weft.destination.service").as_deref(),
+        Some("echo.default")
+    );
+    assert_eq!(client_span.name, "GET echo.default");
+    assert!(client_span.end_time_unix_nano >= server_span.end_time_unix_nano);
+    assert!(client_span.start_time_unix_nano <= server_span.start_time_unix_nano);
+
+    // W3C context in: the same trace, the caller's span as the client span's parent,
+    // its tracestate passed on.
+    let trace = "4bf92f3577b34da6a3ce929d0e0e4736";
+    let parent = "00f067aa0ba902b7";
+    let reply = send(
+        &mut conn,
+        "/w3c",
+        &[
+            ("traceparent", &format!("00-{trace}-{parent}-01")),
+            ("tracestate", "vendor=opaque"),
+        ],
+    )
+    .await;
+    assert_eq!(
+        reply.headers.get("tracestate").map(String::as_str),
+        Some("vendor=opaque")
+    );
+    let (client_span, _) = hops(&collector, trace).await;
+    assert_eq!(hex(&client_span.parent_span_id), parent);
+
+    // B3 in (several headers): the same trace, and B3 out to the app as well.
+    let b3_trace = "a3ce929d0e0e47364bf92f3577b34da6";
+    let reply = send(
+        &mut conn,
+        "/b3",
+        &[
+            ("x-b3-traceid", b3_trace),
+            ("x-b3-spanid", parent),
+            ("x-b3-sampled", "1"),
+        ],
+    )
+    .await;
+    let (_, server_span) = hops(&collector, b3_trace).await;
+    assert_eq!(
+        reply.headers.get("x-b3-spanid").map(String::as_str),
+        Some(hex(&server_span.span_id).as_str())
+    );
+    assert_eq!(
+        reply.headers.get("x-b3-traceid").map(String::as_str),
+        Some(b3_trace)
+    );
+
+    // The caller decided not to sample: no span, and its context passes on untouched.
+    let unsampled = "0af7651916cd43dd8448eb211c80319c";
+    let header = format!("00-{unsampled}-b7ad6b7169203331-00");
+    let reply = send(&mut conn, "/unsampled", &[("traceparent", &header)]).await;
+    assert_eq!(reply.headers.get("traceparent"), Some(&header));
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(
+        !collector
+            .spans()
+            .iter()
+            .any(|(_, s)| hex(&s.trace_id) == unsampled),
+        "an unsampled request exports nothing"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn at_zero_sampling_a_new_trace_is_passed_on_unsampled_and_nothing_is_exported() {
+    let mesh = Mesh::new();
+    let (collector, addr) = receiver().await;
+    let (client, _proxies, _app) = traced_pair(&mesh, addr, 0).await;
+    let mut conn = Http1Client::connect(mesh.listen(&client)).await.unwrap();
+    for _ in 0..5 {
+        let reply = send(&mut conn, "/", &[]).await;
+        let traceparent = reply.headers.get("traceparent").expect("context");
+        assert!(traceparent.ends_with("-00"), "not sampled: {traceparent}");
+    }
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(collector.spans().is_empty(), "{:#?}", collector.spans());
+}
