@@ -10,6 +10,8 @@
 mod config;
 #[path = "../support/harness/mod.rs"]
 mod harness;
+#[path = "../support/observability.rs"]
+mod observability;
 
 mod authorization;
 mod backend;
@@ -17,6 +19,7 @@ mod bypass;
 mod control_plane;
 mod identity;
 mod lifecycle;
+mod prometheus;
 mod protocols;
 mod resilience;
 mod routing;
