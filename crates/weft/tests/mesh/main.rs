@@ -25,5 +25,6 @@ mod resilience;
 mod routing;
 mod security;
 mod telemetry;
+mod tracing;
 mod traffic;
 mod xds;
