@@ -247,6 +247,27 @@ impl Error {
         }
     }
 
+    /// Its access-log response flag.
+    pub fn flags(&self) -> crate::telemetry::access_log::ResponseFlags {
+        use crate::telemetry::access_log::ResponseFlags as F;
+        match self {
+            Self::BodyUnreadable(_) | Self::BodyTimeout | Self::BadRequest(_) => {
+                F::DOWNSTREAM_PROTOCOL_ERROR
+            }
+            Self::Connect(_) | Self::Reset(_) | Self::Protocol(_) | Self::App(_) => {
+                F::UPSTREAM_CONNECTION_FAILURE
+            }
+            Self::Timeout => F::UPSTREAM_REQUEST_TIMEOUT,
+            Self::NoEndpoints(_) => F::NO_HEALTHY_UPSTREAM,
+            Self::Internal(_) | Self::NotResent => F::EMPTY,
+            Self::NoService | Self::NoRoute | Self::NoBackend => F::NO_ROUTE,
+            Self::Limit { .. } => F::UPSTREAM_OVERFLOW,
+            Self::RateLimited { .. } => F::RATE_LIMITED,
+            Self::Fault { .. } => F::FAULT_INJECTED,
+            Self::PlaintextRefused | Self::Denied | Self::ExtDenied(_) => F::UNAUTHORIZED,
+        }
+    }
+
     /// Whether the request may be sent again.
     pub fn retry(&self) -> Retry {
         match self {

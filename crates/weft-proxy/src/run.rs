@@ -494,6 +494,10 @@ pub async fn run(options: Options, initial: Initial) -> Result<(), Error> {
             "drain deadline passed; closing remaining connections"
         );
     }
+    // The last requests' lines, before the runtime (and the writer task) goes.
+    if let Some(log) = store.load().telemetry().access_log() {
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(2), log.flush()).await;
+    }
     Ok(())
 }
 

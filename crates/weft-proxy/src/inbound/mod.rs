@@ -283,6 +283,11 @@ impl Inbound {
         }
         let traffic = snap.inbound_traffic();
         let observe = snap.telemetry();
+        let detail = observe.access_log().map(|log| {
+            let mut detail = crate::telemetry::exchange::Detail::of(log, &req);
+            detail.upstream = Some(app);
+            detail
+        });
         let asked = stage::respond::Asked {
             peer: caller.labels(),
             started,
@@ -293,6 +298,7 @@ impl Inbound {
                 .tracer
                 .as_ref()
                 .and_then(|t| t.begin(crate::telemetry::trace::Kind::Server, &mut req)),
+            detail,
         };
         let result = async {
             stage::rate_limit::check(traffic, &req, app.port(), caller.key())?;

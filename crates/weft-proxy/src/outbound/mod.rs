@@ -32,7 +32,7 @@ use crate::http::forward;
 use crate::http::pool::{self, DialError, Io, Pool};
 use crate::http::request_body::RequestBody;
 use crate::state::{Snapshot, Store};
-use crate::telemetry::exchange::Metered;
+use crate::telemetry::exchange::{Detail, Metered};
 use crate::telemetry::trace;
 use crate::telemetry::{ConnectionGuard, ConnectionLabels, Direction, Metrics};
 use crate::transport::detect::{self, Detected};
@@ -285,11 +285,12 @@ impl Outbound {
         let request_bytes = req.body_mut().measure();
         let mut reply = Reply::new(&self.metrics, &parent.service, started, request_bytes);
         let observe = snap.telemetry();
+        let detail = observe.access_log().map(|log| Detail::of(log, &req));
         let span = observe
             .tracer
             .as_ref()
             .and_then(|t| t.begin(trace::Kind::Client, &mut req));
-        reply.observed(observe.metrics, span);
+        reply.observed(observe.metrics, span, detail);
         let result = async {
             // One path for routing and the destination: the one the destination
             // authorises (docs/policies/path-normalization.md).
@@ -334,13 +335,11 @@ impl Outbound {
             let send = |e: &Arc<EndpointState>, req| {
                 forward::forward(self.pool(service, e, port, version, &snap), req)
             };
-            let mut last = None;
+            let mut tried = stage::attempt::Tried::default();
             let result = attempts
-                .run(first, held.as_ref(), &self.metrics, &mut last, send)
+                .run(first, held.as_ref(), &self.metrics, &mut tried, send)
                 .await;
-            if let Some(endpoint) = &last {
-                reply.attempted(endpoint);
-            }
+            reply.attempted(&tried, port);
             result
         }
         .await;

@@ -7,15 +7,17 @@
 //! the response's size and a streamed gRPC call's status, which only its trailers
 //! hold. Latency stays the time to the answer's headers (ADR 37).
 
+use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::Duration;
+use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
 use http_body::{Body as HttpBody, Frame, SizeHint};
 
+use super::access_log::{AccessLog, Entry, ResponseFlags};
 use super::labels::{GrpcStatus, Peer, RouteLabels, Shared};
 use super::{Direction, Metrics};
 use crate::http::body::Body;
@@ -63,6 +65,91 @@ pub struct Record {
     pub counted: bool,
     /// Its span, when sampled.
     pub span: Option<Box<super::trace::Started>>,
+    /// What its access-log line needs, when the access log is on.
+    pub detail: Option<Box<Detail>>,
+}
+
+/// The parts of a request only its access-log line needs: taken at its start, only
+/// when the log is on (one allocation then, none otherwise).
+#[derive(Debug)]
+pub struct Detail {
+    log: AccessLog,
+    start: SystemTime,
+    started: Instant,
+    method: http::Method,
+    authority: Box<str>,
+    path: Box<str>,
+    version: http::Version,
+    /// The endpoint or app address that answered.
+    pub upstream: Option<SocketAddr>,
+    /// Retries sent.
+    pub retries: u32,
+    /// What went wrong.
+    pub flags: ResponseFlags,
+}
+
+impl Detail {
+    /// The request's line-to-be, for `log`.
+    pub fn of<B>(log: &AccessLog, req: &http::Request<B>) -> Box<Self> {
+        let authority = req
+            .uri()
+            .authority()
+            .map(http::uri::Authority::as_str)
+            .or_else(|| {
+                req.headers()
+                    .get(http::header::HOST)
+                    .and_then(|h| h.to_str().ok())
+            })
+            .unwrap_or("");
+        Box::new(Self {
+            log: log.clone(),
+            start: SystemTime::now(),
+            started: Instant::now(),
+            method: req.method().clone(),
+            authority: authority.into(),
+            path: req.uri().path().into(),
+            version: req.version(),
+            upstream: None,
+            retries: 0,
+            flags: ResponseFlags::EMPTY,
+        })
+    }
+
+    /// Writes the line of an exchange that ended.
+    fn write(&self, r: &Record, response_bytes: u64, ended: bool) {
+        let peer = &*r.peer.counted;
+        let mut flags = self.flags;
+        if !ended {
+            flags.insert(ResponseFlags::DOWNSTREAM_CONNECTION_TERMINATION);
+        }
+        self.log.write(&Entry {
+            start: self.start,
+            direction: r.direction,
+            source_identity: &peer.source_identity.0,
+            destination_service: &peer.destination_service.0,
+            destination_workload: &peer.destination_workload.0,
+            destination_identity: &peer.destination_identity.0,
+            upstream: self.upstream,
+            route: r.route.as_ref().map_or("", |l| &l.route.0),
+            route_rule: r.route.as_ref().map(|l| l.route_rule),
+            method: self.method.as_str(),
+            authority: &self.authority,
+            path: &self.path,
+            protocol: match self.version {
+                http::Version::HTTP_2 => "HTTP/2",
+                http::Version::HTTP_10 => "HTTP/1.0",
+                _ => "HTTP/1.1",
+            },
+            status: r.status,
+            grpc_status: r.grpc.0,
+            duration: self.started.elapsed(),
+            request_bytes: r.request_bytes.bytes(),
+            response_bytes,
+            retries: self.retries,
+            trace_id: r.span.as_ref().map(|s| s.trace_id),
+            flags,
+        });
+    }
 }
 
 /// A response body that records its exchange when it ends (see the module docs).
@@ -73,18 +160,24 @@ pub struct Metered<B = Body> {
     record: Option<Record>,
     /// Response body bytes sent so far.
     sent: u64,
+    /// The body ended (rather than being dropped part-way: the client went away).
+    ended: bool,
 }
 
-impl<B> Metered<B> {
+impl<B: HttpBody> Metered<B> {
     /// `inner`, recorded under `record` when it ends.
     pub fn new(inner: B, record: Record) -> Self {
         Self {
+            // An empty body is never polled: it ended before it began.
+            ended: inner.is_end_stream(),
             inner,
             record: Some(record),
             sent: 0,
         }
     }
+}
 
+impl<B> Metered<B> {
     /// `inner`, not recorded: an answer that is not one of the app's requests (a
     /// refusal before the request reached a stage that counts it).
     pub fn unrecorded(inner: B) -> Self {
@@ -92,6 +185,7 @@ impl<B> Metered<B> {
             inner,
             record: None,
             sent: 0,
+            ended: false,
         }
     }
 
@@ -100,6 +194,9 @@ impl<B> Metered<B> {
             return;
         };
         let request_bytes = r.request_bytes.bytes();
+        if let Some(detail) = &r.detail {
+            detail.write(&r, self.sent, self.ended);
+        }
         if r.counted {
             r.metrics.request(&super::Answered {
                 direction: r.direction,
@@ -143,6 +240,8 @@ impl<B: HttpBody<Data = Bytes> + Unpin> HttpBody for Metered<B> {
         let polled = Pin::new(&mut this.inner).poll_frame(cx);
         match &polled {
             Poll::Ready(Some(Ok(frame))) => {
+                // hyper stops polling a body that says it has ended.
+                this.ended |= this.inner.is_end_stream();
                 if let Some(data) = frame.data_ref() {
                     this.sent += data.len() as u64;
                 } else if let (Some(trailers), Some(r)) = (frame.trailers_ref(), &mut this.record) {
@@ -151,7 +250,11 @@ impl<B: HttpBody<Data = Bytes> + Unpin> HttpBody for Metered<B> {
                     }
                 }
             }
-            Poll::Ready(None | Some(Err(_))) => this.finish(),
+            Poll::Ready(None) => {
+                this.ended = true;
+                this.finish();
+            }
+            Poll::Ready(Some(Err(_))) => this.finish(),
             Poll::Pending => {}
         }
         polled
@@ -191,6 +294,7 @@ mod tests {
             request_bytes,
             counted: true,
             span: None,
+            detail: None,
         }
     }
 

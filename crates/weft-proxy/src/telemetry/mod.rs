@@ -6,6 +6,7 @@
 //! rule, from label sets made when a snapshot is built ([`labels`], ADR 37), so
 //! recording a request hashes pointers, not strings.
 
+pub mod access_log;
 pub mod exchange;
 pub mod labels;
 pub mod sinks;

@@ -5,6 +5,7 @@
 
 use std::sync::Arc;
 
+use super::access_log::{self, AccessLog, Destination, Format, Template};
 use super::trace::Tracer;
 use super::Metrics;
 
@@ -13,6 +14,8 @@ use super::Metrics;
 pub struct Sinks {
     /// Spans, when tracing is configured.
     pub tracer: Option<Arc<Tracer>>,
+    /// The access log, when configured, with the settings it was opened with.
+    access_log: Option<(weft_api::proxy::AccessLog, AccessLog)>,
     /// Whether request metrics are counted.
     pub metrics: bool,
 }
@@ -22,6 +25,7 @@ impl Default for Sinks {
     fn default() -> Self {
         Self {
             tracer: None,
+            access_log: None,
             metrics: true,
         }
     }
@@ -44,9 +48,61 @@ impl Sinks {
                 _ => Some(Tracer::start(tracing, &metrics.spans, workload, identity)?),
             },
         };
+        let access_log = match &config.access_log {
+            None => None,
+            Some(settings) => match previous.and_then(|p| p.access_log.as_ref()) {
+                Some((open, log)) if open == settings => Some((open.clone(), log.clone())),
+                _ => Some((settings.clone(), open_log(settings, metrics)?)),
+            },
+        };
         Ok(Self {
             tracer,
+            access_log,
             metrics: config.metrics.enabled,
         })
+    }
+
+    /// The access log, when configured.
+    pub fn access_log(&self) -> Option<&AccessLog> {
+        self.access_log.as_ref().map(|(_, log)| log)
+    }
+}
+
+/// Opens the access log `settings` describe (the file now, so a path that cannot be
+/// written refuses the config, naming it).
+fn open_log(settings: &weft_api::proxy::AccessLog, metrics: &Metrics) -> Result<AccessLog, String> {
+    let format = match settings.format {
+        weft_api::proxy::AccessLogFormat::Json => Format::Json,
+        weft_api::proxy::AccessLogFormat::Text => Format::Text(
+            Template::parse(
+                settings
+                    .template
+                    .as_deref()
+                    .unwrap_or(access_log::DEFAULT_TEXT_TEMPLATE),
+            )
+            .map_err(|e| format!("accessLog.template: {e}"))?,
+        ),
+    };
+    let destination = match &settings.path {
+        None => Destination::Stdout,
+        Some(path) => Destination::File {
+            path: path.clone(),
+            max_bytes: settings.max_bytes,
+            max_files: settings.max_files,
+        },
+    };
+    AccessLog::open(destination, format, metrics.access_log_dropped.clone())
+        .map_err(|e| format!("accessLog: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::access_log::FIELD_NAMES;
+
+    /// The fields a template may name are checked in the config model (for clear
+    /// errors at apply time) and rendered here: the two lists must be the same.
+    #[test]
+    fn the_config_and_the_log_know_the_same_fields() {
+        assert_eq!(FIELD_NAMES.as_slice(), weft_api::proxy::ACCESS_LOG_FIELDS);
     }
 }

@@ -28,6 +28,8 @@ pub struct Asked<'a> {
     pub counted: bool,
     /// Its span, when sampled.
     pub span: Option<Box<crate::telemetry::trace::Started>>,
+    /// Its access-log line-to-be, when the log is on.
+    pub detail: Option<Box<crate::telemetry::exchange::Detail>>,
 }
 
 /// The answer to `result`, counted when its body ends as `asked` says; a refusal is
@@ -39,10 +41,14 @@ pub fn respond(
     result: Result<Response<Body>, Error>,
 ) -> Response<Metered> {
     let grpc = asked.grpc;
+    let mut detail = asked.detail;
     let resp = match result {
         Ok(resp) => resp,
         Err(e) => {
             e.record(metrics, service);
+            if let Some(detail) = &mut detail {
+                detail.flags.insert(e.flags());
+            }
             e.into_response(grpc)
         }
     };
@@ -57,6 +63,7 @@ pub fn respond(
         request_bytes: asked.request_bytes,
         counted: asked.counted,
         span: asked.span,
+        detail,
     };
     resp.map(|body| Metered::new(body, record))
 }
@@ -98,6 +105,7 @@ mod tests {
                 grpc,
                 counted: true,
                 span: None,
+                detail: None,
             };
             let resp = respond(&metrics, &label, asked, result);
             assert_eq!(resp.status().as_u16(), status, "{name}");

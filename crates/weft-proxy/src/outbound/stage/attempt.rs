@@ -142,7 +142,7 @@ impl<'a> Attempts<'a> {
         mut next: Option<Request<RequestBody>>,
         resend: Option<&Resend>,
         metrics: &Metrics,
-        last: &mut Option<Arc<EndpointState>>,
+        tried: &mut Tried,
         send: F,
     ) -> Result<Response<Body>, Error>
     where
@@ -205,7 +205,10 @@ impl<'a> Attempts<'a> {
             if let Some(seen) = outlier_outcome(outcome, result.as_ref().err()) {
                 observe(service, index, seen, metrics);
             }
-            if retried < max_retries && retry::retries(policy, outcome, &self.method) {
+            let retryable = retry::retries(policy, outcome, &self.method);
+            tried.retries = retried;
+            tried.exhausted = retryable && max_retries > 0 && retried >= max_retries;
+            if retried < max_retries && retryable {
                 let headers = result.as_ref().ok().map(Response::headers);
                 let wait = retry::delay(policy.backoff, retried + 1, headers);
                 let in_time =
@@ -229,10 +232,21 @@ impl<'a> Attempts<'a> {
                     tracing::warn!(service = %service.key, endpoint = %endpoint.address, error = %e, reason = e.label(), "upstream request failed");
                 }
             }
-            *last = Some(endpoint);
+            tried.endpoint = Some(endpoint);
             return result;
         }
     }
+}
+
+/// What the attempts did, for the answer's records.
+#[derive(Debug, Default)]
+pub struct Tried {
+    /// The last endpoint tried.
+    pub endpoint: Option<Arc<EndpointState>>,
+    /// Retries sent.
+    pub retries: u32,
+    /// The last answer could have been retried, but the rule's retries were spent.
+    pub exhausted: bool,
 }
 
 // === impl Resend ===
@@ -392,7 +406,7 @@ routes:
         let metrics = Metrics::new();
         let clock = tokio::time::Instant::now();
         let result = attempts
-            .run(first, held.as_ref(), &metrics, &mut None, send)
+            .run(first, held.as_ref(), &metrics, &mut Tried::default(), send)
             .await;
         let status = match result {
             Ok(resp) => resp.status().as_u16(),

@@ -13,11 +13,14 @@ use http::{HeaderValue, Response};
 use crate::error::Error;
 use crate::http::body::Body;
 use crate::route::{Edits, Rule};
-use crate::telemetry::exchange::{Metered, Record, RequestSize};
+use crate::telemetry::access_log::ResponseFlags;
+use crate::telemetry::exchange::{Detail, Metered, Record, RequestSize};
 use crate::telemetry::labels::{GrpcStatus, Peer, RouteLabels, Shared};
 use crate::telemetry::trace::Started;
 use crate::telemetry::{Direction, Metrics, Name};
-use crate::upstream::{EndpointState, ServiceState, Target};
+use crate::upstream::{ServiceState, Target};
+
+use super::attempt::Tried;
 
 /// What the answer needs from the stages before it.
 #[derive(Debug)]
@@ -41,6 +44,8 @@ pub struct Reply<'a> {
     counted: bool,
     /// Its span, when sampled.
     span: Option<Box<Started>>,
+    /// Its access-log line-to-be, when the log is on.
+    detail: Option<Box<Detail>>,
 }
 
 impl<'a> Reply<'a> {
@@ -63,14 +68,21 @@ impl<'a> Reply<'a> {
             cookie: None,
             counted: true,
             span: None,
+            detail: None,
         }
     }
 
-    /// The request is recorded as the snapshot's telemetry says: counted or not, and
-    /// in `span` when sampled.
-    pub fn observed(&mut self, counted: bool, span: Option<Box<Started>>) {
+    /// The request is recorded as the snapshot's telemetry says: counted or not, in
+    /// `span` when sampled, and logged with `detail` when the access log is on.
+    pub fn observed(
+        &mut self,
+        counted: bool,
+        span: Option<Box<Started>>,
+        detail: Option<Box<Detail>>,
+    ) {
         self.counted = counted;
         self.span = span;
+        self.detail = detail;
     }
 
     /// The request goes to `backend` under `rule`, counted under `route`.
@@ -91,10 +103,24 @@ impl<'a> Reply<'a> {
         self.route = route;
     }
 
-    /// An attempt goes to `endpoint`: the answer is counted as between this workload
-    /// and it.
-    pub fn attempted(&mut self, endpoint: &EndpointState) {
-        self.peer = endpoint.peer.clone();
+    /// The attempts are over: the answer is counted as between this workload and the
+    /// last endpoint tried (on `port`), with the retries sent.
+    pub fn attempted(&mut self, tried: &Tried, port: u16) {
+        if let Some(endpoint) = &tried.endpoint {
+            self.peer = endpoint.peer.clone();
+        }
+        if let Some(detail) = &mut self.detail {
+            detail.upstream = tried
+                .endpoint
+                .as_ref()
+                .map(|e| std::net::SocketAddr::new(e.address, port));
+            detail.retries = tried.retries;
+            if tried.exhausted {
+                detail
+                    .flags
+                    .insert(ResponseFlags::UPSTREAM_RETRY_LIMIT_EXCEEDED);
+            }
+        }
     }
 
     /// The response gets a new affinity cookie.
@@ -103,12 +129,15 @@ impl<'a> Reply<'a> {
     }
 
     /// The answer to `result`, counted when its body ends.
-    pub fn respond(self, result: Result<Response<Body>, Error>) -> Response<Metered> {
+    pub fn respond(mut self, result: Result<Response<Body>, Error>) -> Response<Metered> {
         let exchanged = result.as_ref().map_or_else(Error::is_exchange, |_| true);
         let mut resp = match result {
             Ok(resp) => resp,
             Err(e) => {
                 e.record(self.metrics, self.service);
+                if let Some(detail) = &mut self.detail {
+                    detail.flags.insert(e.flags());
+                }
                 e.into_response(false)
             }
         };
@@ -131,6 +160,7 @@ impl<'a> Reply<'a> {
             request_bytes: self.request_bytes,
             counted: self.counted,
             span: self.span,
+            detail: self.detail,
         };
         resp.map(|body| Metered::new(body, record))
     }

@@ -1,0 +1,749 @@
+//! One [`Entry`] as one line: a JSON object, or text from a [`Template`]. Formatting
+//! appends to the caller's buffer and allocates nothing per field; it runs on the
+//! request's thread, so it never does I/O.
+
+use std::fmt::Write as _;
+use std::net::SocketAddr;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use super::{Direction, Entry, ResponseFlags};
+
+/// Every field of a line, in the order JSON writes them; a text template names them
+/// as `{start_time}`.
+pub const FIELD_NAMES: [&str; 21] = [
+    "start_time",
+    "direction",
+    "source_identity",
+    "destination_service",
+    "destination_workload",
+    "destination_identity",
+    "upstream_host",
+    "route",
+    "route_rule",
+    "method",
+    "authority",
+    "path",
+    "protocol",
+    "status",
+    "grpc_status",
+    "duration_ms",
+    "bytes_received",
+    "bytes_sent",
+    "retry_count",
+    "trace_id",
+    "response_flags",
+];
+
+/// The text format's default template, Envoy's default line with the mesh's fields
+/// after it.
+pub const DEFAULT_TEXT_TEMPLATE: &str = "[{start_time}] \"{method} {path} {protocol}\" \
+    {status} {response_flags} {bytes_received} {bytes_sent} {duration_ms} \
+    \"{authority}\" \"{upstream_host}\" {direction} {source_identity} \
+    {destination_service} {route} {retry_count} {trace_id}";
+
+/// How a line is written.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Format {
+    /// One JSON object per line, fields named and ordered as [`FIELD_NAMES`]; every
+    /// field is always present, an absent optional is `null`.
+    Json,
+    /// Text from a template; absent values and empty strings are `-`, and strings
+    /// are escaped as inside a JSON string (without the quotes), so a line is always
+    /// one line.
+    Text(Template),
+}
+
+/// A text line's shape: literal text with `{field}` placeholders named as in
+/// [`FIELD_NAMES`]; `{{` and `}}` are literal braces.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Template {
+    source: Box<str>,
+    parts: Vec<Part>,
+}
+
+/// Why a template is not valid.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum TemplateError {
+    /// A placeholder names no field.
+    #[error(
+        "unknown access log field {name:?} at byte {offset}; valid fields: {}",
+        FIELD_NAMES.join(", ")
+    )]
+    UnknownField {
+        /// The name in the braces.
+        name: String,
+        /// Byte offset of its `{`.
+        offset: usize,
+    },
+    /// A `{` is not closed before the end or the next `{`.
+    #[error(
+        "unclosed '{{' at byte {offset}; close it with '}}', or write '{{{{' for a literal brace"
+    )]
+    Unclosed {
+        /// Byte offset of the `{`.
+        offset: usize,
+    },
+    /// A `}` closes nothing.
+    #[error("unmatched '}}' at byte {offset}; write '}}}}' for a literal brace")]
+    Unmatched {
+        /// Byte offset of the `}`.
+        offset: usize,
+    },
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Part {
+    Literal(Box<str>),
+    Field(Field),
+}
+
+/// A field of a line; its index in [`FIELD_NAMES`] is its discriminant.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Field {
+    StartTime,
+    Direction,
+    SourceIdentity,
+    DestinationService,
+    DestinationWorkload,
+    DestinationIdentity,
+    UpstreamHost,
+    Route,
+    RouteRule,
+    Method,
+    Authority,
+    Path,
+    Protocol,
+    Status,
+    GrpcStatus,
+    DurationMs,
+    BytesReceived,
+    BytesSent,
+    RetryCount,
+    TraceId,
+    ResponseFlags,
+}
+
+/// A field's value, borrowed from the entry.
+enum Value<'a> {
+    Str(&'a str),
+    Time(SystemTime),
+    Addr(SocketAddr),
+    Uint(u64),
+    Millis(Duration),
+    TraceId([u8; 16]),
+    Flags(ResponseFlags),
+    Null,
+}
+
+// === impl Format ===
+
+impl Format {
+    /// Appends `entry` as one line to `line`, without the newline.
+    pub fn append(&self, entry: &Entry<'_>, line: &mut String) {
+        match self {
+            Self::Json => {
+                line.push('{');
+                for (i, field) in Field::ALL.iter().enumerate() {
+                    if i > 0 {
+                        line.push(',');
+                    }
+                    line.push('"');
+                    line.push_str(field.name());
+                    line.push_str("\":");
+                    field.value(entry).write_json(line);
+                }
+                line.push('}');
+            }
+            Self::Text(template) => {
+                for part in &template.parts {
+                    match part {
+                        Part::Literal(text) => line.push_str(text),
+                        Part::Field(field) => field.value(entry).write_text(line),
+                    }
+                }
+            }
+        }
+    }
+}
+
+// === impl Template ===
+
+impl Template {
+    /// Parses a template, naming the first thing wrong with it.
+    pub fn parse(source: &str) -> Result<Self, TemplateError> {
+        let mut parts = Vec::new();
+        let mut literal = String::new();
+        let mut at = 0;
+        while let Some(found) = source[at..].find(['{', '}']) {
+            let brace = at + found;
+            literal.push_str(&source[at..brace]);
+            let after = &source[brace + 1..];
+            if source[brace..].starts_with('}') {
+                if !after.starts_with('}') {
+                    return Err(TemplateError::Unmatched { offset: brace });
+                }
+                literal.push('}');
+                at = brace + 2;
+            } else if after.starts_with('{') {
+                literal.push('{');
+                at = brace + 2;
+            } else {
+                let end = match after.find(['{', '}']) {
+                    Some(end) if after[end..].starts_with('}') => end,
+                    _ => return Err(TemplateError::Unclosed { offset: brace }),
+                };
+                let name = &after[..end];
+                let field = Field::named(name).ok_or_else(|| TemplateError::UnknownField {
+                    name: name.to_owned(),
+                    offset: brace,
+                })?;
+                if !literal.is_empty() {
+                    parts.push(Part::Literal(std::mem::take(&mut literal).into()));
+                }
+                parts.push(Part::Field(field));
+                at = brace + 1 + end + 1;
+            }
+        }
+        literal.push_str(&source[at..]);
+        if !literal.is_empty() {
+            parts.push(Part::Literal(literal.into()));
+        }
+        Ok(Self {
+            source: source.into(),
+            parts,
+        })
+    }
+
+    /// The template as written.
+    pub fn as_str(&self) -> &str {
+        &self.source
+    }
+}
+
+impl Default for Template {
+    /// [`DEFAULT_TEXT_TEMPLATE`].
+    fn default() -> Self {
+        // A test proves the default parses; the fallback only keeps this infallible.
+        Self::parse(DEFAULT_TEXT_TEMPLATE).unwrap_or_else(|_| Self {
+            source: DEFAULT_TEXT_TEMPLATE.into(),
+            parts: Vec::new(),
+        })
+    }
+}
+
+// === impl Field ===
+
+impl Field {
+    const ALL: [Self; 21] = [
+        Self::StartTime,
+        Self::Direction,
+        Self::SourceIdentity,
+        Self::DestinationService,
+        Self::DestinationWorkload,
+        Self::DestinationIdentity,
+        Self::UpstreamHost,
+        Self::Route,
+        Self::RouteRule,
+        Self::Method,
+        Self::Authority,
+        Self::Path,
+        Self::Protocol,
+        Self::Status,
+        Self::GrpcStatus,
+        Self::DurationMs,
+        Self::BytesReceived,
+        Self::BytesSent,
+        Self::RetryCount,
+        Self::TraceId,
+        Self::ResponseFlags,
+    ];
+
+    fn named(name: &str) -> Option<Self> {
+        let i = FIELD_NAMES.iter().position(|n| *n == name)?;
+        Some(Self::ALL[i])
+    }
+
+    fn name(self) -> &'static str {
+        FIELD_NAMES[self as usize]
+    }
+
+    fn value<'a>(self, e: &Entry<'a>) -> Value<'a> {
+        match self {
+            Self::StartTime => Value::Time(e.start),
+            Self::Direction => Value::Str(match e.direction {
+                Direction::Inbound => "inbound",
+                Direction::Outbound => "outbound",
+            }),
+            Self::SourceIdentity => Value::Str(e.source_identity),
+            Self::DestinationService => Value::Str(e.destination_service),
+            Self::DestinationWorkload => Value::Str(e.destination_workload),
+            Self::DestinationIdentity => Value::Str(e.destination_identity),
+            Self::UpstreamHost => e.upstream.map_or(Value::Null, Value::Addr),
+            Self::Route => Value::Str(e.route),
+            Self::RouteRule => e.route_rule.map_or(Value::Null, |r| Value::Uint(r.into())),
+            Self::Method => Value::Str(e.method),
+            Self::Authority => Value::Str(e.authority),
+            Self::Path => Value::Str(e.path),
+            Self::Protocol => Value::Str(e.protocol),
+            Self::Status => Value::Uint(e.status.into()),
+            Self::GrpcStatus => e.grpc_status.map_or(Value::Null, |s| Value::Uint(s.into())),
+            Self::DurationMs => Value::Millis(e.duration),
+            Self::BytesReceived => Value::Uint(e.request_bytes),
+            Self::BytesSent => Value::Uint(e.response_bytes),
+            Self::RetryCount => Value::Uint(e.retries.into()),
+            Self::TraceId => e.trace_id.map_or(Value::Null, Value::TraceId),
+            Self::ResponseFlags => Value::Flags(e.flags),
+        }
+    }
+}
+
+// === impl Value ===
+
+impl Value<'_> {
+    fn write_json(&self, out: &mut String) {
+        match self {
+            Self::Null => out.push_str("null"),
+            Self::Uint(_) | Self::Millis(_) => self.write_plain(out),
+            Self::Str(s) => {
+                out.push('"');
+                escape(s, out);
+                out.push('"');
+            }
+            // What these write needs no escaping.
+            Self::Time(_) | Self::Addr(_) | Self::TraceId(_) | Self::Flags(_) => {
+                out.push('"');
+                self.write_plain(out);
+                out.push('"');
+            }
+        }
+    }
+
+    fn write_text(&self, out: &mut String) {
+        match self {
+            Self::Null | Self::Str("") => out.push('-'),
+            Self::Str(s) => escape(s, out),
+            _ => self.write_plain(out),
+        }
+    }
+
+    /// Writes a value that is not a string from the entry, unquoted.
+    fn write_plain(&self, out: &mut String) {
+        // Writing to a String fails only if a Display impl does; the line then lacks
+        // the value but stays well-formed.
+        let _ = match self {
+            Self::Null | Self::Str(_) => Ok(()),
+            Self::Time(time) => write_time(*time, out),
+            Self::Addr(addr) => write!(out, "{addr}"),
+            Self::Uint(n) => write!(out, "{n}"),
+            Self::Millis(d) => {
+                let micros = d.as_micros();
+                write!(out, "{}.{:03}", micros / 1000, micros % 1000)
+            }
+            Self::TraceId(id) => {
+                const HEX: &[u8; 16] = b"0123456789abcdef";
+                for b in id {
+                    out.push(char::from(HEX[usize::from(b >> 4)]));
+                    out.push(char::from(HEX[usize::from(b & 0xf)]));
+                }
+                Ok(())
+            }
+            Self::Flags(flags) => write!(out, "{flags}"),
+        };
+    }
+}
+
+/// Writes `time` as RFC 3339 UTC with milliseconds, clamped to what RFC 3339 can say
+/// (1970 to 9999): a clock set wrong must not panic the proxy.
+fn write_time(time: SystemTime, out: &mut String) -> std::fmt::Result {
+    const LAST: Duration = Duration::new(253_402_300_799, 999_999_999);
+    let since = time
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or(Duration::ZERO)
+        .min(LAST);
+    let time = UNIX_EPOCH.checked_add(since).unwrap_or(UNIX_EPOCH);
+    write!(out, "{}", humantime::format_rfc3339_millis(time))
+}
+
+/// Appends `s` escaped as the inside of a JSON string: `"` and `\` and every control
+/// character (C0, DEL, C1) escaped, everything else as is.
+fn escape(s: &str, out: &mut String) {
+    let mut done = 0;
+    for (i, c) in s.char_indices() {
+        let short = match c {
+            '"' => "\\\"",
+            '\\' => "\\\\",
+            '\n' => "\\n",
+            '\r' => "\\r",
+            '\t' => "\\t",
+            '\u{8}' => "\\b",
+            '\u{c}' => "\\f",
+            c if c.is_control() => "",
+            _ => continue,
+        };
+        out.push_str(&s[done..i]);
+        if short.is_empty() {
+            let _ = write!(out, "\\u{:04x}", u32::from(c));
+        } else {
+            out.push_str(short);
+        }
+        done = i + c.len_utf8();
+    }
+    out.push_str(&s[done..]);
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // a failed unwrap is a failed test
+mod tests {
+    use super::*;
+    use serde_json::{json, Value as Json};
+
+    fn start() -> SystemTime {
+        UNIX_EPOCH + Duration::from_millis(1_700_000_000_123)
+    }
+
+    fn allowed() -> Entry<'static> {
+        Entry {
+            start: start(),
+            direction: Direction::Inbound,
+            source_identity: "spiffe://cluster.local/ns/shop/sa/frontend",
+            destination_service: "catalog.shop",
+            destination_workload: "shop/catalog-7d9f8c6b5-x2k4p",
+            destination_identity: "spiffe://cluster.local/ns/shop/sa/catalog",
+            upstream: Some(SocketAddr::from(([127, 0, 0, 1], 8080))),
+            route: "",
+            route_rule: None,
+            method: "GET",
+            authority: "catalog.shop:80",
+            path: "/items/42",
+            protocol: "HTTP/1.1",
+            status: 200,
+            grpc_status: None,
+            duration: Duration::from_micros(12_345),
+            request_bytes: 0,
+            response_bytes: 512,
+            retries: 0,
+            trace_id: Some([
+                0x4b, 0xf9, 0x2f, 0x35, 0x77, 0xb3, 0x4d, 0xa6, 0xa3, 0xce, 0x92, 0x9d, 0x0e, 0x0e,
+                0x47, 0x36,
+            ]),
+            flags: ResponseFlags::EMPTY,
+        }
+    }
+
+    fn retried() -> Entry<'static> {
+        Entry {
+            direction: Direction::Outbound,
+            source_identity: "spiffe://cluster.local/ns/shop/sa/frontend",
+            upstream: Some("[fd00::7]:15008".parse().unwrap()),
+            route: "HTTPRoute/shop/catalog",
+            route_rule: Some(2),
+            protocol: "HTTP/2",
+            status: 503,
+            grpc_status: Some(14),
+            duration: Duration::from_secs(2),
+            request_bytes: 17,
+            response_bytes: 0,
+            retries: 3,
+            flags: ResponseFlags::UPSTREAM_RETRY_LIMIT_EXCEEDED
+                | ResponseFlags::UPSTREAM_CONNECTION_FAILURE,
+            ..allowed()
+        }
+    }
+
+    fn failed_without_upstream() -> Entry<'static> {
+        Entry {
+            direction: Direction::Outbound,
+            source_identity: "",
+            destination_workload: "",
+            destination_identity: "",
+            upstream: None,
+            route: "HTTPRoute/shop/catalog",
+            route_rule: Some(0),
+            status: 503,
+            duration: Duration::from_nanos(999),
+            response_bytes: 19,
+            trace_id: None,
+            flags: ResponseFlags::NO_HEALTHY_UPSTREAM,
+            ..allowed()
+        }
+    }
+
+    fn line(format: &Format, entry: &Entry<'_>) -> String {
+        let mut line = String::new();
+        format.append(entry, &mut line);
+        line
+    }
+
+    fn text(template: &str, entry: &Entry<'_>) -> String {
+        line(&Format::Text(Template::parse(template).unwrap()), entry)
+    }
+
+    #[test]
+    fn json_lines_parse_back_with_every_field_and_its_value() {
+        // `base` with the fields of `changes` replaced.
+        let with = |base: &Json, changes: Json| {
+            let mut want = base.clone();
+            for (field, value) in changes.as_object().unwrap() {
+                assert!(want.get(field).is_some(), "{field} is a field");
+                want[field] = value.clone();
+            }
+            want
+        };
+        let allowed_json = json!({
+            "start_time": "2023-11-14T22:13:20.123Z",
+            "direction": "inbound",
+            "source_identity": "spiffe://cluster.local/ns/shop/sa/frontend",
+            "destination_service": "catalog.shop",
+            "destination_workload": "shop/catalog-7d9f8c6b5-x2k4p",
+            "destination_identity": "spiffe://cluster.local/ns/shop/sa/catalog",
+            "upstream_host": "127.0.0.1:8080",
+            "route": "",
+            "route_rule": null,
+            "method": "GET",
+            "authority": "catalog.shop:80",
+            "path": "/items/42",
+            "protocol": "HTTP/1.1",
+            "status": 200,
+            "grpc_status": null,
+            "duration_ms": 12.345,
+            "bytes_received": 0,
+            "bytes_sent": 512,
+            "retry_count": 0,
+            "trace_id": "4bf92f3577b34da6a3ce929d0e0e4736",
+            "response_flags": "-",
+        });
+        let cases = [
+            ("allowed", allowed(), allowed_json.clone()),
+            (
+                "retried",
+                retried(),
+                with(
+                    &allowed_json,
+                    json!({
+                        "direction": "outbound",
+                        "upstream_host": "[fd00::7]:15008",
+                        "route": "HTTPRoute/shop/catalog",
+                        "route_rule": 2,
+                        "protocol": "HTTP/2",
+                        "status": 503,
+                        "grpc_status": 14,
+                        "duration_ms": 2000.0,
+                        "bytes_received": 17,
+                        "bytes_sent": 0,
+                        "retry_count": 3,
+                        "response_flags": "UF,URX",
+                    }),
+                ),
+            ),
+            (
+                "failed without upstream",
+                failed_without_upstream(),
+                with(
+                    &allowed_json,
+                    json!({
+                        "direction": "outbound",
+                        "source_identity": "",
+                        "destination_workload": "",
+                        "destination_identity": "",
+                        "upstream_host": null,
+                        "route": "HTTPRoute/shop/catalog",
+                        "route_rule": 0,
+                        "status": 503,
+                        "duration_ms": 0.0,
+                        "bytes_sent": 19,
+                        "trace_id": null,
+                        "response_flags": "UH",
+                    }),
+                ),
+            ),
+        ];
+        for (name, entry, want) in cases {
+            let line = line(&Format::Json, &entry);
+            let got: Json = serde_json::from_str(&line).unwrap_or_else(|e| panic!("{name}: {e}"));
+            // Map equality: every field, each with its value, and no other field.
+            assert_eq!(got, want, "{name}");
+        }
+    }
+
+    #[test]
+    fn json_writes_fields_in_the_documented_order() {
+        let line = line(&Format::Json, &allowed());
+        let positions: Vec<_> = FIELD_NAMES
+            .iter()
+            .map(|name| line.find(&format!("\"{name}\":")).unwrap())
+            .collect();
+        assert!(positions.is_sorted(), "{line}");
+    }
+
+    #[test]
+    fn duration_is_milliseconds_with_three_decimals() {
+        let ms = |duration| {
+            let entry = Entry {
+                duration,
+                ..allowed()
+            };
+            text("{duration_ms}", &entry)
+        };
+        assert_eq!(ms(Duration::from_micros(12_345)), "12.345");
+        assert_eq!(ms(Duration::from_nanos(999)), "0.000");
+        assert_eq!(ms(Duration::from_micros(1_001)), "1.001");
+        assert_eq!(ms(Duration::from_secs(2)), "2000.000");
+    }
+
+    #[test]
+    fn json_escapes_quotes_backslashes_and_control_characters() {
+        let nasty = "say \"hi\"\\ \n\r\t\u{8}\u{c}\u{0}\u{1b}[31m\u{7f}\u{85} é☃😀 </script> '";
+        let entry = Entry {
+            path: nasty,
+            authority: "\"}\n{\"injected\":true",
+            method: "",
+            ..allowed()
+        };
+        let line = line(&Format::Json, &entry);
+        assert!(
+            !line.chars().any(char::is_control),
+            "no raw control character: {line:?}"
+        );
+        let got: Json = serde_json::from_str(&line).unwrap();
+        assert_eq!(got["path"], nasty);
+        assert_eq!(got["authority"], "\"}\n{\"injected\":true");
+        assert_eq!(got["method"], "");
+        assert!(got.get("injected").is_none());
+        assert!(line.contains(r"\u001b[31m\u007f\u0085 é☃😀"), "{line}");
+        assert!(line.contains(r#"say \"hi\"\\ \n\r\t\b\f\u0000"#), "{line}");
+    }
+
+    #[test]
+    fn text_escapes_strings_so_a_line_stays_one_line() {
+        let entry = Entry {
+            path: "/a\nb \"c\"\u{1b}",
+            ..allowed()
+        };
+        assert_eq!(text("\"{path}\"", &entry), r#""/a\nb \"c\"\u001b""#);
+    }
+
+    #[test]
+    fn text_renders_fields_and_literal_braces() {
+        let entry = retried();
+        assert_eq!(
+            text("{{{status}}} {method} {{x}} {route}#{route_rule}", &entry),
+            "{503} GET {x} HTTPRoute/shop/catalog#2"
+        );
+        assert_eq!(text("no fields", &entry), "no fields");
+        assert_eq!(text("", &entry), "");
+        assert_eq!(text("{{}}", &entry), "{}");
+    }
+
+    #[test]
+    fn text_writes_a_dash_for_absent_and_empty_values() {
+        let entry = failed_without_upstream();
+        assert_eq!(
+            text(
+                "{upstream_host} {grpc_status} {trace_id} {source_identity} {response_flags}",
+                &entry
+            ),
+            "- - - - UH"
+        );
+        assert_eq!(text("{response_flags}", &allowed()), "-");
+    }
+
+    #[test]
+    fn every_field_name_is_a_placeholder_for_its_own_field() {
+        let json: Json = serde_json::from_str(&line(&Format::Json, &retried())).unwrap();
+        for (i, name) in FIELD_NAMES.iter().enumerate() {
+            assert_eq!(Field::ALL[i] as usize, i);
+            assert_eq!(Field::named(name).map(Field::name), Some(*name));
+            let want = match &json[name] {
+                Json::String(s) if s.is_empty() => "-".to_owned(),
+                Json::String(s) => s.clone(),
+                other => other.to_string(),
+            };
+            let got = text(&format!("{{{name}}}"), &retried());
+            if *name == "duration_ms" {
+                assert_eq!(got, "2000.000");
+            } else {
+                assert_eq!(got, want, "{name}");
+            }
+        }
+    }
+
+    #[test]
+    fn default_template_renders_an_envoy_like_line() {
+        assert_eq!(Template::default().as_str(), DEFAULT_TEXT_TEMPLATE);
+        assert_eq!(
+            Template::default(),
+            Template::parse(DEFAULT_TEXT_TEMPLATE).unwrap()
+        );
+        assert_eq!(
+            line(&Format::Text(Template::default()), &retried()),
+            "[2023-11-14T22:13:20.123Z] \"GET /items/42 HTTP/2\" 503 UF,URX 17 0 2000.000 \
+             \"catalog.shop:80\" \"[fd00::7]:15008\" outbound \
+             spiffe://cluster.local/ns/shop/sa/frontend catalog.shop HTTPRoute/shop/catalog 3 \
+             4bf92f3577b34da6a3ce929d0e0e4736"
+        );
+    }
+
+    #[test]
+    fn an_unknown_field_is_named_with_the_valid_ones() {
+        let err = Template::parse("{status} {user_agent}").unwrap_err();
+        assert_eq!(
+            err,
+            TemplateError::UnknownField {
+                name: "user_agent".into(),
+                offset: 9
+            }
+        );
+        let message = err.to_string();
+        assert!(message.contains("\"user_agent\""), "{message}");
+        for name in FIELD_NAMES {
+            assert!(message.contains(name), "{message} lists {name}");
+        }
+        assert_eq!(
+            Template::parse("{}").unwrap_err(),
+            TemplateError::UnknownField {
+                name: String::new(),
+                offset: 0
+            }
+        );
+    }
+
+    #[test]
+    fn an_unclosed_brace_gives_its_byte_offset() {
+        let cases = [
+            ("{status", 0),
+            ("é {status", 3),
+            ("{status} {method", 9),
+            ("{method {status}", 0),
+            ("{{{", 2),
+        ];
+        for (template, offset) in cases {
+            assert_eq!(
+                Template::parse(template),
+                Err(TemplateError::Unclosed { offset }),
+                "{template}"
+            );
+        }
+        assert!(Template::parse("ab {status")
+            .unwrap_err()
+            .to_string()
+            .contains("byte 3"));
+        assert_eq!(
+            Template::parse("{status} }"),
+            Err(TemplateError::Unmatched { offset: 9 })
+        );
+    }
+
+    #[test]
+    fn a_clock_outside_rfc_3339_does_not_panic() {
+        let before = Entry {
+            start: UNIX_EPOCH - Duration::from_secs(10),
+            ..allowed()
+        };
+        assert_eq!(text("{start_time}", &before), "1970-01-01T00:00:00.000Z");
+        let after = Entry {
+            start: UNIX_EPOCH + Duration::from_secs(300_000_000_000),
+            ..allowed()
+        };
+        assert_eq!(text("{start_time}", &after), "9999-12-31T23:59:59.999Z");
+    }
+}
