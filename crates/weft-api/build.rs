@@ -12,6 +12,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "weft/proxy/v1/resources.proto",
         "weft/proxy/v1/registration.proto",
         "weft/proxy/v1/identity.proto",
+        "weft/proxy/v1/telemetry.proto",
     ];
     for file in &files {
         println!("cargo:rerun-if-changed={}", root.join(file).display());

@@ -10,6 +10,7 @@ pub mod identity;
 pub mod metrics;
 mod registrar;
 pub mod server;
+pub mod stats;
 pub mod store;
 pub mod tls;
 pub mod xds;

@@ -263,6 +263,7 @@ pub async fn run(options: Options, shutdown: CancellationToken) -> Result<(), Er
             Ok(())
         });
     }
+    let stats = Arc::new(crate::stats::Stats::default());
     {
         // One gRPC server for xDS and CSR signing, configured as `XdsServer::serve`
         // does: xDS streams never end on their own, so they are ended (UNAVAILABLE)
@@ -279,6 +280,11 @@ pub async fn run(options: Options, shutdown: CancellationToken) -> Result<(), Er
             .http2_keepalive_interval(Some(KEEPALIVE_INTERVAL))
             .http2_keepalive_timeout(Some(KEEPALIVE_TIMEOUT))
             .add_service(xds.service(streams.clone()))
+            .add_service(crate::stats::service::service(
+                stats.clone(),
+                tokens.clone(),
+                store.clone(),
+            ))
             .add_service(identity::service_counted(
                 ca.clone(),
                 tokens.clone(),
@@ -300,6 +306,7 @@ pub async fn run(options: Options, shutdown: CancellationToken) -> Result<(), Er
             tokens: Some(tokens.clone()),
             admin: Some(admin),
             metrics: Some(metrics.clone()),
+            stats: Some(stats.clone()),
         };
         let shutdown = shutdown.clone();
         let incoming = crate::tls::incoming(

@@ -106,6 +106,7 @@ impl ControlPlane {
             tokens: None,
             admin: None,
             metrics: None,
+            stats: None,
         });
         let home = tempfile::tempdir().unwrap();
         let api = tls_api::serve(router, home.path()).await;

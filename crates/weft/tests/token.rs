@@ -46,6 +46,7 @@ impl ControlPlane {
             tokens: Some(tokens.clone()),
             admin: None,
             metrics: None,
+            stats: None,
         });
         let home = tempfile::tempdir().unwrap();
         let api = tls_api::serve(router, home.path()).await;

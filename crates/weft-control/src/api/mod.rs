@@ -16,6 +16,8 @@
 //! | GET | `/healthz`, `/readyz` | liveness; readiness (store ping) |
 //! | GET | `/openapi.json` | OpenAPI 3.1 document of this API |
 //! | GET | `/metrics` | the control plane's metrics (OpenMetrics text) |
+//! | GET | `/v1/stats` | live request statistics from the proxies (`?by=service\|workload\|route\|edge&window=60s`) |
+//! | GET | `/v1/tap` | a live NDJSON stream of a workload's or service's requests (admin tokens only) |
 //! | GET | `/v1/{plural}` | list a kind across namespaces (`?labelSelector=`, `?watch=true`, `?resourceVersion=`, `?timeoutSeconds=`) |
 //! | GET, POST | `/v1/namespaces/{ns}/{plural}` | list, create |
 //! | GET, PUT, DELETE | `/v1/namespaces/{ns}/{plural}/{name}` | read, replace, delete |
@@ -43,6 +45,7 @@ mod params;
 mod proxies;
 mod resources;
 pub mod selector;
+mod stats;
 mod timestamp;
 mod tokens;
 mod watch;
@@ -77,6 +80,9 @@ pub struct ApiState {
     pub admin: Option<Arc<OperatorAuth>>,
     /// The control plane's metrics, served at `/metrics`; `None` answers `404` there.
     pub metrics: Option<Arc<crate::metrics::ControlMetrics>>,
+    /// The proxies' live statistics and taps, at `/v1/stats` and `/v1/tap`; `None`
+    /// answers `404` there.
+    pub stats: Option<Arc<crate::stats::Stats>>,
 }
 
 /// Read access to the proxies connected to this control plane, implemented by the xDS
@@ -116,6 +122,8 @@ pub fn router(state: ApiState) -> Router {
         .route("/v1/apply", post(apply::handler))
         .route("/v1/proxies", get(proxies::list))
         .route("/v1/proxies/{namespace}/{name}", get(proxies::get))
+        .route("/v1/stats", get(stats::stats))
+        .route("/v1/tap", get(stats::tap))
         .route("/v1/tokens/workload", post(tokens::workload))
         .route("/v1/tokens/revoke", post(tokens::revoke))
         .route(

@@ -18,8 +18,8 @@ pub mod tokens;
 use std::time::Duration;
 
 pub use service::{
-    bearer_token, parse_bearer, refusal_status, service, service_counted, service_recording,
-    IdentityService,
+    bearer_token, own_workload, parse_bearer, refusal_status, service, service_counted,
+    service_recording, IdentityService,
 };
 pub use tokens::{IssuedToken, Refusal, Tokens};
 

@@ -111,7 +111,11 @@ fn malformed_authorization() -> Status {
 /// Refuses a `workload` the caller's identity does not own: a workload stored with
 /// another service account. A workload not stored yet is fine (a proxy asks for its
 /// certificate before it registers); nothing is recorded on it then.
-async fn own_workload(store: &dyn Store, key: &Key, service_account: &str) -> Result<(), Status> {
+pub async fn own_workload(
+    store: &dyn Store,
+    key: &Key,
+    service_account: &str,
+) -> Result<(), Status> {
     let existing = store.get(key).await.map_err(|e| {
         tracing::error!(error = %e, "cannot read a workload to check a CSR's workload field");
         Status::unavailable(format!("store unavailable: {e}"))

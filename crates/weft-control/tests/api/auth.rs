@@ -465,6 +465,7 @@ async fn the_admin_token_of_earlier_versions_keeps_working_after_the_upgrade() {
         tokens: None,
         admin: Some(Arc::new(OperatorAuth::new(store))),
         metrics: None,
+        stats: None,
     });
     let request = Request::builder()
         .uri("/v1/tokens/operator")

@@ -56,6 +56,7 @@ impl Api {
             tokens: None,
             admin: None,
             metrics: None,
+            stats: None,
         });
         Api { router, store }
     }
@@ -74,6 +75,7 @@ impl Api {
             tokens: Some(Arc::new(tokens)),
             admin: None,
             metrics: None,
+            stats: None,
         });
         Api { router, store }
     }
@@ -101,6 +103,7 @@ impl Api {
                 OperatorAuth::new(store.clone()).with_refresh(refresh),
             )),
             metrics: None,
+            stats: None,
         });
         Api { router, store }
     }
@@ -331,6 +334,10 @@ pub(crate) fn spec(kind: Kind) -> Value {
             "targetRefs": [{"kind": "Service", "name": "web"}],
             "rules": [{"from": [{"namespace": "default"}]}]
         }),
+        Kind::Telemetry => json!({
+            "targetRefs": [{"kind": "Service", "name": "web"}],
+            "tracing": {"endpoint": "http://127.0.0.1:4317"}
+        }),
     }
 }
 
@@ -364,6 +371,10 @@ pub(crate) fn other_spec(kind: Kind) -> Value {
             "targetRefs": [{"kind": "Service", "name": "web"}],
             "action": "deny",
             "rules": [{"to": [{"paths": [{"type": "PathPrefix", "value": "/admin"}]}]}]
+        }),
+        Kind::Telemetry => json!({
+            "targetRefs": [{"kind": "Namespace"}],
+            "metrics": {"enabled": false}
         }),
     }
 }

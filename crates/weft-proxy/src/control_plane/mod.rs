@@ -27,6 +27,7 @@
 pub mod channel;
 pub mod compose;
 pub mod identity;
+pub mod report;
 pub mod sink;
 pub mod token;
 pub mod xds;
@@ -184,7 +185,7 @@ pub fn spawn(
             Ok(identity) => {
                 let options = identity::Options {
                     endpoint: cp.endpoint.clone(),
-                    trust,
+                    trust: trust.clone(),
                     token_file: cp.token_file.clone(),
                     identity,
                     dir: identity_dir(&cp.state_dir, &bootstrap),
@@ -208,6 +209,16 @@ pub fn spawn(
             Err(e) => return Err(xds::Error::Identity(e)),
         }
     }
+    tokio::spawn(report::run(
+        report::Options {
+            endpoint: cp.endpoint.clone(),
+            trust: trust.clone(),
+            token_file: cp.token_file.clone(),
+            workload: bootstrap.workload.name.clone(),
+        },
+        metrics.clone(),
+        shutdown.clone(),
+    ));
     let mut status = client.status();
     let sink = Arc::new(Sink::new(signer_tx, composer.clone(), metrics));
     sink.spawn_rewarm(shutdown.clone());

@@ -299,6 +299,7 @@ impl Inbound {
                 .as_ref()
                 .and_then(|t| t.begin(crate::telemetry::trace::Kind::Server, &mut req)),
             detail,
+            tap: self.metrics.taps.begin(&req),
         };
         let result = async {
             stage::rate_limit::check(traffic, &req, app.port(), caller.key())?;

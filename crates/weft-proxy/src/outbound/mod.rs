@@ -286,11 +286,12 @@ impl Outbound {
         let mut reply = Reply::new(&self.metrics, &parent.service, started, request_bytes);
         let observe = snap.telemetry();
         let detail = observe.access_log().map(|log| Detail::of(log, &req));
+        let tap = self.metrics.taps.begin(&req);
         let span = observe
             .tracer
             .as_ref()
             .and_then(|t| t.begin(trace::Kind::Client, &mut req));
-        reply.observed(observe.metrics, span, detail);
+        reply.observed(observe.metrics, span, detail, tap);
         let result = async {
             // One path for routing and the destination: the one the destination
             // authorises (docs/policies/path-normalization.md).

@@ -67,6 +67,8 @@ pub struct Record {
     pub span: Option<Box<super::trace::Started>>,
     /// What its access-log line needs, when the access log is on.
     pub detail: Option<Box<Detail>>,
+    /// What a tap in force wants of it.
+    pub tap: Option<Box<super::tap::Tapped>>,
 }
 
 /// The parts of a request only its access-log line needs: taken at its start, only
@@ -190,14 +192,24 @@ impl<B> Metered<B> {
     }
 
     fn finish(&mut self) {
-        let Some(r) = self.record.take() else {
+        let Some(mut r) = self.record.take() else {
             return;
         };
+        if let Some(tapped) = r.tap.take() {
+            tapped.finish(&r);
+        }
         let request_bytes = r.request_bytes.bytes();
         if let Some(detail) = &r.detail {
             detail.write(&r, self.sent, self.ended);
         }
         if r.counted {
+            r.metrics.windows.record(
+                r.direction,
+                &r.peer.counted,
+                r.route.as_ref(),
+                r.status,
+                r.elapsed,
+            );
             r.metrics.request(&super::Answered {
                 direction: r.direction,
                 peer: &r.peer,
@@ -295,6 +307,7 @@ mod tests {
             counted: true,
             span: None,
             detail: None,
+            tap: None,
         }
     }
 

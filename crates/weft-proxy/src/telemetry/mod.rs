@@ -10,7 +10,9 @@ pub mod access_log;
 pub mod exchange;
 pub mod labels;
 pub mod sinks;
+pub mod tap;
 pub mod trace;
+pub mod window;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -208,6 +210,10 @@ pub struct Metrics {
     pub spans: trace::Exported,
     /// Access-log lines dropped because the writer fell behind.
     pub access_log_dropped: Counter,
+    /// The window of request statistics the control plane gets next.
+    pub windows: window::Windows,
+    /// The taps in force.
+    pub taps: tap::Taps,
     /// The `permission` label of default decisions, made once.
     pub default_permission: Name,
     /// Counters of default decisions, by default action (`allow`, `deny`, `audit`).
@@ -367,6 +373,8 @@ impl Metrics {
         Arc::new(Self {
             spans,
             access_log_dropped,
+            windows: window::Windows::default(),
+            taps: tap::Taps::default(),
             authz,
             authz_logs_suppressed,
             authz_log_budget: LogBudget::new(AUTHZ_LOG_LINES_PER_SECOND),

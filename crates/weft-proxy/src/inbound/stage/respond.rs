@@ -30,6 +30,8 @@ pub struct Asked<'a> {
     pub span: Option<Box<crate::telemetry::trace::Started>>,
     /// Its access-log line-to-be, when the log is on.
     pub detail: Option<Box<crate::telemetry::exchange::Detail>>,
+    /// What a tap in force wants of it.
+    pub tap: Option<Box<crate::telemetry::tap::Tapped>>,
 }
 
 /// The answer to `result`, counted when its body ends as `asked` says; a refusal is
@@ -64,6 +66,10 @@ pub fn respond(
         counted: asked.counted,
         span: asked.span,
         detail,
+        tap: asked.tap.map(|mut t| {
+            t.answered(resp.headers());
+            t
+        }),
     };
     resp.map(|body| Metered::new(body, record))
 }
@@ -106,6 +112,7 @@ mod tests {
                 counted: true,
                 span: None,
                 detail: None,
+                tap: None,
             };
             let resp = respond(&metrics, &label, asked, result);
             assert_eq!(resp.status().as_u16(), status, "{name}");

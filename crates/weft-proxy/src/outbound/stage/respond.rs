@@ -16,6 +16,7 @@ use crate::route::{Edits, Rule};
 use crate::telemetry::access_log::ResponseFlags;
 use crate::telemetry::exchange::{Detail, Metered, Record, RequestSize};
 use crate::telemetry::labels::{GrpcStatus, Peer, RouteLabels, Shared};
+use crate::telemetry::tap::Tapped;
 use crate::telemetry::trace::Started;
 use crate::telemetry::{Direction, Metrics, Name};
 use crate::upstream::{ServiceState, Target};
@@ -46,6 +47,8 @@ pub struct Reply<'a> {
     span: Option<Box<Started>>,
     /// Its access-log line-to-be, when the log is on.
     detail: Option<Box<Detail>>,
+    /// What a tap in force wants of it.
+    tap: Option<Box<Tapped>>,
 }
 
 impl<'a> Reply<'a> {
@@ -69,6 +72,7 @@ impl<'a> Reply<'a> {
             counted: true,
             span: None,
             detail: None,
+            tap: None,
         }
     }
 
@@ -79,10 +83,12 @@ impl<'a> Reply<'a> {
         counted: bool,
         span: Option<Box<Started>>,
         detail: Option<Box<Detail>>,
+        tap: Option<Box<Tapped>>,
     ) {
         self.counted = counted;
         self.span = span;
         self.detail = detail;
+        self.tap = tap;
     }
 
     /// The request goes to `backend` under `rule`, counted under `route`.
@@ -161,6 +167,10 @@ impl<'a> Reply<'a> {
             counted: self.counted,
             span: self.span,
             detail: self.detail,
+            tap: self.tap.map(|mut t| {
+                t.answered(resp.headers());
+                t
+            }),
         };
         resp.map(|body| Metered::new(body, record))
     }
