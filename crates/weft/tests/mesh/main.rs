@@ -13,6 +13,7 @@ mod harness;
 #[path = "../support/observability.rs"]
 mod observability;
 
+mod access_log;
 mod authorization;
 mod backend;
 mod bypass;
