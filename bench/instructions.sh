@@ -12,6 +12,11 @@
 #       mixed L4/L7 authorization rules under a default of deny (20 denials by
 #       identity, 10 by path, 10 audits by header, 10 allows of which the last lets
 #       the benchmark's GETs in); prints the ratios.
+#   TELEMETRY=compare bench/instructions.sh BINARY
+#       two hops, each proxy measured with three telemetry configs: `off` (request
+#       metrics disabled, no tracing), `on` (metrics, tracing at 1% to a collector
+#       address nothing listens on, so failed exports cost what they cost), and
+#       `logs` (`on` plus a JSON access log to a file); prints the ratios to `off`.
 #   ORDER=FILE bench/instructions.sh BINARY
 #       two hops, and writes FILE: the binary's functions that run while either proxy
 #       serves (counted from ready on), those run per request first, hottest first,
@@ -60,9 +65,10 @@ N2=${N2:-2200}
 PORT_BASE=${PORT_BASE:-16000}
 HOPS=${HOPS:-1}
 [ -z "${ORDER:-}" ] || HOPS=2 # the order comes from the two-hop run
-[ $# -ge 1 ] || { echo "usage: [HOPS=2] [POLICIES=compare|PERMISSIONS=compare] $0 BINARY [BINARY…]" >&2; exit 2; }
+[ $# -ge 1 ] || { echo "usage: [HOPS=2] [POLICIES=compare|PERMISSIONS=compare|TELEMETRY=compare] $0 BINARY [BINARY…]" >&2; exit 2; }
 case $HOPS in 1 | 2) ;; *) echo "HOPS is 1 or 2, not '$HOPS'" >&2; exit 2 ;; esac
 [ "${PERMISSIONS:-}" != compare ] || HOPS=2
+[ "${TELEMETRY:-}" != compare ] || HOPS=2
 if [ "${POLICIES:-}" = compare ] && [ "$HOPS" != 1 ]; then
   echo "POLICIES=compare is a one-hop comparison; leave HOPS unset" >&2; exit 2
 fi
@@ -330,6 +336,13 @@ YAML
   # shellcheck source=bench/permissions.sh
   . "$(dirname "${BASH_SOURCE[0]}")/permissions.sh"
   permissions_block spiffe://cluster.local/ns/default/sa/web >> "$work/server-permissions.yaml"
+  # Telemetry configs of both proxies (TELEMETRY=compare).
+  for side in client server; do
+    cp "$work/$side.yaml" "$work/$side-base.yaml"
+    { cat "$work/$side.yaml"; printf 'telemetry: { metrics: { enabled: false } }\n'; } >"$work/$side-off.yaml"
+    { cat "$work/$side.yaml"; printf 'telemetry:\n  tracing: { endpoint: "http://127.0.0.1:%s", sampling: 1 }\n' $((PORT_BASE + 50)); } >"$work/$side-on.yaml"
+    { cat "$work/$side-on.yaml"; printf '  accessLog: { format: json, path: %s/access-%s.log }\n' "$work" "$side"; } >"$work/$side-logs.yaml"
+  done
 fi
 
 start python3 "$work/backend.py" "$app"
@@ -431,6 +444,32 @@ if [ "${PERMISSIONS:-}" = compare ]; then
     printf "\n50 permissions / none = %.3f (instructions)", b / a
     if (c > 0) printf ", %.3f (allocations)", d / c
     printf "\n" }'
+  exit 0
+fi
+
+if [ "${TELEMETRY:-}" = compare ]; then
+  bin=$1
+  check "$bin" "$work"/client-{off,on,logs}.yaml "$work"/server-{off,on,logs}.yaml
+  printf '| proxy | telemetry | Ir, N=%s | Ir, N=%s | instructions per request | allocations per request |\n' "$N1" "$N2"
+  printf '|---|---|---|---|---|---|\n'
+  declare -A per aper
+  for config in off on logs; do
+    for side in client server; do
+      cp "$work/client-$config.yaml" "$work/client.yaml"
+      cp "$work/server-$config.yaml" "$work/server.yaml"
+      count2 "$bin" "$N1" "$side"; a=$ir aa=$allocs
+      count2 "$bin" "$N2" "$side"; b=$ir ab=$allocs
+      per[$side.$config]=$(((b - a) / (N2 - N1))) aper[$side.$config]=$(per_request "$aa" "$ab")
+      printf '| %s | %s | %s | %s | %s | %s |\n' "$side" "$config" "$a" "$b" "${per[$side.$config]}" "${aper[$side.$config]}"
+    done
+  done
+  echo
+  for side in client server; do
+    awk -v side="$side" -v off="${per[$side.off]}" -v on="${per[$side.on]}" -v logs="${per[$side.logs]}" \
+      -v aoff="${aper[$side.off]}" -v aon="${aper[$side.on]}" -v alogs="${aper[$side.logs]}" 'BEGIN {
+      printf "%s: metrics+tracing 1%% / off = %.3f, +access log / off = %.3f (instructions);", side, on / off, logs / off
+      printf " allocations %s, %s, %s per request\n", aoff, aon, alogs }'
+  done
   exit 0
 fi
 

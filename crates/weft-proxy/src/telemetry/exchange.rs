@@ -219,6 +219,7 @@ impl<B> Metered<B> {
                 elapsed: r.elapsed,
                 request_bytes,
                 response_bytes: self.sent,
+                trace_id: r.span.as_ref().map(|s| s.trace_id),
             });
         }
         if let Some(span) = r.span {

@@ -19,6 +19,7 @@ use std::time::Duration;
 
 use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue, LabelValueEncoder};
 use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::exemplar::HistogramWithExemplars;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
@@ -165,7 +166,7 @@ pub struct Metrics {
     /// Requests by direction, peer and status.
     pub requests: Family<labels::RequestLabels, Counter>,
     /// Request latency to response headers by direction and destination, seconds.
-    pub request_duration: Family<labels::DurationLabels, Histogram>,
+    pub request_duration: Family<labels::DurationLabels, HistogramWithExemplars<TraceExemplar>>,
     /// Request body sizes by direction and destination (the service outbound, the
     /// workload inbound), bytes.
     pub request_size: Family<labels::DurationLabels, Histogram>,
@@ -231,8 +232,12 @@ impl Metrics {
             "HTTP requests handled, by peer and status",
             requests.clone(),
         );
-        let request_duration =
-            Family::<labels::DurationLabels, Histogram>::new_with_constructor(latency_histogram);
+        let request_duration = Family::<
+            labels::DurationLabels,
+            HistogramWithExemplars<TraceExemplar>,
+        >::new_with_constructor(|| {
+            HistogramWithExemplars::new(LATENCY_BUCKETS.into_iter())
+        });
         registry.register_with_unit(
             "request_duration",
             "Time from request to response headers, by destination",
@@ -419,7 +424,18 @@ impl Metrics {
             direction: r.direction,
             peer: r.peer.timed.clone(),
         };
-        self.request_duration.get_or_create(&timed).observe(seconds);
+        // A sampled request leaves its trace id on the bucket it fell in: from a slow
+        // bucket in a dashboard straight to a trace of it.
+        let exemplar = r.trace_id.map(|id| {
+            let mut hex = [0u8; 32];
+            trace::context::write_hex(&mut hex, &id);
+            TraceExemplar {
+                trace_id: String::from_utf8_lossy(&hex).into_owned(),
+            }
+        });
+        self.request_duration
+            .get_or_create(&timed)
+            .observe(seconds, exemplar, None);
         let sized = labels::DurationLabels {
             direction: r.direction,
             peer: r.peer.sized.clone(),
@@ -543,10 +559,19 @@ impl<const N: usize> LazyCounters<N> {
 }
 
 /// The buckets of request latency, seconds: 0.5 ms to 10 s.
+const LATENCY_BUCKETS: [f64; 14] = [
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
 fn latency_histogram() -> Histogram {
-    Histogram::new([
-        0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
-    ])
+    Histogram::new(LATENCY_BUCKETS)
+}
+
+/// The exemplar of a sampled request's latency: its trace.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TraceExemplar {
+    /// 32 lowercase hex digits.
+    pub trace_id: String,
 }
 
 /// The buckets of body sizes, bytes: powers of 4 from 64 B to 16 MiB (an empty
@@ -576,6 +601,8 @@ pub struct Answered<'a> {
     pub request_bytes: u64,
     /// Bytes of the answer's body.
     pub response_bytes: u64,
+    /// Its trace, when sampled (the latency histogram's exemplar).
+    pub trace_id: Option<[u8; 16]>,
 }
 
 /// Marks a connection open until dropped.
@@ -728,6 +755,7 @@ mod tests {
                 elapsed: Duration::from_millis(3),
                 request_bytes: 0,
                 response_bytes: 512,
+                trace_id: None,
             });
         };
         let routes: Vec<_> = (0..20)
