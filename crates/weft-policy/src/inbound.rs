@@ -3,7 +3,8 @@
 //! A workload's mTLS mode is the mesh's (`Mesh.spec.mtls.mode`, default strict); a
 //! `Service` port with its own `mtls` sets the mode of its target port on every
 //! workload the service selects. When services disagree about one workload port,
-//! strict wins: a conflict never opens a port to plaintext.
+//! strict wins: a conflict never opens a port to plaintext. It also carries what the
+//! whole proxy of the workload records (`Telemetry` objects, [`crate::telemetry`]).
 
 use std::collections::BTreeMap;
 
@@ -19,6 +20,7 @@ pub(crate) fn compile(
     cx: &crate::permission::Context<'_>,
     traffic: &[crate::traffic::Policy<'_>],
     permissions: &[crate::permission::Permission<'_>],
+    telemetries: &[crate::telemetry::Telemetry<'_>],
 ) -> BTreeMap<String, pb::InboundPolicy> {
     let (services, workloads) = (cx.services, cx.workloads);
     let default = mode(cx.mesh.mtls.mode);
@@ -61,7 +63,12 @@ pub(crate) fn compile(
                     .collect(),
                 rate_limits: Vec::new(),
                 faults: Vec::new(),
-                telemetry: None,
+                telemetry: crate::telemetry::for_workload(
+                    telemetries,
+                    services,
+                    namespace,
+                    &w.object.metadata.labels,
+                ),
                 path_normalization: path_normalization(cx.mesh.path_normalization) as i32,
                 authorization: crate::permission::for_workload(
                     cx,

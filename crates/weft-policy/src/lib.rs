@@ -23,6 +23,7 @@ mod permission;
 mod route;
 mod service;
 mod status;
+mod telemetry;
 mod traffic;
 mod vip;
 mod workload;
@@ -118,6 +119,7 @@ pub fn compile<'a>(objects: impl IntoIterator<Item = &'a Object>) -> Compiled {
     let mut policies = Vec::new();
     let mut traffic_policies = Vec::new();
     let mut permissions = Vec::new();
+    let mut telemetries = Vec::new();
     for &object in &objects {
         let Ok(key) = object.key() else { continue };
         match checked(object) {
@@ -144,6 +146,9 @@ pub fn compile<'a>(objects: impl IntoIterator<Item = &'a Object>) -> Compiled {
                 object,
                 spec: *spec,
             }),
+            Ok(Spec::Telemetry(spec)) => {
+                telemetries.push(telemetry::Telemetry::new(object, &spec));
+            }
             Ok(Spec::Mesh(_)) => {}
             Err(errors) => {
                 let generation = object.metadata.generation;
@@ -161,7 +166,8 @@ pub fn compile<'a>(objects: impl IntoIterator<Item = &'a Object>) -> Compiled {
                     Kind::BackendPolicy
                     | Kind::RateLimit
                     | Kind::FaultInjection
-                    | Kind::TrafficPermission => {
+                    | Kind::TrafficPermission
+                    | Kind::Telemetry => {
                         compiled
                             .statuses
                             .insert(key, status::invalid_policy(&errors, generation));
@@ -235,17 +241,28 @@ pub fn compile<'a>(objects: impl IntoIterator<Item = &'a Object>) -> Compiled {
     }
     traffic::sort(&mut traffic_policies);
     permission::sort(&mut permissions);
+    telemetry::sort(&mut telemetries);
     let cx = permission::Context {
         mesh: &mesh,
         services: &services,
         workloads: &workloads,
     };
-    compiled.inbound_policies = inbound::compile(&cx, &traffic_policies, &permissions);
+    compiled.inbound_policies =
+        inbound::compile(&cx, &traffic_policies, &permissions, &telemetries);
     for (p, status) in permissions
         .iter()
         .zip(permission::statuses(&cx, &permissions))
     {
         if let Ok(key) = p.object.key() {
+            compiled.statuses.insert(key, status);
+        }
+    }
+    for (t, status) in
+        telemetries
+            .iter()
+            .zip(telemetry::statuses(&telemetries, &services, &workloads))
+    {
+        if let Ok(key) = t.object.key() {
             compiled.statuses.insert(key, status);
         }
     }
@@ -278,6 +295,7 @@ enum Spec {
     RateLimit(Box<api::traffic::RateLimitSpec>),
     FaultInjection(Box<api::traffic::FaultSpec>),
     TrafficPermission(Box<api::permission::Spec>),
+    Telemetry(Box<api::telemetry::Spec>),
 }
 
 /// Validates `object` and returns its typed spec.
@@ -361,6 +379,7 @@ fn spec(object: &Object, kind: Kind, errors: &mut field::Errors) -> Option<Spec>
         Kind::TrafficPermission => {
             field::parse("spec", value).map(|s| Spec::TrafficPermission(Box::new(s)))
         }
+        Kind::Telemetry => field::parse("spec", value).map(|s| Spec::Telemetry(Box::new(s))),
     };
     let spec = match parsed {
         Ok(spec) => spec,
@@ -380,6 +399,7 @@ fn spec(object: &Object, kind: Kind, errors: &mut field::Errors) -> Option<Spec>
         Spec::RateLimit(s) => traffic::validate_rate_limit(s, errors),
         Spec::FaultInjection(s) => traffic::validate_fault(s, errors),
         Spec::TrafficPermission(s) => permission::validate(s, errors),
+        Spec::Telemetry(s) => telemetry::validate(object, s, errors),
     }
     Some(spec)
 }

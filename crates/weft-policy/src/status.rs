@@ -171,8 +171,26 @@ pub(crate) fn policy_ancestor(
     message: &str,
     generation: Option<i64>,
 ) -> Value {
+    ancestor(
+        &json!({"group": "", "kind": "Service", "name": name, "namespace": namespace}),
+        ok,
+        reason,
+        message,
+        generation,
+    )
+}
+
+/// One `status.ancestors[]` entry of a policy for any target (`ancestor_ref`: a
+/// Gateway API `ParentReference`, e.g. a `Namespace` or the `Mesh`).
+pub(crate) fn ancestor(
+    ancestor_ref: &Value,
+    ok: bool,
+    reason: &str,
+    message: &str,
+    generation: Option<i64>,
+) -> Value {
     json!({
-        "ancestorRef": {"group": "", "kind": "Service", "name": name, "namespace": namespace},
+        "ancestorRef": ancestor_ref,
         "controllerName": CONTROLLER_NAME,
         "conditions": [condition("Accepted", ok, reason, message, generation)],
     })

@@ -8,6 +8,7 @@ use super::{compile, parse_documents, validate};
 
 mod backend;
 mod permission;
+mod telemetry;
 mod traffic;
 
 const MESH: &str = "apiVersion: weft.dev/v1alpha1\nkind: Mesh\nmetadata: { name: default }\nspec: { trustDomain: corp.example }\n";

@@ -222,7 +222,7 @@ fn telemetry(path: &str, t: Option<&pb::Telemetry>) -> Result<proxy::Telemetry, 
 }
 
 /// The wire form of a workload's telemetry (`None` for the defaults).
-fn telemetry_to_pb(t: &proxy::Telemetry) -> Option<pb::Telemetry> {
+pub fn telemetry_to_pb(t: &proxy::Telemetry) -> Option<pb::Telemetry> {
     if t.is_default() {
         return None;
     }

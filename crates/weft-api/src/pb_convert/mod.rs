@@ -29,7 +29,9 @@ pub use authorization::{
     authorization_to_pb, default_action_to_pb, operation_to_pb, permission_to_pb,
 };
 pub use backend::policy_to_pb;
-pub use inbound::{fault_to_pb, mtls_mode_to_pb, path_normalization_to_pb, rate_limit_to_pb};
+pub use inbound::{
+    fault_to_pb, mtls_mode_to_pb, path_normalization_to_pb, rate_limit_to_pb, telemetry_to_pb,
+};
 pub use route::{key_value_to_pb, route_table_to_pb, route_tables_from_pb};
 pub use service::{load_balancer_to_pb, protocol_to_pb};
 

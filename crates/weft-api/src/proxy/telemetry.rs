@@ -64,6 +64,13 @@ impl Telemetry {
     pub fn is_default(&self) -> bool {
         *self == Self::default()
     }
+
+    /// The checks a config's `telemetry:` gets (endpoint, sampling, timeout, template,
+    /// path, rotation), every problem with its path as in a config file
+    /// (`telemetry.tracing.sampling`): one set of rules wherever the model comes from.
+    pub fn validate(&self) -> Result<(), super::ValidationErrors> {
+        super::validate::telemetry_alone(self)
+    }
 }
 
 /// Where spans go, and how many.

@@ -16,6 +16,7 @@ pub mod mesh;
 pub mod permission;
 pub mod route;
 pub mod service;
+pub mod telemetry;
 pub mod traffic;
 pub mod workload;
 
@@ -52,11 +53,14 @@ pub enum Kind {
     FaultInjection,
     /// Who may call a service's workloads, with which requests.
     TrafficPermission,
+    /// What the proxies of the mesh, a namespace or a service's workloads record:
+    /// spans, access logs, request metrics.
+    Telemetry,
 }
 
 impl Kind {
     /// Every kind, in the order the CLI lists them.
-    pub const ALL: [Kind; 10] = [
+    pub const ALL: [Kind; 11] = [
         Kind::Mesh,
         Kind::Service,
         Kind::Workload,
@@ -67,6 +71,7 @@ impl Kind {
         Kind::RateLimit,
         Kind::FaultInjection,
         Kind::TrafficPermission,
+        Kind::Telemetry,
     ];
 
     /// The `kind` field value, e.g. `HTTPRoute`.
@@ -82,6 +87,7 @@ impl Kind {
             Kind::RateLimit => "RateLimit",
             Kind::FaultInjection => "FaultInjection",
             Kind::TrafficPermission => "TrafficPermission",
+            Kind::Telemetry => "Telemetry",
         }
     }
 
@@ -98,6 +104,7 @@ impl Kind {
             Kind::RateLimit => "ratelimits",
             Kind::FaultInjection => "faultinjections",
             Kind::TrafficPermission => "trafficpermissions",
+            Kind::Telemetry => "telemetries",
         }
     }
 
@@ -110,7 +117,8 @@ impl Kind {
             | Kind::BackendPolicy
             | Kind::RateLimit
             | Kind::FaultInjection
-            | Kind::TrafficPermission => WEFT_API_VERSION,
+            | Kind::TrafficPermission
+            | Kind::Telemetry => WEFT_API_VERSION,
             Kind::HttpRoute | Kind::GrpcRoute => GATEWAY_API_VERSION,
             Kind::TcpRoute => GATEWAY_API_ALPHA_VERSION,
         }
@@ -125,7 +133,8 @@ impl Kind {
             | Kind::BackendPolicy
             | Kind::RateLimit
             | Kind::FaultInjection
-            | Kind::TrafficPermission => &[WEFT_API_VERSION],
+            | Kind::TrafficPermission
+            | Kind::Telemetry => &[WEFT_API_VERSION],
             Kind::HttpRoute | Kind::GrpcRoute => &[GATEWAY_API_VERSION],
             Kind::TcpRoute => &[GATEWAY_API_ALPHA_VERSION, GATEWAY_API_VERSION],
         }
@@ -157,6 +166,7 @@ impl Kind {
             Kind::RateLimit => &["rl"],
             Kind::FaultInjection => &["fault", "faults"],
             Kind::TrafficPermission => &["tp", "permission", "permissions"],
+            Kind::Telemetry => &["tel"],
             Kind::GrpcRoute | Kind::TcpRoute => &[],
         }
     }
@@ -171,7 +181,7 @@ impl fmt::Display for Kind {
 /// Error for an unknown kind name.
 #[derive(Debug, thiserror::Error)]
 #[error(
-    "unknown kind {0:?} (expected one of Mesh, Service, Workload, HTTPRoute, GRPCRoute, TCPRoute, BackendPolicy, RateLimit, FaultInjection, TrafficPermission)"
+    "unknown kind {0:?} (expected one of Mesh, Service, Workload, HTTPRoute, GRPCRoute, TCPRoute, BackendPolicy, RateLimit, FaultInjection, TrafficPermission, Telemetry)"
 )]
 pub struct UnknownKind(pub String);
 

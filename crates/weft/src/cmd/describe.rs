@@ -1,6 +1,7 @@
 //! `weft describe KIND NAME`: an object with what relates to it. For a `Service`: its
-//! endpoints (workloads its selector matches, with phase and address) and the routes
-//! attached to it, with their conditions. For other kinds: the YAML and conditions.
+//! endpoints (workloads its selector matches, with phase and address), the routes
+//! attached to it, with their conditions, its policies, and the telemetry its workloads
+//! record. For other kinds: the YAML and conditions.
 
 use std::fmt::Write as _;
 use std::time::SystemTime;
@@ -9,7 +10,7 @@ use serde_json::Value;
 use weft_api::resource::{Kind, DEFAULT_NAMESPACE};
 
 use super::client::{self, Client, ConnectArgs};
-use super::get::{collection_path, conditions, item_path, name_of, parse_kind};
+use super::get::{self, collection_path, conditions, item_path, name_of, parse_kind};
 use super::output::{self, age, or_none};
 
 /// Arguments of `weft describe`.
@@ -91,6 +92,19 @@ async fn describe(
         .as_array()
         .cloned()
         .unwrap_or_default();
+    // Telemetry of the service's namespace and the mesh-wide ones.
+    let mut telemetries = Vec::new();
+    let mut namespaces = vec![namespace];
+    let mesh_namespace = weft_api::resource::telemetry::MESH_NAMESPACE;
+    if namespace != mesh_namespace {
+        namespaces.push(mesh_namespace);
+    }
+    for ns in namespaces {
+        let list = client
+            .get_json(&collection_path(Kind::Telemetry, Some(ns)))
+            .await?;
+        telemetries.extend(list["items"].as_array().into_iter().flatten().cloned());
+    }
     // The DNS domain: the Mesh's, or the default while none is stored yet.
     let mesh = client
         .get_json(&item_path(
@@ -112,6 +126,7 @@ async fn describe(
             policies: &policies,
             inbound: &inbound,
             permissions: &permissions,
+            telemetries: &telemetries,
         },
         &domain,
         SystemTime::now(),
@@ -139,6 +154,9 @@ pub(crate) struct Related<'a> {
     pub(crate) inbound: &'a [Value],
     /// `TrafficPermission` objects of its namespace (those that apply are shown).
     pub(crate) permissions: &'a [Value],
+    /// `Telemetry` objects of its namespace and of the mesh's namespace (those that
+    /// decide a group for it are shown).
+    pub(crate) telemetries: &'a [Value],
 }
 
 /// The VIP in force and where it came from, or why there is none.
@@ -203,6 +221,7 @@ pub(crate) fn service(
         policies,
         inbound,
         permissions,
+        telemetries,
     } = *related;
     let mut out = String::new();
     let meta = &service["metadata"];
@@ -369,9 +388,101 @@ pub(crate) fn service(
     for line in lines {
         let _ = writeln!(out, "  {line}");
     }
+    let _ = writeln!(
+        out,
+        "Telemetry (what its workloads' proxies record, both sides):"
+    );
+    let namespace = meta["namespace"].as_str().unwrap_or(DEFAULT_NAMESPACE);
+    for line in telemetry_lines(telemetries, namespace, name) {
+        let _ = writeln!(out, "  {line}");
+    }
     let _ = writeln!(out, "Conditions:");
     write_conditions(&mut out, &service["status"], "  ");
     out
+}
+
+/// How one group of a `Telemetry` spec reads in a line (`5% http://collector:4317`).
+type Show = fn(&Value) -> String;
+
+/// Per group, what the workloads of service `namespace/name` record and which
+/// `Telemetry` decides it: the oldest of those naming the service, else of its
+/// namespace's, else of the mesh's (as the control plane decides; a Telemetry of
+/// another service that selects the same workloads can also decide, see its
+/// `Conflicted` condition).
+fn telemetry_lines(telemetries: &[Value], namespace: &str, name: &str) -> Vec<String> {
+    let mesh_namespace = weft_api::resource::telemetry::MESH_NAMESPACE;
+    let level = |t: &Value| {
+        let refs = t["spec"]["targetRefs"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        let ns = t["metadata"]["namespace"]
+            .as_str()
+            .unwrap_or(DEFAULT_NAMESPACE);
+        let kind = refs.first().and_then(|r| r["kind"].as_str()).unwrap_or("");
+        match kind {
+            "Service"
+                if ns == namespace
+                    && refs
+                        .iter()
+                        .any(|r| r["kind"] == "Service" && r["name"] == name) =>
+            {
+                Some((0, "Service"))
+            }
+            "Namespace" if ns == namespace => Some((1, "Namespace")),
+            "Mesh" if ns == mesh_namespace => Some((2, "Mesh")),
+            _ => None,
+        }
+    };
+    let invalid = |t: &Value| {
+        conditions(&t["status"])
+            .iter()
+            .any(|c| c["type"] == "Accepted" && c["reason"] == "Invalid")
+    };
+    let mut candidates: Vec<(usize, &str, &Value)> = telemetries
+        .iter()
+        .filter(|t| !invalid(t))
+        .filter_map(|t| level(t).map(|(rank, kind)| (rank, kind, t)))
+        .collect();
+    let age = |t: &Value| {
+        (
+            t["metadata"]["creationTimestamp"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned(),
+            t["metadata"]["namespace"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned(),
+            name_of(t).to_owned(),
+        )
+    };
+    candidates.sort_by_key(|(rank, _, t)| (*rank, age(t)));
+    // (field, label, how a value reads, what the proxy does when no object sets it)
+    let groups: [(&str, &str, Show, &str); 3] = [
+        ("tracing", "tracing", get::tracing, "off"),
+        ("accessLog", "access log", get::access_log, "off"),
+        ("metrics", "metrics", get::metrics, "on"),
+    ];
+    groups
+        .into_iter()
+        .map(|(field, label, show, default)| {
+            match candidates
+                .iter()
+                .find(|(_, _, t)| t["spec"][field].is_object())
+            {
+                Some((_, kind, t)) => format!(
+                    "{label}: {} (Telemetry {}/{}, {kind})",
+                    show(&t["spec"][field]),
+                    t["metadata"]["namespace"]
+                        .as_str()
+                        .unwrap_or(DEFAULT_NAMESPACE),
+                    name_of(t)
+                ),
+                None => format!("{label}: {default} (default)"),
+            }
+        })
+        .collect()
 }
 
 /// The resilience policies a route rule applies, in a line: timeouts and retries
@@ -738,6 +849,7 @@ mod tests {
                 policies: &policies,
                 inbound: &inbound,
                 permissions: &permissions,
+                telemetries: &[],
             },
             "mesh.internal",
             SystemTime::now(),
@@ -798,6 +910,73 @@ mod tests {
         assert!(
             text.contains("Accepted=False (BackendNotFound): web-v2 does not exist"),
             "{text}"
+        );
+    }
+
+    #[test]
+    fn the_telemetry_of_a_service_comes_per_group_from_the_most_specific_oldest_object() {
+        let telemetry = |name: &str, ns: &str, created: &str, spec: Value| {
+            json!({
+                "kind": "Telemetry",
+                "metadata": {"name": name, "namespace": ns, "creationTimestamp": created},
+                "spec": spec
+            })
+        };
+        let all = [
+            telemetry(
+                "mesh",
+                "weft-system",
+                "2026-01-01T00:00:00Z",
+                json!({"targetRefs": [{"kind": "Mesh"}], "tracing": {"endpoint": "http://a:4317"}, "accessLog": {}}),
+            ),
+            telemetry(
+                "shop-late",
+                "shop",
+                "2026-01-03T00:00:00Z",
+                json!({"targetRefs": [{"kind": "Namespace"}], "tracing": {"endpoint": "http://late:4317"}}),
+            ),
+            telemetry(
+                "shop",
+                "shop",
+                "2026-01-02T00:00:00Z",
+                json!({"targetRefs": [{"kind": "Namespace"}], "tracing": {"endpoint": "http://b:4317", "sampling": 5}}),
+            ),
+            telemetry(
+                "web-quiet",
+                "shop",
+                "2026-01-04T00:00:00Z",
+                json!({"targetRefs": [{"kind": "Service", "name": "web"}], "accessLog": {"disabled": true}}),
+            ),
+            telemetry(
+                "other",
+                "shop",
+                "2026-01-01T00:00:00Z",
+                json!({"targetRefs": [{"kind": "Service", "name": "cart"}], "metrics": {"enabled": false}}),
+            ),
+        ];
+        assert_eq!(
+            telemetry_lines(&all, "shop", "web"),
+            [
+                "tracing: 5% http://b:4317 (Telemetry shop/shop, Namespace)",
+                "access log: off (Telemetry shop/web-quiet, Service)",
+                "metrics: on (default)",
+            ]
+        );
+        assert_eq!(
+            telemetry_lines(&all, "web", "web"),
+            [
+                "tracing: 1% http://a:4317 (Telemetry weft-system/mesh, Mesh)",
+                "access log: json stdout (Telemetry weft-system/mesh, Mesh)",
+                "metrics: on (default)",
+            ]
+        );
+    }
+
+    #[test]
+    fn mesh_wide_telemetry_lives_in_the_control_planes_reserved_namespace() {
+        assert_eq!(
+            weft_api::resource::telemetry::MESH_NAMESPACE,
+            weft_tls::control::NAMESPACE
         );
     }
 

@@ -138,6 +138,14 @@ fn kind_headers(kind: Kind) -> &'static [&'static str] {
         Kind::RateLimit => &["TARGETS", "LIMITS", "ACCEPTED"],
         Kind::FaultInjection => &["TARGETS", "FAULTS", "ACCEPTED"],
         Kind::TrafficPermission => &["TARGETS", "ACTION", "RULES", "ACCEPTED"],
+        Kind::Telemetry => &[
+            "TARGETS",
+            "TRACING",
+            "ACCESS-LOG",
+            "METRICS",
+            "ACCEPTED",
+            "CONFLICTED",
+        ],
     }
 }
 
@@ -191,7 +199,92 @@ fn kind_cells(kind: Kind, item: &Value) -> Vec<String> {
             spec["rules"].as_array().map_or(0, Vec::len).to_string(),
             accepted(status),
         ],
+        Kind::Telemetry => vec![
+            telemetry_targets(spec),
+            tracing(&spec["tracing"]),
+            access_log(&spec["accessLog"]),
+            metrics(&spec["metrics"]),
+            accepted(status),
+            condition_status(status, "Conflicted"),
+        ],
     }
+}
+
+/// A `Telemetry`'s `targetRefs`: `Mesh`, `Namespace`, or `Service/name`s.
+fn telemetry_targets(spec: &Value) -> String {
+    let names: Vec<String> = spec["targetRefs"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|t| {
+            let kind = t["kind"].as_str().unwrap_or("?");
+            match (kind, t["name"].as_str()) {
+                ("Service", Some(name)) => format!("Service/{name}"),
+                (kind, _) => kind.to_owned(),
+            }
+        })
+        .collect();
+    if names.is_empty() {
+        "<none>".to_owned()
+    } else {
+        names.join(",")
+    }
+}
+
+/// A `Telemetry`'s `tracing`: `5% http://collector:4317`, `off`, or `-` (left to a
+/// broader object).
+pub(crate) fn tracing(t: &Value) -> String {
+    if !t.is_object() {
+        "-".to_owned()
+    } else if t["disabled"] == true {
+        "off".to_owned()
+    } else {
+        format!(
+            "{}% {}",
+            t["sampling"].as_f64().unwrap_or(1.0),
+            t["endpoint"].as_str().unwrap_or("?")
+        )
+    }
+}
+
+/// A `Telemetry`'s `accessLog`: `json stdout`, `text /var/log/weft/access.log`, `off`,
+/// or `-` (left to a broader object).
+pub(crate) fn access_log(l: &Value) -> String {
+    if !l.is_object() {
+        "-".to_owned()
+    } else if l["disabled"] == true {
+        "off".to_owned()
+    } else {
+        format!(
+            "{} {}",
+            l["format"].as_str().unwrap_or("json"),
+            l["path"].as_str().unwrap_or("stdout")
+        )
+    }
+}
+
+/// A `Telemetry`'s `metrics`: `on`, `off`, or `-` (left to a broader object).
+pub(crate) fn metrics(m: &Value) -> String {
+    if !m.is_object() {
+        "-".to_owned()
+    } else if m["enabled"] == false {
+        "off".to_owned()
+    } else {
+        "on".to_owned()
+    }
+}
+
+/// The status of the condition `kind` in `status.conditions`; `Unknown` when not
+/// reported yet.
+fn condition_status(status: &Value, kind: &str) -> String {
+    status["conditions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|c| c["type"] == kind)
+        .and_then(|c| c["status"].as_str())
+        .unwrap_or("Unknown")
+        .to_owned()
 }
 
 /// A `Mesh.spec` with every default applied (the spec itself if it does not parse).
@@ -539,6 +632,53 @@ mod tests {
             kind_cells(Kind::Mesh, &full),
             ["prod.example", "strict", "allow"]
         );
+    }
+
+    #[test]
+    fn telemetry_rows_show_targets_each_group_and_conflicts() {
+        let telemetry = json!({
+            "metadata": {"name": "shop", "namespace": "shop"},
+            "spec": {
+                "targetRefs": [{"kind": "Namespace"}],
+                "tracing": {"endpoint": "http://otel:4317", "sampling": 5},
+                "accessLog": {"disabled": true}
+            },
+            "status": {
+                "ancestors": [{"conditions": [{"type": "Accepted", "status": "True"}]}],
+                "conditions": [{"type": "Conflicted", "status": "True"}]
+            }
+        });
+        assert_eq!(
+            kind_cells(Kind::Telemetry, &telemetry),
+            [
+                "Namespace",
+                "5% http://otel:4317",
+                "off",
+                "-",
+                "True",
+                "True"
+            ]
+        );
+        let service = json!({
+            "spec": {
+                "targetRefs": [{"kind": "Service", "name": "echo"}, {"kind": "Service", "name": "cart"}],
+                "accessLog": {"format": "text", "path": "/var/log/weft/access.log"},
+                "metrics": {"enabled": false}
+            }
+        });
+        assert_eq!(
+            kind_cells(Kind::Telemetry, &service),
+            [
+                "Service/echo,Service/cart",
+                "-",
+                "text /var/log/weft/access.log",
+                "off",
+                "Unknown",
+                "Unknown"
+            ]
+        );
+        assert_eq!(parse_kind("tel").unwrap(), Kind::Telemetry);
+        assert_eq!(parse_kind("telemetries").unwrap(), Kind::Telemetry);
     }
 
     #[test]

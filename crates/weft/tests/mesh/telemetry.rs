@@ -13,18 +13,19 @@ use weft_testkit::client::{self, Http1Client};
 use crate::harness::control_plane::ControlPlane;
 use crate::harness::{eventually, Host, Mesh, Proxy};
 
-struct Setup {
-    mesh: Mesh,
-    cp: ControlPlane,
-    server_host: Host,
-    client_host: Host,
-    listen: SocketAddr,
+pub(crate) struct Setup {
+    pub(crate) mesh: Mesh,
+    pub(crate) cp: ControlPlane,
+    pub(crate) server_host: Host,
+    pub(crate) client_host: Host,
+    pub(crate) listen: SocketAddr,
     _proxies: Vec<Proxy>,
     _app: weft_testkit::echo::Server,
 }
 
-/// `echo-v1` serving `echo`, and `frontend` with a listener to `echo:80`.
-async fn setup() -> Setup {
+/// `echo-v1` serving `echo`, and `frontend` with a listener to `echo:80`, both in
+/// namespace `default` under a control plane.
+pub(crate) async fn setup() -> Setup {
     let mesh = Mesh::new();
     let server_host = mesh.host("server");
     let client_host = mesh.host("frontend");
@@ -107,7 +108,8 @@ fn route() -> String {
         .to_owned()
 }
 
-async fn get(listen: SocketAddr, path: &str) -> u16 {
+/// The status of `GET path` to `echo` through the listener at `listen` (0: no answer).
+pub(crate) async fn get(listen: SocketAddr, path: &str) -> u16 {
     client::http1_get(listen, "echo", path)
         .await
         .map_or(0, |r| r.status().as_u16())

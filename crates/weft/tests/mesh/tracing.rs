@@ -5,6 +5,7 @@
 //! trace out; the sampling decision of the caller kept.
 
 use std::collections::BTreeMap;
+use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -98,7 +99,10 @@ fn attribute(span: &Span, key: &str) -> Option<String> {
 }
 
 fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    bytes.iter().fold(String::new(), |mut out, b| {
+        let _ = write!(out, "{b:02x}");
+        out
+    })
 }
 
 /// `echo` on `server`, called from `client`, both proxies tracing to `collector` at
@@ -163,11 +167,10 @@ async fn hops(received: &Received, trace: &str) -> (Span, Span) {
     assert!(both, "two spans of trace {trace}: {spans:#?}");
     assert_eq!(spans.len(), 2, "one span per hop: {spans:#?}");
     let kind = |k: SpanKind| {
-        spans
-            .iter()
-            .find(|(_, s)| s.kind == k as i32)
-            .map(|(service, s)| (service.clone(), s.clone()))
-            .unwrap_or_else(|| panic!("a {k:?} span: {spans:#?}"))
+        spans.iter().find(|(_, s)| s.kind == k as i32).map_or_else(
+            || panic!("a {k:?} span: {spans:#?}"),
+            |(service, s)| (service.clone(), s.clone()),
+        )
     };
     let (client_service, client) = kind(SpanKind::Client);
     let (server_service, server) = kind(SpanKind::Server);
@@ -309,4 +312,158 @@ async fn at_zero_sampling_a_new_trace_is_passed_on_unsampled_and_nothing_is_expo
     }
     tokio::time::sleep(Duration::from_millis(1500)).await;
     assert!(collector.spans().is_empty(), "{:#?}", collector.spans());
+}
+
+/// The `telemetry` section of the config the proxy on `host` runs (its admin
+/// `/config_dump`); `null` for the defaults.
+async fn telemetry_in_force(mesh: &Mesh, host: &Host) -> serde_json::Value {
+    let req = Request::get("/config_dump")
+        .header("host", "admin")
+        .body(http_body_util::Empty::<Bytes>::new())
+        .expect("request");
+    let Ok(resp) = weft_testkit::client::http1_request(mesh.admin(host), req).await else {
+        return serde_json::Value::Null;
+    };
+    let dump: serde_json::Value = serde_json::from_slice(resp.body()).unwrap_or_default();
+    dump["config"]["telemetry"].clone()
+}
+
+/// `weft_proxy_requests_total` of the proxy on `host` on `direction`, all series.
+async fn requests(mesh: &Mesh, host: &Host, direction: &str) -> u64 {
+    let text = crate::telemetry::metrics(mesh, host).await;
+    let prefix = "weft_proxy_requests_total{";
+    text.lines()
+        .filter_map(|line| line.strip_prefix(prefix))
+        .filter(|rest| rest.contains(&format!("direction=\"{direction}\"")))
+        .filter_map(|rest| rest.rsplit_once("} ")?.1.trim().parse::<f64>().ok())
+        .sum::<f64>() as u64
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_telemetry_object_traces_both_hops_and_a_narrower_one_stops_the_servers_request_counts() {
+    let (collector, addr) = receiver().await;
+    let s = crate::telemetry::setup().await;
+    let (client, server) = (&s.client_host, &s.server_host);
+
+    // The namespace's workloads, both proxies, trace every new trace to the receiver.
+    s.cp.apply(
+        &s.mesh,
+        "telemetry-namespace",
+        &format!(
+            "apiVersion: weft.dev/v1alpha1\nkind: Telemetry\nmetadata: {{ name: traced }}\n\
+             spec:\n  targetRefs: [{{ kind: Namespace }}]\n\
+             \x20 tracing: {{ endpoint: \"http://{addr}\", sampling: 100 }}\n"
+        ),
+    )
+    .await;
+    let arrived = eventually(Duration::from_secs(15), || async {
+        let endpoint = format!("http://{addr}");
+        telemetry_in_force(&s.mesh, client).await["tracing"]["endpoint"] == endpoint.as_str()
+            && telemetry_in_force(&s.mesh, server).await["tracing"]["endpoint"] == endpoint.as_str()
+    })
+    .await;
+    assert!(arrived, "the Telemetry never reached both proxies");
+
+    let resp = weft_testkit::client::http1_get(s.listen, "echo", "/traced")
+        .await
+        .expect("a response through the mesh");
+    assert_eq!(resp.status(), 200);
+    let reply = EchoReply::from_body(resp.body()).expect("an echo report");
+    let traceparent = reply
+        .headers
+        .get("traceparent")
+        .expect("the app gets context");
+    let parts: Vec<&str> = traceparent.split('-').collect();
+    assert_eq!((parts.len(), parts[3]), (4, "01"), "sampled: {traceparent}");
+    let trace = parts[1];
+    let both = eventually(Duration::from_secs(10), || async {
+        collector
+            .spans()
+            .iter()
+            .filter(|(_, span)| hex(&span.trace_id) == trace)
+            .count()
+            >= 2
+    })
+    .await;
+    let spans: Vec<(String, Span)> = collector
+        .spans()
+        .into_iter()
+        .filter(|(_, span)| hex(&span.trace_id) == trace)
+        .collect();
+    assert!(both, "a span per hop of trace {trace}: {spans:#?}");
+    let kind = |k: SpanKind| {
+        spans
+            .iter()
+            .find(|(_, span)| span.kind == k as i32)
+            .cloned()
+            .unwrap_or_else(|| panic!("a {k:?} span: {spans:#?}"))
+    };
+    let (client_service, client_span) = kind(SpanKind::Client);
+    let (server_service, server_span) = kind(SpanKind::Server);
+    assert_eq!(
+        (client_service.as_str(), server_service.as_str()),
+        ("frontend", "echo-v1")
+    );
+    assert_eq!(server_span.parent_span_id, client_span.span_id);
+
+    // Both sides count requests until a Telemetry of the server's service says not to.
+    let (client_before, server_before) = (
+        requests(&s.mesh, client, "outbound").await,
+        requests(&s.mesh, server, "inbound").await,
+    );
+    assert_eq!(crate::telemetry::get(s.listen, "/counted").await, 200);
+    let counted = eventually(Duration::from_secs(5), || async {
+        requests(&s.mesh, client, "outbound").await > client_before
+            && requests(&s.mesh, server, "inbound").await > server_before
+    })
+    .await;
+    assert!(counted, "both proxies count a request before the change");
+
+    s.cp.apply(
+        &s.mesh,
+        "telemetry-service",
+        "apiVersion: weft.dev/v1alpha1\nkind: Telemetry\nmetadata: { name: echo-uncounted }\n\
+         spec:\n  targetRefs: [{ kind: Service, name: echo }]\n  metrics: { enabled: false }\n",
+    )
+    .await;
+    let arrived = eventually(Duration::from_secs(15), || async {
+        telemetry_in_force(&s.mesh, server).await["metrics"]["enabled"] == false
+    })
+    .await;
+    assert!(
+        arrived,
+        "the service's Telemetry never reached the server's proxy"
+    );
+    let in_force = telemetry_in_force(&s.mesh, server).await;
+    assert_eq!(
+        in_force["tracing"]["endpoint"],
+        format!("http://{addr}").as_str(),
+        "the namespace's tracing still applies: {in_force}"
+    );
+    assert_eq!(
+        telemetry_in_force(&s.mesh, client).await["metrics"],
+        serde_json::Value::Null,
+        "the client's proxy keeps counting (the default)"
+    );
+
+    let (client_before, server_before) = (
+        requests(&s.mesh, client, "outbound").await,
+        requests(&s.mesh, server, "inbound").await,
+    );
+    for _ in 0..5 {
+        assert_eq!(crate::telemetry::get(s.listen, "/uncounted").await, 200);
+    }
+    let client_counted = eventually(Duration::from_secs(5), || async {
+        requests(&s.mesh, client, "outbound").await == client_before + 5
+    })
+    .await;
+    assert!(client_counted, "the client's proxy counts all five");
+    // Exchanges are recorded when their answer's body ends; the client's five are in,
+    // so the server's would be too.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        requests(&s.mesh, server, "inbound").await,
+        server_before,
+        "the server's proxy counts none"
+    );
 }

@@ -501,6 +501,18 @@ fn regex(path: &str, re: &str, errors: &mut Errors) {
     }
 }
 
+/// The checks of `telemetry:` alone, for what else builds the proxy model (a control
+/// plane's `Telemetry` objects); paths as in a config file (`telemetry.tracing.sampling`).
+pub(super) fn telemetry_alone(t: &super::Telemetry) -> Result<(), ValidationErrors> {
+    let mut errors = Errors::default();
+    telemetry(t, &mut errors);
+    if errors.0.is_empty() {
+        Ok(())
+    } else {
+        Err(ValidationErrors(errors.0))
+    }
+}
+
 fn telemetry(t: &super::Telemetry, errors: &mut Errors) {
     if let Some(tracing) = &t.tracing {
         if tracing.endpoint.starts_with("https://") {

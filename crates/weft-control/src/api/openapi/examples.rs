@@ -48,6 +48,12 @@ pub(super) fn object(kind: Kind) -> Value {
                 "to": [{"methods": ["GET"], "paths": [{"type": "PathPrefix", "value": "/api"}]}]
             }]
         }),
+        Kind::Telemetry => json!({
+            "targetRefs": service_ref,
+            "tracing": {"endpoint": "http://otel-collector.observability:4317", "sampling": 5.0, "timeout": "10s"},
+            "accessLog": {"format": "text", "template": "{start_time} {method} {path} {status}"},
+            "metrics": {"enabled": true}
+        }),
     };
     let metadata = if kind.namespaced() {
         json!({"name": NAME, "namespace": DEFAULT_NAMESPACE, "labels": {"app": NAME}})

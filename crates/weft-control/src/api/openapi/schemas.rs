@@ -362,7 +362,9 @@ fn metadata(namespaced: bool, request: bool) -> Value {
 /// The JSON schema of a kind's spec, and the definitions it refers to, renamed
 /// `<Kind>.<Type>` (two kinds may both have a `Port`) and referenced as components.
 fn spec_schema(kind: Kind) -> (Value, Map<String, Value>) {
-    use weft_api::resource::{backend, mesh, permission, route, service, traffic, workload};
+    use weft_api::resource::{
+        backend, mesh, permission, route, service, telemetry, traffic, workload,
+    };
     let schema = match kind {
         Kind::Mesh => schemars::schema_for!(mesh::Spec),
         Kind::Service => schemars::schema_for!(service::Spec),
@@ -374,6 +376,7 @@ fn spec_schema(kind: Kind) -> (Value, Map<String, Value>) {
         Kind::RateLimit => schemars::schema_for!(traffic::RateLimitSpec),
         Kind::FaultInjection => schemars::schema_for!(traffic::FaultSpec),
         Kind::TrafficPermission => schemars::schema_for!(permission::Spec),
+        Kind::Telemetry => schemars::schema_for!(telemetry::Spec),
     };
     let mut schema = serde_json::to_value(schema).unwrap_or_default();
     let mut definitions = Map::new();
