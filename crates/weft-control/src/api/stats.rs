@@ -33,6 +33,9 @@ pub(super) const DEFAULT_TAP_HEADERS: &[&str] = &[
     ":authority",
 ];
 
+/// The longest a tap runs; a client that wants more starts another.
+const TAP_MAX: Duration = Duration::from_secs(15 * 60);
+
 /// The longest period a stats query may sum, seconds.
 const MAX_WINDOW: Duration = crate::stats::KEEP;
 
@@ -171,8 +174,11 @@ async fn tap_checked(
     );
     let (id, events) = hub.start_tap(start, proxies);
     let guard = StopOnDrop { hub, id };
-    let lines = futures::stream::unfold((events, guard), |(mut events, guard)| async move {
-        let event = events.recv().await?;
+    let deadline = tokio::time::Instant::now() + TAP_MAX;
+    let lines = futures::stream::unfold((events, guard), move |(mut events, guard)| async move {
+        let event = tokio::time::timeout_at(deadline, events.recv())
+            .await
+            .ok()??;
         let mut line = serde_json::to_vec(&event_json(&event)).unwrap_or_default();
         line.push(b'\n');
         Some((Ok::<_, std::convert::Infallible>(line), (events, guard)))
@@ -210,6 +216,22 @@ async fn targets(
     match (params.get("workload"), params.get("service")) {
         (Some(w), None) => {
             let (ns, name) = w.split_once('/').unwrap_or(("default", w.as_str()));
+            let key = Key {
+                kind: Kind::Workload,
+                namespace: ns.to_owned(),
+                name: name.to_owned(),
+            };
+            if state
+                .store
+                .get(&key)
+                .await
+                .map_err(|e| Error::internal(&e))?
+                .is_none()
+            {
+                return Err(Error::not_found(format!(
+                    "no workload {name} in namespace {ns}: `weft get workloads -A` lists them"
+                )));
+            }
             Ok((vec![(ns.to_owned(), name.to_owned())], None))
         }
         (None, Some(s)) => {
@@ -244,7 +266,12 @@ async fn targets(
                             .all(|(k, v)| w.metadata.labels.get(k) == Some(v))
                 })
                 .map(|w| (ns.to_owned(), w.metadata.name))
-                .collect();
+                .collect::<Vec<_>>();
+            if proxies.is_empty() {
+                return Err(Error::not_found(format!(
+                    "service {name} in namespace {ns} selects no workloads: nothing to tap"
+                )));
+            }
             Ok((proxies, Some(format!("{name}.{ns}"))))
         }
         _ => Err(Error::bad_request(

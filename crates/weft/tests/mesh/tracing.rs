@@ -111,7 +111,7 @@ async fn traced_pair(
     mesh: &Mesh,
     collector: SocketAddr,
     sampling: u32,
-) -> (Host, Vec<Proxy>, echo::Server) {
+) -> (Host, Host, Vec<Proxy>, echo::Server) {
     let client = mesh.host("client");
     let server = mesh.host("server");
     let telemetry = format!(
@@ -132,7 +132,7 @@ async fn traced_pair(
     let sp = mesh.proxy(&server, &server_cfg).await;
     let cp = mesh.proxy(&client, &client_cfg).await;
     let app = echo::spawn_http(mesh.app(&server), "echo").await.unwrap();
-    (client, vec![cp, sp], app)
+    (client, server, vec![cp, sp], app)
 }
 
 async fn send(conn: &mut Http1Client, path: &str, headers: &[(&str, &str)]) -> EchoReply {
@@ -186,7 +186,7 @@ async fn hops(received: &Received, trace: &str) -> (Span, Span) {
 async fn two_hops_export_a_client_and_a_server_span_of_one_trace_over_otlp() {
     let mesh = Mesh::new();
     let (collector, addr) = receiver().await;
-    let (client, _proxies, _app) = traced_pair(&mesh, addr, 100).await;
+    let (client, server, _proxies, _app) = traced_pair(&mesh, addr, 100).await;
     let mut conn = Http1Client::connect(mesh.listen(&client)).await.unwrap();
 
     // No context in: the caller's proxy starts the trace.
@@ -239,6 +239,15 @@ async fn two_hops_export_a_client_and_a_server_span_of_one_trace_over_otlp() {
         Some("echo.default")
     );
     assert_eq!(client_span.name, "GET echo.default");
+    // The sampled request's latency carries its trace as an exemplar, on both sides.
+    for host in [&client, &server] {
+        let text = crate::telemetry::metrics(&mesh, host).await;
+        assert!(
+            text.lines().any(|l| l.starts_with("weft_proxy_request_duration_seconds_bucket")
+                && l.contains(&format!("# {{trace_id=\"{}\"}}", parts[1]))),
+            "{text}"
+        );
+    }
     assert!(client_span.end_time_unix_nano >= server_span.end_time_unix_nano);
     assert!(client_span.start_time_unix_nano <= server_span.start_time_unix_nano);
 
@@ -303,7 +312,7 @@ async fn two_hops_export_a_client_and_a_server_span_of_one_trace_over_otlp() {
 async fn at_zero_sampling_a_new_trace_is_passed_on_unsampled_and_nothing_is_exported() {
     let mesh = Mesh::new();
     let (collector, addr) = receiver().await;
-    let (client, _proxies, _app) = traced_pair(&mesh, addr, 0).await;
+    let (client, _server, _proxies, _app) = traced_pair(&mesh, addr, 0).await;
     let mut conn = Http1Client::connect(mesh.listen(&client)).await.unwrap();
     for _ in 0..5 {
         let reply = send(&mut conn, "/", &[]).await;

@@ -204,6 +204,7 @@ fn build() -> Value {
             }
         }),
     );
+    stats_paths(&mut paths);
     token_paths(&mut paths);
     if let Some(map) = components.get_mut("schemas").and_then(Value::as_object_mut) {
         for kind in Kind::ALL {
@@ -481,4 +482,70 @@ fn status(code: u16, what: &str) -> Value {
     json!({"description": what, "headers": headers, "content": {
         "application/json": {"schema": {"$ref": "#/components/schemas/Error"}}
     }})
+}
+
+/// `/v1/stats` and `/v1/tap`.
+fn stats_paths(paths: &mut Map<String, Value>) {
+    let party = json!({"type": "object", "properties": {
+        "service": {"type": "string"}, "workload": {"type": "string"},
+        "namespace": {"type": "string"}, "identity": {"type": "string"}
+    }});
+    let row = json!({"type": "object", "required": ["destination", "requests", "successes", "rps"], "properties": {
+        "source": {"oneOf": [party, {"type": "null"}]},
+        "destination": party,
+        "route": {"oneOf": [{"type": "object", "properties": {"name": {"type": "string"}, "rule": {"type": "integer", "minimum": 0}}}, {"type": "null"}]},
+        "security": {"type": ["string", "null"], "enum": ["mutual_tls", "none", "unknown", null]},
+        "requests": {"type": "integer", "minimum": 0},
+        "successes": {"type": "integer", "minimum": 0},
+        "success_rate": {"type": ["number", "null"]},
+        "rps": {"type": "number"},
+        "latency_ms": {"oneOf": [{"type": "object", "properties": {"p50": {"type": "number"}, "p95": {"type": "number"}, "p99": {"type": "number"}}}, {"type": "null"}]}
+    }});
+    let answer = json!({"type": "object", "required": ["window_seconds", "by", "proxies", "rows"], "properties": {
+        "window_seconds": {"type": "integer"}, "by": {"type": "string"},
+        "proxies": {"type": "integer", "minimum": 0}, "rows": {"type": "array", "items": row}
+    }});
+    let query = |name: &str, description: &str, schema: Value| json!({"name": name, "in": "query", "required": false, "description": description, "schema": schema});
+    paths.insert(
+        "/v1/stats".into(),
+        json!({"get": {
+            "summary": "Live request statistics from the proxies' reports (every 5 s), summed over a window: per service, workload, route rule, or caller→callee edge.",
+            "parameters": [
+                query("by", "what rows are grouped by (default service)", json!({"type": "string", "enum": ["service", "workload", "route", "edge"]})),
+                query("window", "the period summed, 1s to 5m (default 60s)", json!({"type": "string"})),
+                query("namespace", "only destinations in this namespace", json!({"type": "string"}))
+            ],
+            "responses": responses(
+                json!({"200": {"description": "the rows, busiest first", "content": {
+                    "application/json": {"schema": answer},
+                    "application/yaml": {"schema": answer}
+                }}}),
+                &[400, 401, 403, 404, 405, 406, 500],
+                &[(404, "this API keeps no live statistics (an in-process API without them)")],
+            )
+        }}),
+    );
+    paths.insert(
+        "/v1/tap".into(),
+        json!({"get": {
+            "summary": "A live stream of the requests a workload's (or a service's) proxies see, one JSON object per line, until the client leaves (at most 15 minutes). Needs an admin token; header values other than those allowed are redacted.",
+            "parameters": [
+                query("workload", "NAMESPACE/NAME of the workload to tap (this or service)", json!({"type": "string"})),
+                query("service", "NAME.NAMESPACE of a service whose workloads to tap", json!({"type": "string"})),
+                query("path", "only paths with this prefix", json!({"type": "string"})),
+                query("method", "only this method", json!({"type": "string"})),
+                query("status", "only this status (503) or class (5xx)", json!({"type": "string"})),
+                query("caller", "only this caller's SPIFFE ID", json!({"type": "string"})),
+                query("max_rps", "at most this many requests per second and proxy, 1-1000 (default 10)", json!({"type": "string"})),
+                query("headers", "comma-separated headers whose values are shown", json!({"type": "string"}))
+            ],
+            "responses": responses(
+                json!({"200": {"description": "one JSON object per request, newline-delimited", "content": {
+                    "application/x-ndjson": {"schema": {"type": "string"}}
+                }}}),
+                &[400, 401, 403, 404, 405, 500],
+                &[(404, "no such workload, a service that selects none, or an API without live statistics")],
+            )
+        }}),
+    );
 }
