@@ -18,6 +18,7 @@
 //! | GET | `/metrics` | the control plane's metrics (OpenMetrics text) |
 //! | GET | `/v1/stats` | live request statistics from the proxies (`?by=service\|workload\|route\|edge&window=60s`) |
 //! | GET | `/v1/tap` | a live NDJSON stream of a workload's or service's requests (admin tokens only) |
+//! | GET | `/gui`, `/gui/{file}` | the GUI's static files, no data in them ([`gui`]) |
 //! | GET | `/v1/{plural}` | list a kind across namespaces (`?labelSelector=`, `?watch=true`, `?resourceVersion=`, `?timeoutSeconds=`) |
 //! | GET, POST | `/v1/namespaces/{ns}/{plural}` | list, create |
 //! | GET, PUT, DELETE | `/v1/namespaces/{ns}/{plural}/{name}` | read, replace, delete |
@@ -27,9 +28,9 @@
 //! | POST | `/v1/tokens/workload`, `/v1/tokens/revoke` | issue, revoke workload tokens ([`ApiState::tokens`]) |
 //! | GET, POST | `/v1/tokens/operator`; DELETE `/v1/tokens/operator/{name}` | list, create, revoke operator tokens |
 //!
-//! With [`ApiState::admin`] set, every path but `/healthz` and `/readyz` requires an
-//! operator token (`Authorization: Bearer …`), and every method but `GET` and `HEAD`
-//! an admin one (see [`auth`]).
+//! With [`ApiState::admin`] set, every path but `/healthz`, `/readyz` and the GUI's
+//! static files requires an operator token (`Authorization: Bearer …`), and every
+//! method but `GET` and `HEAD` an admin one (see [`auth`]).
 
 mod apply;
 pub mod auth;
@@ -37,6 +38,7 @@ pub(crate) mod directory;
 mod error;
 mod extract;
 mod format;
+pub mod gui;
 mod health;
 mod metrics;
 mod openapi;
@@ -164,7 +166,11 @@ pub fn router(state: ApiState) -> Router {
         )),
         None => router,
     };
-    router.layer(axum::middleware::from_fn(format::read_first))
+    // The GUI's shell holds no data (the browser reads it through the routes above,
+    // with a token), so it is merged after the token check.
+    router
+        .merge(gui::router())
+        .layer(axum::middleware::from_fn(format::read_first))
 }
 
 /// Fallback for paths no route matches.
