@@ -112,15 +112,12 @@ export async function kinds(options) {
   const doc = await get('/openapi.json', options);
   const found = [];
   for (const [path, item] of Object.entries(doc?.paths ?? {})) {
-    let m = /^\/v1\/namespaces\/\{namespace\}\/([a-z]+)$/.exec(path);
-    const namespaced = Boolean(m);
-    if (!m) {
-      m = /^\/v1\/([a-z]+)$/.exec(path);
-      if (!m || !item.post) continue; // cluster-scoped kinds are created at /v1/{plural}
-    }
-    const summary = item.get?.summary ?? '';
-    const kind = /^List (\w+) objects/.exec(summary)?.[1] ?? m[1];
-    found.push({ plural: m[1], kind, namespaced });
+    // A kind's collection: listed ("List Service objects") and created there; the
+    // namespaced kinds under /v1/namespaces/{namespace}/, the cluster-scoped at /v1/.
+    const kind = /^List (\w+) objects/.exec(item.get?.summary ?? '')?.[1];
+    const m = /^\/v1\/(namespaces\/\{namespace\}\/)?([a-z]+)$/.exec(path);
+    if (!kind || !m || !item.post) continue;
+    found.push({ plural: m[2], kind, namespaced: Boolean(m[1]) });
   }
   kindsCache = found;
   return found;
