@@ -50,6 +50,13 @@ checks.positive_data_acceptance.expected-statuses = ["2xx", "401", "403", "404",
 include-path = "/v1/apply"
 phases.coverage.enabled = false
 
+# A tap names its target in one of two parameters, `workload` or `service`, which the
+# document cannot require as a pair: a schema-valid tap naming neither or both is
+# refused with 400 (and one naming what does not exist with 404).
+[[operations]]
+include-path = "/v1/tap"
+checks.positive_data_acceptance.expected-statuses = ["2xx", "400", "401", "403", "404"]
+
 [[operations]]
 include-method = "PUT"
 phases.coverage.enabled = false

@@ -33,6 +33,9 @@ pub(super) const DEFAULT_TAP_HEADERS: &[&str] = &[
     ":authority",
 ];
 
+/// What `window` may be: 1s to 300s, or 1m to 5m.
+pub(super) const WINDOW_PATTERN: &str = "^(([1-9]|[1-9][0-9]|[12][0-9][0-9]|300)s|[1-5]m)$";
+
 /// The longest a tap runs; a client that wants more starts another.
 const TAP_MAX: Duration = Duration::from_secs(15 * 60);
 
@@ -67,16 +70,13 @@ pub(super) async fn stats(
     };
     let window = match params.get("window") {
         None => Duration::from_secs(60),
-        Some(w) => match humantime::parse_duration(w) {
-            Ok(d) if d >= Duration::from_secs(1) && d <= MAX_WINDOW => d,
-            _ => {
+        Some(w) => match window(w) {
+            Some(d) => d,
+            None => {
                 return Error::invalid_parameter(
                     "query",
                     "window",
-                    format!(
-                        "{w:?}: write a duration from 1s to {} (e.g. 60s, 5m)",
-                        humantime::format_duration(MAX_WINDOW)
-                    ),
+                    format!("{w:?}: write 1s to 300s, or 1m to 5m (e.g. 60s, 5m)"),
                 )
                 .into_response()
             }
@@ -280,6 +280,22 @@ async fn targets(
     }
 }
 
+/// A `window`: whole seconds (1s to 300s) or minutes (1m to 5m), as
+/// [`WINDOW_PATTERN`] says.
+fn window(w: &str) -> Option<Duration> {
+    let (n, unit) = if let Some(n) = w.strip_suffix('s') {
+        (n, 1)
+    } else {
+        (w.strip_suffix('m')?, 60)
+    };
+    if n.starts_with('0') {
+        return None;
+    }
+    let n: u64 = n.parse().ok()?;
+    Some(Duration::from_secs(n * unit))
+        .filter(|d| (1..=MAX_WINDOW.as_secs()).contains(&d.as_secs()))
+}
+
 /// `503` → (503, 503); `5xx` → (500, 599).
 fn status_range(s: &str) -> Option<(u32, u32)> {
     if let Some(class) = s.strip_suffix("xx") {
@@ -314,8 +330,22 @@ fn event_json(e: &pb::TapEvent) -> serde_json::Value {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)] // a failed unwrap is a failed test
 mod tests {
     use super::*;
+
+    /// What the handler accepts is exactly what the document's pattern says.
+    #[test]
+    fn windows_are_what_the_documented_pattern_allows() {
+        let pattern = regex::Regex::new(WINDOW_PATTERN).unwrap();
+        for w in [
+            "1s", "60s", "300s", "1m", "5m", "0s", "301s", "6m", "05s", "", "s", "1h", "10ms",
+            "1.5s",
+        ] {
+            assert_eq!(window(w).is_some(), pattern.is_match(w), "{w}");
+        }
+        assert_eq!(window("5m"), Some(Duration::from_secs(300)));
+    }
 
     #[test]
     fn statuses_and_classes_become_inclusive_ranges() {

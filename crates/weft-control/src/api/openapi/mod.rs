@@ -512,7 +512,7 @@ fn stats_paths(paths: &mut Map<String, Value>) {
             "summary": "Live request statistics from the proxies' reports (every 5 s), summed over a window: per service, workload, route rule, or caller→callee edge.",
             "parameters": [
                 query("by", "what rows are grouped by (default service)", json!({"type": "string", "enum": ["service", "workload", "route", "edge"]})),
-                query("window", "the period summed, 1s to 5m (default 60s)", json!({"type": "string"})),
+                query("window", "the period summed, 1s to 300s or 1m to 5m (default 60s)", json!({"type": "string", "pattern": super::stats::WINDOW_PATTERN})),
                 query("namespace", "only destinations in this namespace", json!({"type": "string"}))
             ],
             "responses": responses(
@@ -534,9 +534,9 @@ fn stats_paths(paths: &mut Map<String, Value>) {
                 query("service", "NAME.NAMESPACE of a service whose workloads to tap", json!({"type": "string"})),
                 query("path", "only paths with this prefix", json!({"type": "string"})),
                 query("method", "only this method", json!({"type": "string"})),
-                query("status", "only this status (503) or class (5xx)", json!({"type": "string"})),
+                query("status", "only this status (503) or class (5xx)", json!({"type": "string", "pattern": "^([1-5]xx|[1-5][0-9][0-9])$"})),
                 query("caller", "only this caller's SPIFFE ID", json!({"type": "string"})),
-                query("max_rps", "at most this many requests per second and proxy, 1-1000 (default 10)", json!({"type": "string"})),
+                query("max_rps", "at most this many requests per second and proxy, 1-1000 (default 10)", json!({"type": "integer", "minimum": 1, "maximum": 1000})),
                 query("headers", "comma-separated headers whose values are shown", json!({"type": "string"}))
             ],
             "responses": responses(
