@@ -94,8 +94,11 @@ fn artifacts_dir(fallback: &Path) -> PathBuf {
     let target = Path::new(env!("CARGO_TARGET_TMPDIR"))
         .parent()
         .map(|t| t.join("gui-artifacts"));
+    let writable = |dir: &Path| {
+        std::fs::create_dir_all(dir).is_ok() && std::fs::write(dir.join(".writable"), "").is_ok()
+    };
     match target {
-        Some(dir) if std::fs::create_dir_all(&dir).is_ok() => dir,
+        Some(dir) if writable(&dir) => dir,
         _ => fallback.join("gui-artifacts"),
     }
 }
