@@ -235,6 +235,7 @@ export async function graphView(ctx) {
     try {
       data = await api.stats('edge', { signal: ctx.signal });
     } catch (e) {
+      if (e instanceof api.ApiError && e.status === 401) throw e; // to the login page
       if (e.name !== 'AbortError') empty(errorBox(e));
       return;
     }

@@ -342,6 +342,7 @@ export async function serviceView(ctx, [ns, name]) {
       renderEndpoints();
     } catch (e) {
       if (e.name === 'AbortError') return;
+      if (e instanceof api.ApiError && e.status === 401) throw e; // to the login page
       metricsCard.replaceChildren(h('h2', null, 'Golden metrics (last 60 s)'), errorBox(e));
     }
   };

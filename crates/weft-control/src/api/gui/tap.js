@@ -74,7 +74,7 @@ export async function tapView(ctx, [kind, target]) {
   const grid = h(
     'table',
     { class: 'grid tap-rows' },
-    h('thead', null, h('tr', null, ['Time', 'Direction', 'Proxy', 'Method', 'Authority', 'Path', 'Status', 'gRPC', 'Duration', 'From', 'To'].map((t) => h('th', null, t)))),
+    h('thead', null, h('tr', null, ['Time', 'Direction', 'Method', 'Authority', 'Path', 'Status', 'gRPC', 'Duration', 'From', 'To'].map((t) => h('th', null, t)))),
     tbody,
   );
   ctx.el.append(
@@ -96,7 +96,7 @@ export async function tapView(ctx, [kind, target]) {
       'tr',
       { class: 'tap-row', tabindex: 0 },
       [
-        clock(ev.time), ev.direction ?? '', ev.proxy || '—', ev.method ?? '', ev.authority ?? '', h('code', null, ev.path ?? ''),
+        clock(ev.time), ev.direction ?? '', ev.method ?? '', ev.authority ?? '', h('code', null, ev.path ?? ''),
         badge(String(ev.status ?? '—'), statusTone(ev.status)), ev.grpc_status ?? '', millis(ev.duration_ms),
         ev.source_identity || 'unauthenticated', ev.destination_workload || ev.destination_identity || '',
       ].map((c) => h('td', null, c)),
