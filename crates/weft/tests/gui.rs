@@ -150,6 +150,17 @@ async fn the_gui_shows_a_service_its_endpoints_and_conditions_the_graph_and_a_ta
         "the route's status never said BackendNotFound"
     );
 
+    // A token the control plane knows but revoked: its 401 names it.
+    let (ok, out) = cp.cli(&["token", "admin", "create", "gui-revoked"]).await;
+    assert!(ok, "weft token admin create: {out}");
+    let revoked = out
+        .lines()
+        .find(|l| l.starts_with("weft-read-"))
+        .unwrap_or_else(|| panic!("no token in: {out}"))
+        .to_owned();
+    let (ok, out) = cp.cli(&["token", "admin", "revoke", "gui-revoked"]).await;
+    assert!(ok, "weft token admin revoke: {out}");
+
     // Traffic the whole time, mostly answered, some 503s: the graph's edges and the
     // tap's rows.
     let listen = mesh.listen(&client_host);
@@ -182,6 +193,7 @@ async fn the_gui_shows_a_service_its_endpoints_and_conditions_the_graph_and_a_ta
         .current_dir(&tools.dir)
         .env("WEFT_GUI_URL", format!("https://{}", cp.api()))
         .env("WEFT_GUI_TOKEN", cp.admin_token().expect("admin token"))
+        .env("WEFT_GUI_REVOKED_TOKEN", &revoked)
         .env("WEFT_CHROMIUM", &tools.chromium)
         .env("WEFT_GUI_ARTIFACTS", &artifacts)
         .env("WEFT_GUI_SERVICE", "default/echo")

@@ -4,12 +4,13 @@
 //   node gui.mjs [--docs-images DIR]
 //
 // Environment: WEFT_GUI_URL (https://127.0.0.1:PORT), WEFT_GUI_TOKEN (an admin token),
+// WEFT_GUI_REVOKED_TOKEN (an operator token named gui-revoked, revoked),
 // WEFT_CHROMIUM (the browser), WEFT_GUI_ARTIFACTS (where screenshots go),
 // WEFT_GUI_SERVICE (namespace/name of a service with an endpoint), WEFT_GUI_ENDPOINT
 // (its workload), WEFT_GUI_ROUTE (a route attached to it), WEFT_GUI_CONDITION (a
 // condition reason the route's status has).
 //
-// It logs in (a wrong token first: the API's refusal is shown), opens the service and
+// It logs in (an unknown and a revoked token first: the API's refusals are shown), opens the service and
 // finds its endpoint and the route's condition, the workloads with their proxies, the
 // routes and policies, the live graph with an edge and a live tap row, logs out, and
 // fails on any console error or uncaught exception the steps did not expect. Last, it
@@ -29,6 +30,7 @@ const env = (name) => {
 
 const base = env('WEFT_GUI_URL');
 const token = env('WEFT_GUI_TOKEN');
+const revoked = env('WEFT_GUI_REVOKED_TOKEN');
 const artifacts = env('WEFT_GUI_ARTIFACTS');
 const [serviceNs, serviceName] = env('WEFT_GUI_SERVICE').split('/');
 const endpoint = env('WEFT_GUI_ENDPOINT');
@@ -95,7 +97,7 @@ try {
   await page.locator('#login-form').waitFor({ timeout: TIMEOUT });
   await shot('login');
 
-  step('a wrong token: the API refusal is shown');
+  step('an unknown token, then a revoked one: the API\'s 403 and 401 are shown, nothing is kept');
   expect(403, '/v1/meshes');
   expect(401, '/v1/meshes');
   await page.fill('#token', 'weft-admin-not-a-real-token');
@@ -104,6 +106,14 @@ try {
   const refusal = await page.textContent('#login-error');
   if (!/^40[13] (Forbidden|Unauthorized): /.test(refusal)) throw new Error(`the refusal is not the API's: ${refusal}`);
   await shot('login-refused', 'gui-login.png');
+  await page.fill('#token', revoked);
+  await page.click('#login-form button[type=submit]');
+  await waitText('#login-error', 'was revoked');
+  const revokedRefusal = await page.textContent('#login-error');
+  if (!revokedRefusal.startsWith('401 Unauthorized: the operator token "gui-revoked" was revoked')) {
+    throw new Error(`the revoked token's refusal is not the API's 401: ${revokedRefusal}`);
+  }
+  if (await page.evaluate(() => sessionStorage.length) !== 0) throw new Error('a refused token was kept');
   expected = [];
 
   step('the admin token: logged in, kept in sessionStorage only');
