@@ -269,3 +269,30 @@ async fn route_changes_under_load_lose_no_request() {
         "the route changes did not all take effect: {seen:?}"
     );
 }
+
+/// A rule whose only backend does not exist answers 503 (its route says
+/// `BackendNotFound`) instead of falling through to a lower rule; the proxy takes the
+/// table with that rule in it rather than refusing the whole table.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rule_whose_only_backend_is_missing_answers_503_and_the_table_is_accepted() {
+    let s = crate::telemetry::setup().await;
+    let route = "apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: { name: partly-gone }\n\
+                 spec:\n  parentRefs: [{ kind: Service, name: echo, port: 80 }]\n  rules:\n\
+                 \x20   - matches: [{ path: { type: PathPrefix, value: /gone } }]\n\
+                 \x20     backendRefs: [{ name: missing, port: 80 }]\n\
+                 \x20   - backendRefs: [{ name: echo, port: 80 }]\n";
+    s.cp.apply(&s.mesh, "route", route).await;
+    let served = crate::harness::eventually(std::time::Duration::from_secs(10), || async {
+        crate::telemetry::get(s.listen, "/gone/1").await == 503
+            && crate::telemetry::get(s.listen, "/here").await == 200
+    })
+    .await;
+    let metrics = crate::telemetry::control_plane_metrics(&s.cp).await;
+    assert!(served, "/gone answers 503, the rest is served\n{metrics}");
+    assert!(
+        !metrics.lines().any(|l| l.contains("type=\"RouteTable\"")
+            && l.contains("result=\"nack\"")
+            && !l.trim_end().ends_with(" 0")),
+        "no proxy refused the table:\n{metrics}"
+    );
+}

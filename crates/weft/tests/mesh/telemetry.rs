@@ -371,7 +371,7 @@ async fn ten_thousand_distinct_paths_add_no_series_on_either_side() {
 }
 
 /// `GET /metrics` on the control plane's API with its admin token, over its TLS.
-async fn control_plane_metrics(cp: &ControlPlane) -> String {
+pub(crate) async fn control_plane_metrics(cp: &ControlPlane) -> String {
     let token = cp.admin_token().expect("an admin token");
     let out = tokio::process::Command::new("curl")
         .args(["-sS", "--fail-with-body", "--cacert"])

@@ -179,7 +179,10 @@ fn backends(
     errors: &mut Errors,
 ) {
     let deferred = errors.1 == References::Deferred;
-    if rule.backends.is_empty() {
+    // From a control plane, a rule whose every backend failed to resolve comes with
+    // none: it answers 503 rather than falling through to a lower rule (the route's
+    // status says `BackendNotFound`). In a local file it is a mistake.
+    if rule.backends.is_empty() && !deferred {
         errors.push(
             format!("{rpath}.backends"),
             "a rule needs at least one backend",
