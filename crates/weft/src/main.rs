@@ -41,6 +41,15 @@ enum Command {
     Explain(cmd::explain::Args),
     /// Show what the control plane sent a connected proxy, and what it ACKed or NACKed.
     Inspect(cmd::inspect::Args),
+    /// Live success rate, requests per second and latency of services, workloads or
+    /// route rules, from the proxies' reports.
+    Stat(cmd::stat::Args),
+    /// The busiest paths of a service or workload right now, from a tap.
+    Top(cmd::top::Args),
+    /// Who calls whom, over mTLS or not, with the identities each side proved.
+    Edges(cmd::edges::Args),
+    /// Print a workload's or a service's requests as they happen (needs an admin token).
+    Tap(cmd::tap::Args),
     /// Validate resource files offline, without a control plane.
     Check(cmd::check::Args),
     /// Issue or revoke workload tokens (what a proxy presents to get certificates).
@@ -67,6 +76,10 @@ fn main() -> std::process::ExitCode {
         Command::Describe(args) => cmd::describe::run(&args),
         Command::Explain(args) => cmd::explain::run(&args),
         Command::Inspect(args) => cmd::inspect::run(&args),
+        Command::Stat(args) => cmd::stat::run(&args),
+        Command::Top(args) => cmd::top::run(&args),
+        Command::Edges(args) => cmd::edges::run(&args),
+        Command::Tap(args) => cmd::tap::run(&args),
         Command::Check(args) => cmd::check::run(&args),
         Command::Token(args) => cmd::token::run(&args),
         Command::Redirect(args) => cmd::redirect::run(&args),

@@ -283,6 +283,36 @@ async fn apply_of_unparseable_yaml_names_the_file_and_exits_1() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn live_views_say_when_the_control_plane_keeps_no_statistics_and_what_they_show() {
+    let cp = ControlPlane::start().await;
+    for args in [
+        &["stat", "services"][..],
+        &["edges", "-A"],
+        &["tap", "workload", "default/web-1", "--duration", "1s"],
+        &["top", "web", "--duration", "1s"],
+    ] {
+        let run = cp.weft(args).await.failed();
+        assert!(
+            run.stderr.contains("no live statistics") && run.stderr.contains("404"),
+            "weft {args:?}: {}",
+            run.stderr
+        );
+    }
+    let run = cp.weft(&["stat", "gizmos"]).await.failed();
+    assert!(
+        run.stderr
+            .contains("weft stat shows services, workloads or routes, not \"gizmos\""),
+        "{}",
+        run.stderr
+    );
+    let run = cp.weft(&["stat", "edges"]).await.failed();
+    assert!(run.stderr.contains("`weft edges`"), "{}", run.stderr);
+    let run = cp.weft(&["stat", "services", "--window", "10m"]).await;
+    assert_eq!(run.code, 2, "clap refuses the window: {}", run.stderr);
+    assert!(run.stderr.contains("from 1s to 5m"), "{}", run.stderr);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unreachable_control_plane_is_named_with_a_hint() {
     let home = tempfile::tempdir().unwrap();
     let ca = weft_tls::ca::Authority::generate("cluster.local", std::time::Duration::from_secs(60))

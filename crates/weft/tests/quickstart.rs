@@ -1,6 +1,7 @@
 //! `weft quickstart` as a user runs it, and as a user who is not root (through
 //! `setpriv` when the tests run as root): it comes up on loopback, the demo answers
-//! through the sidecars, the commands it prints work, and SIGINT (Ctrl-C) leaves
+//! through the sidecars, the commands it prints work (the live views `weft stat` and
+//! `weft tap` included), it says where the GUI is, and SIGINT (Ctrl-C) leaves
 //! nothing behind: no process, no listening port, no temporary directory.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -126,6 +127,63 @@ fn quickstart_serves_the_demo_through_sidecars_and_sigint_leaves_nothing_behind(
             "{name} is not a Healthy workload:\n{workloads}"
         );
     }
+    // The live views and the GUI it points to: the stats of the requests it sent, and
+    // a tap of the catalog while the frontend is called, each run as printed.
+    assert!(
+        output.contains(&format!(
+            "Open the GUI at https://127.0.0.1:{}/gui and sign in with the WEFT_TOKEN above",
+            base + LAST_OFFSET
+        )),
+        "{output}"
+    );
+    assert_eq!(printed(&output, " edges "), ["edges"], "{output}");
+    assert_eq!(
+        printed(&output, " top "),
+        ["top", "catalog.default"],
+        "{output}"
+    );
+    let stat = printed(&output, " stat services ");
+    assert_eq!(stat, ["stat", "services"], "{output}");
+    let stat: Vec<&str> = stat.iter().map(String::as_str).collect();
+    let mut table = String::new();
+    assert!(
+        eventually(Duration::from_secs(12), || {
+            table = cli(&bin, home.path(), &exports, &stat, None);
+            table.lines().any(|l| l.starts_with("frontend "))
+        }),
+        "the requests to the frontend were never reported:\n{table}"
+    );
+    let tap = printed(&output, " tap service ");
+    assert_eq!(tap, ["tap", "service", "catalog.default"], "{output}");
+    let tapping = Command::new(&bin)
+        .args(&tap)
+        .args(["--duration", "3s"])
+        .envs(&exports)
+        .env("HOME", home.path())
+        .env_remove("XDG_CONFIG_HOME")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("weft tap starts");
+    let until = Instant::now() + Duration::from_secs(3);
+    while Instant::now() < until {
+        get_json(frontend);
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let tapped = tapping.wait_with_output().expect("weft tap runs");
+    let lines = String::from_utf8_lossy(&tapped.stdout).into_owned();
+    assert!(
+        tapped.status.success(),
+        "{lines}{}",
+        String::from_utf8_lossy(&tapped.stderr)
+    );
+    assert!(
+        lines
+            .lines()
+            .any(|l| l.contains(" inbound  GET ") && l.contains(&format!("{FRONTEND} → catalog-v"))),
+        "no request from the frontend to the catalog was tapped:\n{lines}"
+    );
+
     let shift = between(&output, "<<'EOF'\n", "EOF\n").expect("the canary heredoc");
     assert!(shift.contains("weight: 100"), "{shift}");
     let applied = cli(
@@ -269,6 +327,21 @@ fn cli(
         String::from_utf8_lossy(&out.stderr)
     );
     stdout
+}
+
+/// The arguments of the `weft` command printed on the line that holds `needle` (the
+/// words after the binary, up to the comment).
+fn printed(output: &str, needle: &str) -> Vec<String> {
+    let line = output
+        .lines()
+        .find(|l| l.contains(needle))
+        .unwrap_or_else(|| panic!("no line holds {needle:?}:\n{output}"));
+    let command = line.split('#').next().unwrap_or_default();
+    command
+        .split_whitespace()
+        .skip(1)
+        .map(str::to_owned)
+        .collect()
 }
 
 fn between<'a>(text: &'a str, start: &str, end: &str) -> Option<&'a str> {

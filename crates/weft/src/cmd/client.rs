@@ -173,23 +173,7 @@ impl Client {
         body: Option<(&str, Bytes)>,
     ) -> anyhow::Result<Response> {
         let url = format!("{}{path}", self.base);
-        let mut request = Request::builder()
-            .method(method.clone())
-            .uri(&url)
-            .header(http::header::ACCEPT, "application/json");
-        if let Some((value, _)) = &self.auth {
-            request = request.header(http::header::AUTHORIZATION, value.clone());
-        }
-        let body = match body {
-            Some((content_type, bytes)) => {
-                request = request.header(http::header::CONTENT_TYPE, content_type);
-                Full::new(bytes)
-            }
-            None => Full::new(Bytes::new()),
-        };
-        let request = request
-            .body(body)
-            .with_context(|| format!("building {method} {url}"))?;
+        let request = self.request(&method, &url, "application/json", body)?;
         let exchange = async {
             let response = self.pool.request(request).await?;
             let status = response.status();
@@ -203,7 +187,7 @@ impl Client {
                     StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN
                 ) =>
             {
-                Err(self.refused(&response))
+                Err(self.refused(&response, !matches!(method, Method::GET | Method::HEAD)))
             }
             Ok(Ok(response)) => Ok(response),
             Ok(Err(e)) => Err(self.unreachable(&*e)),
@@ -220,8 +204,77 @@ impl Client {
         response.json()
     }
 
-    /// The error for a `401` or `403`: what the API said, and how to get the token.
-    fn refused(&self, response: &Response) -> anyhow::Error {
+    /// `GET path` for an answer that streams (`application/x-ndjson`: a tap): its body,
+    /// to read as it comes, once its head arrived within the request timeout (the body
+    /// has none). A `401` or `403` ends with the hint for an admin token, which a tap
+    /// needs; another error status, with the API's error.
+    pub(crate) async fn stream(&self, path: &str) -> anyhow::Result<hyper::body::Incoming> {
+        let url = format!("{}{path}", self.base);
+        let request = self.request(
+            &Method::GET,
+            &url,
+            "application/x-ndjson, application/json;q=0.9",
+            None,
+        )?;
+        let head = match tokio::time::timeout(self.request_timeout, self.pool.request(request))
+            .await
+        {
+            Ok(Ok(response)) => response,
+            Ok(Err(e)) => return Err(self.unreachable(&e)),
+            Err(_) => anyhow::bail!(
+                "GET {url}: no answer within {}; the control plane may be overloaded (raise --request-timeout)",
+                humantime::format_duration(self.request_timeout)
+            ),
+        };
+        let status = head.status();
+        if status.is_success() {
+            return Ok(head.into_body());
+        }
+        // An error: its body is short and whole.
+        let body = tokio::time::timeout(self.request_timeout, head.into_body().collect())
+            .await
+            .ok()
+            .and_then(Result::ok)
+            .map(http_body_util::Collected::to_bytes)
+            .unwrap_or_default();
+        let response = Response { status, body };
+        if matches!(status, StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN) {
+            return Err(self.refused(&response, true));
+        }
+        Err(response.error().into())
+    }
+
+    /// A request to `url` with the token, accepting `accept`; `body` is `(content type,
+    /// bytes)`.
+    fn request(
+        &self,
+        method: &Method,
+        url: &str,
+        accept: &'static str,
+        body: Option<(&str, Bytes)>,
+    ) -> anyhow::Result<Request<Full<Bytes>>> {
+        let mut request = Request::builder()
+            .method(method.clone())
+            .uri(url)
+            .header(http::header::ACCEPT, accept);
+        if let Some((value, _)) = &self.auth {
+            request = request.header(http::header::AUTHORIZATION, value.clone());
+        }
+        let body = match body {
+            Some((content_type, bytes)) => {
+                request = request.header(http::header::CONTENT_TYPE, content_type);
+                Full::new(bytes)
+            }
+            None => Full::new(Bytes::new()),
+        };
+        request
+            .body(body)
+            .with_context(|| format!("building {method} {url}"))
+    }
+
+    /// The error for a `401` or `403`: what the API said, and how to get the token;
+    /// `admin` when only an admin token may do what was asked (a write, a tap).
+    fn refused(&self, response: &Response, admin: bool) -> anyhow::Error {
         let error = response.error();
         let given = match &self.auth {
             None => "no operator token was given".to_owned(),
@@ -232,11 +285,18 @@ impl Client {
                 format!("the token from `token:` in {} was refused", path.display())
             }
         };
+        let own = if admin {
+            "this needs an admin token: run `weft token admin` on the control-plane host to \
+             print the bootstrap admin token (or ask an admin for one of your own: \
+             `weft token admin create NAME --role admin`)"
+        } else {
+            "run `weft token admin` on the control-plane host to print the admin token (or \
+             ask an admin for a token of your own: `weft token admin create NAME`)"
+        };
         anyhow::anyhow!(
             "the control plane at {} refused the request: {given}: {error}\n\
-             hint: run `weft token admin` on the control-plane host to print the admin token (or \
-             ask an admin for a token of your own: `weft token admin create NAME`), \
-             then pass it with --token TOKEN, $WEFT_TOKEN, or token: in ~/.config/weft/config.yaml",
+             hint: {own}, then pass it with --token TOKEN, $WEFT_TOKEN, or token: in \
+             ~/.config/weft/config.yaml",
             self.base
         )
     }

@@ -1,4 +1,4 @@
-//! Printing objects: `-o yaml|json|name|wide` and aligned tables.
+//! Printing objects: `-o yaml|json|name|wide`, aligned tables, and the lines of a stream.
 
 use std::fmt::Write as _;
 use std::time::{Duration, SystemTime};
@@ -23,6 +23,18 @@ pub(crate) fn print_document(value: &serde_json::Value, output: Output) -> anyho
         _ => print!("{}", serde_saphyr::to_string(value)?),
     }
     Ok(())
+}
+
+/// Writes `text` to stdout now (not line-buffered); `false` once stdout is closed, as
+/// when `weft tap … | head` has read enough: a stream should then end quietly.
+pub(crate) fn write_now(text: &str) -> anyhow::Result<bool> {
+    use std::io::Write as _;
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(false),
+        Err(e) => Err(anyhow::Error::new(e).context("writing to stdout")),
+    }
 }
 
 /// Renders rows under headers, columns padded to their widest cell plus three spaces.

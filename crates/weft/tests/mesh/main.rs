@@ -20,6 +20,7 @@ mod bypass;
 mod control_plane;
 mod identity;
 mod lifecycle;
+mod observe;
 mod prometheus;
 mod protocols;
 mod resilience;

@@ -644,6 +644,36 @@ impl Mesh {
         }
         let _ = writeln!(
             text,
+            "\nWatch the traffic live (the sidecars report every 5s; curl the frontend for more):"
+        );
+        for (command, what) in [
+            (
+                "stat services",
+                "success rate, requests/s and latency of each service, over the last minute",
+            ),
+            (
+                "edges",
+                "who called whom, over mTLS, with the identities each side proved",
+            ),
+            (
+                "tap service catalog.default",
+                "each request to the catalog as it happens (Ctrl-C to stop)",
+            ),
+            (
+                "top catalog.default",
+                "the catalog's busiest paths, redrawn every second",
+            ),
+        ] {
+            let _ = writeln!(text, "  {weft} {command:<28} # {what}");
+        }
+        let _ = writeln!(
+            text,
+            "\nOpen the GUI at https://{}/gui and sign in with the WEFT_TOKEN above (the browser \
+             does not know the mesh CA in WEFT_CA_FILE: accept its warning, or trust that file)",
+            self.layout.api()
+        );
+        let _ = writeln!(
+            text,
             "\nShift the canary: send every catalog request to v2 (weights 0/100), then curl the frontend again:"
         );
         let _ = write!(
