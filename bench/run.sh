@@ -424,6 +424,24 @@ EOF
         cat "$RUN/weft-2hop-http-server.yaml"
         permissions_block spiffe://cluster.local/ns/default/sa/bench-client
     } >"$RUN/weft-2hop-http-permissions-server.yaml"
+    # Telemetry on both proxies (SYSTEMS="weft-2hop-l7-telemetry-off
+    # weft-2hop-l7-telemetry-on weft-2hop-l7-telemetry-logs", the configs
+    # bench/instructions.sh TELEMETRY=compare measures): off = request metrics disabled;
+    # on = metrics and tracing at 1% (to a collector address nothing listens on);
+    # logs = on, plus a JSON access log to a file.
+    local side level
+    for side in client server; do
+        for level in off on logs; do
+            {
+                cat "$RUN/weft-2hop-http-$side.yaml"
+                case $level in
+                off) printf 'telemetry: { metrics: { enabled: false } }\n' ;;
+                on) printf 'telemetry:\n  tracing: { endpoint: "http://127.0.0.1:4317", sampling: 1 }\n' ;;
+                logs) printf 'telemetry:\n  tracing: { endpoint: "http://127.0.0.1:4317", sampling: 1 }\n  accessLog: { format: json, path: %s/access-%s.log }\n' "$RUN" "$side" ;;
+                esac
+            } >"$RUN/weft-2hop-http-telemetry-$level-$side.yaml"
+        done
+    done
 
     # Weft, two hops with transparent capture on the client side (*-capture systems):
     # the app (wrk, as root) dials the backend's own address; `weft redirect install`
@@ -680,10 +698,14 @@ start_system() {  # system round
         ENTRIES=("client:$LAST_PID")
         wait_http "$NS_C" http://127.0.0.1:15000/ready || return 1
         URL="http://127.0.0.1:$PORT_WEFT1" ;;
-    weft-2hop-l7|weft-2hop-l4|weft-2hop-l7-permissions)
+    weft-2hop-l7|weft-2hop-l4|weft-2hop-l7-permissions|weft-2hop-l7-telemetry-*)
         local proto=http server=http
         [[ $sys == weft-2hop-l4 ]] && proto=tcp server=tcp
         [[ $sys == weft-2hop-l7-permissions ]] && server=http-permissions
+        if [[ $sys == weft-2hop-l7-telemetry-* ]]; then
+            proto=http-telemetry-${sys#weft-2hop-l7-telemetry-}
+            server=$proto
+        fi
         start_proc "$NS_S" "$PROXY_CORE" "$LOGS/r$r-$name-server.log" \
             env NO_COLOR=1 "$weft" proxy --config "$RUN/weft-2hop-$server-server.yaml" --workers "$workers"
         ENTRIES=("server:$LAST_PID")

@@ -175,10 +175,18 @@ async fn tap_checked(
     let (id, events) = hub.start_tap(start, proxies);
     let guard = StopOnDrop { hub, id };
     let deadline = tokio::time::Instant::now() + TAP_MAX;
+    // A service's tap is what its workloads serve: their own calls out are not the
+    // service's requests.
+    let inbound_only = service.is_some();
     let lines = futures::stream::unfold((events, guard), move |(mut events, guard)| async move {
-        let event = tokio::time::timeout_at(deadline, events.recv())
-            .await
-            .ok()??;
+        let event = loop {
+            let event = tokio::time::timeout_at(deadline, events.recv())
+                .await
+                .ok()??;
+            if event.inbound || !inbound_only {
+                break event;
+            }
+        };
         let mut line = serde_json::to_vec(&event_json(&event)).unwrap_or_default();
         line.push(b'\n');
         Some((Ok::<_, std::convert::Infallible>(line), (events, guard)))

@@ -202,7 +202,11 @@ impl Sum {
 
     fn row(&self, seconds: u64, source: Option<Party>, destination: Party) -> Row {
         let latency_ms = match (self.quantile(0.5), self.quantile(0.95), self.quantile(0.99)) {
-            (Some(p50), Some(p95), Some(p99)) => Some(Latency { p50, p95, p99 }),
+            (Some(p50), Some(p95), Some(p99)) => Some(Latency {
+                p50: round3(p50),
+                p95: round3(p95),
+                p99: round3(p99),
+            }),
             _ => None,
         };
         Row {
@@ -392,6 +396,12 @@ impl Stats {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
+}
+
+/// `x` to three decimals (microseconds, for milliseconds): interpolation leaves
+/// float noise (`23.500000000000007`) no reader wants.
+fn round3(x: f64) -> f64 {
+    (x * 1000.0).round() / 1000.0
 }
 
 fn start(start: &pb::TapStart) -> pb::ControlRequest {

@@ -243,8 +243,10 @@ async fn two_hops_export_a_client_and_a_server_span_of_one_trace_over_otlp() {
     for host in [&client, &server] {
         let text = crate::telemetry::metrics(&mesh, host).await;
         assert!(
-            text.lines().any(|l| l.starts_with("weft_proxy_request_duration_seconds_bucket")
-                && l.contains(&format!("# {{trace_id=\"{}\"}}", parts[1]))),
+            text.lines().any(
+                |l| l.starts_with("weft_proxy_request_duration_seconds_bucket")
+                    && l.contains(&format!("# {{trace_id=\"{}\"}}", parts[1]))
+            ),
             "{text}"
         );
     }
