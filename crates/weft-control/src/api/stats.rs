@@ -12,13 +12,14 @@ use std::time::Duration;
 
 use axum::body::Body;
 use axum::extract::{Query, State};
-use axum::http::{header, StatusCode};
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::{Extension, Json};
+use axum::Extension;
 use weft_api::pb::v1 as pb;
 use weft_api::resource::{Key, Kind};
 
 use super::auth::Operator;
+use super::format::{Format, Reply};
 use super::{ApiState, Error};
 use crate::stats::{By, ProxyKey, Stats};
 use crate::store::Role;
@@ -53,8 +54,13 @@ fn hub(state: &ApiState) -> Result<&Arc<Stats>, Error> {
 /// `GET /v1/stats?by=service|workload|route|edge&window=60s&namespace=NS`.
 pub(super) async fn stats(
     State(state): State<ApiState>,
+    headers: HeaderMap,
     Query(params): Query<HashMap<String, String>>,
 ) -> Response {
+    let format = match Format::of_response(&headers) {
+        Ok(f) => f,
+        Err(e) => return e.into_response(),
+    };
     let hub = match hub(&state) {
         Ok(h) => h,
         Err(e) => return e.into_response(),
@@ -83,7 +89,7 @@ pub(super) async fn stats(
         },
     };
     let namespace = params.get("namespace").map(String::as_str);
-    Json(hub.query(by, window, namespace)).into_response()
+    Reply::ok(format, &hub.query(by, window, namespace)).into_response()
 }
 
 /// `GET /v1/tap?workload=NS/NAME` or `?service=NAME.NS`, with `path`, `method`,
@@ -92,8 +98,12 @@ pub(super) async fn stats(
 pub(super) async fn tap(
     State(state): State<ApiState>,
     operator: Option<Extension<Operator>>,
+    headers: HeaderMap,
     Query(params): Query<HashMap<String, String>>,
 ) -> Response {
+    if let Err(e) = super::format::accepts_ndjson(&headers) {
+        return e.into_response();
+    }
     match tap_checked(&state, operator.map(|Extension(o)| o), &params).await {
         Ok(r) => r,
         Err(e) => e.into_response(),

@@ -34,6 +34,7 @@ use weft_tls::SpiffeId;
 use crate::authz::Traffic;
 use crate::drain::Drain;
 use crate::hbone::Accepted;
+use crate::http::body::Body;
 use crate::http::pool::{self, DialError, Pool};
 use crate::http::request_body::RequestBody;
 use crate::state::Store;
@@ -248,7 +249,7 @@ impl Inbound {
         mut req: Request<RequestBody>,
         app: SocketAddr,
         caller: &Caller,
-    ) -> Response<Metered> {
+    ) -> Response<Metered<Body>> {
         let started = Instant::now();
         let snap = self.store.load();
         let asked =

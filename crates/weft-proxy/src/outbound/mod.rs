@@ -28,6 +28,7 @@ use tokio::net::TcpStream;
 use crate::drain::Drain;
 use crate::error::Error;
 use crate::hbone;
+use crate::http::body::Body;
 use crate::http::forward;
 use crate::http::pool::{self, DialError, Io, Pool};
 use crate::http::request_body::RequestBody;
@@ -273,7 +274,7 @@ impl Outbound {
         key: &str,
         port: u16,
         http2: bool,
-    ) -> Response<Metered> {
+    ) -> Response<Metered<Body>> {
         let started = Instant::now();
         let snap = self.store.load();
         let Some(parent) = snap.target(key, port) else {

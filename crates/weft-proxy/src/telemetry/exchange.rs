@@ -20,7 +20,6 @@ use http_body::{Body as HttpBody, Frame, SizeHint};
 use super::access_log::{AccessLog, Entry, ResponseFlags};
 use super::labels::{GrpcStatus, Peer, RouteLabels, Shared};
 use super::{Direction, Metrics};
-use crate::http::body::Body;
 
 /// The size of a request's body: known from its head (or because it was read whole),
 /// or counted as it streams.
@@ -156,7 +155,7 @@ impl Detail {
 
 /// A response body that records its exchange when it ends (see the module docs).
 #[derive(Debug)]
-pub struct Metered<B = Body> {
+pub struct Metered<B> {
     inner: B,
     /// The exchange, until recorded.
     record: Option<Record>,
@@ -196,7 +195,7 @@ impl<B> Metered<B> {
             return;
         };
         if let Some(tapped) = r.tap.take() {
-            tapped.finish(&r);
+            tapped.finish(r.direction, &r.peer, r.status, r.grpc.0);
         }
         let request_bytes = r.request_bytes.bytes();
         if let Some(detail) = &r.detail {
@@ -235,8 +234,8 @@ impl<B> Metered<B> {
     }
 }
 
-impl From<Body> for Metered {
-    fn from(body: Body) -> Self {
+impl<B> From<B> for Metered<B> {
+    fn from(body: B) -> Self {
         Self::unrecorded(body)
     }
 }
@@ -325,7 +324,7 @@ mod tests {
     async fn an_answer_is_recorded_when_its_body_ends_with_sizes_and_trailer_status() {
         let metrics = Metrics::new();
         let read = Arc::new(AtomicU64::new(0));
-        let body = Body::text("hello, world");
+        let body = http_body_util::Full::new(Bytes::from_static(b"hello, world"));
         let mut metered = Metered::new(
             body,
             record(

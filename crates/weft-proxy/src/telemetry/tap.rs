@@ -14,7 +14,7 @@ use arc_swap::ArcSwapOption;
 use tokio::sync::mpsc;
 use weft_api::pb::v1 as pb;
 
-use super::exchange::Record;
+use super::labels::Peer;
 use super::{Direction, LogBudget};
 
 /// Events queued for the control plane, at most.
@@ -172,16 +172,17 @@ impl Tapped {
         self.response_headers = redacted(headers, &allowed);
     }
 
-    /// The exchange `r` ended: an event for each tap whose filters all hold and whose
+    /// The exchange ended (on the `direction` side, between `peer`, answered with
+    /// `status` and `grpc`): an event for each tap whose filters all hold and whose
     /// rate allows one more.
-    pub fn finish(&self, r: &Record) {
-        let peer = &*r.peer.counted;
+    pub fn finish(&self, direction: Direction, peer: &Peer, status: u16, grpc: Option<u8>) {
+        let peer = &*peer.counted;
         let elapsed = self.time.elapsed().unwrap_or_default();
         for &i in &self.matched {
             let tap = &self.taps.taps[i];
             let s = &tap.start;
             let status_ok = (s.status_min == 0 && s.status_max == 0)
-                || (s.status_min..=s.status_max).contains(&u32::from(r.status));
+                || (s.status_min..=s.status_max).contains(&u32::from(status));
             let caller_ok = s.caller.is_empty() || s.caller == *peer.source_identity.0;
             let service_ok = s.service.is_empty() || s.service == *peer.destination_service.0;
             if !(status_ok && caller_ok && service_ok && tap.budget.take()) {
@@ -193,12 +194,12 @@ impl Tapped {
                     .time
                     .duration_since(SystemTime::UNIX_EPOCH)
                     .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX)),
-                inbound: r.direction == Direction::Inbound,
+                inbound: direction == Direction::Inbound,
                 method: self.method.as_str().to_owned(),
                 authority: self.authority.clone(),
                 path: self.path.clone(),
-                status: u32::from(r.status),
-                grpc_status: r.grpc.0.map(u32::from),
+                status: u32::from(status),
+                grpc_status: grpc.map(u32::from),
                 duration_ms: elapsed.as_secs_f64() * 1000.0,
                 source_identity: peer.source_identity.0.to_string(),
                 destination_identity: peer.destination_identity.0.to_string(),
@@ -217,26 +218,10 @@ impl Tapped {
 #[allow(clippy::unwrap_used)] // a failed unwrap is a failed test
 mod tests {
     use super::*;
-    use crate::telemetry::exchange::{Record, RequestSize};
-    use crate::telemetry::labels::{GrpcStatus, Own};
-    use crate::telemetry::Metrics;
+    use crate::telemetry::labels::Own;
 
-    fn record(status: u16, caller: &str) -> Record {
-        Record {
-            metrics: Metrics::new(),
-            direction: Direction::Inbound,
-            peer: Own::new("web", "shop", Some("spiffe://cluster.local/ns/shop/sa/web"))
-                .inbound(Some(caller)),
-            route: None,
-            status,
-            grpc: GrpcStatus(None),
-            elapsed: std::time::Duration::from_millis(2),
-            request_bytes: RequestSize::Known(0),
-            counted: false,
-            span: None,
-            detail: None,
-            tap: None,
-        }
+    fn peer(caller: &str) -> Peer {
+        Own::new("web", "shop", Some("spiffe://cluster.local/ns/shop/sa/web")).inbound(Some(caller))
     }
 
     /// Filters on method, path, status and caller; values redacted except the allowed
@@ -275,7 +260,7 @@ mod tests {
         let send = |status, who: &str| {
             let mut tapped = taps.begin(&req("GET", "/orders/9")).expect("matches");
             tapped.answered(&http::HeaderMap::new());
-            tapped.finish(&record(status, who));
+            tapped.finish(Direction::Inbound, &peer(who), status, None);
         };
         send(200, caller); // status filtered out
         send(503, "spiffe://cluster.local/ns/shop/sa/other"); // caller filtered out

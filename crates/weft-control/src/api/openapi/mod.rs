@@ -543,7 +543,7 @@ fn stats_paths(paths: &mut Map<String, Value>) {
                 json!({"200": {"description": "one JSON object per request, newline-delimited", "content": {
                     "application/x-ndjson": {"schema": {"type": "string"}}
                 }}}),
-                &[400, 401, 403, 404, 405, 500],
+                &[400, 401, 403, 404, 405, 406, 500],
                 &[(404, "no such workload, a service that selects none, or an API without live statistics")],
             )
         }}),

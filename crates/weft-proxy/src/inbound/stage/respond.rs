@@ -41,7 +41,7 @@ pub fn respond(
     service: &Name,
     asked: Asked<'_>,
     result: Result<Response<Body>, Error>,
-) -> Response<Metered> {
+) -> Response<Metered<Body>> {
     let grpc = asked.grpc;
     let mut detail = asked.detail;
     let resp = match result {

@@ -135,7 +135,7 @@ impl<'a> Reply<'a> {
     }
 
     /// The answer to `result`, counted when its body ends.
-    pub fn respond(mut self, result: Result<Response<Body>, Error>) -> Response<Metered> {
+    pub fn respond(mut self, result: Result<Response<Body>, Error>) -> Response<Metered<Body>> {
         let exchanged = result.as_ref().map_or_else(Error::is_exchange, |_| true);
         let mut resp = match result {
             Ok(resp) => resp,
