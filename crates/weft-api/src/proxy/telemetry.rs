@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 /// The fields an access-log line can carry, by name: the keys of a JSON line and the
 /// placeholders of a text template (`{method} {path} {status}`).
-pub const ACCESS_LOG_FIELDS: &[&str] = &[
+pub const ACCESS_LOG_FIELDS: [&str; 21] = [
     "start_time",
     "direction",
     "source_identity",

@@ -92,16 +92,7 @@ pub struct Detail {
 impl Detail {
     /// The request's line-to-be, for `log`.
     pub fn of<B>(log: &AccessLog, req: &http::Request<B>) -> Box<Self> {
-        let authority = req
-            .uri()
-            .authority()
-            .map(http::uri::Authority::as_str)
-            .or_else(|| {
-                req.headers()
-                    .get(http::header::HOST)
-                    .and_then(|h| h.to_str().ok())
-            })
-            .unwrap_or("");
+        let authority = super::authority_of(req);
         Box::new(Self {
             log: log.clone(),
             start: SystemTime::now(),

@@ -94,15 +94,3 @@ fn open_log(settings: &weft_api::proxy::AccessLog, metrics: &Metrics) -> Result<
     AccessLog::open(destination, format, metrics.access_log_dropped.clone())
         .map_err(|e| format!("accessLog: {e}"))
 }
-
-#[cfg(test)]
-mod tests {
-    use super::access_log::FIELD_NAMES;
-
-    /// The fields a template may name are checked in the config model (for clear
-    /// errors at apply time) and rendered here: the two lists must be the same.
-    #[test]
-    fn the_config_and_the_log_know_the_same_fields() {
-        assert_eq!(FIELD_NAMES.as_slice(), weft_api::proxy::ACCESS_LOG_FIELDS);
-    }
-}

@@ -115,17 +115,7 @@ impl Taps {
                     .any(|h| h.eq_ignore_ascii_case(name))
             })
         };
-        let authority = req
-            .uri()
-            .authority()
-            .map(http::uri::Authority::as_str)
-            .or_else(|| {
-                req.headers()
-                    .get(http::header::HOST)
-                    .and_then(|h| h.to_str().ok())
-            })
-            .unwrap_or("")
-            .to_owned();
+        let authority = super::authority_of(req).to_owned();
         let request_headers = redacted(req.headers(), &allowed);
         Some(Box::new(Tapped {
             taps: active.clone(),

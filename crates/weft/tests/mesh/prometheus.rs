@@ -92,34 +92,7 @@ async fn get(listen: SocketAddr, path: &str) -> u16 {
         .map_or(0, |r| r.status().as_u16())
 }
 
-/// The metrics text of the proxy on `host`.
-async fn metrics(mesh: &Mesh, host: &Host) -> String {
-    let resp = client::http1_get(mesh.metrics(host), "metrics", "/metrics")
-        .await
-        .expect("metrics");
-    String::from_utf8_lossy(resp.body()).into_owned()
-}
-
-/// `GET /metrics` on the control plane's API with its admin token, over its TLS.
-async fn control_plane_metrics(cp: &ControlPlane) -> String {
-    let token = cp.admin_token().expect("an admin token");
-    let out = tokio::process::Command::new("curl")
-        .args(["-sS", "--fail-with-body", "--cacert"])
-        .arg(cp.ca_file())
-        .arg("-H")
-        .arg(format!("Authorization: Bearer {token}"))
-        .arg(format!("https://{}/metrics", cp.api()))
-        .output()
-        .await
-        .expect("curl runs");
-    assert!(
-        out.status.success(),
-        "GET /metrics: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
+use crate::telemetry::{control_plane_metrics, metrics};
 
 /// Sends requests until the frontend counts by the route.
 async fn warm_up(s: &Setup) {

@@ -48,16 +48,7 @@ pub fn authorize<'s, B>(
     }
     let path = req.uri().path();
     let stripped = path::without_params(path);
-    let authority = req
-        .uri()
-        .authority()
-        .map(http::uri::Authority::as_str)
-        .or_else(|| {
-            req.headers()
-                .get(http::header::HOST)
-                .and_then(|h| h.to_str().ok())
-        })
-        .unwrap_or("");
+    let authority = crate::telemetry::authority_of(req);
     let mut host_buf = String::new();
     let view = authz::Request {
         method: req.method().as_str(),

@@ -9,30 +9,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use super::{Direction, Entry, ResponseFlags};
 
 /// Every field of a line, in the order JSON writes them; a text template names them
-/// as `{start_time}`.
-pub const FIELD_NAMES: [&str; 21] = [
-    "start_time",
-    "direction",
-    "source_identity",
-    "destination_service",
-    "destination_workload",
-    "destination_identity",
-    "upstream_host",
-    "route",
-    "route_rule",
-    "method",
-    "authority",
-    "path",
-    "protocol",
-    "status",
-    "grpc_status",
-    "duration_ms",
-    "bytes_received",
-    "bytes_sent",
-    "retry_count",
-    "trace_id",
-    "response_flags",
-];
+/// as `{start_time}`. The config model's list, so a template is checked against the
+/// same names when a config is read.
+pub const FIELD_NAMES: [&str; 21] = weft_api::proxy::ACCESS_LOG_FIELDS;
 
 /// The text format's default template, Envoy's default line with the mesh's fields
 /// after it.

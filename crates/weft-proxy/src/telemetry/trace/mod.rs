@@ -145,15 +145,7 @@ impl Tracer {
         let (method, uri, version) = (req.method(), req.uri(), req.version());
         let span_id = new_span_id();
         let came_as = parent.as_ref().map(|p| p.format);
-        let authority = uri
-            .authority()
-            .map(http::uri::Authority::as_str)
-            .or_else(|| {
-                req.headers()
-                    .get(http::header::HOST)
-                    .and_then(|h| h.to_str().ok())
-            })
-            .unwrap_or("");
+        let authority = super::authority_of(req);
         let started = Box::new(Started {
             tracer: self.clone(),
             trace_id,
