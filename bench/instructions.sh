@@ -14,9 +14,11 @@
 #       the benchmark's GETs in); prints the ratios.
 #   TELEMETRY=compare bench/instructions.sh BINARY
 #       two hops, each proxy measured with three telemetry configs: `off` (request
-#       metrics disabled, no tracing), `on` (metrics, tracing at 1% to a collector
-#       address nothing listens on, so failed exports cost what they cost), and
-#       `logs` (`on` plus a JSON access log to a file); prints the ratios to `off`.
+#       metrics disabled, no tracing), `on` (metrics, and tracing at 1% to an OTLP
+#       collector that accepts every export: a Python grpcio sink when
+#       COLLECTOR_PYTHON (default python3) has grpcio, else an address nothing listens
+#       on, whose failed exports are counted too), and `logs` (`on` plus a JSON access
+#       log to a file); prints the ratios to `off`.
 #   ORDER=FILE bench/instructions.sh BINARY
 #       two hops, and writes FILE: the binary's functions that run while either proxy
 #       serves (counted from ready on), those run per request first, hottest first,
@@ -449,6 +451,29 @@ fi
 
 if [ "${TELEMETRY:-}" = compare ]; then
   bin=$1
+  collector_python=${COLLECTOR_PYTHON:-python3}
+  if "$collector_python" -c 'import grpc' 2>/dev/null; then
+    cat > "$work/collector.py" <<'PY'
+# An OTLP/gRPC trace collector that accepts every export and keeps nothing.
+import sys
+from concurrent import futures
+import grpc
+class Sink(grpc.GenericRpcHandler):
+    def service(self, details):
+        if details.method == "/opentelemetry.proto.collector.trace.v1.TraceService/Export":
+            return grpc.unary_unary_rpc_method_handler(lambda request, context: b"")
+        return None
+server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
+server.add_generic_rpc_handlers((Sink(),))
+server.add_insecure_port(f"127.0.0.1:{sys.argv[1]}")
+server.start()
+server.wait_for_termination()
+PY
+    start "$collector_python" "$work/collector.py" $((PORT_BASE + 50))
+    echo "(spans go to a grpcio sink on 127.0.0.1:$((PORT_BASE + 50)))"
+  else
+    echo "($collector_python has no grpcio: exports go to an address nothing listens on and fail)"
+  fi
   check "$bin" "$work"/client-{off,on,logs}.yaml "$work"/server-{off,on,logs}.yaml
   printf '| proxy | telemetry | Ir, N=%s | Ir, N=%s | instructions per request | allocations per request |\n' "$N1" "$N2"
   printf '|---|---|---|---|---|---|\n'

@@ -295,10 +295,11 @@ impl Inbound {
             request_bytes: req.body_mut().measure(),
             grpc: traffic.is_active() && stage::respond::is_grpc(&req),
             counted: observe.metrics,
-            span: observe
-                .tracer
-                .as_ref()
-                .and_then(|t| t.begin(crate::telemetry::trace::Kind::Server, &mut req)),
+            span: observe.tracer.as_ref().and_then(|t| {
+                // A mesh peer's proxy decided for what it sent (ADR 38).
+                let from_mesh = caller.key().is_some();
+                t.begin(crate::telemetry::trace::Kind::Server, from_mesh, &mut req)
+            }),
             detail,
             tap: self.metrics.taps.begin(&req),
         };

@@ -291,7 +291,7 @@ impl Outbound {
         let span = observe
             .tracer
             .as_ref()
-            .and_then(|t| t.begin(trace::Kind::Client, &mut req));
+            .and_then(|t| t.begin(trace::Kind::Client, false, &mut req));
         reply.observed(observe.metrics, span, detail, tap);
         let result = async {
             // One path for routing and the destination: the one the destination

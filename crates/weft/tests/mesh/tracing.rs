@@ -105,29 +105,33 @@ fn hex(bytes: &[u8]) -> String {
     })
 }
 
-/// `echo` on `server`, called from `client`, both proxies tracing to `collector` at
-/// `sampling` percent.
+/// `echo` on `server`, called from `client`, both proxies tracing to `collector`, the
+/// client's at `sampling` percent and the server's at `server_sampling`.
 async fn traced_pair(
     mesh: &Mesh,
     collector: SocketAddr,
     sampling: u32,
+    server_sampling: u32,
 ) -> (Host, Host, Vec<Proxy>, echo::Server) {
     let client = mesh.host("client");
     let server = mesh.host("server");
-    let telemetry = format!(
-        "telemetry:\n  tracing: {{ endpoint: \"http://{collector}\", sampling: {sampling} }}\n"
-    );
+    let telemetry = |sampling: u32| {
+        format!(
+            "telemetry:\n  tracing: {{ endpoint: \"http://{collector}\", sampling: {sampling} }}\n"
+        )
+    };
     let server_cfg = mesh.write(
         "server",
         &format!(
-            "{}{telemetry}",
-            mesh.identity_yaml(&server, "echo", &[(mesh.ports.app, "http")])
+            "{}{}",
+            mesh.identity_yaml(&server, "echo", &[(mesh.ports.app, "http")]),
+            telemetry(server_sampling)
         ),
     );
     let services = mesh.service("echo", 80, "http", &[mesh.endpoint(&server, "echo")]);
     let client_cfg = mesh.write(
         "client",
-        &mesh.client_config(&client, "client", &services, &telemetry),
+        &mesh.client_config(&client, "client", &services, &telemetry(sampling)),
     );
     let sp = mesh.proxy(&server, &server_cfg).await;
     let cp = mesh.proxy(&client, &client_cfg).await;
@@ -186,7 +190,7 @@ async fn hops(received: &Received, trace: &str) -> (Span, Span) {
 async fn two_hops_export_a_client_and_a_server_span_of_one_trace_over_otlp() {
     let mesh = Mesh::new();
     let (collector, addr) = receiver().await;
-    let (client, server, _proxies, _app) = traced_pair(&mesh, addr, 100).await;
+    let (client, server, _proxies, _app) = traced_pair(&mesh, addr, 100, 100).await;
     let mut conn = Http1Client::connect(mesh.listen(&client)).await.unwrap();
 
     // No context in: the caller's proxy starts the trace.
@@ -311,15 +315,20 @@ async fn two_hops_export_a_client_and_a_server_span_of_one_trace_over_otlp() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn at_zero_sampling_a_new_trace_is_passed_on_unsampled_and_nothing_is_exported() {
+async fn the_callers_proxy_decides_and_an_unsampled_request_carries_no_context() {
     let mesh = Mesh::new();
     let (collector, addr) = receiver().await;
-    let (client, _server, _proxies, _app) = traced_pair(&mesh, addr, 0).await;
+    // The caller's proxy samples nothing; the server's would sample everything it
+    // decides itself. It must not: a mesh peer that sent no context decided no.
+    let (client, _server, _proxies, _app) = traced_pair(&mesh, addr, 0, 100).await;
     let mut conn = Http1Client::connect(mesh.listen(&client)).await.unwrap();
     for _ in 0..5 {
         let reply = send(&mut conn, "/", &[]).await;
-        let traceparent = reply.headers.get("traceparent").expect("context");
-        assert!(traceparent.ends_with("-00"), "not sampled: {traceparent}");
+        assert_eq!(
+            reply.headers.get("traceparent"),
+            None,
+            "an unsampled request is left untouched"
+        );
     }
     tokio::time::sleep(Duration::from_millis(1500)).await;
     assert!(collector.spans().is_empty(), "{:#?}", collector.spans());

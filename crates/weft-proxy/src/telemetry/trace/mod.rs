@@ -122,24 +122,33 @@ impl Tracer {
     }
 
     /// Starts this hop's part of a request's trace: reads the caller's context from
-    /// `headers`, decides, and writes the context the next hop gets. Returns the span
-    /// when sampled. An unsampled request with context passes it on untouched; one
-    /// without gets a new trace, unsampled, so the hops after agree.
+    /// the request, decides, and when sampled writes this hop's span as the context
+    /// the next hop gets, and returns it. An unsampled request is left untouched.
+    ///
+    /// The first proxy decides (ADR 38). A request with context keeps its decision; one
+    /// without is sampled at the configured rate, unless `peer_decided`: it came from
+    /// a mesh peer's proxy, which passes context on for the requests it samples, so
+    /// none means that proxy decided not to. Unsampled requests thus cost no header
+    /// and no allocation.
     pub fn begin<B>(
         self: &Arc<Self>,
         kind: Kind,
+        peer_decided: bool,
         req: &mut http::Request<B>,
     ) -> Option<Box<Started>> {
         let parent = context::extract(req.headers());
-        let trace_id = parent.as_ref().map_or_else(new_trace_id, |p| p.trace_id);
-        let sampled = parent
-            .as_ref()
-            .and_then(|p| p.sampled)
-            .unwrap_or_else(|| self.samples(&trace_id));
-        if !sampled {
-            if parent.is_none() {
-                context::inject(req.headers_mut(), &trace_id, &new_span_id(), false, None);
+        let (trace_id, sampled) = match &parent {
+            Some(p) => (
+                p.trace_id,
+                p.sampled.unwrap_or_else(|| self.samples(&p.trace_id)),
+            ),
+            None if peer_decided => return None,
+            None => {
+                let id = new_trace_id();
+                (id, self.samples(&id))
             }
+        };
+        if !sampled {
             return None;
         }
         let (method, uri, version) = (req.method(), req.uri(), req.version());
