@@ -52,8 +52,44 @@ impl Counts {
 
 #[derive(Debug, Default)]
 struct Shard {
-    peers: HashMap<(Direction, Shared<PeerLabels>), Counts>,
-    routes: HashMap<Shared<RouteLabels>, Counts>,
+    peers: HashMap<(Direction, Shared<PeerLabels>), Counts, FastKeys>,
+    routes: HashMap<Shared<RouteLabels>, Counts, FastKeys>,
+}
+
+/// The keys are interned label sets, hashed by address (and a direction): made by
+/// the proxy from config, never by a client, so a multiply-rotate hash (FxHash's)
+/// does where SipHash would spend a hundred instructions per request guarding against
+/// chosen keys.
+type FastKeys = std::hash::BuildHasherDefault<AddressHasher>;
+
+/// FxHash over the words written.
+#[derive(Debug, Default)]
+struct AddressHasher(u64);
+
+impl std::hash::Hasher for AddressHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut word = [0u8; 8];
+            word[..chunk.len()].copy_from_slice(chunk);
+            self.write_u64(u64::from_le_bytes(word));
+        }
+    }
+
+    fn write_u64(&mut self, word: u64) {
+        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+
+    fn write_usize(&mut self, word: usize) {
+        self.write_u64(word as u64);
+    }
+
+    fn write_isize(&mut self, word: isize) {
+        self.write_u64(word as u64);
+    }
 }
 
 /// The window being recorded.
