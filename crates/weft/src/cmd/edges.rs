@@ -3,26 +3,15 @@
 //! (`GET /v1/stats?by=edge`). An edge is counted by the caller's proxy; a caller
 //! without a proxy of its own shows up as a plaintext edge the callee's proxy counted.
 
-use weft_api::resource::DEFAULT_NAMESPACE;
-
 use super::client::{self, Client, ConnectArgs};
 use super::output;
-use super::stat::{self, Answer, By, Format, Party, WindowArgs};
+use super::stat::{self, Answer, By, Format, Party, ViewArgs};
 
 /// Arguments of `weft edges`.
 #[derive(Debug, clap::Args)]
 pub(crate) struct Args {
-    /// Namespace of the destinations.
-    #[arg(short = 'n', long, default_value = DEFAULT_NAMESPACE)]
-    namespace: String,
-    /// All namespaces.
-    #[arg(short = 'A', long)]
-    all_namespaces: bool,
     #[command(flatten)]
-    window: WindowArgs,
-    /// Output format: `table`, or `json` (the API's answer as it came).
-    #[arg(short = 'o', long, value_enum, default_value = "table")]
-    output: Format,
+    view: ViewArgs,
     #[command(flatten)]
     connect: ConnectArgs,
 }
@@ -30,10 +19,10 @@ pub(crate) struct Args {
 /// Prints the edges.
 pub(crate) fn run(args: &Args) -> anyhow::Result<()> {
     let client = Client::new(&args.connect)?;
-    let namespace = (!args.all_namespaces).then_some(args.namespace.as_str());
+    let namespace = args.view.namespace();
     client::block_on(async {
-        let (answer, raw) = stat::query(&client, By::Edge, args.window.window, namespace).await?;
-        if args.output == Format::Json {
+        let (answer, raw) = stat::query(&client, By::Edge, args.view.window, namespace).await?;
+        if args.view.output == Format::Json {
             println!("{}", serde_json::to_string_pretty(&raw)?);
             return Ok(());
         }

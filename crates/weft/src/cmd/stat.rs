@@ -19,28 +19,35 @@ pub(crate) struct Args {
     /// What to show: `services` (as their callers saw them), `workloads` (as they
     /// answered) or `routes` (each route rule and the backend it sent to).
     kind: String,
-    /// Namespace (of the service, workload or backend).
-    #[arg(short = 'n', long, default_value = DEFAULT_NAMESPACE)]
-    namespace: String,
-    /// All namespaces.
-    #[arg(short = 'A', long)]
-    all_namespaces: bool,
     #[command(flatten)]
-    window: WindowArgs,
-    /// Output format: `table`, or `json` (the API's answer as it came).
-    #[arg(short = 'o', long, value_enum, default_value = "table")]
-    output: Format,
+    view: ViewArgs,
     #[command(flatten)]
     connect: ConnectArgs,
 }
 
 /// The period summed; shared with `weft edges`.
 #[derive(Debug, clap::Args)]
-pub(crate) struct WindowArgs {
+pub(crate) struct ViewArgs {
+    /// Namespace of what is shown (the service, workload, backend or destination).
+    #[arg(short = 'n', long, default_value = DEFAULT_NAMESPACE)]
+    namespace: String,
+    /// All namespaces.
+    #[arg(short = 'A', long)]
+    all_namespaces: bool,
     /// The period to sum, from 1s to 5m (what the control plane keeps), in whole
     /// seconds.
     #[arg(long, default_value = "60s", value_parser = parse_window)]
     pub(crate) window: std::time::Duration,
+    /// Output format: `table`, or `json` (the API's answer as it came).
+    #[arg(short = 'o', long, value_enum, default_value = "table")]
+    pub(crate) output: Format,
+}
+
+impl ViewArgs {
+    /// The namespace asked for; `None` with `-A`.
+    pub(crate) fn namespace(&self) -> Option<&str> {
+        (!self.all_namespaces).then_some(self.namespace.as_str())
+    }
 }
 
 /// `-o` values of the live views.
@@ -126,10 +133,10 @@ pub(crate) struct Latency {
 pub(crate) fn run(args: &Args) -> anyhow::Result<()> {
     let by = parse_by(&args.kind)?;
     let client = Client::new(&args.connect)?;
-    let namespace = (!args.all_namespaces).then_some(args.namespace.as_str());
+    let namespace = args.view.namespace();
     client::block_on(async {
-        let (answer, raw) = query(&client, by, args.window.window, namespace).await?;
-        if args.output == Format::Json {
+        let (answer, raw) = query(&client, by, args.view.window, namespace).await?;
+        if args.view.output == Format::Json {
             println!("{}", serde_json::to_string_pretty(&raw)?);
             return Ok(());
         }
