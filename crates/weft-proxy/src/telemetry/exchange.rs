@@ -78,8 +78,10 @@ pub struct Detail {
     start: SystemTime,
     started: Instant,
     method: http::Method,
-    authority: Box<str>,
-    path: Box<str>,
+    /// The authority, then the path: one allocation for both.
+    target: Box<str>,
+    /// Where the path starts in `target`.
+    path_at: usize,
     version: http::Version,
     /// The endpoint or app address that answered.
     pub upstream: Option<SocketAddr>,
@@ -93,13 +95,17 @@ impl Detail {
     /// The request's line-to-be, for `log`.
     pub fn of<B>(log: &AccessLog, req: &http::Request<B>) -> Box<Self> {
         let authority = super::authority_of(req);
+        let path = req.uri().path();
+        let mut target = String::with_capacity(authority.len() + path.len());
+        target.push_str(authority);
+        target.push_str(path);
         Box::new(Self {
             log: log.clone(),
             start: SystemTime::now(),
             started: Instant::now(),
             method: req.method().clone(),
-            authority: authority.into(),
-            path: req.uri().path().into(),
+            target: target.into_boxed_str(),
+            path_at: authority.len(),
             version: req.version(),
             upstream: None,
             retries: 0,
@@ -125,8 +131,8 @@ impl Detail {
             route: r.route.as_ref().map_or("", |l| &l.route.0),
             route_rule: r.route.as_ref().map(|l| l.route_rule),
             method: self.method.as_str(),
-            authority: &self.authority,
-            path: &self.path,
+            authority: self.target.get(..self.path_at).unwrap_or_default(),
+            path: self.target.get(self.path_at..).unwrap_or_default(),
             protocol: match self.version {
                 http::Version::HTTP_2 => "HTTP/2",
                 http::Version::HTTP_10 => "HTTP/1.0",

@@ -305,47 +305,133 @@ impl Value<'_> {
         }
     }
 
-    /// Writes a value that is not a string from the entry, unquoted.
+    /// Writes a value that is not a string from the entry, unquoted. Numbers, times
+    /// and IPv4 addresses are written digit by digit, without `fmt`: this runs once
+    /// per field of every line.
     fn write_plain(&self, out: &mut String) {
-        // Writing to a String fails only if a Display impl does; the line then lacks
-        // the value but stays well-formed.
-        let _ = match self {
-            Self::Null | Self::Str(_) => Ok(()),
+        match self {
+            Self::Null | Self::Str(_) => {}
             Self::Time(time) => write_time(*time, out),
-            Self::Addr(addr) => write!(out, "{addr}"),
-            Self::Uint(n) => write!(out, "{n}"),
+            Self::Addr(SocketAddr::V4(addr)) => {
+                let [a, b, c, d] = addr.ip().octets();
+                for (octet, after) in [(a, '.'), (b, '.'), (c, '.'), (d, ':')] {
+                    push_uint(out, octet.into());
+                    out.push(after);
+                }
+                push_uint(out, addr.port().into());
+            }
+            // Writing to a String cannot fail.
+            Self::Addr(addr) => {
+                let _ = write!(out, "{addr}");
+            }
+            Self::Uint(n) => push_uint(out, *n),
             Self::Millis(d) => {
-                let micros = d.as_micros();
-                write!(out, "{}.{:03}", micros / 1000, micros % 1000)
+                let micros = u64::try_from(d.as_micros()).unwrap_or(u64::MAX);
+                push_uint(out, micros / 1000);
+                out.push('.');
+                push_padded(out, micros % 1000, 3);
             }
             Self::TraceId(id) => {
-                const HEX: &[u8; 16] = b"0123456789abcdef";
-                for b in id {
-                    out.push(char::from(HEX[usize::from(b >> 4)]));
-                    out.push(char::from(HEX[usize::from(b & 0xf)]));
-                }
-                Ok(())
+                let mut hex = [0u8; 32];
+                crate::telemetry::trace::context::write_hex(&mut hex, id);
+                // Hex digits are ASCII.
+                out.push_str(std::str::from_utf8(&hex).unwrap_or_default());
             }
-            Self::Flags(flags) => write!(out, "{flags}"),
-        };
+            Self::Flags(flags) if flags.is_empty() => out.push('-'),
+            Self::Flags(flags) => {
+                let _ = write!(out, "{flags}");
+            }
+        }
     }
 }
 
-/// Writes `time` as RFC 3339 UTC with milliseconds, clamped to what RFC 3339 can say
-/// (1970 to 9999): a clock set wrong must not panic the proxy.
-fn write_time(time: SystemTime, out: &mut String) -> std::fmt::Result {
+/// Appends `n` in decimal.
+fn push_uint(out: &mut String, mut n: u64) {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    // Decimal digits are ASCII.
+    out.push_str(std::str::from_utf8(&digits[at..]).unwrap_or_default());
+}
+
+/// Appends `n` in decimal with at least `width` digits (up to 4), zero-padded.
+fn push_padded(out: &mut String, n: u64, width: u32) {
+    let mut pad = 10u64.pow(width.saturating_sub(1));
+    while pad > 1 && n < pad {
+        out.push('0');
+        pad /= 10;
+    }
+    push_uint(out, n);
+}
+
+/// Writes `time` as RFC 3339 UTC with milliseconds (`2023-11-14T22:13:20.123Z`),
+/// clamped to what RFC 3339 can say (1970 to 9999): a clock set wrong must not panic
+/// the proxy.
+fn write_time(time: SystemTime, out: &mut String) {
     const LAST: Duration = Duration::new(253_402_300_799, 999_999_999);
     let since = time
         .duration_since(UNIX_EPOCH)
         .unwrap_or(Duration::ZERO)
         .min(LAST);
-    let time = UNIX_EPOCH.checked_add(since).unwrap_or(UNIX_EPOCH);
-    write!(out, "{}", humantime::format_rfc3339_millis(time))
+    let secs = since.as_secs();
+    let (year, month, day) = civil_from_days(secs / 86_400);
+    let of_day = secs % 86_400;
+    push_padded(out, year, 4);
+    for (n, before) in [(month, '-'), (day, '-')] {
+        out.push(before);
+        push_padded(out, n, 2);
+    }
+    for (n, before) in [
+        (of_day / 3600, 'T'),
+        (of_day / 60 % 60, ':'),
+        (of_day % 60, ':'),
+    ] {
+        out.push(before);
+        push_padded(out, n, 2);
+    }
+    out.push('.');
+    push_padded(out, since.subsec_millis().into(), 3);
+    out.push('Z');
+}
+
+/// The proleptic Gregorian date `days` after 1970-01-01: Howard Hinnant's
+/// `civil_from_days`, for days that are not before the epoch.
+fn civil_from_days(days: u64) -> (u64, u64, u64) {
+    // Days since 0000-03-01, so leap days end each 4-, 100- and 400-year cycle.
+    let z = days + 719_468;
+    let era = z / 146_097;
+    let day_of_era = z % 146_097;
+    let year_of_era =
+        (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
+    let shifted_month = (5 * day_of_year + 2) / 153; // 0 is March
+    let day = day_of_year - (153 * shifted_month + 2) / 5 + 1;
+    let month = if shifted_month < 10 {
+        shifted_month + 3
+    } else {
+        shifted_month - 9
+    };
+    let year = year_of_era + era * 400 + u64::from(month <= 2);
+    (year, month, day)
 }
 
 /// Appends `s` escaped as the inside of a JSON string: `"` and `\` and every control
 /// character (C0, DEL, C1) escaped, everything else as is.
 fn escape(s: &str, out: &mut String) {
+    // Most values are names and paths of printable ASCII: copied whole.
+    if s.bytes()
+        .all(|b| (0x20..0x7f).contains(&b) && b != b'"' && b != b'\\')
+    {
+        out.push_str(s);
+        return;
+    }
     let mut done = 0;
     for (i, c) in s.char_indices() {
         let short = match c {
@@ -710,6 +796,77 @@ mod tests {
             Template::parse("{status} }"),
             Err(TemplateError::Unmatched { offset: 9 })
         );
+    }
+
+    #[test]
+    fn times_are_rfc_3339_as_humantime_writes_them_across_leap_years_and_centuries() {
+        // Every day boundary from 1970 to 2500 in steps of 7 days + a prime, and the
+        // days around the leap days of 2000 (leap) and 2100 (not).
+        let step = 7 * 86_400 + 7919;
+        let mut seconds: Vec<u64> = (0..16_725_225_600 / step).map(|i: u64| i * step).collect();
+        for day in [
+            10_957u64, 11_016, 11_017, 11_018, 47_541, 47_482, 47_483, 2_932_896,
+        ] {
+            seconds.extend([day * 86_400, day * 86_400 + 86_399]);
+        }
+        for secs in seconds {
+            for millis in [0, 7, 999] {
+                let time = UNIX_EPOCH + Duration::from_secs(secs) + Duration::from_millis(millis);
+                let mut ours = String::new();
+                write_time(time, &mut ours);
+                let theirs = humantime::format_rfc3339_millis(time).to_string();
+                assert_eq!(ours, theirs, "{secs} s {millis} ms");
+            }
+        }
+    }
+
+    #[test]
+    fn numbers_are_written_in_full_from_zero_to_the_largest() {
+        for n in [0, 1, 9, 10, 99, 100, 65_535, 1_000_000_007, u64::MAX] {
+            let mut out = String::new();
+            push_uint(&mut out, n);
+            assert_eq!(out, n.to_string());
+        }
+        let mut padded = String::new();
+        for (n, width) in [
+            (0, 3),
+            (7, 3),
+            (42, 3),
+            (999, 3),
+            (5, 2),
+            (2026, 4),
+            (12_345, 4),
+        ] {
+            padded.clear();
+            push_padded(&mut padded, n, width);
+            assert_eq!(padded, format!("{n:0w$}", w = width as usize));
+        }
+    }
+
+    #[test]
+    fn addresses_are_written_as_socket_addr_displays_them() {
+        for addr in [
+            "0.0.0.0:0",
+            "255.255.255.255:65535",
+            "10.0.0.7:15008",
+            "[::1]:8080",
+            "[fe80::1%2]:1",
+        ] {
+            let addr: SocketAddr = addr.parse().unwrap();
+            let mut out = String::new();
+            Value::Addr(addr).write_plain(&mut out);
+            assert_eq!(out, addr.to_string());
+        }
+    }
+
+    #[test]
+    fn printable_ascii_is_copied_and_anything_else_takes_the_careful_path() {
+        let mut out = String::new();
+        escape("/items/42?x=ü", &mut out);
+        assert_eq!(out, "/items/42?x=ü");
+        out.clear();
+        escape("a\u{85}b\u{7f}c\u{1b}", &mut out);
+        assert_eq!(out, "a\\u0085b\\u007fc\\u001b");
     }
 
     #[test]

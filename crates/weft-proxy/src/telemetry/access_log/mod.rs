@@ -3,8 +3,8 @@
 //!
 //! The request path builds an [`Entry`] when an exchange ends (the answer's body
 //! ended, or the client went away) and hands it to [`AccessLog::write`], which formats
-//! the line on the caller's thread and queues it without waiting; one background task
-//! writes what is queued in batches. A full queue drops lines (counted) rather than
+//! the line on the caller's thread and queues it without waiting on I/O; one thread per
+//! log writes what is queued in batches, at most [`GATHER`] after a line came. A full queue drops lines (counted) rather than
 //! slow requests down. This module is not the metrics ([`super::exchange`] records
 //! those) and not tracing.
 //!
@@ -39,7 +39,7 @@ use std::time::{Duration, SystemTime};
 use super::Direction;
 
 pub use format::{Format, Template, TemplateError, DEFAULT_TEXT_TEMPLATE, FIELD_NAMES};
-pub use writer::{AccessLog, Destination, QUEUE_LINES};
+pub use writer::{AccessLog, Destination, GATHER, QUEUE_BYTES};
 
 /// One finished HTTP exchange, as the access log writes it. Field docs name the
 /// logged field.

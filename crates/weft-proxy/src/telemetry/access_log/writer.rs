@@ -1,37 +1,42 @@
-//! Writing lines: a bounded queue of formatted lines and one task that writes what
-//! is queued in batches, to stdout or to a file it rotates by size.
+//! Writing lines: formatted on the caller's thread into one shared buffer, written
+//! by one thread of the log's own, to stdout or to a file it rotates by size.
 //!
-//! Callers never wait: a line that finds the queue full is dropped and counted. The
-//! task takes everything queued (up to [`BATCH_LINES`]), writes it on the blocking
-//! pool with one `write` per file (or per [`WRITE_BYTES`]), and only then waits
-//! again: nothing is buffered while the queue is empty. I/O and rotation errors are
-//! logged and counted, never fatal.
+//! Callers never wait on I/O: a line is formatted into a buffer of the calling
+//! thread's (no allocation once it has grown) and copied into the log's buffer under
+//! a lock held only for the copy. A line that finds the buffer full
+//! ([`QUEUE_BYTES`]) is dropped and counted. The writer thread sleeps until a line
+//! arrives, then gathers for up to [`GATHER`] (less when the buffer passes
+//! [`WAKE_BYTES`], or on a flush) and writes everything with one `write` per file: a
+//! busy log costs a wake-up and a write per [`GATHER`], not per line. I/O and
+//! rotation errors are logged and counted, never fatal.
 
+use std::cell::RefCell;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use prometheus_client::metrics::counter::Counter;
-use tokio::sync::{mpsc, oneshot};
-use tokio::task::JoinHandle;
+use tokio::sync::oneshot;
 
 use super::{Entry, Format};
 
-/// Lines the queue holds before [`AccessLog::write`] drops them: at 500 bytes a
-/// line, about 4 MB.
-pub const QUEUE_LINES: usize = 8192;
+/// Bytes of lines the log holds before [`AccessLog::write`] drops them: some 8,000
+/// JSON lines of 500 bytes.
+pub const QUEUE_BYTES: usize = 4 << 20;
 
-/// Lines taken from the queue per batch at most, so a log that is never idle still
-/// reaches the disk (and answers [`AccessLog::flush`]) in bounded steps.
-const BATCH_LINES: usize = 1024;
+/// How long the writer gathers lines after the first of a batch: a line reaches the
+/// file at most this late (Envoy's default is 1 s).
+pub const GATHER: Duration = Duration::from_millis(100);
 
-/// Bytes gathered before a write at most, so long lines don't grow the buffer
-/// without bound.
-const WRITE_BYTES: usize = 1 << 20;
+/// Bytes queued that wake the writer before [`GATHER`] is up.
+const WAKE_BYTES: usize = 256 << 10;
 
-/// Bytes reserved for a line up front: most JSON lines fit.
-const LINE_CAPACITY: usize = 512;
+/// A thread's line buffer above this is given back after the line, so one huge line
+/// does not keep its memory.
+const LINE_KEEP: usize = 16 << 10;
 
 /// Where lines go.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -53,33 +58,54 @@ pub enum Destination {
 }
 
 /// The access log: formats entries on the caller's thread and queues them for its
-/// writer task. Cheap to clone; the task drains the queue and exits when the last
-/// clone is dropped.
+/// writer thread. Cheap to clone; the writer writes what is queued and ends when the
+/// last clone is dropped.
 #[derive(Clone, Debug)]
 pub struct AccessLog {
-    queue: mpsc::Sender<Command>,
-    format: Arc<Format>,
+    inner: Arc<Handle>,
+}
+
+/// What every clone shares; dropping it closes the queue.
+#[derive(Debug)]
+struct Handle {
+    queue: Arc<Queue>,
+    format: Format,
     dropped: Counter,
 }
 
+/// Lines between the callers and the writer thread.
 #[derive(Debug)]
-enum Command {
-    /// A formatted line, newline included.
-    Line(String),
-    /// Answer once every line queued before is written (or counted as dropped).
-    Flush(oneshot::Sender<()>),
+struct Queue {
+    state: Mutex<Pending>,
+    /// Wakes the writer: a first line, a full enough buffer, a flush, the close.
+    wake: Condvar,
+    /// Bytes [`Pending::bytes`] may hold.
+    capacity: usize,
+    /// See [`GATHER`].
+    gather: Duration,
 }
 
-/// The writer task's side: where it writes and what it tells.
+#[derive(Debug, Default)]
+struct Pending {
+    /// Whole lines, newlines included.
+    bytes: Vec<u8>,
+    /// Answered once every line queued before them is written.
+    flushes: Vec<oneshot::Sender<()>>,
+    /// Every clone of the log is gone: write what is left and end.
+    closed: bool,
+}
+
+thread_local! {
+    /// The calling thread's line buffer, reused from line to line.
+    static LINE: RefCell<String> = const { RefCell::new(String::new()) };
+}
+
+/// The writer thread's side: where it writes and what it tells.
 struct Out {
     target: Target,
     /// What the warnings name: `stdout` or the file's path.
     name: String,
     dropped: Counter,
-    /// Bytes of whole lines not yet written, reused between batches.
-    pending: Vec<u8>,
-    /// Lines in `pending`.
-    pending_lines: u64,
     /// The first error of this batch, and lines lost to it and any after.
     failure: Option<io::Error>,
     lost: u64,
@@ -105,74 +131,163 @@ struct Rotating {
 
 impl AccessLog {
     /// Opens `destination` (a file now, so a bad path fails here, naming it) and
-    /// spawns the writer task. Must be called inside a tokio runtime; outside one it
-    /// fails. `dropped` counts lines lost: the queue was full, or writing failed.
+    /// starts the writer thread. `dropped` counts lines lost: the queue was full, or
+    /// writing failed.
     pub fn open(destination: Destination, format: Format, dropped: Counter) -> io::Result<Self> {
-        Self::open_with(destination, format, dropped, QUEUE_LINES).map(|(log, _task)| log)
+        Self::open_with(destination, format, dropped, QUEUE_BYTES, GATHER).map(|(log, _)| log)
     }
 
-    /// [`Self::open`] with a queue of `capacity` lines, returning the writer task.
+    /// [`Self::open`] with a queue of `capacity` bytes gathered for `gather`,
+    /// returning the writer thread.
     fn open_with(
         destination: Destination,
         format: Format,
         dropped: Counter,
         capacity: usize,
+        gather: Duration,
     ) -> io::Result<(Self, JoinHandle<()>)> {
-        let runtime = tokio::runtime::Handle::try_current().map_err(|e| {
-            io::Error::other(format!(
-                "the access log must be opened in a tokio runtime: {e}"
-            ))
-        })?;
         let out = Out::open(destination, dropped.clone())?;
-        let (queue, lines) = mpsc::channel(capacity);
-        let task = runtime.spawn(run(lines, out));
-        let log = Self {
+        let queue = Arc::new(Queue {
+            state: Mutex::default(),
+            wake: Condvar::new(),
+            capacity,
+            gather,
+        });
+        let writer = std::thread::Builder::new()
+            .name("weft-access-log".into())
+            .spawn({
+                let queue = queue.clone();
+                move || run(&queue, out)
+            })
+            .map_err(|e| {
+                io::Error::new(e.kind(), format!("cannot start the access log writer: {e}"))
+            })?;
+        let inner = Arc::new(Handle {
             queue,
-            format: Arc::new(format),
+            format,
             dropped,
-        };
-        Ok((log, task))
+        });
+        Ok((Self { inner }, writer))
     }
 
-    /// Formats `entry` and queues its line; never blocks. A full queue drops the line
-    /// and counts it.
+    /// Formats `entry` and queues its line; never blocks on I/O. A full queue drops
+    /// the line and counts it.
     pub fn write(&self, entry: &Entry<'_>) {
-        let mut line = String::with_capacity(LINE_CAPACITY);
-        self.format.append(entry, &mut line);
-        line.push('\n');
-        if self.queue.try_send(Command::Line(line)).is_err() {
-            self.dropped.inc();
+        let queued = LINE
+            .try_with(|line| match line.try_borrow_mut() {
+                Ok(mut line) => self.queue_line(entry, &mut line),
+                // Only reentry gets here (formatting never writes a line): use a
+                // buffer of its own.
+                Err(_) => self.queue_line(entry, &mut String::new()),
+            })
+            // The thread is ending and its buffer is gone.
+            .unwrap_or_else(|_| self.queue_line(entry, &mut String::new()));
+        if !queued {
+            self.inner.dropped.inc();
         }
+    }
+
+    /// Formats `entry` into `line` and queues it; false if there was no room.
+    fn queue_line(&self, entry: &Entry<'_>, line: &mut String) -> bool {
+        line.clear();
+        self.inner.format.append(entry, line);
+        line.push('\n');
+        let queued = self.inner.queue.push(line.as_bytes());
+        if line.capacity() > LINE_KEEP {
+            *line = String::new();
+        }
+        queued
     }
 
     /// Returns once every line queued before the call is written (or counted as
-    /// dropped), or the writer is gone. Waits for room in the queue, so it may take a while
-    /// under load; call it on shutdown.
+    /// dropped), or the writer is gone. Call it on shutdown.
     pub async fn flush(&self) {
         let (done, written) = oneshot::channel();
-        if self.queue.send(Command::Flush(done)).await.is_ok() {
-            // An error means the writer ended: nothing more will be written.
-            let _ = written.await;
-        }
+        self.inner.queue.lock().flushes.push(done);
+        self.inner.queue.wake.notify_one();
+        // An error means the writer ended: nothing more will be written.
+        let _ = written.await;
     }
 }
 
-/// The writer task: batches until every clone of the log is dropped and the queue is
-/// empty.
-async fn run(mut queue: mpsc::Receiver<Command>, mut out: Out) {
-    let mut batch = Vec::with_capacity(BATCH_LINES);
-    while queue.recv_many(&mut batch, BATCH_LINES).await > 0 {
-        let write = tokio::task::spawn_blocking(move || {
-            out.write(&mut batch);
-            (out, batch)
-        });
-        match write.await {
-            Ok(done) => (out, batch) = done,
-            Err(error) => {
-                // Only a panic or a runtime shutting down gets here.
-                tracing::warn!(%error, "the access log writer stopped; lines are dropped from now on");
-                return;
+impl Drop for Handle {
+    fn drop(&mut self) {
+        self.queue.lock().closed = true;
+        self.queue.wake.notify_one();
+    }
+}
+
+// === impl Queue ===
+
+impl Queue {
+    fn lock(&self) -> MutexGuard<'_, Pending> {
+        // A poisoned queue still holds whole lines: the copy in `push` cannot panic
+        // half-way.
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Queues a whole line; false if it does not fit.
+    fn push(&self, line: &[u8]) -> bool {
+        let mut pending = self.lock();
+        let before = pending.bytes.len();
+        if before + line.len() > self.capacity {
+            return false;
+        }
+        pending.bytes.extend_from_slice(line);
+        let after = pending.bytes.len();
+        drop(pending);
+        // The writer waits for a first line, then for `WAKE_BYTES` or its time.
+        if before == 0 || (before < WAKE_BYTES && after >= WAKE_BYTES) {
+            self.wake.notify_one();
+        }
+        true
+    }
+}
+
+/// The writer thread: writes in batches until the log is closed and its queue empty.
+fn run(queue: &Queue, mut out: Out) {
+    let mut batch = Vec::new();
+    loop {
+        let mut pending = queue.lock();
+        while pending.bytes.is_empty() && pending.flushes.is_empty() && !pending.closed {
+            pending = queue
+                .wake
+                .wait(pending)
+                .unwrap_or_else(PoisonError::into_inner);
+        }
+        // Gather what the next moments bring, unless asked to write now.
+        let until = Instant::now() + queue.gather;
+        while pending.flushes.is_empty() && !pending.closed && pending.bytes.len() < WAKE_BYTES {
+            let left = until.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break;
             }
+            pending = queue
+                .wake
+                .wait_timeout(pending, left)
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
+        }
+        std::mem::swap(&mut batch, &mut pending.bytes);
+        let flushes = std::mem::take(&mut pending.flushes);
+        let closed = pending.closed;
+        drop(pending);
+        out.write(&batch);
+        batch.clear();
+        // Count before answering: a flushed log's `dropped` is up to date.
+        out.report();
+        for done in flushes {
+            let _ = done.send(());
+        }
+        if closed {
+            // Nothing can be queued once every clone is gone; one last look.
+            let rest = std::mem::take(&mut queue.lock().bytes);
+            out.write(&rest);
+            out.report();
+            return;
+        }
+        if batch.capacity() > WAKE_BYTES * 2 {
+            batch = Vec::new();
         }
     }
 }
@@ -211,63 +326,59 @@ impl Out {
             target,
             name,
             dropped,
-            pending: Vec::new(),
-            pending_lines: 0,
             failure: None,
             lost: 0,
             failing: false,
         })
     }
 
-    /// Writes the batch's lines, rotating between them as needed, counts what was
-    /// lost, then answers its flushes; leaves the batch empty.
-    fn write(&mut self, batch: &mut Vec<Command>) {
-        for command in batch.iter() {
-            let Command::Line(line) = command else {
-                continue;
+    /// Writes whole `lines`, rotating between two lines whenever the next would take
+    /// the file past its size.
+    fn write(&mut self, mut lines: &[u8]) {
+        while !lines.is_empty() {
+            let room = self.target.room();
+            let mut take = if lines.len() as u64 <= room {
+                lines.len()
+            } else {
+                // The whole lines that fit: up to the last newline within the room.
+                let within = usize::try_from(room).unwrap_or(usize::MAX).min(lines.len());
+                lines[..within]
+                    .iter()
+                    .rposition(|b| *b == b'\n')
+                    .map_or(0, |at| at + 1)
             };
-            let len = line.len() as u64;
-            if self.target.is_full_before(len) {
-                self.commit();
-                self.target.rotate(&self.name);
-            } else if self.pending.len() >= WRITE_BYTES {
-                self.commit();
+            if take == 0 {
+                if !self.target.is_empty() {
+                    self.target.rotate(&self.name);
+                    continue;
+                }
+                // A line longer than a whole file: written whole, alone.
+                take = lines
+                    .iter()
+                    .position(|b| *b == b'\n')
+                    .map_or(lines.len(), |at| at + 1);
             }
-            self.pending.extend_from_slice(line.as_bytes());
-            self.pending_lines += 1;
-            self.target.grew(len);
-        }
-        self.commit();
-        // Count before answering: a flushed log's `dropped` is up to date.
-        self.report();
-        for command in batch.drain(..) {
-            if let Command::Flush(done) = command {
-                let _ = done.send(());
-            }
+            let (now, rest) = lines.split_at(take);
+            self.commit(now);
+            self.target.grew(take as u64);
+            lines = rest;
         }
     }
 
-    /// Writes the pending lines; on an error counts them all lost (some may be in the
-    /// file, the last one perhaps in part).
-    fn commit(&mut self) {
-        if self.pending.is_empty() {
-            return;
-        }
+    /// Writes `lines`; on an error counts them all lost (some may be in the file, the
+    /// last one perhaps in part).
+    fn commit(&mut self, lines: &[u8]) {
         let written = match &mut self.target {
             Target::Stdout => {
                 let mut stdout = io::stdout().lock();
-                stdout
-                    .write_all(&self.pending)
-                    .and_then(|()| stdout.flush())
+                stdout.write_all(lines).and_then(|()| stdout.flush())
             }
-            Target::File(file) => file.file.write_all(&self.pending),
+            Target::File(file) => file.file.write_all(lines),
         };
         if let Err(error) = written {
-            self.lost += self.pending_lines;
+            self.lost += lines_in(lines);
             self.failure.get_or_insert(error);
         }
-        self.pending.clear();
-        self.pending_lines = 0;
     }
 
     /// Counts the batch's lost lines, and warns when writing starts failing.
@@ -293,12 +404,19 @@ impl Out {
 // === impl Target ===
 
 impl Target {
-    /// Whether a line of `len` bytes would take the file past its size: never for
-    /// stdout, nor for an empty file (a line longer than the limit is written whole).
-    fn is_full_before(&self, len: u64) -> bool {
+    /// Bytes the file takes before it is full: unlimited for stdout.
+    fn room(&self) -> u64 {
         match self {
-            Self::Stdout => false,
-            Self::File(file) => file.size > 0 && file.size.saturating_add(len) > file.max_bytes,
+            Self::Stdout => u64::MAX,
+            Self::File(file) => file.max_bytes.saturating_sub(file.size),
+        }
+    }
+
+    /// Whether nothing is in the file yet: a line too long for it is written anyway.
+    fn is_empty(&self) -> bool {
+        match self {
+            Self::Stdout => true,
+            Self::File(file) => file.size == 0,
         }
     }
 
@@ -335,6 +453,12 @@ impl Rotating {
             ),
         }
     }
+}
+
+/// Lines in whole `lines`: their newlines.
+#[allow(clippy::naive_bytecount)] // only on a failed write: not worth a crate
+fn lines_in(lines: &[u8]) -> u64 {
+    lines.iter().filter(|b| **b == b'\n').count() as u64
 }
 
 fn open_append(path: &Path) -> io::Result<File> {
@@ -570,15 +694,15 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("access.log");
         let dropped = Counter::default();
-        let (log, _task) = AccessLog::open_with(
+        // Room for 4 lines, and a writer that waits for the flush.
+        let (log, _writer) = AccessLog::open_with(
             file(path.clone(), 1 << 20, 1),
             Format::Json,
             dropped.clone(),
-            4,
+            usize::try_from(line_len() * 4).unwrap(),
+            Duration::from_secs(3600),
         )
         .unwrap();
-        // On this single-threaded runtime the writer cannot run before the test
-        // yields, so the queue fills after 4 lines.
         for n in 0..10 {
             log.write(&entry(&numbered_path(n)));
         }
@@ -599,11 +723,12 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("access.log");
         let template = super::super::Template::parse("{path}").unwrap();
-        let (log, task) = AccessLog::open_with(
+        let (log, writer) = AccessLog::open_with(
             file(path.clone(), 1 << 20, 1),
             Format::Text(template),
             Counter::default(),
-            QUEUE_LINES,
+            QUEUE_BYTES,
+            Duration::from_secs(3600),
         )
         .unwrap();
         let clone = log.clone();
@@ -612,9 +737,12 @@ mod tests {
         }
         drop(log);
         drop(clone);
-        tokio::time::timeout(Duration::from_secs(10), task)
+        // The hour of gathering is cut short by the close.
+        let joined = tokio::task::spawn_blocking(move || writer.join());
+        tokio::time::timeout(Duration::from_secs(10), joined)
             .await
             .expect("the writer ends")
+            .unwrap()
             .unwrap();
         let text = fs::read_to_string(&path).unwrap();
         let want: String = (0..50).map(|n| numbered_path(n) + "\n").collect();
@@ -657,9 +785,21 @@ mod tests {
     }
 
     #[test]
-    fn opening_outside_a_runtime_fails_without_panicking() {
-        let err =
-            AccessLog::open(Destination::Stdout, Format::Json, Counter::default()).unwrap_err();
-        assert!(err.to_string().contains("tokio runtime"), "{err}");
+    fn lines_are_written_without_a_runtime_and_within_the_gathering_time() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("access.log");
+        let log = AccessLog::open(
+            file(path.clone(), 1 << 20, 1),
+            Format::Json,
+            Counter::default(),
+        )
+        .unwrap();
+        log.write(&entry(&numbered_path(1)));
+        // No flush: the writer writes on its own once GATHER is up.
+        let deadline = std::time::Instant::now() + GATHER * 50;
+        while paths_in(&path).is_empty() && std::time::Instant::now() < deadline {
+            std::thread::sleep(GATHER / 4);
+        }
+        assert_eq!(paths_in(&path), [numbered_path(1)]);
     }
 }
