@@ -9,6 +9,7 @@
 pub mod access_log;
 mod budget;
 pub mod exchange;
+mod handles;
 pub mod labels;
 pub mod sinks;
 pub mod tap;
@@ -228,6 +229,8 @@ pub struct Metrics {
     pub spans: trace::Exported,
     /// Access-log lines dropped because the writer fell behind.
     pub access_log_dropped: Counter,
+    /// Handles to each peer's and route's request series.
+    handles: handles::Handles,
     /// The window of request statistics the control plane gets next.
     pub windows: window::Windows,
     /// The taps in force.
@@ -395,6 +398,7 @@ impl Metrics {
         Arc::new(Self {
             spans,
             access_log_dropped,
+            handles: handles::Handles::default(),
             windows: window::Windows::default(),
             taps: tap::Taps::default(),
             authz,
@@ -428,19 +432,6 @@ impl Metrics {
     pub fn request(&self, r: &Answered<'_>) {
         let class = labels::Class::of(r.status);
         let seconds = r.elapsed.as_secs_f64();
-        self.requests
-            .get_or_create(&labels::RequestLabels {
-                direction: r.direction,
-                peer: r.peer.counted.clone(),
-                status: r.status,
-                response_class: class,
-                grpc_status: r.grpc,
-            })
-            .inc();
-        let timed = labels::DurationLabels {
-            direction: r.direction,
-            peer: r.peer.timed.clone(),
-        };
         // A sampled request leaves its trace id on the bucket it fell in: from a slow
         // bucket in a dashboard straight to a trace of it.
         let exemplar = r.trace_id.map(|id| {
@@ -450,34 +441,22 @@ impl Metrics {
                 trace_id: String::from_utf8_lossy(&hex).into_owned(),
             }
         });
-        self.request_duration
-            .get_or_create(&timed)
-            .observe(seconds, exemplar, None);
-        let sized = labels::DurationLabels {
-            direction: r.direction,
-            peer: r.peer.sized.clone(),
-        };
-        self.request_size
-            .get_or_create(&sized)
-            .observe(r.request_bytes as f64);
-        self.response_size
-            .get_or_create(&sized)
-            .observe(r.response_bytes as f64);
-        if let Some(route) = r.route {
-            self.route_requests
-                .get_or_create(&labels::RouteRequestLabels {
-                    route: route.clone(),
-                    status: r.status,
-                    response_class: class,
-                    grpc_status: r.grpc,
-                })
+        self.handles.peer(self, r.direction, r.peer, |peer| {
+            peer.duration.observe(seconds, exemplar, None);
+            peer.request_size.observe(r.request_bytes as f64);
+            peer.response_size.observe(r.response_bytes as f64);
+            peer.requests(&self.requests, r.direction, r.peer, r.status, r.grpc)
                 .inc();
-            self.route_request_duration
-                .get_or_create(&labels::RouteDurationLabels {
-                    route: route.clone(),
-                    response_class: class,
-                })
-                .observe(seconds);
+        });
+        if let Some(route) = r.route {
+            self.handles.route(route, |handles| {
+                handles
+                    .requests(&self.route_requests, route, r.status, r.grpc)
+                    .inc();
+                handles
+                    .duration(&self.route_request_duration, route, class)
+                    .observe(seconds);
+            });
         }
     }
 

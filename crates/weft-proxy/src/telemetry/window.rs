@@ -60,11 +60,11 @@ struct Shard {
 /// the proxy from config, never by a client, so a multiply-rotate hash (FxHash's)
 /// does where SipHash would spend a hundred instructions per request guarding against
 /// chosen keys.
-type FastKeys = std::hash::BuildHasherDefault<AddressHasher>;
+pub(super) type FastKeys = std::hash::BuildHasherDefault<AddressHasher>;
 
 /// FxHash over the words written.
 #[derive(Debug, Default)]
-struct AddressHasher(u64);
+pub(super) struct AddressHasher(u64);
 
 impl std::hash::Hasher for AddressHasher {
     fn finish(&self) -> u64 {
