@@ -52,7 +52,8 @@ impl Counts {
 
 #[derive(Debug, Default)]
 struct Shard {
-    peers: HashMap<(Direction, Shared<PeerLabels>), Counts, FastKeys>,
+    /// Peers by direction: inbound, outbound.
+    peers: [HashMap<Shared<PeerLabels>, Counts, FastKeys>; 2],
     routes: HashMap<Shared<RouteLabels>, Counts, FastKeys>,
 }
 
@@ -89,6 +90,28 @@ impl std::hash::Hasher for AddressHasher {
 
     fn write_isize(&mut self, word: isize) {
         self.write_u64(word as u64);
+    }
+}
+
+/// The index of `direction` in [`Shard::peers`].
+fn side(direction: Direction) -> usize {
+    match direction {
+        Direction::Inbound => 0,
+        Direction::Outbound => 1,
+    }
+}
+
+/// Counts a request in `series`; the key is cloned (an atomic increment) only for a
+/// new series.
+fn count<T>(
+    series: &mut HashMap<Shared<T>, Counts, FastKeys>,
+    key: &Shared<T>,
+    status: u16,
+    elapsed: Duration,
+) {
+    match series.get_mut(key) {
+        Some(counts) => counts.add(status, elapsed),
+        None => series.entry(key.clone()).or_default().add(status, elapsed),
     }
 }
 
@@ -136,17 +159,11 @@ impl Windows {
         status: u16,
         elapsed: Duration,
     ) {
-        self.shard(peer)
-            .peers
-            .entry((direction, peer.clone()))
-            .or_default()
-            .add(status, elapsed);
+        let mut shard = self.shard(peer);
+        count(&mut shard.peers[side(direction)], peer, status, elapsed);
+        drop(shard);
         if let Some(route) = route {
-            self.shard(route)
-                .routes
-                .entry(route.clone())
-                .or_default()
-                .add(status, elapsed);
+            count(&mut self.shard(route).routes, route, status, elapsed);
         }
     }
 
@@ -161,7 +178,16 @@ impl Windows {
                     .lock()
                     .unwrap_or_else(std::sync::PoisonError::into_inner),
             );
-            for ((direction, peer), counts) in taken.peers {
+            let [inbound, outbound] = taken.peers;
+            let peers = inbound
+                .into_iter()
+                .map(|series| (Direction::Inbound, series))
+                .chain(
+                    outbound
+                        .into_iter()
+                        .map(|series| (Direction::Outbound, series)),
+                );
+            for (direction, (peer, counts)) in peers {
                 push(
                     &mut series,
                     &mut dropped,
