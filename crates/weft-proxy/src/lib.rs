@@ -25,6 +25,7 @@ pub mod error;
 pub mod hbone;
 pub mod http;
 pub mod inbound;
+pub mod jwt;
 pub mod memory;
 pub mod outbound;
 pub mod ratelimit;
