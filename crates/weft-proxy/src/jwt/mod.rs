@@ -32,8 +32,11 @@
 //! one [`JwksCache`] per key source with [`JwksCache::spawn_refresh`] running, and call
 //! [`Verifier::authenticate`] and [`Verifier::forward`] per request.
 
+pub mod cache;
 pub mod claims;
+mod fetch;
 pub mod jwks;
 pub mod provider;
 
+pub use cache::JwksCache;
 pub use provider::{ClaimToHeader, FromHeader, Jwks, Provider};
