@@ -36,7 +36,17 @@ pub mod cache;
 pub mod claims;
 mod fetch;
 pub mod jwks;
+mod location;
 pub mod provider;
+mod verify;
 
 pub use cache::JwksCache;
 pub use provider::{ClaimToHeader, FromHeader, Jwks, Provider};
+pub use verify::{www_authenticate, Claim, Error, Skipped, Verified, Verifier};
+
+/// Longest token accepted, in bytes: `8192`. Longer ones are refused before any
+/// decoding; real access tokens are one or two KiB.
+pub const MAX_TOKEN_BYTES: usize = 8192;
+
+#[cfg(test)]
+mod tests;
