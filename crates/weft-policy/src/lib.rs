@@ -17,6 +17,7 @@ mod backend;
 mod document;
 mod export;
 mod field;
+mod gateway;
 mod inbound;
 mod mesh;
 mod permission;
@@ -94,8 +95,8 @@ pub struct Compiled {
     /// The proxy `TrustBundle` (resource `mesh`), from the CA state the control plane
     /// keeps in `Mesh.status.ca`; `None` before it has written one.
     pub trust_bundle: Option<pb::TrustBundle>,
-    /// Status each route (and service) object should have. The control plane writes
-    /// those that differ from what is stored.
+    /// Status each object that has one should have (routes, services, policies,
+    /// gateways). The control plane writes those that differ from what is stored.
     pub statuses: BTreeMap<Key, serde_json::Value>,
 }
 
@@ -120,6 +121,8 @@ pub fn compile<'a>(objects: impl IntoIterator<Item = &'a Object>) -> Compiled {
     let mut traffic_policies = Vec::new();
     let mut permissions = Vec::new();
     let mut telemetries = Vec::new();
+    let mut gateways = Vec::new();
+    let mut invalid_gateways = std::collections::BTreeSet::new();
     for &object in &objects {
         let Ok(key) = object.key() else { continue };
         match checked(object) {
@@ -149,6 +152,10 @@ pub fn compile<'a>(objects: impl IntoIterator<Item = &'a Object>) -> Compiled {
             Ok(Spec::Telemetry(spec)) => {
                 telemetries.push(telemetry::Telemetry::new(object, &spec));
             }
+            Ok(Spec::Gateway(spec)) => gateways.push(gateway::Gateway {
+                object,
+                spec: *spec,
+            }),
             Ok(Spec::Mesh(_)) => {}
             Err(errors) => {
                 let generation = object.metadata.generation;
@@ -172,6 +179,13 @@ pub fn compile<'a>(objects: impl IntoIterator<Item = &'a Object>) -> Compiled {
                             .statuses
                             .insert(key, status::invalid_policy(&errors, generation));
                     }
+                    Kind::Gateway => {
+                        invalid_gateways
+                            .insert((object.namespace().to_owned(), object.metadata.name.clone()));
+                        compiled
+                            .statuses
+                            .insert(key, gateway::invalid_status(&errors, generation));
+                    }
                     Kind::Mesh | Kind::Workload => {}
                 }
             }
@@ -180,6 +194,7 @@ pub fn compile<'a>(objects: impl IntoIterator<Item = &'a Object>) -> Compiled {
     // Stable regardless of input order (the store may list objects in any order).
     services.sort_by_key(|(object, _)| object.key().ok());
     routes.sort_by_key(|r| r.object.key().ok());
+    gateways.sort_by_key(|g| g.object.key().ok());
 
     policies.sort_by_key(|p| p.object.key().ok());
     let by_name = services
@@ -274,12 +289,15 @@ pub fn compile<'a>(objects: impl IntoIterator<Item = &'a Object>) -> Compiled {
             compiled.statuses.insert(key, status);
         }
     }
+    let gateways = gateway::compile(&gateways, &invalid_gateways, &routes);
     route::compile(
         &routes,
         &ports,
+        &gateways,
         &mut compiled.route_tables,
         &mut compiled.statuses,
     );
+    compiled.statuses.extend(gateways.statuses);
     compiled
 }
 
@@ -296,6 +314,7 @@ enum Spec {
     FaultInjection(Box<api::traffic::FaultSpec>),
     TrafficPermission(Box<api::permission::Spec>),
     Telemetry(Box<api::telemetry::Spec>),
+    Gateway(Box<api::gateway::Spec>),
 }
 
 /// Validates `object` and returns its typed spec.
@@ -380,6 +399,7 @@ fn spec(object: &Object, kind: Kind, errors: &mut field::Errors) -> Option<Spec>
             field::parse("spec", value).map(|s| Spec::TrafficPermission(Box::new(s)))
         }
         Kind::Telemetry => field::parse("spec", value).map(|s| Spec::Telemetry(Box::new(s))),
+        Kind::Gateway => field::parse("spec", value).map(|s| Spec::Gateway(Box::new(s))),
     };
     let spec = match parsed {
         Ok(spec) => spec,
@@ -400,6 +420,7 @@ fn spec(object: &Object, kind: Kind, errors: &mut field::Errors) -> Option<Spec>
         Spec::FaultInjection(s) => traffic::validate_fault(s, errors),
         Spec::TrafficPermission(s) => permission::validate(s, errors),
         Spec::Telemetry(s) => telemetry::validate(object, s, errors),
+        Spec::Gateway(s) => gateway::validate(s, errors),
     }
     Some(spec)
 }

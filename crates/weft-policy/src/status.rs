@@ -26,13 +26,14 @@ pub(crate) fn condition(
     Value::Object(c)
 }
 
-/// One `status.parents[]` entry: `Accepted` (the parent exists and has the port) and
+/// One `status.parents[]` entry: `Accepted` (the route attached to the parent, with a
+/// message saying where, or the Gateway API reason it did not and why) and
 /// `ResolvedRefs` (every backend resolves).
 pub(crate) fn route_parent(
     pref: &ParentRef,
     namespace: &str,
     generation: Option<i64>,
-    accepted: &Result<(), String>,
+    accepted: &Result<String, (&str, String)>,
     problems: &[String],
 ) -> Value {
     let mut parent_ref = Map::new();
@@ -49,18 +50,15 @@ pub(crate) fn route_parent(
     );
     parent_ref.insert("name".into(), pref.name.clone().into());
     parent_ref.insert("namespace".into(), namespace.into());
+    if let Some(section) = &pref.section_name {
+        parent_ref.insert("sectionName".into(), section.clone().into());
+    }
     if let Some(p) = pref.port {
         parent_ref.insert("port".into(), p.into());
     }
     let accepted = match accepted {
-        Ok(()) => condition(
-            "Accepted",
-            true,
-            "Accepted",
-            "attached to the Service",
-            generation,
-        ),
-        Err(m) => condition("Accepted", false, "NoMatchingParent", m, generation),
+        Ok(message) => condition("Accepted", true, "Accepted", message, generation),
+        Err((reason, message)) => condition("Accepted", false, reason, message, generation),
     };
     let resolved = if problems.is_empty() {
         condition(

@@ -7,6 +7,7 @@ use weft_api::resource::{Key, Kind, Object};
 use super::{compile, parse_documents, validate};
 
 mod backend;
+mod gateway;
 mod permission;
 mod telemetry;
 mod traffic;
@@ -342,9 +343,34 @@ fn rejects_bad_values_with_path_and_message() {
             "unknown field `colour`",
         ),
         (
-            HTTP_ROUTE.replace("[{ name: echo, port: 80 }]", "[{ name: gw, kind: Gateway, group: gateway.networking.k8s.io }]"),
+            HTTP_ROUTE.replace("[{ name: echo, port: 80 }]", "[{ name: gw, kind: Gateway, group: example.com }]"),
             "spec.parentRefs[0].group",
-            "not supported in mesh mode",
+            "\"example.com\" is not supported: a parent is a Service (group \"\") or a Gateway",
+        ),
+        (
+            HTTP_ROUTE.replace("[{ name: echo, port: 80 }]", "[{ name: gw, kind: Gateway }]"),
+            "spec.parentRefs[0].group",
+            "a Gateway parent needs group: gateway.networking.k8s.io",
+        ),
+        (
+            HTTP_ROUTE.replace("[{ name: echo, port: 80 }]", "[{ name: gw, group: gateway.networking.k8s.io }]"),
+            "spec.parentRefs[0].kind",
+            "set kind: Gateway (kind defaults to Service",
+        ),
+        (
+            HTTP_ROUTE.replace("[{ name: echo, port: 80 }]", "[{ name: echo, kind: ServiceImport }]"),
+            "spec.parentRefs[0].kind",
+            "\"ServiceImport\" is not supported: a parent is a Service, or a Gateway",
+        ),
+        (
+            HTTP_ROUTE.replace("[{ name: echo, port: 80 }]", "[{ name: echo, sectionName: http }]"),
+            "spec.parentRefs[0].sectionName",
+            "no meaning for a Service parent",
+        ),
+        (
+            HTTP_ROUTE.replace("[{ name: echo, port: 80 }]", "[{ name: gw, kind: Gateway, group: gateway.networking.k8s.io, sectionName: Web_1 }]"),
+            "spec.parentRefs[0].sectionName",
+            "not a valid name",
         ),
         (
             HTTP_ROUTE.replace("'*.echo.example.com'", "'10.0.0.1'"),

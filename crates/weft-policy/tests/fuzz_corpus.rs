@@ -41,6 +41,7 @@ fn write_seeds() {
         "crates/weft-policy/tests/golden/traffic-policies.yaml",
         "crates/weft-policy/tests/golden/traffic-permissions.yaml",
         "crates/weft-policy/tests/golden/telemetry.yaml",
+        "crates/weft-policy/tests/golden/gateway.yaml",
         "examples/local-mesh/mesh.yaml",
     ];
     for input in inputs {

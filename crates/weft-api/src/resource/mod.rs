@@ -12,6 +12,7 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 
 pub mod backend;
+pub mod gateway;
 pub mod mesh;
 pub mod permission;
 pub mod route;
@@ -22,7 +23,7 @@ pub mod workload;
 
 /// Group and version of Weft's own kinds.
 pub const WEFT_API_VERSION: &str = "weft.dev/v1alpha1";
-/// Group and version of the Gateway API route kinds.
+/// Group and version of the Gateway API kinds (`Gateway`, `HTTPRoute`, `GRPCRoute`).
 pub const GATEWAY_API_VERSION: &str = "gateway.networking.k8s.io/v1";
 /// Group and version of `TCPRoute` (still alpha upstream).
 pub const GATEWAY_API_ALPHA_VERSION: &str = "gateway.networking.k8s.io/v1alpha2";
@@ -56,17 +57,20 @@ pub enum Kind {
     /// What the proxies of the mesh, a namespace or a service's workloads record:
     /// spans, access logs, request metrics.
     Telemetry,
+    /// The listeners of an ingress gateway, and which routes attach to them.
+    Gateway,
 }
 
 impl Kind {
     /// Every kind, in the order the CLI lists them.
-    pub const ALL: [Kind; 11] = [
+    pub const ALL: [Kind; 12] = [
         Kind::Mesh,
         Kind::Service,
         Kind::Workload,
         Kind::HttpRoute,
         Kind::GrpcRoute,
         Kind::TcpRoute,
+        Kind::Gateway,
         Kind::BackendPolicy,
         Kind::RateLimit,
         Kind::FaultInjection,
@@ -88,6 +92,7 @@ impl Kind {
             Kind::FaultInjection => "FaultInjection",
             Kind::TrafficPermission => "TrafficPermission",
             Kind::Telemetry => "Telemetry",
+            Kind::Gateway => "Gateway",
         }
     }
 
@@ -105,6 +110,7 @@ impl Kind {
             Kind::FaultInjection => "faultinjections",
             Kind::TrafficPermission => "trafficpermissions",
             Kind::Telemetry => "telemetries",
+            Kind::Gateway => "gateways",
         }
     }
 
@@ -119,7 +125,7 @@ impl Kind {
             | Kind::FaultInjection
             | Kind::TrafficPermission
             | Kind::Telemetry => WEFT_API_VERSION,
-            Kind::HttpRoute | Kind::GrpcRoute => GATEWAY_API_VERSION,
+            Kind::HttpRoute | Kind::GrpcRoute | Kind::Gateway => GATEWAY_API_VERSION,
             Kind::TcpRoute => GATEWAY_API_ALPHA_VERSION,
         }
     }
@@ -135,7 +141,7 @@ impl Kind {
             | Kind::FaultInjection
             | Kind::TrafficPermission
             | Kind::Telemetry => &[WEFT_API_VERSION],
-            Kind::HttpRoute | Kind::GrpcRoute => &[GATEWAY_API_VERSION],
+            Kind::HttpRoute | Kind::GrpcRoute | Kind::Gateway => &[GATEWAY_API_VERSION],
             Kind::TcpRoute => &[GATEWAY_API_ALPHA_VERSION, GATEWAY_API_VERSION],
         }
     }
@@ -167,6 +173,7 @@ impl Kind {
             Kind::FaultInjection => &["fault", "faults"],
             Kind::TrafficPermission => &["tp", "permission", "permissions"],
             Kind::Telemetry => &["tel"],
+            Kind::Gateway => &["gtw", "gw"],
             Kind::GrpcRoute | Kind::TcpRoute => &[],
         }
     }
@@ -181,7 +188,7 @@ impl fmt::Display for Kind {
 /// Error for an unknown kind name.
 #[derive(Debug, thiserror::Error)]
 #[error(
-    "unknown kind {0:?} (expected one of Mesh, Service, Workload, HTTPRoute, GRPCRoute, TCPRoute, BackendPolicy, RateLimit, FaultInjection, TrafficPermission, Telemetry)"
+    "unknown kind {0:?} (expected one of Mesh, Service, Workload, HTTPRoute, GRPCRoute, TCPRoute, Gateway, BackendPolicy, RateLimit, FaultInjection, TrafficPermission, Telemetry)"
 )]
 pub struct UnknownKind(pub String);
 

@@ -1,11 +1,12 @@
-//! Route kinds, in the Gateway API shapes (GAMMA: the parent is a mesh `Service`):
-//! `HTTPRoute` and `GRPCRoute` (`gateway.networking.k8s.io/v1`) and `TCPRoute`
-//! (`gateway.networking.k8s.io/v1alpha2`, `v1` accepted too).
+//! Route kinds, in the Gateway API shapes: `HTTPRoute` and `GRPCRoute`
+//! (`gateway.networking.k8s.io/v1`) and `TCPRoute` (`gateway.networking.k8s.io/v1alpha2`,
+//! `v1` accepted too). A route's parent is a mesh `Service` (GAMMA, the default) or a
+//! `Gateway` (one listener of it with `sectionName`).
 //!
 //! Field names, defaults and value ranges follow the Gateway API so the same YAML works
-//! on Kubernetes. Fields the mesh does not implement yet (`filters`, `sectionName`)
-//! are accepted by the parser so that validation can reject them with a clear message
-//! instead of an "unknown field".
+//! on Kubernetes. Fields the mesh does not implement yet (some `filters`) are accepted
+//! by the parser so that validation can reject them with a clear message instead of an
+//! "unknown field".
 
 use std::time::Duration;
 
@@ -15,7 +16,7 @@ use serde::{Deserialize, Serialize};
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct HttpSpec {
-    /// Services whose traffic these rules route. At least one.
+    /// Services (GAMMA) or Gateways whose traffic these rules route. At least one.
     pub parent_refs: Vec<ParentRef>,
     /// `Host` values the rules apply to: exact (`api.example.com`) or one leading
     /// wildcard label (`*.example.com`). Default: any host.
@@ -267,7 +268,7 @@ pub struct HttpTimeouts {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct GrpcSpec {
-    /// Services whose traffic these rules route. At least one.
+    /// Services (GAMMA) or Gateways whose traffic these rules route. At least one.
     pub parent_refs: Vec<ParentRef>,
     /// `Host` / `:authority` values the rules apply to. Default: any.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -373,7 +374,8 @@ pub struct GrpcMethodMatch {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct TcpSpec {
-    /// Services whose connections this route forwards. At least one.
+    /// Services (GAMMA) or Gateways whose connections this route forwards. At least
+    /// one.
     pub parent_refs: Vec<ParentRef>,
     /// Exactly one rule.
     pub rules: Vec<TcpRule>,
@@ -390,25 +392,29 @@ pub struct TcpRule {
     pub backend_refs: Vec<BackendRef>,
 }
 
-/// The object a route attaches to. In the mesh that is a `Service` (GAMMA).
+/// The object a route attaches to: a mesh `Service` (GAMMA; the default) or a
+/// `Gateway` (`group: gateway.networking.k8s.io`, `kind: Gateway`).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ParentRef {
-    /// API group; `""` (the default) is the core group of `Service`.
+    /// API group: `""` (the default, the core group of `Service`) or
+    /// `gateway.networking.k8s.io` (a `Gateway`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub group: Option<String>,
-    /// Kind. Default `Service`, the only kind supported in the mesh.
+    /// Kind: `Service` (the default) or `Gateway`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kind: Option<String>,
-    /// Service name.
+    /// Service or Gateway name.
     pub name: String,
-    /// Service namespace. Default: the route's namespace.
+    /// Its namespace. Default: the route's namespace.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub namespace: Option<String>,
-    /// Only this service port. Default: every port of the service.
+    /// Only this port: a port of the service, or the listeners of the Gateway on this
+    /// port. Default: every port.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub port: Option<u16>,
-    /// Gateway listener name. Not meaningful for a `Service` parent: rejected.
+    /// Only this listener of a Gateway, by name. Refused for a `Service` parent (use
+    /// `port`). Default: every listener the route may attach to.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub section_name: Option<String>,
 }
@@ -441,6 +447,8 @@ pub struct BackendRef {
 
 /// Kind of `parentRefs[]` and `backendRefs[]` when not written.
 pub const DEFAULT_REF_KIND: &str = "Service";
+/// Kind of a `parentRefs[]` entry naming a Gateway.
+pub const GATEWAY_KIND: &str = "Gateway";
 /// Weight of a backend that does not set one.
 pub const DEFAULT_WEIGHT: u32 = 1;
 /// Largest backend weight the Gateway API allows.
@@ -452,6 +460,17 @@ impl ParentRef {
     /// The kind, `Service` when not written.
     pub fn kind(&self) -> &str {
         self.kind.as_deref().unwrap_or(DEFAULT_REF_KIND)
+    }
+
+    /// The group, `""` when not written.
+    pub fn group(&self) -> &str {
+        self.group.as_deref().unwrap_or_default()
+    }
+
+    /// Whether it names a `Gateway` (group `gateway.networking.k8s.io`, kind
+    /// `Gateway`) rather than a mesh `Service`.
+    pub fn is_gateway(&self) -> bool {
+        self.group() == super::gateway::GROUP && self.kind() == GATEWAY_KIND
     }
 }
 

@@ -338,6 +338,10 @@ pub(crate) fn spec(kind: Kind) -> Value {
             "targetRefs": [{"kind": "Service", "name": "web"}],
             "tracing": {"endpoint": "http://127.0.0.1:4317"}
         }),
+        Kind::Gateway => json!({
+            "gatewayClassName": "weft",
+            "listeners": [{"name": "http", "port": 80, "protocol": "HTTP"}]
+        }),
     }
 }
 
@@ -375,6 +379,10 @@ pub(crate) fn other_spec(kind: Kind) -> Value {
         Kind::Telemetry => json!({
             "targetRefs": [{"kind": "Namespace"}],
             "metrics": {"enabled": false}
+        }),
+        Kind::Gateway => json!({
+            "gatewayClassName": "weft",
+            "listeners": [{"name": "db", "port": 5432, "protocol": "TCP"}]
         }),
     }
 }

@@ -191,6 +191,7 @@ pub(crate) fn reduce(object: &Object, spec: GrpcSpec) -> Route<'_> {
         object,
         kind: Kind::GrpcRoute,
         parent_refs: spec.parent_refs,
+        hostnames: spec.hostnames,
         rules,
     }
 }

@@ -272,6 +272,7 @@ pub(crate) fn reduce(object: &Object, spec: HttpSpec) -> Route<'_> {
         object,
         kind: Kind::HttpRoute,
         parent_refs: spec.parent_refs,
+        hostnames: spec.hostnames,
         rules,
     }
 }

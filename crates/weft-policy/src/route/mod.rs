@@ -5,8 +5,11 @@
 //! Each kind's module validates its spec and reduces it to [`Route`]: a list of rules
 //! whose matches are already proxy matches. From there compile is kind-agnostic:
 //!
-//! 1. Each `parentRefs[]` entry is resolved to a Service (and port). Unresolved parents
-//!    get `Accepted: False` (`NoMatchingParent`) and attach nothing.
+//! 1. Each `parentRefs[]` entry naming a Service is resolved to it (and a port).
+//!    Unresolved parents get `Accepted: False` (`NoMatchingParent`) and attach nothing.
+//!    An entry naming a Gateway gets the outcome `crate::gateway` decided, and its
+//!    backends are checked as a gateway would use them (each with its port); nothing
+//!    is compiled for it.
 //! 2. Each rule × match becomes one proxy rule with one match (a rule without matches:
 //!    one catch-all rule), so precedence is decided per match, as the Gateway API says.
 //! 3. All proxy rules of a parent port are sorted by precedence (see [`Rank`]), then by
@@ -28,25 +31,29 @@ pub(crate) mod tcp;
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Write as _;
 use std::time::Duration;
 
 use serde_json::{json, Value};
 use weft_api::pb::v1 as pb;
 use weft_api::pb_convert::duration_to_pb;
 use weft_api::proxy::{self, StringMatch};
+use weft_api::resource::gateway::GROUP as GATEWAY_GROUP;
 use weft_api::resource::route::{
-    BackendRef, ParentRef, DEFAULT_REF_KIND, DEFAULT_WEIGHT, MAX_WEIGHT,
+    BackendRef, ParentRef, DEFAULT_REF_KIND, DEFAULT_WEIGHT, GATEWAY_KIND, MAX_WEIGHT,
 };
 use weft_api::resource::{Key, Kind, Object};
 
 use crate::field::{self, Errors};
-use crate::status;
+use crate::{gateway, status};
 
 /// A route of any kind, reduced to what compile needs.
 pub(crate) struct Route<'a> {
     pub(crate) object: &'a Object,
     pub(crate) kind: Kind,
     pub(crate) parent_refs: Vec<ParentRef>,
+    /// `spec.hostnames` (none for TCP): which listeners of a Gateway it attaches to.
+    pub(crate) hostnames: Vec<String>,
     pub(crate) rules: Vec<Rule>,
 }
 
@@ -83,25 +90,50 @@ pub(crate) fn validate_parent_refs(errors: &mut Errors, refs: &[ParentRef]) {
     }
     for (i, r) in refs.iter().enumerate() {
         let path = format!("spec.parentRefs[{i}]");
-        if let Some(group) = r.group.as_deref().filter(|g| !g.is_empty()) {
-            errors.push(
+        field::label(errors, &format!("{path}.name"), &r.name);
+        if r.is_gateway() {
+            if let Some(ns) = &r.namespace {
+                field::label(errors, &format!("{path}.namespace"), ns);
+            }
+            if let Some(port) = r.port {
+                field::port(errors, &format!("{path}.port"), port);
+            }
+            if let Some(section) = &r.section_name {
+                field::label(errors, &format!("{path}.sectionName"), section);
+            }
+            continue;
+        }
+        match (r.group(), r.kind()) {
+            ("", DEFAULT_REF_KIND) => {}
+            ("", GATEWAY_KIND) => errors.push(
                 format!("{path}.group"),
                 format!(
-                    "{group:?} is not supported in mesh mode: parents are Services (group \"\"); \
-                     Gateway parents come with the Gateway kind"
+                    "a Gateway parent needs group: {GATEWAY_GROUP} (the default group, \"\", is \
+                     a Service's)"
                 ),
-            );
-        }
-        if r.kind() != DEFAULT_REF_KIND {
-            errors.push(
+            ),
+            (GATEWAY_GROUP, kind) => errors.push(
                 format!("{path}.kind"),
                 format!(
-                    "{:?} is not supported in mesh mode: only kind Service can be a parent",
-                    r.kind()
+                    "{kind:?}: the parent of group {GATEWAY_GROUP} is a Gateway, so set kind: \
+                     Gateway (kind defaults to Service, whose group is \"\")"
                 ),
-            );
+            ),
+            ("", kind) => errors.push(
+                format!("{path}.kind"),
+                format!(
+                    "{kind:?} is not supported: a parent is a Service, or a Gateway (with \
+                     group: {GATEWAY_GROUP})"
+                ),
+            ),
+            (group, _) => errors.push(
+                format!("{path}.group"),
+                format!(
+                    "{group:?} is not supported: a parent is a Service (group \"\") or a \
+                     Gateway (group {GATEWAY_GROUP})"
+                ),
+            ),
         }
-        field::label(errors, &format!("{path}.name"), &r.name);
         if let Some(ns) = &r.namespace {
             field::label(errors, &format!("{path}.namespace"), ns);
         }
@@ -122,8 +154,7 @@ pub(crate) fn validate_parent_refs(errors: &mut Errors, refs: &[ParentRef]) {
 
 pub(crate) fn validate_hostnames(errors: &mut Errors, hostnames: &[String]) {
     for (i, h) in hostnames.iter().enumerate() {
-        let name = h.strip_prefix("*.").unwrap_or(h);
-        if h.parse::<std::net::IpAddr>().is_ok() || !field::is_subdomain(name) {
+        if !gateway::hostname::is_valid(h) {
             errors.push(
                 format!("spec.hostnames[{i}]"),
                 format!(
@@ -323,11 +354,46 @@ fn list<'a>(ports: impl IntoIterator<Item = &'a u16>) -> String {
         .join(", ")
 }
 
+/// Why backends of `route` would not resolve behind a Gateway parent: a request
+/// through a gateway arrives on a listener's port, no port of the service, so each
+/// backend needs its own.
+fn gateway_backend_problems(route: &Route<'_>, services: &ServicePorts) -> Vec<String> {
+    let route_ns = route.object.namespace();
+    route
+        .rules
+        .iter()
+        .flat_map(|r| {
+            r.backend_refs
+                .iter()
+                .chain(r.mirrors.iter().map(|(b, _)| b))
+        })
+        .filter_map(|b| {
+            let ns = b.namespace.as_deref().unwrap_or(route_ns);
+            if b.port.is_none() && services.contains_key(&(ns.to_owned(), b.name.clone())) {
+                return Some(format!(
+                    "backend Service {ns}/{} has no port: a request through a Gateway arrives \
+                     on a listener's port, not on one of the service's, so set the \
+                     backendRef's port",
+                    b.name
+                ));
+            }
+            match resolve_backend(b, route_ns, &[], services) {
+                Resolution::Resolved(note) => note,
+                Resolution::Unresolved(message) => Some(message),
+            }
+        })
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect()
+}
+
 /// Compiles every route: the route tables by parent service resource name, and each
-/// route's status.
+/// route's status, with the outcome of each parentRef naming a Gateway taken from
+/// `gateways`.
 pub(crate) fn compile(
     routes: &[Route<'_>],
     services: &ServicePorts,
+    gateways: &gateway::Compiled,
     tables: &mut BTreeMap<String, pb::RouteTable>,
     statuses: &mut BTreeMap<Key, Value>,
 ) {
@@ -336,18 +402,47 @@ pub(crate) fn compile(
     for (ri, route) in routes.iter().enumerate() {
         let route_ns = route.object.namespace();
         let mut parents = Vec::new();
-        for pref in &route.parent_refs {
+        for (pi, pref) in route.parent_refs.iter().enumerate() {
             let pns = pref.namespace.as_deref().unwrap_or(route_ns).to_owned();
+            let generation = route.object.metadata.generation;
+            if pref.is_gateway() {
+                let accepted = match gateways.parents.get(&(ri, pi)) {
+                    Some(Ok(message)) => Ok(message.clone()),
+                    Some(Err(refusal)) => Err((refusal.reason, refusal.message.clone())),
+                    None => Err((
+                        "NoMatchingParent",
+                        format!("Gateway {pns}/{} not found", pref.name),
+                    )),
+                };
+                let problems = gateway_backend_problems(route, services);
+                parents.push(status::route_parent(
+                    pref, &pns, generation, &accepted, &problems,
+                ));
+                continue;
+            }
             let parent = (pns.clone(), pref.name.clone());
             let parent_ports = services.get(&parent);
             let accepted = match (parent_ports, pref.port) {
-                (None, _) => Err(format!("Service {pns}/{} not found", pref.name)),
-                (Some(ports), Some(p)) if !ports.contains(&p) => Err(format!(
-                    "Service {pns}/{} has no port {p} (ports: {})",
-                    pref.name,
-                    list(ports)
+                (None, _) => {
+                    let mut message = format!("Service {pns}/{} not found", pref.name);
+                    if gateways.names.contains(&parent) {
+                        let _ = write!(
+                            message,
+                            "; a Gateway of that name exists: to attach to it, set group: \
+                             {GATEWAY_GROUP} and kind: {GATEWAY_KIND}"
+                        );
+                    }
+                    Err(("NoMatchingParent", message))
+                }
+                (Some(ports), Some(p)) if !ports.contains(&p) => Err((
+                    "NoMatchingParent",
+                    format!(
+                        "Service {pns}/{} has no port {p} (ports: {})",
+                        pref.name,
+                        list(ports)
+                    ),
                 )),
-                (Some(_), _) => Ok(()),
+                (Some(_), _) => Ok("attached to the Service".to_owned()),
             };
             let applicable: Vec<u16> = match (pref.port, parent_ports) {
                 (Some(p), _) => vec![p],
@@ -378,11 +473,7 @@ pub(crate) fn compile(
                     .insert((ri, pref.port));
             }
             parents.push(status::route_parent(
-                pref,
-                &pns,
-                route.object.metadata.generation,
-                &accepted,
-                &problems,
+                pref, &pns, generation, &accepted, &problems,
             ));
         }
         if let Ok(key) = route.object.key() {
@@ -483,7 +574,10 @@ fn report_shadowed(
         };
         for parent in parents.iter_mut() {
             let r = &parent["parentRef"];
-            if r["name"] != pname.as_str() || r["namespace"] != pns.as_str() {
+            if r["name"] != pname.as_str()
+                || r["namespace"] != pns.as_str()
+                || r["kind"] != DEFAULT_REF_KIND
+            {
                 continue;
             }
             if let Some(conditions) = parent["conditions"].as_array_mut() {

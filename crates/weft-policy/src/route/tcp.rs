@@ -34,6 +34,7 @@ pub(crate) fn reduce(object: &Object, spec: TcpSpec) -> Route<'_> {
         object,
         kind: Kind::TcpRoute,
         parent_refs: spec.parent_refs,
+        hostnames: Vec::new(),
         rules: spec
             .rules
             .into_iter()

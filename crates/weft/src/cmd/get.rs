@@ -146,6 +146,7 @@ fn kind_headers(kind: Kind) -> &'static [&'static str] {
             "ACCEPTED",
             "CONFLICTED",
         ],
+        Kind::Gateway => &["CLASS", "LISTENERS", "ACCEPTED", "PROGRAMMED"],
     }
 }
 
@@ -207,6 +208,34 @@ fn kind_cells(kind: Kind, item: &Value) -> Vec<String> {
             accepted(status),
             condition_status(status, "Conflicted"),
         ],
+        Kind::Gateway => vec![
+            or_none(spec["gatewayClassName"].as_str()),
+            listeners(spec),
+            accepted(status),
+            condition_status(status, "Programmed"),
+        ],
+    }
+}
+
+/// A `Gateway`'s listeners: `name:port/PROTOCOL`, comma-separated.
+fn listeners(spec: &Value) -> String {
+    let all: Vec<String> = spec["listeners"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|l| {
+            format!(
+                "{}:{}/{}",
+                l["name"].as_str().unwrap_or("?"),
+                l["port"],
+                l["protocol"].as_str().unwrap_or("?")
+            )
+        })
+        .collect();
+    if all.is_empty() {
+        "<none>".to_owned()
+    } else {
+        all.join(",")
     }
 }
 
@@ -352,7 +381,8 @@ fn endpoints(value: &Value) -> String {
     }
 }
 
-/// `spec.parentRefs` names, `ns/name` when in another namespace.
+/// `spec.parentRefs` names, `ns/name` when in another namespace; a Gateway as
+/// `Gateway/name`, with `:listener` when the route names one.
 fn parents(item: &Value) -> String {
     let own = item["metadata"]["namespace"]
         .as_str()
@@ -363,9 +393,14 @@ fn parents(item: &Value) -> String {
         .flatten()
         .map(|p| {
             let name = p["name"].as_str().unwrap_or("?");
-            match p["namespace"].as_str() {
+            let name = match p["namespace"].as_str() {
                 Some(ns) if ns != own => format!("{ns}/{name}"),
                 _ => name.to_owned(),
+            };
+            match (p["kind"].as_str(), p["sectionName"].as_str()) {
+                (Some("Gateway"), Some(section)) => format!("Gateway/{name}:{section}"),
+                (Some("Gateway"), None) => format!("Gateway/{name}"),
+                _ => name,
             }
         })
         .collect();
@@ -613,6 +648,40 @@ mod tests {
                 "<unknown>"
             ]
         );
+    }
+
+    #[test]
+    fn gateway_rows_show_class_listeners_acceptance_and_programming() {
+        let gateway = json!({
+            "metadata": {"name": "edge", "namespace": "shop"},
+            "spec": {
+                "gatewayClassName": "weft",
+                "listeners": [
+                    {"name": "http", "port": 80, "protocol": "HTTP"},
+                    {"name": "https", "port": 443, "protocol": "HTTPS"}
+                ]
+            },
+            "status": {"conditions": [
+                {"type": "Accepted", "status": "True"},
+                {"type": "Programmed", "status": "False", "reason": "Pending"}
+            ]}
+        });
+        assert_eq!(
+            kind_cells(Kind::Gateway, &gateway),
+            ["weft", "http:80/HTTP,https:443/HTTPS", "True", "False"]
+        );
+        let route = json!({
+            "metadata": {"name": "web", "namespace": "shop"},
+            "spec": {"parentRefs": [
+                {"name": "web"},
+                {"group": "gateway.networking.k8s.io", "kind": "Gateway", "name": "edge"},
+                {"group": "gateway.networking.k8s.io", "kind": "Gateway", "name": "edge", "namespace": "infra", "sectionName": "https"}
+            ]}
+        });
+        assert_eq!(parents(&route), "web,Gateway/edge,Gateway/infra/edge:https");
+        assert_eq!(parse_kind("gtw").unwrap(), Kind::Gateway);
+        assert_eq!(parse_kind("gateways").unwrap(), Kind::Gateway);
+        assert_eq!(parse_kind("Gateway").unwrap(), Kind::Gateway);
     }
 
     #[test]

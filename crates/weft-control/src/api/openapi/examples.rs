@@ -54,6 +54,20 @@ pub(super) fn object(kind: Kind) -> Value {
             "accessLog": {"format": "text", "template": "{start_time} {method} {path} {status}"},
             "metrics": {"enabled": true}
         }),
+        Kind::Gateway => json!({
+            "gatewayClassName": "weft",
+            "listeners": [
+                {"name": "http", "port": 80, "protocol": "HTTP", "hostname": "*.example.com"},
+                {
+                    "name": "https",
+                    "port": 443,
+                    "protocol": "HTTPS",
+                    "hostname": "shop.example.com",
+                    "tls": {"mode": "Terminate", "certificateRefs": [{"kind": "Secret", "name": NAME}]},
+                    "allowedRoutes": {"namespaces": {"from": "All"}, "kinds": [{"kind": "HTTPRoute"}]}
+                }
+            ]
+        }),
     };
     let metadata = if kind.namespaced() {
         json!({"name": NAME, "namespace": DEFAULT_NAMESPACE, "labels": {"app": NAME}})

@@ -363,7 +363,7 @@ fn metadata(namespaced: bool, request: bool) -> Value {
 /// `<Kind>.<Type>` (two kinds may both have a `Port`) and referenced as components.
 fn spec_schema(kind: Kind) -> (Value, Map<String, Value>) {
     use weft_api::resource::{
-        backend, mesh, permission, route, service, telemetry, traffic, workload,
+        backend, gateway, mesh, permission, route, service, telemetry, traffic, workload,
     };
     let schema = match kind {
         Kind::Mesh => schemars::schema_for!(mesh::Spec),
@@ -377,6 +377,7 @@ fn spec_schema(kind: Kind) -> (Value, Map<String, Value>) {
         Kind::FaultInjection => schemars::schema_for!(traffic::FaultSpec),
         Kind::TrafficPermission => schemars::schema_for!(permission::Spec),
         Kind::Telemetry => schemars::schema_for!(telemetry::Spec),
+        Kind::Gateway => schemars::schema_for!(gateway::Spec),
     };
     let mut schema = serde_json::to_value(schema).unwrap_or_default();
     let mut definitions = Map::new();
