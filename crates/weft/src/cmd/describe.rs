@@ -1,7 +1,10 @@
 //! `weft describe KIND NAME`: an object with what relates to it. For a `Service`: its
 //! endpoints (workloads its selector matches, with phase and address), the routes
 //! attached to it, with their conditions, its policies, and the telemetry its workloads
-//! record. For other kinds: the YAML and conditions.
+//! record. For a `Gateway` ([`gateway`]): its listeners, the routes naming it and the
+//! conditions of both. For other kinds: the YAML and conditions.
+
+mod gateway;
 
 use std::fmt::Write as _;
 use std::time::SystemTime;
@@ -43,6 +46,10 @@ async fn describe(
     name: &str,
 ) -> anyhow::Result<String> {
     let object = client.get_json(&item_path(kind, namespace, name)).await?;
+    if kind == Kind::Gateway {
+        let routes = gateway::routes_naming(client, namespace, name).await?;
+        return Ok(gateway::render(&object, &routes, SystemTime::now()));
+    }
     if kind != Kind::Service {
         return generic(&object);
     }
