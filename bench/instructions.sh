@@ -59,7 +59,8 @@
 # Needs valgrind and python3 (and openssl for HOPS=2); no root (127.0.0.2 is on Linux's
 # loopback). Ports on loopback: PORT_BASE (16000) to PORT_BASE+90. Knobs: N1 (200),
 # N2 (2200), HOPS (1), POLICIES, PORT_BASE, ALLOC_FNS, KEEP_CG (a directory the
-# callgrind out files are copied to, for callgrind_annotate). The temporary directory, private
+# callgrind out files are copied to, for callgrind_annotate; with TELEMETRY=compare,
+# each config's files end in `.off`, `.on` and `.logs`). The temporary directory, private
 # keys included, is removed on exit.
 set -euo pipefail
 N1=${N1:-200}
@@ -484,6 +485,9 @@ PY
       cp "$work/server-$config.yaml" "$work/server.yaml"
       count2 "$bin" "$N1" "$side"; a=$ir aa=$allocs
       count2 "$bin" "$N2" "$side"; b=$ir ab=$allocs
+      if [ -n "${KEEP_CG:-}" ]; then # each config's files, named after it
+        mkdir -p "$KEEP_CG" && for f in "$work"/cg."$side".*; do cp "$f" "$KEEP_CG/${f##*/}.$config"; done
+      fi
       per[$side.$config]=$(((b - a) / (N2 - N1))) aper[$side.$config]=$(per_request "$aa" "$ab")
       printf '| %s | %s | %s | %s | %s | %s |\n' "$side" "$config" "$a" "$b" "${per[$side.$config]}" "${aper[$side.$config]}"
     done

@@ -1,8 +1,10 @@
 //! One [`Entry`] as one line: a JSON object, or text from a [`Template`]. Formatting
-//! appends to the caller's buffer and allocates nothing per field; it runs on the
-//! request's thread, so it never does I/O.
+//! appends UTF-8 to the caller's byte buffer and allocates nothing per field; it runs
+//! on the request's thread, once per request, so it never does I/O and writes
+//! numbers, times and the common strings without `fmt`.
 
-use std::fmt::Write as _;
+use std::cell::Cell;
+use std::io::Write as _;
 use std::net::SocketAddr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -117,26 +119,20 @@ enum Value<'a> {
 // === impl Format ===
 
 impl Format {
-    /// Appends `entry` as one line to `line`, without the newline.
-    pub fn append(&self, entry: &Entry<'_>, line: &mut String) {
+    /// Appends `entry` as one line of UTF-8 to `line`, without the newline.
+    pub fn append(&self, entry: &Entry<'_>, line: &mut Vec<u8>) {
         match self {
             Self::Json => {
-                line.push('{');
-                for (i, field) in Field::ALL.iter().enumerate() {
-                    if i > 0 {
-                        line.push(',');
-                    }
-                    line.push('"');
-                    line.push_str(field.name());
-                    line.push_str("\":");
+                for (field, key) in Field::ALL.iter().zip(JSON_KEYS) {
+                    line.extend_from_slice(key.as_bytes());
                     field.value(entry).write_json(line);
                 }
-                line.push('}');
+                line.push(b'}');
             }
             Self::Text(template) => {
                 for part in &template.parts {
                     match part {
-                        Part::Literal(text) => line.push_str(text),
+                        Part::Literal(text) => line.extend_from_slice(text.as_bytes()),
                         Part::Field(field) => field.value(entry).write_text(line),
                     }
                 }
@@ -144,6 +140,32 @@ impl Format {
         }
     }
 }
+
+/// What comes before each field's value in a JSON line: `{"start_time":`, then
+/// `,"direction":` and so on, in [`FIELD_NAMES`]' order (a test holds them to it).
+const JSON_KEYS: [&str; 21] = [
+    "{\"start_time\":",
+    ",\"direction\":",
+    ",\"source_identity\":",
+    ",\"destination_service\":",
+    ",\"destination_workload\":",
+    ",\"destination_identity\":",
+    ",\"upstream_host\":",
+    ",\"route\":",
+    ",\"route_rule\":",
+    ",\"method\":",
+    ",\"authority\":",
+    ",\"path\":",
+    ",\"protocol\":",
+    ",\"status\":",
+    ",\"grpc_status\":",
+    ",\"duration_ms\":",
+    ",\"bytes_received\":",
+    ",\"bytes_sent\":",
+    ",\"retry_count\":",
+    ",\"trace_id\":",
+    ",\"response_flags\":",
+];
 
 // === impl Template ===
 
@@ -242,10 +264,6 @@ impl Field {
         Some(Self::ALL[i])
     }
 
-    fn name(self) -> &'static str {
-        FIELD_NAMES[self as usize]
-    }
-
     fn value<'a>(self, e: &Entry<'a>) -> Value<'a> {
         match self {
             Self::StartTime => Value::Time(e.start),
@@ -279,27 +297,27 @@ impl Field {
 // === impl Value ===
 
 impl Value<'_> {
-    fn write_json(&self, out: &mut String) {
+    fn write_json(&self, out: &mut Vec<u8>) {
         match self {
-            Self::Null => out.push_str("null"),
+            Self::Null => out.extend_from_slice(b"null"),
             Self::Uint(_) | Self::Millis(_) => self.write_plain(out),
             Self::Str(s) => {
-                out.push('"');
+                out.push(b'"');
                 escape(s, out);
-                out.push('"');
+                out.push(b'"');
             }
             // What these write needs no escaping.
             Self::Time(_) | Self::Addr(_) | Self::TraceId(_) | Self::Flags(_) => {
-                out.push('"');
+                out.push(b'"');
                 self.write_plain(out);
-                out.push('"');
+                out.push(b'"');
             }
         }
     }
 
-    fn write_text(&self, out: &mut String) {
+    fn write_text(&self, out: &mut Vec<u8>) {
         match self {
-            Self::Null | Self::Str("") => out.push('-'),
+            Self::Null | Self::Str("") => out.push(b'-'),
             Self::Str(s) => escape(s, out),
             _ => self.write_plain(out),
         }
@@ -308,19 +326,19 @@ impl Value<'_> {
     /// Writes a value that is not a string from the entry, unquoted. Numbers, times
     /// and IPv4 addresses are written digit by digit, without `fmt`: this runs once
     /// per field of every line.
-    fn write_plain(&self, out: &mut String) {
+    fn write_plain(&self, out: &mut Vec<u8>) {
         match self {
             Self::Null | Self::Str(_) => {}
             Self::Time(time) => write_time(*time, out),
             Self::Addr(SocketAddr::V4(addr)) => {
                 let [a, b, c, d] = addr.ip().octets();
-                for (octet, after) in [(a, '.'), (b, '.'), (c, '.'), (d, ':')] {
+                for (octet, after) in [(a, b'.'), (b, b'.'), (c, b'.'), (d, b':')] {
                     push_uint(out, octet.into());
                     out.push(after);
                 }
                 push_uint(out, addr.port().into());
             }
-            // Writing to a String cannot fail.
+            // Writing to a Vec cannot fail.
             Self::Addr(addr) => {
                 let _ = write!(out, "{addr}");
             }
@@ -328,16 +346,15 @@ impl Value<'_> {
             Self::Millis(d) => {
                 let micros = u64::try_from(d.as_micros()).unwrap_or(u64::MAX);
                 push_uint(out, micros / 1000);
-                out.push('.');
+                out.push(b'.');
                 push_padded(out, micros % 1000, 3);
             }
             Self::TraceId(id) => {
                 let mut hex = [0u8; 32];
                 crate::telemetry::trace::context::write_hex(&mut hex, id);
-                // Hex digits are ASCII.
-                out.push_str(std::str::from_utf8(&hex).unwrap_or_default());
+                out.extend_from_slice(&hex);
             }
-            Self::Flags(flags) if flags.is_empty() => out.push('-'),
+            Self::Flags(flags) if flags.is_empty() => out.push(b'-'),
             Self::Flags(flags) => {
                 let _ = write!(out, "{flags}");
             }
@@ -346,7 +363,7 @@ impl Value<'_> {
 }
 
 /// Appends `n` in decimal.
-fn push_uint(out: &mut String, mut n: u64) {
+fn push_uint(out: &mut Vec<u8>, mut n: u64) {
     let mut digits = [0u8; 20];
     let mut at = digits.len();
     loop {
@@ -357,48 +374,71 @@ fn push_uint(out: &mut String, mut n: u64) {
             break;
         }
     }
-    // Decimal digits are ASCII.
-    out.push_str(std::str::from_utf8(&digits[at..]).unwrap_or_default());
+    out.extend_from_slice(&digits[at..]);
 }
 
 /// Appends `n` in decimal with at least `width` digits (up to 4), zero-padded.
-fn push_padded(out: &mut String, n: u64, width: u32) {
+fn push_padded(out: &mut Vec<u8>, n: u64, width: u32) {
     let mut pad = 10u64.pow(width.saturating_sub(1));
     while pad > 1 && n < pad {
-        out.push('0');
+        out.push(b'0');
         pad /= 10;
     }
     push_uint(out, n);
 }
 
+thread_local! {
+    /// The second last written by this thread and its text, `YYYY-MM-DDTHH:MM:SS`:
+    /// lines come many to a second.
+    static SECOND: Cell<(u64, [u8; 19])> = const { Cell::new((u64::MAX, [0; 19])) };
+}
+
 /// Writes `time` as RFC 3339 UTC with milliseconds (`2023-11-14T22:13:20.123Z`),
 /// clamped to what RFC 3339 can say (1970 to 9999): a clock set wrong must not panic
 /// the proxy.
-fn write_time(time: SystemTime, out: &mut String) {
+fn write_time(time: SystemTime, out: &mut Vec<u8>) {
     const LAST: Duration = Duration::new(253_402_300_799, 999_999_999);
     let since = time
         .duration_since(UNIX_EPOCH)
         .unwrap_or(Duration::ZERO)
         .min(LAST);
     let secs = since.as_secs();
+    let second = match SECOND.try_with(Cell::get) {
+        Ok((cached, text)) if cached == secs => text,
+        _ => {
+            let text = second_text(secs);
+            let _ = SECOND.try_with(|c| c.set((secs, text)));
+            text
+        }
+    };
+    out.extend_from_slice(&second);
+    out.push(b'.');
+    push_padded(out, since.subsec_millis().into(), 3);
+    out.push(b'Z');
+}
+
+/// `YYYY-MM-DDTHH:MM:SS` of `secs` after the epoch (before year 10000).
+fn second_text(secs: u64) -> [u8; 19] {
     let (year, month, day) = civil_from_days(secs / 86_400);
     let of_day = secs % 86_400;
-    push_padded(out, year, 4);
-    for (n, before) in [(month, '-'), (day, '-')] {
-        out.push(before);
-        push_padded(out, n, 2);
+    let mut text = [0u8; 19];
+    let mut put = |at: usize, n: u64, width: usize| {
+        let mut n = n;
+        for i in (at..at + width).rev() {
+            text[i] = b'0' + (n % 10) as u8;
+            n /= 10;
+        }
+    };
+    put(0, year, 4);
+    put(5, month, 2);
+    put(8, day, 2);
+    put(11, of_day / 3600, 2);
+    put(14, of_day / 60 % 60, 2);
+    put(17, of_day % 60, 2);
+    for (at, sep) in [(4, b'-'), (7, b'-'), (10, b'T'), (13, b':'), (16, b':')] {
+        text[at] = sep;
     }
-    for (n, before) in [
-        (of_day / 3600, 'T'),
-        (of_day / 60 % 60, ':'),
-        (of_day % 60, ':'),
-    ] {
-        out.push(before);
-        push_padded(out, n, 2);
-    }
-    out.push('.');
-    push_padded(out, since.subsec_millis().into(), 3);
-    out.push('Z');
+    text
 }
 
 /// The proleptic Gregorian date `days` after 1970-01-01: Howard Hinnant's
@@ -422,38 +462,66 @@ fn civil_from_days(days: u64) -> (u64, u64, u64) {
     (year, month, day)
 }
 
+/// Whether any byte of `bytes` is outside printable ASCII or is `"` or `\`: eight
+/// bytes at a time, with the bit tricks of "Bit Twiddling Hacks" (each test is exact
+/// about whether some byte matches, so a string it passes needs no escaping).
+fn needs_care(bytes: &[u8]) -> bool {
+    const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
+    const HIGH: u64 = u64::from_ne_bytes([0x80; 8]);
+    let has_zero = |w: u64| w.wrapping_sub(ONES) & !w & HIGH != 0;
+    let mut words = bytes.chunks_exact(8);
+    for word in &mut words {
+        let mut eight = [0u8; 8];
+        eight.copy_from_slice(word);
+        let w = u64::from_ne_bytes(eight);
+        let control = w.wrapping_sub(ONES * 0x20) & !w & HIGH != 0;
+        // 0x7f and above: the high bit once 1 is added (a carry from a byte below
+        // only makes a false alarm, which costs the careful path).
+        let high = (w | w.wrapping_add(ONES)) & HIGH != 0;
+        if control
+            || high
+            || has_zero(w ^ (ONES * u64::from(b'"')))
+            || has_zero(w ^ (ONES * u64::from(b'\\')))
+        {
+            return true;
+        }
+    }
+    words
+        .remainder()
+        .iter()
+        .any(|b| !(0x20..0x7f).contains(b) || *b == b'"' || *b == b'\\')
+}
+
 /// Appends `s` escaped as the inside of a JSON string: `"` and `\` and every control
 /// character (C0, DEL, C1) escaped, everything else as is.
-fn escape(s: &str, out: &mut String) {
+fn escape(s: &str, out: &mut Vec<u8>) {
     // Most values are names and paths of printable ASCII: copied whole.
-    if s.bytes()
-        .all(|b| (0x20..0x7f).contains(&b) && b != b'"' && b != b'\\')
-    {
-        out.push_str(s);
+    if !needs_care(s.as_bytes()) {
+        out.extend_from_slice(s.as_bytes());
         return;
     }
     let mut done = 0;
     for (i, c) in s.char_indices() {
-        let short = match c {
-            '"' => "\\\"",
-            '\\' => "\\\\",
-            '\n' => "\\n",
-            '\r' => "\\r",
-            '\t' => "\\t",
-            '\u{8}' => "\\b",
-            '\u{c}' => "\\f",
-            c if c.is_control() => "",
+        let short: &[u8] = match c {
+            '"' => b"\\\"",
+            '\\' => b"\\\\",
+            '\n' => b"\\n",
+            '\r' => b"\\r",
+            '\t' => b"\\t",
+            '\u{8}' => b"\\b",
+            '\u{c}' => b"\\f",
+            c if c.is_control() => b"",
             _ => continue,
         };
-        out.push_str(&s[done..i]);
+        out.extend_from_slice(&s.as_bytes()[done..i]);
         if short.is_empty() {
             let _ = write!(out, "\\u{:04x}", u32::from(c));
         } else {
-            out.push_str(short);
+            out.extend_from_slice(short);
         }
         done = i + c.len_utf8();
     }
-    out.push_str(&s[done..]);
+    out.extend_from_slice(&s.as_bytes()[done..]);
 }
 
 #[cfg(test)]
@@ -534,9 +602,9 @@ mod tests {
     }
 
     fn line(format: &Format, entry: &Entry<'_>) -> String {
-        let mut line = String::new();
+        let mut line = Vec::new();
         format.append(entry, &mut line);
-        line
+        String::from_utf8(line).unwrap()
     }
 
     fn text(template: &str, entry: &Entry<'_>) -> String {
@@ -717,7 +785,10 @@ mod tests {
         let json: Json = serde_json::from_str(&line(&Format::Json, &retried())).unwrap();
         for (i, name) in FIELD_NAMES.iter().enumerate() {
             assert_eq!(Field::ALL[i] as usize, i);
-            assert_eq!(Field::named(name).map(Field::name), Some(*name));
+            assert_eq!(
+                Field::named(name).map(|f| FIELD_NAMES[f as usize]),
+                Some(*name)
+            );
             let want = match &json[name] {
                 Json::String(s) if s.is_empty() => "-".to_owned(),
                 Json::String(s) => s.clone(),
@@ -812,8 +883,9 @@ mod tests {
         for secs in seconds {
             for millis in [0, 7, 999] {
                 let time = UNIX_EPOCH + Duration::from_secs(secs) + Duration::from_millis(millis);
-                let mut ours = String::new();
+                let mut ours = Vec::new();
                 write_time(time, &mut ours);
+                let ours = String::from_utf8(ours).unwrap();
                 let theirs = humantime::format_rfc3339_millis(time).to_string();
                 assert_eq!(ours, theirs, "{secs} s {millis} ms");
             }
@@ -823,11 +895,11 @@ mod tests {
     #[test]
     fn numbers_are_written_in_full_from_zero_to_the_largest() {
         for n in [0, 1, 9, 10, 99, 100, 65_535, 1_000_000_007, u64::MAX] {
-            let mut out = String::new();
+            let mut out = Vec::new();
             push_uint(&mut out, n);
-            assert_eq!(out, n.to_string());
+            assert_eq!(out, n.to_string().as_bytes());
         }
-        let mut padded = String::new();
+        let mut padded = Vec::new();
         for (n, width) in [
             (0, 3),
             (7, 3),
@@ -839,7 +911,7 @@ mod tests {
         ] {
             padded.clear();
             push_padded(&mut padded, n, width);
-            assert_eq!(padded, format!("{n:0w$}", w = width as usize));
+            assert_eq!(padded, format!("{n:0w$}", w = width as usize).as_bytes());
         }
     }
 
@@ -853,20 +925,46 @@ mod tests {
             "[fe80::1%2]:1",
         ] {
             let addr: SocketAddr = addr.parse().unwrap();
-            let mut out = String::new();
+            let mut out = Vec::new();
             Value::Addr(addr).write_plain(&mut out);
-            assert_eq!(out, addr.to_string());
+            assert_eq!(out, addr.to_string().as_bytes());
         }
     }
 
     #[test]
     fn printable_ascii_is_copied_and_anything_else_takes_the_careful_path() {
-        let mut out = String::new();
-        escape("/items/42?x=ü", &mut out);
-        assert_eq!(out, "/items/42?x=ü");
-        out.clear();
-        escape("a\u{85}b\u{7f}c\u{1b}", &mut out);
-        assert_eq!(out, "a\\u0085b\\u007fc\\u001b");
+        let escaped = |s: &str| {
+            let mut out = Vec::new();
+            escape(s, &mut out);
+            String::from_utf8(out).unwrap()
+        };
+        assert_eq!(escaped("/items/42?x=ü"), "/items/42?x=ü");
+        assert_eq!(escaped("a\u{85}b\u{7f}c\u{1b}"), "a\\u0085b\\u007fc\\u001b");
+        // Every byte that needs care, at every position of a word and of the tail,
+        // is seen; no printable ASCII byte is.
+        for len in 1..=19 {
+            for at in 0..len {
+                for bad in [0u8, 0x1f, b'"', b'\\', 0x7f, 0x80, 0xc2, 0xff] {
+                    let mut bytes = vec![b'a'; len];
+                    bytes[at] = bad;
+                    assert!(needs_care(&bytes), "{bad:#x} at {at} of {len}");
+                }
+            }
+            let printable: Vec<u8> = (0x20u8..0x7f)
+                .filter(|b| *b != b'"' && *b != b'\\')
+                .cycle()
+                .take(len * 5)
+                .collect();
+            assert!(!needs_care(&printable), "{len}");
+        }
+    }
+
+    #[test]
+    fn json_keys_name_the_fields_in_order() {
+        for (i, (key, name)) in JSON_KEYS.iter().zip(FIELD_NAMES).enumerate() {
+            let open = if i == 0 { "{" } else { "," };
+            assert_eq!(*key, format!("{open}\"{name}\":"));
+        }
     }
 
     #[test]

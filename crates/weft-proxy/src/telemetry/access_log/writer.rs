@@ -97,7 +97,7 @@ struct Pending {
 
 thread_local! {
     /// The calling thread's line buffer, reused from line to line.
-    static LINE: RefCell<String> = const { RefCell::new(String::new()) };
+    static LINE: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
 }
 
 /// The writer thread's side: where it writes and what it tells.
@@ -178,23 +178,23 @@ impl AccessLog {
                 Ok(mut line) => self.queue_line(entry, &mut line),
                 // Only reentry gets here (formatting never writes a line): use a
                 // buffer of its own.
-                Err(_) => self.queue_line(entry, &mut String::new()),
+                Err(_) => self.queue_line(entry, &mut Vec::new()),
             })
             // The thread is ending and its buffer is gone.
-            .unwrap_or_else(|_| self.queue_line(entry, &mut String::new()));
+            .unwrap_or_else(|_| self.queue_line(entry, &mut Vec::new()));
         if !queued {
             self.inner.dropped.inc();
         }
     }
 
     /// Formats `entry` into `line` and queues it; false if there was no room.
-    fn queue_line(&self, entry: &Entry<'_>, line: &mut String) -> bool {
+    fn queue_line(&self, entry: &Entry<'_>, line: &mut Vec<u8>) -> bool {
         line.clear();
         self.inner.format.append(entry, line);
-        line.push('\n');
-        let queued = self.inner.queue.push(line.as_bytes());
+        line.push(b'\n');
+        let queued = self.inner.queue.push(line);
         if line.capacity() > LINE_KEEP {
-            *line = String::new();
+            *line = Vec::new();
         }
         queued
     }
@@ -553,7 +553,7 @@ mod tests {
     }
 
     fn line_len() -> u64 {
-        let mut line = String::new();
+        let mut line = Vec::new();
         Format::Json.append(&entry(&numbered_path(0)), &mut line);
         line.len() as u64 + 1
     }
