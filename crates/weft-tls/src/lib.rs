@@ -21,6 +21,7 @@
 //! - [`control`]: TLS of the control plane's own listeners, and how Weft's clients
 //!   verify them (the control plane's SPIFFE identity).
 //! - [`bundle`]: trust bundles, one root normally, two during a CA rotation.
+//! - [`material`]: the TLS material of a `Secret`: checked, and described without it.
 //! - [`listener`]: connection caps, idle and handshake timeouts, accept-error pacing
 //!   and the open-file limit, shared by every TLS listener.
 //! - [`token`]: signed workload tokens (JWT, ES256) that bind a proxy to its identity when
@@ -38,6 +39,7 @@ pub mod control;
 pub mod creds;
 pub mod csr;
 pub mod listener;
+pub mod material;
 pub mod spiffe;
 pub mod token;
 pub mod verify;
