@@ -9,6 +9,7 @@ pub mod controller;
 pub mod identity;
 pub mod metrics;
 mod registrar;
+pub mod seal;
 pub mod server;
 pub mod stats;
 pub mod store;

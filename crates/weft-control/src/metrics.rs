@@ -56,6 +56,16 @@ pub struct ResultLabels {
     pub result: &'static str,
 }
 
+/// Labels of a Secret's metrics: the Secret's namespace and name (one series per
+/// Secret; the series of a deleted Secret is removed).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct SecretLabels {
+    /// The Secret's namespace.
+    pub namespace: String,
+    /// The Secret's name.
+    pub name: String,
+}
+
 /// Every metric the control plane records.
 #[derive(Debug)]
 pub struct ControlMetrics {
@@ -73,6 +83,8 @@ pub struct ControlMetrics {
     pub store_write_duration: Family<OpLabels, Histogram>,
     /// Certificate signing requests by result.
     pub certificates: Family<ResultLabels, Counter>,
+    /// When each Secret's leaf certificate expires, seconds since the epoch.
+    pub secret_certificate_expiry: Family<SecretLabels, Gauge>,
     registry: Registry,
 }
 
@@ -124,6 +136,13 @@ impl ControlMetrics {
             "Certificate signing requests by result",
             certificates.clone(),
         );
+        let secret_certificate_expiry = Family::default();
+        registry.register_with_unit(
+            "secret_certificate_expiry",
+            "When each Secret's certificate expires (notAfter), seconds since the Unix epoch",
+            Unit::Seconds,
+            secret_certificate_expiry.clone(),
+        );
         Self {
             proxies_connected,
             pushes,
@@ -132,7 +151,25 @@ impl ControlMetrics {
             store_writes,
             store_write_duration,
             certificates,
+            secret_certificate_expiry,
             registry,
+        }
+    }
+
+    /// Sets the certificate expiry of every Secret (by namespace and name), removing
+    /// the series of Secrets that are gone.
+    pub fn set_certificate_expiry(
+        &self,
+        expiry: &std::collections::BTreeMap<(String, String), i64>,
+    ) {
+        self.secret_certificate_expiry.clear();
+        for ((namespace, name), not_after) in expiry {
+            self.secret_certificate_expiry
+                .get_or_create(&SecretLabels {
+                    namespace: namespace.clone(),
+                    name: name.clone(),
+                })
+                .set(*not_after);
         }
     }
 

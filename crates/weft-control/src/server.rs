@@ -58,6 +58,11 @@ pub struct Options {
     /// Connection caps and timeouts of the xDS listener, before they are lowered to fit
     /// the open-file limit; [`xds_limits`] unless the operator says otherwise.
     pub xds_limits: Limits,
+    /// The key `Secret` material is sealed with (32 bytes, mode 0600). `None`:
+    /// [`crate::seal::KEY_FILE`] next to the SQLite database, created on first start; a
+    /// PostgreSQL store then stores no Secrets (every instance needs the same key, so
+    /// the operator gives it).
+    pub secret_key_file: Option<PathBuf>,
 }
 
 /// File name of the trust bundle written next to the store.
@@ -127,6 +132,9 @@ pub enum Error {
         /// The OS error.
         source: std::io::Error,
     },
+    /// The secret key could not be loaded or created.
+    #[error(transparent)]
+    SecretKey(#[from] crate::seal::Error),
     /// A server failed.
     #[error("{0}")]
     Serve(String),
@@ -139,6 +147,7 @@ pub async fn run(options: Options, shutdown: CancellationToken) -> Result<(), Er
         store::open(&options.store).await?,
         metrics.clone(),
     ));
+    let secrets = secret_keyring(&options)?;
     let ca = Arc::new(MeshCa::start(store.as_ref()).await?);
     let tokens = Arc::new(Tokens::load(store.clone(), ca.trust_domain()).await?);
     let admin = Arc::new(admin_auth(&store, &options).await?);
@@ -241,11 +250,15 @@ pub async fn run(options: Options, shutdown: CancellationToken) -> Result<(), Er
         let shutdown = shutdown.clone();
         let debounce = options.debounce;
         let mut publisher = Publisher::new(snapshots_tx);
+        let expiry_metrics = metrics.clone();
         tasks.spawn(async move {
             controller::run(
                 store,
                 debounce,
-                move |c: &Compiled, rev: u64| publisher.publish(c, rev),
+                move |c: &Compiled, rev: u64| {
+                    expiry_metrics.set_certificate_expiry(&c.certificate_expiry);
+                    publisher.publish(c, rev);
+                },
                 shutdown,
             )
             .await
@@ -302,6 +315,7 @@ pub async fn run(options: Options, shutdown: CancellationToken) -> Result<(), Er
     {
         let state = ApiState {
             store: store.clone(),
+            secrets: secrets.clone(),
             proxies: Arc::new(Directory { xds: xds.clone() }),
             tokens: Some(tokens.clone()),
             admin: Some(admin),
@@ -400,6 +414,33 @@ async fn serve_api(
     }
     connections.close();
     connections.wait().await;
+}
+
+/// The key Secrets are sealed with: the configured file (which must exist), else
+/// [`crate::seal::KEY_FILE`] next to a SQLite store (created on first start), else none.
+fn secret_keyring(options: &Options) -> Result<Option<Arc<crate::seal::Keyring>>, Error> {
+    use crate::seal::{Keyring, KEY_FILE};
+    let keyring = match (&options.secret_key_file, &options.store) {
+        (Some(file), _) => Some(Keyring::load(file)?),
+        (None, StoreSpec::Sqlite { path }) => match path.parent() {
+            Some(dir) => Some(Keyring::load_or_create(&dir.join(KEY_FILE))?),
+            None => None,
+        },
+        (None, StoreSpec::Postgres { .. }) => {
+            tracing::warn!(
+                "no secret key: Secrets cannot be stored; give every instance the same key \
+                 with `--secret-key-file PATH` (32 random bytes, mode 0600)"
+            );
+            None
+        }
+    };
+    if let Some(keyring) = &keyring {
+        tracing::info!(
+            key_id = keyring.key_id(),
+            "Secrets are sealed with this key"
+        );
+    }
+    Ok(keyring.map(Arc::new))
 }
 
 /// Where the trust bundle goes: the configured file, else next to a SQLite store.

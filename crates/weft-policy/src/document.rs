@@ -62,7 +62,9 @@ pub(crate) fn parse(text: &str) -> Result<Vec<Object>, ParseError> {
         });
     }
     let mut objects = Vec::with_capacity(values.len());
-    for (index, prefix, value) in values {
+    for (index, prefix, mut value) in values {
+        // A Secret carries its material at the top level, as on Kubernetes.
+        weft_api::resource::secret::lift(&mut value);
         let object: Object = field::parse(&prefix, value).map_err(|e| ParseError {
             index,
             path: Some(if e.path.is_empty() {

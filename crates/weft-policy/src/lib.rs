@@ -22,6 +22,7 @@ mod inbound;
 mod mesh;
 mod permission;
 mod route;
+mod secret;
 mod service;
 mod status;
 mod telemetry;
@@ -33,6 +34,7 @@ use std::collections::BTreeMap;
 
 pub use document::{MAX_DOCUMENTS, MAX_NODES};
 pub use export::Export;
+pub use secret::status as secret_status;
 pub use status::CONTROLLER_NAME;
 use weft_api::pb::v1 as pb;
 pub use weft_api::proxy::{FieldError, ValidationErrors};
@@ -98,6 +100,9 @@ pub struct Compiled {
     /// Status each object that has one should have (routes, services, policies,
     /// gateways). The control plane writes those that differ from what is stored.
     pub statuses: BTreeMap<Key, serde_json::Value>,
+    /// When each valid Secret's certificate expires (seconds since the epoch), by
+    /// `(namespace, name)`: what the control plane's expiry metric reports.
+    pub certificate_expiry: BTreeMap<(String, String), i64>,
 }
 
 /// Compiles every stored object (all kinds, as stored, statuses included: a
@@ -123,6 +128,7 @@ pub fn compile<'a>(objects: impl IntoIterator<Item = &'a Object>) -> Compiled {
     let mut telemetries = Vec::new();
     let mut gateways = Vec::new();
     let mut invalid_gateways = std::collections::BTreeSet::new();
+    let mut certificates: secret::Certificates = BTreeMap::new();
     for &object in &objects {
         let Ok(key) = object.key() else { continue };
         match checked(object) {
@@ -156,6 +162,13 @@ pub fn compile<'a>(objects: impl IntoIterator<Item = &'a Object>) -> Compiled {
                 object,
                 spec: *spec,
             }),
+            Ok(Spec::Secret(spec)) => {
+                let at = (object.namespace().to_owned(), object.metadata.name.clone());
+                compiled
+                    .certificate_expiry
+                    .insert(at.clone(), spec.certificate.not_after);
+                certificates.insert(at, Ok(spec.certificate));
+            }
             Ok(Spec::Mesh(_)) => {}
             Err(errors) => {
                 let generation = object.metadata.generation;
@@ -185,6 +198,18 @@ pub fn compile<'a>(objects: impl IntoIterator<Item = &'a Object>) -> Compiled {
                         compiled
                             .statuses
                             .insert(key, gateway::invalid_status(&errors, generation));
+                    }
+                    Kind::Secret => {
+                        let why = errors
+                            .0
+                            .iter()
+                            .map(|e| format!("{}: {}", e.path, e.message))
+                            .collect::<Vec<_>>()
+                            .join("; ");
+                        certificates.insert(
+                            (object.namespace().to_owned(), object.metadata.name.clone()),
+                            Err(why),
+                        );
                     }
                     Kind::Mesh | Kind::Workload => {}
                 }
@@ -289,7 +314,7 @@ pub fn compile<'a>(objects: impl IntoIterator<Item = &'a Object>) -> Compiled {
             compiled.statuses.insert(key, status);
         }
     }
-    let gateways = gateway::compile(&gateways, &invalid_gateways, &routes);
+    let gateways = gateway::compile(&gateways, &invalid_gateways, &routes, &certificates);
     route::compile(
         &routes,
         &ports,
@@ -315,6 +340,7 @@ enum Spec {
     TrafficPermission(Box<api::permission::Spec>),
     Telemetry(Box<api::telemetry::Spec>),
     Gateway(Box<api::gateway::Spec>),
+    Secret(Box<api::secret::Spec>),
 }
 
 /// Validates `object` and returns its typed spec.
@@ -400,6 +426,7 @@ fn spec(object: &Object, kind: Kind, errors: &mut field::Errors) -> Option<Spec>
         }
         Kind::Telemetry => field::parse("spec", value).map(|s| Spec::Telemetry(Box::new(s))),
         Kind::Gateway => field::parse("spec", value).map(|s| Spec::Gateway(Box::new(s))),
+        Kind::Secret => field::parse("spec", value).map(|s| Spec::Secret(Box::new(s))),
     };
     let spec = match parsed {
         Ok(spec) => spec,
@@ -421,6 +448,7 @@ fn spec(object: &Object, kind: Kind, errors: &mut field::Errors) -> Option<Spec>
         Spec::TrafficPermission(s) => permission::validate(s, errors),
         Spec::Telemetry(s) => telemetry::validate(object, s, errors),
         Spec::Gateway(s) => gateway::validate(s, errors),
+        Spec::Secret(s) => secret::validate(s, errors),
     }
     Some(spec)
 }

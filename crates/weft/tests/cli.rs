@@ -107,6 +107,9 @@ impl ControlPlane {
             admin: None,
             metrics: None,
             stats: None,
+            secrets: Some(std::sync::Arc::new(
+                weft_control::seal::Keyring::ephemeral().expect("a random key"),
+            )),
         });
         let home = tempfile::tempdir().unwrap();
         let api = tls_api::serve(router, home.path()).await;

@@ -125,6 +125,7 @@ impl Plane {
             certificates: weft_control::identity::Options::default(),
             quotas: weft_control::controller::registry::Quotas::default(),
             xds_limits: weft_control::server::xds_limits(),
+            secret_key_file: None,
         };
         let shutdown = CancellationToken::new();
         let run = tokio::spawn(weft_control::server::run(options, shutdown.clone()));

@@ -16,6 +16,7 @@ pub mod gateway;
 pub mod mesh;
 pub mod permission;
 pub mod route;
+pub mod secret;
 pub mod service;
 pub mod telemetry;
 pub mod traffic;
@@ -59,11 +60,14 @@ pub enum Kind {
     Telemetry,
     /// The listeners of an ingress gateway, and which routes attach to them.
     Gateway,
+    /// TLS material for gateways (core `v1`, type `kubernetes.io/tls`); write-only
+    /// through the API, encrypted at rest.
+    Secret,
 }
 
 impl Kind {
     /// Every kind, in the order the CLI lists them.
-    pub const ALL: [Kind; 12] = [
+    pub const ALL: [Kind; 13] = [
         Kind::Mesh,
         Kind::Service,
         Kind::Workload,
@@ -71,6 +75,7 @@ impl Kind {
         Kind::GrpcRoute,
         Kind::TcpRoute,
         Kind::Gateway,
+        Kind::Secret,
         Kind::BackendPolicy,
         Kind::RateLimit,
         Kind::FaultInjection,
@@ -93,6 +98,7 @@ impl Kind {
             Kind::TrafficPermission => "TrafficPermission",
             Kind::Telemetry => "Telemetry",
             Kind::Gateway => "Gateway",
+            Kind::Secret => "Secret",
         }
     }
 
@@ -111,6 +117,7 @@ impl Kind {
             Kind::TrafficPermission => "trafficpermissions",
             Kind::Telemetry => "telemetries",
             Kind::Gateway => "gateways",
+            Kind::Secret => "secrets",
         }
     }
 
@@ -127,6 +134,7 @@ impl Kind {
             | Kind::Telemetry => WEFT_API_VERSION,
             Kind::HttpRoute | Kind::GrpcRoute | Kind::Gateway => GATEWAY_API_VERSION,
             Kind::TcpRoute => GATEWAY_API_ALPHA_VERSION,
+            Kind::Secret => secret::API_VERSION,
         }
     }
 
@@ -143,6 +151,7 @@ impl Kind {
             | Kind::Telemetry => &[WEFT_API_VERSION],
             Kind::HttpRoute | Kind::GrpcRoute | Kind::Gateway => &[GATEWAY_API_VERSION],
             Kind::TcpRoute => &[GATEWAY_API_ALPHA_VERSION, GATEWAY_API_VERSION],
+            Kind::Secret => &[secret::API_VERSION],
         }
     }
 
@@ -174,7 +183,7 @@ impl Kind {
             Kind::TrafficPermission => &["tp", "permission", "permissions"],
             Kind::Telemetry => &["tel"],
             Kind::Gateway => &["gtw", "gw"],
-            Kind::GrpcRoute | Kind::TcpRoute => &[],
+            Kind::GrpcRoute | Kind::TcpRoute | Kind::Secret => &[],
         }
     }
 }
@@ -188,7 +197,7 @@ impl fmt::Display for Kind {
 /// Error for an unknown kind name.
 #[derive(Debug, thiserror::Error)]
 #[error(
-    "unknown kind {0:?} (expected one of Mesh, Service, Workload, HTTPRoute, GRPCRoute, TCPRoute, Gateway, BackendPolicy, RateLimit, FaultInjection, TrafficPermission, Telemetry)"
+    "unknown kind {0:?} (expected one of Mesh, Service, Workload, HTTPRoute, GRPCRoute, TCPRoute, Gateway, Secret, BackendPolicy, RateLimit, FaultInjection, TrafficPermission, Telemetry)"
 )]
 pub struct UnknownKind(pub String);
 

@@ -19,7 +19,7 @@ use weft_api::resource::Key;
 use super::error::{Detail, Error};
 use super::format::{self, Format, Reply};
 use super::resources::{normalise, precondition_of, qualified};
-use super::ApiState;
+use super::{secret, ApiState};
 use crate::store::{Precondition, StoreError, Written};
 
 /// The response body.
@@ -84,7 +84,17 @@ pub(super) async fn handler(
                 continue;
             }
         };
-        if let Err(errors) = weft_policy::validate(&object) {
+        let mut intake = None;
+        if secret::is_secret(&object) {
+            match secret::check(&object) {
+                Ok(material) => intake = Some(material),
+                Err(problems) => details.extend(
+                    problems
+                        .into_iter()
+                        .map(|(path, message)| detail(&path, message)),
+                ),
+            }
+        } else if let Err(errors) = weft_policy::validate(&object) {
             details.extend(errors.0.into_iter().map(|e| detail(&e.path, e.message)));
         }
         let precondition = match precondition_of(&object) {
@@ -100,7 +110,7 @@ pub(super) async fn handler(
                 format!("document {first} already defines {key}"),
             ));
         }
-        writes.push((index, normalise(object), precondition));
+        writes.push((index, normalise(object), precondition, intake));
     }
     if !details.is_empty() {
         let documents: std::collections::BTreeSet<usize> =
@@ -115,6 +125,15 @@ pub(super) async fn handler(
         ));
     }
 
+    let mut sealed = Vec::with_capacity(writes.len());
+    for (index, object, precondition, intake) in writes {
+        let object = match intake {
+            Some(intake) => secret::seal(&state, object, intake).await?,
+            None => object,
+        };
+        sealed.push((index, object, precondition));
+    }
+    let writes = sealed;
     let labels: Vec<String> = writes
         .iter()
         .map(|(index, object, _)| {

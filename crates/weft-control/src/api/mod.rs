@@ -46,6 +46,7 @@ mod operator_tokens;
 mod params;
 mod proxies;
 mod resources;
+mod secret;
 pub mod selector;
 mod stats;
 mod timestamp;
@@ -85,6 +86,9 @@ pub struct ApiState {
     /// The proxies' live statistics and taps, at `/v1/stats` and `/v1/tap`; `None`
     /// answers `404` there.
     pub stats: Option<Arc<crate::stats::Stats>>,
+    /// Seals and opens `Secret` material; `None` refuses Secret writes, saying how to
+    /// give the control plane a key.
+    pub secrets: Option<Arc<crate::seal::Keyring>>,
 }
 
 /// Read access to the proxies connected to this control plane, implemented by the xDS

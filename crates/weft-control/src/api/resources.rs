@@ -19,7 +19,7 @@ use super::error::{Detail, Error};
 use super::extract::{Params, Segments};
 use super::format::{self, Format, Reply};
 use super::params::{self, ListQuery};
-use super::{watch, ApiState};
+use super::{secret, watch, ApiState};
 use crate::store::{Precondition, Written};
 
 /// Where a request points: a kind, a namespace (`""` for cluster-scoped kinds) and
@@ -167,7 +167,11 @@ async fn list(
         .store
         .list(Some(kind), filter.namespace.as_deref())
         .await?;
-    let items: Vec<Object> = objects.into_iter().filter(|o| filter.matches(o)).collect();
+    let items: Vec<Object> = objects
+        .into_iter()
+        .filter(|o| filter.matches(o))
+        .map(secret::redact)
+        .collect();
     let list = json!({
         "apiVersion": "v1",
         "kind": "List",
@@ -187,7 +191,7 @@ async fn read(
     let format = Format::of_response(headers)?;
     let key = target.key(name);
     match state.store.get(&key).await? {
-        Some(object) => Ok(Reply::ok(format, &object)),
+        Some(object) => Ok(Reply::ok(format, &secret::redact(object))),
         None => Err(Error::not_found(format!("{key} not found"))),
     }
 }
@@ -199,7 +203,8 @@ async fn create(
     body: Body,
 ) -> Result<Reply, Error> {
     let format = Format::of_response(headers)?;
-    let (object, _) = object_from_body(target, None, headers, body).await?;
+    let (object, _, intake) = object_from_body(target, None, headers, body).await?;
+    let object = stored_form(state, object, intake).await?;
     let key = target.key(object.metadata.name.clone());
     let written = match state.store.put(object, Precondition::Absent).await {
         Err(crate::store::StoreError::Conflict { .. }) => {
@@ -212,7 +217,7 @@ async fn create(
     Ok(Reply::with_status(
         StatusCode::CREATED,
         format,
-        written.object(),
+        &secret::redact(written.object().clone()),
     ))
 }
 
@@ -225,13 +230,19 @@ async fn replace(
 ) -> Result<Reply, Error> {
     params::check_label("name", name)?;
     let format = Format::of_response(headers)?;
-    let (object, precondition) = object_from_body(target, Some(name), headers, body).await?;
+    let (object, precondition, intake) =
+        object_from_body(target, Some(name), headers, body).await?;
+    let object = stored_form(state, object, intake).await?;
     let written = state.store.put(object, precondition).await?;
     let status = match written {
         Written::Created(_) => StatusCode::CREATED,
         Written::Configured(_) | Written::Unchanged(_) => StatusCode::OK,
     };
-    Ok(Reply::with_status(status, format, written.object()))
+    Ok(Reply::with_status(
+        status,
+        format,
+        &secret::redact(written.object().clone()),
+    ))
 }
 
 async fn delete(
@@ -244,7 +255,7 @@ async fn delete(
     let format = Format::of_response(headers)?;
     let key = target.key(name);
     let object = state.store.delete(&key, Precondition::None).await?;
-    Ok(Reply::ok(format, &object))
+    Ok(Reply::ok(format, &secret::redact(object)))
 }
 
 // === decoding ===
@@ -252,13 +263,13 @@ async fn delete(
 /// Reads, checks and normalises an object from a request body: decoded in the
 /// request's format, agreeing with the path, validated, with `status` and store
 /// bookkeeping dropped. Returns the write's precondition from
-/// `metadata.resourceVersion`.
+/// `metadata.resourceVersion`, and for a `Secret` its material, checked.
 async fn object_from_body(
     target: &Target,
     name: Option<&str>,
     headers: &HeaderMap,
     body: Body,
-) -> Result<(Object, Precondition), Error> {
+) -> Result<(Object, Precondition, Option<secret::Intake>), Error> {
     let request_format = Format::of_request(headers)?;
     let text = format::read_text(body).await?;
     let mut value = format::decode(request_format, &text)?;
@@ -277,6 +288,7 @@ async fn object_from_body(
             "must be a mapping (name, namespace, labels, …)",
         ));
     }
+    weft_api::resource::secret::lift(&mut value);
     let mut object: Object = serde_json::from_value(value)
         .map_err(|e| Error::invalid(format!("request body is not an object: {e}"), vec![]))?;
     check_against_path(&object, target, name)?;
@@ -285,7 +297,24 @@ async fn object_from_body(
     }
     let precondition = precondition_of(&object)
         .map_err(|message| Error::invalid_field("metadata.resourceVersion", message))?;
-    if let Err(errors) = weft_policy::validate(&object) {
+    let mut intake = None;
+    let checked = if secret::is_secret(&object) {
+        match secret::check(&object) {
+            Ok(material) => {
+                intake = Some(material);
+                Ok(())
+            }
+            Err(problems) => Err(weft_policy::ValidationErrors(
+                problems
+                    .into_iter()
+                    .map(|(path, message)| weft_policy::FieldError { path, message })
+                    .collect(),
+            )),
+        }
+    } else {
+        weft_policy::validate(&object)
+    };
+    if let Err(errors) = checked {
         let details = errors
             .0
             .into_iter()
@@ -307,7 +336,19 @@ async fn object_from_body(
             details,
         ));
     }
-    Ok((normalise(object), precondition))
+    Ok((normalise(object), precondition, intake))
+}
+
+/// The object as the store keeps it: a Secret's material sealed, anything else as is.
+async fn stored_form(
+    state: &ApiState,
+    object: Object,
+    intake: Option<secret::Intake>,
+) -> Result<Object, Error> {
+    match intake {
+        Some(intake) => secret::seal(state, object, intake).await,
+        None => Ok(object),
+    }
 }
 
 fn check_against_path(object: &Object, target: &Target, name: Option<&str>) -> Result<(), Error> {

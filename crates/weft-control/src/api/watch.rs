@@ -214,6 +214,8 @@ impl Watcher {
     }
 
     async fn send(&self, kind: &str, object: &Object) -> Result<(), WatchEnd> {
+        let mut object = object.clone();
+        weft_api::resource::secret::redact(&mut object);
         let event = serde_json::json!({"type": kind, "object": object});
         self.tx
             .send(line(&event))

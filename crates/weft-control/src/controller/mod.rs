@@ -55,7 +55,13 @@ pub async fn run(
     let mut objects = relist(store.as_ref()).await?;
     loop {
         let started = std::time::Instant::now();
-        let compiled = weft_policy::compile(objects.by_key.values());
+        let mut compiled = weft_policy::compile(objects.by_key.values());
+        let now = unix_now();
+        for (key, object) in objects.by_key.range(secrets()) {
+            if let Some(status) = weft_policy::secret_status(object, now) {
+                compiled.statuses.insert(key.clone(), status);
+            }
+        }
         publish.publish(&compiled, objects.revision);
         tracing::debug!(
             revision = objects.revision,
@@ -66,10 +72,13 @@ pub async fn run(
         );
         write_statuses(store.as_ref(), &objects, &compiled).await;
 
-        // Wait for a change that matters, then collect the burst.
+        // Wait for a change that matters (or a certificate's validity to start or
+        // end, which changes its Secret's status), then collect the burst.
+        let turn = next_validity_change(&objects, unix_now());
         loop {
             let dirty = tokio::select! {
                 () = shutdown.cancelled() => return Ok(()),
+                () = tokio::time::sleep(turn) => true,
                 next = feed.recv() => receive(store.as_ref(), &mut objects, next).await?,
             };
             if dirty {
@@ -87,11 +96,62 @@ pub async fn run(
     }
 }
 
+/// The range of keys that are Secrets.
+fn secrets() -> std::ops::RangeInclusive<Key> {
+    let at = |namespace: &str| Key {
+        kind: Kind::Secret,
+        namespace: namespace.to_owned(),
+        name: String::new(),
+    };
+    at("")..=Key {
+        name: char::MAX.to_string(),
+        ..at(&char::MAX.to_string())
+    }
+}
+
+/// Seconds since the epoch.
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
+/// How long until some Secret's certificate becomes valid or expires (at most an
+/// hour, so a clock step is caught up with).
+fn next_validity_change(objects: &Objects, now: i64) -> Duration {
+    const MOST: i64 = 3600;
+    let next = objects
+        .by_key
+        .range(secrets())
+        .filter_map(|(_, o)| {
+            let cert = o.spec.get("certificate")?;
+            Some([
+                cert.get("notBefore")?.as_i64()?,
+                cert.get("notAfter")?.as_i64()?,
+            ])
+        })
+        .flatten()
+        .filter(|&t| t >= now)
+        .map(|t| t - now + 1)
+        .min()
+        .unwrap_or(MOST)
+        .clamp(1, MOST);
+    Duration::from_secs(u64::try_from(next).unwrap_or(1))
+}
+
+/// The copy keeps no sealed Secret material: compilation, statuses and anything else
+/// reading the copy see a Secret's description only.
+fn without_material(mut object: Object) -> Object {
+    weft_api::resource::secret::redact(&mut object);
+    object
+}
+
 /// Reads every object afresh.
 async fn relist(store: &dyn Store) -> Result<Objects, StoreError> {
     let (list, revision) = store.list(None, None).await?;
     let by_key = list
         .into_iter()
+        .map(without_material)
         .filter_map(|o| Some((o.key().ok()?, o)))
         .collect();
     Ok(Objects { by_key, revision })
@@ -143,6 +203,10 @@ fn apply(objects: &mut Objects, change: Change) -> bool {
     if change.revision <= objects.revision {
         return false;
     }
+    let change = Change {
+        object: without_material(change.object),
+        ..change
+    };
     objects.revision = change.revision;
     let Ok(key) = change.object.key() else {
         return false;

@@ -466,6 +466,9 @@ async fn the_admin_token_of_earlier_versions_keeps_working_after_the_upgrade() {
         admin: Some(Arc::new(OperatorAuth::new(store))),
         metrics: None,
         stats: None,
+        secrets: Some(std::sync::Arc::new(
+            weft_control::seal::Keyring::ephemeral().expect("a random key"),
+        )),
     });
     let request = Request::builder()
         .uri("/v1/tokens/operator")

@@ -57,6 +57,9 @@ impl Api {
             admin: None,
             metrics: None,
             stats: None,
+            secrets: Some(std::sync::Arc::new(
+                weft_control::seal::Keyring::ephemeral().expect("a random key"),
+            )),
         });
         Api { router, store }
     }
@@ -76,6 +79,9 @@ impl Api {
             admin: None,
             metrics: None,
             stats: None,
+            secrets: Some(std::sync::Arc::new(
+                weft_control::seal::Keyring::ephemeral().expect("a random key"),
+            )),
         });
         Api { router, store }
     }
@@ -104,6 +110,9 @@ impl Api {
             )),
             metrics: None,
             stats: None,
+            secrets: Some(std::sync::Arc::new(
+                weft_control::seal::Keyring::ephemeral().expect("a random key"),
+            )),
         });
         Api { router, store }
     }
@@ -342,7 +351,22 @@ pub(crate) fn spec(kind: Kind) -> Value {
             "gatewayClassName": "weft",
             "listeners": [{"name": "http", "port": 80, "protocol": "HTTP"}]
         }),
+        Kind::Secret => tls_material(&["web.example.com"]),
     }
+}
+
+/// A Secret's material as the API reads it (lifted under `spec`): a fresh self-signed
+/// certificate for `names` and its key, as PEM.
+pub(crate) fn tls_material(names: &[&str]) -> Value {
+    let key = rcgen::KeyPair::generate().unwrap();
+    let params =
+        rcgen::CertificateParams::new(names.iter().map(|n| (*n).to_owned()).collect::<Vec<_>>())
+            .unwrap();
+    let cert = params.self_signed(&key).unwrap();
+    json!({
+        "type": "kubernetes.io/tls",
+        "stringData": {"tls.crt": cert.pem(), "tls.key": key.serialize_pem()}
+    })
 }
 
 /// The same spec, changed.
@@ -384,6 +408,7 @@ pub(crate) fn other_spec(kind: Kind) -> Value {
             "gatewayClassName": "weft",
             "listeners": [{"name": "db", "port": 5432, "protocol": "TCP"}]
         }),
+        Kind::Secret => tls_material(&["other.example.com"]),
     }
 }
 

@@ -15,4 +15,5 @@ mod auth;
 mod gui;
 mod requests;
 mod resources;
+mod secrets;
 mod watch;

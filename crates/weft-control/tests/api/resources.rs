@@ -17,6 +17,10 @@ use crate::harness::{
 async fn every_kind_round_trips_in_json() {
     let api = Api::new();
     for kind in Kind::ALL {
+        if kind == Kind::Secret {
+            // Answered without its material: see secrets.rs.
+            continue;
+        }
         let name = name_for(kind);
         let created = api
             .json(
@@ -60,6 +64,10 @@ async fn every_kind_round_trips_in_json() {
 async fn every_kind_round_trips_in_yaml() {
     let api = Api::new();
     for kind in Kind::ALL {
+        if kind == Kind::Secret {
+            // Answered without its material: see secrets.rs.
+            continue;
+        }
         let name = name_for(kind);
         let yaml = serde_saphyr::to_string(&object(kind, name, spec(kind))).unwrap();
         let created = api

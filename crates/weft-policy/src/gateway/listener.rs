@@ -220,9 +220,15 @@ impl RefProblem {
 }
 
 /// Why each of `listener`'s certificate references does not resolve, for a Gateway
-/// in `namespace`. Weft has no `Secret` kind yet, so none does: a listener that
-/// terminates TLS is told so, never given a default certificate.
-pub(crate) fn certificate_problems(namespace: &str, listener: &Listener) -> Vec<RefProblem> {
+/// in `namespace`, given the Secrets that exist. A reference resolves to a valid
+/// `kubernetes.io/tls` Secret of the Gateway's namespace whose certificate covers the
+/// listener's hostname (when it has one). A listener that terminates TLS is never given
+/// a default certificate.
+pub(crate) fn certificate_problems(
+    namespace: &str,
+    listener: &Listener,
+    certificates: &crate::secret::Certificates,
+) -> Vec<RefProblem> {
     let Some(tls) = &listener.tls else {
         return Vec::new();
     };
@@ -232,22 +238,42 @@ pub(crate) fn certificate_problems(namespace: &str, listener: &Listener) -> Vec<
     tls.certificate_refs
         .iter()
         .enumerate()
-        .map(|(i, r)| {
+        .filter_map(|(i, r)| {
             let ns = r.namespace.as_deref().unwrap_or(namespace);
             let at = format!("tls.certificateRefs[{i}]");
-            if ns == namespace {
-                RefProblem::Invalid(format!(
-                    "{at}: Secret {ns}/{} cannot be read: Secrets are not supported yet, so \
-                     this listener has no certificate and cannot terminate TLS",
-                    r.name
-                ))
-            } else {
-                RefProblem::NotPermitted(format!(
-                    "{at}: Secret {ns}/{} is in another namespace than the Gateway's \
+            let name = &r.name;
+            if ns != namespace {
+                return Some(RefProblem::NotPermitted(format!(
+                    "{at}: Secret {ns}/{name} is in another namespace than the Gateway's \
                      ({namespace}); Weft has no ReferenceGrant, so a Gateway may use only \
-                     Secrets of its own namespace",
-                    r.name
-                ))
+                     Secrets of its own namespace"
+                )));
+            }
+            match certificates.get(&(ns.to_owned(), name.clone())) {
+                None => Some(RefProblem::Invalid(format!(
+                    "{at}: Secret {ns}/{name} not found; create it (type kubernetes.io/tls, \
+                     with tls.crt and tls.key) with `weft apply`"
+                ))),
+                Some(Err(why)) => Some(RefProblem::Invalid(format!(
+                    "{at}: Secret {ns}/{name} is not a usable kubernetes.io/tls Secret ({why}); \
+                     apply it again as one"
+                ))),
+                Some(Ok(cert)) => match listener.hostname.as_deref() {
+                    Some(host) if !crate::secret::covers(cert, host) => {
+                        Some(RefProblem::Invalid(format!(
+                            "{at}: the certificate of Secret {ns}/{name} ({}; DNS names: {}) \
+                             does not cover the listener's hostname {host}; issue one whose \
+                             subject alternative names include it",
+                            cert.subject,
+                            if cert.dns_names.is_empty() {
+                                "none".to_owned()
+                            } else {
+                                cert.dns_names.join(", ")
+                            }
+                        )))
+                    }
+                    _ => None,
+                },
             }
         })
         .collect()
@@ -459,52 +485,117 @@ mod tests {
         );
     }
 
-    #[test]
-    fn certificate_refs_never_resolve_while_there_is_no_secret_kind() {
-        let mut https = listener("https", 443, Protocol::Https, None);
+    fn certificate(names: &[&str]) -> weft_api::resource::secret::Certificate {
+        weft_api::resource::secret::Certificate {
+            subject: "CN=shop".into(),
+            issuer: "CN=ca".into(),
+            dns_names: names.iter().map(|n| (*n).to_owned()).collect(),
+            ip_addresses: vec![],
+            not_before: 0,
+            not_after: 1,
+            sha256_fingerprint: String::new(),
+            chain_length: 1,
+        }
+    }
+
+    fn https_naming(hostname: Option<&str>, refs: &[(&str, Option<&str>)]) -> Listener {
+        let mut https = listener("https", 443, Protocol::Https, hostname);
         https.tls = Some(Tls {
             mode: None,
-            certificate_refs: vec![
-                CertificateRef {
+            certificate_refs: refs
+                .iter()
+                .map(|(name, namespace)| CertificateRef {
                     group: None,
                     kind: None,
-                    name: "shop-cert".into(),
-                    namespace: None,
-                },
-                CertificateRef {
-                    group: Some(String::new()),
-                    kind: Some("Secret".into()),
-                    name: "shared-cert".into(),
-                    namespace: Some("certs".into()),
-                },
-            ],
+                    name: (*name).into(),
+                    namespace: namespace.map(str::to_owned),
+                })
+                .collect(),
         });
-        let problems = certificate_problems("shop", &https);
-        let reasons: Vec<&str> = problems.iter().map(RefProblem::reason).collect();
-        assert_eq!(reasons, ["InvalidCertificateRef", "RefNotPermitted"]);
-        assert!(
-            problems[0]
-                .message()
-                .contains("Secret shop/shop-cert cannot be read")
-                && problems[0]
-                    .message()
-                    .contains("Secrets are not supported yet"),
-            "{problems:?}"
+        https
+    }
+
+    #[test]
+    fn certificate_refs_resolve_to_valid_secrets_of_the_namespace_that_cover_the_hostname() {
+        type Case<'a> = (
+            Option<&'a str>,
+            (&'a str, Option<&'a str>),
+            Option<(&'a str, &'a str)>,
         );
-        assert!(
-            problems[1]
-                .message()
-                .starts_with("tls.certificateRefs[1]: Secret certs/shared-cert"),
-            "{problems:?}"
+        let mut secrets = crate::secret::Certificates::new();
+        let at = |name: &str| ("shop".to_owned(), name.to_owned());
+        secrets.insert(at("shop-cert"), Ok(certificate(&["shop.example.com"])));
+        secrets.insert(at("wild-cert"), Ok(certificate(&["*.example.com"])));
+        secrets.insert(
+            at("broken"),
+            Err("type: \"Opaque\" is not supported".into()),
         );
-        assert!(
-            certificate_problems("shop", &listener("http", 80, Protocol::Http, None)).is_empty()
+        secrets.insert(
+            ("certs".to_owned(), "shared-cert".to_owned()),
+            Ok(certificate(&["shop.example.com"])),
         );
-        let mut passthrough = listener("tls", 443, Protocol::Tls, None);
-        passthrough.tls = Some(Tls {
-            mode: Some(TlsMode::Passthrough),
-            certificate_refs: Vec::new(),
-        });
-        assert!(certificate_problems("shop", &passthrough).is_empty());
+        let cases: Vec<Case<'_>> = vec![
+            (Some("shop.example.com"), ("shop-cert", None), None),
+            (None, ("shop-cert", None), None),
+            (Some("shop.example.com"), ("wild-cert", None), None),
+            (Some("*.example.com"), ("wild-cert", None), None),
+            (
+                Some("api.example.com"),
+                ("shop-cert", None),
+                Some((
+                    "InvalidCertificateRef",
+                    "does not cover the listener's hostname api.example.com",
+                )),
+            ),
+            (
+                Some("a.b.example.com"),
+                ("wild-cert", None),
+                Some(("InvalidCertificateRef", "does not cover")),
+            ),
+            (
+                None,
+                ("missing", None),
+                Some((
+                    "InvalidCertificateRef",
+                    "Secret shop/missing not found; create it",
+                )),
+            ),
+            (
+                None,
+                ("broken", None),
+                Some((
+                    "InvalidCertificateRef",
+                    "is not a usable kubernetes.io/tls Secret",
+                )),
+            ),
+            (
+                None,
+                ("shared-cert", Some("certs")),
+                Some(("RefNotPermitted", "Weft has no ReferenceGrant")),
+            ),
+        ];
+        for (hostname, reference, want) in cases {
+            let problems =
+                certificate_problems("shop", &https_naming(hostname, &[reference]), &secrets);
+            let got = problems.first().map(|p| (p.reason(), p.message()));
+            match (got, want) {
+                (None, None) => {}
+                (Some((reason, message)), Some((want_reason, want_message))) => {
+                    assert_eq!(reason, want_reason, "{hostname:?} {reference:?}: {message}");
+                    assert!(message.contains(want_message), "{message}");
+                    assert!(message.starts_with("tls.certificateRefs[0]: "), "{message}");
+                }
+                (got, want) => panic!("{hostname:?} {reference:?}: got {got:?}, want {want:?}"),
+            }
+        }
+        let secrets = crate::secret::Certificates::new();
+        assert!(certificate_problems(
+            "shop",
+            &listener("http", 80, Protocol::Http, None),
+            &secrets
+        )
+        .is_empty());
+        let passthrough = https_naming(None, &[]);
+        assert_eq!(certificate_problems("shop", &passthrough, &secrets), vec![]);
     }
 }

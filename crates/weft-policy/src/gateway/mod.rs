@@ -59,6 +59,7 @@ pub(crate) fn compile(
     gateways: &[Gateway<'_>],
     invalid: &BTreeSet<(String, String)>,
     routes: &[Route<'_>],
+    certificates: &crate::secret::Certificates,
 ) -> Compiled {
     let index: BTreeMap<(&str, &str), usize> = gateways
         .iter()
@@ -126,7 +127,10 @@ pub(crate) fn compile(
         .zip(&attached)
         .filter_map(|(g, per_listener)| {
             let counts: Vec<usize> = per_listener.iter().map(BTreeSet::len).collect();
-            Some((g.object.key().ok()?, status::gateway(g, &counts)))
+            Some((
+                g.object.key().ok()?,
+                status::gateway(g, &counts, certificates),
+            ))
         })
         .collect();
     let mut names: BTreeSet<(String, String)> = invalid.clone();

@@ -42,7 +42,11 @@ impl State {
 }
 
 /// `Gateway.status`, with `attached[i]` routes attached to listener `i`.
-pub(super) fn gateway(gw: &Gateway<'_>, attached: &[usize]) -> Value {
+pub(super) fn gateway(
+    gw: &Gateway<'_>,
+    attached: &[usize],
+    certificates: &crate::secret::Certificates,
+) -> Value {
     let object = gw.object;
     let generation = object.metadata.generation;
     let (namespace, name) = (object.namespace(), object.metadata.name.as_str());
@@ -59,7 +63,7 @@ pub(super) fn gateway(gw: &Gateway<'_>, attached: &[usize]) -> Value {
         .map(|(l, conflict)| State {
             kinds: listener::kinds(l),
             conflict,
-            refs: listener::certificate_problems(namespace, l),
+            refs: listener::certificate_problems(namespace, l, certificates),
         })
         .collect();
 

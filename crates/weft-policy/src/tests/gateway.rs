@@ -348,7 +348,7 @@ fn a_valid_gateway_is_accepted_but_not_programmed_while_no_gateway_process_exist
 }
 
 #[test]
-fn a_certificate_ref_is_reported_unresolved_never_silently_accepted() {
+fn a_certificate_ref_to_a_missing_secret_is_reported_unresolved_never_silently_accepted() {
     let compiled = compile(&objects(GATEWAY));
     let status = &compiled.statuses[&key(Kind::Gateway, "shop", "edge")];
     let https = &status["listeners"][1];
@@ -365,7 +365,7 @@ fn a_certificate_ref_is_reported_unresolved_never_silently_accepted() {
         .as_str()
         .unwrap_or_default();
     assert!(
-        message.contains("Secret shop/shop-cert cannot be read: Secrets are not supported yet"),
+        message.contains("Secret shop/shop-cert not found; create it"),
         "{message}"
     );
     let accepted = condition(&status["conditions"], "Accepted");
@@ -697,5 +697,63 @@ fn a_service_parent_naming_a_gateway_is_told_how_to_attach_to_it() {
         accepted["message"],
         "Service default/edge not found; a Gateway of that name exists: to attach to it, \
          set group: gateway.networking.k8s.io and kind: Gateway"
+    );
+}
+
+/// A Secret as the control loop hands it to compilation: the stored form without its
+/// sealed material.
+const SHOP_CERT: &str = r"
+apiVersion: v1
+kind: Secret
+metadata: { name: shop-cert, namespace: shop }
+spec:
+  type: kubernetes.io/tls
+  keys: [tls.crt, tls.key]
+  certificate:
+    subject: CN=shop.example.com
+    issuer: CN=Example CA
+    dnsNames: [shop.example.com]
+    ipAddresses: []
+    notBefore: 1700000000
+    notAfter: 1900000000
+    sha256Fingerprint: 'AB:CD'
+    chainLength: 1
+";
+
+#[test]
+fn a_certificate_ref_to_a_valid_secret_of_the_namespace_resolves() {
+    let mut all = objects(GATEWAY);
+    all.extend(objects(SHOP_CERT));
+    let compiled = compile(&all);
+    let status = &compiled.statuses[&key(Kind::Gateway, "shop", "edge")];
+    let https = &status["listeners"][1];
+    assert_eq!(
+        summary(&https["conditions"]),
+        [
+            triple("Accepted", "True", "Accepted"),
+            triple("Programmed", "False", "Pending"),
+            triple("ResolvedRefs", "True", "ResolvedRefs"),
+            triple("Conflicted", "False", "NoConflicts"),
+        ]
+    );
+    assert_eq!(
+        compiled.certificate_expiry[&("shop".to_owned(), "shop-cert".to_owned())],
+        1_900_000_000
+    );
+}
+
+#[test]
+fn a_secret_of_another_type_does_not_resolve_and_says_why() {
+    let mut all = objects(GATEWAY);
+    all.extend(objects(&SHOP_CERT.replace("kubernetes.io/tls", "Opaque")));
+    let compiled = compile(&all);
+    let https = &compiled.statuses[&key(Kind::Gateway, "shop", "edge")]["listeners"][1];
+    let resolved = condition(&https["conditions"], "ResolvedRefs");
+    assert_eq!(resolved["reason"], "InvalidCertificateRef");
+    let message = resolved["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("is not a usable kubernetes.io/tls Secret")
+            && message.contains("\"Opaque\" is not supported"),
+        "{message}"
     );
 }

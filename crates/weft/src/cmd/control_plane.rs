@@ -31,6 +31,12 @@ pub(crate) struct Args {
     /// store's first start; mode 0600). Default: DIR/admin-token in --data-dir.
     #[arg(long, env = "WEFT_ADMIN_TOKEN_FILE", value_name = "PATH")]
     admin_token_file: Option<PathBuf>,
+    /// The key Secret material is encrypted with at rest: 32 bytes, mode 0600, which
+    /// must exist (e.g. `head -c 32 /dev/urandom > FILE; chmod 600 FILE`). Default:
+    /// secret.key beside a SQLite store, created on first start; with PostgreSQL, give
+    /// every instance the same file, or no Secret can be stored.
+    #[arg(long, env = "WEFT_SECRET_KEY_FILE", value_name = "PATH")]
+    secret_key_file: Option<PathBuf>,
     /// Store URL instead of the data directory: `postgres://user@host/db` to run
     /// several instances against one PostgreSQL, or `sqlite://FILE`.
     #[arg(long, env = "WEFT_STORE")]
@@ -160,6 +166,7 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<()> {
         grace_period: args.grace_period,
         debounce: args.debounce,
         admin_token_file: Some(admin_token_file),
+        secret_key_file: args.secret_key_file.clone(),
         ca_file: Some(data_dir.join(weft_control::server::CA_FILE)),
         tls_hosts: tls_hosts(args),
         certificates: weft_control::identity::Options {

@@ -147,6 +147,7 @@ fn kind_headers(kind: Kind) -> &'static [&'static str] {
             "CONFLICTED",
         ],
         Kind::Gateway => &["CLASS", "LISTENERS", "ACCEPTED", "PROGRAMMED"],
+        Kind::Secret => &["TYPE", "KEYS", "HOSTS", "NOT-AFTER", "VALID"],
     }
 }
 
@@ -213,6 +214,35 @@ fn kind_cells(kind: Kind, item: &Value) -> Vec<String> {
             listeners(spec),
             accepted(status),
             condition_status(status, "Programmed"),
+        ],
+        Kind::Secret => vec![
+            or_none(spec["type"].as_str()),
+            spec["keys"].as_array().map_or_else(
+                || "<none>".to_owned(),
+                |keys| {
+                    keys.iter()
+                        .filter_map(serde_json::Value::as_str)
+                        .collect::<Vec<_>>()
+                        .join(",")
+                },
+            ),
+            spec["certificate"]["dnsNames"]
+                .as_array()
+                .filter(|names| !names.is_empty())
+                .map_or_else(
+                    || "<none>".to_owned(),
+                    |names| {
+                        names
+                            .iter()
+                            .filter_map(serde_json::Value::as_str)
+                            .collect::<Vec<_>>()
+                            .join(",")
+                    },
+                ),
+            spec["certificate"]["notAfter"]
+                .as_i64()
+                .map_or_else(|| "<none>".to_owned(), rfc3339),
+            condition_status(status, "Valid"),
         ],
     }
 }
@@ -574,6 +604,28 @@ pub(crate) fn item_path(kind: Kind, namespace: &str, name: &str) -> String {
         "{}/{}",
         collection_path(kind, Some(namespace)),
         encode_query(name)
+    )
+}
+
+/// Seconds since the epoch as an RFC 3339 UTC time (`2026-12-08T01:00:00Z`).
+fn rfc3339(seconds: i64) -> String {
+    let days = seconds.div_euclid(86_400);
+    let rest = seconds.rem_euclid(86_400);
+    // Civil from days (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        rest / 3600,
+        rest % 3600 / 60,
+        rest % 60
     )
 }
 

@@ -10,8 +10,44 @@ use weft_api::resource::{Kind, DEFAULT_NAMESPACE};
 /// The name of the example objects (but the `Mesh`, which is `default`).
 pub(super) const NAME: &str = "web";
 
+/// The example Secret's certificate: self-signed for `shop.example.com` and
+/// `*.example.com`, valid until 2125, published with its key, so a placeholder, not a
+/// secret: it validates as a Secret must, and protects nothing.
+pub(crate) const EXAMPLE_CERTIFICATE: &str = "-----BEGIN CERTIFICATE-----
+MIICHzCCAcWgAwIBAgIUfCjTW1zBw2DEVOTlXrbMKD3MitwwCgYIKoZIzj0EAwIw
+TjEYMBYGA1UEAwwPZXhhbXBsZS5pbnZhbGlkMTIwMAYDVQQKDClXZWZ0IGRvY3Vt
+ZW50YXRpb24gZXhhbXBsZSAtIG5vdCBhIHNlY3JldDAgFw0yNjEyMDgwMTA3NTVa
+GA8yMTI2MTExNDAxMDc1NVowTjEYMBYGA1UEAwwPZXhhbXBsZS5pbnZhbGlkMTIw
+MAYDVQQKDClXZWZ0IGRvY3VtZW50YXRpb24gZXhhbXBsZSAtIG5vdCBhIHNlY3Jl
+dDBZMBMGByqGSM49AgEGCCqGSM49AwEHA0IABFO9ttrF1Cp6DxZUsn8nTIi/26qX
+yWue1XW82M9Upw6EazzvFq1Ev9NH8Cixhv4MCVaMik7fPQH3JsjMFQWJrd2jfzB9
+MB0GA1UdDgQWBBTRBuQTBxMVqrIz91UfkCunN2s9AjAfBgNVHSMEGDAWgBTRBuQT
+BxMVqrIz91UfkCunN2s9AjAPBgNVHRMBAf8EBTADAQH/MCoGA1UdEQQjMCGCEHNo
+b3AuZXhhbXBsZS5jb22CDSouZXhhbXBsZS5jb20wCgYIKoZIzj0EAwIDSAAwRQIg
+Qn4D3GciPBISC1utRg6BYHlBsYXRIUoQmSgInedSOP0CIQCsFjdiQ8D44Gw9IbRt
+oK1RZZKc3DL94zxt1os9jl0cCA==
+-----END CERTIFICATE-----
+";
+
+/// The key of [`EXAMPLE_CERTIFICATE`]: public, documentation only.
+pub(crate) const EXAMPLE_KEY: &str = "-----BEGIN PRIVATE KEY-----
+MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQgAetjft9BXKz0aIXi
+e8e6naC8kkEwZ/84LaFzqxUCFiihRANCAARTvbbaxdQqeg8WVLJ/J0yIv9uql8lr
+ntV1vNjPVKcOhGs87xatRL/TR/AosYb+DAlWjIpO3z0B9ybIzBUFia3d
+-----END PRIVATE KEY-----
+";
+
 /// A valid object of `kind`.
 pub(super) fn object(kind: Kind) -> Value {
+    if kind == Kind::Secret {
+        return json!({
+            "apiVersion": kind.api_version(),
+            "kind": kind.as_str(),
+            "metadata": {"name": NAME, "namespace": DEFAULT_NAMESPACE, "labels": {"app": NAME}},
+            "type": weft_api::resource::secret::TLS_TYPE,
+            "stringData": {"tls.crt": EXAMPLE_CERTIFICATE, "tls.key": EXAMPLE_KEY}
+        });
+    }
     let service_ref = json!([{"kind": "Service", "name": NAME}]);
     let spec = match kind {
         Kind::Mesh => json!({"mtls": {"mode": "strict"}}),
@@ -54,6 +90,7 @@ pub(super) fn object(kind: Kind) -> Value {
             "accessLog": {"format": "text", "template": "{start_time} {method} {path} {status}"},
             "metrics": {"enabled": true}
         }),
+        Kind::Secret => json!(null),
         Kind::Gateway => json!({
             "gatewayClassName": "weft",
             "listeners": [

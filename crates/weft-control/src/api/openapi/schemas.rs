@@ -276,15 +276,16 @@ pub(super) fn kind(kind: Kind, schemas: &mut Map<String, Value>) {
     } else {
         (vec!["apiVersion", "kind", "metadata", "spec"], spec)
     };
-    schemas.insert(
-        format!("{name}Request"),
-        common(
-            required,
-            format!("{meta}Request"),
-            request_spec,
-            json!({"description": "Ignored: the control plane writes status."}),
-        ),
+    let mut request = common(
+        required,
+        format!("{meta}Request"),
+        request_spec,
+        json!({"description": "Ignored: the control plane writes status."}),
     );
+    if kind == Kind::Secret {
+        secret_request(&mut request);
+    }
+    schemas.insert(format!("{name}Request"), request);
     schemas.insert(
         format!("{name}List"),
         json!({
@@ -303,6 +304,36 @@ pub(super) fn kind(kind: Kind, schemas: &mut Map<String, Value>) {
                 "items": {"type": "array", "items": {"$ref": format!("#/components/schemas/{name}")}}
             }
         }),
+    );
+}
+
+/// A Secret request carries its material at the top level, as on Kubernetes: `type`,
+/// and `data` (base64) or `stringData` (PEM); no `spec`. Answers never carry it.
+fn secret_request(request: &mut Value) {
+    use weft_api::resource::secret::{KEYS, TLS_TYPE};
+    let material = |description: &str| {
+        json!({
+            "type": "object",
+            "description": description,
+            "propertyNames": {"enum": KEYS},
+            "additionalProperties": {"type": "string"}
+        })
+    };
+    if let Some(properties) = request["properties"].as_object_mut() {
+        properties.remove("spec");
+        properties.insert("type".into(), json!({"const": TLS_TYPE}));
+        properties.insert(
+            "data".into(),
+            material("tls.crt, tls.key and optional ca.crt, each the base64 of PEM text"),
+        );
+        properties.insert(
+            "stringData".into(),
+            material("the same keys as PEM text; merged over data"),
+        );
+    }
+    request["required"] = json!(["apiVersion", "kind", "metadata", "type"]);
+    request["description"] = json!(
+        "Write-only: the material is sealed at rest and never answered; reading a Secret gives its keys and its certificate's description."
     );
 }
 
@@ -363,7 +394,7 @@ fn metadata(namespaced: bool, request: bool) -> Value {
 /// `<Kind>.<Type>` (two kinds may both have a `Port`) and referenced as components.
 fn spec_schema(kind: Kind) -> (Value, Map<String, Value>) {
     use weft_api::resource::{
-        backend, gateway, mesh, permission, route, service, telemetry, traffic, workload,
+        backend, gateway, mesh, permission, route, secret, service, telemetry, traffic, workload,
     };
     let schema = match kind {
         Kind::Mesh => schemars::schema_for!(mesh::Spec),
@@ -378,6 +409,7 @@ fn spec_schema(kind: Kind) -> (Value, Map<String, Value>) {
         Kind::TrafficPermission => schemars::schema_for!(permission::Spec),
         Kind::Telemetry => schemars::schema_for!(telemetry::Spec),
         Kind::Gateway => schemars::schema_for!(gateway::Spec),
+        Kind::Secret => schemars::schema_for!(secret::Spec),
     };
     let mut schema = serde_json::to_value(schema).unwrap_or_default();
     let mut definitions = Map::new();

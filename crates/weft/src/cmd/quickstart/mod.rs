@@ -393,6 +393,7 @@ impl Mesh {
             certificates: weft_control::identity::Options::default(),
             quotas: weft_control::controller::registry::Quotas::default(),
             xds_limits: weft_control::server::xds_limits(),
+            secret_key_file: None,
         };
         let stop = CancellationToken::new();
         let task = self.failures.spawn(

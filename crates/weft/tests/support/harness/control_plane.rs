@@ -50,6 +50,7 @@ impl ControlPlane {
             certificates: weft_control::identity::Options::default(),
             quotas: weft_control::controller::registry::Quotas::default(),
             xds_limits: weft_control::server::xds_limits(),
+            secret_key_file: None,
         };
         configure(&mut options);
         let kill = CancellationToken::new();
