@@ -78,10 +78,10 @@ pub struct Detail {
     start: SystemTime,
     started: Instant,
     method: http::Method,
-    /// The authority, then the path: one allocation for both.
-    target: Box<str>,
-    /// Where the path starts in `target`.
-    path_at: usize,
+    /// The request's target: a clone shares the request's bytes, no copy.
+    uri: http::Uri,
+    /// Its `Host` header, when the target has no authority.
+    host: Option<http::HeaderValue>,
     version: http::Version,
     /// The endpoint or app address that answered.
     pub upstream: Option<SocketAddr>,
@@ -94,18 +94,18 @@ pub struct Detail {
 impl Detail {
     /// The request's line-to-be, for `log`.
     pub fn of<B>(log: &AccessLog, req: &http::Request<B>) -> Box<Self> {
-        let authority = super::authority_of(req);
-        let path = req.uri().path();
-        let mut target = String::with_capacity(authority.len() + path.len());
-        target.push_str(authority);
-        target.push_str(path);
+        let uri = req.uri().clone();
+        let host = match uri.authority() {
+            Some(_) => None,
+            None => req.headers().get(http::header::HOST).cloned(),
+        };
         Box::new(Self {
             log: log.clone(),
             start: SystemTime::now(),
             started: Instant::now(),
             method: req.method().clone(),
-            target: target.into_boxed_str(),
-            path_at: authority.len(),
+            uri,
+            host,
             version: req.version(),
             upstream: None,
             retries: 0,
@@ -131,8 +131,16 @@ impl Detail {
             route: r.route.as_ref().map_or("", |l| &l.route.0),
             route_rule: r.route.as_ref().map(|l| l.route_rule),
             method: self.method.as_str(),
-            authority: self.target.get(..self.path_at).unwrap_or_default(),
-            path: self.target.get(self.path_at..).unwrap_or_default(),
+            authority: self.uri.authority().map_or_else(
+                || {
+                    self.host
+                        .as_ref()
+                        .and_then(|h| h.to_str().ok())
+                        .unwrap_or("")
+                },
+                http::uri::Authority::as_str,
+            ),
+            path: self.uri.path(),
             protocol: match self.version {
                 http::Version::HTTP_2 => "HTTP/2",
                 http::Version::HTTP_10 => "HTTP/1.0",

@@ -4,8 +4,8 @@
 //! The request path builds an [`Entry`] when an exchange ends (the answer's body
 //! ended, or the client went away) and hands it to [`AccessLog::write`], which formats
 //! the line on the caller's thread and queues it without waiting on I/O; one thread per
-//! log writes what is queued in batches, at most [`GATHER`] after a line came. A full queue drops lines (counted) rather than
-//! slow requests down. This module is not the metrics ([`super::exchange`] records
+//! log writes what is queued in batches, at most [`GATHER`] after a line came. A full
+//! queue drops lines (counted) rather than slow requests down. This module is not the metrics ([`super::exchange`] records
 //! those) and not tracing.
 //!
 //! Fields, in the JSON names both formats use ([`FIELD_NAMES`]):

@@ -28,8 +28,8 @@ use super::{Entry, Format};
 pub const QUEUE_BYTES: usize = 4 << 20;
 
 /// How long the writer gathers lines after the first of a batch: a line reaches the
-/// file at most this late (Envoy's default is 1 s).
-pub const GATHER: Duration = Duration::from_millis(100);
+/// file at most this late (Envoy flushes its access logs every second too).
+pub const GATHER: Duration = Duration::from_secs(1);
 
 /// Bytes queued that wake the writer before [`GATHER`] is up.
 const WAKE_BYTES: usize = 256 << 10;
@@ -796,7 +796,7 @@ mod tests {
         .unwrap();
         log.write(&entry(&numbered_path(1)));
         // No flush: the writer writes on its own once GATHER is up.
-        let deadline = std::time::Instant::now() + GATHER * 50;
+        let deadline = std::time::Instant::now() + GATHER * 20;
         while paths_in(&path).is_empty() && std::time::Instant::now() < deadline {
             std::thread::sleep(GATHER / 4);
         }
