@@ -17,6 +17,7 @@ use aws_lc_rs::aead::{Aad, LessSafeKey, Nonce, UnboundKey, AES_256_GCM, NONCE_LE
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine as _;
 use weft_api::resource::secret::Sealed;
+use weft_api::resource::Object;
 
 /// The default key file's name, beside the SQLite database.
 pub const KEY_FILE: &str = "secret.key";
@@ -93,6 +94,71 @@ pub enum Error {
         /// The key's id.
         key_id: String,
     },
+    /// The stored Secret has no sealed part (or is not a Secret's stored form).
+    #[error(
+        "{object} holds no sealed material (it was not written through the API); apply \
+         the Secret again"
+    )]
+    NotSealed {
+        /// `Secret/ns/name`.
+        object: String,
+    },
+}
+
+/// `Secret/ns/name`: the associated data that binds a ciphertext to its object.
+pub(crate) fn identity(namespace: &str, name: &str) -> String {
+    format!("Secret/{namespace}/{name}")
+}
+
+/// A Secret's material, opened: each key (`tls.crt`, `tls.key`, `ca.crt`) and its
+/// bytes. Its `Debug` names the keys only, so logging it leaks nothing.
+pub struct Material(BTreeMap<String, Vec<u8>>);
+
+// === impl Material ===
+
+impl Material {
+    /// The material of one Secret, by key.
+    pub(crate) fn new(data: BTreeMap<String, Vec<u8>>) -> Self {
+        Self(data)
+    }
+
+    /// The bytes of `key`, if the Secret holds it.
+    pub fn get(&self, key: &str) -> Option<&[u8]> {
+        self.0.get(key).map(Vec::as_slice)
+    }
+
+    /// The keys present, sorted.
+    pub fn keys(&self) -> impl Iterator<Item = &str> {
+        self.0.keys().map(String::as_str)
+    }
+
+    /// What is sealed: a JSON map of key to base64.
+    pub(crate) fn plaintext(&self) -> Result<Vec<u8>, serde_json::Error> {
+        serde_json::to_vec(
+            &self
+                .0
+                .iter()
+                .map(|(k, v)| (k.as_str(), BASE64.encode(v)))
+                .collect::<BTreeMap<_, _>>(),
+        )
+    }
+
+    fn from_plaintext(plaintext: &[u8]) -> Option<Self> {
+        let encoded: BTreeMap<String, String> = serde_json::from_slice(plaintext).ok()?;
+        encoded
+            .into_iter()
+            .map(|(k, v)| Some((k, BASE64.decode(v).ok()?)))
+            .collect::<Option<BTreeMap<_, _>>>()
+            .map(Self)
+    }
+}
+
+impl std::fmt::Debug for Material {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Material")
+            .field("keys", &self.0.keys().collect::<Vec<_>>())
+            .finish_non_exhaustive()
+    }
 }
 
 /// The keys Secrets are sealed and opened with: one current key (every write) and,
@@ -248,6 +314,28 @@ impl Keyring {
             )
             .map_err(|_| corrupt())?;
         Ok(plaintext.to_vec())
+    }
+}
+
+impl Keyring {
+    /// Opens a stored Secret (as the store holds it, sealed part included): its
+    /// material, or why not — a key this control plane lacks (naming both key ids), a
+    /// ciphertext altered or copied from another Secret, or no sealed part. Never an
+    /// empty Secret.
+    pub fn open_secret(&self, object: &Object) -> Result<Material, Error> {
+        let identity = identity(object.namespace(), &object.metadata.name);
+        let sealed: Option<Sealed> = object
+            .spec
+            .get("sealed")
+            .and_then(|s| serde_json::from_value(s.clone()).ok());
+        let Some(sealed) = sealed else {
+            return Err(Error::NotSealed { object: identity });
+        };
+        let plaintext = self.open(&identity, &sealed)?;
+        Material::from_plaintext(&plaintext).ok_or(Error::Corrupt {
+            object: identity,
+            key_id: sealed.key_id,
+        })
     }
 }
 

@@ -19,12 +19,12 @@ use weft_api::resource::{Kind, Object};
 
 use super::error::Error;
 use super::ApiState;
-use crate::seal::Keyring;
+use crate::seal::{identity, Keyring, Material};
 
 /// A Secret's material, read and checked, not yet sealed.
 pub(super) struct Intake {
     /// Key → bytes, `data` and `stringData` merged.
-    data: BTreeMap<String, Vec<u8>>,
+    data: Material,
     /// The description (no sealed part yet).
     spec: Spec,
 }
@@ -160,7 +160,7 @@ pub(super) fn check(object: &Object) -> Result<Intake, Vec<Problem>> {
     })?;
     let keys = data.keys().cloned().collect();
     Ok(Intake {
-        data: data.into_iter().map(|(k, (_, b))| (k, b)).collect(),
+        data: Material::new(data.into_iter().map(|(k, (_, b))| (k, b)).collect()),
         spec: Spec {
             r#type: TLS_TYPE.to_owned(),
             keys,
@@ -179,11 +179,6 @@ pub(super) fn check(object: &Object) -> Result<Intake, Vec<Problem>> {
     })
 }
 
-/// `Secret/ns/name`: the associated data that binds a ciphertext to its object.
-pub(crate) fn identity(namespace: &str, name: &str) -> String {
-    format!("Secret/{namespace}/{name}")
-}
-
 /// Replaces `object`'s spec by the stored form of `intake`: the description and the
 /// material sealed, reusing the stored ciphertext when the material is the same (so
 /// the store sees no change).
@@ -193,14 +188,7 @@ pub(super) async fn seal(
     intake: Intake,
 ) -> Result<Object, Error> {
     let keyring = keyring(state)?;
-    let plaintext = serde_json::to_vec(
-        &intake
-            .data
-            .iter()
-            .map(|(k, v)| (k.as_str(), BASE64.encode(v)))
-            .collect::<BTreeMap<_, _>>(),
-    )
-    .map_err(|e| Error::internal(&e))?;
+    let plaintext = intake.data.plaintext().map_err(|e| Error::internal(&e))?;
     let identity = identity(object.namespace(), &object.metadata.name);
     let key = object.key().map_err(|e| Error::internal(&e))?;
     let reused = match state.store.get(&key).await? {
