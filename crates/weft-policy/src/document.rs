@@ -38,7 +38,7 @@ pub(crate) fn parse(text: &str) -> Result<Vec<Object>, ParseError> {
             ParseError {
                 index: line.map_or(0, |l| document_at_line(text, l)),
                 path: None,
-                message: format!("not valid YAML: {e}"),
+                message: yaml_error(text, &e),
             }
         })?;
     let values: Vec<(usize, String, Value)> = documents
@@ -85,6 +85,61 @@ pub(crate) fn parse(text: &str) -> Result<Vec<Object>, ParseError> {
         objects.push(object);
     }
     Ok(objects)
+}
+
+/// `not valid YAML: …` for a syntax error in `text`. The parser's message quotes the
+/// lines around the error; near a Secret (a `kind: Secret` document, or PEM text) that
+/// would copy its key into the answer and the logs, so there it says only where: the
+/// line and column.
+pub fn yaml_error(text: &str, error: &serde_saphyr::Error) -> String {
+    let location = error.location();
+    if !near_secret(text, location.map(|l| l.line())) {
+        return format!("not valid YAML: {error}");
+    }
+    match location {
+        Some(at) => format!(
+            "not valid YAML at line {}, column {}; the text is not quoted because the \
+             document holds a Secret: check the indentation there (PEM lines under \
+             stringData need the same indentation, deeper than their key, and a `|`)",
+            at.line(),
+            at.column()
+        ),
+        None => "not valid YAML; the text is not quoted because the document holds a \
+                 Secret"
+            .to_owned(),
+    }
+}
+
+/// Whether the document holding `line` (1-based), or the lines next to it that a
+/// parser's snippet would quote, looks like a Secret: `kind: Secret` (YAML or JSON) or
+/// PEM armour. Without a line, the whole text.
+fn near_secret(text: &str, line: Option<u64>) -> bool {
+    const AROUND: usize = 8;
+    let lines: Vec<&str> = text.lines().collect();
+    let (first, last) = match line.and_then(|l| usize::try_from(l).ok()) {
+        Some(l) => {
+            let at = l.saturating_sub(1).min(lines.len());
+            let start = lines[..at]
+                .iter()
+                .rposition(|l| l.starts_with("---"))
+                .map_or(0, |i| i + 1)
+                .min(at.saturating_sub(AROUND));
+            let end = lines[at..]
+                .iter()
+                .position(|l| l.starts_with("---"))
+                .map_or(lines.len(), |i| at + i)
+                .max((at + AROUND).min(lines.len()));
+            (start, end)
+        }
+        None => (0, lines.len()),
+    };
+    lines[first..last].iter().any(|l| {
+        let compact: String = l
+            .chars()
+            .filter(|c| !c.is_whitespace() && *c != '"' && *c != '\'')
+            .collect();
+        compact.contains("kind:Secret") || l.contains("-----BEGIN") || l.contains("-----END")
+    })
 }
 
 /// Our wording for the parser's budget breaches that are our documented limits.

@@ -32,7 +32,7 @@ mod workload;
 
 use std::collections::BTreeMap;
 
-pub use document::{MAX_DOCUMENTS, MAX_NODES};
+pub use document::{yaml_error, MAX_DOCUMENTS, MAX_NODES};
 pub use export::Export;
 pub use secret::status as secret_status;
 pub use status::CONTROLLER_NAME;

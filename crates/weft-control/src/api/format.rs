@@ -199,8 +199,12 @@ pub(super) fn decode(format: Format, text: &str) -> Result<serde_json::Value, Er
                 .map_err(|e| Error::invalid(format!("request body {e}"), vec![]))?;
             Ok(value)
         }
-        Format::Yaml => serde_saphyr::from_str(text)
-            .map_err(|e| Error::invalid(format!("request body is not valid YAML: {e}"), vec![])),
+        Format::Yaml => serde_saphyr::from_str(text).map_err(|e| {
+            Error::invalid(
+                format!("request body is {}", weft_policy::yaml_error(text, &e)),
+                vec![],
+            )
+        }),
     }
 }
 

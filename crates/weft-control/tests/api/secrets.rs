@@ -146,3 +146,46 @@ async fn bad_base64_and_other_types_are_refused_saying_what_is_accepted() {
         "{text}"
     );
 }
+
+#[tokio::test]
+async fn a_yaml_syntax_error_in_a_secret_says_where_but_never_echoes_the_document() {
+    let api = Api::new();
+    let (yaml, cert, key) = secret_yaml("shop-cert", &tls_material(&["shop.example.com"]));
+    // An unclosed quote on the line after the key, whose text starts with key material.
+    let broken = format!("{yaml}  ca.crt: {{ \"{}\n", pem_body(&key));
+    let line = yaml.lines().count() + 1;
+    let where_ = format!("line {line}, column 13");
+    let apply = api.apply(&broken).await;
+    let post = api
+        .send(
+            Method::POST,
+            "/v1/namespaces/shop/secrets",
+            YAML,
+            JSON,
+            broken.clone(),
+        )
+        .await;
+    for reply in [apply, post] {
+        let text = reply.expect(StatusCode::BAD_REQUEST).json().to_string();
+        assert!(
+            text.contains("not valid YAML at") && text.contains(&where_),
+            "{text}"
+        );
+        for pem in [&cert, &key] {
+            for body in pem.lines().filter(|l| !l.starts_with("-----")) {
+                assert!(!text.contains(body), "{body:?} echoed in {text}");
+            }
+        }
+        assert!(!text.contains("PRIVATE KEY"), "{text}");
+    }
+}
+
+#[tokio::test]
+async fn a_yaml_syntax_error_elsewhere_still_quotes_the_line() {
+    let api = Api::new();
+    let reply = api
+        .apply("apiVersion: weft.dev/v1alpha1\nkind: Service\nmetadata: { name: \"web\n")
+        .await;
+    let text = reply.expect(StatusCode::BAD_REQUEST).json().to_string();
+    assert!(text.contains("metadata: { name:"), "{text}");
+}
