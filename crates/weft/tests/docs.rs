@@ -3,7 +3,8 @@
 //! YAML example in the README and `docs/` that is a whole document (resources, or a
 //! proxy config), and every YAML file under `examples/` but Prometheus's
 //! (`examples/observability/`, which promtool checks), parses and validates as Weft
-//! would.
+//! would: with the API's own checks (`weft_control::api::validate`), so a Secret's
+//! certificate and key are checked as a write would check them.
 
 use std::path::{Path, PathBuf};
 
@@ -155,7 +156,7 @@ fn check(block: &str) -> Verdict {
             Err(e) => Some(e.to_string()),
             Ok(objects) => objects
                 .iter()
-                .find_map(|o| weft_policy::validate(o).err())
+                .find_map(|o| weft_control::api::validate(o).err())
                 .map(|e| e.to_string()),
         },
         Example::ProxyConfig => {
@@ -232,6 +233,41 @@ fn every_whole_yaml_example_in_the_docs_validates() {
         "examples that do not validate:\n{}",
         failures.join("\n")
     );
+}
+
+#[test]
+fn a_secret_example_is_checked_like_a_write_so_a_key_of_another_certificate_fails() {
+    let page = std::fs::read_to_string(root().join("docs/gateways.md")).expect("gateways.md");
+    let secrets: Vec<String> = yaml_blocks(&page)
+        .into_iter()
+        .map(|(_, block)| block)
+        .filter(|block| block.contains("kind: Secret") && block.contains("tls.key: |"))
+        .collect();
+    let Some(example) = secrets.first() else {
+        panic!("docs/gateways.md has no Secret example with stringData");
+    };
+    assert!(
+        matches!(check(example), Verdict::Whole(None)),
+        "the Secret example validates"
+    );
+    // The same example with its key swapped for another (valid) key must fail.
+    let start = example.find("  tls.key: |").expect("tls.key");
+    let other_key = "  tls.key: |\n    -----BEGIN PRIVATE KEY-----\n    \
+        MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQgam6le6RZa3WIXYgH\n    \
+        JQLvciD5hWWlAJ7ptX0AM2ZjBjChRANCAARd2qqEE0rg9tXXEtuiEnUtEKN5wfie\n    \
+        6Y5MulXNYYws+wnwFyLS8R/C0bictG3NmO0+SnKHaCSs4bK4wBQ0O+Wj\n    \
+        -----END PRIVATE KEY-----\n";
+    let end = example[start + 1..]
+        .find("\n  t")
+        .or_else(|| example[start + 1..].find("\n  c"))
+        .map_or(example.len(), |i| start + 1 + i + 1);
+    let swapped = format!("{}{}{}", &example[..start], other_key, &example[end..]);
+    match check(&swapped) {
+        Verdict::Whole(Some(problem)) => {
+            assert!(problem.contains("tls.key"), "{problem}");
+        }
+        _ => panic!("a Secret example whose key is not the certificate's passed:\n{swapped}"),
+    }
 }
 
 #[test]

@@ -117,6 +117,25 @@ impl ProxyDirectory for NoProxies {
     }
 }
 
+/// The checks a write through the API runs on one object on its own, before anything
+/// is stored: for a `Secret`, its material (chain, key, key matches the leaf, sizes;
+/// errors name the field, never the value); for every other kind,
+/// [`weft_policy::validate`]. What `weft check` and the docs' examples run, so they
+/// refuse what the API refuses.
+pub fn validate(object: &weft_api::resource::Object) -> Result<(), weft_policy::ValidationErrors> {
+    if !secret::is_secret(object) {
+        return weft_policy::validate(object);
+    }
+    secret::check(object).map(|_| ()).map_err(|problems| {
+        weft_policy::ValidationErrors(
+            problems
+                .into_iter()
+                .map(|(path, message)| weft_policy::FieldError { path, message })
+                .collect(),
+        )
+    })
+}
+
 /// The API's routes over `state`. Serve it with `axum::serve`.
 pub fn router(state: ApiState) -> Router {
     let admin = state.admin.clone();

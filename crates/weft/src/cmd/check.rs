@@ -24,7 +24,7 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<()> {
             problems.push(document.problem(Some("kind".to_owned()), e.to_string()));
             continue;
         }
-        if let Err(errors) = weft_policy::validate(&document.object) {
+        if let Err(errors) = weft_control::api::validate(&document.object) {
             problems.extend(
                 errors
                     .0
