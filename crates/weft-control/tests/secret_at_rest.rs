@@ -150,7 +150,9 @@ fn router(store: Arc<dyn Store>, keyring: Keyring) -> axum::Router {
 }
 
 fn indent(pem: &str) -> String {
-    pem.lines().map(|l| format!("    {l}\n")).collect()
+    pem.lines()
+        .flat_map(|l| ["    ", l, "\n"])
+        .collect::<String>()
 }
 
 /// The behaviour, on one database.
