@@ -2,9 +2,12 @@
 //! endpoints (workloads its selector matches, with phase and address), the routes
 //! attached to it, with their conditions, its policies, and the telemetry its workloads
 //! record. For a `Gateway` ([`gateway`]): its listeners, the routes naming it and the
-//! conditions of both. For other kinds: the YAML and conditions.
+//! conditions of both, and each certificate's resolution and expiry. For a `Secret`
+//! ([`secret`]): its certificate's description, `Valid`, and the listeners naming it.
+//! For other kinds: the YAML and conditions.
 
 mod gateway;
+mod secret;
 
 use std::fmt::Write as _;
 use std::time::SystemTime;
@@ -48,7 +51,20 @@ async fn describe(
     let object = client.get_json(&item_path(kind, namespace, name)).await?;
     if kind == Kind::Gateway {
         let routes = gateway::routes_naming(client, namespace, name).await?;
-        return Ok(gateway::render(&object, &routes, SystemTime::now()));
+        let secrets = client
+            .get_json(&collection_path(Kind::Secret, Some(namespace)))
+            .await?;
+        let secrets = secrets["items"].as_array().cloned().unwrap_or_default();
+        return Ok(gateway::render(
+            &object,
+            &routes,
+            &secrets,
+            SystemTime::now(),
+        ));
+    }
+    if kind == Kind::Secret {
+        let references = secret::referencing(client, namespace, name).await?;
+        return Ok(secret::render(&object, &references, SystemTime::now()));
     }
     if kind != Kind::Service {
         return generic(&object);

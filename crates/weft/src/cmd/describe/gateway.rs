@@ -1,8 +1,9 @@
 //! `weft describe gateway NAME`: each listener (port, protocol, hostname, TLS and its
 //! certificates, which routes it takes, how many attached) with its conditions, the
 //! routes that name the Gateway with their conditions there, and the Gateway's own
-//! conditions. Everything shown comes from the objects and the status the control
-//! plane wrote; nothing is decided here.
+//! conditions; per listener, each certificate reference's resolution and, when it
+//! resolved, the certificate's DNS names and expiry. Everything shown comes from the
+//! objects and the status the control plane wrote; nothing is decided here.
 
 use std::fmt::Write as _;
 use std::time::SystemTime;
@@ -11,7 +12,7 @@ use serde_json::Value;
 use weft_api::resource::{Kind, DEFAULT_NAMESPACE};
 
 use super::super::client::Client;
-use super::super::get::{collection_path, name_of};
+use super::super::get::{collection_path, conditions, name_of};
 use super::super::output::{age, or_none};
 use super::{pairs, write_conditions};
 
@@ -59,8 +60,14 @@ fn is_gateway(parent: &Value, own: &str, namespace: &str, name: &str) -> bool {
         && parent["namespace"].as_str().unwrap_or(own) == namespace
 }
 
-/// The description of `gateway`, with the routes that name it.
-pub(super) fn render(gateway: &Value, routes: &[Value], now: SystemTime) -> String {
+/// The description of `gateway`, with the routes that name it and the Secrets of its
+/// namespace (descriptions only: the API never answers material).
+pub(super) fn render(
+    gateway: &Value,
+    routes: &[Value],
+    secrets: &[Value],
+    now: SystemTime,
+) -> String {
     let mut out = String::new();
     let meta = &gateway["metadata"];
     let spec = &gateway["spec"];
@@ -103,6 +110,7 @@ pub(super) fn render(gateway: &Value, routes: &[Value], now: SystemTime) -> Stri
         if let Some(tls) = tls(&listener["tls"], namespace) {
             let _ = writeln!(out, "    tls: {tls}");
         }
+        write_certificates(&mut out, listener, observed, namespace, secrets, now);
         let _ = writeln!(
             out,
             "    routes from: {}; kinds: {}",
@@ -183,6 +191,93 @@ fn tls(tls: &Value, namespace: &str) -> Option<String> {
     } else {
         format!("{mode}, certificates {}", certificates.join(", "))
     })
+}
+
+/// Each of a listener's certificate references: unresolved with the control plane's
+/// reason, or resolved with the certificate's DNS names, `notAfter` and time left.
+fn write_certificates(
+    out: &mut String,
+    listener: &Value,
+    observed: &Value,
+    namespace: &str,
+    secrets: &[Value],
+    now: SystemTime,
+) {
+    let refs = listener["tls"]["certificateRefs"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let resolved = conditions(observed)
+        .into_iter()
+        .find(|c| c["type"] == "ResolvedRefs");
+    for (i, r) in refs.iter().enumerate() {
+        let ref_ns = r["namespace"].as_str().unwrap_or(namespace);
+        let ref_name = r["name"].as_str().unwrap_or("?");
+        let _ = write!(out, "    certificate {ref_ns}/{ref_name}: ");
+        let Some(condition) = &resolved else {
+            let _ = writeln!(out, "<not yet compiled>");
+            continue;
+        };
+        let message = condition["message"].as_str().unwrap_or_default();
+        if condition["status"] == "False" {
+            if let Some(problem) = problem_of(message, i) {
+                let _ = writeln!(
+                    out,
+                    "unresolved ({}): {problem}",
+                    condition["reason"].as_str().unwrap_or("?")
+                );
+                continue;
+            }
+        }
+        let secret = secrets.iter().find(|s| {
+            name_of(s) == ref_name
+                && s["metadata"]["namespace"]
+                    .as_str()
+                    .unwrap_or(DEFAULT_NAMESPACE)
+                    == ref_ns
+        });
+        let Some(secret) = secret else {
+            // Resolved when compiled, gone since: the status will say so next.
+            let _ = writeln!(out, "resolved, but the Secret is not there now");
+            continue;
+        };
+        let cert = &secret["spec"]["certificate"];
+        let names: Vec<&str> = cert["dnsNames"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .collect();
+        let _ = writeln!(
+            out,
+            "resolved; DNS names {}; notAfter {} ({})",
+            if names.is_empty() {
+                "<none>".to_owned()
+            } else {
+                names.join(", ")
+            },
+            super::secret::timestamp(&cert["notAfter"]),
+            super::secret::time_left(&cert["notAfter"], now)
+        );
+    }
+}
+
+/// The part of a `ResolvedRefs` message about `tls.certificateRefs[index]`, if any:
+/// problems are joined with `; `, each starting with its field path.
+fn problem_of(message: &str, index: usize) -> Option<&str> {
+    let at = format!("tls.certificateRefs[{index}]: ");
+    let start = message.find(&at)? + at.len();
+    let rest = &message[start..];
+    let end = [
+        "; tls.certificateRefs[",
+        "; allowedRoutes.",
+        "; no route can attach",
+    ]
+    .iter()
+    .filter_map(|next| rest.find(next))
+    .min()
+    .unwrap_or(rest.len());
+    Some(&rest[..end])
 }
 
 /// A listener's `allowedRoutes.namespaces`, in words.
@@ -275,7 +370,7 @@ mod tests {
                      "conditions": [{"type": "Accepted", "status": "True", "reason": "Accepted"}]},
                     {"name": "https", "attachedRoutes": 0,
                      "supportedKinds": [{"group": "gateway.networking.k8s.io", "kind": "HTTPRoute"}],
-                     "conditions": [{"type": "ResolvedRefs", "status": "False", "reason": "InvalidCertificateRef", "message": "Secrets are not supported yet"}]}
+                     "conditions": [{"type": "ResolvedRefs", "status": "False", "reason": "InvalidCertificateRef", "message": "tls.certificateRefs[0]: Secret shop/shop-cert not found"}]}
                 ]
             }
         })
@@ -305,12 +400,12 @@ mod tests {
                 ]}
             }),
         ];
-        let text = render(&edge(), &routes, SystemTime::now());
+        let text = render(&edge(), &routes, &[], SystemTime::now());
         for line in [
             "Class:        weft\n",
             "  http 80/HTTP, hostname any\n    routes from: namespace shop (Same); kinds: HTTPRoute, GRPCRoute\n    attached routes: 1\n    Accepted=True (Accepted)\n",
-            "  https 443/HTTPS, hostname shop.example.com\n    tls: Terminate, certificates Secret shop/shop-cert\n    routes from: every namespace (All); kinds: HTTPRoute\n",
-            "    ResolvedRefs=False (InvalidCertificateRef): Secrets are not supported yet\n",
+            "  https 443/HTTPS, hostname shop.example.com\n    tls: Terminate, certificates Secret shop/shop-cert\n    certificate shop/shop-cert: unresolved (InvalidCertificateRef): Secret shop/shop-cert not found\n    routes from: every namespace (All); kinds: HTTPRoute\n",
+            "    ResolvedRefs=False (InvalidCertificateRef): tls.certificateRefs[0]: Secret shop/shop-cert not found\n",
             "  db 5432/TCP, hostname any\n    routes from: namespaces with kubernetes.io/metadata.name In (data) (Selector); kinds: <not yet compiled>\n    attached routes: <not yet compiled>\n    <none reported>\n",
             "Routes naming it:\n  HTTPRoute shop/store\n    via the whole Gateway:\n      Accepted=True (Accepted): attached to listener http of Gateway shop/edge\n  TCPRoute shop/pg\n    via listener db:\n      Accepted=False (NotAllowedByListeners): listener db takes routes",
             "Conditions:\n  Accepted=True (ListenersNotValid): some listeners are not valid: https (InvalidCertificateRef)\n  Programmed=False (Pending): no gateway named shop/edge is connected\n",
@@ -321,6 +416,29 @@ mod tests {
             !text.contains("attached to the Service"),
             "a Service parent of the same name is not this Gateway:\n{text}"
         );
+    }
+
+    #[test]
+    fn each_certificate_ref_shows_its_resolution_and_a_resolved_one_its_names_and_expiry() {
+        let now = SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_800_000_000);
+        let mut gateway = edge();
+        gateway["spec"]["listeners"][1]["tls"]["certificateRefs"] =
+            json!([{"name": "shop-cert"}, {"name": "gone"}]);
+        gateway["status"]["listeners"][1]["conditions"] = json!([{
+            "type": "ResolvedRefs", "status": "False", "reason": "InvalidCertificateRef",
+            "message": "tls.certificateRefs[1]: Secret shop/gone not found; create it with `weft apply`"
+        }]);
+        let secrets = [json!({
+            "metadata": {"name": "shop-cert", "namespace": "shop"},
+            "spec": {"certificate": {"dnsNames": ["shop.example.com"], "notAfter": 1_800_000_000 + 10 * 86_400}}
+        })];
+        let text = render(&gateway, &[], &secrets, now);
+        for line in [
+            "    certificate shop/shop-cert: resolved; DNS names shop.example.com; notAfter 2027-01-25T08:00:00Z (10d left)\n",
+            "    certificate shop/gone: unresolved (InvalidCertificateRef): Secret shop/gone not found; create it with `weft apply`\n",
+        ] {
+            assert!(text.contains(line), "{line:?} not in:\n{text}");
+        }
     }
 
     #[test]
