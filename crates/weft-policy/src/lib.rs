@@ -79,6 +79,15 @@ pub fn validate_labels(
     errors.into_result()
 }
 
+/// Validates an object's metadata only (name, namespace, labels, annotation keys), as
+/// [`validate`] does for every kind: for kinds whose spec is checked elsewhere (a
+/// Secret's material, by the API).
+pub fn validate_metadata(object: &Object) -> Result<(), ValidationErrors> {
+    let mut errors = field::Errors::default();
+    metadata(object, object.kind.parse::<Kind>().ok(), &mut errors);
+    errors.into_result()
+}
+
 /// The result of compiling the whole store.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Compiled {

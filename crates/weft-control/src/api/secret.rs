@@ -46,6 +46,10 @@ pub(super) fn redact(mut object: Object) -> Object {
 /// Reads and checks a Secret document's material.
 pub(super) fn check(object: &Object) -> Result<Intake, Vec<Problem>> {
     let mut problems: Vec<Problem> = Vec::new();
+    // A Secret's metadata is held to the rules of every other kind's.
+    if let Err(errors) = weft_policy::validate_metadata(object) {
+        problems.extend(errors.0.into_iter().map(|e| (e.path, e.message)));
+    }
     let Some(fields) = object.spec.as_object() else {
         return Err(vec![(
             "data".into(),

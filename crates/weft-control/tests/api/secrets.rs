@@ -189,3 +189,22 @@ async fn a_yaml_syntax_error_elsewhere_still_quotes_the_line() {
     let text = reply.expect(StatusCode::BAD_REQUEST).json().to_string();
     assert!(text.contains("metadata: { name:"), "{text}");
 }
+
+/// Schemathesis found a Secret with an empty label key accepted: its metadata is held
+/// to the rules every other kind's is.
+#[tokio::test]
+async fn a_secret_with_an_invalid_label_key_is_refused_naming_the_label() {
+    let api = Api::new();
+    let body = serde_json::json!({
+        "apiVersion": "v1", "kind": "Secret",
+        "metadata": {"name": "labelled", "namespace": "shop", "labels": {"": "", "app": "web"}},
+        "type": "kubernetes.io/tls",
+        "data": {"tls.crt": "c2VjcmV0LWtleS1ieXRlcw==", "tls.key": "c2VjcmV0LWtleS1ieXRlcw=="}
+    });
+    let reply = api
+        .json(Method::POST, "/v1/namespaces/shop/secrets", &body)
+        .await;
+    let text = reply.expect(StatusCode::BAD_REQUEST).json().to_string();
+    assert!(text.contains("metadata.labels"), "{text}");
+    assert!(text.contains("not a valid label key"), "{text}");
+}
