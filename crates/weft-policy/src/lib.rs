@@ -323,7 +323,16 @@ pub fn compile<'a>(objects: impl IntoIterator<Item = &'a Object>) -> Compiled {
             compiled.statuses.insert(key, status);
         }
     }
-    let gateways = gateway::compile(&gateways, &invalid_gateways, &routes, &certificates);
+    let attaching: Vec<_> = routes
+        .iter()
+        .map(|r| gateway::Attaching {
+            object: r.object,
+            kind: r.kind,
+            parent_refs: &r.parent_refs,
+            hostnames: &r.hostnames,
+        })
+        .collect();
+    let gateways = gateway::compile(&gateways, &invalid_gateways, &attaching, &certificates);
     route::compile(
         &routes,
         &ports,

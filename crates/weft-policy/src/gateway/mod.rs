@@ -29,7 +29,6 @@ use weft_api::resource::{Key, Object};
 pub(crate) use self::attach::Refusal;
 pub(crate) use self::status::invalid as invalid_status;
 pub(crate) use self::validate::validate;
-use crate::route::Route;
 
 /// A validated `Gateway`.
 pub(crate) struct Gateway<'a> {
@@ -52,13 +51,26 @@ pub(crate) struct Compiled {
     pub(crate) names: BTreeSet<(String, String)>,
 }
 
+/// What attaching a route to Gateways reads of it (the route compile makes one per
+/// route; this module does not know routes otherwise).
+pub(crate) struct Attaching<'a> {
+    /// The route.
+    pub(crate) object: &'a Object,
+    /// `HTTPRoute`, `GRPCRoute` or `TCPRoute`.
+    pub(crate) kind: weft_api::resource::Kind,
+    /// Its `spec.parentRefs`.
+    pub(crate) parent_refs: &'a [weft_api::resource::route::ParentRef],
+    /// Its `spec.hostnames` (none for TCP).
+    pub(crate) hostnames: &'a [String],
+}
+
 /// Attaches `routes` (in compile's order) to `gateways`, and gives every status that
 /// follows. `invalid` names the Gateways that do not validate: a route naming one is
 /// told so, not that it does not exist.
 pub(crate) fn compile(
     gateways: &[Gateway<'_>],
     invalid: &BTreeSet<(String, String)>,
-    routes: &[Route<'_>],
+    routes: &[Attaching<'_>],
     certificates: &crate::secret::Certificates,
 ) -> Compiled {
     let index: BTreeMap<(&str, &str), usize> = gateways
@@ -76,7 +88,7 @@ pub(crate) fn compile(
         let view = attach::RouteView {
             kind: route.kind,
             namespace: route.object.namespace(),
-            hostnames: &route.hostnames,
+            hostnames: route.hostnames,
         };
         for (pi, pref) in route.parent_refs.iter().enumerate() {
             if !pref.is_gateway() {

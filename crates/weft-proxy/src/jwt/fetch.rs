@@ -21,7 +21,7 @@ use rustls::{ClientConfig, RootCertStore};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 
-use super::cache::Error;
+use super::load::Error;
 
 /// Sent as `User-Agent`, so an issuer's logs show who fetches.
 const USER_AGENT_VALUE: HeaderValue = HeaderValue::from_static("weft-proxy (jwks)");

@@ -36,6 +36,7 @@ pub mod cache;
 pub mod claims;
 mod fetch;
 pub mod jwks;
+mod load;
 mod location;
 pub mod provider;
 mod verify;
